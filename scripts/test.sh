@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Runs every coedit test: Go (with -race), the real sharedb client interop
+# tests and the JS client tests (node --test), and the browser end-to-end
+# test in headless Chromium. On a fresh Debian machine it first installs
+# what those tests need and is missing: Node packages (npm ci, from the
+# lockfile), redis-server and chromium (apt-get; needs root or sudo).
+#
+# Usage: scripts/test.sh            # everything
+#        scripts/test.sh -short     # skip the slow Go tests (local loop)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n== %s\n' "$*"; }
+
+apt_install() {
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  log "installing $* (apt-get)"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+missing=()
+command -v redis-server >/dev/null || missing+=(redis-server)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v node >/dev/null || missing+=(nodejs npm)
+if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
+
+# Node packages: reinstall when the lockfile is newer than the install.
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  log "npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+log "gofmt / go vet"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './node_modules/*'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt would change:"; echo "$unformatted"; exit 1
+fi
+go vet ./...
+
+short=()
+[ "${1:-}" = "-short" ] && short=(-short)
+
+log "go test -race ./..."
+go test -race -timeout 20m "${short[@]}" ./...
+
+log "node --test (sharedb interop, JS client)"
+# Build the server once for the Node tests.
+bindir=$(mktemp -d)
+trap 'rm -rf "$bindir"' EXIT
+go build -o "$bindir/coedit" ./cmd/coedit
+node_tests=(interop/*.test.mjs)
+if compgen -G "web/static/test/*.test.mjs" >/dev/null; then node_tests+=(web/static/test/*.test.mjs); fi
+COEDIT_BIN="$bindir/coedit" node --test --test-concurrency=1 "${node_tests[@]}"
