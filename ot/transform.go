@@ -1,0 +1,132 @@
+package ot
+
+import (
+	"fmt"
+	"unicode/utf8"
+)
+
+// Transform rewrites op so that it applies after other, where both ops
+// were made against the same document: apply(apply(s, other),
+// Transform(op, other, side)) keeps op's intent. When both ops insert at
+// the same position, side decides whose text comes first: Left puts op's
+// insert before other's, Right after. This is ShareDB text-unicode's
+// transform, component for component, including the shape of its result.
+//
+// Both ops must be valid (Validate); otherwise the error wraps
+// ErrInvalidOp, as the reference throws. The work is linear in the number
+// of components and in the text that has to be split, never in the
+// lengths of skips and count-only deletes.
+func Transform(op, other Op, side Side) (Op, error) {
+	if side != Left && side != Right {
+		return nil, fmt.Errorf("ot: transform side %d is neither Left nor Right", side)
+	}
+	if err := op.Validate(); err != nil {
+		return nil, fmt.Errorf("transform op: %w", err)
+	}
+	if err := other.Validate(); err != nil {
+		return nil, fmt.Errorf("transform by other: %w", err)
+	}
+	out := make(Op, 0, len(op)+len(other))
+	r := reader{op: op}
+	for _, c2 := range other {
+		switch c2.Kind {
+		case KindSkip:
+			// Keep what op does inside the skipped stretch; op's inserts
+			// stay whole and take no room in other's document.
+			for n := c2.N; n > 0; {
+				c1 := r.take(n, KindInsert)
+				out = appendComponent(out, c1)
+				if c1.Kind != KindInsert {
+					n -= c1.N
+				}
+			}
+		case KindInsert:
+			// On the left, op's insert waiting at this spot goes first.
+			if side == Left && r.peekKind() == KindInsert {
+				out = appendComponent(out, r.take(-1, 0))
+			}
+			out = appendComponent(out, Component{Kind: KindSkip, N: c2.N})
+		case KindDelete:
+			// Text other deleted is gone: drop op's skips and deletes over
+			// it, keep op's inserts.
+			for n := c2.N; n > 0; {
+				c1 := r.take(n, KindInsert)
+				switch c1.Kind {
+				case KindSkip, KindDelete:
+					n -= c1.N
+				case KindInsert:
+					out = appendComponent(out, c1)
+				}
+			}
+		}
+	}
+	for !r.done() {
+		out = appendComponent(out, r.take(-1, 0))
+	}
+	return trim(out), nil
+}
+
+// reader hands out an op's components in pieces, the way the reference's
+// take does: ask for up to n code points and get the next component or
+// the part of it that fits. Past the end an op keeps skipping forever.
+type reader struct {
+	op   Op
+	idx  int // component being read
+	off  int // code points of op[idx] already handed out
+	boff int // bytes of op[idx].Text already handed out
+}
+
+// done reports whether every component has been handed out.
+func (r *reader) done() bool { return r.idx >= len(r.op) }
+
+// peekKind returns the kind of the component being read, or 0 at the end.
+func (r *reader) peekKind() Kind {
+	if r.done() {
+		return 0
+	}
+	return r.op[r.idx].Kind
+}
+
+// take returns up to n code points of the next component; n < 0 asks for
+// the rest of the component. A component of kind whole is never split:
+// it comes back entire even when longer than n. At the end of the op it
+// returns a skip of n (n must then be positive).
+func (r *reader) take(n int, whole Kind) Component {
+	if r.done() {
+		return Component{Kind: KindSkip, N: n}
+	}
+	c := r.op[r.idx]
+	rest := c.N - r.off
+	if n < 0 || rest <= n || c.Kind == whole {
+		part := Component{Kind: c.Kind, N: rest}
+		if c.Text != "" {
+			part.Text = c.Text[r.boff:]
+		}
+		r.idx++
+		r.off, r.boff = 0, 0
+		return part
+	}
+	part := Component{Kind: c.Kind, N: n}
+	if c.Text != "" {
+		b := runeBytes(c.Text[r.boff:], n)
+		part.Text = c.Text[r.boff : r.boff+b]
+		r.boff += b
+	}
+	r.off += n
+	return part
+}
+
+// runeBytes returns the byte length of the first n code points of s (all
+// of s if it has fewer).
+func runeBytes(s string, n int) int {
+	i := 0
+	for ; n > 0 && i < len(s); n-- {
+		if s[i] < utf8.RuneSelf {
+			i++
+			continue
+		}
+		_, size := utf8.DecodeRuneInString(s[i:])
+		i += size
+	}
+	return i
+}
