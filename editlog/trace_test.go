@@ -1,0 +1,140 @@
+package editlog_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/coedit/coedit/editlog"
+	"github.com/coedit/coedit/ot"
+)
+
+// smallTrace has a multi-patch transaction in descending order, a patch
+// that deletes and inserts, and positions past astral characters.
+const smallTrace = `{
+  "startContent": "ab",
+  "endContent": "a😀Xyz!",
+  "txns": [
+    {"time": "2021-05-12T04:01:04.000Z", "patches": [[2, 0, "😀c"]]},
+    {"time": "2021-05-12T04:01:05.250Z", "patches": [[4, 0, "!"], [3, 1, "Xyz"], [1, 1, ""]]}
+  ]
+}`
+
+func TestReadTrace(t *testing.T) {
+	l, err := editlog.ReadTrace(strings.NewReader(smallTrace))
+	if err != nil {
+		t.Fatalf("ReadTrace error: %v", err)
+	}
+	if err := l.Validate(); err != nil {
+		t.Fatalf("Validate() = %v, want nil", err)
+	}
+	h := l.Header
+	if !h.HasInitial || h.Initial != "ab" || !h.HasFinal || h.Final != "a😀Xyz!" || h.Type != ot.URI {
+		t.Errorf("header = %+v", h)
+	}
+	const t0, t1 = 1620792064000, 1620792065250
+	want := []editlog.Record{
+		{Src: "trace", Seq: 1, V: 1, Kind: editlog.Edit, Time: t0, Op: ot.Op{{Kind: ot.KindSkip, N: 2}, {Kind: ot.KindInsert, N: 2, Text: "😀c"}}},
+		{Src: "trace", Seq: 2, V: 2, Kind: editlog.Edit, Time: t1, Op: ot.Op{{Kind: ot.KindSkip, N: 4}, {Kind: ot.KindInsert, N: 1, Text: "!"}}},
+		{Src: "trace", Seq: 3, V: 3, Kind: editlog.Edit, Time: t1, Op: ot.Op{{Kind: ot.KindSkip, N: 3}, {Kind: ot.KindDelete, N: 1}, {Kind: ot.KindInsert, N: 3, Text: "Xyz"}}},
+		{Src: "trace", Seq: 4, V: 4, Kind: editlog.Edit, Time: t1, Op: ot.Op{{Kind: ot.KindSkip, N: 1}, {Kind: ot.KindDelete, N: 1}}},
+	}
+	if !reflect.DeepEqual(l.Records, want) {
+		t.Errorf("records = %+v\nwant %+v", l.Records, want)
+	}
+	if got := applyAll(t, l); got != h.Final {
+		t.Errorf("applying the records gives %q, want %q", got, h.Final)
+	}
+
+	// The same trace gzipped reads the same.
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	zw.Write([]byte(smallTrace))
+	zw.Close()
+	gz, err := editlog.Read(&buf)
+	if err != nil {
+		t.Fatalf("Read(gzipped trace) error: %v", err)
+	}
+	if !reflect.DeepEqual(gz, l) {
+		t.Errorf("Read(gzipped trace) = %+v, want %+v", gz, l)
+	}
+
+	if _, err := editlog.ReadTrace(strings.NewReader(sample)); err == nil || !errors.Is(err, editlog.ErrFormat) {
+		t.Errorf("ReadTrace(edit log) = %v, want an ErrFormat error", err)
+	}
+}
+
+func TestReadTraceErrors(t *testing.T) {
+	tests := []struct{ name, in, want string }{
+		{"past end", `{"startContent":"ab","endContent":"","txns":[{"time":"","patches":[[1,2,""]]}]}`, "runs past the end"},
+		{"pos past end", `{"startContent":"😀","endContent":"","txns":[{"time":"","patches":[[2,0,"x"]]}]}`, "runs past the end"},
+		{"negative", `{"startContent":"ab","endContent":"","txns":[{"time":"","patches":[[-1,0,"x"]]}]}`, "negative"},
+		{"empty patch", `{"startContent":"ab","endContent":"","txns":[{"time":"","patches":[[1,0,""]]}]}`, "neither deletes nor inserts"},
+		{"short patch", `{"startContent":"","endContent":"","txns":[{"time":"","patches":[[0,"x"]]}]}`, "want [pos, delCount, insText]"},
+		{"float pos", `{"startContent":"","endContent":"","txns":[{"time":"","patches":[[0.5,0,"x"]]}]}`, "position"},
+		{"no patches", `{"startContent":"","endContent":"","txns":[{"time":""}]}`, "no patches"},
+		{"bad time", `{"startContent":"","endContent":"","txns":[{"time":"yesterday","patches":[[0,0,"x"]]}]}`, "time"},
+		{"missing end", `{"startContent":"","txns":[]}`, "needs"},
+		{"lone surrogate", `{"startContent":"","endContent":"","txns":[{"time":"","patches":[[0,0,"\udc00"]]}]}`, "surrogate"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := editlog.ReadTrace(strings.NewReader(tt.in))
+			if err == nil || !errors.Is(err, editlog.ErrFormat) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("ReadTrace(%s) = %v, want an ErrFormat error containing %q", tt.in, err, tt.want)
+			}
+		})
+	}
+}
+
+// TestPublicTraces imports the two public traces and applies every op
+// with the ot package alone: the import must reproduce endContent.
+func TestPublicTraces(t *testing.T) {
+	for _, tc := range []struct {
+		file             string
+		records, finalCP int
+	}{
+		{"automerge-paper.json.gz", 259778, 104852},
+		{"seph-blog1.json.gz", 137993, 56769},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			path := filepath.Join("..", "testdata", "traces", tc.file)
+			if _, err := os.Stat(path); err != nil {
+				t.Fatalf("trace missing: %v", err)
+			}
+			l, err := editlog.ReadFile(path)
+			if err != nil {
+				t.Fatalf("ReadFile(%s) error: %v", path, err)
+			}
+			if err := l.Validate(); err != nil {
+				t.Fatalf("Validate() = %v", err)
+			}
+			if len(l.Records) != tc.records || l.Name != strings.TrimSuffix(tc.file, ".json.gz") {
+				t.Errorf("ReadFile(%s) = %q with %d records, want %d", tc.file, l.Name, len(l.Records), tc.records)
+			}
+			if n := len([]rune(l.Header.Final)); n != tc.finalCP {
+				t.Errorf("final text has %d code points, want %d", n, tc.finalCP)
+			}
+			if got := applyAll(t, l); got != l.Header.Final {
+				t.Errorf("applying the records: %s", editlog.Compare(got, l.Header.Final))
+			}
+		})
+	}
+}
+
+// applyAll applies a sequential log's ops in order with a Rope.
+func applyAll(t *testing.T, l *editlog.Log) string {
+	t.Helper()
+	r := ot.NewRope(l.Header.Initial)
+	for i, rec := range l.Records {
+		if err := r.Apply(rec.Op); err != nil {
+			t.Fatalf("%s: Apply(%v) error: %v", l.Where(i), rec.Op, err)
+		}
+	}
+	return r.String()
+}

@@ -1,0 +1,146 @@
+package editlog
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+)
+
+// Write writes l as JSON Lines: the header line when l.Header.Version is
+// not 0, then one line per record, in the canonical form Read accepts
+// (field order src, seq, v, op|create|del, ts).
+func Write(w io.Writer, l *Log) error {
+	bw := bufio.NewWriter(w)
+	if l.Header.Version != 0 {
+		b, err := l.Header.MarshalJSON()
+		if err != nil {
+			return err
+		}
+		bw.Write(b)
+		bw.WriteByte('\n')
+	}
+	for i := range l.Records {
+		b, err := l.Records[i].MarshalJSON()
+		if err != nil {
+			return fmt.Errorf("editlog: %s: %w", l.Where(i), err)
+		}
+		bw.Write(b)
+		bw.WriteByte('\n')
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("editlog: write: %w", err)
+	}
+	return nil
+}
+
+// MarshalJSON encodes the header line. A zero Version is written as
+// FormatVersion.
+func (h Header) MarshalJSON() ([]byte, error) {
+	w := wireHeader{
+		Editlog:      h.Version,
+		Collection:   h.Collection,
+		ID:           h.ID,
+		Type:         h.Type,
+		FinalVersion: h.FinalVersion,
+		Comment:      h.Comment,
+	}
+	if w.Editlog == 0 {
+		w.Editlog = FormatVersion
+	}
+	if h.HasInitial {
+		w.Initial = &h.Initial
+	}
+	if h.HasFinal {
+		w.Final = &h.Final
+	}
+	return marshalNoEscape(w)
+}
+
+// UnmarshalJSON decodes a header line strictly (see Read).
+func (h *Header) UnmarshalJSON(data []byte) error {
+	v, err := decodeHeader(data)
+	if err != nil {
+		return err
+	}
+	*h = v
+	return nil
+}
+
+// MarshalJSON encodes the record as one edit-log line, without a newline.
+func (r Record) MarshalJSON() ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteString(`{"src":`)
+	if err := writeString(&b, r.Src); err != nil {
+		return nil, err
+	}
+	b.WriteString(`,"seq":`)
+	b.WriteString(strconv.FormatUint(r.Seq, 10))
+	b.WriteString(`,"v":`)
+	b.WriteString(strconv.FormatUint(r.V, 10))
+	switch r.Kind {
+	case Edit:
+		op, err := r.Op.MarshalJSON()
+		if err != nil {
+			return nil, err
+		}
+		b.WriteString(`,"op":`)
+		b.Write(op)
+	case Create:
+		b.WriteString(`,"create":{"type":`)
+		if err := writeString(&b, r.Type); err != nil {
+			return nil, err
+		}
+		b.WriteString(`,"data":`)
+		if err := writeString(&b, r.Data); err != nil {
+			return nil, err
+		}
+		b.WriteByte('}')
+	case Delete:
+		b.WriteString(`,"del":true`)
+	default:
+		return nil, fmt.Errorf("%w: record kind %v", ErrFormat, r.Kind)
+	}
+	if r.Time != 0 {
+		b.WriteString(`,"ts":`)
+		b.WriteString(strconv.FormatInt(r.Time, 10))
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
+}
+
+// UnmarshalJSON decodes one record line strictly (see Read). Line is left
+// as it was.
+func (r *Record) UnmarshalJSON(data []byte) error {
+	v, err := decodeRecord(data)
+	if err != nil {
+		return err
+	}
+	v.Line = r.Line
+	*r = v
+	return nil
+}
+
+// writeString writes s as a JSON string, leaving <, > and & as they are.
+func writeString(b *bytes.Buffer, s string) error {
+	enc, err := marshalNoEscape(s)
+	if err != nil {
+		return err
+	}
+	b.Write(enc)
+	return nil
+}
+
+// marshalNoEscape is json.Marshal without HTML escaping and without the
+// encoder's trailing newline.
+func marshalNoEscape(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, fmt.Errorf("editlog: %w", err)
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
