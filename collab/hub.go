@@ -3,7 +3,10 @@ package collab
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"math"
+	"sync"
 	"time"
 
 	"github.com/coedit/coedit/ot"
@@ -18,6 +21,12 @@ import (
 // version). Calls for one document come from that document's one session
 // goroutine, in order, so a Conn sees each document's ops, acks and
 // replies in version order.
+//
+// The Send methods must not call Hub methods synchronously (hand the work
+// to another goroutine instead). A Conn is used as a map key, so its
+// dynamic type must be comparable; use a pointer. Records and presence
+// updates it receives are shared with other connections: read them, never
+// modify them.
 type Conn interface {
 	// Src is the connection's id: ShareDB's src, issued at handshake.
 	Src() string
@@ -36,27 +45,39 @@ type Conn interface {
 
 // Submission is an op a client submits.
 type Submission struct {
+	// Src is the submitting connection's id. With a Src, (Src, Seq) makes
+	// the submission idempotent: a resend is acknowledged at its original
+	// version instead of being applied again. "" (the HTTP API) opts out.
 	Src string
+	// Seq is the submitter's sequence number. For one document it grows
+	// with every op a src submits.
 	Seq uint64
 	// Version is the version the op was made against. HasVersion false
 	// (ShareDB's v:null) is allowed for a create and means "the head".
 	Version    uint64
 	HasVersion bool
-	Kind       OpKind
-	Op         ot.Op  // OpEdit
-	Type       string // OpCreate: type URI (ot.URI) or name (ot.Name)
-	Data       string // OpCreate
+	// Kind says whether this is an edit, a create or a delete.
+	Kind OpKind
+	// Op is the edit (OpEdit).
+	Op ot.Op
+	// Type is the new document's type (OpCreate): ot.URI or ot.Name.
+	Type string
+	// Data is the new document's text (OpCreate).
+	Data string
 }
 
 // SubmitResult is the outcome of a committed or deduplicated submit.
 type SubmitResult struct {
 	// Version is the commit version (the ack's v).
 	Version uint64
-	// Op is the op as committed, after transform (OpEdit).
+	// Op is the op as committed, after transform (OpEdit). For a
+	// Duplicate it is the op committed the first time, when the session
+	// could read it.
 	Op ot.Op
 	// Missed are the records the submission was transformed over, in
 	// order. When the submit came with a Conn they were already sent to
-	// it with SendOp, before the reply.
+	// it with SendOp, before the reply. For a Duplicate they are the
+	// records between the submission's version and its original commit.
 	Missed []Record
 	// Duplicate is true when (Src, Seq) was already committed: nothing
 	// was applied, and Version is the original commit version.
@@ -65,22 +86,33 @@ type SubmitResult struct {
 
 // PresenceUpdate is one presence message (ShareDB's "p").
 type PresenceUpdate struct {
-	Channel string // "collection.id" for a document's presence
-	ID      string // the presence id (one per client presence object)
-	Src     string // the connection that sent it
-	Seq     uint64 // ShareDB's pv: per-presence counter
+	// Channel is the presence channel: "collection.id" for a document's
+	// presence, any string for untyped presence.
+	Channel string
+	// ID is the presence id (one per client presence object).
+	ID string
+	// Src is the connection that sent it; the Hub sets it from the Conn.
+	Src string
+	// Seq is ShareDB's pv: a per-presence counter.
+	Seq uint64
 	// Doc is set for typed document presence (ShareDB sends c, d, v, t).
-	Doc     *Key
-	Version uint64 // the document version Value refers to (with Doc)
-	Type    string // the type URI (with Doc)
+	Doc *Key
+	// Version is the document version Value refers to (with Doc).
+	Version uint64
+	// Type is the type URI (with Doc).
+	Type string
 	// Text is the text presence {index,length} when the document is
 	// text-unicode and Value is that shape; the session transforms it
 	// over ops from Version to the head. Nil with Raw nil means the
 	// presence was cleared (p: null).
 	Text *ot.Presence
-	// Raw is any other presence value, passed through as JSON untouched.
+	// Raw is any other presence value, passed through as JSON untouched
+	// (and, on a document, not transformed: its Version stays as sent).
 	Raw []byte
 }
+
+// Cleared reports whether p clears its presence (ShareDB's p: null).
+func (p PresenceUpdate) Cleared() bool { return p.Text == nil && p.Raw == nil }
 
 // Options configures a Hub. The zero value of each field means the
 // documented default.
@@ -98,47 +130,250 @@ type Options struct {
 	// MaxBatch is the most submits one group commit takes from a
 	// session's inbox. Default 256.
 	MaxBatch int
+	// Window is how many recent records a session keeps in memory to
+	// transform late submits and serve catch-up; older ones are read
+	// from the Store. Default 1000.
+	Window int
+	// Relay connects the sessions of one document across nodes. Nil
+	// means a private in-process relay: a single node, where the session
+	// itself orders every document's ops.
+	Relay Relay
 	// Logger receives the engine's logs. Default slog.Default().
 	Logger *slog.Logger
 	// Now is the clock for commit timestamps. Default time.Now.
 	Now func() time.Time
 }
 
-// Errors a Hub returns. web maps each to a ShareDB error code.
-var (
-	ErrClosed          = errors.New("collab: hub closed")
-	ErrDocExists       = errors.New("collab: document already created")        // ERR_DOC_ALREADY_CREATED
-	ErrDocMissing      = errors.New("collab: document does not exist")         // ERR_DOC_DOES_NOT_EXIST
-	ErrDocDeleted      = errors.New("collab: document was deleted")            // ERR_DOC_WAS_DELETED
-	ErrVersionAhead    = errors.New("collab: version newer than the document") // ERR_OP_VERSION_NEWER_THAN_CURRENT_SNAPSHOT
-	ErrOpsMissing      = errors.New("collab: ops to transform over not found") // ERR_SUBMIT_TRANSFORM_OPS_NOT_FOUND
-	ErrUnknownType     = errors.New("collab: unknown document type")           // ERR_TYPE_CANNOT_BE_PROJECTED... see web
-	ErrDocTooLarge     = errors.New("collab: document too large")
-	ErrSrcMismatch     = errors.New("collab: op src is not the connection's")
-	ErrInvalidOp       = errors.New("collab: op does not apply") // wraps the ot error; ERR_OT_OP_NOT_APPLIED
-	ErrPresenceVersion = errors.New("collab: presence version newer than the document")
+// Defaults of Options.
+const (
+	DefaultIdleTimeout   = 30 * time.Second
+	DefaultSnapshotEvery = 500
+	DefaultMaxDocLen     = 16 << 20
+	DefaultMaxBatch      = 256
+	DefaultWindow        = 1000
 )
+
+// withDefaults returns o with its zero (or negative) fields set to their
+// defaults.
+func (o Options) withDefaults() Options {
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = DefaultIdleTimeout
+	}
+	if o.SnapshotEvery <= 0 {
+		o.SnapshotEvery = DefaultSnapshotEvery
+	}
+	if o.MaxDocLen <= 0 {
+		o.MaxDocLen = DefaultMaxDocLen
+	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = DefaultMaxBatch
+	}
+	if o.Window <= 0 {
+		o.Window = DefaultWindow
+	}
+	if o.Relay == nil {
+		o.Relay = NewLocalRelay(0)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
+
+// Errors a Hub returns, possibly wrapped with details (test with
+// errors.Is). web maps each to a ShareDB error code.
+var (
+	// ErrClosed: the Hub is closed (or was built without a Store).
+	ErrClosed = errors.New("collab: hub closed")
+	// ErrDocExists: a create on a document that exists, or an op made
+	// before a concurrent create. ShareDB ERR_DOC_ALREADY_CREATED.
+	ErrDocExists = errors.New("collab: document already created")
+	// ErrDocMissing: an edit on a document that does not exist.
+	// ShareDB ERR_DOC_DOES_NOT_EXIST.
+	ErrDocMissing = errors.New("collab: document does not exist")
+	// ErrDocDeleted: a create or edit made before a concurrent delete.
+	// ShareDB ERR_DOC_WAS_DELETED.
+	ErrDocDeleted = errors.New("collab: document was deleted")
+	// ErrVersionAhead: a version past the document's head.
+	// ShareDB ERR_OP_VERSION_NEWER_THAN_CURRENT_SNAPSHOT.
+	ErrVersionAhead = errors.New("collab: version newer than the document")
+	// ErrOpsMissing: the ops between a submit's version and the head
+	// could not be read. ShareDB ERR_SUBMIT_TRANSFORM_OPS_NOT_FOUND.
+	ErrOpsMissing = errors.New("collab: ops to transform over not found")
+	// ErrUnknownType: a create with a type other than text-unicode.
+	// ShareDB ERR_DOC_TYPE_NOT_RECOGNIZED.
+	ErrUnknownType = errors.New("collab: unknown document type")
+	// ErrDocTooLarge: the op would make the document longer than
+	// Options.MaxDocLen code points.
+	ErrDocTooLarge = errors.New("collab: document too large")
+	// ErrSrcMismatch: a submit whose Src is not its connection's.
+	ErrSrcMismatch = errors.New("collab: op src is not the connection's")
+	// ErrInvalidOp: the op is malformed or does not apply to the
+	// document; it wraps the ot error. ShareDB ERR_OT_OP_NOT_APPLIED.
+	ErrInvalidOp = errors.New("collab: op does not apply")
+	// ErrPresenceVersion: a document presence whose version is past the
+	// head.
+	ErrPresenceVersion = errors.New("collab: presence version newer than the document")
+	// ErrStaleSeq: a submit whose seq is older than the last one its src
+	// committed to the document, and that is not among the ops since its
+	// version, so it is neither new nor a resend. It is not applied.
+	ErrStaleSeq = errors.New("collab: seq older than the src's last committed op")
+	// ErrInvalidKey: a document key with an empty collection or id.
+	ErrInvalidKey = errors.New("collab: invalid document key")
+	// ErrInvalidPresence: a presence update without a channel or id.
+	ErrInvalidPresence = errors.New("collab: invalid presence")
+)
+
+// maxSrcLen bounds Submission.Src, so one oversized src cannot fail a
+// whole group commit in the store.
+const maxSrcLen = 1024
 
 // Hub owns the sessions of one node: at most one Session goroutine per
 // document, started on first use and stopped when idle.
 //
 // Asynchronous methods (Submit, Subscribe, Fetch, Unsubscribe, Presence...)
-// take a reply function. The document's session goroutine calls it exactly
-// once, after any SendOp calls the request causes on the same Conn, so a
-// connection can write replies and broadcasts in one order. reply must not
-// block. The *Wait variants block for callers that have no Conn (the HTTP
-// API, replay, tests).
+// take a reply function. It is called exactly once: by the document's
+// session goroutine, after any SendOp calls the request causes on the same
+// Conn, so a connection can write replies and broadcasts in one order; or,
+// when the request fails before it reaches a session (ErrClosed,
+// ErrSrcMismatch, ErrInvalidKey), on the calling goroutine before the
+// method returns. reply must not block. The *Wait variants block for
+// callers that have no Conn (the HTTP API, replay, tests).
+//
+// All methods are safe for concurrent use.
 type Hub struct {
-	opts Options
+	opts    Options
+	log     *slog.Logger
+	initErr error
+
+	// mu guards closed and sessions. Requests are queued on a session
+	// while mu is held, so Close cannot miss one.
+	mu       sync.Mutex
+	closed   bool
+	sessions map[Key]*session
+	// wg counts running session goroutines.
+	wg sync.WaitGroup
+
+	// pmu guards the connection and presence channel registry.
+	pmu      sync.Mutex
+	conns    map[Conn]*connState
+	channels map[string]*channel
+
+	stats counters
 }
 
-// NewHub returns a Hub over opts.Store.
-func NewHub(opts Options) *Hub { panic("TODO") }
+// NewHub returns a Hub over opts.Store. A Hub without a Store refuses
+// every request with an error wrapping ErrClosed.
+func NewHub(opts Options) *Hub {
+	opts = opts.withDefaults()
+	h := &Hub{
+		opts:     opts,
+		log:      opts.Logger,
+		sessions: make(map[Key]*session),
+		conns:    make(map[Conn]*connState),
+		channels: make(map[string]*channel),
+	}
+	if opts.Store == nil {
+		h.initErr = fmt.Errorf("%w: Options.Store is nil", ErrClosed)
+	}
+	return h
+}
 
 // Close stops accepting requests, lets every session finish its pending
 // commits, saves a snapshot of each, and waits for them to stop. It does
-// not close the Store.
-func (h *Hub) Close(ctx context.Context) error { panic("TODO") }
+// not close the Store. If ctx ends first, Close returns its error and the
+// sessions go on finishing in the background. Requests made after Close
+// began fail with ErrClosed.
+func (h *Hub) Close(ctx context.Context) error {
+	h.mu.Lock()
+	h.closed = true
+	ss := make([]*session, 0, len(h.sessions))
+	for _, s := range h.sessions {
+		ss = append(ss, s)
+	}
+	h.mu.Unlock()
+	for _, s := range ss {
+		s.shutdown()
+	}
+	done := make(chan struct{})
+	// This goroutine ends when the last session does; Close waits for it
+	// unless ctx ends first.
+	go func() {
+		h.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("collab: close: sessions still stopping: %w", ctx.Err())
+	}
+}
+
+// usable returns why the hub cannot take requests, or nil.
+func (h *Hub) usable() error {
+	if h.initErr != nil {
+		return h.initErr
+	}
+	h.mu.Lock()
+	closed := h.closed
+	h.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	return nil
+}
+
+// errNoSession is returned by send when create is false and the document
+// has no running session.
+var errNoSession = errors.New("collab: no session")
+
+// send queues r on key's session, starting one if create is set. A
+// session that has begun to stop refuses the request, and a new session
+// takes it, so a request racing an idle stop is never lost.
+func (h *Hub) send(key Key, r *request, create bool) error {
+	if h.initErr != nil {
+		return h.initErr
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return ErrClosed
+	}
+	if s := h.sessions[key]; s != nil && s.enqueue(r) {
+		return nil
+	}
+	if !create {
+		return errNoSession
+	}
+	s := newSession(h, key)
+	s.enqueue(r)
+	h.sessions[key] = s
+	h.wg.Add(1)
+	h.stats.sessionsStarted.Add(1)
+	go s.run()
+	return nil
+}
+
+// forget removes s from the session map once it has stopped.
+func (h *Hub) forget(s *session) {
+	h.mu.Lock()
+	if h.sessions[s.key] == s {
+		delete(h.sessions, s.key)
+	}
+	h.mu.Unlock()
+	h.stats.sessionsStopped.Add(1)
+}
+
+func checkKey(key Key) error {
+	if key.Collection == "" || key.ID == "" {
+		return fmt.Errorf("%w: %q", ErrInvalidKey, key.String())
+	}
+	return nil
+}
 
 // Submit submits an op to key. When c is not nil, s.Src must equal
 // c.Src() (else ErrSrcMismatch), the records s is transformed over are sent
@@ -146,12 +381,38 @@ func (h *Hub) Close(ctx context.Context) error { panic("TODO") }
 // broadcast. reply gets the result once the op is durable, or an error
 // with the document untouched.
 func (h *Hub) Submit(key Key, c Conn, s Submission, reply func(SubmitResult, error)) {
-	panic("TODO")
+	if reply == nil {
+		reply = func(SubmitResult, error) {}
+	}
+	if err := checkKey(key); err != nil {
+		reply(SubmitResult{}, err)
+		return
+	}
+	if c != nil && s.Src != c.Src() {
+		reply(SubmitResult{}, fmt.Errorf("%w: submit src %q on connection %q", ErrSrcMismatch, s.Src, c.Src()))
+		return
+	}
+	r := &request{kind: reqSubmit, conn: c, sub: s, onSubmit: reply}
+	if err := h.send(key, r, true); err != nil {
+		reply(SubmitResult{}, err)
+	}
 }
 
-// SubmitWait is Submit for callers without a Conn.
+// SubmitWait is Submit for callers without a Conn. If ctx ends first it
+// returns ctx's error, and the op may still be committed.
 func (h *Hub) SubmitWait(ctx context.Context, key Key, s Submission) (SubmitResult, error) {
-	panic("TODO")
+	type out struct {
+		res SubmitResult
+		err error
+	}
+	ch := make(chan out, 1)
+	h.Submit(key, nil, s, func(res SubmitResult, err error) { ch <- out{res, err} })
+	select {
+	case o := <-ch:
+		return o.res, o.err
+	case <-ctx.Done():
+		return SubmitResult{}, ctx.Err()
+	}
 }
 
 // Subscribe joins c to key's live op stream. With from nil, reply gets
@@ -160,63 +421,191 @@ func (h *Hub) SubmitWait(ctx context.Context, key Key, s Submission) (SubmitResu
 // head's snapshot, which the protocol does not send). A from past the
 // head sends nothing and is not an error.
 func (h *Hub) Subscribe(key Key, c Conn, from *uint64, reply func(Snapshot, error)) {
-	panic("TODO")
+	h.fetch(key, c, from, true, reply)
 }
 
 // Fetch is Subscribe without joining the stream.
 func (h *Hub) Fetch(key Key, c Conn, from *uint64, reply func(Snapshot, error)) {
-	panic("TODO")
+	h.fetch(key, c, from, false, reply)
+}
+
+func (h *Hub) fetch(key Key, c Conn, from *uint64, join bool, reply func(Snapshot, error)) {
+	if reply == nil {
+		reply = func(Snapshot, error) {}
+	}
+	if err := checkKey(key); err != nil {
+		reply(Snapshot{}, err)
+		return
+	}
+	if join && c != nil {
+		h.trackDoc(c, key)
+	}
+	r := &request{kind: reqFetch, conn: c, from: from, join: join && c != nil, onSnapshot: reply}
+	if from != nil {
+		v := *from
+		r.from = &v
+	}
+	if err := h.send(key, r, true); err != nil {
+		reply(Snapshot{}, err)
+	}
 }
 
 // FetchWait returns key's current snapshot.
-func (h *Hub) FetchWait(ctx context.Context, key Key) (Snapshot, error) { panic("TODO") }
+func (h *Hub) FetchWait(ctx context.Context, key Key) (Snapshot, error) {
+	type out struct {
+		snap Snapshot
+		err  error
+	}
+	ch := make(chan out, 1)
+	h.Fetch(key, nil, nil, func(s Snapshot, err error) { ch <- out{s, err} })
+	select {
+	case o := <-ch:
+		return o.snap, o.err
+	case <-ctx.Done():
+		return Snapshot{}, ctx.Err()
+	}
+}
 
 // Unsubscribe removes c from key's stream and clears c's presence there.
 // reply may be nil.
-func (h *Hub) Unsubscribe(key Key, c Conn, reply func(error)) { panic("TODO") }
+func (h *Hub) Unsubscribe(key Key, c Conn, reply func(error)) {
+	if reply == nil {
+		reply = func(error) {}
+	}
+	if err := checkKey(key); err != nil {
+		reply(err)
+		return
+	}
+	h.untrackDoc(c, key)
+	err := h.send(key, &request{kind: reqUnsubscribe, conn: c, onDone: reply}, false)
+	switch {
+	case errors.Is(err, errNoSession):
+		// No session means c was not subscribed and has no presence there.
+		reply(nil)
+	case err != nil:
+		reply(err)
+	}
+}
 
 // SnapshotAt returns key's snapshot at version v (ShareDB "nf"); a v past
-// the head gives ErrVersionAhead.
+// the head gives ErrVersionAhead. It reads the Store, whose op log holds
+// every committed op, and does not involve the document's session.
 func (h *Hub) SnapshotAt(ctx context.Context, key Key, v uint64) (Snapshot, error) {
-	panic("TODO")
+	if err := h.usable(); err != nil {
+		return Snapshot{}, err
+	}
+	if err := checkKey(key); err != nil {
+		return Snapshot{}, err
+	}
+	st := h.opts.Store
+	base, err := st.SnapshotAt(ctx, key, v)
+	if err != nil {
+		return Snapshot{}, fmt.Errorf("collab: snapshot %s at %d: %w", key, v, err)
+	}
+	if base.Version > v {
+		return Snapshot{}, fmt.Errorf("collab: snapshot %s at %d: store returned version %d", key, v, base.Version)
+	}
+	recs, err := st.Ops(ctx, key, base.Version, v)
+	if err != nil {
+		return Snapshot{}, fmt.Errorf("collab: snapshot %s at %d: %w", key, v, err)
+	}
+	if head := base.Version + uint64(len(recs)); head < v {
+		return Snapshot{}, fmt.Errorf("%w: version %d, head %d", ErrVersionAhead, v, head)
+	}
+	return replay(base, recs)
 }
 
 // SnapshotAtTime returns key's snapshot after the last op committed at or
-// before ts (Unix ms) (ShareDB "nt").
+// before ts (Unix ms) (ShareDB "nt"). It binary-searches the op log by
+// commit time, which assumes commit times do not go backwards.
 func (h *Hub) SnapshotAtTime(ctx context.Context, key Key, ts int64) (Snapshot, error) {
-	panic("TODO")
+	if err := h.usable(); err != nil {
+		return Snapshot{}, err
+	}
+	if err := checkKey(key); err != nil {
+		return Snapshot{}, err
+	}
+	st := h.opts.Store
+	latest, err := st.SnapshotAt(ctx, key, math.MaxUint64)
+	if err != nil {
+		return Snapshot{}, fmt.Errorf("collab: snapshot %s at time %d: %w", key, ts, err)
+	}
+	tail, err := st.Ops(ctx, key, latest.Version, math.MaxUint64)
+	if err != nil {
+		return Snapshot{}, fmt.Errorf("collab: snapshot %s at time %d: %w", key, ts, err)
+	}
+	head := latest.Version + uint64(len(tail))
+	timeAt := func(v uint64) (int64, error) {
+		if v >= latest.Version {
+			return tail[v-latest.Version].Time, nil
+		}
+		recs, err := st.Ops(ctx, key, v, v+1)
+		if err != nil {
+			return 0, err
+		}
+		if len(recs) != 1 {
+			return 0, fmt.Errorf("%w: record %d", ErrOpsMissing, v)
+		}
+		return recs[0].Time, nil
+	}
+	// Find the first version whose record was committed after ts; the
+	// snapshot just before it is the answer.
+	lo, hi := uint64(0), head
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		t, err := timeAt(mid)
+		if err != nil {
+			return Snapshot{}, fmt.Errorf("collab: snapshot %s at time %d: %w", key, ts, err)
+		}
+		if t > ts {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	if lo >= latest.Version {
+		return replay(latest, tail[:lo-latest.Version])
+	}
+	return h.SnapshotAt(ctx, key, lo)
 }
 
 // Ops returns key's committed records with from <= Version < to.
 func (h *Hub) Ops(ctx context.Context, key Key, from, to uint64) ([]Record, error) {
-	panic("TODO")
+	if err := h.usable(); err != nil {
+		return nil, err
+	}
+	if err := checkKey(key); err != nil {
+		return nil, err
+	}
+	if from >= to {
+		return nil, nil
+	}
+	recs, err := h.opts.Store.Ops(ctx, key, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("collab: ops %s [%d, %d): %w", key, from, to, err)
+	}
+	return recs, nil
 }
 
 // List lists stored documents (see Store.List).
 func (h *Hub) List(ctx context.Context, collection string, limit int) ([]DocInfo, error) {
-	panic("TODO")
+	if err := h.usable(); err != nil {
+		return nil, err
+	}
+	infos, err := h.opts.Store.List(ctx, collection, limit)
+	if err != nil {
+		return nil, fmt.Errorf("collab: list %q: %w", collection, err)
+	}
+	return infos, nil
 }
 
-// SubscribePresence joins c to a presence channel and sends every other
-// subscriber a presence request. reply may be nil.
-func (h *Hub) SubscribePresence(channel string, c Conn, reply func(error)) { panic("TODO") }
-
-// UnsubscribePresence leaves a channel; the others get c's presences
-// cleared. reply may be nil.
-func (h *Hub) UnsubscribePresence(channel string, c Conn, reply func(error)) { panic("TODO") }
-
-// Presence publishes p from c. Document presence (p.Doc set) goes
-// through the document's session, which transforms p.Text to the head
-// and sets p.Version; reply gets the update as relayed (the protocol
-// echoes it to the sender). Untyped presence passes through unchanged.
-func (h *Hub) Presence(c Conn, p PresenceUpdate, reply func(PresenceUpdate, error)) {
-	panic("TODO")
+// replay applies recs to base and returns the resulting snapshot.
+func replay(base Snapshot, recs []Record) (Snapshot, error) {
+	d := docState{typ: base.Type, rope: ot.NewRope(base.Data), head: base.Version}
+	for _, r := range recs {
+		if err := d.applyRecord(r); err != nil {
+			return Snapshot{}, err
+		}
+	}
+	return d.snapshot(), nil
 }
-
-// RequestPresence asks the other subscribers of channel to re-send their
-// presence (ShareDB "pr" from a client).
-func (h *Hub) RequestPresence(channel string, c Conn) { panic("TODO") }
-
-// Disconnect removes c from every document and presence channel it
-// joined, clearing its presence. Call it once when a connection closes.
-func (h *Hub) Disconnect(c Conn) { panic("TODO") }

@@ -1,0 +1,444 @@
+package collab
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/coedit/coedit/ot"
+)
+
+// reqKind says what a request asks of a session.
+type reqKind uint8
+
+const (
+	reqSubmit reqKind = iota + 1
+	reqFetch
+	reqUnsubscribe
+	reqPresence
+	reqClearPresence
+	reqDisconnect
+	reqRemote
+)
+
+// request is one message in a session's inbox.
+type request struct {
+	kind    reqKind
+	conn    Conn
+	sub     Submission     // reqSubmit
+	from    *uint64        // reqFetch
+	join    bool           // reqFetch: subscribe
+	pres    PresenceUpdate // reqPresence
+	channel string         // reqClearPresence
+	recs    []Record       // reqRemote
+
+	onSubmit   func(SubmitResult, error)
+	onSnapshot func(Snapshot, error)
+	onPresence func(PresenceUpdate, error)
+	onDone     func(error)
+}
+
+// fail answers r with err.
+func (r *request) fail(err error) {
+	switch r.kind {
+	case reqSubmit:
+		r.onSubmit(SubmitResult{}, err)
+	case reqFetch:
+		r.onSnapshot(Snapshot{}, err)
+	case reqPresence:
+		r.onPresence(PresenceUpdate{}, err)
+	case reqUnsubscribe:
+		r.onDone(err)
+	}
+}
+
+// docState is a document's content at its head version.
+type docState struct {
+	typ  string // "" when not created or deleted
+	rope *ot.Rope
+	head uint64
+}
+
+// applyRecord applies the committed record r, which must be at the head.
+func (d *docState) applyRecord(r Record) error {
+	if r.Version != d.head {
+		return fmt.Errorf("collab: record at version %d applied at head %d", r.Version, d.head)
+	}
+	switch r.Kind {
+	case OpCreate:
+		d.typ = r.Type
+		d.rope = ot.NewRope(r.Data)
+	case OpDelete:
+		d.typ = ""
+		d.rope = ot.NewRope("")
+	case OpEdit:
+		if d.typ == "" {
+			return fmt.Errorf("%w: edit at version %d", ErrDocMissing, r.Version)
+		}
+		if err := d.rope.Apply(r.Op); err != nil {
+			return fmt.Errorf("%w: record at version %d: %w", ErrInvalidOp, r.Version, err)
+		}
+	default:
+		return fmt.Errorf("%w: record at version %d has unknown kind %d", ErrInvalidOp, r.Version, r.Kind)
+	}
+	d.head++
+	return nil
+}
+
+// snapshot returns the document at its head.
+func (d *docState) snapshot() Snapshot {
+	s := Snapshot{Version: d.head, Type: d.typ}
+	if d.typ != "" {
+		s.Data = d.rope.String()
+	}
+	return s
+}
+
+// presKey names one presence of a connection in a session.
+type presKey struct {
+	channel, id string
+}
+
+// session owns one document. Its run goroutine is the only one that
+// touches the fields below "owned by run"; other goroutines talk to it
+// through enqueue. It starts in Hub.send and stops when it has been idle
+// for Options.IdleTimeout (no subscribers, no presence, empty inbox), when
+// the Hub closes, or when its state cannot be loaded. Hub.wg waits for it.
+type session struct {
+	h   *Hub
+	key Key
+
+	mu      sync.Mutex
+	queue   []*request
+	stopped bool // refuses requests: the session is stopping
+	closing bool // the Hub is closing: drain the inbox and stop
+	wake    chan struct{}
+
+	// Owned by run.
+	doc     docState
+	window  []Record // the last records: versions [head-len(window), head)
+	seqs    map[string]SeqEntry
+	snapVer uint64 // version of the latest snapshot in the Store
+	subs    map[Conn]struct{}
+	pres    map[Conn]map[presKey]PresenceUpdate
+	link    RelayLink
+	fatal   error // state lost (a failed reload): stop
+}
+
+func newSession(h *Hub, key Key) *session {
+	return &session{
+		h:    h,
+		key:  key,
+		wake: make(chan struct{}, 1),
+		subs: make(map[Conn]struct{}),
+		pres: make(map[Conn]map[presKey]PresenceUpdate),
+	}
+}
+
+// enqueue adds r to the inbox. It returns false, without queuing r, when
+// the session has begun to stop. It never blocks.
+func (s *session) enqueue(r *request) bool {
+	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		return false
+	}
+	s.queue = append(s.queue, r)
+	s.mu.Unlock()
+	s.signal()
+	return true
+}
+
+func (s *session) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// shutdown asks the session to drain its inbox and stop (Hub.Close).
+func (s *session) shutdown() {
+	s.mu.Lock()
+	s.closing = true
+	s.mu.Unlock()
+	s.signal()
+}
+
+// take empties the inbox.
+func (s *session) take() ([]*request, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q := s.queue
+	s.queue = nil
+	return q, s.closing
+}
+
+// tryStop stops the session if its inbox is empty.
+func (s *session) tryStop() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.queue) > 0 {
+		return false
+	}
+	s.stopped = true
+	return true
+}
+
+// failAll stops the session and answers every queued request with err.
+func (s *session) failAll(err error) {
+	s.mu.Lock()
+	s.stopped = true
+	q := s.queue
+	s.queue = nil
+	s.mu.Unlock()
+	for _, r := range q {
+		r.fail(err)
+	}
+}
+
+func (s *session) idle() bool { return len(s.subs) == 0 && len(s.pres) == 0 }
+
+// run is the session goroutine.
+func (s *session) run() {
+	defer s.h.wg.Done()
+	defer s.h.forget(s)
+	if err := s.load(); err != nil {
+		s.h.log.Warn("collab: cannot load document", "doc", s.key.String(), "err", err)
+		s.failAll(err)
+		return
+	}
+	link, err := s.h.opts.Relay.Join(s.key, s.deliverRemote)
+	if err != nil {
+		err = fmt.Errorf("collab: join relay for %s: %w", s.key, err)
+		s.h.log.Warn("collab: cannot join relay", "doc", s.key.String(), "err", err)
+		s.failAll(err)
+		return
+	}
+	s.link = link
+	defer link.Leave()
+
+	timer := time.NewTimer(s.h.opts.IdleTimeout)
+	defer timer.Stop()
+	for {
+		batch, closing := s.take()
+		if len(batch) > 0 {
+			s.handle(batch)
+			if s.fatal != nil {
+				s.failAll(s.fatal)
+				return
+			}
+			continue
+		}
+		if closing {
+			s.saveSnapshot()
+			if s.tryStop() {
+				return
+			}
+			continue
+		}
+		timer.Reset(s.h.opts.IdleTimeout)
+		select {
+		case <-s.wake:
+		case <-timer.C:
+			if s.idle() {
+				s.saveSnapshot()
+				if s.tryStop() {
+					return
+				}
+			}
+		}
+	}
+}
+
+// load reads the document from the Store.
+func (s *session) load() error {
+	st, err := s.h.opts.Store.Load(context.Background(), s.key)
+	if err != nil {
+		return fmt.Errorf("collab: load %s: %w", s.key, err)
+	}
+	d := docState{typ: st.Snapshot.Type, rope: ot.NewRope(st.Snapshot.Data), head: st.Snapshot.Version}
+	for _, r := range st.Ops {
+		if err := d.applyRecord(r); err != nil {
+			return fmt.Errorf("collab: load %s: %w", s.key, err)
+		}
+	}
+	s.doc = d
+	s.window = st.Ops
+	s.trimWindow()
+	s.seqs = st.Seqs
+	if s.seqs == nil {
+		s.seqs = make(map[string]SeqEntry)
+	}
+	s.snapVer = st.Snapshot.Version
+	return nil
+}
+
+// reload replaces the in-memory state with the Store's, after a failed
+// commit left it ahead of what is durable. If that fails too the session
+// must stop.
+func (s *session) reload() {
+	if err := s.load(); err != nil {
+		s.fatal = err
+	}
+}
+
+// saveSnapshot stores the head as the latest snapshot if it is newer. A
+// failure loses nothing (the op log has it all), so it is only logged.
+func (s *session) saveSnapshot() {
+	if s.doc.head <= s.snapVer {
+		return
+	}
+	snap := s.doc.snapshot()
+	if err := s.h.opts.Store.SaveSnapshot(context.Background(), s.key, snap); err != nil {
+		s.h.log.Warn("collab: cannot save snapshot", "doc", s.key.String(), "version", snap.Version, "err", err)
+		return
+	}
+	s.snapVer = snap.Version
+}
+
+// trimWindow bounds the in-memory records, copying so the dropped ones
+// can be collected.
+func (s *session) trimWindow() {
+	w := s.h.opts.Window
+	if len(s.window) > 2*w {
+		s.window = append([]Record(nil), s.window[len(s.window)-w:]...)
+	}
+}
+
+// windowStart is the version of the oldest record in memory.
+func (s *session) windowStart() uint64 { return s.doc.head - uint64(len(s.window)) }
+
+// records returns the committed records [from, to), from memory or, for
+// older ones, from the Store. to must be at most the head.
+func (s *session) records(from, to uint64) ([]Record, error) {
+	if from >= to {
+		return nil, nil
+	}
+	ws := s.windowStart()
+	if from >= ws {
+		return s.window[from-ws : to-ws : to-ws], nil
+	}
+	end := min(to, ws)
+	old, err := s.h.opts.Store.Ops(context.Background(), s.key, from, end)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s [%d, %d): %w", ErrOpsMissing, s.key, from, end, err)
+	}
+	if uint64(len(old)) != end-from {
+		return nil, fmt.Errorf("%w: %s: store has %d of the records [%d, %d)", ErrOpsMissing, s.key, len(old), from, end)
+	}
+	if to > ws {
+		old = append(old, s.window[:to-ws]...)
+	}
+	return old, nil
+}
+
+// handle processes one inbox batch in order. Consecutive submits (up to
+// Options.MaxBatch) share one commit; presence updates between them are
+// handled after that commit, at the new head.
+func (s *session) handle(batch []*request) {
+	for i := 0; i < len(batch); {
+		if s.fatal != nil {
+			for _, r := range batch[i:] {
+				r.fail(s.fatal)
+			}
+			return
+		}
+		r := batch[i]
+		if r.kind != reqSubmit {
+			s.handleOne(r)
+			i++
+			continue
+		}
+		var subs, later []*request
+		j := i
+		for ; j < len(batch); j++ {
+			k := batch[j].kind
+			if k == reqSubmit {
+				if len(subs) == s.h.opts.MaxBatch {
+					break
+				}
+				subs = append(subs, batch[j])
+			} else if k == reqPresence {
+				later = append(later, batch[j])
+			} else {
+				break
+			}
+		}
+		s.submitGroup(subs)
+		for _, p := range later {
+			if s.fatal != nil {
+				p.fail(s.fatal)
+				continue
+			}
+			s.presence(p)
+		}
+		i = j
+	}
+}
+
+func (s *session) handleOne(r *request) {
+	switch r.kind {
+	case reqFetch:
+		s.fetch(r)
+	case reqUnsubscribe:
+		delete(s.subs, r.conn)
+		s.clearPresence(r.conn, "")
+		r.onDone(nil)
+	case reqPresence:
+		s.presence(r)
+	case reqClearPresence:
+		s.clearPresence(r.conn, r.channel)
+	case reqDisconnect:
+		delete(s.subs, r.conn)
+		s.clearPresence(r.conn, "")
+	case reqRemote:
+		s.remote(r.recs)
+	}
+}
+
+// fetch answers a Subscribe or Fetch: join first, then the catch-up
+// records, then the reply.
+func (s *session) fetch(r *request) {
+	if r.join {
+		s.subs[r.conn] = struct{}{}
+	}
+	if r.from != nil && *r.from < s.doc.head {
+		recs, err := s.records(*r.from, s.doc.head)
+		if err != nil {
+			if r.join {
+				delete(s.subs, r.conn)
+			}
+			r.onSnapshot(Snapshot{}, err)
+			return
+		}
+		if r.conn != nil {
+			for _, rec := range recs {
+				r.conn.SendOp(s.key, rec)
+			}
+		}
+	}
+	r.onSnapshot(s.doc.snapshot(), nil)
+}
+
+// broadcast sends rec to every subscriber but its submitter.
+func (s *session) broadcast(rec Record) {
+	n := 0
+	for c := range s.subs {
+		if rec.Src != "" && c.Src() == rec.Src {
+			continue
+		}
+		c.SendOp(s.key, rec)
+		n++
+	}
+	s.h.stats.broadcasts.Add(uint64(n))
+}
+
+// deliverRemote is the Relay's callback: it queues records other nodes
+// committed. A stopped session drops them; the next one loads them.
+func (s *session) deliverRemote(recs []Record) {
+	if len(recs) == 0 {
+		return
+	}
+	s.enqueue(&request{kind: reqRemote, recs: recs})
+}

@@ -1,0 +1,120 @@
+package collab
+
+import (
+	"fmt"
+
+	"github.com/coedit/coedit/ot"
+)
+
+// transformPresence moves p through recs, the records from p.Version on:
+// text presence is transformed (own ops are the ones p.Src made), a
+// create or delete clears it, and p.Version follows. Raw presence cannot
+// be transformed, so it stops at the first edit, its Version telling the
+// receivers where it belongs.
+func transformPresence(p *PresenceUpdate, recs []Record) {
+	for _, r := range recs {
+		if r.Version < p.Version {
+			continue
+		}
+		if r.Version != p.Version {
+			return
+		}
+		switch r.Kind {
+		case OpCreate, OpDelete:
+			p.Text, p.Raw = nil, nil
+		case OpEdit:
+			switch {
+			case p.Text != nil:
+				t := ot.TransformPresence(*p.Text, r.Op, p.Src != "" && r.Src == p.Src)
+				p.Text = &t
+			case p.Raw != nil:
+				return
+			}
+		}
+		p.Version = r.Version + 1
+	}
+}
+
+// presence handles a document presence update from r.conn: it brings it
+// to the head, remembers it (to clear it when the connection leaves),
+// relays it to the channel's other subscribers and echoes it.
+func (s *session) presence(r *request) {
+	p := r.pres
+	head := s.doc.head
+	if p.Version > head {
+		r.onPresence(PresenceUpdate{}, fmt.Errorf("%w: presence at version %d, document at %d", ErrPresenceVersion, p.Version, head))
+		return
+	}
+	if p.Cleared() {
+		p.Version = head
+	} else if p.Version < head {
+		recs, err := s.records(p.Version, head)
+		if err != nil {
+			r.onPresence(PresenceUpdate{}, err)
+			return
+		}
+		transformPresence(&p, recs)
+	}
+	k := presKey{p.Channel, p.ID}
+	m := s.pres[r.conn]
+	if p.Cleared() {
+		delete(m, k)
+		if len(m) == 0 {
+			delete(s.pres, r.conn)
+		}
+	} else {
+		if m == nil {
+			m = make(map[presKey]PresenceUpdate)
+			s.pres[r.conn] = m
+		}
+		if old, ok := m[k]; !ok || old.Seq <= p.Seq {
+			m[k] = p
+		}
+	}
+	for _, t := range s.h.presenceTargets(p.Channel, r.conn, p.Src) {
+		t.SendPresence(p)
+	}
+	s.h.stats.presence.Add(1)
+	r.onPresence(p, nil)
+}
+
+// clearPresence removes c's presences on channel ("" for all of them) and
+// tells the channels' other subscribers, at the head version.
+func (s *session) clearPresence(c Conn, channel string) {
+	m := s.pres[c]
+	for k, p := range m {
+		if channel != "" && k.channel != channel {
+			continue
+		}
+		delete(m, k)
+		p = cleared(p)
+		p.Version = s.doc.head
+		for _, t := range s.h.presenceTargets(p.Channel, c, p.Src) {
+			t.SendPresence(p)
+		}
+		s.h.stats.presence.Add(1)
+	}
+	if len(m) == 0 {
+		delete(s.pres, c)
+	}
+}
+
+// transformStoredPresence keeps the remembered presences at the head
+// after new records, so a clear or resend refers to the right version.
+// Presences a create or delete cleared are forgotten: clients clear them
+// themselves when they apply that record.
+func (s *session) transformStoredPresence(recs []Record) {
+	for c, m := range s.pres {
+		for k, p := range m {
+			transformPresence(&p, recs)
+			if p.Cleared() {
+				delete(m, k)
+				continue
+			}
+			m[k] = p
+		}
+		if len(m) == 0 {
+			delete(s.pres, c)
+		}
+	}
+}

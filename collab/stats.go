@@ -1,0 +1,77 @@
+package collab
+
+import "sync/atomic"
+
+// Stats is a snapshot of a Hub's counters, for metrics. Counters only grow
+// (since NewHub); Sessions and Conns are current values.
+type Stats struct {
+	// Sessions is the number of running document sessions.
+	Sessions int
+	// Conns is the number of connections the Hub tracks: those
+	// subscribed to a document or presence channel, or with presence.
+	Conns int
+	// SessionsStarted and SessionsStopped count session lifetimes.
+	SessionsStarted uint64
+	SessionsStopped uint64
+	// Submits counts submits a session processed, whatever the outcome.
+	Submits uint64
+	// SubmitErrors counts submits refused by a session (invalid, too
+	// large, conflicting, or failed to commit).
+	SubmitErrors uint64
+	// Duplicates counts resends acknowledged at their original version.
+	Duplicates uint64
+	// OpsCommitted counts records committed by this node's submits.
+	OpsCommitted uint64
+	// CommitBatches counts Store.Commit calls for submits: OpsCommitted
+	// divided by CommitBatches is the average group commit size.
+	CommitBatches uint64
+	// CommitErrors counts failed Store.Commit calls.
+	CommitErrors uint64
+	// RemoteRecords counts records received from the Relay and applied.
+	RemoteRecords uint64
+	// Broadcasts counts records sent to subscribers (one per receiver).
+	Broadcasts uint64
+	// Presence counts presence updates relayed.
+	Presence uint64
+}
+
+// counters are the Hub's atomic counters behind Stats.
+type counters struct {
+	sessionsStarted atomic.Uint64
+	sessionsStopped atomic.Uint64
+	submits         atomic.Uint64
+	submitErrors    atomic.Uint64
+	duplicates      atomic.Uint64
+	opsCommitted    atomic.Uint64
+	commitBatches   atomic.Uint64
+	commitErrors    atomic.Uint64
+	remoteRecords   atomic.Uint64
+	broadcasts      atomic.Uint64
+	presence        atomic.Uint64
+}
+
+// Stats returns the Hub's current counters.
+func (h *Hub) Stats() Stats {
+	h.mu.Lock()
+	sessions := len(h.sessions)
+	h.mu.Unlock()
+	h.pmu.Lock()
+	conns := len(h.conns)
+	h.pmu.Unlock()
+	c := &h.stats
+	return Stats{
+		Sessions:        sessions,
+		Conns:           conns,
+		SessionsStarted: c.sessionsStarted.Load(),
+		SessionsStopped: c.sessionsStopped.Load(),
+		Submits:         c.submits.Load(),
+		SubmitErrors:    c.submitErrors.Load(),
+		Duplicates:      c.duplicates.Load(),
+		OpsCommitted:    c.opsCommitted.Load(),
+		CommitBatches:   c.commitBatches.Load(),
+		CommitErrors:    c.commitErrors.Load(),
+		RemoteRecords:   c.remoteRecords.Load(),
+		Broadcasts:      c.broadcasts.Load(),
+		Presence:        c.presence.Load(),
+	}
+}
