@@ -1,0 +1,313 @@
+package web
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"mime"
+	"net/http"
+	"strconv"
+
+	"github.com/coedit/coedit/collab"
+	"github.com/coedit/coedit/ot"
+)
+
+const (
+	// defaultListLimit and maxListLimit bound GET /api/docs.
+	defaultListLimit = 100
+	maxListLimit     = 1000
+	// opsPage is how many records GET .../ops reads from the hub at a
+	// time, bounding its memory whatever the range.
+	opsPage = 1000
+)
+
+// writeJSON writes v as the JSON response body.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+// writeRaw writes JSON bytes as the response body.
+func writeRaw(w http.ResponseWriter, status int, body []byte) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	w.Write(append(body, '\n'))
+}
+
+// writeError writes {"error":{"code","message"}} with the code's status,
+// logging errors whose cause the client is not told.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	pe, internal := toProtoError(err)
+	if internal {
+		s.log.Error("http api request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	writeRaw(w, pe.status(), []byte(`{"error":`+string(errorObject(pe))+`}`))
+}
+
+// pathKey reads the document key from the route's path values.
+func (s *Server) pathKey(r *http.Request) (collab.Key, *protoError) {
+	k := collab.Key{Collection: r.PathValue("collection"), ID: r.PathValue("id")}
+	for _, v := range []string{k.Collection, k.ID} {
+		if v == "" || len(v) > s.opts.MaxNameLen {
+			return k, badlyFormed(fmt.Sprintf("collection and id must be 1 to %d bytes", s.opts.MaxNameLen))
+		}
+	}
+	return k, nil
+}
+
+// queryUint reads a non-negative integer query parameter, def when absent.
+func queryUint(r *http.Request, name string, def uint64) (uint64, *protoError) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return 0, badlyFormed(fmt.Sprintf("query parameter %q must be a non-negative integer", name))
+	}
+	return n, nil
+}
+
+// docInfo is one entry of GET /api/docs.
+type docInfo struct {
+	Collection string  `json:"collection"`
+	ID         string  `json:"id"`
+	Version    uint64  `json:"v"`
+	Type       *string `json:"type"`
+	Created    int64   `json:"created"`
+	Modified   int64   `json:"modified"`
+}
+
+// serveList answers GET /api/docs?collection=&limit= with
+// {"docs":[{collection,id,v,type,created,modified}]}, newest change first.
+func (s *Server) serveList(w http.ResponseWriter, r *http.Request) {
+	limit, perr := queryUint(r, "limit", defaultListLimit)
+	if perr != nil {
+		s.writeError(w, r, perr)
+		return
+	}
+	limit = max(1, min(limit, maxListLimit))
+	ctx, cancel := context.WithTimeout(r.Context(), s.opts.RequestTimeout)
+	defer cancel()
+	infos, err := s.hub.List(ctx, r.URL.Query().Get("collection"), int(limit))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	docs := make([]docInfo, 0, len(infos))
+	for _, in := range infos {
+		d := docInfo{Collection: in.Key.Collection, ID: in.Key.ID, Version: in.Version, Created: in.Created, Modified: in.Modified}
+		if in.Type != "" {
+			d.Type = &in.Type
+		}
+		docs = append(docs, d)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"docs": docs})
+}
+
+// serveSnapshot answers GET /api/docs/{collection}/{id} with the current
+// snapshot {v,type,data} (type null and no data if there is none).
+func (s *Server) serveSnapshot(w http.ResponseWriter, r *http.Request) {
+	key, perr := s.pathKey(r)
+	if perr != nil {
+		s.writeError(w, r, perr)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.opts.RequestTimeout)
+	defer cancel()
+	snap, err := s.hub.FetchWait(ctx, key)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeRaw(w, http.StatusOK, encodeSnapshot(snap))
+}
+
+// serveOps answers GET /api/docs/{collection}/{id}/ops?from=&to= with the
+// committed ops from <= v < to (default: all) as JSON Lines, one op per
+// line in ShareDB's shape: v, src, seq, one of op, create {type,data} and
+// del, and m {ts} (commit time, Unix ms). An error after the first line
+// ends the stream with a line {"error":{...}}.
+func (s *Server) serveOps(w http.ResponseWriter, r *http.Request) {
+	key, perr := s.pathKey(r)
+	if perr == nil {
+		var from, to uint64
+		if from, perr = queryUint(r, "from", 0); perr == nil {
+			if to, perr = queryUint(r, "to", math.MaxUint64); perr == nil {
+				s.streamOps(w, r, key, from, to)
+				return
+			}
+		}
+	}
+	s.writeError(w, r, perr)
+}
+
+func (s *Server) streamOps(w http.ResponseWriter, r *http.Request, key collab.Key, from, to uint64) {
+	ctx, cancel := context.WithTimeout(r.Context(), s.opts.RequestTimeout)
+	defer cancel()
+	bw := bufio.NewWriterSize(w, 32<<10)
+	started := false
+	for from < to {
+		end := to
+		if to-from > opsPage {
+			end = from + opsPage
+		}
+		recs, err := s.hub.Ops(ctx, key, from, end)
+		if err != nil {
+			if !started {
+				s.writeError(w, r, err)
+				return
+			}
+			pe, internal := toProtoError(err)
+			if internal {
+				s.log.Error("op export failed", "doc", key.String(), "from", from, "err", err)
+			}
+			bw.WriteString(`{"error":` + string(errorObject(pe)) + "}\n")
+			break
+		}
+		if !started {
+			w.Header().Set("Content-Type", "application/jsonl; charset=utf-8")
+			w.Header().Set("Cache-Control", "no-store")
+			w.WriteHeader(http.StatusOK)
+			started = true
+		}
+		for _, rec := range recs {
+			line, err := encodeRecord(rec, true)
+			if err != nil {
+				s.log.Error("cannot encode committed op", "doc", key.String(), "v", rec.Version, "err", err)
+				bw.WriteString(`{"error":` + string(errorObject(newError(CodeUnknownError, "internal error"))) + "}\n")
+				bw.Flush()
+				return
+			}
+			bw.Write(line)
+			bw.WriteByte('\n')
+		}
+		if uint64(len(recs)) < end-from {
+			break // reached the head
+		}
+		from = end
+	}
+	if !started {
+		w.Header().Set("Content-Type", "application/jsonl; charset=utf-8")
+		w.WriteHeader(http.StatusOK)
+	}
+	bw.Flush()
+}
+
+// encodeRecord encodes rec as a ShareDB op object {v,src,seq,op|create|del}
+// with m {ts} when withMeta is set.
+func encodeRecord(rec collab.Record, withMeta bool) ([]byte, error) {
+	m := &msg{b: make([]byte, 0, 96)}
+	m.b = append(m.b, `{"v":`...)
+	m.b = appendUint(m.b, rec.Version)
+	if rec.Src != "" {
+		m.str("src", rec.Src).uint("seq", rec.Seq)
+	}
+	if err := appendRecordBody(m, rec); err != nil {
+		return nil, err
+	}
+	if withMeta {
+		m.key("m")
+		m.b = append(m.b, `{"ts":`...)
+		m.b = strconv.AppendInt(m.b, rec.Time, 10)
+		m.b = append(m.b, '}')
+	}
+	return append(m.b, '}'), nil
+}
+
+// serveSubmit answers POST /api/docs/{collection}/{id}/ops: the body is
+// {v, src, seq, op|create|del} (src and seq together or neither; with
+// them a resend is deduplicated), the op is transformed and committed as
+// a WebSocket submit is, and the reply is the committed op
+// {v, src, seq, op|create|del} with "duplicate":true for a resend.
+//
+// It requires Content-Type application/json, which a cross-site form
+// cannot send without a CORS preflight that this server never grants, and
+// checks Origin like the WebSocket does.
+func (s *Server) serveSubmit(w http.ResponseWriter, r *http.Request) {
+	if !s.originAllowed(r) {
+		s.writeError(w, r, newError(CodeOriginNotAllowed, "origin "+strconv.Quote(r.Header.Get("Origin"))+" is not allowed"))
+		return
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		pe := badlyFormed("Content-Type must be application/json")
+		writeRaw(w, http.StatusUnsupportedMediaType, []byte(`{"error":`+string(errorObject(pe))+`}`))
+		return
+	}
+	key, perr := s.pathKey(r)
+	if perr != nil {
+		s.writeError(w, r, perr)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxFrameSize))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			s.writeError(w, r, newError(CodeOpTooLarge, fmt.Sprintf("body is larger than %d bytes", s.opts.MaxFrameSize)))
+			return
+		}
+		s.writeError(w, r, badlyFormed("reading the body: "+err.Error()))
+		return
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
+		s.writeError(w, r, badlyFormed("body must be a JSON object {v, src, seq, op|create|del}"))
+		return
+	}
+	req := &request{action: "op", fields: fields}
+	sub, perr := parseSubmission(req, s.opts.MaxOpSize)
+	if perr != nil {
+		s.writeError(w, r, perr)
+		return
+	}
+	src, hasSrc, perr := req.str("src", maxSrcLen)
+	if perr != nil {
+		s.writeError(w, r, perr)
+		return
+	}
+	if hasSrc != (sub.Seq != 0) {
+		s.writeError(w, r, badlyFormed(`"src" and "seq" go together: both for exactly-once submits, or neither`))
+		return
+	}
+	sub.Src = src
+	ctx, cancel := context.WithTimeout(r.Context(), s.opts.RequestTimeout)
+	defer cancel()
+	res, err := s.hub.SubmitWait(ctx, key, sub)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	rec := collab.Record{Version: res.Version, Src: sub.Src, Seq: sub.Seq, Kind: sub.Kind, Op: res.Op, Data: sub.Data}
+	if sub.Kind == collab.OpCreate {
+		rec.Type = ot.URI // the only type parseSubmission accepts, by name or URI
+	}
+	if res.Duplicate {
+		// Answer with the op as it was committed the first time.
+		recs, err := s.hub.Ops(ctx, key, res.Version, res.Version+1)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if len(recs) != 1 {
+			s.writeError(w, r, fmt.Errorf("web: duplicate submit: no record at version %d of %s", res.Version, key))
+			return
+		}
+		rec = recs[0]
+	}
+	body, err = encodeRecord(rec, false)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if res.Duplicate {
+		body = append(body[:len(body)-1], `,"duplicate":true}`...)
+	}
+	writeRaw(w, http.StatusOK, body)
+}

@@ -1,0 +1,338 @@
+package web
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
+
+	"github.com/coedit/coedit/collab"
+	"github.com/coedit/coedit/ot"
+)
+
+// Close codes the server sends when it ends a WebSocket. Besides these,
+// gorilla/websocket sends 1009 (message too big) for a frame over
+// Options.MaxFrameSize and answers a client's close frame in kind.
+const (
+	// CloseGoingAway (1001): the server is shutting down.
+	CloseGoingAway = websocket.CloseGoingAway
+	// CloseSlowConsumer (1013, "try again later"): the client did not
+	// read fast enough and its send queue overflowed. It should
+	// reconnect and catch up by version.
+	CloseSlowConsumer = websocket.CloseTryAgainLater
+	// CloseSrcReclaimed (4000): a newer connection reclaimed this
+	// connection's src in its handshake (see Server).
+	CloseSrcReclaimed = 4000
+)
+
+// conn is one WebSocket client. It implements collab.Conn.
+//
+// Goroutines: the HTTP handler goroutine runs readLoop and owns the conn;
+// it starts writeLoop and, when readLoop returns, stops it and waits for
+// it, waits for the request goroutines (nf, nt) it started, and then
+// disconnects the conn from the hub. Session goroutines call the Send
+// methods and reply functions, which only encode and queue.
+type conn struct {
+	srv *Server
+	ws  *websocket.Conn
+	log *slog.Logger
+
+	// ctx is cancelled when the reader stops; blocking hub calls use it.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	src atomic.Pointer[string]
+	// engaged is set (reader only) by the first request that involves a
+	// document or presence channel; the src is fixed from then on.
+	engaged bool
+
+	mu          sync.Mutex
+	queue       [][]byte
+	queuedBytes int
+	closing     bool // no more queueing; the writer sends the close frame
+	closeCode   int
+	closeReason string
+
+	wake    chan struct{} // cap 1: the queue or closing changed
+	stop    chan struct{} // closed when the reader has returned
+	written chan struct{} // closed when the writer has returned
+
+	// subs and presence are the documents and presence channels the
+	// conn joined, bounded by Options.MaxSubscriptions. subMu guards them
+	// (bulk replies remove failed entries from session goroutines).
+	subMu    sync.Mutex
+	subs     map[collab.Key]struct{}
+	presence map[string]struct{}
+
+	ops  *rate.Limiter // submits
+	msgs *rate.Limiter // every message
+
+	work sync.WaitGroup // nf/nt goroutines
+	sem  chan struct{}  // bounds them
+}
+
+var _ collab.Conn = (*conn)(nil)
+
+func newConn(srv *Server, ws *websocket.Conn, src string, log *slog.Logger) *conn {
+	o := &srv.opts
+	c := &conn{
+		srv:      srv,
+		ws:       ws,
+		log:      log,
+		wake:     make(chan struct{}, 1),
+		stop:     make(chan struct{}),
+		written:  make(chan struct{}),
+		subs:     make(map[collab.Key]struct{}),
+		presence: make(map[string]struct{}),
+		ops:      rate.NewLimiter(rate.Limit(o.OpsPerSecond), o.OpsBurst),
+		msgs:     rate.NewLimiter(rate.Limit(o.MessagesPerSecond), o.MessagesBurst),
+		sem:      make(chan struct{}, 4),
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.src.Store(&src)
+	return c
+}
+
+// Src returns the connection's ShareDB src.
+func (c *conn) Src() string { return *c.src.Load() }
+
+// serve runs the connection until it ends, then releases everything it
+// holds. It is called on the HTTP handler goroutine.
+func (c *conn) serve() {
+	go c.writeLoop()
+	err := c.readLoop()
+	c.cancel()
+	close(c.stop)
+	<-c.written
+	c.work.Wait()
+	c.srv.hub.Disconnect(c)
+	c.srv.release(c)
+	c.log.Debug("websocket closed", "src", c.Src(), "reason", err)
+}
+
+// readLoop reads frames until the connection fails or closes.
+func (c *conn) readLoop() error {
+	o := &c.srv.opts
+	c.ws.SetReadLimit(o.MaxFrameSize)
+	c.ws.SetReadDeadline(time.Now().Add(o.PongTimeout))
+	c.ws.SetPongHandler(func(string) error {
+		return c.ws.SetReadDeadline(time.Now().Add(o.PongTimeout))
+	})
+	for {
+		typ, frame, err := c.ws.ReadMessage()
+		if err != nil {
+			return err
+		}
+		if typ != websocket.TextMessage {
+			c.sendError(nil, badlyFormed("binary frames are not supported: send each message as a JSON text frame"))
+			continue
+		}
+		if !utf8.Valid(frame) {
+			c.sendError(nil, badlyFormed("frame is not valid UTF-8"))
+			continue
+		}
+		c.handle(frame)
+	}
+}
+
+// writeLoop writes queued frames and pings until the reader stops, a
+// write fails, or the conn is closing (then it sends the close frame and
+// gives the client a moment to answer it). It closes the socket, which
+// ends the reader.
+func (c *conn) writeLoop() {
+	o := &c.srv.opts
+	ping := time.NewTicker(o.PingInterval)
+	defer func() {
+		ping.Stop()
+		c.ws.Close()
+		close(c.written)
+	}()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-ping.C:
+			c.ws.SetWriteDeadline(time.Now().Add(o.WriteTimeout))
+			if err := c.ws.WriteMessage(websocket.PingMessage, nil); err != nil {
+				return
+			}
+		case <-c.wake:
+			batch, closing, code, reason := c.take()
+			if len(batch) > 0 {
+				// One deadline for the batch: a client that cannot take
+				// it within WriteTimeout is dropped.
+				c.ws.SetWriteDeadline(time.Now().Add(o.WriteTimeout))
+				for _, frame := range batch {
+					if err := c.ws.WriteMessage(websocket.TextMessage, frame); err != nil {
+						return
+					}
+				}
+			}
+			if closing {
+				c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(o.WriteTimeout))
+				select {
+				case <-c.stop:
+				case <-time.After(time.Second):
+				}
+				return
+			}
+		}
+	}
+}
+
+// take empties the queue.
+func (c *conn) take() (batch [][]byte, closing bool, code int, reason string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	batch = c.queue
+	c.queue = nil
+	c.queuedBytes = 0
+	return batch, c.closing, c.closeCode, c.closeReason
+}
+
+// signal wakes the writer.
+func (c *conn) signal() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// send queues one encoded frame. It never blocks: when the queue is over
+// its bound the connection is closed as a slow consumer instead.
+func (c *conn) send(frame []byte) {
+	o := &c.srv.opts
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return
+	}
+	if len(c.queue) >= o.SendQueueMessages || (c.queuedBytes > 0 && c.queuedBytes+len(frame) > o.SendQueueBytes) {
+		n, bytes := len(c.queue), c.queuedBytes
+		c.startClosingLocked(CloseSlowConsumer, "send queue full: the client is not reading fast enough")
+		c.mu.Unlock()
+		c.log.Info("closing slow websocket", "src", c.Src(), "queued_messages", n, "queued_bytes", bytes)
+		c.signal()
+		return
+	}
+	c.queue = append(c.queue, frame)
+	c.queuedBytes += len(frame)
+	c.mu.Unlock()
+	c.signal()
+}
+
+// closeWith closes the connection with a close code, dropping whatever
+// is still queued.
+func (c *conn) closeWith(code int, reason string) {
+	c.mu.Lock()
+	c.startClosingLocked(code, reason)
+	c.mu.Unlock()
+	c.signal()
+}
+
+func (c *conn) startClosingLocked(code int, reason string) {
+	if c.closing {
+		return
+	}
+	c.closing = true
+	c.closeCode = code
+	c.closeReason = reason
+	c.queue = nil
+	c.queuedBytes = 0
+}
+
+// sendError replies to r (nil when the frame was not a request) with e.
+func (c *conn) sendError(r *request, e *protoError) {
+	c.send(echoError(r, e))
+}
+
+// fail replies to r with the protocol error for err. A closing hub closes
+// the connection instead: the client reconnects to a live server and
+// resends, where an error would make it roll back its op.
+func (c *conn) fail(r *request, err error) {
+	if isClosed(err) {
+		c.closeWith(CloseGoingAway, "server shutting down")
+		return
+	}
+	pe, internal := toProtoError(err)
+	if internal {
+		c.log.Error("request failed", "action", r.action, "src", c.Src(), "err", err)
+	}
+	c.sendError(r, pe)
+}
+
+// SendOp queues a committed record as an op message.
+func (c *conn) SendOp(key collab.Key, rec collab.Record) {
+	m := newMsg("op").str("c", key.Collection).str("d", key.ID).uint("v", rec.Version)
+	if rec.Src != "" {
+		m.str("src", rec.Src).uint("seq", rec.Seq)
+	}
+	if err := appendRecordBody(m, rec); err != nil {
+		// A record the engine committed always encodes; if it does not,
+		// the client would diverge, so make it reconnect and refetch.
+		c.log.Error("cannot encode committed op", "doc", key.String(), "v", rec.Version, "err", err)
+		c.closeWith(websocket.CloseInternalServerErr, "internal error")
+		return
+	}
+	c.send(m.bytes())
+}
+
+// SendPresence queues a presence message.
+func (c *conn) SendPresence(p collab.PresenceUpdate) {
+	c.send(encodePresence(p))
+}
+
+// SendPresenceRequest queues a presence request ("pr").
+func (c *conn) SendPresenceRequest(channel string) {
+	c.send(newMsg("pr").str("ch", channel).bytes())
+}
+
+// appendRecordBody adds the op, create or del field of rec.
+func appendRecordBody(m *msg, rec collab.Record) error {
+	switch rec.Kind {
+	case collab.OpCreate:
+		m.key("create")
+		m.b = append(m.b, `{"type":`...)
+		m.b = appendString(m.b, rec.Type)
+		m.b = append(m.b, `,"data":`...)
+		m.b = appendString(m.b, rec.Data)
+		m.b = append(m.b, '}')
+	case collab.OpDelete:
+		m.raw("del", []byte("true"))
+	default:
+		op, err := rec.Op.MarshalJSON()
+		if err != nil {
+			return err
+		}
+		m.raw("op", op)
+	}
+	return nil
+}
+
+// encodePresence encodes p as ShareDB's "p" message.
+func encodePresence(p collab.PresenceUpdate) []byte {
+	m := newMsg("p").str("ch", p.Channel).str("src", p.Src).str("id", p.ID)
+	switch {
+	case p.Text != nil:
+		m.raw("p", ot.EncodePresence(*p.Text))
+	case p.Raw != nil:
+		m.raw("p", p.Raw)
+	default:
+		m.null("p")
+	}
+	m.uint("pv", p.Seq)
+	if p.Doc != nil {
+		m.str("c", p.Doc.Collection).str("d", p.Doc.ID).uint("v", p.Version)
+		if p.Type != "" {
+			m.str("t", p.Type)
+		} else {
+			m.null("t")
+		}
+	}
+	return m.bytes()
+}

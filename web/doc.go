@@ -1,0 +1,28 @@
+// Package web is coedit's HTTP surface: the WebSocket endpoint that speaks
+// ShareDB's wire protocol (1.2) to the real sharedb client, the HTTP API for
+// server-side integrations, /health and /ready, and the browser page.
+//
+// Start with Server (server.go): New takes Options, whose zero fields mean
+// the documented defaults, and Handler returns the routes:
+//
+//	GET  /ws                                  WebSocket, ShareDB protocol
+//	GET  /health                              liveness
+//	GET  /ready                               readiness (503 while closing)
+//	GET  /api/docs                            document list (JSON)
+//	GET  /api/docs/{collection}/{id}          snapshot {v,type,data}
+//	GET  /api/docs/{collection}/{id}/ops      op log as JSON Lines (?from=&to=)
+//	POST /api/docs/{collection}/{id}/ops      submit an op {v,src,seq,op|create|del}
+//	GET  /                                    the editing page and its assets
+//
+// Each WebSocket is one conn (conn.go), which implements collab.Conn: one
+// read goroutine decodes frames and drives the Hub (protocol.go), one write
+// goroutine drains a bounded send queue. Replies and broadcasts are encoded
+// by whichever goroutine produces them and only queued, so a session
+// goroutine never waits on a socket and a slow client never delays others:
+// a client whose queue overflows is closed with code 1013, and reconnects
+// and catches up by version.
+//
+// errors.go holds the one table of error codes the server sends, with the
+// HTTP status each maps to; only this package turns engine errors into
+// protocol codes.
+package web

@@ -1,0 +1,150 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/coedit/coedit/collab"
+	"github.com/coedit/coedit/ot"
+)
+
+// Error codes the server sends, in ShareDB's shape {"code","message"}: on
+// the WebSocket as the failed request echoed with an "error" field, on the
+// HTTP API as {"error":{...}} with the HTTP status in the last column. The
+// ShareDB codes are those of sharedb@7's lib/error.js, so the real client
+// reacts to them as it does with a ShareDB server (for a failed op: roll
+// back the op and report the error); the others are coedit's own.
+//
+//	code                                        HTTP  when
+//	ERR_MESSAGE_BADLY_FORMED                    400   a frame that is binary, not UTF-8, not a JSON object; a missing or malformed c, d, v, seq, src, ch, id, b, pv or ts
+//	ERR_OT_OP_BADLY_FORMED                      400   an op that does not decode (the decoder's message says where), not exactly one of op/create/del, create data not a string, del not true
+//	ERR_DOC_TYPE_NOT_RECOGNIZED                 400   a create whose type is not text-unicode
+//	ERR_DOC_ALREADY_CREATED                     409   a create on a document that exists
+//	ERR_DOC_DOES_NOT_EXIST                      404   an edit or delete on a document never created
+//	ERR_DOC_WAS_DELETED                         409   an edit or delete on a deleted document
+//	ERR_OP_VERSION_NEWER_THAN_CURRENT_SNAPSHOT  409   a submit, nf or presence whose v is past the head
+//	ERR_SUBMIT_TRANSFORM_OPS_NOT_FOUND          409   the ops between a submit's v and the head are not in the log
+//	ERR_OT_OP_NOT_APPLIED                       422   an op that does not apply to the document (skips or deletes past its end)
+//	ERR_TYPE_DOES_NOT_SUPPORT_PRESENCE          400   document presence on a type other than text-unicode
+//	ERR_UNKNOWN_ERROR                           500   anything else (a storage failure); the server logs the cause
+//	ERR_UNKNOWN_ACTION                          400   a message whose "a" is not an action coedit serves
+//	ERR_QUERY_NOT_SUPPORTED                     501   qf, qs: coedit has no queries
+//	ERR_SRC_MISMATCH                            403   a submit whose src is not its connection's
+//	ERR_RATE_LIMITED                            429   more ops or messages per second than the connection's token bucket allows
+//	ERR_OP_TOO_LARGE                            413   an op, create data or presence value larger than Options.MaxOpSize
+//	ERR_DOC_TOO_LARGE                           413   an op that would make the document longer than the hub allows
+//	ERR_TOO_MANY_SUBSCRIPTIONS                  400   more documents or presence channels than Options.MaxSubscriptions
+//	ERR_ORIGIN_NOT_ALLOWED                      403   an HTTP API request from a browser origin not allowed
+//	ERR_SERVER_CLOSING                          503   an HTTP API request during shutdown (a WebSocket is closed with 1001 instead, so the client resends after reconnecting)
+const (
+	CodeBadlyFormed          = "ERR_MESSAGE_BADLY_FORMED"
+	CodeOpBadlyFormed        = "ERR_OT_OP_BADLY_FORMED"
+	CodeTypeNotRecognized    = "ERR_DOC_TYPE_NOT_RECOGNIZED"
+	CodeDocAlreadyCreated    = "ERR_DOC_ALREADY_CREATED"
+	CodeDocDoesNotExist      = "ERR_DOC_DOES_NOT_EXIST"
+	CodeDocWasDeleted        = "ERR_DOC_WAS_DELETED"
+	CodeVersionNewer         = "ERR_OP_VERSION_NEWER_THAN_CURRENT_SNAPSHOT"
+	CodeTransformOpsNotFound = "ERR_SUBMIT_TRANSFORM_OPS_NOT_FOUND"
+	CodeOpNotApplied         = "ERR_OT_OP_NOT_APPLIED"
+	CodePresenceUnsupported  = "ERR_TYPE_DOES_NOT_SUPPORT_PRESENCE"
+	CodeUnknownError         = "ERR_UNKNOWN_ERROR"
+	CodeUnknownAction        = "ERR_UNKNOWN_ACTION"
+	CodeQueryNotSupported    = "ERR_QUERY_NOT_SUPPORTED"
+	CodeSrcMismatch          = "ERR_SRC_MISMATCH"
+	CodeRateLimited          = "ERR_RATE_LIMITED"
+	CodeOpTooLarge           = "ERR_OP_TOO_LARGE"
+	CodeDocTooLarge          = "ERR_DOC_TOO_LARGE"
+	CodeTooManySubscriptions = "ERR_TOO_MANY_SUBSCRIPTIONS"
+	CodeOriginNotAllowed     = "ERR_ORIGIN_NOT_ALLOWED"
+	CodeServerClosing        = "ERR_SERVER_CLOSING"
+)
+
+// httpStatus is the HTTP status of each code (see the table above).
+var httpStatus = map[string]int{
+	CodeBadlyFormed:          http.StatusBadRequest,
+	CodeOpBadlyFormed:        http.StatusBadRequest,
+	CodeTypeNotRecognized:    http.StatusBadRequest,
+	CodeDocAlreadyCreated:    http.StatusConflict,
+	CodeDocDoesNotExist:      http.StatusNotFound,
+	CodeDocWasDeleted:        http.StatusConflict,
+	CodeVersionNewer:         http.StatusConflict,
+	CodeTransformOpsNotFound: http.StatusConflict,
+	CodeOpNotApplied:         http.StatusUnprocessableEntity,
+	CodePresenceUnsupported:  http.StatusBadRequest,
+	CodeUnknownError:         http.StatusInternalServerError,
+	CodeUnknownAction:        http.StatusBadRequest,
+	CodeQueryNotSupported:    http.StatusNotImplemented,
+	CodeSrcMismatch:          http.StatusForbidden,
+	CodeRateLimited:          http.StatusTooManyRequests,
+	CodeOpTooLarge:           http.StatusRequestEntityTooLarge,
+	CodeDocTooLarge:          http.StatusRequestEntityTooLarge,
+	CodeTooManySubscriptions: http.StatusBadRequest,
+	CodeOriginNotAllowed:     http.StatusForbidden,
+	CodeServerClosing:        http.StatusServiceUnavailable,
+}
+
+// engineCodes maps the engine's sentinel errors to codes, first match
+// wins. collab.ErrClosed is not here: a closing hub closes WebSockets
+// rather than failing their requests (see conn.fail).
+var engineCodes = []struct {
+	err  error
+	code string
+}{
+	{collab.ErrDocExists, CodeDocAlreadyCreated},
+	{collab.ErrDocMissing, CodeDocDoesNotExist},
+	{collab.ErrDocDeleted, CodeDocWasDeleted},
+	{collab.ErrVersionAhead, CodeVersionNewer},
+	{collab.ErrPresenceVersion, CodeVersionNewer},
+	{collab.ErrOpsMissing, CodeTransformOpsNotFound},
+	{collab.ErrUnknownType, CodeTypeNotRecognized},
+	{collab.ErrDocTooLarge, CodeDocTooLarge},
+	{collab.ErrSrcMismatch, CodeSrcMismatch},
+	{collab.ErrInvalidOp, CodeOpNotApplied},
+	{ot.ErrOutOfBounds, CodeOpNotApplied},
+	{ot.ErrInvalidOp, CodeOpNotApplied},
+	{collab.ErrClosed, CodeServerClosing},
+}
+
+// protoError is an error the client is told about, with its code.
+type protoError struct {
+	Code    string
+	Message string
+}
+
+func (e *protoError) Error() string { return e.Code + ": " + e.Message }
+
+// status is the HTTP status for e's code.
+func (e *protoError) status() int {
+	if s, ok := httpStatus[e.Code]; ok {
+		return s
+	}
+	return http.StatusInternalServerError
+}
+
+// newError returns a protoError with code and message.
+func newError(code, message string) *protoError {
+	return &protoError{Code: code, Message: message}
+}
+
+// badlyFormed is the error for a malformed message field.
+func badlyFormed(message string) *protoError {
+	return newError(CodeBadlyFormed, message)
+}
+
+// toProtoError classifies err. internal is true for errors the client is
+// not told the cause of (the caller logs them).
+func toProtoError(err error) (pe *protoError, internal bool) {
+	if errors.As(err, &pe) {
+		return pe, false
+	}
+	for _, e := range engineCodes {
+		if errors.Is(err, e.err) {
+			return newError(e.code, err.Error()), false
+		}
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return newError(CodeUnknownError, "the request timed out"), true
+	}
+	return newError(CodeUnknownError, "internal error"), true
+}

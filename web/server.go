@@ -1,0 +1,347 @@
+package web
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/coedit/coedit/collab"
+)
+
+// DocLister lists stored documents; the page handler uses it for its
+// document index. *collab.Hub implements it.
+type DocLister interface {
+	List(ctx context.Context, collection string, limit int) ([]collab.DocInfo, error)
+}
+
+var _ DocLister = (*collab.Hub)(nil)
+
+// Options configures a Server. The zero value of each field means the
+// documented default.
+type Options struct {
+	// Hub is the engine the server drives. Required.
+	Hub *collab.Hub
+	// Logger receives connection and request logs. Default
+	// slog.Default().
+	Logger *slog.Logger
+	// AllowedOrigins lists the browser origins ("https://app.example",
+	// scheme and host, port if not the default) allowed to open a
+	// WebSocket or call the HTTP API that changes documents; "*" allows
+	// every origin. Requests without an Origin header (non-browser
+	// clients) are always allowed. Default: the server's own host, and
+	// any origin on a loopback host (localhost, 127.0.0.1, [::1]).
+	AllowedOrigins []string
+	// MaxFrameSize is the largest WebSocket frame and HTTP API body, in
+	// bytes; a bigger frame closes the socket with 1009. Default 1 MiB.
+	MaxFrameSize int64
+	// MaxOpSize is the largest op, create data or presence value, as
+	// JSON bytes. Default 512 KiB.
+	MaxOpSize int
+	// MaxNameLen is the longest collection name, document id and
+	// presence id, in bytes. Default 256.
+	MaxNameLen int
+	// MaxSubscriptions is the most documents a connection may subscribe
+	// to, and separately the most presence channels. Default 1000.
+	MaxSubscriptions int
+	// OpsPerSecond and OpsBurst size each connection's token bucket for
+	// submits. Defaults 100 and 200.
+	OpsPerSecond float64
+	OpsBurst     int
+	// MessagesPerSecond and MessagesBurst size each connection's token
+	// bucket for all messages. Defaults 1000 and 2000.
+	MessagesPerSecond float64
+	MessagesBurst     int
+	// SendQueueMessages and SendQueueBytes bound what waits to be written
+	// to one connection; past either the connection is closed with 1013
+	// (a single message bigger than SendQueueBytes is still sent when
+	// the queue is empty). Defaults 65536 messages and 16 MiB.
+	SendQueueMessages int
+	SendQueueBytes    int
+	// HandshakeTimeout bounds the WebSocket upgrade. Default 10s.
+	HandshakeTimeout time.Duration
+	// PongTimeout is how long a connection may stay silent (no frame, no
+	// pong) before it is closed. Default 60s.
+	PongTimeout time.Duration
+	// PingInterval is how often the server pings. Default 9/10 of
+	// PongTimeout.
+	PingInterval time.Duration
+	// WriteTimeout bounds writing one batch of queued frames; a client
+	// that does not take them in time is dropped. Default 10s.
+	WriteTimeout time.Duration
+	// RequestTimeout bounds the blocking engine calls of nf, nt and the
+	// HTTP API. Default 30s.
+	RequestTimeout time.Duration
+	// Ready, if set, is called by /ready besides the server's own check
+	// (not closing); an error makes /ready answer 503 with its text.
+	Ready func(ctx context.Context) error
+}
+
+func (o Options) withDefaults() (Options, error) {
+	if o.Hub == nil {
+		return o, errors.New("web: Options.Hub is required")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	setDefault(&o.MaxFrameSize, 1<<20)
+	setDefault(&o.MaxOpSize, 512<<10)
+	setDefault(&o.MaxNameLen, 256)
+	setDefault(&o.MaxSubscriptions, 1000)
+	setDefault(&o.OpsPerSecond, 100)
+	setDefault(&o.OpsBurst, 200)
+	setDefault(&o.MessagesPerSecond, 1000)
+	setDefault(&o.MessagesBurst, 2000)
+	setDefault(&o.SendQueueMessages, 65536)
+	setDefault(&o.SendQueueBytes, 16<<20)
+	setDefault(&o.HandshakeTimeout, 10*time.Second)
+	setDefault(&o.PongTimeout, 60*time.Second)
+	setDefault(&o.PingInterval, o.PongTimeout*9/10)
+	setDefault(&o.WriteTimeout, 10*time.Second)
+	setDefault(&o.RequestTimeout, 30*time.Second)
+	if o.PingInterval >= o.PongTimeout {
+		return o, fmt.Errorf("web: PingInterval %v must be shorter than PongTimeout %v", o.PingInterval, o.PongTimeout)
+	}
+	for _, a := range o.AllowedOrigins {
+		if a == "*" {
+			continue
+		}
+		if u, err := url.Parse(a); err != nil || u.Scheme == "" || u.Host == "" {
+			return o, fmt.Errorf("web: allowed origin %q is not scheme://host[:port]", a)
+		}
+	}
+	return o, nil
+}
+
+// setDefault sets *v to def when it is zero or negative.
+func setDefault[T int | int64 | float64 | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
+}
+
+// Server serves coedit's HTTP routes and WebSocket connections over one
+// Hub. Create it with New, mount Handler, and call Close on shutdown.
+//
+// A connection's src is issued at open (32 random hex digits). A client
+// that reconnects sends its old src in "hs" and gets it back, so that its
+// resent op (which carries that src) is deduplicated. When another live
+// connection holds that src, the newer claim wins and the older
+// connection is closed with CloseSrcReclaimed: the common case is a
+// client whose old socket died without the server noticing yet. Without
+// auth any client may claim any src; with auth only the same subject may.
+type Server struct {
+	hub   *collab.Hub
+	opts  Options
+	log   *slog.Logger
+	up    websocket.Upgrader
+	pages http.Handler
+
+	mu      sync.Mutex
+	closing bool
+	conns   map[*conn]struct{}
+	srcs    map[string]*conn
+	wg      sync.WaitGroup // connection handlers
+}
+
+// New returns a Server over opts.Hub.
+func New(opts Options) (*Server, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		hub:   opts.Hub,
+		opts:  opts,
+		log:   opts.Logger,
+		conns: make(map[*conn]struct{}),
+		srcs:  make(map[string]*conn),
+	}
+	s.up = websocket.Upgrader{
+		HandshakeTimeout: opts.HandshakeTimeout,
+		ReadBufferSize:   4096,
+		WriteBufferSize:  4096,
+		WriteBufferPool:  &sync.Pool{},
+		CheckOrigin:      s.originAllowed,
+	}
+	s.pages = newPageHandler(opts.Hub)
+	return s, nil
+}
+
+// Handler returns the server's routes (see the package doc).
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /ws", s.serveWS)
+	mux.HandleFunc("GET /health", s.serveHealth)
+	mux.HandleFunc("GET /ready", s.serveReady)
+	mux.HandleFunc("GET /api/docs", s.serveList)
+	mux.HandleFunc("GET /api/docs/{collection}/{id}", s.serveSnapshot)
+	mux.HandleFunc("GET /api/docs/{collection}/{id}/ops", s.serveOps)
+	mux.HandleFunc("POST /api/docs/{collection}/{id}/ops", s.serveSubmit)
+	mux.Handle("/", s.pages)
+	return mux
+}
+
+// Connections returns the number of open WebSocket connections.
+func (s *Server) Connections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+// Close closes every WebSocket with 1001 (going away), refuses new ones,
+// and waits until each connection has left the hub or ctx ends. It does
+// not close the hub. Call it after http.Server.Shutdown, which does not
+// track WebSockets.
+func (s *Server) Close(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	for c := range s.conns {
+		c.closeWith(CloseGoingAway, "server shutting down")
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("web: close: %d connections still open: %w", s.Connections(), ctx.Err())
+	}
+}
+
+// serveWS upgrades to a WebSocket and runs the connection.
+func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	closing := s.closing
+	if !closing {
+		s.wg.Add(1)
+	}
+	s.mu.Unlock()
+	if closing {
+		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	defer s.wg.Done()
+	ws, err := s.up.Upgrade(w, r, nil)
+	if err != nil {
+		s.log.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "origin", r.Header.Get("Origin"), "err", err)
+		return // Upgrade replied
+	}
+	c := newConn(s, ws, newSrc(), s.log.With("remote", r.RemoteAddr))
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(CloseGoingAway, "server shutting down"), time.Now().Add(time.Second))
+		ws.Close()
+		return
+	}
+	s.conns[c] = struct{}{}
+	s.srcs[c.Src()] = c
+	s.mu.Unlock()
+	c.serve()
+}
+
+// claim gives src to c, closing the connection that held it.
+func (s *Server) claim(c *conn, src string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old := s.srcs[src]; old != nil && old != c {
+		old.log.Info("src reclaimed by a new connection", "src", src)
+		old.closeWith(CloseSrcReclaimed, "src reclaimed by a newer connection")
+	}
+	if s.srcs[c.Src()] == c {
+		delete(s.srcs, c.Src())
+	}
+	s.srcs[src] = c
+	c.src.Store(&src)
+}
+
+// release forgets c once it has left the hub.
+func (s *Server) release(c *conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.conns, c)
+	if s.srcs[c.Src()] == c {
+		delete(s.srcs, c.Src())
+	}
+}
+
+// newSrc returns a random 32-hex-digit src.
+func newSrc() string {
+	var b [16]byte
+	rand.Read(b[:]) // never fails (crypto/rand since Go 1.24)
+	return hex.EncodeToString(b[:])
+}
+
+// originAllowed is the Origin check for WebSocket upgrades and HTTP API
+// writes (see Options.AllowedOrigins).
+func (s *Server) originAllowed(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	if len(s.opts.AllowedOrigins) > 0 {
+		for _, a := range s.opts.AllowedOrigins {
+			if a == "*" || strings.EqualFold(strings.TrimSuffix(a, "/"), u.Scheme+"://"+u.Host) {
+				return true
+			}
+		}
+		return false
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	host := u.Hostname()
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// isClosed reports an error from a hub that is shutting down.
+func isClosed(err error) bool { return errors.Is(err, collab.ErrClosed) }
+
+// serveHealth is the liveness probe: the process is up and serving.
+func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "connections": s.Connections()})
+}
+
+// serveReady is the readiness probe: 503 while closing or when
+// Options.Ready fails.
+func (s *Server) serveReady(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	closing := s.closing
+	s.mu.Unlock()
+	if closing {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "closing"})
+		return
+	}
+	if s.opts.Ready != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+		defer cancel()
+		if err := s.opts.Ready(ctx); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "error": err.Error()})
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ready"})
+}
