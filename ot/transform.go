@@ -12,6 +12,13 @@ import (
 // insert before other's, Right after. This is ShareDB text-unicode's
 // transform, component for component, including the shape of its result.
 //
+// The result converges (apply(apply(s, a), Transform(b, a, Right)) ==
+// apply(apply(s, b), Transform(a, b, Left))) for ops whose neighbouring
+// inserts are merged, as Normalize, Compose and Transform leave them.
+// Like the reference, an op with two inserts in a row only puts the first
+// of them ahead of a tied insert, so such ops can diverge: normalize ops
+// from clients before transforming them.
+//
 // Both ops must be valid (Validate); otherwise the error wraps
 // ErrInvalidOp, as the reference throws. The work is linear in the number
 // of components and in the text that has to be split, never in the
