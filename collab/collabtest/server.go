@@ -1,0 +1,106 @@
+package collabtest
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/coedit/coedit/collab"
+	"github.com/coedit/coedit/editlog"
+	"github.com/coedit/coedit/storage"
+)
+
+// Server is an in-process coedit node for tests: a Hub over a bbolt
+// store in a temporary directory. It has no network listener.
+type Server struct {
+	// Hub is the engine; tests may use every method of it.
+	Hub *collab.Hub
+	// DB is the store under Hub.
+	DB *storage.DB
+	// Path is the bbolt file.
+	Path string
+}
+
+// Option configures Start.
+type Option func(*startConfig)
+
+type startConfig struct {
+	store storage.Options
+	hub   collab.Options
+}
+
+// WithStorage sets the store's options. Start's default is
+// storage.Options{Sync: storage.SyncNone}.
+func WithStorage(o storage.Options) Option {
+	return func(c *startConfig) { c.store = o }
+}
+
+// WithHub sets the hub's options; their Store is replaced by the server's
+// store. The default is the zero collab.Options (every documented
+// default).
+func WithHub(o collab.Options) Option {
+	return func(c *startConfig) { c.hub = o }
+}
+
+// Start opens a bbolt store in tb.TempDir() and starts a Hub over it. It
+// fails the test if the store cannot be opened. tb.Cleanup closes the hub
+// (letting sessions finish their commits) and then the store.
+func Start(tb testing.TB, opts ...Option) *Server {
+	tb.Helper()
+	cfg := startConfig{store: storage.Options{Sync: storage.SyncNone}}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	path := filepath.Join(tb.TempDir(), "coedit.db")
+	db, err := storage.Open(path, cfg.store)
+	if err != nil {
+		tb.Fatalf("collabtest.Start: %v", err)
+	}
+	cfg.hub.Store = db
+	s := &Server{Hub: collab.NewHub(cfg.hub), DB: db, Path: path}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := s.Hub.Close(ctx); err != nil {
+			tb.Errorf("collabtest: closing the hub: %v", err)
+		}
+		if err := db.Close(); err != nil {
+			tb.Errorf("collabtest: closing the store: %v", err)
+		}
+	})
+	return s
+}
+
+// Replay replays l into s's hub (see the package function Replay) and
+// returns the result. A final document that differs from the log's
+// expected one is reported with tb.Errorf, showing where the texts first
+// differ; any other failure (a record the hub refuses, a wrong version)
+// stops the test with tb.Fatalf.
+func (s *Server) Replay(tb testing.TB, l *editlog.Log, opts ...ReplayOption) Result {
+	tb.Helper()
+	res, err := Replay(tb.Context(), s.Hub, l, opts...)
+	if err != nil {
+		name := l.Name
+		if name == "" {
+			name = res.Key.String()
+		}
+		if isMismatch(err) {
+			tb.Errorf("replay %s: %v", name, err)
+		} else {
+			tb.Fatalf("replay %s: %v", name, err)
+		}
+	}
+	return res
+}
+
+// ReplayFile reads an edit log or editing trace (editlog.ReadFile) and
+// replays it with Replay. A file that cannot be read stops the test.
+func (s *Server) ReplayFile(tb testing.TB, path string, opts ...ReplayOption) Result {
+	tb.Helper()
+	l, err := editlog.ReadFile(path)
+	if err != nil {
+		tb.Fatalf("collabtest: %v", err)
+	}
+	return s.Replay(tb, l, opts...)
+}
