@@ -36,7 +36,7 @@ func Apply(doc string, op Op) (string, error) {
 	if !utf8.ValidString(doc) {
 		return "", ErrInvalidDocument
 	}
-	if n := utf8.RuneCountInString(doc); base > n {
+	if n := runeCount(doc); base > n {
 		return "", fmt.Errorf("%w: op spans %d code points, document has %d", ErrOutOfBounds, base, n)
 	}
 	grow := len(doc)

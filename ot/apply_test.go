@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // algOp decodes a canonical op for a test, failing the test if it is not.
@@ -137,5 +138,32 @@ func TestBaseLenSaturates(t *testing.T) {
 	}
 	if got, err := Apply("abc", op); !errors.Is(err, ErrInvalidOp) {
 		t.Errorf("Apply(abc, %v) = %q, %v, want ErrInvalidOp", op, got, err)
+	}
+}
+
+func TestRuneBytes(t *testing.T) {
+	docs := []string{"", "a", "abcdefghijklmnopq", "é😀中\u0301xé😀中\u0301xé😀中\u0301xé😀中", strings.Repeat("😀a", 20), strings.Repeat("é", 17)}
+	for _, s := range docs {
+		runes := []rune(s)
+		if got := runeCount(s); got != len(runes) {
+			t.Errorf("runeCount(%q) = %d, want %d", s, got, len(runes))
+		}
+		for n := 0; n <= len(runes)+2; n++ {
+			want := len(string(runes[:min(n, len(runes))]))
+			if got := runeBytes(s, n); got != want {
+				t.Errorf("runeBytes(%q, %d) = %d, want %d", s, n, got, want)
+			}
+			for off := 1; off < len(s) && n <= len(runes); off++ {
+				// From every code point boundary too.
+				if !utf8.RuneStart(s[off]) {
+					continue
+				}
+				rest := []rune(s[off:])
+				want := len(string(rest[:min(n, len(rest))]))
+				if got := runeBytes(s[off:], n); got != want {
+					t.Errorf("runeBytes(%q, %d) = %d, want %d", s[off:], n, got, want)
+				}
+			}
+		}
 	}
 }

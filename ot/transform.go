@@ -2,7 +2,7 @@ package ot
 
 import (
 	"fmt"
-	"unicode/utf8"
+	"math/bits"
 )
 
 // Transform rewrites op so that it applies after other, where both ops
@@ -123,17 +123,49 @@ func (r *reader) take(n int, whole Kind) Component {
 	return part
 }
 
-// runeBytes returns the byte length of the first n code points of s (all
-// of s if it has fewer).
-func runeBytes(s string, n int) int {
+// runeCount returns the number of code points in s, which must be valid
+// UTF-8, eight bytes at a time (see runeBytes).
+func runeCount(s string) int {
+	const high = 0x8080808080808080
+	cont := 0
 	i := 0
-	for ; n > 0 && i < len(s); n-- {
-		if s[i] < utf8.RuneSelf {
-			i++
-			continue
+	for ; i+8 <= len(s); i += 8 {
+		w := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+		cont += bits.OnesCount64(w &^ (w << 1) & high)
+	}
+	for ; i < len(s); i++ {
+		if s[i]&0xc0 == 0x80 {
+			cont++
 		}
-		_, size := utf8.DecodeRuneInString(s[i:])
-		i += size
+	}
+	return len(s) - cont
+}
+
+// runeBytes returns the byte length of the first n code points of s (all
+// of s if it has fewer). s must be valid UTF-8. It counts eight bytes at a
+// time: in valid UTF-8 each code point starts at exactly one byte that is
+// not a continuation byte (10xxxxxx).
+func runeBytes(s string, n int) int {
+	const high = 0x8080808080808080
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		w := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+		// A byte's top bit set and next bit clear marks a continuation.
+		starts := 8 - bits.OnesCount64(w&^(w<<1)&high)
+		if starts > n {
+			break
+		}
+		n -= starts
+	}
+	for ; i < len(s); i++ {
+		if s[i]&0xc0 != 0x80 {
+			if n == 0 {
+				break
+			}
+			n--
+		}
 	}
 	return i
 }
