@@ -204,15 +204,14 @@ func (s *session) run() {
 	defer s.h.wg.Done()
 	defer s.h.forget(s)
 	if err := s.load(); err != nil {
-		s.h.log.Warn("collab: cannot load document", "doc", s.key.String(), "err", err)
+		// Every queued request gets the error; the next one starts a new
+		// session, which tries again.
 		s.failAll(err)
 		return
 	}
 	link, err := s.h.opts.Relay.Join(s.key, s.deliverRemote)
 	if err != nil {
-		err = fmt.Errorf("collab: join relay for %s: %w", s.key, err)
-		s.h.log.Warn("collab: cannot join relay", "doc", s.key.String(), "err", err)
-		s.failAll(err)
+		s.failAll(fmt.Errorf("collab: join relay for %s: %w", s.key, err))
 		return
 	}
 	s.link = link

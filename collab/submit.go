@@ -43,7 +43,6 @@ func (s *session) submitGroup(reqs []*request) {
 		if err := s.h.opts.Store.Commit(context.Background(), s.key, recs, snap); err != nil {
 			st.commitErrors.Add(1)
 			err = fmt.Errorf("collab: commit %s: %w", s.key, err)
-			s.h.log.Warn("collab: commit failed", "doc", s.key.String(), "records", len(recs), "err", err)
 			for i := range out {
 				o := &out[i]
 				if o.err == nil && (!o.res.Duplicate || o.res.Version >= start) {
