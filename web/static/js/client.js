@@ -225,7 +225,8 @@ export class Connection extends Emitter {
     this.stopPing();
     this.clearRetry();
     if (ws) {
-      ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+      ws.onopen = ws.onmessage = ws.onclose = null;
+      ws.onerror = () => {}; // closing a socket still connecting reports an error
       try {
         ws.close();
       } catch {

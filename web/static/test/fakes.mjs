@@ -1,0 +1,90 @@
+// Test doubles for the client's transport seam: a WebSocket the test plays
+// the server through, and a manual clock for its timers.
+
+export class FakeClock {
+  constructor() {
+    this.t = 1000;
+    this.timers = new Map();
+    this.nextId = 1;
+  }
+
+  setTimeout(fn, ms) {
+    const id = this.nextId++;
+    this.timers.set(id, { at: this.t + ms, fn });
+    return id;
+  }
+
+  clearTimeout(id) {
+    this.timers.delete(id);
+  }
+
+  now() {
+    return this.t;
+  }
+
+  // pendingDelays lists the delays (from now) of the timers still waiting.
+  pendingDelays() {
+    return [...this.timers.values()].map((x) => x.at - this.t);
+  }
+
+  // advance moves time forward ms, running due timers in order.
+  advance(ms) {
+    const end = this.t + ms;
+    for (;;) {
+      let next = null;
+      for (const [id, x] of this.timers) if (x.at <= end && (!next || x.at < next[1].at)) next = [id, x];
+      if (!next) break;
+      this.timers.delete(next[0]);
+      this.t = next[1].at;
+      next[1].fn();
+    }
+    this.t = end;
+  }
+}
+
+// FakeSocket records every socket the client opens in FakeSocket.all.
+export class FakeSocket {
+  static all = [];
+
+  constructor(url) {
+    this.url = url;
+    this.readyState = 0;
+    this.sent = [];
+    this.closed = false;
+    FakeSocket.all.push(this);
+  }
+
+  static last() {
+    return FakeSocket.all[FakeSocket.all.length - 1];
+  }
+
+  send(data) {
+    if (this.readyState !== 1) throw new Error('send on a socket that is not open');
+    this.sent.push(JSON.parse(data));
+  }
+
+  close() {
+    this.closed = true;
+    this.readyState = 3;
+  }
+
+  // Test side: play the server.
+  open() {
+    this.readyState = 1;
+    this.onopen?.();
+  }
+
+  deliver(msg) {
+    this.onmessage?.({ data: JSON.stringify(msg) });
+  }
+
+  serverClose() {
+    this.readyState = 3;
+    this.onclose?.({ code: 1006 });
+  }
+
+  // take returns and forgets the messages sent so far.
+  take() {
+    return this.sent.splice(0);
+  }
+}
