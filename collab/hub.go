@@ -29,6 +29,7 @@ import (
 // modify them.
 type Conn interface {
 	// Src is the connection's id: ShareDB's src, issued at handshake.
+	// It never changes and may be called from any goroutine.
 	Src() string
 	// SendOp delivers a committed record of a document the conn
 	// subscribed to, or a catch-up record it asked for. It is never
@@ -238,9 +239,10 @@ const maxSrcLen = 1024
 // take a reply function. It is called exactly once: by the document's
 // session goroutine, after any SendOp calls the request causes on the same
 // Conn, so a connection can write replies and broadcasts in one order; or,
-// when the request fails before it reaches a session (ErrClosed,
-// ErrSrcMismatch, ErrInvalidKey), on the calling goroutine before the
-// method returns. reply must not block. The *Wait variants block for
+// when the request is answered without a session (ErrClosed,
+// ErrSrcMismatch, ErrInvalidKey, an Unsubscribe from a document with no
+// session, untyped presence), on the calling goroutine before the method
+// returns. reply must not block. The *Wait variants block for
 // callers that have no Conn (the HTTP API, replay, tests).
 //
 // All methods are safe for concurrent use.

@@ -124,6 +124,7 @@ func TestReadErrors(t *testing.T) {
 		{"header later", "{\"v\":0,\"del\":true}\n{\"editlog\":1}", "header may only be the first line"},
 		{"header version", `{"editlog":2}`, "format version 2"},
 		{"header unknown field", `{"editlog":1,"intial":""}`, `unknown field "intial"`},
+		{"export error", `{"error":{"code":"ERR_UNKNOWN_ERROR","message":"disk"}}`, "ends with a server error"},
 		{"bad gzip", "\x1f\x8b garbage", "gzip"},
 	}
 	for _, tt := range tests {

@@ -214,6 +214,10 @@ func present(raw json.RawMessage) bool {
 }
 
 func decodeRecord(line []byte) (Record, error) {
+	if bytes.HasPrefix(line, []byte(`{"error":`)) {
+		// GET .../ops ends a stream that failed midway with this line.
+		return Record{}, fmt.Errorf("%w: the exported op log ends with a server error: %s", ErrFormat, line)
+	}
 	var w wireRecord
 	if err := decodeStrict(line, &w); err != nil {
 		return Record{}, err

@@ -1,0 +1,163 @@
+package collabtest_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coedit/coedit/collab/collabtest"
+	"github.com/coedit/coedit/editlog"
+	"github.com/coedit/coedit/web"
+)
+
+// startWeb serves srv's hub over HTTP and WebSocket on a loopback port
+// and returns the base URL (http://127.0.0.1:port). The rate limits are
+// raised: a replay submits as fast as the server acknowledges.
+func startWeb(t *testing.T, srv *collabtest.Server) string {
+	t.Helper()
+	ws, err := web.New(web.Options{Hub: srv.Hub, OpsPerSecond: 1e6, OpsBurst: 1e6, MessagesPerSecond: 1e6, MessagesBurst: 1e6})
+	if err != nil {
+		t.Fatalf("web.New: %v", err)
+	}
+	ts := httptest.NewServer(ws.Handler())
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := ws.Close(ctx); err != nil {
+			t.Errorf("web.Server.Close: %v", err)
+		}
+		ts.Close()
+	})
+	return ts.URL
+}
+
+func wsURL(base string) string { return "ws" + strings.TrimPrefix(base, "http") + "/ws" }
+
+// TestReplayRemoteEditLogs replays every edit log over real WebSockets
+// against a node served by package web, one connection per src, then
+// exports the node's op log over HTTP and replays that offline into a
+// fresh node: all three must end in the expected document.
+func TestReplayRemoteEditLogs(t *testing.T) {
+	for _, file := range editLogs(t) {
+		l, err := editlog.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Run(l.Name, func(t *testing.T) {
+			node := collabtest.Start(t)
+			base := startWeb(t, node)
+			res, err := collabtest.ReplayRemote(t.Context(), wsURL(base), l)
+			if err != nil {
+				t.Fatalf("ReplayRemote(%s): %v", l.Name, err)
+			}
+			if res.Final.Data != l.Header.Final || res.Records != len(l.Records) {
+				t.Errorf("ReplayRemote(%s) = %d records, final %q; want %d, %q", l.Name, res.Records, res.Final.Data, len(l.Records), l.Header.Final)
+			}
+
+			export := fetchExport(t, base, res.Key.Collection, res.Key.ID)
+			if err := export.Validate(); err != nil {
+				t.Fatalf("exported op log is not a valid edit log: %v", err)
+			}
+			again, err := collabtest.Replay(t.Context(), collabtest.Start(t).Hub, export, collabtest.WithKey("export", l.Name))
+			if err != nil {
+				t.Fatalf("Replay(export of %s): %v", l.Name, err)
+			}
+			if again.Final.Version != res.Final.Version || again.Final.Data != res.Final.Data || again.Final.Type != res.Final.Type {
+				t.Errorf("replayed export = %+v, want %+v", again.Final, res.Final)
+			}
+			if again.Duplicates != 0 || again.Records != int(res.Final.Version) {
+				t.Errorf("replayed export = %d records, %d duplicates; want %d, 0 (an export has no resends)", again.Records, again.Duplicates, res.Final.Version)
+			}
+		})
+	}
+}
+
+// fetchExport reads GET /api/docs/{c}/{id}/ops as an edit log.
+func fetchExport(t *testing.T, base, collection, id string) *editlog.Log {
+	t.Helper()
+	resp, err := http.Get(base + "/api/docs/" + collection + "/" + id + "/ops")
+	if err != nil {
+		t.Fatalf("GET ops: %v", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET ops: %s", resp.Status)
+	}
+	l, err := editlog.Read(resp.Body)
+	if err != nil {
+		t.Fatalf("reading the exported op log: %v", err)
+	}
+	return l
+}
+
+// TestReplayRemoteErrors checks the remote replay's refusals: a document
+// that exists, and an op the server rejects.
+func TestReplayRemoteErrors(t *testing.T) {
+	node := collabtest.Start(t)
+	url := wsURL(startWeb(t, node))
+	l, err := editlog.Read(strings.NewReader(`{"editlog":1,"initial":"abc","final":"abcd"}
+{"src":"a","seq":1,"v":1,"op":[3,"d"]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := collabtest.ReplayRemote(t.Context(), url, l, collabtest.WithKey("c", "x")); err != nil {
+		t.Fatalf("first ReplayRemote: %v", err)
+	}
+	if _, err := collabtest.ReplayRemote(t.Context(), url, l, collabtest.WithKey("c", "x")); !errors.Is(err, collabtest.ErrNotFresh) {
+		t.Errorf("ReplayRemote into an existing document = %v, want ErrNotFresh", err)
+	}
+
+	bad, err := editlog.Read(strings.NewReader(`{"editlog":1,"initial":"abc"}
+{"src":"a","seq":1,"v":1,"op":[9,"d"]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = collabtest.ReplayRemote(t.Context(), url, bad, collabtest.WithKey("c", "bad"))
+	var re *collabtest.RemoteError
+	if !errors.As(err, &re) || re.Code != "ERR_OT_OP_NOT_APPLIED" || !strings.Contains(err.Error(), "line 2") {
+		t.Errorf("ReplayRemote(op past the end) = %v, want ERR_OT_OP_NOT_APPLIED naming line 2", err)
+	}
+
+	if _, err := collabtest.ReplayRemote(t.Context(), "ws://127.0.0.1:1/ws", l); err == nil || !strings.Contains(err.Error(), "dial") {
+		t.Errorf("ReplayRemote(no server) = %v, want a dial error", err)
+	}
+}
+
+// TestReplayRemoteRateLimited replays against a server that allows 40
+// submits per second with a burst of 2: the refused submits are sent
+// again and the replay ends right.
+func TestReplayRemoteRateLimited(t *testing.T) {
+	node := collabtest.Start(t)
+	ws, err := web.New(web.Options{Hub: node.Hub, OpsPerSecond: 40, OpsBurst: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(ws.Handler())
+	defer ts.Close()
+	defer ws.Close(context.Background())
+	var b strings.Builder
+	b.WriteString(`{"editlog":1,"initial":"","final":"0123456789"}` + "\n")
+	b.WriteString(`{"src":"a","seq":1,"v":1,"op":["0"]}` + "\n")
+	for i := 1; i < 10; i++ {
+		fmt.Fprintf(&b, `{"src":"a","seq":%d,"v":%d,"op":[%d,"%d"]}`+"\n", i+1, i+1, i, i)
+	}
+	in := b.String()
+	l, err := editlog.Read(strings.NewReader(in))
+	if err != nil {
+		t.Fatalf("Read: %v\n%s", err, in)
+	}
+	res, err := collabtest.ReplayRemote(t.Context(), wsURL(ts.URL), l)
+	if err != nil {
+		t.Fatalf("ReplayRemote under a rate limit: %v", err)
+	}
+	if res.Final.Data != "0123456789" {
+		t.Errorf("final = %q, want 0123456789", res.Final.Data)
+	}
+}
