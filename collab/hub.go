@@ -29,7 +29,8 @@ import (
 // modify them.
 type Conn interface {
 	// Src is the connection's id: ShareDB's src, issued at handshake.
-	// It never changes and may be called from any goroutine.
+	// It may be called from any goroutine and must not change once the
+	// connection has made its first request to the Hub.
 	Src() string
 	// SendOp delivers a committed record of a document the conn
 	// subscribed to, or a catch-up record it asked for. It is never
