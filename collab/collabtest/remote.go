@@ -72,7 +72,7 @@ func ReplayRemote(ctx context.Context, url string, l *editlog.Log, opts ...Repla
 		}
 		anon.seq++
 		init := editlog.Record{Seq: anon.seq, Kind: editlog.Create, Type: typ, Data: l.Header.Initial}
-		v, err := anon.submit(ctx, res.Key, &init, false)
+		v, err := anon.submit(ctx, res.Key, &init, false, &res.RateLimited)
 		if err != nil {
 			return res, fmt.Errorf("collabtest: creating %s with the initial text: %w", res.Key, err)
 		}
@@ -93,7 +93,7 @@ func ReplayRemote(ctx context.Context, url string, l *editlog.Log, opts ...Repla
 			c.seq++
 			rec.Seq = c.seq
 		}
-		v, err := c.submit(ctx, res.Key, &rec, want[i].Resend)
+		v, err := c.submit(ctx, res.Key, &rec, want[i].Resend, &res.RateLimited)
 		res.Records++
 		if err != nil {
 			res.Elapsed = time.Since(start)
@@ -326,8 +326,10 @@ func (c *wsClient) fetch(ctx context.Context, key collab.Key) (collab.Snapshot, 
 
 // submit sends rec and returns the version of its acknowledgement. The
 // ops the server sends before the ack must be those in [rec.V, ack) (not
-// checked for a resend, whose ack is at its original version).
-func (c *wsClient) submit(ctx context.Context, key collab.Key, rec *editlog.Record, resend bool) (uint64, error) {
+// checked for a resend, whose ack is at its original version). A submit
+// refused for the rate limit is sent again after a pause, and counted in
+// *limited.
+func (c *wsClient) submit(ctx context.Context, key collab.Key, rec *editlog.Record, resend bool, limited *int) (uint64, error) {
 	msg := map[string]any{"a": "op", "c": key.Collection, "d": key.ID, "v": rec.V, "seq": rec.Seq}
 	if resend {
 		msg["src"] = c.src // a ShareDB client names its src when it resends
@@ -362,6 +364,7 @@ func (c *wsClient) submit(ctx context.Context, key collab.Key, rec *editlog.Reco
 				if m.Error.Code != rateLimited {
 					return 0, m.Error
 				}
+				*limited++
 				break // not applied: send it again after a pause
 			}
 			own := m.Src == c.src && m.Seq == rec.Seq

@@ -157,7 +157,7 @@ func TestReplayRemoteRateLimited(t *testing.T) {
 	if err != nil {
 		t.Fatalf("ReplayRemote under a rate limit: %v", err)
 	}
-	if res.Final.Data != "0123456789" {
-		t.Errorf("final = %q, want 0123456789", res.Final.Data)
+	if res.Final.Data != "0123456789" || res.RateLimited == 0 {
+		t.Errorf("ReplayRemote = final %q after %d rate-limited submits; want 0123456789 after some", res.Final.Data, res.RateLimited)
 	}
 }

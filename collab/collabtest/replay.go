@@ -42,6 +42,10 @@ type Result struct {
 	// Duplicates is the number of resends acknowledged as already
 	// committed.
 	Duplicates int
+	// RateLimited is the number of submits a server refused for its
+	// per-connection rate limit and that were sent again (ReplayRemote
+	// only).
+	RateLimited int
 	// Elapsed is the time from the first submit to the last
 	// acknowledgement.
 	Elapsed time.Duration

@@ -1,0 +1,190 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+	"unicode/utf8"
+
+	"github.com/coedit/coedit/collab"
+	"github.com/coedit/coedit/collab/collabtest"
+	"github.com/coedit/coedit/editlog"
+	"github.com/coedit/coedit/storage"
+)
+
+// runReplay is `coedit replay [flags] FILE...`: it replays edit logs and
+// editing traces (docs/editlog.md) offline through an in-process node, or
+// against a running server with --server, and checks each final text.
+// SIGINT and SIGTERM stop it.
+func runReplay(args []string, stdout, stderr io.Writer) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return replayCommand(ctx, args, stdout, stderr)
+}
+
+// replayConfig is replay's command line.
+type replayConfig struct {
+	Files      []string
+	Server     string
+	Collection string
+	ID         string
+	Window     int
+}
+
+func parseReplayFlags(args []string, output io.Writer) (replayConfig, error) {
+	var cfg replayConfig
+	fs := flag.NewFlagSet("coedit replay", flag.ContinueOnError)
+	fs.SetOutput(output)
+	fs.StringVar(&cfg.Server, "server", "", "replay against the server at this WebSocket URL (ws://host:port/ws), one connection per src, instead of an in-process node")
+	fs.StringVar(&cfg.Collection, "collection", "", "collection to replay into (default: the log's header, else "+collabtest.DefaultCollection+")")
+	fs.StringVar(&cfg.ID, "id", "", "document id to replay into (default: the log's header, else the file name); only with one FILE")
+	fs.IntVar(&cfg.Window, "window", 64, "in-process only: how many submits may wait in the session's inbox at once (1: each waits for the previous ack)")
+	fs.Usage = func() {
+		fmt.Fprint(output, `Usage: coedit replay [flags] FILE...
+
+Replays each edit log (JSON Lines, see docs/editlog.md; an op log exported
+from GET /api/docs/{collection}/{id}/ops is one) or editing trace
+({startContent, endContent, txns}), gzipped or not, into a new document,
+submitting every op with its recorded src, seq and base version, and checks
+the final text against the log's. By default it runs an in-process node on a
+temporary store (no network); --server replays against a running server.
+Exits 1 when a replay fails or a final text differs.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	// Flags may come before or after the files.
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return cfg, err
+			}
+			return cfg, &usageError{err.Error()}
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			break
+		}
+		cfg.Files = append(cfg.Files, args[0])
+		args = args[1:]
+	}
+	switch {
+	case len(cfg.Files) == 0:
+		return cfg, &usageError{"replay: no FILE given (see coedit replay -h)"}
+	case cfg.ID != "" && len(cfg.Files) > 1:
+		return cfg, &usageError{"replay: --id names one document, but there are several FILEs"}
+	case cfg.Window < 1:
+		return cfg, &usageError{"replay: --window must be at least 1"}
+	case cfg.Server != "" && !strings.HasPrefix(cfg.Server, "ws://") && !strings.HasPrefix(cfg.Server, "wss://"):
+		return cfg, &usageError{fmt.Sprintf("replay: --server %q: want a WebSocket URL such as ws://127.0.0.1:8080/ws", cfg.Server)}
+	}
+	return cfg, nil
+}
+
+// replayCommand runs the replay command with ctx; see runReplay.
+func replayCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := parseReplayFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	failed := 0
+	for _, file := range cfg.Files {
+		if err := replayFile(ctx, cfg, file, stdout); err != nil {
+			fmt.Fprintf(stderr, "coedit replay: %s: %v\n", file, err)
+			failed++
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("replay: %d of %d edit logs failed", failed, len(cfg.Files))
+	}
+	return nil
+}
+
+// replayFile replays one file and prints its figures.
+func replayFile(ctx context.Context, cfg replayConfig, file string, stdout io.Writer) error {
+	l, err := editlog.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	opts := []collabtest.ReplayOption{collabtest.WithKey(cfg.Collection, cfg.ID), collabtest.WithWindow(cfg.Window)}
+	var res collabtest.Result
+	where := "in-process"
+	if cfg.Server != "" {
+		where = cfg.Server
+		res, err = collabtest.ReplayRemote(ctx, cfg.Server, l, opts...)
+	} else {
+		res, err = replayOffline(ctx, l, opts)
+	}
+	if errors.Is(err, collabtest.ErrNotFresh) {
+		return fmt.Errorf("%w (choose another document with --id)", err)
+	}
+	if err != nil && !errors.Is(err, collabtest.ErrMismatch) {
+		return err
+	}
+	verdict := "final text matches the log's"
+	switch {
+	case err != nil:
+		verdict = "FINAL TEXT DIFFERS"
+	case !l.Header.HasFinal:
+		verdict = "the log has no expected final text"
+	}
+	fmt.Fprintf(stdout, "%s: %d edits into %s (%s) in %v: %.0f edits/s; final version %d, %d code points, %d resends acknowledged; %s\n",
+		file, res.Records, res.Key, where, roundDuration(res.Elapsed), res.OpsPerSec(),
+		res.Final.Version, utf8.RuneCountInString(res.Final.Data), res.Duplicates, verdict)
+	if res.RateLimited > 0 {
+		fmt.Fprintf(stdout, "%s: the server rate-limited %d submits, which were sent again; its per-connection limit slows this replay\n", file, res.RateLimited)
+	}
+	return err
+}
+
+// replayOffline replays l into a new in-process node on a temporary bbolt
+// store (no fsync), removed afterwards.
+func replayOffline(ctx context.Context, l *editlog.Log, opts []collabtest.ReplayOption) (res collabtest.Result, err error) {
+	dir, err := os.MkdirTemp("", "coedit-replay-")
+	if err != nil {
+		return res, err
+	}
+	defer os.RemoveAll(dir)
+	db, err := storage.Open(filepath.Join(dir, "replay.db"), storage.Options{Sync: storage.SyncNone})
+	if err != nil {
+		return res, err
+	}
+	defer func() {
+		if cerr := db.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
+	hub := collab.NewHub(collab.Options{Store: db, Logger: slog.New(slog.DiscardHandler)})
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if cerr := hub.Close(cctx); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
+	return collabtest.Replay(ctx, hub, l, opts...)
+}
+
+// roundDuration keeps three or four significant digits.
+func roundDuration(d time.Duration) time.Duration {
+	switch {
+	case d >= time.Second:
+		return d.Round(time.Millisecond)
+	case d >= time.Millisecond:
+		return d.Round(10 * time.Microsecond)
+	}
+	return d.Round(time.Microsecond)
+}
