@@ -1,0 +1,271 @@
+package web
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"embed"
+	"encoding/base32"
+	"encoding/hex"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"path"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/coedit/coedit/collab"
+)
+
+// The browser page is plain ES modules, CSS and HTML templates, embedded
+// as they are: no bundler and no build step. Its JavaScript tests live in
+// static/test (run with node --test) and are not served.
+var (
+	//go:embed static/js/*.js static/css/*.css static/favicon.svg
+	staticFiles embed.FS
+
+	//go:embed static/pages/*.html
+	pageFiles embed.FS
+)
+
+// defaultCollection is the collection the list page shows and new
+// documents go to when the URL names none.
+const defaultCollection = "docs"
+
+// listLimit is the most documents the list page shows.
+const listLimit = 200
+
+// maxNameBytes bounds a collection or document id taken from a URL.
+const maxNameBytes = 256
+
+// contentTypes maps the extensions of embedded assets to their types, so
+// they do not depend on the host's MIME tables.
+var contentTypes = map[string]string{
+	".js":   "text/javascript; charset=utf-8",
+	".css":  "text/css; charset=utf-8",
+	".svg":  "image/svg+xml",
+	".html": "text/html; charset=utf-8",
+	".json": "application/json",
+	".png":  "image/png",
+}
+
+// asset is one embedded file ready to serve.
+type asset struct {
+	body  []byte
+	ctype string
+	etag  string
+}
+
+// pageHandler serves the document list (/), new documents (/new), the
+// editor (/d/{collection}/{id}) and the embedded assets (/static/...).
+type pageHandler struct {
+	docs   DocLister
+	mux    *http.ServeMux
+	tmpl   *template.Template
+	assets map[string]asset
+}
+
+// pageTemplates parses the embedded templates once; they are part of the
+// binary, so a parse error is a build mistake and the tests catch it.
+var pageTemplates = template.Must(template.ParseFS(pageFiles, "static/pages/*.html"))
+
+// loadAssets reads the embedded assets with their ETags.
+func loadAssets() map[string]asset {
+	out := make(map[string]asset)
+	err := fs.WalkDir(staticFiles, "static", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		body, err := staticFiles.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		ctype, ok := contentTypes[path.Ext(p)]
+		if !ok {
+			ctype = "application/octet-stream"
+		}
+		sum := sha256.Sum256(body)
+		out[strings.TrimPrefix(p, "static/")] = asset{body: body, ctype: ctype, etag: `"` + hex.EncodeToString(sum[:12]) + `"`}
+		return nil
+	})
+	if err != nil {
+		// The files are compiled in; reading them cannot fail.
+		panic("web: reading embedded assets: " + err.Error())
+	}
+	return out
+}
+
+var embeddedAssets = loadAssets()
+
+// newPageHandler returns the handler for the browser pages. docs lists the
+// documents on the index page.
+func newPageHandler(docs DocLister) http.Handler {
+	h := &pageHandler{docs: docs, mux: http.NewServeMux(), tmpl: pageTemplates, assets: embeddedAssets}
+	h.mux.HandleFunc("GET /{$}", h.serveList)
+	h.mux.HandleFunc("GET /new", h.serveNew)
+	h.mux.HandleFunc("GET /d/{collection}/{id}", h.serveEditor)
+	h.mux.HandleFunc("GET /static/{file...}", h.serveAsset)
+	h.mux.HandleFunc("GET /", h.serveNotFound)
+	return h
+}
+
+// ServeHTTP sets the headers every page shares and dispatches.
+func (h *pageHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	hd := w.Header()
+	hd.Set("X-Content-Type-Options", "nosniff")
+	hd.Set("Referrer-Policy", "same-origin")
+	h.mux.ServeHTTP(w, r)
+}
+
+// setPageHeaders marks an HTML page: never cached (it shows live data),
+// no inline script, not framed.
+func setPageHeaders(w http.ResponseWriter) {
+	hd := w.Header()
+	hd.Set("Content-Type", "text/html; charset=utf-8")
+	hd.Set("Cache-Control", "no-store")
+	hd.Set("Content-Security-Policy",
+		"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "+
+			"connect-src 'self' ws: wss:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+	hd.Set("X-Frame-Options", "DENY")
+}
+
+// listRow is one document on the list page.
+type listRow struct {
+	ID          string
+	URL         string
+	Version     uint64
+	Deleted     bool
+	Modified    string
+	ModifiedISO string
+}
+
+func (h *pageHandler) serveList(w http.ResponseWriter, r *http.Request) {
+	coll := r.URL.Query().Get("c")
+	if coll == "" {
+		coll = defaultCollection
+	}
+	if !validName(coll) {
+		h.renderError(w, http.StatusBadRequest, "Bad collection name", "A collection name is 1 to 256 bytes of text without control characters.")
+		return
+	}
+	infos, err := h.docs.List(r.Context(), coll, listLimit+1)
+	if err != nil {
+		h.renderError(w, http.StatusServiceUnavailable, "Documents unavailable", "The document list could not be read: "+err.Error())
+		return
+	}
+	more := len(infos) > listLimit
+	if more {
+		infos = infos[:listLimit]
+	}
+	// The store lists newest first; keep that order whatever it does.
+	slices.SortStableFunc(infos, func(a, b collab.DocInfo) int {
+		switch {
+		case a.Modified > b.Modified:
+			return -1
+		case a.Modified < b.Modified:
+			return 1
+		}
+		return 0
+	})
+	rows := make([]listRow, 0, len(infos))
+	for _, d := range infos {
+		row := listRow{ID: d.Key.ID, URL: editorURL(d.Key), Version: d.Version, Deleted: d.Type == ""}
+		if d.Modified > 0 {
+			t := time.UnixMilli(d.Modified).UTC()
+			row.Modified = t.Format("2 Jan 2006, 15:04 UTC")
+			row.ModifiedISO = t.Format(time.RFC3339)
+		}
+		rows = append(rows, row)
+	}
+	h.render(w, http.StatusOK, "list.html", map[string]any{"Collection": coll, "Docs": rows, "More": more})
+}
+
+// serveNew sends the browser to a fresh document; the editor creates it
+// when it opens (GET changes nothing on the server).
+func (h *pageHandler) serveNew(w http.ResponseWriter, r *http.Request) {
+	coll := r.URL.Query().Get("c")
+	if coll == "" {
+		coll = defaultCollection
+	}
+	if !validName(coll) {
+		h.renderError(w, http.StatusBadRequest, "Bad collection name", "A collection name is 1 to 256 bytes of text without control characters.")
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, editorURL(collab.Key{Collection: coll, ID: newDocID()}), http.StatusSeeOther)
+}
+
+func (h *pageHandler) serveEditor(w http.ResponseWriter, r *http.Request) {
+	coll, id := r.PathValue("collection"), r.PathValue("id")
+	if !validName(coll) || !validName(id) {
+		h.renderError(w, http.StatusBadRequest, "Bad document address", "A collection or document name is 1 to 256 bytes of text without control characters.")
+		return
+	}
+	h.render(w, http.StatusOK, "editor.html", map[string]any{"Collection": coll, "ID": id})
+}
+
+func (h *pageHandler) serveAsset(w http.ResponseWriter, r *http.Request) {
+	a, ok := h.assets[r.PathValue("file")]
+	if !ok {
+		http.Error(w, "404 page not found", http.StatusNotFound)
+		return
+	}
+	hd := w.Header()
+	hd.Set("Content-Type", a.ctype)
+	// Revalidate every time: module imports carry no version in their
+	// URLs, so the ETag is what keeps a browser from mixing old and new
+	// files after an upgrade. A revalidation costs a 304.
+	hd.Set("Cache-Control", "no-cache")
+	hd.Set("ETag", a.etag)
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(a.body))
+}
+
+func (h *pageHandler) serveNotFound(w http.ResponseWriter, r *http.Request) {
+	h.renderError(w, http.StatusNotFound, "Not found", "There is no page at this address.")
+}
+
+func (h *pageHandler) renderError(w http.ResponseWriter, status int, title, msg string) {
+	h.render(w, status, "notfound.html", map[string]any{"Title": title, "Message": msg})
+}
+
+// render executes a template into a buffer first, so a failure is a clean
+// 500 rather than half a page.
+func (h *pageHandler) render(w http.ResponseWriter, status int, name string, data any) {
+	var buf bytes.Buffer
+	if err := h.tmpl.ExecuteTemplate(&buf, name, data); err != nil {
+		http.Error(w, "rendering "+name+": "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	setPageHeaders(w)
+	w.WriteHeader(status)
+	w.Write(buf.Bytes())
+}
+
+// editorURL is the shareable address of a document's editor.
+func editorURL(k collab.Key) string {
+	return "/d/" + url.PathEscape(k.Collection) + "/" + url.PathEscape(k.ID)
+}
+
+// validName reports whether s can name a collection or document: 1 to
+// maxNameBytes bytes of valid UTF-8 without control characters.
+func validName(s string) bool {
+	if s == "" || len(s) > maxNameBytes || !utf8.ValidString(s) {
+		return false
+	}
+	return !strings.ContainsFunc(s, unicode.IsControl)
+}
+
+// docIDEncoding spells new document ids in lower-case letters and digits.
+var docIDEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// newDocID returns a random id that nobody will guess or reuse by chance
+// (80 bits).
+func newDocID() string {
+	var b [10]byte
+	rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return docIDEncoding.EncodeToString(b[:])
+}

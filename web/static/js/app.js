@@ -1,0 +1,272 @@
+// The editing page: wires the client (client.js), the textarea binding
+// (editor.js) and the caret overlay (overlay.js) to the page's elements.
+//
+// Presence uses two channels per document:
+//   "<collection>.<id>"        text presence {index, length} in code points,
+//                              which the server moves over ops like ShareDB;
+//   "<collection>.<id>#users"  untyped {name, color} per presence id,
+//                              relayed as is.
+// Both use the same presence id (one per tab), which joins a caret to a name.
+import { Connection, randomId, State } from './client.js';
+import { TextareaBinding } from './editor.js';
+import { Overlay } from './overlay.js';
+
+const PALETTE = ['#c0392b', '#2e7d4f', '#6c4bb4', '#b8610a', '#1f78b4', '#b0306e', '#3b7d85', '#7a6a12'];
+
+const $ = (id) => document.getElementById(id);
+const body = document.body;
+const collection = body.dataset.collection;
+const docId = body.dataset.id;
+
+function storage() {
+  try {
+    return window.localStorage;
+  } catch {
+    return null; // disabled (private mode, policy): work without it
+  }
+}
+const store = storage();
+const getItem = (k) => {
+  try {
+    return store?.getItem(k) ?? null;
+  } catch {
+    return null;
+  }
+};
+const setItem = (k, v) => {
+  try {
+    if (v == null) store?.removeItem(k);
+    else store?.setItem(k, v);
+  } catch {
+    // quota or disabled: the edits stay in memory only
+  }
+};
+
+// Who I am: a name the user sets, and a colour picked once.
+function identity() {
+  let name = getItem('coedit:name');
+  if (!name) {
+    name = `Guest ${Math.floor(100 + Math.random() * 900)}`;
+    setItem('coedit:name', name);
+  }
+  let color = getItem('coedit:color');
+  if (!PALETTE.includes(color)) {
+    color = PALETTE[Math.floor(Math.random() * PALETTE.length)];
+    setItem('coedit:color', color);
+  }
+  return { name, color };
+}
+
+function colorFor(id) {
+  let h = 0;
+  for (const ch of id) h = (h * 31 + ch.codePointAt(0)) >>> 0;
+  return PALETTE[h % PALETTE.length];
+}
+
+const me = identity();
+const presenceId = randomId(8);
+const saveKey = `coedit:unsaved:${collection}/${docId}`;
+
+// Edits that an earlier page made but the server never acknowledged
+// (closed while offline) come back, with that page's src and seq so the
+// server can tell a resend from a new edit.
+let saved = null;
+try {
+  saved = JSON.parse(getItem(saveKey) ?? 'null');
+} catch {
+  saved = null;
+}
+
+const wsURL = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
+const conn = new Connection(wsURL, saved?.src ? { id: saved.src, seq: saved.seq } : {});
+const doc = conn.get(collection, docId);
+const restored = saved?.doc ? doc.restoreState(saved.doc) : false;
+
+const ta = $('text');
+const binding = new TextareaBinding(ta, doc);
+const overlay = new Overlay(ta, $('overlay'));
+overlay.reset(binding.shadow.s);
+
+const textPresence = conn.docPresence(doc);
+const users = conn.channel(`${collection}.${docId}#users`);
+
+doc.subscribe();
+textPresence.subscribe();
+users.subscribe();
+users.submit(presenceId, { name: me.name, color: me.color });
+
+let created = false;
+doc.on('load', () => {
+  if (doc.version != null && doc.type == null && !created && !restored) {
+    // Opening a new document's address creates it.
+    created = true;
+    doc.create('');
+  }
+  ta.placeholder = doc.type == null ? 'This document was deleted.' : 'Start typing…';
+});
+doc.on('del', () => notice('This document was deleted.'));
+doc.on('error', (err) => notice(`The server refused an edit (${err.code ?? err.message}); it was undone.`));
+conn.on('error', (err) => console.warn('coedit:', err));
+
+// Mirror and carets.
+binding.on('reset', () => {
+  overlay.reset(binding.shadow.s);
+  drawCarets();
+});
+binding.on('edits', (edits) => {
+  overlay.edit(edits, binding.shadow.s);
+  drawCarets();
+});
+binding.on('selection', (sel) => textPresence.submit(presenceId, sel));
+
+let caretFrame = 0;
+function drawCarets() {
+  if (caretFrame) return;
+  caretFrame = requestAnimationFrame(() => {
+    caretFrame = 0;
+    const list = [];
+    const len = binding.shadow.cpLength;
+    for (const [id, r] of textPresence.remote) {
+      const v = r.value;
+      if (!v || v.index > len) continue;
+      const who = users.remote.get(id)?.value ?? {};
+      const start = binding.shadow.toU16(v.index);
+      const end = binding.shadow.toU16(Math.min(len, v.index + v.length));
+      list.push({ id, name: String(who.name ?? 'Someone').slice(0, 40), color: safeColor(who.color) ?? colorFor(id), start, end });
+    }
+    overlay.setCarets(list);
+  });
+}
+
+const safeColor = (c) => (typeof c === 'string' && /^#[0-9a-fA-F]{6}$/.test(c) ? c : null);
+
+textPresence.on('update', drawCarets);
+textPresence.on('reset', drawCarets);
+users.on('update', () => {
+  drawCarets();
+  drawPeople();
+});
+users.on('reset', drawPeople);
+
+// Who is here.
+function drawPeople() {
+  const list = $('people');
+  const items = [{ id: presenceId, name: `${me.name} (you)`, color: me.color, mine: true }];
+  for (const [id, r] of users.remote) {
+    if (!r.value) continue;
+    items.push({ id, name: String(r.value.name ?? 'Someone').slice(0, 40), color: safeColor(r.value.color) ?? colorFor(id) });
+  }
+  list.replaceChildren(
+    ...items.map((p) => {
+      const li = document.createElement('li');
+      li.textContent = p.name;
+      li.title = p.name;
+      li.dataset.id = p.id;
+      li.style.setProperty('--c', p.color);
+      if (p.mine) li.className = 'me';
+      return li;
+    }),
+  );
+}
+drawPeople();
+
+// The user's name.
+const nameInput = $('name');
+nameInput.value = me.name;
+nameInput.addEventListener('change', () => {
+  const name = nameInput.value.trim().slice(0, 40) || me.name;
+  nameInput.value = name;
+  me.name = name;
+  setItem('coedit:name', name);
+  users.submit(presenceId, { name: me.name, color: me.color });
+  drawPeople();
+});
+
+// Status: connection, unacknowledged edits, version.
+const statusEl = $('status');
+const statusText = $('status-text');
+const retry = $('retry');
+const savedEl = $('saved');
+const versionEl = $('version');
+let countdown = 0;
+
+function drawStatus() {
+  const s = conn.state;
+  statusEl.dataset.state = s;
+  clearTimeout(countdown);
+  retry.hidden = s !== State.RECONNECTING;
+  if (s === State.CONNECTED) statusText.textContent = 'Connected';
+  else if (s === State.CONNECTING) statusText.textContent = 'Connecting…';
+  else if (s === State.OFFLINE) statusText.textContent = 'Offline: keep typing, your edits merge when you are back';
+  else if (s === State.CLOSED) statusText.textContent = 'Closed';
+  else {
+    const secs = Math.max(0, Math.ceil((conn.retryAt - Date.now()) / 1000));
+    statusText.textContent = secs > 0 ? `Reconnecting in ${secs} s…` : 'Reconnecting…';
+    countdown = setTimeout(drawStatus, 500);
+  }
+  const n = doc.unacknowledged;
+  if (n > 0) {
+    savedEl.textContent = `${n} ${n === 1 ? 'edit' : 'edits'} not yet saved`;
+    savedEl.dataset.unsaved = '';
+  } else {
+    savedEl.textContent = doc.version == null ? '' : 'All changes saved';
+    delete savedEl.dataset.unsaved;
+  }
+  versionEl.textContent = doc.version == null ? '' : `v${doc.version}`;
+}
+conn.on('state', drawStatus);
+doc.on('version', drawStatus);
+retry.addEventListener('click', () => conn.reconnectNow());
+drawStatus();
+
+let noticeTimer = 0;
+function notice(text) {
+  const el = $('notice');
+  el.textContent = text;
+  el.hidden = false;
+  clearTimeout(noticeTimer);
+  noticeTimer = setTimeout(() => {
+    el.hidden = true;
+  }, 8000);
+}
+
+// The network: the browser knows before the socket does.
+addEventListener('offline', () => conn.setOnline(false));
+addEventListener('online', () => conn.setOnline(true));
+if (navigator.onLine === false) conn.setOnline(false);
+
+// Keep unacknowledged edits across a reload or a closed tab.
+let saveTimer = 0;
+function persist() {
+  saveTimer = 0;
+  const state = doc.saveState();
+  if (!state) {
+    setItem(saveKey, null);
+    return;
+  }
+  setItem(saveKey, JSON.stringify({ doc: state, src: doc.inflight?.src ?? conn.id, seq: conn.seq }));
+}
+doc.on('version', () => {
+  if (!saveTimer) saveTimer = setTimeout(persist, 400);
+});
+addEventListener('pagehide', persist);
+document.addEventListener('visibilitychange', () => {
+  if (document.visibilityState === 'hidden') persist();
+});
+
+// Copy link.
+$('share').addEventListener('click', async () => {
+  const btn = $('share');
+  try {
+    await navigator.clipboard.writeText(location.href);
+    btn.textContent = 'Link copied';
+  } catch {
+    prompt('Copy this address:', location.href);
+  }
+  setTimeout(() => {
+    btn.textContent = 'Copy link';
+  }, 1500);
+});
+
+// For tests and the curious: the page's client objects.
+window.coedit = { conn, doc, binding, overlay, textPresence, users, presenceId };
