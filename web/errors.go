@@ -31,6 +31,7 @@ import (
 //	ERR_UNKNOWN_ACTION                          400   a message whose "a" is not an action coedit serves
 //	ERR_QUERY_NOT_SUPPORTED                     501   qf, qs: coedit has no queries
 //	ERR_SRC_MISMATCH                            403   a submit whose src is not its connection's
+//	ERR_STALE_SEQ                               409   a submit whose seq is below its src's last committed one and is not a resend
 //	ERR_RATE_LIMITED                            429   more ops or messages per second than the connection's token bucket allows
 //	ERR_OP_TOO_LARGE                            413   an op, create data or presence value larger than Options.MaxOpSize
 //	ERR_DOC_TOO_LARGE                           413   an op that would make the document longer than the hub allows
@@ -52,6 +53,7 @@ const (
 	CodeUnknownAction        = "ERR_UNKNOWN_ACTION"
 	CodeQueryNotSupported    = "ERR_QUERY_NOT_SUPPORTED"
 	CodeSrcMismatch          = "ERR_SRC_MISMATCH"
+	CodeStaleSeq             = "ERR_STALE_SEQ"
 	CodeRateLimited          = "ERR_RATE_LIMITED"
 	CodeOpTooLarge           = "ERR_OP_TOO_LARGE"
 	CodeDocTooLarge          = "ERR_DOC_TOO_LARGE"
@@ -76,6 +78,7 @@ var httpStatus = map[string]int{
 	CodeUnknownAction:        http.StatusBadRequest,
 	CodeQueryNotSupported:    http.StatusNotImplemented,
 	CodeSrcMismatch:          http.StatusForbidden,
+	CodeStaleSeq:             http.StatusConflict,
 	CodeRateLimited:          http.StatusTooManyRequests,
 	CodeOpTooLarge:           http.StatusRequestEntityTooLarge,
 	CodeDocTooLarge:          http.StatusRequestEntityTooLarge,
@@ -100,6 +103,9 @@ var engineCodes = []struct {
 	{collab.ErrUnknownType, CodeTypeNotRecognized},
 	{collab.ErrDocTooLarge, CodeDocTooLarge},
 	{collab.ErrSrcMismatch, CodeSrcMismatch},
+	{collab.ErrStaleSeq, CodeStaleSeq},
+	{collab.ErrInvalidKey, CodeBadlyFormed},
+	{collab.ErrInvalidPresence, CodeBadlyFormed},
 	{collab.ErrInvalidOp, CodeOpNotApplied},
 	{ot.ErrOutOfBounds, CodeOpNotApplied},
 	{ot.ErrInvalidOp, CodeOpNotApplied},

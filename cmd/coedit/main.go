@@ -1,0 +1,72 @@
+// Command coedit is the coedit server binary: `coedit serve` runs a node
+// (the default when no subcommand is given). Run `coedit help` for the
+// list of subcommands and `coedit serve -h` for serve's flags.
+//
+// Each subcommand is a func(args []string) error in its own file
+// (serve.go: runServe), dispatched from run's switch below; configuration
+// (flags, COEDIT_* environment variables) and signal handling live only in
+// this package.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// usageError is an error in the command line; run exits with status 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+// run dispatches to a subcommand and returns the process exit status.
+func run(args []string, stdout, stderr io.Writer) int {
+	cmd, rest := "serve", args
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, rest = args[0], args[1:]
+	}
+	var err error
+	switch cmd {
+	case "serve":
+		err = runServe(rest)
+	case "replay":
+		err = runReplay(rest, stdout, stderr)
+	case "help":
+		usage(stdout)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "coedit: unknown command %q\n\n", cmd)
+		usage(stderr)
+		return 2
+	}
+	var ue *usageError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintln(stderr, "coedit:", err)
+		return 2
+	default:
+		fmt.Fprintln(stderr, "coedit:", err)
+		return 1
+	}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `Usage: coedit [command] [flags]
+
+Commands:
+  serve   run a coedit node (the default)
+  replay  replay edit logs and editing traces, and check their final text
+  help    print this help
+
+Run "coedit <command> -h" for a command's flags.
+`)
+}

@@ -1,0 +1,265 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/coedit/coedit/collab"
+	"github.com/coedit/coedit/storage"
+	"github.com/coedit/coedit/web"
+)
+
+// dataFile is the bbolt file's name inside the data directory.
+const dataFile = "coedit.db"
+
+// serveConfig is what `coedit serve` runs with.
+type serveConfig struct {
+	Addr            string
+	DataDir         string
+	Sync            storage.SyncMode
+	Insecure        bool
+	LogLevel        slog.Level
+	LogFormat       string // "text" or "json"
+	ShutdownTimeout time.Duration
+	// lockTimeout overrides storage.Options.LockTimeout (tests).
+	lockTimeout time.Duration
+}
+
+// parseServeFlags reads serve's flags. Each flag's default comes from its
+// COEDIT_* variable in getenv when set, so a flag on the command line wins
+// over the environment, which wins over the built-in default.
+func parseServeFlags(args []string, getenv func(string) string, output io.Writer) (serveConfig, error) {
+	env := func(name, def string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		return def
+	}
+	fs := flag.NewFlagSet("coedit serve", flag.ContinueOnError)
+	fs.SetOutput(output)
+	addr := fs.String("addr", env("COEDIT_ADDR", "127.0.0.1:8080"), "listen address, host:port (env COEDIT_ADDR)")
+	data := fs.String("data", env("COEDIT_DATA", "./coedit-data"), "data directory; the store is "+dataFile+" inside it (env COEDIT_DATA)")
+	syncMode := fs.String("sync", env("COEDIT_SYNC", "always"), "always: fsync before acknowledging an op; none: no fsync, for benchmarks only (env COEDIT_SYNC)")
+	insecure := fs.String("insecure", env("COEDIT_INSECURE", "false"), "allow a non-loopback --addr although no authentication is configured (env COEDIT_INSECURE)")
+	logLevel := fs.String("log-level", env("COEDIT_LOG_LEVEL", "info"), "debug, info, warn or error (env COEDIT_LOG_LEVEL)")
+	logFormat := fs.String("log-format", env("COEDIT_LOG_FORMAT", "text"), "text or json (env COEDIT_LOG_FORMAT)")
+	shutdown := fs.Duration("shutdown-timeout", 15*time.Second, "how long a graceful shutdown may take")
+	if err := fs.Parse(normalizeBoolFlags(args, "insecure")); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return serveConfig{}, err
+		}
+		return serveConfig{}, &usageError{err.Error()}
+	}
+	if fs.NArg() > 0 {
+		return serveConfig{}, &usageError{fmt.Sprintf("serve: unexpected argument %q", fs.Arg(0))}
+	}
+	cfg := serveConfig{Addr: *addr, DataDir: *data, LogFormat: *logFormat, ShutdownTimeout: *shutdown}
+	var err error
+	if cfg.Sync, err = storage.ParseSyncMode(*syncMode); err != nil {
+		return cfg, &usageError{fmt.Sprintf("serve: --sync: %v", err)}
+	}
+	if cfg.Insecure, err = strconv.ParseBool(*insecure); err != nil {
+		return cfg, &usageError{fmt.Sprintf("serve: --insecure: want true or false, got %q", *insecure)}
+	}
+	if err := cfg.LogLevel.UnmarshalText([]byte(*logLevel)); err != nil {
+		return cfg, &usageError{fmt.Sprintf("serve: --log-level: %v", err)}
+	}
+	if cfg.LogFormat != "text" && cfg.LogFormat != "json" {
+		return cfg, &usageError{fmt.Sprintf("serve: --log-format: want text or json, got %q", cfg.LogFormat)}
+	}
+	if cfg.DataDir == "" {
+		return cfg, &usageError{"serve: --data must not be empty"}
+	}
+	if _, _, err := net.SplitHostPort(cfg.Addr); err != nil {
+		return cfg, &usageError{fmt.Sprintf("serve: --addr: %v", err)}
+	}
+	return cfg, nil
+}
+
+// normalizeBoolFlags turns a bare "--name" (or "-name") into
+// "--name=true", so a flag that is a string for the sake of its
+// environment default still works as a switch.
+func normalizeBoolFlags(args []string, names ...string) []string {
+	out := make([]string, 0, len(args))
+	for i, a := range args {
+		if a == "--" {
+			return append(out, args[i:]...)
+		}
+		for _, n := range names {
+			if a == "-"+n || a == "--"+n {
+				a += "=true"
+			}
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// newLogger returns the process logger.
+func newLogger(cfg serveConfig, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// runServe is `coedit serve`: it runs a node until SIGINT or SIGTERM.
+func runServe(args []string) error {
+	cfg, err := parseServeFlags(args, os.Getenv, os.Stderr)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg, os.Stderr)
+	slog.SetDefault(log)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return serve(ctx, cfg, log)
+}
+
+// serve runs a node until ctx ends, then shuts it down gracefully.
+func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
+	n, err := startNode(cfg, log)
+	if err != nil {
+		return err
+	}
+	var serveErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case serveErr = <-n.serveErr:
+		log.Error("http server failed, shutting down", "err", serveErr)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := n.close(sctx); err != nil {
+		return errors.Join(serveErr, err)
+	}
+	log.Info("stopped")
+	return serveErr
+}
+
+// node is one running coedit server: store, hub, web server, listener.
+type node struct {
+	log      *slog.Logger
+	dataPath string
+	store    *storage.DB
+	hub      *collab.Hub
+	web      *web.Server
+	http     *http.Server
+	ln       net.Listener
+	// serveErr gets http.Server.Serve's error if it fails; served is
+	// closed when Serve has returned.
+	serveErr chan error
+	served   chan struct{}
+}
+
+// startNode listens on cfg.Addr (first, so a bad or busy address fails
+// before anything is opened), opens the store, and serves. The caller
+// must call close.
+func startNode(cfg serveConfig, log *slog.Logger) (*node, error) {
+	if !cfg.Insecure && !isLoopback(cfg.Addr) {
+		return nil, &usageError{fmt.Sprintf("serve: refusing to listen on %s: it is not a loopback address and no authentication is configured; pass --insecure to serve it anyway", cfg.Addr)}
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
+	}
+	n, err := openNode(cfg, log, ln)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+func openNode(cfg serveConfig, log *slog.Logger, ln net.Listener) (*node, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("serve: data directory: %w", err)
+	}
+	path := filepath.Join(cfg.DataDir, dataFile)
+	store, err := storage.Open(path, storage.Options{Sync: cfg.Sync, LockTimeout: cfg.lockTimeout})
+	if errors.Is(err, storage.ErrLocked) {
+		return nil, fmt.Errorf("serve: the data file %s is locked by another process: is another coedit serving --data %s? (%w)", path, cfg.DataDir, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
+	}
+	hub := collab.NewHub(collab.Options{Store: store, Logger: log})
+	ws, err := web.New(web.Options{Hub: hub, Logger: log})
+	if err != nil {
+		hub.Close(context.Background())
+		store.Close()
+		return nil, fmt.Errorf("serve: %w", err)
+	}
+	n := &node{
+		log:      log,
+		dataPath: path,
+		store:    store,
+		hub:      hub,
+		web:      ws,
+		ln:       ln,
+		serveErr: make(chan error, 1),
+		served:   make(chan struct{}),
+	}
+	n.http = &http.Server{
+		Handler:           ws.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	// This goroutine ends when close shuts the http.Server down; close
+	// waits for it.
+	go func() {
+		defer close(n.served)
+		if err := n.http.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			n.serveErr <- err
+		}
+	}()
+	log.Info("coedit serving", "url", "http://"+ln.Addr().String(), "data", path, "sync", cfg.Sync.String())
+	return n, nil
+}
+
+// addr returns the address the node listens on.
+func (n *node) addr() string { return n.ln.Addr().String() }
+
+// close shuts the node down, in this order: stop accepting connections
+// and let HTTP requests in flight finish; close every WebSocket and wait
+// for each to leave the hub; close the hub, which commits what its
+// sessions hold and saves their snapshots; close the store. An op is
+// acknowledged only once it is durable, so none is lost at any step.
+func (n *node) close(ctx context.Context) error {
+	errHTTP := n.http.Shutdown(ctx)
+	<-n.served
+	errWeb := n.web.Close(ctx)
+	errHub := n.hub.Close(ctx)
+	errStore := n.store.Close()
+	return errors.Join(errHTTP, errWeb, errHub, errStore)
+}
+
+// isLoopback reports whether addr's host is a loopback name or address.
+// An empty host (all interfaces) is not.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
