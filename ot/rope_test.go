@@ -66,7 +66,11 @@ func ropeVerifyNode(nd *ropeNode, lim ropeLimits, isRoot bool, path string) erro
 		return fmt.Errorf("%s: %d children, want %d..%d", path, len(nd.kids), lim.minKids, lim.maxKids)
 	}
 	runes, nbytes := 0, 0
-	for i, k := range nd.kids {
+	for i, kid := range nd.kids {
+		k := kid.node
+		if kid.runes != k.runes {
+			return fmt.Errorf("%s: child %d: parent's count %d, child's %d", path, i, kid.runes, k.runes)
+		}
 		if k.height != nd.height-1 {
 			return fmt.Errorf("%s: child %d has height %d, want %d", path, i, k.height, nd.height-1)
 		}

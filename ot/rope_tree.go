@@ -18,10 +18,19 @@ func (r *Rope) mut(nd *ropeNode) *ropeNode {
 		c.text = make([]byte, len(nd.text), max(len(nd.text), r.lim.maxLeaf))
 		copy(c.text, nd.text)
 	} else {
-		c.kids = make([]*ropeNode, len(nd.kids), max(len(nd.kids), r.lim.maxKids+1))
+		c.kids = make([]ropeKid, len(nd.kids), max(len(nd.kids), r.lim.maxKids+1))
 		copy(c.kids, nd.kids)
 	}
 	return c
+}
+
+// ropeKids returns the child entries for nodes.
+func ropeKids(nodes []*ropeNode) []ropeKid {
+	kids := make([]ropeKid, len(nodes))
+	for i, n := range nodes {
+		kids[i] = ropeKid{n, n.runes}
+	}
+	return kids
 }
 
 // insert inserts s, which has n code points, at code point pos of the
@@ -43,23 +52,20 @@ func (r *Rope) insertAt(nd *ropeNode, pos int, s string, n int) []*ropeNode {
 	}
 	// Find the first child whose end is at or after pos, so that typing at
 	// a boundary extends the child on the left.
-	i, start := 0, 0
-	for ; i < len(nd.kids)-1; i++ {
-		end := start + nd.kids[i].runes
-		if pos <= end {
-			break
-		}
-		start = end
+	i, last := 0, len(nd.kids)-1
+	for ; i < last && pos > nd.kids[i].runes; i++ {
+		pos -= nd.kids[i].runes
 	}
-	kid := r.mut(nd.kids[i])
-	nd.kids[i] = kid
-	extra := r.insertAt(kid, pos-start, s, n)
+	kid := r.mut(nd.kids[i].node)
+	nd.kids[i].node = kid
+	extra := r.insertAt(kid, pos, s, n)
+	nd.kids[i].runes = kid.runes
 	nd.runes += n
 	nd.bytes += len(s)
 	if extra == nil {
 		return nil
 	}
-	nd.kids = slices.Insert(nd.kids, i+1, extra...)
+	nd.kids = slices.Insert(nd.kids, i+1, ropeKids(extra)...)
 	if len(nd.kids) <= r.lim.maxKids {
 		return nil
 	}
@@ -100,7 +106,7 @@ func (r *Rope) delete(from, to int) {
 	r.root = r.mut(r.root)
 	r.deleteIn(r.root, from, to)
 	for r.root.height > 0 && len(r.root.kids) == 1 {
-		r.root = r.root.kids[0]
+		r.root = r.root.kids[0].node
 	}
 }
 
@@ -118,18 +124,45 @@ func (r *Rope) deleteIn(nd *ropeNode, from, to int) {
 		nd.bytes = len(nd.text)
 		return
 	}
-	w, start := 0, 0
-	for _, kid := range nd.kids {
+	// Most deletes fall inside one child: find it without looking at the
+	// others.
+	i, last := 0, len(nd.kids)-1
+	for ; i < last && from >= nd.kids[i].runes; i++ {
+		from -= nd.kids[i].runes
+		to -= nd.kids[i].runes
+	}
+	if kid := &nd.kids[i]; to <= kid.runes && to-from < kid.runes {
+		before := kid.node.bytes
+		kid.node = r.mut(kid.node)
+		r.deleteIn(kid.node, from, to)
+		kid.runes = kid.node.runes
+		nd.runes -= to - from
+		nd.bytes -= before - kid.node.bytes
+		r.fixKids(nd, i, i)
+		return
+	}
+	// Else the children wholly inside [from, to) go, and at most two, the
+	// first and the last touched, lose part of their text and may become
+	// underfull. Children before i are untouched; from and to are now
+	// relative to child i.
+	w, start := i, 0
+	lo, hi := len(nd.kids), -1 // kept children that were cut
+	for _, kid := range nd.kids[i:] {
 		end := start + kid.runes
 		switch {
 		case end <= from || start >= to:
 			// untouched
 		case from <= start && end <= to:
+			nd.bytes -= kid.node.bytes
 			start = end
-			continue // removed whole
+			continue
 		default:
-			kid = r.mut(kid)
-			r.deleteIn(kid, max(from, start)-start, min(to, end)-start)
+			before := kid.node.bytes
+			kid.node = r.mut(kid.node)
+			r.deleteIn(kid.node, max(from, start)-start, min(to, end)-start)
+			kid.runes = kid.node.runes
+			nd.bytes -= before - kid.node.bytes
+			lo, hi = min(lo, w), w
 		}
 		nd.kids[w] = kid
 		w++
@@ -137,8 +170,8 @@ func (r *Rope) deleteIn(nd *ropeNode, from, to int) {
 	}
 	clear(nd.kids[w:])
 	nd.kids = nd.kids[:w]
-	r.fixKids(nd)
-	r.recount(nd)
+	nd.runes -= to - from
+	r.fixKids(nd, lo, hi)
 }
 
 // recount sets an internal node's counts from its children's.
@@ -146,7 +179,7 @@ func (r *Rope) recount(nd *ropeNode) {
 	nd.runes, nd.bytes = 0, 0
 	for _, k := range nd.kids {
 		nd.runes += k.runes
-		nd.bytes += k.bytes
+		nd.bytes += k.node.bytes
 	}
 }
 
@@ -159,10 +192,11 @@ func (r *Rope) underfull(nd *ropeNode) bool {
 }
 
 // fixKids merges each underfull child of nd (owned by r) with a neighbour
-// until none is left, unless nd has a single child. It keeps nd's counts.
-func (r *Rope) fixKids(nd *ropeNode) {
-	for i := 0; i < len(nd.kids) && len(nd.kids) > 1; {
-		if !r.underfull(nd.kids[i]) {
+// until none is left, unless nd has a single child. Only children lo..hi
+// may be underfull; the others are not looked at. It keeps nd's counts.
+func (r *Rope) fixKids(nd *ropeNode, lo, hi int) {
+	for i := max(lo, 0); i <= hi && i < len(nd.kids) && len(nd.kids) > 1; {
+		if !r.underfull(nd.kids[i].node) {
 			i++
 			continue
 		}
@@ -171,9 +205,12 @@ func (r *Rope) fixKids(nd *ropeNode) {
 			i, j = i-1, i
 		}
 		// Each merge either leaves one node fewer or splits the pair into
-		// nodes that are all within limits, so the loop ends.
-		merged := r.merge(nd.kids[i], nd.kids[j])
-		nd.kids = slices.Replace(nd.kids, i, j+1, merged...)
+		// nodes that are all within limits, so the loop ends. A node merged
+		// with a sibling that was within limits is within limits.
+		merged := r.merge(nd.kids[i].node, nd.kids[j].node)
+		n := len(nd.kids)
+		nd.kids = slices.Replace(nd.kids, i, j+1, ropeKids(merged)...)
+		hi += len(nd.kids) - n
 	}
 }
 
@@ -193,7 +230,7 @@ func (r *Rope) merge(a, b *ropeNode) []*ropeNode {
 	}
 	a = r.mut(a)
 	a.kids = append(a.kids, b.kids...)
-	r.fixKids(a)
+	r.fixKids(a, 0, len(a.kids)-1)
 	r.recount(a)
 	if len(a.kids) <= r.lim.maxKids {
 		return []*ropeNode{a}
@@ -201,18 +238,18 @@ func (r *Rope) merge(a, b *ropeNode) []*ropeNode {
 	return r.group(a.kids)
 }
 
-// group returns new parents for nodes (all of one height, at least one):
-// as few as hold at most maxKids each, with the nodes spread evenly, so
-// that when there are several each has more than maxKids/2.
-func (r *Rope) group(nodes []*ropeNode) []*ropeNode {
-	n := len(nodes)
+// group returns new parents for kids (all of one height, at least one): as
+// few as hold at most maxKids each, with the kids spread evenly, so that
+// when there are several each has more than maxKids/2.
+func (r *Rope) group(kids []ropeKid) []*ropeNode {
+	n := len(kids)
 	k := (n + r.lim.maxKids - 1) / r.lim.maxKids
 	parents := make([]*ropeNode, k)
 	for i := range k {
 		lo, hi := i*n/k, (i+1)*n/k
-		p := &ropeNode{owner: r.owner, height: nodes[0].height + 1}
-		p.kids = make([]*ropeNode, hi-lo, r.lim.maxKids+1)
-		copy(p.kids, nodes[lo:hi])
+		p := &ropeNode{owner: r.owner, height: kids[0].node.height + 1}
+		p.kids = make([]ropeKid, hi-lo, r.lim.maxKids+1)
+		copy(p.kids, kids[lo:hi])
 		r.recount(p)
 		parents[i] = p
 	}
@@ -223,7 +260,7 @@ func (r *Rope) group(nodes []*ropeNode) []*ropeNode {
 // least one), adding levels until one node is left.
 func (r *Rope) buildTree(nodes []*ropeNode) *ropeNode {
 	for len(nodes) > 1 {
-		nodes = r.group(nodes)
+		nodes = r.group(ropeKids(nodes))
 	}
 	return nodes[0]
 }

@@ -1,39 +1,50 @@
 package ot
 
-import "math/bits"
+import (
+	"encoding/binary"
+	"math/bits"
+)
 
-// Code point arithmetic on valid UTF-8, eight bytes at a time. A code point
+// Code point arithmetic on valid UTF-8, many bytes at a time. A code point
 // starts at every byte that is not a continuation byte (10xxxxxx), so in
 // valid UTF-8 counting code points is counting those bytes.
 
-const ropeHighBits = 0x8080808080808080
+const (
+	ropeHighBits = 0x8080808080808080
+	ropeLowBits  = 0x0101010101010101
+)
 
 // ropeIsStart reports whether b begins a code point.
 func ropeIsStart(b byte) bool { return b&0xC0 != 0x80 }
 
-// ropeLoad64 returns the eight bytes of b from i as a little-endian word;
-// i+8 <= len(b). The compiler turns this into a single load.
-func ropeLoad64[T string | []byte](b T, i int) uint64 {
-	_ = b[i+7]
-	return uint64(b[i]) | uint64(b[i+1])<<8 | uint64(b[i+2])<<16 | uint64(b[i+3])<<24 |
-		uint64(b[i+4])<<32 | uint64(b[i+5])<<40 | uint64(b[i+6])<<48 | uint64(b[i+7])<<56
+// ropeStartMask returns the word w with bit 7 of each byte set when that
+// byte begins a code point, and every other bit clear.
+func ropeStartMask(w uint64) uint64 {
+	// w<<1 moves each byte's bit 6 to its bit 7: a continuation byte has
+	// bit 7 set and bit 6 clear.
+	return ^(w &^ (w << 1)) & ropeHighBits
 }
 
-// ropeContinuations returns the number of continuation bytes in the word
-// w: bytes whose top bit is set and whose next bit is clear.
-func ropeContinuations(w uint64) int {
-	return bits.OnesCount64(w &^ (w << 1) & ropeHighBits)
+// ropeContFlags returns w with the low bit of each byte set when that byte
+// is a continuation byte, and every other bit clear. Flags of up to 255
+// words can be added without a carry between lanes.
+func ropeContFlags(w uint64) uint64 {
+	// w<<1 moves each byte's bit 6 to its bit 7: a continuation byte has
+	// bit 7 set and bit 6 clear.
+	return (w &^ (w << 1)) >> 7 & ropeLowBits
 }
 
 // ropeCountRunes returns the number of code points in the valid UTF-8 b.
 func ropeCountRunes[T string | []byte](b T) int {
-	n, i := len(b), 0
+	n, i := 0, 0
 	for ; i+8 <= len(b); i += 8 {
-		n -= ropeContinuations(ropeLoad64(b, i))
+		w := b[i : i+8]
+		n += bits.OnesCount64(ropeStartMask(uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
+			uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56))
 	}
 	for ; i < len(b); i++ {
-		if !ropeIsStart(b[i]) {
-			n--
+		if ropeIsStart(b[i]) {
+			n++
 		}
 	}
 	return n
@@ -43,10 +54,27 @@ func ropeCountRunes[T string | []byte](b T) int {
 // b, or len(b) when b has exactly k code points; 0 <= k <= code points of b.
 func ropeRuneStart(b []byte, k int) int {
 	i, seen := 0, 0
-	for ; i+8 <= len(b); i += 8 {
-		starts := 8 - ropeContinuations(ropeLoad64(b, i))
+	// 32 bytes at a time: add the four words' continuation flags and sum
+	// the byte lanes with one multiply.
+	for ; i+32 <= len(b); i += 32 {
+		x := b[i : i+32]
+		c := ropeContFlags(binary.LittleEndian.Uint64(x[0:8])) + ropeContFlags(binary.LittleEndian.Uint64(x[8:16])) +
+			ropeContFlags(binary.LittleEndian.Uint64(x[16:24])) + ropeContFlags(binary.LittleEndian.Uint64(x[24:32]))
+		starts := 32 - int(c*ropeLowBits>>56)
 		if seen+starts > k {
-			break // code point k starts in this word
+			break // code point k starts in this block
+		}
+		seen += starts
+	}
+	for ; i+8 <= len(b); i += 8 {
+		m := ropeStartMask(binary.LittleEndian.Uint64(b[i : i+8]))
+		starts := bits.OnesCount64(m)
+		if seen+starts > k {
+			// Code point k is the (k-seen)-th start in this word, from 0.
+			for j := k - seen; j > 0; j-- {
+				m &= m - 1
+			}
+			return i + bits.TrailingZeros64(m)/8
 		}
 		seen += starts
 	}
@@ -61,11 +89,57 @@ func ropeRuneStart(b []byte, k int) int {
 	return len(b)
 }
 
+// ropeRuneStartBack returns the byte offset of the code point that has k
+// code points from it to the end of the valid UTF-8 b, scanning from the
+// end; 0 <= k <= code points of b.
+func ropeRuneStartBack(b []byte, k int) int {
+	if k == 0 {
+		return len(b)
+	}
+	i, seen := len(b), 0
+	for ; i >= 32; i -= 32 {
+		x := b[i-32 : i]
+		c := ropeContFlags(binary.LittleEndian.Uint64(x[0:8])) + ropeContFlags(binary.LittleEndian.Uint64(x[8:16])) +
+			ropeContFlags(binary.LittleEndian.Uint64(x[16:24])) + ropeContFlags(binary.LittleEndian.Uint64(x[24:32]))
+		starts := 32 - int(c*ropeLowBits>>56)
+		if seen+starts >= k {
+			break // the code point wanted starts in this block
+		}
+		seen += starts
+	}
+	for ; i >= 8; i -= 8 {
+		m := ropeStartMask(binary.LittleEndian.Uint64(b[i-8 : i]))
+		starts := bits.OnesCount64(m)
+		if seen+starts >= k {
+			// It is the (k-seen)-th start in this word counting from the
+			// top, from 1: drop the higher ones.
+			for j := k - seen; j > 1; j-- {
+				m &^= 1 << (63 - bits.LeadingZeros64(m))
+			}
+			return i - 8 + (63-bits.LeadingZeros64(m))/8
+		}
+		seen += starts
+	}
+	for i > 0 {
+		i--
+		if ropeIsStart(b[i]) {
+			if seen++; seen == k {
+				return i
+			}
+		}
+	}
+	return 0
+}
+
 // ropeLeafOffset returns the byte offset of code point pos in leaf nd;
-// 0 <= pos <= nd.runes. An all-ASCII leaf needs no scan.
+// 0 <= pos <= nd.runes. An all-ASCII leaf needs no scan; otherwise it
+// scans from the nearer end.
 func ropeLeafOffset(nd *ropeNode, pos int) int {
 	if nd.runes == len(nd.text) {
 		return pos
+	}
+	if pos > nd.runes/2 {
+		return ropeRuneStartBack(nd.text, nd.runes-pos)
 	}
 	return ropeRuneStart(nd.text, pos)
 }
