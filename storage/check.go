@@ -1,0 +1,207 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/coedit/coedit/collab"
+)
+
+// maxCheckErrors is how many problems Check reports before it stops.
+const maxCheckErrors = 20
+
+// Check verifies the whole file and returns an error wrapping ErrCorrupt
+// that lists the problems it finds (up to 20), or nil. It runs bbolt's
+// page-level consistency check, then the store's own invariants: every
+// value decodes; each document's op log holds exactly versions 0 to head-1;
+// its metadata (type, created, modified) agrees with its records; its
+// snapshots and milestones are at most the head; each seq entry names a
+// record with that src and seq; and both modification-time indexes list
+// each document once, at its modification time.
+//
+// Check reads everything in one read transaction, which delays writes
+// that must grow the file; run it offline or on small stores.
+func (db *DB) Check(ctx context.Context) error {
+	err := db.view(ctx, func(tx *bolt.Tx) error {
+		var errs []error
+		for err := range tx.Check() {
+			if len(errs) < maxCheckErrors {
+				errs = append(errs, err)
+			}
+		}
+		if len(errs) > 0 {
+			return fmt.Errorf("%w: bbolt check: %w", ErrCorrupt, errors.Join(errs...))
+		}
+		c := checker{ctx: ctx, tx: tx}
+		c.run()
+		if len(c.errs) > 0 {
+			return fmt.Errorf("%w: %w", ErrCorrupt, errors.Join(c.errs...))
+		}
+		return ctx.Err()
+	})
+	if err != nil {
+		return fmt.Errorf("storage: check %s: %w", db.path, err)
+	}
+	return nil
+}
+
+type checker struct {
+	ctx  context.Context
+	tx   *bolt.Tx
+	errs []error
+}
+
+func (c *checker) failf(format string, args ...any) {
+	if len(c.errs) < maxCheckErrors {
+		c.errs = append(c.errs, fmt.Errorf(format, args...))
+	}
+}
+
+func (c *checker) full() bool { return len(c.errs) >= maxCheckErrors || c.ctx.Err() != nil }
+
+func (c *checker) run() {
+	docs, docb := c.tx.Bucket(bucketDocs), c.tx.Bucket(bucketDoc)
+	recent, bycoll := c.tx.Bucket(bucketRecent), c.tx.Bucket(bucketByColl)
+	n := 0
+	docs.ForEach(func(dk, v []byte) error {
+		if c.full() {
+			return errStop
+		}
+		n++
+		key, err := decodeDocKey(dk)
+		if err == nil {
+			err = checkKey(key)
+		}
+		if err != nil {
+			c.failf("document key %q: %w", dk, err)
+			return nil
+		}
+		m, err := decodeMeta(v)
+		if err != nil {
+			c.failf("%s: metadata: %w", key, err)
+			return nil
+		}
+		if recent.Get(recentKey(dk, m.modified)) == nil {
+			c.failf("%s: not in the recent index at %d", key, m.modified)
+		}
+		if bycoll.Get(collectionKey(key, m.modified)) == nil {
+			c.failf("%s: not in the collection index at %d", key, m.modified)
+		}
+		doc := docb.Bucket(dk)
+		if doc == nil {
+			c.failf("%s: no document bucket", key)
+			return nil
+		}
+		c.doc(key, m, doc)
+		return nil
+	})
+	docb.ForEach(func(dk, v []byte) error {
+		if v != nil || docs.Get(dk) == nil {
+			c.failf("document bucket entry %q has no metadata", dk)
+		}
+		return nil
+	})
+	if got := recent.Stats().KeyN; got != n {
+		c.failf("recent index has %d entries for %d documents", got, n)
+	}
+	if got := bycoll.Stats().KeyN; got != n {
+		c.failf("collection index has %d entries for %d documents", got, n)
+	}
+}
+
+var errStop = errors.New("stop")
+
+// doc checks one document's buckets against its metadata.
+func (c *checker) doc(key collab.Key, m docMeta, doc *bolt.Bucket) {
+	// Replay the metadata from the records.
+	var want docMeta
+	ops := doc.Bucket(bucketOps)
+	if ops == nil {
+		c.failf("%s: no op log", key)
+		return
+	}
+	ops.ForEach(func(k, v []byte) error {
+		if c.full() {
+			return errStop
+		}
+		ver, err := decodeVersionKey(k)
+		if err != nil {
+			c.failf("%s: op key %x: %w", key, k, err)
+			return errStop
+		}
+		if ver != want.head {
+			c.failf("%s: op log has version %d where %d belongs", key, ver, want.head)
+			return errStop
+		}
+		r, err := decodeRecord(ver, v)
+		if err != nil {
+			c.failf("%s: record %d: %w", key, ver, err)
+			return errStop
+		}
+		if err := validateRecords([]collab.Record{r}); err != nil {
+			c.failf("%s: record %d: %w", key, ver, err)
+		}
+		want.head++
+		want.modified = r.Time
+		switch r.Kind {
+		case collab.OpCreate:
+			want.typ, want.created, want.deleted = r.Type, r.Time, false
+		case collab.OpDelete:
+			want.typ, want.deleted = "", true
+		}
+		return nil
+	})
+	if want.head != m.head || want.typ != m.typ || want.created != m.created ||
+		want.modified != m.modified || want.deleted != m.deleted {
+		c.failf("%s: metadata %+v does not match its records %+v", key, m, want)
+	}
+	if m.snap > m.head || m.milestone > m.snap {
+		c.failf("%s: snapshot %d and milestone %d must be at most head %d, in that order", key, m.snap, m.milestone, m.head)
+	}
+	if m.snap > 0 {
+		if _, err := readSnapshot(doc.Get(keySnap), m.snap); err != nil {
+			c.failf("%s: latest snapshot: %w", key, err)
+		}
+	} else if doc.Get(keySnap) != nil {
+		c.failf("%s: has a snapshot its metadata does not record", key)
+	}
+	var last uint64
+	if ms := doc.Bucket(bucketMilestones); ms != nil {
+		ms.ForEach(func(k, v []byte) error {
+			ver, err := decodeVersionKey(k)
+			if err == nil {
+				_, err = readSnapshot(v, ver)
+			}
+			if err != nil {
+				c.failf("%s: milestone %x: %w", key, k, err)
+			}
+			last = ver
+			return nil
+		})
+	}
+	if last != m.milestone {
+		c.failf("%s: newest milestone is %d, metadata says %d", key, last, m.milestone)
+	}
+	if seqs := doc.Bucket(bucketSeqs); seqs != nil {
+		seqs.ForEach(func(src, v []byte) error {
+			e, err := decodeSeqEntry(v)
+			if err != nil {
+				c.failf("%s: seq entry for %q: %w", key, src, err)
+				return nil
+			}
+			rv := ops.Get(versionKey(e.Version))
+			if rv == nil {
+				c.failf("%s: seq entry for %q names missing version %d", key, src, e.Version)
+				return nil
+			}
+			r, err := decodeRecord(e.Version, rv)
+			if err == nil && (r.Src != string(src) || r.Seq != e.Seq) {
+				c.failf("%s: seq entry %q/%d names version %d, committed by %q/%d", key, src, e.Seq, e.Version, r.Src, r.Seq)
+			}
+			return nil
+		})
+	}
+}

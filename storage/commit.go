@@ -1,0 +1,378 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/coedit/coedit/collab"
+)
+
+// A commitReq is one Commit or SaveSnapshot call waiting for the
+// committer. Everything that can be checked and encoded without reading
+// the store is done by the caller, outside the write transaction.
+type commitReq struct {
+	key  collab.Key
+	dk   []byte
+	recs []collab.Record
+	vals [][]byte // recs encoded
+	snap *collab.Snapshot
+	sval []byte // snap encoded
+	// state is reqQueued, then reqTaken or reqCancelled.
+	state atomic.Uint32
+	done  chan error // buffered; the committer sends exactly one result
+}
+
+// Request states: the committer takes a queued request, or the caller
+// cancels it first; whoever wins the compare-and-swap decides.
+const (
+	reqQueued uint32 = iota
+	reqTaken
+	reqCancelled
+)
+
+// Commit durably appends recs to key's op log, updates its seq table and
+// metadata and, when snap is not nil and newer than the stored snapshot,
+// stores snap as the latest snapshot (and as a milestone when it is
+// Options.MilestoneEvery versions past the previous one). See
+// collab.Store.Commit for the contract.
+//
+// recs must have consecutive versions starting at the stored head (else
+// collab.ErrVersionConflict) and be well formed (else ErrInvalidRecord);
+// snap.Version must be at most the new head (else ErrInvalidSnapshot). A
+// failed Commit stores nothing, and does not affect other Commits that
+// share its batch.
+//
+// Commit returns when the batch it joined is written and, with
+// SyncAlways, synced. If ctx ends while the call is still queued, Commit
+// returns ctx's error and stores nothing; once the committer has taken the
+// call, Commit waits for the outcome, since the write may already be
+// durable.
+func (db *DB) Commit(ctx context.Context, key collab.Key, recs []collab.Record, snap *collab.Snapshot) error {
+	if err := checkKey(key); err != nil {
+		return fmt.Errorf("storage: commit: %w", err)
+	}
+	if err := validateRecords(recs); err != nil {
+		return fmt.Errorf("storage: commit %s: %w", key, err)
+	}
+	r := &commitReq{key: key, dk: docKey(key), recs: recs}
+	if len(recs) > 0 {
+		r.vals = make([][]byte, len(recs))
+		for i := range recs {
+			r.vals[i] = encodeRecord(&recs[i])
+		}
+	}
+	if snap != nil {
+		if len(recs) > 0 {
+			if head := recs[0].Version + uint64(len(recs)); snap.Version > head {
+				return fmt.Errorf("storage: commit %s: %w: snapshot version %d is past the new head %d",
+					key, ErrInvalidSnapshot, snap.Version, head)
+			}
+		}
+		s := *snap
+		r.snap = &s
+		r.sval = encodeSnapshot(&s)
+	}
+	if len(recs) == 0 && snap == nil {
+		if db.isClosed.Load() {
+			return fmt.Errorf("storage: commit %s: %w", key, ErrClosed)
+		}
+		return nil
+	}
+	return db.enqueue(ctx, r)
+}
+
+// SaveSnapshot stores snap as key's latest snapshot if it is newer than
+// the stored one (else it does nothing), and keeps it as a milestone as
+// Commit does. snap.Version past the document's head gives
+// ErrInvalidSnapshot. It shares the committer, and its disk syncs, with
+// Commit.
+func (db *DB) SaveSnapshot(ctx context.Context, key collab.Key, snap collab.Snapshot) error {
+	if err := checkKey(key); err != nil {
+		return fmt.Errorf("storage: save snapshot: %w", err)
+	}
+	return db.enqueue(ctx, &commitReq{key: key, dk: docKey(key), snap: &snap, sval: encodeSnapshot(&snap)})
+}
+
+// validateRecords checks what Commit can check without the store.
+func validateRecords(recs []collab.Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	if uint64(len(recs)) > math.MaxUint64-recs[0].Version {
+		return fmt.Errorf("%w: version %d overflows", ErrInvalidRecord, recs[0].Version)
+	}
+	for i := range recs {
+		r := &recs[i]
+		if want := recs[0].Version + uint64(i); r.Version != want {
+			return fmt.Errorf("%w: record %d has version %d, want %d (versions must be consecutive)",
+				ErrInvalidRecord, i, r.Version, want)
+		}
+		if len(r.Src) > maxKeyLen {
+			return fmt.Errorf("%w: version %d: src of %d bytes, at most %d", ErrInvalidRecord, r.Version, len(r.Src), maxKeyLen)
+		}
+		switch r.Kind {
+		case collab.OpEdit:
+			if err := r.Op.Validate(); err != nil {
+				return fmt.Errorf("%w: version %d: %w", ErrInvalidRecord, r.Version, err)
+			}
+		case collab.OpCreate:
+			if r.Type == "" {
+				return fmt.Errorf("%w: version %d: create without a type", ErrInvalidRecord, r.Version)
+			}
+		case collab.OpDelete:
+		default:
+			return fmt.Errorf("%w: version %d: unknown kind %d", ErrInvalidRecord, r.Version, r.Kind)
+		}
+	}
+	return nil
+}
+
+// enqueue hands r to the committer and waits for its result.
+func (db *DB) enqueue(ctx context.Context, r *commitReq) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("storage: commit %s: %w", r.key, err)
+	}
+	r.done = make(chan error, 1)
+	db.mu.RLock()
+	if db.closed {
+		db.mu.RUnlock()
+		return fmt.Errorf("storage: commit %s: %w", r.key, ErrClosed)
+	}
+	select {
+	case db.reqs <- r:
+	case <-ctx.Done():
+		db.mu.RUnlock()
+		return fmt.Errorf("storage: commit %s: %w", r.key, ctx.Err())
+	}
+	db.mu.RUnlock()
+	select {
+	case err := <-r.done:
+		return err
+	case <-ctx.Done():
+		if r.state.CompareAndSwap(reqQueued, reqCancelled) {
+			return fmt.Errorf("storage: commit %s: %w", r.key, ctx.Err())
+		}
+		return <-r.done
+	}
+}
+
+// run is the committer goroutine. It stops when Close closes reqs, after
+// writing every request queued before that; Close waits for it on done.
+func (db *DB) run() {
+	defer close(db.done)
+	batch := make([]*commitReq, 0, db.opts.MaxBatch)
+	for r := range db.reqs {
+		batch = db.take(batch[:0], r)
+		open := true
+	drain:
+		for open && len(batch) < db.opts.MaxBatch {
+			select {
+			case r, ok := <-db.reqs:
+				if !ok {
+					open = false
+					break drain
+				}
+				batch = db.take(batch, r)
+			default:
+				break drain
+			}
+		}
+		if open && db.opts.MaxBatchDelay > 0 && len(batch) < db.opts.MaxBatch {
+			batch = db.wait(batch)
+		}
+		if len(batch) > 0 {
+			db.write(batch)
+		}
+	}
+}
+
+// wait adds requests to batch until it is full, MaxBatchDelay passes, or
+// reqs is closed.
+func (db *DB) wait(batch []*commitReq) []*commitReq {
+	t := time.NewTimer(db.opts.MaxBatchDelay)
+	defer t.Stop()
+	for len(batch) < db.opts.MaxBatch {
+		select {
+		case r, ok := <-db.reqs:
+			if !ok {
+				return batch
+			}
+			batch = db.take(batch, r)
+		case <-t.C:
+			return batch
+		}
+	}
+	return batch
+}
+
+// take appends r to batch unless its caller has cancelled it.
+func (db *DB) take(batch []*commitReq, r *commitReq) []*commitReq {
+	db.taken.Add(1)
+	if !r.state.CompareAndSwap(reqQueued, reqTaken) {
+		return batch
+	}
+	return append(batch, r)
+}
+
+// errNoChange rolls back a batch in which every request was a no-op or
+// failed its checks: there is nothing to write or sync.
+var errNoChange = errors.New("no change")
+
+// writeError marks an error from a bbolt write (as opposed to a failed
+// check) made for one request of a batch.
+type writeError struct{ err error }
+
+func (e writeError) Error() string { return e.err.Error() }
+func (e writeError) Unwrap() error { return e.err }
+
+// write runs batch in one write transaction and delivers each request's
+// result. A request that fails its checks gets its error and writes
+// nothing. If a write fails midway, the transaction is rolled back and the
+// requests are retried one per transaction, so that only the request that
+// caused it fails.
+func (db *DB) write(batch []*commitReq) {
+	results := make([]error, len(batch))
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		changed := false
+		for i, r := range batch {
+			wrote, err := db.apply(tx, r)
+			var we writeError
+			if errors.As(err, &we) {
+				return err
+			}
+			results[i] = err
+			changed = changed || wrote
+		}
+		if !changed {
+			return errNoChange
+		}
+		return nil
+	})
+	db.batches.Add(1)
+	var we writeError
+	switch {
+	case err == nil || errors.Is(err, errNoChange):
+	case errors.As(err, &we) && len(batch) > 1:
+		for _, r := range batch {
+			db.write([]*commitReq{r})
+		}
+		return
+	default:
+		for i, r := range batch {
+			results[i] = fmt.Errorf("storage: commit %s: %w", r.key, err)
+		}
+	}
+	db.commits.Add(uint64(len(batch)))
+	for i, r := range batch {
+		r.done <- results[i]
+	}
+}
+
+// apply checks r against the stored document and writes it in tx. It
+// reports whether it wrote anything. A failed check returns its error with
+// nothing written; a failed write returns a writeError, and tx must then
+// be rolled back.
+func (db *DB) apply(tx *bolt.Tx, r *commitReq) (bool, error) {
+	m, exists, err := readMeta(tx, r.dk)
+	if err != nil {
+		return false, fmt.Errorf("storage: commit %s: %w", r.key, err)
+	}
+	if len(r.recs) > 0 && r.recs[0].Version != m.head {
+		return false, fmt.Errorf("storage: commit %s at version %d: stored head is %d: %w",
+			r.key, r.recs[0].Version, m.head, collab.ErrVersionConflict)
+	}
+	head := m.head + uint64(len(r.recs))
+	if r.snap != nil && r.snap.Version > head {
+		return false, fmt.Errorf("storage: snapshot %s: %w: version %d is past the head %d",
+			r.key, ErrInvalidSnapshot, r.snap.Version, head)
+	}
+	saveSnap := r.snap != nil && r.snap.Version > m.snap
+	if len(r.recs) == 0 && !saveSnap {
+		return false, nil
+	}
+	if err := db.put(tx, r, m, exists, saveSnap); err != nil {
+		return false, writeError{fmt.Errorf("storage: commit %s: %w", r.key, err)}
+	}
+	return true, nil
+}
+
+// put writes r's records, seq entries, snapshot and the document's new
+// metadata and index entries.
+func (db *DB) put(tx *bolt.Tx, r *commitReq, m docMeta, exists, saveSnap bool) error {
+	old := m
+	doc, err := tx.Bucket(bucketDoc).CreateBucketIfNotExists(r.dk)
+	if err != nil {
+		return err
+	}
+	if len(r.recs) > 0 {
+		ops, err := doc.CreateBucketIfNotExists(bucketOps)
+		if err != nil {
+			return err
+		}
+		seqs, err := doc.CreateBucketIfNotExists(bucketSeqs)
+		if err != nil {
+			return err
+		}
+		for i := range r.recs {
+			rec := &r.recs[i]
+			if err := ops.Put(versionKey(rec.Version), r.vals[i]); err != nil {
+				return err
+			}
+			if rec.Src != "" {
+				e := encodeSeqEntry(collab.SeqEntry{Seq: rec.Seq, Version: rec.Version})
+				if err := seqs.Put([]byte(rec.Src), e); err != nil {
+					return err
+				}
+			}
+			m.modified = rec.Time
+			switch rec.Kind {
+			case collab.OpCreate:
+				m.typ, m.created, m.deleted = rec.Type, rec.Time, false
+			case collab.OpDelete:
+				m.typ, m.deleted = "", true
+			}
+		}
+		m.head += uint64(len(r.recs))
+	}
+	if saveSnap {
+		if err := doc.Put(keySnap, r.sval); err != nil {
+			return err
+		}
+		m.snap = r.snap.Version
+		if r.snap.Version-m.milestone >= db.opts.MilestoneEvery {
+			ms, err := doc.CreateBucketIfNotExists(bucketMilestones)
+			if err != nil {
+				return err
+			}
+			if err := ms.Put(versionKey(r.snap.Version), r.sval); err != nil {
+				return err
+			}
+			m.milestone = r.snap.Version
+		}
+	}
+	if err := tx.Bucket(bucketDocs).Put(r.dk, encodeMeta(&m)); err != nil {
+		return err
+	}
+	if exists && old.modified == m.modified {
+		return nil
+	}
+	recent, bycoll := tx.Bucket(bucketRecent), tx.Bucket(bucketByColl)
+	if exists {
+		if err := recent.Delete(recentKey(r.dk, old.modified)); err != nil {
+			return err
+		}
+		if err := bycoll.Delete(collectionKey(r.key, old.modified)); err != nil {
+			return err
+		}
+	}
+	if err := recent.Put(recentKey(r.dk, m.modified), []byte{}); err != nil {
+		return err
+	}
+	return bycoll.Put(collectionKey(r.key, m.modified), []byte{})
+}

@@ -1,0 +1,452 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/coedit/coedit/collab"
+	"github.com/coedit/coedit/ot"
+)
+
+// TestCommitLoad commits a sequence of batches to one document and checks
+// Load after each.
+func TestCommitLoad(t *testing.T) {
+	key := collab.Key{Collection: "docs", ID: "one"}
+	type step struct {
+		recs []collab.Record
+		snap *collab.Snapshot
+		// want after the step
+		snap0 collab.Snapshot // Load's snapshot
+		from  uint64          // Load's ops start here...
+		head  uint64          // ...and end here
+		seqs  map[string]collab.SeqEntry
+	}
+	snap := func(v uint64, data string) *collab.Snapshot {
+		return &collab.Snapshot{Version: v, Type: ot.URI, Data: data}
+	}
+	steps := []step{
+		{recs: []collab.Record{createRec(0, "a", 1, "hi")},
+			head: 1, seqs: map[string]collab.SeqEntry{"a": se(1, 0)}},
+		{recs: []collab.Record{editRec(1, "b", 1, "x"), editRec(2, "a", 2, "y"), editRec(3, "", 0, "z")},
+			head: 4, seqs: map[string]collab.SeqEntry{"a": se(2, 2), "b": se(1, 1)}},
+		{recs: []collab.Record{editRec(4, "b", 5, "w")}, snap: snap(5, "five"),
+			snap0: *snap(5, "five"), from: 5, head: 5, seqs: map[string]collab.SeqEntry{"a": se(2, 2), "b": se(5, 4)}},
+		// A snapshot older than the head is stored if newer than the stored one.
+		{recs: edits(5, 3, "c"), snap: snap(6, "six"),
+			snap0: *snap(6, "six"), from: 6, head: 8, seqs: map[string]collab.SeqEntry{"a": se(2, 2), "b": se(5, 4), "c": se(8, 7)}},
+		// An older snapshot than the stored one is ignored.
+		{recs: edits(8, 1, "c"), snap: snap(3, "three"),
+			snap0: *snap(6, "six"), from: 6, head: 9, seqs: map[string]collab.SeqEntry{"a": se(2, 2), "b": se(5, 4), "c": se(9, 8)}},
+		// A snapshot alone.
+		{snap: snap(9, "nine"),
+			snap0: *snap(9, "nine"), from: 9, head: 9, seqs: map[string]collab.SeqEntry{"a": se(2, 2), "b": se(5, 4), "c": se(9, 8)}},
+		{recs: []collab.Record{deleteRec(9, "a", 3), createRec(10, "a", 4, "again")},
+			snap0: *snap(9, "nine"), from: 9, head: 11, seqs: map[string]collab.SeqEntry{"a": se(4, 10), "b": se(5, 4), "c": se(9, 8)}},
+	}
+	db := openTest(t, Options{})
+	var all []collab.Record
+	for i, s := range steps {
+		mustCommit(t, db, key, s.recs, s.snap)
+		all = append(all, s.recs...)
+		st := mustLoad(t, db, key)
+		if st.Snapshot != s.snap0 {
+			t.Errorf("step %d: Load(%s).Snapshot = %+v, want %+v", i, key, st.Snapshot, s.snap0)
+		}
+		if want := all[s.from:s.head]; !equalRecords(st.Ops, want) {
+			t.Errorf("step %d: Load(%s).Ops = %+v, want %+v", i, key, st.Ops, want)
+		}
+		if !reflect.DeepEqual(st.Seqs, s.seqs) {
+			t.Errorf("step %d: Load(%s).Seqs = %v, want %v", i, key, st.Seqs, s.seqs)
+		}
+		if got := mustOps(t, db, key, 0, math.MaxUint64); !equalRecords(got, all) {
+			t.Errorf("step %d: Ops(%s, 0, max) = %+v, want %+v", i, key, got, all)
+		}
+	}
+	// Another document is untouched, and loads as the zero DocState.
+	if st := mustLoad(t, db, collab.Key{Collection: "docs", ID: "two"}); !reflect.DeepEqual(st, collab.DocState{}) {
+		t.Errorf("Load(never seen) = %+v, want the zero DocState", st)
+	}
+}
+
+func se(seq, v uint64) collab.SeqEntry { return collab.SeqEntry{Seq: seq, Version: v} }
+
+// TestCommitErrors checks that every malformed or out-of-order Commit
+// fails with the right error and leaves the document as it was.
+func TestCommitErrors(t *testing.T) {
+	key := collab.Key{Collection: "c", ID: "d"}
+	long := strings.Repeat("k", maxKeyLen)
+	for _, tc := range []struct {
+		name string
+		key  collab.Key
+		recs []collab.Record
+		snap *collab.Snapshot
+		want error
+	}{
+		{"behind head", key, edits(2, 1, "a"), nil, collab.ErrVersionConflict},
+		{"ahead of head", key, edits(4, 1, "a"), nil, collab.ErrVersionConflict},
+		{"far ahead", key, edits(100, 2, "a"), nil, collab.ErrVersionConflict},
+		{"gap", key, []collab.Record{editRec(3, "a", 1, "x"), editRec(5, "a", 2, "y")}, nil, ErrInvalidRecord},
+		{"repeat", key, []collab.Record{editRec(3, "a", 1, "x"), editRec(3, "a", 2, "y")}, nil, ErrInvalidRecord},
+		{"unknown kind", key, []collab.Record{{Version: 3, Kind: 9}}, nil, ErrInvalidRecord},
+		{"zero kind", key, []collab.Record{{Version: 3}}, nil, ErrInvalidRecord},
+		{"create without type", key, []collab.Record{{Version: 3, Kind: collab.OpCreate}}, nil, ErrInvalidRecord},
+		{"invalid op", key, []collab.Record{{Version: 3, Kind: collab.OpEdit, Op: ot.Op{{Kind: ot.KindSkip, N: 2}}}}, nil, ErrInvalidRecord},
+		{"negative length", key, []collab.Record{{Version: 3, Kind: collab.OpEdit, Op: ot.Op{{Kind: ot.KindDelete, N: -1}}}}, nil, ErrInvalidRecord},
+		{"long src", key, []collab.Record{{Version: 3, Kind: collab.OpDelete, Src: long + "x"}}, nil, ErrInvalidRecord},
+		{"version overflow", key, edits(math.MaxUint64, 2, "a"), nil, ErrInvalidRecord},
+		{"snapshot past new head", key, edits(3, 1, "a"), &collab.Snapshot{Version: 5}, ErrInvalidSnapshot},
+		{"snapshot alone past head", key, nil, &collab.Snapshot{Version: 4}, ErrInvalidSnapshot},
+		{"empty collection", collab.Key{ID: "d"}, edits(0, 1, "a"), nil, ErrInvalidKey},
+		{"empty id", collab.Key{Collection: "c"}, edits(0, 1, "a"), nil, ErrInvalidKey},
+		{"long key", collab.Key{Collection: "c", ID: long}, edits(0, 1, "a"), nil, ErrInvalidKey},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			db := openTest(t, Options{})
+			mustCommit(t, db, key, []collab.Record{createRec(0, "a", 1, "x"), editRec(1, "a", 2, "y"), editRec(2, "b", 1, "z")},
+				&collab.Snapshot{Version: 1, Type: ot.URI, Data: "s"})
+			before := mustLoad(t, db, key)
+			listBefore, _ := db.List(context.Background(), "", 0)
+			err := db.Commit(context.Background(), tc.key, tc.recs, tc.snap)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("Commit(%s) = %v, want %v", tc.name, err, tc.want)
+			}
+			if after := mustLoad(t, db, key); !reflect.DeepEqual(after, before) {
+				t.Errorf("after failed Commit(%s): Load = %+v, want %+v", tc.name, after, before)
+			}
+			if listAfter, _ := db.List(context.Background(), "", 0); !reflect.DeepEqual(listAfter, listBefore) {
+				t.Errorf("after failed Commit(%s): List = %+v, want %+v", tc.name, listAfter, listBefore)
+			}
+			// The store still takes the right commit.
+			mustCommit(t, db, key, edits(3, 1, "a"), nil)
+		})
+	}
+}
+
+// holdWriter blocks db's committer: it takes bbolt's writer lock, commits
+// first (which the committer takes and then waits on), and returns a
+// function that releases the lock. first's error arrives on the channel.
+func holdWriter(t *testing.T, db *DB, key collab.Key, first []collab.Record) (release func(), firstErr <-chan error) {
+	t.Helper()
+	tx, err := db.bolt.Begin(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	taken := db.taken.Load()
+	go func() { errc <- db.Commit(context.Background(), key, first, nil) }()
+	waitFor(t, "the committer to take the first commit", func() bool { return db.taken.Load() == taken+1 })
+	var once sync.Once
+	release = func() { once.Do(func() { tx.Rollback() }) }
+	// A test that fails while holding the lock must still let Close finish.
+	t.Cleanup(release)
+	return release, errc
+}
+
+// TestGroupCommit queues many commits while the committer is busy and
+// checks that they share one transaction, and that a conflicting commit
+// in that batch fails alone.
+func TestGroupCommit(t *testing.T) {
+	db := openTest(t, Options{})
+	ctx := context.Background()
+	const docs = 30
+	key := func(i int) collab.Key { return collab.Key{Collection: "g", ID: fmt.Sprint(i)} }
+	for i := range docs {
+		mustCommit(t, db, key(i), edits(0, 2, "s"), nil)
+	}
+	release, firstErr := holdWriter(t, db, collab.Key{Collection: "g", ID: "first"}, edits(0, 1, "s"))
+	before := db.Stats()
+	type result struct {
+		i   int
+		err error
+	}
+	results := make(chan result, docs)
+	for i := range docs {
+		recs := edits(2, 1+i%3, "s")
+		if i%7 == 3 {
+			recs = edits(1, 1, "s") // behind the head: must conflict
+		}
+		go func() { results <- result{i, db.Commit(ctx, key(i), recs, nil)} }()
+	}
+	waitFor(t, "all commits to queue", func() bool { return len(db.reqs) == docs })
+	release()
+	if err := <-firstErr; err != nil {
+		t.Fatalf("first Commit = %v", err)
+	}
+	for range docs {
+		r := <-results
+		if r.i%7 == 3 {
+			if !errors.Is(r.err, collab.ErrVersionConflict) {
+				t.Errorf("conflicting Commit(%s) in a batch = %v, want ErrVersionConflict", key(r.i), r.err)
+			}
+		} else if r.err != nil {
+			t.Errorf("Commit(%s) in a batch with a conflict = %v, want nil", key(r.i), r.err)
+		}
+	}
+	after := db.Stats()
+	if got := after.Batches - before.Batches; got != 2 {
+		t.Errorf("%d queued commits took %d write transactions, want 2 (the held one and one batch)", docs, got)
+	}
+	if got := after.Commits - before.Commits; got != docs+1 {
+		t.Errorf("Stats().Commits grew by %d, want %d", got, docs+1)
+	}
+	for i := range docs {
+		n := 2
+		if i%7 != 3 {
+			n += 1 + i%3
+		}
+		if got := mustOps(t, db, key(i), 0, 100); !equalRecords(got, edits(0, n, "s")) {
+			t.Errorf("Ops(%s) = %d records, want %d", key(i), len(got), n)
+		}
+	}
+}
+
+// TestGroupCommitSameDoc puts consecutive commits of one document in one
+// batch: the second sees the first's head.
+func TestGroupCommitSameDoc(t *testing.T) {
+	db := openTest(t, Options{})
+	key := collab.Key{Collection: "c", ID: "d"}
+	release, firstErr := holdWriter(t, db, collab.Key{Collection: "c", ID: "other"}, edits(0, 1, "s"))
+	errs := make(chan error, 3)
+	for _, recs := range [][]collab.Record{edits(0, 2, "s"), edits(2, 1, "s"), edits(2, 1, "s")} {
+		n := len(db.reqs)
+		go func() { errs <- db.Commit(context.Background(), key, recs, nil) }()
+		waitFor(t, "commit to queue", func() bool { return len(db.reqs) == n+1 })
+	}
+	release()
+	if err := <-firstErr; err != nil {
+		t.Fatal(err)
+	}
+	var conflicts, ok int
+	for range 3 {
+		switch err := <-errs; {
+		case err == nil:
+			ok++
+		case errors.Is(err, collab.ErrVersionConflict):
+			conflicts++
+		default:
+			t.Errorf("Commit = %v", err)
+		}
+	}
+	if ok != 2 || conflicts != 1 {
+		t.Errorf("three commits of one doc in one batch: %d ok, %d conflicts; want 2 and 1", ok, conflicts)
+	}
+	if got := mustOps(t, db, key, 0, 10); !equalRecords(got, edits(0, 3, "s")) {
+		t.Errorf("Ops = %+v, want 3 edits", got)
+	}
+}
+
+// TestCommitCancelled checks that a Commit whose context ends before the
+// committer takes it returns the context's error and stores nothing.
+func TestCommitCancelled(t *testing.T) {
+	db := openTest(t, Options{})
+	key := collab.Key{Collection: "c", ID: "d"}
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := db.Commit(cancelled, key, edits(0, 1, "s"), nil); !errors.Is(err, context.Canceled) {
+		t.Errorf("Commit(cancelled ctx) = %v, want context.Canceled", err)
+	}
+
+	release, firstErr := holdWriter(t, db, collab.Key{Collection: "c", ID: "other"}, edits(0, 1, "s"))
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- db.Commit(ctx, key, edits(0, 1, "s"), nil) }()
+	waitFor(t, "commit to queue", func() bool { return len(db.reqs) == 1 })
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Errorf("Commit cancelled while queued = %v, want context.Canceled", err)
+	}
+	release()
+	if err := <-firstErr; err != nil {
+		t.Fatal(err)
+	}
+	if got := mustOps(t, db, key, 0, 10); len(got) != 0 {
+		t.Errorf("Ops after cancelled Commit = %+v, want none", got)
+	}
+	mustCommit(t, db, key, edits(0, 1, "s"), nil)
+}
+
+// TestConcurrentCommits has one goroutine per document commit many small
+// batches while readers read, then two goroutines race on each of a few
+// documents; every acknowledged commit must land, in order.
+func TestConcurrentCommits(t *testing.T) {
+	db := openTest(t, Options{MilestoneEvery: 10})
+	ctx := context.Background()
+	const docs, commits = 40, 25
+	key := func(i int) collab.Key { return collab.Key{Collection: fmt.Sprint("c", i%3), ID: fmt.Sprint(i)} }
+	heads := make([]uint64, docs)
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	var readers sync.WaitGroup
+	for r := range 2 {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				k := key((i + r) % docs)
+				st, err := db.Load(ctx, k)
+				if err != nil {
+					t.Errorf("Load(%s) during commits = %v", k, err)
+					return
+				}
+				for j, op := range st.Ops {
+					if op.Version != st.Snapshot.Version+uint64(j) {
+						t.Errorf("Load(%s) during commits: op %d has version %d", k, j, op.Version)
+					}
+				}
+				if _, err := db.List(ctx, "", 10); err != nil {
+					t.Errorf("List during commits = %v", err)
+				}
+			}
+		}()
+	}
+	for i := range docs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(i), 0))
+			v := uint64(0)
+			for range commits {
+				n := 1 + rng.IntN(3)
+				var snap *collab.Snapshot
+				if rng.IntN(3) == 0 {
+					snap = &collab.Snapshot{Version: v + uint64(n), Type: ot.URI, Data: "s"}
+				}
+				if err := db.Commit(ctx, key(i), edits(v, n, fmt.Sprint("src", i)), snap); err != nil {
+					t.Errorf("Commit(%s, %d) = %v", key(i), v, err)
+					return
+				}
+				v += uint64(n)
+			}
+			heads[i] = v
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	readers.Wait()
+	for i := range docs {
+		if got := mustOps(t, db, key(i), 0, math.MaxUint64); !equalRecords(got, edits(0, int(heads[i]), fmt.Sprint("src", i))) {
+			t.Errorf("Ops(%s) has %d records, want %d consecutive edits", key(i), len(got), heads[i])
+		}
+	}
+	list, err := db.List(ctx, "", 0)
+	if err != nil || len(list) != docs {
+		t.Errorf("List after concurrent commits = %d docs, %v; want %d", len(list), err, docs)
+	}
+
+	// Racing writers: each commits at the head it believes in and, on a
+	// conflict, reloads. Exactly the acknowledged records must be stored.
+	race := collab.Key{Collection: "race", ID: "r"}
+	const writers, each = 4, 30
+	acked := make([][]uint64, writers)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			src := fmt.Sprint("w", w)
+			for seq := uint64(1); seq <= each; {
+				st, err := db.Load(ctx, race)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				v := st.Snapshot.Version + uint64(len(st.Ops))
+				err = db.Commit(ctx, race, []collab.Record{editRec(v, src, seq, src)}, nil)
+				switch {
+				case err == nil:
+					acked[w] = append(acked[w], v)
+					seq++
+				case errors.Is(err, collab.ErrVersionConflict):
+				default:
+					t.Errorf("racing Commit = %v", err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	got := mustOps(t, db, race, 0, math.MaxUint64)
+	if len(got) != writers*each {
+		t.Fatalf("racing writers acknowledged %d commits, store has %d", writers*each, len(got))
+	}
+	for w, vs := range acked {
+		for i, v := range vs {
+			src := fmt.Sprint("w", w)
+			if r := got[v]; r.Src != src || r.Seq != uint64(i+1) {
+				t.Errorf("record %d is %s/%d, want the acknowledged %s/%d", v, r.Src, r.Seq, src, i+1)
+			}
+		}
+	}
+}
+
+// TestWriteFailureFallsBack makes one request of a batch fail inside
+// bbolt, after its checks passed, and checks that the transaction is
+// retried without it: it fails alone and the others commit.
+func TestWriteFailureFallsBack(t *testing.T) {
+	db := openTest(t, Options{})
+	ctx := context.Background()
+	bad := collab.Key{Collection: "c", ID: "bad"}
+	// A plain value where bad's document bucket must go makes creating
+	// that bucket fail.
+	setBlocker := func(put bool) {
+		err := db.bolt.Update(func(tx *bolt.Tx) error {
+			if put {
+				return tx.Bucket(bucketDoc).Put(docKey(bad), []byte("blocker"))
+			}
+			return tx.Bucket(bucketDoc).Delete(docKey(bad))
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	setBlocker(true)
+	release, firstErr := holdWriter(t, db, collab.Key{Collection: "c", ID: "first"}, edits(0, 1, "s"))
+	before := db.Stats()
+	keys := []collab.Key{{Collection: "c", ID: "a"}, bad, {Collection: "c", ID: "b"}}
+	errs := make([]chan error, len(keys))
+	for i, k := range keys {
+		errs[i] = make(chan error, 1)
+		go func() { errs[i] <- db.Commit(ctx, k, edits(0, 2, "s"), nil) }()
+		waitFor(t, "commit to queue", func() bool { return len(db.reqs) == i+1 })
+	}
+	release()
+	if err := <-firstErr; err != nil {
+		t.Fatal(err)
+	}
+	for i, k := range keys {
+		err := <-errs[i]
+		if k == bad {
+			if err == nil || !strings.Contains(err.Error(), "c/bad") {
+				t.Errorf("Commit(%s) with a failing write = %v, want an error naming it", k, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("Commit(%s) batched with a failing write = %v, want nil", k, err)
+		}
+		if got := mustOps(t, db, k, 0, 10); !equalRecords(got, edits(0, 2, "s")) {
+			t.Errorf("Ops(%s) = %+v, want 2 edits", k, got)
+		}
+	}
+	if got := db.Stats().Commits - before.Commits; got != uint64(len(keys)+1) {
+		t.Errorf("Stats().Commits grew by %d, want %d", got, len(keys)+1)
+	}
+	if got := mustOps(t, db, bad, 0, 10); len(got) != 0 {
+		t.Errorf("Ops(%s) after its failed write = %+v, want none", bad, got)
+	}
+	setBlocker(false)
+	mustCommit(t, db, bad, edits(0, 1, "s"), nil)
+}

@@ -1,0 +1,337 @@
+package storage
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/coedit/coedit/collab"
+)
+
+// formatVersion is the layout and encoding version this package writes
+// and reads, kept in the meta bucket.
+const formatVersion = 1
+
+// Bucket and key names; doc.go describes the layout.
+var (
+	bucketMeta   = []byte("meta")
+	bucketDocs   = []byte("docs")
+	bucketDoc    = []byte("doc")
+	bucketRecent = []byte("recent")
+	bucketByColl = []byte("bycollection")
+
+	keyFormat = []byte("format")
+
+	keySnap          = []byte("snapshot")
+	bucketOps        = []byte("ops")
+	bucketSeqs       = []byte("seqs")
+	bucketMilestones = []byte("milestones")
+)
+
+// Errors the store returns, besides collab.ErrVersionConflict. Each is
+// wrapped with the path or document it concerns.
+var (
+	// ErrClosed is returned by every method called after Close.
+	ErrClosed = errors.New("storage: store closed")
+	// ErrLocked is returned by Open when another DB, in this process or
+	// another, holds the file's lock for longer than Options.LockTimeout.
+	ErrLocked = errors.New("storage: file is locked by another process")
+	// ErrFormat is returned by Open for a bbolt file that is not a coedit
+	// store or was written in a format version this package cannot read.
+	ErrFormat = errors.New("storage: unsupported file format")
+	// ErrCorrupt is returned when a stored value cannot be decoded or the
+	// store's invariants do not hold (see Check).
+	ErrCorrupt = errors.New("storage: store is corrupt")
+	// ErrInvalidKey is returned for a document key with an empty
+	// collection or id, or longer than 4 KiB.
+	ErrInvalidKey = errors.New("storage: invalid document key")
+	// ErrInvalidRecord is returned by Commit for records that are not
+	// consecutive or are malformed; nothing is stored.
+	ErrInvalidRecord = errors.New("storage: invalid record")
+	// ErrInvalidSnapshot is returned for a snapshot whose version is past
+	// the document's head; nothing is stored.
+	ErrInvalidSnapshot = errors.New("storage: invalid snapshot")
+)
+
+// SyncMode says when a commit reaches the disk.
+type SyncMode uint8
+
+const (
+	// SyncAlways syncs the file before Commit returns, so an
+	// acknowledged op survives a crash or power loss. The default.
+	SyncAlways SyncMode = iota
+	// SyncNone leaves writes in the OS page cache (bbolt's NoSync). A
+	// process crash loses nothing, a power loss may lose recent commits
+	// or worse. For benchmarks and throwaway data only.
+	SyncNone
+)
+
+// String returns "always" or "none".
+func (m SyncMode) String() string {
+	switch m {
+	case SyncAlways:
+		return "always"
+	case SyncNone:
+		return "none"
+	}
+	return fmt.Sprintf("SyncMode(%d)", uint8(m))
+}
+
+// ParseSyncMode parses "always" or "none", as String writes them.
+func ParseSyncMode(s string) (SyncMode, error) {
+	switch strings.ToLower(s) {
+	case "always":
+		return SyncAlways, nil
+	case "none":
+		return SyncNone, nil
+	}
+	return 0, fmt.Errorf("storage: unknown sync mode %q (want always or none)", s)
+}
+
+// Options configures Open. The zero value of each field means its
+// documented default, so Options{} is the production configuration.
+type Options struct {
+	// Sync is when commits reach the disk. Default SyncAlways.
+	Sync SyncMode
+	// LockTimeout is how long Open waits for the file lock that another
+	// DB holds before it fails with ErrLocked. Default 2s.
+	LockTimeout time.Duration
+	// MilestoneEvery keeps a stored snapshot as a milestone, for
+	// SnapshotAt, when it is at least this many versions past the
+	// document's previous milestone. Default 1000.
+	MilestoneEvery uint64
+	// InitialMmapSize is the size of bbolt's first memory map in bytes.
+	// A write that outgrows the map must wait for every read transaction
+	// to end, so a map bigger than the file avoids those stalls.
+	// Default 64 MiB.
+	InitialMmapSize int
+	// MaxBatch is the most Commit and SaveSnapshot calls that share one
+	// write transaction and disk sync. Default 1024.
+	MaxBatch int
+	// MaxBatchDelay is how long the committer waits for more calls to
+	// join a batch that is not full. The default, 0, does not wait:
+	// calls that arrive while a batch syncs form the next batch, which
+	// already groups commits under load without adding latency when
+	// idle.
+	MaxBatchDelay time.Duration
+}
+
+// withDefaults returns o with its zero fields set to their defaults, or
+// an error for a value that makes no sense.
+func (o Options) withDefaults() (Options, error) {
+	if o.Sync != SyncAlways && o.Sync != SyncNone {
+		return o, fmt.Errorf("storage: invalid Options.Sync %v", o.Sync)
+	}
+	if o.LockTimeout < 0 || o.InitialMmapSize < 0 || o.MaxBatch < 0 || o.MaxBatchDelay < 0 {
+		return o, errors.New("storage: negative value in Options")
+	}
+	if o.LockTimeout == 0 {
+		o.LockTimeout = 2 * time.Second
+	}
+	if o.MilestoneEvery == 0 {
+		o.MilestoneEvery = 1000
+	}
+	if o.InitialMmapSize == 0 {
+		o.InitialMmapSize = 64 << 20
+	}
+	if o.MaxBatch == 0 {
+		o.MaxBatch = 1024
+	}
+	return o, nil
+}
+
+// Stats counts what a DB has written since Open.
+type Stats struct {
+	// Commits is the number of Commit and SaveSnapshot calls that went
+	// through the committer (including those that failed).
+	Commits uint64
+	// Batches is the number of write transactions the committer ran;
+	// with SyncAlways each is one disk sync. Commits/Batches is the
+	// average group commit size.
+	Batches uint64
+}
+
+// DB is a coedit document store in one bbolt file. It implements
+// collab.Store; all its methods are safe for concurrent use.
+//
+// Reads run in their own short bbolt read transactions. Writes (Commit and
+// SaveSnapshot) go to one committer goroutine, which Open starts and Close
+// stops: it takes every call queued at that moment and writes them all in
+// one transaction with one sync (group commit).
+type DB struct {
+	path string
+	opts Options
+	bolt *bolt.DB
+
+	// mu orders sends on reqs against Close closing it: senders hold it
+	// for reading, Close for writing.
+	mu     sync.RWMutex
+	closed bool
+	reqs   chan *commitReq
+	// done is closed when the committer goroutine has returned.
+	done chan struct{}
+	// isClosed lets reads fail fast with ErrClosed once Close has begun.
+	isClosed atomic.Bool
+
+	closeOnce sync.Once
+	closeErr  error
+
+	commits atomic.Uint64
+	batches atomic.Uint64
+	// taken counts requests the committer has taken off reqs; tests use
+	// it to know when the committer is busy.
+	taken atomic.Uint64
+}
+
+var _ collab.Store = (*DB)(nil)
+
+// Open opens the store at path, creating the file (mode 0600) if it does
+// not exist, and starts its committer. The caller must Close it.
+//
+// bbolt locks the file for as long as it is open, against other processes
+// and against a second Open in this process alike; Open waits up to
+// opts.LockTimeout for that lock and then fails with ErrLocked.
+func Open(path string, opts Options) (*DB, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	bdb, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout:         opts.LockTimeout,
+		NoSync:          opts.Sync == SyncNone,
+		InitialMmapSize: opts.InitialMmapSize,
+		FreelistType:    bolt.FreelistMapType,
+	})
+	if errors.Is(err, berrors.ErrTimeout) {
+		return nil, fmt.Errorf("storage: open %s: %w (waited %v)", path, ErrLocked, opts.LockTimeout)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("storage: open %s: %w", path, err)
+	}
+	if err := bdb.Update(initLayout); err != nil {
+		bdb.Close()
+		return nil, fmt.Errorf("storage: open %s: %w", path, err)
+	}
+	db := &DB{
+		path: path,
+		opts: opts,
+		bolt: bdb,
+		reqs: make(chan *commitReq, opts.MaxBatch),
+		done: make(chan struct{}),
+	}
+	go db.run()
+	return db, nil
+}
+
+// initLayout creates the buckets of an empty file, or checks that a file
+// holds a store of our format version.
+func initLayout(tx *bolt.Tx) error {
+	meta := tx.Bucket(bucketMeta)
+	if meta == nil {
+		empty := true
+		tx.ForEach(func([]byte, *bolt.Bucket) error { empty = false; return nil })
+		if !empty {
+			return fmt.Errorf("%w: a bbolt file with no %q bucket is not a coedit store", ErrFormat, bucketMeta)
+		}
+		for _, name := range [][]byte{bucketMeta, bucketDocs, bucketDoc, bucketRecent, bucketByColl} {
+			if _, err := tx.CreateBucket(name); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(bucketMeta).Put(keyFormat, binary.AppendUvarint(nil, formatVersion))
+	}
+	v, n := binary.Uvarint(meta.Get(keyFormat))
+	if n <= 0 {
+		return fmt.Errorf("%w: no readable format version", ErrFormat)
+	}
+	if v != formatVersion {
+		return fmt.Errorf("%w: format version %d, this build reads %d", ErrFormat, v, formatVersion)
+	}
+	for _, name := range [][]byte{bucketDocs, bucketDoc, bucketRecent, bucketByColl} {
+		if tx.Bucket(name) == nil {
+			return fmt.Errorf("%w: bucket %q is missing", ErrCorrupt, name)
+		}
+	}
+	return nil
+}
+
+// Path returns the file's path, as given to Open.
+func (db *DB) Path() string { return db.path }
+
+// Stats returns the DB's counters.
+func (db *DB) Stats() Stats {
+	return Stats{Commits: db.commits.Load(), Batches: db.batches.Load()}
+}
+
+// Close stops accepting commits, lets the committer write every commit
+// already queued, waits for it to stop, and closes the file, waiting for
+// read transactions in progress. Calls after Close fail with ErrClosed; a
+// second Close returns nil.
+func (db *DB) Close() error {
+	first := false
+	db.closeOnce.Do(func() {
+		first = true
+		db.isClosed.Store(true)
+		db.mu.Lock()
+		db.closed = true
+		close(db.reqs)
+		db.mu.Unlock()
+		<-db.done
+		if err := db.bolt.Close(); err != nil {
+			db.closeErr = fmt.Errorf("storage: close %s: %w", db.path, err)
+		}
+	})
+	if !first {
+		return nil
+	}
+	return db.closeErr
+}
+
+// view runs fn in a read transaction, after checking ctx and that the DB
+// is open.
+func (db *DB) view(ctx context.Context, fn func(*bolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if db.isClosed.Load() {
+		return ErrClosed
+	}
+	err := db.bolt.View(fn)
+	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
+		return ErrClosed
+	}
+	return err
+}
+
+// checkKey rejects keys the store cannot hold or list.
+func checkKey(k collab.Key) error {
+	if k.Collection == "" || k.ID == "" {
+		return fmt.Errorf("%w: %q: collection and id must not be empty", ErrInvalidKey, k.String())
+	}
+	if len(k.Collection)+len(k.ID) > maxKeyLen {
+		return fmt.Errorf("%w: %d bytes long, at most %d", ErrInvalidKey, len(k.Collection)+len(k.ID), maxKeyLen)
+	}
+	return nil
+}
+
+// readMeta returns the document's metadata, ok false for a document the
+// store has never seen.
+func readMeta(tx *bolt.Tx, dk []byte) (m docMeta, ok bool, err error) {
+	v := tx.Bucket(bucketDocs).Get(dk)
+	if v == nil {
+		return docMeta{}, false, nil
+	}
+	m, err = decodeMeta(v)
+	if err != nil {
+		return docMeta{}, false, fmt.Errorf("%w: metadata: %w", ErrCorrupt, err)
+	}
+	return m, true, nil
+}

@@ -1,0 +1,50 @@
+// Package storage is coedit's durable document store: collab.Store over
+// one bbolt file per node.
+//
+// Start with Open, which returns a DB; Options documents the knobs (sync
+// mode, lock timeout, milestone interval, mmap size, batching), and its
+// zero value is the production default. Close it when done.
+//
+// # Writes: group commit
+//
+// Commit and SaveSnapshot calls, from any number of sessions, go to one
+// committer goroutine. It takes every call queued at that moment (up to
+// Options.MaxBatch) and writes them in one bbolt read-write transaction,
+// with one disk sync under SyncAlways, before any of them returns. Each
+// call is checked on its own inside the transaction: a call whose first
+// record is not at the document's stored head fails with
+// collab.ErrVersionConflict and writes nothing, while the rest of its
+// batch commits. Checks that need no stored state (consecutive versions,
+// well-formed records) and the encoding run in the caller's goroutine,
+// outside the transaction.
+//
+// # Reads
+//
+// Load, Ops, SnapshotAt and List each run in short read transactions; Ops
+// reads a long range in chunks of a thousand records. Check verifies the
+// whole file.
+//
+// # Layout
+//
+// Top-level buckets (format version 1):
+//
+//	meta          "format" → 1
+//	docs          docKey → metadata: head version, latest snapshot version,
+//	              newest milestone version, type, created and modified
+//	              times (of the latest create and latest record), deleted flag
+//	doc           docKey → a bucket per document:
+//	                "snapshot"   → the latest snapshot (version, type, data)
+//	                ops/         big-endian uint64 version → record (src,
+//	                             seq, kind, op components, type, data, time)
+//	                seqs/        src → (seq, version) of its last record
+//	                milestones/  big-endian uint64 version → snapshot
+//	recent        newest-first modified time + docKey → ""
+//	bycollection  collection + newest-first modified time + id → ""
+//
+// docKey is the collection, prefixed with its length as a uvarint, then
+// the id. Values use a compact binary encoding of uvarints and
+// length-prefixed strings (see encoding.go); ot.Op is stored as its
+// components, not as JSON. The op log is never trimmed. A snapshot is kept
+// as a milestone when it is Options.MilestoneEvery versions past the
+// previous one, so SnapshotAt replays at most about that many ops.
+package storage

@@ -1,0 +1,273 @@
+package storage
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/coedit/coedit/collab"
+)
+
+// opsChunk is the most records Ops reads in one read transaction, so that
+// reading a long history does not hold one transaction open throughout.
+const opsChunk = 1024
+
+// Load returns key's latest snapshot, the records after it up to the head,
+// and its seq table, all from one read transaction. A document the store
+// has never seen loads as the zero DocState. The number of records is
+// bounded by how often the caller saves snapshots.
+func (db *DB) Load(ctx context.Context, key collab.Key) (collab.DocState, error) {
+	if err := checkKey(key); err != nil {
+		return collab.DocState{}, fmt.Errorf("storage: load: %w", err)
+	}
+	dk := docKey(key)
+	var st collab.DocState
+	err := db.view(ctx, func(tx *bolt.Tx) error {
+		m, ok, err := readMeta(tx, dk)
+		if err != nil || !ok {
+			return err
+		}
+		doc, err := docBucket(tx, dk)
+		if err != nil {
+			return err
+		}
+		if m.snap > 0 {
+			st.Snapshot, err = readSnapshot(doc.Get(keySnap), m.snap)
+			if err != nil {
+				return err
+			}
+		}
+		st.Ops, err = readOps(doc, st.Snapshot.Version, m.head, nil)
+		if err != nil {
+			return err
+		}
+		st.Seqs = make(map[string]collab.SeqEntry)
+		if seqs := doc.Bucket(bucketSeqs); seqs != nil {
+			err = seqs.ForEach(func(k, v []byte) error {
+				e, err := decodeSeqEntry(v)
+				if err != nil {
+					return fmt.Errorf("%w: seq entry for src %q: %w", ErrCorrupt, k, err)
+				}
+				st.Seqs[string(k)] = e
+				return nil
+			})
+		}
+		return err
+	})
+	if err != nil {
+		return collab.DocState{}, fmt.Errorf("storage: load %s: %w", key, err)
+	}
+	return st, nil
+}
+
+// Ops returns key's records with from <= Version < to, to clipped to the
+// head. It reads at most opsChunk records per read transaction; the log
+// below the head never changes, so the chunks form one consistent
+// history. A document the store has never seen has no records.
+func (db *DB) Ops(ctx context.Context, key collab.Key, from, to uint64) ([]collab.Record, error) {
+	if err := checkKey(key); err != nil {
+		return nil, fmt.Errorf("storage: ops: %w", err)
+	}
+	dk := docKey(key)
+	var out []collab.Record
+	for first := true; from < to; first = false {
+		end := to
+		if end-from > opsChunk {
+			end = from + opsChunk
+		}
+		err := db.view(ctx, func(tx *bolt.Tx) error {
+			if first {
+				m, ok, err := readMeta(tx, dk)
+				if err != nil || !ok {
+					to = 0
+					return err
+				}
+				to = min(to, m.head)
+				end = min(end, to)
+				if from >= end {
+					return nil
+				}
+			}
+			doc, err := docBucket(tx, dk)
+			if err != nil {
+				return err
+			}
+			out, err = readOps(doc, from, end, out)
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("storage: ops %s [%d, %d): %w", key, from, to, err)
+		}
+		from = end
+	}
+	return out, nil
+}
+
+// SnapshotAt returns the newest of key's latest snapshot and milestones
+// whose version is at most v, or the zero Snapshot if there is none.
+func (db *DB) SnapshotAt(ctx context.Context, key collab.Key, v uint64) (collab.Snapshot, error) {
+	if err := checkKey(key); err != nil {
+		return collab.Snapshot{}, fmt.Errorf("storage: snapshot: %w", err)
+	}
+	dk := docKey(key)
+	var s collab.Snapshot
+	err := db.view(ctx, func(tx *bolt.Tx) error {
+		m, ok, err := readMeta(tx, dk)
+		if err != nil || !ok || m.snap == 0 {
+			return err
+		}
+		doc, err := docBucket(tx, dk)
+		if err != nil {
+			return err
+		}
+		if m.snap <= v {
+			s, err = readSnapshot(doc.Get(keySnap), m.snap)
+			return err
+		}
+		ms := doc.Bucket(bucketMilestones)
+		if ms == nil {
+			return nil
+		}
+		c := ms.Cursor()
+		var k, val []byte
+		if v == ^uint64(0) {
+			k, val = c.Last()
+		} else if k, _ = c.Seek(versionKey(v + 1)); k == nil {
+			k, val = c.Last()
+		} else {
+			k, val = c.Prev()
+		}
+		if k == nil {
+			return nil
+		}
+		mv, err := decodeVersionKey(k)
+		if err != nil {
+			return fmt.Errorf("%w: milestone key: %w", ErrCorrupt, err)
+		}
+		s, err = readSnapshot(val, mv)
+		return err
+	})
+	if err != nil {
+		return collab.Snapshot{}, fmt.Errorf("storage: snapshot %s at %d: %w", key, v, err)
+	}
+	return s, nil
+}
+
+// List returns the documents of collection ("" for every collection),
+// most recently modified first, at most limit of them (0 for all). It
+// reads an index ordered by modification time, so its cost grows with
+// limit, not with the number of documents.
+func (db *DB) List(ctx context.Context, collection string, limit int) ([]collab.DocInfo, error) {
+	if limit < 0 {
+		return nil, fmt.Errorf("storage: list: negative limit %d", limit)
+	}
+	var out []collab.DocInfo
+	err := db.view(ctx, func(tx *bolt.Tx) error {
+		var c *bolt.Cursor
+		var prefix []byte
+		if collection == "" {
+			c = tx.Bucket(bucketRecent).Cursor()
+		} else {
+			c = tx.Bucket(bucketByColl).Cursor()
+			prefix = collectionPrefix(collection)
+		}
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			if limit > 0 && len(out) == limit {
+				break
+			}
+			if len(k) < len(prefix)+8 {
+				return fmt.Errorf("%w: index key of %d bytes", ErrCorrupt, len(k))
+			}
+			var key collab.Key
+			var dk []byte
+			if collection == "" {
+				dk = k[8:]
+				var err error
+				if key, err = decodeDocKey(dk); err != nil {
+					return fmt.Errorf("%w: index key: %w", ErrCorrupt, err)
+				}
+			} else {
+				key = collab.Key{Collection: collection, ID: string(k[len(prefix)+8:])}
+				dk = docKey(key)
+			}
+			m, ok, err := readMeta(tx, dk)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return fmt.Errorf("%w: index names %s, which has no metadata", ErrCorrupt, key)
+			}
+			out = append(out, collab.DocInfo{
+				Key:      key,
+				Version:  m.head,
+				Type:     m.typ,
+				Created:  m.created,
+				Modified: m.modified,
+			})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("storage: list %q: %w", collection, err)
+	}
+	return out, nil
+}
+
+// docBucket returns the bucket of a document that has metadata.
+func docBucket(tx *bolt.Tx, dk []byte) (*bolt.Bucket, error) {
+	b := tx.Bucket(bucketDoc).Bucket(dk)
+	if b == nil {
+		return nil, fmt.Errorf("%w: document has metadata but no bucket", ErrCorrupt)
+	}
+	return b, nil
+}
+
+// readSnapshot decodes a stored snapshot that should have version want.
+func readSnapshot(v []byte, want uint64) (collab.Snapshot, error) {
+	if v == nil {
+		return collab.Snapshot{}, fmt.Errorf("%w: snapshot at version %d is missing", ErrCorrupt, want)
+	}
+	s, err := decodeSnapshot(v)
+	if err != nil {
+		return collab.Snapshot{}, fmt.Errorf("%w: snapshot: %w", ErrCorrupt, err)
+	}
+	if s.Version != want {
+		return collab.Snapshot{}, fmt.Errorf("%w: snapshot has version %d, want %d", ErrCorrupt, s.Version, want)
+	}
+	return s, nil
+}
+
+// readOps appends the records from <= version < to of doc to dst. Every
+// version in the range must be there.
+func readOps(doc *bolt.Bucket, from, to uint64, dst []collab.Record) ([]collab.Record, error) {
+	if from >= to {
+		return dst, nil
+	}
+	ops := doc.Bucket(bucketOps)
+	if ops == nil {
+		return dst, fmt.Errorf("%w: document has no op log", ErrCorrupt)
+	}
+	c := ops.Cursor()
+	want := from
+	for k, v := c.Seek(versionKey(from)); k != nil && want < to; k, v = c.Next() {
+		got, err := decodeVersionKey(k)
+		if err != nil {
+			return dst, fmt.Errorf("%w: op key: %w", ErrCorrupt, err)
+		}
+		if got != want {
+			break
+		}
+		r, err := decodeRecord(got, v)
+		if err != nil {
+			return dst, fmt.Errorf("%w: record at version %d: %w", ErrCorrupt, got, err)
+		}
+		dst = append(dst, r)
+		want++
+	}
+	if want < to {
+		return dst, fmt.Errorf("%w: record at version %d is missing", ErrCorrupt, want)
+	}
+	return dst, nil
+}
