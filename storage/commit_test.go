@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -449,4 +450,36 @@ func TestWriteFailureFallsBack(t *testing.T) {
 	}
 	setBlocker(false)
 	mustCommit(t, db, bad, edits(0, 1, "s"), nil)
+}
+
+// TestMaxBatchDelay checks that the committer waits for a batch to fill
+// when MaxBatchDelay is set, never takes more than MaxBatch, and that
+// Close ends the wait and writes what it holds.
+func TestMaxBatchDelay(t *testing.T) {
+	db := openTest(t, Options{MaxBatch: 2, MaxBatchDelay: time.Hour})
+	ctx := context.Background()
+	errs := make(chan error, 5)
+	for i := range 4 {
+		go func() { errs <- db.Commit(ctx, collab.Key{Collection: "c", ID: fmt.Sprint(i)}, edits(0, 1, "s"), nil) }()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatalf("Commit = %v", err)
+		}
+	}
+	if got := db.Stats(); got != (Stats{Commits: 4, Batches: 2}) {
+		t.Errorf("4 commits with MaxBatch 2 and a long delay: Stats() = %+v, want 4 commits in 2 batches", got)
+	}
+	// A lone commit waits for company until Close.
+	go func() { errs <- db.Commit(ctx, collab.Key{Collection: "c", ID: "late"}, edits(0, 1, "s"), nil) }()
+	waitFor(t, "the committer to take the commit", func() bool { return db.taken.Load() == 5 })
+	if err := db.Close(); err != nil {
+		t.Fatalf("Close() = %v", err)
+	}
+	if err := <-errs; err != nil {
+		t.Errorf("Commit waiting in a batch at Close = %v, want nil", err)
+	}
+	if got := db.Stats(); got != (Stats{Commits: 5, Batches: 3}) {
+		t.Errorf("after Close: Stats() = %+v, want 5 commits in 3 batches", got)
+	}
 }
