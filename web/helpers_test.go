@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -35,6 +36,12 @@ type testServer struct {
 // order and checks the store's consistency.
 func startServer(t *testing.T, opts Options, hopts collab.Options) *testServer {
 	t.Helper()
+	return startServerListener(t, opts, hopts, nil)
+}
+
+// startServerListener is startServer with a wrapper for the listener.
+func startServerListener(t *testing.T, opts Options, hopts collab.Options, wrap func(net.Listener) net.Listener) *testServer {
+	t.Helper()
 	store, err := storage.Open(filepath.Join(t.TempDir(), "coedit.db"), storage.Options{Sync: storage.SyncNone})
 	if err != nil {
 		t.Fatalf("storage.Open: %v", err)
@@ -46,7 +53,11 @@ func startServer(t *testing.T, opts Options, hopts collab.Options) *testServer {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	hs := httptest.NewServer(srv.Handler())
+	hs := httptest.NewUnstartedServer(srv.Handler())
+	if wrap != nil {
+		hs.Listener = wrap(hs.Listener)
+	}
+	hs.Start()
 	ts := &testServer{t: t, srv: srv, hub: hub, store: store, http: hs,
 		wsURL: "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws"}
 	t.Cleanup(func() {
