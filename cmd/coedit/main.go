@@ -2,8 +2,9 @@
 // (the default when no subcommand is given). Run `coedit help` for the
 // list of subcommands and `coedit serve -h` for serve's flags.
 //
-// Each subcommand is a func(args []string) error in its own file
-// (serve.go: runServe), dispatched from run's switch below; configuration
+// Each subcommand is a function returning an error, in its own file
+// (serve.go: runServe, replay.go: runReplay), dispatched from run's switch
+// below; a usageError makes the exit status 2. Configuration
 // (flags, COEDIT_* environment variables) and signal handling live only in
 // this package.
 package main

@@ -36,6 +36,9 @@ type serveConfig struct {
 	ShutdownTimeout time.Duration
 	// lockTimeout overrides storage.Options.LockTimeout (tests).
 	lockTimeout time.Duration
+	// started, if set, is called with the listening address once the
+	// node serves (tests listen on port 0).
+	started func(addr string)
 }
 
 // parseServeFlags reads serve's flags. Each flag's default comes from its
@@ -135,6 +138,9 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	n, err := startNode(cfg, log)
 	if err != nil {
 		return err
+	}
+	if cfg.started != nil {
+		cfg.started(n.addr())
 	}
 	var serveErr error
 	select {
