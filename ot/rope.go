@@ -13,18 +13,17 @@ import (
 // document as on a 1 KB one.
 //
 // The text lives in a B+ tree whose leaves hold UTF-8 chunks of at most
-// about 1 KB, each with its code point count cached; internal nodes cache
-// the counts of their subtrees. Every leaf sits at the same depth, and every
-// node but the root is at least half (internal) or a quarter (leaf) full,
-// whatever sequence of edits is applied, so finding a position costs
-// O(log n) and an edit touches one root-to-leaf path plus the leaves it
-// inserts or removes.
+// 1 KB; each parent keeps its children's code point counts next to the
+// pointers. Every leaf sits at the same depth, and every node but the root
+// is at least half (internal) or a quarter (leaf) full, whatever sequence
+// of edits is applied, so finding a position costs O(log n) and an edit
+// touches one root-to-leaf path plus the leaves it inserts or removes.
 //
 // The zero Rope is an empty document ready to use. A Rope is not safe for
 // concurrent use; Clone makes an independent copy in O(1) that may be handed
 // to another goroutine.
 type Rope struct {
-	root *ropeNode
+	root ropeKid // no leaf and no node: the empty document
 	// owner marks the nodes this rope may change in place. Nodes with any
 	// other owner may be shared with clones and are copied before a change.
 	// nil means the rope owns no node yet.
@@ -36,39 +35,85 @@ type Rope struct {
 // non-zero size so that distinct tokens have distinct addresses.
 type ropeOwner struct{ _ byte }
 
+// Physical capacities. Leaves and internal nodes hold their contents in
+// fixed arrays, so that reaching a child's header and its contents is one
+// memory access, not two: on a large document each is likely a cache miss.
+const (
+	ropeLeafCap = 512 // bytes of text in a leaf
+	ropeKidsCap = 16  // children of an internal node
+)
+
 // ropeLimits bounds the tree's nodes. Tests use tiny limits to build deep
-// trees from short texts. Invariants (see ropeChunk and ropeGroup for why
-// they hold): maxLeaf >= 16, 1 <= minLeaf <= maxLeaf/2-6,
-// maxKids >= 4, 2 <= minKids <= (maxKids+1)/2.
+// trees from short texts. Invariants (see Rope.leaves and Rope.group for
+// why they hold): 16 <= maxLeaf <= ropeLeafCap, 1 <= minLeaf <=
+// fillLeaf/2-6 or fillLeaf == maxLeaf, fillLeaf <= maxLeaf,
+// 4 <= maxKids <= ropeKidsCap, 2 <= minKids <= (maxKids+1)/2.
 type ropeLimits struct {
 	maxLeaf, minLeaf int // leaf text size in bytes
+	// fillLeaf is the size of the leaves NewRope and long inserts build,
+	// below maxLeaf so that the first edits of a loaded document do not
+	// split every leaf they touch (a B-tree bulk load's fill factor).
+	fillLeaf         int
 	maxKids, minKids int // children of an internal node
 }
 
-// ropeDefaultLimits are the limits of every Rope outside tests: 1 KB
-// leaves keep an in-leaf insert to a short memmove, and 16-way nodes keep a
-// 10 MB document under five levels deep.
+// ropeDefaultLimits are the limits of every Rope outside tests: 512-byte
+// leaves keep an in-leaf edit to a short scan and memmove, and 16-way
+// nodes keep a 10 MB document five levels deep.
 func ropeDefaultLimits() ropeLimits {
-	return ropeLimits{maxLeaf: 1024, minLeaf: 256, maxKids: 16, minKids: 8}
+	return ropeLimits{
+		maxLeaf: ropeLeafCap, minLeaf: ropeLeafCap / 4, fillLeaf: ropeLeafCap * 3 / 4,
+		maxKids: ropeKidsCap, minKids: ropeKidsCap / 2,
+	}
 }
 
-// ropeNode is a leaf (height 0, text) or an internal node (kids). runes
-// and bytes are the code points and UTF-8 bytes of the whole subtree.
+// ropeKid is a reference to a subtree, as held by its parent (or by the
+// Rope for the root): exactly one of leaf and node is set, except in the
+// empty document's root. runes caches the subtree's code point count, so
+// that finding a position reads the parent's array only.
+type ropeKid struct {
+	leaf  *ropeLeaf
+	node  *ropeNode
+	runes int
+}
+
+// ropeLeaf is a leaf: n bytes of valid UTF-8 text.
+type ropeLeaf struct {
+	owner *ropeOwner
+	n     int
+	buf   [ropeLeafCap]byte
+}
+
+// ropeNode is an internal node with n children, all of height height-1.
+// bytes is the UTF-8 length of its subtree. Entries past n are zero.
 type ropeNode struct {
 	owner  *ropeOwner
-	runes  int
 	bytes  int
 	height int
-	text   []byte    // leaf only: valid UTF-8
-	kids   []ropeKid // internal only: at least one
+	n      int
+	kids   [ropeKidsCap]ropeKid
 }
 
-// ropeKid is a child pointer with a copy of the child's code point count,
-// so that finding a position reads one array per level instead of
-// following every child pointer (a cache miss each on a large document).
-type ropeKid struct {
-	node  *ropeNode
-	runes int // == node.runes
+func (l *ropeLeaf) text() []byte     { return l.buf[:l.n] }
+func (nd *ropeNode) list() []ropeKid { return nd.kids[:nd.n] }
+
+// height returns 0 for a leaf (or the empty root), else the node's height.
+func (k *ropeKid) height() int {
+	if k.node != nil {
+		return k.node.height
+	}
+	return 0
+}
+
+// bytes returns the UTF-8 length of the subtree.
+func (k *ropeKid) bytes() int {
+	switch {
+	case k.leaf != nil:
+		return k.leaf.n
+	case k.node != nil:
+		return k.node.bytes
+	}
+	return 0
 }
 
 // errNilRope is returned by Apply on a nil *Rope.
@@ -83,11 +128,7 @@ func NewRope(s string) *Rope {
 // newRopeLimits is NewRope with the tree limits lim.
 func newRopeLimits(s string, lim ropeLimits) *Rope {
 	r := &Rope{lim: lim, owner: new(ropeOwner)}
-	s = ropeValidString(s)
-	leaves := r.leaves(ropeCat{s: s}, false)
-	if len(leaves) == 0 {
-		r.root = &ropeNode{owner: r.owner}
-	} else {
+	if leaves := r.leaves(ropeCat{s: ropeValidString(s)}, lim.fillLeaf); len(leaves) > 0 {
 		r.root = r.buildTree(leaves)
 	}
 	return r
@@ -109,7 +150,7 @@ func ropeValidString(s string) string {
 
 // Len returns the length of the document in code points, in O(1).
 func (r *Rope) Len() int {
-	if r == nil || r.root == nil {
+	if r == nil {
 		return 0
 	}
 	return r.root.runes
@@ -117,20 +158,20 @@ func (r *Rope) Len() int {
 
 // ByteLen returns the length of the document's UTF-8 encoding, in O(1).
 func (r *Rope) ByteLen() int {
-	if r == nil || r.root == nil {
+	if r == nil {
 		return 0
 	}
-	return r.root.bytes
+	return r.root.bytes()
 }
 
 // String returns the whole document.
 func (r *Rope) String() string {
-	if r == nil || r.root == nil {
+	if r == nil {
 		return ""
 	}
 	var b strings.Builder
-	b.Grow(r.root.bytes)
-	ropeEachLeaf(r.root, func(text []byte) bool {
+	b.Grow(r.root.bytes())
+	ropeEachLeaf(&r.root, func(text []byte) bool {
 		b.Write(text)
 		return true
 	})
@@ -140,12 +181,12 @@ func (r *Rope) String() string {
 // WriteTo writes the document's UTF-8 text to w, one chunk at a time,
 // without building the whole string. It implements io.WriterTo.
 func (r *Rope) WriteTo(w io.Writer) (int64, error) {
-	if r == nil || r.root == nil {
+	if r == nil {
 		return 0, nil
 	}
 	var n int64
 	var err error
-	ropeEachLeaf(r.root, func(text []byte) bool {
+	ropeEachLeaf(&r.root, func(text []byte) bool {
 		var m int
 		m, err = w.Write(text)
 		n += int64(m)
@@ -154,18 +195,17 @@ func (r *Rope) WriteTo(w io.Writer) (int64, error) {
 	return n, err
 }
 
-// ropeEachLeaf calls f with the text of each leaf under nd in order until f
-// returns false. It reports whether every call returned true.
-func ropeEachLeaf(nd *ropeNode, f func([]byte) bool) bool {
-	if nd.height == 0 {
-		if len(nd.text) == 0 {
-			return true
-		}
-		return f(nd.text)
-	}
-	for _, k := range nd.kids {
-		if !ropeEachLeaf(k.node, f) {
-			return false
+// ropeEachLeaf calls f with the text of each non-empty leaf under k in
+// order until f returns false. It reports whether every call returned true.
+func ropeEachLeaf(k *ropeKid, f func([]byte) bool) bool {
+	switch {
+	case k.leaf != nil:
+		return k.leaf.n == 0 || f(k.leaf.text())
+	case k.node != nil:
+		for i := range k.node.list() {
+			if !ropeEachLeaf(&k.node.kids[i], f) {
+				return false
+			}
 		}
 	}
 	return true
@@ -183,24 +223,26 @@ func (r *Rope) Slice(from, to int) (string, error) {
 	}
 	var b strings.Builder
 	b.Grow(to - from)
-	ropeSlice(r.root, from, to, &b)
+	ropeSlice(&r.root, from, to, &b)
 	return b.String(), nil
 }
 
-// ropeSlice writes code points [from, to) of nd's subtree to b;
-// 0 <= from < to <= nd.runes.
-func ropeSlice(nd *ropeNode, from, to int, b *strings.Builder) {
-	if nd.height == 0 {
-		bf := ropeLeafOffset(nd, from)
-		bt := bf + ropeRuneStart(nd.text[bf:], to-from)
-		b.Write(nd.text[bf:bt])
+// ropeSlice writes code points [from, to) of k's subtree to b;
+// 0 <= from < to <= k.runes.
+func ropeSlice(k *ropeKid, from, to int, b *strings.Builder) {
+	if k.leaf != nil {
+		text := k.leaf.text()
+		bf := ropeOffset(text, k.runes, from)
+		bt := bf + ropeRuneStart(text[bf:], to-from)
+		b.Write(text[bf:bt])
 		return
 	}
 	start := 0
-	for _, k := range nd.kids {
-		end := start + k.runes
+	for i := range k.node.list() {
+		kid := &k.node.kids[i]
+		end := start + kid.runes
 		if end > from && start < to {
-			ropeSlice(k.node, max(from, start)-start, min(to, end)-start, b)
+			ropeSlice(kid, max(from, start)-start, min(to, end)-start, b)
 		}
 		if end >= to {
 			return
@@ -225,13 +267,12 @@ func (r *Rope) Clone() *Rope {
 
 // Apply applies op to the document in place.
 //
-// It first checks op: op.Validate must pass, each insert's N must be the
-// code point count of its valid UTF-8 Text, a delete that carries Text must
-// have N equal to its code point count, and op must consume at most Len()
-// code points (else the error wraps ErrOutOfBounds). If any check fails,
-// Apply returns the error and the document is untouched. The text of a
-// delete is not compared with the document, as in the reference
-// implementation.
+// It first checks op: op.Validate must pass (it also checks that each text
+// is valid UTF-8 whose code point count is its component's N), and op must
+// consume at most Len() code points, else the error wraps ErrOutOfBounds.
+// If a check fails, Apply returns the error and the document is untouched.
+// The text of a delete is not compared with the document, as in the
+// reference implementation.
 //
 // The cost is O(len(op) * log Len()) plus the inserted text and, for long
 // deletes, the number of whole leaves removed; a long skip costs nothing.
@@ -239,8 +280,18 @@ func (r *Rope) Apply(op Op) error {
 	if r == nil {
 		return errNilRope
 	}
-	if err := r.check(op); err != nil {
+	if err := op.Validate(); err != nil {
 		return err
+	}
+	n, used := r.Len(), 0 // used never exceeds n, so it cannot overflow
+	for i, c := range op {
+		if c.Kind == KindInsert {
+			continue
+		}
+		if c.N > n-used {
+			return fmt.Errorf("%w: component %d runs past code point %d of a document of %d", ErrOutOfBounds, i, n-used, n)
+		}
+		used += c.N
 	}
 	r.prepare()
 	pos := 0
@@ -249,43 +300,14 @@ func (r *Rope) Apply(op Op) error {
 		case KindSkip:
 			pos += c.N
 		case KindInsert:
-			r.insert(pos, c.Text, c.N)
-			pos += c.N
+			// Count the code points here rather than trust c.N: the tree
+			// stays consistent even if Validate ever let a wrong N through.
+			m := ropeCountRunes(c.Text)
+			r.insert(pos, c.Text, m)
+			pos += m
 		case KindDelete:
 			r.delete(pos, pos+c.N)
 		}
-	}
-	return nil
-}
-
-// check reports why op cannot apply to r, without changing r.
-func (r *Rope) check(op Op) error {
-	if err := op.Validate(); err != nil {
-		return err
-	}
-	n := r.Len()
-	used := 0 // code points consumed so far; never exceeds n, so never overflows
-	for i, c := range op {
-		switch c.Kind {
-		case KindInsert:
-			if !utf8.ValidString(c.Text) {
-				return fmt.Errorf("%w: component %d: insert text is not valid UTF-8", ErrInvalidOp, i)
-			}
-			if m := ropeCountRunes(c.Text); m != c.N {
-				return fmt.Errorf("%w: component %d: insert length %d, but its text has %d code points", ErrInvalidOp, i, c.N, m)
-			}
-			continue
-		case KindDelete:
-			if c.Text != "" {
-				if m := utf8.RuneCountInString(c.Text); m != c.N {
-					return fmt.Errorf("%w: component %d: delete length %d, but its text has %d code points", ErrInvalidOp, i, c.N, m)
-				}
-			}
-		}
-		if c.N > n-used {
-			return fmt.Errorf("%w: component %d runs past code point %d of a document of %d", ErrOutOfBounds, i, n-used, n)
-		}
-		used += c.N
 	}
 	return nil
 }
@@ -297,8 +319,5 @@ func (r *Rope) prepare() {
 	}
 	if r.owner == nil {
 		r.owner = new(ropeOwner)
-	}
-	if r.root == nil {
-		r.root = &ropeNode{owner: r.owner}
 	}
 }

@@ -7,7 +7,9 @@ import (
 
 // Code point arithmetic on valid UTF-8, many bytes at a time. A code point
 // starts at every byte that is not a continuation byte (10xxxxxx), so in
-// valid UTF-8 counting code points is counting those bytes.
+// valid UTF-8 counting code points is counting those bytes. On invalid
+// input these functions still agree with one another, so the tree's counts
+// stay consistent whatever it is given.
 
 const (
 	ropeHighBits = 0x8080808080808080
@@ -32,6 +34,18 @@ func ropeContFlags(w uint64) uint64 {
 	// w<<1 moves each byte's bit 6 to its bit 7: a continuation byte has
 	// bit 7 set and bit 6 clear.
 	return (w &^ (w << 1)) >> 7 & ropeLowBits
+}
+
+// ropeSelectStart returns the byte index in a word of its code point start
+// number j (from 0, in memory order), given the word's start mask m with
+// more than j starts. Without branches: the multiply leaves in each byte
+// lane the number of starts up to it, and the subtraction sets the top bit
+// of the lanes where that number exceeds j (lanes hold at most 8, so no
+// borrow crosses lanes); the first such lane is the answer.
+func ropeSelectStart(m uint64, j int) int {
+	upTo := (m >> 7) * ropeLowBits
+	over := ((upTo | ropeHighBits) - uint64(j+1)*ropeLowBits) & ropeHighBits
+	return bits.TrailingZeros64(over) / 8
 }
 
 // ropeCountRunes returns the number of code points in the valid UTF-8 b.
@@ -70,11 +84,7 @@ func ropeRuneStart(b []byte, k int) int {
 		m := ropeStartMask(binary.LittleEndian.Uint64(b[i : i+8]))
 		starts := bits.OnesCount64(m)
 		if seen+starts > k {
-			// Code point k is the (k-seen)-th start in this word, from 0.
-			for j := k - seen; j > 0; j-- {
-				m &= m - 1
-			}
-			return i + bits.TrailingZeros64(m)/8
+			return i + ropeSelectStart(m, k-seen)
 		}
 		seen += starts
 	}
@@ -111,12 +121,8 @@ func ropeRuneStartBack(b []byte, k int) int {
 		m := ropeStartMask(binary.LittleEndian.Uint64(b[i-8 : i]))
 		starts := bits.OnesCount64(m)
 		if seen+starts >= k {
-			// It is the (k-seen)-th start in this word counting from the
-			// top, from 1: drop the higher ones.
-			for j := k - seen; j > 1; j-- {
-				m &^= 1 << (63 - bits.LeadingZeros64(m))
-			}
-			return i - 8 + (63-bits.LeadingZeros64(m))/8
+			// It is the (k-seen)-th start from the top, counting from 1.
+			return i - 8 + ropeSelectStart(m, starts-(k-seen))
 		}
 		seen += starts
 	}
@@ -131,15 +137,15 @@ func ropeRuneStartBack(b []byte, k int) int {
 	return 0
 }
 
-// ropeLeafOffset returns the byte offset of code point pos in leaf nd;
-// 0 <= pos <= nd.runes. An all-ASCII leaf needs no scan; otherwise it
-// scans from the nearer end.
-func ropeLeafOffset(nd *ropeNode, pos int) int {
-	if nd.runes == len(nd.text) {
+// ropeOffset returns the byte offset of code point pos in text, a leaf's
+// text of runes code points; 0 <= pos <= runes. All-ASCII text needs no
+// scan; otherwise it scans from the nearer end.
+func ropeOffset(text []byte, runes, pos int) int {
+	if runes == len(text) {
 		return pos
 	}
-	if pos > nd.runes/2 {
-		return ropeRuneStartBack(nd.text, nd.runes-pos)
+	if pos > runes/2 {
+		return ropeRuneStartBack(text, runes-pos)
 	}
-	return ropeRuneStart(nd.text, pos)
+	return ropeRuneStart(text, pos)
 }
