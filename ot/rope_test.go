@@ -618,9 +618,13 @@ func (s *ropeFuzzSource) byte() byte {
 	return b
 }
 
-// intn returns a number in [0, n) from two bytes; n > 0.
+// intn returns a number in [0, n) from two bytes, or 0 if n <= 0.
 func (s *ropeFuzzSource) intn(n int) int {
-	return (int(s.byte())<<8 | int(s.byte())) % n
+	v := int(s.byte())<<8 | int(s.byte())
+	if n <= 0 {
+		return 0
+	}
+	return v % n
 }
 
 func (s *ropeFuzzSource) text(n int) string {
