@@ -9,12 +9,13 @@ import (
 )
 
 // Rope is a text document indexed by Unicode code points, built for
-// editing large documents: an edit costs about the same on a 10 MB
-// document as on a 1 KB one.
+// editing large documents: the work of an edit grows only with the
+// logarithm of the document's length, so it costs about the same on a
+// 10 MB document as on a 1 KB one.
 //
 // The text lives in a B+ tree whose leaves hold UTF-8 chunks of at most
-// 1 KB; each parent keeps its children's code point counts next to the
-// pointers. Every leaf sits at the same depth, and every node but the root
+// 512 bytes; each parent keeps its children's code point counts next to
+// the pointers. Every leaf sits at the same depth, and every node but the root
 // is at least half (internal) or a quarter (leaf) full, whatever sequence
 // of edits is applied, so finding a position costs O(log n) and an edit
 // touches one root-to-leaf path plus the leaves it inserts or removes.
@@ -289,7 +290,7 @@ func (r *Rope) Apply(op Op) error {
 			continue
 		}
 		if c.N > n-used {
-			return fmt.Errorf("%w: component %d runs past code point %d of a document of %d", ErrOutOfBounds, i, n-used, n)
+			return fmt.Errorf("%w: component %d spans code points [%d, %d) of a document of %d", ErrOutOfBounds, i, used, used+c.N, n)
 		}
 		used += c.N
 	}
