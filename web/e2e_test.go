@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -354,7 +355,10 @@ func TestBrowserEditing(t *testing.T) {
 		ctx, cancelT := context.WithTimeout(ctx, 3*time.Minute)
 		t.Cleanup(cancelT)
 		p := &tab{t: t, name: name, ctx: ctx}
-		p.do(chromedp.EmulateViewport(1000, 680), chromedp.Navigate(base+"/d/docs/"+doc))
+		// Both start with the same colour saved, so the page must sort that out.
+		p.do(chromedp.EmulateViewport(1000, 680), chromedp.Navigate(base+"/"),
+			chromedp.Evaluate[chromedp.Void](`localStorage.setItem('coedit:color', '#1f78b4')`),
+			chromedp.Navigate(base+"/d/docs/"+doc))
 		p.waitJS("the document", idle, 20*time.Second)
 		// Set the name as a person would: type it and leave the field.
 		p.do(
@@ -370,6 +374,11 @@ func TestBrowserEditing(t *testing.T) {
 	// Each sees the other in the list of who is here.
 	alice.waitJS("Bob in the people list", `[...document.querySelectorAll('#people li')].some((li) => li.textContent === 'Bob')`, 10*time.Second)
 	bob.waitJS("Alice in the people list", `[...document.querySelectorAll('#people li')].some((li) => li.textContent === 'Alice')`, 10*time.Second)
+	// ...each in a colour of their own.
+	const colors = `[...document.querySelectorAll('#people li')].map((li) => li.style.getPropertyValue('--c'))`
+	for _, p := range []*tab{alice, bob} {
+		p.waitJS("two colours", colors+`.length === 2 && new Set(`+colors+`).size === 2`, 10*time.Second)
+	}
 
 	// Alice writes two lines; then both type at once, Alice at the end and
 	// Bob at the start, and Bob pastes a few KB.
@@ -484,11 +493,37 @@ func TestBrowserEditing(t *testing.T) {
 		t.Errorf("after Bob's undo the text is %q ... %q; want Alice's A! kept and Bob's UNDO-ME gone", text[:min(len(text), 20)], text[max(0, len(text)-40):])
 	}
 
+	// Someone typing above the view does not move the text in it.
+	bob.do(chromedp.Evaluate[chromedp.Void](`document.getElementById('text').scrollTop = 700`))
+	top := eval[float64](bob, `document.getElementById('text').scrollTop`)
+	alice.do(chromedp.Focus(chromedp.ID("text")), chromedp.Evaluate[chromedp.Void](`(() => {
+		document.getElementById('text').setSelectionRange(0, 0);
+		document.execCommand('insertText', false, 'One\nTwo\nThree\n');
+	})()`))
+	bob.waitJS("Alice's three lines", `coedit.doc.text.s.startsWith('One\nTwo\nThree\nA!')`, 10*time.Second)
+	lh := eval[float64](bob, `parseFloat(getComputedStyle(document.getElementById('text')).lineHeight)`)
+	if got := eval[float64](bob, `document.getElementById('text').scrollTop`); top < 600 || math.Abs(got-top-3*lh) > 2 {
+		t.Errorf("Bob's view scrolled from %.1f to %.1f after three lines (%.1f px each) went in above it; want it to follow them", top, got, lh)
+	}
+	text = converge("lines above the view")
+
 	// Make each page show the other's caret for the screenshots.
-	alice.do(chromedp.Focus(chromedp.ID("text")), chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`document.getElementById('text').setSelectionRange(%d, %d)`, selStart+5, selStart+5+len("Second"))))
-	bob.do(chromedp.Focus(chromedp.ID("text")), chromedp.Evaluate[chromedp.Void](`document.getElementById('text').setSelectionRange(7, 7)`))
+	selStart = len(utf16(text[:strings.Index(text, "Second")]))
+	alice.do(chromedp.Focus(chromedp.ID("text")), chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`document.getElementById('text').setSelectionRange(%d, %d)`, selStart, selStart+len("Second"))))
+	bob.do(chromedp.Focus(chromedp.ID("text")), chromedp.Evaluate[chromedp.Void](`(() => {
+		const ta = document.getElementById('text');
+		ta.setSelectionRange(21, 21);
+		ta.scrollTop = 0;
+	})()`))
 	bob.waitJS("Alice's selection for the screenshot", `[...document.querySelectorAll('.mirror .remote-sel')].map((e) => e.textContent).join('') === 'Second'`, 10*time.Second)
-	alice.waitJS("Bob's caret for the screenshot", fmt.Sprintf(`(%s).offset === 7`, mirrorCaret("Bob")), 10*time.Second)
+	alice.waitJS("Bob's caret for the screenshot", fmt.Sprintf(`(%s).offset === 21`, mirrorCaret("Bob")), 10*time.Second)
+	// Scroll each view to the other's caret, as a person would.
+	for _, p := range []*tab{alice, bob} {
+		p.do(chromedp.Evaluate[chromedp.Void](`(() => {
+			const c = document.querySelector('.mirror .remote-caret');
+			document.getElementById('text').scrollTop = Math.max(0, c.offsetTop - 160);
+		})()`))
+	}
 	for _, p := range []*tab{alice, bob} {
 		if ci := eval[caretInfo](p, mirrorCaret(map[string]string{"Alice": "Bob", "Bob": "Alice"}[p.name])); !ci.Visible {
 			t.Errorf("%s: the other's caret is outside the textarea's box", p.name)

@@ -113,8 +113,11 @@ binding.on('reset', () => {
   overlay.reset(binding.shadow.s);
   drawCarets();
 });
-binding.on('edits', (edits) => {
-  overlay.edit(edits, binding.shadow.s);
+binding.on('edits', (edits, { remote }) => {
+  const m = overlay.edit(edits, binding.shadow.s, remote);
+  // Someone else's edit wholly above the view: keep the text the user is
+  // looking at where it is.
+  if (m && m.after !== m.before && m.before < ta.scrollTop) ta.scrollTop += m.after - m.before;
   drawCarets();
 });
 binding.on('selection', (sel) => textPresence.submit(presenceId, sel));
@@ -143,9 +146,25 @@ const safeColor = (c) => (typeof c === 'string' && /^#[0-9a-fA-F]{6}$/.test(c) ?
 textPresence.on('update', drawCarets);
 textPresence.on('reset', drawCarets);
 users.on('update', () => {
+  avoidSameColor();
   drawCarets();
   drawPeople();
 });
+
+// Two people with one colour cannot tell their carets apart: when someone
+// here already has ours, the one with the larger presence id moves to a
+// colour nobody here uses.
+function avoidSameColor() {
+  const taken = new Map();
+  for (const [id, r] of users.remote) if (r.value) taken.set(safeColor(r.value.color), id);
+  const holder = taken.get(me.color);
+  if (!holder || holder > presenceId) return;
+  const free = PALETTE.find((c) => !taken.has(c));
+  if (!free) return;
+  me.color = free;
+  setItem('coedit:color', free);
+  users.submit(presenceId, { name: me.name, color: me.color });
+}
 users.on('reset', drawPeople);
 
 // Who is here.

@@ -55,8 +55,9 @@ export function mapPosition(x, e) {
 }
 
 /**
- * TextareaBinding binds textarea to doc. Events: 'edits' (edits) after
- * the textarea text changed (UTF-16 edits, see Text.apply), 'reset' () after
+ * TextareaBinding binds textarea to doc. Events: 'edits' (edits, {remote})
+ * after the textarea text changed (UTF-16 edits, see Text.apply; remote is
+ * true for someone else's edit), 'reset' () after
  * it was replaced whole, 'selection' ({index, length} in code points, or
  * null) when the user's selection changed.
  */
@@ -166,7 +167,7 @@ export class TextareaBinding extends Emitter {
       this.submitting = false;
     }
     this.record(op);
-    this.emit('edits', edits);
+    this.emit('edits', edits, { remote: false });
     this.selectionSoon();
   }
 
@@ -190,7 +191,7 @@ export class TextareaBinding extends Emitter {
       mine = ot.normalize([this.shadow.toCp(d.start), { d: this.shadow.s.slice(d.start, d.end) }, text]);
       const edits = this.shadow.apply(mine);
       this.record(mine);
-      this.emit('edits', edits);
+      this.emit('edits', edits, { remote: false });
     }
     for (const r of queued) {
       const [m, r2] = [ot.transform(mine, r, 'left'), ot.transform(r, mine, 'right')];
@@ -244,7 +245,7 @@ export class TextareaBinding extends Emitter {
       ta.scrollTop = top;
       ta.scrollLeft = left;
     }
-    this.emit('edits', edits);
+    this.emit('edits', edits, { remote: !caretAfter });
     this.selectionSoon();
     return edits;
   }

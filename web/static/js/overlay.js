@@ -107,10 +107,13 @@ export class Overlay {
 
   /**
    * edit mirrors a change: edits are the textarea's UTF-16 edits in order
-   * (see Text.apply) and text the textarea's text after them.
+   * (see Text.apply) and text the textarea's text after them. With measure
+   * it returns the top of the line where the change ends, before and after
+   * it ({before, after} in pixels from the text's top), so a caller can
+   * keep the view still when someone else edits above it.
    */
-  edit(edits, text) {
-    if (edits.length === 0) return;
+  edit(edits, text, measure = false) {
+    if (edits.length === 0) return null;
     // One range covering every edit: [lo, hiOld) of the old text became
     // [lo, hiNew) of the new one.
     const first = edits[0];
@@ -126,10 +129,36 @@ export class Overlay {
     const newEnd = oldEnd + (hiNew - hiOld);
     const fresh = splitBlocks(text.slice(offA, newEnd)).map((t) => ({ text: t, el: null, deco: '' }));
     for (const f of fresh) f.el = this.render(f, []);
+    const m = measure ? { before: this.yAt(hiOld), after: 0 } : null;
     const old = this.blocks.splice(a, b - a + 1, ...fresh);
     old[0].el.replaceWith(...fresh.map((f) => f.el));
     for (const o of old.slice(1)) o.el.remove();
     this.decorate();
+    if (m) m.after = this.yAt(hiNew);
+    return m;
+  }
+
+  // yAt returns the top of the line that holds UTF-16 position pos, in
+  // pixels from the mirror's top (it makes the browser lay the mirror out).
+  yAt(pos) {
+    const [i, off] = this.blockAt(pos);
+    const block = this.blocks[i];
+    const el = block.el;
+    if (block.text.length === 0) return el.offsetTop;
+    let rest = Math.min(pos - off, block.text.length - 1);
+    const walker = this.doc.createTreeWalker(el, 4 /* NodeFilter.SHOW_TEXT */);
+    let node;
+    while ((node = walker.nextNode())) {
+      if (node.parentElement?.classList.contains('remote-label')) continue;
+      if (rest < node.data.length) break;
+      rest -= node.data.length;
+    }
+    if (!node) return el.offsetTop + el.offsetHeight;
+    const r = this.doc.createRange();
+    r.setStart(node, rest);
+    r.setEnd(node, Math.min(rest + 1, node.data.length));
+    const rect = r.getClientRects()[0] ?? r.getBoundingClientRect();
+    return rect.top - this.inner.getBoundingClientRect().top;
   }
 
   // blockAt returns the block holding UTF-16 position pos and its offset.
