@@ -41,7 +41,7 @@ export function diff(old, now, caret = now.length) {
   if (p > 0 && old.slice(0, p) !== now.slice(0, p)) p = 0;
   while (p < limit && old.charCodeAt(p) === now.charCodeAt(p)) p++;
   while (s < min - p && old.charCodeAt(ol - 1 - s) === now.charCodeAt(nl - 1 - s)) s++;
-  if (p === ol && p === nl) return null;
+  if (ol === nl && p + s === ol) return null;
   if (p > 0 && isHigh(old.charCodeAt(p - 1))) p--;
   if (s > 0 && isLow(old.charCodeAt(ol - s))) s--;
   return { start: p, end: ol - s, text: now.slice(p, nl - s) };
@@ -159,6 +159,7 @@ export class TextareaBinding extends Emitter {
     }
     const start = this.shadow.toCp(d.start);
     const op = ot.normalize([start, { d: this.shadow.s.slice(d.start, d.end) }, text]);
+    if (op.length === 0) return;
     const edits = this.shadow.apply(op);
     this.submitting = true;
     try {
