@@ -751,3 +751,51 @@ func BenchmarkRopeEditAt(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRopeEditTyping is BenchmarkRopeEditAt with the locality of real
+// typing: the edit position walks a few code points at a time and jumps to
+// a fresh random place every 256 edits, as a writer moves between
+// paragraphs. BenchmarkRopeEditAt's fresh random position for every edit is
+// the worst case: on a 10 MB document each edit then misses the CPU caches
+// on every tree level.
+func BenchmarkRopeEditTyping(b *testing.B) {
+	for _, size := range []struct {
+		name  string
+		bytes int
+	}{{"1KB", 1 << 10}, {"100KB", 100 << 10}, {"10MB", 10 << 20}} {
+		b.Run(size.name, func(b *testing.B) {
+			r := NewRope(ropeMixedText(size.bytes))
+			n := r.Len()
+			rng := rand.NewPCG(5, 5)
+			ins := Op{ropeSkip(1), ropeIns("é")}
+			del := Op{ropeSkip(1), ropeDel(1)}
+			pos, k := 0, 0
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				if k%256 == 0 {
+					pos = int((rng.Uint64() >> 32) * uint64(n+1) >> 32)
+				} else {
+					pos += int(rng.Uint64()%9) - 4
+					pos = min(max(pos, 0), n)
+				}
+				k++
+				ins[0].N, del[0].N = pos, pos
+				i, d := ins, del
+				if pos == 0 {
+					i, d = ins[1:], del[1:]
+				}
+				if err := r.Apply(i); err != nil {
+					b.Fatal(err)
+				}
+				if err := r.Apply(d); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			if r.Len() != n {
+				b.Fatalf("Len() = %d after paired edits, want %d", r.Len(), n)
+			}
+		})
+	}
+}
