@@ -23,7 +23,7 @@ import (
 
 // testServer is a Server on a real bbolt file behind httptest.
 type testServer struct {
-	t     *testing.T
+	t     testing.TB
 	srv   *Server
 	hub   *collab.Hub
 	store *storage.DB
@@ -34,13 +34,13 @@ type testServer struct {
 // startServer starts a server with opts (Hub filled in) over a hub with
 // hopts (Store filled in). Cleanup closes everything in the production
 // order and checks the store's consistency.
-func startServer(t *testing.T, opts Options, hopts collab.Options) *testServer {
+func startServer(t testing.TB, opts Options, hopts collab.Options) *testServer {
 	t.Helper()
 	return startServerListener(t, opts, hopts, nil)
 }
 
 // startServerListener is startServer with a wrapper for the listener.
-func startServerListener(t *testing.T, opts Options, hopts collab.Options, wrap func(net.Listener) net.Listener) *testServer {
+func startServerListener(t testing.TB, opts Options, hopts collab.Options, wrap func(net.Listener) net.Listener) *testServer {
 	t.Helper()
 	store, err := storage.Open(filepath.Join(t.TempDir(), "coedit.db"), storage.Options{Sync: storage.SyncNone})
 	if err != nil {
