@@ -420,11 +420,15 @@ func (s *session) fetch(r *request) {
 	r.onSnapshot(s.doc.snapshot(), nil)
 }
 
-// broadcast sends rec to every subscriber but its submitter.
-func (s *session) broadcast(rec Record) {
+// broadcast sends rec to every subscriber but its submitter, and but the
+// conns in has that were already sent every record below has[c].
+func (s *session) broadcast(rec Record, has map[Conn]uint64) {
 	n := 0
 	for c := range s.subs {
 		if rec.Src != "" && c.Src() == rec.Src {
+			continue
+		}
+		if v, ok := has[c]; ok && rec.Version < v {
 			continue
 		}
 		c.SendOp(s.key, rec)

@@ -58,6 +58,10 @@ func (s *session) submitGroup(reqs []*request) {
 			st.opsCommitted.Add(uint64(len(recs)))
 		}
 	}
+	// has[c] is the version up to which c has been sent every record of
+	// this group, as missed ops or its own acks: the broadcasts below skip
+	// those, so that c sees each version once and in order.
+	var has map[Conn]uint64
 	for i, r := range reqs {
 		o := out[i]
 		if o.err != nil {
@@ -72,6 +76,19 @@ func (s *session) submitGroup(reqs []*request) {
 			for _, m := range o.res.Missed {
 				r.conn.SendOp(s.key, m)
 			}
+			// Missed ends just below the ack's version.
+			if len(recs) > 0 {
+				if has == nil {
+					has = make(map[Conn]uint64)
+				}
+				got, ok := has[r.conn]
+				if !ok {
+					got = start
+				}
+				if first := o.res.Version - uint64(len(o.res.Missed)); first <= got {
+					has[r.conn] = max(got, o.res.Version+1)
+				}
+			}
 		}
 		r.onSubmit(o.res, nil)
 	}
@@ -79,7 +96,7 @@ func (s *session) submitGroup(reqs []*request) {
 		return
 	}
 	for _, rec := range recs {
-		s.broadcast(rec)
+		s.broadcast(rec, has)
 	}
 	s.link.Publish(recs)
 	s.transformStoredPresence(recs)
@@ -320,7 +337,7 @@ func (s *session) remote(in []Record) {
 	}
 	s.h.stats.remoteRecords.Add(uint64(len(add)))
 	for _, r := range add {
-		s.broadcast(r)
+		s.broadcast(r, nil)
 	}
 	s.transformStoredPresence(add)
 	s.trimWindow()
