@@ -22,7 +22,9 @@
 // a client whose queue overflows is closed with code 1013, and reconnects
 // and catches up by version.
 //
-// errors.go holds the one table of error codes the server sends, with the
-// HTTP status each maps to; only this package turns engine errors into
-// protocol codes.
+// message.go decodes requests strictly (non-negative integer versions,
+// strings without lone surrogates) and encodes replies; api.go is the HTTP
+// API. errors.go holds the one table of error codes the server sends, with
+// the HTTP status each maps to; only this package turns engine errors
+// into protocol codes.
 package web

@@ -88,8 +88,9 @@ var httpStatus = map[string]int{
 }
 
 // engineCodes maps the engine's sentinel errors to codes, first match
-// wins. collab.ErrClosed is not here: a closing hub closes WebSockets
-// rather than failing their requests (see conn.fail).
+// wins. collab.ErrClosed maps to ERR_SERVER_CLOSING for the HTTP API only:
+// a WebSocket request that finds the hub closed closes the connection
+// instead (see conn.fail).
 var engineCodes = []struct {
 	err  error
 	code string
