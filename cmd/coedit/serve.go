@@ -160,13 +160,11 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 
 // node is one running coedit server: store, hub, web server, listener.
 type node struct {
-	log      *slog.Logger
-	dataPath string
-	store    *storage.DB
-	hub      *collab.Hub
-	web      *web.Server
-	http     *http.Server
-	ln       net.Listener
+	store *storage.DB
+	hub   *collab.Hub
+	web   *web.Server
+	http  *http.Server
+	ln    net.Listener
 	// serveErr gets http.Server.Serve's error if it fails; served is
 	// closed when Serve has returned.
 	serveErr chan error
@@ -212,8 +210,6 @@ func openNode(cfg serveConfig, log *slog.Logger, ln net.Listener) (*node, error)
 		return nil, fmt.Errorf("serve: %w", err)
 	}
 	n := &node{
-		log:      log,
-		dataPath: path,
 		store:    store,
 		hub:      hub,
 		web:      ws,
