@@ -136,6 +136,11 @@ type Options struct {
 	// transform late submits and serve catch-up; older ones are read
 	// from the Store. Default 1000.
 	Window int
+	// WindowBytes bounds the same window by the size of its records (op
+	// text and create data, in bytes), so that a few huge ops cannot pin
+	// much memory in a session. Default 8 MiB; a session holds at most
+	// twice Window records and twice WindowBytes bytes.
+	WindowBytes int
 	// Relay connects the sessions of one document across nodes. Nil
 	// means a private in-process relay: a single node, where the session
 	// itself orders every document's ops.
@@ -153,6 +158,7 @@ const (
 	DefaultMaxDocLen     = 16 << 20
 	DefaultMaxBatch      = 256
 	DefaultWindow        = 1000
+	DefaultWindowBytes   = 8 << 20
 )
 
 // withDefaults returns o with its zero (or negative) fields set to their
@@ -172,6 +178,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Window <= 0 {
 		o.Window = DefaultWindow
+	}
+	if o.WindowBytes <= 0 {
+		o.WindowBytes = DefaultWindowBytes
 	}
 	if o.Relay == nil {
 		o.Relay = NewLocalRelay(0)

@@ -118,6 +118,7 @@ type session struct {
 	// Owned by run.
 	doc     docState
 	window  []Record // the last records: versions [head-len(window), head)
+	wbytes  int      // recordSize of the window's records, summed
 	seqs    map[string]SeqEntry
 	snapVer uint64 // version of the latest snapshot in the Store
 	subs    map[Conn]struct{}
@@ -263,7 +264,10 @@ func (s *session) load() error {
 		}
 	}
 	s.doc = d
-	s.window = st.Ops
+	s.window, s.wbytes = nil, 0
+	for _, r := range st.Ops {
+		s.push(r)
+	}
 	s.trimWindow()
 	s.seqs = st.Seqs
 	if s.seqs == nil {
@@ -296,13 +300,40 @@ func (s *session) saveSnapshot() {
 	s.snapVer = snap.Version
 }
 
-// trimWindow bounds the in-memory records, copying so the dropped ones
-// can be collected.
-func (s *session) trimWindow() {
-	w := s.h.opts.Window
-	if len(s.window) > 2*w {
-		s.window = append([]Record(nil), s.window[len(s.window)-w:]...)
+// recordSize approximates the memory a record holds, in bytes.
+func recordSize(r *Record) int {
+	n := 64 + len(r.Src) + len(r.Type) + len(r.Data)
+	for _, c := range r.Op {
+		n += 24 + len(c.Text)
 	}
+	return n
+}
+
+// push appends rec, the record at the head, to the window.
+func (s *session) push(rec Record) {
+	s.window = append(s.window, rec)
+	s.wbytes += recordSize(&rec)
+}
+
+// trimWindow bounds the in-memory records: past twice Options.Window
+// records or twice Options.WindowBytes bytes, it keeps the newest records
+// within both limits, copying so the dropped ones can be collected.
+func (s *session) trimWindow() {
+	w, wb := s.h.opts.Window, s.h.opts.WindowBytes
+	if len(s.window) <= 2*w && s.wbytes <= 2*wb {
+		return
+	}
+	keep, size := 0, 0
+	for i := len(s.window) - 1; i >= 0 && keep < w; i-- {
+		n := recordSize(&s.window[i])
+		if size+n > wb {
+			break
+		}
+		keep++
+		size += n
+	}
+	s.window = append([]Record(nil), s.window[len(s.window)-keep:]...)
+	s.wbytes = size
 }
 
 // windowStart is the version of the oldest record in memory.

@@ -245,7 +245,7 @@ func (s *session) applySubmit(sub Submission) (SubmitResult, Record, error) {
 		rec.Op = op
 	}
 	s.doc.head++
-	s.window = append(s.window, rec)
+	s.push(rec)
 	if sub.Src != "" {
 		s.seqs[sub.Src] = SeqEntry{Seq: sub.Seq, Version: head}
 	}
@@ -314,7 +314,7 @@ func (s *session) remote(in []Record) {
 			s.reload()
 			return
 		}
-		s.window = append(s.window, r)
+		s.push(r)
 		if r.Src != "" {
 			if e, ok := s.seqs[r.Src]; !ok || e.Seq <= r.Seq {
 				s.seqs[r.Src] = SeqEntry{Seq: r.Seq, Version: r.Version}
