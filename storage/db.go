@@ -5,6 +5,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -204,6 +208,8 @@ func Open(path string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
+	_, statErr := os.Stat(path)
+	created := errors.Is(statErr, fs.ErrNotExist)
 	bdb, err := bolt.Open(path, 0o600, &bolt.Options{
 		Timeout:         opts.LockTimeout,
 		NoSync:          opts.Sync == SyncNone,
@@ -219,6 +225,15 @@ func Open(path string, opts Options) (*DB, error) {
 	if err := bdb.Update(initLayout); err != nil {
 		bdb.Close()
 		return nil, fmt.Errorf("storage: open %s: %w", path, err)
+	}
+	if created && opts.Sync == SyncAlways {
+		// bbolt syncs the file, never its directory entry: without this a
+		// power loss could take the new file, and every commit
+		// acknowledged in it, away.
+		if err := syncDir(filepath.Dir(path)); err != nil {
+			bdb.Close()
+			return nil, fmt.Errorf("storage: open %s: %w", path, err)
+		}
 	}
 	db := &DB{
 		path: path,
@@ -259,6 +274,26 @@ func initLayout(tx *bolt.Tx) error {
 		if tx.Bucket(name) == nil {
 			return fmt.Errorf("%w: bucket %q is missing", ErrCorrupt, name)
 		}
+	}
+	return nil
+}
+
+// syncDir makes the entries of directory dir durable. Windows cannot
+// sync a directory, and needs not.
+func syncDir(dir string) error {
+	if runtime.GOOS == "windows" {
+		return nil
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync directory: %w", err)
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("sync directory: %w", err)
 	}
 	return nil
 }
