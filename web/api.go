@@ -201,6 +201,9 @@ func (s *Server) streamOps(w http.ResponseWriter, r *http.Request, key collab.Ke
 	bw.Flush()
 }
 
+// httpSrcPrefix starts the src of every op submitted over the HTTP API.
+const httpSrcPrefix = "http:"
+
 // encodeRecord encodes rec as a ShareDB op object {v,src,seq,op|create|del}
 // with m {ts} when withMeta is set.
 func encodeRecord(rec collab.Record, withMeta bool) ([]byte, error) {
@@ -276,7 +279,13 @@ func (s *Server) serveSubmit(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, badlyFormed(`"src" and "seq" go together: both for exactly-once submits, or neither`))
 		return
 	}
-	sub.Src = src
+	if hasSrc {
+		// HTTP writers get their own src namespace: a WebSocket src never
+		// contains ':' (validSrc), so a POST can never pose as a live
+		// client (and have that client's next op dropped as its
+		// "duplicate"), and no client can reclaim an integration's src.
+		sub.Src = httpSrcPrefix + src
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.opts.RequestTimeout)
 	defer cancel()
 	res, err := s.hub.SubmitWait(ctx, key, sub)

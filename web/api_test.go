@@ -71,13 +71,13 @@ func TestHTTPSubmitAndRead(t *testing.T) {
 		}
 	}
 	okPost(`{"v":null,"src":"c1","seq":1,"create":{"type":"text-unicode","data":"hello"}}`,
-		`{"v":0,"src":"c1","seq":1,"create":{"type":"`+ot.URI+`","data":"hello"}}`)
-	okPost(`{"v":1,"src":"c1","seq":2,"op":[5," world"]}`, `{"v":1,"src":"c1","seq":2,"op":[5," world"]}`)
-	okPost(`{"v":1,"src":"c2","seq":1,"op":[">"]}`, `{"v":2,"src":"c2","seq":1,"op":[">"]}`)
+		`{"v":0,"src":"http:c1","seq":1,"create":{"type":"`+ot.URI+`","data":"hello"}}`)
+	okPost(`{"v":1,"src":"c1","seq":2,"op":[5," world"]}`, `{"v":1,"src":"http:c1","seq":2,"op":[5," world"]}`)
+	okPost(`{"v":1,"src":"c2","seq":1,"op":[">"]}`, `{"v":2,"src":"http:c2","seq":1,"op":[">"]}`)
 	// Made at v1, transformed over both ops: the committed op is returned.
-	okPost(`{"op":[5,"!"],"seq":1,"src":"c3","v":1}`, `{"v":3,"src":"c3","seq":1,"op":[6,"!"]}`)
+	okPost(`{"op":[5,"!"],"seq":1,"src":"c3","v":1}`, `{"v":3,"src":"http:c3","seq":1,"op":[6,"!"]}`)
 	// A resend is answered with the op as first committed, once.
-	okPost(`{"v":1,"src":"c1","seq":2,"op":[5," world"]}`, `{"v":1,"src":"c1","seq":2,"op":[5," world"],"duplicate":true}`)
+	okPost(`{"v":1,"src":"c1","seq":2,"op":[5," world"]}`, `{"v":1,"src":"http:c1","seq":2,"op":[5," world"],"duplicate":true}`)
 	// Without src and seq there is no deduplication.
 	okPost(`{"v":4,"op":[{"d":1}]}`, `{"v":4,"op":[{"d":1}]}`)
 
@@ -117,10 +117,10 @@ func TestHTTPSubmitAndRead(t *testing.T) {
 
 	// The op log as JSON Lines, whole and sliced.
 	wantLines := []string{
-		`{"v":0,"src":"c1","seq":1,"create":{"type":"` + ot.URI + `","data":"hello"},"m":{"ts":1700000001000}}`,
-		`{"v":1,"src":"c1","seq":2,"op":[5," world"],"m":{"ts":1700000002000}}`,
-		`{"v":2,"src":"c2","seq":1,"op":[">"],"m":{"ts":1700000003000}}`,
-		`{"v":3,"src":"c3","seq":1,"op":[6,"!"],"m":{"ts":1700000004000}}`,
+		`{"v":0,"src":"http:c1","seq":1,"create":{"type":"` + ot.URI + `","data":"hello"},"m":{"ts":1700000001000}}`,
+		`{"v":1,"src":"http:c1","seq":2,"op":[5," world"],"m":{"ts":1700000002000}}`,
+		`{"v":2,"src":"http:c2","seq":1,"op":[">"],"m":{"ts":1700000003000}}`,
+		`{"v":3,"src":"http:c3","seq":1,"op":[6,"!"],"m":{"ts":1700000004000}}`,
 		`{"v":4,"op":[{"d":1}],"m":{"ts":1700000005000}}`,
 	}
 	for _, tc := range []struct {
@@ -142,7 +142,7 @@ func TestHTTPSubmitAndRead(t *testing.T) {
 	checkHTTPError(t, status, body, 400, CodeBadlyFormed)
 
 	// Delete, then the snapshot has type null.
-	okPost(`{"v":5,"src":"c1","seq":3,"del":true}`, `{"v":5,"src":"c1","seq":3,"del":true}`)
+	okPost(`{"v":5,"src":"c1","seq":3,"del":true}`, `{"v":5,"src":"http:c1","seq":3,"del":true}`)
 	status, body = ts.httpDo(t, "GET", "/api/docs/notes/a%2Fb", "", "", nil)
 	if status != http.StatusOK || !jsonEqual(t, body, `{"v":6,"type":null}`) {
 		t.Errorf("GET deleted doc = %d %s", status, body)
@@ -210,5 +210,36 @@ func TestHTTPOpsExportPages(t *testing.T) {
 		if !strings.HasPrefix(l, fmt.Sprintf(`{"v":%d,"src":"w","seq":%d,"op":["a"],"m":{"ts":`, v, v)) {
 			t.Fatalf("line %d = %s, want the op at v%d", i, l, v)
 		}
+	}
+}
+
+// TestHTTPSrcNamespace checks that an HTTP writer cannot pose as a
+// WebSocket client: reusing a live client's src and next seq over POST
+// must not make that client's real op look like a duplicate, and no
+// client can reclaim an HTTP writer's src in its handshake.
+func TestHTTPSrcNamespace(t *testing.T) {
+	ts := startServer(t, Options{Logger: quiet}, collab.Options{})
+	ws := ts.connect(t)
+	ws.create("ns", "doc", "abc", 1)
+
+	body := fmt.Sprintf(`{"v":1,"src":%q,"seq":2,"op":["X"]}`, ws.src)
+	status, got := ts.httpDo(t, "POST", "/api/docs/ns/doc/ops", "application/json", body, nil)
+	if want := fmt.Sprintf(`{"v":1,"src":"http:%s","seq":2,"op":["X"]}`, ws.src); status != http.StatusOK || !jsonEqual(t, got, want) {
+		t.Fatalf("POST %s = %d %s, want 200 %s", body, status, got, want)
+	}
+	// The client's own seq 2 is a new op, transformed over the POST.
+	ws.sendf(`{"a":"op","c":"ns","d":"doc","v":1,"seq":2,"op":[3,"!"]}`)
+	ws.expectf(`{"a":"op","c":"ns","d":"doc","v":1,"src":"http:%s","seq":2,"op":["X"]}`, ws.src)
+	ws.expectf(`{"a":"op","c":"ns","d":"doc","v":2,"src":%q,"seq":2}`, ws.src)
+	status, got = ts.httpDo(t, "GET", "/api/docs/ns/doc", "", "", nil)
+	if want := `{"v":3,"type":"` + ot.URI + `","data":"Xabc!"}`; status != http.StatusOK || !jsonEqual(t, got, want) {
+		t.Fatalf("GET snapshot = %d %s, want 200 %s", status, got, want)
+	}
+
+	// A handshake cannot claim the HTTP writer's src: it gets a fresh id.
+	other := ts.dial(t, nil)
+	other.handshake("http:" + ws.src)
+	if other.src == "http:"+ws.src {
+		t.Fatalf("hs with id %q reclaimed it; want a fresh src", "http:"+ws.src)
 	}
 }
