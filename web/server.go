@@ -55,7 +55,7 @@ type Options struct {
 	// to, and separately the most presence channels. Default 1000.
 	MaxSubscriptions int
 	// OpsPerSecond and OpsBurst size each connection's token bucket for
-	// submits. Defaults 100 and 200.
+	// submits. Defaults DefaultOpsPerSecond and twice that.
 	OpsPerSecond float64
 	OpsBurst     int
 	// MessagesPerSecond and MessagesBurst size each connection's token
@@ -87,6 +87,9 @@ type Options struct {
 	Ready func(ctx context.Context) error
 }
 
+// DefaultOpsPerSecond is the default of Options.OpsPerSecond.
+const DefaultOpsPerSecond = 100
+
 func (o Options) withDefaults() (Options, error) {
 	if o.Hub == nil {
 		return o, errors.New("web: Options.Hub is required")
@@ -98,8 +101,8 @@ func (o Options) withDefaults() (Options, error) {
 	setDefault(&o.MaxOpSize, 512<<10)
 	setDefault(&o.MaxNameLen, 256)
 	setDefault(&o.MaxSubscriptions, 1000)
-	setDefault(&o.OpsPerSecond, 100)
-	setDefault(&o.OpsBurst, 200)
+	setDefault(&o.OpsPerSecond, DefaultOpsPerSecond)
+	setDefault(&o.OpsBurst, 2*DefaultOpsPerSecond)
 	setDefault(&o.MessagesPerSecond, 1000)
 	setDefault(&o.MessagesBurst, 2000)
 	setDefault(&o.SendQueueMessages, 65536)

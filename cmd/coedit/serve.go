@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -34,6 +36,15 @@ type serveConfig struct {
 	LogLevel        slog.Level
 	LogFormat       string // "text" or "json"
 	ShutdownTimeout time.Duration
+	// OpsPerSecond is each WebSocket connection's submit rate; its
+	// token bucket holds twice as many (the burst).
+	OpsPerSecond float64
+	// Origins are the browser origins allowed to open a WebSocket or
+	// change documents over the HTTP API (web.Options.AllowedOrigins);
+	// nil means web's default (the server's own host and loopback).
+	Origins []string
+	// MaxDocLen is the largest document, in code points.
+	MaxDocLen int
 	// lockTimeout overrides storage.Options.LockTimeout (tests).
 	lockTimeout time.Duration
 	// started, if set, is called with the listening address once the
@@ -59,7 +70,10 @@ func parseServeFlags(args []string, getenv func(string) string, output io.Writer
 	insecure := fs.String("insecure", env("COEDIT_INSECURE", "false"), "allow a non-loopback --addr although no authentication is configured (env COEDIT_INSECURE)")
 	logLevel := fs.String("log-level", env("COEDIT_LOG_LEVEL", "info"), "debug, info, warn or error (env COEDIT_LOG_LEVEL)")
 	logFormat := fs.String("log-format", env("COEDIT_LOG_FORMAT", "text"), "text or json (env COEDIT_LOG_FORMAT)")
-	shutdown := fs.Duration("shutdown-timeout", 15*time.Second, "how long a graceful shutdown may take")
+	shutdown := fs.String("shutdown-timeout", env("COEDIT_SHUTDOWN_TIMEOUT", "15s"), "how long a graceful shutdown may take (env COEDIT_SHUTDOWN_TIMEOUT)")
+	opsPerSecond := fs.String("ops-per-second", env("COEDIT_OPS_PER_SECOND", strconv.Itoa(web.DefaultOpsPerSecond)), "ops each WebSocket connection may submit per second, with bursts of twice as many; raise it to replay a long trace over --server (env COEDIT_OPS_PER_SECOND)")
+	origins := fs.String("origins", getenv("COEDIT_ORIGINS"), "comma-separated browser origins (scheme://host[:port], or *) allowed to open a WebSocket or change documents; default: the server's own host and loopback origins (env COEDIT_ORIGINS)")
+	maxDoc := fs.String("max-doc", env("COEDIT_MAX_DOC", strconv.Itoa(collab.DefaultMaxDocLen)), "largest document, in Unicode code points (env COEDIT_MAX_DOC)")
 	if err := fs.Parse(normalizeBoolFlags(args, "insecure")); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return serveConfig{}, err
@@ -69,8 +83,23 @@ func parseServeFlags(args []string, getenv func(string) string, output io.Writer
 	if fs.NArg() > 0 {
 		return serveConfig{}, &usageError{fmt.Sprintf("serve: unexpected argument %q", fs.Arg(0))}
 	}
-	cfg := serveConfig{Addr: *addr, DataDir: *data, LogFormat: *logFormat, ShutdownTimeout: *shutdown}
+	cfg := serveConfig{Addr: *addr, DataDir: *data, LogFormat: *logFormat}
 	var err error
+	if cfg.ShutdownTimeout, err = time.ParseDuration(*shutdown); err != nil || cfg.ShutdownTimeout <= 0 {
+		return cfg, &usageError{fmt.Sprintf("serve: --shutdown-timeout: want a positive duration such as 15s, got %q", *shutdown)}
+	}
+	if cfg.OpsPerSecond, err = strconv.ParseFloat(*opsPerSecond, 64); err != nil || !(cfg.OpsPerSecond > 0) || math.IsInf(cfg.OpsPerSecond, 0) {
+		return cfg, &usageError{fmt.Sprintf("serve: --ops-per-second: want a positive number, got %q", *opsPerSecond)}
+	}
+	if burst := 2 * cfg.OpsPerSecond; burst > math.MaxInt32 {
+		return cfg, &usageError{fmt.Sprintf("serve: --ops-per-second: %q is too large (at most %d)", *opsPerSecond, math.MaxInt32/2)}
+	}
+	if cfg.Origins, err = parseOrigins(*origins); err != nil {
+		return cfg, &usageError{fmt.Sprintf("serve: --origins: %v", err)}
+	}
+	if cfg.MaxDocLen, err = strconv.Atoi(*maxDoc); err != nil || cfg.MaxDocLen <= 0 {
+		return cfg, &usageError{fmt.Sprintf("serve: --max-doc: want a positive number of code points, got %q", *maxDoc)}
+	}
 	if cfg.Sync, err = storage.ParseSyncMode(*syncMode); err != nil {
 		return cfg, &usageError{fmt.Sprintf("serve: --sync: %v", err)}
 	}
@@ -90,6 +119,35 @@ func parseServeFlags(args []string, getenv func(string) string, output io.Writer
 		return cfg, &usageError{fmt.Sprintf("serve: --addr: %v", err)}
 	}
 	return cfg, nil
+}
+
+// parseOrigins splits a comma-separated origin list. Each entry is "*" or
+// scheme://host[:port] with nothing after the host; an empty list is nil.
+func parseOrigins(list string) ([]string, error) {
+	var out []string
+	for _, o := range strings.Split(list, ",") {
+		o = strings.TrimSpace(o)
+		if o == "" {
+			continue
+		}
+		if o != "*" {
+			u, err := url.Parse(o)
+			if err != nil || u.Scheme == "" || u.Host == "" || u.User != nil || strings.TrimSuffix(u.Path, "/") != "" || u.RawQuery != "" || u.Fragment != "" {
+				return nil, fmt.Errorf("origin %q is not * or scheme://host[:port]", o)
+			}
+		}
+		out = append(out, o)
+	}
+	return out, nil
+}
+
+// opsBurst is the token bucket size for a submit rate: twice the rate,
+// at least 1; 0 (web's default) for an unset rate.
+func opsBurst(perSecond float64) int {
+	if perSecond <= 0 {
+		return 0
+	}
+	return max(1, int(math.Ceil(2*perSecond)))
 }
 
 // normalizeBoolFlags turns a bare "--name" (or "-name") into
@@ -202,8 +260,14 @@ func openNode(cfg serveConfig, log *slog.Logger, ln net.Listener) (*node, error)
 	if err != nil {
 		return nil, fmt.Errorf("serve: %w", err)
 	}
-	hub := collab.NewHub(collab.Options{Store: store, Logger: log})
-	ws, err := web.New(web.Options{Hub: hub, Logger: log})
+	hub := collab.NewHub(collab.Options{Store: store, Logger: log, MaxDocLen: cfg.MaxDocLen})
+	ws, err := web.New(web.Options{
+		Hub:            hub,
+		Logger:         log,
+		AllowedOrigins: cfg.Origins,
+		OpsPerSecond:   cfg.OpsPerSecond,
+		OpsBurst:       opsBurst(cfg.OpsPerSecond),
+	})
 	if err != nil {
 		hub.Close(context.Background())
 		store.Close()

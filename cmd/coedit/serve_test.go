@@ -5,13 +5,17 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/coedit/coedit/storage"
 )
@@ -19,7 +23,8 @@ import (
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 func TestParseServeFlags(t *testing.T) {
-	def := serveConfig{Addr: "127.0.0.1:8080", DataDir: "./coedit-data", Sync: storage.SyncAlways, LogLevel: slog.LevelInfo, LogFormat: "text", ShutdownTimeout: 15 * time.Second}
+	def := serveConfig{Addr: "127.0.0.1:8080", DataDir: "./coedit-data", Sync: storage.SyncAlways, LogLevel: slog.LevelInfo, LogFormat: "text",
+		ShutdownTimeout: 15 * time.Second, OpsPerSecond: 100, MaxDocLen: 16 << 20}
 	with := func(f func(*serveConfig)) serveConfig {
 		c := def
 		f(&c)
@@ -32,15 +37,27 @@ func TestParseServeFlags(t *testing.T) {
 		want serveConfig
 	}{
 		{"defaults", nil, nil, def},
-		{"flags", []string{"--addr", "localhost:9000", "--data", "/srv/coedit", "--sync", "none", "--log-level", "debug", "--log-format", "json", "--shutdown-timeout", "3s"}, nil,
+		{"flags", []string{"--addr", "localhost:9000", "--data", "/srv/coedit", "--sync", "none", "--log-level", "debug", "--log-format", "json", "--shutdown-timeout", "3s",
+			"--ops-per-second", "5000", "--origins", "https://a.example, http://b.example:8080", "--max-doc", "1000"}, nil,
 			with(func(c *serveConfig) {
 				c.Addr, c.DataDir, c.Sync, c.LogLevel, c.LogFormat, c.ShutdownTimeout = "localhost:9000", "/srv/coedit", storage.SyncNone, slog.LevelDebug, "json", 3*time.Second
+				c.OpsPerSecond, c.Origins, c.MaxDocLen = 5000, []string{"https://a.example", "http://b.example:8080"}, 1000
 			})},
-		{"env", nil, map[string]string{"COEDIT_ADDR": "127.0.0.1:1", "COEDIT_DATA": "d", "COEDIT_SYNC": "none", "COEDIT_INSECURE": "true"},
+		{"env", nil, map[string]string{"COEDIT_ADDR": "127.0.0.1:1", "COEDIT_DATA": "d", "COEDIT_SYNC": "none", "COEDIT_INSECURE": "true",
+			"COEDIT_LOG_LEVEL": "warn", "COEDIT_LOG_FORMAT": "json", "COEDIT_SHUTDOWN_TIMEOUT": "1m",
+			"COEDIT_OPS_PER_SECOND": "0.5", "COEDIT_ORIGINS": "*", "COEDIT_MAX_DOC": "7"},
 			with(func(c *serveConfig) {
 				c.Addr, c.DataDir, c.Sync, c.Insecure = "127.0.0.1:1", "d", storage.SyncNone, true
+				c.LogLevel, c.LogFormat, c.ShutdownTimeout = slog.LevelWarn, "json", time.Minute
+				c.OpsPerSecond, c.Origins, c.MaxDocLen = 0.5, []string{"*"}, 7
 			})},
-		{"flag beats env", []string{"--sync=always", "--insecure=false"}, map[string]string{"COEDIT_SYNC": "none", "COEDIT_INSECURE": "1"}, def},
+		{"flag beats env", []string{"--sync=always", "--insecure=false", "--log-level=info", "--log-format=text", "--shutdown-timeout=15s",
+			"--ops-per-second=100", "--origins=", "--max-doc=16777216"},
+			map[string]string{"COEDIT_SYNC": "none", "COEDIT_INSECURE": "1", "COEDIT_LOG_LEVEL": "error", "COEDIT_LOG_FORMAT": "json", "COEDIT_SHUTDOWN_TIMEOUT": "2s",
+				"COEDIT_OPS_PER_SECOND": "3", "COEDIT_ORIGINS": "https://env.example", "COEDIT_MAX_DOC": "9"}, def},
+		{"flag beats env, new value", []string{"--ops-per-second", "260000", "--origins", "https://flag.example"},
+			map[string]string{"COEDIT_OPS_PER_SECOND": "3", "COEDIT_ORIGINS": "https://env.example"},
+			with(func(c *serveConfig) { c.OpsPerSecond, c.Origins = 260000, []string{"https://flag.example"} })},
 		{"bare --insecure", []string{"--insecure", "--data", "x"}, nil, with(func(c *serveConfig) { c.Insecure, c.DataDir = true, "x" })},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -53,6 +70,10 @@ func TestParseServeFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"--sync", "sometimes"}, {"--insecure=maybe"}, {"--log-level", "loud"}, {"--log-format", "xml"},
 		{"--data", ""}, {"--addr", "8080"}, {"extra"}, {"--no-such-flag"},
+		{"--shutdown-timeout", "soon"}, {"--shutdown-timeout", "0s"},
+		{"--ops-per-second", "0"}, {"--ops-per-second", "-1"}, {"--ops-per-second", "lots"}, {"--ops-per-second", "NaN"}, {"--ops-per-second", "+Inf"}, {"--ops-per-second", "1e12"},
+		{"--origins", "app.example"}, {"--origins", "https://a.example,/path"}, {"--origins", "https://a.example/app"}, {"--origins", "https://a.example?x=1"},
+		{"--max-doc", "0"}, {"--max-doc", "-5"}, {"--max-doc", "1.5"}, {"--max-doc", "big"},
 	} {
 		_, err := parseServeFlags(args, func(string) string { return "" }, io.Discard)
 		var ue *usageError
@@ -60,8 +81,126 @@ func TestParseServeFlags(t *testing.T) {
 			t.Errorf("parseServeFlags(%q) = %v, want a usage error", args, err)
 		}
 	}
+	for name, val := range map[string]string{"COEDIT_OPS_PER_SECOND": "fast", "COEDIT_ORIGINS": "nope", "COEDIT_MAX_DOC": "-1", "COEDIT_SHUTDOWN_TIMEOUT": "x"} {
+		_, err := parseServeFlags(nil, func(k string) string {
+			if k == name {
+				return val
+			}
+			return ""
+		}, io.Discard)
+		var ue *usageError
+		if !errors.As(err, &ue) {
+			t.Errorf("parseServeFlags with %s=%q = %v, want a usage error", name, val, err)
+		}
+	}
 	if _, err := parseServeFlags([]string{"-h"}, func(string) string { return "" }, io.Discard); !errors.Is(err, flag.ErrHelp) {
 		t.Errorf("parseServeFlags(-h) = %v, want flag.ErrHelp", err)
+	}
+}
+
+func TestOpsBurst(t *testing.T) {
+	for _, tc := range []struct {
+		rate float64
+		want int
+	}{{0, 0}, {0.2, 1}, {0.5, 1}, {0.75, 2}, {1, 2}, {100, 200}, {260000, 520000}} {
+		if got := opsBurst(tc.rate); got != tc.want {
+			t.Errorf("opsBurst(%v) = %d, want %d", tc.rate, got, tc.want)
+		}
+	}
+}
+
+// TestNodeLimits starts a node with the limit flags set and checks that
+// each reaches the server: the origin allowlist on the HTTP API and the
+// WebSocket upgrade, the document size, and the submit token bucket.
+func TestNodeLimits(t *testing.T) {
+	cfg, err := parseServeFlags([]string{"--addr", "127.0.0.1:0", "--data", t.TempDir(),
+		"--ops-per-second", "1", "--origins", "https://app.example", "--max-doc", "10"}, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := startNode(cfg, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := n.close(ctx); err != nil {
+			t.Errorf("close = %v", err)
+		}
+	}()
+	base := "http://" + n.addr()
+
+	post := func(path, origin, body string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequest("POST", base+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Origin", origin)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	create := `{"create":{"type":"text-unicode","data":"0123456789"}}`
+	// A loopback origin is allowed by default, not once --origins is set.
+	if status, body := post("/api/docs/notes/a/ops", "http://127.0.0.1:8080", create); status != http.StatusForbidden || !strings.Contains(body, "ERR_ORIGIN_NOT_ALLOWED") {
+		t.Errorf("POST from a loopback origin = %d %s, want 403 ERR_ORIGIN_NOT_ALLOWED", status, body)
+	}
+	if status, body := post("/api/docs/notes/a/ops", "https://app.example", create); status != http.StatusOK {
+		t.Errorf("POST from the allowed origin = %d %s, want 200", status, body)
+	}
+	if status, body := post("/api/docs/notes/a/ops", "https://app.example", `{"v":1,"op":[10,"x"]}`); status != http.StatusRequestEntityTooLarge || !strings.Contains(body, "ERR_DOC_TOO_LARGE") {
+		t.Errorf("POST an 11th code point with --max-doc 10 = %d %s, want 413 ERR_DOC_TOO_LARGE", status, body)
+	}
+
+	wsURL := "ws://" + n.addr() + "/ws"
+	if _, resp, err := websocket.DefaultDialer.Dial(wsURL, http.Header{"Origin": {"https://evil.example"}}); err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
+		t.Errorf("WebSocket from a foreign origin: err %v, response %v; want a 403 refusal", err, resp)
+	}
+	ws, _, err := websocket.DefaultDialer.Dial(wsURL, http.Header{"Origin": {"https://app.example"}})
+	if err != nil {
+		t.Fatalf("WebSocket from the allowed origin: %v", err)
+	}
+	defer ws.Close()
+	var codes []string
+	// --ops-per-second 1 gives a bucket of 2: of three submits sent at
+	// once, the third is refused. The ops delete and insert, so the
+	// document stays within --max-doc.
+	for seq := 1; seq <= 3; seq++ {
+		msg := fmt.Sprintf(`{"a":"op","c":"notes","d":"a","v":null,"seq":%d,"op":[{"d":1},"y"]}`, seq)
+		if err := ws.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for len(codes) < 3 {
+		var m struct {
+			A     string
+			Seq   int
+			Error *struct{ Code string }
+		}
+		if err := ws.ReadJSON(&m); err != nil {
+			t.Fatalf("reading replies (have %q): %v", codes, err)
+		}
+		if m.A != "op" {
+			continue
+		}
+		switch {
+		case m.Error != nil:
+			codes = append(codes, fmt.Sprint(m.Seq, ":", m.Error.Code))
+		default:
+			codes = append(codes, fmt.Sprint(m.Seq, ":ack"))
+		}
+	}
+	slices.Sort(codes)
+	if want := []string{"1:ack", "2:ack", "3:ERR_RATE_LIMITED"}; !slices.Equal(codes, want) {
+		t.Errorf("three submits with --ops-per-second 1 = %q, want %q", codes, want)
 	}
 }
 
