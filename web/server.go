@@ -59,7 +59,8 @@ type Options struct {
 	OpsPerSecond float64
 	OpsBurst     int
 	// MessagesPerSecond and MessagesBurst size each connection's token
-	// bucket for all messages. Defaults 1000 and 2000.
+	// bucket for all messages. Defaults DefaultMessagesPerSecond and
+	// twice that.
 	MessagesPerSecond float64
 	MessagesBurst     int
 	// SendQueueMessages and SendQueueBytes bound what waits to be written
@@ -87,8 +88,11 @@ type Options struct {
 	Ready func(ctx context.Context) error
 }
 
-// DefaultOpsPerSecond is the default of Options.OpsPerSecond.
-const DefaultOpsPerSecond = 100
+// Defaults of Options' rate limits.
+const (
+	DefaultOpsPerSecond      = 100
+	DefaultMessagesPerSecond = 1000
+)
 
 func (o Options) withDefaults() (Options, error) {
 	if o.Hub == nil {
@@ -103,8 +107,8 @@ func (o Options) withDefaults() (Options, error) {
 	setDefault(&o.MaxSubscriptions, 1000)
 	setDefault(&o.OpsPerSecond, DefaultOpsPerSecond)
 	setDefault(&o.OpsBurst, 2*DefaultOpsPerSecond)
-	setDefault(&o.MessagesPerSecond, 1000)
-	setDefault(&o.MessagesBurst, 2000)
+	setDefault(&o.MessagesPerSecond, DefaultMessagesPerSecond)
+	setDefault(&o.MessagesBurst, 2*DefaultMessagesPerSecond)
 	setDefault(&o.SendQueueMessages, 65536)
 	setDefault(&o.SendQueueBytes, 16<<20)
 	setDefault(&o.HandshakeTimeout, 10*time.Second)

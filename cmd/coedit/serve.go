@@ -37,7 +37,8 @@ type serveConfig struct {
 	LogFormat       string // "text" or "json"
 	ShutdownTimeout time.Duration
 	// OpsPerSecond is each WebSocket connection's submit rate; its
-	// token bucket holds twice as many (the burst).
+	// token bucket holds twice as many (the burst). The bucket for all
+	// messages follows it (see messageRate).
 	OpsPerSecond float64
 	// Origins are the browser origins allowed to open a WebSocket or
 	// change documents over the HTTP API (web.Options.AllowedOrigins);
@@ -71,7 +72,7 @@ func parseServeFlags(args []string, getenv func(string) string, output io.Writer
 	logLevel := fs.String("log-level", env("COEDIT_LOG_LEVEL", "info"), "debug, info, warn or error (env COEDIT_LOG_LEVEL)")
 	logFormat := fs.String("log-format", env("COEDIT_LOG_FORMAT", "text"), "text or json (env COEDIT_LOG_FORMAT)")
 	shutdown := fs.String("shutdown-timeout", env("COEDIT_SHUTDOWN_TIMEOUT", "15s"), "how long a graceful shutdown may take (env COEDIT_SHUTDOWN_TIMEOUT)")
-	opsPerSecond := fs.String("ops-per-second", env("COEDIT_OPS_PER_SECOND", strconv.Itoa(web.DefaultOpsPerSecond)), "ops each WebSocket connection may submit per second, with bursts of twice as many; raise it to replay a long trace over --server (env COEDIT_OPS_PER_SECOND)")
+	opsPerSecond := fs.String("ops-per-second", env("COEDIT_OPS_PER_SECOND", strconv.Itoa(web.DefaultOpsPerSecond)), "ops each WebSocket connection may submit per second, with bursts of twice as many; the limit on all messages is twice this, at least "+strconv.Itoa(web.DefaultMessagesPerSecond)+"; raise it to replay a long trace over --server (env COEDIT_OPS_PER_SECOND)")
 	origins := fs.String("origins", getenv("COEDIT_ORIGINS"), "comma-separated browser origins (scheme://host[:port], or *) allowed to open a WebSocket or change documents; default: the server's own host and loopback origins (env COEDIT_ORIGINS)")
 	maxDoc := fs.String("max-doc", env("COEDIT_MAX_DOC", strconv.Itoa(collab.DefaultMaxDocLen)), "largest document, in Unicode code points (env COEDIT_MAX_DOC)")
 	if err := fs.Parse(normalizeBoolFlags(args, "insecure")); err != nil {
@@ -91,8 +92,8 @@ func parseServeFlags(args []string, getenv func(string) string, output io.Writer
 	if cfg.OpsPerSecond, err = strconv.ParseFloat(*opsPerSecond, 64); err != nil || !(cfg.OpsPerSecond > 0) || math.IsInf(cfg.OpsPerSecond, 0) {
 		return cfg, &usageError{fmt.Sprintf("serve: --ops-per-second: want a positive number, got %q", *opsPerSecond)}
 	}
-	if burst := 2 * cfg.OpsPerSecond; burst > math.MaxInt32 {
-		return cfg, &usageError{fmt.Sprintf("serve: --ops-per-second: %q is too large (at most %d)", *opsPerSecond, math.MaxInt32/2)}
+	if 4*cfg.OpsPerSecond > math.MaxInt32 {
+		return cfg, &usageError{fmt.Sprintf("serve: --ops-per-second: %q is too large (at most %d)", *opsPerSecond, math.MaxInt32/4)}
 	}
 	if cfg.Origins, err = parseOrigins(*origins); err != nil {
 		return cfg, &usageError{fmt.Sprintf("serve: --origins: %v", err)}
@@ -139,6 +140,14 @@ func parseOrigins(list string) ([]string, error) {
 		out = append(out, o)
 	}
 	return out, nil
+}
+
+// messageRate is the rate for all of a connection's messages that goes
+// with a submit rate: web's default, or twice the submit rate when that is
+// more, so that a typing client's presence update beside each op, and a
+// raised --ops-per-second, are not cut short by the message bucket.
+func messageRate(opsPerSecond float64) float64 {
+	return max(web.DefaultMessagesPerSecond, 2*opsPerSecond)
 }
 
 // opsBurst is the token bucket size for a submit rate: twice the rate,
@@ -262,11 +271,13 @@ func openNode(cfg serveConfig, log *slog.Logger, ln net.Listener) (*node, error)
 	}
 	hub := collab.NewHub(collab.Options{Store: store, Logger: log, MaxDocLen: cfg.MaxDocLen})
 	ws, err := web.New(web.Options{
-		Hub:            hub,
-		Logger:         log,
-		AllowedOrigins: cfg.Origins,
-		OpsPerSecond:   cfg.OpsPerSecond,
-		OpsBurst:       opsBurst(cfg.OpsPerSecond),
+		Hub:               hub,
+		Logger:            log,
+		AllowedOrigins:    cfg.Origins,
+		OpsPerSecond:      cfg.OpsPerSecond,
+		OpsBurst:          opsBurst(cfg.OpsPerSecond),
+		MessagesPerSecond: messageRate(cfg.OpsPerSecond),
+		MessagesBurst:     opsBurst(messageRate(cfg.OpsPerSecond)),
 	})
 	if err != nil {
 		hub.Close(context.Background())

@@ -98,6 +98,14 @@ func TestParseServeFlags(t *testing.T) {
 	}
 }
 
+func TestMessageRate(t *testing.T) {
+	for _, tc := range []struct{ ops, want float64 }{{0.5, 1000}, {100, 1000}, {500, 1000}, {501, 1002}, {260000, 520000}} {
+		if got := messageRate(tc.ops); got != tc.want {
+			t.Errorf("messageRate(%v) = %v, want %v", tc.ops, got, tc.want)
+		}
+	}
+}
+
 func TestOpsBurst(t *testing.T) {
 	for _, tc := range []struct {
 		rate float64
@@ -278,5 +286,61 @@ func TestNodeInProcess(t *testing.T) {
 	}
 	if _, err := startNode(serveConfig{Addr: "0.0.0.0:0", DataDir: t.TempDir()}, quiet); err == nil || !strings.Contains(err.Error(), "--insecure") {
 		t.Fatalf("startNode on 0.0.0.0 without --insecure = %v, want a refusal", err)
+	}
+}
+
+// TestNodeRaisedRate checks that a raised --ops-per-second lifts the
+// limit on all messages too: 2,500 submits sent at once (more than web's
+// default message burst of 2,000) are all acknowledged.
+func TestNodeRaisedRate(t *testing.T) {
+	cfg, err := parseServeFlags([]string{"--addr", "127.0.0.1:0", "--data", t.TempDir(), "--sync", "none", "--ops-per-second", "2000"},
+		func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := startNode(cfg, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := n.close(ctx); err != nil {
+			t.Errorf("close = %v", err)
+		}
+	}()
+	if status, body := postJSON(t, "http://"+n.addr()+"/api/docs/notes/r/ops", `{"create":{"type":"text-unicode","data":""}}`); status != http.StatusOK {
+		t.Fatalf("POST create = %d %s", status, body)
+	}
+	ws, _, err := websocket.DefaultDialer.Dial("ws://"+n.addr()+"/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	const total = 2500
+	go func() {
+		for seq := 1; seq <= total; seq++ {
+			msg := fmt.Sprintf(`{"a":"op","c":"notes","d":"r","v":null,"seq":%d,"op":["x"]}`, seq)
+			if ws.WriteMessage(websocket.TextMessage, []byte(msg)) != nil {
+				return
+			}
+		}
+	}()
+	ws.SetReadDeadline(time.Now().Add(30 * time.Second))
+	for acks := 0; acks < total; {
+		var m struct {
+			A     string
+			Seq   int
+			Error *struct{ Code string }
+		}
+		if err := ws.ReadJSON(&m); err != nil {
+			t.Fatalf("after %d acks: %v", acks, err)
+		}
+		if m.Error != nil {
+			t.Fatalf("submit %d of %d with --ops-per-second 2000 = %s, want an ack", m.Seq, total, m.Error.Code)
+		}
+		if m.A == "op" {
+			acks++
+		}
 	}
 }
