@@ -48,6 +48,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if internal {
 		s.log.Error("http api request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
+	s.met.countError(pe.Code)
 	writeRaw(w, pe.status(), []byte(`{"error":`+string(errorObject(pe))+`}`))
 }
 

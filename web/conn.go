@@ -216,6 +216,7 @@ func (c *conn) send(frame []byte) {
 		n, bytes := len(c.queue), c.queuedBytes
 		c.startClosingLocked(CloseSlowConsumer, "send queue full: the client is not reading fast enough")
 		c.mu.Unlock()
+		c.srv.met.slowConsumers.Inc()
 		c.log.Info("closing slow websocket", "src", c.Src(), "queued_messages", n, "queued_bytes", bytes)
 		c.signal()
 		return
@@ -248,6 +249,7 @@ func (c *conn) startClosingLocked(code int, reason string) {
 
 // sendError replies to r (nil when the frame was not a request) with e.
 func (c *conn) sendError(r *request, e *protoError) {
+	c.srv.met.countError(e.Code)
 	c.send(echoError(r, e))
 }
 

@@ -8,6 +8,7 @@
 //	GET  /ws                                  WebSocket, ShareDB protocol
 //	GET  /health                              liveness
 //	GET  /ready                               readiness (503 while closing)
+//	GET  /metrics                             Prometheus metrics (metrics.go)
 //	GET  /api/docs                            document list (JSON)
 //	GET  /api/docs/{collection}/{id}          snapshot {v,type,data}
 //	GET  /api/docs/{collection}/{id}/ops      op log as JSON Lines (?from=&to=)

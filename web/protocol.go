@@ -467,11 +467,13 @@ func (c *conn) submit(r *request) *protoError {
 	}
 	s.Src = c.Src()
 	c.engaged = true
+	acked := c.srv.met.startSubmit()
 	c.srv.hub.Submit(key, c, s, func(res collab.SubmitResult, err error) {
 		if err != nil {
 			c.fail(r, err)
 			return
 		}
+		acked()
 		c.send(newMsg("op").str("c", key.Collection).str("d", key.ID).uint("v", res.Version).
 			str("src", s.Src).uint("seq", s.Seq).bytes())
 	})

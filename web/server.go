@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/coedit/coedit/collab"
 )
@@ -83,6 +84,11 @@ type Options struct {
 	// RequestTimeout bounds the blocking engine calls of nf, nt and the
 	// HTTP API. Default 30s.
 	RequestTimeout time.Duration
+	// Collectors are registered on the server's /metrics registry beside
+	// its own (the Go runtime, the process, the hub's counters, error
+	// replies by code, submit latency, slow consumers); cmd adds the
+	// store's. Their metric names must not clash with those.
+	Collectors []prometheus.Collector
 	// Ready, if set, is called by /ready besides the server's own check
 	// (not closing); an error makes /ready answer 503 with its text.
 	Ready func(ctx context.Context) error
@@ -153,6 +159,7 @@ type Server struct {
 	log   *slog.Logger
 	up    websocket.Upgrader
 	pages http.Handler
+	met   *metrics
 
 	mu      sync.Mutex
 	closing bool
@@ -182,6 +189,9 @@ func New(opts Options) (*Server, error) {
 		CheckOrigin:      s.originAllowed,
 	}
 	s.pages = newPageHandler(opts.Hub)
+	if s.met, err = newMetrics(s, opts.Collectors); err != nil {
+		return nil, fmt.Errorf("web: metrics: %w", err)
+	}
 	return s, nil
 }
 
@@ -191,6 +201,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /ws", s.serveWS)
 	mux.HandleFunc("GET /health", s.serveHealth)
 	mux.HandleFunc("GET /ready", s.serveReady)
+	mux.Handle("GET /metrics", s.met.handler())
 	mux.HandleFunc("GET /api/docs", s.serveList)
 	mux.HandleFunc("GET /api/docs/{collection}/{id}", s.serveSnapshot)
 	mux.HandleFunc("GET /api/docs/{collection}/{id}/ops", s.serveOps)

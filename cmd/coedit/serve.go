@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/coedit/coedit/collab"
 	"github.com/coedit/coedit/storage"
 	"github.com/coedit/coedit/web"
@@ -278,6 +280,7 @@ func openNode(cfg serveConfig, log *slog.Logger, ln net.Listener) (*node, error)
 		OpsBurst:          opsBurst(cfg.OpsPerSecond),
 		MessagesPerSecond: messageRate(cfg.OpsPerSecond),
 		MessagesBurst:     opsBurst(messageRate(cfg.OpsPerSecond)),
+		Collectors:        []prometheus.Collector{newStoreCollector(store)},
 	})
 	if err != nil {
 		hub.Close(context.Background())

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -343,4 +344,30 @@ func TestNodeRaisedRate(t *testing.T) {
 			acks++
 		}
 	}
+
+	// /metrics has the store's counters beside the hub's.
+	status, body := fetchURL(t, "http://"+n.addr()+"/metrics")
+	if status != http.StatusOK {
+		t.Fatalf("GET /metrics = %d %s", status, body)
+	}
+	committed, commits, writes := metricValue(body, "coedit_ops_committed_total"), metricValue(body, "coedit_store_commits_total"), metricValue(body, "coedit_store_write_batches_total")
+	if committed != total+1 || commits < 2 || writes < 1 || writes > commits {
+		t.Errorf("/metrics: coedit_ops_committed_total %v, coedit_store_commits_total %v, coedit_store_write_batches_total %v; want %d, at least 2, between 1 and the commits",
+			committed, commits, writes, total+1)
+	}
+}
+
+// metricValue returns the value of the unlabelled sample name in a
+// Prometheus text exposition, or -1 when it is missing.
+func metricValue(body, name string) float64 {
+	for line := range strings.Lines(body) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				return -1
+			}
+			return f
+		}
+	}
+	return -1
 }

@@ -1,0 +1,168 @@
+package web
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/coedit/coedit/collab"
+)
+
+// metrics is one Server's Prometheus registry, served at /metrics. Each
+// Server has its own registry (nothing is registered globally), so two
+// servers in one process, as in tests, keep separate figures.
+//
+// The engine's figures are read from Hub.Stats at scrape time (see
+// hubCollector); web keeps only what it alone sees: error replies by code,
+// submit-to-ack latency and slow consumers.
+type metrics struct {
+	reg *prometheus.Registry
+	// errors counts error replies sent, on the WebSocket and the HTTP
+	// API, by code.
+	errors *prometheus.CounterVec
+	// submitAck is the time from handing a WebSocket submit to the hub
+	// until its ack is queued for the client: transform, apply, the
+	// durable commit, and the wait in the session's inbox.
+	submitAck prometheus.Histogram
+	// slowConsumers counts connections closed because their send queue
+	// overflowed.
+	slowConsumers prometheus.Counter
+}
+
+// submitAckBuckets are the submit latency histogram's upper bounds, in
+// seconds: from a commit without fsync to one stuck behind a slow disk.
+var submitAckBuckets = []float64{
+	0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+}
+
+// newMetrics builds s's registry: the Go runtime and process collectors,
+// the hub and connection figures, web's own instruments, and the extra
+// collectors from Options.Collectors.
+func newMetrics(s *Server, extra []prometheus.Collector) (*metrics, error) {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "coedit_errors_total",
+			Help: "Error replies sent to clients (WebSocket and HTTP API), by error code.",
+		}, []string{"code"}),
+		submitAck: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "coedit_submit_ack_seconds",
+			Help:    "Time from handing a WebSocket submit to the hub until its ack is queued: transform, apply, durable commit.",
+			Buckets: submitAckBuckets,
+		}),
+		slowConsumers: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "coedit_slow_consumers_closed_total",
+			Help: "WebSocket connections closed (1013) because their send queue overflowed.",
+		}),
+	}
+	// Every code starts at zero, so a dashboard sees the series before
+	// the first error.
+	for code := range httpStatus {
+		m.errors.WithLabelValues(code)
+	}
+	cs := []prometheus.Collector{
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		newHubCollector(s.hub, s.Connections),
+		m.errors, m.submitAck, m.slowConsumers,
+	}
+	for _, c := range append(cs, extra...) {
+		if err := m.reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// handler serves the registry in the Prometheus text format.
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// countError counts one error reply with code.
+func (m *metrics) countError(code string) {
+	m.errors.WithLabelValues(code).Inc()
+}
+
+// startSubmit is called as a submit goes to the hub; the function it
+// returns is called when the submit is acknowledged.
+func (m *metrics) startSubmit() (acked func()) {
+	start := time.Now()
+	return func() { m.submitAck.Observe(time.Since(start).Seconds()) }
+}
+
+// hubCollector reports a Hub's counters and the open WebSocket count,
+// read when /metrics is scraped.
+type hubCollector struct {
+	hub   *collab.Hub
+	conns func() int
+	descs []*prometheus.Desc
+	// value reads each desc's figure from a Stats, in descs' order.
+	value []func(collab.Stats) float64
+	kinds []prometheus.ValueType
+}
+
+// newHubCollector returns the collector for hub's Stats, with conns
+// giving the number of open WebSocket connections.
+func newHubCollector(hub *collab.Hub, conns func() int) *hubCollector {
+	c := &hubCollector{hub: hub, conns: conns}
+	gauge := func(name, help string, v func(collab.Stats) float64) {
+		c.descs = append(c.descs, prometheus.NewDesc(name, help, nil, nil))
+		c.value = append(c.value, v)
+		c.kinds = append(c.kinds, prometheus.GaugeValue)
+	}
+	counter := func(name, help string, v func(collab.Stats) uint64) {
+		c.descs = append(c.descs, prometheus.NewDesc(name, help, nil, nil))
+		c.value = append(c.value, func(s collab.Stats) float64 { return float64(v(s)) })
+		c.kinds = append(c.kinds, prometheus.CounterValue)
+	}
+	gauge("coedit_sessions", "Running document sessions.",
+		func(s collab.Stats) float64 { return float64(s.Sessions) })
+	counter("coedit_sessions_started_total", "Document sessions started.",
+		func(s collab.Stats) uint64 { return s.SessionsStarted })
+	counter("coedit_sessions_stopped_total", "Document sessions stopped (idle or at shutdown).",
+		func(s collab.Stats) uint64 { return s.SessionsStopped })
+	counter("coedit_submits_total", "Submits the sessions processed, whatever the outcome.",
+		func(s collab.Stats) uint64 { return s.Submits })
+	counter("coedit_submit_errors_total", "Submits the sessions refused (invalid, too large, conflicting, or failed to commit).",
+		func(s collab.Stats) uint64 { return s.SubmitErrors })
+	counter("coedit_ops_committed_total", "Ops committed by this node's submits.",
+		func(s collab.Stats) uint64 { return s.OpsCommitted })
+	counter("coedit_commit_batches_total", "Group commits to the store; ops committed divided by this is the average batch size.",
+		func(s collab.Stats) uint64 { return s.CommitBatches })
+	counter("coedit_commit_errors_total", "Group commits to the store that failed.",
+		func(s collab.Stats) uint64 { return s.CommitErrors })
+	counter("coedit_duplicates_acked_total", "Resent submits acknowledged at their original version (exactly-once).",
+		func(s collab.Stats) uint64 { return s.Duplicates })
+	counter("coedit_remote_records_total", "Ops received from other nodes through the relay and applied.",
+		func(s collab.Stats) uint64 { return s.RemoteRecords })
+	counter("coedit_broadcasts_total", "Ops sent to subscribers, one per receiving connection.",
+		func(s collab.Stats) uint64 { return s.Broadcasts })
+	counter("coedit_presence_messages_total", "Presence updates relayed.",
+		func(s collab.Stats) uint64 { return s.Presence })
+	return c
+}
+
+// connsDesc describes the open WebSocket gauge, which comes from the
+// Server rather than the Hub.
+var connsDesc = prometheus.NewDesc("coedit_connections", "Open WebSocket connections.", nil, nil)
+
+// Describe sends every desc c reports.
+func (c *hubCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- connsDesc
+	for _, d := range c.descs {
+		ch <- d
+	}
+}
+
+// Collect reads the Hub's Stats once and reports each figure.
+func (c *hubCollector) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(connsDesc, prometheus.GaugeValue, float64(c.conns()))
+	st := c.hub.Stats()
+	for i, d := range c.descs {
+		ch <- prometheus.MustNewConstMetric(d, c.kinds[i], c.value[i](st))
+	}
+}
