@@ -2,7 +2,6 @@ package web
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -298,11 +298,11 @@ func (s *Server) release(c *conn) {
 	}
 }
 
-// newSrc returns a random 32-hex-digit src.
+// newSrc returns a new src: a random (version 4) UUID spelled as 32 hex
+// digits without dashes, the shape ShareDB's own ids have.
 func newSrc() string {
-	var b [16]byte
-	rand.Read(b[:]) // never fails (crypto/rand since Go 1.24)
-	return hex.EncodeToString(b[:])
+	u := uuid.New()
+	return hex.EncodeToString(u[:])
 }
 
 // originAllowed is the Origin check for WebSocket upgrades and HTTP API
