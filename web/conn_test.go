@@ -22,8 +22,10 @@ import (
 // submitter and a subscriber that keeps up get every op.
 func TestSlowConsumerIsDisconnected(t *testing.T) {
 	// Small socket buffers on both ends, so the kernel cannot park much
-	// on the slow client's behalf and the send queue fills soon.
-	ts := startServerListener(t, Options{Logger: quiet, SendQueueMessages: 16, OpsPerSecond: 1e6, OpsBurst: 1e6},
+	// on the slow client's behalf and the send queue fills soon. The queue
+	// (64) leaves the watcher room when the machine is loaded and its
+	// writer goroutine runs late; the slow client overflows it anyway.
+	ts := startServerListener(t, Options{Logger: quiet, SendQueueMessages: 64, OpsPerSecond: 1e6, OpsBurst: 1e6},
 		collab.Options{}, func(ln net.Listener) net.Listener { return smallSendBuffers{ln} })
 	producer := ts.connect(t)
 	producer.create("docs", "slow", "", 1)
@@ -91,7 +93,7 @@ func TestSlowConsumerIsDisconnected(t *testing.T) {
 
 	chunk := strings.Repeat("x", 1024)
 	n := 0
-	for ; n < 3000 && ts.srv.Connections() == 3; n++ {
+	for ; n < 6000 && ts.srv.Connections() == 3; n++ {
 		producer.sendf(`{"a":"op","c":"docs","d":"slow","v":%d,"seq":%d,"op":[%q]}`, n+1, n+2, chunk)
 		producer.expectf(`{"a":"op","c":"docs","d":"slow","v":%d,"src":%q,"seq":%d}`, n+1, producer.src, n+2)
 	}
