@@ -43,7 +43,7 @@ short=()
 [ "${1:-}" = "-short" ] && short=(-short)
 
 log "go test -race ./..."
-go test -race -timeout 20m "${short[@]}" ./...
+go test -race -count=1 -timeout 20m "${short[@]}" ./...
 
 log "node --test (sharedb interop, JS client)"
 # Build the server once for the Node tests.
