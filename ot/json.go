@@ -654,6 +654,44 @@ func (s *scanner) escape() (rune, error) {
 	return r, nil
 }
 
+// CheckSurrogates reports a \u escape anywhere in the JSON text data that
+// is a UTF-16 surrogate not part of a high-low pair. encoding/json would
+// silently decode such an escape to U+FFFD, changing the text's length in
+// code points; callers that decode other JSON fields with encoding/json
+// check them with this first. Other malformed escapes are left to the
+// decoder.
+func CheckSurrogates(data []byte) error {
+	for i := 0; i < len(data); i++ {
+		if data[i] != '\\' {
+			continue
+		}
+		i++
+		if i >= len(data) || data[i] != 'u' {
+			continue
+		}
+		r, ok := hex4(data, i+1)
+		if !ok {
+			continue
+		}
+		i += 4
+		if !utf16.IsSurrogate(r) {
+			continue
+		}
+		if r >= 0xdc00 {
+			return fmt.Errorf("lone UTF-16 surrogate \\u%04x in string", r)
+		}
+		lo, ok := rune(0), i+6 < len(data) && data[i+1] == '\\' && data[i+2] == 'u'
+		if ok {
+			lo, ok = hex4(data, i+3)
+		}
+		if !ok || lo < 0xdc00 || lo > 0xdfff {
+			return fmt.Errorf("lone UTF-16 surrogate \\u%04x in string", r)
+		}
+		i += 6
+	}
+	return nil
+}
+
 // hex4 reads four hex digits at d[i:].
 func hex4(d []byte, i int) (rune, bool) {
 	if i+4 > len(d) {

@@ -290,3 +290,24 @@ func TestDecodePresence(t *testing.T) {
 		t.Errorf("EncodePresence({4 2}) differs from encoding/json's %s", std)
 	}
 }
+
+func TestCheckSurrogates(t *testing.T) {
+	for _, tc := range []struct {
+		in string
+		ok bool
+	}{
+		{`"plain"`, true},
+		{`"\ud83d\ude00"`, true},  // a pair: 😀
+		{`"\u00e9\\ud800"`, true}, // an escaped backslash, not an escape
+		{`"\ud800"`, false},       // lone high
+		{`"\ude00"`, false},       // lone low
+		{`"\ud800x"`, false},      // high then a plain character
+		{`"\ud800\u0041"`, false}, // high then a non-surrogate escape
+		{`{"b":["\udfff"]}`, false},
+		{`"\u12"`, true}, // malformed escape: left to the decoder
+	} {
+		if err := CheckSurrogates([]byte(tc.in)); (err == nil) != tc.ok {
+			t.Errorf("CheckSurrogates(%s) = %v, want ok %v", tc.in, err, tc.ok)
+		}
+	}
+}

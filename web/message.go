@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/coedit/coedit/collab"
+	"github.com/coedit/coedit/ot"
 )
 
 // maxSafeInteger is JavaScript's Number.MAX_SAFE_INTEGER: versions and
@@ -140,7 +141,7 @@ func decodeString(v []byte) (string, error) {
 	if len(v) < 2 || v[0] != '"' {
 		return "", fmt.Errorf("want a string, got %s", clip(v))
 	}
-	if err := checkSurrogates(v); err != nil {
+	if err := ot.CheckSurrogates(v); err != nil {
 		return "", err
 	}
 	var s string
@@ -148,61 +149,6 @@ func decodeString(v []byte) (string, error) {
 		return "", fmt.Errorf("want a string: %v", err)
 	}
 	return s, nil
-}
-
-// checkSurrogates reports a \u escape anywhere in the JSON text v that is
-// a UTF-16 surrogate not part of a high-low pair. Other malformed escapes
-// are left to encoding/json.
-func checkSurrogates(v []byte) error {
-	for i := 0; i < len(v); i++ {
-		if v[i] != '\\' {
-			continue
-		}
-		i++
-		if i >= len(v) || v[i] != 'u' {
-			continue
-		}
-		r, ok := hex4(v, i+1)
-		if !ok {
-			continue
-		}
-		i += 4
-		switch {
-		case r >= 0xDC00 && r <= 0xDFFF:
-			return fmt.Errorf("lone UTF-16 surrogate \\u%04x in string", r)
-		case r >= 0xD800 && r <= 0xDBFF:
-			lo, ok := rune(0), i+6 < len(v) && v[i+1] == '\\' && v[i+2] == 'u'
-			if ok {
-				lo, ok = hex4(v, i+3)
-			}
-			if !ok || lo < 0xDC00 || lo > 0xDFFF {
-				return fmt.Errorf("lone UTF-16 surrogate \\u%04x in string", r)
-			}
-			i += 6
-		}
-	}
-	return nil
-}
-
-// hex4 reads four hex digits at v[i:].
-func hex4(v []byte, i int) (rune, bool) {
-	if i+4 > len(v) {
-		return 0, false
-	}
-	var r rune
-	for _, b := range v[i : i+4] {
-		switch {
-		case b >= '0' && b <= '9':
-			r = r<<4 | rune(b-'0')
-		case b >= 'a' && b <= 'f':
-			r = r<<4 | rune(b-'a'+10)
-		case b >= 'A' && b <= 'F':
-			r = r<<4 | rune(b-'A'+10)
-		default:
-			return 0, false
-		}
-	}
-	return r, true
 }
 
 // clip shortens raw JSON for an error message.

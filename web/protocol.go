@@ -234,7 +234,7 @@ func (c *conn) parseBulk(r *request) (entries []bulkEntry, versioned bool, perr 
 	if b == nil {
 		return nil, false, badlyFormed(`"b" is required: an array of ids or an object of id to version`)
 	}
-	if err := checkSurrogates(b); err != nil {
+	if err := ot.CheckSurrogates(b); err != nil {
 		return nil, false, badlyFormed(`"b": ` + err.Error())
 	}
 	seen := make(map[string]bool)
