@@ -711,54 +711,38 @@ func ropeMixedText(n int) string {
 	return b.String()
 }
 
-// BenchmarkRopeEditAt measures one single-character insert and its delete
-// at a fresh random position each iteration, on documents of 1 KB to 10 MB
-// of mixed text. The work per edit barely grows with the document; on the
-// 10 MB one, most of the extra time is cache and TLB misses on the two or
-// three nodes an edit reads, which a random position anywhere in 10 MB
-// cannot avoid.
+// BenchmarkRopeEditAt measures one single-code-point insert plus the
+// delete that undoes it, at a fresh uniformly random position each time,
+// on documents of 1 KB, 100 KB and 10 MB. It is the worst case: on a 10 MB
+// document each edit then misses the CPU caches on every tree level.
 func BenchmarkRopeEditAt(b *testing.B) {
-	for _, size := range []struct {
-		name  string
-		bytes int
-	}{{"1KB", 1 << 10}, {"100KB", 100 << 10}, {"10MB", 10 << 20}} {
-		b.Run(size.name, func(b *testing.B) {
-			r := NewRope(ropeMixedText(size.bytes))
-			n := r.Len()
-			rng := rand.NewPCG(3, 3) // used directly: a few ns per number
-			ins := Op{ropeSkip(1), ropeIns("é")}
-			del := Op{ropeSkip(1), ropeDel(1)}
-			b.ReportAllocs()
-			b.ResetTimer()
-			for b.Loop() {
-				pos := int((rng.Uint64() >> 32) * uint64(n+1) >> 32) // in [0, n]
-				ins[0].N, del[0].N = pos, pos
-				i, d := ins, del
-				if pos == 0 {
-					i, d = ins[1:], del[1:]
-				}
-				if err := r.Apply(i); err != nil {
-					b.Fatal(err)
-				}
-				if err := r.Apply(d); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.StopTimer()
-			if r.Len() != n {
-				b.Fatalf("Len() = %d after paired edits, want %d", r.Len(), n)
-			}
-		})
-	}
+	rng := rand.NewPCG(3, 3) // used directly: a few ns per number
+	ropeBenchEdits(b, func(n int) int {
+		return int((rng.Uint64() >> 32) * uint64(n+1) >> 32) // in [0, n]
+	})
 }
 
 // BenchmarkRopeEditTyping is BenchmarkRopeEditAt with the locality of real
 // typing: the edit position walks a few code points at a time and jumps to
 // a fresh random place every 256 edits, as a writer moves between
-// paragraphs. BenchmarkRopeEditAt's fresh random position for every edit is
-// the worst case: on a 10 MB document each edit then misses the CPU caches
-// on every tree level.
+// paragraphs.
 func BenchmarkRopeEditTyping(b *testing.B) {
+	rng := rand.NewPCG(5, 5)
+	pos, k := 0, 0
+	ropeBenchEdits(b, func(n int) int {
+		if k%256 == 0 {
+			pos = int((rng.Uint64() >> 32) * uint64(n+1) >> 32)
+		} else {
+			pos = min(max(pos+int(rng.Uint64()%9)-4, 0), n)
+		}
+		k++
+		return pos
+	})
+}
+
+// ropeBenchEdits runs an insert+delete pair at next(Len()) per iteration
+// on documents of each benchmark size.
+func ropeBenchEdits(b *testing.B, next func(n int) int) {
 	for _, size := range []struct {
 		name  string
 		bytes int
@@ -766,20 +750,12 @@ func BenchmarkRopeEditTyping(b *testing.B) {
 		b.Run(size.name, func(b *testing.B) {
 			r := NewRope(ropeMixedText(size.bytes))
 			n := r.Len()
-			rng := rand.NewPCG(5, 5)
 			ins := Op{ropeSkip(1), ropeIns("é")}
 			del := Op{ropeSkip(1), ropeDel(1)}
-			pos, k := 0, 0
 			b.ReportAllocs()
 			b.ResetTimer()
 			for b.Loop() {
-				if k%256 == 0 {
-					pos = int((rng.Uint64() >> 32) * uint64(n+1) >> 32)
-				} else {
-					pos += int(rng.Uint64()%9) - 4
-					pos = min(max(pos, 0), n)
-				}
-				k++
+				pos := next(n)
 				ins[0].N, del[0].N = pos, pos
 				i, d := ins, del
 				if pos == 0 {
