@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/url"
 	"path"
-	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -143,13 +142,23 @@ type listRow struct {
 	ModifiedISO string
 }
 
-func (h *pageHandler) serveList(w http.ResponseWriter, r *http.Request) {
+// collection reads the ?c= collection (default defaultCollection); when it
+// is not a valid name it answers 400 and returns false.
+func (h *pageHandler) collection(w http.ResponseWriter, r *http.Request) (string, bool) {
 	coll := r.URL.Query().Get("c")
 	if coll == "" {
 		coll = defaultCollection
 	}
 	if !validName(coll) {
 		h.renderError(w, http.StatusBadRequest, "Bad collection name", "A collection name is 1 to 256 bytes of text without control characters.")
+		return "", false
+	}
+	return coll, true
+}
+
+func (h *pageHandler) serveList(w http.ResponseWriter, r *http.Request) {
+	coll, ok := h.collection(w, r)
+	if !ok {
 		return
 	}
 	infos, err := h.docs.List(r.Context(), coll, listLimit+1)
@@ -161,16 +170,7 @@ func (h *pageHandler) serveList(w http.ResponseWriter, r *http.Request) {
 	if more {
 		infos = infos[:listLimit]
 	}
-	// The store lists newest first; keep that order whatever it does.
-	slices.SortStableFunc(infos, func(a, b collab.DocInfo) int {
-		switch {
-		case a.Modified > b.Modified:
-			return -1
-		case a.Modified < b.Modified:
-			return 1
-		}
-		return 0
-	})
+	// Store.List returns the newest change first, the order shown.
 	rows := make([]listRow, 0, len(infos))
 	for _, d := range infos {
 		row := listRow{ID: d.Key.ID, URL: editorURL(d.Key), Version: d.Version, Deleted: d.Type == ""}
@@ -187,12 +187,8 @@ func (h *pageHandler) serveList(w http.ResponseWriter, r *http.Request) {
 // serveNew sends the browser to a fresh document; the editor creates it
 // when it opens (GET changes nothing on the server).
 func (h *pageHandler) serveNew(w http.ResponseWriter, r *http.Request) {
-	coll := r.URL.Query().Get("c")
-	if coll == "" {
-		coll = defaultCollection
-	}
-	if !validName(coll) {
-		h.renderError(w, http.StatusBadRequest, "Bad collection name", "A collection name is 1 to 256 bytes of text without control characters.")
+	coll, ok := h.collection(w, r)
+	if !ok {
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
