@@ -84,6 +84,10 @@ type SubmitResult struct {
 	// Duplicate is true when (Src, Seq) was already committed: nothing
 	// was applied, and Version is the original commit version.
 	Duplicate bool
+	// Record is the record as committed: the one this submit committed,
+	// or for a Duplicate the one committed the first time (the zero
+	// Record when the session could not read it).
+	Record Record
 }
 
 // PresenceUpdate is one presence message (ShareDB's "p").
@@ -145,6 +149,10 @@ type Options struct {
 	// means a private in-process relay: a single node, where the session
 	// itself orders every document's ops.
 	Relay Relay
+	// Sequencer is the commit point that orders each document's records
+	// when several nodes accept submits for it. Nil means this node is
+	// its documents' only writer: every commit is accepted.
+	Sequencer Sequencer
 	// Logger receives the engine's logs. Default slog.Default().
 	Logger *slog.Logger
 	// Now is the clock for commit timestamps. Default time.Now.
@@ -184,6 +192,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Relay == nil {
 		o.Relay = NewLocalRelay(0)
+	}
+	if o.Sequencer == nil {
+		o.Sequencer = soleSequencer{}
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -237,10 +248,6 @@ var (
 	// ErrInvalidPresence: a presence update without a channel or id.
 	ErrInvalidPresence = errors.New("collab: invalid presence")
 )
-
-// maxSrcLen bounds Submission.Src, so one oversized src cannot fail a
-// whole group commit in the store.
-const maxSrcLen = 1024
 
 // Hub owns the sessions of one node: at most one Session goroutine per
 // document, started on first use and stopped when idle.
@@ -346,7 +353,7 @@ var errNoSession = errors.New("collab: no session")
 // send queues r on key's session, starting one if create is set. A
 // session that has begun to stop refuses the request, and a new session
 // takes it, so a request racing an idle stop is never lost.
-func (h *Hub) send(key Key, r *request, create bool) error {
+func (h *Hub) send(key Key, r *job, create bool) error {
 	if h.initErr != nil {
 		return h.initErr
 	}
@@ -404,7 +411,7 @@ func (h *Hub) Submit(key Key, c Conn, s Submission, reply func(SubmitResult, err
 		reply(SubmitResult{}, fmt.Errorf("%w: submit src %q on connection %q", ErrSrcMismatch, s.Src, c.Src()))
 		return
 	}
-	r := &request{kind: reqSubmit, conn: c, sub: s, onSubmit: reply}
+	r := &job{kind: jobSubmit, conn: c, sub: s, onSubmit: reply}
 	if err := h.send(key, r, true); err != nil {
 		reply(SubmitResult{}, err)
 	}
@@ -452,7 +459,7 @@ func (h *Hub) fetch(key Key, c Conn, from *uint64, join bool, reply func(Snapsho
 	if join && c != nil {
 		h.trackDoc(c, key)
 	}
-	r := &request{kind: reqFetch, conn: c, from: from, join: join && c != nil, onSnapshot: reply}
+	r := &job{kind: jobFetch, conn: c, from: from, join: join && c != nil, onSnapshot: reply}
 	if from != nil {
 		v := *from
 		r.from = &v
@@ -489,7 +496,7 @@ func (h *Hub) Unsubscribe(key Key, c Conn, reply func(error)) {
 		return
 	}
 	h.untrackDoc(c, key)
-	err := h.send(key, &request{kind: reqUnsubscribe, conn: c, onDone: reply}, false)
+	err := h.send(key, &job{kind: jobUnsubscribe, conn: c, onDone: reply}, false)
 	switch {
 	case errors.Is(err, errNoSession):
 		// No session means c was not subscribed and has no presence there.

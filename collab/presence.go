@@ -187,7 +187,7 @@ func (h *Hub) UnsubscribePresence(channel string, c Conn, reply func(error)) {
 	if hasDoc {
 		// The session clears c's document presence at the head version;
 		// no session means there is none to clear.
-		_ = h.send(docKey, &request{kind: reqClearPresence, conn: c, channel: channel}, false)
+		_ = h.send(docKey, &job{kind: jobClearPresence, conn: c, channel: channel}, false)
 	}
 	reply(nil)
 }
@@ -224,7 +224,7 @@ func (h *Hub) Presence(c Conn, p PresenceUpdate, reply func(PresenceUpdate, erro
 		h.pmu.Lock()
 		h.conn(c).presDocs[p.Channel] = key
 		h.pmu.Unlock()
-		if err := h.send(key, &request{kind: reqPresence, conn: c, pres: p, onPresence: reply}, true); err != nil {
+		if err := h.send(key, &job{kind: jobPresence, conn: c, pres: p, onPresence: reply}, true); err != nil {
 			reply(PresenceUpdate{}, err)
 		}
 		return
@@ -322,6 +322,6 @@ func (h *Hub) Disconnect(c Conn) {
 	for k := range keys {
 		// Only running sessions can hold c; a stopped one had no
 		// subscribers, so there is nothing to undo.
-		_ = h.send(k, &request{kind: reqDisconnect, conn: c}, false)
+		_ = h.send(k, &job{kind: jobDisconnect, conn: c}, false)
 	}
 }

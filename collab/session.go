@@ -9,29 +9,31 @@ import (
 	"github.com/coedit/coedit/ot"
 )
 
-// reqKind says what a request asks of a session.
-type reqKind uint8
+// jobKind says what a job asks of a session.
+type jobKind uint8
 
 const (
-	reqSubmit reqKind = iota + 1
-	reqFetch
-	reqUnsubscribe
-	reqPresence
-	reqClearPresence
-	reqDisconnect
-	reqRemote
+	jobSubmit jobKind = iota + 1
+	jobFetch
+	jobUnsubscribe
+	jobPresence
+	jobClearPresence
+	jobDisconnect
+	jobRemote
 )
 
-// request is one message in a session's inbox.
-type request struct {
-	kind    reqKind
+// job is one message in a session's inbox: a request from a Hub method,
+// or records from the Relay. (The name keeps it apart from web's request,
+// a parsed protocol message.)
+type job struct {
+	kind    jobKind
 	conn    Conn
-	sub     Submission     // reqSubmit
-	from    *uint64        // reqFetch
-	join    bool           // reqFetch: subscribe
-	pres    PresenceUpdate // reqPresence
-	channel string         // reqClearPresence
-	recs    []Record       // reqRemote
+	sub     Submission     // jobSubmit
+	from    *uint64        // jobFetch
+	join    bool           // jobFetch: subscribe
+	pres    PresenceUpdate // jobPresence
+	channel string         // jobClearPresence
+	recs    []Record       // jobRemote
 
 	onSubmit   func(SubmitResult, error)
 	onSnapshot func(Snapshot, error)
@@ -40,59 +42,17 @@ type request struct {
 }
 
 // fail answers r with err.
-func (r *request) fail(err error) {
+func (r *job) fail(err error) {
 	switch r.kind {
-	case reqSubmit:
+	case jobSubmit:
 		r.onSubmit(SubmitResult{}, err)
-	case reqFetch:
+	case jobFetch:
 		r.onSnapshot(Snapshot{}, err)
-	case reqPresence:
+	case jobPresence:
 		r.onPresence(PresenceUpdate{}, err)
-	case reqUnsubscribe:
+	case jobUnsubscribe:
 		r.onDone(err)
 	}
-}
-
-// docState is a document's content at its head version.
-type docState struct {
-	typ  string // "" when not created or deleted
-	rope *ot.Rope
-	head uint64
-}
-
-// applyRecord applies the committed record r, which must be at the head.
-func (d *docState) applyRecord(r Record) error {
-	if r.Version != d.head {
-		return fmt.Errorf("collab: record at version %d applied at head %d", r.Version, d.head)
-	}
-	switch r.Kind {
-	case OpCreate:
-		d.typ = r.Type
-		d.rope = ot.NewRope(r.Data)
-	case OpDelete:
-		d.typ = ""
-		d.rope = ot.NewRope("")
-	case OpEdit:
-		if d.typ == "" {
-			return fmt.Errorf("%w: edit at version %d", ErrDocMissing, r.Version)
-		}
-		if err := d.rope.Apply(r.Op); err != nil {
-			return fmt.Errorf("%w: record at version %d: %w", ErrInvalidOp, r.Version, err)
-		}
-	default:
-		return fmt.Errorf("%w: record at version %d has unknown kind %d", ErrInvalidOp, r.Version, r.Kind)
-	}
-	d.head++
-	return nil
-}
-
-// snapshot returns the document at its head.
-func (d *docState) snapshot() Snapshot {
-	s := Snapshot{Version: d.head, Type: d.typ}
-	if d.typ != "" {
-		s.Data = d.rope.String()
-	}
-	return s
 }
 
 // presKey names one presence of a connection in a session.
@@ -110,7 +70,7 @@ type session struct {
 	key Key
 
 	mu      sync.Mutex
-	queue   []*request
+	queue   []*job
 	stopped bool // refuses requests: the session is stopping
 	closing bool // the Hub is closing: drain the inbox and stop
 	wake    chan struct{}
@@ -139,7 +99,7 @@ func newSession(h *Hub, key Key) *session {
 
 // enqueue adds r to the inbox. It returns false, without queuing r, when
 // the session has begun to stop. It never blocks.
-func (s *session) enqueue(r *request) bool {
+func (s *session) enqueue(r *job) bool {
 	s.mu.Lock()
 	if s.stopped {
 		s.mu.Unlock()
@@ -167,7 +127,7 @@ func (s *session) shutdown() {
 }
 
 // take empties the inbox.
-func (s *session) take() ([]*request, bool) {
+func (s *session) take() ([]*job, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	q := s.queue
@@ -277,9 +237,9 @@ func (s *session) load() error {
 	return nil
 }
 
-// reload replaces the in-memory state with the Store's, after a failed
-// commit left it ahead of what is durable. If that fails too the session
-// must stop.
+// reload replaces the in-memory state with the Store's, when the Store
+// turned out to hold records the session lacks (see commit). If that
+// fails too the session must stop.
 func (s *session) reload() {
 	if err := s.load(); err != nil {
 		s.fatal = err
@@ -366,7 +326,7 @@ func (s *session) records(from, to uint64) ([]Record, error) {
 // handle processes one inbox batch in order. Consecutive submits (up to
 // Options.MaxBatch) share one commit; presence updates between them are
 // handled after that commit, at the new head.
-func (s *session) handle(batch []*request) {
+func (s *session) handle(batch []*job) {
 	for i := 0; i < len(batch); {
 		if s.fatal != nil {
 			for _, r := range batch[i:] {
@@ -375,21 +335,21 @@ func (s *session) handle(batch []*request) {
 			return
 		}
 		r := batch[i]
-		if r.kind != reqSubmit {
+		if r.kind != jobSubmit {
 			s.handleOne(r)
 			i++
 			continue
 		}
-		var subs, later []*request
+		var subs, later []*job
 		j := i
 		for ; j < len(batch); j++ {
 			k := batch[j].kind
-			if k == reqSubmit {
+			if k == jobSubmit {
 				if len(subs) == s.h.opts.MaxBatch {
 					break
 				}
 				subs = append(subs, batch[j])
-			} else if k == reqPresence {
+			} else if k == jobPresence {
 				later = append(later, batch[j])
 			} else {
 				break
@@ -407,29 +367,29 @@ func (s *session) handle(batch []*request) {
 	}
 }
 
-func (s *session) handleOne(r *request) {
+func (s *session) handleOne(r *job) {
 	switch r.kind {
-	case reqFetch:
+	case jobFetch:
 		s.fetch(r)
-	case reqUnsubscribe:
+	case jobUnsubscribe:
 		delete(s.subs, r.conn)
 		s.clearPresence(r.conn, "")
 		r.onDone(nil)
-	case reqPresence:
+	case jobPresence:
 		s.presence(r)
-	case reqClearPresence:
+	case jobClearPresence:
 		s.clearPresence(r.conn, r.channel)
-	case reqDisconnect:
+	case jobDisconnect:
 		delete(s.subs, r.conn)
 		s.clearPresence(r.conn, "")
-	case reqRemote:
+	case jobRemote:
 		s.remote(r.recs)
 	}
 }
 
 // fetch answers a Subscribe or Fetch: join first, then the catch-up
 // records, then the reply.
-func (s *session) fetch(r *request) {
+func (s *session) fetch(r *job) {
 	if r.join {
 		s.subs[r.conn] = struct{}{}
 	}
@@ -451,28 +411,11 @@ func (s *session) fetch(r *request) {
 	r.onSnapshot(s.doc.snapshot(), nil)
 }
 
-// broadcast sends rec to every subscriber but its submitter, and but the
-// conns in has that were already sent every record below has[c].
-func (s *session) broadcast(rec Record, has map[Conn]uint64) {
-	n := 0
-	for c := range s.subs {
-		if rec.Src != "" && c.Src() == rec.Src {
-			continue
-		}
-		if v, ok := has[c]; ok && rec.Version < v {
-			continue
-		}
-		c.SendOp(s.key, rec)
-		n++
-	}
-	s.h.stats.broadcasts.Add(uint64(n))
-}
-
 // deliverRemote is the Relay's callback: it queues records other nodes
 // committed. A stopped session drops them; the next one loads them.
 func (s *session) deliverRemote(recs []Record) {
 	if len(recs) == 0 {
 		return
 	}
-	s.enqueue(&request{kind: reqRemote, recs: recs})
+	s.enqueue(&job{kind: jobRemote, recs: recs})
 }

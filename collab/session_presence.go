@@ -38,7 +38,7 @@ func transformPresence(p *PresenceUpdate, recs []Record) {
 // presence handles a document presence update from r.conn: it brings it
 // to the head, remembers it (to clear it when the connection leaves),
 // relays it to the channel's other subscribers and echoes it.
-func (s *session) presence(r *request) {
+func (s *session) presence(r *job) {
 	p := r.pres
 	head := s.doc.head
 	if p.Version > head {

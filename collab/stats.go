@@ -27,8 +27,13 @@ type Stats struct {
 	CommitBatches uint64
 	// CommitErrors counts failed Store.Commit calls.
 	CommitErrors uint64
-	// RemoteRecords counts records received from the Relay and applied.
+	// RemoteRecords counts records other nodes committed that this node
+	// applied: from the Relay, or returned by a Sequencer conflict.
 	RemoteRecords uint64
+	// CommitConflicts counts group commits the Sequencer refused because
+	// other nodes had committed first; each is adopted, planned again and
+	// retried (see ErrContended).
+	CommitConflicts uint64
 	// Broadcasts counts records sent to subscribers (one per receiver).
 	Broadcasts uint64
 	// Presence counts presence updates relayed.
@@ -46,6 +51,7 @@ type counters struct {
 	commitBatches   atomic.Uint64
 	commitErrors    atomic.Uint64
 	remoteRecords   atomic.Uint64
+	commitConflicts atomic.Uint64
 	broadcasts      atomic.Uint64
 	presence        atomic.Uint64
 }
@@ -71,6 +77,7 @@ func (h *Hub) Stats() Stats {
 		CommitBatches:   c.commitBatches.Load(),
 		CommitErrors:    c.commitErrors.Load(),
 		RemoteRecords:   c.remoteRecords.Load(),
+		CommitConflicts: c.commitConflicts.Load(),
 		Broadcasts:      c.broadcasts.Load(),
 		Presence:        c.presence.Load(),
 	}

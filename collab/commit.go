@@ -1,0 +1,133 @@
+package collab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// conflict is commit's error when the Sequencer ordered other records
+// first: missed are those records, from the session's head on.
+type conflict struct {
+	missed []Record
+}
+
+func (c *conflict) Error() string {
+	return fmt.Sprintf("collab: commit point is %d records ahead", len(c.missed))
+}
+
+// commit makes recs, consecutive records from the head, durable and then
+// current. own says they are this node's (a group commit); otherwise they
+// were committed by another node (from the Relay, or missed records a
+// conflict returned). It is the only way records enter a session, in four
+// steps:
+//
+//  1. check that they apply (shape.apply), so that no record that would
+//     not apply is ever made durable;
+//  2. own records only: the Sequencer orders them; on a conflict commit
+//     returns a *conflict and the caller catches up and plans again;
+//  3. Store.Commit makes them durable, with a snapshot of the new head
+//     every Options.SnapshotEvery versions;
+//  4. only then do the document, window, seq table and snapshot version
+//     change.
+//
+// On an error the session is as it was, so a failed commit needs no undo.
+// The exception is ErrVersionConflict from the Store: another writer of
+// the same store got ahead (a bug or a lost race, see Store.Commit), and
+// the session reloads to catch up with it.
+//
+// Sending is the caller's: deliver for a group commit, adopt for records
+// of other nodes, each followed by settle.
+//
+// Open for the cluster (issue 10): when Store.Commit fails after a shared
+// Sequencer accepted own records, those records are committed in the
+// cluster but not here; the session's state is untouched, so they come
+// back as remote records, but their submitters are told the error.
+func (s *session) commit(recs []Record, own bool) error {
+	ctx := context.Background()
+	st := &s.h.stats
+	if _, err := s.doc.shape().applyAll(recs); err != nil {
+		return err
+	}
+	if own {
+		missed, err := s.h.opts.Sequencer.Sequence(ctx, s.key, recs)
+		if err != nil {
+			return fmt.Errorf("collab: sequence %s: %w", s.key, err)
+		}
+		if len(missed) > 0 {
+			return &conflict{missed: missed}
+		}
+	}
+	var snap *Snapshot
+	var next *docState
+	if s.doc.head+uint64(len(recs))-s.snapVer >= uint64(s.h.opts.SnapshotEvery) {
+		// The snapshot stored with the commit is the document after recs.
+		// Build it on a clone (O(1); the rope copies what an edit
+		// changes), so the document itself changes only after the commit.
+		d := docState{typ: s.doc.typ, rope: s.doc.rope.Clone(), head: s.doc.head}
+		if err := d.applyAll(recs); err != nil {
+			return err // step 1 makes this unreachable
+		}
+		sn := d.snapshot()
+		snap, next = &sn, &d
+	}
+	if own {
+		st.commitBatches.Add(1)
+	}
+	if err := s.h.opts.Store.Commit(ctx, s.key, recs, snap); err != nil {
+		st.commitErrors.Add(1)
+		if errors.Is(err, ErrVersionConflict) {
+			s.reload()
+		}
+		return fmt.Errorf("collab: commit %s: %w", s.key, err)
+	}
+	if own {
+		st.opsCommitted.Add(uint64(len(recs)))
+	} else {
+		st.remoteRecords.Add(uint64(len(recs)))
+	}
+	if next != nil {
+		s.doc = *next
+		s.snapVer = snap.Version
+	} else if err := s.doc.applyAll(recs); err != nil {
+		// Unreachable after step 1; if it ever happens, the Store has the
+		// records and is the truth.
+		s.h.log.Error("collab: committed records do not apply; reloading", "doc", s.key.String(), "err", err)
+		s.reload()
+		return nil
+	}
+	for _, r := range recs {
+		s.push(r)
+		if r.Src == "" {
+			continue
+		}
+		// Records of other nodes may carry a src's older seq after a newer
+		// one reached this node first; the table keeps the newest.
+		if e, ok := s.seqs[r.Src]; !ok || e.Seq <= r.Seq {
+			s.seqs[r.Src] = SeqEntry{Seq: r.Seq, Version: r.Version}
+		}
+	}
+	return nil
+}
+
+// adopt commits records another node committed (remote records, or the
+// records a conflict returned) and sends them to every subscriber.
+func (s *session) adopt(recs []Record) error {
+	if err := s.commit(recs, false); err != nil {
+		return err
+	}
+	s.h.stats.broadcasts.Add(uint64(broadcast(s.key, recs, s.subs, nil)))
+	s.settle(recs, false)
+	return nil
+}
+
+// settle finishes a commit once its records are sent: it publishes own
+// records to the other nodes, brings remembered presence to the new head,
+// and trims the window.
+func (s *session) settle(recs []Record, own bool) {
+	if own {
+		s.link.Publish(recs)
+	}
+	s.transformStoredPresence(recs)
+	s.trimWindow()
+}
