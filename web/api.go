@@ -13,7 +13,6 @@ import (
 	"strconv"
 
 	"github.com/coedit/coedit/collab"
-	"github.com/coedit/coedit/ot"
 )
 
 const (
@@ -205,6 +204,10 @@ func (s *Server) streamOps(w http.ResponseWriter, r *http.Request, key collab.Ke
 // httpSrcPrefix starts the src of every op submitted over the HTTP API.
 const httpSrcPrefix = "http:"
 
+// An HTTP writer's src, with its prefix, must fit the engine's bound: this
+// array's length is negative, and the build fails, if it does not.
+var _ [collab.MaxSrcLen - len(httpSrcPrefix) - maxClientSrcLen]struct{}
+
 // encodeRecord encodes rec as a ShareDB op object {v,src,seq,op|create|del}
 // with m {ts} when withMeta is set.
 func encodeRecord(rec collab.Record, withMeta bool) ([]byte, error) {
@@ -271,7 +274,7 @@ func (s *Server) serveSubmit(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, perr)
 		return
 	}
-	src, hasSrc, perr := req.str("src", maxSrcLen)
+	src, hasSrc, perr := req.str("src", maxClientSrcLen)
 	if perr != nil {
 		s.writeError(w, r, perr)
 		return
@@ -294,22 +297,11 @@ func (s *Server) serveSubmit(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	rec := collab.Record{Version: res.Version, Src: sub.Src, Seq: sub.Seq, Kind: sub.Kind, Op: res.Op, Data: sub.Data}
-	if sub.Kind == collab.OpCreate {
-		rec.Type = ot.URI // the only type parseSubmission accepts, by name or URI
-	}
-	if res.Duplicate {
-		// Answer with the op as it was committed the first time.
-		recs, err := s.hub.Ops(ctx, key, res.Version, res.Version+1)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		if len(recs) != 1 {
-			s.writeError(w, r, fmt.Errorf("web: duplicate submit: no record at version %d of %s", res.Version, key))
-			return
-		}
-		rec = recs[0]
+	// The record as committed; for a resend, as committed the first time.
+	rec := res.Record
+	if rec.Kind == 0 {
+		s.writeError(w, r, fmt.Errorf("web: duplicate submit: the record at version %d of %s could not be read", res.Version, key))
+		return
 	}
 	body, err = encodeRecord(rec, false)
 	if err != nil {

@@ -18,8 +18,11 @@ const (
 	// though coedit serves text-unicode, or the client refuses the server
 	// (ERR_DEFAULT_TYPE_MISMATCH).
 	json0URI = "http://sharejs.org/types/JSONv0"
-	// maxSrcLen bounds a src a client may reclaim in its handshake.
-	maxSrcLen = 64
+	// maxClientSrcLen bounds a src a client sends: reclaimed in its
+	// handshake or named on an op (WebSocket or HTTP API). Issued srcs
+	// are 32 hex digits; an HTTP src is stored with httpSrcPrefix, so
+	// this stays well below collab.MaxSrcLen, the engine's hard bound.
+	maxClientSrcLen = 64
 )
 
 // handle runs one request on the reader goroutine. Requests that need a
@@ -107,7 +110,7 @@ func (c *conn) handshake(r *request) *protoError {
 // validSrc reports whether id may be a src: 1 to 64 ASCII letters,
 // digits, '-' or '_' (ids the server issues are 32 hex digits).
 func validSrc(id string) bool {
-	if id == "" || len(id) > maxSrcLen {
+	if id == "" || len(id) > maxClientSrcLen {
 		return false
 	}
 	for i := 0; i < len(id); i++ {
@@ -452,7 +455,7 @@ func (c *conn) submit(r *request) *protoError {
 	if perr != nil {
 		return perr
 	}
-	src, hasSrc, perr := r.str("src", maxSrcLen)
+	src, hasSrc, perr := r.str("src", maxClientSrcLen)
 	if perr != nil {
 		return perr
 	}
