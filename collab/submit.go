@@ -42,7 +42,7 @@ func (s *session) submitGroup(jobs []*job) {
 // commitGroup plans jobs against the session's state (each against the
 // records the previous ones produce) and commits those records with one
 // commit. When the Sequencer reports a conflict, it adopts the records it
-// missed and plans again, at most maxSequenceTries times. It returns each
+// missed and plans again, trying at most maxSequenceTries times. It returns each
 // job's outcome and the records committed: none when the commit failed,
 // and then every submit that depended on it has the error (a resend of an
 // op committed before the group is still acknowledged).
@@ -58,12 +58,14 @@ func (s *session) commitGroup(jobs []*job) ([]outcome, []Record) {
 		}
 		var c *conflict
 		if errors.As(err, &c) {
+			// The records other nodes committed first are adopted even
+			// when this was the last try: they are committed anyway.
 			s.h.stats.commitConflicts.Add(1)
-			err = fmt.Errorf("%w: %s after %d tries", ErrContended, s.key, try)
-			if try < maxSequenceTries {
-				if err = s.adopt(c.missed); err == nil {
+			if err = s.adopt(c.missed); err == nil {
+				if try < maxSequenceTries {
 					continue
 				}
+				err = fmt.Errorf("%w: %s after %d tries", ErrContended, s.key, try)
 			}
 		}
 		return failPlanned(out, recs[0].Version, err), nil
