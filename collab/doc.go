@@ -11,22 +11,38 @@
 // starts on first use and stops once idle (Options.IdleTimeout), after
 // saving a snapshot.
 //
-// A submit goes: validate, deduplicate by (src, seq), transform over the
-// records committed since the op's version (ot.Transform with ot.Left, as
-// ShareDB's server does), apply, commit to the Store, then send the
-// submitter the records it missed and its ack, and broadcast the record
-// to the other subscribers. Submits waiting together in a session's inbox
-// share one Store.Commit (group commit). Nothing is acknowledged or
-// broadcast before it is durable.
+// A submit goes through small steps, each a function with table tests:
+// validate (checkSubmission); dedupe by (src, seq) (dedupe); plan: rebase
+// over the records committed since the op's version (ot.Transform with
+// ot.Left, as ShareDB's server does) and check the result against the
+// document's shape (draft.plan); commit; then deliver: the submitter gets
+// the records it missed and its ack, the other subscribers the broadcast
+// (deliver, seen). Submits waiting together in a session's inbox share one
+// commit (group commit): each is planned on a draft that holds the records
+// planned before it, so nothing of the session changes while planning.
 //
-// The engine consumes two interfaces, implemented elsewhere: Store
-// (durable op log and snapshots; package storage implements it over
-// bbolt) and Relay (records between nodes; LocalRelay is the in-process
-// one, a Redis relay serves clusters). Conn is what the engine needs from
+// Every record enters a session through one commit path (session.commit):
+// the Sequencer orders the node's own records (in a cluster it is the
+// shared commit point and may answer with records the session missed,
+// which it adopts before planning again; a single node's accepts
+// everything), Store.Commit makes them durable, and only then do the
+// document, window and seq table change. Records other nodes committed,
+// from the Relay, take the same path. Nothing is acknowledged or broadcast
+// before it is durable, and a failed commit leaves the document as it was.
+//
+// The engine consumes interfaces implemented elsewhere: Store (durable op
+// log and snapshots; package storage implements it over bbolt), Relay
+// (records between nodes; LocalRelay is the in-process one, a Redis relay
+// serves clusters) and, optionally, Sequencer (the cluster's commit
+// point). Conn is what the engine needs from
 // a client connection; package web implements it over WebSockets.
 //
 // Files: hub.go (the Hub's API and Options), presence.go (presence
-// channels and connections), session.go (the session goroutine),
-// submit.go (the submit path and remote records), session_presence.go
-// (document presence), relay.go, stats.go, types.go, store.go.
+// channels and connections), session.go (the session goroutine, its
+// inbox and window), submit.go (a group commit from plan to delivery, and
+// remote records), dedupe.go, plan.go (the draft, transform and checks),
+// commit.go (the one commit path), route.go (who is sent what),
+// sequencer.go (the commit point seam), document.go (the document and
+// its shape), session_presence.go (document presence), relay.go,
+// stats.go, types.go, store.go.
 package collab

@@ -18,6 +18,7 @@
 //   - Compare locates the first difference between two texts, for
 //     messages a person can act on.
 //
-// Package collabtest replays a Log through a collab.Hub and checks the
-// result; `coedit replay` does the same from the command line.
+// Package replay (collab/replay) replays a Log through a collab.Hub and
+// checks the result; `coedit replay` does the same from the command line,
+// and collab/collabtest from Go tests.
 package editlog

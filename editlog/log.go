@@ -50,7 +50,7 @@ type Header struct {
 	// with a header line, 0 without one.
 	Version int
 	// Collection and ID name the document the log replays into. Both are
-	// optional; a replayer picks a default (see collabtest).
+	// optional; a replayer picks a default (see collab/replay).
 	Collection string
 	ID         string
 	// Type is the type URI of the initial document (HasInitial). Empty

@@ -16,7 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/coedit/coedit/collab"
-	"github.com/coedit/coedit/collab/collabtest"
+	"github.com/coedit/coedit/collab/replay"
 	"github.com/coedit/coedit/editlog"
 	"github.com/coedit/coedit/storage"
 )
@@ -45,7 +45,7 @@ func parseReplayFlags(args []string, output io.Writer) (replayConfig, error) {
 	fs := flag.NewFlagSet("coedit replay", flag.ContinueOnError)
 	fs.SetOutput(output)
 	fs.StringVar(&cfg.Server, "server", "", "replay against the server at this WebSocket URL (ws://host:port/ws), one connection per src, instead of an in-process node")
-	fs.StringVar(&cfg.Collection, "collection", "", "collection to replay into (default: the log's header, else "+collabtest.DefaultCollection+")")
+	fs.StringVar(&cfg.Collection, "collection", "", "collection to replay into (default: the log's header, else "+replay.DefaultCollection+")")
 	fs.StringVar(&cfg.ID, "id", "", "document id to replay into (default: the log's header, else the file name); only with one FILE")
 	fs.IntVar(&cfg.Window, "window", 64, "in-process only: how many submits may wait in the session's inbox at once (1: each waits for the previous ack)")
 	fs.Usage = func() {
@@ -119,19 +119,19 @@ func replayFile(ctx context.Context, cfg replayConfig, file string, stdout io.Wr
 	if err != nil {
 		return err
 	}
-	opts := []collabtest.ReplayOption{collabtest.WithKey(cfg.Collection, cfg.ID), collabtest.WithWindow(cfg.Window)}
-	var res collabtest.Result
+	opts := []replay.Option{replay.WithKey(cfg.Collection, cfg.ID), replay.WithWindow(cfg.Window)}
+	var res replay.Result
 	where := "in-process"
 	if cfg.Server != "" {
 		where = cfg.Server
-		res, err = collabtest.ReplayRemote(ctx, cfg.Server, l, opts...)
+		res, err = replay.Remote(ctx, cfg.Server, l, opts...)
 	} else {
 		res, err = replayOffline(ctx, l, opts)
 	}
-	if errors.Is(err, collabtest.ErrNotFresh) {
+	if errors.Is(err, replay.ErrNotFresh) {
 		return fmt.Errorf("%w (choose another document with --id)", err)
 	}
-	if err != nil && !errors.Is(err, collabtest.ErrMismatch) {
+	if err != nil && !errors.Is(err, replay.ErrMismatch) {
 		return err
 	}
 	verdict := "final text matches the log's"
@@ -152,7 +152,7 @@ func replayFile(ctx context.Context, cfg replayConfig, file string, stdout io.Wr
 
 // replayOffline replays l into a new in-process node on a temporary bbolt
 // store (no fsync), removed afterwards.
-func replayOffline(ctx context.Context, l *editlog.Log, opts []collabtest.ReplayOption) (res collabtest.Result, err error) {
+func replayOffline(ctx context.Context, l *editlog.Log, opts []replay.Option) (res replay.Result, err error) {
 	dir, err := os.MkdirTemp("", "coedit-replay-")
 	if err != nil {
 		return res, err
@@ -175,7 +175,7 @@ func replayOffline(ctx context.Context, l *editlog.Log, opts []collabtest.Replay
 			err = cerr
 		}
 	}()
-	return collabtest.Replay(ctx, hub, l, opts...)
+	return replay.Run(ctx, hub, l, opts...)
 }
 
 // roundDuration keeps three or four significant digits.

@@ -1,16 +1,12 @@
-// Package collabtest replays edit logs (package editlog) through coedit's
-// engine and checks the final text, for coedit's own tests and for any
-// project that embeds coedit or talks to it.
+// Package collabtest runs coedit's engine inside Go tests: for coedit's
+// own tests and for any project that embeds coedit or talks to it.
 //
 // Start runs an in-process node: a collab.Hub over a storage.DB on a bbolt
 // file in the test's temporary directory (with SyncNone, since a test does
 // not need durability), with no network, stopped by t.Cleanup. Its Replay
-// and ReplayFile methods submit every record of a log with
-// collab.Hub.Submit, with the record's src, seq and base version, so
-// concurrent ops are transformed by the same session code that serves
-// clients, resends are deduplicated, and the final document is compared
-// with the header's "final" text; a difference fails the test with its
-// position (code point, line and column) and the text around it.
+// and ReplayFile methods replay edit logs into it with package replay
+// (collab/replay), failing the test with the position where the final
+// text differs from the log's.
 //
 // A complete test:
 //
@@ -25,8 +21,7 @@
 //		}
 //	}
 //
-// Replay (the function) is the same replay without a testing.TB, for a
-// Hub the caller owns; ReplayRemote replays against a running coedit
-// server over WebSocket, speaking the ShareDB protocol with one
-// connection per src. `coedit replay` is built on both.
+// Package replay holds the replay itself, without the testing package,
+// for a Hub the caller owns (replay.Run) or a running server
+// (replay.Remote); `coedit replay` is built on it.
 package collabtest

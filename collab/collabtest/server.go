@@ -2,11 +2,13 @@ package collabtest
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/coedit/coedit/collab"
+	"github.com/coedit/coedit/collab/replay"
 	"github.com/coedit/coedit/editlog"
 	"github.com/coedit/coedit/storage"
 )
@@ -72,20 +74,19 @@ func Start(tb testing.TB, opts ...Option) *Server {
 	return s
 }
 
-// Replay replays l into s's hub (see the package function Replay) and
-// returns the result. A final document that differs from the log's
+// Replay replays l into s's hub (replay.Run) and returns the result. A final document that differs from the log's
 // expected one is reported with tb.Errorf, showing where the texts first
 // differ; any other failure (a record the hub refuses, a wrong version)
 // stops the test with tb.Fatalf.
-func (s *Server) Replay(tb testing.TB, l *editlog.Log, opts ...ReplayOption) Result {
+func (s *Server) Replay(tb testing.TB, l *editlog.Log, opts ...replay.Option) replay.Result {
 	tb.Helper()
-	res, err := Replay(tb.Context(), s.Hub, l, opts...)
+	res, err := replay.Run(tb.Context(), s.Hub, l, opts...)
 	if err != nil {
 		name := l.Name
 		if name == "" {
 			name = res.Key.String()
 		}
-		if isMismatch(err) {
+		if errors.Is(err, replay.ErrMismatch) {
 			tb.Errorf("replay %s: %v", name, err)
 		} else {
 			tb.Fatalf("replay %s: %v", name, err)
@@ -96,7 +97,7 @@ func (s *Server) Replay(tb testing.TB, l *editlog.Log, opts ...ReplayOption) Res
 
 // ReplayFile reads an edit log or editing trace (editlog.ReadFile) and
 // replays it with Replay. A file that cannot be read stops the test.
-func (s *Server) ReplayFile(tb testing.TB, path string, opts ...ReplayOption) Result {
+func (s *Server) ReplayFile(tb testing.TB, path string, opts ...replay.Option) replay.Result {
 	tb.Helper()
 	l, err := editlog.ReadFile(path)
 	if err != nil {

@@ -1,4 +1,4 @@
-package collabtest_test
+package replay_test
 
 import (
 	"errors"
@@ -11,6 +11,7 @@ import (
 
 	"github.com/coedit/coedit/collab"
 	"github.com/coedit/coedit/collab/collabtest"
+	"github.com/coedit/coedit/collab/replay"
 	"github.com/coedit/coedit/editlog"
 )
 
@@ -44,11 +45,11 @@ func TestReplayEditLogs(t *testing.T) {
 		for _, window := range []int{1, 8} {
 			t.Run(fmt.Sprintf("%s/window=%d", l.Name, window), func(t *testing.T) {
 				srv := collabtest.Start(t)
-				res := srv.Replay(t, l, collabtest.WithWindow(window))
+				res := srv.Replay(t, l, replay.WithWindow(window))
 				if res.Records != len(l.Records) || res.Duplicates != resends {
 					t.Errorf("Replay(%s) = %d records, %d duplicates; want %d, %d", l.Name, res.Records, res.Duplicates, len(l.Records), resends)
 				}
-				if want := collabtest.KeyFor(l); res.Key != want || want.ID != l.Name {
+				if want := replay.KeyFor(l); res.Key != want || want.ID != l.Name {
 					t.Errorf("Replay(%s) key = %v, want %v with id %q", l.Name, res.Key, want, l.Name)
 				}
 				// What the store holds is what was acknowledged.
@@ -81,14 +82,14 @@ func TestReplayReportsMismatch(t *testing.T) {
 				t.Fatal(err)
 			}
 			srv := collabtest.Start(t)
-			res, err := collabtest.Replay(t.Context(), srv.Hub, l, collabtest.WithKey("c", tt.name))
-			var me *collabtest.MismatchError
-			if !errors.As(err, &me) || !errors.Is(err, collabtest.ErrMismatch) {
-				t.Fatalf("Replay = %v, want a *MismatchError", err)
+			res, err := replay.Run(t.Context(), srv.Hub, l, replay.WithKey("c", tt.name))
+			var me *replay.MismatchError
+			if !errors.As(err, &me) || !errors.Is(err, replay.ErrMismatch) {
+				t.Fatalf("Run = %v, want a *MismatchError", err)
 			}
 			for _, w := range tt.want {
 				if !strings.Contains(err.Error(), w) {
-					t.Errorf("Replay error = %v\nwant it to contain %q", err, w)
+					t.Errorf("Run error = %v\nwant it to contain %q", err, w)
 				}
 			}
 			if res.Final.Data != "héllo\nwöXrld" || res.Final.Version != 2 {
@@ -111,13 +112,13 @@ func TestReplayErrors(t *testing.T) {
 
 	// An op that does not fit the document: the hub refuses it and the
 	// error names the line.
-	_, err := collabtest.Replay(t.Context(), srv.Hub, read(create+`{"src":"a","seq":2,"v":1,"op":[5,"x"]}`), collabtest.WithKey("c", "past-end"))
+	_, err := replay.Run(t.Context(), srv.Hub, read(create+`{"src":"a","seq":2,"v":1,"op":[5,"x"]}`), replay.WithKey("c", "past-end"))
 	if err == nil || !strings.Contains(err.Error(), "line 2") || !errors.Is(err, collab.ErrInvalidOp) {
 		t.Errorf("Replay(op past the end) = %v, want an ErrInvalidOp error naming line 2", err)
 	}
 
 	// An invalid log is refused before anything is submitted.
-	_, err = collabtest.Replay(t.Context(), srv.Hub, read(`{"src":"a","seq":1,"v":3,"del":true}`), collabtest.WithKey("c", "invalid"))
+	_, err = replay.Run(t.Context(), srv.Hub, read(`{"src":"a","seq":1,"v":3,"del":true}`), replay.WithKey("c", "invalid"))
 	if !errors.Is(err, editlog.ErrFormat) {
 		t.Errorf("Replay(invalid log) = %v, want ErrFormat", err)
 	}
@@ -127,10 +128,10 @@ func TestReplayErrors(t *testing.T) {
 
 	// A document that exists already is not replayed into.
 	l := read(create)
-	if _, err := collabtest.Replay(t.Context(), srv.Hub, l, collabtest.WithKey("c", "twice")); err != nil {
+	if _, err := replay.Run(t.Context(), srv.Hub, l, replay.WithKey("c", "twice")); err != nil {
 		t.Fatalf("first Replay: %v", err)
 	}
-	if _, err := collabtest.Replay(t.Context(), srv.Hub, l, collabtest.WithKey("c", "twice")); !errors.Is(err, collabtest.ErrNotFresh) {
+	if _, err := replay.Run(t.Context(), srv.Hub, l, replay.WithKey("c", "twice")); !errors.Is(err, replay.ErrNotFresh) {
 		t.Errorf("second Replay into the same document = %v, want ErrNotFresh", err)
 	}
 }
@@ -160,7 +161,7 @@ func TestReplayTraces(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			l := loadTrace(t, name)
 			srv := collabtest.Start(t)
-			res := srv.Replay(t, l, collabtest.WithWindow(64))
+			res := srv.Replay(t, l, replay.WithWindow(64))
 			if res.Records != len(l.Records) || res.Final.Data != l.Header.Final {
 				t.Errorf("Replay(%s) = %d records, final %d code points; want %d records and endContent",
 					name, res.Records, len([]rune(res.Final.Data)), len(l.Records))
@@ -184,7 +185,7 @@ func BenchmarkReplayTrace(b *testing.B) {
 					b.StopTimer()
 					srv := collabtest.Start(b)
 					b.StartTimer()
-					res := srv.Replay(b, l, collabtest.WithWindow(window))
+					res := srv.Replay(b, l, replay.WithWindow(window))
 					ops += res.Records
 					elapsed += res.Elapsed
 				}

@@ -1,4 +1,4 @@
-package collabtest
+package replay
 
 import (
 	"context"
@@ -18,14 +18,14 @@ import (
 // option nor its header names one.
 const DefaultCollection = "editlog"
 
-// ErrMismatch is wrapped by the error Replay returns when the replay ran
-// but the final document is not the one the log expects (a
+// ErrMismatch is wrapped by the error Run and Remote return when the
+// replay ran but the final document is not the one the log expects (a
 // *MismatchError).
-var ErrMismatch = errors.New("collabtest: final document differs from the edit log's")
+var ErrMismatch = errors.New("replay: final document differs from the edit log's")
 
 // ErrNotFresh is returned when the document a log would replay into
 // already has a version: replay needs a document that was never written.
-var ErrNotFresh = errors.New("collabtest: document already exists")
+var ErrNotFresh = errors.New("replay: document already exists")
 
 // Result is what a replay did.
 type Result struct {
@@ -43,7 +43,7 @@ type Result struct {
 	// committed.
 	Duplicates int
 	// RateLimited is the number of submits a server refused for its
-	// per-connection rate limit and that were sent again (ReplayRemote
+	// per-connection rate limit and that were sent again (Remote
 	// only).
 	RateLimited int
 	// Elapsed is the time from the first submit to the last
@@ -93,20 +93,18 @@ func (e *MismatchError) Error() string {
 // Unwrap returns ErrMismatch.
 func (e *MismatchError) Unwrap() error { return ErrMismatch }
 
-func isMismatch(err error) bool { return errors.Is(err, ErrMismatch) }
+// Option configures Run and Remote.
+type Option func(*config)
 
-// ReplayOption configures Replay and ReplayRemote.
-type ReplayOption func(*replayConfig)
-
-type replayConfig struct {
+type config struct {
 	collection, id string
 	window         int
 }
 
 // WithKey replays into collection/id instead of the names from the log's
 // header; an empty string keeps that part.
-func WithKey(collection, id string) ReplayOption {
-	return func(c *replayConfig) {
+func WithKey(collection, id string) Option {
+	return func(c *config) {
 		if collection != "" {
 			c.collection = collection
 		}
@@ -121,13 +119,13 @@ func WithKey(collection, id string) ReplayOption {
 // submits in the order they were made and may commit several in one
 // store transaction, so a window shows group commit's throughput while
 // every record still commits at the version the log says. Only the
-// in-process Replay uses it.
-func WithWindow(n int) ReplayOption {
-	return func(c *replayConfig) { c.window = max(1, n) }
+// in-process Run uses it.
+func WithWindow(n int) Option {
+	return func(c *config) { c.window = max(1, n) }
 }
 
-func newReplayConfig(opts []ReplayOption) replayConfig {
-	c := replayConfig{window: 1}
+func newConfig(opts []Option) config {
+	c := config{window: 1}
 	for _, o := range opts {
 		o(&c)
 	}
@@ -137,12 +135,12 @@ func newReplayConfig(opts []ReplayOption) replayConfig {
 // KeyFor returns the document a log replays into: the collection and id
 // from WithKey, else from the log's header, else DefaultCollection and
 // the log's Name ("doc" when it has none).
-func KeyFor(l *editlog.Log, opts ...ReplayOption) collab.Key {
-	c := newReplayConfig(opts)
+func KeyFor(l *editlog.Log, opts ...Option) collab.Key {
+	c := newConfig(opts)
 	return c.key(l)
 }
 
-func (c replayConfig) key(l *editlog.Log) collab.Key {
+func (c config) key(l *editlog.Log) collab.Key {
 	k := collab.Key{Collection: c.collection, ID: c.id}
 	if k.Collection == "" {
 		k.Collection = l.Header.Collection
@@ -162,7 +160,7 @@ func (c replayConfig) key(l *editlog.Log) collab.Key {
 	return k
 }
 
-// Replay submits every record of l to hub, in order, through the same
+// Run submits every record of l to hub, in order, through the same
 // path a client's submit takes (Hub.Submit with the record's src, seq and
 // base version), and checks the outcome:
 //
@@ -173,18 +171,18 @@ func (c replayConfig) key(l *editlog.Log) collab.Key {
 //     must be acknowledged as a duplicate at its original version;
 //     anything else stops the replay with an error naming the record;
 //   - at the end the document must have the header's final text and
-//     final version, when given; if not, Replay returns the Result with a
+//     final version, when given; if not, Run returns the Result with a
 //     *MismatchError (wrapping ErrMismatch) that shows where the texts
 //     first differ.
-func Replay(ctx context.Context, hub *collab.Hub, l *editlog.Log, opts ...ReplayOption) (Result, error) {
-	cfg := newReplayConfig(opts)
+func Run(ctx context.Context, hub *collab.Hub, l *editlog.Log, opts ...Option) (Result, error) {
+	cfg := newConfig(opts)
 	res := Result{Key: cfg.key(l)}
 	if err := l.Validate(); err != nil {
 		return res, err
 	}
 	snap, err := hub.FetchWait(ctx, res.Key)
 	if err != nil {
-		return res, fmt.Errorf("collabtest: fetch %s: %w", res.Key, err)
+		return res, fmt.Errorf("replay: fetch %s: %w", res.Key, err)
 	}
 	if snap.Version != 0 {
 		return res, fmt.Errorf("%w: %s is at version %d; replay into a new document", ErrNotFresh, res.Key, snap.Version)
@@ -199,10 +197,10 @@ func Replay(ctx context.Context, hub *collab.Hub, l *editlog.Log, opts ...Replay
 			Version: 0, HasVersion: true, Kind: collab.OpCreate, Type: typ, Data: l.Header.Initial,
 		})
 		if err != nil {
-			return res, fmt.Errorf("collabtest: creating %s with the initial text: %w", res.Key, err)
+			return res, fmt.Errorf("replay: creating %s with the initial text: %w", res.Key, err)
 		}
 		if r.Version != 0 {
-			return res, fmt.Errorf("collabtest: initial create of %s committed at version %d, want 0", res.Key, r.Version)
+			return res, fmt.Errorf("replay: initial create of %s committed at version %d, want 0", res.Key, r.Version)
 		}
 		res.Committed++
 	}
@@ -212,7 +210,7 @@ func Replay(ctx context.Context, hub *collab.Hub, l *editlog.Log, opts ...Replay
 	}
 	res.Elapsed = time.Since(start)
 	if res.Final, err = hub.FetchWait(ctx, res.Key); err != nil {
-		return res, fmt.Errorf("collabtest: fetch %s: %w", res.Key, err)
+		return res, fmt.Errorf("replay: fetch %s: %w", res.Key, err)
 	}
 	return res, checkFinal(l, res.Key, res.Final)
 }
@@ -258,7 +256,7 @@ func submitAll(ctx context.Context, hub *collab.Hub, key collab.Key, l *editlog.
 		case slots <- struct{}{}:
 		case <-ctx.Done():
 			wg.Wait()
-			return fmt.Errorf("collabtest: replay of %s stopped at %s: %w", key, l.Where(i), ctx.Err())
+			return fmt.Errorf("replay: replay of %s stopped at %s: %w", key, l.Where(i), ctx.Err())
 		}
 		wg.Add(1)
 		submitted++
@@ -280,13 +278,13 @@ func submitAll(ctx context.Context, hub *collab.Hub, key collab.Key, l *editlog.
 		res.Records++
 		switch {
 		case g.err != nil:
-			return fmt.Errorf("collabtest: %s: %w", where, g.err)
+			return fmt.Errorf("replay: %s: %w", where, g.err)
 		case w.Resend && !g.r.Duplicate:
-			return fmt.Errorf("collabtest: %s: a resend was applied again at version %d, want an acknowledgement at version %d", where, g.r.Version, w.Version)
+			return fmt.Errorf("replay: %s: a resend was applied again at version %d, want an acknowledgement at version %d", where, g.r.Version, w.Version)
 		case !w.Resend && g.r.Duplicate:
-			return fmt.Errorf("collabtest: %s: acknowledged as a duplicate of version %d, but the log commits it at version %d", where, g.r.Version, w.Version)
+			return fmt.Errorf("replay: %s: acknowledged as a duplicate of version %d, but the log commits it at version %d", where, g.r.Version, w.Version)
 		case g.r.Version != w.Version:
-			return fmt.Errorf("collabtest: %s: acknowledged at version %d, want %d", where, g.r.Version, w.Version)
+			return fmt.Errorf("replay: %s: acknowledged at version %d, want %d", where, g.r.Version, w.Version)
 		}
 		if g.r.Duplicate {
 			res.Duplicates++

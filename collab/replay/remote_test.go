@@ -1,4 +1,4 @@
-package collabtest_test
+package replay_test
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/coedit/coedit/collab/collabtest"
+	"github.com/coedit/coedit/collab/replay"
 	"github.com/coedit/coedit/editlog"
 	"github.com/coedit/coedit/web"
 )
@@ -51,7 +52,7 @@ func TestReplayRemoteEditLogs(t *testing.T) {
 		t.Run(l.Name, func(t *testing.T) {
 			node := collabtest.Start(t)
 			base := startWeb(t, node)
-			res, err := collabtest.ReplayRemote(t.Context(), wsURL(base), l)
+			res, err := replay.Remote(t.Context(), wsURL(base), l)
 			if err != nil {
 				t.Fatalf("ReplayRemote(%s): %v", l.Name, err)
 			}
@@ -63,7 +64,7 @@ func TestReplayRemoteEditLogs(t *testing.T) {
 			if err := export.Validate(); err != nil {
 				t.Fatalf("exported op log is not a valid edit log: %v", err)
 			}
-			again, err := collabtest.Replay(t.Context(), collabtest.Start(t).Hub, export, collabtest.WithKey("export", l.Name))
+			again, err := replay.Run(t.Context(), collabtest.Start(t).Hub, export, replay.WithKey("export", l.Name))
 			if err != nil {
 				t.Fatalf("Replay(export of %s): %v", l.Name, err)
 			}
@@ -106,10 +107,10 @@ func TestReplayRemoteErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := collabtest.ReplayRemote(t.Context(), url, l, collabtest.WithKey("c", "x")); err != nil {
+	if _, err := replay.Remote(t.Context(), url, l, replay.WithKey("c", "x")); err != nil {
 		t.Fatalf("first ReplayRemote: %v", err)
 	}
-	if _, err := collabtest.ReplayRemote(t.Context(), url, l, collabtest.WithKey("c", "x")); !errors.Is(err, collabtest.ErrNotFresh) {
+	if _, err := replay.Remote(t.Context(), url, l, replay.WithKey("c", "x")); !errors.Is(err, replay.ErrNotFresh) {
 		t.Errorf("ReplayRemote into an existing document = %v, want ErrNotFresh", err)
 	}
 
@@ -119,13 +120,13 @@ func TestReplayRemoteErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = collabtest.ReplayRemote(t.Context(), url, bad, collabtest.WithKey("c", "bad"))
-	var re *collabtest.RemoteError
+	_, err = replay.Remote(t.Context(), url, bad, replay.WithKey("c", "bad"))
+	var re *replay.RemoteError
 	if !errors.As(err, &re) || re.Code != "ERR_OT_OP_NOT_APPLIED" || !strings.Contains(err.Error(), "line 2") {
 		t.Errorf("ReplayRemote(op past the end) = %v, want ERR_OT_OP_NOT_APPLIED naming line 2", err)
 	}
 
-	if _, err := collabtest.ReplayRemote(t.Context(), "ws://127.0.0.1:1/ws", l); err == nil || !strings.Contains(err.Error(), "dial") {
+	if _, err := replay.Remote(t.Context(), "ws://127.0.0.1:1/ws", l); err == nil || !strings.Contains(err.Error(), "dial") {
 		t.Errorf("ReplayRemote(no server) = %v, want a dial error", err)
 	}
 }
@@ -153,7 +154,7 @@ func TestReplayRemoteRateLimited(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Read: %v\n%s", err, in)
 	}
-	res, err := collabtest.ReplayRemote(t.Context(), wsURL(ts.URL), l)
+	res, err := replay.Remote(t.Context(), wsURL(ts.URL), l)
 	if err != nil {
 		t.Fatalf("ReplayRemote under a rate limit: %v", err)
 	}

@@ -1,4 +1,4 @@
-package collabtest_test
+package replay_test
 
 import (
 	"context"
@@ -9,16 +9,16 @@ import (
 	"strings"
 
 	"github.com/coedit/coedit/collab"
-	"github.com/coedit/coedit/collab/collabtest"
+	"github.com/coedit/coedit/collab/replay"
 	"github.com/coedit/coedit/editlog"
 	"github.com/coedit/coedit/storage"
 )
 
-// Replay without a testing.TB: a hub over a store the caller opens, and
+// Run without a testing.TB: a hub over a store the caller opens, and
 // an edit log in which two clients insert at the same place from the same
 // version. The later-committed insert lands left, as in ShareDB.
-func ExampleReplay() {
-	dir, err := os.MkdirTemp("", "collabtest-example-")
+func ExampleRun() {
+	dir, err := os.MkdirTemp("", "replay-example-")
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -39,7 +39,7 @@ func ExampleReplay() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	res, err := collabtest.Replay(context.Background(), hub, l)
+	res, err := replay.Run(context.Background(), hub, l)
 	if err != nil {
 		log.Fatal(err) // a *MismatchError would show where the text differs
 	}

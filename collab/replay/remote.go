@@ -1,4 +1,4 @@
-package collabtest
+package replay
 
 import (
 	"bytes"
@@ -33,7 +33,7 @@ const replyTimeout = time.Minute
 // per-connection rate; the submit was not applied and may be sent again.
 const rateLimited = "ERR_RATE_LIMITED"
 
-// ReplayRemote replays l against a running coedit (or ShareDB) server at
+// Remote replays l against a running coedit (or ShareDB) server at
 // url (ws://host:port/ws) over its WebSocket protocol, with one
 // connection per src. Each connection sends its src in the handshake to
 // claim it (as a reconnecting ShareDB client does), submits each of its
@@ -42,11 +42,11 @@ const rateLimited = "ERR_RATE_LIMITED"
 // (their versions must run from the base version to the ack's). A
 // header's initial text and records without a src go through one more
 // connection, with seqs of its own. A submit the server rate-limits is
-// sent again after a pause. The checks are Replay's: the document must be
+// sent again after a pause. The checks are Run's: the document must be
 // fresh, every ack at the expected version, and the final document (as
 // fetched) as the header expects, else a *MismatchError.
-func ReplayRemote(ctx context.Context, url string, l *editlog.Log, opts ...ReplayOption) (Result, error) {
-	cfg := newReplayConfig(opts)
+func Remote(ctx context.Context, url string, l *editlog.Log, opts ...Option) (Result, error) {
+	cfg := newConfig(opts)
 	res := Result{Key: cfg.key(l)}
 	if err := l.Validate(); err != nil {
 		return res, err
@@ -74,10 +74,10 @@ func ReplayRemote(ctx context.Context, url string, l *editlog.Log, opts ...Repla
 		init := editlog.Record{Seq: anon.seq, Kind: editlog.Create, Type: typ, Data: l.Header.Initial}
 		v, err := anon.submit(ctx, res.Key, &init, false, &res.RateLimited)
 		if err != nil {
-			return res, fmt.Errorf("collabtest: creating %s with the initial text: %w", res.Key, err)
+			return res, fmt.Errorf("replay: creating %s with the initial text: %w", res.Key, err)
 		}
 		if v != 0 {
-			return res, fmt.Errorf("collabtest: initial create of %s acknowledged at version %d, want 0", res.Key, v)
+			return res, fmt.Errorf("replay: initial create of %s acknowledged at version %d, want 0", res.Key, v)
 		}
 		res.Committed++
 	}
@@ -87,7 +87,7 @@ func ReplayRemote(ctx context.Context, url string, l *editlog.Log, opts ...Repla
 		where := fmt.Sprintf("%s (src %q seq %d v %d)", l.Where(i), rec.Src, rec.Seq, rec.V)
 		c, err := r.client(ctx, rec.Src)
 		if err != nil {
-			return res, fmt.Errorf("collabtest: %s: %w", where, err)
+			return res, fmt.Errorf("replay: %s: %w", where, err)
 		}
 		if rec.Src == "" {
 			c.seq++
@@ -97,11 +97,11 @@ func ReplayRemote(ctx context.Context, url string, l *editlog.Log, opts ...Repla
 		res.Records++
 		if err != nil {
 			res.Elapsed = time.Since(start)
-			return res, fmt.Errorf("collabtest: %s: %w", where, err)
+			return res, fmt.Errorf("replay: %s: %w", where, err)
 		}
 		if v != want[i].Version {
 			res.Elapsed = time.Since(start)
-			return res, fmt.Errorf("collabtest: %s: acknowledged at version %d, want %d", where, v, want[i].Version)
+			return res, fmt.Errorf("replay: %s: acknowledged at version %d, want %d", where, v, want[i].Version)
 		}
 		if want[i].Resend {
 			res.Duplicates++
@@ -116,7 +116,7 @@ func ReplayRemote(ctx context.Context, url string, l *editlog.Log, opts ...Repla
 	return res, checkFinal(l, res.Key, res.Final)
 }
 
-// remoteReplay holds the connections of one ReplayRemote, one per src.
+// remoteReplay holds the connections of one Remote, one per src.
 type remoteReplay struct {
 	url     string
 	key     collab.Key
@@ -195,9 +195,9 @@ func dial(ctx context.Context, url, src string) (*wsClient, error) {
 	conn, resp, err := d.DialContext(ctx, url, nil)
 	if err != nil {
 		if resp != nil {
-			return nil, fmt.Errorf("collabtest: dial %s: %w (HTTP %s)", url, err, resp.Status)
+			return nil, fmt.Errorf("replay: dial %s: %w (HTTP %s)", url, err, resp.Status)
 		}
-		return nil, fmt.Errorf("collabtest: dial %s: %w", url, err)
+		return nil, fmt.Errorf("replay: dial %s: %w", url, err)
 	}
 	c := &wsClient{conn: conn, in: make(chan wsMsg, 256), done: make(chan struct{})}
 	go c.read()
@@ -213,18 +213,18 @@ func dial(ctx context.Context, url, src string) (*wsClient, error) {
 		m, err := c.recv(ctx)
 		if err != nil {
 			c.close()
-			return nil, fmt.Errorf("collabtest: handshake with %s: %w", url, err)
+			return nil, fmt.Errorf("replay: handshake with %s: %w", url, err)
 		}
 		if m.A != "hs" {
 			continue // e.g. a legacy "init" greeting
 		}
 		if m.Error != nil {
 			c.close()
-			return nil, fmt.Errorf("collabtest: handshake with %s: %w", url, m.Error)
+			return nil, fmt.Errorf("replay: handshake with %s: %w", url, m.Error)
 		}
 		if err := json.Unmarshal(m.ID, &c.src); err != nil || c.src == "" {
 			c.close()
-			return nil, fmt.Errorf("collabtest: handshake with %s: no src in the reply", url)
+			return nil, fmt.Errorf("replay: handshake with %s: no src in the reply", url)
 		}
 		return c, nil
 	}
@@ -274,11 +274,11 @@ func (c *wsClient) recv(ctx context.Context) (wsMsg, error) {
 func (c *wsClient) write(v any) error {
 	data, err := json.Marshal(v)
 	if err != nil {
-		return fmt.Errorf("collabtest: %w", err)
+		return fmt.Errorf("replay: %w", err)
 	}
 	c.conn.SetWriteDeadline(time.Now().Add(replyTimeout))
 	if err := c.conn.WriteMessage(websocket.TextMessage, data); err != nil {
-		return fmt.Errorf("collabtest: write: %w", err)
+		return fmt.Errorf("replay: write: %w", err)
 	}
 	return nil
 }
@@ -297,13 +297,13 @@ func (c *wsClient) fetch(ctx context.Context, key collab.Key) (collab.Snapshot, 
 	for {
 		m, err := c.recv(ctx)
 		if err != nil {
-			return collab.Snapshot{}, fmt.Errorf("collabtest: fetch %s: %w", key, err)
+			return collab.Snapshot{}, fmt.Errorf("replay: fetch %s: %w", key, err)
 		}
 		if m.A != "f" || m.C != key.Collection || m.D != key.ID {
 			continue
 		}
 		if m.Error != nil {
-			return collab.Snapshot{}, fmt.Errorf("collabtest: fetch %s: %w", key, m.Error)
+			return collab.Snapshot{}, fmt.Errorf("replay: fetch %s: %w", key, m.Error)
 		}
 		var s struct {
 			V    uint64  `json:"v"`
@@ -311,7 +311,7 @@ func (c *wsClient) fetch(ctx context.Context, key collab.Key) (collab.Snapshot, 
 			Data *string `json:"data"`
 		}
 		if err := json.Unmarshal(m.Data, &s); err != nil {
-			return collab.Snapshot{}, fmt.Errorf("collabtest: fetch %s: snapshot %s: %w", key, m.Data, err)
+			return collab.Snapshot{}, fmt.Errorf("replay: fetch %s: snapshot %s: %w", key, m.Data, err)
 		}
 		snap := collab.Snapshot{Version: s.V}
 		if s.Type != nil {
