@@ -37,7 +37,9 @@
 // point). Conn is what the engine needs from
 // a client connection; package web implements it over WebSockets.
 //
-// Files: hub.go (the Hub's API and Options), presence.go (presence
+// Files: hub.go (the Hub's API and Options), history.go (snapshots at a
+// version or time, the op log and listings, read from the Store),
+// presence.go (presence
 // channels and connections), session.go (the session goroutine, its
 // inbox and window), submit.go (a group commit from plan to delivery, and
 // remote records), dedupe.go, plan.go (the draft, transform and checks),
