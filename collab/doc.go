@@ -39,12 +39,11 @@
 //
 // Files: hub.go (the Hub's API and Options), history.go (snapshots at a
 // version or time, the op log and listings, read from the Store),
-// presence.go (presence
-// channels and connections), session.go (the session goroutine, its
-// inbox and window), submit.go (a group commit from plan to delivery, and
-// remote records), dedupe.go, plan.go (the draft, transform and checks),
-// commit.go (the one commit path), route.go (who is sent what),
-// sequencer.go (the commit point seam), document.go (the document and
-// its shape), session_presence.go (document presence), relay.go,
-// stats.go, types.go, store.go.
+// presence.go (presence channels and connections), session.go (the
+// session goroutine, its inbox and window), submit.go (a group commit
+// from plan to delivery, and remote records), dedupe.go, plan.go (the
+// draft, transform and checks), commit.go (the one commit path), route.go
+// (who is sent what), sequencer.go (the commit point seam), document.go
+// (the document and its shape), session_presence.go (document presence),
+// relay.go, stats.go, types.go, store.go.
 package collab
