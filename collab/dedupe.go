@@ -8,17 +8,17 @@ type resend struct {
 	at  uint64 // the version it was committed at, when dup
 }
 
-// dedupe decides whether the submission (src, seq) is a resend of an op
-// already committed, and at which version. last is src's entry in the seq
-// table (known false when src has none); since returns the records from
-// the submission's version to the head, and is called only when the
-// answer depends on them. A src of "" opts out: never a resend.
+// dedupe decides whether the submission (src, seq) made at version v is a
+// resend of an op already committed, and at which version. last is src's
+// entry in the seq table (known false when src has none); since returns
+// the records from v to the head, and is called only when the answer
+// depends on them. A src of "" opts out: never a resend.
 //
 // The rules, in order (seqs grow per src and document, so the seq table
 // answers most resends without reading records):
-//   - seq equal to the last committed seq: a resend, at that op's version.
-//     Issue 9 (item 1) will refuse this when the submission's version is
-//     past that commit; this line is where that rule goes.
+//   - seq equal to the last committed seq: a resend, at that op's version,
+//     whatever v is. A real resend has v at or before that version; issue
+//     9 (item 1) will refuse a later v, here and only here.
 //   - seq below the last: a resend if (src, seq) is among the records
 //     since the submission's version, else ErrStaleSeq (neither new nor a
 //     resend).
@@ -26,7 +26,7 @@ type resend struct {
 //     if (src, seq) is among those records (ShareDB's scan), else new.
 //
 // An error reading the records is returned as is.
-func dedupe(src string, seq uint64, last SeqEntry, known bool, since func() ([]Record, error)) (resend, error) {
+func dedupe(src string, seq, v uint64, last SeqEntry, known bool, since func() ([]Record, error)) (resend, error) {
 	if src == "" {
 		return resend{}, nil
 	}

@@ -8,6 +8,8 @@ import (
 // TestDedupe covers every rule of dedupe, and which of them read the
 // records since the submission's version.
 func TestDedupe(t *testing.T) {
+	// The document is at version 7; a submission made at version 4 (v 0
+	// below means 4) missed these.
 	since := []Record{
 		{Version: 4, Src: "a", Seq: 5},
 		{Version: 5, Src: "b", Seq: 5},
@@ -18,6 +20,7 @@ func TestDedupe(t *testing.T) {
 		name     string
 		src      string
 		seq      uint64
+		v        uint64
 		last     SeqEntry
 		known    bool
 		readErr  error // what reading the records since the version gives
@@ -33,7 +36,7 @@ func TestDedupe(t *testing.T) {
 			readErr: errRead, want: resend{dup: true, at: 6}},
 		// Issue 9 item 1 will refuse this one (the submission's version,
 		// 8, is past the commit at 6); today it is a resend.
-		{name: "same seq with a later version: still a resend", src: "a", seq: 6, last: SeqEntry{Seq: 6, Version: 6}, known: true,
+		{name: "same seq with a later version: still a resend", src: "a", seq: 6, v: 7, last: SeqEntry{Seq: 6, Version: 6}, known: true,
 			want: resend{dup: true, at: 6}},
 		{name: "lower seq found in the records", src: "a", seq: 5, last: SeqEntry{Seq: 6, Version: 6}, known: true,
 			want: resend{dup: true, at: 4}, wantRead: true},
@@ -46,7 +49,11 @@ func TestDedupe(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			read := false
-			got, err := dedupe(tt.src, tt.seq, tt.last, tt.known, func() ([]Record, error) {
+			v := tt.v
+			if v == 0 {
+				v = 4
+			}
+			got, err := dedupe(tt.src, tt.seq, v, tt.last, tt.known, func() ([]Record, error) {
 				read = true
 				if tt.readErr != nil {
 					return nil, tt.readErr
@@ -54,7 +61,7 @@ func TestDedupe(t *testing.T) {
 				return since, nil
 			})
 			if got != tt.want || !errors.Is(err, tt.wantErr) || (err == nil) != (tt.wantErr == nil) {
-				t.Errorf("dedupe(%q, %d, %+v, %v) = %+v, %v; want %+v, %v", tt.src, tt.seq, tt.last, tt.known, got, err, tt.want, tt.wantErr)
+				t.Errorf("dedupe(%q, %d, %d, %+v, %v) = %+v, %v; want %+v, %v", tt.src, tt.seq, v, tt.last, tt.known, got, err, tt.want, tt.wantErr)
 			}
 			if read != tt.wantRead {
 				t.Errorf("dedupe read the records: %v, want %v", read, tt.wantRead)

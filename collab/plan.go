@@ -97,7 +97,7 @@ func (d *draft) plan(sub Submission, lim limits) (res SubmitResult, warn, err er
 			// acknowledged, anything else refused.
 			last, known := d.seq(sub.Src)
 			inMemory := func() ([]Record, error) { return d.records(d.memFrom, d.head) }
-			if r, _ := dedupe(sub.Src, sub.Seq, last, known, inMemory); r.dup {
+			if r, _ := dedupe(sub.Src, sub.Seq, d.head, last, known, inMemory); r.dup {
 				res, warn := d.duplicate(r.at, r.at)
 				return res, warn, nil
 			}
@@ -119,7 +119,7 @@ func (d *draft) plan(sub Submission, lim limits) (res SubmitResult, warn, err er
 		return missed, missedErr
 	}
 	last, known := d.seq(sub.Src)
-	r, err := dedupe(sub.Src, sub.Seq, last, known, since)
+	r, err := dedupe(sub.Src, sub.Seq, v, last, known, since)
 	if err != nil {
 		return SubmitResult{}, nil, err
 	}
