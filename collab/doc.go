@@ -25,8 +25,10 @@
 // one, a Redis relay serves clusters). Conn is what the engine needs from
 // a client connection; package web implements it over WebSockets.
 //
-// Files: hub.go (the Hub's API and Options), presence.go (presence
-// channels and connections), session.go (the session goroutine),
-// submit.go (the submit path and remote records), session_presence.go
-// (document presence), relay.go, stats.go, types.go, store.go.
+// Files: hub.go (the Hub's API and Options), subscribe.go (Subscribe,
+// SubscribeBulk, Fetch, Unsubscribe), registry.go (what each connection
+// joined, its subscription limit, and Disconnect), presence.go (presence
+// channels), session.go (the session goroutine), submit.go (the submit
+// path and remote records), session_presence.go (document presence),
+// relay.go, stats.go, types.go, store.go.
 package collab
