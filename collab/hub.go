@@ -264,8 +264,9 @@ const maxSrcLen = 1024
 // when the request is answered without a session (ErrClosed,
 // ErrSrcMismatch, ErrInvalidKey, ErrTooManySubscriptions, an Unsubscribe
 // from a document with no session, untyped presence), on the calling
-// goroutine before the method returns. reply must not block. The *Wait variants block for
-// callers that have no Conn (the HTTP API, replay, tests).
+// goroutine before the method returns. reply must not block. The *Wait
+// variants block for callers that have no Conn (the HTTP API, replay,
+// tests).
 //
 // All methods are safe for concurrent use.
 type Hub struct {

@@ -109,7 +109,9 @@ func (h *Hub) joinDocs(c Conn, keys []Key) ([]*docJoin, error) {
 // a subscribe leaves c out of the document, so a failure drops the
 // registration, unless another Subscribe to key is still in flight (its
 // own reply, which comes later, decides). A registration an Unsubscribe
-// replaced is no longer j and is left alone.
+// replaced is no longer j and is left alone. (A subscribe the closing hub
+// refuses never reached the session; dropping its registration then is
+// harmless, as every session is stopping.)
 func (h *Hub) settleDoc(c Conn, key Key, j *docJoin, err error) {
 	h.pmu.Lock()
 	defer h.pmu.Unlock()
