@@ -37,13 +37,15 @@
 // point). Conn is what the engine needs from
 // a client connection; package web implements it over WebSockets.
 //
-// Files: hub.go (the Hub's API and Options), history.go (snapshots at a
-// version or time, the op log and listings, read from the Store),
-// presence.go (presence channels and connections), session.go (the
-// session goroutine, its inbox and window), submit.go (a group commit
-// from plan to delivery, and remote records), dedupe.go, plan.go (the
-// draft, transform and checks), commit.go (the one commit path), route.go
-// (who is sent what), sequencer.go (the commit point seam), document.go
-// (the document and its shape), session_presence.go (document presence),
+// Files: hub.go (the Hub's API and Options), subscribe.go (Subscribe,
+// SubscribeBulk, Fetch, Unsubscribe), registry.go (what each connection
+// joined, its subscription limit, and Disconnect), history.go (snapshots
+// at a version or time, the op log and listings, read from the Store),
+// presence.go (presence channels), session.go (the session goroutine, its
+// inbox and window), submit.go (a group commit from plan to delivery, and
+// remote records), dedupe.go, plan.go (the draft, transform and checks),
+// commit.go (the one commit path), route.go (who is sent what),
+// sequencer.go (the commit point seam), document.go (the document and its
+// shape), session_presence.go (document presence),
 // relay.go, stats.go, types.go, store.go.
 package collab

@@ -135,6 +135,11 @@ type Options struct {
 	// MaxBatch is the most submits one group commit takes from a
 	// session's inbox. Default 256.
 	MaxBatch int
+	// MaxSubscriptions is the most documents one connection may
+	// subscribe to, and separately the most presence channels; past it
+	// a subscribe fails with ErrTooManySubscriptions. It bounds the
+	// memory one client can pin. Default 1000.
+	MaxSubscriptions int
 	// Window is how many recent records a session keeps in memory to
 	// transform late submits and serve catch-up; older ones are read
 	// from the Store. Default 1000.
@@ -160,12 +165,13 @@ type Options struct {
 
 // Defaults of Options.
 const (
-	DefaultIdleTimeout   = 30 * time.Second
-	DefaultSnapshotEvery = 500
-	DefaultMaxDocLen     = 16 << 20
-	DefaultMaxBatch      = 256
-	DefaultWindow        = 1000
-	DefaultWindowBytes   = 8 << 20
+	DefaultIdleTimeout      = 30 * time.Second
+	DefaultSnapshotEvery    = 500
+	DefaultMaxDocLen        = 16 << 20
+	DefaultMaxBatch         = 256
+	DefaultMaxSubscriptions = 1000
+	DefaultWindow           = 1000
+	DefaultWindowBytes      = 8 << 20
 )
 
 // withDefaults returns o with its zero (or negative) fields set to their
@@ -182,6 +188,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = DefaultMaxBatch
+	}
+	if o.MaxSubscriptions <= 0 {
+		o.MaxSubscriptions = DefaultMaxSubscriptions
 	}
 	if o.Window <= 0 {
 		o.Window = DefaultWindow
@@ -246,6 +255,9 @@ var (
 	ErrInvalidKey = errors.New("collab: invalid document key")
 	// ErrInvalidPresence: a presence update without a channel or id.
 	ErrInvalidPresence = errors.New("collab: invalid presence")
+	// ErrTooManySubscriptions: a subscribe that would take a connection
+	// past Options.MaxSubscriptions documents or presence channels.
+	ErrTooManySubscriptions = errors.New("collab: too many subscriptions")
 )
 
 // Hub owns the sessions of one node: at most one Session goroutine per
@@ -256,10 +268,11 @@ var (
 // session goroutine, after any SendOp calls the request causes on the same
 // Conn, so a connection can write replies and broadcasts in one order; or,
 // when the request is answered without a session (ErrClosed,
-// ErrSrcMismatch, ErrInvalidKey, an Unsubscribe from a document with no
-// session, untyped presence), on the calling goroutine before the method
-// returns. reply must not block. The *Wait variants block for
-// callers that have no Conn (the HTTP API, replay, tests).
+// ErrSrcMismatch, ErrInvalidKey, ErrTooManySubscriptions, an Unsubscribe
+// from a document with no session, untyped presence), on the calling
+// goroutine before the method returns. reply must not block. The *Wait
+// variants block for callers that have no Conn (the HTTP API, replay,
+// tests).
 //
 // All methods are safe for concurrent use.
 type Hub struct {
@@ -275,7 +288,8 @@ type Hub struct {
 	// wg counts running session goroutines.
 	wg sync.WaitGroup
 
-	// pmu guards the connection and presence channel registry.
+	// pmu guards the registry of what each connection joined
+	// (registry.go) and the presence channels (presence.go).
 	pmu      sync.Mutex
 	conns    map[Conn]*connState
 	channels map[string]*channel
@@ -430,77 +444,5 @@ func (h *Hub) SubmitWait(ctx context.Context, key Key, s Submission) (SubmitResu
 		return o.res, o.err
 	case <-ctx.Done():
 		return SubmitResult{}, ctx.Err()
-	}
-}
-
-// Subscribe joins c to key's live op stream. With from nil, reply gets
-// the current snapshot. With from set, c first gets the records in
-// [*from, head) with SendOp (its own included), then reply (with the
-// head's snapshot, which the protocol does not send). A from past the
-// head sends nothing and is not an error.
-func (h *Hub) Subscribe(key Key, c Conn, from *uint64, reply func(Snapshot, error)) {
-	h.fetch(key, c, from, true, reply)
-}
-
-// Fetch is Subscribe without joining the stream.
-func (h *Hub) Fetch(key Key, c Conn, from *uint64, reply func(Snapshot, error)) {
-	h.fetch(key, c, from, false, reply)
-}
-
-func (h *Hub) fetch(key Key, c Conn, from *uint64, join bool, reply func(Snapshot, error)) {
-	if reply == nil {
-		reply = func(Snapshot, error) {}
-	}
-	if err := checkKey(key); err != nil {
-		reply(Snapshot{}, err)
-		return
-	}
-	if join && c != nil {
-		h.trackDoc(c, key)
-	}
-	r := &job{kind: jobFetch, conn: c, from: from, join: join && c != nil, onSnapshot: reply}
-	if from != nil {
-		v := *from
-		r.from = &v
-	}
-	if err := h.send(key, r, true); err != nil {
-		reply(Snapshot{}, err)
-	}
-}
-
-// FetchWait returns key's current snapshot.
-func (h *Hub) FetchWait(ctx context.Context, key Key) (Snapshot, error) {
-	type out struct {
-		snap Snapshot
-		err  error
-	}
-	ch := make(chan out, 1)
-	h.Fetch(key, nil, nil, func(s Snapshot, err error) { ch <- out{s, err} })
-	select {
-	case o := <-ch:
-		return o.snap, o.err
-	case <-ctx.Done():
-		return Snapshot{}, ctx.Err()
-	}
-}
-
-// Unsubscribe removes c from key's stream and clears c's presence there.
-// reply may be nil.
-func (h *Hub) Unsubscribe(key Key, c Conn, reply func(error)) {
-	if reply == nil {
-		reply = func(error) {}
-	}
-	if err := checkKey(key); err != nil {
-		reply(err)
-		return
-	}
-	h.untrackDoc(c, key)
-	err := h.send(key, &job{kind: jobUnsubscribe, conn: c, onDone: reply}, false)
-	switch {
-	case errors.Is(err, errNoSession):
-		// No session means c was not subscribed and has no presence there.
-		reply(nil)
-	case err != nil:
-		reply(err)
 	}
 }

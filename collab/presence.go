@@ -2,26 +2,10 @@ package collab
 
 import "fmt"
 
-// This file holds the Hub's registry of connections and presence
-// channels. Document presence is transformed and relayed by the
-// document's session (see session_presence.go); channel membership and
-// untyped presence live here, under Hub.pmu.
-
-// connState is what the Hub remembers about one connection so that
-// Disconnect can undo it.
-type connState struct {
-	// docs are the documents c subscribed to.
-	docs map[Key]struct{}
-	// presDocs maps a channel to the document of c's presence on it.
-	presDocs map[string]Key
-	// channels are the presence channels c subscribed to or sent
-	// untyped presence on.
-	channels map[string]struct{}
-}
-
-func (cs *connState) empty() bool {
-	return len(cs.docs) == 0 && len(cs.presDocs) == 0 && len(cs.channels) == 0
-}
+// This file holds the Hub's presence channels: who subscribed to each,
+// and the untyped presence posted on it, under Hub.pmu. Document presence
+// is transformed and relayed by the document's session (see
+// session_presence.go); what each connection joined is in registry.go.
 
 // channel is one presence channel.
 type channel struct {
@@ -29,27 +13,6 @@ type channel struct {
 	// last holds each connection's latest untyped presence, by presence
 	// id, to clear it when the connection leaves.
 	last map[Conn]map[string]PresenceUpdate
-}
-
-// conn returns c's state, creating it. h.pmu must be held.
-func (h *Hub) conn(c Conn) *connState {
-	cs := h.conns[c]
-	if cs == nil {
-		cs = &connState{
-			docs:     make(map[Key]struct{}),
-			presDocs: make(map[string]Key),
-			channels: make(map[string]struct{}),
-		}
-		h.conns[c] = cs
-	}
-	return cs
-}
-
-// gcConn forgets c when nothing about it remains. h.pmu must be held.
-func (h *Hub) gcConn(c Conn, cs *connState) {
-	if cs != nil && cs.empty() {
-		delete(h.conns, c)
-	}
 }
 
 // channel returns the named channel, creating it. h.pmu must be held.
@@ -94,29 +57,6 @@ func (h *Hub) presenceTargets(channel string, c Conn, src string) []Conn {
 	return ch.others(c, src)
 }
 
-func (h *Hub) trackDoc(c Conn, key Key) {
-	h.pmu.Lock()
-	h.conn(c).docs[key] = struct{}{}
-	h.pmu.Unlock()
-}
-
-func (h *Hub) untrackDoc(c Conn, key Key) {
-	if c == nil {
-		return
-	}
-	h.pmu.Lock()
-	if cs := h.conns[c]; cs != nil {
-		delete(cs.docs, key)
-		for ch, k := range cs.presDocs {
-			if k == key {
-				delete(cs.presDocs, ch)
-			}
-		}
-		h.gcConn(c, cs)
-	}
-	h.pmu.Unlock()
-}
-
 // cleared returns p with its value removed (ShareDB's p: null).
 func cleared(p PresenceUpdate) PresenceUpdate {
 	p.Text = nil
@@ -125,7 +65,8 @@ func cleared(p PresenceUpdate) PresenceUpdate {
 }
 
 // SubscribePresence joins c to a presence channel and sends every other
-// subscriber a presence request. reply may be nil.
+// subscriber a presence request. A channel past Options.MaxSubscriptions
+// fails with ErrTooManySubscriptions. reply may be nil.
 func (h *Hub) SubscribePresence(channel string, c Conn, reply func(error)) {
 	if reply == nil {
 		reply = func(error) {}
@@ -139,9 +80,16 @@ func (h *Hub) SubscribePresence(channel string, c Conn, reply func(error)) {
 		return
 	}
 	h.pmu.Lock()
+	cs := h.conn(c)
+	if _, ok := cs.channels[channel]; !ok && len(cs.channels) >= h.opts.MaxSubscriptions {
+		h.gcConn(c, cs)
+		h.pmu.Unlock()
+		reply(h.tooManySubscriptions())
+		return
+	}
+	cs.channels[channel] = struct{}{}
 	ch := h.channel(channel)
 	ch.subs[c] = struct{}{}
-	h.conn(c).channels[channel] = struct{}{}
 	targets := ch.others(c, c.Src())
 	h.pmu.Unlock()
 	for _, t := range targets {
@@ -175,6 +123,7 @@ func (h *Hub) UnsubscribePresence(channel string, c Conn, reply func(error)) {
 		docKey, hasDoc = cs.presDocs[channel]
 		delete(cs.presDocs, channel)
 		delete(cs.channels, channel)
+		delete(cs.posted, channel)
 		h.gcConn(c, cs)
 	}
 	h.pmu.Unlock()
@@ -231,7 +180,7 @@ func (h *Hub) Presence(c Conn, p PresenceUpdate, reply func(PresenceUpdate, erro
 	}
 	h.pmu.Lock()
 	ch := h.channel(p.Channel)
-	h.conn(c).channels[p.Channel] = struct{}{}
+	h.conn(c).posted[p.Channel] = struct{}{}
 	if p.Cleared() {
 		if m := ch.last[c]; m != nil {
 			delete(m, p.ID)
@@ -268,60 +217,5 @@ func (h *Hub) RequestPresence(channel string, c Conn) {
 	}
 	for _, t := range h.presenceTargets(channel, c, src) {
 		t.SendPresenceRequest(channel)
-	}
-}
-
-// Disconnect removes c from every document and presence channel it
-// joined, clearing its presence. Call it once when a connection closes,
-// after its last request.
-func (h *Hub) Disconnect(c Conn) {
-	if c == nil {
-		return
-	}
-	type delivery struct {
-		to []Conn
-		p  PresenceUpdate
-	}
-	var out []delivery
-	h.pmu.Lock()
-	cs := h.conns[c]
-	delete(h.conns, c)
-	if cs == nil {
-		h.pmu.Unlock()
-		return
-	}
-	for name := range cs.channels {
-		ch := h.channels[name]
-		if ch == nil {
-			continue
-		}
-		delete(ch.subs, c)
-		lasts := ch.last[c]
-		delete(ch.last, c)
-		if len(lasts) > 0 {
-			to := ch.others(c, c.Src())
-			for _, p := range lasts {
-				out = append(out, delivery{to, cleared(p)})
-			}
-		}
-		h.gcChannel(name)
-	}
-	keys := make(map[Key]struct{}, len(cs.docs)+len(cs.presDocs))
-	for k := range cs.docs {
-		keys[k] = struct{}{}
-	}
-	for _, k := range cs.presDocs {
-		keys[k] = struct{}{}
-	}
-	h.pmu.Unlock()
-	for _, d := range out {
-		for _, t := range d.to {
-			t.SendPresence(d.p)
-		}
-	}
-	for k := range keys {
-		// Only running sessions can hold c; a stopped one had no
-		// subscribers, so there is nothing to undo.
-		_ = h.send(k, &job{kind: jobDisconnect, conn: c}, false)
 	}
 }

@@ -133,6 +133,3 @@ func (l *Log) InitialVersion() uint64 {
 	}
 	return 0
 }
-
-// isTextType reports whether t names the text-unicode type, by URI or name.
-func isTextType(t string) bool { return t == ot.URI || t == ot.Name }

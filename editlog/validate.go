@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sort"
 	"unicode/utf8"
+
+	"github.com/coedit/coedit/ot"
 )
 
 // Validate checks what can be checked without running the OT: the header,
@@ -30,8 +32,8 @@ func (l *Log) Validate() error {
 	if h.Version != 0 && h.Version != FormatVersion {
 		return fmt.Errorf("%w: header: format version %d, want %d", ErrFormat, h.Version, FormatVersion)
 	}
-	if h.Type != "" && !isTextType(h.Type) {
-		return fmt.Errorf("%w: header: unknown type %q (only %s)", ErrFormat, h.Type, "text-unicode")
+	if h.Type != "" && !ot.IsType(h.Type) {
+		return fmt.Errorf("%w: header: unknown type %q (only %s)", ErrFormat, h.Type, ot.Name)
 	}
 	if !utf8.ValidString(h.Initial) || !utf8.ValidString(h.Final) {
 		return fmt.Errorf("%w: header: initial or final text is not valid UTF-8", ErrFormat)
@@ -58,8 +60,8 @@ func (l *Log) Validate() error {
 				return fmt.Errorf("%w: %s: %w", ErrFormat, r.where(i), err)
 			}
 		case Create:
-			if !isTextType(r.Type) {
-				return fail("create: unknown type %q (only %s)", r.Type, "text-unicode")
+			if !ot.IsType(r.Type) {
+				return fail("create: unknown type %q (only %s)", r.Type, ot.Name)
 			}
 			if !utf8.ValidString(r.Data) {
 				return fail("create: data is not valid UTF-8")

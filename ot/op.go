@@ -54,6 +54,10 @@ const URI = "http://sharejs.org/types/text-unicode"
 // Name is the short type name ShareDB clients may send in a create.
 const Name = "text-unicode"
 
+// IsType reports whether t names this type, by URI or by Name: the names
+// a create or a document presence may give. Documents store URI.
+func IsType(t string) bool { return t == URI || t == Name }
+
 // Presence is a text cursor or selection: Index is the selection start
 // and Length its length, both in code points. Its JSON form is
 // {"index":n,"length":m}.

@@ -47,9 +47,10 @@ type conn struct {
 	cancel context.CancelFunc
 
 	src atomic.Pointer[string]
-	// engaged is set (reader only) by the first request that involves a
-	// document or presence channel; the src is fixed from then on.
-	engaged bool
+	// srcFixed is set (reader only, by handle) once a request that
+	// involves a document or presence channel was accepted; a later
+	// handshake cannot change the src.
+	srcFixed bool
 
 	mu          sync.Mutex
 	queue       [][]byte
@@ -61,13 +62,6 @@ type conn struct {
 	wake    chan struct{} // cap 1: the queue or closing changed
 	stop    chan struct{} // closed when the reader has returned
 	written chan struct{} // closed when the writer has returned
-
-	// subs and presence are the documents and presence channels the
-	// conn joined, bounded by Options.MaxSubscriptions. subMu guards them
-	// (bulk replies remove failed entries from session goroutines).
-	subMu    sync.Mutex
-	subs     map[collab.Key]struct{}
-	presence map[string]struct{}
 
 	ops  *rate.Limiter // submits
 	msgs *rate.Limiter // every message
@@ -81,17 +75,15 @@ var _ collab.Conn = (*conn)(nil)
 func newConn(srv *Server, ws *websocket.Conn, src string, log *slog.Logger) *conn {
 	o := &srv.opts
 	c := &conn{
-		srv:      srv,
-		ws:       ws,
-		log:      log,
-		wake:     make(chan struct{}, 1),
-		stop:     make(chan struct{}),
-		written:  make(chan struct{}),
-		subs:     make(map[collab.Key]struct{}),
-		presence: make(map[string]struct{}),
-		ops:      rate.NewLimiter(rate.Limit(o.OpsPerSecond), o.OpsBurst),
-		msgs:     rate.NewLimiter(rate.Limit(o.MessagesPerSecond), o.MessagesBurst),
-		sem:      make(chan struct{}, 4),
+		srv:     srv,
+		ws:      ws,
+		log:     log,
+		wake:    make(chan struct{}, 1),
+		stop:    make(chan struct{}),
+		written: make(chan struct{}),
+		ops:     rate.NewLimiter(rate.Limit(o.OpsPerSecond), o.OpsBurst),
+		msgs:    rate.NewLimiter(rate.Limit(o.MessagesPerSecond), o.MessagesBurst),
+		sem:     make(chan struct{}, 4),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.src.Store(&src)

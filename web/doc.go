@@ -16,16 +16,31 @@
 //	GET  /                                    the editing page and its assets
 //
 // Each WebSocket is one conn (conn.go), which implements collab.Conn: one
-// read goroutine decodes frames and drives the Hub (protocol.go), one write
-// goroutine drains a bounded send queue. Replies and broadcasts are encoded
+// read goroutine decodes frames and drives the Hub, one write goroutine
+// drains a bounded send queue. Replies and broadcasts are encoded
 // by whichever goroutine produces them and only queued, so a session
 // goroutine never waits on a socket and a slow client never delays others:
 // a client whose queue overflows is closed with code 1013, and reconnects
 // and catches up by version.
 //
+// The reader hands each message to dispatch.go, whose actions table
+// names every message type ("a") the server serves, the file that
+// answers it, and whether it fixes the connection's src:
+//
+//	dispatch.go    hs, pp, qf, qs, qu: the handshake, pings and queries
+//	subscribe.go   f, s, u, bf, bs, bu: fetch and subscribe, one or bulk
+//	submit.go      op, and parseSubmission, which the HTTP API shares
+//	presence.go    p, ps, pu, pr
+//	history.go     nf, nt: a snapshot at a version or a time
+//
+// Which documents and presence channels a connection joined, and the
+// limit on them, are the Hub's (collab.Options.MaxSubscriptions); the conn
+// keeps no copy.
+//
 // message.go decodes requests strictly (non-negative integer versions,
 // strings without lone surrogates) and encodes replies; api.go is the HTTP
-// API. errors.go holds the one table of error codes the server sends, with
-// the HTTP status each maps to; only this package turns engine errors
-// into protocol codes.
+// API; pages.go serves the browser page; metrics.go /metrics. errors.go
+// holds the one table of error codes the server sends, with the HTTP
+// status each maps to; only this package turns engine errors into
+// protocol codes.
 package web

@@ -35,7 +35,7 @@ import (
 //	ERR_RATE_LIMITED                            429   more ops or messages per second than the connection's token bucket allows
 //	ERR_OP_TOO_LARGE                            413   an op, create data or presence value larger than Options.MaxOpSize
 //	ERR_DOC_TOO_LARGE                           413   an op that would make the document longer than the hub allows
-//	ERR_TOO_MANY_SUBSCRIPTIONS                  400   more documents or presence channels than Options.MaxSubscriptions
+//	ERR_TOO_MANY_SUBSCRIPTIONS                  400   more documents or presence channels than collab.Options.MaxSubscriptions
 //	ERR_ORIGIN_NOT_ALLOWED                      403   an HTTP API request from a browser origin not allowed
 //	ERR_SERVER_CLOSING                          503   an HTTP API request during shutdown (a WebSocket is closed with 1001 instead, so the client resends after reconnecting)
 const (
@@ -107,6 +107,7 @@ var engineCodes = []struct {
 	{collab.ErrStaleSeq, CodeStaleSeq},
 	{collab.ErrInvalidKey, CodeBadlyFormed},
 	{collab.ErrInvalidPresence, CodeBadlyFormed},
+	{collab.ErrTooManySubscriptions, CodeTooManySubscriptions},
 	{collab.ErrInvalidOp, CodeOpNotApplied},
 	{ot.ErrOutOfBounds, CodeOpNotApplied},
 	{ot.ErrInvalidOp, CodeOpNotApplied},

@@ -28,9 +28,9 @@ var notProvokable = map[string]string{
 // bystander connection.
 func TestErrorCodesOverWebSocket(t *testing.T) {
 	ts := startServer(t, Options{
-		Logger: quiet, MaxSubscriptions: 2, MaxOpSize: 1024, MaxNameLen: 8192,
+		Logger: quiet, MaxOpSize: 1024, MaxNameLen: 8192,
 		OpsPerSecond: 0.001, OpsBurst: 5,
-	}, collab.Options{MaxDocLen: 64})
+	}, collab.Options{MaxDocLen: 64, MaxSubscriptions: 2})
 	ctx := context.Background()
 	submit := func(id string, s collab.Submission) {
 		t.Helper()
@@ -247,6 +247,7 @@ func TestErrorMapping(t *testing.T) {
 		{fmt.Errorf("%w: %w", collab.ErrInvalidOp, ot.ErrOutOfBounds), "ERR_OT_OP_NOT_APPLIED", false},
 		{collab.ErrInvalidKey, "ERR_MESSAGE_BADLY_FORMED", false},
 		{collab.ErrInvalidPresence, "ERR_MESSAGE_BADLY_FORMED", false},
+		{collab.ErrTooManySubscriptions, "ERR_TOO_MANY_SUBSCRIPTIONS", false},
 		{collab.ErrClosed, "ERR_SERVER_CLOSING", false},
 		{context.DeadlineExceeded, "ERR_UNKNOWN_ERROR", true},
 		{errors.New("disk on fire"), "ERR_UNKNOWN_ERROR", true},

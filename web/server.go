@@ -50,11 +50,11 @@ type Options struct {
 	// JSON bytes. Default 512 KiB.
 	MaxOpSize int
 	// MaxNameLen is the longest collection name, document id and
-	// presence id, in bytes. Default 256.
+	// presence id, in bytes. Default 256. (How many documents and
+	// presence channels a connection may subscribe to is the Hub's
+	// limit, collab.Options.MaxSubscriptions, which also bounds the ids
+	// of one bulk request.)
 	MaxNameLen int
-	// MaxSubscriptions is the most documents a connection may subscribe
-	// to, and separately the most presence channels. Default 1000.
-	MaxSubscriptions int
 	// OpsPerSecond and OpsBurst size each connection's token bucket for
 	// submits. Defaults DefaultOpsPerSecond and twice that.
 	OpsPerSecond float64
@@ -110,7 +110,6 @@ func (o Options) withDefaults() (Options, error) {
 	setDefault(&o.MaxFrameSize, 1<<20)
 	setDefault(&o.MaxOpSize, 512<<10)
 	setDefault(&o.MaxNameLen, 256)
-	setDefault(&o.MaxSubscriptions, 1000)
 	setDefault(&o.OpsPerSecond, DefaultOpsPerSecond)
 	setDefault(&o.OpsBurst, 2*DefaultOpsPerSecond)
 	setDefault(&o.MessagesPerSecond, DefaultMessagesPerSecond)

@@ -1,0 +1,60 @@
+package web
+
+import (
+	"context"
+
+	"github.com/coedit/coedit/collab"
+)
+
+// snapshotAt answers "nf" (a version) and "nt" (a timestamp) on a
+// goroutine of its own: rebuilding an old version may replay many ops,
+// and the reader must keep reading meanwhile (pongs included).
+func (c *conn) snapshotAt(r *request, byTime bool) *protoError {
+	o := &c.srv.opts
+	key, perr := r.key(o.MaxNameLen)
+	if perr != nil {
+		return perr
+	}
+	id := r.raw("id")
+	if id == nil {
+		return badlyFormed(`"id" is required`)
+	}
+	field := "v"
+	if byTime {
+		field = "ts"
+	}
+	at, hasAt, perr := r.uint(field)
+	if perr != nil {
+		return perr
+	}
+	c.sem <- struct{}{}
+	c.work.Add(1)
+	go func() {
+		defer c.work.Done()
+		defer func() { <-c.sem }()
+		ctx, cancel := context.WithTimeout(c.ctx, o.RequestTimeout)
+		defer cancel()
+		var snap collab.Snapshot
+		var err error
+		switch {
+		case !hasAt:
+			snap, err = c.srv.hub.FetchWait(ctx, key)
+		case byTime:
+			snap, err = c.srv.hub.SnapshotAtTime(ctx, key, int64(at))
+		default:
+			snap, err = c.srv.hub.SnapshotAt(ctx, key, at)
+		}
+		if err != nil {
+			c.fail(r, err)
+			return
+		}
+		m := newMsg(r.action).raw("id", id).uint("v", snap.Version)
+		if snap.Type == "" {
+			m.null("type")
+		} else {
+			m.str("type", snap.Type).str("data", snap.Data)
+		}
+		c.send(m.null("m").bytes())
+	}()
+	return nil
+}

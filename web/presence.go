@@ -1,0 +1,150 @@
+package web
+
+import (
+	"fmt"
+
+	"github.com/coedit/coedit/collab"
+	"github.com/coedit/coedit/ot"
+)
+
+// This file answers the presence requests p, ps, pu and pr. The channels a
+// connection subscribed to, and their limit, belong to the Hub
+// (collab.Options.MaxSubscriptions).
+
+// channel reads a presence channel "ch".
+func (c *conn) channel(r *request) (string, *protoError) {
+	return r.needStr("ch", 2*c.srv.opts.MaxNameLen+1)
+}
+
+// presenceUpdate answers "p": the hub relays it to the channel's other
+// subscribers (transformed to the head for text presence on a document)
+// and this echoes it, as relayed, to the sender.
+func (c *conn) presenceUpdate(r *request) *protoError {
+	o := &c.srv.opts
+	ch, perr := c.channel(r)
+	if perr != nil {
+		return perr
+	}
+	id, perr := r.needStr("id", o.MaxNameLen)
+	if perr != nil {
+		return perr
+	}
+	pv, _, perr := r.uint("pv")
+	if perr != nil {
+		return perr
+	}
+	p := collab.PresenceUpdate{Channel: ch, ID: id, Src: c.Src(), Seq: pv}
+	coll, hasC, perr := r.str("c", o.MaxNameLen)
+	if perr != nil {
+		return perr
+	}
+	doc, hasD, perr := r.str("d", o.MaxNameLen)
+	if perr != nil {
+		return perr
+	}
+	if hasC != hasD {
+		return badlyFormed(`document presence needs both "c" and "d"`)
+	}
+	if hasC {
+		p.Doc = &collab.Key{Collection: coll, ID: doc}
+		v, hasV, perr := r.uint("v")
+		if perr != nil {
+			return perr
+		}
+		if !hasV {
+			return badlyFormed(`document presence needs "v"`)
+		}
+		p.Version = v
+		t, hasT, perr := r.str("t", 256)
+		if perr != nil {
+			return perr
+		}
+		if hasT {
+			if !ot.IsType(t) {
+				return newError(CodePresenceUnsupported, fmt.Sprintf("type %q does not support presence", t))
+			}
+			p.Type = ot.URI
+		}
+	}
+	if raw := r.raw("p"); raw != nil {
+		if len(raw) > o.MaxOpSize {
+			return opTooLarge("presence", len(raw), o.MaxOpSize)
+		}
+		if p.Type == ot.URI {
+			if tp, err := ot.DecodePresence(raw); err == nil {
+				p.Text = &tp
+			}
+		}
+		if p.Text == nil {
+			p.Raw = raw
+		}
+	}
+	c.srv.hub.Presence(c, p, func(up collab.PresenceUpdate, err error) {
+		if err != nil {
+			c.fail(r, err)
+			return
+		}
+		c.send(encodePresence(up))
+	})
+	return nil
+}
+
+// presenceSubscribe answers "ps".
+func (c *conn) presenceSubscribe(r *request) *protoError {
+	ch, perr := c.channel(r)
+	if perr != nil {
+		return perr
+	}
+	if _, _, perr := r.uint("seq"); perr != nil {
+		return perr
+	}
+	c.srv.hub.SubscribePresence(ch, c, func(err error) {
+		if err != nil {
+			c.fail(r, err)
+			return
+		}
+		c.send(presenceAck(r, ch))
+	})
+	return nil
+}
+
+// presenceUnsubscribe answers "pu".
+func (c *conn) presenceUnsubscribe(r *request) *protoError {
+	ch, perr := c.channel(r)
+	if perr != nil {
+		return perr
+	}
+	if _, _, perr := r.uint("seq"); perr != nil {
+		return perr
+	}
+	c.srv.hub.UnsubscribePresence(ch, c, func(err error) {
+		if err != nil {
+			c.fail(r, err)
+			return
+		}
+		c.send(presenceAck(r, ch))
+	})
+	return nil
+}
+
+// presenceAck is the reply to "ps" and "pu": {a,ch,seq}.
+func presenceAck(r *request, ch string) []byte {
+	m := newMsg(r.action).str("ch", ch)
+	if seq := r.raw("seq"); seq != nil {
+		m.raw("seq", seq)
+	}
+	return m.bytes()
+}
+
+// presenceRequest answers "pr": the channel's other subscribers are asked
+// to re-send their presence. The reply is a bare {"a":"pr"}, as ShareDB
+// sends it.
+func (c *conn) presenceRequest(r *request) *protoError {
+	ch, perr := c.channel(r)
+	if perr != nil {
+		return perr
+	}
+	c.srv.hub.RequestPresence(ch, c)
+	c.send([]byte(`{"a":"pr"}`))
+	return nil
+}

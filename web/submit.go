@@ -1,0 +1,128 @@
+package web
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/coedit/coedit/collab"
+	"github.com/coedit/coedit/ot"
+)
+
+// This file answers "op" and holds parseSubmission, the reading of an
+// op's fields that the WebSocket and the HTTP API (api.go) share.
+
+// submit answers "op": the hub sends the ops the submission is
+// transformed over, then this replies with the ack.
+func (c *conn) submit(r *request) *protoError {
+	o := &c.srv.opts
+	key, perr := r.key(o.MaxNameLen)
+	if perr != nil {
+		return perr
+	}
+	s, perr := parseSubmission(r, o.MaxOpSize)
+	if perr != nil {
+		return perr
+	}
+	src, hasSrc, perr := r.str("src", maxClientSrcLen)
+	if perr != nil {
+		return perr
+	}
+	if hasSrc && src != c.Src() {
+		return newError(CodeSrcMismatch, fmt.Sprintf("op src %q is not this connection's src %q (send it in the handshake to reclaim it)", src, c.Src()))
+	}
+	if s.Seq == 0 {
+		return badlyFormed(`"seq" is required: a positive integer`)
+	}
+	if !c.ops.Allow() {
+		return newError(CodeRateLimited, fmt.Sprintf("more than %g ops per second", o.OpsPerSecond))
+	}
+	s.Src = c.Src()
+	acked := c.srv.met.startSubmit()
+	c.srv.hub.Submit(key, c, s, func(res collab.SubmitResult, err error) {
+		if err != nil {
+			c.fail(r, err)
+			return
+		}
+		acked()
+		c.send(newMsg("op").str("c", key.Collection).str("d", key.ID).uint("v", res.Version).
+			str("src", s.Src).uint("seq", s.Seq).bytes())
+	})
+	return nil
+}
+
+// parseSubmission reads the op fields shared by the WebSocket and the
+// HTTP API: v (null for the head), seq, and exactly one of op, create
+// and del. It leaves Src to the caller.
+func parseSubmission(r *request, maxOpSize int) (collab.Submission, *protoError) {
+	var s collab.Submission
+	var perr *protoError
+	if s.Version, s.HasVersion, perr = r.uint("v"); perr != nil {
+		return s, perr
+	}
+	seq, hasSeq, perr := r.uint("seq")
+	if perr != nil {
+		return s, perr
+	}
+	if hasSeq && seq == 0 {
+		return s, badlyFormed(`"seq" must be a positive integer`)
+	}
+	s.Seq = seq
+	_, hasOp := r.fields["op"]
+	create, del := r.raw("create"), r.raw("del")
+	if n := btoi(hasOp) + btoi(create != nil) + btoi(del != nil); n != 1 {
+		return s, newError(CodeOpBadlyFormed, "an op message needs exactly one of op, create and del")
+	}
+	switch {
+	case hasOp:
+		raw := r.fields["op"]
+		if len(raw) > maxOpSize {
+			return s, opTooLarge("op", len(raw), maxOpSize)
+		}
+		op, err := ot.Decode(raw)
+		if err != nil {
+			return s, newError(CodeOpBadlyFormed, err.Error())
+		}
+		s.Kind, s.Op = collab.OpEdit, op
+	case create != nil:
+		if len(create) > maxOpSize {
+			return s, opTooLarge("create", len(create), maxOpSize)
+		}
+		var f map[string]json.RawMessage
+		if err := json.Unmarshal(create, &f); err != nil || f == nil {
+			return s, newError(CodeOpBadlyFormed, `"create" must be an object {"type","data"}`)
+		}
+		cr := request{fields: f}
+		typ, ok, perr := cr.str("type", 256)
+		if perr != nil || !ok {
+			return s, newError(CodeOpBadlyFormed, `"create.type" must be a type name or URI`)
+		}
+		if !ot.IsType(typ) {
+			return s, newError(CodeTypeNotRecognized, fmt.Sprintf("unknown type %q: coedit serves %s", typ, ot.URI))
+		}
+		if data := cr.raw("data"); data != nil {
+			text, err := decodeString(data)
+			if err != nil {
+				return s, newError(CodeOpBadlyFormed, `"create.data" of a text-unicode document must be a string: `+err.Error())
+			}
+			s.Data = text
+		}
+		s.Kind, s.Type = collab.OpCreate, typ
+	default:
+		if string(del) != "true" {
+			return s, newError(CodeOpBadlyFormed, `"del" must be true`)
+		}
+		s.Kind = collab.OpDelete
+	}
+	return s, nil
+}
+
+func opTooLarge(what string, n, max int) *protoError {
+	return newError(CodeOpTooLarge, fmt.Sprintf("%s is %d bytes, more than the %d allowed", what, n, max))
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
