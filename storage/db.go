@@ -100,6 +100,21 @@ func ParseSyncMode(s string) (SyncMode, error) {
 	return 0, fmt.Errorf("storage: unknown sync mode %q (want always or none)", s)
 }
 
+// MarshalText returns the mode as String spells it, so that a SyncMode
+// can be a command-line flag (flag.TextVar).
+func (m SyncMode) MarshalText() ([]byte, error) { return []byte(m.String()), nil }
+
+// UnmarshalText sets m from "always" or "none", as ParseSyncMode reads
+// them.
+func (m *SyncMode) UnmarshalText(b []byte) error {
+	v, err := ParseSyncMode(string(b))
+	if err != nil {
+		return err
+	}
+	*m = v
+	return nil
+}
+
 // Options configures Open. The zero value of each field means its
 // documented default, so Options{} is the production configuration.
 type Options struct {
