@@ -120,7 +120,7 @@ var errStop = errors.New("stop")
 func (c *checker) doc(key collab.Key, m docMeta, doc *bolt.Bucket) {
 	// Replay the metadata from the records.
 	var want docMeta
-	var logBytes uint64
+	var opBytes uint64
 	ops := doc.Bucket(bucketOps)
 	if ops == nil {
 		c.failf("%s: no op log", key)
@@ -144,7 +144,7 @@ func (c *checker) doc(key collab.Key, m docMeta, doc *bolt.Bucket) {
 			c.failf("%s: record %d: %w", key, ver, err)
 			return errStop
 		}
-		logBytes += uint64(len(v))
+		opBytes += uint64(len(v) - len(r.Data))
 		if err := validateRecords([]collab.Record{r}); err != nil {
 			c.failf("%s: record %d: %w", key, ver, err)
 		}
@@ -165,8 +165,8 @@ func (c *checker) doc(key collab.Key, m docMeta, doc *bolt.Bucket) {
 	if m.snap > m.head || m.seqFloor > m.head {
 		c.failf("%s: snapshot %d and seq floor %d must be at most head %d", key, m.snap, m.seqFloor, m.head)
 	}
-	if logBytes != m.logBytes {
-		c.failf("%s: metadata says the op log is %d bytes, its records are %d", key, m.logBytes, logBytes)
+	if opBytes != m.opBytes {
+		c.failf("%s: metadata says the op log weighs %d bytes, its records %d", key, m.opBytes, opBytes)
 	}
 	if doc.Get(keySnapV1) != nil || doc.Bucket(bucketMilestonesV1) != nil {
 		c.failf("%s: has format 1 snapshots left", key)

@@ -325,7 +325,7 @@ func (db *DB) put(tx *bolt.Tx, r *commitReq, m docMeta, exists, saveSnap bool) e
 			if err := ops.Put(versionKey(rec.Version), r.vals[i]); err != nil {
 				return err
 			}
-			m.logBytes += uint64(len(r.vals[i]))
+			m.opBytes += uint64(len(r.vals[i]) - len(rec.Data))
 			if rec.Src != "" {
 				e := encodeSeqEntry(collab.SeqEntry{Seq: rec.Seq, Version: rec.Version})
 				if err := seqs.Put([]byte(rec.Src), e); err != nil {
@@ -353,7 +353,7 @@ func (db *DB) put(tx *bolt.Tx, r *commitReq, m docMeta, exists, saveSnap bool) e
 		if err != nil {
 			return err
 		}
-		if err := putSnapshot(snaps, r.snap, r.data, m.logBytes); err != nil {
+		if err := putSnapshot(snaps, r.snap, r.data, m.opBytes); err != nil {
 			return err
 		}
 		replaced := m.snap

@@ -375,7 +375,7 @@ func TestCheckFindsCorruption(t *testing.T) {
 		}},
 		{"log size", func(tx *bolt.Tx) error {
 			m, _, _ := readMeta(tx, dk)
-			m.logBytes++
+			m.opBytes++
 			return tx.Bucket(bucketDocs).Put(dk, encodeMeta(&m))
 		}},
 	} {

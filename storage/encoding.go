@@ -17,16 +17,16 @@ import (
 //
 //	record     = kind:byte src:str seq:uvarint time:varint type:str data:str
 //	             ncomp:uvarint { ckind:byte n:uvarint text:str }
-//	snapHeader = version:uvarint type:str size:uvarint logBytes:uvarint
+//	snapHeader = version:uvarint type:str size:uvarint opBytes:uvarint
 //	docMeta    = flags:byte head:uvarint snap:uvarint seqFloor:uvarint
-//	             logBytes:uvarint created:varint modified:varint type:str
+//	             opBytes:uvarint created:varint modified:varint type:str
 //	seqEntry   = seq:uvarint version:uvarint
 //	docKey     = len(collection):uvarint collection id
 //
 // A snapshot's data is not encoded: it is stored raw, in pieces (see
 // snapshots.go). Format 1 stored a snapshot as one value, version:uvarint
 // type:str data:str (encodeSnapshot), and a docMeta with a milestone
-// version where format 2 has seqFloor and logBytes; migrate.go reads
+// version where format 2 has seqFloor and opBytes; migrate.go reads
 // those.
 //
 // Every field of a Record is encoded whatever its Kind, so a record reads
@@ -49,9 +49,11 @@ type docMeta struct {
 	// seqFloor: the seq table holds no entry for a version below it
 	// (see seqs.go).
 	seqFloor uint64
-	// logBytes is the size of the encoded records of the whole op log;
-	// the milestone rule weighs it against a snapshot's size.
-	logBytes uint64
+	// opBytes weighs the whole op log: the size of its encoded records
+	// less the text of its creates (a create's text is a base to replay
+	// from, as a snapshot is). The milestone rule weighs it against a
+	// snapshot's size.
+	opBytes  uint64
 	created  int64  // Time of the latest create record
 	modified int64  // Time of the latest record
 	typ      string // type URI, "" before a create and after a delete
@@ -226,10 +228,10 @@ type snapHeader struct {
 	version uint64
 	typ     string
 	size    uint64 // length of the data in bytes
-	// logBytes is docMeta.logBytes when the snapshot was stored: the
-	// size of the op log up to the snapshot, or a little more for one
+	// opBytes is docMeta.opBytes when the snapshot was stored: the
+	// weight of the op log up to the snapshot, or a little more for one
 	// stored behind the head.
-	logBytes uint64
+	opBytes uint64
 }
 
 func encodeSnapHeader(h *snapHeader) []byte {
@@ -237,7 +239,7 @@ func encodeSnapHeader(h *snapHeader) []byte {
 	e.uvarint(h.version)
 	e.str(h.typ)
 	e.uvarint(h.size)
-	e.uvarint(h.logBytes)
+	e.uvarint(h.opBytes)
 	return e.b
 }
 
@@ -247,7 +249,7 @@ func decodeSnapHeader(b []byte) (snapHeader, error) {
 	h.version = d.uvarint("snapshot version")
 	h.typ = d.str("snapshot type")
 	h.size = d.uvarint("snapshot size")
-	h.logBytes = d.uvarint("snapshot log bytes")
+	h.opBytes = d.uvarint("snapshot op bytes")
 	if err := d.end(); err != nil {
 		return snapHeader{}, err
 	}
@@ -263,6 +265,22 @@ func decodeRecordSrc(b []byte) (string, error) {
 	return src, d.err
 }
 
+// recordWeight is an encoded record's part of docMeta.opBytes: its size
+// less its create data, read without copying the data.
+func recordWeight(b []byte) (uint64, error) {
+	d := dec{b: b}
+	d.byte("record kind")
+	d.str("record src")
+	d.uvarint("record seq")
+	d.varint("record time")
+	d.str("record type")
+	n := d.uvarint("record data")
+	if d.err == nil && n > uint64(len(d.b)) {
+		d.fail("record data")
+	}
+	return uint64(len(b)) - n, d.err
+}
+
 func encodeMeta(m *docMeta) []byte {
 	e := enc{b: make([]byte, 0, 48+len(m.typ))}
 	var flags byte
@@ -273,7 +291,7 @@ func encodeMeta(m *docMeta) []byte {
 	e.uvarint(m.head)
 	e.uvarint(m.snap)
 	e.uvarint(m.seqFloor)
-	e.uvarint(m.logBytes)
+	e.uvarint(m.opBytes)
 	e.varint(m.created)
 	e.varint(m.modified)
 	e.str(m.typ)
@@ -291,7 +309,7 @@ func decodeMeta(b []byte) (docMeta, error) {
 	m.head = d.uvarint("metadata head")
 	m.snap = d.uvarint("metadata snapshot version")
 	m.seqFloor = d.uvarint("metadata seq floor")
-	m.logBytes = d.uvarint("metadata log bytes")
+	m.opBytes = d.uvarint("metadata op bytes")
 	m.created = d.varint("metadata created")
 	m.modified = d.varint("metadata modified")
 	m.typ = d.str("metadata type")

@@ -43,7 +43,7 @@ func TestRecordRoundTrip(t *testing.T) {
 func TestMetaSnapshotSeqRoundTrip(t *testing.T) {
 	for _, m := range []docMeta{
 		{},
-		{deleted: true, head: 9, snap: 8, seqFloor: 4, logBytes: math.MaxUint64, created: -3, modified: math.MaxInt64, typ: ot.URI},
+		{deleted: true, head: 9, snap: 8, seqFloor: 4, opBytes: math.MaxUint64, created: -3, modified: math.MaxInt64, typ: ot.URI},
 	} {
 		if got, err := decodeMeta(encodeMeta(&m)); err != nil || got != m {
 			t.Errorf("decodeMeta(encodeMeta(%+v)) = %+v, %v", m, got, err)
@@ -57,7 +57,7 @@ func TestMetaSnapshotSeqRoundTrip(t *testing.T) {
 			t.Errorf("decodeSnapshot(encodeSnapshot(%+v)) = %+v, %v", s, got, err)
 		}
 	}
-	for _, h := range []snapHeader{{}, {version: math.MaxUint64, typ: ot.URI, size: 3 << 20, logBytes: 7}} {
+	for _, h := range []snapHeader{{}, {version: math.MaxUint64, typ: ot.URI, size: 3 << 20, opBytes: 7}} {
 		if got, err := decodeSnapHeader(encodeSnapHeader(&h)); err != nil || got != h {
 			t.Errorf("decodeSnapHeader(encodeSnapHeader(%+v)) = %+v, %v", h, got, err)
 		}

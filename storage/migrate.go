@@ -14,7 +14,7 @@ import (
 // keySnapV1 in its bucket, its milestones as whole values in the
 // bucketMilestonesV1 bucket, every src in its seq table for good, and a
 // docMeta with the newest milestone's version where format 2 has seqFloor
-// and logBytes.
+// and opBytes.
 var (
 	keySnapV1          = []byte("snapshot")
 	bucketMilestonesV1 = []byte("milestones")
@@ -22,7 +22,7 @@ var (
 
 // migrateV1 rewrites a format 1 file as format 2, in the transaction that
 // opens it: each document's snapshots move to the snapshots bucket (with
-// the op log's size at each, which a pass over the log measures), its
+// the op log's weight at each, which a pass over the log measures), its
 // milestones are thinned and its seq table pruned as format 2 keeps them,
 // and the format version becomes 2. A failure rolls all of it back and
 // leaves the file as it was.
@@ -84,9 +84,9 @@ func migrateDocV1(tx *bolt.Tx, dk []byte, opts Options) error {
 		}
 	}
 	m := docMeta{deleted: old.deleted, head: old.head, snap: old.snap, created: old.created, modified: old.modified, typ: old.typ}
-	// One pass over the log measures it, and its size below each
+	// One pass over the log weighs it, and its part below each
 	// snapshot.
-	logAt := make(map[uint64]uint64, len(snaps))
+	opsAt := make(map[uint64]uint64, len(snaps))
 	next := 0
 	if ops := doc.Bucket(bucketOps); ops != nil {
 		if err := ops.ForEach(func(k, v []byte) error {
@@ -95,9 +95,13 @@ func migrateDocV1(tx *bolt.Tx, dk []byte, opts Options) error {
 				return fmt.Errorf("%w: op key: %w", ErrCorrupt, err)
 			}
 			for ; next < len(snaps) && snaps[next].Version <= ver; next++ {
-				logAt[snaps[next].Version] = m.logBytes
+				opsAt[snaps[next].Version] = m.opBytes
 			}
-			m.logBytes += uint64(len(v))
+			w, err := recordWeight(v)
+			if err != nil {
+				return fmt.Errorf("%w: record at version %d: %w", ErrCorrupt, ver, err)
+			}
+			m.opBytes += w
 			return nil
 		}); err != nil {
 			return err
@@ -109,9 +113,9 @@ func migrateDocV1(tx *bolt.Tx, dk []byte, opts Options) error {
 			return err
 		}
 		for i := range snaps {
-			at, ok := logAt[snaps[i].Version]
+			at, ok := opsAt[snaps[i].Version]
 			if !ok {
-				at = m.logBytes
+				at = m.opBytes
 			}
 			if err := putSnapshot(b, &snaps[i], []byte(snaps[i].Data), at); err != nil {
 				return err

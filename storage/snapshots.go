@@ -36,32 +36,35 @@ func chunkKey(i int) []byte { return binary.BigEndian.AppendUint32(nil, uint32(i
 // Milestone rule. When a new snapshot replaces the latest one, the old
 // latest stays as a milestone only if it is at least
 // Options.MilestoneEvery versions past the newest milestone before it and
-// the op log between the two is at least 1/milestoneOpsShare of its size:
-// a milestone is worth its space only when replaying the ops it saves
-// costs about as much as reading it. Then the milestones thin out with
-// age (see thinMilestones): of those less than milestoneRecent ×
-// MilestoneEvery versions behind the head, one per MilestoneEvery versions
-// is kept; past that, the spacing doubles each time the age doubles.
+// the ops between the two weigh at least 1/milestoneOpsShare of its size
+// (docMeta.opBytes: encoded records, less any create's text, which is a
+// base to replay from). A milestone is worth its space only when the
+// replay it saves costs about as much as reading it: a 3.6 MB document
+// edited a letter at a time gets one per ~16,000 versions, not one per
+// 1,000. Then the milestones thin out with age (see thinMilestones): of
+// those less than milestoneRecent × MilestoneEvery versions behind the
+// head, one per MilestoneEvery versions is kept; past that, the spacing
+// doubles each time the age doubles.
 //
-// So a document keeps O(log(head / MilestoneEvery)) milestones, at most
-// about milestoneRecent+1 for each doubling of its history, and a history
-// query replays at most about max(MilestoneEvery, the document's size in
-// op bytes / milestoneOpsShare, 2/milestoneRecent of the age of the
-// version asked for) ops.
+// So a document keeps O(log(head / MilestoneEvery)) milestones: at most
+// milestoneRecent+1 young ones and milestoneRecent/2+2 more for each
+// doubling of its history. A history query at a version of age a replays
+// at most about the larger of 2 × MilestoneEvery versions, ops weighing
+// 1/milestoneOpsShare of the document, and 4a/milestoneRecent versions.
 const (
 	milestoneOpsShare = 4
 	milestoneRecent   = 4
 )
 
 // putSnapshot stores s, with data being s.Data, as a new entry of snaps.
-func putSnapshot(snaps *bolt.Bucket, s *collab.Snapshot, data []byte, logBytes uint64) error {
+func putSnapshot(snaps *bolt.Bucket, s *collab.Snapshot, data []byte, opBytes uint64) error {
 	b, err := snaps.CreateBucket(versionKey(s.Version))
 	if err != nil {
 		return fmt.Errorf("snapshot %d: %w", s.Version, err)
 	}
 	// The pieces are appended in key order: full pages waste no space.
 	b.FillPercent = 1
-	h := snapHeader{version: s.Version, typ: s.Type, size: uint64(len(data)), logBytes: logBytes}
+	h := snapHeader{version: s.Version, typ: s.Type, size: uint64(len(data)), opBytes: opBytes}
 	if err := b.Put(snapHeaderKey, encodeSnapHeader(&h)); err != nil {
 		return err
 	}
@@ -138,8 +141,8 @@ func (db *DB) retire(snaps *bolt.Bucket, old, head uint64) error {
 		}
 	}
 	ops := uint64(0)
-	if h.logBytes > prev.logBytes {
-		ops = h.logBytes - prev.logBytes
+	if h.opBytes > prev.opBytes {
+		ops = h.opBytes - prev.opBytes
 	}
 	if old-prev.version < db.opts.MilestoneEvery || ops < h.size/milestoneOpsShare {
 		if err := snaps.DeleteBucket(versionKey(old)); err != nil {
