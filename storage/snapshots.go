@@ -104,7 +104,7 @@ func readSnapshot(snaps *bolt.Bucket, version uint64) (collab.Snapshot, error) {
 	// append grows past this cap if the pieces really hold more.
 	data := make([]byte, 0, min(h.size, 64<<20))
 	c := b.Cursor()
-	k, _ := c.First() // the header
+	first, _ := c.First() // the header: it sorts before every piece
 	i := 0
 	for k, v := c.Next(); k != nil; k, v = c.Next() {
 		if string(k) != string(chunkKey(i)) || len(v) == 0 || len(v) > snapChunk {
@@ -113,7 +113,7 @@ func readSnapshot(snaps *bolt.Bucket, version uint64) (collab.Snapshot, error) {
 		data = append(data, v...)
 		i++
 	}
-	if string(k) != string(snapHeaderKey) || uint64(len(data)) != h.size {
+	if string(first) != string(snapHeaderKey) || uint64(len(data)) != h.size {
 		return collab.Snapshot{}, fmt.Errorf("%w: snapshot %d has %d bytes of data, its header says %d", ErrCorrupt, version, len(data), h.size)
 	}
 	return collab.Snapshot{Version: version, Type: h.typ, Data: string(data)}, nil
