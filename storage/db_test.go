@@ -37,6 +37,7 @@ func TestOpenInvalidOptions(t *testing.T) {
 		{InitialMmapSize: -1},
 		{MaxBatch: -1},
 		{MaxBatchDelay: -time.Second},
+		{MilestoneEvery: 1<<48 + 1}, // the age windows would overflow
 	} {
 		path := filepath.Join(t.TempDir(), "x.db")
 		db, err := Open(path, o)
