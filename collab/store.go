@@ -18,15 +18,16 @@ var ErrVersionConflict = errors.New("collab: version conflict in store")
 // document come from its one Session, so a Store need not order them.
 type Store interface {
 	// Load returns the document's latest snapshot, the ops after it, and
-	// its seq table. A document the store has never seen loads as a zero
-	// DocState (version 0, no type) with no error.
+	// its seq table, which may leave out srcs whose last op is old (see
+	// DocState.Seqs). A document the store has never seen loads as a
+	// zero DocState (version 0, no type) with no error.
 	Load(ctx context.Context, key Key) (DocState, error)
 
 	// Commit durably appends recs, which have consecutive versions
-	// starting at the document's stored head, updates the seq table
-	// from their Src/Seq, and, when snap is not nil, stores snap as the
-	// document's latest snapshot (snap.Version is at most the new head).
-	// It returns only once all of it is durable (with the store's sync
+	// starting at the document's stored head, updates the seq table from
+	// their Src/Seq (and may drop old srcs from it), and, when snap is not
+	// nil, stores snap as the document's latest snapshot (snap.Version is
+	// at most the new head). It returns only once all of it is durable (with the store's sync
 	// mode) or returns an error and stores none of it. Concurrent Commits
 	// from different documents may share one disk sync (group commit).
 	// A first record whose version is not the stored head gives
@@ -39,9 +40,10 @@ type Store interface {
 	Ops(ctx context.Context, key Key, from, to uint64) ([]Record, error)
 
 	// SnapshotAt returns the newest stored snapshot or milestone whose
-	// Version is at most v; the caller applies Ops from there. For a v
-	// older than every milestone it returns the zero Snapshot (version
-	// 0), from which the whole log replays.
+	// Version is at most v (a Store chooses which milestones it keeps);
+	// the caller applies Ops from there. For a v older than every
+	// milestone it returns the zero Snapshot (version 0), from which the
+	// whole log replays.
 	SnapshotAt(ctx context.Context, key Key, v uint64) (Snapshot, error)
 
 	// SaveSnapshot stores snap as the document's latest snapshot if it is

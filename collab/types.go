@@ -64,8 +64,11 @@ type DocState struct {
 	// Ops[i].Version == Snapshot.Version+i. The head version is
 	// Snapshot.Version+len(Ops).
 	Ops []Record
-	// Seqs maps each src that ever committed to this document to its
-	// last committed op.
+	// Seqs maps srcs that committed to this document to their last
+	// committed op. A Store may leave out srcs whose last op is old
+	// (storage keeps those of the newest Options.SeqWindow versions): a
+	// session still recognises their resends by scanning the ops since
+	// the resend's version, which the Store keeps.
 	Seqs map[string]SeqEntry
 }
 

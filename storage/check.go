@@ -17,10 +17,12 @@ const maxCheckErrors = 20
 // that lists the problems it finds (up to 20), or nil. It runs bbolt's
 // page-level consistency check, then the store's own invariants: every
 // value decodes; each document's op log holds exactly versions 0 to head-1;
-// its metadata (type, created, modified) agrees with its records; its
-// snapshots and milestones are at most the head; each seq entry names a
-// record with that src and seq; and both modification-time indexes list
-// each document once, at its modification time.
+// its metadata (type, created, modified, log size) agrees with its
+// records; its snapshots read whole, are at most the head, and the newest
+// is the one its metadata names; each seq entry is at or above the seq
+// floor and names a record with that src and seq; and both
+// modification-time indexes list each document once, at its modification
+// time.
 //
 // Check reads everything in one read transaction, which delays writes
 // that must grow the file; run it offline or on small stores.
@@ -118,6 +120,7 @@ var errStop = errors.New("stop")
 func (c *checker) doc(key collab.Key, m docMeta, doc *bolt.Bucket) {
 	// Replay the metadata from the records.
 	var want docMeta
+	var opBytes uint64
 	ops := doc.Bucket(bucketOps)
 	if ops == nil {
 		c.failf("%s: no op log", key)
@@ -141,6 +144,7 @@ func (c *checker) doc(key collab.Key, m docMeta, doc *bolt.Bucket) {
 			c.failf("%s: record %d: %w", key, ver, err)
 			return errStop
 		}
+		opBytes += uint64(len(v) - len(r.Data))
 		if err := validateRecords([]collab.Record{r}); err != nil {
 			c.failf("%s: record %d: %w", key, ver, err)
 		}
@@ -158,32 +162,34 @@ func (c *checker) doc(key collab.Key, m docMeta, doc *bolt.Bucket) {
 		want.modified != m.modified || want.deleted != m.deleted {
 		c.failf("%s: metadata %+v does not match its records %+v", key, m, want)
 	}
-	if m.snap > m.head || m.milestone > m.snap {
-		c.failf("%s: snapshot %d and milestone %d must be at most head %d, in that order", key, m.snap, m.milestone, m.head)
+	if m.snap > m.head || m.seqFloor > m.head {
+		c.failf("%s: snapshot %d and seq floor %d must be at most head %d", key, m.snap, m.seqFloor, m.head)
 	}
-	if m.snap > 0 {
-		if _, err := readSnapshot(doc.Get(keySnap), m.snap); err != nil {
-			c.failf("%s: latest snapshot: %w", key, err)
-		}
-	} else if doc.Get(keySnap) != nil {
-		c.failf("%s: has a snapshot its metadata does not record", key)
+	if opBytes != m.opBytes {
+		c.failf("%s: metadata says the op log weighs %d bytes, its records %d", key, m.opBytes, opBytes)
+	}
+	if doc.Get(keySnapV1) != nil || doc.Bucket(bucketMilestonesV1) != nil {
+		c.failf("%s: has format 1 snapshots left", key)
 	}
 	var last uint64
-	if ms := doc.Bucket(bucketMilestones); ms != nil {
-		ms.ForEach(func(k, v []byte) error {
+	if snaps := doc.Bucket(bucketSnaps); snaps != nil {
+		snaps.ForEach(func(k, v []byte) error {
 			ver, err := decodeVersionKey(k)
+			if err == nil && v != nil {
+				err = fmt.Errorf("a value, not a bucket")
+			}
 			if err == nil {
-				_, err = readSnapshot(v, ver)
+				_, err = readSnapshot(snaps, ver)
 			}
 			if err != nil {
-				c.failf("%s: milestone %x: %w", key, k, err)
+				c.failf("%s: snapshot %x: %w", key, k, err)
 			}
 			last = ver
 			return nil
 		})
 	}
-	if last != m.milestone {
-		c.failf("%s: newest milestone is %d, metadata says %d", key, last, m.milestone)
+	if last != m.snap {
+		c.failf("%s: newest snapshot is %d, metadata says %d", key, last, m.snap)
 	}
 	if seqs := doc.Bucket(bucketSeqs); seqs != nil {
 		seqs.ForEach(func(src, v []byte) error {
@@ -191,6 +197,9 @@ func (c *checker) doc(key collab.Key, m docMeta, doc *bolt.Bucket) {
 			if err != nil {
 				c.failf("%s: seq entry for %q: %w", key, src, err)
 				return nil
+			}
+			if e.Version < m.seqFloor {
+				c.failf("%s: seq entry for %q at version %d is below the seq floor %d", key, src, e.Version, m.seqFloor)
 			}
 			rv := ops.Get(versionKey(e.Version))
 			if rv == nil {

@@ -22,7 +22,7 @@ type commitReq struct {
 	recs []collab.Record
 	vals [][]byte // recs encoded
 	snap *collab.Snapshot
-	sval []byte // snap encoded
+	data []byte // snap.Data
 	// state is reqQueued, then reqTaken or reqCancelled.
 	state atomic.Uint32
 	done  chan error // buffered; the committer sends exactly one result
@@ -36,10 +36,11 @@ const (
 	reqCancelled
 )
 
-// Commit durably appends recs to key's op log, updates its seq table and
-// metadata and, when snap is not nil and newer than the stored snapshot,
-// stores snap as the latest snapshot (and as a milestone when it is
-// Options.MilestoneEvery versions past the previous one). See
+// Commit durably appends recs to key's op log, updates its seq table
+// (pruning the entries that fall out of Options.SeqWindow) and metadata
+// and, when snap is not nil and newer than the stored snapshot, stores
+// snap as the latest snapshot (the one it replaces stays as a milestone
+// if the milestone rule in snapshots.go keeps it). See
 // collab.Store.Commit for the contract.
 //
 // recs must have consecutive versions starting at the stored head (else
@@ -76,7 +77,7 @@ func (db *DB) Commit(ctx context.Context, key collab.Key, recs []collab.Record, 
 		}
 		s := *snap
 		r.snap = &s
-		r.sval = encodeSnapshot(&s)
+		r.data = []byte(s.Data)
 	}
 	if len(recs) == 0 && snap == nil {
 		if db.isClosed.Load() {
@@ -88,15 +89,15 @@ func (db *DB) Commit(ctx context.Context, key collab.Key, recs []collab.Record, 
 }
 
 // SaveSnapshot stores snap as key's latest snapshot if it is newer than
-// the stored one (else it does nothing), and keeps it as a milestone as
-// Commit does. snap.Version past the document's head gives
+// the stored one (else it does nothing), and keeps or drops the one it
+// replaces as a milestone as Commit does. snap.Version past the document's head gives
 // ErrInvalidSnapshot. It shares the committer, and its disk syncs, with
 // Commit.
 func (db *DB) SaveSnapshot(ctx context.Context, key collab.Key, snap collab.Snapshot) error {
 	if err := checkKey(key); err != nil {
 		return fmt.Errorf("storage: save snapshot: %w", err)
 	}
-	return db.enqueue(ctx, &commitReq{key: key, dk: docKey(key), snap: &snap, sval: encodeSnapshot(&snap)})
+	return db.enqueue(ctx, &commitReq{key: key, dk: docKey(key), snap: &snap, data: []byte(snap.Data)})
 }
 
 // validateRecords checks what Commit can check without the store.
@@ -324,6 +325,7 @@ func (db *DB) put(tx *bolt.Tx, r *commitReq, m docMeta, exists, saveSnap bool) e
 			if err := ops.Put(versionKey(rec.Version), r.vals[i]); err != nil {
 				return err
 			}
+			m.opBytes += uint64(len(r.vals[i]) - len(rec.Data))
 			if rec.Src != "" {
 				e := encodeSeqEntry(collab.SeqEntry{Seq: rec.Seq, Version: rec.Version})
 				if err := seqs.Put([]byte(rec.Src), e); err != nil {
@@ -339,21 +341,27 @@ func (db *DB) put(tx *bolt.Tx, r *commitReq, m docMeta, exists, saveSnap bool) e
 			}
 		}
 		m.head += uint64(len(r.recs))
+		if floor := seqFloor(m.head, db.opts.SeqWindow); floor > m.seqFloor {
+			if err := pruneSeqs(ops, seqs, m.seqFloor, floor); err != nil {
+				return err
+			}
+			m.seqFloor = floor
+		}
 	}
 	if saveSnap {
-		if err := doc.Put(keySnap, r.sval); err != nil {
+		snaps, err := doc.CreateBucketIfNotExists(bucketSnaps)
+		if err != nil {
 			return err
 		}
+		if err := putSnapshot(snaps, r.snap, r.data, m.opBytes); err != nil {
+			return err
+		}
+		replaced := m.snap
 		m.snap = r.snap.Version
-		if r.snap.Version-m.milestone >= db.opts.MilestoneEvery {
-			ms, err := doc.CreateBucketIfNotExists(bucketMilestones)
-			if err != nil {
+		if replaced > 0 {
+			if err := db.retire(snaps, replaced, m.head); err != nil {
 				return err
 			}
-			if err := ms.Put(versionKey(r.snap.Version), r.sval); err != nil {
-				return err
-			}
-			m.milestone = r.snap.Version
 		}
 	}
 	if err := tx.Bucket(bucketDocs).Put(r.dk, encodeMeta(&m)); err != nil {

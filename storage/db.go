@@ -21,8 +21,9 @@ import (
 )
 
 // formatVersion is the layout and encoding version this package writes
-// and reads, kept in the meta bucket.
-const formatVersion = 1
+// and reads, kept in the meta bucket. Open migrates a file of version 1
+// (see migrate.go).
+const formatVersion = 2
 
 // Bucket and key names; doc.go describes the layout.
 var (
@@ -34,10 +35,9 @@ var (
 
 	keyFormat = []byte("format")
 
-	keySnap          = []byte("snapshot")
-	bucketOps        = []byte("ops")
-	bucketSeqs       = []byte("seqs")
-	bucketMilestones = []byte("milestones")
+	bucketOps   = []byte("ops")
+	bucketSeqs  = []byte("seqs")
+	bucketSnaps = []byte("snapshots")
 )
 
 // Errors the store returns, besides collab.ErrVersionConflict. Each is
@@ -100,6 +100,21 @@ func ParseSyncMode(s string) (SyncMode, error) {
 	return 0, fmt.Errorf("storage: unknown sync mode %q (want always or none)", s)
 }
 
+// MarshalText returns the mode as String spells it, so that a SyncMode
+// can be a command-line flag (flag.TextVar).
+func (m SyncMode) MarshalText() ([]byte, error) { return []byte(m.String()), nil }
+
+// UnmarshalText sets m from "always" or "none", as ParseSyncMode reads
+// them.
+func (m *SyncMode) UnmarshalText(b []byte) error {
+	v, err := ParseSyncMode(string(b))
+	if err != nil {
+		return err
+	}
+	*m = v
+	return nil
+}
+
 // Options configures Open. The zero value of each field means its
 // documented default, so Options{} is the production configuration.
 type Options struct {
@@ -108,10 +123,16 @@ type Options struct {
 	// LockTimeout is how long Open waits for the file lock that another
 	// DB holds before it fails with ErrLocked. Default 2s.
 	LockTimeout time.Duration
-	// MilestoneEvery keeps a stored snapshot as a milestone, for
-	// SnapshotAt, when it is at least this many versions past the
-	// document's previous milestone. Default 1000.
+	// MilestoneEvery is the least distance in versions between two
+	// milestones, the older snapshots SnapshotAt starts from; milestones
+	// further back are further apart (the rule is in snapshots.go).
+	// Default 1000, at most 2^48.
 	MilestoneEvery uint64
+	// SeqWindow is how many of a document's newest versions its seq
+	// table covers: the table keeps a src's entry only while the src's
+	// last record is among them, so it never holds more than SeqWindow
+	// entries (seqs.go says what a pruned src loses). Default 10,000.
+	SeqWindow uint64
 	// InitialMmapSize is the size of bbolt's first memory map in bytes.
 	// A write that outgrows the map must wait for every read transaction
 	// to end, so a map bigger than the file avoids those stalls.
@@ -142,6 +163,12 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.MilestoneEvery == 0 {
 		o.MilestoneEvery = 1000
+	}
+	if o.MilestoneEvery > 1<<48 {
+		return o, fmt.Errorf("storage: Options.MilestoneEvery %d is more than 2^48", o.MilestoneEvery)
+	}
+	if o.SeqWindow == 0 {
+		o.SeqWindow = 10000
 	}
 	if o.InitialMmapSize == 0 {
 		o.InitialMmapSize = 64 << 20
@@ -222,7 +249,7 @@ func Open(path string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("storage: open %s: %w", path, err)
 	}
-	if err := bdb.Update(initLayout); err != nil {
+	if err := bdb.Update(func(tx *bolt.Tx) error { return initLayout(tx, opts) }); err != nil {
 		bdb.Close()
 		return nil, fmt.Errorf("storage: open %s: %w", path, err)
 	}
@@ -247,8 +274,8 @@ func Open(path string, opts Options) (*DB, error) {
 }
 
 // initLayout creates the buckets of an empty file, or checks that a file
-// holds a store of our format version.
-func initLayout(tx *bolt.Tx) error {
+// holds a store of our format version, migrating one of version 1.
+func initLayout(tx *bolt.Tx, opts Options) error {
 	meta := tx.Bucket(bucketMeta)
 	if meta == nil {
 		empty := true
@@ -267,13 +294,16 @@ func initLayout(tx *bolt.Tx) error {
 	if n <= 0 {
 		return fmt.Errorf("%w: no readable format version", ErrFormat)
 	}
-	if v != formatVersion {
-		return fmt.Errorf("%w: format version %d, this build reads %d", ErrFormat, v, formatVersion)
+	if v != formatVersion && v != 1 {
+		return fmt.Errorf("%w: format version %d, this build reads %d and 1", ErrFormat, v, formatVersion)
 	}
 	for _, name := range [][]byte{bucketDocs, bucketDoc, bucketRecent, bucketByColl} {
 		if tx.Bucket(name) == nil {
 			return fmt.Errorf("%w: bucket %q is missing", ErrCorrupt, name)
 		}
+	}
+	if v == 1 {
+		return migrateV1(tx, opts)
 	}
 	return nil
 }

@@ -23,7 +23,7 @@ func TestOptionsDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Options{}.withDefaults() = %v", err)
 	}
-	want := Options{Sync: SyncAlways, LockTimeout: 2 * time.Second, MilestoneEvery: 1000,
+	want := Options{Sync: SyncAlways, LockTimeout: 2 * time.Second, MilestoneEvery: 1000, SeqWindow: 10000,
 		InitialMmapSize: 64 << 20, MaxBatch: 1024}
 	if got != want {
 		t.Errorf("Options{}.withDefaults() = %+v, want %+v", got, want)
@@ -37,6 +37,7 @@ func TestOpenInvalidOptions(t *testing.T) {
 		{InitialMmapSize: -1},
 		{MaxBatch: -1},
 		{MaxBatchDelay: -time.Second},
+		{MilestoneEvery: 1<<48 + 1}, // the age windows would overflow
 	} {
 		path := filepath.Join(t.TempDir(), "x.db")
 		db, err := Open(path, o)
@@ -363,7 +364,20 @@ func TestCheckFindsCorruption(t *testing.T) {
 			return tx.Bucket(bucketDoc).Bucket(dk).Bucket(bucketSeqs).Put([]byte("a"), encodeSeqEntry(collab.SeqEntry{Seq: 9, Version: 1}))
 		}},
 		{"snapshot missing", func(tx *bolt.Tx) error {
-			return tx.Bucket(bucketDoc).Bucket(dk).Delete(keySnap)
+			return tx.Bucket(bucketDoc).Bucket(dk).Bucket(bucketSnaps).DeleteBucket(versionKey(2))
+		}},
+		{"snapshot piece missing", func(tx *bolt.Tx) error {
+			return tx.Bucket(bucketDoc).Bucket(dk).Bucket(bucketSnaps).Bucket(versionKey(2)).Delete(chunkKey(0))
+		}},
+		{"seq entry below the floor", func(tx *bolt.Tx) error {
+			m, _, _ := readMeta(tx, dk)
+			m.seqFloor = 4
+			return tx.Bucket(bucketDocs).Put(dk, encodeMeta(&m))
+		}},
+		{"log size", func(tx *bolt.Tx) error {
+			m, _, _ := readMeta(tx, dk)
+			m.opBytes++
+			return tx.Bucket(bucketDocs).Put(dk, encodeMeta(&m))
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -2,8 +2,9 @@
 // one bbolt file per node.
 //
 // Start with Open, which returns a DB; Options documents the knobs (sync
-// mode, lock timeout, milestone interval, mmap size, batching), and its
-// zero value is the production default. Close it when done.
+// mode, lock timeout, milestone spacing, seq window, mmap size,
+// batching), and its zero value is the production default. Close it when
+// done.
 //
 // # Writes: group commit
 //
@@ -26,25 +27,37 @@
 //
 // # Layout
 //
-// Top-level buckets (format version 1):
+// Top-level buckets (format version 2; Open migrates a version 1 file,
+// see migrate.go):
 //
-//	meta          "format" → 1
+//	meta          "format" → 2
 //	docs          docKey → metadata: head version, latest snapshot version,
-//	              newest milestone version, type, created and modified
+//	              seq floor, op log weight, type, created and modified
 //	              times (of the latest create and latest record), deleted flag
 //	doc           docKey → a bucket per document:
-//	                "snapshot"   → the latest snapshot (version, type, data)
 //	                ops/         big-endian uint64 version → record (src,
 //	                             seq, kind, op components, type, data, time)
-//	                seqs/        src → (seq, version) of its last record
-//	                milestones/  big-endian uint64 version → snapshot
+//	                seqs/        src → (seq, version) of its last record, for
+//	                             the srcs whose last record is among the
+//	                             newest Options.SeqWindow versions (seqs.go)
+//	                snapshots/   big-endian uint64 version → a bucket per
+//	                             snapshot: header, then the data in pieces of
+//	                             32 KiB (snapshots.go). The newest is the
+//	                             latest snapshot; the others are milestones.
 //	recent        newest-first modified time + docKey → ""
 //	bycollection  collection + newest-first modified time + id → ""
 //
 // docKey is the collection, prefixed with its length as a uvarint, then
 // the id. Values use a compact binary encoding of uvarints and
 // length-prefixed strings (see encoding.go); ot.Op is stored as its
-// components, not as JSON. The op log is never trimmed. A snapshot is kept
-// as a milestone when it is Options.MilestoneEvery versions past the
-// previous one, so SnapshotAt replays at most about that many ops.
+// components, not as JSON.
+//
+// # What is kept
+//
+// The op log is never trimmed: every committed record stays, so any past
+// version can be rebuilt and a resend is always recognised. Snapshots are
+// bounded: the latest, plus milestones that thin out with age and that
+// are kept only where they save a replay worth their size
+// (snapshots.go: O(log) of them per document). The seq table is bounded
+// by Options.SeqWindow.
 package storage

@@ -15,13 +15,19 @@ import (
 // package and versioned as a whole by formatVersion in the meta bucket:
 // any change to it needs a new format version and a migration.
 //
-//	record   = kind:byte src:str seq:uvarint time:varint type:str data:str
-//	           ncomp:uvarint { ckind:byte n:uvarint text:str }
-//	snapshot = version:uvarint type:str data:str
-//	docMeta  = flags:byte head:uvarint snap:uvarint milestone:uvarint
-//	           created:varint modified:varint type:str
-//	seqEntry = seq:uvarint version:uvarint
-//	docKey   = len(collection):uvarint collection id
+//	record     = kind:byte src:str seq:uvarint time:varint type:str data:str
+//	             ncomp:uvarint { ckind:byte n:uvarint text:str }
+//	snapHeader = version:uvarint type:str size:uvarint opBytes:uvarint
+//	docMeta    = flags:byte head:uvarint snap:uvarint seqFloor:uvarint
+//	             opBytes:uvarint created:varint modified:varint type:str
+//	seqEntry   = seq:uvarint version:uvarint
+//	docKey     = len(collection):uvarint collection id
+//
+// A snapshot's data is not encoded: it is stored raw, in pieces (see
+// snapshots.go). Format 1 stored a snapshot as one value, version:uvarint
+// type:str data:str (encodeSnapshot), and a docMeta with a milestone
+// version where format 2 has seqFloor and opBytes; migrate.go reads
+// those.
 //
 // Every field of a Record is encoded whatever its Kind, so a record reads
 // back exactly as it was committed. A record's version is its key in the
@@ -37,13 +43,20 @@ const maxKeyLen = 4096
 
 // docMeta is a document's entry in the docs bucket.
 type docMeta struct {
-	deleted   bool   // the latest create/delete record was a delete
-	head      uint64 // the version after the last committed record
-	snap      uint64 // version of the latest snapshot (0: none)
-	milestone uint64 // version of the newest milestone (0: none)
-	created   int64  // Time of the latest create record
-	modified  int64  // Time of the latest record
-	typ       string // type URI, "" before a create and after a delete
+	deleted bool   // the latest create/delete record was a delete
+	head    uint64 // the version after the last committed record
+	snap    uint64 // version of the latest snapshot (0: none)
+	// seqFloor: the seq table holds no entry for a version below it
+	// (see seqs.go).
+	seqFloor uint64
+	// opBytes weighs the whole op log: the size of its encoded records
+	// less the text of its creates (a create's text is a base to replay
+	// from, as a snapshot is). The milestone rule weighs it against a
+	// snapshot's size.
+	opBytes  uint64
+	created  int64  // Time of the latest create record
+	modified int64  // Time of the latest record
+	typ      string // type URI, "" before a create and after a delete
 }
 
 const metaDeleted = 1 << 0
@@ -210,6 +223,64 @@ func decodeSnapshot(b []byte) (collab.Snapshot, error) {
 	return s, nil
 }
 
+// snapHeader describes a stored snapshot; its data follows in pieces.
+type snapHeader struct {
+	version uint64
+	typ     string
+	size    uint64 // length of the data in bytes
+	// opBytes is docMeta.opBytes when the snapshot was stored: the
+	// weight of the op log up to the snapshot, or a little more for one
+	// stored behind the head.
+	opBytes uint64
+}
+
+func encodeSnapHeader(h *snapHeader) []byte {
+	e := enc{b: make([]byte, 0, 32+len(h.typ))}
+	e.uvarint(h.version)
+	e.str(h.typ)
+	e.uvarint(h.size)
+	e.uvarint(h.opBytes)
+	return e.b
+}
+
+func decodeSnapHeader(b []byte) (snapHeader, error) {
+	d := dec{b: b}
+	var h snapHeader
+	h.version = d.uvarint("snapshot version")
+	h.typ = d.str("snapshot type")
+	h.size = d.uvarint("snapshot size")
+	h.opBytes = d.uvarint("snapshot op bytes")
+	if err := d.end(); err != nil {
+		return snapHeader{}, err
+	}
+	return h, nil
+}
+
+// decodeRecordSrc reads only the src of an encoded record, for pruning
+// the seq table without copying a record's op or data.
+func decodeRecordSrc(b []byte) (string, error) {
+	d := dec{b: b}
+	d.byte("record kind")
+	src := d.str("record src")
+	return src, d.err
+}
+
+// recordWeight is an encoded record's part of docMeta.opBytes: its size
+// less its create data, read without copying the data.
+func recordWeight(b []byte) (uint64, error) {
+	d := dec{b: b}
+	d.byte("record kind")
+	d.str("record src")
+	d.uvarint("record seq")
+	d.varint("record time")
+	d.str("record type")
+	n := d.uvarint("record data")
+	if d.err == nil && n > uint64(len(d.b)) {
+		d.fail("record data")
+	}
+	return uint64(len(b)) - n, d.err
+}
+
 func encodeMeta(m *docMeta) []byte {
 	e := enc{b: make([]byte, 0, 48+len(m.typ))}
 	var flags byte
@@ -219,7 +290,8 @@ func encodeMeta(m *docMeta) []byte {
 	e.byte(flags)
 	e.uvarint(m.head)
 	e.uvarint(m.snap)
-	e.uvarint(m.milestone)
+	e.uvarint(m.seqFloor)
+	e.uvarint(m.opBytes)
 	e.varint(m.created)
 	e.varint(m.modified)
 	e.str(m.typ)
@@ -236,7 +308,8 @@ func decodeMeta(b []byte) (docMeta, error) {
 	m.deleted = flags&metaDeleted != 0
 	m.head = d.uvarint("metadata head")
 	m.snap = d.uvarint("metadata snapshot version")
-	m.milestone = d.uvarint("metadata milestone version")
+	m.seqFloor = d.uvarint("metadata seq floor")
+	m.opBytes = d.uvarint("metadata op bytes")
 	m.created = d.varint("metadata created")
 	m.modified = d.varint("metadata modified")
 	m.typ = d.str("metadata type")

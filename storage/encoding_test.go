@@ -43,7 +43,7 @@ func TestRecordRoundTrip(t *testing.T) {
 func TestMetaSnapshotSeqRoundTrip(t *testing.T) {
 	for _, m := range []docMeta{
 		{},
-		{deleted: true, head: 9, snap: 8, milestone: 4, created: -3, modified: math.MaxInt64, typ: ot.URI},
+		{deleted: true, head: 9, snap: 8, seqFloor: 4, opBytes: math.MaxUint64, created: -3, modified: math.MaxInt64, typ: ot.URI},
 	} {
 		if got, err := decodeMeta(encodeMeta(&m)); err != nil || got != m {
 			t.Errorf("decodeMeta(encodeMeta(%+v)) = %+v, %v", m, got, err)
@@ -55,6 +55,11 @@ func TestMetaSnapshotSeqRoundTrip(t *testing.T) {
 	for _, s := range []collab.Snapshot{{}, {Version: 5, Type: ot.URI, Data: "x\x00y"}} {
 		if got, err := decodeSnapshot(encodeSnapshot(&s)); err != nil || got != s {
 			t.Errorf("decodeSnapshot(encodeSnapshot(%+v)) = %+v, %v", s, got, err)
+		}
+	}
+	for _, h := range []snapHeader{{}, {version: math.MaxUint64, typ: ot.URI, size: 3 << 20, opBytes: 7}} {
+		if got, err := decodeSnapHeader(encodeSnapHeader(&h)); err != nil || got != h {
+			t.Errorf("decodeSnapHeader(encodeSnapHeader(%+v)) = %+v, %v", h, got, err)
 		}
 	}
 	for _, e := range []collab.SeqEntry{{}, {Seq: math.MaxUint64, Version: 3}} {
@@ -118,10 +123,12 @@ func FuzzDecodeRecord(f *testing.F) {
 	})
 }
 
-// FuzzDecodeMeta does the same for metadata, snapshots and seq entries.
+// FuzzDecodeMeta does the same for metadata, snapshots (format 1's and
+// format 2's headers) and seq entries.
 func FuzzDecodeMeta(f *testing.F) {
 	f.Add(encodeMeta(&docMeta{head: 3, typ: ot.URI}))
 	f.Add(encodeSnapshot(&collab.Snapshot{Version: 2, Data: "x"}))
+	f.Add(encodeSnapHeader(&snapHeader{version: 2, typ: ot.URI, size: 9}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if m, err := decodeMeta(b); err == nil {
 			if again, err := decodeMeta(encodeMeta(&m)); err != nil || again != m {
@@ -131,6 +138,11 @@ func FuzzDecodeMeta(f *testing.F) {
 		if s, err := decodeSnapshot(b); err == nil {
 			if again, err := decodeSnapshot(encodeSnapshot(&s)); err != nil || again != s {
 				t.Fatalf("decodeSnapshot round trip of %+v = %+v, %v", s, again, err)
+			}
+		}
+		if h, err := decodeSnapHeader(b); err == nil {
+			if again, err := decodeSnapHeader(encodeSnapHeader(&h)); err != nil || again != h {
+				t.Fatalf("decodeSnapHeader round trip of %+v = %+v, %v", h, again, err)
 			}
 		}
 		if e, err := decodeSeqEntry(b); err == nil {

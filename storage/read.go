@@ -17,7 +17,9 @@ const opsChunk = 1024
 // Load returns key's latest snapshot, the records after it up to the head,
 // and its seq table, all from one read transaction. A document the store
 // has never seen loads as the zero DocState. The number of records is
-// bounded by how often the caller saves snapshots.
+// bounded by how often the caller saves snapshots, the seq table by
+// Options.SeqWindow: it holds the srcs whose last record is among the
+// newest SeqWindow versions.
 func (db *DB) Load(ctx context.Context, key collab.Key) (collab.DocState, error) {
 	if err := checkKey(key); err != nil {
 		return collab.DocState{}, fmt.Errorf("storage: load: %w", err)
@@ -34,8 +36,11 @@ func (db *DB) Load(ctx context.Context, key collab.Key) (collab.DocState, error)
 			return err
 		}
 		if m.snap > 0 {
-			st.Snapshot, err = readSnapshot(doc.Get(keySnap), m.snap)
-			if err != nil {
+			snaps := doc.Bucket(bucketSnaps)
+			if snaps == nil {
+				return fmt.Errorf("%w: snapshot at version %d is missing", ErrCorrupt, m.snap)
+			}
+			if st.Snapshot, err = readSnapshot(snaps, m.snap); err != nil {
 				return err
 			}
 		}
@@ -106,7 +111,8 @@ func (db *DB) Ops(ctx context.Context, key collab.Key, from, to uint64) ([]colla
 }
 
 // SnapshotAt returns the newest of key's latest snapshot and milestones
-// whose version is at most v, or the zero Snapshot if there is none.
+// whose version is at most v, or the zero Snapshot if there is none. The
+// milestones kept are those of the rule in snapshots.go.
 func (db *DB) SnapshotAt(ctx context.Context, key collab.Key, v uint64) (collab.Snapshot, error) {
 	if err := checkKey(key); err != nil {
 		return collab.Snapshot{}, fmt.Errorf("storage: snapshot: %w", err)
@@ -122,31 +128,27 @@ func (db *DB) SnapshotAt(ctx context.Context, key collab.Key, v uint64) (collab.
 		if err != nil {
 			return err
 		}
-		if m.snap <= v {
-			s, err = readSnapshot(doc.Get(keySnap), m.snap)
-			return err
+		snaps := doc.Bucket(bucketSnaps)
+		if snaps == nil {
+			return fmt.Errorf("%w: snapshot at version %d is missing", ErrCorrupt, m.snap)
 		}
-		ms := doc.Bucket(bucketMilestones)
-		if ms == nil {
-			return nil
-		}
-		c := ms.Cursor()
-		var k, val []byte
+		c := snaps.Cursor()
+		var k []byte
 		if v == ^uint64(0) {
-			k, val = c.Last()
+			k, _ = c.Last()
 		} else if k, _ = c.Seek(versionKey(v + 1)); k == nil {
-			k, val = c.Last()
+			k, _ = c.Last()
 		} else {
-			k, val = c.Prev()
+			k, _ = c.Prev()
 		}
 		if k == nil {
 			return nil
 		}
 		mv, err := decodeVersionKey(k)
 		if err != nil {
-			return fmt.Errorf("%w: milestone key: %w", ErrCorrupt, err)
+			return fmt.Errorf("%w: snapshot key: %w", ErrCorrupt, err)
 		}
-		s, err = readSnapshot(val, mv)
+		s, err = readSnapshot(snaps, mv)
 		return err
 	})
 	if err != nil {
@@ -222,21 +224,6 @@ func docBucket(tx *bolt.Tx, dk []byte) (*bolt.Bucket, error) {
 		return nil, fmt.Errorf("%w: document has metadata but no bucket", ErrCorrupt)
 	}
 	return b, nil
-}
-
-// readSnapshot decodes a stored snapshot that should have version want.
-func readSnapshot(v []byte, want uint64) (collab.Snapshot, error) {
-	if v == nil {
-		return collab.Snapshot{}, fmt.Errorf("%w: snapshot at version %d is missing", ErrCorrupt, want)
-	}
-	s, err := decodeSnapshot(v)
-	if err != nil {
-		return collab.Snapshot{}, fmt.Errorf("%w: snapshot: %w", ErrCorrupt, err)
-	}
-	if s.Version != want {
-		return collab.Snapshot{}, fmt.Errorf("%w: snapshot has version %d, want %d", ErrCorrupt, s.Version, want)
-	}
-	return s, nil
 }
 
 // readOps appends the records from <= version < to of doc to dst. Every

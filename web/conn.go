@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -118,6 +119,9 @@ func (c *conn) readLoop() error {
 	for {
 		typ, frame, err := c.ws.ReadMessage()
 		if err != nil {
+			if errors.Is(err, websocket.ErrReadLimit) {
+				c.discardUpload()
+			}
 			return err
 		}
 		if typ != websocket.TextMessage {
@@ -129,6 +133,43 @@ func (c *conn) readLoop() error {
 			continue
 		}
 		c.handle(frame)
+	}
+}
+
+// Bounds on discardUpload: it stops once the client has sent nothing for
+// drainIdle, after drainFor in all, or after reading the larger of
+// drainBytes and twice Options.MaxFrameSize.
+const (
+	drainIdle  = 250 * time.Millisecond
+	drainFor   = 5 * time.Second
+	drainBytes = 8 << 20
+)
+
+// discardUpload reads and drops what the client still sends after a frame
+// over the read limit, for which gorilla has already written the 1009
+// close. Closing the socket with that upload unread would make the kernel
+// answer with a reset, which loses the close frame on the way to the
+// client and fails its write: the client would see a dropped connection
+// instead of learning why. Once the client has read the close it stops
+// sending (it answers with its own close frame), the reads go quiet, and
+// the socket then closes with nothing unread. The bounds keep a client
+// that never stops from holding the reader.
+func (c *conn) discardUpload() {
+	nc := c.ws.NetConn()
+	end := time.Now().Add(drainFor)
+	limit := max(drainBytes, 2*c.srv.opts.MaxFrameSize)
+	buf := make([]byte, 32<<10)
+	for read := int64(0); read < limit; {
+		deadline := time.Now().Add(drainIdle)
+		if deadline.After(end) {
+			deadline = end
+		}
+		nc.SetReadDeadline(deadline)
+		n, err := nc.Read(buf)
+		read += int64(n)
+		if err != nil {
+			return
+		}
 	}
 }
 

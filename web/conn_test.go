@@ -25,7 +25,7 @@ func TestSlowConsumerIsDisconnected(t *testing.T) {
 	// on the slow client's behalf and the send queue fills soon. The queue
 	// (64) leaves the watcher room when the machine is loaded and its
 	// writer goroutine runs late; the slow client overflows it anyway.
-	ts := startServerListener(t, Options{Logger: quiet, SendQueueMessages: 64, OpsPerSecond: 1e6, OpsBurst: 1e6},
+	ts := startServerListener(t, Options{Logger: quiet, SendQueueMessages: 64, OpsPerSecond: 1e6, MessagesPerSecond: 1e6},
 		collab.Options{}, func(ln net.Listener) net.Listener { return smallSendBuffers{ln} })
 	producer := ts.connect(t)
 	producer.create("docs", "slow", "", 1)

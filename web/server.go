@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -56,12 +57,14 @@ type Options struct {
 	// of one bulk request.)
 	MaxNameLen int
 	// OpsPerSecond and OpsBurst size each connection's token bucket for
-	// submits. Defaults DefaultOpsPerSecond and twice that.
+	// submits. Defaults: DefaultOpsPerSecond, and a burst of twice the
+	// rate in force (at least 1), so a caller that sets only the rate
+	// gets a bucket that fits it.
 	OpsPerSecond float64
 	OpsBurst     int
 	// MessagesPerSecond and MessagesBurst size each connection's token
-	// bucket for all messages. Defaults DefaultMessagesPerSecond and
-	// twice that.
+	// bucket for all messages. Defaults: DefaultMessagesPerSecond, and a
+	// burst of twice the rate in force (at least 1).
 	MessagesPerSecond float64
 	MessagesBurst     int
 	// SendQueueMessages and SendQueueBytes bound what waits to be written
@@ -111,9 +114,9 @@ func (o Options) withDefaults() (Options, error) {
 	setDefault(&o.MaxOpSize, 512<<10)
 	setDefault(&o.MaxNameLen, 256)
 	setDefault(&o.OpsPerSecond, DefaultOpsPerSecond)
-	setDefault(&o.OpsBurst, 2*DefaultOpsPerSecond)
+	setDefault(&o.OpsBurst, burstFor(o.OpsPerSecond))
 	setDefault(&o.MessagesPerSecond, DefaultMessagesPerSecond)
-	setDefault(&o.MessagesBurst, 2*DefaultMessagesPerSecond)
+	setDefault(&o.MessagesBurst, burstFor(o.MessagesPerSecond))
 	setDefault(&o.SendQueueMessages, 65536)
 	setDefault(&o.SendQueueBytes, 16<<20)
 	setDefault(&o.HandshakeTimeout, 10*time.Second)
@@ -133,6 +136,16 @@ func (o Options) withDefaults() (Options, error) {
 		}
 	}
 	return o, nil
+}
+
+// burstFor is the default token bucket size for a rate: two seconds'
+// worth, at least 1 and at most math.MaxInt32.
+func burstFor(perSecond float64) int {
+	b := math.Ceil(2 * perSecond)
+	if b >= math.MaxInt32 {
+		return math.MaxInt32
+	}
+	return max(1, int(b))
 }
 
 // setDefault sets *v to def when it is zero or negative.

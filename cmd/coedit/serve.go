@@ -56,72 +56,70 @@ type serveConfig struct {
 }
 
 // parseServeFlags reads serve's flags. Each flag's default comes from its
-// COEDIT_* variable in getenv when set, so a flag on the command line wins
-// over the environment, which wins over the built-in default.
+// COEDIT_* variable in getenv when set (see setFromEnv), so a flag on the
+// command line wins over the environment, which wins over the built-in
+// default.
 func parseServeFlags(args []string, getenv func(string) string, output io.Writer) (serveConfig, error) {
-	env := func(name, def string) string {
-		if v := getenv(name); v != "" {
-			return v
-		}
-		return def
-	}
+	cfg := serveConfig{Sync: storage.SyncAlways, LogLevel: slog.LevelInfo, LogFormat: "text"}
 	fs := flag.NewFlagSet("coedit serve", flag.ContinueOnError)
 	fs.SetOutput(output)
-	addr := fs.String("addr", env("COEDIT_ADDR", "127.0.0.1:8080"), "listen address, host:port (env COEDIT_ADDR)")
-	data := fs.String("data", env("COEDIT_DATA", "./coedit-data"), "data directory; the store is "+dataFile+" inside it (env COEDIT_DATA)")
-	syncMode := fs.String("sync", env("COEDIT_SYNC", "always"), "always: fsync before acknowledging an op; none: no fsync, for benchmarks only (env COEDIT_SYNC)")
-	insecure := fs.String("insecure", env("COEDIT_INSECURE", "false"), "allow a non-loopback --addr although no authentication is configured (env COEDIT_INSECURE)")
-	logLevel := fs.String("log-level", env("COEDIT_LOG_LEVEL", "info"), "debug, info, warn or error (env COEDIT_LOG_LEVEL)")
-	logFormat := fs.String("log-format", env("COEDIT_LOG_FORMAT", "text"), "text or json (env COEDIT_LOG_FORMAT)")
-	shutdown := fs.String("shutdown-timeout", env("COEDIT_SHUTDOWN_TIMEOUT", "15s"), "how long a graceful shutdown may take (env COEDIT_SHUTDOWN_TIMEOUT)")
-	opsPerSecond := fs.String("ops-per-second", env("COEDIT_OPS_PER_SECOND", strconv.Itoa(web.DefaultOpsPerSecond)), "ops each WebSocket connection may submit per second, with bursts of twice as many; the limit on all messages is twice this, at least "+strconv.Itoa(web.DefaultMessagesPerSecond)+"; raise it to replay a long trace over --server (env COEDIT_OPS_PER_SECOND)")
-	origins := fs.String("origins", getenv("COEDIT_ORIGINS"), "comma-separated browser origins (scheme://host[:port], or *) allowed to open a WebSocket or change documents; default: the server's own host and loopback origins (env COEDIT_ORIGINS)")
-	maxDoc := fs.String("max-doc", env("COEDIT_MAX_DOC", strconv.Itoa(collab.DefaultMaxDocLen)), "largest document, in Unicode code points (env COEDIT_MAX_DOC)")
-	if err := fs.Parse(normalizeBoolFlags(args, "insecure")); err != nil {
+	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "listen address, host:port")
+	fs.StringVar(&cfg.DataDir, "data", "./coedit-data", "data directory; the store is "+dataFile+" inside it")
+	fs.TextVar(&cfg.Sync, "sync", storage.SyncAlways, "always: fsync before acknowledging an op; none: no fsync, for benchmarks only")
+	fs.BoolVar(&cfg.Insecure, "insecure", false, "allow a non-loopback --addr although no authentication is configured")
+	fs.Func("log-level", "debug, info, warn or error (default info)", func(v string) error {
+		return cfg.LogLevel.UnmarshalText([]byte(v))
+	})
+	fs.Func("log-format", "text or json (default text)", func(v string) error {
+		if v != "text" && v != "json" {
+			return fmt.Errorf("want text or json, got %q", v)
+		}
+		cfg.LogFormat = v
+		return nil
+	})
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long a graceful shutdown may take")
+	fs.Float64Var(&cfg.OpsPerSecond, "ops-per-second", web.DefaultOpsPerSecond, "ops each WebSocket connection may submit per second, with bursts of twice as many; the limit on all messages is twice this, at least "+strconv.Itoa(web.DefaultMessagesPerSecond)+"; raise it to replay a long trace over --server")
+	fs.Func("origins", "comma-separated browser origins (scheme://host[:port], or *) allowed to open a WebSocket or change documents; default: the server's own host and loopback origins", func(v string) (err error) {
+		cfg.Origins, err = parseOrigins(v)
+		return err
+	})
+	fs.IntVar(&cfg.MaxDocLen, "max-doc", collab.DefaultMaxDocLen, "largest document, in Unicode code points")
+	if err := setFromEnv(fs, getenv); err != nil {
+		return serveConfig{}, &usageError{"serve: " + err.Error()}
+	}
+	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return serveConfig{}, err
 		}
-		return serveConfig{}, &usageError{err.Error()}
+		return serveConfig{}, &usageError{"serve: " + err.Error()}
 	}
 	if fs.NArg() > 0 {
 		return serveConfig{}, &usageError{fmt.Sprintf("serve: unexpected argument %q", fs.Arg(0))}
 	}
-	cfg := serveConfig{Addr: *addr, DataDir: *data, LogFormat: *logFormat}
-	var err error
-	if cfg.ShutdownTimeout, err = time.ParseDuration(*shutdown); err != nil || cfg.ShutdownTimeout <= 0 {
-		return cfg, &usageError{fmt.Sprintf("serve: --shutdown-timeout: want a positive duration such as 15s, got %q", *shutdown)}
-	}
-	if cfg.OpsPerSecond, err = strconv.ParseFloat(*opsPerSecond, 64); err != nil || !(cfg.OpsPerSecond > 0) || math.IsInf(cfg.OpsPerSecond, 0) {
-		return cfg, &usageError{fmt.Sprintf("serve: --ops-per-second: want a positive number, got %q", *opsPerSecond)}
-	}
-	if 4*cfg.OpsPerSecond > math.MaxInt32 {
-		return cfg, &usageError{fmt.Sprintf("serve: --ops-per-second: %q is too large (at most %d)", *opsPerSecond, math.MaxInt32/4)}
-	}
-	if cfg.Origins, err = parseOrigins(*origins); err != nil {
-		return cfg, &usageError{fmt.Sprintf("serve: --origins: %v", err)}
-	}
-	if cfg.MaxDocLen, err = strconv.Atoi(*maxDoc); err != nil || cfg.MaxDocLen <= 0 {
-		return cfg, &usageError{fmt.Sprintf("serve: --max-doc: want a positive number of code points, got %q", *maxDoc)}
-	}
-	if cfg.Sync, err = storage.ParseSyncMode(*syncMode); err != nil {
-		return cfg, &usageError{fmt.Sprintf("serve: --sync: %v", err)}
-	}
-	if cfg.Insecure, err = strconv.ParseBool(*insecure); err != nil {
-		return cfg, &usageError{fmt.Sprintf("serve: --insecure: want true or false, got %q", *insecure)}
-	}
-	if err := cfg.LogLevel.UnmarshalText([]byte(*logLevel)); err != nil {
-		return cfg, &usageError{fmt.Sprintf("serve: --log-level: %v", err)}
-	}
-	if cfg.LogFormat != "text" && cfg.LogFormat != "json" {
-		return cfg, &usageError{fmt.Sprintf("serve: --log-format: want text or json, got %q", cfg.LogFormat)}
-	}
-	if cfg.DataDir == "" {
-		return cfg, &usageError{"serve: --data must not be empty"}
-	}
-	if _, _, err := net.SplitHostPort(cfg.Addr); err != nil {
-		return cfg, &usageError{fmt.Sprintf("serve: --addr: %v", err)}
+	if err := cfg.check(); err != nil {
+		return serveConfig{}, &usageError{"serve: " + err.Error()}
 	}
 	return cfg, nil
+}
+
+// check rejects values that parse but make no sense.
+func (cfg serveConfig) check() error {
+	switch {
+	case cfg.DataDir == "":
+		return errors.New("--data must not be empty")
+	case cfg.ShutdownTimeout <= 0:
+		return fmt.Errorf("--shutdown-timeout: want a positive duration such as 15s, got %v", cfg.ShutdownTimeout)
+	case !(cfg.OpsPerSecond > 0) || math.IsInf(cfg.OpsPerSecond, 0):
+		return fmt.Errorf("--ops-per-second: want a positive number, got %v", cfg.OpsPerSecond)
+	case 4*cfg.OpsPerSecond > math.MaxInt32:
+		return fmt.Errorf("--ops-per-second: %v is too large (at most %d)", cfg.OpsPerSecond, math.MaxInt32/4)
+	case cfg.MaxDocLen <= 0:
+		return fmt.Errorf("--max-doc: want a positive number of code points, got %d", cfg.MaxDocLen)
+	}
+	if _, _, err := net.SplitHostPort(cfg.Addr); err != nil {
+		return fmt.Errorf("--addr: %w", err)
+	}
+	return nil
 }
 
 // parseOrigins splits a comma-separated origin list. Each entry is "*" or
@@ -150,34 +148,6 @@ func parseOrigins(list string) ([]string, error) {
 // raised --ops-per-second, are not cut short by the message bucket.
 func messageRate(opsPerSecond float64) float64 {
 	return max(web.DefaultMessagesPerSecond, 2*opsPerSecond)
-}
-
-// opsBurst is the token bucket size for a submit rate: twice the rate,
-// at least 1; 0 (web's default) for an unset rate.
-func opsBurst(perSecond float64) int {
-	if perSecond <= 0 {
-		return 0
-	}
-	return max(1, int(math.Ceil(2*perSecond)))
-}
-
-// normalizeBoolFlags turns a bare "--name" (or "-name") into
-// "--name=true", so a flag that is a string for the sake of its
-// environment default still works as a switch.
-func normalizeBoolFlags(args []string, names ...string) []string {
-	out := make([]string, 0, len(args))
-	for i, a := range args {
-		if a == "--" {
-			return append(out, args[i:]...)
-		}
-		for _, n := range names {
-			if a == "-"+n || a == "--"+n {
-				a += "=true"
-			}
-		}
-		out = append(out, a)
-	}
-	return out
 }
 
 // newLogger returns the process logger.
@@ -229,37 +199,37 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 
 // node is one running coedit server: store, hub, web server, listener.
 type node struct {
-	store *storage.DB
-	hub   *collab.Hub
-	web   *web.Server
-	http  *http.Server
-	ln    net.Listener
-	// serveErr gets http.Server.Serve's error if it fails; served is
-	// closed when Serve has returned.
+	ln net.Listener
+	// closers closes everything startNode opened, in reverse order.
+	closers closers
+	// serveErr gets http.Server.Serve's error if it fails.
 	serveErr chan error
-	served   chan struct{}
 }
 
 // startNode listens on cfg.Addr (first, so a bad or busy address fails
 // before anything is opened), opens the store, and serves. The caller
-// must call close.
-func startNode(cfg serveConfig, log *slog.Logger) (*node, error) {
+// must call close. If it fails, whatever it had opened is closed again.
+func startNode(cfg serveConfig, log *slog.Logger) (_ *node, err error) {
 	if !cfg.Insecure && !isLoopback(cfg.Addr) {
 		return nil, &usageError{fmt.Sprintf("serve: refusing to listen on %s: it is not a loopback address and no authentication is configured; pass --insecure to serve it anyway", cfg.Addr)}
 	}
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
+	n := &node{serveErr: make(chan error, 1)}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, n.closers.close(context.Background()))
+		}
+	}()
+	if n.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
 		return nil, fmt.Errorf("serve: %w", err)
 	}
-	n, err := openNode(cfg, log, ln)
-	if err != nil {
-		ln.Close()
-		return nil, err
-	}
-	return n, nil
-}
-
-func openNode(cfg serveConfig, log *slog.Logger, ln net.Listener) (*node, error) {
+	// http.Server.Shutdown closes the listener once it serves; this
+	// closes it on an error path before that.
+	n.closers.add("listener", func(context.Context) error {
+		if err := n.ln.Close(); !errors.Is(err, net.ErrClosed) {
+			return err
+		}
+		return nil
+	})
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("serve: data directory: %w", err)
 	}
@@ -271,63 +241,62 @@ func openNode(cfg serveConfig, log *slog.Logger, ln net.Listener) (*node, error)
 	if err != nil {
 		return nil, fmt.Errorf("serve: %w", err)
 	}
+	n.closers.add("store", func(context.Context) error { return store.Close() })
+	// Closing the hub commits what its sessions hold and saves their
+	// snapshots, so it must come before the store closes.
 	hub := collab.NewHub(collab.Options{Store: store, Logger: log, MaxDocLen: cfg.MaxDocLen})
+	n.closers.add("hub", hub.Close)
 	ws, err := web.New(web.Options{
 		Hub:               hub,
 		Logger:            log,
 		AllowedOrigins:    cfg.Origins,
 		OpsPerSecond:      cfg.OpsPerSecond,
-		OpsBurst:          opsBurst(cfg.OpsPerSecond),
 		MessagesPerSecond: messageRate(cfg.OpsPerSecond),
-		MessagesBurst:     opsBurst(messageRate(cfg.OpsPerSecond)),
 		Collectors:        []prometheus.Collector{newStoreCollector(store)},
 	})
 	if err != nil {
-		hub.Close(context.Background())
-		store.Close()
 		return nil, fmt.Errorf("serve: %w", err)
 	}
-	n := &node{
-		store:    store,
-		hub:      hub,
-		web:      ws,
-		ln:       ln,
-		serveErr: make(chan error, 1),
-		served:   make(chan struct{}),
-	}
-	n.http = &http.Server{
+	// web.Server.Close closes every WebSocket and waits for each to leave
+	// the hub; http.Server.Shutdown does not track WebSockets.
+	n.closers.add("websockets", ws.Close)
+	srv := &http.Server{
 		Handler:           ws.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	// This goroutine ends when close shuts the http.Server down; close
-	// waits for it.
+	served := make(chan struct{})
+	// This goroutine ends when the http closer below shuts the server
+	// down, and that closer waits for it.
 	go func() {
-		defer close(n.served)
-		if err := n.http.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		defer close(served)
+		if err := srv.Serve(n.ln); !errors.Is(err, http.ErrServerClosed) {
 			n.serveErr <- err
 		}
 	}()
-	log.Info("coedit serving", "url", "http://"+ln.Addr().String(), "data", path, "sync", cfg.Sync.String())
+	// Shutdown stops accepting connections and lets HTTP requests in
+	// flight finish.
+	n.closers.add("http server", func(ctx context.Context) error {
+		err := srv.Shutdown(ctx)
+		<-served
+		return err
+	})
+	log.Info("coedit serving", "url", "http://"+n.ln.Addr().String(), "data", path, "sync", cfg.Sync.String())
 	return n, nil
 }
 
 // addr returns the address the node listens on.
 func (n *node) addr() string { return n.ln.Addr().String() }
 
-// close shuts the node down, in this order: stop accepting connections
-// and let HTTP requests in flight finish; close every WebSocket and wait
-// for each to leave the hub; close the hub, which commits what its
-// sessions hold and saves their snapshots; close the store. An op is
-// acknowledged only once it is durable, so none is lost at any step.
+// close shuts the node down in the reverse of the order startNode opened
+// it: stop accepting connections and let HTTP requests in flight finish;
+// close every WebSocket and wait for each to leave the hub; close the
+// hub, which commits what its sessions hold and saves their snapshots;
+// close the store. An op is acknowledged only once it is durable, so none
+// is lost at any step.
 func (n *node) close(ctx context.Context) error {
-	errHTTP := n.http.Shutdown(ctx)
-	<-n.served
-	errWeb := n.web.Close(ctx)
-	errHub := n.hub.Close(ctx)
-	errStore := n.store.Close()
-	return errors.Join(errHTTP, errWeb, errHub, errStore)
+	return n.closers.close(ctx)
 }
 
 // isLoopback reports whether addr's host is a loopback name or address.

@@ -1,0 +1,63 @@
+package web
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"testing"
+
+	"github.com/coedit/coedit/collab"
+)
+
+// TestOptionsBurstFollowsRate checks that a burst left at zero follows
+// the rate set beside it, not the default rate: a library caller that
+// sets only OpsPerSecond used to get a bucket of 200 whatever the rate.
+func TestOptionsBurstFollowsRate(t *testing.T) {
+	hub := new(collab.Hub) // withDefaults only checks that there is one
+	for _, tc := range []struct {
+		in                     Options
+		opsBurst, messageBurst int
+	}{
+		{Options{}, 2 * DefaultOpsPerSecond, 2 * DefaultMessagesPerSecond},
+		{Options{OpsPerSecond: 1}, 2, 2 * DefaultMessagesPerSecond},
+		{Options{OpsPerSecond: 0.2, MessagesPerSecond: 0.75}, 1, 2},
+		{Options{OpsPerSecond: 5000, MessagesPerSecond: 12000}, 10000, 24000},
+		{Options{OpsPerSecond: 1e300, MessagesPerSecond: 1e12}, math.MaxInt32, math.MaxInt32},
+		{Options{OpsPerSecond: 1, OpsBurst: 7, MessagesBurst: 9}, 7, 9},
+	} {
+		tc.in.Hub = hub
+		got, err := tc.in.withDefaults()
+		if err != nil || got.OpsBurst != tc.opsBurst || got.MessagesBurst != tc.messageBurst {
+			t.Errorf("Options{OpsPerSecond: %v, MessagesPerSecond: %v, OpsBurst: %d, MessagesBurst: %d}.withDefaults() bursts = %d, %d (err %v); want %d, %d",
+				tc.in.OpsPerSecond, tc.in.MessagesPerSecond, tc.in.OpsBurst, tc.in.MessagesBurst, got.OpsBurst, got.MessagesBurst, err, tc.opsBurst, tc.messageBurst)
+		}
+	}
+}
+
+// TestRateAloneSizesTheBucket runs a server configured with only
+// OpsPerSecond: 1 and sends three submits at once over a real socket: the
+// bucket holds two, so the third is refused.
+func TestRateAloneSizesTheBucket(t *testing.T) {
+	ts := startServer(t, Options{Logger: quiet, OpsPerSecond: 1}, collab.Options{})
+	c := ts.connect(t)
+	c.sendRaw(`{"a":"op","c":"docs","d":"r","v":null,"seq":1,"create":{"type":"text-unicode","data":""}}`)
+	for seq := 2; seq <= 3; seq++ {
+		c.sendf(`{"a":"op","c":"docs","d":"r","v":null,"seq":%d,"op":["x"]}`, seq)
+	}
+	var got []string
+	for len(got) < 3 {
+		m := c.recv()
+		if m["a"] != "op" {
+			continue
+		}
+		code := "ack"
+		if e, ok := m["error"].(map[string]any); ok {
+			code = fmt.Sprint(e["code"])
+		}
+		got = append(got, fmt.Sprint(m["seq"], ":", code))
+	}
+	slices.Sort(got)
+	if want := []string{"1:ack", "2:ack", "3:" + CodeRateLimited}; !slices.Equal(got, want) {
+		t.Errorf("three submits with only OpsPerSecond 1 set = %q, want %q", got, want)
+	}
+}
