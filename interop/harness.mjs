@@ -10,37 +10,19 @@ import { fileURLToPath } from 'node:url';
 import ShareDB from 'sharedb/lib/client/index.js';
 import otText from 'ot-text-unicode';
 import WebSocket, { WebSocketServer } from 'ws';
+import * as ot from '../web/static/js/ot.js';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-// transformPosition with coedit's presence rule: an insert exactly at the
-// position moves it only when the op is the presence owner's own.
-export function transformPosition(cursor, op, own) {
-  let pos = 0;
-  for (const c of op) {
-    if (cursor < pos || (cursor === pos && !(own && typeof c === 'string'))) break;
-    if (typeof c === 'number') pos += c;
-    else if (typeof c === 'string') {
-      const n = [...c].length;
-      pos += n;
-      cursor += n;
-    } else {
-      const n = typeof c.d === 'number' ? c.d : [...c.d].length;
-      cursor -= Math.min(n, cursor - pos);
-    }
-  }
-  return cursor;
-}
-
+// The text type as the sharedb client registers it: the reference's
+// algebra with the page's presence rule (web/static/js/ot.js: an insert
+// exactly at a caret moves it only when the op is the caret owner's own),
+// imported rather than copied so the tests exercise the page's code.
 export const textType = {
   ...otText.type,
-  transformPresence(p, op, own) {
-    if (!p || typeof p.index !== 'number') return p;
-    const start = transformPosition(p.index, op, own);
-    const end = transformPosition(p.index + p.length, op, own);
-    return { index: start, length: Math.max(0, end - start) };
-  },
+  transformPresence: ot.transformPresence,
 };
+export const transformPosition = ot.transformPosition;
 ShareDB.types.register(textType);
 export const TEXT = otText.type.uri;
 export { ShareDB, WebSocket, WebSocketServer };
