@@ -1,4 +1,4 @@
-// The editing page: wires the client (client.js), the textarea binding
+// The editing page: wires the client (connection.js, document.js, presence.js), the textarea binding
 // (editor.js) and the caret overlay (overlay.js) to the page's elements.
 //
 // Presence uses two channels per document:
@@ -7,7 +7,7 @@
 //   "<collection>.<id>#users"  untyped {name, color} per presence id,
 //                              relayed as is.
 // Both use the same presence id (one per tab), which joins a caret to a name.
-import { Connection, randomId, State } from './client.js';
+import { Connection, randomId, State } from './connection.js';
 import { TextareaBinding } from './editor.js';
 import { Overlay } from './overlay.js';
 

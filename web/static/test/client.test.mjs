@@ -1,9 +1,9 @@
-// The client state machine (client.js) driven through its transport seam:
+// The client state machine (connection.js, document.js, presence.js) driven through its transport seam:
 // a fake WebSocket plays the server, a manual clock runs the timers.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import ref from 'ot-text-unicode';
-import { Connection, State } from '../js/client.js';
+import { Connection, State } from '../js/connection.js';
 import { FakeClock, FakeSocket } from './fakes.mjs';
 
 const URI = 'http://sharejs.org/types/text-unicode';
