@@ -130,12 +130,15 @@ export async function serverOps(base, c, id) {
   return text.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l));
 }
 
-// A WebSocket relay between a client and the server whose server-to-client
-// direction can be cut, to lose an ack while the op itself reaches the server.
+// A WebSocket relay between a client and the server whose directions can
+// be cut: state.dropDown drops every server-to-client message (to lose an
+// ack while the op itself reaches the server), state.dropUp(msg) drops the
+// client-to-server messages it returns true for. A close the server sends
+// reaches the client with its code (4000, 1013, ...).
 export async function startRelay(targetURL) {
   const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
   await new Promise((r) => wss.once('listening', r));
-  const state = { dropDown: false, onUp: null, pairs: [] };
+  const state = { dropDown: false, dropUp: null, onUp: null, pairs: [] };
   wss.on('connection', (client) => {
     const upstream = new WebSocket(targetURL);
     // Cutting a socket that is still connecting emits an error; a cut is
@@ -146,19 +149,20 @@ export async function startRelay(targetURL) {
     upstream.on('open', () => queue.splice(0).forEach((m) => upstream.send(m)));
     client.on('message', (data) => {
       const msg = data.toString();
-      if (state.onUp) state.onUp(JSON.parse(msg), msg);
+      const parsed = JSON.parse(msg);
+      if (state.onUp) state.onUp(parsed, msg);
+      if (state.dropUp?.(parsed)) return;
       if (upstream.readyState === WebSocket.OPEN) upstream.send(msg);
       else queue.push(msg);
     });
     upstream.on('message', (data) => {
       if (!state.dropDown && client.readyState === WebSocket.OPEN) client.send(data.toString());
     });
-    const closeBoth = () => {
-      client.terminate();
-      upstream.terminate();
-    };
-    client.on('close', closeBoth);
-    upstream.on('close', closeBoth);
+    client.on('close', () => upstream.terminate());
+    upstream.on('close', (code, reason) => {
+      if (validCloseCode(code) && client.readyState === WebSocket.OPEN) client.close(code, reason);
+      else client.terminate();
+    });
     state.pairs.push({ client, upstream });
   });
   return {
@@ -173,3 +177,7 @@ export async function startRelay(targetURL) {
     close: () => new Promise((r) => wss.close(r)),
   };
 }
+
+// validCloseCode reports whether a close frame may carry code (1005 and
+// 1006 only describe a close without one).
+const validCloseCode = (code) => (code >= 1000 && code <= 1014 && ![1004, 1005, 1006].includes(code)) || (code >= 3000 && code <= 4999);

@@ -19,6 +19,18 @@ export const State = Object.freeze({
   CLOSED: 'closed', // close() was called; never reconnects
 });
 
+/**
+ * Close codes the server ends a socket with that the client acts on (see
+ * web/conn.go).
+ */
+export const CloseCode = Object.freeze({
+  // The client did not read fast enough: reconnect more slowly and catch
+  // up without asking the server for every op missed (Doc.onConnected).
+  SLOW_CONSUMER: 1013,
+  // A newer connection claimed this connection's src: take a fresh one.
+  SRC_RECLAIMED: 4000,
+});
+
 const OPEN = 1; // WebSocket.OPEN
 
 const defaultTimers = {
@@ -43,10 +55,31 @@ export function randomId(bytes = 8) {
  * pingInterval (ms between pings while idle; default 15000), pongTimeout
  * (ms without any message after a ping before the socket counts as dead;
  * default 10000), id and seq (a src and next seq to start from, when
- * restoring unsent edits saved by an earlier page).
+ * restoring unsent edits saved by an earlier page), fetch (the fetch
+ * function for the HTTP op log; default the global one) and httpBase (the
+ * server's HTTP origin; default the WebSocket URL's), opsPage (ops per
+ * request when a document catches up over HTTP; default 1000).
  *
- * Events: 'state' (state, detail) on every state change, 'error' (error)
- * for server errors no document claims.
+ * The src: the server issues one at the first handshake and the
+ * connection sends it back in every later one, so that a resent op keeps
+ * its (src, seq) and is not applied twice. When the server closes the
+ * socket with 4000 another connection has claimed that src (a second
+ * client restored the same saved state, or anything else that sent it in
+ * its handshake): claiming it back would close the other one in turn, and
+ * the two would evict each other forever, so the connection asks for a
+ * fresh src instead and the documents settle what was in flight (see
+ * Doc.resume). seq counts on across srcs, so no (src, seq) is ever
+ * reused.
+ *
+ * Backoff: each failed attempt doubles the wait (with jitter) up to
+ * maxDelay. A handshake starts it over, except after a close with 1013
+ * (slow consumer): then only a connection that has stayed up for maxDelay
+ * does, so a client the server keeps dropping backs off instead of
+ * reconnecting at full speed.
+ *
+ * Events: 'state' (state, detail) on every state change (detail.code is
+ * the close code when a socket closed), 'error' (error) for server errors
+ * no document claims.
  */
 export class Connection extends Emitter {
   constructor(url, opts = {}) {
@@ -59,6 +92,10 @@ export class Connection extends Emitter {
     this.maxDelay = opts.maxDelay ?? 10000;
     this.pingInterval = opts.pingInterval ?? 15000;
     this.pongTimeout = opts.pongTimeout ?? 10000;
+    this.fetch = opts.fetch ?? ((...args) => globalThis.fetch(...args));
+    this.httpBase = opts.httpBase ?? httpOrigin(url);
+    /** opsPage is how many ops one request of an HTTP catch-up asks for. */
+    this.opsPage = opts.opsPage ?? 1000;
     /** id is the src the server gave at handshake (null before the first). */
     this.id = opts.id ?? null;
     this.seq = opts.seq ?? 1;
@@ -73,6 +110,9 @@ export class Connection extends Emitter {
     this.pingSent = 0;
     /** retryAt is when the scheduled reconnect fires (timers.now() ms), or 0. */
     this.retryAt = 0;
+    /** lastClose is the close code of the last socket the server closed, or null. */
+    this.lastClose = null;
+    this.connectedAt = 0;
     this.open();
   }
 
@@ -190,16 +230,17 @@ export class Connection extends Emitter {
       }
       this.receive(msg);
     };
-    ws.onclose = () => {
+    ws.onclose = (ev) => {
       if (this.socket !== ws) return;
-      this.drop(State.RECONNECTING);
+      this.drop(State.RECONNECTING, ev?.code ?? null);
     };
     ws.onerror = () => {}; // a close event follows
   }
 
   // drop forgets the current socket and tells everyone, then (for
-  // RECONNECTING) schedules the next attempt.
-  drop(next) {
+  // RECONNECTING) schedules the next attempt. code is the close code the
+  // server sent, if it closed the socket.
+  drop(next, code = null) {
     const ws = this.socket;
     this.socket = null;
     this.stopPing();
@@ -213,10 +254,12 @@ export class Connection extends Emitter {
         // already closed
       }
     }
+    this.lastClose = code;
+    if (code === CloseCode.SRC_RECLAIMED) this.id = null; // the next handshake takes a fresh src
     const wasConnected = this.state === State.CONNECTED;
-    this.setState(next);
+    this.setState(next, code == null ? {} : { code });
     if (wasConnected) {
-      for (const doc of this.docs.values()) doc.onDisconnected();
+      for (const doc of this.docs.values()) doc.onDisconnected(code === CloseCode.SLOW_CONSUMER);
       for (const ch of this.channels.values()) ch.onDisconnected();
     }
     if (next === State.RECONNECTING) this.scheduleRetry();
@@ -244,10 +287,10 @@ export class Connection extends Emitter {
     this.retryAt = 0;
   }
 
-  setState(state) {
+  setState(state, detail = {}) {
     if (this.state === state) return;
     this.state = state;
-    this.emit('state', state, {});
+    this.emit('state', state, detail);
   }
 
   receive(msg) {
@@ -264,7 +307,8 @@ export class Connection extends Emitter {
           return;
         }
         this.id = msg.id;
-        this.attempt = 0;
+        if (this.lastClose !== CloseCode.SLOW_CONSUMER) this.attempt = 0;
+        this.connectedAt = this.timers.now();
         this.setState(State.CONNECTED);
         this.startPing();
         for (const doc of this.docs.values()) doc.onConnected();
@@ -307,6 +351,7 @@ export class Connection extends Emitter {
     const every = Math.max(1, Math.min(this.pingInterval, this.pongTimeout) / 2);
     const tick = () => {
       const now = this.timers.now();
+      if (this.attempt > 0 && now - this.connectedAt >= this.maxDelay) this.attempt = 0; // up long enough
       const waiting = this.pingSent > 0 && this.lastReceived < this.pingSent;
       if (waiting && now - this.pingSent >= this.pongTimeout) {
         this.drop(State.RECONNECTING);
@@ -325,4 +370,40 @@ export class Connection extends Emitter {
     if (this.pingTimer != null) this.timers.clearTimeout(this.pingTimer);
     this.pingTimer = null;
   }
+
+  /**
+   * fetchOps reads the committed ops [from, to) of a document from the
+   * server's HTTP op log (GET /api/docs/{c}/{id}/ops), as op records {v,
+   * src, seq, op | create | del}. Plain HTTP has no send queue to
+   * overflow, so a document far behind catches up this way (Doc).
+   */
+  async fetchOps(collection, id, from, to) {
+    const url = `${this.httpBase}/api/docs/${encodeURIComponent(collection)}/${encodeURIComponent(id)}/ops?from=${from}&to=${to}`;
+    const res = await this.fetch(url, { credentials: 'same-origin', cache: 'no-store' });
+    const body = await res.text();
+    if (!res.ok) {
+      let err;
+      try {
+        err = JSON.parse(body).error;
+      } catch {
+        err = { message: `GET ops answered ${res.status}` };
+      }
+      throw new ServerError(err);
+    }
+    const recs = [];
+    for (const line of body.split('\n')) {
+      if (line.trim() === '') continue;
+      const rec = JSON.parse(line);
+      if (rec.error) throw new ServerError(rec.error); // the stream broke off
+      recs.push(rec);
+    }
+    return recs;
+  }
+}
+
+// httpOrigin is the HTTP origin of a WebSocket URL (ws → http, wss → https).
+function httpOrigin(wsURL) {
+  const u = new URL(wsURL);
+  u.protocol = u.protocol === 'wss:' ? 'https:' : 'http:';
+  return u.origin;
 }

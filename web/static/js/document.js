@@ -12,6 +12,15 @@ import { Emitter, ServerError } from './events.js';
  * Text), inflight (the op sent and not yet acknowledged), pending (ops not
  * sent yet; later local ops compose into the last one).
  *
+ * Catching up: after a reconnect the document subscribes at its version and
+ * the server sends the ops it missed. When the server closed the socket as
+ * a slow consumer (1013) that stream is what overflowed, so the next
+ * connection does not ask for it: with nothing pending the document takes
+ * a fresh snapshot; with edits pending (which need every op in between to
+ * be transformed) it reads the ops from the HTTP op log, a page at a time,
+ * and then subscribes near the head. A server that answers a subscribe at
+ * a version with its snapshot gets the same treatment.
+ *
  * Events:
  *   'load' ()                          the whole text was replaced (first load, or re-fetch)
  *   'op' (op, {source, edits, src})    an op was applied; source 'local' or 'remote',
@@ -20,6 +29,8 @@ import { Emitter, ServerError } from './events.js';
  *   'nothingPending' ()                every local op is acknowledged
  *   'error' (err)                      an op was refused (the doc rolled it back)
  *   'del' ()                           the document was deleted
+ *   'sending' (op)                     a new op got its (src, seq) and is about to leave;
+ *                                      a page that saves unsent edits saves them now
  */
 export class Doc extends Emitter {
   constructor(connection, collection, id) {
@@ -36,6 +47,11 @@ export class Doc extends Emitter {
     this.subscribed = false;
     this.localCreate = false; // our create is not acknowledged yet
     this.awaitingCreate = false; // our create lost a race: wait for the winner's
+    this.behind = false; // the last socket closed with 1013: do not catch up by version
+    this.refreshing = false; // waiting for a fresh snapshot: hold local ops
+    this.catchingUp = false; // reading the HTTP op log
+    this.catchUps = 0; // counts HTTP catch-ups, so a superseded one stops
+    this.confirming = false; // waiting for a catch-up to settle an op sent under a lost src
     /** history caches recent committed ops by version, for presence catch-up. */
     this.history = new Map();
     this.historyLimit = 500;
@@ -57,8 +73,10 @@ export class Doc extends Emitter {
     if (this.connection.connected) this.sendSubscribe();
   }
 
-  sendSubscribe() {
-    this.connection.send({ a: 's', c: this.collection, d: this.id, v: this.version });
+  // sendSubscribe subscribes at version v (default: ours; null asks for
+  // the snapshot).
+  sendSubscribe(v = this.version) {
+    this.connection.send({ a: 's', c: this.collection, d: this.id, v });
   }
 
   /**
@@ -106,7 +124,7 @@ export class Doc extends Emitter {
   // flush sends the first pending op when nothing is in flight.
   flush() {
     if (!this.connection.connected || this.inflight || this.pending.length === 0) return;
-    if (this.version == null || this.awaitingCreate) return;
+    if (this.version == null || this.awaitingCreate || this.refreshing || this.catchingUp) return;
     const next = this.pending[0];
     if (next.op && next.op.length === 0) {
       this.pending.shift();
@@ -124,6 +142,7 @@ export class Doc extends Emitter {
     if (op.seq == null) {
       op.seq = this.connection.nextSeq();
       op.src = this.connection.id;
+      this.emit('sending', op);
     } else {
       msg.src = op.src; // a resend: the server dedupes by (src, seq)
     }
@@ -135,16 +154,103 @@ export class Doc extends Emitter {
 
   onConnected() {
     if (this.inflight?.superseded) this.inflight = null;
+    if (this.catchingUp) return; // resumes when the op log is read
+    if (this.behind && this.version != null) {
+      this.behind = false;
+      if (this.hasPending) {
+        this.catchUpOverHTTP();
+        return;
+      }
+      if (this.wantSubscribed) {
+        this.refreshing = true;
+        this.sendSubscribe(null);
+        return;
+      }
+    }
+    this.resume();
+  }
+
+  /**
+   * resume subscribes at our version (the server sends the ops we missed,
+   * ours included) and resends the op in flight with its src and seq, so
+   * the server applies it at most once.
+   *
+   * An op in flight under an earlier src (the server gave it to another
+   * connection: close 4000) cannot be resent, since a submit must carry
+   * its connection's src. It waits for the catch-up: the old socket had
+   * delivered everything it sent before the server finished closing it,
+   * and the server handles a document's requests in order, so the
+   * catch-up holds the op if it was ever committed (then it counts as
+   * acknowledged); if not, it never will be, and it goes again as a new op
+   * (settleLostSrc).
+   */
+  resume() {
+    const lost = this.lostSrc();
     if (this.wantSubscribed) this.sendSubscribe();
-    if (this.inflight) this.sendInflight();
+    else if (lost) this.catchUp();
+    if (lost) this.confirming = true;
+    else if (this.inflight) this.sendInflight();
     else this.flush();
   }
 
-  onDisconnected() {
+  // lostSrc reports whether the op in flight went out under a src this
+  // connection no longer has.
+  lostSrc() {
+    return this.inflight != null && this.inflight.seq != null && this.inflight.src !== this.connection.id;
+  }
+
+  // settleLostSrc runs when the catch-up that resume asked for is complete.
+  settleLostSrc() {
+    this.confirming = false;
+    if (!this.lostSrc()) return; // it was in the catch-up: acknowledged
+    this.inflight.seq = null;
+    this.inflight.src = null;
+    this.sendInflight();
+  }
+
+  // onDisconnected: slow says the server closed the socket because we
+  // did not read fast enough (1013).
+  onDisconnected(slow = false) {
     this.subscribed = false;
+    this.confirming = false;
+    if (slow) this.behind = true;
+  }
+
+  /**
+   * catchUpOverHTTP reads the ops since our version from the server's HTTP
+   * op log and applies them as remote ops (our own op in flight, if among
+   * them, counts as acknowledged), then resumes near the head. Nothing is
+   * sent for this document meanwhile.
+   */
+  async catchUpOverHTTP() {
+    const run = ++this.catchUps;
+    this.catchingUp = true;
+    let failed = null;
+    try {
+      for (;;) {
+        const from = this.version;
+        const page = this.connection.opsPage;
+        const recs = await this.connection.fetchOps(this.collection, this.id, from, from + page);
+        if (run !== this.catchUps) return;
+        for (const r of recs) {
+          if (this.version == null) break; // reset: a fresh snapshot is on its way
+          this.onOp({ ...r, a: 'op', c: this.collection, d: this.id });
+        }
+        if (recs.length < page || this.version == null || this.version === from) break;
+      }
+    } catch (err) {
+      failed = err;
+    }
+    if (run !== this.catchUps) return;
+    this.catchingUp = false;
+    // Without the op log, catch up by version after all: the backoff
+    // keeps a server that drops us again from being hammered.
+    if (failed) this.connection.emit('error', failed);
+    if (this.version != null && this.connection.connected) this.resume();
   }
 
   receive(msg) {
+    if (this.catchingUp) return; // resume subscribes again once the op log is read
     if (msg.a === 'op') {
       if (msg.error) this.onOpError(msg);
       else this.onOp(msg);
@@ -163,15 +269,21 @@ export class Doc extends Emitter {
     if (msg.a === 's' || msg.a === 'f') {
       if (msg.a === 's') this.subscribed = true;
       if (msg.data) this.loadSnapshot(msg.data);
+      if (this.catchingUp) return;
+      if (this.confirming && msg.a === (this.wantSubscribed ? 's' : 'f')) this.settleLostSrc();
       this.flush();
     }
   }
 
   loadSnapshot(data) {
+    this.refreshing = false;
     if (this.version != null && this.hasPending) {
-      // We asked with a version, so this should not happen; keep our
-      // edits and catch up by version instead.
-      this.sendSubscribe();
+      // Our edits were made at our version and need every op since to be
+      // transformed; a snapshot does not say what they were. (A server
+      // answers a subscribe at a version with its snapshot when the
+      // client is too far behind; we also get here when edits were made
+      // while a fresh snapshot was on its way.) Read them over HTTP.
+      if (data.v > this.version) this.catchUpOverHTTP();
       return;
     }
     this.version = data.v;
@@ -320,6 +432,8 @@ export class Doc extends Emitter {
 
   // hardReset drops local state and loads the server's snapshot.
   hardReset() {
+    this.catchUps++; // stops an HTTP catch-up
+    this.catchingUp = this.confirming = this.refreshing = false;
     this.inflight = null;
     this.pending = [];
     this.localCreate = false;

@@ -78,13 +78,31 @@ export class FakeSocket {
     this.onmessage?.({ data: JSON.stringify(msg) });
   }
 
-  serverClose() {
+  // serverClose ends the socket as the server would, with a close code
+  // (1006, abnormal closure, when none is given).
+  serverClose(code = 1006) {
     this.readyState = 3;
-    this.onclose?.({ code: 1006 });
+    this.onclose?.({ code });
   }
 
   // take returns and forgets the messages sent so far.
   take() {
     return this.sent.splice(0);
   }
+}
+
+// opsServer answers the client's fetch of GET .../ops?from=&to= from a list
+// of committed op records (v, src, seq, op), as JSON Lines, and records
+// each URL asked for.
+export function opsServer(records) {
+  const asked = [];
+  const fetch = async (url) => {
+    asked.push(url);
+    const q = new URL(url).searchParams;
+    const from = Number(q.get('from'));
+    const to = q.has('to') ? Number(q.get('to')) : Infinity;
+    const lines = records.filter((r) => r.v >= from && r.v < to).map((r) => JSON.stringify(r) + '\n');
+    return new Response(lines.join(''), { status: 200, headers: { 'Content-Type': 'application/jsonl' } });
+  };
+  return { fetch, asked };
 }
