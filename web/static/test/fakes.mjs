@@ -106,3 +106,85 @@ export function opsServer(records) {
   };
   return { fetch, asked };
 }
+
+// FakeStorage is a Storage (localStorage) over a Map; setItem throws once
+// full is set, as a browser does past its quota.
+export class FakeStorage {
+  constructor() {
+    this.map = new Map();
+    this.full = false;
+  }
+
+  get length() {
+    return this.map.size;
+  }
+
+  key(i) {
+    return [...this.map.keys()][i] ?? null;
+  }
+
+  getItem(k) {
+    return this.map.has(k) ? this.map.get(k) : null;
+  }
+
+  setItem(k, v) {
+    if (this.full) throw new DOMException('quota exceeded', 'QuotaExceededError');
+    this.map.set(k, String(v));
+  }
+
+  removeItem(k) {
+    this.map.delete(k);
+  }
+}
+
+// FakeLocks is a LockManager (navigator.locks) with exclusive locks only:
+// request(name, {ifAvailable, signal}, callback) as the Web Locks API
+// specifies it, shared by every "page" given the same instance.
+export class FakeLocks {
+  constructor() {
+    this.held = new Set();
+    this.queues = new Map(); // name -> waiting grant functions
+  }
+
+  request(name, opts, callback) {
+    return new Promise((resolve, reject) => {
+      const grant = () => {
+        this.held.add(name);
+        Promise.resolve()
+          .then(() => callback({ name, mode: 'exclusive' }))
+          .then(
+            (v) => {
+              this.release(name);
+              resolve(v);
+            },
+            (err) => {
+              this.release(name);
+              reject(err);
+            },
+          );
+      };
+      if (!this.held.has(name)) return grant();
+      if (opts.ifAvailable) {
+        Promise.resolve().then(() => callback(null)).then(resolve, reject);
+        return undefined;
+      }
+      const q = this.queues.get(name) ?? [];
+      this.queues.set(name, q);
+      const waiter = () => grant();
+      q.push(waiter);
+      opts.signal?.addEventListener('abort', () => {
+        const i = q.indexOf(waiter);
+        if (i < 0) return;
+        q.splice(i, 1);
+        reject(new DOMException('the lock request was aborted', 'AbortError'));
+      });
+      return undefined;
+    });
+  }
+
+  release(name) {
+    this.held.delete(name);
+    const next = this.queues.get(name)?.shift();
+    if (next) next();
+  }
+}
