@@ -243,6 +243,7 @@ export class Doc extends Emitter {
     }
     if (run !== this.catchUps) return;
     this.catchingUp = false;
+    if (!failed) this.behind = false; // a 1013 meanwhile was about the flood we avoided
     // Without the op log, catch up by version after all: the backoff
     // keeps a server that drops us again from being hammered.
     if (failed) this.connection.emit('error', failed);
