@@ -102,6 +102,7 @@ doc.on('load', () => {
   ta.placeholder = doc.type == null ? 'This document was deleted.' : 'Start typing…';
 });
 doc.on('del', () => notice('This document was deleted.'));
+doc.on('lost', (err) => notice(`Edits an earlier page left unsent could not be restored (${err.code ?? err.message}).`));
 doc.on('error', (err) => notice(`The server refused an edit (${err.code ?? err.message}); it was undone.`));
 conn.on('error', (err) => console.warn('coedit:', err));
 

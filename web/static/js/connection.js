@@ -113,7 +113,19 @@ export class Connection extends Emitter {
     /** lastClose is the close code of the last socket the server closed, or null. */
     this.lastClose = null;
     this.connectedAt = 0;
+    this.requests = new Map(); // request id -> the Doc an "nf" answer goes to
+    this.nextRequest = 1;
     this.open();
+  }
+
+  /**
+   * request sends msg (an "nf") with a fresh request id, routing its
+   * answer to doc.receive. Answers lost with the socket are not waited
+   * for: the document asks again when the connection is back.
+   */
+  request(doc, msg) {
+    const id = this.nextRequest++;
+    if (this.send({ ...msg, id })) this.requests.set(id, doc);
   }
 
   /** nextSeq returns the next op seq (one counter for all documents). */
@@ -256,6 +268,7 @@ export class Connection extends Emitter {
     }
     this.lastClose = code;
     if (code === CloseCode.SRC_RECLAIMED) this.id = null; // the next handshake takes a fresh src
+    this.requests.clear();
     const wasConnected = this.state === State.CONNECTED;
     this.setState(next, code == null ? {} : { code });
     if (wasConnected) {
@@ -323,6 +336,13 @@ export class Connection extends Emitter {
       case 'u':
       case 'op': {
         const doc = this.docs.get(`${msg.c}\u0000${msg.d}`);
+        if (doc) doc.receive(msg);
+        else if (msg.error) this.emit('error', new ServerError(msg.error));
+        return;
+      }
+      case 'nf': {
+        const doc = this.requests.get(msg.id);
+        this.requests.delete(msg.id);
         if (doc) doc.receive(msg);
         else if (msg.error) this.emit('error', new ServerError(msg.error));
         return;

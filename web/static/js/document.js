@@ -31,6 +31,8 @@ import { Emitter, ServerError } from './events.js';
  *   'del' ()                           the document was deleted
  *   'sending' (op)                     a new op got its (src, seq) and is about to leave;
  *                                      a page that saves unsent edits saves them now
+ *   'lost' (err)                       restored edits could not be placed (the server
+ *                                      could not send the document at their version)
  */
 export class Doc extends Emitter {
   constructor(connection, collection, id) {
@@ -52,6 +54,7 @@ export class Doc extends Emitter {
     this.catchingUp = false; // reading the HTTP op log
     this.catchUps = 0; // counts HTTP catch-ups, so a superseded one stops
     this.confirming = false; // waiting for a catch-up to settle an op sent under a lost src
+    this.restoring = null; // saved state waiting for the document at its version
     /** history caches recent committed ops by version, for presence catch-up. */
     this.history = new Map();
     this.historyLimit = 500;
@@ -59,18 +62,19 @@ export class Doc extends Emitter {
 
   /** unacknowledged is the number of local edits not yet acknowledged. */
   get unacknowledged() {
-    return (this.inflight?.count ?? 0) + this.pending.reduce((n, p) => n + p.count, 0);
+    const ops = this.restoring ? [this.restoring.inflight, ...this.restoring.pending] : [this.inflight, ...this.pending];
+    return ops.reduce((n, p) => n + (p?.count ?? 0), 0);
   }
 
   /** hasPending reports whether any local op awaits acknowledgement. */
   get hasPending() {
-    return this.inflight != null || this.pending.length > 0;
+    return this.inflight != null || this.pending.length > 0 || this.restoring != null;
   }
 
   /** subscribe asks for the document and its live ops, now and after every reconnect. */
   subscribe() {
     this.wantSubscribed = true;
-    if (this.connection.connected) this.sendSubscribe();
+    if (this.connection.connected && !this.restoring) this.sendSubscribe();
   }
 
   // sendSubscribe subscribes at version v (default: ours; null asks for
@@ -155,6 +159,10 @@ export class Doc extends Emitter {
   onConnected() {
     if (this.inflight?.superseded) this.inflight = null;
     if (this.catchingUp) return; // resumes when the op log is read
+    if (this.restoring) {
+      this.requestBase(); // resumes when it is placed
+      return;
+    }
     if (this.behind && this.version != null) {
       this.behind = false;
       if (this.hasPending) {
@@ -251,6 +259,10 @@ export class Doc extends Emitter {
   }
 
   receive(msg) {
+    if (msg.a === 'nf') {
+      if (this.restoring) this.placeRestored(msg);
+      return;
+    }
     if (this.catchingUp) return; // resume subscribes again once the op log is read
     if (msg.a === 'op') {
       if (msg.error) this.onOpError(msg);
@@ -435,6 +447,7 @@ export class Doc extends Emitter {
   hardReset() {
     this.catchUps++; // stops an HTTP catch-up
     this.catchingUp = this.confirming = this.refreshing = false;
+    this.restoring = null;
     this.inflight = null;
     this.pending = [];
     this.localCreate = false;
@@ -450,29 +463,80 @@ export class Doc extends Emitter {
    * edits in a later page (JSON-safe), or null when there are none.
    */
   saveState() {
+    if (this.restoring) return this.restoring; // not placed yet: kept as it came
     if (!this.hasPending || this.version == null || this.localCreate) return null;
     const strip = (p) => ({ op: p.op, count: p.count, src: p.src ?? null, seq: p.seq ?? null });
+    // No text: it can be a megabyte, and a page saves before every send.
+    // restoreState asks the server for the text at v instead.
     return {
       v: this.version,
       type: this.type,
-      text: this.text.s,
       inflight: this.inflight?.op ? strip(this.inflight) : null,
       pending: this.pending.filter((p) => p.op).map(strip),
     };
   }
 
-  /** restoreState puts back state from saveState, before the first load. */
+  /**
+   * restoreState takes back state from saveState, before the first load.
+   * The edits are placed once the server has sent the document as it was
+   * at the saved version (an "nf" request); a state from pages that saved
+   * the text with it is placed at once.
+   */
   restoreState(s) {
-    if (this.version != null || !s) return false;
+    if (this.version != null || this.restoring || !s) return false;
+    if (typeof s.text !== 'string') {
+      this.restoring = { v: s.v, type: s.type, inflight: s.inflight ?? null, pending: s.pending ?? [] };
+      this.changed();
+      if (this.connection.connected) this.requestBase();
+      return true;
+    }
     this.version = s.v;
     this.type = s.type;
     this.text.set(s.text);
-    this.inflight = s.inflight && s.inflight.seq != null ? s.inflight : null;
-    this.pending = s.pending.map((p) => ({ op: p.op, count: p.count }));
-    if (s.inflight && s.inflight.seq == null) this.pending.unshift({ op: s.inflight.op, count: s.inflight.count });
+    this.takeOps(s);
     this.emit('load');
     this.changed();
     return true;
+  }
+
+  // takeOps sets inflight and pending from saved ops: an op saved in
+  // flight keeps its src and seq (it goes as a resend); one that never got
+  // a seq goes first among the pending.
+  takeOps(s) {
+    this.inflight = s.inflight && s.inflight.seq != null ? { ...s.inflight } : null;
+    this.pending = s.pending.map((p) => ({ op: p.op, count: p.count }));
+    if (s.inflight && s.inflight.seq == null) this.pending.unshift({ op: s.inflight.op, count: s.inflight.count });
+  }
+
+  // requestBase asks for the document at the restored state's version.
+  requestBase() {
+    this.connection.request(this, { a: 'nf', c: this.collection, d: this.id, v: this.restoring.v });
+  }
+
+  // placeRestored puts the restored edits on the document as it was at
+  // their version (msg, the answer to requestBase), then catches up.
+  placeRestored(msg) {
+    const r = this.restoring;
+    this.restoring = null;
+    try {
+      if (msg.error) throw new ServerError(msg.error);
+      if (msg.type == null || msg.v !== r.v) throw new Error(`the document at v${r.v} is not there`);
+      this.version = msg.v;
+      this.type = msg.type;
+      this.text.set(msg.data ?? '');
+      this.takeOps(r);
+      if (this.inflight) this.text.apply(this.inflight.op);
+      for (const p of this.pending) this.text.apply(p.op);
+    } catch (err) {
+      // The server cannot say what the edits were made on: they cannot be
+      // placed. Load the document as it is.
+      this.emit('lost', err);
+      this.hardReset();
+      return;
+    }
+    this.emit('load');
+    this.changed();
+    this.resume();
   }
 }
 

@@ -311,12 +311,13 @@ test('presence channel: resend on request and after reconnect, remote values dro
   ]);
 });
 
-test('saved state brings unacknowledged edits back in a new page', () => {
+test('saved state brings unacknowledged edits back in a new page, placed on the document at their version', () => {
   const { ws, doc, conn } = loaded('abc', 7);
   doc.submitOp([3, 'd']);
   doc.submitOp([4, 'e']);
   ws.take();
   const saved = JSON.parse(JSON.stringify({ doc: doc.saveState(), id: conn.id, seq: conn.seq }));
+  assert.equal(saved.doc.text, undefined, 'the text is not saved: it can be large');
   conn.close();
   // A new page, restored before it connects.
   const clock = new FakeClock();
@@ -324,9 +325,20 @@ test('saved state brings unacknowledged edits back in a new page', () => {
   const ws2 = FakeSocket.last();
   const doc2 = conn2.get('docs', 'x');
   assert.equal(doc2.restoreState(saved.doc), true);
+  assert.equal(doc2.unacknowledged, 2);
+  assert.deepEqual(doc2.saveState(), saved.doc, 'saved again as it came until placed');
   doc2.subscribe();
   const hs = handshake(ws2, 'src1');
   assert.equal(hs.id, 'src1');
+  // First the document as it was at v7...
+  const [nf] = ws2.take();
+  assert.deepEqual(nf, { a: 'nf', c: 'docs', d: 'x', v: 7, id: nf.id });
+  let loads = 0;
+  doc2.on('load', () => loads++);
+  ws2.deliver({ a: 'nf', id: nf.id, v: 7, type: URI, data: 'abc', m: null });
+  assert.equal(loads, 1);
+  assert.equal(doc2.text.s, 'abcde');
+  // ...then subscribe there and resend.
   assert.deepEqual(ws2.take(), [
     { a: 's', c: 'docs', d: 'x', v: 7 },
     { a: 'op', c: 'docs', d: 'x', v: 7, src: 'src1', seq: 1, op: [3, 'd'] },
@@ -334,6 +346,38 @@ test('saved state brings unacknowledged edits back in a new page', () => {
   ws2.deliver({ a: 'op', c: 'docs', d: 'x', v: 7, src: 'src1', seq: 1 });
   // The next op takes the next seq of the old page's counter.
   assert.deepEqual(ws2.take(), [{ a: 'op', c: 'docs', d: 'x', v: 8, seq: 2, op: [4, 'e'] }]);
+});
+
+test('saved state the server cannot place (no document at its version) is reported lost and the document loads', () => {
+  const clock = new FakeClock();
+  const conn = new Connection('ws://test/ws', { WebSocket: FakeSocket, timers: clock, id: 'src1', seq: 5 });
+  const ws = FakeSocket.last();
+  const doc = conn.get('docs', 'x');
+  doc.restoreState({ v: 9, type: URI, inflight: null, pending: [{ op: ['x'], count: 1 }] });
+  doc.subscribe();
+  const lost = [];
+  doc.on('lost', (err) => lost.push(err.code));
+  handshake(ws, 'src1');
+  const [nf] = ws.take();
+  ws.deliver({ ...nf, error: { code: 'ERR_OP_VERSION_NEWER_THAN_CURRENT_SNAPSHOT', message: 'no' } });
+  assert.deepEqual(lost, ['ERR_OP_VERSION_NEWER_THAN_CURRENT_SNAPSHOT']);
+  assert.equal(doc.hasPending, false);
+  assert.deepEqual(ws.take(), [{ a: 's', c: 'docs', d: 'x', v: null }]);
+});
+
+test('saved state of pages that kept the text is placed at once', () => {
+  const clock = new FakeClock();
+  const conn = new Connection('ws://test/ws', { WebSocket: FakeSocket, timers: clock, id: 'src1', seq: 2 });
+  const ws = FakeSocket.last();
+  const doc = conn.get('docs', 'x');
+  doc.restoreState({ v: 3, type: URI, text: 'abcd', inflight: { op: [3, 'd'], count: 1, src: 'src1', seq: 1 }, pending: [] });
+  assert.equal(doc.text.s, 'abcd');
+  doc.subscribe();
+  handshake(ws, 'src1');
+  assert.deepEqual(ws.take(), [
+    { a: 's', c: 'docs', d: 'x', v: 3 },
+    { a: 'op', c: 'docs', d: 'x', v: 3, src: 'src1', seq: 1, op: [3, 'd'] },
+  ]);
 });
 
 test('close 4000 (src reclaimed): the connection takes a fresh src instead of reclaiming it back', () => {
