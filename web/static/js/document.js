@@ -5,6 +5,10 @@ import * as ot from './ot.js';
 import { Text } from './text.js';
 import { Emitter, ServerError } from './events.js';
 
+// Errors an "nf" may get that say nothing about the version asked for.
+const transientErrors = new Set(['ERR_UNKNOWN_ERROR', 'ERR_RATE_LIMITED', 'ERR_SERVER_CLOSING']);
+const restoreRetryDelay = 2000; // ms
+
 /**
  * Doc is one text-unicode document with ShareDB's client OT state.
  *
@@ -517,6 +521,13 @@ export class Doc extends Emitter {
   // their version (msg, the answer to requestBase), then catches up.
   placeRestored(msg) {
     const r = this.restoring;
+    if (msg.error && transientErrors.has(msg.error.code)) {
+      // Not an answer about the version: ask again in a while.
+      this.connection.timers.setTimeout(() => {
+        if (this.restoring === r && this.connection.connected) this.requestBase();
+      }, restoreRetryDelay);
+      return;
+    }
     this.restoring = null;
     try {
       if (msg.error) throw new ServerError(msg.error);

@@ -365,6 +365,25 @@ test('saved state the server cannot place (no document at its version) is report
   assert.deepEqual(ws.take(), [{ a: 's', c: 'docs', d: 'x', v: null }]);
 });
 
+test('restoring saved state asks again after an error that says nothing about the version', () => {
+  const clock = new FakeClock();
+  const conn = new Connection('ws://test/ws', { WebSocket: FakeSocket, timers: clock, id: 'src1', seq: 5 });
+  const ws = FakeSocket.last();
+  const doc = conn.get('docs', 'x');
+  doc.restoreState({ v: 2, type: URI, inflight: null, pending: [{ op: [2, '!'], count: 1 }] });
+  doc.subscribe();
+  handshake(ws, 'src1');
+  const [nf] = ws.take();
+  ws.deliver({ ...nf, error: { code: 'ERR_UNKNOWN_ERROR', message: 'storage' } });
+  assert.equal(doc.hasPending, true);
+  assert.deepEqual(ws.take(), []);
+  clock.advance(2000);
+  const [again] = ws.take();
+  assert.equal(again.a, 'nf');
+  ws.deliver({ a: 'nf', id: again.id, v: 2, type: URI, data: 'ab', m: null });
+  assert.equal(doc.text.s, 'ab!');
+});
+
 test('saved state of pages that kept the text is placed at once', () => {
   const clock = new FakeClock();
   const conn = new Connection('ws://test/ws', { WebSocket: FakeSocket, timers: clock, id: 'src1', seq: 2 });
