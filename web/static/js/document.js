@@ -4,10 +4,7 @@
 import * as ot from './ot.js';
 import { Text } from './text.js';
 import { Emitter, ServerError } from './events.js';
-
-// Errors an "nf" may get that say nothing about the version asked for.
-const transientErrors = new Set(['ERR_UNKNOWN_ERROR', 'ERR_RATE_LIMITED', 'ERR_SERVER_CLOSING']);
-const restoreRetryDelay = 2000; // ms
+import { catchUpOverHTTP, placeRestored, requestBase, restoreState, saveState } from './catchup.js';
 
 /**
  * Doc is one text-unicode document with ShareDB's client OT state.
@@ -164,13 +161,13 @@ export class Doc extends Emitter {
     if (this.inflight?.superseded) this.inflight = null;
     if (this.catchingUp) return; // resumes when the op log is read
     if (this.restoring) {
-      this.requestBase(); // resumes when it is placed
+      requestBase(this); // resumes when it is placed
       return;
     }
     if (this.behind && this.version != null) {
       this.behind = false;
       if (this.hasPending) {
-        this.catchUpOverHTTP();
+        catchUpOverHTTP(this);
         return;
       }
       if (this.wantSubscribed) {
@@ -228,43 +225,9 @@ export class Doc extends Emitter {
     if (slow) this.behind = true;
   }
 
-  /**
-   * catchUpOverHTTP reads the ops since our version from the server's HTTP
-   * op log and applies them as remote ops (our own op in flight, if among
-   * them, counts as acknowledged), then resumes near the head. Nothing is
-   * sent for this document meanwhile.
-   */
-  async catchUpOverHTTP() {
-    const run = ++this.catchUps;
-    this.catchingUp = true;
-    let failed = null;
-    try {
-      for (;;) {
-        const from = this.version;
-        const page = this.connection.opsPage;
-        const recs = await this.connection.fetchOps(this.collection, this.id, from, from + page);
-        if (run !== this.catchUps) return;
-        for (const r of recs) {
-          if (this.version == null) break; // reset: a fresh snapshot is on its way
-          this.onOp({ ...r, a: 'op', c: this.collection, d: this.id });
-        }
-        if (recs.length < page || this.version == null || this.version === from) break;
-      }
-    } catch (err) {
-      failed = err;
-    }
-    if (run !== this.catchUps) return;
-    this.catchingUp = false;
-    if (!failed) this.behind = false; // a 1013 meanwhile was about the flood we avoided
-    // Without the op log, catch up by version after all: the backoff
-    // keeps a server that drops us again from being hammered.
-    if (failed) this.connection.emit('error', failed);
-    if (this.version != null && this.connection.connected) this.resume();
-  }
-
   receive(msg) {
     if (msg.a === 'nf') {
-      if (this.restoring) this.placeRestored(msg);
+      if (this.restoring) placeRestored(this, msg);
       return;
     }
     if (this.catchingUp) return; // resume subscribes again once the op log is read
@@ -300,7 +263,7 @@ export class Doc extends Emitter {
       // answers a subscribe at a version with its snapshot when the
       // client is too far behind; we also get here when edits were made
       // while a fresh snapshot was on its way.) Read them over HTTP.
-      if (data.v > this.version) this.catchUpOverHTTP();
+      if (data.v > this.version) catchUpOverHTTP(this);
       return;
     }
     this.version = data.v;
@@ -467,87 +430,15 @@ export class Doc extends Emitter {
    * edits in a later page (JSON-safe), or null when there are none.
    */
   saveState() {
-    if (this.restoring) return this.restoring; // not placed yet: kept as it came
-    if (!this.hasPending || this.version == null || this.localCreate) return null;
-    const strip = (p) => ({ op: p.op, count: p.count, src: p.src ?? null, seq: p.seq ?? null });
-    // No text: it can be a megabyte, and a page saves before every send.
-    // restoreState asks the server for the text at v instead.
-    return {
-      v: this.version,
-      type: this.type,
-      inflight: this.inflight?.op ? strip(this.inflight) : null,
-      pending: this.pending.filter((p) => p.op).map(strip),
-    };
+    return saveState(this);
   }
 
   /**
-   * restoreState takes back state from saveState, before the first load.
-   * The edits are placed once the server has sent the document as it was
-   * at the saved version (an "nf" request); a state from pages that saved
-   * the text with it is placed at once.
+   * restoreState takes back state from saveState, before the first load
+   * (see catchup.js); it reports whether it did.
    */
   restoreState(s) {
-    if (this.version != null || this.restoring || !s) return false;
-    if (typeof s.text !== 'string') {
-      this.restoring = { v: s.v, type: s.type, inflight: s.inflight ?? null, pending: s.pending ?? [] };
-      this.changed();
-      if (this.connection.connected) this.requestBase();
-      return true;
-    }
-    this.version = s.v;
-    this.type = s.type;
-    this.text.set(s.text);
-    this.takeOps(s);
-    this.emit('load');
-    this.changed();
-    return true;
-  }
-
-  // takeOps sets inflight and pending from saved ops: an op saved in
-  // flight keeps its src and seq (it goes as a resend); one that never got
-  // a seq goes first among the pending.
-  takeOps(s) {
-    this.inflight = s.inflight && s.inflight.seq != null ? { ...s.inflight } : null;
-    this.pending = s.pending.map((p) => ({ op: p.op, count: p.count }));
-    if (s.inflight && s.inflight.seq == null) this.pending.unshift({ op: s.inflight.op, count: s.inflight.count });
-  }
-
-  // requestBase asks for the document at the restored state's version.
-  requestBase() {
-    this.connection.request(this, { a: 'nf', c: this.collection, d: this.id, v: this.restoring.v });
-  }
-
-  // placeRestored puts the restored edits on the document as it was at
-  // their version (msg, the answer to requestBase), then catches up.
-  placeRestored(msg) {
-    const r = this.restoring;
-    if (msg.error && transientErrors.has(msg.error.code)) {
-      // Not an answer about the version: ask again in a while.
-      this.connection.timers.setTimeout(() => {
-        if (this.restoring === r && this.connection.connected) this.requestBase();
-      }, restoreRetryDelay);
-      return;
-    }
-    this.restoring = null;
-    try {
-      if (msg.error) throw new ServerError(msg.error);
-      if (msg.type == null || msg.v !== r.v) throw new Error(`the document at v${r.v} is not there`);
-      this.version = msg.v;
-      this.type = msg.type;
-      this.text.set(msg.data ?? '');
-      this.takeOps(r);
-      if (this.inflight) this.text.apply(this.inflight.op);
-      for (const p of this.pending) this.text.apply(p.op);
-    } catch (err) {
-      // The server cannot say what the edits were made on: they cannot be
-      // placed. Load the document as it is.
-      this.emit('lost', err);
-      this.hardReset();
-      return;
-    }
-    this.emit('load');
-    this.changed();
-    this.resume();
+    return restoreState(this, s);
   }
 }
 

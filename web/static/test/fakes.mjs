@@ -1,5 +1,9 @@
 // Test doubles for the client's transport seam: a WebSocket the test plays
-// the server through, and a manual clock for its timers.
+// the server through, and a manual clock for its timers; stand-ins for
+// localStorage and Web Locks; and helpers that set a client up over them.
+import { Connection } from '../js/connection.js';
+
+export const URI = 'http://sharejs.org/types/text-unicode';
 
 export class FakeClock {
   constructor() {
@@ -187,4 +191,38 @@ export class FakeLocks {
     const next = this.queues.get(name)?.shift();
     if (next) next();
   }
+}
+
+export function setup(opts = {}) {
+  const clock = new FakeClock();
+  const conn = new Connection('ws://test/ws', {
+    WebSocket: FakeSocket,
+    timers: clock,
+    random: () => 0.5,
+    minDelay: 100,
+    maxDelay: 1600,
+    pingInterval: 1000,
+    pongTimeout: 500,
+    ...opts,
+  });
+  return { clock, conn, ws: FakeSocket.last() };
+}
+
+// handshake opens ws and answers its hs with id.
+export function handshake(ws, id = 'src1') {
+  ws.open();
+  const [hs] = ws.take();
+  ws.deliver({ a: 'hs', protocol: 1, protocolMinor: 2, id, type: 'http://sharejs.org/types/JSONv0' });
+  return hs;
+}
+
+// loaded returns a connected client with doc docs/x at version v holding text.
+export function loaded(text = 'hello', v = 3) {
+  const s = setup();
+  handshake(s.ws);
+  s.doc = s.conn.get('docs', 'x');
+  s.doc.subscribe();
+  s.ws.take();
+  s.ws.deliver({ a: 's', c: 'docs', d: 'x', data: { v, type: URI, data: text } });
+  return s;
 }
