@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -48,6 +49,9 @@ func newRelay(t testing.TB, c redis.UniversalClient, p string, opts redisrelay.O
 	opts.Prefix = p
 	if opts.NodeID == "" {
 		opts.NodeID = t.Name()
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	r, err := redisrelay.New(opts)
 	if err != nil {
