@@ -135,7 +135,7 @@ func (r *Relay) findResend(ctx context.Context, key collab.Key, epoch string, re
 	to := last
 	for to > 0 {
 		from := to - min(to, readPage)
-		recs, err := r.read(ctx, key, epoch, from, to)
+		recs, _, err := r.read(ctx, key, epoch, from, to)
 		if err != nil {
 			return Result{}, err
 		}

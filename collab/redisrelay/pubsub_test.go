@@ -1,7 +1,11 @@
 package redisrelay_test
 
 import (
+	"errors"
+	"log/slog"
+	"runtime"
 	"testing"
+	"time"
 
 	"github.com/coedit/coedit/collab"
 	"github.com/coedit/coedit/collab/redisrelay"
@@ -110,5 +114,39 @@ func TestEpochChangeIsAnnounced(t *testing.T) {
 	in.wait(t, "the renew doorbell", func(in *inbox) bool { return len(in.epochs) == 3 })
 	if in.epochs[2] != newEpoch || !sameRecords(in.recs[1:], []collab.Record{extra}) {
 		t.Fatalf("renew doorbell = %v %v, want the record under %s", in.epochs, in.recs, newEpoch)
+	}
+}
+
+// TestCloseStopsGoroutines: after Close, the subscriber's goroutines
+// (and go-redis's for its PubSub) are gone, also after a reconnect.
+func TestCloseStopsGoroutines(t *testing.T) {
+	srv := redistest.StartServer(t, redistest.ServerOptions{})
+	c := newClient(t, srv.Addr())
+	c.Ping(ctx(t))
+	base := runtime.NumGoroutine()
+	r, err := redisrelay.New(redisrelay.Options{Client: c, Prefix: prefix(t), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatalf("New = %v", err)
+	}
+	in := newInbox()
+	for _, id := range []string{"a", "b", "c"} {
+		if _, err := r.Subscribe(ctx(t), collab.Key{Collection: "notes", ID: id}, in.handler()); err != nil {
+			t.Fatalf("Subscribe = %v", err)
+		}
+	}
+	in.wait(t, "three resyncs", func(in *inbox) bool { return in.resyncs == 3 })
+	newClient(t, srv.Addr()).ClientKillByFilter(ctx(t), "TYPE", "pubsub")
+	in.wait(t, "three more resyncs", func(in *inbox) bool { return in.resyncs == 6 })
+	r.Close()
+	if _, err := r.Subscribe(ctx(t), doc, in.handler()); !errors.Is(err, redisrelay.ErrClosed) {
+		t.Fatalf("Subscribe after Close = %v, want ErrClosed", err)
+	}
+	deadline := time.Now().Add(waitLimit)
+	for runtime.NumGoroutine() > base {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<16)
+			t.Fatalf("%d goroutines after Close, %d before New:\n%s", runtime.NumGoroutine(), base, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

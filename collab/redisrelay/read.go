@@ -23,53 +23,53 @@ const readPage = 1000
 // history Redis holds.
 func (r *Relay) Read(ctx context.Context, key collab.Key, epoch string, from, to uint64) ([]collab.Record, error) {
 	r.stats.gapReads.Add(1)
-	recs, err := r.read(ctx, key, epoch, from, to)
+	recs, head, err := r.read(ctx, key, epoch, from, to)
 	if err != nil {
 		return nil, err
 	}
-	if len(recs) > 0 && recs[0].Version != from {
-		return nil, fmt.Errorf("%w: %s from version %d (the stream starts at %d)", ErrTrimmed, key, from, recs[0].Version)
+	if (len(recs) > 0 && recs[0].Version != from) || (len(recs) == 0 && from < min(to, head)) {
+		return nil, fmt.Errorf("%w: %s from version %d", ErrTrimmed, key, from)
 	}
 	r.stats.gapRecords.Add(uint64(len(recs)))
 	return recs, nil
 }
 
 // read returns the records in [from, to) that the stream holds, page by
-// page. A page that ends early means the stream had no more.
-func (r *Relay) read(ctx context.Context, key collab.Key, epoch string, from, to uint64) ([]collab.Record, error) {
+// page, and the head. A page that ends early means the stream had no
+// more.
+func (r *Relay) read(ctx context.Context, key collab.Key, epoch string, from, to uint64) (recs []collab.Record, head uint64, err error) {
 	if from >= to {
-		return nil, nil
+		return nil, 0, nil
 	}
 	to = min(to, maxNumber)
 	k := r.keys(key)
-	var out []collab.Record
 	for from < to {
 		v, err := r.run(ctx, "read", readScript, []string{k.meta, k.log}, epoch, from, to-1, readPage)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		if reply(v, 0) != "ok" {
-			return nil, epochError(v)
+			return nil, 0, epochError(v)
 		}
-		head := replyUint(v, 1)
+		head = replyUint(v, 1)
 		entries, _ := v[2].([]any)
-		recs, err := decodeEntries(entries)
+		page, err := decodeEntries(entries)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", key, err)
+			return nil, 0, fmt.Errorf("%s: %w", key, err)
 		}
-		if len(out) > 0 && len(recs) > 0 && recs[0].Version != from {
-			return nil, fmt.Errorf("%w: %s from version %d (trimmed while reading)", ErrTrimmed, key, from)
+		if len(recs) > 0 && len(page) > 0 && page[0].Version != from {
+			return nil, 0, fmt.Errorf("%w: %s from version %d (trimmed while reading)", ErrTrimmed, key, from)
 		}
-		out = append(out, recs...)
-		if len(recs) < readPage {
+		recs = append(recs, page...)
+		if len(page) < readPage {
 			break
 		}
-		from = recs[len(recs)-1].Version + 1
+		from = page[len(page)-1].Version + 1
 		if from >= head {
 			break
 		}
 	}
-	return out, nil
+	return recs, head, nil
 }
 
 // decodeEntries decodes XRANGE entries ({id, {"r", record}}), checking

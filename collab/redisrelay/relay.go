@@ -98,6 +98,9 @@ func New(opts Options) (*Relay, error) {
 		opts.Logger.Info("redisrelay: generated a node id", "node", opts.NodeID)
 	}
 	r := &Relay{opts: opts, c: opts.Client, log: opts.Logger.With("node", opts.NodeID)}
+	if !contextTimeouts(opts.Client) {
+		r.log.Warn("redisrelay: the Redis client ignores context deadlines (set ContextTimeoutEnabled): a stalled Redis holds calls for its ReadTimeout")
+	}
 	_, cluster := opts.Client.(*redis.ClusterClient)
 	switch opts.PubSub {
 	case PubSubAuto:
@@ -142,6 +145,17 @@ func (r *Relay) run(ctx context.Context, op string, s *redis.Script, keys []stri
 		r.opts.Observe(op, d, err)
 	}
 	return v, err
+}
+
+// contextTimeouts reports whether c lets a ctx deadline bound a call.
+func contextTimeouts(c redis.UniversalClient) bool {
+	switch c := c.(type) {
+	case *redis.Client:
+		return c.Options().ContextTimeoutEnabled
+	case *redis.ClusterClient:
+		return c.Options().ContextTimeoutEnabled
+	}
+	return true // other clients: nothing to check
 }
 
 // randomID returns 16 random hex digits, for epochs and node ids.

@@ -102,7 +102,7 @@ if head > expect then return {'conflict', head} end
 local recs = append(KEYS[2], KEYS[3], expect, 6)
 head = expect + n
 redis.call('HSET', KEYS[1], 'v', num(head))
-trim(KEYS[2], head, tonumber(m[3]), tonumber(ARGV[3]), tonumber(ARGV[4]))
+trim(KEYS[2], head, tonumber(m[3]) or 0, tonumber(ARGV[3]), tonumber(ARGV[4]))
 publish(ARGV[5], KEYS[4], m[1], recs)
 return {'committed', expect}
 `)
@@ -211,7 +211,7 @@ for f in string.gmatch(l, '[^,]+') do
   kept[count] = f
 end
 redis.call('HSET', KEYS[1], 'e', ARGV[2], 'v', num(head), 'r', rid, 'l', table.concat(kept, ','))
-trim(KEYS[2], head, tonumber(m[3]), tonumber(ARGV[3]), tonumber(ARGV[4]))
+trim(KEYS[2], head, tonumber(m[3]) or 0, tonumber(ARGV[3]), tonumber(ARGV[4]))
 publish(ARGV[5], KEYS[4], ARGV[2], recs)
 return {'renewed', ARGV[2], head}
 `)

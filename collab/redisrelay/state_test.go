@@ -30,6 +30,12 @@ func TestReadAfterTrim(t *testing.T) {
 	if err != nil || len(got) != 10 || got[0].Version != 20 {
 		t.Fatalf("Read(20, 30) = %d records, %v; want 10 from 20", len(got), err)
 	}
+	if _, err := r.Read(ctx(t), doc, epoch, 5, 10); !errors.Is(err, redisrelay.ErrTrimmed) {
+		t.Fatalf("Read(5, 10), all trimmed = %v, want ErrTrimmed", err)
+	}
+	if got, err := r.Read(ctx(t), doc, epoch, 30, 40); err != nil || len(got) != 0 {
+		t.Fatalf("Read(30, 40), at the head = %v, %v; want nothing", got, err)
+	}
 	if _, _, err := r.Load(ctx(t), doc); !errors.Is(err, redisrelay.ErrTrimmed) {
 		t.Fatalf("Load without a snapshot after the cap = %v, want ErrTrimmed", err)
 	}
