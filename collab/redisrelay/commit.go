@@ -18,7 +18,8 @@ const (
 	Committed Outcome = iota + 1
 	// Duplicate: the first record's (src, seq) was committed before, at
 	// Result.Version; nothing was written. The batch was not this call's
-	// repeat (that is Committed), so it came from a resend.
+	// repeat (that is Committed), so it came from a resend. The batch's
+	// other records, if any, are committed again without the first.
 	Duplicate
 	// Conflict: Redis's head is Result.Version, not the expected version;
 	// Result.Missed holds the records the caller lacks. Nothing was
