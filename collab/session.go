@@ -20,6 +20,7 @@ const (
 	jobClearPresence
 	jobDisconnect
 	jobRemote
+	jobSync // catch up with the cluster's commit point (cluster.go)
 )
 
 // job is one message in a session's inbox: a request from a Hub method,
@@ -34,6 +35,8 @@ type job struct {
 	pres    PresenceUpdate // jobPresence
 	channel string         // jobClearPresence
 	recs    []Record       // jobRemote
+	epoch   string         // jobRemote: the history recs belong to
+	at      time.Time      // when it was queued (cluster.go: fresh)
 
 	onSubmit   func(SubmitResult, error)
 	onSnapshot func(Snapshot, error)
@@ -52,6 +55,10 @@ func (r *job) fail(err error) {
 		r.onPresence(PresenceUpdate{}, err)
 	case jobUnsubscribe:
 		r.onDone(err)
+	case jobSync:
+		if r.onDone != nil {
+			r.onDone(err)
+		}
 	}
 }
 
@@ -85,6 +92,12 @@ type session struct {
 	pres    map[Conn]map[presKey]PresenceUpdate
 	link    RelayLink
 	fatal   error // state lost (a failed reload): stop
+	// In a cluster (cluster.go): the link as a ClusterLink (nil on a
+	// single node), the epoch the session follows, and when its last
+	// successful sync began.
+	cluster  ClusterLink
+	epoch    string
+	syncedAt time.Time
 }
 
 func newSession(h *Hub, key Key) *session {
@@ -105,6 +118,7 @@ func (s *session) enqueue(r *job) bool {
 		s.mu.Unlock()
 		return false
 	}
+	r.at = time.Now()
 	s.queue = append(s.queue, r)
 	s.mu.Unlock()
 	s.signal()
@@ -170,7 +184,7 @@ func (s *session) run() {
 		s.failAll(err)
 		return
 	}
-	link, err := s.h.opts.Relay.Join(s.key, s.deliverRemote)
+	link, err := s.join()
 	if err != nil {
 		s.failAll(fmt.Errorf("collab: join relay for %s: %w", s.key, err))
 		return
@@ -383,13 +397,19 @@ func (s *session) handleOne(r *job) {
 		delete(s.subs, r.conn)
 		s.clearPresence(r.conn, "")
 	case jobRemote:
-		s.remote(r.recs)
+		s.remoteIn(r)
+	case jobSync:
+		s.syncJob(r)
 	}
 }
 
 // fetch answers a Subscribe or Fetch: join first, then the catch-up
 // records, then the reply.
 func (s *session) fetch(r *job) {
+	if err := s.syncFor(r); err != nil {
+		r.onSnapshot(Snapshot{}, err)
+		return
+	}
 	if r.join {
 		s.subs[r.conn] = struct{}{}
 	}
@@ -412,10 +432,11 @@ func (s *session) fetch(r *job) {
 }
 
 // deliverRemote is the Relay's callback: it queues records other nodes
-// committed. A stopped session drops them; the next one loads them.
-func (s *session) deliverRemote(recs []Record) {
-	if len(recs) == 0 {
+// committed (or, with none, an epoch's announcement). A stopped session
+// drops them; the next one loads them.
+func (s *session) deliverRemote(epoch string, recs []Record) {
+	if len(recs) == 0 && epoch == "" {
 		return
 	}
-	s.enqueue(&job{kind: jobRemote, recs: recs})
+	s.enqueue(&job{kind: jobRemote, recs: recs, epoch: epoch})
 }
