@@ -38,6 +38,7 @@ import (
 //	ERR_TOO_MANY_SUBSCRIPTIONS                  400   more documents or presence channels than collab.Options.MaxSubscriptions
 //	ERR_ORIGIN_NOT_ALLOWED                      403   an HTTP API request from a browser origin not allowed
 //	ERR_SERVER_CLOSING                          503   an HTTP API request during shutdown (a WebSocket is closed with 1001 instead, so the client resends after reconnecting)
+//	ERR_UNAVAILABLE                             503   an HTTP API request while the cluster's commit point (Redis) is out of reach or the document is contended; sent with Retry-After (a WebSocket is closed with 1012 instead, so the client resends after reconnecting)
 const (
 	CodeBadlyFormed          = "ERR_MESSAGE_BADLY_FORMED"
 	CodeOpBadlyFormed        = "ERR_OT_OP_BADLY_FORMED"
@@ -60,6 +61,7 @@ const (
 	CodeTooManySubscriptions = "ERR_TOO_MANY_SUBSCRIPTIONS"
 	CodeOriginNotAllowed     = "ERR_ORIGIN_NOT_ALLOWED"
 	CodeServerClosing        = "ERR_SERVER_CLOSING"
+	CodeUnavailable          = "ERR_UNAVAILABLE"
 )
 
 // httpStatus is the HTTP status of each code (see the table above).
@@ -85,6 +87,7 @@ var httpStatus = map[string]int{
 	CodeTooManySubscriptions: http.StatusBadRequest,
 	CodeOriginNotAllowed:     http.StatusForbidden,
 	CodeServerClosing:        http.StatusServiceUnavailable,
+	CodeUnavailable:          http.StatusServiceUnavailable,
 }
 
 // engineCodes maps the engine's sentinel errors to codes, first match
@@ -112,6 +115,17 @@ var engineCodes = []struct {
 	{ot.ErrOutOfBounds, CodeOpNotApplied},
 	{ot.ErrInvalidOp, CodeOpNotApplied},
 	{collab.ErrClosed, CodeServerClosing},
+	{collab.ErrUnavailable, CodeUnavailable},
+	{collab.ErrContended, CodeUnavailable},
+}
+
+// retryable reports whether err means "not now" rather than "no": the
+// commit point is out of reach or the document too contended. The op was
+// not committed, or is committed and its resend is acknowledged once, so
+// a WebSocket is closed (CloseRetry) for the client to reconnect and
+// resend, where an error reply would make it roll the op back.
+func retryable(err error) bool {
+	return errors.Is(err, collab.ErrUnavailable) || errors.Is(err, collab.ErrContended)
 }
 
 // protoError is an error the client is told about, with its code.
