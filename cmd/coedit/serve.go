@@ -48,6 +48,12 @@ type serveConfig struct {
 	Origins []string
 	// MaxDocLen is the largest document, in code points.
 	MaxDocLen int
+	// Redis, when set, makes the node one of a cluster over that Redis
+	// (cluster.go: parseRedis); RedisPrefix starts its keys; NodeID
+	// names the node in logs (generated when empty).
+	Redis       string
+	RedisPrefix string
+	NodeID      string
 	// lockTimeout overrides storage.Options.LockTimeout (tests).
 	lockTimeout time.Duration
 	// started, if set, is called with the listening address once the
@@ -84,6 +90,9 @@ func parseServeFlags(args []string, getenv func(string) string, output io.Writer
 		return err
 	})
 	fs.IntVar(&cfg.MaxDocLen, "max-doc", collab.DefaultMaxDocLen, "largest document, in Unicode code points")
+	fs.StringVar(&cfg.Redis, "redis", "", "Redis of a cluster of nodes: redis://[user:password@]host:port[/db] (rediss:// for TLS) or host:port; a comma-separated list of seeds for a Redis Cluster; empty: a single node")
+	fs.StringVar(&cfg.RedisPrefix, "redis-prefix", "coedit:", "prefix of the cluster's Redis keys, so that several clusters can share a Redis")
+	fs.StringVar(&cfg.NodeID, "node-id", "", "this node's name in logs (default: generated, and logged)")
 	if err := setFromEnv(fs, getenv); err != nil {
 		return serveConfig{}, &usageError{"serve: " + err.Error()}
 	}
@@ -115,6 +124,13 @@ func (cfg serveConfig) check() error {
 		return fmt.Errorf("--ops-per-second: %v is too large (at most %d)", cfg.OpsPerSecond, math.MaxInt32/4)
 	case cfg.MaxDocLen <= 0:
 		return fmt.Errorf("--max-doc: want a positive number of code points, got %d", cfg.MaxDocLen)
+	case strings.ContainsAny(cfg.RedisPrefix, "{}"):
+		return fmt.Errorf("--redis-prefix: %q must not contain { or }", cfg.RedisPrefix)
+	}
+	if cfg.Redis != "" {
+		if _, err := parseRedis(cfg.Redis); err != nil {
+			return fmt.Errorf("--redis: %w", err)
+		}
 	}
 	if _, _, err := net.SplitHostPort(cfg.Addr); err != nil {
 		return fmt.Errorf("--addr: %w", err)
@@ -166,6 +182,9 @@ func runServe(args []string) error {
 		return err
 	}
 	log := newLogger(cfg, os.Stderr)
+	if cfg.Redis != "" && cfg.NodeID == "" {
+		cfg.NodeID = newNodeID() // logged when the node joins the cluster
+	}
 	slog.SetDefault(log)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -242,18 +261,33 @@ func startNode(cfg serveConfig, log *slog.Logger) (_ *node, err error) {
 		return nil, fmt.Errorf("serve: %w", err)
 	}
 	n.closers.add("store", func(context.Context) error { return store.Close() })
+	hopts := collab.Options{Store: store, Logger: log, MaxDocLen: cfg.MaxDocLen}
+	var cn *clusterNode
+	if cfg.Redis != "" {
+		// Its sessions leave the relay as the hub closes, so the relay
+		// closes after the hub (closers run newest first).
+		if cn, err = startCluster(cfg, store, log, &n.closers); err != nil {
+			return nil, err
+		}
+		hopts.Relay, hopts.Sequencer = cn.cluster, cn.cluster
+	}
 	// Closing the hub commits what its sessions hold and saves their
 	// snapshots, so it must come before the store closes.
-	hub := collab.NewHub(collab.Options{Store: store, Logger: log, MaxDocLen: cfg.MaxDocLen})
+	hub := collab.NewHub(hopts)
 	n.closers.add("hub", hub.Close)
-	ws, err := web.New(web.Options{
+	wopts := web.Options{
 		Hub:               hub,
 		Logger:            log,
 		AllowedOrigins:    cfg.Origins,
 		OpsPerSecond:      cfg.OpsPerSecond,
 		MessagesPerSecond: messageRate(cfg.OpsPerSecond),
 		Collectors:        []prometheus.Collector{newStoreCollector(store)},
-	})
+	}
+	if cn != nil {
+		wopts.Ready = cn.ready
+		wopts.Collectors = append(wopts.Collectors, cn.collectors(hub)...)
+	}
+	ws, err := web.New(wopts)
 	if err != nil {
 		return nil, fmt.Errorf("serve: %w", err)
 	}

@@ -26,7 +26,7 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 func TestParseServeFlags(t *testing.T) {
 	def := serveConfig{Addr: "127.0.0.1:8080", DataDir: "./coedit-data", Sync: storage.SyncAlways, LogLevel: slog.LevelInfo, LogFormat: "text",
-		ShutdownTimeout: 15 * time.Second, OpsPerSecond: 100, MaxDocLen: 16 << 20}
+		ShutdownTimeout: 15 * time.Second, OpsPerSecond: 100, MaxDocLen: 16 << 20, RedisPrefix: "coedit:"}
 	with := func(f func(*serveConfig)) serveConfig {
 		c := def
 		f(&c)
@@ -61,6 +61,10 @@ func TestParseServeFlags(t *testing.T) {
 			map[string]string{"COEDIT_OPS_PER_SECOND": "3", "COEDIT_ORIGINS": "https://env.example"},
 			with(func(c *serveConfig) { c.OpsPerSecond, c.Origins = 260000, []string{"https://flag.example"} })},
 		{"bare --insecure", []string{"--insecure", "--data", "x"}, nil, with(func(c *serveConfig) { c.Insecure, c.DataDir = true, "x" })},
+		{"cluster flags", []string{"--redis", "redis://10.0.0.1:6379/2", "--redis-prefix", "team:", "--node-id", "n1"}, nil,
+			with(func(c *serveConfig) { c.Redis, c.RedisPrefix, c.NodeID = "redis://10.0.0.1:6379/2", "team:", "n1" })},
+		{"cluster env", nil, map[string]string{"COEDIT_REDIS": "h1:7000,h2:7001", "COEDIT_REDIS_PREFIX": "x:", "COEDIT_NODE_ID": "n2"},
+			with(func(c *serveConfig) { c.Redis, c.RedisPrefix, c.NodeID = "h1:7000,h2:7001", "x:", "n2" })},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := parseServeFlags(tc.args, func(k string) string { return tc.env[k] }, io.Discard)
@@ -76,6 +80,7 @@ func TestParseServeFlags(t *testing.T) {
 		{"--ops-per-second", "0"}, {"--ops-per-second", "-1"}, {"--ops-per-second", "lots"}, {"--ops-per-second", "NaN"}, {"--ops-per-second", "+Inf"}, {"--ops-per-second", "1e12"},
 		{"--origins", "app.example"}, {"--origins", "https://a.example,/path"}, {"--origins", "https://a.example/app"}, {"--origins", "https://a.example?x=1"},
 		{"--max-doc", "0"}, {"--max-doc", "-5"}, {"--max-doc", "1.5"}, {"--max-doc", "big"},
+		{"--redis", "http://h:1"}, {"--redis", ","}, {"--redis", "redis://"}, {"--redis-prefix", "a{b}"},
 	} {
 		_, err := parseServeFlags(args, func(string) string { return "" }, io.Discard)
 		var ue *usageError
