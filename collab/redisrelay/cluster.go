@@ -195,6 +195,27 @@ func (c *Cluster) Sequence(ctx context.Context, key collab.Key, recs []collab.Re
 	}
 	l.note(ctx)
 	expect := recs[0].Version
+	if l.current() == "" {
+		// The first commit of a document Redis has no state of (Sync
+		// does not seed empty documents): seed it, empty, then commit.
+		if expect != 0 {
+			return nil, fmt.Errorf("%w: %s has no epoch at version %d", collab.ErrResync, key, expect)
+		}
+		var epoch string
+		var won bool
+		err := c.retry(ctx, func(ctx context.Context) (err error) {
+			epoch, won, err = c.r.Init(ctx, key, Seed{})
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		if !won {
+			return nil, fmt.Errorf("%w: %s was seeded by another node", collab.ErrResync, key)
+		}
+		c.stats.seeds.Add(1)
+		l.follow(ctx, epoch)
+	}
 	epoch := l.current()
 	var res Result
 	err = c.retry(ctx, func(ctx context.Context) error {

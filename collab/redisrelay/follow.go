@@ -46,6 +46,11 @@ func (l *link) Sync(ctx context.Context, head uint64, fork func(from uint64) err
 		var recs []collab.Record
 		done := false
 		switch {
+		case !ok && head == 0:
+			// Nothing anywhere that this node knows of. Seeding an empty
+			// document for a read would leave keys in Redis for every id
+			// anyone asks for; the first commit seeds it (Sequence).
+			return collab.Catchup{Epoch: l.current()}, nil
 		case !ok:
 			err = l.seed(ctx, head)
 		case h.Restarted:

@@ -241,3 +241,28 @@ func TestClusterUsesShardedPubSubOnRedisCluster(t *testing.T) {
 	}
 	checkAcked(t, acked, logs...)
 }
+
+// TestClusterReadOfUnknownDocumentLeavesNoKeys: reading a document
+// nobody created leaves nothing in Redis (else every id anyone asks for
+// would); its first commit seeds it.
+func TestClusterReadOfUnknownDocumentLeavesNoKeys(t *testing.T) {
+	srv := redistest.StartServer(t, redistest.ServerOptions{})
+	p := prefix(t)
+	a := startNode(t, "a", srv.Addr(), p, nodeConfig{})
+	b := startNode(t, "b", srv.Addr(), p, nodeConfig{})
+	key := docKey(1)
+	if s := fetch(t, a, key); s.Version != 0 || s.Type != "" {
+		t.Fatalf("Fetch of an unknown document = %+v, want version 0 and no type", s)
+	}
+	opLog(t, a, key)
+	admin := newClient(t, srv.Addr())
+	if keys, err := admin.Keys(ctx(t), p+"*").Result(); err != nil || len(keys) != 0 {
+		t.Fatalf("Redis keys after reads = %v, %v; want none", keys, err)
+	}
+	submit(t, b, key, createSub("x", 1, "made"))
+	if s := fetch(t, a, key); s.Version != 1 || s.Data != "made" {
+		t.Fatalf("Fetch on a after b created it = %+v", s)
+	}
+	submit(t, a, key, editSub("x", 2, 1, insertAt(0, ">")))
+	converged(t, key, a, b)
+}
