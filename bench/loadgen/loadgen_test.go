@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coedit/coedit/bench/relay"
 	"github.com/coedit/coedit/collab"
 	"github.com/coedit/coedit/storage"
 	"github.com/coedit/coedit/web"
@@ -137,5 +138,28 @@ func TestOptionsRefused(t *testing.T) {
 		if _, err := Run(context.Background(), o); err == nil {
 			t.Errorf("Run(%+v) = nil error, want ErrOptions", o)
 		}
+	}
+}
+
+// TestRunRelayMode drives the bare relay (bench/relay) in process: acks
+// and fan-out are measured, and the convergence check is skipped, since
+// the relay does not transform ops.
+func TestRunRelayMode(t *testing.T) {
+	rl := relay.New()
+	hs := httptest.NewServer(rl)
+	t.Cleanup(func() {
+		hs.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := rl.Close(ctx); err != nil {
+			t.Errorf("relay Close: %v", err)
+		}
+	})
+	url := "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws"
+	res, err := Run(context.Background(), Options{URLs: []string{url}, Relay: true, Docs: 2, Clients: 3, Idle: 2,
+		Warmup: 100 * time.Millisecond, Duration: time.Second})
+	checkRun(t, res, err, false)
+	if res.Converged != nil {
+		t.Errorf("Run against the relay: converged %v, want not checked", *res.Converged)
 	}
 }
