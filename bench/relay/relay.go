@@ -35,7 +35,7 @@ import (
 
 // sendQueue is how many frames may wait for one connection's writer;
 // a connection that falls further behind is closed.
-const sendQueue = 4096
+const sendQueue = 256
 
 // Server is the relay. Its zero value is not usable; call New.
 type Server struct {
