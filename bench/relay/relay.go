@@ -33,9 +33,16 @@ import (
 	"github.com/coedit/coedit/bench/wire"
 )
 
-// sendQueue is how many frames may wait for one connection's writer;
-// a connection that falls further behind is closed.
-const sendQueue = 256
+// maxQueue is how many frames may wait for one connection's writer (as
+// coedit's default); a connection that falls further behind is closed.
+// The queue is a slice that grows only while frames wait, so an idle
+// connection holds none. docInbox is how many messages may wait for a
+// document's goroutine; a reader blocks beyond. It is small so that a
+// quiet document costs little: the relay is the floor for memory too.
+const (
+	maxQueue = 65536
+	docInbox = 64
+)
 
 // Server is the relay. Its zero value is not usable; call New.
 type Server struct {
@@ -54,25 +61,41 @@ type Server struct {
 // New returns a relay with no documents.
 func New() *Server {
 	return &Server{docs: map[string]*doc{}, conns: map[*conn]struct{}{},
-		upgrader: websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}}
+		upgrader: websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true },
+			// Write buffers are borrowed per write, so an idle
+			// connection holds none.
+			WriteBufferPool: &sync.Pool{}}}
 }
 
-// conn is one WebSocket. The handler goroutine reads; writer drains out.
+// conn is one WebSocket. The handler goroutine reads; writer drains the
+// queue.
 type conn struct {
 	ws     *websocket.Conn
 	src    string
-	out    chan []byte
+	wake   chan struct{} // capacity 1: frames are queued
 	done   chan struct{} // closed by kill
 	once   sync.Once
 	joined []*doc // documents subscribed to; handler goroutine only
+
+	mu    sync.Mutex
+	queue [][]byte
 }
 
 // send queues a frame, or closes the connection if its queue is full.
 func (c *conn) send(frame []byte) {
-	select {
-	case c.out <- frame:
-	default:
+	c.mu.Lock()
+	full := len(c.queue) >= maxQueue
+	if !full {
+		c.queue = append(c.queue, frame)
+	}
+	c.mu.Unlock()
+	if full {
 		c.kill()
+		return
+	}
+	select {
+	case c.wake <- struct{}{}:
+	default:
 	}
 }
 
@@ -83,18 +106,25 @@ func (c *conn) kill() {
 	})
 }
 
-// writer writes queued frames until the connection is killed.
+// writer writes queued frames, one WebSocket message each, until the
+// connection is killed.
 func (c *conn) writer() {
 	for {
 		select {
-		case f := <-c.out:
-			c.ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		case <-c.wake:
+		case <-c.done:
+			return
+		}
+		c.mu.Lock()
+		frames := c.queue
+		c.queue = nil
+		c.mu.Unlock()
+		c.ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		for _, f := range frames {
 			if err := c.ws.WriteMessage(websocket.TextMessage, f); err != nil {
 				c.kill()
 				return
 			}
-		case <-c.done:
-			return
 		}
 	}
 }
@@ -110,10 +140,11 @@ type doc struct {
 }
 
 type docMsg struct {
-	kind  byte // 's' subscribe, 'f' fetch, 'u' unsubscribe (on close), 'o' op
-	conn  *conn
-	frame []byte
-	f     wire.Fields
+	kind     byte // 's' subscribe, 'f' fetch, 'u' unsubscribe (on close), 'o' op
+	create   bool // an op that creates the document
+	conn     *conn
+	frame    []byte
+	src, seq []byte // raw JSON values within frame
 }
 
 // run handles the document's messages until its inbox is closed.
@@ -140,19 +171,19 @@ func (d *doc) run() {
 // op orders one submitted op: the sender gets an ack at the next version,
 // every other subscriber the frame as it came.
 func (d *doc) op(m docMsg) {
-	if m.f.Create != nil {
+	if m.create {
 		if d.created {
 			m.conn.send(fmt.Appendf(nil, `{"a":"op","c":%s,"d":%s,"src":%s,"seq":%s,"error":{"code":"ERR_DOC_ALREADY_CREATED","message":"relay: document already created"}}`,
-				d.c, d.d, m.f.Src, m.f.Seq))
+				d.c, d.d, m.src, m.seq))
 			return
 		}
 		d.created = true
 	}
-	ack := make([]byte, 0, 64+len(d.c)+len(d.d)+len(m.f.Src))
+	ack := make([]byte, 0, 64+len(d.c)+len(d.d)+len(m.src))
 	ack = append(ack, `{"src":`...)
-	ack = append(ack, m.f.Src...)
+	ack = append(ack, m.src...)
 	ack = append(ack, `,"seq":`...)
-	ack = append(ack, m.f.Seq...)
+	ack = append(ack, m.seq...)
 	ack = append(ack, `,"v":`...)
 	ack = strconv.AppendUint(ack, d.v, 10)
 	ack = append(ack, `,"a":"op","c":`...)
@@ -176,7 +207,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // the upgrader has answered
 	}
-	c := &conn{ws: ws, out: make(chan []byte, sendQueue), done: make(chan struct{}),
+	c := &conn{ws: ws, wake: make(chan struct{}, 1), done: make(chan struct{}),
 		src: fmt.Sprintf("%032x", s.nextSrc.Add(1))}
 	s.mu.Lock()
 	if s.closed {
@@ -231,7 +262,7 @@ func (s *Server) read(c *conn) {
 			if kind == 'o' && f.Src == nil {
 				f.Src = []byte(`"` + c.src + `"`)
 			}
-			d.inbox <- docMsg{kind: kind, conn: c, frame: frame, f: f}
+			d.inbox <- docMsg{kind: kind, create: f.Create != nil, conn: c, frame: frame, src: f.Src, seq: f.Seq}
 		}
 	}
 }
@@ -248,7 +279,7 @@ func (s *Server) doc(c, d []byte) *doc {
 	if x := s.docs[key]; x != nil {
 		return x
 	}
-	x := &doc{c: append([]byte(nil), c...), d: append([]byte(nil), d...), inbox: make(chan docMsg, 1024), subs: map[*conn]struct{}{}}
+	x := &doc{c: append([]byte(nil), c...), d: append([]byte(nil), d...), inbox: make(chan docMsg, docInbox), subs: map[*conn]struct{}{}}
 	s.docs[key] = x
 	s.wg.Go(x.run)
 	return x
