@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -29,7 +30,10 @@ type doc struct {
 	finalV    uint64
 	finalText string
 
-	mu   sync.Mutex
+	// mu guards the map; entries are looked up under the read lock, so
+	// the clients of a hot document do not queue on one mutex for every
+	// broadcast they receive.
+	mu   sync.RWMutex
 	sent map[sentKey]*sentOp
 }
 
@@ -42,7 +46,7 @@ type sentKey struct {
 // was submitted (or fell due), and how many have yet to receive it.
 type sentOp struct {
 	start time.Time
-	left  int
+	left  atomic.Int32
 }
 
 // client is one editing connection: a ShareDB client with one op in flight
@@ -296,8 +300,10 @@ func (d *doc) record(client int, seq uint64, start time.Time) {
 	if len(d.clients) < 2 {
 		return
 	}
+	e := &sentOp{start: start}
+	e.left.Store(int32(len(d.clients) - 1))
 	d.mu.Lock()
-	d.sent[sentKey{client, seq}] = &sentOp{start: start, left: len(d.clients) - 1}
+	d.sent[sentKey{client, seq}] = e
 	d.mu.Unlock()
 }
 

@@ -51,18 +51,19 @@ func (g *gen) fanout(d *doc, srcJSON []byte, seq uint64, now time.Time) {
 	if sender == nil {
 		return
 	}
-	d.mu.Lock()
-	e := d.sent[sentKey{sender.idx, seq}]
+	key := sentKey{sender.idx, seq}
+	d.mu.RLock()
+	e := d.sent[key]
+	d.mu.RUnlock()
 	if e == nil {
-		d.mu.Unlock()
 		return
 	}
-	if e.left--; e.left <= 0 {
-		delete(d.sent, sentKey{sender.idx, seq})
+	if e.left.Add(-1) == 0 {
+		d.mu.Lock()
+		delete(d.sent, key)
+		d.mu.Unlock()
 	}
-	start := e.start
-	d.mu.Unlock()
-	lat := now.Sub(start)
+	lat := now.Sub(e.start)
 	g.fanSec.Record(lat)
 	if g.measuring.Load() {
 		g.fan.Record(lat)
