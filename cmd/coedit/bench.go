@@ -10,6 +10,7 @@ import (
 	"maps"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"syscall"
@@ -53,6 +54,7 @@ Flags:
 	fs.DurationVar(&o.AckTimeout, "ack-timeout", loadgen.DefaultAckTimeout, "how long an op may wait for its ack before the run fails")
 	out := fs.String("out", "", "write the result as JSON to this file (- for stdout)")
 	quiet := fs.Bool("quiet", false, "no progress line each second")
+	cpuProfile := fs.String("cpuprofile", "", "write the generator's own CPU profile to this file (to check it is not the bottleneck)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -73,6 +75,17 @@ Flags:
 		o.Progress = func(p loadgen.Progress) { fmt.Fprintln(stderr, p) }
 	}
 
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	res, err := loadgen.Run(ctx, o)
