@@ -133,7 +133,9 @@ func (g *gen) drive(ctx context.Context, s *setup) (*Result, error) {
 	if o.Rate > 0 && len(s.clients) > 0 {
 		interval := time.Duration(float64(time.Second) * float64(len(s.clients)) / o.Rate)
 		for _, c := range s.clients {
+			c.mu.Lock() // the reader may use c.rng once an op is acked
 			phase := time.Duration(c.rng.Int64N(int64(interval)))
+			c.mu.Unlock()
 			sched.Go(func() { c.schedule(start.Add(phase), interval, stopSched) })
 		}
 	} else {

@@ -64,10 +64,11 @@ func plotSteps(rs *results, dir, rel string) ([]image, error) {
 		} else {
 			p.Y.Min = 0
 		}
-		// Latency rises with load (top right) from low at light load
-		// (bottom left); CPU per op tends to fall. Put the legend where
-		// the lines are not.
-		p.Legend.Top = !s.log
+		// Latency is low at light load and rises with it, so the top
+		// left is empty; CPU per op falls with load, leaving the top
+		// right.
+		p.Legend.Top = true
+		p.Legend.Left = s.log
 		for i, t := range targets {
 			var xys plotter.XYs
 			for _, x := range rs.steps[t] {
