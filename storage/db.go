@@ -242,6 +242,11 @@ func Open(path string, opts Options) (*DB, error) {
 		NoSync:          opts.Sync == SyncNone,
 		InitialMmapSize: opts.InitialMmapSize,
 		FreelistType:    bolt.FreelistMapType,
+		// The free list is not written on every commit (one page and
+		// its encoding fewer per group commit); after a crash bbolt
+		// rebuilds it on Open by scanning the file, which is derived
+		// data and costs time only at start.
+		NoFreelistSync: true,
 	})
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("storage: open %s: %w (waited %v)", path, ErrLocked, opts.LockTimeout)
