@@ -171,8 +171,9 @@ const missing = `## What this page does not cover yet
   already spreads each document's clients over several URLs for it.
 - One run per point. Figures on a shared 2-core machine move by tens of percent between runs;
   compare servers within one run of the script, not across runs.
-- Where a target is missed, the cause is for the profile to say (issue 11 has one: bbolt write
-  transactions, allocation, one write system call per frame); this page only measures.
+- Where a target is missed, the cause is for the profile to say: [Where the time goes](profile.md)
+  (written by hand, not by this script) has CPU and heap profiles of coedit under these
+  scenarios and what was done about them; this page only measures.
 `
 
 // heldText is the highest load target held in scenario 3, in words.

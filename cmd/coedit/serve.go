@@ -48,11 +48,15 @@ type serveConfig struct {
 	Origins []string
 	// MaxDocLen is the largest document, in code points.
 	MaxDocLen int
+	// PprofAddr, if set, serves net/http/pprof on a separate listener.
+	PprofAddr string
 	// lockTimeout overrides storage.Options.LockTimeout (tests).
 	lockTimeout time.Duration
 	// started, if set, is called with the listening address once the
 	// node serves (tests listen on port 0).
 	started func(addr string)
+	// pprofStarted, if set, is called with the pprof listener's address.
+	pprofStarted func(addr string)
 }
 
 // parseServeFlags reads serve's flags. Each flag's default comes from its
@@ -84,6 +88,7 @@ func parseServeFlags(args []string, getenv func(string) string, output io.Writer
 		return err
 	})
 	fs.IntVar(&cfg.MaxDocLen, "max-doc", collab.DefaultMaxDocLen, "largest document, in Unicode code points")
+	fs.StringVar(&cfg.PprofAddr, "pprof", "", "serve net/http/pprof on this host:port, apart from --addr (loopback only unless --insecure); off when empty")
 	if err := setFromEnv(fs, getenv); err != nil {
 		return serveConfig{}, &usageError{"serve: " + err.Error()}
 	}
@@ -118,6 +123,11 @@ func (cfg serveConfig) check() error {
 	}
 	if _, _, err := net.SplitHostPort(cfg.Addr); err != nil {
 		return fmt.Errorf("--addr: %w", err)
+	}
+	if cfg.PprofAddr != "" {
+		if _, _, err := net.SplitHostPort(cfg.PprofAddr); err != nil {
+			return fmt.Errorf("--pprof: %w", err)
+		}
 	}
 	return nil
 }
@@ -242,6 +252,15 @@ func startNode(cfg serveConfig, log *slog.Logger) (_ *node, err error) {
 		return nil, fmt.Errorf("serve: %w", err)
 	}
 	n.closers.add("store", func(context.Context) error { return store.Close() })
+	if cfg.PprofAddr != "" {
+		addr, err := startPprof(n, cfg, log)
+		if err != nil {
+			return nil, err
+		}
+		if cfg.pprofStarted != nil {
+			cfg.pprofStarted(addr)
+		}
+	}
 	// Closing the hub commits what its sessions hold and saves their
 	// snapshots, so it must come before the store closes.
 	hub := collab.NewHub(collab.Options{Store: store, Logger: log, MaxDocLen: cfg.MaxDocLen})
