@@ -251,6 +251,11 @@ var (
 	// committed to the document, and that is not among the ops since its
 	// version, so it is neither new nor a resend. It is not applied.
 	ErrStaleSeq = errors.New("collab: seq older than the src's last committed op")
+	// ErrSeqReused: a submit whose seq is the one its src last committed
+	// to the document, made at a version after that commit: a new op
+	// that reuses a seq, not a resend (which is made at or before its
+	// commit version). It is not applied.
+	ErrSeqReused = errors.New("collab: seq reused by a new op")
 	// ErrInvalidKey: a document key with an empty collection or id.
 	ErrInvalidKey = errors.New("collab: invalid document key")
 	// ErrInvalidPresence: a presence update without a channel or id.

@@ -97,7 +97,9 @@ func (d *draft) plan(sub Submission, lim limits) (res SubmitResult, warn, err er
 			// acknowledged, anything else refused.
 			last, known := d.seq(sub.Src)
 			inMemory := func() ([]Record, error) { return d.records(d.memFrom, d.head) }
-			if r, _ := dedupe(sub.Src, sub.Seq, d.head, last, known, inMemory); r.dup {
+			// Without a version, any commit version can be the
+			// resend's: 0 is at or before all of them.
+			if r, _ := dedupe(sub.Src, sub.Seq, 0, last, known, inMemory); r.dup {
 				res, warn := d.duplicate(r.at, r.at)
 				return res, warn, nil
 			}
@@ -119,7 +121,11 @@ func (d *draft) plan(sub Submission, lim limits) (res SubmitResult, warn, err er
 		return missed, missedErr
 	}
 	last, known := d.seq(sub.Src)
-	r, err := dedupe(sub.Src, sub.Seq, v, last, known, since)
+	madeAt := v
+	if !sub.HasVersion {
+		madeAt = 0 // a v:null create: see above
+	}
+	r, err := dedupe(sub.Src, sub.Seq, madeAt, last, known, since)
 	if err != nil {
 		return SubmitResult{}, nil, err
 	}

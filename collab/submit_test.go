@@ -194,6 +194,37 @@ func TestDuplicateResend(t *testing.T) {
 	}
 }
 
+// TestNewOpWithReusedSeqIsRefused: a new op that reuses its src's last
+// committed seq, made at a version after that commit, is refused with
+// ErrSeqReused and not applied; it used to be taken for a resend and
+// acknowledged at the old op's version, so its client believed it saved
+// (issue 9, item 1). A real resend of that seq is still acknowledged.
+func TestNewOpWithReusedSeqIsRefused(t *testing.T) {
+	h, db := newHub(t, collab.Options{})
+	mustSubmit(t, h, docX, createSub("", 0, "hello"))
+	first := mustSubmit(t, h, docX, editSub("A", 1, 1, ins(0, "A")))
+	mustSubmit(t, h, docX, editSub("B", 1, 2, ins(0, "B")))
+
+	res, err := h.SubmitWait(ctxBG, docX, editSub("A", 1, 3, ins(0, "Z")))
+	if err == nil {
+		t.Fatalf("new op at version 3 with A's seq 1 (committed at %d) = %+v, want an error", first.Version, res)
+	}
+	if !errors.Is(err, collab.ErrSeqReused) {
+		t.Fatalf("new op with a reused seq = %v, want ErrSeqReused", err)
+	}
+	if got := mustFetch(t, h, docX); got.Data != "BAhello" || got.Version != 3 {
+		t.Fatalf("after the refused op: %+v, want BAhello at 3", got)
+	}
+	if recs, err := db.Ops(ctxBG, docX, 0, 100); err != nil || len(recs) != 3 {
+		t.Fatalf("store has %d records (%v), want 3", len(recs), err)
+	}
+	// The op itself resent, from its own version, is a resend.
+	res, err = h.SubmitWait(ctxBG, docX, editSub("A", 1, 1, ins(0, "A")))
+	if err != nil || !res.Duplicate || res.Version != first.Version {
+		t.Fatalf("resend = %+v, %v; want a duplicate at %d", res, err, first.Version)
+	}
+}
+
 // TestDuplicateCreate: ShareDB resends a create with v null; it is
 // acknowledged, not refused.
 func TestDuplicateCreate(t *testing.T) {

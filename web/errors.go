@@ -32,6 +32,7 @@ import (
 //	ERR_QUERY_NOT_SUPPORTED                     501   qf, qs: coedit has no queries
 //	ERR_SRC_MISMATCH                            403   a submit whose src is not its connection's
 //	ERR_STALE_SEQ                               409   a submit whose seq is below its src's last committed one and is not a resend
+//	ERR_SEQ_REUSED                              409   a submit whose seq is its src's last committed one, made at a version after that commit: a new op reusing a seq, not a resend
 //	ERR_RATE_LIMITED                            429   more ops or messages per second than the connection's token bucket allows
 //	ERR_OP_TOO_LARGE                            413   an op, create data or presence value larger than Options.MaxOpSize
 //	ERR_DOC_TOO_LARGE                           413   an op that would make the document longer than the hub allows
@@ -54,6 +55,7 @@ const (
 	CodeQueryNotSupported    = "ERR_QUERY_NOT_SUPPORTED"
 	CodeSrcMismatch          = "ERR_SRC_MISMATCH"
 	CodeStaleSeq             = "ERR_STALE_SEQ"
+	CodeSeqReused            = "ERR_SEQ_REUSED"
 	CodeRateLimited          = "ERR_RATE_LIMITED"
 	CodeOpTooLarge           = "ERR_OP_TOO_LARGE"
 	CodeDocTooLarge          = "ERR_DOC_TOO_LARGE"
@@ -79,6 +81,7 @@ var httpStatus = map[string]int{
 	CodeQueryNotSupported:    http.StatusNotImplemented,
 	CodeSrcMismatch:          http.StatusForbidden,
 	CodeStaleSeq:             http.StatusConflict,
+	CodeSeqReused:            http.StatusConflict,
 	CodeRateLimited:          http.StatusTooManyRequests,
 	CodeOpTooLarge:           http.StatusRequestEntityTooLarge,
 	CodeDocTooLarge:          http.StatusRequestEntityTooLarge,
@@ -105,6 +108,7 @@ var engineCodes = []struct {
 	{collab.ErrDocTooLarge, CodeDocTooLarge},
 	{collab.ErrSrcMismatch, CodeSrcMismatch},
 	{collab.ErrStaleSeq, CodeStaleSeq},
+	{collab.ErrSeqReused, CodeSeqReused},
 	{collab.ErrInvalidKey, CodeBadlyFormed},
 	{collab.ErrInvalidPresence, CodeBadlyFormed},
 	{collab.ErrTooManySubscriptions, CodeTooManySubscriptions},

@@ -108,6 +108,7 @@ func TestErrorCodesOverWebSocket(t *testing.T) {
 		{name: "query fetch", req: `{"a":"qf","id":1,"c":"docs","q":{}}`, code: CodeQueryNotSupported},
 		{name: "src not the connection's", req: `{"a":"op","c":"docs","d":"hello","v":2,"src":"someoneelse","seq":1,"op":["x"]}`, code: CodeSrcMismatch},
 		{name: "stale seq", hsID: "stalesrc", req: `{"a":"op","c":"docs","d":"hello","v":2,"src":"stalesrc","seq":3,"op":["x"]}`, code: CodeStaleSeq},
+		{name: "seq reused by a new op", hsID: "stalesrc", req: `{"a":"op","c":"docs","d":"hello","v":2,"src":"stalesrc","seq":5,"op":["x"]}`, code: CodeSeqReused},
 		{name: "ops rate", setup: func(c *tclient) {
 			for i := 1; i <= 5; i++ {
 				c.sendf(`{"a":"op","c":"docs","d":"none","v":0,"seq":%d,"op":["x"]}`, i)
@@ -243,6 +244,7 @@ func TestErrorMapping(t *testing.T) {
 		{collab.ErrDocTooLarge, "ERR_DOC_TOO_LARGE", false},
 		{collab.ErrSrcMismatch, "ERR_SRC_MISMATCH", false},
 		{collab.ErrStaleSeq, "ERR_STALE_SEQ", false},
+		{collab.ErrSeqReused, "ERR_SEQ_REUSED", false},
 		{collab.ErrInvalidOp, "ERR_OT_OP_NOT_APPLIED", false},
 		{fmt.Errorf("%w: %w", collab.ErrInvalidOp, ot.ErrOutOfBounds), "ERR_OT_OP_NOT_APPLIED", false},
 		{collab.ErrInvalidKey, "ERR_MESSAGE_BADLY_FORMED", false},
