@@ -221,11 +221,11 @@ var (
 	// ErrDocExists: a create on a document that exists, or an op made
 	// before a concurrent create. ShareDB ERR_DOC_ALREADY_CREATED.
 	ErrDocExists = errors.New("collab: document already created")
-	// ErrDocMissing: an edit on a document that does not exist.
-	// ShareDB ERR_DOC_DOES_NOT_EXIST.
+	// ErrDocMissing: an edit or delete of a document that was never
+	// created. ShareDB ERR_DOC_DOES_NOT_EXIST.
 	ErrDocMissing = errors.New("collab: document does not exist")
-	// ErrDocDeleted: a create or edit made before a concurrent delete.
-	// ShareDB ERR_DOC_WAS_DELETED.
+	// ErrDocDeleted: an edit or delete of a deleted document, or an edit
+	// made before a concurrent delete. ShareDB ERR_DOC_WAS_DELETED.
 	ErrDocDeleted = errors.New("collab: document was deleted")
 	// ErrVersionAhead: a version past the document's head.
 	// ShareDB ERR_OP_VERSION_NEWER_THAN_CURRENT_SNAPSHOT.

@@ -153,12 +153,18 @@ func (d *draft) plan(sub Submission, lim limits) (res SubmitResult, warn, err er
 		rec.Data = sub.Data
 	case OpEdit:
 		if d.typ == "" {
-			return SubmitResult{}, nil, ErrDocMissing
+			return SubmitResult{}, nil, d.absent()
 		}
 		if n := d.length; op.BaseLen() <= n && n+op.Delta() > lim.maxDocLen {
 			return SubmitResult{}, nil, fmt.Errorf("%w: %d code points (at most %d)", ErrDocTooLarge, n+op.Delta(), lim.maxDocLen)
 		}
 		rec.Op = op
+	case OpDelete:
+		// Only a document that exists can be deleted: a delete of nothing
+		// would be stored as a record no history can replay.
+		if d.typ == "" {
+			return SubmitResult{}, nil, d.absent()
+		}
 	}
 	next, err := d.shape.apply(rec)
 	if err != nil {
@@ -166,6 +172,16 @@ func (d *draft) plan(sub Submission, lim limits) (res SubmitResult, warn, err er
 	}
 	d.add(rec, next)
 	return SubmitResult{Version: rec.Version, Op: rec.Op, Missed: missed, Record: rec}, nil, nil
+}
+
+// absent is the error for an edit or delete of a document without a type
+// at the draft's head: ErrDocDeleted when it has a history (it was
+// created, then deleted), ErrDocMissing when it was never created.
+func (d *draft) absent() error {
+	if d.head > 0 {
+		return fmt.Errorf("%w: at version %d", ErrDocDeleted, d.head)
+	}
+	return ErrDocMissing
 }
 
 // duplicate answers a resend committed at version at, made against

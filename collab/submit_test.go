@@ -38,8 +38,8 @@ func TestCreateEditDeleteRecreate(t *testing.T) {
 	if got, want := mustFetch(t, h, docX), (collab.Snapshot{Version: 3}); got != want {
 		t.Fatalf("FetchWait after delete = %+v, want %+v", got, want)
 	}
-	if _, err := h.SubmitWait(ctxBG, docX, editSub("a", 4, 3, ins(0, "x"))); !errors.Is(err, collab.ErrDocMissing) {
-		t.Fatalf("edit after delete = %v, want ErrDocMissing", err)
+	if _, err := h.SubmitWait(ctxBG, docX, editSub("a", 4, 3, ins(0, "x"))); !errors.Is(err, collab.ErrDocDeleted) {
+		t.Fatalf("edit after delete = %v, want ErrDocDeleted", err)
 	}
 	res = mustSubmit(t, h, docX, collab.Submission{Src: "b", Seq: 1, Version: 3, HasVersion: true, Kind: collab.OpCreate, Type: ot.URI, Data: "again"})
 	if res.Version != 3 {
