@@ -78,6 +78,9 @@ func (s *session) commit(recs []Record, own bool) error {
 		st.commitErrors.Add(1)
 		if errors.Is(err, ErrVersionConflict) {
 			s.reload()
+			if s.fatal != nil {
+				return s.fatal
+			}
 		}
 		return fmt.Errorf("collab: commit %s: %w", s.key, err)
 	}

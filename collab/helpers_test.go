@@ -114,7 +114,7 @@ func mustFetch(t testing.TB, h *collab.Hub, key collab.Key) collab.Snapshot {
 
 // event is one thing a testConn received, in order.
 type event struct {
-	kind    string // "op", "presence", "request", "ack", "snapshot", "done", "presence-ack"
+	kind    string // "op", "presence", "request", "ack", "snapshot", "done", "presence-ack", "drop"
 	key     collab.Key
 	rec     collab.Record
 	pres    collab.PresenceUpdate
@@ -158,6 +158,10 @@ func (c *testConn) SendPresence(p collab.PresenceUpdate) {
 
 func (c *testConn) SendPresenceRequest(channel string) {
 	c.add(event{kind: "request", channel: channel})
+}
+
+func (c *testConn) Drop(key collab.Key, err error) {
+	c.add(event{kind: "drop", key: key, err: err})
 }
 
 func (c *testConn) submit(h *collab.Hub, key collab.Key, s collab.Submission) {

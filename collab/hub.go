@@ -42,6 +42,14 @@ type Conn interface {
 	// SendPresenceRequest asks the conn to re-send its presence on
 	// channel (ShareDB's "pr"), because another client joined.
 	SendPresenceRequest(channel string)
+	// Drop tells the conn that key's session stopped on err (wrapping
+	// ErrSessionFailed) and will send it nothing more for key: the conn
+	// is no longer subscribed to key and holds no presence there. To
+	// follow key again it must subscribe again, from the version it has;
+	// a web conn closes its socket with a code the client reconnects
+	// after, and the client re-subscribes by version as after any drop.
+	// It is called from the failed session's goroutine.
+	Drop(key Key, err error)
 }
 
 // Submission is an op a client submits.
@@ -256,6 +264,12 @@ var (
 	// that reuses a seq, not a resend (which is made at or before its
 	// commit version). It is not applied.
 	ErrSeqReused = errors.New("collab: seq reused by a new op")
+	// ErrSessionFailed: a document's session lost its state (its Store
+	// failed it in a way it could not recover from) and stopped. Every
+	// request it held is answered with it and every subscriber is
+	// dropped (Conn.Drop); the next request starts a new session, which
+	// loads the document again, so the request may be sent again.
+	ErrSessionFailed = errors.New("collab: document session failed")
 	// ErrInvalidKey: a document key with an empty collection or id.
 	ErrInvalidKey = errors.New("collab: invalid document key")
 	// ErrInvalidPresence: a presence update without a channel or id.

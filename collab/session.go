@@ -186,6 +186,7 @@ func (s *session) run() {
 			s.handle(batch)
 			if s.fatal != nil {
 				s.failAll(s.fatal)
+				s.dropAll(s.fatal)
 				return
 			}
 			continue
@@ -239,11 +240,30 @@ func (s *session) load() error {
 
 // reload replaces the in-memory state with the Store's, when the Store
 // turned out to hold records the session lacks (see commit). If that
-// fails too the session must stop.
+// fails too the session must stop: s.fatal wraps ErrSessionFailed.
 func (s *session) reload() {
 	if err := s.load(); err != nil {
-		s.fatal = err
+		s.fatal = fmt.Errorf("%w: %s: %w", ErrSessionFailed, s.key, err)
 	}
+}
+
+// dropAll tells every subscriber of a session that stops on err that it
+// will be sent nothing more of this document (Conn.Drop), so that it
+// subscribes again, and clears every presence held here for the others.
+// The Hub's registry forgets those subscriptions and presences, so they
+// no longer count against the connections' limits. Without it the
+// subscribers of a failed session were dropped silently: still
+// registered, never sent another op.
+func (s *session) dropAll(err error) {
+	for c := range s.pres {
+		s.clearPresence(c, "")
+		s.h.leaveDoc(c, s.key)
+	}
+	for c := range s.subs {
+		s.h.leaveDoc(c, s.key)
+		c.Drop(s.key, err)
+	}
+	clear(s.subs)
 }
 
 // saveSnapshot stores the head as the latest snapshot if it is newer. A

@@ -26,6 +26,12 @@ const (
 	// read fast enough and its send queue overflowed. It should
 	// reconnect and catch up by version.
 	CloseSlowConsumer = websocket.CloseTryAgainLater
+	// CloseSessionFailed (1011, "internal error"): a document this
+	// connection used lost its session to a store failure
+	// (collab.ErrSessionFailed), which dropped its subscription there.
+	// Closing is how the client learns it: it reconnects, re-subscribes
+	// by version and resends its unacknowledged op, as after any drop.
+	CloseSessionFailed = websocket.CloseInternalServerErr
 	// CloseSrcReclaimed (4000): a newer connection reclaimed this
 	// connection's src in its handshake (see Server).
 	CloseSrcReclaimed = 4000
@@ -286,12 +292,17 @@ func (c *conn) sendError(r *request, e *protoError) {
 	c.send(echoError(r, e))
 }
 
-// fail replies to r with the protocol error for err. A closing hub closes
-// the connection instead: the client reconnects to a live server and
-// resends, where an error would make it roll back its op.
+// fail replies to r with the protocol error for err. A closing hub, or a
+// document session that failed, closes the connection instead: the client
+// reconnects to a live server (session) and resends, where an error would
+// make it roll back its op.
 func (c *conn) fail(r *request, err error) {
 	if isClosed(err) {
 		c.closeWith(CloseGoingAway, "server shutting down")
+		return
+	}
+	if errors.Is(err, collab.ErrSessionFailed) {
+		c.Drop(collab.Key{}, err)
 		return
 	}
 	pe, internal := toProtoError(err)
@@ -315,6 +326,16 @@ func (c *conn) SendOp(key collab.Key, rec collab.Record) {
 		return
 	}
 	c.send(m.bytes())
+}
+
+// Drop implements collab.Conn: key's session failed and dropped this
+// connection's subscription. The connection closes with
+// CloseSessionFailed, so the client reconnects and re-subscribes to all
+// its documents by version; the protocol has no message that tells a
+// client it was unsubscribed.
+func (c *conn) Drop(key collab.Key, err error) {
+	c.log.Warn("closing websocket: a document session failed", "src", c.Src(), "doc", key.String(), "err", err)
+	c.closeWith(CloseSessionFailed, "document session failed: reconnect and subscribe again")
 }
 
 // SendPresence queues a presence message.
