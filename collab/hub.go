@@ -157,6 +157,11 @@ type Options struct {
 	// much memory in a session. Default 8 MiB; a session holds at most
 	// twice Window records and twice WindowBytes bytes.
 	WindowBytes int
+	// SeqWindow bounds a session's seq table as storage.Options.SeqWindow
+	// bounds the Store's: a src stays in it while its last op is among
+	// the document's newest SeqWindow versions (see seqTable). Default
+	// 10,000, the Store's default.
+	SeqWindow uint64
 	// Relay connects the sessions of one document across nodes. Nil
 	// means a private in-process relay: a single node, where the session
 	// itself orders every document's ops.
@@ -180,6 +185,7 @@ const (
 	DefaultMaxSubscriptions = 1000
 	DefaultWindow           = 1000
 	DefaultWindowBytes      = 8 << 20
+	DefaultSeqWindow        = 10000
 )
 
 // withDefaults returns o with its zero (or negative) fields set to their
@@ -205,6 +211,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.WindowBytes <= 0 {
 		o.WindowBytes = DefaultWindowBytes
+	}
+	if o.SeqWindow == 0 {
+		o.SeqWindow = DefaultSeqWindow
 	}
 	if o.Relay == nil {
 		o.Relay = NewLocalRelay(0)

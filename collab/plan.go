@@ -32,7 +32,7 @@ type draft struct {
 // draft returns a draft of s's document with nothing planned.
 func (s *session) draft() *draft {
 	sh := s.doc.shape()
-	return &draft{shape: sh, base: sh.head, memFrom: s.windowStart(), seqs: s.seqs, committed: s.records}
+	return &draft{shape: sh, base: sh.head, memFrom: s.windowStart(), seqs: s.seqs.last, committed: s.records}
 }
 
 // records returns the records [from, to) committed or planned, to <= head.

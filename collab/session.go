@@ -79,7 +79,7 @@ type session struct {
 	doc     docState
 	window  []Record // the last records: versions [head-len(window), head)
 	wbytes  int      // recordSize of the window's records, summed
-	seqs    map[string]SeqEntry
+	seqs    seqTable
 	snapVer uint64 // version of the latest snapshot in the Store
 	subs    map[Conn]struct{}
 	pres    map[Conn]map[presKey]PresenceUpdate
@@ -230,10 +230,7 @@ func (s *session) load() error {
 		s.push(r)
 	}
 	s.trimWindow()
-	s.seqs = st.Seqs
-	if s.seqs == nil {
-		s.seqs = make(map[string]SeqEntry)
-	}
+	s.seqs = newSeqTable(st.Seqs, s.h.opts.SeqWindow, d.head)
 	s.snapVer = st.Snapshot.Version
 	return nil
 }
