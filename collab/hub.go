@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coedit/coedit/ot"
@@ -148,6 +149,17 @@ type Options struct {
 	// a subscribe fails with ErrTooManySubscriptions. It bounds the
 	// memory one client can pin. Default 1000.
 	MaxSubscriptions int
+	// MaxPresenceBytes bounds the presence one connection holds, over
+	// all its channels and documents: the sum of its values (as JSON
+	// bytes) plus 128 bytes and the channel and id of each. An update
+	// past it fails with ErrPresenceTooLarge. Default 1 MiB.
+	MaxPresenceBytes int
+	// PresenceTTL is how long a presence lives without an update: then
+	// it is dropped and cleared for the others, so a connection cannot
+	// pin presence (or the session holding it) for its whole life by
+	// posting once. Clients that keep a presence up re-send it within
+	// this time (or on a presence request, "pr"). Default 10 minutes.
+	PresenceTTL time.Duration
 	// Window is how many recent records a session keeps in memory to
 	// transform late submits and serve catch-up; older ones are read
 	// from the Store. Default 1000.
@@ -186,6 +198,8 @@ const (
 	DefaultWindow           = 1000
 	DefaultWindowBytes      = 8 << 20
 	DefaultSeqWindow        = 10000
+	DefaultMaxPresenceBytes = 1 << 20
+	DefaultPresenceTTL      = 10 * time.Minute
 )
 
 // withDefaults returns o with its zero (or negative) fields set to their
@@ -205,6 +219,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxSubscriptions <= 0 {
 		o.MaxSubscriptions = DefaultMaxSubscriptions
+	}
+	if o.MaxPresenceBytes <= 0 {
+		o.MaxPresenceBytes = DefaultMaxPresenceBytes
+	}
+	if o.PresenceTTL <= 0 {
+		o.PresenceTTL = DefaultPresenceTTL
 	}
 	if o.Window <= 0 {
 		o.Window = DefaultWindow
@@ -283,8 +303,12 @@ var (
 	ErrInvalidKey = errors.New("collab: invalid document key")
 	// ErrInvalidPresence: a presence update without a channel or id.
 	ErrInvalidPresence = errors.New("collab: invalid presence")
-	// ErrTooManySubscriptions: a subscribe that would take a connection
-	// past Options.MaxSubscriptions documents or presence channels.
+	// ErrPresenceTooLarge: a presence update that would take its
+	// connection's presence past Options.MaxPresenceBytes.
+	ErrPresenceTooLarge = errors.New("collab: too much presence")
+	// ErrTooManySubscriptions: a subscribe, or a presence on a document
+	// or channel not joined yet, that would take a connection past
+	// Options.MaxSubscriptions documents or presence channels.
 	ErrTooManySubscriptions = errors.New("collab: too many subscriptions")
 )
 
@@ -315,6 +339,11 @@ type Hub struct {
 	sessions map[Key]*session
 	// wg counts running session goroutines.
 	wg sync.WaitGroup
+	// quit is closed by Close; the Hub's own goroutines (presence
+	// expiry) stop on it, and bg counts them.
+	quit     chan struct{}
+	bg       sync.WaitGroup
+	expiring atomic.Bool // the expiry goroutine was started
 
 	// pmu guards the registry of what each connection joined
 	// (registry.go) and the presence channels (presence.go).
@@ -333,6 +362,7 @@ func NewHub(opts Options) *Hub {
 		opts:     opts,
 		log:      opts.Logger,
 		sessions: make(map[Key]*session),
+		quit:     make(chan struct{}),
 		conns:    make(map[Conn]*connState),
 		channels: make(map[string]*channel),
 	}
@@ -349,6 +379,9 @@ func NewHub(opts Options) *Hub {
 // began fail with ErrClosed.
 func (h *Hub) Close(ctx context.Context) error {
 	h.mu.Lock()
+	if !h.closed {
+		close(h.quit)
+	}
 	h.closed = true
 	ss := make([]*session, 0, len(h.sessions))
 	for _, s := range h.sessions {
@@ -363,6 +396,7 @@ func (h *Hub) Close(ctx context.Context) error {
 	// unless ctx ends first.
 	go func() {
 		h.wg.Wait()
+		h.bg.Wait()
 		close(done)
 	}()
 	select {

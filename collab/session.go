@@ -20,6 +20,7 @@ const (
 	jobClearPresence
 	jobDisconnect
 	jobRemote
+	jobExpirePresence
 )
 
 // job is one message in a session's inbox: a request from a Hub method,
@@ -32,7 +33,8 @@ type job struct {
 	from    *uint64        // jobFetch
 	join    bool           // jobFetch: subscribe
 	pres    PresenceUpdate // jobPresence
-	channel string         // jobClearPresence
+	channel string         // jobClearPresence, jobExpirePresence
+	presID  string         // jobExpirePresence
 	recs    []Record       // jobRemote
 
 	onSubmit   func(SubmitResult, error)
@@ -253,7 +255,7 @@ func (s *session) reload() {
 // registered, never sent another op.
 func (s *session) dropAll(err error) {
 	for c := range s.pres {
-		s.clearPresence(c, "")
+		s.clearPresence(c, "", "")
 		s.h.leaveDoc(c, s.key)
 	}
 	for c := range s.subs {
@@ -390,15 +392,17 @@ func (s *session) handleOne(r *job) {
 		s.fetch(r)
 	case jobUnsubscribe:
 		delete(s.subs, r.conn)
-		s.clearPresence(r.conn, "")
+		s.clearPresence(r.conn, "", "")
 		r.onDone(nil)
 	case jobPresence:
 		s.presence(r)
 	case jobClearPresence:
-		s.clearPresence(r.conn, r.channel)
+		s.clearPresence(r.conn, r.channel, "")
+	case jobExpirePresence:
+		s.clearPresence(r.conn, r.channel, r.presID)
 	case jobDisconnect:
 		delete(s.subs, r.conn)
-		s.clearPresence(r.conn, "")
+		s.clearPresence(r.conn, "", "")
 	case jobRemote:
 		s.remote(r.recs)
 	}

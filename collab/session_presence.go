@@ -78,12 +78,13 @@ func (s *session) presence(r *job) {
 	r.onPresence(p, nil)
 }
 
-// clearPresence removes c's presences on channel ("" for all of them) and
-// tells the channels' other subscribers, at the head version.
-func (s *session) clearPresence(c Conn, channel string) {
+// clearPresence removes c's presences on channel ("" for all of them)
+// with the presence id id ("" for any) and tells the channels' other
+// subscribers, at the head version.
+func (s *session) clearPresence(c Conn, channel, id string) {
 	m := s.pres[c]
 	for k, p := range m {
-		if channel != "" && k.channel != channel {
+		if channel != "" && k.channel != channel || id != "" && k.id != id {
 			continue
 		}
 		delete(m, k)

@@ -36,7 +36,8 @@ import (
 //	ERR_RATE_LIMITED                            429   more ops or messages per second than the connection's token bucket allows
 //	ERR_OP_TOO_LARGE                            413   an op, create data or presence value larger than Options.MaxOpSize
 //	ERR_DOC_TOO_LARGE                           413   an op that would make the document longer than the hub allows
-//	ERR_TOO_MANY_SUBSCRIPTIONS                  400   more documents or presence channels than collab.Options.MaxSubscriptions
+//	ERR_PRESENCE_TOO_LARGE                      413   a presence value that would take the connection's presence past collab.Options.MaxPresenceBytes
+//	ERR_TOO_MANY_SUBSCRIPTIONS                  400   more documents or presence channels (subscribed, or holding the connection's presence) than collab.Options.MaxSubscriptions
 //	ERR_ORIGIN_NOT_ALLOWED                      403   an HTTP API request from a browser origin not allowed
 //	ERR_SERVER_CLOSING                          503   an HTTP API request during shutdown (a WebSocket is closed with 1001 instead, so the client resends after reconnecting)
 const (
@@ -59,6 +60,7 @@ const (
 	CodeRateLimited          = "ERR_RATE_LIMITED"
 	CodeOpTooLarge           = "ERR_OP_TOO_LARGE"
 	CodeDocTooLarge          = "ERR_DOC_TOO_LARGE"
+	CodePresenceTooLarge     = "ERR_PRESENCE_TOO_LARGE"
 	CodeTooManySubscriptions = "ERR_TOO_MANY_SUBSCRIPTIONS"
 	CodeOriginNotAllowed     = "ERR_ORIGIN_NOT_ALLOWED"
 	CodeServerClosing        = "ERR_SERVER_CLOSING"
@@ -85,6 +87,7 @@ var httpStatus = map[string]int{
 	CodeRateLimited:          http.StatusTooManyRequests,
 	CodeOpTooLarge:           http.StatusRequestEntityTooLarge,
 	CodeDocTooLarge:          http.StatusRequestEntityTooLarge,
+	CodePresenceTooLarge:     http.StatusRequestEntityTooLarge,
 	CodeTooManySubscriptions: http.StatusBadRequest,
 	CodeOriginNotAllowed:     http.StatusForbidden,
 	CodeServerClosing:        http.StatusServiceUnavailable,
@@ -106,6 +109,7 @@ var engineCodes = []struct {
 	{collab.ErrOpsMissing, CodeTransformOpsNotFound},
 	{collab.ErrUnknownType, CodeTypeNotRecognized},
 	{collab.ErrDocTooLarge, CodeDocTooLarge},
+	{collab.ErrPresenceTooLarge, CodePresenceTooLarge},
 	{collab.ErrSrcMismatch, CodeSrcMismatch},
 	{collab.ErrStaleSeq, CodeStaleSeq},
 	{collab.ErrSeqReused, CodeSeqReused},

@@ -30,7 +30,7 @@ func TestErrorCodesOverWebSocket(t *testing.T) {
 	ts := startServer(t, Options{
 		Logger: quiet, MaxOpSize: 1024, MaxNameLen: 8192,
 		OpsPerSecond: 0.001, OpsBurst: 5,
-	}, collab.Options{MaxDocLen: 64, MaxSubscriptions: 2})
+	}, collab.Options{MaxDocLen: 64, MaxSubscriptions: 2, MaxPresenceBytes: 1500})
 	ctx := context.Background()
 	submit := func(id string, s collab.Submission) {
 		t.Helper()
@@ -119,6 +119,9 @@ func TestErrorCodesOverWebSocket(t *testing.T) {
 		}, skip: 5, req: `{"a":"op","c":"docs","d":"none","v":0,"seq":6,"op":["x"]}`, code: CodeRateLimited},
 		{name: "op too large", req: `{"a":"op","c":"docs","d":"hello","v":2,"seq":1,"op":["` + big + `"]}`, code: CodeOpTooLarge},
 		{name: "presence too large", req: `{"a":"p","ch":"room","id":"x","p":"` + big + `","pv":1}`, code: CodeOpTooLarge},
+		{name: "presence over the connection's bound", setup: func(c *tclient) {
+			c.sendf(`{"a":"p","ch":"room","id":"a","p":"%s","pv":1}`, strings.Repeat("p", 900))
+		}, skip: 1, req: `{"a":"p","ch":"room","id":"b","p":"` + strings.Repeat("q", 900) + `","pv":1}`, code: CodePresenceTooLarge},
 		{name: "doc too large", req: `{"a":"op","c":"docs","d":"hello","v":2,"seq":1,"op":["` + strings.Repeat("z", 70) + `"]}`, code: CodeDocTooLarge},
 		{name: "too many subscriptions", setup: func(c *tclient) {
 			c.sendRaw(`{"a":"s","c":"docs","d":"s1"}`)
@@ -245,6 +248,7 @@ func TestErrorMapping(t *testing.T) {
 		{collab.ErrOpsMissing, "ERR_SUBMIT_TRANSFORM_OPS_NOT_FOUND", false},
 		{collab.ErrUnknownType, "ERR_DOC_TYPE_NOT_RECOGNIZED", false},
 		{collab.ErrDocTooLarge, "ERR_DOC_TOO_LARGE", false},
+		{collab.ErrPresenceTooLarge, "ERR_PRESENCE_TOO_LARGE", false},
 		{collab.ErrSrcMismatch, "ERR_SRC_MISMATCH", false},
 		{collab.ErrStaleSeq, "ERR_STALE_SEQ", false},
 		{collab.ErrSeqReused, "ERR_SEQ_REUSED", false},
