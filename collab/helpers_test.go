@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -127,7 +128,8 @@ type event struct {
 // testConn is a client of the engine: a Conn that records everything it
 // receives, replies included, in the order it receives them.
 type testConn struct {
-	src string
+	src    string
+	closed atomic.Bool // set by close: the conn tells the engine it is gone
 
 	mu     sync.Mutex
 	events []event
@@ -159,6 +161,11 @@ func (c *testConn) SendPresence(p collab.PresenceUpdate) {
 func (c *testConn) SendPresenceRequest(channel string) {
 	c.add(event{kind: "request", channel: channel})
 }
+
+func (c *testConn) Closed() bool { return c.closed.Load() }
+
+// close marks the conn closed, as a WebSocket whose client went away.
+func (c *testConn) close() { c.closed.Store(true) }
 
 func (c *testConn) Drop(key collab.Key, err error) {
 	c.add(event{kind: "drop", key: key, err: err})

@@ -12,47 +12,6 @@ import (
 	"github.com/coedit/coedit/ot"
 )
 
-// Conn is one client connection as the engine sees it (a WebSocket in web,
-// or an in-process client in tests and replay).
-//
-// Its Send methods are called from session goroutines and must never
-// block: a web connection appends to its bounded send queue and, when the
-// queue is full, closes itself (the client reconnects and catches up by
-// version). Calls for one document come from that document's one session
-// goroutine, in order, so a Conn sees each document's ops, acks and
-// replies in version order.
-//
-// The Send methods must not call Hub methods synchronously (hand the work
-// to another goroutine instead). A Conn is used as a map key, so its
-// dynamic type must be comparable; use a pointer. Records and presence
-// updates it receives are shared with other connections: read them, never
-// modify them.
-type Conn interface {
-	// Src is the connection's id: ShareDB's src, issued at handshake.
-	// It may be called from any goroutine and must not change once the
-	// connection has made its first request to the Hub.
-	Src() string
-	// SendOp delivers a committed record of a document the conn
-	// subscribed to, or a catch-up record it asked for. It is never
-	// called with the conn's own ops as a broadcast.
-	SendOp(key Key, rec Record)
-	// SendPresence delivers a presence update on a channel the conn
-	// subscribed to (never the conn's own updates, except the echo the
-	// protocol defines; see PresenceUpdate).
-	SendPresence(p PresenceUpdate)
-	// SendPresenceRequest asks the conn to re-send its presence on
-	// channel (ShareDB's "pr"), because another client joined.
-	SendPresenceRequest(channel string)
-	// Drop tells the conn that key's session stopped on err (wrapping
-	// ErrSessionFailed) and will send it nothing more for key: the conn
-	// is no longer subscribed to key and holds no presence there. To
-	// follow key again it must subscribe again, from the version it has;
-	// a web conn closes its socket with a code the client reconnects
-	// after, and the client re-subscribes by version as after any drop.
-	// It is called from the failed session's goroutine.
-	Drop(key Key, err error)
-}
-
 // Submission is an op a client submits.
 type Submission struct {
 	// Src is the submitting connection's id. With a Src, (Src, Seq) makes
@@ -144,6 +103,18 @@ type Options struct {
 	// MaxBatch is the most submits one group commit takes from a
 	// session's inbox. Default 256.
 	MaxBatch int
+	// MaxInbox bounds the requests (submits, fetches and subscribes,
+	// presence) waiting in one session: in its inbox, and held behind a
+	// connection's catch-up. Past it a request fails with ErrBusy at
+	// once, so a flood of requests cannot grow a session without bound
+	// or delay everyone behind it. Default 4096.
+	MaxInbox int
+	// Readers is how many goroutines read the records that requests far
+	// behind the head need (older than a session's in-memory window)
+	// from the Store and send them, so that such reads never run on, or
+	// wait for, a session goroutine. They are shared by all documents.
+	// Default 4.
+	Readers int
 	// MaxSubscriptions is the most documents one connection may
 	// subscribe to, and separately the most presence channels; past it
 	// a subscribe fails with ErrTooManySubscriptions. It bounds the
@@ -194,6 +165,8 @@ const (
 	DefaultSnapshotEvery    = 500
 	DefaultMaxDocLen        = 16 << 20
 	DefaultMaxBatch         = 256
+	DefaultMaxInbox         = 4096
+	DefaultReaders          = 4
 	DefaultMaxSubscriptions = 1000
 	DefaultWindow           = 1000
 	DefaultWindowBytes      = 8 << 20
@@ -216,6 +189,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = DefaultMaxBatch
+	}
+	if o.MaxInbox <= 0 {
+		o.MaxInbox = DefaultMaxInbox
+	}
+	if o.Readers <= 0 {
+		o.Readers = DefaultReaders
 	}
 	if o.MaxSubscriptions <= 0 {
 		o.MaxSubscriptions = DefaultMaxSubscriptions
@@ -299,6 +278,13 @@ var (
 	// dropped (Conn.Drop); the next request starts a new session, which
 	// loads the document again, so the request may be sent again.
 	ErrSessionFailed = errors.New("collab: document session failed")
+	// ErrBusy: the document's session has Options.MaxInbox requests
+	// waiting. Nothing was done; the request may be sent again later (web
+	// closes a WebSocket with 1013, so the client reconnects and resends).
+	ErrBusy = errors.New("collab: document busy: too many requests waiting")
+	// ErrConnClosed: the request's Conn closed before it was served; it
+	// was dropped. Nothing was done; nobody is left to tell.
+	ErrConnClosed = errors.New("collab: connection closed")
 	// ErrInvalidKey: a document key with an empty collection or id.
 	ErrInvalidKey = errors.New("collab: invalid document key")
 	// ErrInvalidPresence: a presence update without a channel or id.
@@ -340,10 +326,11 @@ type Hub struct {
 	// wg counts running session goroutines.
 	wg sync.WaitGroup
 	// quit is closed by Close; the Hub's own goroutines (presence
-	// expiry) stop on it, and bg counts them.
+	// expiry, the catch-up readers) stop on it, and bg counts them.
 	quit     chan struct{}
 	bg       sync.WaitGroup
 	expiring atomic.Bool // the expiry goroutine was started
+	reads    readPool
 
 	// pmu guards the registry of what each connection joined
 	// (registry.go) and the presence channels (presence.go).
@@ -383,6 +370,7 @@ func (h *Hub) Close(ctx context.Context) error {
 		close(h.quit)
 	}
 	h.closed = true
+	h.stopReaders()
 	ss := make([]*session, 0, len(h.sessions))
 	for _, s := range h.sessions {
 		ss = append(ss, s)
@@ -427,7 +415,8 @@ var errNoSession = errors.New("collab: no session")
 
 // send queues r on key's session, starting one if create is set. A
 // session that has begun to stop refuses the request, and a new session
-// takes it, so a request racing an idle stop is never lost.
+// takes it, so a request racing an idle stop is never lost. A session
+// with Options.MaxInbox requests waiting refuses it with ErrBusy.
 func (h *Hub) send(key Key, r *job, create bool) error {
 	if h.initErr != nil {
 		return h.initErr
@@ -437,14 +426,17 @@ func (h *Hub) send(key Key, r *job, create bool) error {
 	if h.closed {
 		return ErrClosed
 	}
-	if s := h.sessions[key]; s != nil && s.enqueue(r) {
-		return nil
+	if s := h.sessions[key]; s != nil {
+		err := s.enqueue(r)
+		if !errors.Is(err, errStopped) {
+			return err
+		}
 	}
 	if !create {
 		return errNoSession
 	}
 	s := newSession(h, key)
-	s.enqueue(r)
+	_ = s.enqueue(r) // a new session takes its first request
 	h.sessions[key] = s
 	h.wg.Add(1)
 	h.stats.sessionsStarted.Add(1)

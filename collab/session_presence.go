@@ -45,10 +45,19 @@ func (s *session) presence(r *job) {
 		r.onPresence(PresenceUpdate{}, fmt.Errorf("%w: presence at version %d, document at %d", ErrPresenceVersion, p.Version, head))
 		return
 	}
-	if p.Cleared() {
+	switch {
+	case p.Version < s.windowStart() && !p.Cleared():
+		// Too old to bring to the head from memory. A session never
+		// reads the Store for presence (a stream of old presence would
+		// stall the document, issue 9 item 5): it is cleared instead. Its
+		// client is far behind; it sends its presence again once it has
+		// caught up.
+		p.Text, p.Raw = nil, nil
 		p.Version = head
-	} else if p.Version < head {
-		recs, err := s.records(p.Version, head)
+	case p.Cleared():
+		p.Version = head
+	case p.Version < head:
+		recs, err := s.records(p.Version, head) // in the window
 		if err != nil {
 			r.onPresence(PresenceUpdate{}, err)
 			return

@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -26,6 +27,10 @@ const (
 	// read fast enough and its send queue overflowed. It should
 	// reconnect and catch up by version.
 	CloseSlowConsumer = websocket.CloseTryAgainLater
+	// CloseTryAgain (1013 too): a document the client asked for had too
+	// many requests waiting (collab.ErrBusy). It should reconnect,
+	// catch up by version and resend.
+	CloseTryAgain = websocket.CloseTryAgainLater
 	// CloseSessionFailed (1011, "internal error"): a document this
 	// connection used lost its session to a store failure
 	// (collab.ErrSessionFailed), which dropped its subscription there.
@@ -67,6 +72,7 @@ type conn struct {
 	closeReason string
 
 	wake    chan struct{} // cap 1: the queue or closing changed
+	drained chan struct{} // closed and replaced when the queue empties or closing begins (WaitRoom)
 	stop    chan struct{} // closed when the reader has returned
 	written chan struct{} // closed when the writer has returned
 
@@ -77,7 +83,10 @@ type conn struct {
 	sem  chan struct{}  // bounds them
 }
 
-var _ collab.Conn = (*conn)(nil)
+var (
+	_ collab.Conn  = (*conn)(nil)
+	_ collab.Pacer = (*conn)(nil)
+)
 
 func newConn(srv *Server, ws *websocket.Conn, src string, log *slog.Logger) *conn {
 	o := &srv.opts
@@ -86,6 +95,7 @@ func newConn(srv *Server, ws *websocket.Conn, src string, log *slog.Logger) *con
 		ws:      ws,
 		log:     log,
 		wake:    make(chan struct{}, 1),
+		drained: make(chan struct{}),
 		stop:    make(chan struct{}),
 		written: make(chan struct{}),
 		ops:     rate.NewLimiter(rate.Limit(o.OpsPerSecond), o.OpsBurst),
@@ -231,7 +241,78 @@ func (c *conn) take() (batch [][]byte, closing bool, code int, reason string) {
 	batch = c.queue
 	c.queue = nil
 	c.queuedBytes = 0
+	if len(batch) > 0 {
+		c.wakeWaitersLocked()
+	}
 	return batch, c.closing, c.closeCode, c.closeReason
+}
+
+// wakeWaitersLocked wakes the catch-up readers waiting for room.
+func (c *conn) wakeWaitersLocked() {
+	close(c.drained)
+	c.drained = make(chan struct{})
+}
+
+// Closed implements collab.Conn: the reader has stopped or the
+// connection is closing, so nothing queued now would be written.
+func (c *conn) Closed() bool {
+	select {
+	case <-c.stop:
+		return true
+	default:
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closing
+}
+
+// Room implements collab.Pacer: how many more messages the queue takes
+// now, none while it holds more than half of Options.SendQueueBytes.
+func (c *conn) Room() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing {
+		return 0
+	}
+	return c.roomLocked()
+}
+
+func (c *conn) roomLocked() int {
+	o := &c.srv.opts
+	if c.queuedBytes > o.SendQueueBytes/2 {
+		return 0
+	}
+	return max(0, o.SendQueueMessages-len(c.queue))
+}
+
+// errConnClosed is WaitRoom's error once the connection is closing.
+var errConnClosed = fmt.Errorf("web: %w", collab.ErrConnClosed)
+
+// WaitRoom implements collab.Pacer: it waits until the queue is at most
+// half full (in messages and in bytes), so that a catch-up streams as
+// fast as the client reads and never overflows the queue.
+func (c *conn) WaitRoom(ctx context.Context) (int, error) {
+	o := &c.srv.opts
+	for {
+		c.mu.Lock()
+		if c.closing {
+			c.mu.Unlock()
+			return 0, errConnClosed
+		}
+		if n := c.roomLocked(); n > 0 && len(c.queue) <= o.SendQueueMessages/2 {
+			c.mu.Unlock()
+			return n, nil
+		}
+		drained := c.drained
+		c.mu.Unlock()
+		select {
+		case <-drained:
+		case <-c.stop:
+			return 0, errConnClosed
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
 }
 
 // signal wakes the writer.
@@ -246,6 +327,11 @@ func (c *conn) signal() {
 // its bound the connection is closed as a slow consumer instead.
 func (c *conn) send(frame []byte) {
 	o := &c.srv.opts
+	select {
+	case <-c.stop:
+		return // the reader stopped: the writer is gone or going
+	default:
+	}
 	c.mu.Lock()
 	if c.closing {
 		c.mu.Unlock()
@@ -284,6 +370,7 @@ func (c *conn) startClosingLocked(code int, reason string) {
 	c.closeReason = reason
 	c.queue = nil
 	c.queuedBytes = 0
+	c.wakeWaitersLocked()
 }
 
 // sendError replies to r (nil when the frame was not a request) with e.
@@ -297,13 +384,21 @@ func (c *conn) sendError(r *request, e *protoError) {
 // reconnects to a live server (session) and resends, where an error would
 // make it roll back its op.
 func (c *conn) fail(r *request, err error) {
-	if isClosed(err) {
+	switch {
+	case isClosed(err):
 		c.closeWith(CloseGoingAway, "server shutting down")
 		return
-	}
-	if errors.Is(err, collab.ErrSessionFailed) {
+	case errors.Is(err, collab.ErrSessionFailed):
 		c.Drop(collab.Key{}, err)
 		return
+	case errors.Is(err, collab.ErrBusy):
+		// Retryable: the client reconnects, catches up by version and
+		// resends, where an error would roll its op back.
+		c.log.Info("closing websocket: document busy", "src", c.Src(), "err", err)
+		c.closeWith(CloseTryAgain, "document busy: reconnect and resend")
+		return
+	case errors.Is(err, collab.ErrConnClosed):
+		return // nobody is left to tell
 	}
 	pe, internal := toProtoError(err)
 	if internal {

@@ -40,6 +40,7 @@ import (
 //	ERR_TOO_MANY_SUBSCRIPTIONS                  400   more documents or presence channels (subscribed, or holding the connection's presence) than collab.Options.MaxSubscriptions
 //	ERR_ORIGIN_NOT_ALLOWED                      403   an HTTP API request from a browser origin not allowed
 //	ERR_SERVER_CLOSING                          503   an HTTP API request during shutdown (a WebSocket is closed with 1001 instead, so the client resends after reconnecting)
+//	ERR_SERVER_BUSY                             503   an HTTP API request to a document with too many requests waiting (collab.Options.MaxInbox; a WebSocket is closed with 1013 instead, so the client resends after reconnecting)
 const (
 	CodeBadlyFormed          = "ERR_MESSAGE_BADLY_FORMED"
 	CodeOpBadlyFormed        = "ERR_OT_OP_BADLY_FORMED"
@@ -64,6 +65,7 @@ const (
 	CodeTooManySubscriptions = "ERR_TOO_MANY_SUBSCRIPTIONS"
 	CodeOriginNotAllowed     = "ERR_ORIGIN_NOT_ALLOWED"
 	CodeServerClosing        = "ERR_SERVER_CLOSING"
+	CodeServerBusy           = "ERR_SERVER_BUSY"
 )
 
 // httpStatus is the HTTP status of each code (see the table above).
@@ -91,6 +93,7 @@ var httpStatus = map[string]int{
 	CodeTooManySubscriptions: http.StatusBadRequest,
 	CodeOriginNotAllowed:     http.StatusForbidden,
 	CodeServerClosing:        http.StatusServiceUnavailable,
+	CodeServerBusy:           http.StatusServiceUnavailable,
 }
 
 // engineCodes maps the engine's sentinel errors to codes, first match
@@ -120,6 +123,7 @@ var engineCodes = []struct {
 	{ot.ErrOutOfBounds, CodeOpNotApplied},
 	{ot.ErrInvalidOp, CodeOpNotApplied},
 	{collab.ErrClosed, CodeServerClosing},
+	{collab.ErrBusy, CodeServerBusy},
 }
 
 // protoError is an error the client is told about, with its code.

@@ -198,6 +198,11 @@ func TestErrorCodesOverWebSocket(t *testing.T) {
 	checkHTTPError(t, status, body, http.StatusServiceUnavailable, CodeServerClosing)
 	provoked[CodeServerClosing] = true
 
+	busy, _ := busyServer(t)
+	status, body = busy.httpDo(t, "POST", "/api/docs/docs/busy/ops", "application/json", `{"v":1,"op":["x"]}`, nil)
+	checkHTTPError(t, status, body, http.StatusServiceUnavailable, CodeServerBusy)
+	provoked[CodeServerBusy] = true
+
 	for code := range httpStatus {
 		if !provoked[code] && notProvokable[code] == "" {
 			t.Errorf("error code %s is never provoked by a test", code)
@@ -258,6 +263,7 @@ func TestErrorMapping(t *testing.T) {
 		{collab.ErrInvalidPresence, "ERR_MESSAGE_BADLY_FORMED", false},
 		{collab.ErrTooManySubscriptions, "ERR_TOO_MANY_SUBSCRIPTIONS", false},
 		{collab.ErrClosed, "ERR_SERVER_CLOSING", false},
+		{collab.ErrBusy, "ERR_SERVER_BUSY", false},
 		{context.DeadlineExceeded, "ERR_UNKNOWN_ERROR", true},
 		{errors.New("disk on fire"), "ERR_UNKNOWN_ERROR", true},
 	} {
