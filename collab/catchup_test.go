@@ -318,3 +318,55 @@ func (s *blockingCommitStore) Commit(ctx context.Context, key collab.Key, recs [
 	}
 	return s.DB.Commit(ctx, key, recs, snap)
 }
+
+// TestCloseCancelsCatchUps: Close does not wait for a catch-up read in
+// progress: it cancels it, the request is answered with ErrClosed, and
+// the readers and sessions stop.
+func TestCloseCancelsCatchUps(t *testing.T) {
+	store := newGateStore(t)
+	buildDoc(t, store.DB, docX, 3000)
+	h := collab.NewHub(collab.Options{Store: store})
+	store.hold(t)
+	c := newConn("c")
+	c.subscribe(h, docX, u64(0))
+	<-store.entered
+	ctx, cancel := context.WithTimeout(ctxBG, waitLimit)
+	defer cancel()
+	if err := h.Close(ctx); err != nil {
+		t.Fatalf("Close with a catch-up read held = %v", err)
+	}
+	if e := c.waitN(t, "snapshot", 1)[0]; !errors.Is(e.err, collab.ErrClosed) {
+		t.Fatalf("subscribe whose catch-up Close cancelled = %v, want ErrClosed", e.err)
+	}
+}
+
+// TestHeldRequestsBounded: the requests a connection sends a document
+// while it catches up wait behind the catch-up, in order, up to
+// Options.MaxInbox; past it (held, or still in the inbox) they fail with
+// ErrBusy instead of piling up.
+func TestHeldRequestsBounded(t *testing.T) {
+	store := newGateStore(t)
+	buildDoc(t, store.DB, docX, 3000)
+	h := startHub(t, collab.Options{Store: store, MaxInbox: 2})
+	release := store.hold(t)
+	c := newConn("c")
+	c.fetch(h, docX, u64(0))
+	<-store.entered
+	for range 3 {
+		c.fetch(h, docX, nil)
+	}
+	e := c.waitN(t, "snapshot", 1)[0]
+	if !errors.Is(e.err, collab.ErrBusy) {
+		t.Fatalf("third request held behind a catch-up = %v, want ErrBusy", e.err)
+	}
+	release()
+	got := c.waitN(t, "snapshot", 4)
+	for i, e := range got[1:] {
+		if e.err != nil || e.snap.Version != 3000 {
+			t.Fatalf("reply %d after the catch-up = %+v, want the snapshot at 3000", i, e)
+		}
+	}
+	if n := c.count("op"); n != 3000 {
+		t.Fatalf("catch-up sent %d ops, want 3000", n)
+	}
+}

@@ -53,14 +53,15 @@
 // what the engine needs of a connection), subscribe.go (Subscribe,
 // SubscribeBulk, Fetch, Unsubscribe), registry.go (what each connection
 // joined or holds presence on, its limits, and Disconnect), history.go
-// (snapshots at a version or time, the op log and listings, read from
-// the Store), presence.go (presence channels), presence_expiry.go
-// (Options.PresenceTTL), session.go (the session goroutine, its inbox
-// and window), catchup.go and readers.go (requests older than the
-// window), submit.go (a group commit from plan to delivery, and remote
-// records), dedupe.go, seqtable.go (the session's seq table), plan.go
-// (the draft, transform and checks), commit.go (the one commit path),
-// route.go (who is sent what), sequencer.go (the commit point seam),
-// document.go (the document and its shape), session_presence.go
-// (document presence), relay.go, stats.go, types.go, store.go.
+// (snapshots at a version or time, the op log and listings, read from the
+// Store), presence.go (presence channels), presence_expiry.go
+// (Options.PresenceTTL), session.go (the session goroutine and its
+// inbox), window.go (its recent records), catchup.go and readers.go
+// (requests older than the window), submit.go (a group commit from plan
+// to delivery, and remote records), dedupe.go, seqtable.go (the session's
+// seq table), plan.go (the draft, transform and checks), commit.go (the
+// one commit path), route.go (who is sent what), sequencer.go (the commit
+// point seam), document.go (the document and its shape),
+// session_presence.go (document presence), relay.go, stats.go, types.go,
+// store.go.
 package collab
