@@ -127,7 +127,7 @@ func (s *session) resume(t *readTask) {
 	if t.err == nil && c != nil && c.Closed() {
 		t.err = ErrConnClosed
 	}
-	if t.err == nil && !t.dup && (t.to < s.windowStart() || s.tooMuchFor(t.pacer, s.doc.head-t.to)) {
+	if t.err == nil && !t.dup && (t.to < s.windowStart() || s.tooMuchFor(t.pacer, t.to)) {
 		t.from, t.to = t.to, s.doc.head
 		if s.h.reads.add(s.h, t) {
 			return
@@ -182,9 +182,14 @@ func (s *session) resume(t *readTask) {
 	s.handle(held)
 }
 
-// tooMuchFor reports whether n records are more than the connection
-// with pacer p can queue now (half its room, leaving the rest for its
-// other traffic); they then go through the readers, which wait for room.
-func (s *session) tooMuchFor(p Pacer, n uint64) bool {
-	return p != nil && n > 0 && n > uint64(p.Room()/2)
+// tooMuchFor reports whether the records from version from to the head
+// (in the window) are more than the connection with pacer p can queue
+// now (half its room, leaving the rest for its other traffic); they then
+// go through the readers, which wait for room.
+func (s *session) tooMuchFor(p Pacer, from uint64) bool {
+	if p == nil || from >= s.doc.head {
+		return false
+	}
+	recs, _ := s.records(from, s.doc.head)
+	return p.Room().fits(recs) < len(recs)
 }

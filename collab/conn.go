@@ -55,15 +55,37 @@ type Conn interface {
 // (web's send queue), so that a catch-up does not overflow it. The
 // records a request far behind the head needs (a subscribe, fetch or
 // submit made at a version older than the session's in-memory window)
-// are read by the Hub's readers and sent in chunks, each when the conn's
-// queue has drained enough to take it; a conn that is not a Pacer is sent
-// them as fast as they are read.
+// are read by the Hub's readers and sent in chunks of at most half the
+// conn's room, each once its queue is at most half full; a conn that is
+// not a Pacer is sent them as fast as they are read.
 type Pacer interface {
-	// Room returns how many more messages the conn can queue now
-	// without overflowing, leaving room for its other traffic.
-	Room() int
+	// Room returns how much more the conn can queue now without
+	// overflowing.
+	Room() Room
 	// WaitRoom blocks until the conn's queue is at most half full and
-	// returns Room; or it returns an error once ctx ends or the conn
+	// returns its Room; or it returns an error once ctx ends or the conn
 	// closes.
-	WaitRoom(ctx context.Context) (int, error)
+	WaitRoom(ctx context.Context) (Room, error)
+}
+
+// Room is how much more a Pacer's queue takes: messages, and bytes of
+// encoded messages.
+type Room struct {
+	Messages int
+	Bytes    int
+}
+
+// fits returns how many of recs, from the first, fit in half of r (at
+// least one, so that a catch-up always moves on; web sends a message
+// bigger than its byte bound when its queue is empty).
+func (r Room) fits(recs []Record) int {
+	msgs, bytes := max(1, r.Messages/2), r.Bytes/2
+	size := 0
+	for i := range recs {
+		size += recordSize(&recs[i])
+		if i >= msgs || i > 0 && size > bytes {
+			return i
+		}
+	}
+	return len(recs)
 }

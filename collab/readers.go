@@ -12,6 +12,10 @@ import (
 // queue, so a long catch-up does not hold a reader from the others.
 const readChunk = 512
 
+// readChunkBytes bounds a step's records by size (recordSize) for a Conn
+// that does not pace: a few huge records are sent a few at a time.
+const readChunkBytes = 1 << 20
+
 // readPool is the Hub's pool of catch-up readers: Options.Readers
 // goroutines, started with the first catch-up and stopped by Close, that
 // serve readTasks (see catchup.go) in turns of one chunk each. Close
@@ -147,13 +151,14 @@ func (t *readTask) step(ctx context.Context, st Store) bool {
 		return true
 	}
 	n := uint64(readChunk)
+	room := Room{Messages: 2 * readChunk, Bytes: 2 * readChunkBytes}
 	if t.pacer != nil {
-		room, err := t.pacer.WaitRoom(ctx)
-		if err != nil {
+		var err error
+		if room, err = t.pacer.WaitRoom(ctx); err != nil {
 			t.err = stopped(ctx, err)
 			return true
 		}
-		n = min(n, uint64(max(1, room/2)))
+		n = min(n, uint64(max(1, room.Messages/2)))
 	}
 	end := min(t.to, t.from+n)
 	recs, err := st.Ops(ctx, t.key, t.from, end)
@@ -165,6 +170,10 @@ func (t *readTask) step(ctx context.Context, st Store) bool {
 		t.err = fmt.Errorf("%w: %s: store has %d of the records [%d, %d)", ErrOpsMissing, t.key, len(recs), t.from, end)
 		return true
 	}
+	// Send what fits the room, in bytes too; the rest is read again
+	// next turn.
+	recs = recs[:min(len(recs), room.fits(recs))]
+	end = t.from + uint64(len(recs))
 	if t.sub != nil {
 		// As dedupe would find it among the records since the op's
 		// version; a real resend was transformed over the same records

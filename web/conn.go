@@ -266,23 +266,22 @@ func (c *conn) Closed() bool {
 	return c.closing
 }
 
-// Room implements collab.Pacer: how many more messages the queue takes
-// now, none while it holds more than half of Options.SendQueueBytes.
-func (c *conn) Room() int {
+// Room implements collab.Pacer: how much more the queue takes now.
+func (c *conn) Room() collab.Room {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closing {
-		return 0
+		return collab.Room{}
 	}
 	return c.roomLocked()
 }
 
-func (c *conn) roomLocked() int {
+func (c *conn) roomLocked() collab.Room {
 	o := &c.srv.opts
-	if c.queuedBytes > o.SendQueueBytes/2 {
-		return 0
+	return collab.Room{
+		Messages: max(0, o.SendQueueMessages-len(c.queue)),
+		Bytes:    max(0, o.SendQueueBytes-c.queuedBytes),
 	}
-	return max(0, o.SendQueueMessages-len(c.queue))
 }
 
 // errConnClosed is WaitRoom's error once the connection is closing.
@@ -291,26 +290,27 @@ var errConnClosed = fmt.Errorf("web: %w", collab.ErrConnClosed)
 // WaitRoom implements collab.Pacer: it waits until the queue is at most
 // half full (in messages and in bytes), so that a catch-up streams as
 // fast as the client reads and never overflows the queue.
-func (c *conn) WaitRoom(ctx context.Context) (int, error) {
+func (c *conn) WaitRoom(ctx context.Context) (collab.Room, error) {
 	o := &c.srv.opts
 	for {
 		c.mu.Lock()
 		if c.closing {
 			c.mu.Unlock()
-			return 0, errConnClosed
+			return collab.Room{}, errConnClosed
 		}
-		if n := c.roomLocked(); n > 0 && len(c.queue) <= o.SendQueueMessages/2 {
+		if len(c.queue) <= o.SendQueueMessages/2 && c.queuedBytes <= o.SendQueueBytes/2 {
+			r := c.roomLocked()
 			c.mu.Unlock()
-			return n, nil
+			return r, nil
 		}
 		drained := c.drained
 		c.mu.Unlock()
 		select {
 		case <-drained:
 		case <-c.stop:
-			return 0, errConnClosed
+			return collab.Room{}, errConnClosed
 		case <-ctx.Done():
-			return 0, ctx.Err()
+			return collab.Room{}, ctx.Err()
 		}
 	}
 }
