@@ -45,8 +45,10 @@ type SubmitResult struct {
 	Op ot.Op
 	// Missed are the records the submission was transformed over, in
 	// order. When the submit came with a Conn they were already sent to
-	// it with SendOp, before the reply. For a Duplicate they are the
-	// records between the submission's version and its original commit.
+	// it with SendOp, before the reply; those older than the session's
+	// window were sent by the Hub's readers and are left out here. For a
+	// Duplicate they are the records between the submission's version
+	// and its original commit.
 	Missed []Record
 	// Duplicate is true when (Src, Seq) was already committed: nothing
 	// was applied, and Version is the original commit version.
