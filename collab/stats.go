@@ -38,6 +38,13 @@ type Stats struct {
 	Broadcasts uint64
 	// Presence counts presence updates relayed.
 	Presence uint64
+	// CatchUps counts requests made at a version older than their
+	// session's in-memory window, whose records the Hub's readers read
+	// from the Store (and sent) off the session goroutine.
+	CatchUps uint64
+	// Busy counts requests refused with ErrBusy: their session had
+	// Options.MaxInbox requests waiting.
+	Busy uint64
 }
 
 // counters are the Hub's atomic counters behind Stats.
@@ -54,6 +61,8 @@ type counters struct {
 	commitConflicts atomic.Uint64
 	broadcasts      atomic.Uint64
 	presence        atomic.Uint64
+	catchUps        atomic.Uint64
+	busy            atomic.Uint64
 }
 
 // Stats returns the Hub's current counters.
@@ -80,5 +89,7 @@ func (h *Hub) Stats() Stats {
 		CommitConflicts: c.commitConflicts.Load(),
 		Broadcasts:      c.broadcasts.Load(),
 		Presence:        c.presence.Load(),
+		CatchUps:        c.catchUps.Load(),
+		Busy:            c.busy.Load(),
 	}
 }

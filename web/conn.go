@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -26,6 +27,16 @@ const (
 	// read fast enough and its send queue overflowed. It should
 	// reconnect and catch up by version.
 	CloseSlowConsumer = websocket.CloseTryAgainLater
+	// CloseTryAgain (1013 too): a document the client asked for had too
+	// many requests waiting (collab.ErrBusy). It should reconnect,
+	// catch up by version and resend.
+	CloseTryAgain = websocket.CloseTryAgainLater
+	// CloseSessionFailed (1011, "internal error"): a document this
+	// connection used lost its session to a store failure
+	// (collab.ErrSessionFailed), which dropped its subscription there.
+	// Closing is how the client learns it: it reconnects, re-subscribes
+	// by version and resends its unacknowledged op, as after any drop.
+	CloseSessionFailed = websocket.CloseInternalServerErr
 	// CloseSrcReclaimed (4000): a newer connection reclaimed this
 	// connection's src in its handshake (see Server).
 	CloseSrcReclaimed = 4000
@@ -61,6 +72,7 @@ type conn struct {
 	closeReason string
 
 	wake    chan struct{} // cap 1: the queue or closing changed
+	drained chan struct{} // closed and replaced when the queue empties or closing begins (WaitRoom)
 	stop    chan struct{} // closed when the reader has returned
 	written chan struct{} // closed when the writer has returned
 
@@ -71,7 +83,10 @@ type conn struct {
 	sem  chan struct{}  // bounds them
 }
 
-var _ collab.Conn = (*conn)(nil)
+var (
+	_ collab.Conn  = (*conn)(nil)
+	_ collab.Pacer = (*conn)(nil)
+)
 
 func newConn(srv *Server, ws *websocket.Conn, src string, log *slog.Logger) *conn {
 	o := &srv.opts
@@ -80,6 +95,7 @@ func newConn(srv *Server, ws *websocket.Conn, src string, log *slog.Logger) *con
 		ws:      ws,
 		log:     log,
 		wake:    make(chan struct{}, 1),
+		drained: make(chan struct{}),
 		stop:    make(chan struct{}),
 		written: make(chan struct{}),
 		ops:     rate.NewLimiter(rate.Limit(o.OpsPerSecond), o.OpsBurst),
@@ -225,7 +241,78 @@ func (c *conn) take() (batch [][]byte, closing bool, code int, reason string) {
 	batch = c.queue
 	c.queue = nil
 	c.queuedBytes = 0
+	if len(batch) > 0 {
+		c.wakeWaitersLocked()
+	}
 	return batch, c.closing, c.closeCode, c.closeReason
+}
+
+// wakeWaitersLocked wakes the catch-up readers waiting for room.
+func (c *conn) wakeWaitersLocked() {
+	close(c.drained)
+	c.drained = make(chan struct{})
+}
+
+// Closed implements collab.Conn: the reader has stopped or the
+// connection is closing, so nothing queued now would be written.
+func (c *conn) Closed() bool {
+	select {
+	case <-c.stop:
+		return true
+	default:
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closing
+}
+
+// Room implements collab.Pacer: how much more the queue takes now.
+func (c *conn) Room() collab.Room {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing {
+		return collab.Room{}
+	}
+	return c.roomLocked()
+}
+
+func (c *conn) roomLocked() collab.Room {
+	o := &c.srv.opts
+	return collab.Room{
+		Messages: max(0, o.SendQueueMessages-len(c.queue)),
+		Bytes:    max(0, o.SendQueueBytes-c.queuedBytes),
+	}
+}
+
+// errConnClosed is WaitRoom's error once the connection is closing.
+var errConnClosed = fmt.Errorf("web: %w", collab.ErrConnClosed)
+
+// WaitRoom implements collab.Pacer: it waits until the queue is at most
+// half full (in messages and in bytes), so that a catch-up streams as
+// fast as the client reads and never overflows the queue.
+func (c *conn) WaitRoom(ctx context.Context) (collab.Room, error) {
+	o := &c.srv.opts
+	for {
+		c.mu.Lock()
+		if c.closing {
+			c.mu.Unlock()
+			return collab.Room{}, errConnClosed
+		}
+		if len(c.queue) <= o.SendQueueMessages/2 && c.queuedBytes <= o.SendQueueBytes/2 {
+			r := c.roomLocked()
+			c.mu.Unlock()
+			return r, nil
+		}
+		drained := c.drained
+		c.mu.Unlock()
+		select {
+		case <-drained:
+		case <-c.stop:
+			return collab.Room{}, errConnClosed
+		case <-ctx.Done():
+			return collab.Room{}, ctx.Err()
+		}
+	}
 }
 
 // signal wakes the writer.
@@ -240,6 +327,11 @@ func (c *conn) signal() {
 // its bound the connection is closed as a slow consumer instead.
 func (c *conn) send(frame []byte) {
 	o := &c.srv.opts
+	select {
+	case <-c.stop:
+		return // the reader stopped: the writer is gone or going
+	default:
+	}
 	c.mu.Lock()
 	if c.closing {
 		c.mu.Unlock()
@@ -278,6 +370,7 @@ func (c *conn) startClosingLocked(code int, reason string) {
 	c.closeReason = reason
 	c.queue = nil
 	c.queuedBytes = 0
+	c.wakeWaitersLocked()
 }
 
 // sendError replies to r (nil when the frame was not a request) with e.
@@ -286,13 +379,26 @@ func (c *conn) sendError(r *request, e *protoError) {
 	c.send(echoError(r, e))
 }
 
-// fail replies to r with the protocol error for err. A closing hub closes
-// the connection instead: the client reconnects to a live server and
-// resends, where an error would make it roll back its op.
+// fail replies to r with the protocol error for err. A closing hub, or a
+// document session that failed, closes the connection instead: the client
+// reconnects to a live server (session) and resends, where an error would
+// make it roll back its op.
 func (c *conn) fail(r *request, err error) {
-	if isClosed(err) {
+	switch {
+	case isClosed(err):
 		c.closeWith(CloseGoingAway, "server shutting down")
 		return
+	case errors.Is(err, collab.ErrSessionFailed):
+		c.Drop(collab.Key{}, err)
+		return
+	case errors.Is(err, collab.ErrBusy):
+		// Retryable: the client reconnects, catches up by version and
+		// resends, where an error would roll its op back.
+		c.log.Info("closing websocket: document busy", "src", c.Src(), "err", err)
+		c.closeWith(CloseTryAgain, "document busy: reconnect and resend")
+		return
+	case errors.Is(err, collab.ErrConnClosed):
+		return // nobody is left to tell
 	}
 	pe, internal := toProtoError(err)
 	if internal {
@@ -315,6 +421,16 @@ func (c *conn) SendOp(key collab.Key, rec collab.Record) {
 		return
 	}
 	c.send(m.bytes())
+}
+
+// Drop implements collab.Conn: key's session failed and dropped this
+// connection's subscription. The connection closes with
+// CloseSessionFailed, so the client reconnects and re-subscribes to all
+// its documents by version; the protocol has no message that tells a
+// client it was unsubscribed.
+func (c *conn) Drop(key collab.Key, err error) {
+	c.log.Warn("closing websocket: a document session failed", "src", c.Src(), "doc", key.String(), "err", err)
+	c.closeWith(CloseSessionFailed, "document session failed: reconnect and subscribe again")
 }
 
 // SendPresence queues a presence message.

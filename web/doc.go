@@ -21,7 +21,12 @@
 // by whichever goroutine produces them and only queued, so a session
 // goroutine never waits on a socket and a slow client never delays others:
 // a client whose queue overflows is closed with code 1013, and reconnects
-// and catches up by version.
+// and catches up by version. A catch-up from far back is streamed by the
+// Hub's readers as the queue drains (conn implements collab.Pacer), so a
+// client any distance behind can catch up. A document with too many
+// requests waiting closes the socket with 1013 too, and one whose session
+// failed with 1011; either way the client reconnects, re-subscribes by
+// version and resends.
 //
 // The reader hands each message to dispatch.go, whose actions table
 // names every message type ("a") the server serves, the file that

@@ -32,12 +32,15 @@ import (
 //	ERR_QUERY_NOT_SUPPORTED                     501   qf, qs: coedit has no queries
 //	ERR_SRC_MISMATCH                            403   a submit whose src is not its connection's
 //	ERR_STALE_SEQ                               409   a submit whose seq is below its src's last committed one and is not a resend
+//	ERR_SEQ_REUSED                              409   a submit whose seq is its src's last committed one, made at a version after that commit: a new op reusing a seq, not a resend
 //	ERR_RATE_LIMITED                            429   more ops or messages per second than the connection's token bucket allows
 //	ERR_OP_TOO_LARGE                            413   an op, create data or presence value larger than Options.MaxOpSize
 //	ERR_DOC_TOO_LARGE                           413   an op that would make the document longer than the hub allows
-//	ERR_TOO_MANY_SUBSCRIPTIONS                  400   more documents or presence channels than collab.Options.MaxSubscriptions
+//	ERR_PRESENCE_TOO_LARGE                      413   a presence value that would take the connection's presence past collab.Options.MaxPresenceBytes
+//	ERR_TOO_MANY_SUBSCRIPTIONS                  400   more documents or presence channels (subscribed, or holding the connection's presence) than collab.Options.MaxSubscriptions
 //	ERR_ORIGIN_NOT_ALLOWED                      403   an HTTP API request from a browser origin not allowed
 //	ERR_SERVER_CLOSING                          503   an HTTP API request during shutdown (a WebSocket is closed with 1001 instead, so the client resends after reconnecting)
+//	ERR_SERVER_BUSY                             503   an HTTP API request to a document with too many requests waiting (collab.Options.MaxInbox; a WebSocket is closed with 1013 instead, so the client resends after reconnecting)
 const (
 	CodeBadlyFormed          = "ERR_MESSAGE_BADLY_FORMED"
 	CodeOpBadlyFormed        = "ERR_OT_OP_BADLY_FORMED"
@@ -54,12 +57,15 @@ const (
 	CodeQueryNotSupported    = "ERR_QUERY_NOT_SUPPORTED"
 	CodeSrcMismatch          = "ERR_SRC_MISMATCH"
 	CodeStaleSeq             = "ERR_STALE_SEQ"
+	CodeSeqReused            = "ERR_SEQ_REUSED"
 	CodeRateLimited          = "ERR_RATE_LIMITED"
 	CodeOpTooLarge           = "ERR_OP_TOO_LARGE"
 	CodeDocTooLarge          = "ERR_DOC_TOO_LARGE"
+	CodePresenceTooLarge     = "ERR_PRESENCE_TOO_LARGE"
 	CodeTooManySubscriptions = "ERR_TOO_MANY_SUBSCRIPTIONS"
 	CodeOriginNotAllowed     = "ERR_ORIGIN_NOT_ALLOWED"
 	CodeServerClosing        = "ERR_SERVER_CLOSING"
+	CodeServerBusy           = "ERR_SERVER_BUSY"
 )
 
 // httpStatus is the HTTP status of each code (see the table above).
@@ -79,12 +85,15 @@ var httpStatus = map[string]int{
 	CodeQueryNotSupported:    http.StatusNotImplemented,
 	CodeSrcMismatch:          http.StatusForbidden,
 	CodeStaleSeq:             http.StatusConflict,
+	CodeSeqReused:            http.StatusConflict,
 	CodeRateLimited:          http.StatusTooManyRequests,
 	CodeOpTooLarge:           http.StatusRequestEntityTooLarge,
 	CodeDocTooLarge:          http.StatusRequestEntityTooLarge,
+	CodePresenceTooLarge:     http.StatusRequestEntityTooLarge,
 	CodeTooManySubscriptions: http.StatusBadRequest,
 	CodeOriginNotAllowed:     http.StatusForbidden,
 	CodeServerClosing:        http.StatusServiceUnavailable,
+	CodeServerBusy:           http.StatusServiceUnavailable,
 }
 
 // engineCodes maps the engine's sentinel errors to codes, first match
@@ -103,8 +112,10 @@ var engineCodes = []struct {
 	{collab.ErrOpsMissing, CodeTransformOpsNotFound},
 	{collab.ErrUnknownType, CodeTypeNotRecognized},
 	{collab.ErrDocTooLarge, CodeDocTooLarge},
+	{collab.ErrPresenceTooLarge, CodePresenceTooLarge},
 	{collab.ErrSrcMismatch, CodeSrcMismatch},
 	{collab.ErrStaleSeq, CodeStaleSeq},
+	{collab.ErrSeqReused, CodeSeqReused},
 	{collab.ErrInvalidKey, CodeBadlyFormed},
 	{collab.ErrInvalidPresence, CodeBadlyFormed},
 	{collab.ErrTooManySubscriptions, CodeTooManySubscriptions},
@@ -112,6 +123,7 @@ var engineCodes = []struct {
 	{ot.ErrOutOfBounds, CodeOpNotApplied},
 	{ot.ErrInvalidOp, CodeOpNotApplied},
 	{collab.ErrClosed, CodeServerClosing},
+	{collab.ErrBusy, CodeServerBusy},
 }
 
 // protoError is an error the client is told about, with its code.

@@ -42,11 +42,28 @@ func startServer(t testing.TB, opts Options, hopts collab.Options) *testServer {
 // startServerListener is startServer with a wrapper for the listener.
 func startServerListener(t testing.TB, opts Options, hopts collab.Options, wrap func(net.Listener) net.Listener) *testServer {
 	t.Helper()
+	return startServerWith(t, opts, hopts, wrap, nil)
+}
+
+// startServerStore is startServer with a wrapper around the real store
+// the hub uses (to make it fail or wait).
+func startServerStore(t testing.TB, opts Options, hopts collab.Options, wrapStore func(*storage.DB) collab.Store) *testServer {
+	t.Helper()
+	return startServerWith(t, opts, hopts, nil, wrapStore)
+}
+
+// startServerWith is startServer with optional wrappers for the listener
+// and the store.
+func startServerWith(t testing.TB, opts Options, hopts collab.Options, wrap func(net.Listener) net.Listener, wrapStore func(*storage.DB) collab.Store) *testServer {
+	t.Helper()
 	store, err := storage.Open(filepath.Join(t.TempDir(), "coedit.db"), storage.Options{Sync: storage.SyncNone})
 	if err != nil {
 		t.Fatalf("storage.Open: %v", err)
 	}
 	hopts.Store = store
+	if wrapStore != nil {
+		hopts.Store = wrapStore(store)
+	}
 	hub := collab.NewHub(hopts)
 	opts.Hub = hub
 	srv, err := New(opts)

@@ -143,6 +143,10 @@ func newHubCollector(hub *collab.Hub, conns func() int) *hubCollector {
 		func(s collab.Stats) uint64 { return s.Broadcasts })
 	counter("coedit_presence_messages_total", "Presence updates relayed.",
 		func(s collab.Stats) uint64 { return s.Presence })
+	counter("coedit_catchups_total", "Requests older than their session's in-memory window, read from the store and sent by the catch-up readers.",
+		func(s collab.Stats) uint64 { return s.CatchUps })
+	counter("coedit_busy_refusals_total", "Requests refused because their document's session had too many waiting.",
+		func(s collab.Stats) uint64 { return s.Busy })
 	return c
 }
 
