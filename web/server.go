@@ -92,6 +92,15 @@ type Options struct {
 	// replies by code, submit latency, slow consumers); cmd adds the
 	// store's. Their metric names must not clash with those.
 	Collectors []prometheus.Collector
+	// AuthSecret turns authentication on: every WebSocket and HTTP API
+	// request must carry an HS256 token signed with it (see TokenClaims),
+	// and each request is checked against the token's documents. Nil
+	// leaves auth off: every client may read and write every document.
+	AuthSecret []byte
+	// AllowedHosts are the host names (without port) a request's Host may
+	// carry besides IP literals and "localhost": the server's public
+	// names. "*" turns the DNS-rebinding check off. Default none.
+	AllowedHosts []string
 	// Ready, if set, is called by /ready besides the server's own check
 	// (not closing); an error makes /ready answer 503 with its text.
 	Ready func(ctx context.Context) error
@@ -172,6 +181,7 @@ type Server struct {
 	up    websocket.Upgrader
 	pages http.Handler
 	met   *metrics
+	auth  *authenticator // nil: auth off
 
 	mu      sync.Mutex
 	closing bool
