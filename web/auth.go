@@ -73,21 +73,35 @@ func SignToken(secret []byte, claims TokenClaims) (string, error) {
 	return jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(secret)
 }
 
+// tokenLeeway is the clock skew allowed between the token's issuer and
+// this server, on exp (and nbf, iat when present).
+const tokenLeeway = 5 * time.Second
+
 // authenticator checks tokens against one secret.
 type authenticator struct {
 	secret []byte
 	parser *jwt.Parser
 	now    func() time.Time
+	// leeway is added to a token's exp: the token is accepted, and a
+	// connection holding it stays open, until exp+leeway.
+	leeway time.Duration
 }
 
 func newAuthenticator(secret []byte, now func() time.Time) *authenticator {
+	return newAuthenticatorLeeway(secret, now, tokenLeeway)
+}
+
+// newAuthenticatorLeeway is newAuthenticator with another leeway (tests
+// of expiry use none).
+func newAuthenticatorLeeway(secret []byte, now func() time.Time, leeway time.Duration) *authenticator {
 	return &authenticator{
 		secret: secret,
 		now:    now,
+		leeway: leeway,
 		parser: jwt.NewParser(
 			jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 			jwt.WithExpirationRequired(),
-			jwt.WithLeeway(5*time.Second),
+			jwt.WithLeeway(leeway),
 			jwt.WithTimeFunc(now),
 		),
 	}
@@ -152,8 +166,10 @@ func requestToken(r *http.Request) string {
 
 // identity is who a request or connection acts as.
 type identity struct {
-	access  collab.Access
-	expires time.Time // zero: never (auth off)
+	access collab.Access
+	// expires is when the token stops being accepted (its exp plus the
+	// leeway); zero without auth.
+	expires time.Time
 }
 
 // authenticate returns the identity of r: everyone when auth is off, the
@@ -166,11 +182,40 @@ func (s *Server) authenticate(r *http.Request) (identity, error) {
 	if tok == "" {
 		return identity{}, ErrNoToken
 	}
-	claims, err := s.auth.verify(tok)
+	return s.auth.identity(tok)
+}
+
+// identity verifies tok and returns who it names.
+func (a *authenticator) identity(tok string) (identity, error) {
+	claims, err := a.verify(tok)
 	if err != nil {
 		return identity{}, err
 	}
-	return identity{access: claims.Access(), expires: claims.ExpiresAt.Time}, nil
+	return identity{access: claims.Access(), expires: claims.ExpiresAt.Time.Add(a.leeway)}, nil
+}
+
+// writeAuthError answers a request whose token is missing, invalid or
+// expired: 401 with the coded error and, as RFC 6750 asks, a
+// WWW-Authenticate challenge. Neither names the token.
+func (s *Server) writeAuthError(w http.ResponseWriter, r *http.Request, err error) {
+	challenge := `Bearer realm="coedit"`
+	if !errors.Is(err, ErrNoToken) {
+		challenge += `, error="invalid_token"`
+	}
+	w.Header().Set("WWW-Authenticate", challenge)
+	s.writeError(w, r, err)
+}
+
+// httpSrc returns the src an HTTP API submit is stored under: src in the
+// HTTP namespace (see serveSubmit) and, with auth on, in its subject's,
+// so that one subject's POST cannot pose as another's resend (and have
+// that one's next op dropped as a duplicate). The subject appears only as
+// a MAC: srcs are sent to every subscriber.
+func (s *Server) httpSrc(src string, id identity) string {
+	if s.auth == nil {
+		return httpSrcPrefix + src
+	}
+	return httpSrcPrefix + s.auth.srcMAC("http", id.access.Subject) + ":" + src
 }
 
 // srcMACLen is the length, in hex digits, of the subject binding that

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -85,6 +86,9 @@ type tclient struct {
 	t   *testing.T
 	ws  *websocket.Conn
 	src string
+	// received is every data frame read, and the close reason, for tests
+	// that check what a client was never sent.
+	received []byte
 }
 
 // dial opens a WebSocket without the handshake.
@@ -156,6 +160,10 @@ func (c *tclient) recv() map[string]any {
 func (c *tclient) tryRecv(timeout time.Duration) (map[string]any, error) {
 	c.ws.SetReadDeadline(time.Now().Add(timeout))
 	typ, data, err := c.ws.ReadMessage()
+	c.received = append(c.received, data...)
+	if ce := (*websocket.CloseError)(nil); errors.As(err, &ce) {
+		c.received = append(c.received, ce.Text...)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -251,7 +259,12 @@ func (c *tclient) closeErr(timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		c.ws.SetReadDeadline(deadline)
-		if _, _, err := c.ws.ReadMessage(); err != nil {
+		_, data, err := c.ws.ReadMessage()
+		c.received = append(c.received, data...)
+		if ce := (*websocket.CloseError)(nil); errors.As(err, &ce) {
+			c.received = append(c.received, ce.Text...)
+		}
+		if err != nil {
 			return err
 		}
 	}

@@ -3,6 +3,7 @@ package web
 import (
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 )
 
@@ -34,4 +35,17 @@ func (s *Server) hostAllowed(r *http.Request) bool {
 		}
 	}
 	return false
+}
+
+// checkHost wraps every route with hostAllowed: a request for another
+// name gets 421 ERR_HOST_NOT_ALLOWED, whatever its path (the WebSocket,
+// the API, the pages, /metrics, /health).
+func (s *Server) checkHost(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.hostAllowed(r) {
+			s.writeError(w, r, newError(CodeHostNotAllowed, "this server does not answer for host "+strconv.Quote(r.Host)+"; add it to the allowed hosts (--hosts) if it is one of the server's names"))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
