@@ -56,6 +56,7 @@ func bearer(tok string) http.Header {
 func (ts *testServer) dialToken(t *testing.T, tok string) *tclient {
 	t.Helper()
 	c := ts.dial(t, bearer(tok))
+	c.record = true
 	c.handshake("")
 	return c
 }
@@ -114,7 +115,7 @@ func (ts *testServer) dialURL(t *testing.T, url string) *tclient {
 		t.Fatalf("Dial = %v (status %d)", err, status)
 	}
 	t.Cleanup(func() { ws.Close() })
-	c := &tclient{t: t, ws: ws}
+	c := &tclient{t: t, ws: ws, record: true}
 	c.handshake("")
 	return c
 }
@@ -122,4 +123,43 @@ func (ts *testServer) dialURL(t *testing.T, url string) *tclient {
 // isCloseCode reports whether err is a close frame with code.
 func isCloseCode(err error, code int) bool {
 	return websocket.IsCloseError(err, code)
+}
+
+// startHubOpts are the hub options of the auth tests: the defaults.
+func startHubOpts() collab.Options { return collab.Options{} }
+
+// httpDoHeader is a GET-like request with headers that returns the
+// response headers too.
+func (ts *testServer) httpDoHeader(t *testing.T, method, path string, hdr map[string]string) (int, string, http.Header) {
+	t.Helper()
+	req, err := http.NewRequest(method, ts.http.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	// Redirects are the tests' to see.
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	client.CloseIdleConnections()
+	return resp.StatusCode, string(b), resp.Header
+}
+
+// fetchData fetches coll/id over c and returns its text.
+func (c *tclient) fetchData(coll, id string) string {
+	c.t.Helper()
+	c.sendf(`{"a":"f","c":%q,"d":%q}`, coll, id)
+	m := c.recv()
+	data, _ := m["data"].(map[string]any)
+	text, ok := data["data"].(string)
+	if !ok {
+		c.t.Fatalf("fetch %s/%s = %s, want a snapshot", coll, id, mustJSON(m))
+	}
+	return text
 }

@@ -237,3 +237,23 @@ func TestSrcReclaimTiedToSubject(t *testing.T) {
 	again.sendRaw(`{"a":"op","c":"notes","d":"a","v":1,"seq":1,"op":["A"]}`)
 	again.expectf(`{"a":"op","c":"notes","d":"a","v":1,"src":%q,"seq":1}`, alice.src)
 }
+
+// TestTokenExpiryClosesConnection: a connection whose token expires is
+// closed with 4001, and neither its subscription nor a reconnection with
+// the same token gets anything after that.
+func TestTokenExpiryClosesConnection(t *testing.T) {
+	checkNoLeaks(t)
+	ts := startAuthServer(t, Options{})
+	// No leeway, so the test waits only for the token's own second.
+	ts.srv.auth = newAuthenticatorLeeway(testSecret, time.Now, 0)
+	seedAuthDocs(t, ts)
+	tok := token(t, testSecret, "alice", 2*time.Second, rw("notes/*"))
+	c := ts.dialToken(t, tok)
+	c.sendRaw(`{"a":"s","c":"notes","d":"a"}`)
+	c.recv()
+	if err := c.closeErr(10 * time.Second); !isCloseCode(err, CloseTokenExpired) {
+		t.Fatalf("connection with an expiring token ended with %v, want close %d", err, CloseTokenExpired)
+	}
+	ts.dialRefused(t, ts.wsURL, bearer(tok), http.StatusUnauthorized, CodeTokenExpired)
+	waitFor(t, func() bool { return ts.srv.Connections() == 0 })
+}

@@ -86,8 +86,9 @@ type tclient struct {
 	t   *testing.T
 	ws  *websocket.Conn
 	src string
-	// received is every data frame read, and the close reason, for tests
-	// that check what a client was never sent.
+	// record makes the client keep in received every data frame read
+	// and the close reason, for tests that check what it was never sent.
+	record   bool
 	received []byte
 }
 
@@ -160,10 +161,7 @@ func (c *tclient) recv() map[string]any {
 func (c *tclient) tryRecv(timeout time.Duration) (map[string]any, error) {
 	c.ws.SetReadDeadline(time.Now().Add(timeout))
 	typ, data, err := c.ws.ReadMessage()
-	c.received = append(c.received, data...)
-	if ce := (*websocket.CloseError)(nil); errors.As(err, &ce) {
-		c.received = append(c.received, ce.Text...)
-	}
+	c.keep(data, err)
 	if err != nil {
 		return nil, err
 	}
@@ -260,13 +258,21 @@ func (c *tclient) closeErr(timeout time.Duration) error {
 	for {
 		c.ws.SetReadDeadline(deadline)
 		_, data, err := c.ws.ReadMessage()
-		c.received = append(c.received, data...)
-		if ce := (*websocket.CloseError)(nil); errors.As(err, &ce) {
-			c.received = append(c.received, ce.Text...)
-		}
+		c.keep(data, err)
 		if err != nil {
 			return err
 		}
+	}
+}
+
+// keep records a frame read, or the close reason in err, when c records.
+func (c *tclient) keep(data []byte, err error) {
+	if !c.record {
+		return
+	}
+	c.received = append(c.received, data...)
+	if ce := (*websocket.CloseError)(nil); errors.As(err, &ce) {
+		c.received = append(c.received, ce.Text...)
 	}
 }
 
@@ -296,6 +302,10 @@ func (ts *testServer) httpDo(t *testing.T, method, path, contentType, body strin
 		req.Header.Set("Content-Type", contentType)
 	}
 	for k, v := range hdr {
+		if k == "Host" {
+			req.Host = v
+			continue
+		}
 		req.Header.Set(k, v)
 	}
 	resp, err := http.DefaultClient.Do(req)

@@ -236,9 +236,9 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		hub:   opts.Hub,
-		opts:  opts,
-		log:   opts.Logger,
+		hub:     opts.Hub,
+		opts:    opts,
+		log:     opts.Logger,
 		conns:   make(map[*conn]struct{}),
 		srcs:    make(map[string]*conn),
 		perAddr: make(map[string]int),
