@@ -36,7 +36,10 @@ func runToken(args []string, getenv func(string) string, stdout, stderr io.Write
 	})
 	readOnly := fs.Bool("read-only", false, "allow reading only, no submits")
 	ttl := fs.Duration("ttl", time.Hour, "how long the token is valid")
-	secret, secretFile := secretFlags(fs, getenv)
+	secret, secretFile := secretFlags(fs)
+	if err := setFromEnv(fs, getenv); err != nil {
+		return &usageError{"token: " + err.Error()}
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -78,11 +81,13 @@ func runToken(args []string, getenv func(string) string, stdout, stderr io.Write
 	return err
 }
 
-// secretFlags declares --auth-secret and --auth-secret-file on fs, with
-// COEDIT_AUTH_SECRET and COEDIT_AUTH_SECRET_FILE as their defaults.
-func secretFlags(fs *flag.FlagSet, getenv func(string) string) (secret, file *string) {
-	secret = fs.String("auth-secret", getenv("COEDIT_AUTH_SECRET"), "HS256 secret, at least 32 bytes; turns authentication on (env COEDIT_AUTH_SECRET; prefer the file, which keeps it out of ps)")
-	file = fs.String("auth-secret-file", getenv("COEDIT_AUTH_SECRET_FILE"), "file holding the HS256 secret (env COEDIT_AUTH_SECRET_FILE)")
+// secretFlags declares --auth-secret and --auth-secret-file on fs; the
+// caller's setFromEnv gives them COEDIT_AUTH_SECRET and
+// COEDIT_AUTH_SECRET_FILE. Their defaults stay empty, so -h never prints
+// a secret taken from the environment.
+func secretFlags(fs *flag.FlagSet) (secret, file *string) {
+	secret = fs.String("auth-secret", "", "HS256 secret, at least 32 bytes; turns authentication on (prefer --auth-secret-file: a flag shows in ps)")
+	file = fs.String("auth-secret-file", "", "file holding the HS256 secret (trailing newlines are ignored)")
 	return secret, file
 }
 
@@ -96,7 +101,7 @@ func loadSecret(secret, file string) ([]byte, error) {
 	case file != "":
 		b, err := os.ReadFile(file)
 		if err != nil {
-			return nil, fmt.Errorf("auth secret: %w", err)
+			return nil, &usageError{fmt.Sprintf("--auth-secret-file: %v", err)}
 		}
 		key = []byte(strings.TrimRight(string(b), "\r\n"))
 	case secret != "":
