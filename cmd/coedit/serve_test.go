@@ -72,7 +72,9 @@ func TestParseServeFlags(t *testing.T) {
 				c.AuthSecret, c.Hosts, c.MaxConns, c.MaxConnsPerAddr = []byte(testSecret), []string{"coedit.example", "docs.example"}, 5, 2
 			})},
 		{"auth and limits from env", nil, map[string]string{"COEDIT_AUTH_SECRET_FILE": secretFile, "COEDIT_HOSTS": "*", "COEDIT_MAX_CONNS": "7", "COEDIT_MAX_CONNS_PER_ADDR": "7"},
-			with(func(c *serveConfig) { c.AuthSecret, c.Hosts, c.MaxConns, c.MaxConnsPerAddr = []byte(testSecret), []string{"*"}, 7, 7 })},
+			with(func(c *serveConfig) {
+				c.AuthSecret, c.Hosts, c.MaxConns, c.MaxConnsPerAddr = []byte(testSecret), []string{"*"}, 7, 7
+			})},
 		{"secret from env", nil, map[string]string{"COEDIT_AUTH_SECRET": testSecret}, with(func(c *serveConfig) { c.AuthSecret = []byte(testSecret) })},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
