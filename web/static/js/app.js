@@ -7,6 +7,7 @@
 //   "<collection>.<id>#users"  untyped {name, color} per presence id,
 //                              relayed as is.
 // Both use the same presence id (one per tab), which joins a caret to a name.
+import { authSocket, showAuthScreen } from './auth.js';
 import { Connection, randomId, State } from './client.js';
 import { TextareaBinding } from './editor.js';
 import { Overlay } from './overlay.js';
@@ -78,7 +79,13 @@ try {
 }
 
 const wsURL = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
-const conn = new Connection(wsURL, saved?.src ? { id: saved.src, seq: saved.seq } : {});
+// A token that expires or is refused ends the connection for good (see
+// auth.js): retrying cannot help until the user comes back with a new one.
+const WebSocket = authSocket((reason) => {
+  conn.close();
+  showAuthScreen(reason);
+});
+const conn = new Connection(wsURL, { WebSocket, ...(saved?.src ? { id: saved.src, seq: saved.seq } : {}) });
 const doc = conn.get(collection, docId);
 const restored = saved?.doc ? doc.restoreState(saved.doc) : false;
 
