@@ -362,11 +362,11 @@ func startNode(cfg serveConfig, log *slog.Logger) (_ *node, err error) {
 		"max_conns", cfg.MaxConns, "max_conns_per_addr", cfg.MaxConnsPerAddr}
 	switch mode {
 	case "auth":
-		log.Info("coedit serving; auth on: every request needs a token", attrs...)
+		log.Info("coedit serving", append(attrs, "auth", "on: every request needs a token")...)
 	case "loopback-only":
-		log.Info("coedit serving; auth off: loopback only, every local client may read and write every document", attrs...)
+		log.Info("coedit serving", append(attrs, "auth", "off: loopback only, every local client may read and write every document")...)
 	default:
-		log.Warn("coedit serving; INSECURE: no authentication on a network address, anyone who can reach it may read and write every document", attrs...)
+		log.Warn("coedit serving", append(attrs, "auth", "off on a network address: anyone who can reach it may read and write every document")...)
 	}
 	return n, nil
 }
