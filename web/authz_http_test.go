@@ -1,11 +1,15 @@
 package web
 
 import (
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 // TestAuthMatrixHTTP: with auth on, every HTTP API path answers 401 with
@@ -223,4 +227,63 @@ func TestPagesWithAuth(t *testing.T) {
 	if status, _, _ = ts.httpDoHeader(t, "GET", "/static/js/app.js", nil); status != http.StatusOK {
 		t.Fatalf("asset without a token = %d, want 200", status)
 	}
+}
+
+// TestTokensNeverLogged: with debug logging, requests carrying valid,
+// badly signed and expired tokens in the header, the query and the
+// cookie, over the WebSocket, the API and the pages, leave no token in
+// the log or in /metrics.
+func TestTokensNeverLogged(t *testing.T) {
+	var logs lockedLog
+	ts := startAuthServer(t, Options{Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	seedAuthDocs(t, ts)
+	toks := []string{
+		token(t, testSecret, "alice", time.Hour, rw("notes/*")),
+		token(t, []byte("another secret, also 32 bytes long!"), "m", time.Hour, rw("*/*")),
+		token(t, testSecret, "alice", -time.Minute, rw("*/*")),
+	}
+	for _, tok := range toks {
+		for _, hdr := range []map[string]string{{"Authorization": "Bearer " + tok}, {"Cookie": TokenCookie + "=" + tok}} {
+			for _, path := range []string{"/api/docs", "/api/docs/secret/plan", "/api/docs/notes/a/ops", "/", "/d/secret/plan"} {
+				ts.httpDo(t, "GET", path, "", "", hdr)
+			}
+			ts.httpDo(t, "POST", "/api/docs/secret/plan/ops", "application/json", `{"v":1,"op":["x"]}`, hdr)
+		}
+		ts.httpDo(t, "GET", "/api/docs/notes/a?token="+tok, "", "", nil)
+		ts.httpDoHeader(t, "GET", "/d/notes/a?token="+tok, nil)
+		if ws, _, err := websocket.DefaultDialer.Dial(ts.wsURL+"?token="+tok, nil); err == nil {
+			ws.WriteMessage(websocket.TextMessage, []byte(`{"a":"f","c":"secret","d":"plan"}`))
+			ws.ReadMessage()
+			ws.Close()
+		}
+	}
+	_, metrics := ts.httpDo(t, "GET", "/metrics", "", "", nil)
+	waitFor(t, func() bool { return ts.srv.Connections() == 0 })
+	for i, tok := range toks {
+		sig := tok[strings.LastIndexByte(tok, '.')+1:]
+		if strings.Contains(logs.String(), sig) || strings.Contains(metrics, sig) {
+			t.Fatalf("token %d appears in the log or /metrics; log:\n%s", i, logs.String())
+		}
+	}
+	if !strings.Contains(logs.String(), "websocket") {
+		t.Fatalf("the debug log is empty; the test checks nothing:\n%s", logs.String())
+	}
+}
+
+// lockedLog is a log sink safe for the server's goroutines.
+type lockedLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
