@@ -10,37 +10,19 @@ import { fileURLToPath } from 'node:url';
 import ShareDB from 'sharedb/lib/client/index.js';
 import otText from 'ot-text-unicode';
 import WebSocket, { WebSocketServer } from 'ws';
+import * as ot from '../web/static/js/ot.js';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-// transformPosition with coedit's presence rule: an insert exactly at the
-// position moves it only when the op is the presence owner's own.
-export function transformPosition(cursor, op, own) {
-  let pos = 0;
-  for (const c of op) {
-    if (cursor < pos || (cursor === pos && !(own && typeof c === 'string'))) break;
-    if (typeof c === 'number') pos += c;
-    else if (typeof c === 'string') {
-      const n = [...c].length;
-      pos += n;
-      cursor += n;
-    } else {
-      const n = typeof c.d === 'number' ? c.d : [...c.d].length;
-      cursor -= Math.min(n, cursor - pos);
-    }
-  }
-  return cursor;
-}
-
+// The text type as the sharedb client registers it: the reference's
+// algebra with the page's presence rule (web/static/js/ot.js: an insert
+// exactly at a caret moves it only when the op is the caret owner's own),
+// imported rather than copied so the tests exercise the page's code.
 export const textType = {
   ...otText.type,
-  transformPresence(p, op, own) {
-    if (!p || typeof p.index !== 'number') return p;
-    const start = transformPosition(p.index, op, own);
-    const end = transformPosition(p.index + p.length, op, own);
-    return { index: start, length: Math.max(0, end - start) };
-  },
+  transformPresence: ot.transformPresence,
 };
+export const transformPosition = ot.transformPosition;
 ShareDB.types.register(textType);
 export const TEXT = otText.type.uri;
 export { ShareDB, WebSocket, WebSocketServer };
@@ -148,12 +130,15 @@ export async function serverOps(base, c, id) {
   return text.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l));
 }
 
-// A WebSocket relay between a client and the server whose server-to-client
-// direction can be cut, to lose an ack while the op itself reaches the server.
+// A WebSocket relay between a client and the server whose directions can
+// be cut: state.dropDown drops every server-to-client message (to lose an
+// ack while the op itself reaches the server), state.dropUp(msg) drops the
+// client-to-server messages it returns true for. A close the server sends
+// reaches the client with its code (4000, 1013, ...).
 export async function startRelay(targetURL) {
   const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
   await new Promise((r) => wss.once('listening', r));
-  const state = { dropDown: false, onUp: null, pairs: [] };
+  const state = { dropDown: false, dropUp: null, onUp: null, pairs: [] };
   wss.on('connection', (client) => {
     const upstream = new WebSocket(targetURL);
     // Cutting a socket that is still connecting emits an error; a cut is
@@ -164,19 +149,20 @@ export async function startRelay(targetURL) {
     upstream.on('open', () => queue.splice(0).forEach((m) => upstream.send(m)));
     client.on('message', (data) => {
       const msg = data.toString();
-      if (state.onUp) state.onUp(JSON.parse(msg), msg);
+      const parsed = JSON.parse(msg);
+      if (state.onUp) state.onUp(parsed, msg);
+      if (state.dropUp?.(parsed)) return;
       if (upstream.readyState === WebSocket.OPEN) upstream.send(msg);
       else queue.push(msg);
     });
     upstream.on('message', (data) => {
       if (!state.dropDown && client.readyState === WebSocket.OPEN) client.send(data.toString());
     });
-    const closeBoth = () => {
-      client.terminate();
-      upstream.terminate();
-    };
-    client.on('close', closeBoth);
-    upstream.on('close', closeBoth);
+    client.on('close', () => upstream.terminate());
+    upstream.on('close', (code, reason) => {
+      if (validCloseCode(code) && client.readyState === WebSocket.OPEN) client.close(code, reason);
+      else client.terminate();
+    });
     state.pairs.push({ client, upstream });
   });
   return {
@@ -191,3 +177,7 @@ export async function startRelay(targetURL) {
     close: () => new Promise((r) => wss.close(r)),
   };
 }
+
+// validCloseCode reports whether a close frame may carry code (1005 and
+// 1006 only describe a close without one).
+const validCloseCode = (code) => (code >= 1000 && code <= 1014 && ![1004, 1005, 1006].includes(code)) || (code >= 3000 && code <= 4999);

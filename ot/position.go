@@ -17,6 +17,9 @@ func TransformPosition(pos int, op Op) int {
 // after the inserted text, as typing does; another client's insert at the
 // caret leaves it where it is. A negative Index or Length counts as 0, and
 // the result's Length is never negative.
+//
+// The page has the same rule in JavaScript (web/static/js/ot.js);
+// testdata/presence-vectors.json holds the cases both are tested against.
 func TransformPresence(p Presence, op Op, own bool) Presence {
 	start := max(p.Index, 0)
 	end := addSat(start, max(p.Length, 0))

@@ -1,7 +1,9 @@
 package ot
 
 import (
+	"encoding/json"
 	"math"
+	"os"
 	"testing"
 )
 
@@ -86,6 +88,39 @@ func TestTransformPresence(t *testing.T) {
 	for _, tt := range tests {
 		if got := TransformPresence(tt.p, algOp(t, tt.op), tt.own); got != tt.want {
 			t.Errorf("%s: TransformPresence(%+v, %s, %v) = %+v, want %+v", tt.name, tt.p, tt.op, tt.own, got, tt.want)
+		}
+	}
+}
+
+// presenceVectors is the file of caret and selection cases that the node
+// tests run against the page's JavaScript too (web/static/test/presence.test.mjs),
+// so the Go and JS copies of the rule cannot drift apart.
+const presenceVectors = "../testdata/presence-vectors.json"
+
+func TestPresenceVectors(t *testing.T) {
+	data, err := os.ReadFile(presenceVectors)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var file struct {
+		Vectors []struct {
+			Name     string          `json:"name"`
+			Presence Presence        `json:"presence"`
+			Op       json.RawMessage `json:"op"`
+			Own      bool            `json:"own"`
+			Want     Presence        `json:"want"`
+		} `json:"vectors"`
+	}
+	if err := json.Unmarshal(data, &file); err != nil {
+		t.Fatalf("%s: %v", presenceVectors, err)
+	}
+	if len(file.Vectors) < 50 {
+		t.Fatalf("%s holds %d vectors; want the whole set", presenceVectors, len(file.Vectors))
+	}
+	for _, v := range file.Vectors {
+		op := algOp(t, string(v.Op))
+		if got := TransformPresence(v.Presence, op, v.Own); got != v.Want {
+			t.Errorf("%s: TransformPresence(%+v, %s, %v) = %+v, want %+v", v.Name, v.Presence, v.Op, v.Own, got, v.Want)
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -31,12 +32,19 @@ var (
 	pageFiles embed.FS
 )
 
-// defaultCollection is the collection the list page shows and new
-// documents go to when the URL names none.
+// defaultCollection is the collection new documents go to when the URL
+// names none.
 const defaultCollection = "docs"
 
 // listLimit is the most documents the list page shows.
 const listLimit = 200
+
+// collectionScan is how many of the most recently changed documents (in
+// every collection) the list page reads to name the collections people
+// can switch to. The store keeps no list of collections, and this bounds
+// the page's cost whatever the number of documents; a collection whose
+// every document is older is still reached by typing its name.
+const collectionScan = 1000
 
 // maxNameBytes bounds a collection or document id taken from a URL.
 const maxNameBytes = 256
@@ -134,6 +142,7 @@ func setPageHeaders(w http.ResponseWriter) {
 
 // listRow is one document on the list page.
 type listRow struct {
+	Collection  string
 	ID          string
 	URL         string
 	Version     uint64
@@ -142,26 +151,38 @@ type listRow struct {
 	ModifiedISO string
 }
 
-// collection reads the ?c= collection (default defaultCollection); when it
-// is not a valid name it answers 400 and returns false.
+// collectionLink is one entry of the list page's collection switcher.
+type collectionLink struct {
+	Name    string
+	URL     string
+	Current bool
+}
+
+// collection reads the ?c= collection ("" when the URL names none); when
+// it is not a valid name it answers 400 and returns false.
 func (h *pageHandler) collection(w http.ResponseWriter, r *http.Request) (string, bool) {
 	coll := r.URL.Query().Get("c")
-	if coll == "" {
-		coll = defaultCollection
-	}
-	if !validName(coll) {
+	if coll != "" && !validName(coll) {
 		h.renderError(w, http.StatusBadRequest, "Bad collection name", "A collection name is 1 to 256 bytes of text without control characters.")
 		return "", false
 	}
 	return coll, true
 }
 
+// serveList shows the most recently changed documents of one collection
+// (?c=name) or, without ?c, of every collection, with links to switch
+// between the collections that hold recent documents.
 func (h *pageHandler) serveList(w http.ResponseWriter, r *http.Request) {
 	coll, ok := h.collection(w, r)
 	if !ok {
 		return
 	}
-	infos, err := h.docs.List(r.Context(), coll, listLimit+1)
+	// Store.List returns the newest change first, the order shown.
+	recent, err := h.docs.List(r.Context(), "", collectionScan)
+	infos := recent
+	if err == nil && coll != "" {
+		infos, err = h.docs.List(r.Context(), coll, listLimit+1)
+	}
 	if err != nil {
 		h.renderError(w, http.StatusServiceUnavailable, "Documents unavailable", "The document list could not be read: "+err.Error())
 		return
@@ -170,10 +191,9 @@ func (h *pageHandler) serveList(w http.ResponseWriter, r *http.Request) {
 	if more {
 		infos = infos[:listLimit]
 	}
-	// Store.List returns the newest change first, the order shown.
 	rows := make([]listRow, 0, len(infos))
 	for _, d := range infos {
-		row := listRow{ID: d.Key.ID, URL: editorURL(d.Key), Version: d.Version, Deleted: d.Type == ""}
+		row := listRow{Collection: d.Key.Collection, ID: d.Key.ID, URL: editorURL(d.Key), Version: d.Version, Deleted: d.Type == ""}
 		if d.Modified > 0 {
 			t := time.UnixMilli(d.Modified).UTC()
 			row.Modified = t.Format("2 Jan 2006, 15:04 UTC")
@@ -181,15 +201,51 @@ func (h *pageHandler) serveList(w http.ResponseWriter, r *http.Request) {
 		}
 		rows = append(rows, row)
 	}
-	h.render(w, http.StatusOK, "list.html", map[string]any{"Collection": coll, "Docs": rows, "More": more})
+	newIn := coll
+	if newIn == "" {
+		newIn = defaultCollection
+	}
+	h.render(w, http.StatusOK, "list.html", map[string]any{
+		"Collection":  coll,
+		"NewIn":       newIn,
+		"Collections": collectionLinks(recent, coll),
+		"Docs":        rows,
+		"More":        more,
+	})
 }
 
-// serveNew sends the browser to a fresh document; the editor creates it
-// when it opens (GET changes nothing on the server).
+// collectionLinks names the collections of recent, in name order, with
+// current among them even when none of its documents is recent.
+func collectionLinks(recent []collab.DocInfo, current string) []collectionLink {
+	seen := map[string]bool{defaultCollection: true}
+	if current != "" {
+		seen[current] = true
+	}
+	for _, d := range recent {
+		seen[d.Key.Collection] = true
+	}
+	names := make([]string, 0, len(seen))
+	for n := range seen {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	links := make([]collectionLink, len(names))
+	for i, n := range names {
+		links[i] = collectionLink{Name: n, URL: listURL(n), Current: n == current}
+	}
+	return links
+}
+
+// serveNew sends the browser to a fresh document in ?c= (default
+// defaultCollection); the editor creates it when it opens (GET changes
+// nothing on the server).
 func (h *pageHandler) serveNew(w http.ResponseWriter, r *http.Request) {
 	coll, ok := h.collection(w, r)
 	if !ok {
 		return
+	}
+	if coll == "" {
+		coll = defaultCollection
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, editorURL(collab.Key{Collection: coll, ID: newDocID()}), http.StatusSeeOther)
@@ -244,6 +300,11 @@ func (h *pageHandler) render(w http.ResponseWriter, status int, name string, dat
 // editorURL is the shareable address of a document's editor.
 func editorURL(k collab.Key) string {
 	return "/d/" + url.PathEscape(k.Collection) + "/" + url.PathEscape(k.ID)
+}
+
+// listURL is the address of a collection's document list.
+func listURL(collection string) string {
+	return "/?c=" + url.QueryEscape(collection)
 }
 
 // validName reports whether s can name a collection or document: 1 to

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -76,7 +77,10 @@ func TestPagesContentTypes(t *testing.T) {
 		{"/", 200, "text/html; charset=utf-8", "New document"},
 		{"/d/docs/abc", 200, "text/html; charset=utf-8", `data-id="abc"`},
 		{"/static/js/app.js", 200, "text/javascript; charset=utf-8", "TextareaBinding"},
-		{"/static/js/client.js", 200, "text/javascript; charset=utf-8", "class Connection"},
+		{"/static/js/connection.js", 200, "text/javascript; charset=utf-8", "class Connection"},
+		{"/static/js/document.js", 200, "text/javascript; charset=utf-8", "export class Doc"},
+		{"/static/js/presence.js", 200, "text/javascript; charset=utf-8", "export class DocPresence"},
+		{"/static/js/events.js", 200, "text/javascript; charset=utf-8", "export class Emitter"},
 		{"/static/js/ot.js", 200, "text/javascript; charset=utf-8", "export function transform"},
 		{"/static/js/text.js", 200, "text/javascript; charset=utf-8", "export class Text"},
 		{"/static/js/editor.js", 200, "text/javascript; charset=utf-8", "export class TextareaBinding"},
@@ -172,12 +176,69 @@ func TestPagesListShowsDocuments(t *testing.T) {
 	if strings.Contains(body, "<b>second") {
 		t.Errorf("list page does not escape a document id:\n%s", body)
 	}
-	if strings.Contains(body, "elsewhere") {
-		t.Errorf("list of docs shows a document of notes")
+	_, body = get(t, h, "GET", "/?c=docs", nil)
+	if strings.Contains(body, "elsewhere") || !strings.Contains(body, `href="/d/docs/first"`) {
+		t.Errorf("list of docs shows a document of notes, or misses its own:\n%s", body)
 	}
 	_, body = get(t, h, "GET", "/?c=notes", nil)
 	if !strings.Contains(body, `href="/d/notes/elsewhere"`) || !strings.Contains(body, `name="c" value="notes"`) {
 		t.Errorf("list of notes misses its document or its New button's collection:\n%s", body)
+	}
+}
+
+// Documents made in any collection, through the HTTP API as much as the
+// page, are on the list page, and people can switch between collections.
+func TestPagesListShowsEveryCollectionAndSwitchesBetweenThem(t *testing.T) {
+	hub := pagesHub(t)
+	srv, err := New(Options{Hub: hub, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := srv.Handler()
+	create := func(coll, id string) {
+		t.Helper()
+		req := httptest.NewRequest("POST", "/api/docs/"+url.PathEscape(coll)+"/"+url.PathEscape(id)+"/ops",
+			strings.NewReader(`{"v":0,"create":{"type":"`+ot.URI+`","data":"x"}}`))
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK {
+			t.Fatalf("POST create %s/%s = %d %s", coll, id, rec.Code, rec.Body)
+		}
+	}
+	create("docs", "plain")
+	create("reports", "q3")
+	create("team notes", "plan & ideas")
+
+	_, body := get(t, h, "GET", "/", nil)
+	for _, want := range []string{
+		`href="/d/docs/plain"`, `href="/d/reports/q3"`, `href="/d/team%20notes/plan%20&amp;%20ideas"`, // every collection's documents
+		`href="/?c=docs"`, `href="/?c=reports"`, `href="/?c=team&#43;notes"`, // and a link to each collection
+		`<a href="/" aria-current="page">All</a>`,
+		`name="c" value="docs"`, // new documents go to the default collection
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("GET / lacks %s:\n%s", want, body)
+		}
+	}
+	_, body = get(t, h, "GET", "/?c=team+notes", nil)
+	if !strings.Contains(body, `href="/d/team%20notes/plan%20&amp;%20ideas"`) || strings.Contains(body, `href="/d/reports/q3"`) {
+		t.Errorf("GET /?c=team+notes does not show exactly that collection:\n%s", body)
+	}
+	for _, want := range []string{`data-collection="team notes" aria-current="page"`, `name="c" value="team notes"`, `href="/?c=reports"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("GET /?c=team+notes lacks %s:\n%s", want, body)
+		}
+	}
+	// A collection without documents yet can be opened by name.
+	_, body = get(t, h, "GET", "/?c=empty", nil)
+	if !strings.Contains(body, `data-collection="empty" aria-current="page"`) || !strings.Contains(body, "No documents in this collection yet") {
+		t.Errorf("GET /?c=empty:\n%s", body)
+	}
+	// The editor's home link goes back to the document's collection.
+	_, body = get(t, h, "GET", "/d/reports/q3", nil)
+	if !strings.Contains(body, `class="brand" href="/?c=reports"`) {
+		t.Errorf("editor home link:\n%s", body)
 	}
 }
 

@@ -61,11 +61,15 @@ type serveConfig struct {
 	// the node and of one client address.
 	MaxConns        int
 	MaxConnsPerAddr int
+	// PprofAddr, if set, serves net/http/pprof on a separate listener.
+	PprofAddr string
 	// lockTimeout overrides storage.Options.LockTimeout (tests).
 	lockTimeout time.Duration
 	// started, if set, is called with the listening address once the
 	// node serves (tests listen on port 0).
 	started func(addr string)
+	// pprofStarted, if set, is called with the pprof listener's address.
+	pprofStarted func(addr string)
 }
 
 // parseServeFlags reads serve's flags. Each flag's default comes from its
@@ -104,6 +108,7 @@ func parseServeFlags(args []string, getenv func(string) string, output io.Writer
 	})
 	fs.IntVar(&cfg.MaxConns, "max-conns", web.DefaultMaxConns, "most WebSocket connections the node holds; past it an upgrade gets 503")
 	fs.IntVar(&cfg.MaxConnsPerAddr, "max-conns-per-addr", web.DefaultMaxConnsPerAddr, "most WebSocket connections from one client IP address; past it an upgrade gets 429 (behind a reverse proxy every client has the proxy's address: raise it to --max-conns and limit at the proxy)")
+	fs.StringVar(&cfg.PprofAddr, "pprof", "", "serve net/http/pprof on this host:port, apart from --addr (loopback only unless --insecure); off when empty")
 	if err := setFromEnv(fs, getenv); err != nil {
 		return serveConfig{}, &usageError{"serve: " + err.Error()}
 	}
@@ -147,6 +152,11 @@ func (cfg serveConfig) check() error {
 	}
 	if _, _, err := net.SplitHostPort(cfg.Addr); err != nil {
 		return fmt.Errorf("--addr: %w", err)
+	}
+	if cfg.PprofAddr != "" {
+		if _, _, err := net.SplitHostPort(cfg.PprofAddr); err != nil {
+			return fmt.Errorf("--pprof: %w", err)
+		}
 	}
 	return nil
 }
@@ -311,6 +321,15 @@ func startNode(cfg serveConfig, log *slog.Logger) (_ *node, err error) {
 		return nil, fmt.Errorf("serve: %w", err)
 	}
 	n.closers.add("store", func(context.Context) error { return store.Close() })
+	if cfg.PprofAddr != "" {
+		addr, err := startPprof(n, cfg, log)
+		if err != nil {
+			return nil, err
+		}
+		if cfg.pprofStarted != nil {
+			cfg.pprofStarted(addr)
+		}
+	}
 	// Closing the hub commits what its sessions hold and saves their
 	// snapshots, so it must come before the store closes.
 	hub := collab.NewHub(collab.Options{Store: store, Logger: log, MaxDocLen: cfg.MaxDocLen})

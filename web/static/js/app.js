@@ -1,4 +1,4 @@
-// The editing page: wires the client (client.js), the textarea binding
+// The editing page: wires the client (connection.js, document.js, presence.js), the textarea binding
 // (editor.js) and the caret overlay (overlay.js) to the page's elements.
 //
 // Presence uses two channels per document:
@@ -8,9 +8,10 @@
 //                              relayed as is.
 // Both use the same presence id (one per tab), which joins a caret to a name.
 import { authSocket, showAuthScreen } from './auth.js';
-import { Connection, randomId, State } from './client.js';
+import { Connection, randomId, State } from './connection.js';
 import { TextareaBinding } from './editor.js';
 import { Overlay } from './overlay.js';
+import { SavedEdits } from './saved.js';
 
 const PALETTE = ['#c0392b', '#2e7d4f', '#6c4bb4', '#b8610a', '#1f78b4', '#b0306e', '#3b7d85', '#7a6a12'];
 
@@ -66,17 +67,13 @@ function colorFor(id) {
 
 const me = identity();
 const presenceId = randomId(8);
-const saveKey = `coedit:unsaved:${collection}/${docId}`;
 
 // Edits that an earlier page made but the server never acknowledged
-// (closed while offline) come back, with that page's src and seq so the
-// server can tell a resend from a new edit.
-let saved = null;
-try {
-  saved = JSON.parse(getItem(saveKey) ?? 'null');
-} catch {
-  saved = null;
-}
+// (closed while offline, or crashed) come back, with that page's src and
+// seq so the server can tell a resend from a new edit. SavedEdits gives
+// them to one page only (see saved.js); it is null where the browser
+// cannot keep them that safely.
+const saved = await SavedEdits.claim({ storage: store, locks: navigator.locks, collection, id: docId, random: () => randomId(8) });
 
 const wsURL = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
 // A token that expires or is refused ends the connection for good (see
@@ -85,9 +82,9 @@ const WebSocket = authSocket((reason) => {
   conn.close();
   showAuthScreen(reason);
 });
-const conn = new Connection(wsURL, { WebSocket, ...(saved?.src ? { id: saved.src, seq: saved.seq } : {}) });
+const conn = new Connection(wsURL, { ...(saved?.connectionOptions() ?? {}), WebSocket });
 const doc = conn.get(collection, docId);
-const restored = saved?.doc ? doc.restoreState(saved.doc) : false;
+const restored = saved?.state ? doc.restoreState(saved.state.doc) : false;
 
 const ta = $('text');
 const binding = new TextareaBinding(ta, doc);
@@ -112,6 +109,7 @@ doc.on('load', () => {
   ta.placeholder = doc.type == null ? 'This document was deleted.' : 'Start typing…';
 });
 doc.on('del', () => notice('This document was deleted.'));
+doc.on('lost', (err) => notice(`Edits an earlier page left unsent could not be restored (${err.code ?? err.message}).`));
 doc.on('error', (err) => notice(`The server refused an edit (${err.code ?? err.message}); it was undone.`));
 conn.on('error', (err) => console.warn('coedit:', err));
 
@@ -261,23 +259,17 @@ addEventListener('offline', () => conn.setOnline(false));
 addEventListener('online', () => conn.setOnline(true));
 if (navigator.onLine === false) conn.setOnline(false);
 
-// Keep unacknowledged edits across a reload or a closed tab.
-let saveTimer = 0;
-function persist() {
-  saveTimer = 0;
-  const state = doc.saveState();
-  if (!state) {
-    setItem(saveKey, null);
-    return;
-  }
-  setItem(saveKey, JSON.stringify({ doc: state, src: doc.inflight?.src ?? conn.id, seq: conn.seq }));
+// Keep unacknowledged edits across a reload, a closed tab or a crash;
+// where they cannot be kept, ask before the page goes with edits unsent.
+if (saved) {
+  const persist = saved.track(conn, doc);
+  addEventListener('pagehide', persist);
+  document.addEventListener('visibilitychange', () => {
+    if (document.visibilityState === 'hidden') persist();
+  });
 }
-doc.on('version', () => {
-  if (!saveTimer) saveTimer = setTimeout(persist, 400);
-});
-addEventListener('pagehide', persist);
-document.addEventListener('visibilitychange', () => {
-  if (document.visibilityState === 'hidden') persist();
+addEventListener('beforeunload', (ev) => {
+  if (doc.unacknowledged > 0 && !(saved?.ok)) ev.preventDefault();
 });
 
 // Copy link.
@@ -295,4 +287,4 @@ $('share').addEventListener('click', async () => {
 });
 
 // For tests and the curious: the page's client objects.
-window.coedit = { conn, doc, binding, overlay, textPresence, users, presenceId };
+window.coedit = { conn, doc, binding, overlay, textPresence, users, presenceId, saved };

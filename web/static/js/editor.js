@@ -10,7 +10,7 @@
 // "␍" (the textarea would turn it into a line feed and shift positions).
 import * as ot from './ot.js';
 import { Text } from './text.js';
-import { Emitter } from './client.js';
+import { Emitter } from './events.js';
 
 const isHigh = (u) => u >= 0xd800 && u <= 0xdbff;
 const isLow = (u) => u >= 0xdc00 && u <= 0xdfff;

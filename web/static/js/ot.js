@@ -298,13 +298,15 @@ export function apply(s, op) {
 /**
  * transformPosition moves a cursor (in code points) over op. An insert
  * exactly at the cursor leaves it in place, unless own is true (the op is
- * the cursor owner's own), when the cursor moves past the insert. With own
- * false this is the reference's transformPosition.
+ * the cursor owner's own), when the cursor moves past the insert, also
+ * when the insert follows a delete at the cursor (a replacement). With own
+ * false this is the reference's transformPosition. ot/position.go holds
+ * the same rule; testdata/presence-vectors.json keeps the two in step.
  */
 export function transformPosition(cursor, op, own = false) {
   let pos = 0;
   for (const c of op) {
-    if (cursor < pos || (cursor === pos && !(own && typeof c === 'string'))) break;
+    if (cursor < pos || (cursor === pos && !own)) break;
     if (typeof c === 'number') {
       pos += c;
     } else if (typeof c === 'string') {
@@ -320,12 +322,15 @@ export function transformPosition(cursor, op, own = false) {
 
 /**
  * transformPresence moves a text presence {index, length} over op (see
- * transformPosition for own). null stays null; other values pass through.
+ * transformPosition for own); start and end move separately. A negative
+ * index or length counts as 0, as on the server. null stays null; other
+ * values pass through.
  */
 export function transformPresence(p, op, own = false) {
   if (p == null || typeof p.index !== 'number' || typeof p.length !== 'number') return p;
-  const start = transformPosition(p.index, op, own);
-  const end = transformPosition(p.index + p.length, op, own);
+  const index = Math.max(p.index, 0);
+  const start = transformPosition(index, op, own);
+  const end = transformPosition(index + Math.max(p.length, 0), op, own);
   return { index: start, length: Math.max(0, end - start) };
 }
 

@@ -1,46 +1,11 @@
-// The client state machine (client.js) driven through its transport seam:
-// a fake WebSocket plays the server, a manual clock runs the timers.
+// The client state machine (connection.js, document.js, presence.js) driven
+// through its transport seam: a fake WebSocket plays the server, a manual
+// clock runs the timers. reconnect.test.mjs has the recovery cases.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import ref from 'ot-text-unicode';
-import { Connection, State } from '../js/client.js';
-import { FakeClock, FakeSocket } from './fakes.mjs';
-
-const URI = 'http://sharejs.org/types/text-unicode';
-
-function setup(opts = {}) {
-  const clock = new FakeClock();
-  const conn = new Connection('ws://test/ws', {
-    WebSocket: FakeSocket,
-    timers: clock,
-    random: () => 0.5,
-    minDelay: 100,
-    maxDelay: 1600,
-    pingInterval: 1000,
-    pongTimeout: 500,
-    ...opts,
-  });
-  return { clock, conn, ws: FakeSocket.last() };
-}
-
-// handshake opens ws and answers its hs with id.
-function handshake(ws, id = 'src1') {
-  ws.open();
-  const [hs] = ws.take();
-  ws.deliver({ a: 'hs', protocol: 1, protocolMinor: 2, id, type: 'http://sharejs.org/types/JSONv0' });
-  return hs;
-}
-
-// loaded returns a connected client with doc docs/x at version v holding text.
-function loaded(text = 'hello', v = 3) {
-  const s = setup();
-  handshake(s.ws);
-  s.doc = s.conn.get('docs', 'x');
-  s.doc.subscribe();
-  s.ws.take();
-  s.ws.deliver({ a: 's', c: 'docs', d: 'x', data: { v, type: URI, data: text } });
-  return s;
-}
+import { State } from '../js/connection.js';
+import { FakeSocket, URI, handshake, loaded, setup } from './fakes.mjs';
 
 test('handshake, subscribe with v null, snapshot load', () => {
   const { conn, ws } = setup();
@@ -309,29 +274,4 @@ test('presence channel: resend on request and after reconnect, remote values dro
     { a: 'ps', ch: 'users', seq: 2 },
     { a: 'p', ch: 'users', id: 'me', p: { name: 'Ann', color: '#c00' }, pv: 2 },
   ]);
-});
-
-test('saved state brings unacknowledged edits back in a new page', () => {
-  const { ws, doc, conn } = loaded('abc', 7);
-  doc.submitOp([3, 'd']);
-  doc.submitOp([4, 'e']);
-  ws.take();
-  const saved = JSON.parse(JSON.stringify({ doc: doc.saveState(), id: conn.id, seq: conn.seq }));
-  conn.close();
-  // A new page, restored before it connects.
-  const clock = new FakeClock();
-  const conn2 = new Connection('ws://test/ws', { WebSocket: FakeSocket, timers: clock, id: saved.id, seq: saved.seq });
-  const ws2 = FakeSocket.last();
-  const doc2 = conn2.get('docs', 'x');
-  assert.equal(doc2.restoreState(saved.doc), true);
-  doc2.subscribe();
-  const hs = handshake(ws2, 'src1');
-  assert.equal(hs.id, 'src1');
-  assert.deepEqual(ws2.take(), [
-    { a: 's', c: 'docs', d: 'x', v: 7 },
-    { a: 'op', c: 'docs', d: 'x', v: 7, src: 'src1', seq: 1, op: [3, 'd'] },
-  ]);
-  ws2.deliver({ a: 'op', c: 'docs', d: 'x', v: 7, src: 'src1', seq: 1 });
-  // The next op takes the next seq of the old page's counter.
-  assert.deepEqual(ws2.take(), [{ a: 'op', c: 'docs', d: 'x', v: 8, seq: 2, op: [4, 'e'] }]);
 });

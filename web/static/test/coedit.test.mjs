@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket, { WebSocketServer } from 'ws';
 import { startServer, serverSnapshot } from '../../../interop/harness.mjs';
-import { Connection } from '../js/client.js';
+import { Connection } from '../js/connection.js';
 import { rng, randomOp, int } from './gen.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { diff, mapPosition, TextareaBinding } from '../js/editor.js';
-import { Connection } from '../js/client.js';
+import { Connection } from '../js/connection.js';
 import { FakeClock, FakeSocket } from './fakes.mjs';
 import { rng, randomText, int } from './gen.mjs';
 

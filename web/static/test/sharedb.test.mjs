@@ -8,7 +8,7 @@ import { Duplex } from 'node:stream';
 import ShareDB from 'sharedb';
 import WebSocket, { WebSocketServer } from 'ws';
 import * as ot from '../js/ot.js';
-import { Connection } from '../js/client.js';
+import { Connection } from '../js/connection.js';
 import { rng, randomOp, int } from './gen.mjs';
 
 ShareDB.types.register(ot.type);

@@ -1,0 +1,99 @@
+// Package redisrelay makes Redis the commit point, shared log and
+// doorbell of a coedit cluster (DESIGN.md §7). Every node runs sessions
+// for any document; Redis decides the one order of each document's ops.
+//
+// Start with Relay (New, Options). Its methods, by use:
+//
+//   - Commit orders a batch of records at an expected version, in one Lua
+//     script: Committed at v, Duplicate (the first record's src and seq
+//     were committed at v), or Conflict (here are the records you
+//     missed). It is idempotent: go-redis may run a script again when its
+//     reply was lost, and a caller repeats a call whose outcome it did
+//     not learn (ErrUnavailable); the same records at the same versions
+//     are answered Committed, never written twice.
+//   - Head and Load tell a joining session the document's epoch and head
+//     (Load also the snapshot, the records since it and the seqs, for a
+//     node that never had the document). Read fills gaps and catches up.
+//   - Subscribe delivers doorbells: each commit publishes its records on
+//     the document's channel. Pub/sub is at most once, so a doorbell is a
+//     hint: the subscriber applies records in version order, reads a gap
+//     with Read, skips records it has, and re-checks its head when the
+//     Handler's Resync is called (after every (re)subscription).
+//   - Init, Renew and SaveSnapshot seed, repair and compact a document's
+//     state in Redis.
+//
+// # Keys
+//
+// Each document has four keys and a channel, all under the hash tag of
+// the document, so that they share one Redis Cluster slot (a script may
+// touch them together, a sharded publish stays on that node):
+//
+//	<prefix>{<collection>.<id>}:meta  hash: e epoch, v head, sv snapshot version,
+//	                                  r run_id of Redis when the epoch began, l lineage
+//	<prefix>{<collection>.<id>}:log   stream: the record at version v has ID "<v>-1"
+//	<prefix>{<collection>.<id>}:seqs  hash: src -> "<last seq> <its version>"
+//	<prefix>{<collection>.<id>}:snap  string: the latest snapshot Redis keeps
+//	<prefix>{<collection>.<id>}:ch    the doorbell channel
+//
+// In the tag, '%', '.', '{' and '}' of the collection and id are written
+// %25, %2E, %7B, %7D, so a '}' in an id cannot end the tag and a '.'
+// cannot make two keys one. The stream keeps at least Options.TailLen
+// records and everything since the snapshot (up to MaxTailLen).
+//
+// # Epochs
+//
+// A document's state in Redis carries a random epoch: the name of one
+// linear history. Within an epoch a version is given to one op only.
+// Commit refuses (*EpochError, retryable) when the caller's epoch is
+// not the document's, when Redis has no state (EpochAbsent), and when
+// Redis restarted or failed over since the epoch began (EpochRestarted:
+// the script compares Redis's run_id with the one stored at the epoch's
+// start, so a Redis that came back with a lost tail cannot hand out a
+// version a second time before someone checked). The run_id comes from
+// INFO inside the script (about 5 µs per write), so the Redis user needs
+// the INFO command, and scripts must run on the master, not a replica.
+//
+// # Redis loss: the reseed protocol
+//
+// Each node keeps its own durable log (bbolt), which is always a prefix
+// of the history of the epoch it holds. A session remembers its epoch;
+// on an *EpochError it stops taking writes (they fail retryably) and:
+//
+//  1. EpochAbsent (Redis came back empty): Init with its own state (Seed:
+//     Prev = its epoch, its snapshot, records and seqs). Init sets a new
+//     epoch only if Redis still has nothing, so of several nodes racing
+//     exactly one wins; the losers continue at step 3.
+//  2. EpochRestarted or EpochBehind (Redis may have lost a tail): Renew
+//     with its records from Redis's head on. They are put back at their
+//     own versions (same epoch, same history), and a new epoch begins
+//     whose lineage says it equals the old one below the new head.
+//     If another node renewed first, Renew answers EpochChanged: step 3.
+//  3. EpochChanged: Head, then shared, ok := head.Shared(its epoch).
+//     Records below shared are the same in both histories. If the node's
+//     log ends at or below shared, nothing of it was lost: it adopts the
+//     new epoch and catches up with Read (the common case after an AOF
+//     always restart). Otherwise its records from shared on belong to a
+//     history that was replaced (Redis lost them and another node moved
+//     on first): the node replaces its log from shared on with Redis's
+//     (Load or Read), tells the clients whose state came from the
+//     replaced records to re-fetch, and offers those records again as an
+//     offline client would: each as a submission at its old version
+//     with its src and seq, so Commit's (src, seq) check drops the ones
+//     Redis has and the others are transformed and committed at new
+//     versions. When !ok (the lineage lost the epoch) it does the same
+//     from its snapshot's version on.
+//
+// So no (epoch, version) pair is ever given to two ops, no node applies
+// records of another history (doorbells, Read and Commit carry the
+// epoch), and an acknowledged op is in Redis, or in some node's log
+// from which it is offered again. With AOF and appendfsync always,
+// Redis loses nothing it acknowledged, a restart ends in step 2 and 3
+// without any replaced records, and the cost is a few round trips per
+// open document.
+//
+// # Not handled yet
+//
+// In a Redis Cluster, moving a slot to another node while its documents
+// are subscribed makes Redis drop those subscriptions; they are logged
+// but not re-established until the pub/sub connection reconnects.
+package redisrelay

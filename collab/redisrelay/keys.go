@@ -1,0 +1,59 @@
+package redisrelay
+
+import (
+	"strings"
+
+	"github.com/coedit/coedit/collab"
+)
+
+// docKeys are the Redis keys of one document. They share the hash tag
+// {<collection>.<id>} (escaped, see tag), so they live in one Redis
+// Cluster slot and one Lua script may touch them all; the pub/sub
+// channel has the same tag, so a sharded publish from the script stays
+// on that slot's node too.
+type docKeys struct {
+	meta, log, seqs, snap, channel string
+}
+
+func (r *Relay) keys(k collab.Key) docKeys {
+	base := r.opts.Prefix + "{" + tag(k) + "}:"
+	return docKeys{
+		meta:    base + "meta",
+		log:     base + "log",
+		seqs:    base + "seqs",
+		snap:    base + "snap",
+		channel: base + "ch",
+	}
+}
+
+// tag returns "<collection>.<id>" with '%', '.', '{' and '}' written as
+// %25, %2E, %7B and %7D. Escaping '.' keeps the pair unambiguous
+// (collection "a.b" id "c" differs from "a" and "b.c"); escaping the
+// braces keeps a '}' in an id from ending the hash tag early, which would
+// scatter a document's keys over slots. Other bytes pass unchanged, so
+// keys stay readable in redis-cli.
+func tag(k collab.Key) string {
+	return escape(k.Collection) + "." + escape(k.ID)
+}
+
+func escape(s string) string {
+	if !strings.ContainsAny(s, "%.{}") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '%':
+			b.WriteString("%25")
+		case '.':
+			b.WriteString("%2E")
+		case '{':
+			b.WriteString("%7B")
+		case '}':
+			b.WriteString("%7D")
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}

@@ -1,0 +1,166 @@
+package redisrelay
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// PubSubMode chooses how doorbells are published.
+type PubSubMode uint8
+
+const (
+	// PubSubAuto uses sharded pub/sub (SPUBLISH, SSUBSCRIBE) when Client
+	// is a *redis.ClusterClient and plain pub/sub otherwise.
+	PubSubAuto PubSubMode = iota
+	// PubSubPlain uses PUBLISH and SUBSCRIBE. In a Redis Cluster every
+	// message then reaches every node of the cluster.
+	PubSubPlain
+	// PubSubSharded uses SPUBLISH and SSUBSCRIBE (Redis 7.0 or later): a
+	// message stays on the node that owns the document's slot.
+	PubSubSharded
+	// PubSubOff publishes nothing (a node that only commits, or tests).
+	PubSubOff
+)
+
+// Options configures New. The zero value of each field means its
+// default, except Client, which is required.
+type Options struct {
+	// Client is a single-node client (*redis.Client) or a cluster client
+	// (*redis.ClusterClient). Set ContextTimeoutEnabled on it, so that a
+	// ctx deadline bounds a call even when Redis stops answering;
+	// otherwise its ReadTimeout does. The Relay does not close it.
+	Client redis.UniversalClient
+	// Prefix starts every key and channel name. It may not contain '{'
+	// or '}' (the hash tag is the Relay's). Default "coedit:".
+	Prefix string
+	// TailLen is how many of a document's newest records the stream
+	// keeps at least; records since the snapshot in Redis are kept too
+	// (up to MaxTailLen), so a node can always load snapshot plus tail.
+	// Default 10000.
+	TailLen int
+	// MaxTailLen bounds the stream even when no snapshot is saved.
+	// Default 4 * TailLen.
+	MaxTailLen int
+	// PubSub chooses plain or sharded pub/sub. Default PubSubAuto.
+	PubSub PubSubMode
+	// NodeID names this node in logs (default a random id, logged by New).
+	NodeID string
+	// Logger receives the relay's logs. Default slog.Default().
+	Logger *slog.Logger
+	// Observe, if set, is called after every round trip to Redis with
+	// the operation's name ("commit", "read", ...), its duration and its
+	// error, for latency histograms. It must be fast and not block.
+	Observe func(op string, d time.Duration, err error)
+}
+
+// Relay is the Redis commit point, shared log and doorbell of a coedit
+// cluster (see doc.go). Its methods are safe for concurrent use.
+type Relay struct {
+	opts    Options
+	c       redis.UniversalClient
+	log     *slog.Logger
+	pubCmd  string // "PUBLISH", "SPUBLISH" or ""
+	sharded bool
+	stats   counters
+	sub     *subscriber
+}
+
+// New returns a Relay over opts.Client. It does not contact Redis.
+func New(opts Options) (*Relay, error) {
+	if opts.Client == nil {
+		return nil, fmt.Errorf("%w: Options.Client is nil", ErrInvalid)
+	}
+	if opts.Prefix == "" {
+		opts.Prefix = "coedit:"
+	}
+	if strings.ContainsAny(opts.Prefix, "{}") {
+		return nil, fmt.Errorf("%w: Options.Prefix %q contains a brace", ErrInvalid, opts.Prefix)
+	}
+	if opts.TailLen <= 0 {
+		opts.TailLen = 10000
+	}
+	if opts.MaxTailLen <= 0 {
+		opts.MaxTailLen = 4 * opts.TailLen
+	}
+	opts.MaxTailLen = max(opts.MaxTailLen, opts.TailLen)
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.NodeID == "" {
+		opts.NodeID = randomID()
+		opts.Logger.Info("redisrelay: generated a node id", "node", opts.NodeID)
+	}
+	r := &Relay{opts: opts, c: opts.Client, log: opts.Logger.With("node", opts.NodeID)}
+	if !contextTimeouts(opts.Client) {
+		r.log.Warn("redisrelay: the Redis client ignores context deadlines (set ContextTimeoutEnabled): a stalled Redis holds calls for its ReadTimeout")
+	}
+	_, cluster := opts.Client.(*redis.ClusterClient)
+	switch opts.PubSub {
+	case PubSubAuto:
+		r.sharded = cluster
+	case PubSubSharded:
+		r.sharded = true
+	}
+	switch {
+	case opts.PubSub == PubSubOff:
+	case r.sharded:
+		r.pubCmd = "SPUBLISH"
+	default:
+		r.pubCmd = "PUBLISH"
+	}
+	r.sub = newSubscriber(r)
+	return r, nil
+}
+
+// NodeID returns the node id from Options (or the generated one).
+func (r *Relay) NodeID() string { return r.opts.NodeID }
+
+// Close ends every subscription and waits for the subscriber's
+// goroutines. It does not close Options.Client. Calls other than
+// Subscribe keep working until the client is closed.
+func (r *Relay) Close() error {
+	r.sub.close()
+	return nil
+}
+
+// run runs a script and records the round trip.
+func (r *Relay) run(ctx context.Context, op string, s *redis.Script, keys []string, args ...any) ([]any, error) {
+	start := time.Now()
+	v, err := s.Run(ctx, r.c, keys, args...).Slice()
+	d := time.Since(start)
+	r.stats.calls.Add(1)
+	r.stats.callNanos.Add(uint64(d))
+	if err != nil {
+		r.stats.callErrors.Add(1)
+		err = classify(op, err)
+	}
+	if r.opts.Observe != nil {
+		r.opts.Observe(op, d, err)
+	}
+	return v, err
+}
+
+// contextTimeouts reports whether c lets a ctx deadline bound a call.
+func contextTimeouts(c redis.UniversalClient) bool {
+	switch c := c.(type) {
+	case *redis.Client:
+		return c.Options().ContextTimeoutEnabled
+	case *redis.ClusterClient:
+		return c.Options().ContextTimeoutEnabled
+	}
+	return true // other clients: nothing to check
+}
+
+// randomID returns 16 random hex digits, for epochs and node ids.
+func randomID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand documents it)
+	return hex.EncodeToString(b[:])
+}

@@ -1,0 +1,130 @@
+package redisrelay_test
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/coedit/coedit/collab"
+	"github.com/coedit/coedit/collab/redisrelay"
+	"github.com/coedit/coedit/internal/redistest"
+	"github.com/redis/go-redis/v9"
+)
+
+// loseTail makes Redis look as if it restarted having lost the records
+// from version keep on (as with appendfsync everysec): it deletes them,
+// rolls the head and stream back, and marks the epoch as begun under
+// another Redis process. It relies on the key layout doc.go documents.
+func loseTail(t *testing.T, c *redis.Client, p string, keep, head uint64) {
+	t.Helper()
+	base := p + "{notes.a}:"
+	for v := keep; v < head; v++ {
+		c.XDel(ctx(t), base+"log", fmt.Sprintf("%d-1", v))
+	}
+	if err := c.Do(ctx(t), "XSETID", base+"log", fmt.Sprintf("%d-1", keep-1)).Err(); err != nil {
+		t.Fatalf("XSETID = %v", err)
+	}
+	c.HDel(ctx(t), base+"seqs", "lost")
+	if err := c.HSet(ctx(t), base+"meta", "v", keep, "r", "0000").Err(); err != nil {
+		t.Fatalf("HSET meta = %v", err)
+	}
+}
+
+// lostTailSetup commits records 0..9 (7..9 from src "lost") and then
+// loses 7..9. It returns the epoch and the records.
+func lostTailSetup(t *testing.T) (srv *redistest.Server, p, epoch string, log []collab.Record) {
+	srv = redistest.StartServer(t, redistest.ServerOptions{})
+	p = prefix(t)
+	r := node(t, srv.Addr(), p, redisrelay.Options{})
+	epoch = initDoc(t, r, doc)
+	log = []collab.Record{create(0, "a", 1, "")}
+	for v := uint64(1); v < 10; v++ {
+		src := "a"
+		if v >= 7 {
+			src = "lost"
+		}
+		log = append(log, rec(v, src, v+1, "x"))
+	}
+	commit(t, r, doc, epoch, 0, log...)
+	loseTail(t, newClient(t, srv.Addr()), p, 7, 10)
+	return srv, p, epoch, log
+}
+
+// TestRenewRestoresLostTail: after Redis lost records 7..9, the node
+// that has them renews first and puts them back at their versions; a
+// node that had only 0..6 finds its whole history shared and goes on.
+func TestRenewRestoresLostTail(t *testing.T) {
+	srv, p, epoch, log := lostTailSetup(t)
+	ahead := node(t, srv.Addr(), p, redisrelay.Options{})
+	behind := node(t, srv.Addr(), p, redisrelay.Options{})
+
+	_, err := behind.Commit(ctx(t), doc, epoch, 7, []collab.Record{rec(7, "b", 1, "mine")})
+	if epochReason(err) != redisrelay.EpochRestarted {
+		t.Fatalf("Commit at the shortened head = %v, want EpochRestarted (no version given twice)", err)
+	}
+	newEpoch, head, err := ahead.Renew(ctx(t), doc, epoch, log[5:])
+	if err != nil || head != 10 {
+		t.Fatalf("Renew(records 5..9) = %s, %d, %v; want head 10", newEpoch, head, err)
+	}
+	if got := readAll(t, ahead, doc, newEpoch); !sameRecords(got, log) {
+		t.Fatalf("after Renew the log is %v, want the original", got)
+	}
+	if _, _, err := behind.Renew(ctx(t), doc, epoch, nil); epochReason(err) != redisrelay.EpochChanged {
+		t.Fatalf("second Renew under the old epoch = %v, want EpochChanged", err)
+	}
+	h, _, _ := behind.Head(ctx(t), doc)
+	if below, ok := h.Shared(epoch); !ok || below != 10 {
+		t.Fatalf("Shared(old) = %d, %v; want 10: the node with 0..6 lost nothing", below, ok)
+	}
+	res, err := behind.Commit(ctx(t), doc, newEpoch, 7, []collab.Record{rec(7, "b", 1, "mine")})
+	if err != nil || res.Outcome != redisrelay.Conflict || !sameRecords(res.Missed, log[7:]) {
+		t.Fatalf("Commit at 7 under the new epoch = %+v, %v; want a conflict with 7..9", res, err)
+	}
+	commit(t, behind, doc, newEpoch, 10, rec(10, "b", 1, "mine"))
+}
+
+// TestRenewByANodeBehindForksHistory: when the node without the lost
+// records renews first, the new epoch's lineage tells the node that had
+// them where the histories part, and its records, offered again with
+// their src and seq, are committed once at new versions.
+func TestRenewByANodeBehindForksHistory(t *testing.T) {
+	srv, p, epoch, log := lostTailSetup(t)
+	ahead := node(t, srv.Addr(), p, redisrelay.Options{})
+	behind := node(t, srv.Addr(), p, redisrelay.Options{})
+
+	newEpoch, head, err := behind.Renew(ctx(t), doc, epoch, nil)
+	if err != nil || head != 7 {
+		t.Fatalf("Renew without records = %s, %d, %v; want head 7", newEpoch, head, err)
+	}
+	commit(t, behind, doc, newEpoch, 7, rec(7, "b", 1, "other"))
+	if _, _, err := ahead.Renew(ctx(t), doc, epoch, log[7:]); epochReason(err) != redisrelay.EpochChanged {
+		t.Fatalf("Renew by the node ahead = %v, want EpochChanged", err)
+	}
+	h, _, _ := ahead.Head(ctx(t), doc)
+	below, ok := h.Shared(epoch)
+	if !ok || below != 7 {
+		t.Fatalf("Shared(old) = %d, %v; want 7", below, ok)
+	}
+	// The node offers its records from 7 on again, as an offline client
+	// would (here without transforming: they insert at the start).
+	headNow := h.Version
+	for _, old := range log[below:] {
+		again := old
+		again.Version = headNow
+		res, err := ahead.Commit(ctx(t), doc, newEpoch, headNow, []collab.Record{again})
+		if err != nil || res.Outcome != redisrelay.Committed {
+			t.Fatalf("offering %d again = %+v, %v", old.Version, res, err)
+		}
+		headNow++
+		// Offering it once more is recognised by its src and seq.
+		again.Version = headNow
+		res, err = ahead.Commit(ctx(t), doc, newEpoch, headNow, []collab.Record{again})
+		if err != nil || res.Outcome != redisrelay.Duplicate || res.Version != headNow-1 {
+			t.Fatalf("offering %d twice = %+v, %v; want duplicate at %d", old.Version, res, err, headNow-1)
+		}
+	}
+	got := readAll(t, ahead, doc, newEpoch)
+	checkLog(t, got)
+	if len(got) != 11 || !sameRecords(got[:7], log[:7]) || got[7].Src != "b" {
+		t.Fatalf("log = %v, want 0..6, b's record, then the three offered again", got)
+	}
+}

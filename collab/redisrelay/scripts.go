@@ -1,0 +1,239 @@
+package redisrelay
+
+import "github.com/redis/go-redis/v9"
+
+// The Lua scripts below are the only code that writes a document's keys.
+// Each runs atomically in Redis, so "check, then write" is one step.
+//
+// The meta hash holds: e (epoch), v (head version: the version the next
+// record gets), sv (version of the snapshot in the snap key, 0 for none),
+// r (the run_id of the Redis process that set the epoch; a different
+// run_id means Redis restarted or failed over since), and l (the
+// lineage: "epoch:base,..." newest first, meaning the current epoch's
+// history equals that epoch's below base).
+//
+// A script stops before its first write when a check fails, so a failed
+// check leaves nothing half done. Numbers are Lua doubles, exact below
+// 2^53 (maxNumber); string.format('%d') writes them without exponent.
+
+const luaPrelude = `
+local function sid(v) return string.format('%d-1', v) end
+local function num(v) return string.format('%d', v) end
+local function runid() return string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') end
+-- trim drops stream entries below min(head-tail, sv): at least the last
+-- tail records, and all since the snapshot, are kept, but never more
+-- than maxTail.
+local function trim(log, head, sv, tail, maxTail)
+  local keep = math.max(math.min(head - tail, sv), head - maxTail)
+  if keep > 0 then redis.call('XTRIM', log, 'MINID', sid(keep)) end
+end
+-- setseq notes that src committed seq at version v, unless the hash has
+-- a later seq for src already.
+local function setseq(seqs, src, seq, v)
+  if src == '' then return end
+  local e = redis.call('HGET', seqs, src)
+  if e and tonumber(string.match(e, '^(%d+) ')) > tonumber(seq) then return end
+  redis.call('HSET', seqs, src, seq .. ' ' .. num(v))
+end
+-- append adds the records ARGV[at], ARGV[at+3], ... (triples of src,
+-- seq, record) at versions first, first+1, ... and returns them.
+local function append(log, seqs, first, at)
+  local recs = {}
+  local i = 0
+  for a = at, #ARGV, 3 do
+    local v = first + i
+    redis.call('XADD', log, sid(v), 'r', ARGV[a + 2])
+    setseq(seqs, ARGV[a], ARGV[a + 1], v)
+    i = i + 1
+    recs[i] = ARGV[a + 2]
+  end
+  return recs
+end
+local function publish(cmd, channel, epoch, recs)
+  if cmd ~= '' then
+    redis.call(cmd, channel, '{"e":"' .. epoch .. '","r":[' .. table.concat(recs, ',') .. ']}')
+  end
+end
+`
+
+// commitScript orders a batch of records.
+//
+//	KEYS: meta, log, seqs, channel
+//	ARGV: epoch, expect, tail, maxTail, publish command, then per
+//	      record: src, seq, record
+//
+// Replies: {'absent'} | {'epoch', e} | {'restarted', e} |
+// {'behind', head} | {'again', expect} (this very batch is already at
+// expect: a repeat) | {'dup', v} | {'stale', seq, v} (first record's seq
+// is below its src's last, committed at v) | {'conflict', head} |
+// {'committed', expect}.
+var commitScript = redis.NewScript(luaPrelude + `
+local m = redis.call('HMGET', KEYS[1], 'e', 'v', 'sv', 'r')
+if not m[1] then return {'absent'} end
+if m[1] ~= ARGV[1] then return {'epoch', m[1]} end
+if m[4] ~= runid() then return {'restarted', m[1]} end
+local head = tonumber(m[2])
+local expect = tonumber(ARGV[2])
+local n = (#ARGV - 5) / 3
+-- The same records already at the same versions: go-redis retried the
+-- script after losing its reply, or the caller repeated a call whose
+-- outcome it did not learn. Answer as the first run did.
+if head >= expect + n then
+  local got = redis.call('XRANGE', KEYS[2], sid(expect), sid(expect + n - 1))
+  local same = #got == n
+  for i = 1, n do
+    if not same then break end
+    local f = got[i][2]
+    same = f[1] == 'r' and f[2] == ARGV[3 * i + 5]
+  end
+  if same then return {'again', expect} end
+end
+if ARGV[6] ~= '' then
+  local e = redis.call('HGET', KEYS[3], ARGV[6])
+  if e then
+    local s, v = string.match(e, '^(%d+) (%d+)$')
+    local seq = tonumber(ARGV[7])
+    if seq == tonumber(s) then return {'dup', tonumber(v)} end
+    if seq < tonumber(s) then return {'stale', tonumber(s), tonumber(v)} end
+  end
+end
+if head < expect then return {'behind', head} end
+if head > expect then return {'conflict', head} end
+local recs = append(KEYS[2], KEYS[3], expect, 6)
+head = expect + n
+redis.call('HSET', KEYS[1], 'v', num(head))
+trim(KEYS[2], head, tonumber(m[3]) or 0, tonumber(ARGV[3]), tonumber(ARGV[4]))
+publish(ARGV[5], KEYS[4], m[1], recs)
+return {'committed', expect}
+`)
+
+// headScript reads the meta hash and whether Redis restarted since the
+// epoch began.
+//
+//	KEYS: meta
+//
+// Replies: {} (absent) | {e, v, sv, l, restarted (0 or 1)}.
+var headScript = redis.NewScript(luaPrelude + `
+local m = redis.call('HMGET', KEYS[1], 'e', 'v', 'sv', 'r', 'l')
+if not m[1] then return {} end
+local restarted = 0
+if m[4] ~= runid() then restarted = 1 end
+return {m[1], m[2], m[3] or '0', m[5] or '', restarted}
+`)
+
+// readScript reads records [from, to] (inclusive IDs), at most count.
+//
+//	KEYS: meta, log
+//	ARGV: epoch ('' for any), from, to, count
+//
+// Replies: {'absent'} | {'epoch', e} | {'ok', head, entries}.
+var readScript = redis.NewScript(luaPrelude + `
+local m = redis.call('HMGET', KEYS[1], 'e', 'v')
+if not m[1] then return {'absent'} end
+if ARGV[1] ~= '' and m[1] ~= ARGV[1] then return {'epoch', m[1]} end
+return {'ok', tonumber(m[2]), redis.call('XRANGE', KEYS[2], sid(tonumber(ARGV[2])), sid(tonumber(ARGV[3])), 'COUNT', ARGV[4])}
+`)
+
+// loadScript reads what a node needs to open a document it does not
+// have: meta, snapshot, seqs and the records since the snapshot.
+//
+//	KEYS: meta, log, seqs, snap
+//
+// Replies: {} (absent) | {e, v, sv, l, restarted, snap or false, seqs
+// (flat field/value list), entries}.
+var loadScript = redis.NewScript(luaPrelude + `
+local m = redis.call('HMGET', KEYS[1], 'e', 'v', 'sv', 'r', 'l')
+if not m[1] then return {} end
+local restarted = 0
+if m[4] ~= runid() then restarted = 1 end
+local sv = tonumber(m[3])
+return {m[1], m[2], m[3], m[5] or '', restarted, redis.call('GET', KEYS[4]),
+  redis.call('HGETALL', KEYS[3]), redis.call('XRANGE', KEYS[2], sid(sv), '+')}
+`)
+
+// initScript seeds a document Redis has no state for.
+//
+//	KEYS: meta, log, seqs, snap, channel
+//	ARGV: epoch, lineage, head, snapshot version, snapshot ('' for
+//	      none), tail, maxTail, publish command, nseqs, then nseqs pairs
+//	      (src, "seq version"), then the first record's version, then
+//	      per record: src, seq, record
+//
+// Replies: {'exists', e} | {'init', epoch}.
+var initScript = redis.NewScript(luaPrelude + `
+local e = redis.call('HGET', KEYS[1], 'e')
+if e then return {'exists', e} end
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
+local ns = tonumber(ARGV[9])
+for i = 1, ns do redis.call('HSET', KEYS[3], ARGV[8 + 2 * i], ARGV[9 + 2 * i]) end
+local at = 10 + 2 * ns
+append(KEYS[2], KEYS[3], tonumber(ARGV[at]), at + 1)
+if ARGV[5] ~= '' then redis.call('SET', KEYS[4], ARGV[5]) end
+redis.call('HSET', KEYS[1], 'e', ARGV[1], 'v', ARGV[3], 'sv', ARGV[4], 'r', runid(), 'l', ARGV[2])
+trim(KEYS[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[6]), tonumber(ARGV[7]))
+publish(ARGV[8], KEYS[5], ARGV[1], {})
+return {'init', ARGV[1]}
+`)
+
+// renewScript starts a new epoch continuing the caller's, after Redis
+// restarted or lost records: the caller's records Redis lacks are put
+// back at their versions first.
+//
+//	KEYS: meta, log, seqs, channel
+//	ARGV: epoch, new epoch, tail, maxTail, publish command, first
+//	      version, then per record: src, seq, record
+//
+// Records below head are skipped. Replies: {'absent'} | {'epoch', e} |
+// {'current', e, head} (nothing to renew) | {'gap', head} (the records
+// start above head) | {'renewed', new epoch, head}.
+var renewScript = redis.NewScript(luaPrelude + `
+local m = redis.call('HMGET', KEYS[1], 'e', 'v', 'sv', 'r', 'l')
+if not m[1] then return {'absent'} end
+if m[1] ~= ARGV[1] then return {'epoch', m[1]} end
+local rid = runid()
+local head = tonumber(m[2])
+local first = tonumber(ARGV[6])
+local n = (#ARGV - 6) / 3
+if n > 0 and first > head then return {'gap', head} end
+-- Records below head are in Redis already: same epoch, same history.
+local skip = 0
+if n > 0 then skip = math.max(0, math.min(n, head - first)) end
+n = n - skip
+if n == 0 and m[4] == rid then return {'current', m[1], head} end
+local recs = append(KEYS[2], KEYS[3], head, 7 + 3 * skip)
+head = head + n
+local l = ARGV[1] .. ':' .. num(head)
+if m[5] and m[5] ~= '' then l = l .. ',' .. m[5] end
+local kept, count = {}, 0
+for f in string.gmatch(l, '[^,]+') do
+  if count == 8 then break end
+  count = count + 1
+  kept[count] = f
+end
+redis.call('HSET', KEYS[1], 'e', ARGV[2], 'v', num(head), 'r', rid, 'l', table.concat(kept, ','))
+trim(KEYS[2], head, tonumber(m[3]) or 0, tonumber(ARGV[3]), tonumber(ARGV[4]))
+publish(ARGV[5], KEYS[4], ARGV[2], recs)
+return {'renewed', ARGV[2], head}
+`)
+
+// snapshotScript keeps a snapshot in Redis if it is newer than the one
+// there, and trims the stream below it.
+//
+//	KEYS: meta, log, snap
+//	ARGV: epoch, version, snapshot, tail, maxTail
+//
+// Replies: {'absent'} | {'epoch', e} | {'restarted', e} |
+// {'ahead', head} | {'old', sv} | {'saved', version}.
+var snapshotScript = redis.NewScript(luaPrelude + `
+local m = redis.call('HMGET', KEYS[1], 'e', 'v', 'sv', 'r')
+if not m[1] then return {'absent'} end
+if m[1] ~= ARGV[1] then return {'epoch', m[1]} end
+if m[4] ~= runid() then return {'restarted', m[1]} end
+local head, sv, v = tonumber(m[2]), tonumber(m[3]), tonumber(ARGV[2])
+if v > head then return {'ahead', head} end
+if v <= sv then return {'old', sv} end
+redis.call('SET', KEYS[3], ARGV[3])
+redis.call('HSET', KEYS[1], 'sv', ARGV[2])
+trim(KEYS[2], head, v, tonumber(ARGV[4]), tonumber(ARGV[5]))
+return {'saved', v}
+`)

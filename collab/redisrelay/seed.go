@@ -1,0 +1,151 @@
+package redisrelay
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	"github.com/coedit/coedit/collab"
+)
+
+// Seed is a node's state for a document, offered to Init when Redis has
+// none.
+type Seed struct {
+	// Prev is the epoch the node's history belongs to ("" for a node
+	// that never had the document). The new epoch's lineage records that
+	// it equals Prev's history below the seeded head, which tells other
+	// nodes of Prev how much of their history survives (Head.Shared).
+	Prev string
+	// Doc is the node's snapshot, the records after it (Ops[i].Version
+	// == Snapshot.Version+i; the head is Snapshot.Version+len(Ops)) and
+	// its seqs. The zero DocState seeds an empty document at version 0.
+	Doc collab.DocState
+}
+
+// Init seeds a document Redis has no state for, under a new random
+// epoch, atomically and only if Redis still has no state for it: when
+// nodes race, one wins (won is true, epoch is the new epoch) and the
+// others get won false and the winner's epoch, and should then call
+// Head and catch up (doc.go, "Redis loss"). A doorbell with no records
+// announces the new epoch.
+func (r *Relay) Init(ctx context.Context, key collab.Key, seed Seed) (epoch string, won bool, err error) {
+	snap := seed.Doc.Snapshot
+	head := snap.Version + uint64(len(seed.Doc.Ops))
+	if head >= maxNumber {
+		return "", false, fmt.Errorf("%w: head %d is too large", ErrInvalid, head)
+	}
+	var snapJSON []byte
+	if snap.Version > 0 || snap.Type != "" {
+		if snapJSON, err = encodeSnapshot(&snap); err != nil {
+			return "", false, err
+		}
+	}
+	lineage := ""
+	if seed.Prev != "" {
+		lineage = fmt.Sprintf("%s:%d", seed.Prev, head)
+	}
+	epoch = randomID()
+	srcs := make([]string, 0, len(seed.Doc.Seqs))
+	for src := range seed.Doc.Seqs {
+		if src != "" {
+			srcs = append(srcs, src)
+		}
+	}
+	sort.Strings(srcs)
+	args := make([]any, 0, 10+2*len(srcs)+3*len(seed.Doc.Ops))
+	args = append(args, epoch, lineage, head, snap.Version, snapJSON, r.opts.TailLen, r.opts.MaxTailLen, r.pubCmd, len(srcs))
+	for _, src := range srcs {
+		e := seed.Doc.Seqs[src]
+		if e.Seq >= maxNumber || e.Version >= head {
+			return "", false, fmt.Errorf("%w: seq entry %q %+v with head %d", ErrInvalid, src, e, head)
+		}
+		args = append(args, src, seqValue(e))
+	}
+	args = append(args, snap.Version)
+	if args, err = appendRecords(args, snap.Version, seed.Doc.Ops); err != nil {
+		return "", false, err
+	}
+	k := r.keys(key)
+	v, err := r.run(ctx, "init", initScript, []string{k.meta, k.log, k.seqs, k.snap, k.channel}, args...)
+	if err != nil {
+		return "", false, err
+	}
+	switch reply(v, 0) {
+	case "init":
+		r.log.Info("redisrelay: seeded a document", "doc", key.String(), "epoch", epoch, "head", head, "prev", seed.Prev)
+		return epoch, true, nil
+	case "exists":
+		return reply(v, 1), false, nil
+	}
+	return "", false, fmt.Errorf("%w: unexpected init reply %v", ErrCorrupt, v)
+}
+
+// Renew starts a new epoch for a document whose epoch is the caller's
+// but whose state Redis may have lost part of: Redis restarted since the
+// epoch began (EpochRestarted) or holds fewer records than the caller
+// (EpochBehind). extras are the caller's records from some version at or
+// below Redis's head onwards; those Redis lacks are put back at their
+// versions (they belong to this same history), and a doorbell under the
+// new epoch carries them. It returns the new epoch and head.
+//
+// If there is nothing to renew (Redis did not restart and extras add
+// nothing) it returns the current epoch and head. If the epoch is no
+// longer the caller's, it returns *EpochError: another node renewed or
+// seeded first; the caller then uses Head.Shared.
+func (r *Relay) Renew(ctx context.Context, key collab.Key, epoch string, extras []collab.Record) (newEpoch string, head uint64, err error) {
+	if epoch == "" {
+		return "", 0, fmt.Errorf("%w: renew without an epoch", ErrInvalid)
+	}
+	first := uint64(0)
+	if len(extras) > 0 {
+		first = extras[0].Version
+	}
+	newEpoch = randomID()
+	args := make([]any, 0, 6+3*len(extras))
+	args = append(args, epoch, newEpoch, r.opts.TailLen, r.opts.MaxTailLen, r.pubCmd, first)
+	if args, err = appendRecords(args, first, extras); err != nil {
+		return "", 0, err
+	}
+	k := r.keys(key)
+	v, err := r.run(ctx, "renew", renewScript, []string{k.meta, k.log, k.seqs, k.channel}, args...)
+	if err != nil {
+		return "", 0, err
+	}
+	switch reply(v, 0) {
+	case "renewed":
+		head = replyUint(v, 2)
+		r.log.Info("redisrelay: renewed a document's epoch", "doc", key.String(), "from", epoch, "epoch", newEpoch, "head", head)
+		return newEpoch, head, nil
+	case "current":
+		return reply(v, 1), replyUint(v, 2), nil
+	case "gap":
+		return "", 0, fmt.Errorf("%w: records from version %d, Redis's head of %s is %d", ErrInvalid, first, key, replyUint(v, 1))
+	}
+	return "", 0, epochError(v)
+}
+
+// SaveSnapshot keeps snap in Redis if it is newer than the snapshot
+// there, and trims the stream below it (keeping at least TailLen
+// records). saved is false when Redis has a snapshot at or above
+// snap.Version. The epoch must be the document's and Redis must not
+// have restarted since it began (*EpochError otherwise).
+func (r *Relay) SaveSnapshot(ctx context.Context, key collab.Key, epoch string, snap collab.Snapshot) (saved bool, err error) {
+	b, err := encodeSnapshot(&snap)
+	if err != nil {
+		return false, err
+	}
+	k := r.keys(key)
+	v, err := r.run(ctx, "snapshot", snapshotScript, []string{k.meta, k.log, k.snap}, epoch, snap.Version, b, r.opts.TailLen, r.opts.MaxTailLen)
+	if err != nil {
+		return false, err
+	}
+	switch reply(v, 0) {
+	case "saved":
+		return true, nil
+	case "old":
+		return false, nil
+	case "ahead":
+		return false, &EpochError{Reason: EpochBehind, Head: replyUint(v, 1)}
+	}
+	return false, epochError(v)
+}
