@@ -78,7 +78,8 @@ start_server() {
       local sync=always
       [ "$target" = coedit-sync-none ] && sync=none
       "$work/coedit" serve --addr "127.0.0.1:$port" --data "$work/data-$port" --sync "$sync" \
-        --ops-per-second 1000000 --log-level warn >"$log" 2>&1 &
+        --ops-per-second 1000000 --max-conns 1000000 --max-conns-per-addr 1000000 \
+        --log-level warn >"$log" 2>&1 &
       ;;
     sharedb) node bench/sharedb-server.mjs --port "$port" >"$log" 2>&1 & ;;
     relay) "$work/barerelay" --addr "127.0.0.1:$port" >"$log" 2>&1 & ;;

@@ -37,9 +37,15 @@ const (
 	// Closing is how the client learns it: it reconnects, re-subscribes
 	// by version and resends its unacknowledged op, as after any drop.
 	CloseSessionFailed = websocket.CloseInternalServerErr
+	// ClosePolicyViolation (1008): the client kept sending frames that
+	// are malformed or over its message rate (Options.MaxBadFrames).
+	ClosePolicyViolation = websocket.ClosePolicyViolation
 	// CloseSrcReclaimed (4000): a newer connection reclaimed this
 	// connection's src in its handshake (see Server).
 	CloseSrcReclaimed = 4000
+	// CloseTokenExpired (4001): the connection's token expired. The
+	// client needs a new token; reconnecting with the old one gets 401.
+	CloseTokenExpired = 4001
 )
 
 // conn is one WebSocket client. It implements collab.Conn.
@@ -59,6 +65,15 @@ type conn struct {
 	cancel context.CancelFunc
 
 	src atomic.Pointer[string]
+	// id is who the connection acts as, from its token; fixed at open.
+	id identity
+	// expiry closes the connection with CloseTokenExpired when its token
+	// expires; nil without auth. serve stops it.
+	expiry *time.Timer
+	// readable caches, for the reader, whether id may use a presence
+	// channel (see channelReadable); it is cleared when it grows past
+	// readableCacheSize.
+	readable map[string]bool
 	// srcFixed is set (reader only, by handle) once a request that
 	// involves a document or presence channel was accepted; a later
 	// handshake cannot change the src.
@@ -77,7 +92,8 @@ type conn struct {
 	written chan struct{} // closed when the writer has returned
 
 	ops  *rate.Limiter // submits
-	msgs *rate.Limiter // every message
+	msgs *rate.Limiter // every frame, well-formed or not
+	bad  *rate.Limiter // malformed or rate-limited frames (Options.MaxBadFrames)
 
 	work sync.WaitGroup // nf/nt goroutines
 	sem  chan struct{}  // bounds them
@@ -88,18 +104,20 @@ var (
 	_ collab.Pacer = (*conn)(nil)
 )
 
-func newConn(srv *Server, ws *websocket.Conn, src string, log *slog.Logger) *conn {
+func newConn(srv *Server, ws *websocket.Conn, src string, id identity, log *slog.Logger) *conn {
 	o := &srv.opts
 	c := &conn{
 		srv:     srv,
 		ws:      ws,
 		log:     log,
+		id:      id,
 		wake:    make(chan struct{}, 1),
 		drained: make(chan struct{}),
 		stop:    make(chan struct{}),
 		written: make(chan struct{}),
 		ops:     rate.NewLimiter(rate.Limit(o.OpsPerSecond), o.OpsBurst),
 		msgs:    rate.NewLimiter(rate.Limit(o.MessagesPerSecond), o.MessagesBurst),
+		bad:     rate.NewLimiter(rate.Limit(float64(o.MaxBadFrames)/60), o.MaxBadFrames),
 		sem:     make(chan struct{}, 4),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
@@ -113,8 +131,14 @@ func (c *conn) Src() string { return *c.src.Load() }
 // serve runs the connection until it ends, then releases everything it
 // holds. It is called on the HTTP handler goroutine.
 func (c *conn) serve() {
+	if !c.id.expires.IsZero() {
+		c.expiry = time.AfterFunc(time.Until(c.id.expires), c.tokenExpired)
+	}
 	go c.writeLoop()
 	err := c.readLoop()
+	if c.expiry != nil {
+		c.expiry.Stop()
+	}
 	c.cancel()
 	close(c.stop)
 	<-c.written
@@ -124,7 +148,18 @@ func (c *conn) serve() {
 	c.log.Debug("websocket closed", "src", c.Src(), "reason", err)
 }
 
-// readLoop reads frames until the connection fails or closes.
+// tokenExpired closes the connection when its token expires.
+func (c *conn) tokenExpired() {
+	c.log.Info("closing websocket: token expired", "src", c.Src())
+	c.closeWith(CloseTokenExpired, "token expired")
+}
+
+// readLoop reads frames until the connection fails or closes. Every frame
+// takes a token from the message bucket before anything answers it,
+// malformed frames included, so no kind of frame is answered faster than
+// the rate; frames that are malformed or over the rate also take from the
+// bad-frame bucket, and a connection that empties it is closed with 1008.
+// Once the connection is closing nothing more is answered or done.
 func (c *conn) readLoop() error {
 	o := &c.srv.opts
 	c.ws.SetReadLimit(o.MaxFrameSize)
@@ -140,16 +175,50 @@ func (c *conn) readLoop() error {
 			}
 			return err
 		}
-		if typ != websocket.TextMessage {
-			c.sendError(nil, badlyFormed("binary frames are not supported: send each message as a JSON text frame"))
+		if c.isClosing() {
+			continue // the writer is sending the close frame
+		}
+		if !c.id.expires.IsZero() && !time.Now().Before(c.id.expires) {
+			// The timer has not fired yet; the token must not serve
+			// one more request meanwhile.
+			c.tokenExpired()
 			continue
 		}
-		if !utf8.Valid(frame) {
-			c.sendError(nil, badlyFormed("frame is not valid UTF-8"))
-			continue
+		limited := !c.msgs.Allow()
+		switch {
+		case typ != websocket.TextMessage:
+			c.refuse(nil, "binary", limited, badlyFormed("binary frames are not supported: send each message as a JSON text frame"))
+		case !utf8.Valid(frame):
+			c.refuse(nil, "utf8", limited, badlyFormed("frame is not valid UTF-8"))
+		default:
+			c.handle(frame, limited)
 		}
-		c.handle(frame)
 	}
+}
+
+// refuse answers a frame that is malformed (reason names how) or over
+// the message rate (limited), counting it against the bad-frame bucket;
+// past that bucket the connection is closed with 1008 instead. r is the
+// request when the frame parsed as one, to echo.
+func (c *conn) refuse(r *request, reason string, limited bool, perr *protoError) {
+	if limited {
+		reason, perr = "rate", newError(CodeRateLimited, "too many messages per second")
+	}
+	c.srv.met.badFrames.WithLabelValues(reason).Inc()
+	if !c.bad.Allow() {
+		c.srv.met.abuseClosed.Inc()
+		c.log.Info("closing websocket: too many malformed or rate-limited frames", "src", c.Src(), "last", reason)
+		c.closeWith(ClosePolicyViolation, "too many malformed or rate-limited frames")
+		return
+	}
+	c.sendError(r, perr)
+}
+
+// isClosing reports whether the connection is being closed.
+func (c *conn) isClosing() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closing
 }
 
 // Bounds on discardUpload: it stops once the client has sent nothing for
@@ -409,6 +478,14 @@ func (c *conn) fail(r *request, err error) {
 
 // SendOp queues a committed record as an op message.
 func (c *conn) SendOp(key collab.Key, rec collab.Record) {
+	if !c.id.access.CanRead(key) {
+		// Never reached: every request that makes the hub send a
+		// document's ops checked read access first. Should it happen,
+		// the client is missing an op, so make it reconnect.
+		c.log.Error("op for a document the connection may not read", "doc", key.String())
+		c.closeWith(websocket.CloseInternalServerErr, "internal error")
+		return
+	}
 	m := newMsg("op").str("c", key.Collection).str("d", key.ID).uint("v", rec.Version)
 	if rec.Src != "" {
 		m.str("src", rec.Src).uint("seq", rec.Seq)
@@ -433,8 +510,14 @@ func (c *conn) Drop(key collab.Key, err error) {
 	c.closeWith(CloseSessionFailed, "document session failed: reconnect and subscribe again")
 }
 
-// SendPresence queues a presence message.
+// SendPresence queues a presence message, unless it is document presence
+// on a document the connection may not read: a channel name can stand for
+// more than one document (see channelReadable), and the subscribe check
+// only proved one of them readable.
 func (c *conn) SendPresence(p collab.PresenceUpdate) {
+	if p.Doc != nil && !c.id.access.CanRead(*p.Doc) {
+		return
+	}
 	c.send(encodePresence(p))
 }
 

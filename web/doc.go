@@ -9,6 +9,7 @@
 //	GET  /health                              liveness
 //	GET  /ready                               readiness (503 while closing)
 //	GET  /metrics                             Prometheus metrics (metrics.go)
+//	GET  /api/auth                            whether the request's token is accepted
 //	GET  /api/docs                            document list (JSON)
 //	GET  /api/docs/{collection}/{id}          snapshot {v,type,data}
 //	GET  /api/docs/{collection}/{id}/ops      op log as JSON Lines (?from=&to=)
@@ -41,6 +42,16 @@
 // Which documents and presence channels a connection joined, and the
 // limit on them, are the Hub's (collab.Options.MaxSubscriptions); the conn
 // keeps no copy.
+//
+// Before any of it, hosts.go checks the Host header on every path (DNS
+// rebinding). With Options.AuthSecret set, auth.go reads and verifies the
+// request's token (an HS256 JWT) into an identity: 401 before the upgrade
+// and on every API and page path without a valid one. Each connection
+// keeps its identity, and authorize.go is where every read and write is
+// checked against it; pageauth.go guards the pages and moves a page URL's
+// token into a cookie. limits.go bounds the connections per node and per
+// client address; conn.go closes a connection whose token expires (4001)
+// or that keeps sending bad frames (1008).
 //
 // message.go decodes requests strictly (non-negative integer versions,
 // strings without lone surrogates) and encodes replies; api.go is the HTTP

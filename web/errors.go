@@ -41,6 +41,13 @@ import (
 //	ERR_ORIGIN_NOT_ALLOWED                      403   an HTTP API request from a browser origin not allowed
 //	ERR_SERVER_CLOSING                          503   an HTTP API request during shutdown (a WebSocket is closed with 1001 instead, so the client resends after reconnecting)
 //	ERR_SERVER_BUSY                             503   an HTTP API request to a document with too many requests waiting (collab.Options.MaxInbox; a WebSocket is closed with 1013 instead, so the client resends after reconnecting)
+//	ERR_TOKEN_REQUIRED                          401   auth is on and a WebSocket upgrade or HTTP API request carries no token
+//	ERR_TOKEN_INVALID                           401   the token is malformed, not HS256, badly signed, or lacks sub or exp
+//	ERR_TOKEN_EXPIRED                           401   the token's exp has passed (an open WebSocket is closed with 4001 instead)
+//	ERR_FORBIDDEN                               403   the token does not allow this document (read, or write for a submit) or presence channel; the reply carries no document content
+//	ERR_HOST_NOT_ALLOWED                        421   a request whose Host is neither an IP address, localhost, nor one of Options.AllowedHosts (DNS rebinding)
+//	ERR_TOO_MANY_CONNECTIONS                    429   a WebSocket upgrade from an address that already holds Options.MaxConnsPerAddr connections
+//	ERR_SERVER_FULL                             503   a WebSocket upgrade while the node holds Options.MaxConns connections
 const (
 	CodeBadlyFormed          = "ERR_MESSAGE_BADLY_FORMED"
 	CodeOpBadlyFormed        = "ERR_OT_OP_BADLY_FORMED"
@@ -66,6 +73,13 @@ const (
 	CodeOriginNotAllowed     = "ERR_ORIGIN_NOT_ALLOWED"
 	CodeServerClosing        = "ERR_SERVER_CLOSING"
 	CodeServerBusy           = "ERR_SERVER_BUSY"
+	CodeTokenRequired        = "ERR_TOKEN_REQUIRED"
+	CodeTokenInvalid         = "ERR_TOKEN_INVALID"
+	CodeTokenExpired         = "ERR_TOKEN_EXPIRED"
+	CodeForbidden            = "ERR_FORBIDDEN"
+	CodeHostNotAllowed       = "ERR_HOST_NOT_ALLOWED"
+	CodeTooManyConnections   = "ERR_TOO_MANY_CONNECTIONS"
+	CodeServerFull           = "ERR_SERVER_FULL"
 )
 
 // httpStatus is the HTTP status of each code (see the table above).
@@ -94,6 +108,13 @@ var httpStatus = map[string]int{
 	CodeOriginNotAllowed:     http.StatusForbidden,
 	CodeServerClosing:        http.StatusServiceUnavailable,
 	CodeServerBusy:           http.StatusServiceUnavailable,
+	CodeTokenRequired:        http.StatusUnauthorized,
+	CodeTokenInvalid:         http.StatusUnauthorized,
+	CodeTokenExpired:         http.StatusUnauthorized,
+	CodeForbidden:            http.StatusForbidden,
+	CodeHostNotAllowed:       http.StatusMisdirectedRequest,
+	CodeTooManyConnections:   http.StatusTooManyRequests,
+	CodeServerFull:           http.StatusServiceUnavailable,
 }
 
 // engineCodes maps the engine's sentinel errors to codes, first match
@@ -124,6 +145,9 @@ var engineCodes = []struct {
 	{ot.ErrInvalidOp, CodeOpNotApplied},
 	{collab.ErrClosed, CodeServerClosing},
 	{collab.ErrBusy, CodeServerBusy},
+	{ErrNoToken, CodeTokenRequired},
+	{ErrBadToken, CodeTokenInvalid},
+	{ErrTokenExpired, CodeTokenExpired},
 }
 
 // protoError is an error the client is told about, with its code.
@@ -145,6 +169,12 @@ func (e *protoError) status() int {
 // newError returns a protoError with code and message.
 func newError(code, message string) *protoError {
 	return &protoError{Code: code, Message: message}
+}
+
+// forbidden is the error for a request the connection's token does not
+// allow. Its message names only what the request itself named.
+func forbidden(message string) *protoError {
+	return newError(CodeForbidden, message)
 }
 
 // badlyFormed is the error for a malformed message field.

@@ -202,6 +202,31 @@ func TestErrorCodesOverWebSocket(t *testing.T) {
 	status, body = busy.httpDo(t, "POST", "/api/docs/docs/busy/ops", "application/json", `{"v":1,"op":["x"]}`, nil)
 	checkHTTPError(t, status, body, http.StatusServiceUnavailable, CodeServerBusy)
 	provoked[CodeServerBusy] = true
+	// The codes of auth, the Host check and the connection limits, on a
+	// server that has them on.
+	guarded := startServer(t, Options{Logger: quiet, AuthSecret: testSecret, MaxConns: 1, MaxConnsPerAddr: 1}, collab.Options{})
+	for _, tc := range []struct {
+		hdr    map[string]string
+		status int
+		code   string
+	}{
+		{nil, http.StatusUnauthorized, CodeTokenRequired},
+		{map[string]string{"Authorization": "Bearer x.y.z"}, http.StatusUnauthorized, CodeTokenInvalid},
+		{map[string]string{"Authorization": "Bearer " + token(t, testSecret, "a", -time.Minute)}, http.StatusUnauthorized, CodeTokenExpired},
+		{map[string]string{"Authorization": "Bearer " + token(t, testSecret, "a", time.Hour, rw("other/*"))}, http.StatusForbidden, CodeForbidden},
+		{map[string]string{"Host": "rebound.example"}, http.StatusMisdirectedRequest, CodeHostNotAllowed},
+	} {
+		status, body = guarded.httpDo(t, "GET", "/api/docs/docs/hello", "", "", tc.hdr)
+		checkHTTPError(t, status, body, tc.status, tc.code)
+		provoked[tc.code] = true
+	}
+	guarded.dialToken(t, token(t, testSecret, "a", time.Hour, rw("*/*")))
+	guarded.dialRefused(t, guarded.wsURL, bearer(token(t, testSecret, "a", time.Hour)), http.StatusServiceUnavailable, CodeServerFull)
+	provoked[CodeServerFull] = true
+	perAddr := startServer(t, Options{Logger: quiet, MaxConnsPerAddr: 1}, collab.Options{})
+	perAddr.connect(t)
+	perAddr.dialRefused(t, perAddr.wsURL, nil, http.StatusTooManyRequests, CodeTooManyConnections)
+	provoked[CodeTooManyConnections] = true
 
 	for code := range httpStatus {
 		if !provoked[code] && notProvokable[code] == "" {
