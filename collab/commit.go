@@ -39,10 +39,11 @@ func (c *conflict) Error() string {
 // Sending is the caller's: deliver for a group commit, adopt for records
 // of other nodes, each followed by settle.
 //
-// Open for the cluster (issue 10): when Store.Commit fails after a shared
-// Sequencer accepted own records, those records are committed in the
-// cluster but not here; the session's state is untouched, so they come
-// back as remote records, but their submitters are told the error.
+// In a cluster, when Store.Commit fails after the shared Sequencer
+// accepted own records, those records are committed in the cluster but
+// not here; the session's state is untouched, so they come back as the
+// missed records of the next conflict or sync, but their submitters are
+// told the error (and a resend is acknowledged at their version).
 func (s *session) commit(recs []Record, own bool) error {
 	ctx := context.Background()
 	st := &s.h.stats

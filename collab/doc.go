@@ -49,6 +49,12 @@
 // point). Conn is what the engine needs from
 // a client connection; package web implements it over WebSockets.
 //
+// In a cluster the Relay is a ClusterRelay (collab/redisrelay.Cluster):
+// each session syncs with the commit point before it answers anything,
+// follows its epoch, and catches up again when deliveries may have been
+// missed (cluster.go). collab/relaytest is the contract suite every
+// Relay and Sequencer pair passes.
+//
 // Files: hub.go (the Hub's API and Options), conn.go (Conn and Pacer,
 // what the engine needs of a connection), subscribe.go (Subscribe,
 // SubscribeBulk, Fetch, Unsubscribe), registry.go (what each connection
@@ -61,7 +67,8 @@
 // to delivery, and remote records), dedupe.go, seqtable.go (the session's
 // seq table), plan.go (the draft, transform and checks), commit.go (the
 // one commit path), route.go (who is sent what), sequencer.go (the commit
-// point seam), document.go (the document and its shape),
+// point seam), cluster.go (sessions that follow a cluster's commit
+// point), document.go (the document and its shape),
 // session_presence.go (document presence), relay.go, stats.go, types.go,
 // store.go.
 package collab

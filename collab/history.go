@@ -10,7 +10,9 @@ import (
 
 // The Hub's reads of a document's history and of the store's listing go
 // to the Store directly: the op log holds every committed op, so they do
-// not involve (or wait for) the document's session.
+// not involve (or wait for) the document's session. In a cluster the
+// session first catches up with the commit point (Hub.catchUp), so the
+// Store holds what the cluster had when the read began.
 
 // SnapshotAt returns key's snapshot at version v (ShareDB "nf"); a v past
 // the head gives ErrVersionAhead. It reads the Store, whose op log holds
@@ -20,6 +22,9 @@ func (h *Hub) SnapshotAt(ctx context.Context, key Key, v uint64) (Snapshot, erro
 		return Snapshot{}, err
 	}
 	if err := checkKey(key); err != nil {
+		return Snapshot{}, err
+	}
+	if err := h.catchUp(ctx, key); err != nil {
 		return Snapshot{}, err
 	}
 	st := h.opts.Store
@@ -48,6 +53,9 @@ func (h *Hub) SnapshotAtTime(ctx context.Context, key Key, ts int64) (Snapshot, 
 		return Snapshot{}, err
 	}
 	if err := checkKey(key); err != nil {
+		return Snapshot{}, err
+	}
+	if err := h.catchUp(ctx, key); err != nil {
 		return Snapshot{}, err
 	}
 	st := h.opts.Store
@@ -104,6 +112,9 @@ func (h *Hub) Ops(ctx context.Context, key Key, from, to uint64) ([]Record, erro
 	}
 	if from >= to {
 		return nil, nil
+	}
+	if err := h.catchUp(ctx, key); err != nil {
+		return nil, err
 	}
 	recs, err := h.opts.Store.Ops(ctx, key, from, to)
 	if err != nil {

@@ -16,17 +16,37 @@ import (
 // before going on. A Relay is only a doorbell and a shared log; it does
 // not decide the order of ops (in a cluster the commit point does).
 //
+// A Relay that is also the cluster's commit point and shared log
+// implements ClusterRelay (cluster.go); its sessions then follow the
+// commit point's head, not only what the relay delivers.
+//
 // Implementations must be safe for concurrent use.
 type Relay interface {
-	// Join connects key's session on this node to the other nodes.
-	// deliver receives the records other members publish for key; it is
+	// Join connects key's session on this node to the other nodes. m
+	// receives what the relay has for the session; its functions are
 	// called from any goroutine, must not block, and may still be called
 	// briefly after Leave.
-	Join(key Key, deliver func(recs []Record)) (RelayLink, error)
+	Join(key Key, m Member) (RelayLink, error)
 	// Ops returns the shared log's records of key with from <= Version
 	// < to, in order, to fill a gap. It may return fewer than asked (a
 	// trimmed log); the caller then waits for a later record.
 	Ops(ctx context.Context, key Key, from, to uint64) ([]Record, error)
+}
+
+// Member is a session's side of a Relay membership: what the relay calls
+// when it has something for the session.
+type Member struct {
+	// Deliver receives records other members committed, in version order
+	// within one call. epoch names the history they belong to: "" for a
+	// relay without epochs (LocalRelay); in a cluster, the commit
+	// point's epoch (see ClusterLink), and a session drops records of an
+	// epoch that is not the one it follows and catches up instead.
+	Deliver func(epoch string, recs []Record)
+	// Resync asks the session to catch up with the commit point: the
+	// relay may have lost deliveries (its connection broke and was
+	// re-established) or saw records of another epoch. A relay without
+	// a commit point (LocalRelay) never calls it; it may be nil then.
+	Resync func()
 }
 
 // RelayLink is one session's membership of a Relay.
@@ -67,8 +87,8 @@ func NewLocalRelay(keep int) *LocalRelay {
 }
 
 // Join implements Relay.
-func (r *LocalRelay) Join(key Key, deliver func([]Record)) (RelayLink, error) {
-	l := &localLink{r: r, key: key, deliver: deliver}
+func (r *LocalRelay) Join(key Key, mem Member) (RelayLink, error) {
+	l := &localLink{r: r, key: key, deliver: mem.Deliver}
 	r.mu.Lock()
 	m := r.links[key]
 	if m == nil {
@@ -103,7 +123,7 @@ func (r *LocalRelay) Ops(ctx context.Context, key Key, from, to uint64) ([]Recor
 type localLink struct {
 	r       *LocalRelay
 	key     Key
-	deliver func([]Record)
+	deliver func(string, []Record)
 }
 
 // Publish implements RelayLink: it keeps recs in the log and hands them
@@ -133,7 +153,7 @@ func (l *localLink) Publish(recs []Record) {
 	}
 	r.mu.Unlock()
 	for _, o := range to {
-		o.deliver(recs)
+		o.deliver("", recs)
 	}
 }
 

@@ -14,8 +14,12 @@ var ErrContended = errors.New("collab: document contended: commit retries exhaus
 // maxSequenceTries bounds how often a group commit is planned and offered
 // to the Sequencer: each conflict costs a catch-up and a new plan, and a
 // document written this hard on other nodes is better answered with
-// ErrContended than by holding the session.
-const maxSequenceTries = 8
+// ErrContended than by holding the session. A node that lost the race
+// once is behind the winner by a round trip and may lose again: with
+// three nodes writing one document as fast as they can, 8 tries failed a
+// few groups in a hundred; 32 leave that to documents that are really
+// hot.
+const maxSequenceTries = 32
 
 // Sequencer is the commit point that puts a document's records in one
 // order, when several nodes may accept submits for it (DESIGN.md §7). A

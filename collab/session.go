@@ -23,6 +23,7 @@ const (
 	jobRemote
 	jobExpirePresence
 	jobResume
+	jobSync // catch up with the cluster's commit point (cluster.go)
 )
 
 // bounded reports whether jobs of kind k count against Options.MaxInbox
@@ -51,6 +52,8 @@ type job struct {
 	// missed are records a catch-up read for a submit without a Conn:
 	// they come first in its result's Missed.
 	missed []Record
+	epoch  string    // jobRemote: the history recs belong to
+	at     time.Time // when it was queued (cluster.go: fresh)
 
 	onSubmit   func(SubmitResult, error)
 	onSnapshot func(Snapshot, error)
@@ -69,6 +72,10 @@ func (r *job) fail(err error) {
 		r.onPresence(PresenceUpdate{}, err)
 	case jobUnsubscribe:
 		r.onDone(err)
+	case jobSync:
+		if r.onDone != nil {
+			r.onDone(err)
+		}
 	}
 }
 
@@ -112,6 +119,12 @@ type session struct {
 	nheld   int
 	link    RelayLink
 	fatal   error // state lost (a failed reload): stop
+	// In a cluster (cluster.go): the link as a ClusterLink (nil on a
+	// single node), the epoch the session follows, and when its last
+	// successful sync began.
+	cluster  ClusterLink
+	epoch    string
+	syncedAt time.Time
 }
 
 func newSession(h *Hub, key Key) *session {
@@ -146,6 +159,7 @@ func (s *session) enqueue(r *job) error {
 		}
 		s.nqueued++
 	}
+	r.at = time.Now()
 	s.queue = append(s.queue, r)
 	s.mu.Unlock()
 	s.signal()
@@ -221,7 +235,7 @@ func (s *session) run() {
 		s.failAll(err)
 		return
 	}
-	link, err := s.h.opts.Relay.Join(s.key, s.deliverRemote)
+	link, err := s.join()
 	if err != nil {
 		s.failAll(fmt.Errorf("collab: join relay for %s: %w", s.key, err))
 		return
@@ -417,9 +431,11 @@ func (s *session) handleOne(r *job) {
 		delete(s.subs, r.conn)
 		s.clearPresence(r.conn, "", "")
 	case jobRemote:
-		s.remote(r.recs)
+		s.remoteIn(r)
 	case jobResume:
 		s.resume(r.task)
+	case jobSync:
+		s.syncJob(r)
 	}
 }
 
@@ -427,6 +443,10 @@ func (s *session) handleOne(r *job) {
 // records, then the reply. Catch-ups from before the window went to the
 // readers (admit); without a Conn there is nobody to send records to.
 func (s *session) fetch(r *job) {
+	if err := s.syncFor(r); err != nil {
+		r.onSnapshot(Snapshot{}, err)
+		return
+	}
 	if r.join {
 		s.subs[r.conn] = struct{}{}
 	}
@@ -447,10 +467,11 @@ func (s *session) fetch(r *job) {
 }
 
 // deliverRemote is the Relay's callback: it queues records other nodes
-// committed. A stopped session drops them; the next one loads them.
-func (s *session) deliverRemote(recs []Record) {
-	if len(recs) == 0 {
+// committed (or, with none, an epoch's announcement). A stopped session
+// drops them; the next one loads them.
+func (s *session) deliverRemote(epoch string, recs []Record) {
+	if len(recs) == 0 && epoch == "" {
 		return
 	}
-	_ = s.enqueue(&job{kind: jobRemote, recs: recs}) // a stopped session drops them
+	_ = s.enqueue(&job{kind: jobRemote, recs: recs, epoch: epoch}) // a stopped session drops them
 }

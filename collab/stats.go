@@ -34,6 +34,12 @@ type Stats struct {
 	// other nodes had committed first; each is adopted, planned again and
 	// retried (see ErrContended).
 	CommitConflicts uint64
+	// Syncs counts catch-ups with a cluster's commit point, SyncErrors
+	// the failed ones, and Forks those that dropped records the
+	// cluster's history replaced (cluster.go).
+	Syncs      uint64
+	SyncErrors uint64
+	Forks      uint64
 	// Broadcasts counts records sent to subscribers (one per receiver).
 	Broadcasts uint64
 	// Presence counts presence updates relayed.
@@ -59,6 +65,9 @@ type counters struct {
 	commitErrors    atomic.Uint64
 	remoteRecords   atomic.Uint64
 	commitConflicts atomic.Uint64
+	syncs           atomic.Uint64
+	syncErrors      atomic.Uint64
+	forks           atomic.Uint64
 	broadcasts      atomic.Uint64
 	presence        atomic.Uint64
 	catchUps        atomic.Uint64
@@ -87,6 +96,9 @@ func (h *Hub) Stats() Stats {
 		CommitErrors:    c.commitErrors.Load(),
 		RemoteRecords:   c.remoteRecords.Load(),
 		CommitConflicts: c.commitConflicts.Load(),
+		Syncs:           c.syncs.Load(),
+		SyncErrors:      c.syncErrors.Load(),
+		Forks:           c.forks.Load(),
 		Broadcasts:      c.broadcasts.Load(),
 		Presence:        c.presence.Load(),
 		CatchUps:        c.catchUps.Load(),

@@ -57,6 +57,13 @@ func (s *session) commitGroup(jobs []*job) ([]outcome, []Record) {
 			return out, recs
 		}
 		var c *conflict
+		if errors.Is(err, ErrResync) && try < maxSequenceTries {
+			// The commit point's history changed (cluster.go): catch up
+			// with it and plan again.
+			if err = s.sync(); err == nil {
+				continue
+			}
+		}
 		if errors.As(err, &c) {
 			// The records other nodes committed first are adopted even
 			// when this was the last try: they are committed anyway.

@@ -50,6 +50,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		s.log.Error("http api request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	s.met.countError(pe.Code)
+	if pe.Code == CodeUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
 	writeRaw(w, pe.status(), []byte(`{"error":`+string(errorObject(pe))+`}`))
 }
 

@@ -46,6 +46,18 @@ const (
 	// CloseTokenExpired (4001): the connection's token expired. The
 	// client needs a new token; reconnecting with the old one gets 401.
 	CloseTokenExpired = 4001
+	// CloseRetry (1012, "service restart"): a request failed for a
+	// reason that passes (the cluster's commit point, Redis, is out of
+	// reach, or the document is contended). The client reconnects, to
+	// this node or another, and resends its unacknowledged op with the
+	// same src and seq, which is acknowledged once.
+	CloseRetry = websocket.CloseServiceRestart
+	// CloseHistoryReplaced (4002): in a cluster, this node dropped
+	// records of a document the client subscribed to, because the
+	// cluster's history replaced them (Redis lost them; they were
+	// offered again as new ops). The client's copy may hold them: it
+	// must fetch the document anew, not catch up from its version.
+	CloseHistoryReplaced = 4002
 )
 
 // conn is one WebSocket client. It implements collab.Conn.
@@ -100,8 +112,9 @@ type conn struct {
 }
 
 var (
-	_ collab.Conn  = (*conn)(nil)
-	_ collab.Pacer = (*conn)(nil)
+	_ collab.Conn            = (*conn)(nil)
+	_ collab.Pacer           = (*conn)(nil)
+	_ collab.HistoryResetter = (*conn)(nil)
 )
 
 func newConn(srv *Server, ws *websocket.Conn, src string, id identity, log *slog.Logger) *conn {
@@ -469,6 +482,12 @@ func (c *conn) fail(r *request, err error) {
 	case errors.Is(err, collab.ErrConnClosed):
 		return // nobody is left to tell
 	}
+	if retryable(err) {
+		c.log.Info("closing websocket for a retryable failure", "src", c.Src(), "action", r.action, "err", err)
+		c.srv.met.countError(CodeUnavailable)
+		c.closeWith(CloseRetry, "try again: the commit point is unavailable")
+		return
+	}
 	pe, internal := toProtoError(err)
 	if internal {
 		c.log.Error("request failed", "action", r.action, "src", c.Src(), "err", err)
@@ -498,6 +517,13 @@ func (c *conn) SendOp(key collab.Key, rec collab.Record) {
 		return
 	}
 	c.send(m.bytes())
+}
+
+// ResetHistory implements collab.HistoryResetter: it closes the
+// connection with CloseHistoryReplaced.
+func (c *conn) ResetHistory(key collab.Key) {
+	c.log.Info("closing websocket: a document's history was replaced", "src", c.Src(), "doc", key.String())
+	c.closeWith(CloseHistoryReplaced, "history of "+key.String()+" replaced: fetch it again")
 }
 
 // Drop implements collab.Conn: key's session failed and dropped this

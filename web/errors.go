@@ -48,6 +48,7 @@ import (
 //	ERR_HOST_NOT_ALLOWED                        421   a request whose Host is neither an IP address, localhost, nor one of Options.AllowedHosts (DNS rebinding)
 //	ERR_TOO_MANY_CONNECTIONS                    429   a WebSocket upgrade from an address that already holds Options.MaxConnsPerAddr connections
 //	ERR_SERVER_FULL                             503   a WebSocket upgrade while the node holds Options.MaxConns connections
+//	ERR_UNAVAILABLE                             503   an HTTP API request while the cluster's commit point (Redis) is out of reach or the document is contended; sent with Retry-After (a WebSocket is closed with 1012 instead, so the client resends after reconnecting)
 const (
 	CodeBadlyFormed          = "ERR_MESSAGE_BADLY_FORMED"
 	CodeOpBadlyFormed        = "ERR_OT_OP_BADLY_FORMED"
@@ -80,6 +81,7 @@ const (
 	CodeHostNotAllowed       = "ERR_HOST_NOT_ALLOWED"
 	CodeTooManyConnections   = "ERR_TOO_MANY_CONNECTIONS"
 	CodeServerFull           = "ERR_SERVER_FULL"
+	CodeUnavailable          = "ERR_UNAVAILABLE"
 )
 
 // httpStatus is the HTTP status of each code (see the table above).
@@ -115,6 +117,7 @@ var httpStatus = map[string]int{
 	CodeHostNotAllowed:       http.StatusMisdirectedRequest,
 	CodeTooManyConnections:   http.StatusTooManyRequests,
 	CodeServerFull:           http.StatusServiceUnavailable,
+	CodeUnavailable:          http.StatusServiceUnavailable,
 }
 
 // engineCodes maps the engine's sentinel errors to codes, first match
@@ -148,6 +151,17 @@ var engineCodes = []struct {
 	{ErrNoToken, CodeTokenRequired},
 	{ErrBadToken, CodeTokenInvalid},
 	{ErrTokenExpired, CodeTokenExpired},
+	{collab.ErrUnavailable, CodeUnavailable},
+	{collab.ErrContended, CodeUnavailable},
+}
+
+// retryable reports whether err means "not now" rather than "no": the
+// commit point is out of reach or the document too contended. The op was
+// not committed, or is committed and its resend is acknowledged once, so
+// a WebSocket is closed (CloseRetry) for the client to reconnect and
+// resend, where an error reply would make it roll the op back.
+func retryable(err error) bool {
+	return errors.Is(err, collab.ErrUnavailable) || errors.Is(err, collab.ErrContended)
 }
 
 // protoError is an error the client is told about, with its code.

@@ -16,10 +16,12 @@ import (
 	"github.com/coedit/coedit/ot"
 )
 
-// notProvokable lists codes the server can send but no test can cause
-// with real components; TestErrorMapping covers their mapping.
+// notProvokable lists codes the server can send that this test does not
+// cause (no test can with real components, or another test does);
+// TestErrorMapping covers their mapping.
 var notProvokable = map[string]string{
 	CodeTransformOpsNotFound: "the store keeps the whole op log, so the ops since a submit's version are always found",
+	CodeUnavailable:          "needs a cluster whose Redis does not answer: TestUnavailableCommitPointClosesWith1012 provokes it (WebSocket close 1012, HTTP 503)",
 }
 
 // TestErrorCodesOverWebSocket provokes every error code the WebSocket
@@ -289,6 +291,8 @@ func TestErrorMapping(t *testing.T) {
 		{collab.ErrTooManySubscriptions, "ERR_TOO_MANY_SUBSCRIPTIONS", false},
 		{collab.ErrClosed, "ERR_SERVER_CLOSING", false},
 		{collab.ErrBusy, "ERR_SERVER_BUSY", false},
+		{collab.ErrUnavailable, "ERR_UNAVAILABLE", false},
+		{collab.ErrContended, "ERR_UNAVAILABLE", false},
 		{context.DeadlineExceeded, "ERR_UNKNOWN_ERROR", true},
 		{errors.New("disk on fire"), "ERR_UNKNOWN_ERROR", true},
 	} {

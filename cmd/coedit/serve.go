@@ -63,6 +63,12 @@ type serveConfig struct {
 	MaxConnsPerAddr int
 	// PprofAddr, if set, serves net/http/pprof on a separate listener.
 	PprofAddr string
+	// Redis, when set, makes the node one of a cluster over that Redis
+	// (cluster.go: parseRedis); RedisPrefix starts its keys; NodeID
+	// names the node in logs (generated when empty).
+	Redis       string
+	RedisPrefix string
+	NodeID      string
 	// lockTimeout overrides storage.Options.LockTimeout (tests).
 	lockTimeout time.Duration
 	// started, if set, is called with the listening address once the
@@ -109,6 +115,9 @@ func parseServeFlags(args []string, getenv func(string) string, output io.Writer
 	fs.IntVar(&cfg.MaxConns, "max-conns", web.DefaultMaxConns, "most WebSocket connections the node holds; past it an upgrade gets 503")
 	fs.IntVar(&cfg.MaxConnsPerAddr, "max-conns-per-addr", web.DefaultMaxConnsPerAddr, "most WebSocket connections from one client IP address; past it an upgrade gets 429 (behind a reverse proxy every client has the proxy's address: raise it to --max-conns and limit at the proxy)")
 	fs.StringVar(&cfg.PprofAddr, "pprof", "", "serve net/http/pprof on this host:port, apart from --addr (loopback only unless --insecure); off when empty")
+	fs.StringVar(&cfg.Redis, "redis", "", "Redis of a cluster of nodes: redis://[user:password@]host:port[/db] (rediss:// for TLS) or host:port; a comma-separated list of seeds for a Redis Cluster; empty: a single node")
+	fs.StringVar(&cfg.RedisPrefix, "redis-prefix", "coedit:", "prefix of the cluster's Redis keys, so that several clusters can share a Redis")
+	fs.StringVar(&cfg.NodeID, "node-id", "", "this node's name in logs (default: generated, and logged)")
 	if err := setFromEnv(fs, getenv); err != nil {
 		return serveConfig{}, &usageError{"serve: " + err.Error()}
 	}
@@ -149,6 +158,13 @@ func (cfg serveConfig) check() error {
 		return fmt.Errorf("--max-conns: want a positive number, got %d", cfg.MaxConns)
 	case cfg.MaxConnsPerAddr <= 0:
 		return fmt.Errorf("--max-conns-per-addr: want a positive number, got %d", cfg.MaxConnsPerAddr)
+	case strings.ContainsAny(cfg.RedisPrefix, "{}"):
+		return fmt.Errorf("--redis-prefix: %q must not contain { or }", cfg.RedisPrefix)
+	}
+	if cfg.Redis != "" {
+		if _, err := parseRedis(cfg.Redis); err != nil {
+			return fmt.Errorf("--redis: %w", err)
+		}
 	}
 	if _, _, err := net.SplitHostPort(cfg.Addr); err != nil {
 		return fmt.Errorf("--addr: %w", err)
@@ -245,6 +261,9 @@ func runServe(args []string) error {
 		return err
 	}
 	log := newLogger(cfg, os.Stderr)
+	if cfg.Redis != "" && cfg.NodeID == "" {
+		cfg.NodeID = newNodeID() // logged when the node joins the cluster
+	}
 	slog.SetDefault(log)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -330,11 +349,21 @@ func startNode(cfg serveConfig, log *slog.Logger) (_ *node, err error) {
 			cfg.pprofStarted(addr)
 		}
 	}
+	hopts := collab.Options{Store: store, Logger: log, MaxDocLen: cfg.MaxDocLen}
+	var cn *clusterNode
+	if cfg.Redis != "" {
+		// Its sessions leave the relay as the hub closes, so the relay
+		// closes after the hub (closers run newest first).
+		if cn, err = startCluster(cfg, store, log, &n.closers); err != nil {
+			return nil, err
+		}
+		hopts.Relay, hopts.Sequencer = cn.cluster, cn.cluster
+	}
 	// Closing the hub commits what its sessions hold and saves their
 	// snapshots, so it must come before the store closes.
-	hub := collab.NewHub(collab.Options{Store: store, Logger: log, MaxDocLen: cfg.MaxDocLen})
+	hub := collab.NewHub(hopts)
 	n.closers.add("hub", hub.Close)
-	ws, err := web.New(web.Options{
+	wopts := web.Options{
 		Hub:               hub,
 		Logger:            log,
 		AllowedOrigins:    cfg.Origins,
@@ -345,7 +374,12 @@ func startNode(cfg serveConfig, log *slog.Logger) (_ *node, err error) {
 		MaxConns:          cfg.MaxConns,
 		MaxConnsPerAddr:   cfg.MaxConnsPerAddr,
 		Collectors:        []prometheus.Collector{newStoreCollector(store)},
-	})
+	}
+	if cn != nil {
+		wopts.Ready = cn.ready
+		wopts.Collectors = append(wopts.Collectors, cn.collectors(hub)...)
+	}
+	ws, err := web.New(wopts)
 	if err != nil {
 		return nil, fmt.Errorf("serve: %w", err)
 	}

@@ -101,6 +101,16 @@ func (r *Relay) Commit(ctx context.Context, key collab.Key, epoch string, expect
 	case "conflict":
 		st.conflicts.Add(1)
 		head := replyUint(v, 1)
+		if entries, ok := v[len(v)-1].([]any); ok && len(v) == 3 && uint64(len(entries)) == head-expect {
+			missed, err := decodeEntries(entries)
+			if err == nil && len(missed) > 0 && missed[0].Version != expect {
+				err = fmt.Errorf("%w: %s: conflict records start at %d, want %d", ErrCorrupt, key, missed[0].Version, expect)
+			}
+			if err == nil {
+				r.stats.gapRecords.Add(uint64(len(missed)))
+			}
+			return Result{Outcome: Conflict, Version: head, Missed: missed}, err
+		}
 		missed, err := r.Read(ctx, key, epoch, expect, head)
 		if err == nil && uint64(len(missed)) != head-expect {
 			err = fmt.Errorf("%w: records %d..%d of %s for a conflict", ErrTrimmed, expect, head, key)

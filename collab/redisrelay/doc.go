@@ -2,7 +2,15 @@
 // doorbell of a coedit cluster (DESIGN.md §7). Every node runs sessions
 // for any document; Redis decides the one order of each document's ops.
 //
-// Start with Relay (New, Options). Its methods, by use:
+// A node uses it through Cluster (cluster.go): NewCluster over a Relay and
+// the node's store gives the collab.Hub its Relay (a collab.ClusterRelay)
+// and Sequencer. Each session then follows Redis's history of its
+// document: it syncs before it answers (follow.go: seed an empty Redis,
+// renew an epoch after a restart, catch up from the stream), commits
+// under its epoch, and offers records a replaced history lost again
+// (reoffer.go). The rest of this comment is about Relay, the Redis side.
+//
+// Relay (New, Options) has these methods, by use:
 //
 //   - Commit orders a batch of records at an expected version, in one Lua
 //     script: Committed at v, Duplicate (the first record's src and seq
@@ -91,9 +99,22 @@
 // without any replaced records, and the cost is a few round trips per
 // open document.
 //
+// Cluster runs this protocol from the session's goroutine (follow.go).
+// Each node's store notes the epoch its records belong to
+// (EpochStore), so a node that restarts knows its history. A node offers
+// its records again before it drops them (collab.Truncater), so a crash
+// midway loses nothing, and offering again is idempotent: records Redis
+// has (same src and seq) are skipped.
+//
 // # Not handled yet
 //
 // In a Redis Cluster, moving a slot to another node while its documents
 // are subscribed makes Redis drop those subscriptions; they are logged
 // but not re-established until the pub/sub connection reconnects.
+//
+// Cluster never calls SaveSnapshot: the stream keeps MaxTailLen records
+// (40,000 by default) of each document, and a node further behind on a
+// document than that cannot catch up from Redis (its session fails with
+// collab.ErrOpsMissing); installing a Redis snapshot as the base of a
+// node's op log needs a store operation that does not exist yet.
 package redisrelay

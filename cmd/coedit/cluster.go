@@ -1,0 +1,226 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/coedit/coedit/collab"
+	"github.com/coedit/coedit/collab/redisrelay"
+	"github.com/coedit/coedit/storage"
+)
+
+// A node with --redis is one node of a cluster (DESIGN.md §7): Redis is
+// the commit point, shared log and doorbell, wired as the Hub's Relay
+// and Sequencer (collab/redisrelay.Cluster); the node's bbolt store stays
+// its durable copy.
+
+var _ redisrelay.EpochStore = (*storage.DB)(nil)
+
+// clusterNode is what startCluster opened.
+type clusterNode struct {
+	client  redis.UniversalClient
+	relay   *redisrelay.Relay
+	cluster *redisrelay.Cluster
+	calls   *prometheus.HistogramVec
+	errors  *prometheus.CounterVec
+}
+
+// redisSpec is --redis parsed.
+type redisSpec struct {
+	cluster bool
+	addrs   []string
+	single  *redis.Options // for one server
+	auth    *url.URL       // credentials and TLS of a cluster's first seed
+}
+
+// parseRedis reads --redis: a URL (redis://[user:password@]host:port[/db],
+// rediss:// for TLS) or host:port for one server; a comma-separated list
+// of seeds (URLs or host:port; the first one's credentials apply to all)
+// for a Redis Cluster. A single seed of a cluster is written with a
+// trailing comma.
+func parseRedis(v string) (redisSpec, error) {
+	var spec redisSpec
+	parts := strings.Split(v, ",")
+	for _, p := range parts {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		if !strings.Contains(p, "://") {
+			p = "redis://" + p
+		}
+		u, err := url.Parse(p)
+		if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+			return redisSpec{}, fmt.Errorf("%q is not host:port or redis://host:port", p)
+		}
+		if spec.auth == nil {
+			spec.auth = u
+		}
+		spec.addrs = append(spec.addrs, u.Host)
+	}
+	if len(spec.addrs) == 0 {
+		return redisSpec{}, fmt.Errorf("no Redis address in %q", v)
+	}
+	spec.cluster = len(parts) > 1
+	if !spec.cluster {
+		opts, err := redis.ParseURL(spec.auth.String())
+		if err != nil {
+			return redisSpec{}, err
+		}
+		spec.single = opts
+	}
+	return spec, nil
+}
+
+// client returns the go-redis client for spec. Every call is bounded by
+// its context (ContextTimeoutEnabled), which the relay sets.
+func (spec redisSpec) client() redis.UniversalClient {
+	if !spec.cluster {
+		o := *spec.single
+		o.ContextTimeoutEnabled = true
+		o.DialTimeout = 2 * time.Second
+		return redis.NewClient(&o)
+	}
+	o := &redis.ClusterOptions{Addrs: spec.addrs, ContextTimeoutEnabled: true, DialTimeout: 2 * time.Second}
+	if u := spec.auth.User; u != nil {
+		o.Username = u.Username()
+		o.Password, _ = u.Password()
+	}
+	if spec.auth.Scheme == "rediss" {
+		single, err := redis.ParseURL(spec.auth.String())
+		if err == nil {
+			o.TLSConfig = single.TLSConfig
+		}
+	}
+	return redis.NewClusterClient(o)
+}
+
+// newNodeID returns a random node id for logs.
+func newNodeID() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// startCluster connects the node to Redis. What it opens is added to cl,
+// to be closed after the hub. It does not wait for Redis: a node whose
+// Redis is down starts, /ready fails, and requests fail with a retryable
+// error until Redis answers.
+func startCluster(cfg serveConfig, store *storage.DB, log *slog.Logger, cl *closers) (*clusterNode, error) {
+	spec, err := parseRedis(cfg.Redis)
+	if err != nil {
+		return nil, fmt.Errorf("serve: --redis: %w", err)
+	}
+	cn := &clusterNode{
+		calls: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "coedit_redis_call_seconds",
+			Help:    "Round trips to Redis (Lua scripts) by operation: commit, read, head, load, init, renew, snapshot.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 12),
+		}, []string{"op"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "coedit_redis_call_errors_total",
+			Help: "Round trips to Redis that failed, by operation.",
+		}, []string{"op"}),
+	}
+	cn.client = spec.client()
+	cl.add("redis client", func(context.Context) error { return cn.client.Close() })
+	cn.relay, err = redisrelay.New(redisrelay.Options{
+		Client: cn.client,
+		Prefix: cfg.RedisPrefix,
+		NodeID: cfg.NodeID,
+		Logger: log,
+		Observe: func(op string, d time.Duration, err error) {
+			cn.calls.WithLabelValues(op).Observe(d.Seconds())
+			if err != nil {
+				cn.errors.WithLabelValues(op).Inc()
+			}
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
+	}
+	cl.add("redis relay", func(context.Context) error { return cn.relay.Close() })
+	cn.cluster, err = redisrelay.NewCluster(redisrelay.ClusterOptions{Relay: cn.relay, Store: store, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
+	}
+	log.Info("coedit joins a cluster", "node", cn.relay.NodeID(), "redis", strings.Join(spec.addrs, ","),
+		"redis_cluster", spec.cluster, "prefix", cfg.RedisPrefix)
+	return cn, nil
+}
+
+// ready is /ready's check: Redis answers a PING (every master of a Redis
+// Cluster).
+func (cn *clusterNode) ready(ctx context.Context) error {
+	var err error
+	if cc, ok := cn.client.(*redis.ClusterClient); ok {
+		err = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return c.Ping(ctx).Err() })
+	} else {
+		err = cn.client.Ping(ctx).Err()
+	}
+	if err != nil {
+		return fmt.Errorf("redis unreachable: %w", err)
+	}
+	return nil
+}
+
+// collectors returns the cluster's metrics for /metrics.
+func (cn *clusterNode) collectors(hub *collab.Hub) []prometheus.Collector {
+	return []prometheus.Collector{cn.calls, cn.errors, newClusterCollector(cn.relay, cn.cluster, hub)}
+}
+
+// clusterCollector reports the relay's, the cluster's and the hub's
+// cluster counters, read at scrape time.
+type clusterCollector struct {
+	descs  []*prometheus.Desc
+	values []func() uint64
+}
+
+func newClusterCollector(r *redisrelay.Relay, c *redisrelay.Cluster, hub *collab.Hub) *clusterCollector {
+	cc := &clusterCollector{}
+	add := func(name, help string, v func() uint64) {
+		cc.descs = append(cc.descs, prometheus.NewDesc(name, help, nil, nil))
+		cc.values = append(cc.values, v)
+	}
+	add("coedit_redis_commits_total", "Batches of records this node committed to Redis.", func() uint64 { return r.Stats().Commits })
+	add("coedit_redis_conflicts_total", "Commits Redis refused because other nodes had committed first (the node caught up and retried).", func() uint64 { return r.Stats().Conflicts })
+	add("coedit_redis_duplicates_total", "Commits whose first op Redis already had (a resend), answered at its version.", func() uint64 { return r.Stats().Duplicates })
+	add("coedit_redis_epoch_errors_total", "Commits refused because the document's epoch changed (Redis restarted or was reseeded).", func() uint64 { return r.Stats().EpochErrors })
+	add("coedit_redis_gap_reads_total", "Reads of the shared log to fill gaps and catch up.", func() uint64 { return r.Stats().GapReads })
+	add("coedit_redis_gap_records_total", "Records read from the shared log to fill gaps and catch up.", func() uint64 { return r.Stats().GapRecords })
+	add("coedit_redis_doorbells_total", "Pub/sub messages received.", func() uint64 { return r.Stats().Doorbells })
+	add("coedit_redis_resyncs_total", "Subscriptions (re)confirmed, each followed by a catch-up.", func() uint64 { return r.Stats().Resyncs })
+	add("coedit_cluster_retries_total", "Redis round trips repeated because Redis was unreachable.", func() uint64 { return c.Stats().Retries })
+	add("coedit_cluster_seeds_total", "Documents this node seeded into a Redis that had none of them.", func() uint64 { return c.Stats().Seeds })
+	add("coedit_cluster_renewals_total", "Epochs this node renewed after Redis restarted or lost records.", func() uint64 { return c.Stats().Renewals })
+	add("coedit_cluster_forks_total", "Catch-ups that found this node's records replaced by the cluster's history.", func() uint64 { return c.Stats().Forks })
+	add("coedit_cluster_reoffered_total", "Records Redis lost that this node offered again.", func() uint64 { return c.Stats().Reoffered })
+	add("coedit_cluster_lost_total", "Records Redis lost that could not be offered again (logged).", func() uint64 { return c.Stats().Lost })
+	add("coedit_commit_conflicts_total", "Group commits planned again after a conflict at the commit point.", func() uint64 { return hub.Stats().CommitConflicts })
+	add("coedit_cluster_syncs_total", "Catch-ups of sessions with the cluster's head.", func() uint64 { return hub.Stats().Syncs })
+	add("coedit_cluster_sync_errors_total", "Catch-ups that failed (Redis unreachable).", func() uint64 { return hub.Stats().SyncErrors })
+	return cc
+}
+
+// Describe sends the collector's descs.
+func (cc *clusterCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range cc.descs {
+		ch <- d
+	}
+}
+
+// Collect reports the current counters.
+func (cc *clusterCollector) Collect(ch chan<- prometheus.Metric) {
+	for i, d := range cc.descs {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(cc.values[i]()))
+	}
+}

@@ -1,0 +1,145 @@
+package redisrelay_test
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coedit/coedit/collab"
+	"github.com/coedit/coedit/internal/redistest"
+)
+
+// fanout is a benchmark setup: node A takes submits for docs documents,
+// node B has a subscriber on each, which notes when every op arrives.
+type fanout struct {
+	a, b  *hubNode
+	keys  []collab.Key
+	sent  sync.Map // "doc/seq" -> time.Time
+	mu    sync.Mutex
+	lat   []time.Duration
+	got   atomic.Int64
+	seqs  []atomic.Uint64
+	acked atomic.Int64 // submits answered
+	errs  atomic.Int64 // of which failed
+}
+
+// fanoutConn is B's subscriber.
+type fanoutConn struct{ f *fanout }
+
+func (c fanoutConn) Src() string { return "reader" }
+func (c fanoutConn) SendOp(key collab.Key, rec collab.Record) {
+	if t, ok := c.f.sent.LoadAndDelete(fmt.Sprintf("%s/%d", rec.Src, rec.Seq)); ok {
+		d := time.Since(t.(time.Time))
+		c.f.mu.Lock()
+		c.f.lat = append(c.f.lat, d)
+		c.f.mu.Unlock()
+		c.f.got.Add(1)
+	}
+}
+func (c fanoutConn) SendPresence(collab.PresenceUpdate) {}
+func (c fanoutConn) SendPresenceRequest(string)         {}
+func (c fanoutConn) Closed() bool                       { return false }
+func (c fanoutConn) Drop(collab.Key, error)             {}
+
+func newFanout(b *testing.B, docs int) *fanout {
+	srv := redistest.StartServer(b, redistest.ServerOptions{})
+	p := prefix(b)
+	f := &fanout{
+		a:    startNode(b, "a", srv.Addr(), p, nodeConfig{}),
+		b:    startNode(b, "b", srv.Addr(), p, nodeConfig{}),
+		seqs: make([]atomic.Uint64, docs),
+	}
+	for i := range docs {
+		k := docKey(i)
+		f.keys = append(f.keys, k)
+		submit(b, f.a, k, createSub("setup", 1, ""))
+		subscribe(b, f.b, k, fanoutConn{f})
+	}
+	return f
+}
+
+// submit sends one op to document i on node A without waiting.
+func (f *fanout) submit(i int) {
+	seq := f.seqs[i].Add(1)
+	src := fmt.Sprintf("w%d", i)
+	f.sent.Store(fmt.Sprintf("%s/%d", src, seq), time.Now())
+	f.a.hub.Submit(f.keys[i], nil, collab.Submission{Src: src, Seq: seq, Kind: collab.OpEdit, Op: insertAt(0, "x")},
+		func(_ collab.SubmitResult, err error) {
+			if err != nil {
+				f.errs.Add(1)
+			}
+			f.acked.Add(1)
+		})
+}
+
+// wait waits until B received n ops (or a generous limit passed).
+func (f *fanout) wait(b *testing.B, n int64) {
+	deadline := time.Now().Add(2 * time.Minute)
+	for f.got.Load() < n {
+		if e := f.errs.Load(); e > 0 {
+			b.Fatalf("%d submits failed", e)
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("B received %d of %d ops", f.got.Load(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func (f *fanout) report(b *testing.B) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	slices.Sort(f.lat)
+	q := func(p float64) float64 { return float64(f.lat[int(p*float64(len(f.lat)-1))]) / 1e6 }
+	b.ReportMetric(q(0.50), "p50-ms")
+	b.ReportMetric(q(0.99), "p99-ms")
+	b.ReportMetric(q(1), "max-ms")
+}
+
+// BenchmarkClusterFanout measures cross-node fan-out at a steady 2,000
+// ops/s over 100 documents: ops submitted on node A, each delivered to a
+// subscriber on node B (A commits to Redis and its store, Redis
+// publishes, B catches up and commits to its store, then sends). The
+// metrics are the submit-to-delivery latencies. Run it with a -benchtime
+// of a few thousand ops, e.g. -benchtime 10000x (5 s).
+func BenchmarkClusterFanout(b *testing.B) {
+	const docs, rate = 100, 2000
+	f := newFanout(b, docs)
+	interval := time.Second / rate
+	b.ResetTimer()
+	start := time.Now()
+	for i := range b.N {
+		if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
+			time.Sleep(d)
+		}
+		f.submit(i % docs)
+	}
+	f.wait(b, int64(b.N))
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "ops/s")
+	f.report(b)
+}
+
+// BenchmarkClusterMaxRate measures the highest rate two nodes hold: node
+// A takes submits for 100 documents with up to 4 in flight on each, as
+// fast as it acknowledges them, and node B delivers every one. The
+// ops/s metric is what B delivered per second.
+func BenchmarkClusterMaxRate(b *testing.B) {
+	const docs, inflight = 100, 4
+	f := newFanout(b, docs)
+	b.ResetTimer()
+	start := time.Now()
+	for i := range b.N {
+		for int64(i)-f.acked.Load() >= docs*inflight {
+			time.Sleep(50 * time.Microsecond)
+		}
+		f.submit(i % docs)
+	}
+	f.wait(b, int64(b.N))
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "ops/s")
+	f.report(b)
+}

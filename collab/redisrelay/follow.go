@@ -1,0 +1,221 @@
+package redisrelay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/coedit/coedit/collab"
+)
+
+// This file is how a session gets to follow Redis's history of its
+// document (collab.ClusterLink.Sync), running doc.go's reseed protocol
+// from the session's goroutine.
+//
+// The node's Store notes, per document, the epoch its records are a
+// prefix of (EpochStore). A session that starts reads the note; from
+// then on the link's epoch is the session's, and the note follows it
+// whenever the session's records are known to be a prefix of the new
+// epoch's history. So after a restart the node knows which history its
+// records belong to, and Head.Shared tells how much of it survives.
+
+// maxSyncSteps bounds the rounds of one Sync: each round reads the head
+// and makes one repair (seed, renew, offer records again) or returns.
+// Racing nodes make a few rounds; more means something keeps changing
+// the document's state, and the session tries again later.
+const maxSyncSteps = 16
+
+// Sync implements collab.ClusterLink.
+func (l *link) Sync(ctx context.Context, head uint64, fork func(from uint64) error) (collab.Catchup, error) {
+	c := l.c
+	if l.current() == "" {
+		if err := l.readNote(ctx, head); err != nil {
+			return collab.Catchup{}, err
+		}
+	}
+	for range maxSyncSteps {
+		var h Head
+		var ok bool
+		err := c.retry(ctx, func(ctx context.Context) (err error) {
+			h, ok, err = c.r.Head(ctx, l.key)
+			return err
+		})
+		if err != nil {
+			return collab.Catchup{}, err
+		}
+		var recs []collab.Record
+		done := false
+		switch {
+		case !ok:
+			err = l.seed(ctx, head)
+		case h.Restarted:
+			err = l.renew(ctx, h, head)
+		default:
+			recs, done, err = l.catchUp(ctx, h, &head, fork)
+		}
+		switch {
+		case errors.Is(err, ErrEpoch):
+			continue // another node moved first: look again
+		case err != nil:
+			return collab.Catchup{}, err
+		case done:
+			l.note(ctx)
+			if n := len(recs); n > 0 {
+				l.saw(recs[n-1].Version + 1)
+			}
+			return collab.Catchup{Epoch: l.current(), Records: recs}, nil
+		}
+	}
+	return collab.Catchup{}, fmt.Errorf("%w: %s: its state in Redis kept changing", collab.ErrUnavailable, l.key)
+}
+
+// readNote sets the link's epoch from the Store's note. Records without
+// a note (a store from a single node, or a crash before the note was
+// written) belong to no known history; an empty log needs none.
+func (l *link) readNote(ctx context.Context, head uint64) error {
+	if head == 0 {
+		return nil
+	}
+	epoch, err := l.c.opts.Store.Epoch(ctx, l.key)
+	if err != nil {
+		return fmt.Errorf("redisrelay: read the epoch note of %s: %w", l.key, err)
+	}
+	l.mu.Lock()
+	l.epoch = epoch
+	l.mu.Unlock()
+	l.noted = epoch
+	return nil
+}
+
+// seed offers the node's state of a document Redis has none of (Init):
+// the records of the last TailLen versions, the snapshot below them and
+// the seqs, so that nodes behind can catch up from the stream. If this
+// node wins, it follows the new epoch; else the next round catches up.
+func (l *link) seed(ctx context.Context, head uint64) error {
+	c := l.c
+	st := c.opts.Store
+	var seed Seed
+	seed.Prev = l.current()
+	base := uint64(0)
+	if tail := uint64(c.r.opts.TailLen); head > tail {
+		base = head - tail
+	}
+	var err error
+	if head > 0 {
+		if seed.Doc.Snapshot, err = st.SnapshotAt(ctx, l.key, base); err == nil {
+			seed.Doc.Ops, err = st.Ops(ctx, l.key, seed.Doc.Snapshot.Version, head)
+		}
+		var loaded collab.DocState
+		if err == nil {
+			loaded, err = st.Load(ctx, l.key)
+			seed.Doc.Seqs = loaded.Seqs
+		}
+		if err == nil && seed.Doc.Snapshot.Version+uint64(len(seed.Doc.Ops)) != head {
+			err = fmt.Errorf("%w: the store holds %d records after the snapshot at %d, head %d", collab.ErrOpsMissing, len(seed.Doc.Ops), seed.Doc.Snapshot.Version, head)
+		}
+		if err != nil {
+			return fmt.Errorf("redisrelay: seed %s from the store: %w", l.key, err)
+		}
+	}
+	var epoch string
+	var won bool
+	err = c.retry(ctx, func(ctx context.Context) (err error) {
+		epoch, won, err = c.r.Init(ctx, l.key, seed)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if won {
+		c.stats.seeds.Add(1)
+		l.follow(ctx, epoch)
+	}
+	return nil
+}
+
+// renew starts a new epoch after Redis restarted (or failed over) since
+// h.Epoch began, putting back the records Redis lost that this node has.
+// A node that does not follow h.Epoch renews with nothing (it cannot
+// tell whether its records past Redis's head are that history's): they
+// are sorted out by the next round (catchUp).
+func (l *link) renew(ctx context.Context, h Head, head uint64) error {
+	c := l.c
+	var extras []collab.Record
+	if l.current() == h.Epoch && head > h.Version {
+		var err error
+		if extras, err = c.opts.Store.Ops(ctx, l.key, h.Version, head); err != nil {
+			return fmt.Errorf("redisrelay: renew %s: %w", l.key, err)
+		}
+	}
+	return l.renewWith(ctx, h.Epoch, extras)
+}
+
+// renewWith calls Renew and follows the new epoch.
+func (l *link) renewWith(ctx context.Context, epoch string, extras []collab.Record) error {
+	c := l.c
+	var next string
+	err := c.retry(ctx, func(ctx context.Context) (err error) {
+		next, _, err = c.r.Renew(ctx, l.key, epoch, extras)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if next != epoch {
+		c.stats.renewals.Add(1)
+	}
+	l.follow(ctx, next)
+	return nil
+}
+
+// catchUp handles a healthy epoch h: it follows it if the session's
+// records are a prefix of its history (offering them again and forking
+// if they are not), puts back records Redis lost, or returns the records
+// the session lacks (done).
+func (l *link) catchUp(ctx context.Context, h Head, head *uint64, fork func(uint64) error) ([]collab.Record, bool, error) {
+	c := l.c
+	if cur := l.current(); cur != h.Epoch {
+		shared, ok := h.Shared(cur)
+		if cur == "" && *head == 0 {
+			shared, ok = 0, true
+		}
+		if !ok {
+			shared = 0 // no known history: every record is the node's own
+		}
+		if *head > shared {
+			if err := l.reoffer(ctx, h, shared, *head); err != nil {
+				return nil, false, err
+			}
+			if err := fork(shared); err != nil {
+				return nil, false, err
+			}
+			c.stats.forks.Add(1)
+			*head = shared
+			l.follow(ctx, h.Epoch)
+			return nil, false, nil // the records offered moved Redis's head
+		}
+		l.follow(ctx, h.Epoch)
+	}
+	if *head > h.Version {
+		// Redis holds fewer records of this epoch than the node: it lost
+		// them (EpochBehind). Put them back.
+		extras, err := c.opts.Store.Ops(ctx, l.key, h.Version, *head)
+		if err != nil {
+			return nil, false, fmt.Errorf("redisrelay: renew %s: %w", l.key, err)
+		}
+		return nil, false, l.renewWith(ctx, h.Epoch, extras)
+	}
+	if *head == h.Version {
+		return nil, true, nil
+	}
+	var recs []collab.Record
+	err := c.retry(ctx, func(ctx context.Context) (err error) {
+		recs, err = c.r.Read(ctx, l.key, h.Epoch, *head, h.Version)
+		return err
+	})
+	if errors.Is(err, ErrTrimmed) {
+		return nil, false, fmt.Errorf("%w: %s: this node is at version %d and Redis keeps records from a later one (%w); raise the Redis tail (TailLen)",
+			collab.ErrOpsMissing, l.key, *head, err)
+	}
+	return recs, err == nil, err
+}

@@ -1,0 +1,243 @@
+package redisrelay_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/coedit/coedit/collab"
+	"github.com/coedit/coedit/internal/redistest"
+)
+
+// writeConcurrently runs writers on every node: each makes edits edits
+// to random documents of keys, each at the version its node last showed
+// it, and returns the (src, seq) of every acknowledged edit.
+func writeConcurrently(t *testing.T, nodes []*hubNode, keys []collab.Key, writersPerNode, edits int) map[string]bool {
+	t.Helper()
+	var mu sync.Mutex
+	acked := make(map[string]bool)
+	var wg sync.WaitGroup
+	for ni, n := range nodes {
+		for w := range writersPerNode {
+			src := fmt.Sprintf("%s-w%d", n.name, w)
+			rnd := rand.New(rand.NewPCG(uint64(ni), uint64(w)))
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for seq := uint64(1); seq <= uint64(edits); seq++ {
+					key := keys[rnd.IntN(len(keys))]
+					s, err := n.hub.FetchWait(ctx(t), key)
+					if err != nil {
+						t.Errorf("%s: Fetch = %v", src, err)
+						return
+					}
+					pos := rnd.IntN(utf8.RuneCountInString(s.Data) + 1)
+					sub := editSub(src, seq, s.Version, insertAt(pos, fmt.Sprintf("<%s:%d>", src, seq)))
+					if _, err := n.hub.SubmitWait(ctx(t), key, sub); err != nil {
+						t.Errorf("%s: Submit = %v", src, err)
+						return
+					}
+					mu.Lock()
+					acked[fmt.Sprintf("%s/%d", src, seq)] = true
+					mu.Unlock()
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	return acked
+}
+
+// checkAcked fails unless every acknowledged (src, seq) is in exactly one
+// of the logs' records, once.
+func checkAcked(t *testing.T, acked map[string]bool, logs ...[]collab.Record) {
+	t.Helper()
+	seen := make(map[string]int)
+	for _, log := range logs {
+		for _, r := range log {
+			seen[fmt.Sprintf("%s/%d", r.Src, r.Seq)]++
+		}
+	}
+	for id := range acked {
+		if seen[id] != 1 {
+			t.Fatalf("acknowledged %s is %d times in the logs, want once", id, seen[id])
+		}
+	}
+}
+
+// TestClusterConcurrentWritersConverge: writers on three nodes edit the
+// same documents at once, each at the version its node shows; every node
+// ends with the same text, version and op log, and every acknowledged
+// (src, seq) is in it once.
+func TestClusterConcurrentWritersConverge(t *testing.T) {
+	srv := redistest.StartServer(t, redistest.ServerOptions{})
+	p := prefix(t)
+	nodes := []*hubNode{
+		startNode(t, "a", srv.Addr(), p, nodeConfig{}),
+		startNode(t, "b", srv.Addr(), p, nodeConfig{}),
+		startNode(t, "c", srv.Addr(), p, nodeConfig{}),
+	}
+	keys := []collab.Key{docKey(1), docKey(2)}
+	for _, k := range keys {
+		submit(t, nodes[0], k, createSub("setup", uint64(len(k.ID)), "start"))
+	}
+	acked := writeConcurrently(t, nodes, keys, 2, 25)
+	var logs [][]collab.Record
+	for _, k := range keys {
+		logs = append(logs, converged(t, k, nodes...))
+	}
+	checkAcked(t, acked, logs...)
+	var conflicts uint64
+	for _, n := range nodes {
+		conflicts += n.hub.Stats().CommitConflicts
+	}
+	t.Logf("%d edits, %d commit conflicts resolved", len(acked), conflicts)
+}
+
+// TestClusterResendToAnotherNodeIsAckedOnce: an op committed on node A
+// whose ack was lost is resent (same src and seq, same version) to node
+// B, which acknowledges it at its original version without applying it
+// again, whether B's session is new or has been running.
+func TestClusterResendToAnotherNodeIsAckedOnce(t *testing.T) {
+	srv := redistest.StartServer(t, redistest.ServerOptions{})
+	p := prefix(t)
+	a := startNode(t, "a", srv.Addr(), p, nodeConfig{})
+	b := startNode(t, "b", srv.Addr(), p, nodeConfig{})
+	key := docKey(1)
+	submit(t, a, key, createSub("x", 1, "hello"))
+	fetch(t, b, key) // b's session runs from now on
+	first := submit(t, a, key, editSub("x", 2, 1, insertAt(5, "!")))
+	again := submit(t, b, key, editSub("x", 2, 1, insertAt(5, "!")))
+	if !again.Duplicate || again.Version != first.Version {
+		t.Fatalf("resend on b = %+v, want a duplicate at version %d", again, first.Version)
+	}
+	other := docKey(2)
+	submit(t, a, other, createSub("y", 1, ""))
+	first = submit(t, a, other, editSub("y", 2, 1, insertAt(0, "z")))
+	again = submit(t, b, other, editSub("y", 2, 1, insertAt(0, "z"))) // no session on b yet
+	if !again.Duplicate || again.Version != first.Version {
+		t.Fatalf("resend to a new session on b = %+v, want a duplicate at version %d", again, first.Version)
+	}
+	hasOnce(t, converged(t, key, a, b), "x", 2)
+	hasOnce(t, converged(t, other, a, b), "y", 2)
+}
+
+// TestClusterDuplicateFromRedisIsCaughtUp: when Redis answers a commit
+// with Duplicate (the first record's src and seq were committed by
+// another node, whose doorbell this node has not handled yet), Sequence
+// returns the records from the session's head on, so that the session
+// adopts them and acknowledges the resend at its original version.
+func TestClusterDuplicateFromRedisIsCaughtUp(t *testing.T) {
+	srv := redistest.StartServer(t, redistest.ServerOptions{})
+	p := prefix(t)
+	a := startNode(t, "a", srv.Addr(), p, nodeConfig{})
+	key := docKey(1)
+	submit(t, a, key, createSub("x", 1, "hello"))
+	res := submit(t, a, key, editSub("x", 2, 1, insertAt(0, "<")))
+
+	b := startNode(t, "b", srv.Addr(), p, nodeConfig{})
+	l, err := b.cluster.JoinCluster(key, collab.Member{Deliver: func(string, []collab.Record) {}, Resync: func() {}})
+	if err != nil {
+		t.Fatalf("JoinCluster = %v", err)
+	}
+	defer l.Leave()
+	// The link follows the document's epoch; Sequence is then asked as
+	// by a session at version 1 that has not seen version 1's record.
+	if _, err := l.Sync(ctx(t), 0, nil); err != nil {
+		t.Fatalf("Sync(0) = %v", err)
+	}
+	resend := res.Record
+	resend.Time++ // planned again on b: same src, seq and version, another commit time
+	missed, err := b.cluster.Sequence(ctx(t), key, []collab.Record{resend})
+	if err != nil || len(missed) != 1 || missed[0].Version != 1 || missed[0].Src != "x" || missed[0].Seq != 2 {
+		t.Fatalf("Sequence(resend at 1) = %v, %v; want the record at 1 as missed", missed, err)
+	}
+	// A resend made at a version past its original is not one.
+	resend.Version = 2
+	if _, err := b.cluster.Sequence(ctx(t), key, []collab.Record{resend}); err == nil {
+		t.Fatalf("Sequence(resend at 2, committed at 1) = nil error, want ErrStaleSeq")
+	}
+}
+
+// TestClusterNewNodeCatchesUp: a node that never had a document loads it
+// from Redis, op log and all, before it answers.
+func TestClusterNewNodeCatchesUp(t *testing.T) {
+	srv := redistest.StartServer(t, redistest.ServerOptions{})
+	p := prefix(t)
+	a := startNode(t, "a", srv.Addr(), p, nodeConfig{})
+	key := docKey(1)
+	submit(t, a, key, createSub("x", 1, ""))
+	for v := uint64(1); v < 40; v++ {
+		submit(t, a, key, editSub("x", v+1, v, insertAt(0, "a")))
+	}
+	c := startNode(t, "c", srv.Addr(), p, nodeConfig{})
+	if s := fetch(t, c, key); s.Version != 40 || utf8.RuneCountInString(s.Data) != 39 {
+		t.Fatalf("new node's Fetch = %+v, want version 40", s)
+	}
+	converged(t, key, a, c)
+	// Reads of history on a node without a session catch up too.
+	d := startNode(t, "d", srv.Addr(), p, nodeConfig{})
+	if log := opLog(t, d, key); len(log) != 40 {
+		t.Fatalf("new node's op log has %d records, want 40", len(log))
+	}
+}
+
+// TestClusterRemoteSubscriberGetsEveryOpInOrder: a subscriber on node B
+// gets every op committed on node A once, in version order, also when
+// the pub/sub connections are killed meanwhile (CLIENT KILL TYPE pubsub):
+// the session catches up from the stream when it resubscribes.
+func TestClusterRemoteSubscriberGetsEveryOpInOrder(t *testing.T) {
+	srv := redistest.StartServer(t, redistest.ServerOptions{})
+	p := prefix(t)
+	a := startNode(t, "a", srv.Addr(), p, nodeConfig{})
+	b := startNode(t, "b", srv.Addr(), p, nodeConfig{})
+	key := docKey(1)
+	submit(t, a, key, createSub("x", 1, ""))
+	sub := newTestConn("sub")
+	subscribe(t, b, key, sub)
+	admin := newClient(t, srv.Addr())
+	const n = 200
+	for v := uint64(1); v < n; v++ {
+		submit(t, a, key, editSub("x", v+1, v, insertAt(0, "a")))
+		if v%50 == 0 {
+			if err := admin.Do(ctx(t), "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
+				t.Fatalf("CLIENT KILL TYPE pubsub = %v", err)
+			}
+		}
+	}
+	got := sub.waitOps(t, key, n)
+	for i, r := range got {
+		if r.Version != uint64(i) {
+			t.Fatalf("subscriber's op %d has version %d: every op once, in order, wanted", i, r.Version)
+		}
+	}
+	if st := b.relay.Stats(); st.Resyncs < 2 {
+		t.Errorf("relay stats %+v: want resyncs after the kills", st)
+	}
+}
+
+// TestClusterUsesShardedPubSubOnRedisCluster: the nodes converge over a
+// 3-master Redis Cluster too (keys of a document in one slot, sharded
+// pub/sub).
+func TestClusterUsesShardedPubSubOnRedisCluster(t *testing.T) {
+	rc := redistest.StartCluster(t, redistest.ServerOptions{})
+	addrs := fmt.Sprint(rc.Addrs()[0], ",", rc.Addrs()[1], ",", rc.Addrs()[2])
+	p := prefix(t)
+	nodes := []*hubNode{
+		startNode(t, "a", addrs, p, nodeConfig{}),
+		startNode(t, "b", addrs, p, nodeConfig{}),
+		startNode(t, "c", addrs, p, nodeConfig{}),
+	}
+	keys := []collab.Key{docKey(1), docKey(2), docKey(3)}
+	for _, k := range keys {
+		submit(t, nodes[1], k, createSub("setup", uint64(len(k.ID)), ""))
+	}
+	acked := writeConcurrently(t, nodes, keys, 1, 20)
+	var logs [][]collab.Record
+	for _, k := range keys {
+		logs = append(logs, converged(t, k, nodes...))
+	}
+	checkAcked(t, acked, logs...)
+}

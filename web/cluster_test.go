@@ -1,0 +1,112 @@
+package web
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/coedit/coedit/collab"
+	"github.com/coedit/coedit/collab/redisrelay"
+	"github.com/coedit/coedit/internal/redistest"
+	"github.com/coedit/coedit/storage"
+)
+
+// startClusterServer starts a server whose hub is a node of a cluster
+// over the Redis at addr, with a short RetryFor so that an unreachable
+// Redis shows quickly.
+func startClusterServer(t *testing.T, addr string) *testServer {
+	t.Helper()
+	store, err := storage.Open(filepath.Join(t.TempDir(), "coedit.db"), storage.Options{Sync: storage.SyncNone})
+	if err != nil {
+		t.Fatalf("storage.Open: %v", err)
+	}
+	client := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true, MaxRetries: 1})
+	relay, err := redisrelay.New(redisrelay.Options{Client: client, Prefix: "web:" + t.Name() + ":", NodeID: "web", Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := redisrelay.NewCluster(redisrelay.ClusterOptions{Relay: relay, Store: store, RetryFor: 300 * time.Millisecond, CallTimeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub := collab.NewHub(collab.Options{Store: store, Relay: cl, Sequencer: cl, Logger: quiet})
+	srv, err := New(Options{Hub: hub, Logger: quiet})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	ts := &testServer{t: t, srv: srv, hub: hub, store: store, http: hs,
+		wsURL: "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws"}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Close(ctx); err != nil {
+			t.Errorf("Server.Close: %v", err)
+		}
+		hs.Close()
+		if err := hub.Close(ctx); err != nil {
+			t.Errorf("Hub.Close: %v", err)
+		}
+		relay.Close()
+		client.Close()
+		if err := store.Check(ctx); err != nil {
+			t.Errorf("store.Check: %v", err)
+		}
+		if err := store.Close(); err != nil {
+			t.Errorf("store.Close: %v", err)
+		}
+	})
+	return ts
+}
+
+// TestUnavailableCommitPointClosesWith1012: while the cluster's Redis
+// does not answer (SIGSTOP), a WebSocket submit closes the connection
+// with 1012 instead of an error reply (which would make the client roll
+// the op back), and the HTTP API answers 503 ERR_UNAVAILABLE with
+// Retry-After. Once Redis answers again the client reconnects, reclaims
+// its src and resends: the op lands once.
+func TestUnavailableCommitPointClosesWith1012(t *testing.T) {
+	rs := redistest.StartServer(t, redistest.ServerOptions{})
+	ts := startClusterServer(t, rs.Addr())
+	c := ts.connect(t)
+	c.create("docs", "x", "base", 1)
+
+	rs.Pause()
+	resumed := false
+	defer func() {
+		if !resumed {
+			rs.Resume()
+		}
+	}()
+	op := `{"a":"op","c":"docs","d":"x","v":1,"seq":2,"op":["!"]}`
+	c.sendRaw(op)
+	if err := c.closeErr(10 * time.Second); !websocket.IsCloseError(err, CloseRetry) {
+		t.Fatalf("submit while Redis is paused ended the socket with %v, want close %d", err, CloseRetry)
+	}
+	req, _ := http.NewRequest("POST", ts.http.URL+"/api/docs/docs/x/ops", strings.NewReader(`{"v":1,"op":["?"]}`))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("HTTP submit while Redis is paused = %d, Retry-After %q; want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	rs.Resume()
+	resumed = true
+
+	again := ts.dial(t, nil)
+	again.handshake(c.src)
+	again.sendRaw(op)
+	again.expectf(`{"a":"op","c":"docs","d":"x","v":1,"src":%q,"seq":2}`, c.src)
+	again.sendRaw(`{"a":"f","c":"docs","d":"x"}`)
+	again.expectf(`{"a":"f","c":"docs","d":"x","data":{"v":2,"data":"!base","type":%q}}`, textURI)
+}
