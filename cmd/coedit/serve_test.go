@@ -78,7 +78,7 @@ func TestParseServeFlags(t *testing.T) {
 		{"secret from env", nil, map[string]string{"COEDIT_AUTH_SECRET": testSecret}, with(func(c *serveConfig) { c.AuthSecret = []byte(testSecret) })},
 		{"cluster flags", []string{"--redis", "redis://10.0.0.1:6379/2", "--redis-prefix", "team:", "--node-id", "n1"}, nil,
 			with(func(c *serveConfig) { c.Redis, c.RedisPrefix, c.NodeID = "redis://10.0.0.1:6379/2", "team:", "n1" })},
-		{"cluster env", nil, map[string]string{"COEDIT_REDIS": "h1:7000,h2:7001", "COEDIT_REDIS_PREFIX": "x:", "COEDIT_NODE_ID": "n2"},
+		{"cluster env", nil, map[string]string{"COEDIT_REDIS_URL": "h1:7000,h2:7001", "COEDIT_REDIS_PREFIX": "x:", "COEDIT_NODE_ID": "n2"},
 			with(func(c *serveConfig) { c.Redis, c.RedisPrefix, c.NodeID = "h1:7000,h2:7001", "x:", "n2" })},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
