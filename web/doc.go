@@ -16,9 +16,10 @@
 //	POST /api/docs/{collection}/{id}/ops      submit an op {v,src,seq,op|create|del}
 //	GET  /                                    the editing page and its assets
 //
-// Each WebSocket is one conn (conn.go), which implements collab.Conn: one
-// read goroutine decodes frames and drives the Hub, one write goroutine
-// drains a bounded send queue. Replies and broadcasts are encoded
+// Each WebSocket is one conn (conn.go; its send queue and writer in
+// queue.go), which implements collab.Conn: one read goroutine decodes
+// frames and drives the Hub, one write goroutine drains a bounded send
+// queue. Replies and broadcasts are encoded
 // by whichever goroutine produces them and only queued, so a session
 // goroutine never waits on a socket and a slow client never delays others:
 // a client whose queue overflows is closed with code 1013, and reconnects
