@@ -224,7 +224,8 @@ func (s *session) fork(from uint64) error {
 	for c := range s.subs {
 		if rc, ok := c.(HistoryResetter); ok {
 			delete(s.subs, c)
-			s.clearPresence(c, "")
+			s.clearPresence(c, "", "")
+			s.h.leaveDoc(c, s.key)
 			rc.ResetHistory(s.key)
 		}
 	}

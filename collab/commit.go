@@ -79,6 +79,9 @@ func (s *session) commit(recs []Record, own bool) error {
 		st.commitErrors.Add(1)
 		if errors.Is(err, ErrVersionConflict) {
 			s.reload()
+			if s.fatal != nil {
+				return s.fatal
+			}
 		}
 		return fmt.Errorf("collab: commit %s: %w", s.key, err)
 	}
@@ -99,15 +102,9 @@ func (s *session) commit(recs []Record, own bool) error {
 	}
 	for _, r := range recs {
 		s.push(r)
-		if r.Src == "" {
-			continue
-		}
-		// Records of other nodes may carry a src's older seq after a newer
-		// one reached this node first; the table keeps the newest.
-		if e, ok := s.seqs[r.Src]; !ok || e.Seq <= r.Seq {
-			s.seqs[r.Src] = SeqEntry{Seq: r.Seq, Version: r.Version}
-		}
+		s.seqs.add(r)
 	}
+	s.seqs.prune(s.doc.head)
 	return nil
 }
 

@@ -142,6 +142,8 @@ func (c *simConn) SendOp(_ collab.Key, rec collab.Record) {
 
 func (c *simConn) SendPresence(collab.PresenceUpdate) {}
 func (c *simConn) SendPresenceRequest(string)         {}
+func (c *simConn) Drop(collab.Key, error)             {}
+func (c *simConn) Closed() bool                       { return c.dead.Load() }
 
 type simOp struct {
 	op   ot.Op

@@ -17,8 +17,12 @@ type resend struct {
 // The rules, in order (seqs grow per src and document, so the seq table
 // answers most resends without reading records):
 //   - seq equal to the last committed seq: a resend, at that op's version,
-//     whatever v is. A real resend has v at or before that version; issue
-//     9 (item 1) will refuse a later v, here and only here.
+//     if v is at or before that version (a resend is made before its
+//     commit); a later v means a new op that reuses the seq (two tabs
+//     restoring the same saved state, a client that lost its counter),
+//     refused with ErrSeqReused: acknowledging it as the old op would
+//     drop it while its client believes it saved. A v:null create has no
+//     version to compare; its caller passes 0.
 //   - seq below the last: a resend if (src, seq) is among the records
 //     since the submission's version, else ErrStaleSeq (neither new nor a
 //     resend).
@@ -31,6 +35,10 @@ func dedupe(src string, seq, v uint64, last SeqEntry, known bool, since func() (
 		return resend{}, nil
 	}
 	if known && seq == last.Seq {
+		if v > last.Version {
+			return resend{}, fmt.Errorf("%w: src %q seq %d was committed at version %d, before this op's version %d",
+				ErrSeqReused, src, seq, last.Version, v)
+		}
 		return resend{dup: true, at: last.Version}, nil
 	}
 	recs, err := since()

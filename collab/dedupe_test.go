@@ -34,10 +34,12 @@ func TestDedupe(t *testing.T) {
 		{name: "higher seq, new", src: "a", seq: 7, last: SeqEntry{Seq: 6, Version: 6}, known: true, wantRead: true},
 		{name: "same seq: resend at the seq table's version, no read", src: "a", seq: 6, last: SeqEntry{Seq: 6, Version: 6}, known: true,
 			readErr: errRead, want: resend{dup: true, at: 6}},
-		// Issue 9 item 1 will refuse this one (the submission's version,
-		// 8, is past the commit at 6); today it is a resend.
-		{name: "same seq with a later version: still a resend", src: "a", seq: 6, v: 7, last: SeqEntry{Seq: 6, Version: 6}, known: true,
-			want: resend{dup: true, at: 6}},
+		{name: "same seq made at its commit version: a resend", src: "a", seq: 6, v: 6, last: SeqEntry{Seq: 6, Version: 6}, known: true,
+			readErr: errRead, want: resend{dup: true, at: 6}},
+		// A resend is made at or before its commit version; a later one
+		// is a new op reusing the seq (issue 9, item 1).
+		{name: "same seq with a later version: refused, no read", src: "a", seq: 6, v: 7, last: SeqEntry{Seq: 6, Version: 6}, known: true,
+			readErr: errRead, wantErr: ErrSeqReused},
 		{name: "lower seq found in the records", src: "a", seq: 5, last: SeqEntry{Seq: 6, Version: 6}, known: true,
 			want: resend{dup: true, at: 4}, wantRead: true},
 		{name: "lower seq not in the records: stale", src: "a", seq: 3, last: SeqEntry{Seq: 6, Version: 6}, known: true,

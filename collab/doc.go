@@ -21,6 +21,18 @@
 // commit (group commit): each is planned on a draft that holds the records
 // planned before it, so nothing of the session changes while planning.
 //
+// A request made at a version older than the session's in-memory window
+// (a subscribe or fetch from far back, a submit made long ago) is not
+// served on the session goroutine: the session hands it to the Hub's
+// catch-up readers (catchup.go, readers.go), which read the op log in
+// chunks and send it to the Conn as its queue drains (Pacer), then give
+// the request back, so one client far behind neither stalls a document
+// nor overflows its own connection. Meanwhile that connection's later
+// requests wait behind it, and it is sent no live ops of that document
+// until it has caught up. A session's inbox is bounded
+// (Options.MaxInbox, ErrBusy past it), and requests of a closed Conn are
+// dropped.
+//
 // Every record enters a session through one commit path (session.commit):
 // the Sequencer orders the node's own records (in a cluster it is the
 // shared commit point and may answer with records the session missed,
@@ -43,16 +55,20 @@
 // missed (cluster.go). collab/relaytest is the contract suite every
 // Relay and Sequencer pair passes.
 //
-// Files: hub.go (the Hub's API and Options), subscribe.go (Subscribe,
+// Files: hub.go (the Hub's API and Options), conn.go (Conn and Pacer,
+// what the engine needs of a connection), subscribe.go (Subscribe,
 // SubscribeBulk, Fetch, Unsubscribe), registry.go (what each connection
-// joined, its subscription limit, and Disconnect), history.go (snapshots
-// at a version or time, the op log and listings, read from the Store),
-// presence.go (presence channels), session.go (the session goroutine, its
-// inbox and window), submit.go (a group commit from plan to delivery, and
-// remote records), dedupe.go, plan.go (the draft, transform and checks),
-// commit.go (the one commit path), route.go (who is sent what),
-// sequencer.go (the commit point seam), cluster.go (sessions that follow a
-// cluster's commit point), document.go (the document and its shape),
+// joined or holds presence on, its limits, and Disconnect), history.go
+// (snapshots at a version or time, the op log and listings, read from the
+// Store), presence.go (presence channels), presence_expiry.go
+// (Options.PresenceTTL), session.go (the session goroutine and its
+// inbox), window.go (its recent records), catchup.go and readers.go
+// (requests older than the window), submit.go (a group commit from plan
+// to delivery, and remote records), dedupe.go, seqtable.go (the session's
+// seq table), plan.go (the draft, transform and checks), commit.go (the
+// one commit path), route.go (who is sent what), sequencer.go (the commit
+// point seam), cluster.go (sessions that follow a cluster's commit
+// point), document.go (the document and its shape),
 // session_presence.go (document presence), relay.go, stats.go, types.go,
 // store.go.
 package collab

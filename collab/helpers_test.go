@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -114,7 +115,7 @@ func mustFetch(t testing.TB, h *collab.Hub, key collab.Key) collab.Snapshot {
 
 // event is one thing a testConn received, in order.
 type event struct {
-	kind    string // "op", "presence", "request", "ack", "snapshot", "done", "presence-ack"
+	kind    string // "op", "presence", "request", "ack", "snapshot", "done", "presence-ack", "drop"
 	key     collab.Key
 	rec     collab.Record
 	pres    collab.PresenceUpdate
@@ -127,7 +128,8 @@ type event struct {
 // testConn is a client of the engine: a Conn that records everything it
 // receives, replies included, in the order it receives them.
 type testConn struct {
-	src string
+	src    string
+	closed atomic.Bool // set by close: the conn tells the engine it is gone
 
 	mu     sync.Mutex
 	events []event
@@ -158,6 +160,15 @@ func (c *testConn) SendPresence(p collab.PresenceUpdate) {
 
 func (c *testConn) SendPresenceRequest(channel string) {
 	c.add(event{kind: "request", channel: channel})
+}
+
+func (c *testConn) Closed() bool { return c.closed.Load() }
+
+// close marks the conn closed, as a WebSocket whose client went away.
+func (c *testConn) close() { c.closed.Store(true) }
+
+func (c *testConn) Drop(key collab.Key, err error) {
+	c.add(event{kind: "drop", key: key, err: err})
 }
 
 func (c *testConn) submit(h *collab.Hub, key collab.Key, s collab.Submission) {

@@ -6,43 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coedit/coedit/ot"
 )
-
-// Conn is one client connection as the engine sees it (a WebSocket in web,
-// or an in-process client in tests and replay).
-//
-// Its Send methods are called from session goroutines and must never
-// block: a web connection appends to its bounded send queue and, when the
-// queue is full, closes itself (the client reconnects and catches up by
-// version). Calls for one document come from that document's one session
-// goroutine, in order, so a Conn sees each document's ops, acks and
-// replies in version order.
-//
-// The Send methods must not call Hub methods synchronously (hand the work
-// to another goroutine instead). A Conn is used as a map key, so its
-// dynamic type must be comparable; use a pointer. Records and presence
-// updates it receives are shared with other connections: read them, never
-// modify them.
-type Conn interface {
-	// Src is the connection's id: ShareDB's src, issued at handshake.
-	// It may be called from any goroutine and must not change once the
-	// connection has made its first request to the Hub.
-	Src() string
-	// SendOp delivers a committed record of a document the conn
-	// subscribed to, or a catch-up record it asked for. It is never
-	// called with the conn's own ops as a broadcast.
-	SendOp(key Key, rec Record)
-	// SendPresence delivers a presence update on a channel the conn
-	// subscribed to (never the conn's own updates, except the echo the
-	// protocol defines; see PresenceUpdate).
-	SendPresence(p PresenceUpdate)
-	// SendPresenceRequest asks the conn to re-send its presence on
-	// channel (ShareDB's "pr"), because another client joined.
-	SendPresenceRequest(channel string)
-}
 
 // Submission is an op a client submits.
 type Submission struct {
@@ -77,8 +45,10 @@ type SubmitResult struct {
 	Op ot.Op
 	// Missed are the records the submission was transformed over, in
 	// order. When the submit came with a Conn they were already sent to
-	// it with SendOp, before the reply. For a Duplicate they are the
-	// records between the submission's version and its original commit.
+	// it with SendOp, before the reply; those older than the session's
+	// window were sent by the Hub's readers and are left out here. For a
+	// Duplicate they are the records between the submission's version
+	// and its original commit.
 	Missed []Record
 	// Duplicate is true when (Src, Seq) was already committed: nothing
 	// was applied, and Version is the original commit version.
@@ -135,11 +105,34 @@ type Options struct {
 	// MaxBatch is the most submits one group commit takes from a
 	// session's inbox. Default 256.
 	MaxBatch int
+	// MaxInbox bounds the requests (submits, fetches and subscribes,
+	// presence) waiting in one session: in its inbox, and held behind a
+	// connection's catch-up. Past it a request fails with ErrBusy at
+	// once, so a flood of requests cannot grow a session without bound
+	// or delay everyone behind it. Default 4096.
+	MaxInbox int
+	// Readers is how many goroutines read the records that requests far
+	// behind the head need (older than a session's in-memory window)
+	// from the Store and send them, so that such reads never run on, or
+	// wait for, a session goroutine. They are shared by all documents.
+	// Default 4.
+	Readers int
 	// MaxSubscriptions is the most documents one connection may
 	// subscribe to, and separately the most presence channels; past it
 	// a subscribe fails with ErrTooManySubscriptions. It bounds the
 	// memory one client can pin. Default 1000.
 	MaxSubscriptions int
+	// MaxPresenceBytes bounds the presence one connection holds, over
+	// all its channels and documents: the sum of its values (as JSON
+	// bytes) plus 128 bytes and the channel and id of each. An update
+	// past it fails with ErrPresenceTooLarge. Default 1 MiB.
+	MaxPresenceBytes int
+	// PresenceTTL is how long a presence lives without an update: then
+	// it is dropped and cleared for the others, so a connection cannot
+	// pin presence (or the session holding it) for its whole life by
+	// posting once. Clients that keep a presence up re-send it within
+	// this time (or on a presence request, "pr"). Default 10 minutes.
+	PresenceTTL time.Duration
 	// Window is how many recent records a session keeps in memory to
 	// transform late submits and serve catch-up; older ones are read
 	// from the Store. Default 1000.
@@ -149,6 +142,11 @@ type Options struct {
 	// much memory in a session. Default 8 MiB; a session holds at most
 	// twice Window records and twice WindowBytes bytes.
 	WindowBytes int
+	// SeqWindow bounds a session's seq table as storage.Options.SeqWindow
+	// bounds the Store's: a src stays in it while its last op is among
+	// the document's newest SeqWindow versions (see seqTable). Default
+	// 10,000, the Store's default.
+	SeqWindow uint64
 	// Relay connects the sessions of one document across nodes. Nil
 	// means a private in-process relay: a single node, where the session
 	// itself orders every document's ops.
@@ -169,9 +167,14 @@ const (
 	DefaultSnapshotEvery    = 500
 	DefaultMaxDocLen        = 16 << 20
 	DefaultMaxBatch         = 256
+	DefaultMaxInbox         = 4096
+	DefaultReaders          = 4
 	DefaultMaxSubscriptions = 1000
 	DefaultWindow           = 1000
 	DefaultWindowBytes      = 8 << 20
+	DefaultSeqWindow        = 10000
+	DefaultMaxPresenceBytes = 1 << 20
+	DefaultPresenceTTL      = 10 * time.Minute
 )
 
 // withDefaults returns o with its zero (or negative) fields set to their
@@ -189,14 +192,29 @@ func (o Options) withDefaults() Options {
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = DefaultMaxBatch
 	}
+	if o.MaxInbox <= 0 {
+		o.MaxInbox = DefaultMaxInbox
+	}
+	if o.Readers <= 0 {
+		o.Readers = DefaultReaders
+	}
 	if o.MaxSubscriptions <= 0 {
 		o.MaxSubscriptions = DefaultMaxSubscriptions
+	}
+	if o.MaxPresenceBytes <= 0 {
+		o.MaxPresenceBytes = DefaultMaxPresenceBytes
+	}
+	if o.PresenceTTL <= 0 {
+		o.PresenceTTL = DefaultPresenceTTL
 	}
 	if o.Window <= 0 {
 		o.Window = DefaultWindow
 	}
 	if o.WindowBytes <= 0 {
 		o.WindowBytes = DefaultWindowBytes
+	}
+	if o.SeqWindow == 0 {
+		o.SeqWindow = DefaultSeqWindow
 	}
 	if o.Relay == nil {
 		o.Relay = NewLocalRelay(0)
@@ -221,11 +239,11 @@ var (
 	// ErrDocExists: a create on a document that exists, or an op made
 	// before a concurrent create. ShareDB ERR_DOC_ALREADY_CREATED.
 	ErrDocExists = errors.New("collab: document already created")
-	// ErrDocMissing: an edit on a document that does not exist.
-	// ShareDB ERR_DOC_DOES_NOT_EXIST.
+	// ErrDocMissing: an edit or delete of a document that was never
+	// created. ShareDB ERR_DOC_DOES_NOT_EXIST.
 	ErrDocMissing = errors.New("collab: document does not exist")
-	// ErrDocDeleted: a create or edit made before a concurrent delete.
-	// ShareDB ERR_DOC_WAS_DELETED.
+	// ErrDocDeleted: an edit or delete of a deleted document, or an edit
+	// made before a concurrent delete. ShareDB ERR_DOC_WAS_DELETED.
 	ErrDocDeleted = errors.New("collab: document was deleted")
 	// ErrVersionAhead: a version past the document's head.
 	// ShareDB ERR_OP_VERSION_NEWER_THAN_CURRENT_SNAPSHOT.
@@ -251,12 +269,34 @@ var (
 	// committed to the document, and that is not among the ops since its
 	// version, so it is neither new nor a resend. It is not applied.
 	ErrStaleSeq = errors.New("collab: seq older than the src's last committed op")
+	// ErrSeqReused: a submit whose seq is the one its src last committed
+	// to the document, made at a version after that commit: a new op
+	// that reuses a seq, not a resend (which is made at or before its
+	// commit version). It is not applied.
+	ErrSeqReused = errors.New("collab: seq reused by a new op")
+	// ErrSessionFailed: a document's session lost its state (its Store
+	// failed it in a way it could not recover from) and stopped. Every
+	// request it held is answered with it and every subscriber is
+	// dropped (Conn.Drop); the next request starts a new session, which
+	// loads the document again, so the request may be sent again.
+	ErrSessionFailed = errors.New("collab: document session failed")
+	// ErrBusy: the document's session has Options.MaxInbox requests
+	// waiting. Nothing was done; the request may be sent again later (web
+	// closes a WebSocket with 1013, so the client reconnects and resends).
+	ErrBusy = errors.New("collab: document busy: too many requests waiting")
+	// ErrConnClosed: the request's Conn closed before it was served; it
+	// was dropped. Nothing was done; nobody is left to tell.
+	ErrConnClosed = errors.New("collab: connection closed")
 	// ErrInvalidKey: a document key with an empty collection or id.
 	ErrInvalidKey = errors.New("collab: invalid document key")
 	// ErrInvalidPresence: a presence update without a channel or id.
 	ErrInvalidPresence = errors.New("collab: invalid presence")
-	// ErrTooManySubscriptions: a subscribe that would take a connection
-	// past Options.MaxSubscriptions documents or presence channels.
+	// ErrPresenceTooLarge: a presence update that would take its
+	// connection's presence past Options.MaxPresenceBytes.
+	ErrPresenceTooLarge = errors.New("collab: too much presence")
+	// ErrTooManySubscriptions: a subscribe, or a presence on a document
+	// or channel not joined yet, that would take a connection past
+	// Options.MaxSubscriptions documents or presence channels.
 	ErrTooManySubscriptions = errors.New("collab: too many subscriptions")
 )
 
@@ -287,6 +327,12 @@ type Hub struct {
 	sessions map[Key]*session
 	// wg counts running session goroutines.
 	wg sync.WaitGroup
+	// quit is closed by Close; the Hub's own goroutines (presence
+	// expiry, the catch-up readers) stop on it, and bg counts them.
+	quit     chan struct{}
+	bg       sync.WaitGroup
+	expiring atomic.Bool // the expiry goroutine was started
+	reads    readPool
 
 	// pmu guards the registry of what each connection joined
 	// (registry.go) and the presence channels (presence.go).
@@ -305,6 +351,7 @@ func NewHub(opts Options) *Hub {
 		opts:     opts,
 		log:      opts.Logger,
 		sessions: make(map[Key]*session),
+		quit:     make(chan struct{}),
 		conns:    make(map[Conn]*connState),
 		channels: make(map[string]*channel),
 	}
@@ -321,7 +368,11 @@ func NewHub(opts Options) *Hub {
 // began fail with ErrClosed.
 func (h *Hub) Close(ctx context.Context) error {
 	h.mu.Lock()
+	if !h.closed {
+		close(h.quit)
+	}
 	h.closed = true
+	h.stopReaders()
 	ss := make([]*session, 0, len(h.sessions))
 	for _, s := range h.sessions {
 		ss = append(ss, s)
@@ -335,6 +386,7 @@ func (h *Hub) Close(ctx context.Context) error {
 	// unless ctx ends first.
 	go func() {
 		h.wg.Wait()
+		h.bg.Wait()
 		close(done)
 	}()
 	select {
@@ -365,7 +417,8 @@ var errNoSession = errors.New("collab: no session")
 
 // send queues r on key's session, starting one if create is set. A
 // session that has begun to stop refuses the request, and a new session
-// takes it, so a request racing an idle stop is never lost.
+// takes it, so a request racing an idle stop is never lost. A session
+// with Options.MaxInbox requests waiting refuses it with ErrBusy.
 func (h *Hub) send(key Key, r *job, create bool) error {
 	if h.initErr != nil {
 		return h.initErr
@@ -375,14 +428,17 @@ func (h *Hub) send(key Key, r *job, create bool) error {
 	if h.closed {
 		return ErrClosed
 	}
-	if s := h.sessions[key]; s != nil && s.enqueue(r) {
-		return nil
+	if s := h.sessions[key]; s != nil {
+		err := s.enqueue(r)
+		if !errors.Is(err, errStopped) {
+			return err
+		}
 	}
 	if !create {
 		return errNoSession
 	}
 	s := newSession(h, key)
-	s.enqueue(r)
+	_ = s.enqueue(r) // a new session takes its first request
 	h.sessions[key] = s
 	h.wg.Add(1)
 	h.stats.sessionsStarted.Add(1)

@@ -32,7 +32,7 @@ type draft struct {
 // draft returns a draft of s's document with nothing planned.
 func (s *session) draft() *draft {
 	sh := s.doc.shape()
-	return &draft{shape: sh, base: sh.head, memFrom: s.windowStart(), seqs: s.seqs, committed: s.records}
+	return &draft{shape: sh, base: sh.head, memFrom: s.windowStart(), seqs: s.seqs.last, committed: s.records}
 }
 
 // records returns the records [from, to) committed or planned, to <= head.
@@ -97,7 +97,9 @@ func (d *draft) plan(sub Submission, lim limits) (res SubmitResult, warn, err er
 			// acknowledged, anything else refused.
 			last, known := d.seq(sub.Src)
 			inMemory := func() ([]Record, error) { return d.records(d.memFrom, d.head) }
-			if r, _ := dedupe(sub.Src, sub.Seq, d.head, last, known, inMemory); r.dup {
+			// Without a version, any commit version can be the
+			// resend's: 0 is at or before all of them.
+			if r, _ := dedupe(sub.Src, sub.Seq, 0, last, known, inMemory); r.dup {
 				res, warn := d.duplicate(r.at, r.at)
 				return res, warn, nil
 			}
@@ -119,7 +121,11 @@ func (d *draft) plan(sub Submission, lim limits) (res SubmitResult, warn, err er
 		return missed, missedErr
 	}
 	last, known := d.seq(sub.Src)
-	r, err := dedupe(sub.Src, sub.Seq, v, last, known, since)
+	madeAt := v
+	if !sub.HasVersion {
+		madeAt = 0 // a v:null create: see above
+	}
+	r, err := dedupe(sub.Src, sub.Seq, madeAt, last, known, since)
 	if err != nil {
 		return SubmitResult{}, nil, err
 	}
@@ -147,12 +153,18 @@ func (d *draft) plan(sub Submission, lim limits) (res SubmitResult, warn, err er
 		rec.Data = sub.Data
 	case OpEdit:
 		if d.typ == "" {
-			return SubmitResult{}, nil, ErrDocMissing
+			return SubmitResult{}, nil, d.absent()
 		}
 		if n := d.length; op.BaseLen() <= n && n+op.Delta() > lim.maxDocLen {
 			return SubmitResult{}, nil, fmt.Errorf("%w: %d code points (at most %d)", ErrDocTooLarge, n+op.Delta(), lim.maxDocLen)
 		}
 		rec.Op = op
+	case OpDelete:
+		// Only a document that exists can be deleted: a delete of nothing
+		// would be stored as a record no history can replay.
+		if d.typ == "" {
+			return SubmitResult{}, nil, d.absent()
+		}
 	}
 	next, err := d.shape.apply(rec)
 	if err != nil {
@@ -160,6 +172,16 @@ func (d *draft) plan(sub Submission, lim limits) (res SubmitResult, warn, err er
 	}
 	d.add(rec, next)
 	return SubmitResult{Version: rec.Version, Op: rec.Op, Missed: missed, Record: rec}, nil, nil
+}
+
+// absent is the error for an edit or delete of a document without a type
+// at the draft's head: ErrDocDeleted when it has a history (it was
+// created, then deleted), ErrDocMissing when it was never created.
+func (d *draft) absent() error {
+	if d.head > 0 {
+		return fmt.Errorf("%w: at version %d", ErrDocDeleted, d.head)
+	}
+	return ErrDocMissing
 }
 
 // duplicate answers a resend committed at version at, made against

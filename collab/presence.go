@@ -1,6 +1,9 @@
 package collab
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+)
 
 // This file holds the Hub's presence channels: who subscribed to each,
 // and the untyped presence posted on it, under Hub.pmu. Document presence
@@ -81,7 +84,7 @@ func (h *Hub) SubscribePresence(channel string, c Conn, reply func(error)) {
 	}
 	h.pmu.Lock()
 	cs := h.conn(c)
-	if _, ok := cs.channels[channel]; !ok && len(cs.channels) >= h.opts.MaxSubscriptions {
+	if !cs.hasChannel(channel) && cs.channelCount() >= h.opts.MaxSubscriptions {
 		h.gcConn(c, cs)
 		h.pmu.Unlock()
 		reply(h.tooManySubscriptions())
@@ -121,7 +124,8 @@ func (h *Hub) UnsubscribePresence(channel string, c Conn, reply func(error)) {
 	docKey, hasDoc := Key{}, false
 	if cs := h.conns[c]; cs != nil {
 		docKey, hasDoc = cs.presDocs[channel]
-		delete(cs.presDocs, channel)
+		cs.delPresDoc(channel)
+		cs.dropChannelPres(channel)
 		delete(cs.channels, channel)
 		delete(cs.posted, channel)
 		h.gcConn(c, cs)
@@ -146,6 +150,11 @@ func (h *Hub) UnsubscribePresence(channel string, c Conn, reply func(error)) {
 // and sets p.Version; reply gets the update as relayed (the protocol
 // echoes it to the sender). Untyped presence passes through unchanged.
 // The Hub sets p.Src to c.Src().
+//
+// What c holds is bounded: a document or channel it has not joined yet
+// counts against Options.MaxSubscriptions (ErrTooManySubscriptions), the
+// values it holds against Options.MaxPresenceBytes (ErrPresenceTooLarge),
+// and a presence not updated for Options.PresenceTTL is cleared.
 func (h *Hub) Presence(c Conn, p PresenceUpdate, reply func(PresenceUpdate, error)) {
 	if reply == nil {
 		reply = func(PresenceUpdate, error) {}
@@ -171,16 +180,41 @@ func (h *Hub) Presence(c Conn, p PresenceUpdate, reply func(PresenceUpdate, erro
 			p.Text = &t
 		}
 		h.pmu.Lock()
-		h.conn(c).presDocs[p.Channel] = key
+		cs := h.conn(c)
+		err := h.notePresence(cs, p, h.opts.Now())
+		h.gcConn(c, cs)
 		h.pmu.Unlock()
-		if err := h.send(key, &job{kind: jobPresence, conn: c, pres: p, onPresence: reply}, true); err != nil {
+		if err != nil {
+			reply(PresenceUpdate{}, err)
+			return
+		}
+		if !p.Cleared() {
+			h.startExpiry()
+		}
+		// Clearing needs no session where none runs: it holds nothing.
+		err = h.send(key, &job{kind: jobPresence, conn: c, pres: p, onPresence: reply}, !p.Cleared())
+		switch {
+		case errors.Is(err, errNoSession):
+			reply(p, nil)
+		case err != nil:
 			reply(PresenceUpdate{}, err)
 		}
 		return
 	}
 	h.pmu.Lock()
+	cs := h.conn(c)
+	if err := h.notePresence(cs, p, h.opts.Now()); err != nil {
+		h.gcConn(c, cs)
+		h.pmu.Unlock()
+		reply(PresenceUpdate{}, err)
+		return
+	}
+	h.gcConn(c, cs)
+	if !p.Cleared() {
+		// startExpiry takes h.mu, which is never taken inside h.pmu.
+		defer h.startExpiry()
+	}
 	ch := h.channel(p.Channel)
-	h.conn(c).posted[p.Channel] = struct{}{}
 	if p.Cleared() {
 		if m := ch.last[c]; m != nil {
 			delete(m, p.ID)

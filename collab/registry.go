@@ -1,6 +1,9 @@
 package collab
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+)
 
 // This file holds the Hub's registry of what each connection joined: the
 // documents it subscribed to, the presence channels it subscribed to or
@@ -8,6 +11,16 @@ import "fmt"
 // connection's subscriptions and of their limit, Options.MaxSubscriptions;
 // web keeps no copy. Disconnect walks it to undo everything a closing
 // connection left behind. Everything here is guarded by Hub.pmu.
+//
+// Presence counts here too (issue 9, item 7): a document a connection
+// holds presence on counts against Options.MaxSubscriptions as a
+// document it subscribed to, and a channel it posted untyped presence on
+// as a channel it subscribed to; every presence it holds counts against
+// Options.MaxPresenceBytes; and a presence not updated for
+// Options.PresenceTTL is dropped (presence_expiry.go). This registry is
+// the one record of the presence a connection holds: the sessions and
+// channels keep the values, but adding, replacing, clearing and expiring
+// them is decided here.
 //
 // A document's session keeps its own subscriber set, which is what it
 // broadcasts to. The two agree because both follow the same requests in
@@ -25,8 +38,37 @@ type connState struct {
 	// what Options.MaxSubscriptions bounds.
 	channels map[string]struct{}
 	// posted are the channels c sent untyped presence on, to clear it
-	// when c leaves.
+	// when c leaves; with channels, what Options.MaxSubscriptions bounds.
 	posted map[string]struct{}
+	// presKeys counts the channels of presDocs per document: with docs,
+	// what Options.MaxSubscriptions bounds.
+	presKeys map[Key]int
+	// pres is every presence c holds (not cleared), typed or untyped.
+	pres map[presID]presEntry
+	// presBytes is the sum of pres's sizes: what
+	// Options.MaxPresenceBytes bounds.
+	presBytes int
+}
+
+// presID names one presence of a connection: its channel and id.
+type presID struct {
+	channel, id string
+}
+
+// presEntry is the registry's record of one presence.
+type presEntry struct {
+	size int       // presenceSize of its value
+	at   time.Time // its last update, for Options.PresenceTTL
+	doc  *Key      // the document of a document presence, else nil
+}
+
+// presenceOverhead is what one presence costs besides its value and
+// names, in bytes, in presenceSize: many tiny presences are bounded too.
+const presenceOverhead = 128
+
+// presenceSize is what p counts against Options.MaxPresenceBytes.
+func presenceSize(p PresenceUpdate) int {
+	return presenceOverhead + len(p.Channel) + len(p.ID) + len(p.Raw)
 }
 
 // docJoin is c's registration on one document. A Subscribe registers
@@ -38,7 +80,94 @@ type docJoin struct {
 }
 
 func (cs *connState) empty() bool {
-	return len(cs.docs) == 0 && len(cs.presDocs) == 0 && len(cs.channels) == 0 && len(cs.posted) == 0
+	return len(cs.docs) == 0 && len(cs.presDocs) == 0 && len(cs.channels) == 0 && len(cs.posted) == 0 && len(cs.pres) == 0
+}
+
+// docCount is the number of documents c joined or holds presence on.
+func (cs *connState) docCount() int {
+	n := len(cs.docs)
+	for k := range cs.presKeys {
+		if cs.docs[k] == nil {
+			n++
+		}
+	}
+	return n
+}
+
+// hasDoc reports whether key counts among c's documents already.
+func (cs *connState) hasDoc(key Key) bool {
+	return cs.docs[key] != nil || cs.presKeys[key] > 0
+}
+
+// channelCount is the number of channels c subscribed to or posted on.
+func (cs *connState) channelCount() int {
+	n := len(cs.channels)
+	for ch := range cs.posted {
+		if _, ok := cs.channels[ch]; !ok {
+			n++
+		}
+	}
+	return n
+}
+
+// hasChannel reports whether ch counts among c's channels already.
+func (cs *connState) hasChannel(ch string) bool {
+	_, sub := cs.channels[ch]
+	_, posted := cs.posted[ch]
+	return sub || posted
+}
+
+// setPresDoc records that c's presence on channel is on key.
+func (cs *connState) setPresDoc(channel string, key Key) {
+	if old, ok := cs.presDocs[channel]; ok {
+		if old == key {
+			return
+		}
+		cs.unrefKey(old)
+	}
+	cs.presDocs[channel] = key
+	cs.presKeys[key]++
+}
+
+// delPresDoc forgets the document of c's presence on channel.
+func (cs *connState) delPresDoc(channel string) {
+	if old, ok := cs.presDocs[channel]; ok {
+		delete(cs.presDocs, channel)
+		cs.unrefKey(old)
+	}
+}
+
+func (cs *connState) unrefKey(key Key) {
+	if cs.presKeys[key]--; cs.presKeys[key] <= 0 {
+		delete(cs.presKeys, key)
+	}
+}
+
+// dropPres forgets c's presence id, releasing its bytes.
+func (cs *connState) dropPres(id presID) {
+	if e, ok := cs.pres[id]; ok {
+		cs.presBytes -= e.size
+		delete(cs.pres, id)
+	}
+}
+
+// dropChannelPres forgets every presence c holds on channel.
+func (cs *connState) dropChannelPres(channel string) {
+	for id := range cs.pres {
+		if id.channel == channel {
+			cs.dropPres(id)
+		}
+	}
+}
+
+// holdsOn reports whether c still holds a presence on channel.
+func (cs *connState) holdsOn(channel string) bool {
+	for id := range cs.pres {
+		if id.channel == channel {
+			return true
+		}
+	}
+	return false
 }
 
 // conn returns c's state, creating it. h.pmu must be held.
@@ -50,6 +179,8 @@ func (h *Hub) conn(c Conn) *connState {
 			presDocs: make(map[string]Key),
 			channels: make(map[string]struct{}),
 			posted:   make(map[string]struct{}),
+			presKeys: make(map[Key]int),
+			pres:     make(map[presID]presEntry),
 		}
 		h.conns[c] = cs
 	}
@@ -71,7 +202,48 @@ func (h *Hub) MaxSubscriptions() int { return h.opts.MaxSubscriptions }
 // tooManySubscriptions is the error for a subscribe past the limit.
 func (h *Hub) tooManySubscriptions() error {
 	max := h.opts.MaxSubscriptions
-	return fmt.Errorf("%w: a connection may subscribe to at most %d documents and %d presence channels", ErrTooManySubscriptions, max, max)
+	return fmt.Errorf("%w: a connection may subscribe to (or hold presence on) at most %d documents and %d presence channels", ErrTooManySubscriptions, max, max)
+}
+
+// notePresence records p, from c, in the registry before it is relayed,
+// or refuses it: a presence on a document or untyped channel c has not
+// joined yet counts against Options.MaxSubscriptions
+// (ErrTooManySubscriptions), and its value against
+// Options.MaxPresenceBytes (ErrPresenceTooLarge). A cleared presence
+// releases what it held. h.pmu must be held.
+func (h *Hub) notePresence(cs *connState, p PresenceUpdate, now time.Time) error {
+	id := presID{p.Channel, p.ID}
+	if p.Cleared() {
+		cs.dropPres(id)
+		if !cs.holdsOn(p.Channel) {
+			if p.Doc != nil {
+				cs.delPresDoc(p.Channel)
+			} else {
+				delete(cs.posted, p.Channel)
+			}
+		}
+		return nil
+	}
+	max := h.opts.MaxSubscriptions
+	if p.Doc != nil {
+		if !cs.hasDoc(*p.Doc) && cs.docCount() >= max {
+			return h.tooManySubscriptions()
+		}
+	} else if !cs.hasChannel(p.Channel) && cs.channelCount() >= max {
+		return h.tooManySubscriptions()
+	}
+	size := presenceSize(p)
+	if total := cs.presBytes - cs.pres[id].size + size; total > h.opts.MaxPresenceBytes {
+		return fmt.Errorf("%w: this one would bring a connection's presence to %d bytes (at most %d)", ErrPresenceTooLarge, total, h.opts.MaxPresenceBytes)
+	}
+	if p.Doc != nil {
+		cs.setPresDoc(p.Channel, *p.Doc)
+	} else {
+		cs.posted[p.Channel] = struct{}{}
+	}
+	cs.presBytes += size - cs.pres[id].size
+	cs.pres[id] = presEntry{size: size, at: now, doc: p.Doc}
+	return nil
 }
 
 // joinDocs registers c on every key for a Subscribe, or on none when the
@@ -83,11 +255,11 @@ func (h *Hub) joinDocs(c Conn, keys []Key) ([]*docJoin, error) {
 	cs := h.conn(c)
 	fresh := make(map[Key]struct{})
 	for _, k := range keys {
-		if cs.docs[k] == nil {
+		if !cs.hasDoc(k) {
 			fresh[k] = struct{}{}
 		}
 	}
-	if len(cs.docs)+len(fresh) > h.opts.MaxSubscriptions {
+	if cs.docCount()+len(fresh) > h.opts.MaxSubscriptions {
 		h.gcConn(c, cs)
 		return nil, h.tooManySubscriptions()
 	}
@@ -137,7 +309,8 @@ func (h *Hub) leaveDoc(c Conn, key Key) {
 	delete(cs.docs, key)
 	for ch, k := range cs.presDocs {
 		if k == key {
-			delete(cs.presDocs, ch)
+			cs.delPresDoc(ch)
+			cs.dropChannelPres(ch)
 		}
 	}
 	h.gcConn(c, cs)

@@ -18,6 +18,8 @@ func (c *logConn) Src() string                       { return c.src }
 func (c *logConn) SendOp(_ Key, rec Record)          { c.add(fmt.Sprint("op ", rec.Version)) }
 func (c *logConn) SendPresence(PresenceUpdate)       {}
 func (c *logConn) SendPresenceRequest(string)        {}
+func (c *logConn) Drop(Key, error)                   { c.add("drop") }
+func (c *logConn) Closed() bool                      { return false }
 func (c *logConn) add(line string)                   { *c.log = append(*c.log, line) }
 func (c *logConn) reply(res SubmitResult, err error) { c.add(replyLine(res, err)) }
 

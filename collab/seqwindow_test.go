@@ -57,3 +57,23 @@ func TestResendAfterSeqTablePruned(t *testing.T) {
 		t.Fatalf("after the resend: %+v, want the text with one A at version 22", got)
 	}
 }
+
+// TestResendFromSrcPrunedInRunningSession: with the session's seq table
+// bounded (Options.SeqWindow), a src that left it while the session ran
+// is still acknowledged at its op's original version when it resends:
+// the session finds the op among the records since the resend's version.
+func TestResendFromSrcPrunedInRunningSession(t *testing.T) {
+	h, _ := newHub(t, collab.Options{SeqWindow: 5, Window: 4})
+	mustSubmit(t, h, docX, createSub("", 0, "hello"))
+	first := mustSubmit(t, h, docX, editSub("A", 1, 1, ins(0, "A")))
+	for seq := uint64(1); seq <= 20; seq++ {
+		mustSubmit(t, h, docX, editSub("B", seq, seq+1, ins(0, "b")))
+	}
+	res, err := h.SubmitWait(ctxBG, docX, editSub("A", 1, 1, ins(0, "A")))
+	if err != nil || !res.Duplicate || res.Version != first.Version {
+		t.Fatalf("resend by a pruned src = %+v, %v; want a duplicate at version %d", res, err, first.Version)
+	}
+	if got := mustFetch(t, h, docX); got.Version != 22 {
+		t.Fatalf("after the resend: version %d, want 22", got.Version)
+	}
+}

@@ -2,6 +2,7 @@ package collab
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -20,8 +21,19 @@ const (
 	jobClearPresence
 	jobDisconnect
 	jobRemote
+	jobExpirePresence
+	jobResume
 	jobSync // catch up with the cluster's commit point (cluster.go)
 )
+
+// bounded reports whether jobs of kind k count against Options.MaxInbox
+// and are dropped when their connection has closed: the requests a
+// client makes. The others (leaving, clearing, remote records, a
+// catch-up's return) must always reach the session and are bounded
+// otherwise.
+func (k jobKind) bounded() bool {
+	return k == jobSubmit || k == jobFetch || k == jobPresence
+}
 
 // job is one message in a session's inbox: a request from a Hub method,
 // or records from the Relay. (The name keeps it apart from web's request,
@@ -33,10 +45,15 @@ type job struct {
 	from    *uint64        // jobFetch
 	join    bool           // jobFetch: subscribe
 	pres    PresenceUpdate // jobPresence
-	channel string         // jobClearPresence
+	channel string         // jobClearPresence, jobExpirePresence
+	presID  string         // jobExpirePresence
 	recs    []Record       // jobRemote
-	epoch   string         // jobRemote: the history recs belong to
-	at      time.Time      // when it was queued (cluster.go: fresh)
+	task    *readTask      // jobResume
+	// missed are records a catch-up read for a submit without a Conn:
+	// they come first in its result's Missed.
+	missed []Record
+	epoch  string    // jobRemote: the history recs belong to
+	at     time.Time // when it was queued (cluster.go: fresh)
 
 	onSubmit   func(SubmitResult, error)
 	onSnapshot func(Snapshot, error)
@@ -70,14 +87,16 @@ type presKey struct {
 // session owns one document. Its run goroutine is the only one that
 // touches the fields below "owned by run"; other goroutines talk to it
 // through enqueue. It starts in Hub.send and stops when it has been idle
-// for Options.IdleTimeout (no subscribers, no presence, empty inbox), when
-// the Hub closes, or when its state cannot be loaded. Hub.wg waits for it.
+// for Options.IdleTimeout (no subscribers, no presence, no catch-up out,
+// empty inbox), when the Hub closes (once its catch-ups are back), or when
+// its state cannot be loaded. Hub.wg waits for it.
 type session struct {
 	h   *Hub
 	key Key
 
 	mu      sync.Mutex
 	queue   []*job
+	nqueued int  // bounded jobs in queue (Options.MaxInbox)
 	stopped bool // refuses requests: the session is stopping
 	closing bool // the Hub is closing: drain the inbox and stop
 	wake    chan struct{}
@@ -86,10 +105,18 @@ type session struct {
 	doc     docState
 	window  []Record // the last records: versions [head-len(window), head)
 	wbytes  int      // recordSize of the window's records, summed
-	seqs    map[string]SeqEntry
+	seqs    seqTable
 	snapVer uint64 // version of the latest snapshot in the Store
 	subs    map[Conn]struct{}
 	pres    map[Conn]map[presKey]PresenceUpdate
+	// behind are the connections catching up on this document (see
+	// catchup.go): they are out of subs until they are caught up, and
+	// their later requests wait in their catchup. reading holds every
+	// catch-up out at the Hub's readers, with or without a Conn; nheld
+	// counts the requests held behind them.
+	behind  map[Conn]*catchup
+	reading map[*catchup]struct{}
+	nheld   int
 	link    RelayLink
 	fatal   error // state lost (a failed reload): stop
 	// In a cluster (cluster.go): the link as a ClusterLink (nil on a
@@ -102,27 +129,47 @@ type session struct {
 
 func newSession(h *Hub, key Key) *session {
 	return &session{
-		h:    h,
-		key:  key,
-		wake: make(chan struct{}, 1),
-		subs: make(map[Conn]struct{}),
-		pres: make(map[Conn]map[presKey]PresenceUpdate),
+		h:       h,
+		key:     key,
+		wake:    make(chan struct{}, 1),
+		subs:    make(map[Conn]struct{}),
+		pres:    make(map[Conn]map[presKey]PresenceUpdate),
+		behind:  make(map[Conn]*catchup),
+		reading: make(map[*catchup]struct{}),
 	}
 }
 
-// enqueue adds r to the inbox. It returns false, without queuing r, when
-// the session has begun to stop. It never blocks.
-func (s *session) enqueue(r *job) bool {
+// errStopped is enqueue's error when the session has begun to stop.
+var errStopped = errors.New("collab: session stopped")
+
+// enqueue adds r to the inbox. It fails, without queuing r, with
+// errStopped when the session has begun to stop, and with ErrBusy when
+// r is a request and Options.MaxInbox requests wait already. It never
+// blocks.
+func (s *session) enqueue(r *job) error {
 	s.mu.Lock()
 	if s.stopped {
 		s.mu.Unlock()
-		return false
+		return errStopped
+	}
+	if r.kind.bounded() {
+		if s.nqueued >= s.h.opts.MaxInbox {
+			s.mu.Unlock()
+			return s.busy()
+		}
+		s.nqueued++
 	}
 	r.at = time.Now()
 	s.queue = append(s.queue, r)
 	s.mu.Unlock()
 	s.signal()
-	return true
+	return nil
+}
+
+// busy is the error for a request past Options.MaxInbox.
+func (s *session) busy() error {
+	s.h.stats.busy.Add(1)
+	return fmt.Errorf("%w: %s has %d requests waiting", ErrBusy, s.key, s.h.opts.MaxInbox)
 }
 
 func (s *session) signal() {
@@ -146,6 +193,7 @@ func (s *session) take() ([]*job, bool) {
 	defer s.mu.Unlock()
 	q := s.queue
 	s.queue = nil
+	s.nqueued = 0
 	return q, s.closing
 }
 
@@ -166,13 +214,16 @@ func (s *session) failAll(err error) {
 	s.stopped = true
 	q := s.queue
 	s.queue = nil
+	s.nqueued = 0
 	s.mu.Unlock()
 	for _, r := range q {
 		r.fail(err)
 	}
 }
 
-func (s *session) idle() bool { return len(s.subs) == 0 && len(s.pres) == 0 }
+func (s *session) idle() bool {
+	return len(s.subs) == 0 && len(s.pres) == 0 && len(s.reading) == 0
+}
 
 // run is the session goroutine.
 func (s *session) run() {
@@ -200,8 +251,15 @@ func (s *session) run() {
 			s.handle(batch)
 			if s.fatal != nil {
 				s.failAll(s.fatal)
+				s.dropAll(s.fatal)
 				return
 			}
+			continue
+		}
+		if len(s.reading) > 0 {
+			// Catch-ups are out: their results come through the inbox
+			// (quickly once the Hub closes, which cancels them).
+			<-s.wake
 			continue
 		}
 		if closing {
@@ -243,21 +301,49 @@ func (s *session) load() error {
 		s.push(r)
 	}
 	s.trimWindow()
-	s.seqs = st.Seqs
-	if s.seqs == nil {
-		s.seqs = make(map[string]SeqEntry)
-	}
+	s.seqs = newSeqTable(st.Seqs, s.h.opts.SeqWindow, d.head)
 	s.snapVer = st.Snapshot.Version
 	return nil
 }
 
 // reload replaces the in-memory state with the Store's, when the Store
 // turned out to hold records the session lacks (see commit). If that
-// fails too the session must stop.
+// fails too the session must stop: s.fatal wraps ErrSessionFailed.
 func (s *session) reload() {
 	if err := s.load(); err != nil {
-		s.fatal = err
+		s.fatal = fmt.Errorf("%w: %s: %w", ErrSessionFailed, s.key, err)
 	}
+}
+
+// dropAll tells every subscriber of a session that stops on err that it
+// will be sent nothing more of this document (Conn.Drop), so that it
+// subscribes again, and clears every presence held here for the others.
+// The Hub's registry forgets those subscriptions and presences, so they
+// no longer count against the connections' limits. Without it the
+// subscribers of a failed session were dropped silently: still
+// registered, never sent another op. Catch-ups out are answered with err,
+// with the requests held behind them.
+func (s *session) dropAll(err error) {
+	for cu := range s.reading {
+		delete(s.reading, cu)
+		cu.job.fail(err)
+		for _, r := range cu.held {
+			r.fail(err)
+		}
+		if c := cu.job.conn; c != nil && (cu.wasSub || cu.job.kind == jobFetch && cu.job.join) {
+			s.subs[c] = struct{}{} // dropped below
+		}
+	}
+	clear(s.behind)
+	for c := range s.pres {
+		s.clearPresence(c, "", "")
+		s.h.leaveDoc(c, s.key)
+	}
+	for c := range s.subs {
+		s.h.leaveDoc(c, s.key)
+		c.Drop(s.key, err)
+	}
+	clear(s.subs)
 }
 
 // saveSnapshot stores the head as the latest snapshot if it is newer. A
@@ -274,72 +360,15 @@ func (s *session) saveSnapshot() {
 	s.snapVer = snap.Version
 }
 
-// recordSize approximates the memory a record holds, in bytes.
-func recordSize(r *Record) int {
-	n := 64 + len(r.Src) + len(r.Type) + len(r.Data)
-	for _, c := range r.Op {
-		n += 24 + len(c.Text)
-	}
-	return n
-}
-
-// push appends rec, the record at the head, to the window.
-func (s *session) push(rec Record) {
-	s.window = append(s.window, rec)
-	s.wbytes += recordSize(&rec)
-}
-
-// trimWindow bounds the in-memory records: past twice Options.Window
-// records or twice Options.WindowBytes bytes, it keeps the newest records
-// within both limits, copying so the dropped ones can be collected.
-func (s *session) trimWindow() {
-	w, wb := s.h.opts.Window, s.h.opts.WindowBytes
-	if len(s.window) <= 2*w && s.wbytes <= 2*wb {
-		return
-	}
-	keep, size := 0, 0
-	for i := len(s.window) - 1; i >= 0 && keep < w; i-- {
-		n := recordSize(&s.window[i])
-		if size+n > wb {
-			break
-		}
-		keep++
-		size += n
-	}
-	s.window = append([]Record(nil), s.window[len(s.window)-keep:]...)
-	s.wbytes = size
-}
-
-// windowStart is the version of the oldest record in memory.
-func (s *session) windowStart() uint64 { return s.doc.head - uint64(len(s.window)) }
-
-// records returns the committed records [from, to), from memory or, for
-// older ones, from the Store. to must be at most the head.
-func (s *session) records(from, to uint64) ([]Record, error) {
-	if from >= to {
-		return nil, nil
-	}
-	ws := s.windowStart()
-	if from >= ws {
-		return s.window[from-ws : to-ws : to-ws], nil
-	}
-	end := min(to, ws)
-	old, err := s.h.opts.Store.Ops(context.Background(), s.key, from, end)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s [%d, %d): %w", ErrOpsMissing, s.key, from, end, err)
-	}
-	if uint64(len(old)) != end-from {
-		return nil, fmt.Errorf("%w: %s: store has %d of the records [%d, %d)", ErrOpsMissing, s.key, len(old), from, end)
-	}
-	if to > ws {
-		old = append(old, s.window[:to-ws]...)
-	}
-	return old, nil
-}
-
 // handle processes one inbox batch in order. Consecutive submits (up to
 // Options.MaxBatch) share one commit; presence updates between them are
 // handled after that commit, at the new head.
+//
+// Each request is first admitted (admit): one from a connection that is
+// catching up waits behind it, one from a closed connection is dropped,
+// and one that needs records older than the window goes to the readers.
+// Admission happens just before a request is served, so it sees the
+// window as the commits before it left it.
 func (s *session) handle(batch []*job) {
 	for i := 0; i < len(batch); {
 		if s.fatal != nil {
@@ -349,24 +378,28 @@ func (s *session) handle(batch []*job) {
 			return
 		}
 		r := batch[i]
-		if r.kind != jobSubmit {
-			s.handleOne(r)
-			i++
+		i++
+		if !s.admit(r) {
 			continue
 		}
-		var subs, later []*job
-		j := i
-		for ; j < len(batch); j++ {
-			k := batch[j].kind
-			if k == jobSubmit {
-				if len(subs) == s.h.opts.MaxBatch {
-					break
-				}
-				subs = append(subs, batch[j])
-			} else if k == jobPresence {
-				later = append(later, batch[j])
-			} else {
+		if r.kind != jobSubmit {
+			s.handleOne(r)
+			continue
+		}
+		subs := []*job{r}
+		var later []*job
+		for ; i < len(batch); i++ {
+			n := batch[i]
+			if n.kind != jobSubmit && n.kind != jobPresence || n.kind == jobSubmit && len(subs) == s.h.opts.MaxBatch {
 				break
+			}
+			if !s.admit(n) {
+				continue
+			}
+			if n.kind == jobSubmit {
+				subs = append(subs, n)
+			} else {
+				later = append(later, n)
 			}
 		}
 		s.submitGroup(subs)
@@ -377,7 +410,6 @@ func (s *session) handle(batch []*job) {
 			}
 			s.presence(p)
 		}
-		i = j
 	}
 }
 
@@ -387,24 +419,29 @@ func (s *session) handleOne(r *job) {
 		s.fetch(r)
 	case jobUnsubscribe:
 		delete(s.subs, r.conn)
-		s.clearPresence(r.conn, "")
+		s.clearPresence(r.conn, "", "")
 		r.onDone(nil)
 	case jobPresence:
 		s.presence(r)
 	case jobClearPresence:
-		s.clearPresence(r.conn, r.channel)
+		s.clearPresence(r.conn, r.channel, "")
+	case jobExpirePresence:
+		s.clearPresence(r.conn, r.channel, r.presID)
 	case jobDisconnect:
 		delete(s.subs, r.conn)
-		s.clearPresence(r.conn, "")
+		s.clearPresence(r.conn, "", "")
 	case jobRemote:
 		s.remoteIn(r)
+	case jobResume:
+		s.resume(r.task)
 	case jobSync:
 		s.syncJob(r)
 	}
 }
 
 // fetch answers a Subscribe or Fetch: join first, then the catch-up
-// records, then the reply.
+// records, then the reply. Catch-ups from before the window went to the
+// readers (admit); without a Conn there is nobody to send records to.
 func (s *session) fetch(r *job) {
 	if err := s.syncFor(r); err != nil {
 		r.onSnapshot(Snapshot{}, err)
@@ -413,7 +450,7 @@ func (s *session) fetch(r *job) {
 	if r.join {
 		s.subs[r.conn] = struct{}{}
 	}
-	if r.from != nil && *r.from < s.doc.head {
+	if r.conn != nil && r.from != nil && *r.from < s.doc.head {
 		recs, err := s.records(*r.from, s.doc.head)
 		if err != nil {
 			if r.join {
@@ -422,10 +459,8 @@ func (s *session) fetch(r *job) {
 			r.onSnapshot(Snapshot{}, err)
 			return
 		}
-		if r.conn != nil {
-			for _, rec := range recs {
-				r.conn.SendOp(s.key, rec)
-			}
+		for _, rec := range recs {
+			r.conn.SendOp(s.key, rec)
 		}
 	}
 	r.onSnapshot(s.doc.snapshot(), nil)
@@ -438,5 +473,5 @@ func (s *session) deliverRemote(epoch string, recs []Record) {
 	if len(recs) == 0 && epoch == "" {
 		return
 	}
-	s.enqueue(&job{kind: jobRemote, recs: recs, epoch: epoch})
+	_ = s.enqueue(&job{kind: jobRemote, recs: recs, epoch: epoch}) // a stopped session drops them
 }

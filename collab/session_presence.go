@@ -45,10 +45,19 @@ func (s *session) presence(r *job) {
 		r.onPresence(PresenceUpdate{}, fmt.Errorf("%w: presence at version %d, document at %d", ErrPresenceVersion, p.Version, head))
 		return
 	}
-	if p.Cleared() {
+	switch {
+	case p.Version < s.windowStart() && !p.Cleared():
+		// Too old to bring to the head from memory. A session never
+		// reads the Store for presence (a stream of old presence would
+		// stall the document, issue 9 item 5): it is cleared instead. Its
+		// client is far behind; it sends its presence again once it has
+		// caught up.
+		p.Text, p.Raw = nil, nil
 		p.Version = head
-	} else if p.Version < head {
-		recs, err := s.records(p.Version, head)
+	case p.Cleared():
+		p.Version = head
+	case p.Version < head:
+		recs, err := s.records(p.Version, head) // in the window
 		if err != nil {
 			r.onPresence(PresenceUpdate{}, err)
 			return
@@ -78,12 +87,13 @@ func (s *session) presence(r *job) {
 	r.onPresence(p, nil)
 }
 
-// clearPresence removes c's presences on channel ("" for all of them) and
-// tells the channels' other subscribers, at the head version.
-func (s *session) clearPresence(c Conn, channel string) {
+// clearPresence removes c's presences on channel ("" for all of them)
+// with the presence id id ("" for any) and tells the channels' other
+// subscribers, at the head version.
+func (s *session) clearPresence(c Conn, channel, id string) {
 	m := s.pres[c]
 	for k, p := range m {
-		if channel != "" && k.channel != channel {
+		if channel != "" && k.channel != channel || id != "" && k.id != id {
 			continue
 		}
 		delete(m, k)

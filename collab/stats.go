@@ -44,6 +44,13 @@ type Stats struct {
 	Broadcasts uint64
 	// Presence counts presence updates relayed.
 	Presence uint64
+	// CatchUps counts requests made at a version older than their
+	// session's in-memory window, whose records the Hub's readers read
+	// from the Store (and sent) off the session goroutine.
+	CatchUps uint64
+	// Busy counts requests refused with ErrBusy: their session had
+	// Options.MaxInbox requests waiting.
+	Busy uint64
 }
 
 // counters are the Hub's atomic counters behind Stats.
@@ -63,6 +70,8 @@ type counters struct {
 	forks           atomic.Uint64
 	broadcasts      atomic.Uint64
 	presence        atomic.Uint64
+	catchUps        atomic.Uint64
+	busy            atomic.Uint64
 }
 
 // Stats returns the Hub's current counters.
@@ -92,5 +101,7 @@ func (h *Hub) Stats() Stats {
 		Forks:           c.forks.Load(),
 		Broadcasts:      c.broadcasts.Load(),
 		Presence:        c.presence.Load(),
+		CatchUps:        c.catchUps.Load(),
+		Busy:            c.busy.Load(),
 	}
 }

@@ -90,6 +90,11 @@ func (s *session) planGroup(jobs []*job) ([]outcome, []Record) {
 		if warn != nil {
 			s.h.log.Warn("collab: cannot read ops for a resend", "doc", s.key.String(), "err", warn)
 		}
+		if err == nil && len(j.missed) > 0 {
+			// A catch-up for a submit without a Conn collected the
+			// records before the window (catchup.go).
+			res.Missed = append(slices.Clip(j.missed), res.Missed...)
+		}
 		out[i] = outcome{res, err}
 	}
 	return out, d.planned

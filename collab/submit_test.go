@@ -38,8 +38,8 @@ func TestCreateEditDeleteRecreate(t *testing.T) {
 	if got, want := mustFetch(t, h, docX), (collab.Snapshot{Version: 3}); got != want {
 		t.Fatalf("FetchWait after delete = %+v, want %+v", got, want)
 	}
-	if _, err := h.SubmitWait(ctxBG, docX, editSub("a", 4, 3, ins(0, "x"))); !errors.Is(err, collab.ErrDocMissing) {
-		t.Fatalf("edit after delete = %v, want ErrDocMissing", err)
+	if _, err := h.SubmitWait(ctxBG, docX, editSub("a", 4, 3, ins(0, "x"))); !errors.Is(err, collab.ErrDocDeleted) {
+		t.Fatalf("edit after delete = %v, want ErrDocDeleted", err)
 	}
 	res = mustSubmit(t, h, docX, collab.Submission{Src: "b", Seq: 1, Version: 3, HasVersion: true, Kind: collab.OpCreate, Type: ot.URI, Data: "again"})
 	if res.Version != 3 {
@@ -191,6 +191,37 @@ func TestDuplicateResend(t *testing.T) {
 	}
 	if st := h.Stats(); st.Duplicates != 2 {
 		t.Fatalf("Stats().Duplicates = %d, want 2", st.Duplicates)
+	}
+}
+
+// TestNewOpWithReusedSeqIsRefused: a new op that reuses its src's last
+// committed seq, made at a version after that commit, is refused with
+// ErrSeqReused and not applied; it used to be taken for a resend and
+// acknowledged at the old op's version, so its client believed it saved
+// (issue 9, item 1). A real resend of that seq is still acknowledged.
+func TestNewOpWithReusedSeqIsRefused(t *testing.T) {
+	h, db := newHub(t, collab.Options{})
+	mustSubmit(t, h, docX, createSub("", 0, "hello"))
+	first := mustSubmit(t, h, docX, editSub("A", 1, 1, ins(0, "A")))
+	mustSubmit(t, h, docX, editSub("B", 1, 2, ins(0, "B")))
+
+	res, err := h.SubmitWait(ctxBG, docX, editSub("A", 1, 3, ins(0, "Z")))
+	if err == nil {
+		t.Fatalf("new op at version 3 with A's seq 1 (committed at %d) = %+v, want an error", first.Version, res)
+	}
+	if !errors.Is(err, collab.ErrSeqReused) {
+		t.Fatalf("new op with a reused seq = %v, want ErrSeqReused", err)
+	}
+	if got := mustFetch(t, h, docX); got.Data != "BAhello" || got.Version != 3 {
+		t.Fatalf("after the refused op: %+v, want BAhello at 3", got)
+	}
+	if recs, err := db.Ops(ctxBG, docX, 0, 100); err != nil || len(recs) != 3 {
+		t.Fatalf("store has %d records (%v), want 3", len(recs), err)
+	}
+	// The op itself resent, from its own version, is a resend.
+	res, err = h.SubmitWait(ctxBG, docX, editSub("A", 1, 1, ins(0, "A")))
+	if err != nil || !res.Duplicate || res.Version != first.Version {
+		t.Fatalf("resend = %+v, %v; want a duplicate at %d", res, err, first.Version)
 	}
 }
 

@@ -15,7 +15,9 @@ import (
 // each committing one op at a time and waiting for it, as a session does
 // under a steady stream of edits. It reports committed ops per second,
 // commit latency percentiles, and the average number of commits that
-// shared a write transaction (and, with sync=always, one disk sync).
+// shared a write transaction (and, with sync=always, one disk sync), and
+// the write system calls bbolt made per transaction (each writes one page
+// or a run of adjacent pages).
 //
 //	go test -run '^$' -bench BenchmarkCommit -benchtime 3s ./storage/
 func BenchmarkCommit(b *testing.B) {
@@ -38,6 +40,8 @@ func benchCommit(b *testing.B, mode SyncMode, docs int) {
 	}
 	lat := make([][]time.Duration, docs)
 	before := db.Stats()
+	pagesBefore := boltWrites(db)
+	b.ReportAllocs()
 	var wg sync.WaitGroup
 	b.ResetTimer()
 	start := time.Now()
@@ -66,6 +70,7 @@ func benchCommit(b *testing.B, mode SyncMode, docs int) {
 	elapsed := time.Since(start)
 	b.StopTimer()
 	after := db.Stats()
+	pages := boltWrites(db) - pagesBefore
 	all := slices.Concat(lat...)
 	slices.Sort(all)
 	pct := func(p float64) float64 {
@@ -79,5 +84,13 @@ func benchCommit(b *testing.B, mode SyncMode, docs int) {
 	b.ReportMetric(pct(0.99), "p99-ms")
 	if batches := after.Batches - before.Batches; batches > 0 {
 		b.ReportMetric(float64(after.Commits-before.Commits)/float64(batches), "commits/batch")
+		b.ReportMetric(float64(pages)/float64(batches), "writes/batch")
 	}
+}
+
+// boltWrites returns how many write system calls bbolt has made for this
+// DB's transactions so far.
+func boltWrites(db *DB) int64 {
+	st := db.bolt.Stats()
+	return st.TxStats.GetWrite()
 }

@@ -23,6 +23,9 @@ type commitReq struct {
 	vals [][]byte // recs encoded
 	snap *collab.Snapshot
 	data []byte // snap.Data
+	// flush asks for the stale index entries to be written (syncIndex);
+	// such a request has no key, records or snapshot.
+	flush bool
 	// state is reqQueued, then reqTaken or reqCancelled.
 	state atomic.Uint32
 	done  chan error // buffered; the committer sends exactly one result
@@ -167,6 +170,7 @@ func (db *DB) enqueue(ctx context.Context, r *commitReq) error {
 // writing every request queued before that; Close waits for it on done.
 func (db *DB) run() {
 	defer close(db.done)
+	defer db.closeIndex()
 	batch := make([]*commitReq, 0, db.opts.MaxBatch)
 	for r := range db.reqs {
 		batch = db.take(batch[:0], r)
@@ -239,9 +243,13 @@ func (e writeError) Unwrap() error { return e.err }
 // caused it fails.
 func (db *DB) write(batch []*commitReq) {
 	results := make([]error, len(batch))
+	flush := db.indexDue(batch)
 	err := db.bolt.Update(func(tx *bolt.Tx) error {
 		changed := false
 		for i, r := range batch {
+			if r.flush {
+				continue
+			}
 			wrote, err := db.apply(tx, r)
 			var we writeError
 			if errors.As(err, &we) {
@@ -250,12 +258,22 @@ func (db *DB) write(batch []*commitReq) {
 			results[i] = err
 			changed = changed || wrote
 		}
+		if flush {
+			wrote, err := db.flushIndex(tx)
+			if err != nil {
+				return writeError{fmt.Errorf("storage: index: %w", err)}
+			}
+			changed = changed || wrote
+		}
 		if !changed {
 			return errNoChange
 		}
 		return nil
 	})
 	db.batches.Add(1)
+	if flush && (err == nil || errors.Is(err, errNoChange)) {
+		db.flushed()
+	}
 	var we writeError
 	switch {
 	case err == nil || errors.Is(err, errNoChange):
@@ -304,7 +322,7 @@ func (db *DB) apply(tx *bolt.Tx, r *commitReq) (bool, error) {
 }
 
 // put writes r's records, seq entries, snapshot and the document's new
-// metadata and index entries.
+// metadata, and marks its index entries stale.
 func (db *DB) put(tx *bolt.Tx, r *commitReq, m docMeta, exists, saveSnap bool) error {
 	old := m
 	doc, err := tx.Bucket(bucketDoc).CreateBucketIfNotExists(r.dk)
@@ -367,20 +385,9 @@ func (db *DB) put(tx *bolt.Tx, r *commitReq, m docMeta, exists, saveSnap bool) e
 	if err := tx.Bucket(bucketDocs).Put(r.dk, encodeMeta(&m)); err != nil {
 		return err
 	}
-	if exists && old.modified == m.modified {
-		return nil
+	if !exists || old.modified != m.modified {
+		// The index entries move later, with others (index.go).
+		db.markStale(r.dk, r.key, old.modified, exists)
 	}
-	recent, bycoll := tx.Bucket(bucketRecent), tx.Bucket(bucketByColl)
-	if exists {
-		if err := recent.Delete(recentKey(r.dk, old.modified)); err != nil {
-			return err
-		}
-		if err := bycoll.Delete(collectionKey(r.key, old.modified)); err != nil {
-			return err
-		}
-	}
-	if err := recent.Put(recentKey(r.dk, m.modified), []byte{}); err != nil {
-		return err
-	}
-	return bycoll.Put(collectionKey(r.key, m.modified), []byte{})
+	return nil
 }

@@ -220,6 +220,15 @@ type DB struct {
 	// taken counts requests the committer has taken off reqs; tests use
 	// it to know when the committer is busy.
 	taken atomic.Uint64
+
+	// stale and indexFlushed belong to the committer (index.go);
+	// staleCount is len(stale) for other goroutines.
+	stale        map[string]staleEntry
+	indexFlushed time.Time
+	staleCount   atomic.Int64
+	// indexEvery is indexFlushEvery; tests lengthen it before they
+	// commit.
+	indexEvery time.Duration
 }
 
 var _ collab.Store = (*DB)(nil)
@@ -242,6 +251,11 @@ func Open(path string, opts Options) (*DB, error) {
 		NoSync:          opts.Sync == SyncNone,
 		InitialMmapSize: opts.InitialMmapSize,
 		FreelistType:    bolt.FreelistMapType,
+		// The free list is not written on every commit (one page and
+		// its encoding fewer per group commit); after a crash bbolt
+		// rebuilds it on Open by scanning the file, which is derived
+		// data and costs time only at start.
+		NoFreelistSync: true,
 	})
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("storage: open %s: %w (waited %v)", path, ErrLocked, opts.LockTimeout)
@@ -249,7 +263,13 @@ func Open(path string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("storage: open %s: %w", path, err)
 	}
-	if err := bdb.Update(func(tx *bolt.Tx) error { return initLayout(tx, opts) }); err != nil {
+	err = bdb.Update(func(tx *bolt.Tx) error {
+		if err := initLayout(tx, opts); err != nil {
+			return err
+		}
+		return openIndex(tx)
+	})
+	if err != nil {
 		bdb.Close()
 		return nil, fmt.Errorf("storage: open %s: %w", path, err)
 	}
@@ -268,6 +288,10 @@ func Open(path string, opts Options) (*DB, error) {
 		bolt: bdb,
 		reqs: make(chan *commitReq, opts.MaxBatch),
 		done: make(chan struct{}),
+
+		stale:        make(map[string]staleEntry),
+		indexFlushed: time.Now(),
+		indexEvery:   indexFlushEvery,
 	}
 	go db.run()
 	return db, nil

@@ -47,6 +47,12 @@
 //	recent        newest-first modified time + docKey → ""
 //	bycollection  collection + newest-first modified time + id → ""
 //
+// The two indexes are updated lazily (index.go): a commit marks its
+// document's entries stale and the committer rewrites the stale ones
+// together at most once a second, before List and Check, and at Close.
+// The meta bucket's "index-clean" key says Close completed them; without
+// it Open rebuilds both indexes from docs, as after a crash.
+//
 // docKey is the collection, prefixed with its length as a uvarint, then
 // the id. Values use a compact binary encoding of uvarints and
 // length-prefixed strings (see encoding.go); ot.Op is stored as its

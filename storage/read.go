@@ -165,6 +165,9 @@ func (db *DB) List(ctx context.Context, collection string, limit int) ([]collab.
 	if limit < 0 {
 		return nil, fmt.Errorf("storage: list: negative limit %d", limit)
 	}
+	if err := db.syncIndex(ctx); err != nil {
+		return nil, fmt.Errorf("storage: list %q: %w", collection, err)
+	}
 	var out []collab.DocInfo
 	err := db.view(ctx, func(tx *bolt.Tx) error {
 		var c *bolt.Cursor

@@ -28,6 +28,7 @@ const (
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(v)
 }
@@ -36,6 +37,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func writeRaw(w http.ResponseWriter, status int, body []byte) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	w.Write(append(body, '\n'))
 }
@@ -52,6 +54,26 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		w.Header().Set("Retry-After", "1")
 	}
 	writeRaw(w, pe.status(), []byte(`{"error":`+string(errorObject(pe))+`}`))
+}
+
+// authorize authenticates r and checks it may read key (write, when
+// write is set); on failure it answers r and returns false. An
+// authentication failure is 401, a document the token does not allow 403.
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request, key collab.Key, write bool) (identity, bool) {
+	id, err := s.authenticate(r)
+	if err != nil {
+		s.writeAuthError(w, r, err)
+		return id, false
+	}
+	switch {
+	case write && !id.access.CanWrite(key):
+		s.writeError(w, r, forbidden("your token does not allow writing "+key.String()))
+		return id, false
+	case !write && !id.access.CanRead(key):
+		s.writeError(w, r, forbidden("your token does not allow reading "+key.String()))
+		return id, false
+	}
+	return id, true
 }
 
 // pathKey reads the document key from the route's path values.
@@ -89,8 +111,14 @@ type docInfo struct {
 }
 
 // serveList answers GET /api/docs?collection=&limit= with
-// {"docs":[{collection,id,v,type,created,modified}]}, newest change first.
+// {"docs":[{collection,id,v,type,created,modified}]}, newest change first,
+// listing only the documents the token may read.
 func (s *Server) serveList(w http.ResponseWriter, r *http.Request) {
+	id, err := s.authenticate(r)
+	if err != nil {
+		s.writeAuthError(w, r, err)
+		return
+	}
 	limit, perr := queryUint(r, "limit", defaultListLimit)
 	if perr != nil {
 		s.writeError(w, r, perr)
@@ -99,7 +127,7 @@ func (s *Server) serveList(w http.ResponseWriter, r *http.Request) {
 	limit = max(1, min(limit, maxListLimit))
 	ctx, cancel := context.WithTimeout(r.Context(), s.opts.RequestTimeout)
 	defer cancel()
-	infos, err := s.hub.List(ctx, r.URL.Query().Get("collection"), int(limit))
+	infos, err := s.listReadable(ctx, id.access, r.URL.Query().Get("collection"), int(limit))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -123,6 +151,9 @@ func (s *Server) serveSnapshot(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, perr)
 		return
 	}
+	if _, ok := s.authorize(w, r, key, false); !ok {
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.opts.RequestTimeout)
 	defer cancel()
 	snap, err := s.hub.FetchWait(ctx, key)
@@ -141,6 +172,9 @@ func (s *Server) serveSnapshot(w http.ResponseWriter, r *http.Request) {
 func (s *Server) serveOps(w http.ResponseWriter, r *http.Request) {
 	key, perr := s.pathKey(r)
 	if perr == nil {
+		if _, ok := s.authorize(w, r, key, false); !ok {
+			return
+		}
 		var from, to uint64
 		if from, perr = queryUint(r, "from", 0); perr == nil {
 			if to, perr = queryUint(r, "to", math.MaxUint64); perr == nil {
@@ -207,9 +241,10 @@ func (s *Server) streamOps(w http.ResponseWriter, r *http.Request, key collab.Ke
 // httpSrcPrefix starts the src of every op submitted over the HTTP API.
 const httpSrcPrefix = "http:"
 
-// An HTTP writer's src, with its prefix, must fit the engine's bound: this
-// array's length is negative, and the build fails, if it does not.
-var _ [collab.MaxSrcLen - len(httpSrcPrefix) - maxClientSrcLen]struct{}
+// An HTTP writer's src, with its prefix and subject MAC (see
+// Server.httpSrc), must fit the engine's bound: this array's length is
+// negative, and the build fails, if it does not.
+var _ [collab.MaxSrcLen - len(httpSrcPrefix) - srcMACLen - 1 - maxClientSrcLen]struct{}
 
 // encodeRecord encodes rec as a ShareDB op object {v,src,seq,op|create|del}
 // with m {ts} when withMeta is set.
@@ -246,14 +281,18 @@ func (s *Server) serveSubmit(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, newError(CodeOriginNotAllowed, "origin "+strconv.Quote(r.Header.Get("Origin"))+" is not allowed"))
 		return
 	}
-	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
-		pe := badlyFormed("Content-Type must be application/json")
-		writeRaw(w, http.StatusUnsupportedMediaType, []byte(`{"error":`+string(errorObject(pe))+`}`))
-		return
-	}
 	key, perr := s.pathKey(r)
 	if perr != nil {
 		s.writeError(w, r, perr)
+		return
+	}
+	id, ok := s.authorize(w, r, key, true)
+	if !ok {
+		return
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		pe := badlyFormed("Content-Type must be application/json")
+		writeRaw(w, http.StatusUnsupportedMediaType, []byte(`{"error":`+string(errorObject(pe))+`}`))
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxFrameSize))
@@ -291,7 +330,7 @@ func (s *Server) serveSubmit(w http.ResponseWriter, r *http.Request) {
 		// contains ':' (validSrc), so a POST can never pose as a live
 		// client (and have that client's next op dropped as its
 		// "duplicate"), and no client can reclaim an integration's src.
-		sub.Src = httpSrcPrefix + src
+		sub.Src = s.httpSrc(src, id)
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.opts.RequestTimeout)
 	defer cancel()

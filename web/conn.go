@@ -26,21 +26,37 @@ const (
 	// read fast enough and its send queue overflowed. It should
 	// reconnect and catch up by version.
 	CloseSlowConsumer = websocket.CloseTryAgainLater
+	// CloseTryAgain (1013 too): a document the client asked for had too
+	// many requests waiting (collab.ErrBusy). It should reconnect,
+	// catch up by version and resend.
+	CloseTryAgain = websocket.CloseTryAgainLater
+	// CloseSessionFailed (1011, "internal error"): a document this
+	// connection used lost its session to a store failure
+	// (collab.ErrSessionFailed), which dropped its subscription there.
+	// Closing is how the client learns it: it reconnects, re-subscribes
+	// by version and resends its unacknowledged op, as after any drop.
+	CloseSessionFailed = websocket.CloseInternalServerErr
+	// ClosePolicyViolation (1008): the client kept sending frames that
+	// are malformed or over its message rate (Options.MaxBadFrames).
+	ClosePolicyViolation = websocket.ClosePolicyViolation
 	// CloseSrcReclaimed (4000): a newer connection reclaimed this
 	// connection's src in its handshake (see Server).
 	CloseSrcReclaimed = 4000
+	// CloseTokenExpired (4001): the connection's token expired. The
+	// client needs a new token; reconnecting with the old one gets 401.
+	CloseTokenExpired = 4001
 	// CloseRetry (1012, "service restart"): a request failed for a
 	// reason that passes (the cluster's commit point, Redis, is out of
 	// reach, or the document is contended). The client reconnects, to
 	// this node or another, and resends its unacknowledged op with the
 	// same src and seq, which is acknowledged once.
 	CloseRetry = websocket.CloseServiceRestart
-	// CloseHistoryReplaced (4001): in a cluster, this node dropped
+	// CloseHistoryReplaced (4002): in a cluster, this node dropped
 	// records of a document the client subscribed to, because the
 	// cluster's history replaced them (Redis lost them; they were
 	// offered again as new ops). The client's copy may hold them: it
 	// must fetch the document anew, not catch up from its version.
-	CloseHistoryReplaced = 4001
+	CloseHistoryReplaced = 4002
 )
 
 // conn is one WebSocket client. It implements collab.Conn.
@@ -60,6 +76,15 @@ type conn struct {
 	cancel context.CancelFunc
 
 	src atomic.Pointer[string]
+	// id is who the connection acts as, from its token; fixed at open.
+	id identity
+	// expiry closes the connection with CloseTokenExpired when its token
+	// expires; nil without auth. serve stops it.
+	expiry *time.Timer
+	// readable caches, for the reader, whether id may use a presence
+	// channel (see channelReadable); it is cleared when it grows past
+	// readableCacheSize.
+	readable map[string]bool
 	// srcFixed is set (reader only, by handle) once a request that
 	// involves a document or presence channel was accepted; a later
 	// handshake cannot change the src.
@@ -73,11 +98,13 @@ type conn struct {
 	closeReason string
 
 	wake    chan struct{} // cap 1: the queue or closing changed
+	drained chan struct{} // closed and replaced when the queue empties or closing begins (WaitRoom)
 	stop    chan struct{} // closed when the reader has returned
 	written chan struct{} // closed when the writer has returned
 
 	ops  *rate.Limiter // submits
-	msgs *rate.Limiter // every message
+	msgs *rate.Limiter // every frame, well-formed or not
+	bad  *rate.Limiter // malformed or rate-limited frames (Options.MaxBadFrames)
 
 	work sync.WaitGroup // nf/nt goroutines
 	sem  chan struct{}  // bounds them
@@ -85,20 +112,24 @@ type conn struct {
 
 var (
 	_ collab.Conn            = (*conn)(nil)
+	_ collab.Pacer           = (*conn)(nil)
 	_ collab.HistoryResetter = (*conn)(nil)
 )
 
-func newConn(srv *Server, ws *websocket.Conn, src string, log *slog.Logger) *conn {
+func newConn(srv *Server, ws *websocket.Conn, src string, id identity, log *slog.Logger) *conn {
 	o := &srv.opts
 	c := &conn{
 		srv:     srv,
 		ws:      ws,
 		log:     log,
+		id:      id,
 		wake:    make(chan struct{}, 1),
+		drained: make(chan struct{}),
 		stop:    make(chan struct{}),
 		written: make(chan struct{}),
 		ops:     rate.NewLimiter(rate.Limit(o.OpsPerSecond), o.OpsBurst),
 		msgs:    rate.NewLimiter(rate.Limit(o.MessagesPerSecond), o.MessagesBurst),
+		bad:     rate.NewLimiter(rate.Limit(float64(o.MaxBadFrames)/60), o.MaxBadFrames),
 		sem:     make(chan struct{}, 4),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
@@ -112,8 +143,14 @@ func (c *conn) Src() string { return *c.src.Load() }
 // serve runs the connection until it ends, then releases everything it
 // holds. It is called on the HTTP handler goroutine.
 func (c *conn) serve() {
+	if !c.id.expires.IsZero() {
+		c.expiry = time.AfterFunc(time.Until(c.id.expires), c.tokenExpired)
+	}
 	go c.writeLoop()
 	err := c.readLoop()
+	if c.expiry != nil {
+		c.expiry.Stop()
+	}
 	c.cancel()
 	close(c.stop)
 	<-c.written
@@ -123,7 +160,18 @@ func (c *conn) serve() {
 	c.log.Debug("websocket closed", "src", c.Src(), "reason", err)
 }
 
-// readLoop reads frames until the connection fails or closes.
+// tokenExpired closes the connection when its token expires.
+func (c *conn) tokenExpired() {
+	c.log.Info("closing websocket: token expired", "src", c.Src())
+	c.closeWith(CloseTokenExpired, "token expired")
+}
+
+// readLoop reads frames until the connection fails or closes. Every frame
+// takes a token from the message bucket before anything answers it,
+// malformed frames included, so no kind of frame is answered faster than
+// the rate; frames that are malformed or over the rate also take from the
+// bad-frame bucket, and a connection that empties it is closed with 1008.
+// Once the connection is closing nothing more is answered or done.
 func (c *conn) readLoop() error {
 	o := &c.srv.opts
 	c.ws.SetReadLimit(o.MaxFrameSize)
@@ -139,16 +187,50 @@ func (c *conn) readLoop() error {
 			}
 			return err
 		}
-		if typ != websocket.TextMessage {
-			c.sendError(nil, badlyFormed("binary frames are not supported: send each message as a JSON text frame"))
+		if c.isClosing() {
+			continue // the writer is sending the close frame
+		}
+		if !c.id.expires.IsZero() && !time.Now().Before(c.id.expires) {
+			// The timer has not fired yet; the token must not serve
+			// one more request meanwhile.
+			c.tokenExpired()
 			continue
 		}
-		if !utf8.Valid(frame) {
-			c.sendError(nil, badlyFormed("frame is not valid UTF-8"))
-			continue
+		limited := !c.msgs.Allow()
+		switch {
+		case typ != websocket.TextMessage:
+			c.refuse(nil, "binary", limited, badlyFormed("binary frames are not supported: send each message as a JSON text frame"))
+		case !utf8.Valid(frame):
+			c.refuse(nil, "utf8", limited, badlyFormed("frame is not valid UTF-8"))
+		default:
+			c.handle(frame, limited)
 		}
-		c.handle(frame)
 	}
+}
+
+// refuse answers a frame that is malformed (reason names how) or over
+// the message rate (limited), counting it against the bad-frame bucket;
+// past that bucket the connection is closed with 1008 instead. r is the
+// request when the frame parsed as one, to echo.
+func (c *conn) refuse(r *request, reason string, limited bool, perr *protoError) {
+	if limited {
+		reason, perr = "rate", newError(CodeRateLimited, "too many messages per second")
+	}
+	c.srv.met.badFrames.WithLabelValues(reason).Inc()
+	if !c.bad.Allow() {
+		c.srv.met.abuseClosed.Inc()
+		c.log.Info("closing websocket: too many malformed or rate-limited frames", "src", c.Src(), "last", reason)
+		c.closeWith(ClosePolicyViolation, "too many malformed or rate-limited frames")
+		return
+	}
+	c.sendError(r, perr)
+}
+
+// isClosing reports whether the connection is being closed.
+func (c *conn) isClosing() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closing
 }
 
 // Bounds on discardUpload: it stops once the client has sent nothing for
@@ -188,126 +270,32 @@ func (c *conn) discardUpload() {
 	}
 }
 
-// writeLoop writes queued frames and pings until the reader stops, a
-// write fails, or the conn is closing (then it sends the close frame and
-// gives the client a moment to answer it). It closes the socket, which
-// ends the reader.
-func (c *conn) writeLoop() {
-	o := &c.srv.opts
-	ping := time.NewTicker(o.PingInterval)
-	defer func() {
-		ping.Stop()
-		c.ws.Close()
-		close(c.written)
-	}()
-	for {
-		select {
-		case <-c.stop:
-			return
-		case <-ping.C:
-			c.ws.SetWriteDeadline(time.Now().Add(o.WriteTimeout))
-			if err := c.ws.WriteMessage(websocket.PingMessage, nil); err != nil {
-				return
-			}
-		case <-c.wake:
-			batch, closing, code, reason := c.take()
-			if len(batch) > 0 {
-				// One deadline for the batch: a client that cannot take
-				// it within WriteTimeout is dropped.
-				c.ws.SetWriteDeadline(time.Now().Add(o.WriteTimeout))
-				for _, frame := range batch {
-					if err := c.ws.WriteMessage(websocket.TextMessage, frame); err != nil {
-						return
-					}
-				}
-			}
-			if closing {
-				c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(o.WriteTimeout))
-				select {
-				case <-c.stop:
-				case <-time.After(time.Second):
-				}
-				return
-			}
-		}
-	}
-}
-
-// take empties the queue.
-func (c *conn) take() (batch [][]byte, closing bool, code int, reason string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	batch = c.queue
-	c.queue = nil
-	c.queuedBytes = 0
-	return batch, c.closing, c.closeCode, c.closeReason
-}
-
-// signal wakes the writer.
-func (c *conn) signal() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
-}
-
-// send queues one encoded frame. It never blocks: when the queue is over
-// its bound the connection is closed as a slow consumer instead.
-func (c *conn) send(frame []byte) {
-	o := &c.srv.opts
-	c.mu.Lock()
-	if c.closing {
-		c.mu.Unlock()
-		return
-	}
-	if len(c.queue) >= o.SendQueueMessages || (c.queuedBytes > 0 && c.queuedBytes+len(frame) > o.SendQueueBytes) {
-		n, bytes := len(c.queue), c.queuedBytes
-		c.startClosingLocked(CloseSlowConsumer, "send queue full: the client is not reading fast enough")
-		c.mu.Unlock()
-		c.srv.met.slowConsumers.Inc()
-		c.log.Info("closing slow websocket", "src", c.Src(), "queued_messages", n, "queued_bytes", bytes)
-		c.signal()
-		return
-	}
-	c.queue = append(c.queue, frame)
-	c.queuedBytes += len(frame)
-	c.mu.Unlock()
-	c.signal()
-}
-
-// closeWith closes the connection with a close code, dropping whatever
-// is still queued.
-func (c *conn) closeWith(code int, reason string) {
-	c.mu.Lock()
-	c.startClosingLocked(code, reason)
-	c.mu.Unlock()
-	c.signal()
-}
-
-func (c *conn) startClosingLocked(code int, reason string) {
-	if c.closing {
-		return
-	}
-	c.closing = true
-	c.closeCode = code
-	c.closeReason = reason
-	c.queue = nil
-	c.queuedBytes = 0
-}
-
 // sendError replies to r (nil when the frame was not a request) with e.
 func (c *conn) sendError(r *request, e *protoError) {
 	c.srv.met.countError(e.Code)
 	c.send(echoError(r, e))
 }
 
-// fail replies to r with the protocol error for err. A closing hub closes
-// the connection instead: the client reconnects to a live server and
-// resends, where an error would make it roll back its op.
+// fail replies to r with the protocol error for err. A closing hub, or a
+// document session that failed, closes the connection instead: the client
+// reconnects to a live server (session) and resends, where an error would
+// make it roll back its op.
 func (c *conn) fail(r *request, err error) {
-	if isClosed(err) {
+	switch {
+	case isClosed(err):
 		c.closeWith(CloseGoingAway, "server shutting down")
 		return
+	case errors.Is(err, collab.ErrSessionFailed):
+		c.Drop(collab.Key{}, err)
+		return
+	case errors.Is(err, collab.ErrBusy):
+		// Retryable: the client reconnects, catches up by version and
+		// resends, where an error would roll its op back.
+		c.log.Info("closing websocket: document busy", "src", c.Src(), "err", err)
+		c.closeWith(CloseTryAgain, "document busy: reconnect and resend")
+		return
+	case errors.Is(err, collab.ErrConnClosed):
+		return // nobody is left to tell
 	}
 	if retryable(err) {
 		c.log.Info("closing websocket for a retryable failure", "src", c.Src(), "action", r.action, "err", err)
@@ -324,6 +312,14 @@ func (c *conn) fail(r *request, err error) {
 
 // SendOp queues a committed record as an op message.
 func (c *conn) SendOp(key collab.Key, rec collab.Record) {
+	if !c.id.access.CanRead(key) {
+		// Never reached: every request that makes the hub send a
+		// document's ops checked read access first. Should it happen,
+		// the client is missing an op, so make it reconnect.
+		c.log.Error("op for a document the connection may not read", "doc", key.String())
+		c.closeWith(websocket.CloseInternalServerErr, "internal error")
+		return
+	}
 	m := newMsg("op").str("c", key.Collection).str("d", key.ID).uint("v", rec.Version)
 	if rec.Src != "" {
 		m.str("src", rec.Src).uint("seq", rec.Seq)
@@ -345,8 +341,24 @@ func (c *conn) ResetHistory(key collab.Key) {
 	c.closeWith(CloseHistoryReplaced, "history of "+key.String()+" replaced: fetch it again")
 }
 
-// SendPresence queues a presence message.
+// Drop implements collab.Conn: key's session failed and dropped this
+// connection's subscription. The connection closes with
+// CloseSessionFailed, so the client reconnects and re-subscribes to all
+// its documents by version; the protocol has no message that tells a
+// client it was unsubscribed.
+func (c *conn) Drop(key collab.Key, err error) {
+	c.log.Warn("closing websocket: a document session failed", "src", c.Src(), "doc", key.String(), "err", err)
+	c.closeWith(CloseSessionFailed, "document session failed: reconnect and subscribe again")
+}
+
+// SendPresence queues a presence message, unless it is document presence
+// on a document the connection may not read: a channel name can stand for
+// more than one document (see channelReadable), and the subscribe check
+// only proved one of them readable.
 func (c *conn) SendPresence(p collab.PresenceUpdate) {
+	if p.Doc != nil && !c.id.access.CanRead(*p.Doc) {
+		return
+	}
 	c.send(encodePresence(p))
 }
 

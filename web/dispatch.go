@@ -58,14 +58,12 @@ var actions = map[string]action{
 // handle runs one request on the reader goroutine. Requests that need a
 // document go to the hub, whose reply functions queue the answer; errors
 // found here are answered at once.
-func (c *conn) handle(frame []byte) {
+// limited says the frame found the message bucket empty: it is refused
+// (see conn.refuse), echoed when it parses.
+func (c *conn) handle(frame []byte, limited bool) {
 	r, perr := parseRequest(frame)
-	if perr != nil {
-		c.sendError(nil, perr)
-		return
-	}
-	if !c.msgs.Allow() {
-		c.sendError(r, newError(CodeRateLimited, "too many messages per second"))
+	if perr != nil || limited {
+		c.refuse(r, "json", limited, perr)
 		return
 	}
 	a, ok := actions[r.action]
@@ -85,7 +83,10 @@ func (c *conn) handle(frame []byte) {
 // handshake answers "hs". A client that reconnects sends the id it was
 // given before; it gets it back as its src, so that its resent op is
 // recognised (see Server.claim), unless this connection already used its
-// src for a document or presence request.
+// src for a document or presence request, or, with auth on, the src was
+// issued to another subject. A refused claim is not an error: the reply
+// names the connection's own fresh src, which the client adopts (a resent
+// op under the old src is then refused with ERR_SRC_MISMATCH).
 func (c *conn) handshake(r *request) *protoError {
 	for _, f := range []string{"protocol", "protocolMinor"} {
 		if v := r.raw(f); v != nil {
@@ -95,7 +96,7 @@ func (c *conn) handshake(r *request) *protoError {
 		}
 	}
 	if v := r.raw("id"); v != nil && !c.srcFixed {
-		if id, err := decodeString(v); err == nil && validSrc(id) && id != c.Src() {
+		if id, err := decodeString(v); err == nil && validSrc(id) && id != c.Src() && c.srv.mayReclaim(id, c.id) {
 			c.srv.claim(c, id)
 		}
 	}

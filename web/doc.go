@@ -9,19 +9,26 @@
 //	GET  /health                              liveness
 //	GET  /ready                               readiness (503 while closing)
 //	GET  /metrics                             Prometheus metrics (metrics.go)
+//	GET  /api/auth                            whether the request's token is accepted
 //	GET  /api/docs                            document list (JSON)
 //	GET  /api/docs/{collection}/{id}          snapshot {v,type,data}
 //	GET  /api/docs/{collection}/{id}/ops      op log as JSON Lines (?from=&to=)
 //	POST /api/docs/{collection}/{id}/ops      submit an op {v,src,seq,op|create|del}
 //	GET  /                                    the editing page and its assets
 //
-// Each WebSocket is one conn (conn.go), which implements collab.Conn: one
-// read goroutine decodes frames and drives the Hub, one write goroutine
-// drains a bounded send queue. Replies and broadcasts are encoded
+// Each WebSocket is one conn (conn.go; its send queue and writer in
+// queue.go), which implements collab.Conn: one read goroutine decodes
+// frames and drives the Hub, one write goroutine drains a bounded send
+// queue. Replies and broadcasts are encoded
 // by whichever goroutine produces them and only queued, so a session
 // goroutine never waits on a socket and a slow client never delays others:
 // a client whose queue overflows is closed with code 1013, and reconnects
-// and catches up by version.
+// and catches up by version. A catch-up from far back is streamed by the
+// Hub's readers as the queue drains (conn implements collab.Pacer), so a
+// client any distance behind can catch up. A document with too many
+// requests waiting closes the socket with 1013 too, and one whose session
+// failed with 1011; either way the client reconnects, re-subscribes by
+// version and resends.
 //
 // The reader hands each message to dispatch.go, whose actions table
 // names every message type ("a") the server serves, the file that
@@ -36,6 +43,16 @@
 // Which documents and presence channels a connection joined, and the
 // limit on them, are the Hub's (collab.Options.MaxSubscriptions); the conn
 // keeps no copy.
+//
+// Before any of it, hosts.go checks the Host header on every path (DNS
+// rebinding). With Options.AuthSecret set, auth.go reads and verifies the
+// request's token (an HS256 JWT) into an identity: 401 before the upgrade
+// and on every API and page path without a valid one. Each connection
+// keeps its identity, and authorize.go is where every read and write is
+// checked against it; pageauth.go guards the pages and moves a page URL's
+// token into a cookie. limits.go bounds the connections per node and per
+// client address; conn.go closes a connection whose token expires (4001)
+// or that keeps sending bad frames (1008).
 //
 // message.go decodes requests strictly (non-negative integer versions,
 // strings without lone surrogates) and encodes replies; api.go is the HTTP

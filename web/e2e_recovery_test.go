@@ -163,11 +163,13 @@ func TestBrowserCrashRightAfterSendingReusesNoSeq(t *testing.T) {
 	}
 }
 
-// A page far behind (more ops missed than its send queue holds) is closed
-// with 1013 whenever it catches up by version; it must catch up another
-// way instead of reconnecting forever: with a snapshot when it has no
-// edits, from the HTTP op log when it has.
-func TestBrowserRecoversFromSlowConsumerClose(t *testing.T) {
+// A page far behind (many more ops missed than its send queue holds)
+// catches up by version, with its offline edits and without: the server
+// streams the missed ops as the page drains its queue instead of queuing
+// them at once and closing it with 1013 (which, before, it did on every
+// reconnect). The page's own recovery from a 1013, should one come, is
+// covered by web/static/test/reconnect.test.mjs.
+func TestBrowserFarBehindPageCatchesUpWithoutBeingDropped(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test: not in -short mode")
 	}
@@ -197,8 +199,8 @@ func TestBrowserRecoversFromSlowConsumerClose(t *testing.T) {
 		t.Fatalf("document = %q..., want %q...", text[:min(len(text), 40)], want[:40])
 	}
 	for _, p := range []*tab{withEdits, without} {
-		if code := eval[int](p, `coedit.conn.lastClose ?? 0`); code != 1013 {
-			t.Errorf("%s: last close code %d; the test wants the server to have closed the page as a slow consumer", p.name, code)
+		if code := eval[int](p, `coedit.conn.lastClose ?? 0`); code != 0 {
+			t.Errorf("%s: the server closed the page with %d while it caught up", p.name, code)
 		}
 	}
 }

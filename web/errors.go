@@ -32,12 +32,22 @@ import (
 //	ERR_QUERY_NOT_SUPPORTED                     501   qf, qs: coedit has no queries
 //	ERR_SRC_MISMATCH                            403   a submit whose src is not its connection's
 //	ERR_STALE_SEQ                               409   a submit whose seq is below its src's last committed one and is not a resend
+//	ERR_SEQ_REUSED                              409   a submit whose seq is its src's last committed one, made at a version after that commit: a new op reusing a seq, not a resend
 //	ERR_RATE_LIMITED                            429   more ops or messages per second than the connection's token bucket allows
 //	ERR_OP_TOO_LARGE                            413   an op, create data or presence value larger than Options.MaxOpSize
 //	ERR_DOC_TOO_LARGE                           413   an op that would make the document longer than the hub allows
-//	ERR_TOO_MANY_SUBSCRIPTIONS                  400   more documents or presence channels than collab.Options.MaxSubscriptions
+//	ERR_PRESENCE_TOO_LARGE                      413   a presence value that would take the connection's presence past collab.Options.MaxPresenceBytes
+//	ERR_TOO_MANY_SUBSCRIPTIONS                  400   more documents or presence channels (subscribed, or holding the connection's presence) than collab.Options.MaxSubscriptions
 //	ERR_ORIGIN_NOT_ALLOWED                      403   an HTTP API request from a browser origin not allowed
 //	ERR_SERVER_CLOSING                          503   an HTTP API request during shutdown (a WebSocket is closed with 1001 instead, so the client resends after reconnecting)
+//	ERR_SERVER_BUSY                             503   an HTTP API request to a document with too many requests waiting (collab.Options.MaxInbox; a WebSocket is closed with 1013 instead, so the client resends after reconnecting)
+//	ERR_TOKEN_REQUIRED                          401   auth is on and a WebSocket upgrade or HTTP API request carries no token
+//	ERR_TOKEN_INVALID                           401   the token is malformed, not HS256, badly signed, or lacks sub or exp
+//	ERR_TOKEN_EXPIRED                           401   the token's exp has passed (an open WebSocket is closed with 4001 instead)
+//	ERR_FORBIDDEN                               403   the token does not allow this document (read, or write for a submit) or presence channel; the reply carries no document content
+//	ERR_HOST_NOT_ALLOWED                        421   a request whose Host is neither an IP address, localhost, nor one of Options.AllowedHosts (DNS rebinding)
+//	ERR_TOO_MANY_CONNECTIONS                    429   a WebSocket upgrade from an address that already holds Options.MaxConnsPerAddr connections
+//	ERR_SERVER_FULL                             503   a WebSocket upgrade while the node holds Options.MaxConns connections
 //	ERR_UNAVAILABLE                             503   an HTTP API request while the cluster's commit point (Redis) is out of reach or the document is contended; sent with Retry-After (a WebSocket is closed with 1012 instead, so the client resends after reconnecting)
 const (
 	CodeBadlyFormed          = "ERR_MESSAGE_BADLY_FORMED"
@@ -55,12 +65,22 @@ const (
 	CodeQueryNotSupported    = "ERR_QUERY_NOT_SUPPORTED"
 	CodeSrcMismatch          = "ERR_SRC_MISMATCH"
 	CodeStaleSeq             = "ERR_STALE_SEQ"
+	CodeSeqReused            = "ERR_SEQ_REUSED"
 	CodeRateLimited          = "ERR_RATE_LIMITED"
 	CodeOpTooLarge           = "ERR_OP_TOO_LARGE"
 	CodeDocTooLarge          = "ERR_DOC_TOO_LARGE"
+	CodePresenceTooLarge     = "ERR_PRESENCE_TOO_LARGE"
 	CodeTooManySubscriptions = "ERR_TOO_MANY_SUBSCRIPTIONS"
 	CodeOriginNotAllowed     = "ERR_ORIGIN_NOT_ALLOWED"
 	CodeServerClosing        = "ERR_SERVER_CLOSING"
+	CodeServerBusy           = "ERR_SERVER_BUSY"
+	CodeTokenRequired        = "ERR_TOKEN_REQUIRED"
+	CodeTokenInvalid         = "ERR_TOKEN_INVALID"
+	CodeTokenExpired         = "ERR_TOKEN_EXPIRED"
+	CodeForbidden            = "ERR_FORBIDDEN"
+	CodeHostNotAllowed       = "ERR_HOST_NOT_ALLOWED"
+	CodeTooManyConnections   = "ERR_TOO_MANY_CONNECTIONS"
+	CodeServerFull           = "ERR_SERVER_FULL"
 	CodeUnavailable          = "ERR_UNAVAILABLE"
 )
 
@@ -81,12 +101,22 @@ var httpStatus = map[string]int{
 	CodeQueryNotSupported:    http.StatusNotImplemented,
 	CodeSrcMismatch:          http.StatusForbidden,
 	CodeStaleSeq:             http.StatusConflict,
+	CodeSeqReused:            http.StatusConflict,
 	CodeRateLimited:          http.StatusTooManyRequests,
 	CodeOpTooLarge:           http.StatusRequestEntityTooLarge,
 	CodeDocTooLarge:          http.StatusRequestEntityTooLarge,
+	CodePresenceTooLarge:     http.StatusRequestEntityTooLarge,
 	CodeTooManySubscriptions: http.StatusBadRequest,
 	CodeOriginNotAllowed:     http.StatusForbidden,
 	CodeServerClosing:        http.StatusServiceUnavailable,
+	CodeServerBusy:           http.StatusServiceUnavailable,
+	CodeTokenRequired:        http.StatusUnauthorized,
+	CodeTokenInvalid:         http.StatusUnauthorized,
+	CodeTokenExpired:         http.StatusUnauthorized,
+	CodeForbidden:            http.StatusForbidden,
+	CodeHostNotAllowed:       http.StatusMisdirectedRequest,
+	CodeTooManyConnections:   http.StatusTooManyRequests,
+	CodeServerFull:           http.StatusServiceUnavailable,
 	CodeUnavailable:          http.StatusServiceUnavailable,
 }
 
@@ -106,8 +136,10 @@ var engineCodes = []struct {
 	{collab.ErrOpsMissing, CodeTransformOpsNotFound},
 	{collab.ErrUnknownType, CodeTypeNotRecognized},
 	{collab.ErrDocTooLarge, CodeDocTooLarge},
+	{collab.ErrPresenceTooLarge, CodePresenceTooLarge},
 	{collab.ErrSrcMismatch, CodeSrcMismatch},
 	{collab.ErrStaleSeq, CodeStaleSeq},
+	{collab.ErrSeqReused, CodeSeqReused},
 	{collab.ErrInvalidKey, CodeBadlyFormed},
 	{collab.ErrInvalidPresence, CodeBadlyFormed},
 	{collab.ErrTooManySubscriptions, CodeTooManySubscriptions},
@@ -115,6 +147,10 @@ var engineCodes = []struct {
 	{ot.ErrOutOfBounds, CodeOpNotApplied},
 	{ot.ErrInvalidOp, CodeOpNotApplied},
 	{collab.ErrClosed, CodeServerClosing},
+	{collab.ErrBusy, CodeServerBusy},
+	{ErrNoToken, CodeTokenRequired},
+	{ErrBadToken, CodeTokenInvalid},
+	{ErrTokenExpired, CodeTokenExpired},
 	{collab.ErrUnavailable, CodeUnavailable},
 	{collab.ErrContended, CodeUnavailable},
 }
@@ -147,6 +183,12 @@ func (e *protoError) status() int {
 // newError returns a protoError with code and message.
 func newError(code, message string) *protoError {
 	return &protoError{Code: code, Message: message}
+}
+
+// forbidden is the error for a request the connection's token does not
+// allow. Its message names only what the request itself named.
+func forbidden(message string) *protoError {
+	return newError(CodeForbidden, message)
 }
 
 // badlyFormed is the error for a malformed message field.

@@ -32,7 +32,7 @@ func TestErrorCodesOverWebSocket(t *testing.T) {
 	ts := startServer(t, Options{
 		Logger: quiet, MaxOpSize: 1024, MaxNameLen: 8192,
 		OpsPerSecond: 0.001, OpsBurst: 5,
-	}, collab.Options{MaxDocLen: 64, MaxSubscriptions: 2})
+	}, collab.Options{MaxDocLen: 64, MaxSubscriptions: 2, MaxPresenceBytes: 1500})
 	ctx := context.Background()
 	submit := func(id string, s collab.Submission) {
 		t.Helper()
@@ -102,6 +102,9 @@ func TestErrorCodesOverWebSocket(t *testing.T) {
 		{name: "create existing", req: `{"a":"op","c":"docs","d":"hello","v":null,"seq":1,"create":{"type":"text-unicode","data":"again"}}`, code: CodeDocAlreadyCreated},
 		{name: "edit never created", req: `{"a":"op","c":"docs","d":"none","v":0,"seq":1,"op":["x"]}`, code: CodeDocDoesNotExist},
 		{name: "edit before a delete", req: `{"a":"op","c":"docs","d":"deleted","v":1,"seq":1,"op":["x"]}`, code: CodeDocWasDeleted},
+		{name: "edit of a deleted document", req: `{"a":"op","c":"docs","d":"deleted","v":2,"seq":1,"op":["x"]}`, code: CodeDocWasDeleted},
+		{name: "delete never created", req: `{"a":"op","c":"docs","d":"none","v":0,"seq":1,"del":true}`, code: CodeDocDoesNotExist},
+		{name: "delete of a deleted document", req: `{"a":"op","c":"docs","d":"deleted","v":2,"seq":1,"del":true}`, code: CodeDocWasDeleted},
 		{name: "version ahead", req: `{"a":"op","c":"docs","d":"hello","v":99,"seq":1,"op":["x"]}`, code: CodeVersionNewer},
 		{name: "op past the end", req: `{"a":"op","c":"docs","d":"hello","v":2,"seq":1,"op":[10,"x"]}`, code: CodeOpNotApplied},
 		{name: "presence on json0", req: `{"a":"p","ch":"docs.hello","id":"x","p":{"index":0,"length":0},"pv":1,"c":"docs","d":"hello","v":2,"t":"http://sharejs.org/types/JSONv0"}`, code: CodePresenceUnsupported},
@@ -110,6 +113,7 @@ func TestErrorCodesOverWebSocket(t *testing.T) {
 		{name: "query fetch", req: `{"a":"qf","id":1,"c":"docs","q":{}}`, code: CodeQueryNotSupported},
 		{name: "src not the connection's", req: `{"a":"op","c":"docs","d":"hello","v":2,"src":"someoneelse","seq":1,"op":["x"]}`, code: CodeSrcMismatch},
 		{name: "stale seq", hsID: "stalesrc", req: `{"a":"op","c":"docs","d":"hello","v":2,"src":"stalesrc","seq":3,"op":["x"]}`, code: CodeStaleSeq},
+		{name: "seq reused by a new op", hsID: "stalesrc", req: `{"a":"op","c":"docs","d":"hello","v":2,"src":"stalesrc","seq":5,"op":["x"]}`, code: CodeSeqReused},
 		{name: "ops rate", setup: func(c *tclient) {
 			for i := 1; i <= 5; i++ {
 				c.sendf(`{"a":"op","c":"docs","d":"none","v":0,"seq":%d,"op":["x"]}`, i)
@@ -117,6 +121,9 @@ func TestErrorCodesOverWebSocket(t *testing.T) {
 		}, skip: 5, req: `{"a":"op","c":"docs","d":"none","v":0,"seq":6,"op":["x"]}`, code: CodeRateLimited},
 		{name: "op too large", req: `{"a":"op","c":"docs","d":"hello","v":2,"seq":1,"op":["` + big + `"]}`, code: CodeOpTooLarge},
 		{name: "presence too large", req: `{"a":"p","ch":"room","id":"x","p":"` + big + `","pv":1}`, code: CodeOpTooLarge},
+		{name: "presence over the connection's bound", setup: func(c *tclient) {
+			c.sendf(`{"a":"p","ch":"room","id":"a","p":"%s","pv":1}`, strings.Repeat("p", 900))
+		}, skip: 1, req: `{"a":"p","ch":"room","id":"b","p":"` + strings.Repeat("q", 900) + `","pv":1}`, code: CodePresenceTooLarge},
 		{name: "doc too large", req: `{"a":"op","c":"docs","d":"hello","v":2,"seq":1,"op":["` + strings.Repeat("z", 70) + `"]}`, code: CodeDocTooLarge},
 		{name: "too many subscriptions", setup: func(c *tclient) {
 			c.sendRaw(`{"a":"s","c":"docs","d":"s1"}`)
@@ -193,6 +200,36 @@ func TestErrorCodesOverWebSocket(t *testing.T) {
 	checkHTTPError(t, status, body, http.StatusServiceUnavailable, CodeServerClosing)
 	provoked[CodeServerClosing] = true
 
+	busy, _ := busyServer(t)
+	status, body = busy.httpDo(t, "POST", "/api/docs/docs/busy/ops", "application/json", `{"v":1,"op":["x"]}`, nil)
+	checkHTTPError(t, status, body, http.StatusServiceUnavailable, CodeServerBusy)
+	provoked[CodeServerBusy] = true
+	// The codes of auth, the Host check and the connection limits, on a
+	// server that has them on.
+	guarded := startServer(t, Options{Logger: quiet, AuthSecret: testSecret, MaxConns: 1, MaxConnsPerAddr: 1}, collab.Options{})
+	for _, tc := range []struct {
+		hdr    map[string]string
+		status int
+		code   string
+	}{
+		{nil, http.StatusUnauthorized, CodeTokenRequired},
+		{map[string]string{"Authorization": "Bearer x.y.z"}, http.StatusUnauthorized, CodeTokenInvalid},
+		{map[string]string{"Authorization": "Bearer " + token(t, testSecret, "a", -time.Minute)}, http.StatusUnauthorized, CodeTokenExpired},
+		{map[string]string{"Authorization": "Bearer " + token(t, testSecret, "a", time.Hour, rw("other/*"))}, http.StatusForbidden, CodeForbidden},
+		{map[string]string{"Host": "rebound.example"}, http.StatusMisdirectedRequest, CodeHostNotAllowed},
+	} {
+		status, body = guarded.httpDo(t, "GET", "/api/docs/docs/hello", "", "", tc.hdr)
+		checkHTTPError(t, status, body, tc.status, tc.code)
+		provoked[tc.code] = true
+	}
+	guarded.dialToken(t, token(t, testSecret, "a", time.Hour, rw("*/*")))
+	guarded.dialRefused(t, guarded.wsURL, bearer(token(t, testSecret, "a", time.Hour)), http.StatusServiceUnavailable, CodeServerFull)
+	provoked[CodeServerFull] = true
+	perAddr := startServer(t, Options{Logger: quiet, MaxConnsPerAddr: 1}, collab.Options{})
+	perAddr.connect(t)
+	perAddr.dialRefused(t, perAddr.wsURL, nil, http.StatusTooManyRequests, CodeTooManyConnections)
+	provoked[CodeTooManyConnections] = true
+
 	for code := range httpStatus {
 		if !provoked[code] && notProvokable[code] == "" {
 			t.Errorf("error code %s is never provoked by a test", code)
@@ -243,14 +280,17 @@ func TestErrorMapping(t *testing.T) {
 		{collab.ErrOpsMissing, "ERR_SUBMIT_TRANSFORM_OPS_NOT_FOUND", false},
 		{collab.ErrUnknownType, "ERR_DOC_TYPE_NOT_RECOGNIZED", false},
 		{collab.ErrDocTooLarge, "ERR_DOC_TOO_LARGE", false},
+		{collab.ErrPresenceTooLarge, "ERR_PRESENCE_TOO_LARGE", false},
 		{collab.ErrSrcMismatch, "ERR_SRC_MISMATCH", false},
 		{collab.ErrStaleSeq, "ERR_STALE_SEQ", false},
+		{collab.ErrSeqReused, "ERR_SEQ_REUSED", false},
 		{collab.ErrInvalidOp, "ERR_OT_OP_NOT_APPLIED", false},
 		{fmt.Errorf("%w: %w", collab.ErrInvalidOp, ot.ErrOutOfBounds), "ERR_OT_OP_NOT_APPLIED", false},
 		{collab.ErrInvalidKey, "ERR_MESSAGE_BADLY_FORMED", false},
 		{collab.ErrInvalidPresence, "ERR_MESSAGE_BADLY_FORMED", false},
 		{collab.ErrTooManySubscriptions, "ERR_TOO_MANY_SUBSCRIPTIONS", false},
 		{collab.ErrClosed, "ERR_SERVER_CLOSING", false},
+		{collab.ErrBusy, "ERR_SERVER_BUSY", false},
 		{collab.ErrUnavailable, "ERR_UNAVAILABLE", false},
 		{collab.ErrContended, "ERR_UNAVAILABLE", false},
 		{context.DeadlineExceeded, "ERR_UNKNOWN_ERROR", true},

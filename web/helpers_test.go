@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -42,11 +43,28 @@ func startServer(t testing.TB, opts Options, hopts collab.Options) *testServer {
 // startServerListener is startServer with a wrapper for the listener.
 func startServerListener(t testing.TB, opts Options, hopts collab.Options, wrap func(net.Listener) net.Listener) *testServer {
 	t.Helper()
+	return startServerWith(t, opts, hopts, wrap, nil)
+}
+
+// startServerStore is startServer with a wrapper around the real store
+// the hub uses (to make it fail or wait).
+func startServerStore(t testing.TB, opts Options, hopts collab.Options, wrapStore func(*storage.DB) collab.Store) *testServer {
+	t.Helper()
+	return startServerWith(t, opts, hopts, nil, wrapStore)
+}
+
+// startServerWith is startServer with optional wrappers for the listener
+// and the store.
+func startServerWith(t testing.TB, opts Options, hopts collab.Options, wrap func(net.Listener) net.Listener, wrapStore func(*storage.DB) collab.Store) *testServer {
+	t.Helper()
 	store, err := storage.Open(filepath.Join(t.TempDir(), "coedit.db"), storage.Options{Sync: storage.SyncNone})
 	if err != nil {
 		t.Fatalf("storage.Open: %v", err)
 	}
 	hopts.Store = store
+	if wrapStore != nil {
+		hopts.Store = wrapStore(store)
+	}
 	hub := collab.NewHub(hopts)
 	opts.Hub = hub
 	srv, err := New(opts)
@@ -85,6 +103,10 @@ type tclient struct {
 	t   *testing.T
 	ws  *websocket.Conn
 	src string
+	// record makes the client keep in received every data frame read
+	// and the close reason, for tests that check what it was never sent.
+	record   bool
+	received []byte
 }
 
 // dial opens a WebSocket without the handshake.
@@ -156,6 +178,7 @@ func (c *tclient) recv() map[string]any {
 func (c *tclient) tryRecv(timeout time.Duration) (map[string]any, error) {
 	c.ws.SetReadDeadline(time.Now().Add(timeout))
 	typ, data, err := c.ws.ReadMessage()
+	c.keep(data, err)
 	if err != nil {
 		return nil, err
 	}
@@ -251,9 +274,22 @@ func (c *tclient) closeErr(timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		c.ws.SetReadDeadline(deadline)
-		if _, _, err := c.ws.ReadMessage(); err != nil {
+		_, data, err := c.ws.ReadMessage()
+		c.keep(data, err)
+		if err != nil {
 			return err
 		}
+	}
+}
+
+// keep records a frame read, or the close reason in err, when c records.
+func (c *tclient) keep(data []byte, err error) {
+	if !c.record {
+		return
+	}
+	c.received = append(c.received, data...)
+	if ce := (*websocket.CloseError)(nil); errors.As(err, &ce) {
+		c.received = append(c.received, ce.Text...)
 	}
 }
 
@@ -283,6 +319,10 @@ func (ts *testServer) httpDo(t *testing.T, method, path, contentType, body strin
 		req.Header.Set("Content-Type", contentType)
 	}
 	for k, v := range hdr {
+		if k == "Host" {
+			req.Host = v
+			continue
+		}
 		req.Header.Set(k, v)
 	}
 	resp, err := http.DefaultClient.Do(req)

@@ -15,6 +15,9 @@ func (c *conn) snapshotAt(r *request, byTime bool) *protoError {
 	if perr != nil {
 		return perr
 	}
+	if perr := c.mayRead(key); perr != nil {
+		return perr
+	}
 	id := r.raw("id")
 	if id == nil {
 		return badlyFormed(`"id" is required`)

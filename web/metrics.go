@@ -30,6 +30,13 @@ type metrics struct {
 	// slowConsumers counts connections closed because their send queue
 	// overflowed.
 	slowConsumers prometheus.Counter
+	// badFrames counts frames refused before they were served, by
+	// reason: binary, utf8, json (not a JSON object with an action) and
+	// rate (over the connection's message rate).
+	badFrames *prometheus.CounterVec
+	// abuseClosed counts connections closed with 1008 for sending too
+	// many bad frames.
+	abuseClosed prometheus.Counter
 }
 
 // submitAckBuckets are the submit latency histogram's upper bounds, in
@@ -57,6 +64,17 @@ func newMetrics(s *Server, extra []prometheus.Collector) (*metrics, error) {
 			Name: "coedit_slow_consumers_closed_total",
 			Help: "WebSocket connections closed (1013) because their send queue overflowed.",
 		}),
+		badFrames: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "coedit_bad_frames_total",
+			Help: "WebSocket frames refused before being served, by reason: binary, utf8, json (not a JSON object with an action), rate (over the message rate).",
+		}, []string{"reason"}),
+		abuseClosed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "coedit_abuse_closed_total",
+			Help: "WebSocket connections closed (1008) for sending too many malformed or rate-limited frames.",
+		}),
+	}
+	for _, reason := range []string{"binary", "utf8", "json", "rate"} {
+		m.badFrames.WithLabelValues(reason)
 	}
 	// Every code starts at zero, so a dashboard sees the series before
 	// the first error.
@@ -67,7 +85,7 @@ func newMetrics(s *Server, extra []prometheus.Collector) (*metrics, error) {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		newHubCollector(s.hub, s.Connections),
-		m.errors, m.submitAck, m.slowConsumers,
+		m.errors, m.submitAck, m.slowConsumers, m.badFrames, m.abuseClosed,
 	}
 	for _, c := range append(cs, extra...) {
 		if err := m.reg.Register(c); err != nil {
@@ -143,6 +161,10 @@ func newHubCollector(hub *collab.Hub, conns func() int) *hubCollector {
 		func(s collab.Stats) uint64 { return s.Broadcasts })
 	counter("coedit_presence_messages_total", "Presence updates relayed.",
 		func(s collab.Stats) uint64 { return s.Presence })
+	counter("coedit_catchups_total", "Requests older than their session's in-memory window, read from the store and sent by the catch-up readers.",
+		func(s collab.Stats) uint64 { return s.CatchUps })
+	counter("coedit_busy_refusals_total", "Requests refused because their document's session had too many waiting.",
+		func(s collab.Stats) uint64 { return s.Busy })
 	return c
 }
 

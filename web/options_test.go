@@ -61,3 +61,19 @@ func TestRateAloneSizesTheBucket(t *testing.T) {
 		t.Errorf("three submits with only OpsPerSecond 1 set = %q, want %q", got, want)
 	}
 }
+
+// TestOptionsAuthAndLimits: the connection limits default to their
+// documented values, and an auth secret shorter than 32 bytes is refused.
+func TestOptionsAuthAndLimits(t *testing.T) {
+	hub := new(collab.Hub)
+	got, err := Options{Hub: hub}.withDefaults()
+	if err != nil || got.MaxConns != DefaultMaxConns || got.MaxConnsPerAddr != DefaultMaxConnsPerAddr || got.MaxBadFrames != 100 {
+		t.Fatalf("defaults: MaxConns %d, MaxConnsPerAddr %d, MaxBadFrames %d, err %v", got.MaxConns, got.MaxConnsPerAddr, got.MaxBadFrames, err)
+	}
+	if _, err := (Options{Hub: hub, AuthSecret: []byte("too short")}).withDefaults(); err == nil {
+		t.Fatal("a 9-byte AuthSecret was accepted")
+	}
+	if _, err := (Options{Hub: hub, AuthSecret: testSecret}).withDefaults(); err != nil {
+		t.Fatalf("a 32-byte AuthSecret: %v", err)
+	}
+}

@@ -11,9 +11,14 @@ import (
 // connection subscribed to, and their limit, belong to the Hub
 // (collab.Options.MaxSubscriptions).
 
-// channel reads a presence channel "ch".
+// channel reads a presence channel "ch" that the connection may use
+// (see channelReadable).
 func (c *conn) channel(r *request) (string, *protoError) {
-	return r.needStr("ch", 2*c.srv.opts.MaxNameLen+1)
+	ch, perr := r.needStr("ch", 2*c.srv.opts.MaxNameLen+1)
+	if perr != nil {
+		return "", perr
+	}
+	return ch, c.mayUseChannel(ch)
 }
 
 // presenceUpdate answers "p": the hub relays it to the channel's other
@@ -47,6 +52,9 @@ func (c *conn) presenceUpdate(r *request) *protoError {
 	}
 	if hasC {
 		p.Doc = &collab.Key{Collection: coll, ID: doc}
+		if perr := c.mayRead(*p.Doc); perr != nil {
+			return perr
+		}
 		v, hasV, perr := r.uint("v")
 		if perr != nil {
 			return perr

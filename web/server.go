@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -92,16 +93,45 @@ type Options struct {
 	// replies by code, submit latency, slow consumers); cmd adds the
 	// store's. Their metric names must not clash with those.
 	Collectors []prometheus.Collector
+	// AuthSecret turns authentication on: every WebSocket and HTTP API
+	// request must carry an HS256 token signed with it (see TokenClaims),
+	// and each request is checked against the token's documents. Nil
+	// leaves auth off: every client may read and write every document.
+	// At least 32 bytes.
+	AuthSecret []byte
+	// AllowedHosts are the host names (without port) a request's Host may
+	// carry besides IP literals and "localhost": the server's public
+	// names. "*" turns the DNS-rebinding check off. Default none.
+	AllowedHosts []string
+	// MaxConns bounds the WebSocket connections of the node, upgrades in
+	// progress included; past it an upgrade gets 503 ERR_SERVER_FULL.
+	// Default DefaultMaxConns.
+	MaxConns int
+	// MaxConnsPerAddr bounds the WebSocket connections from one client
+	// IP address (the TCP peer: behind a reverse proxy every client is
+	// the proxy's address); past it an upgrade gets 429
+	// ERR_TOO_MANY_CONNECTIONS. Default DefaultMaxConnsPerAddr.
+	MaxConnsPerAddr int
+	// MaxBadFrames is how many malformed or rate-limited frames a
+	// connection may send in a burst, refilled at MaxBadFrames a minute;
+	// past it the connection is closed with 1008. Default 100.
+	MaxBadFrames int
 	// Ready, if set, is called by /ready besides the server's own check
 	// (not closing); an error makes /ready answer 503 with its text.
 	Ready func(ctx context.Context) error
 }
 
-// Defaults of Options' rate limits.
+// Defaults of Options' rate and connection limits.
 const (
 	DefaultOpsPerSecond      = 100
 	DefaultMessagesPerSecond = 1000
+	DefaultMaxConns          = 10000
+	DefaultMaxConnsPerAddr   = 256
 )
+
+// minSecretLen is the shortest Options.AuthSecret: an HS256 key shorter
+// than the hash is guessable offline from one token.
+const minSecretLen = 32
 
 func (o Options) withDefaults() (Options, error) {
 	if o.Hub == nil {
@@ -124,6 +154,12 @@ func (o Options) withDefaults() (Options, error) {
 	setDefault(&o.PingInterval, o.PongTimeout*9/10)
 	setDefault(&o.WriteTimeout, 10*time.Second)
 	setDefault(&o.RequestTimeout, 30*time.Second)
+	setDefault(&o.MaxConns, DefaultMaxConns)
+	setDefault(&o.MaxConnsPerAddr, DefaultMaxConnsPerAddr)
+	setDefault(&o.MaxBadFrames, 100)
+	if o.AuthSecret != nil && len(o.AuthSecret) < minSecretLen {
+		return o, fmt.Errorf("web: AuthSecret has %d bytes, want at least %d", len(o.AuthSecret), minSecretLen)
+	}
 	if o.PingInterval >= o.PongTimeout {
 		return o, fmt.Errorf("web: PingInterval %v must be shorter than PongTimeout %v", o.PingInterval, o.PongTimeout)
 	}
@@ -164,7 +200,14 @@ func setDefault[T int | int64 | float64 | time.Duration](v *T, def T) {
 // connection holds that src, the newer claim wins and the older
 // connection is closed with CloseSrcReclaimed: the common case is a
 // client whose old socket died without the server noticing yet. Without
-// auth any client may claim any src; with auth only the same subject may.
+// auth any client may claim any src; with auth a src carries a MAC of its
+// subject (subjectSrc) and only the same subject may claim it.
+//
+// Every request passes the Host check first (hosts.go); with auth on, a
+// WebSocket upgrade and every HTTP API and page request then needs a
+// token (auth.go), and each document request is checked against it
+// (authorize.go). /health, /ready, /metrics and the static assets need no
+// token.
 type Server struct {
 	hub   *collab.Hub
 	opts  Options
@@ -172,12 +215,18 @@ type Server struct {
 	up    websocket.Upgrader
 	pages http.Handler
 	met   *metrics
+	auth  *authenticator // nil: auth off
 
 	mu      sync.Mutex
 	closing bool
 	conns   map[*conn]struct{}
 	srcs    map[string]*conn
-	wg      sync.WaitGroup // connection handlers
+	// admitted counts the WebSocket handlers running (upgrades in
+	// progress included), in all and by client address, for MaxConns
+	// and MaxConnsPerAddr.
+	admitted int
+	perAddr  map[string]int
+	wg       sync.WaitGroup // connection handlers
 }
 
 // New returns a Server over opts.Hub.
@@ -187,20 +236,28 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		hub:   opts.Hub,
-		opts:  opts,
-		log:   opts.Logger,
-		conns: make(map[*conn]struct{}),
-		srcs:  make(map[string]*conn),
+		hub:     opts.Hub,
+		opts:    opts,
+		log:     opts.Logger,
+		conns:   make(map[*conn]struct{}),
+		srcs:    make(map[string]*conn),
+		perAddr: make(map[string]int),
+	}
+	if opts.AuthSecret != nil {
+		s.auth = newAuthenticator(opts.AuthSecret, time.Now)
 	}
 	s.up = websocket.Upgrader{
 		HandshakeTimeout: opts.HandshakeTimeout,
-		ReadBufferSize:   4096,
-		WriteBufferSize:  4096,
-		WriteBufferPool:  &sync.Pool{},
-		CheckOrigin:      s.originAllowed,
+		// 0: gorilla reads through the 4 KiB buffer net/http already
+		// holds for the hijacked connection (kept alive by the handler
+		// goroutine, which runs readLoop) instead of allocating a second
+		// one: 4 KiB less per connection, idle or not.
+		ReadBufferSize:  0,
+		WriteBufferSize: 4096,
+		WriteBufferPool: &sync.Pool{},
+		CheckOrigin:     s.originAllowed,
 	}
-	s.pages = newPageHandler(opts.Hub)
+	s.pages = newPageHandler(readableLister{s})
 	if s.met, err = newMetrics(s, opts.Collectors); err != nil {
 		return nil, fmt.Errorf("web: metrics: %w", err)
 	}
@@ -218,8 +275,10 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/docs/{collection}/{id}", s.serveSnapshot)
 	mux.HandleFunc("GET /api/docs/{collection}/{id}/ops", s.serveOps)
 	mux.HandleFunc("POST /api/docs/{collection}/{id}/ops", s.serveSubmit)
-	mux.Handle("/", s.pages)
-	return mux
+	mux.HandleFunc("GET /api/auth", s.serveAuth)
+	mux.HandleFunc("GET /d/{collection}/{id}", s.servePage)
+	mux.HandleFunc("/", s.servePage)
+	return s.checkHost(mux)
 }
 
 // Connections returns the number of open WebSocket connections.
@@ -253,25 +312,36 @@ func (s *Server) Close(ctx context.Context) error {
 	}
 }
 
-// serveWS upgrades to a WebSocket and runs the connection.
+// serveWS upgrades to a WebSocket and runs the connection. Before the
+// upgrade it checks, in order: shutdown (503), the token (401), the
+// Origin (403), and the connection limits (503, 429), each answered with
+// a coded JSON error.
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	closing := s.closing
-	if !closing {
-		s.wg.Add(1)
-	}
-	s.mu.Unlock()
-	if closing {
-		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
+	id, err := s.authenticate(r)
+	if err != nil {
+		s.writeAuthError(w, r, err)
 		return
 	}
-	defer s.wg.Done()
+	if !s.originAllowed(r) {
+		s.writeError(w, r, newError(CodeOriginNotAllowed, "origin "+strconv.Quote(r.Header.Get("Origin"))+" is not allowed"))
+		return
+	}
+	addr := clientAddr(r)
+	if perr := s.admit(addr); perr != nil {
+		s.writeError(w, r, perr)
+		return
+	}
+	defer s.leave(addr)
 	ws, err := s.up.Upgrade(w, r, nil)
 	if err != nil {
 		s.log.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "origin", r.Header.Get("Origin"), "err", err)
 		return // Upgrade replied
 	}
-	c := newConn(s, ws, newSrc(), s.log.With("remote", r.RemoteAddr))
+	src := newSrc()
+	if s.auth != nil {
+		src = s.auth.subjectSrc(src, id.access.Subject)
+	}
+	c := newConn(s, ws, src, id, s.log.With("remote", r.RemoteAddr))
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
@@ -298,6 +368,13 @@ func (s *Server) claim(c *conn, src string) {
 	}
 	s.srcs[src] = c
 	c.src.Store(&src)
+}
+
+// mayReclaim reports whether a connection acting as id may take src
+// back in its handshake: always without auth, only src's own subject
+// with it.
+func (s *Server) mayReclaim(src string, id identity) bool {
+	return s.auth == nil || s.auth.srcBelongsTo(src, id.access.Subject)
 }
 
 // release forgets c once it has left the hub.

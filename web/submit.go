@@ -33,6 +33,9 @@ func (c *conn) submit(r *request) *protoError {
 	if s.Seq == 0 {
 		return badlyFormed(`"seq" is required: a positive integer`)
 	}
+	if perr := c.mayWrite(key); perr != nil {
+		return perr
+	}
 	if !c.ops.Allow() {
 		return newError(CodeRateLimited, fmt.Sprintf("more than %g ops per second", o.OpsPerSecond))
 	}

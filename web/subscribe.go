@@ -20,6 +20,9 @@ func (c *conn) fetchOrSubscribe(r *request, subscribe bool) *protoError {
 	if perr != nil {
 		return perr
 	}
+	if perr := c.mayRead(key); perr != nil {
+		return perr
+	}
 	v, hasV, perr := r.uint("v")
 	if perr != nil {
 		return perr
@@ -155,6 +158,11 @@ func (c *conn) parseBulk(r *request, coll string) (docs []collab.BulkDoc, versio
 // each document's missing ops are sent first and the reply is bare, or
 // the whole request fails with the first error. A bulk subscribe joins
 // every document or, past the limit, none.
+//
+// Each entry is authorised: with an array, an entry the token may not
+// read gets its own ERR_FORBIDDEN (and is neither read nor joined) while
+// the others are served; an id-to-version object with such an entry is
+// refused whole, before anything is read.
 func (c *conn) bulk(r *request, subscribe bool) *protoError {
 	coll, perr := r.needStr("c", c.srv.opts.MaxNameLen)
 	if perr != nil {
@@ -169,16 +177,37 @@ func (c *conn) bulk(r *request, subscribe bool) *protoError {
 		return nil
 	}
 	agg := &bulkReply{c: c, r: r, coll: coll, docs: docs, versioned: versioned,
-		snaps: make([]collab.Snapshot, len(docs)), errs: make([]error, len(docs)), left: len(docs)}
+		snaps: make([]collab.Snapshot, len(docs)), errs: make([]error, len(docs))}
+	// allowed holds the indexes of the entries the token may read.
+	allowed := make([]int, 0, len(docs))
+	for i, d := range docs {
+		if perr := c.mayRead(d.Key); perr != nil {
+			if versioned {
+				return perr
+			}
+			agg.errs[i] = perr
+			continue
+		}
+		allowed = append(allowed, i)
+	}
+	agg.left = len(allowed)
+	if len(allowed) == 0 {
+		agg.finish()
+		return nil
+	}
 	if subscribe {
-		if err := c.srv.hub.SubscribeBulk(docs, c, agg.done); err != nil {
+		join := make([]collab.BulkDoc, len(allowed))
+		for j, i := range allowed {
+			join[j] = docs[i]
+		}
+		if err := c.srv.hub.SubscribeBulk(join, c, func(j int, snap collab.Snapshot, err error) { agg.done(allowed[j], snap, err) }); err != nil {
 			pe, _ := toProtoError(err)
 			return pe
 		}
 		return nil
 	}
-	for i, d := range docs {
-		c.srv.hub.Fetch(d.Key, c, d.From, func(snap collab.Snapshot, err error) { agg.done(i, snap, err) })
+	for _, i := range allowed {
+		c.srv.hub.Fetch(docs[i].Key, c, docs[i].From, func(snap collab.Snapshot, err error) { agg.done(i, snap, err) })
 	}
 	return nil
 }

@@ -6,10 +6,17 @@ import (
 	"strings"
 )
 
+// envNames are the variables whose name is not derived from their flag's:
+// --redis takes a URL, and COEDIT_REDIS_URL is what operators expect.
+var envNames = map[string]string{"redis": "COEDIT_REDIS_URL"}
+
 // envName is the environment variable that gives a flag its default:
 // COEDIT_ and the flag's name in upper case with - as _ (--ops-per-second
-// is COEDIT_OPS_PER_SECOND).
+// is COEDIT_OPS_PER_SECOND), unless envNames says otherwise.
 func envName(flagName string) string {
+	if n, ok := envNames[flagName]; ok {
+		return n
+	}
 	return "COEDIT_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 

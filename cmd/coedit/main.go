@@ -39,6 +39,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runServe(rest)
 	case "replay":
 		err = runReplay(rest, stdout, stderr)
+	case "token":
+		err = runToken(rest, os.Getenv, stdout, stderr)
+	case "bench":
+		err = runBench(rest, stdout, stderr)
 	case "help":
 		usage(stdout)
 		return 0
@@ -66,6 +70,8 @@ func usage(w io.Writer) {
 Commands:
   serve   run a coedit node (the default)
   replay  replay edit logs and editing traces, and check their final text
+  token   print a signed access token (for a server run with --auth-secret)
+  bench   drive ShareDB-protocol servers with load and measure them
   help    print this help
 
 Run "coedit <command> -h" for a command's flags.

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -48,6 +49,20 @@ type serveConfig struct {
 	Origins []string
 	// MaxDocLen is the largest document, in code points.
 	MaxDocLen int
+	// AuthSecret turns authentication on (web.Options.AuthSecret); nil
+	// leaves it off, which restricts the node to loopback unless
+	// Insecure.
+	AuthSecret []byte
+	// Hosts are the public names the node answers for besides IP
+	// addresses, localhost and the --addr host name
+	// (web.Options.AllowedHosts).
+	Hosts []string
+	// MaxConns and MaxConnsPerAddr bound the WebSocket connections of
+	// the node and of one client address.
+	MaxConns        int
+	MaxConnsPerAddr int
+	// PprofAddr, if set, serves net/http/pprof on a separate listener.
+	PprofAddr string
 	// Redis, when set, makes the node one of a cluster over that Redis
 	// (cluster.go: parseRedis); RedisPrefix starts its keys; NodeID
 	// names the node in logs (generated when empty).
@@ -59,6 +74,8 @@ type serveConfig struct {
 	// started, if set, is called with the listening address once the
 	// node serves (tests listen on port 0).
 	started func(addr string)
+	// pprofStarted, if set, is called with the pprof listener's address.
+	pprofStarted func(addr string)
 }
 
 // parseServeFlags reads serve's flags. Each flag's default comes from its
@@ -90,6 +107,14 @@ func parseServeFlags(args []string, getenv func(string) string, output io.Writer
 		return err
 	})
 	fs.IntVar(&cfg.MaxDocLen, "max-doc", collab.DefaultMaxDocLen, "largest document, in Unicode code points")
+	secret, secretFile := secretFlags(fs)
+	fs.Func("hosts", "comma-separated host names the server answers for (its public names), besides IP addresses, localhost and the --addr host; * turns the check against DNS rebinding off", func(v string) (err error) {
+		cfg.Hosts, err = parseHosts(v)
+		return err
+	})
+	fs.IntVar(&cfg.MaxConns, "max-conns", web.DefaultMaxConns, "most WebSocket connections the node holds; past it an upgrade gets 503")
+	fs.IntVar(&cfg.MaxConnsPerAddr, "max-conns-per-addr", web.DefaultMaxConnsPerAddr, "most WebSocket connections from one client IP address; past it an upgrade gets 429 (behind a reverse proxy every client has the proxy's address: raise it to --max-conns and limit at the proxy)")
+	fs.StringVar(&cfg.PprofAddr, "pprof", "", "serve net/http/pprof on this host:port, apart from --addr (loopback only unless --insecure); off when empty")
 	fs.StringVar(&cfg.Redis, "redis", "", "Redis of a cluster of nodes: redis://[user:password@]host:port[/db] (rediss:// for TLS) or host:port; a comma-separated list of seeds for a Redis Cluster; empty: a single node")
 	fs.StringVar(&cfg.RedisPrefix, "redis-prefix", "coedit:", "prefix of the cluster's Redis keys, so that several clusters can share a Redis")
 	fs.StringVar(&cfg.NodeID, "node-id", "", "this node's name in logs (default: generated, and logged)")
@@ -105,6 +130,11 @@ func parseServeFlags(args []string, getenv func(string) string, output io.Writer
 	if fs.NArg() > 0 {
 		return serveConfig{}, &usageError{fmt.Sprintf("serve: unexpected argument %q", fs.Arg(0))}
 	}
+	key, err := loadSecret(*secret, *secretFile)
+	if err != nil {
+		return serveConfig{}, &usageError{"serve: " + err.Error()}
+	}
+	cfg.AuthSecret = key
 	if err := cfg.check(); err != nil {
 		return serveConfig{}, &usageError{"serve: " + err.Error()}
 	}
@@ -124,6 +154,10 @@ func (cfg serveConfig) check() error {
 		return fmt.Errorf("--ops-per-second: %v is too large (at most %d)", cfg.OpsPerSecond, math.MaxInt32/4)
 	case cfg.MaxDocLen <= 0:
 		return fmt.Errorf("--max-doc: want a positive number of code points, got %d", cfg.MaxDocLen)
+	case cfg.MaxConns <= 0:
+		return fmt.Errorf("--max-conns: want a positive number, got %d", cfg.MaxConns)
+	case cfg.MaxConnsPerAddr <= 0:
+		return fmt.Errorf("--max-conns-per-addr: want a positive number, got %d", cfg.MaxConnsPerAddr)
 	case strings.ContainsAny(cfg.RedisPrefix, "{}"):
 		return fmt.Errorf("--redis-prefix: %q must not contain { or }", cfg.RedisPrefix)
 	}
@@ -134,6 +168,11 @@ func (cfg serveConfig) check() error {
 	}
 	if _, _, err := net.SplitHostPort(cfg.Addr); err != nil {
 		return fmt.Errorf("--addr: %w", err)
+	}
+	if cfg.PprofAddr != "" {
+		if _, _, err := net.SplitHostPort(cfg.PprofAddr); err != nil {
+			return fmt.Errorf("--pprof: %w", err)
+		}
 	}
 	return nil
 }
@@ -156,6 +195,46 @@ func parseOrigins(list string) ([]string, error) {
 		out = append(out, o)
 	}
 	return out, nil
+}
+
+// parseHosts splits a comma-separated list of host names: "*", or names
+// without scheme, port or path; an empty list is nil.
+func parseHosts(list string) ([]string, error) {
+	var out []string
+	for _, h := range strings.Split(list, ",") {
+		h = strings.TrimSpace(h)
+		if h == "" {
+			continue
+		}
+		if h != "*" && (strings.ContainsAny(h, ":/@?# ") || net.ParseIP(h) != nil) {
+			return nil, fmt.Errorf("host %q is not * or a host name (no scheme, port or path; IP addresses are always allowed)", h)
+		}
+		out = append(out, h)
+	}
+	return out, nil
+}
+
+// allowedHosts returns the names the node answers for: cfg.Hosts and the
+// --addr host when it is a name.
+func allowedHosts(cfg serveConfig) []string {
+	hosts := slices.Clone(cfg.Hosts)
+	if host, _, err := net.SplitHostPort(cfg.Addr); err == nil && host != "" && net.ParseIP(host) == nil && !slices.Contains(hosts, host) {
+		hosts = append(hosts, host)
+	}
+	return hosts
+}
+
+// securityMode says how the node is exposed, for the startup log: "auth"
+// with a secret, "loopback-only" without one on a loopback address,
+// "INSECURE" without one on another address (only with --insecure).
+func securityMode(cfg serveConfig) string {
+	switch {
+	case cfg.AuthSecret != nil:
+		return "auth"
+	case isLoopback(cfg.Addr):
+		return "loopback-only"
+	}
+	return "INSECURE"
 }
 
 // messageRate is the rate for all of a connection's messages that goes
@@ -229,8 +308,8 @@ type node struct {
 // before anything is opened), opens the store, and serves. The caller
 // must call close. If it fails, whatever it had opened is closed again.
 func startNode(cfg serveConfig, log *slog.Logger) (_ *node, err error) {
-	if !cfg.Insecure && !isLoopback(cfg.Addr) {
-		return nil, &usageError{fmt.Sprintf("serve: refusing to listen on %s: it is not a loopback address and no authentication is configured; pass --insecure to serve it anyway", cfg.Addr)}
+	if cfg.AuthSecret == nil && !cfg.Insecure && !isLoopback(cfg.Addr) {
+		return nil, &usageError{fmt.Sprintf("serve: refusing to listen on %s: it is not a loopback address and no authentication is configured; set --auth-secret-file (or --auth-secret, COEDIT_AUTH_SECRET), or pass --insecure to serve it to anyone", cfg.Addr)}
 	}
 	n := &node{serveErr: make(chan error, 1)}
 	defer func() {
@@ -261,6 +340,15 @@ func startNode(cfg serveConfig, log *slog.Logger) (_ *node, err error) {
 		return nil, fmt.Errorf("serve: %w", err)
 	}
 	n.closers.add("store", func(context.Context) error { return store.Close() })
+	if cfg.PprofAddr != "" {
+		addr, err := startPprof(n, cfg, log)
+		if err != nil {
+			return nil, err
+		}
+		if cfg.pprofStarted != nil {
+			cfg.pprofStarted(addr)
+		}
+	}
 	hopts := collab.Options{Store: store, Logger: log, MaxDocLen: cfg.MaxDocLen}
 	var cn *clusterNode
 	if cfg.Redis != "" {
@@ -281,6 +369,10 @@ func startNode(cfg serveConfig, log *slog.Logger) (_ *node, err error) {
 		AllowedOrigins:    cfg.Origins,
 		OpsPerSecond:      cfg.OpsPerSecond,
 		MessagesPerSecond: messageRate(cfg.OpsPerSecond),
+		AuthSecret:        cfg.AuthSecret,
+		AllowedHosts:      allowedHosts(cfg),
+		MaxConns:          cfg.MaxConns,
+		MaxConnsPerAddr:   cfg.MaxConnsPerAddr,
 		Collectors:        []prometheus.Collector{newStoreCollector(store)},
 	}
 	if cn != nil {
@@ -316,7 +408,19 @@ func startNode(cfg serveConfig, log *slog.Logger) (_ *node, err error) {
 		<-served
 		return err
 	})
-	log.Info("coedit serving", "url", "http://"+n.ln.Addr().String(), "data", path, "sync", cfg.Sync.String())
+	// The mode, never the secret: the log says whether auth is on.
+	mode := securityMode(cfg)
+	attrs := []any{"url", "http://" + n.ln.Addr().String(), "data", path, "sync", cfg.Sync.String(), "mode", mode,
+		"hosts", strings.Join(allowedHosts(cfg), ","), "origins", strings.Join(cfg.Origins, ","),
+		"max_conns", cfg.MaxConns, "max_conns_per_addr", cfg.MaxConnsPerAddr}
+	switch mode {
+	case "auth":
+		log.Info("coedit serving", append(attrs, "auth", "on: every request needs a token")...)
+	case "loopback-only":
+		log.Info("coedit serving", append(attrs, "auth", "off: loopback only, every local client may read and write every document")...)
+	default:
+		log.Warn("coedit serving", append(attrs, "auth", "off on a network address: anyone who can reach it may read and write every document")...)
+	}
 	return n, nil
 }
 

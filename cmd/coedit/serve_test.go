@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
@@ -25,8 +27,12 @@ import (
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 func TestParseServeFlags(t *testing.T) {
+	secretFile := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(secretFile, []byte(testSecret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	def := serveConfig{Addr: "127.0.0.1:8080", DataDir: "./coedit-data", Sync: storage.SyncAlways, LogLevel: slog.LevelInfo, LogFormat: "text",
-		ShutdownTimeout: 15 * time.Second, OpsPerSecond: 100, MaxDocLen: 16 << 20, RedisPrefix: "coedit:"}
+		ShutdownTimeout: 15 * time.Second, OpsPerSecond: 100, MaxDocLen: 16 << 20, MaxConns: 10000, MaxConnsPerAddr: 256, RedisPrefix: "coedit:"}
 	with := func(f func(*serveConfig)) serveConfig {
 		c := def
 		f(&c)
@@ -61,9 +67,18 @@ func TestParseServeFlags(t *testing.T) {
 			map[string]string{"COEDIT_OPS_PER_SECOND": "3", "COEDIT_ORIGINS": "https://env.example"},
 			with(func(c *serveConfig) { c.OpsPerSecond, c.Origins = 260000, []string{"https://flag.example"} })},
 		{"bare --insecure", []string{"--insecure", "--data", "x"}, nil, with(func(c *serveConfig) { c.Insecure, c.DataDir = true, "x" })},
+		{"auth and limits", []string{"--auth-secret", testSecret, "--hosts", "coedit.example, docs.example", "--max-conns", "5", "--max-conns-per-addr", "2"}, nil,
+			with(func(c *serveConfig) {
+				c.AuthSecret, c.Hosts, c.MaxConns, c.MaxConnsPerAddr = []byte(testSecret), []string{"coedit.example", "docs.example"}, 5, 2
+			})},
+		{"auth and limits from env", nil, map[string]string{"COEDIT_AUTH_SECRET_FILE": secretFile, "COEDIT_HOSTS": "*", "COEDIT_MAX_CONNS": "7", "COEDIT_MAX_CONNS_PER_ADDR": "7"},
+			with(func(c *serveConfig) {
+				c.AuthSecret, c.Hosts, c.MaxConns, c.MaxConnsPerAddr = []byte(testSecret), []string{"*"}, 7, 7
+			})},
+		{"secret from env", nil, map[string]string{"COEDIT_AUTH_SECRET": testSecret}, with(func(c *serveConfig) { c.AuthSecret = []byte(testSecret) })},
 		{"cluster flags", []string{"--redis", "redis://10.0.0.1:6379/2", "--redis-prefix", "team:", "--node-id", "n1"}, nil,
 			with(func(c *serveConfig) { c.Redis, c.RedisPrefix, c.NodeID = "redis://10.0.0.1:6379/2", "team:", "n1" })},
-		{"cluster env", nil, map[string]string{"COEDIT_REDIS": "h1:7000,h2:7001", "COEDIT_REDIS_PREFIX": "x:", "COEDIT_NODE_ID": "n2"},
+		{"cluster env", nil, map[string]string{"COEDIT_REDIS_URL": "h1:7000,h2:7001", "COEDIT_REDIS_PREFIX": "x:", "COEDIT_NODE_ID": "n2"},
 			with(func(c *serveConfig) { c.Redis, c.RedisPrefix, c.NodeID = "h1:7000,h2:7001", "x:", "n2" })},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -80,6 +95,9 @@ func TestParseServeFlags(t *testing.T) {
 		{"--ops-per-second", "0"}, {"--ops-per-second", "-1"}, {"--ops-per-second", "lots"}, {"--ops-per-second", "NaN"}, {"--ops-per-second", "+Inf"}, {"--ops-per-second", "1e12"},
 		{"--origins", "app.example"}, {"--origins", "https://a.example,/path"}, {"--origins", "https://a.example/app"}, {"--origins", "https://a.example?x=1"},
 		{"--max-doc", "0"}, {"--max-doc", "-5"}, {"--max-doc", "1.5"}, {"--max-doc", "big"},
+		{"--auth-secret", "short"}, {"--auth-secret", testSecret, "--auth-secret-file", secretFile}, {"--auth-secret-file", secretFile + ".missing"},
+		{"--hosts", "https://coedit.example"}, {"--hosts", "coedit.example:443"}, {"--hosts", "10.0.0.1"},
+		{"--max-conns", "0"}, {"--max-conns-per-addr", "-1"},
 		{"--redis", "http://h:1"}, {"--redis", ","}, {"--redis", "redis://"}, {"--redis-prefix", "a{b}"},
 	} {
 		_, err := parseServeFlags(args, func(string) string { return "" }, io.Discard)
@@ -379,4 +397,101 @@ func metricValue(body, name string) float64 {
 		}
 	}
 	return -1
+}
+
+// TestNodeAuthMode: a node with a secret may listen on every interface,
+// logs that auth is on (never the secret), answers the API with 401
+// without a token and serves a token `coedit token` printed; without a
+// secret the log says loopback-only, or INSECURE with --insecure on a
+// network address.
+func TestNodeAuthMode(t *testing.T) {
+	start := func(args ...string) (*node, string) {
+		t.Helper()
+		cfg, err := parseServeFlags(append([]string{"--data", t.TempDir()}, args...), func(string) string { return "" }, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var logs bytes.Buffer
+		n, err := startNode(cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := n.close(ctx); err != nil {
+				t.Errorf("close = %v", err)
+			}
+		})
+		return n, logs.String()
+	}
+	n, logs := start("--addr", "0.0.0.0:0", "--auth-secret", testSecret)
+	if !strings.Contains(logs, "mode=auth") || strings.Contains(logs, testSecret) {
+		t.Fatalf("startup log with a secret:\n%s\nwant mode=auth and no secret", logs)
+	}
+	base := "http://127.0.0.1:" + n.addr()[strings.LastIndexByte(n.addr(), ':')+1:]
+	get := func(tok string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", base+"/api/docs", nil)
+		if tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if status, body := get(""); status != http.StatusUnauthorized || !strings.Contains(body, "ERR_TOKEN_REQUIRED") {
+		t.Fatalf("GET /api/docs without a token = %d %s, want 401 ERR_TOKEN_REQUIRED", status, body)
+	}
+	var tok bytes.Buffer
+	if err := runToken([]string{"--sub", "alice", "--docs", "notes/*", "--auth-secret", testSecret}, func(string) string { return "" }, &tok, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if status, body := get(strings.TrimSpace(tok.String())); status != http.StatusOK {
+		t.Fatalf("GET /api/docs with coedit token's token = %d %s, want 200", status, body)
+	}
+
+	if _, logs := start("--addr", "127.0.0.1:0"); !strings.Contains(logs, "mode=loopback-only") {
+		t.Fatalf("startup log without a secret on loopback:\n%s\nwant mode=loopback-only", logs)
+	}
+	if _, logs := start("--addr", "0.0.0.0:0", "--insecure"); !strings.Contains(logs, "mode=INSECURE") || !strings.Contains(logs, "level=WARN") {
+		t.Fatalf("startup log with --insecure:\n%s\nwant a warning with mode=INSECURE", logs)
+	}
+}
+
+// TestSecretNotInHelp: serve -h does not print a secret taken from the
+// environment.
+func TestSecretNotInHelp(t *testing.T) {
+	var out bytes.Buffer
+	_, err := parseServeFlags([]string{"-h"}, func(k string) string {
+		if k == "COEDIT_AUTH_SECRET" {
+			return testSecret
+		}
+		return ""
+	}, &out)
+	if !errors.Is(err, flag.ErrHelp) || strings.Contains(out.String(), testSecret) || !strings.Contains(out.String(), "COEDIT_AUTH_SECRET") {
+		t.Fatalf("serve -h = %v, printed:\n%s\nwant the variable's name and not its value", err, out.String())
+	}
+}
+
+func TestAllowedHosts(t *testing.T) {
+	for _, tc := range []struct {
+		addr  string
+		hosts []string
+		want  []string
+	}{
+		{"127.0.0.1:8080", nil, nil},
+		{":8080", nil, nil},
+		{"coedit.internal:8080", nil, []string{"coedit.internal"}},
+		{"coedit.internal:8080", []string{"docs.example"}, []string{"docs.example", "coedit.internal"}},
+		{"[::1]:8080", []string{"*"}, []string{"*"}},
+	} {
+		if got := allowedHosts(serveConfig{Addr: tc.addr, Hosts: tc.hosts}); !slices.Equal(got, tc.want) {
+			t.Errorf("allowedHosts(%s, %q) = %q, want %q", tc.addr, tc.hosts, got, tc.want)
+		}
+	}
 }

@@ -41,6 +41,8 @@ func (c fanoutConn) SendOp(key collab.Key, rec collab.Record) {
 }
 func (c fanoutConn) SendPresence(collab.PresenceUpdate) {}
 func (c fanoutConn) SendPresenceRequest(string)         {}
+func (c fanoutConn) Closed() bool                       { return false }
+func (c fanoutConn) Drop(collab.Key, error)             {}
 
 func newFanout(b *testing.B, docs int) *fanout {
 	srv := redistest.StartServer(b, redistest.ServerOptions{})

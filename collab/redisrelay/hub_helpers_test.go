@@ -121,6 +121,8 @@ func (c *testConn) SendOp(key collab.Key, rec collab.Record) {
 }
 func (c *testConn) SendPresence(collab.PresenceUpdate) {}
 func (c *testConn) SendPresenceRequest(string)         {}
+func (c *testConn) Closed() bool                       { return false }
+func (c *testConn) Drop(collab.Key, error)             {}
 func (c *testConn) ResetHistory(collab.Key) {
 	c.mu.Lock()
 	c.resets++

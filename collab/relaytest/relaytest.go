@@ -150,6 +150,8 @@ func (c *conn) SendOp(_ collab.Key, r collab.Record) {
 }
 func (c *conn) SendPresence(collab.PresenceUpdate) {}
 func (c *conn) SendPresenceRequest(string)         {}
+func (c *conn) Closed() bool                       { return false }
+func (c *conn) Drop(collab.Key, error)             {}
 
 // waitFor waits until c has records up to version to and checks that
 // they are every version from 0, once, in order.

@@ -7,6 +7,7 @@
 //   "<collection>.<id>#users"  untyped {name, color} per presence id,
 //                              relayed as is.
 // Both use the same presence id (one per tab), which joins a caret to a name.
+import { authSocket, showAuthScreen } from './auth.js';
 import { Connection, randomId, State } from './connection.js';
 import { TextareaBinding } from './editor.js';
 import { Overlay } from './overlay.js';
@@ -75,7 +76,13 @@ const presenceId = randomId(8);
 const saved = await SavedEdits.claim({ storage: store, locks: navigator.locks, collection, id: docId, random: () => randomId(8) });
 
 const wsURL = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
-const conn = new Connection(wsURL, saved?.connectionOptions() ?? {});
+// A token that expires or is refused ends the connection for good (see
+// auth.js): retrying cannot help until the user comes back with a new one.
+const WebSocket = authSocket((reason) => {
+  conn.close();
+  showAuthScreen(reason);
+});
+const conn = new Connection(wsURL, { ...(saved?.connectionOptions() ?? {}), WebSocket });
 const doc = conn.get(collection, docId);
 const restored = saved?.state ? doc.restoreState(saved.state.doc) : false;
 

@@ -212,6 +212,7 @@ export class Connection extends Emitter {
   /** close closes the socket for good. */
   close() {
     this.drop(State.CLOSED);
+    for (const ch of this.channels.values()) ch.stopRefresh();
   }
 
   open() {

@@ -4,6 +4,15 @@ import * as ot from './ot.js';
 import { Emitter, ServerError } from './events.js';
 
 /**
+ * REFRESH_MS is how often a value that is still up is sent again. The
+ * server drops a presence that has not been updated for 10 minutes
+ * (collab.Options.PresenceTTL), so a client cannot pin it by posting once;
+ * a page whose user sits still keeps its caret visible by re-sending it
+ * well within that.
+ */
+export const REFRESH_MS = 4 * 60 * 1000;
+
+/**
  * PresenceChannel is an untyped presence channel: each client publishes
  * values under presence ids, and sees everyone else's.
  *
@@ -37,6 +46,35 @@ export class PresenceChannel extends Emitter {
     l.pv++;
     l.sent = false;
     this.sendLocal(id);
+    if (value !== null) this.scheduleRefresh();
+  }
+
+  /**
+   * scheduleRefresh re-sends every local value still up after REFRESH_MS,
+   * and again after that while any is up.
+   */
+  scheduleRefresh() {
+    if (this.refreshTimer != null || this.connection.state === 'closed') return;
+    const timers = this.connection.timers;
+    this.refreshTimer = timers.setTimeout(() => {
+      this.refreshTimer = null;
+      let up = false;
+      for (const [id, l] of this.local) {
+        if (l.value === null) continue;
+        up = true;
+        l.pv++;
+        l.sent = false;
+        this.sendLocal(id);
+      }
+      if (up) this.scheduleRefresh();
+    }, REFRESH_MS);
+  }
+
+  /** stopRefresh cancels the re-send timer (the connection closed for good). */
+  stopRefresh() {
+    if (this.refreshTimer == null) return;
+    this.connection.timers.clearTimeout(this.refreshTimer);
+    this.refreshTimer = null;
   }
 
   sendLocal(id) {

@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import ref from 'ot-text-unicode';
 import { State } from '../js/connection.js';
+import { REFRESH_MS } from '../js/presence.js';
 import { FakeSocket, URI, handshake, loaded, setup } from './fakes.mjs';
 
 test('handshake, subscribe with v null, snapshot load', () => {
@@ -274,4 +275,21 @@ test('presence channel: resend on request and after reconnect, remote values dro
     { a: 'ps', ch: 'users', seq: 2 },
     { a: 'p', ch: 'users', id: 'me', p: { name: 'Ann', color: '#c00' }, pv: 2 },
   ]);
+});
+
+test('presence: a value still up is re-sent before the server lets it expire, a cleared one is not', () => {
+  // No pings in the way: this test is about the presence timer alone.
+  const { ws, conn, clock } = setup({ pingInterval: 1e9, pongTimeout: 1e9 });
+  handshake(ws);
+  const users = conn.channel('users');
+  users.submit('me', { name: 'Ann' });
+  ws.take();
+  clock.advance(REFRESH_MS);
+  assert.deepEqual(ws.take().filter((m) => m.a === 'p'), [{ a: 'p', ch: 'users', id: 'me', p: { name: 'Ann' }, pv: 2 }]);
+  clock.advance(REFRESH_MS);
+  assert.deepEqual(ws.take().filter((m) => m.a === 'p').map((m) => m.pv), [3]);
+  users.submit('me', null);
+  ws.take();
+  clock.advance(3 * REFRESH_MS);
+  assert.deepEqual(ws.take().filter((m) => m.a === 'p'), []);
 });

@@ -1,0 +1,165 @@
+package loadgen
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coedit/coedit/bench/relay"
+	"github.com/coedit/coedit/collab"
+	"github.com/coedit/coedit/storage"
+	"github.com/coedit/coedit/web"
+)
+
+// startCoedit runs a coedit node in process as `coedit serve` wires it: a
+// bbolt store in a temp directory, a hub, the web server behind a real
+// HTTP listener on loopback. The rate limits are raised as the comparison
+// script raises them, so the generator measures the server, not its
+// limiter. Cleanup shuts it down in serve's order and checks the store.
+func startCoedit(t *testing.T) string {
+	t.Helper()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	store, err := storage.Open(filepath.Join(t.TempDir(), "coedit.db"), storage.Options{Sync: storage.SyncNone})
+	if err != nil {
+		t.Fatalf("storage.Open: %v", err)
+	}
+	hub := collab.NewHub(collab.Options{Store: store, Logger: quiet})
+	srv, err := web.New(web.Options{Hub: hub, Logger: quiet, OpsPerSecond: 1e6, OpsBurst: 2e6, MessagesPerSecond: 2e6, MessagesBurst: 4e6})
+	if err != nil {
+		t.Fatalf("web.New: %v", err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Close(ctx); err != nil {
+			t.Errorf("Server.Close: %v", err)
+		}
+		hs.Close()
+		if err := hub.Close(ctx); err != nil {
+			t.Errorf("Hub.Close: %v", err)
+		}
+		if err := store.Check(ctx); err != nil {
+			t.Errorf("store.Check: %v", err)
+		}
+		if err := store.Close(); err != nil {
+			t.Errorf("store.Close: %v", err)
+		}
+	})
+	return "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws"
+}
+
+// checkRun fails t unless res shows acked ops, no errors and (when
+// checked) convergence.
+func checkRun(t *testing.T, res *Result, err error, wantConverged bool) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if res.Acked == 0 || res.Ack.Count != res.Acked {
+		t.Errorf("Run: acked %d ops with %d ack latencies; want some, one latency each", res.Acked, res.Ack.Count)
+	}
+	if res.Clients > 1 && res.Fanout.Count == 0 {
+		t.Errorf("Run: no fan-out latency recorded with %d clients per document", res.Clients)
+	}
+	if len(res.Errors) > 0 {
+		t.Errorf("Run: errors %v, want none", res.Errors)
+	}
+	if wantConverged && (res.Converged == nil || !*res.Converged) {
+		t.Errorf("Run: converged %v (%s), want true", res.Converged, res.ConvergeIssue)
+	}
+	if res.Bench.CPUSeconds <= 0 {
+		t.Errorf("Run: bench CPU %v s, want the generator's own CPU time", res.Bench.CPUSeconds)
+	}
+}
+
+// TestRunClosedLoopConvergesOnCoedit drives a real coedit node with a
+// tiny closed-loop run (3 documents × 3 clients, each keeping one op in
+// flight) over two URLs of the same node, so clients of a document also
+// take the multi-URL path, with idle subscribers beside them. Every op must
+// be acked, every client's copy (kept by transforming broadcasts against
+// its op in flight) must equal the others' and a fresh fetch, and the
+// server-process figures must be filled in from /proc (the test process
+// is the server here).
+func TestRunClosedLoopConvergesOnCoedit(t *testing.T) {
+	url := startCoedit(t)
+	var lines int
+	res, err := Run(context.Background(), Options{URLs: []string{url, url}, Docs: 3, Clients: 3, Idle: 4,
+		Warmup: 200 * time.Millisecond, Duration: 1500 * time.Millisecond, PID: os.Getpid(), Seed: 7,
+		Progress: func(p Progress) {
+			lines++
+			if p.ServerCPU < 0 {
+				t.Errorf("progress line without server CPU although PID is set: %s", p)
+			}
+		}})
+	checkRun(t, res, err, true)
+	if lines == 0 {
+		t.Error("Progress was never called")
+	}
+	if res.Server == nil || res.Server.CPUSeconds <= 0 || res.Server.RSSBytes <= 0 {
+		t.Errorf("Run: server figures %+v, want CPU and RSS of the PID", res.Server)
+	}
+	if res.Mode != "closed" || res.Docs != 3 || res.Clients != 3 || res.Idle != 4 {
+		t.Errorf("Run: mode, docs, clients, idle = %s, %d, %d, %d; want closed, 3, 3, 4", res.Mode, res.Docs, res.Clients, res.Idle)
+	}
+}
+
+// TestRunOpenLoopOnCoedit offers a fixed load and checks that it is
+// carried: about rate × duration ops acked, none left unsent.
+func TestRunOpenLoopOnCoedit(t *testing.T) {
+	url := startCoedit(t)
+	res, err := Run(context.Background(), Options{URLs: []string{url}, Docs: 2, Clients: 2, Rate: 200,
+		Warmup: 200 * time.Millisecond, Duration: time.Second})
+	checkRun(t, res, err, true)
+	if res.Mode != "open" || res.OfferedOps != 200 {
+		t.Errorf("Run: mode %s offered %v, want open 200", res.Mode, res.OfferedOps)
+	}
+	// A generous band: the point is that the schedule, not the server,
+	// sets the pace; 200 ops/s over one second is 200 ops.
+	if res.Acked < 100 || res.Acked > 300 {
+		t.Errorf("Run: acked %d ops at 200 ops/s for 1s, want about 200", res.Acked)
+	}
+}
+
+func TestOptionsRefused(t *testing.T) {
+	for _, o := range []Options{
+		{},
+		{URLs: []string{"http://127.0.0.1:1/ws"}, Clients: 1},
+		{URLs: []string{"ws://127.0.0.1:1/ws"}},
+		{URLs: []string{"ws://127.0.0.1:1/ws"}, Clients: -1},
+		{URLs: []string{"ws://127.0.0.1:1/ws"}, Clients: 1, Rate: -5},
+	} {
+		if _, err := Run(context.Background(), o); err == nil {
+			t.Errorf("Run(%+v) = nil error, want ErrOptions", o)
+		}
+	}
+}
+
+// TestRunRelayMode drives the bare relay (bench/relay) in process: acks
+// and fan-out are measured, and the convergence check is skipped, since
+// the relay does not transform ops.
+func TestRunRelayMode(t *testing.T) {
+	rl := relay.New()
+	hs := httptest.NewServer(rl)
+	t.Cleanup(func() {
+		hs.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := rl.Close(ctx); err != nil {
+			t.Errorf("relay Close: %v", err)
+		}
+	})
+	url := "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws"
+	res, err := Run(context.Background(), Options{URLs: []string{url}, Relay: true, Docs: 2, Clients: 3, Idle: 2,
+		Warmup: 100 * time.Millisecond, Duration: time.Second})
+	checkRun(t, res, err, false)
+	if res.Converged != nil {
+		t.Errorf("Run against the relay: converged %v, want not checked", *res.Converged)
+	}
+}

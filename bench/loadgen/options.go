@@ -1,0 +1,193 @@
+package loadgen
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+)
+
+// Options configure a Run. The zero value of each field means its
+// documented default, except where said.
+type Options struct {
+	// URLs are the servers' WebSocket endpoints (ws://host:port/ws). The
+	// clients of a document are spread over them round-robin, so with two
+	// nodes of a cluster every document has clients on both. Required.
+	URLs []string
+	// Collection is the ShareDB collection of the documents; default
+	// "bench".
+	Collection string
+	// Prefix starts every document id; default a random one per run, so
+	// that runs against the same server never share documents.
+	Prefix string
+	// Docs is the number of documents edited; default 1.
+	Docs int
+	// Clients is the number of editing clients per document, each on its
+	// own connection. 0 means none: the run then only opens Idle
+	// connections (and creates the documents they subscribe to).
+	Clients int
+	// Rate is the total offered load in ops/s, spread evenly over the
+	// clients (open loop: each client submits on a fixed schedule, and an
+	// op that falls due while the client's previous one is unacknowledged
+	// waits for it, its latency counted from when it fell due). 0 means
+	// closed loop: each client submits its next op as soon as the last is
+	// acknowledged.
+	Rate float64
+	// Idle is the number of extra connections that subscribe to a
+	// document (round-robin over Docs) and never edit.
+	Idle int
+	// Warmup runs the load before measuring; default 2s. Negative means
+	// none.
+	Warmup time.Duration
+	// Duration is how long the load is measured; default 10s.
+	Duration time.Duration
+	// Relay says the servers are a bare relay (bench/relay), which orders
+	// ops but does not transform them: clients then do not keep the text,
+	// and there is no convergence check.
+	Relay bool
+	// PID, if not 0, is the server process whose CPU time and resident
+	// memory are sampled from /proc.
+	PID int
+	// Seed seeds the random edits; 0 means a random seed.
+	Seed uint64
+	// DialParallel bounds the connections being opened at once; default 64.
+	DialParallel int
+	// AckTimeout is how long an op may wait for its ack before the run
+	// fails; default 30s.
+	AckTimeout time.Duration
+	// Progress, if set, is called once a second while the load runs, from
+	// one goroutine.
+	Progress func(Progress)
+}
+
+// Defaults for Options' zero fields.
+const (
+	DefaultCollection   = "bench"
+	DefaultWarmup       = 2 * time.Second
+	DefaultDuration     = 10 * time.Second
+	DefaultDialParallel = 64
+	DefaultAckTimeout   = 30 * time.Second
+)
+
+// ErrOptions wraps every error about invalid Options.
+var ErrOptions = errors.New("loadgen: invalid options")
+
+// withDefaults checks o and fills in its defaults.
+func (o Options) withDefaults() (Options, error) {
+	if len(o.URLs) == 0 {
+		return o, fmt.Errorf("%w: no server URL", ErrOptions)
+	}
+	for _, u := range o.URLs {
+		p, err := url.Parse(u)
+		if err != nil || (p.Scheme != "ws" && p.Scheme != "wss") || p.Host == "" {
+			return o, fmt.Errorf("%w: %q is not a ws:// or wss:// URL", ErrOptions, u)
+		}
+	}
+	if o.Docs < 0 || o.Clients < 0 || o.Idle < 0 || o.Rate < 0 || o.Duration < 0 || o.DialParallel < 0 || o.AckTimeout < 0 {
+		return o, fmt.Errorf("%w: docs, clients, idle, rate, duration, dial parallelism and ack timeout must not be negative", ErrOptions)
+	}
+	if o.Clients == 0 && o.Idle == 0 {
+		return o, fmt.Errorf("%w: neither editing clients nor idle connections", ErrOptions)
+	}
+	if o.Collection == "" {
+		o.Collection = DefaultCollection
+	}
+	if o.Docs == 0 {
+		o.Docs = 1
+	}
+	if o.Warmup == 0 {
+		o.Warmup = DefaultWarmup
+	}
+	o.Warmup = max(o.Warmup, 0)
+	if o.Duration == 0 {
+		o.Duration = DefaultDuration
+	}
+	if o.DialParallel == 0 {
+		o.DialParallel = DefaultDialParallel
+	}
+	if o.AckTimeout == 0 {
+		o.AckTimeout = DefaultAckTimeout
+	}
+	return o, nil
+}
+
+// Result is what a Run measured. Rates and CPU figures cover the
+// measurement window only (after the warm-up).
+type Result struct {
+	URLs       []string `json:"urls"`
+	Relay      bool     `json:"relay,omitempty"`
+	Mode       string   `json:"mode"` // "closed" or "open"
+	Docs       int      `json:"docs"`
+	Clients    int      `json:"clients_per_doc"`
+	Idle       int      `json:"idle"`
+	OfferedOps float64  `json:"offered_ops_per_s,omitempty"` // open loop only
+	WarmupS    float64  `json:"warmup_s"`
+	DurationS  float64  `json:"duration_s"`
+
+	Acked     uint64  `json:"acked"`       // ops acknowledged in the window
+	OpsPerSec float64 `json:"ops_per_s"`   // Acked / DurationS
+	Ack       Summary `json:"ack_latency"` // submit (or due time) to ack
+	// Fanout is from an op's submit (or due time) to its arrival at each
+	// other client of its document.
+	Fanout Summary `json:"fanout_latency"`
+	// Late counts open-loop ops that fell due while their client's
+	// previous op was still unacknowledged; they were sent late, and
+	// their latency includes the wait. Unsent counts those still waiting
+	// at the end. Both 0 means the server kept up with the offered load.
+	Late   uint64 `json:"late"`
+	Unsent uint64 `json:"unsent"`
+	// Errors counts error replies by code, and the generator's own
+	// findings: GAP (a broadcast skipped a version), ACK_VERSION (an ack
+	// at an unexpected version), ACK_TIMEOUT.
+	Errors map[string]uint64 `json:"errors,omitempty"`
+	// Converged is nil when not checked (Relay, or ops never acked);
+	// otherwise whether every client's text of each document was equal
+	// to the others' and to a fresh fetch from every URL.
+	Converged     *bool  `json:"converged,omitempty"`
+	ConvergeIssue string `json:"converge_issue,omitempty"`
+
+	Server *ProcFigures `json:"server,omitempty"` // with Options.PID
+	Bench  ProcFigures  `json:"bench"`            // this process
+	// IdleBytesPerConn is the server's resident memory growth while the
+	// idle connections opened and subscribed, divided by their number.
+	IdleBytesPerConn float64 `json:"idle_bytes_per_conn,omitempty"`
+}
+
+// ProcFigures are one process's CPU and memory over the window.
+type ProcFigures struct {
+	CPUSeconds float64 `json:"cpu_s"`
+	CPUPercent float64 `json:"cpu_percent"`         // of one core
+	CPUPerOpUS float64 `json:"cpu_per_op_us"`       // microseconds per acked op
+	RSSBytes   int64   `json:"rss_bytes,omitempty"` // at the end of the window
+}
+
+// Progress is one second of a run, for a progress line.
+type Progress struct {
+	Elapsed   time.Duration
+	Measuring bool // past the warm-up
+	Acked     uint64
+	AckP50    time.Duration
+	AckP99    time.Duration
+	FanoutP99 time.Duration
+	Errors    uint64  // so far, all codes
+	Late      uint64  // so far
+	ServerCPU float64 // percent of a core in the last second; -1 without a PID
+	BenchCPU  float64
+	ServerRSS int64
+}
+
+// String formats p as one line.
+func (p Progress) String() string {
+	phase := "warm-up"
+	if p.Measuring {
+		phase = "measure"
+	}
+	s := fmt.Sprintf("%5.1fs %s %6d ops/s  ack p50 %s p99 %s  fan-out p99 %s  errors %d  late %d  bench cpu %.0f%%",
+		p.Elapsed.Seconds(), phase, p.Acked, ms(p.AckP50), ms(p.AckP99), ms(p.FanoutP99), p.Errors, p.Late, p.BenchCPU)
+	if p.ServerCPU >= 0 {
+		s += fmt.Sprintf("  server cpu %.0f%% rss %.1f MiB", p.ServerCPU, float64(p.ServerRSS)/(1<<20))
+	}
+	return s
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond)) }

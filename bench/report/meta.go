@@ -1,0 +1,56 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// meta describes the machine and the run, for the top of the page.
+type meta struct {
+	Date, Commit, CPU, Kernel, GoVersion, Node, ShareDB string
+	Cores                                               int
+	LoadStart, LoadEnd, Elapsed, Note, Params           string
+}
+
+// fill finds what it can about the machine and the tree.
+func (m *meta) fill() {
+	m.Date = time.Now().UTC().Format("2006-01-02 15:04 UTC")
+	m.Cores = runtime.NumCPU()
+	m.GoVersion = runtime.Version()
+	m.Commit = command("git", "rev-parse", "--short", "HEAD")
+	if command("git", "status", "--porcelain", "--untracked-files=no") != "" {
+		m.Commit += " (with uncommitted changes)"
+	}
+	m.Node = command("node", "--version")
+	m.Kernel = command("uname", "-sr")
+	if f, err := os.Open("/proc/cpuinfo"); err == nil {
+		defer f.Close()
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPU = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("../../node_modules/sharedb/package.json"); err == nil {
+		var p struct{ Version string }
+		if json.Unmarshal(b, &p) == nil {
+			m.ShareDB = p.Version
+		}
+	}
+}
+
+// command runs a command and returns its trimmed output, or "" on failure.
+func command(name string, args ...string) string {
+	out, err := exec.Command(name, args...).Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
+}
