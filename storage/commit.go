@@ -26,6 +26,10 @@ type commitReq struct {
 	// flush asks for the stale index entries to be written (syncIndex);
 	// such a request has no key, records or snapshot.
 	flush bool
+	// truncate, when set, asks to drop the document's records from this
+	// version on (Truncate, truncate.go); such a request has no records
+	// or snapshot.
+	truncate *uint64
 	// state is reqQueued, then reqTaken or reqCancelled.
 	state atomic.Uint32
 	done  chan error // buffered; the committer sends exactly one result
@@ -298,6 +302,9 @@ func (db *DB) write(batch []*commitReq) {
 // nothing written; a failed write returns a writeError, and tx must then
 // be rolled back.
 func (db *DB) apply(tx *bolt.Tx, r *commitReq) (bool, error) {
+	if r.truncate != nil {
+		return db.applyTruncate(tx, r)
+	}
 	m, exists, err := readMeta(tx, r.dk)
 	if err != nil {
 		return false, fmt.Errorf("storage: commit %s: %w", r.key, err)

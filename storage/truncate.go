@@ -15,11 +15,11 @@ import (
 // collab.Store (collab/redisrelay, DESIGN.md §7): dropping a document's
 // records from a version on, when the cluster's history replaced them
 // (collab.Truncater), and a durable note of the epoch the stored records
-// belong to. Both are rare (the note changes when Redis restarts or a
-// node seeds a document), so each runs in its own write transaction
-// rather than through the committer; bbolt orders them with its batches,
-// and the document's one session makes them, so they never race a commit
-// of the same document.
+// belong to. Truncate goes through the committer, like Commit, since the
+// committer owns the modification-time indexes (index.go); the note
+// touches neither records nor indexes and is written in a transaction of
+// its own. Both are rare, and the document's one session makes them, so
+// they never race a commit of the same document.
 
 // keyEpoch, inside a document's bucket, holds the epoch note.
 var keyEpoch = []byte("epoch")
@@ -42,22 +42,27 @@ func (db *DB) Truncate(ctx context.Context, key collab.Key, from uint64) error {
 	if err := checkKey(key); err != nil {
 		return fmt.Errorf("storage: truncate: %w", err)
 	}
-	dk := docKey(key)
-	err := db.update(ctx, func(tx *bolt.Tx) error {
-		m, ok, err := readMeta(tx, dk)
-		if err != nil || !ok || from >= m.head {
-			return err
-		}
-		doc, err := docBucket(tx, dk)
-		if err != nil {
-			return err
-		}
-		return db.truncate(tx, key, dk, doc, m, from)
-	})
-	if err != nil {
+	if err := db.enqueue(ctx, &commitReq{key: key, dk: docKey(key), truncate: &from}); err != nil {
 		return fmt.Errorf("storage: truncate %s from version %d: %w", key, from, err)
 	}
 	return nil
+}
+
+// applyTruncate is apply for a Truncate request.
+func (db *DB) applyTruncate(tx *bolt.Tx, r *commitReq) (bool, error) {
+	from := *r.truncate
+	m, ok, err := readMeta(tx, r.dk)
+	if err != nil || !ok || from >= m.head {
+		return false, err
+	}
+	doc, err := docBucket(tx, r.dk)
+	if err != nil {
+		return false, err
+	}
+	if err := db.truncate(tx, r.key, r.dk, doc, m, from); err != nil {
+		return false, writeError{err}
+	}
+	return true, nil
 }
 
 // truncate does Truncate's work in tx for a document whose head is past
@@ -141,20 +146,11 @@ func (db *DB) truncate(tx *bolt.Tx, key collab.Key, dk []byte, doc *bolt.Bucket,
 	if err := tx.Bucket(bucketDocs).Put(dk, encodeMeta(&m)); err != nil {
 		return err
 	}
-	if old.modified == m.modified {
-		return nil
+	if old.modified != m.modified {
+		// The index entries move later, with others (index.go).
+		db.markStale(dk, key, old.modified, true)
 	}
-	recent, bycoll := tx.Bucket(bucketRecent), tx.Bucket(bucketByColl)
-	if err := recent.Delete(recentKey(dk, old.modified)); err != nil {
-		return err
-	}
-	if err := bycoll.Delete(collectionKey(key, old.modified)); err != nil {
-		return err
-	}
-	if err := recent.Put(recentKey(dk, m.modified), []byte{}); err != nil {
-		return err
-	}
-	return bycoll.Put(collectionKey(key, m.modified), []byte{})
+	return nil
 }
 
 // deleteFrom deletes the keys of ops from version from on.
