@@ -266,9 +266,16 @@ export async function opsOf(base, c, id) {
   return (await r.text()).split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l));
 }
 
-// goroutines reads go_goroutines from a node's /metrics.
+// goroutines reads a node's /metrics and returns its goroutines less those
+// that its open WebSocket connections (a reader and a writer each) and its
+// running document sessions (one each) account for: what is left should not
+// grow when clients merely moved between nodes.
 export async function goroutines(base) {
   const text = await (await fetch(`${base}/metrics`)).text();
-  const m = text.match(/^go_goroutines (\d+)/m);
-  return m ? Number(m[1]) : NaN;
+  const gauge = (name) => {
+    const m = text.match(new RegExp(`^${name} (\\d+)`, 'm'));
+    if (!m) throw new Error(`${base}/metrics has no ${name}`);
+    return Number(m[1]);
+  };
+  return gauge('go_goroutines') - 2 * gauge('coedit_connections') - gauge('coedit_sessions');
 }
