@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -27,8 +30,12 @@ import (
 //   - Sync may find that the session's records from some version on are
 //     not the cluster's history (Redis lost them and another node moved
 //     on). The link then offers them to the cluster again, and the
-//     session drops them from its Store (Truncater), reloads, and tells
-//     its subscribers to fetch the document again (HistoryResetter).
+//     session notes in the cluster which clients may hold them
+//     (ClusterLink.MarkReplaced), drops them from its Store (Truncater),
+//     reloads, and drops its subscribers with ErrHistoryReplaced
+//     (Conn.Drop). A noted client that comes back, to any node, with a
+//     copy past the fork is refused with ErrHistoryReplaced until it
+//     takes the cluster's history (replaced.go).
 
 var (
 	// ErrUnavailable is returned, wrapped, when the commit point cannot
@@ -48,6 +55,16 @@ var (
 	// from a version on (see ClusterLink.Sync) but its Store is not a
 	// Truncater.
 	ErrCannotFork = errors.New("collab: store cannot drop records")
+	// ErrHistoryReplaced is returned, wrapped, to a client whose copy
+	// of a document may hold records the cluster's history replaced
+	// (Redis lost them and another node moved on; they were offered
+	// again as new ops at other versions): its version no longer names
+	// the text it holds, so it cannot be caught up by version. It must
+	// drop its copy and fetch the document without a version; its
+	// unacknowledged ops, made on that copy, are refused with it. A
+	// session also drops its subscribers with it (Conn.Drop) when it
+	// forks.
+	ErrHistoryReplaced = errors.New("collab: the document's history was replaced: fetch it again")
 )
 
 // ClusterRelay is a Relay whose nodes share a commit point and log
@@ -78,6 +95,13 @@ type ClusterLink interface {
 	// which drops the session's records from F on; the records it
 	// returns then start at F. If fork fails, Sync returns its error.
 	Sync(ctx context.Context, head uint64, fork func(from uint64) error) (Catchup, error)
+	// MarkReplaced notes, for every node, that the clients srcs may hold
+	// records from version from on that the session is about to drop in
+	// a fork (see Catchup.Replaced).
+	MarkReplaced(ctx context.Context, from uint64, srcs []string) error
+	// ClearReplaced forgets src's note: the client took the commit
+	// point's history.
+	ClearReplaced(ctx context.Context, src string) error
 }
 
 // Catchup is what ClusterLink.Sync returns.
@@ -88,6 +112,9 @@ type Catchup struct {
 	// Records are the commit point's records the session lacks, with
 	// consecutive versions from the session's head.
 	Records []Record
+	// Replaced are the clients (by src) that MarkReplaced noted, each
+	// with the version their copy is good below.
+	Replaced map[string]uint64
 }
 
 // Truncater is implemented by a Store that can drop a document's records
@@ -98,14 +125,6 @@ type Truncater interface {
 	// Truncate deletes key's records with Version >= from and every
 	// snapshot past from, so that the head becomes from.
 	Truncate(ctx context.Context, key Key, from uint64) error
-}
-
-// HistoryResetter is implemented by a Conn whose client can be made to
-// drop what it holds of a document and fetch it again (web closes the
-// WebSocket with a code that says so). A session calls it for each of its
-// subscribers when it dropped records they may have seen (a fork).
-type HistoryResetter interface {
-	ResetHistory(key Key)
 }
 
 // join joins the Relay: as a ClusterLink, synced with the commit point,
@@ -145,6 +164,7 @@ func (s *session) sync() error {
 		return fmt.Errorf("collab: catch up %s with the cluster: %w", s.key, err)
 	}
 	s.epoch = c.Epoch
+	s.replaced = c.Replaced
 	s.syncedAt = start
 	return nil
 }
@@ -204,12 +224,32 @@ func (s *session) remoteIn(r *job) {
 }
 
 // fork drops the session's records from version from on, which the
-// commit point's history replaced (see ClusterLink.Sync), and tells the
-// subscribers that may have seen them to fetch the document again.
+// commit point's history replaced (see ClusterLink.Sync). Every client
+// that may hold them (its subscribers, those catching up or holding
+// presence here, and the authors of the records) is first noted in the
+// cluster, so that it is refused with ErrHistoryReplaced wherever it comes
+// back with such a copy; then the records are dropped, and the session's
+// connections are dropped with ErrHistoryReplaced (web closes them with
+// 4002).
 func (s *session) fork(from uint64) error {
 	t, ok := s.h.opts.Store.(Truncater)
 	if !ok {
 		return fmt.Errorf("%w: %s from version %d", ErrCannotFork, s.key, from)
+	}
+	srcs, err := s.holders(from)
+	if err != nil {
+		return fmt.Errorf("collab: drop %s from version %d: %w", s.key, from, err)
+	}
+	if err := s.cluster.MarkReplaced(context.Background(), from, srcs); err != nil {
+		return fmt.Errorf("collab: note the clients of %s's replaced history: %w", s.key, err)
+	}
+	if s.replaced == nil {
+		s.replaced = make(map[string]uint64, len(srcs))
+	}
+	for _, src := range srcs {
+		if v, ok := s.replaced[src]; !ok || v > from {
+			s.replaced[src] = from
+		}
 	}
 	if err := t.Truncate(context.Background(), s.key, from); err != nil {
 		return fmt.Errorf("collab: drop %s from version %d: %w", s.key, from, err)
@@ -220,15 +260,101 @@ func (s *session) fork(from uint64) error {
 	}
 	s.h.stats.forks.Add(1)
 	s.h.log.Warn("collab: dropped records the cluster's history replaced; they were offered to it again",
-		"doc", s.key.String(), "from", from)
-	for c := range s.subs {
-		if rc, ok := c.(HistoryResetter); ok {
-			delete(s.subs, c)
-			s.clearPresence(c, "", "")
-			s.h.leaveDoc(c, s.key)
-			rc.ResetHistory(s.key)
+		"doc", s.key.String(), "from", from, "clients", len(srcs))
+	s.dropAll(fmt.Errorf("%w: %s from version %d", ErrHistoryReplaced, s.key, from))
+	return nil
+}
+
+// holders returns the srcs of the clients that may hold the session's
+// records from version from on: its connections and the records'
+// authors. HTTP writers ("http:" srcs) and records offered again without
+// a client are left out: no WebSocket client can use their src.
+func (s *session) holders(from uint64) ([]string, error) {
+	seen := make(map[string]struct{})
+	add := func(src string) {
+		if src != "" && !strings.Contains(src, ":") {
+			seen[src] = struct{}{}
 		}
 	}
+	for c := range s.subs {
+		add(c.Src())
+	}
+	for c := range s.behind {
+		add(c.Src())
+	}
+	for c := range s.pres {
+		add(c.Src())
+	}
+	if from < s.doc.head {
+		recs, err := s.records(from, s.doc.head)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range recs {
+			add(r.Src)
+		}
+	}
+	return slices.Sorted(maps.Keys(seen)), nil
+}
+
+// admitCopy refuses a fetch, subscribe or submit whose client's copy
+// holds records a fork replaced (replacedCopy). Its session first syncs
+// (unless fresh for it), so that it knows of forks on other nodes: for a
+// fetch or subscribe that is a sync it makes anyway; a submit syncs only
+// when its connection is not subscribed here, which is how a client that
+// was dropped elsewhere comes back (ShareDB's client resends its op
+// before it subscribes again). A subscriber's copy is checked at
+// subscribe, and this node's forks note their clients at once.
+func (s *session) admitCopy(r *job) error {
+	if s.cluster == nil {
+		return nil
+	}
+	var v *uint64
+	src := r.conn.Src()
+	switch r.kind {
+	case jobFetch:
+		v = r.from
+	case jobSubmit:
+		if !r.sub.HasVersion {
+			return nil
+		}
+		v, src = &r.sub.Version, r.sub.Src
+		if _, ok := s.subs[r.conn]; ok {
+			return s.replacedCopy(src, v, false)
+		}
+	default:
+		return nil
+	}
+	if err := s.syncFor(r); err != nil {
+		return err
+	}
+	return s.replacedCopy(src, v, false)
+}
+
+// replacedCopy returns ErrHistoryReplaced (wrapped) when the client src was
+// noted as holding records the cluster replaced (fork) and asks at
+// version v, past the ones its copy is good below. A client that asks
+// without a version (clean) or at a good one takes the cluster's
+// history, and its note is cleared; that takes a round trip, and an
+// error reaching the commit point is returned.
+func (s *session) replacedCopy(src string, v *uint64, clean bool) error {
+	if src == "" || len(s.replaced) == 0 {
+		return nil
+	}
+	from, ok := s.replaced[src]
+	switch {
+	case !ok:
+		return nil
+	case v != nil && *v > from:
+		s.h.stats.replacedRefused.Add(1)
+		return fmt.Errorf("%w: %s: the copy at version %d holds records replaced from version %d", ErrHistoryReplaced, s.key, *v, from)
+	case !clean:
+		return nil
+	}
+	if err := s.cluster.ClearReplaced(context.Background(), src); err != nil {
+		return err
+	}
+	delete(s.replaced, src)
 	return nil
 }
 

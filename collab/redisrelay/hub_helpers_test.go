@@ -122,8 +122,12 @@ func (c *testConn) SendOp(key collab.Key, rec collab.Record) {
 func (c *testConn) SendPresence(collab.PresenceUpdate) {}
 func (c *testConn) SendPresenceRequest(string)         {}
 func (c *testConn) Closed() bool                       { return false }
-func (c *testConn) Drop(collab.Key, error)             {}
-func (c *testConn) ResetHistory(collab.Key) {
+
+// Drop counts the drops that tell c its copy's history was replaced.
+func (c *testConn) Drop(_ collab.Key, err error) {
+	if !errors.Is(err, collab.ErrHistoryReplaced) {
+		return
+	}
 	c.mu.Lock()
 	c.resets++
 	c.mu.Unlock()
