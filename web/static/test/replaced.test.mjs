@@ -113,3 +113,54 @@ test('the page, on a node that forks with its edits unacknowledged, fetches anew
   assert.deepEqual(replaced, [{ kept: 2, lost: 0 }]);
   await waitFor('B\'s subscriber has it too', () => z.text.s === want.data);
 });
+
+// The cases the real fork above does not reach, with a fake socket as the
+// server (fakes.mjs).
+import { loaded } from './fakes.mjs';
+
+const URI = 'http://sharejs.org/types/text-unicode';
+const refused = (m) => ({ ...m, error: { code: 'ERR_HISTORY_REPLACED', message: 'history replaced' } });
+
+test('an edit in flight that the old history had committed is resent with its seq and, refused as reused, dropped quietly', () => {
+  const { ws, doc } = loaded('abc', 3);
+  const events = [];
+  doc.on('replaced', (info) => events.push(['replaced', info]));
+  doc.on('error', (err) => events.push(['error', err.code]));
+  doc.submitOp([3, 'X']); // in flight: its ack is lost
+  doc.submitOp([0, 'Y']); // pending
+  const [sent] = ws.take();
+  ws.deliver(refused({ a: 'op', c: 'docs', d: 'x', v: 3, seq: sent.seq }));
+  assert.deepEqual(ws.take(), [{ a: 's', c: 'docs', d: 'x', v: null }], 'a fresh snapshot is asked for');
+  assert.equal(doc.version, null);
+  // The new history holds X (offered again) and Z from another node.
+  ws.deliver({ a: 's', c: 'docs', d: 'x', data: { v: 6, type: URI, data: 'abcXZ' } });
+  assert.deepEqual(events, [['replaced', { kept: 2, lost: 0 }]]);
+  assert.equal(doc.version, 6);
+  const [resend] = ws.take();
+  assert.deepEqual(resend, { a: 'op', c: 'docs', d: 'x', v: 6, src: 'src1', seq: sent.seq, op: [3, 'X'] }, 'X goes again with its src and seq');
+  assert.equal(doc.text.s, 'YabcXXZ', 'until the server answers, X shows twice');
+  ws.deliver({ a: 'op', c: 'docs', d: 'x', v: 6, src: 'src1', seq: sent.seq, error: { code: 'ERR_SEQ_REUSED', message: 'seq reused' } });
+  assert.equal(doc.text.s, 'YabcXZ', 'the copy of X is dropped');
+  assert.deepEqual(events, [['replaced', { kept: 2, lost: 0 }]], 'and the user is not told an edit was refused');
+  const [y] = ws.take();
+  assert.deepEqual(y, { a: 'op', c: 'docs', d: 'x', v: 6, seq: sent.seq + 1, op: ['Y'] });
+  ws.deliver({ a: 'op', c: 'docs', d: 'x', v: 6, src: 'src1', seq: sent.seq + 1 });
+  assert.equal(doc.version, 7);
+  assert.equal(doc.hasPending, false);
+});
+
+test('edits that cannot be undone are reported lost, and the fresh text is loaded', () => {
+  const { ws, doc } = loaded('abc', 3);
+  const events = [];
+  doc.on('replaced', (info) => events.push(info));
+  doc.submitOp([1, { d: 1 }]); // a delete without its text: cannot be undone
+  ws.take();
+  ws.deliver(refused({ a: 's', c: 'docs', d: 'x' }));
+  ws.take();
+  ws.deliver({ a: 's', c: 'docs', d: 'x', data: { v: 5, type: URI, data: 'abZc' } });
+  assert.deepEqual(events, [{ kept: 0, lost: 1 }]);
+  assert.equal(doc.text.s, 'abZc');
+  assert.equal(doc.version, 5);
+  assert.equal(doc.hasPending, false);
+  assert.deepEqual(ws.take(), []);
+});
