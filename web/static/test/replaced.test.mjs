@@ -13,6 +13,7 @@ import { redisAvailable, startRedis, startNode } from '../../../interop/cluster.
 import { Connection } from '../js/connection.js';
 import { diff } from '../js/replaced.js';
 import * as ot from '../js/ot.js';
+import { URI, loaded } from './fakes.mjs';
 
 const skip = redisAvailable() || process.env.CI ? false : 'redis-server is not installed';
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -116,9 +117,6 @@ test('the page, on a node that forks with its edits unacknowledged, fetches anew
 
 // The cases the real fork above does not reach, with a fake socket as the
 // server (fakes.mjs).
-import { loaded } from './fakes.mjs';
-
-const URI = 'http://sharejs.org/types/text-unicode';
 const refused = (m) => ({ ...m, error: { code: 'ERR_HISTORY_REPLACED', message: 'history replaced' } });
 
 test('an edit in flight that the old history had committed is resent with its seq and, refused as reused, dropped quietly', () => {
