@@ -86,9 +86,9 @@ test('a sharedb client holding a replaced history is refused, not caught up by v
   const z = new Client(() => [b.wsURL], 0);
   cleanup.push(() => z.close());
   const zd = z.conn.get(COLL, id);
-  await within(10000, 'z subscribes on B', cb((k) => zd.subscribe(k)));
+  await within(30000, 'z subscribes on B', cb((k) => zd.subscribe(k)));
   assert.equal(zd.version, 4, 'B seeded the document from its store at version 4');
-  await within(10000, 'z edits on B', cb((k) => zd.submitOp([zd.data.length, '<z1>'], k)));
+  await within(30000, 'z edits on B', cb((k) => zd.submitOp([zd.data.length, '<z1>'], k)));
 
   // A wakes up; a read there makes its session sync: it finds its
   // records from version 4 replaced, offers them again and closes x with
@@ -98,9 +98,9 @@ test('a sharedb client holding a replaced history is refused, not caught up by v
   const w = new Client(() => [a.wsURL], 0);
   cleanup.push(() => w.close());
   const wd = w.conn.get(COLL, id);
-  await within(15000, 'a read on A', cb((k) => wd.fetch(k)));
+  await within(30000, 'a read on A', cb((k) => wd.fetch(k)));
 
-  const deadline = Date.now() + 15000;
+  const deadline = Date.now() + 30000;
   let want;
   for (;;) {
     want = await snapshotOf(b, id);
@@ -117,8 +117,8 @@ test('a sharedb client holding a replaced history is refused, not caught up by v
     assert.equal(want.data.split(t).length - 1, 1, `${t} is in the cluster's text once: ${want.data}`);
   }
   // x goes on editing the new history by version, like any client.
-  await within(10000, 'x edits after recovering', cb((k) => doc.submitOp(['<x7>'], k)));
-  await within(10000, 'z sees it', (async () => {
+  await within(30000, 'x edits after recovering', cb((k) => doc.submitOp(['<x7>'], k)));
+  await within(30000, 'z sees it', (async () => {
     while (!zd.data.includes('<x7>')) await sleep(20);
   })());
   assert.equal(zd.data, doc.data);

@@ -22,7 +22,7 @@ after(async () => {
   for (const f of cleanup.reverse()) await f();
 });
 
-async function waitFor(what, cond, ms = 15000) {
+async function waitFor(what, cond, ms = 30000) {
   const end = Date.now() + ms;
   while (!(await cond())) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
