@@ -19,7 +19,8 @@ type fanout struct {
 	keys  []collab.Key
 	sent  sync.Map // "doc/seq" -> time.Time
 	mu    sync.Mutex
-	lat   []time.Duration
+	lat   []time.Duration // submit on A to delivery on B
+	acks  []time.Duration // submit on A to its ack on A
 	got   atomic.Int64
 	seqs  []atomic.Uint64
 	acked atomic.Int64 // submits answered
@@ -44,12 +45,30 @@ func (c fanoutConn) SendPresenceRequest(string)         {}
 func (c fanoutConn) Closed() bool                       { return false }
 func (c fanoutConn) Drop(collab.Key, error)             {}
 
-func newFanout(b *testing.B, docs int) *fanout {
-	srv := redistest.StartServer(b, redistest.ServerOptions{})
+// durability is how much the cluster of a benchmark syncs to disk: the
+// nodes' bbolt (--sync always or none) and Redis (AOF with appendfsync
+// always, or no persistence).
+type durability struct {
+	name       string
+	fsync, aof bool
+}
+
+// durabilities are the variants each cluster benchmark runs, so that the
+// cost of each fsync is visible: `-bench 'ClusterFanout/bbolt=none/redis=none'`
+// picks one.
+var durabilities = []durability{
+	{"bbolt=none/redis=none", false, false},
+	{"bbolt=always/redis=none", true, false},
+	{"bbolt=none/redis=aof", false, true},
+	{"bbolt=always/redis=aof", true, true},
+}
+
+func newFanout(b *testing.B, docs int, d durability) *fanout {
+	srv := redistest.StartServer(b, redistest.ServerOptions{AOF: d.aof})
 	p := prefix(b)
 	f := &fanout{
-		a:    startNode(b, "a", srv.Addr(), p, nodeConfig{}),
-		b:    startNode(b, "b", srv.Addr(), p, nodeConfig{}),
+		a:    startNode(b, "a", srv.Addr(), p, nodeConfig{fsync: d.fsync}),
+		b:    startNode(b, "b", srv.Addr(), p, nodeConfig{fsync: d.fsync}),
 		seqs: make([]atomic.Uint64, docs),
 	}
 	for i := range docs {
@@ -65,12 +84,17 @@ func newFanout(b *testing.B, docs int) *fanout {
 func (f *fanout) submit(i int) {
 	seq := f.seqs[i].Add(1)
 	src := fmt.Sprintf("w%d", i)
-	f.sent.Store(fmt.Sprintf("%s/%d", src, seq), time.Now())
+	start := time.Now()
+	f.sent.Store(fmt.Sprintf("%s/%d", src, seq), start)
 	f.a.hub.Submit(f.keys[i], nil, collab.Submission{Src: src, Seq: seq, Kind: collab.OpEdit, Op: insertAt(0, "x")},
 		func(_ collab.SubmitResult, err error) {
 			if err != nil {
 				f.errs.Add(1)
 			}
+			d := time.Since(start)
+			f.mu.Lock()
+			f.acks = append(f.acks, d)
+			f.mu.Unlock()
 			f.acked.Add(1)
 		})
 }
@@ -89,14 +113,24 @@ func (f *fanout) wait(b *testing.B, n int64) {
 	}
 }
 
+// report reports the delivery latencies (p50-ms, p99-ms, max-ms) and
+// A's ack latencies (ack-p50-ms, ack-p99-ms).
 func (f *fanout) report(b *testing.B) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	q := func(l []time.Duration, p float64) float64 {
+		if len(l) == 0 {
+			return 0
+		}
+		return float64(l[int(p*float64(len(l)-1))]) / 1e6
+	}
 	slices.Sort(f.lat)
-	q := func(p float64) float64 { return float64(f.lat[int(p*float64(len(f.lat)-1))]) / 1e6 }
-	b.ReportMetric(q(0.50), "p50-ms")
-	b.ReportMetric(q(0.99), "p99-ms")
-	b.ReportMetric(q(1), "max-ms")
+	slices.Sort(f.acks)
+	b.ReportMetric(q(f.lat, 0.50), "p50-ms")
+	b.ReportMetric(q(f.lat, 0.99), "p99-ms")
+	b.ReportMetric(q(f.lat, 1), "max-ms")
+	b.ReportMetric(q(f.acks, 0.50), "ack-p50-ms")
+	b.ReportMetric(q(f.acks, 0.99), "ack-p99-ms")
 }
 
 // BenchmarkClusterFanout measures cross-node fan-out at a steady 2,000
@@ -104,10 +138,17 @@ func (f *fanout) report(b *testing.B) {
 // subscriber on node B (A commits to Redis and its store, Redis
 // publishes, B catches up and commits to its store, then sends). The
 // metrics are the submit-to-delivery latencies. Run it with a -benchtime
-// of a few thousand ops, e.g. -benchtime 10000x (5 s).
+// of a few thousand ops, e.g. -benchtime 10000x (5 s). It runs once per
+// durability: bbolt's fsync on each node, Redis's AOF, both, neither.
 func BenchmarkClusterFanout(b *testing.B) {
+	for _, d := range durabilities {
+		b.Run(d.name, func(b *testing.B) { benchFanout(b, d) })
+	}
+}
+
+func benchFanout(b *testing.B, d durability) {
 	const docs, rate = 100, 2000
-	f := newFanout(b, docs)
+	f := newFanout(b, docs, d)
 	interval := time.Second / rate
 	b.ResetTimer()
 	start := time.Now()
@@ -126,10 +167,17 @@ func BenchmarkClusterFanout(b *testing.B) {
 // BenchmarkClusterMaxRate measures the highest rate two nodes hold: node
 // A takes submits for 100 documents with up to 4 in flight on each, as
 // fast as it acknowledges them, and node B delivers every one. The
-// ops/s metric is what B delivered per second.
+// ops/s metric is what B delivered per second. It runs once per
+// durability, as BenchmarkClusterFanout.
 func BenchmarkClusterMaxRate(b *testing.B) {
+	for _, d := range durabilities {
+		b.Run(d.name, func(b *testing.B) { benchMaxRate(b, d) })
+	}
+}
+
+func benchMaxRate(b *testing.B, d durability) {
 	const docs, inflight = 100, 4
-	f := newFanout(b, docs)
+	f := newFanout(b, docs, d)
 	b.ResetTimer()
 	start := time.Now()
 	for i := range b.N {

@@ -39,6 +39,9 @@ type nodeConfig struct {
 	tailLen  int
 	idle     time.Duration
 	logger   *slog.Logger
+	// fsync makes the store sync every commit (storage.SyncAlways);
+	// tests default to SyncNone.
+	fsync bool
 }
 
 // startNode starts a node on Redis at addr (a single node, or cluster
@@ -49,7 +52,11 @@ func startNode(t testing.TB, name, addr, p string, cfg nodeConfig) *hubNode {
 	if n.path == "" {
 		n.path = filepath.Join(t.TempDir(), "coedit.db")
 	}
-	db, err := storage.Open(n.path, storage.Options{Sync: storage.SyncNone})
+	mode := storage.SyncNone
+	if cfg.fsync {
+		mode = storage.SyncAlways
+	}
+	db, err := storage.Open(n.path, storage.Options{Sync: mode})
 	if err != nil {
 		t.Fatalf("storage.Open(%s) = %v", n.path, err)
 	}
