@@ -13,13 +13,16 @@ import (
 )
 
 // fanout is a benchmark setup: node A takes submits for docs documents,
-// node B has a subscriber on each, which notes when every op arrives.
+// node B has a subscriber on each, which notes when every op arrives, and
+// so has node A (the same-node fan-out, for comparison).
 type fanout struct {
 	a, b  *hubNode
 	keys  []collab.Key
-	sent  sync.Map // "doc/seq" -> time.Time
+	sent  sync.Map // "doc/seq" -> time.Time, for B's subscribers
+	sentA sync.Map // the same, for A's
 	mu    sync.Mutex
 	lat   []time.Duration // submit on A to delivery on B
+	latA  []time.Duration // submit on A to delivery on A
 	acks  []time.Duration // submit on A to its ack on A
 	got   atomic.Int64
 	seqs  []atomic.Uint64
@@ -27,17 +30,26 @@ type fanout struct {
 	errs  atomic.Int64 // of which failed
 }
 
-// fanoutConn is B's subscriber.
-type fanoutConn struct{ f *fanout }
+// fanoutConn is B's subscriber, or A's with local set.
+type fanoutConn struct {
+	f     *fanout
+	local bool
+}
 
 func (c fanoutConn) Src() string { return "reader" }
 func (c fanoutConn) SendOp(key collab.Key, rec collab.Record) {
-	if t, ok := c.f.sent.LoadAndDelete(fmt.Sprintf("%s/%d", rec.Src, rec.Seq)); ok {
+	sent, lat := &c.f.sent, &c.f.lat
+	if c.local {
+		sent, lat = &c.f.sentA, &c.f.latA
+	}
+	if t, ok := sent.LoadAndDelete(fmt.Sprintf("%s/%d", rec.Src, rec.Seq)); ok {
 		d := time.Since(t.(time.Time))
 		c.f.mu.Lock()
-		c.f.lat = append(c.f.lat, d)
+		*lat = append(*lat, d)
 		c.f.mu.Unlock()
-		c.f.got.Add(1)
+		if !c.local {
+			c.f.got.Add(1)
+		}
 	}
 }
 func (c fanoutConn) SendPresence(collab.PresenceUpdate) {}
@@ -75,7 +87,8 @@ func newFanout(b *testing.B, docs int, d durability) *fanout {
 		k := docKey(i)
 		f.keys = append(f.keys, k)
 		submit(b, f.a, k, createSub("setup", 1, ""))
-		subscribe(b, f.b, k, fanoutConn{f})
+		subscribe(b, f.b, k, fanoutConn{f: f})
+		subscribe(b, f.a, k, fanoutConn{f: f, local: true})
 	}
 	return f
 }
@@ -86,6 +99,7 @@ func (f *fanout) submit(i int) {
 	src := fmt.Sprintf("w%d", i)
 	start := time.Now()
 	f.sent.Store(fmt.Sprintf("%s/%d", src, seq), start)
+	f.sentA.Store(fmt.Sprintf("%s/%d", src, seq), start)
 	f.a.hub.Submit(f.keys[i], nil, collab.Submission{Src: src, Seq: seq, Kind: collab.OpEdit, Op: insertAt(0, "x")},
 		func(_ collab.SubmitResult, err error) {
 			if err != nil {
@@ -113,8 +127,9 @@ func (f *fanout) wait(b *testing.B, n int64) {
 	}
 }
 
-// report reports the delivery latencies (p50-ms, p99-ms, max-ms) and
-// A's ack latencies (ack-p50-ms, ack-p99-ms).
+// report reports the delivery latencies on B (p50-ms, p99-ms, max-ms),
+// on A (local-p50-ms, local-p99-ms) and A's ack latencies (ack-p50-ms,
+// ack-p99-ms).
 func (f *fanout) report(b *testing.B) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -126,18 +141,22 @@ func (f *fanout) report(b *testing.B) {
 	}
 	slices.Sort(f.lat)
 	slices.Sort(f.acks)
+	slices.Sort(f.latA)
 	b.ReportMetric(q(f.lat, 0.50), "p50-ms")
 	b.ReportMetric(q(f.lat, 0.99), "p99-ms")
 	b.ReportMetric(q(f.lat, 1), "max-ms")
 	b.ReportMetric(q(f.acks, 0.50), "ack-p50-ms")
 	b.ReportMetric(q(f.acks, 0.99), "ack-p99-ms")
+	b.ReportMetric(q(f.latA, 0.50), "local-p50-ms")
+	b.ReportMetric(q(f.latA, 0.99), "local-p99-ms")
 }
 
 // BenchmarkClusterFanout measures cross-node fan-out at a steady 2,000
 // ops/s over 100 documents: ops submitted on node A, each delivered to a
-// subscriber on node B (A commits to Redis and its store, Redis
-// publishes, B catches up and commits to its store, then sends). The
-// metrics are the submit-to-delivery latencies. Run it with a -benchtime
+// subscriber on node B (A commits to Redis, Redis publishes, B sends it
+// to its subscribers, then writes it to its store) and to one on A (A
+// commits to Redis, then to its store, then sends). The metrics are the
+// submit-to-delivery latencies on B and on A, and A's ack latency. Run it with a -benchtime
 // of a few thousand ops, e.g. -benchtime 10000x (5 s). It runs once per
 // durability: bbolt's fsync on each node, Redis's AOF, both, neither.
 func BenchmarkClusterFanout(b *testing.B) {

@@ -42,6 +42,8 @@ type nodeConfig struct {
 	// fsync makes the store sync every commit (storage.SyncAlways);
 	// tests default to SyncNone.
 	fsync bool
+	// store, if set, wraps the node's bbolt store for its Hub and Cluster.
+	store func(*storage.DB) redisrelay.EpochStore
 }
 
 // startNode starts a node on Redis at addr (a single node, or cluster
@@ -75,11 +77,15 @@ func startNode(t testing.TB, name, addr, p string, cfg nodeConfig) *hubNode {
 	if err != nil {
 		t.Fatalf("redisrelay.New() = %v", err)
 	}
-	n.cluster, err = redisrelay.NewCluster(redisrelay.ClusterOptions{Relay: n.relay, Store: db, RetryFor: cfg.retryFor})
+	var st redisrelay.EpochStore = db
+	if cfg.store != nil {
+		st = cfg.store(db)
+	}
+	n.cluster, err = redisrelay.NewCluster(redisrelay.ClusterOptions{Relay: n.relay, Store: st, RetryFor: cfg.retryFor})
 	if err != nil {
 		t.Fatalf("NewCluster() = %v", err)
 	}
-	n.hub = collab.NewHub(collab.Options{Store: db, Relay: n.cluster, Sequencer: n.cluster, Logger: log, IdleTimeout: cfg.idle})
+	n.hub = collab.NewHub(collab.Options{Store: st, Relay: n.cluster, Sequencer: n.cluster, Logger: log, IdleTimeout: cfg.idle})
 	t.Cleanup(func() {
 		n.stop(t)
 		c.Close()
