@@ -134,7 +134,7 @@ start_cluster() {
     "$work/coedit" serve --addr "127.0.0.1:$port" --data "$work/data-$port" --sync always \
       --redis "127.0.0.1:$rport" --node-id "node$i" \
       --ops-per-second 1000000 --max-conns 1000000 --max-conns-per-addr 1000000 \
-      --log-level warn >"$work/node$i-$port.log" 2>&1 &
+      --log-level info >"$work/node$i-$port.log" 2>&1 &
     cluster_pids+=($!)
     cluster_urls+=("ws://127.0.0.1:$port/ws")
     local ok=0
@@ -174,6 +174,12 @@ bench_cluster() {
     echo "   (run failed; see $file.progress)"
   fi
   stop_cluster
+  # The nodes' logs (at info level: they say why a node closed a client's
+  # socket) and Redis's stay with the results.
+  for f in "$work"/node1-*.log "$work"/node2-*.log "$work"/redis-*.log; do
+    [ -f "$f" ] && mv "$f" "$RESULTS/$name.$(basename "$f" .log | cut -d- -f1).log"
+  done
+  return 0
 }
 
 stop_server() {
