@@ -39,6 +39,11 @@ type nodeConfig struct {
 	tailLen  int
 	idle     time.Duration
 	logger   *slog.Logger
+	// fsync makes the store sync every commit (storage.SyncAlways);
+	// tests default to SyncNone.
+	fsync bool
+	// store, if set, wraps the node's bbolt store for its Hub and Cluster.
+	store func(*storage.DB) redisrelay.EpochStore
 }
 
 // startNode starts a node on Redis at addr (a single node, or cluster
@@ -49,7 +54,11 @@ func startNode(t testing.TB, name, addr, p string, cfg nodeConfig) *hubNode {
 	if n.path == "" {
 		n.path = filepath.Join(t.TempDir(), "coedit.db")
 	}
-	db, err := storage.Open(n.path, storage.Options{Sync: storage.SyncNone})
+	mode := storage.SyncNone
+	if cfg.fsync {
+		mode = storage.SyncAlways
+	}
+	db, err := storage.Open(n.path, storage.Options{Sync: mode})
 	if err != nil {
 		t.Fatalf("storage.Open(%s) = %v", n.path, err)
 	}
@@ -68,11 +77,15 @@ func startNode(t testing.TB, name, addr, p string, cfg nodeConfig) *hubNode {
 	if err != nil {
 		t.Fatalf("redisrelay.New() = %v", err)
 	}
-	n.cluster, err = redisrelay.NewCluster(redisrelay.ClusterOptions{Relay: n.relay, Store: db, RetryFor: cfg.retryFor})
+	var st redisrelay.EpochStore = db
+	if cfg.store != nil {
+		st = cfg.store(db)
+	}
+	n.cluster, err = redisrelay.NewCluster(redisrelay.ClusterOptions{Relay: n.relay, Store: st, RetryFor: cfg.retryFor})
 	if err != nil {
 		t.Fatalf("NewCluster() = %v", err)
 	}
-	n.hub = collab.NewHub(collab.Options{Store: db, Relay: n.cluster, Sequencer: n.cluster, Logger: log, IdleTimeout: cfg.idle})
+	n.hub = collab.NewHub(collab.Options{Store: st, Relay: n.cluster, Sequencer: n.cluster, Logger: log, IdleTimeout: cfg.idle})
 	t.Cleanup(func() {
 		n.stop(t)
 		c.Close()
