@@ -65,7 +65,10 @@ func (db *DB) Commit(ctx context.Context, key collab.Key, recs []collab.Record, 
 	if err := validateRecords(recs); err != nil {
 		return fmt.Errorf("storage: commit %s: %w", key, err)
 	}
-	r := &commitReq{key: key, dk: docKey(key), recs: recs}
+	// The records stay with the applier after Commit returns, and a
+	// caller may reuse its slice: keep a copy (apply reads the fields,
+	// never the op, which vals hold encoded).
+	r := &commitReq{key: key, dk: docKey(key), recs: slices.Clone(recs)}
 	if len(recs) > 0 {
 		r.vals = make([][]byte, len(recs))
 		for i := range recs {

@@ -354,3 +354,24 @@ func TestLogSegments(t *testing.T) {
 		t.Errorf("Load after reopen = snapshot %d with %d ops, want 40 with 1", st.Snapshot.Version, len(st.Ops))
 	}
 }
+
+// TestCommitKeepsItsOwnRecords: a caller may reuse its records slice once
+// Commit returns, though the applier writes them to bbolt later; what
+// bbolt gets must be what was acknowledged.
+func TestCommitKeepsItsOwnRecords(t *testing.T) {
+	db := openTest(t, Options{ApplyEvery: time.Hour})
+	key := collab.Key{Collection: "c", ID: "d"}
+	recs := append([]collab.Record{createRec(0, "a", 1, "")}, edits(1, 3, "a")...)
+	want := append([]collab.Record(nil), recs...)
+	mustCommit(t, db, key, recs, nil)
+	for i := range recs {
+		recs[i] = editRec(uint64(100+i), "other", 9, "zz")
+	}
+	caughtUp(t, db)
+	if got := mustOps(t, db, key, 0, 10); !equalRecords(got, want) {
+		t.Errorf("Ops after the caller reused its slice = %+v, want %+v", got, want)
+	}
+	if err := db.Check(context.Background()); err != nil {
+		t.Errorf("Check = %v", err)
+	}
+}
