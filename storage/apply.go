@@ -482,3 +482,11 @@ func (db *DB) closeLog(clean bool) error {
 	db.wal.segs = nil
 	return err
 }
+
+// update runs fn in a bbolt write transaction of its own, as direct does:
+// for a store-level write outside the log, which must see every logged
+// request applied and must not race the committer. fn runs on the
+// applier's goroutine, so it may mark index entries stale (markStale).
+func (db *DB) update(ctx context.Context, fn func(*bolt.Tx) error) error {
+	return db.direct(ctx, fn)
+}

@@ -209,7 +209,7 @@ func (db *DB) SetEpoch(ctx context.Context, key collab.Key, epoch string) (bool,
 	set := false
 	// Written beside the log, with every logged request applied first:
 	// the document's records must be in bbolt for its bucket to be.
-	err := db.direct(ctx, func(tx *bolt.Tx) error {
+	err := db.update(ctx, func(tx *bolt.Tx) error {
 		doc := tx.Bucket(bucketDoc).Bucket(dk)
 		if doc == nil {
 			return nil
