@@ -15,9 +15,11 @@ import (
 // each committing one op at a time and waiting for it, as a session does
 // under a steady stream of edits. It reports committed ops per second,
 // commit latency percentiles, and the average number of commits that
-// shared a write transaction (and, with sync=always, one disk sync), and
-// the write system calls bbolt made per transaction (each writes one page
-// or a run of adjacent pages).
+// shared a group commit (one frame of the op log and, with sync=always,
+// one disk sync), and the write system calls bbolt made per group commit
+// (each writes one page or a run of adjacent pages; the applier makes
+// them, several group commits per bbolt transaction, so this counts what
+// a group commit costs bbolt on average, beside its one log write).
 //
 //	go test -run '^$' -bench BenchmarkCommit -benchtime 3s ./storage/
 func BenchmarkCommit(b *testing.B) {

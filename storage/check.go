@@ -27,7 +27,7 @@ const maxCheckErrors = 20
 // Check reads everything in one read transaction, which delays writes
 // that must grow the file; run it offline or on small stores.
 func (db *DB) Check(ctx context.Context) error {
-	if err := db.syncIndex(ctx); err != nil {
+	if err := db.catchUp(ctx, true, nil); err != nil {
 		return fmt.Errorf("storage: check %s: %w", db.path, err)
 	}
 	err := db.view(ctx, func(tx *bolt.Tx) error {

@@ -2,9 +2,9 @@ package storage
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -23,9 +23,6 @@ type commitReq struct {
 	vals [][]byte // recs encoded
 	snap *collab.Snapshot
 	data []byte // snap.Data
-	// flush asks for the stale index entries to be written (syncIndex);
-	// such a request has no key, records or snapshot.
-	flush bool
 	// truncate, when set, asks to drop the document's records from this
 	// version on (Truncate, truncate.go); such a request has no records
 	// or snapshot.
@@ -68,7 +65,10 @@ func (db *DB) Commit(ctx context.Context, key collab.Key, recs []collab.Record, 
 	if err := validateRecords(recs); err != nil {
 		return fmt.Errorf("storage: commit %s: %w", key, err)
 	}
-	r := &commitReq{key: key, dk: docKey(key), recs: recs}
+	// The records stay with the applier after Commit returns, and a
+	// caller may reuse its slice: keep a copy (apply reads the fields,
+	// never the op, which vals hold encoded).
+	r := &commitReq{key: key, dk: docKey(key), recs: slices.Clone(recs)}
 	if len(recs) > 0 {
 		r.vals = make([][]byte, len(recs))
 		for i := range recs {
@@ -174,7 +174,6 @@ func (db *DB) enqueue(ctx context.Context, r *commitReq) error {
 // writing every request queued before that; Close waits for it on done.
 func (db *DB) run() {
 	defer close(db.done)
-	defer db.closeIndex()
 	batch := make([]*commitReq, 0, db.opts.MaxBatch)
 	for r := range db.reqs {
 		batch = db.take(batch[:0], r)
@@ -229,73 +228,197 @@ func (db *DB) take(batch []*commitReq, r *commitReq) []*commitReq {
 	return append(batch, r)
 }
 
-// errNoChange rolls back a batch in which every request was a no-op or
-// failed its checks: there is nothing to write or sync.
-var errNoChange = errors.New("no change")
-
-// writeError marks an error from a bbolt write (as opposed to a failed
-// check) made for one request of a batch.
-type writeError struct{ err error }
-
-func (e writeError) Error() string { return e.err.Error() }
-func (e writeError) Unwrap() error { return e.err }
-
-// write runs batch in one write transaction and delivers each request's
-// result. A request that fails its checks gets its error and writes
-// nothing. If a write fails midway, the transaction is rolled back and the
-// requests are retried one per transaction, so that only the request that
-// caused it fails.
+// write logs batch as one frame, with one write and (SyncAlways) one
+// fdatasync, and delivers each request's result. A request that fails
+// its checks gets its error and is not logged; a request that changes
+// nothing is not logged either. The checks are those apply makes,
+// against the document as the log leaves it (pendingDoc), or as bbolt
+// holds it when nothing of it is pending.
 func (db *DB) write(batch []*commitReq) {
-	results := make([]error, len(batch))
-	flush := db.indexDue(batch)
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
-		changed := false
-		for i, r := range batch {
-			if r.flush {
-				continue
-			}
-			wrote, err := db.apply(tx, r)
-			var we writeError
-			if errors.As(err, &we) {
-				return err
-			}
-			results[i] = err
-			changed = changed || wrote
-		}
-		if flush {
-			wrote, err := db.flushIndex(tx)
-			if err != nil {
-				return writeError{fmt.Errorf("storage: index: %w", err)}
-			}
-			changed = changed || wrote
-		}
-		if !changed {
-			return errNoChange
-		}
-		return nil
-	})
+	db.writeMu.Lock()
+	defer db.writeMu.Unlock()
 	db.batches.Add(1)
-	if flush && (err == nil || errors.Is(err, errNoChange)) {
-		db.flushed()
-	}
-	var we writeError
-	switch {
-	case err == nil || errors.Is(err, errNoChange):
-	case errors.As(err, &we) && len(batch) > 1:
-		for _, r := range batch {
-			db.write([]*commitReq{r})
-		}
-		return
-	default:
-		for i, r := range batch {
+	results := make([]error, len(batch))
+	clear(db.states)
+	accepted := db.accepted[:0]
+	var rtx *bolt.Tx
+	for i, r := range batch {
+		st, err := db.state(r.dk, &rtx)
+		if err != nil {
 			results[i] = fmt.Errorf("storage: commit %s: %w", r.key, err)
+			continue
+		}
+		log, err := check(r, st)
+		results[i] = err
+		if log {
+			accepted = append(accepted, r)
+		}
+	}
+	if rtx != nil {
+		rtx.Rollback()
+	}
+	db.accepted = accepted[:0]
+	if len(accepted) > 0 {
+		if err := db.log(accepted); err != nil {
+			for i, r := range batch {
+				if results[i] == nil {
+					results[i] = fmt.Errorf("storage: commit %s: %w", r.key, err)
+				}
+			}
 		}
 	}
 	db.commits.Add(uint64(len(batch)))
 	for i, r := range batch {
 		r.done <- results[i]
 	}
+	clear(accepted)
 }
+
+// state returns the committer's view of document dk for this batch.
+func (db *DB) state(dk []byte, rtx **bolt.Tx) (*docState, error) {
+	if st, ok := db.states[string(dk)]; ok {
+		return st, nil
+	}
+	var st *docState
+	db.pmu.Lock()
+	if pd := db.pending[string(dk)]; pd != nil {
+		st = &docState{head: pd.head, snap: pd.snap, exists: pd.exists, snapKnown: pd.snapKnown}
+	}
+	db.pmu.Unlock()
+	if st == nil {
+		// Nothing of dk is pending, and only the committer logs: bbolt
+		// holds it as it stands.
+		if *rtx == nil {
+			tx, err := db.bolt.Begin(false)
+			if err != nil {
+				return nil, err
+			}
+			*rtx = tx
+		}
+		m, ok, err := readMeta(*rtx, dk)
+		if err != nil {
+			return nil, err
+		}
+		st = &docState{head: m.head, snap: m.snap, exists: ok, snapKnown: true}
+	}
+	db.states[string(dk)] = st
+	return st, nil
+}
+
+// check makes apply's checks of r against st, and updates st as logging
+// r would. It reports whether r must be logged.
+func check(r *commitReq, st *docState) (bool, error) {
+	if r.truncate != nil {
+		if !st.exists || *r.truncate >= st.head {
+			return false, nil
+		}
+		st.head = *r.truncate
+		st.snap, st.snapKnown = 0, false
+		return true, nil
+	}
+	if len(r.recs) > 0 && r.recs[0].Version != st.head {
+		return false, fmt.Errorf("storage: commit %s at version %d: stored head is %d: %w",
+			r.key, r.recs[0].Version, st.head, collab.ErrVersionConflict)
+	}
+	head := st.head + uint64(len(r.recs))
+	if r.snap != nil && r.snap.Version > head {
+		return false, fmt.Errorf("storage: snapshot %s: %w: version %d is past the head %d",
+			r.key, ErrInvalidSnapshot, r.snap.Version, head)
+	}
+	saveSnap := r.snap != nil && r.snap.Version > st.snap
+	if len(r.recs) == 0 && !saveSnap {
+		return false, nil
+	}
+	st.head = head
+	if len(r.recs) > 0 {
+		st.exists = true
+	}
+	if saveSnap && st.snapKnown {
+		st.snap = r.snap.Version
+	}
+	return true, nil
+}
+
+// log appends reqs to the log as one frame and, once it is durable,
+// makes them pending: visible to reads and queued for the applier.
+func (db *DB) log(reqs []*commitReq) error {
+	if db.walErr != nil {
+		return db.walErr
+	}
+	lsn := db.nextLSN
+	e := enc{b: append(db.frame[:0], make([]byte, frameHeader)...)}
+	e.uvarint(lsn)
+	e.uvarint(uint64(len(reqs)))
+	for _, r := range reqs {
+		appendRequest(&e, r)
+	}
+	if len(e.b)-frameHeader >= maxFrame {
+		return fmt.Errorf("%w: a group commit of %d bytes", ErrInvalidRecord, len(e.b))
+	}
+	sealFrame(e.b)
+	if cap(e.b) <= 1<<20 {
+		db.frame = e.b
+	}
+	fatal, err := db.wal.append(e.b)
+	if err != nil {
+		if fatal {
+			db.walErr = fmt.Errorf("storage: log of %s unusable after: %w", db.path, err)
+		}
+		return err
+	}
+	db.nextLSN++
+	var seg *segment
+	if db.wal.size >= segmentSize {
+		// A failed start of a new segment leaves the current one in use.
+		if s, err := db.wal.create(lsn + 1); err == nil {
+			seg = &s
+		}
+	}
+	db.pmu.Lock()
+	for _, r := range reqs {
+		st := db.states[string(r.dk)]
+		pd := db.pending[string(r.dk)]
+		if pd == nil {
+			pd = &pendingDoc{}
+			db.pending[string(r.dk)] = pd
+		}
+		pd.head, pd.snap, pd.exists, pd.snapKnown = st.head, st.snap, st.exists, st.snapKnown
+		pd.last = lsn
+		for i := range r.recs {
+			rec := &r.recs[i]
+			pd.recs = append(pd.recs, pendingRec{lsn: lsn, version: rec.Version, seq: rec.Seq, src: rec.Src, val: r.vals[i]})
+		}
+		switch {
+		case r.truncate != nil:
+			pd.opaque = append(pd.opaque, lsn)
+		case r.snap != nil && !st.snapKnown:
+			pd.opaque = append(pd.opaque, lsn)
+		case r.snap != nil && st.snap == r.snap.Version:
+			pd.snaps = append(pd.snaps, pendingSnap{lsn: lsn, snap: *r.snap})
+		}
+	}
+	db.unapplied = append(db.unapplied, &logBatch{lsn: lsn, reqs: slices.Clone(reqs), bytes: len(e.b)})
+	db.unappliedBytes += len(e.b)
+	kick := db.unappliedBytes >= applyBytes
+	if seg != nil {
+		db.wal.segs = append(db.wal.segs, *seg)
+	}
+	db.pmu.Unlock()
+	if kick {
+		select {
+		case db.applyKick <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+// writeError marks an error from a bbolt write (as opposed to a failed
+// check) made for one request.
+type writeError struct{ err error }
+
+func (e writeError) Error() string { return e.err.Error() }
+func (e writeError) Unwrap() error { return e.err }
 
 // apply checks r against the stored document and writes it in tx. It
 // reports whether it wrote anything. A failed check returns its error with

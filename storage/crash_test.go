@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/coedit/coedit/collab"
 	"github.com/coedit/coedit/ot"
 )
@@ -22,6 +24,8 @@ const (
 	childEnv     = "COEDIT_STORAGE_CHILD" // the mode: "hold" or "crash"
 	childPathEnv = "COEDIT_STORAGE_PATH"
 	childSeedEnv = "COEDIT_STORAGE_SEED"
+	// childApplyEnv, when set, is the child's Options.ApplyEvery.
+	childApplyEnv = "COEDIT_STORAGE_APPLY_EVERY"
 )
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
@@ -64,7 +68,11 @@ func crashSnapshot(key collab.Key, v uint64) collab.Snapshot {
 // parent kills it.
 func childMain(mode string) int {
 	path := os.Getenv(childPathEnv)
-	db, err := Open(path, crashOptions)
+	opts := crashOptions
+	if d, err := time.ParseDuration(os.Getenv(childApplyEnv)); err == nil {
+		opts.ApplyEvery = d
+	}
+	db, err := Open(path, opts)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child:", err)
 		return 2
@@ -139,6 +147,56 @@ func crashWriter(db *DB, key collab.Key, seed int64, out *sync.Mutex) error {
 // file. After each kill the file must pass Check, hold every commit the
 // child reported, and hold nothing but well-formed commits.
 func TestCrash(t *testing.T) {
+	testCrash(t, 0, nil)
+}
+
+// TestCrashBeforeApply is TestCrash with an applier that never runs
+// before the kill: every acknowledged commit is in the op log only, and
+// Open must replay it (a kill between the log's fdatasync and the bbolt
+// apply). The bbolt file alone, before that replay, must lack commits
+// the child reported, or the test did not test the log.
+func TestCrashBeforeApply(t *testing.T) {
+	testCrash(t, time.Hour, func(path string, reported map[collab.Key]uint64) {
+		heads := boltHeads(t, path)
+		for _, key := range crashKeys {
+			if heads[key] < reported[key] {
+				return
+			}
+		}
+		t.Fatalf("bbolt alone holds every reported commit (%v, reported %v): the log was not needed", heads, reported)
+	})
+}
+
+// boltHeads reads the heads of crashKeys from the bbolt file alone,
+// without the log.
+func boltHeads(t *testing.T, path string) map[collab.Key]uint64 {
+	t.Helper()
+	bdb, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bdb.Close()
+	heads := map[collab.Key]uint64{}
+	err = bdb.View(func(tx *bolt.Tx) error {
+		for _, key := range crashKeys {
+			m, _, err := readMeta(tx, docKey(key))
+			if err != nil {
+				return err
+			}
+			heads[key] = m.head
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return heads
+}
+
+// testCrash runs TestCrash's rounds with the child's Options.ApplyEvery
+// set to applyEvery (0: the default), calling before (if not nil) after
+// each kill, before the store is opened again.
+func testCrash(t *testing.T, applyEvery time.Duration, before func(path string, reported map[collab.Key]uint64)) {
 	const rounds = 4
 	seed := int64(20240607)
 	rng := rand.New(rand.NewPCG(uint64(seed), 1))
@@ -147,6 +205,9 @@ func TestCrash(t *testing.T) {
 	for round := range rounds {
 		delay := time.Duration(50+rng.IntN(400)) * time.Millisecond
 		cmd := childCommand(t, "crash", path, seed+int64(round)*100)
+		if applyEvery > 0 {
+			cmd.Env = append(cmd.Env, childApplyEnv+"="+applyEvery.String())
+		}
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)
@@ -201,6 +262,9 @@ func TestCrash(t *testing.T) {
 		}
 		n := len(lines)
 		t.Logf("round %d: killed after %v, %d commits reported", round, delay, n)
+		if before != nil {
+			before(path, reported)
+		}
 		verifyCrashStore(t, path, reported)
 	}
 }

@@ -141,6 +141,13 @@ type Options struct {
 	// MaxBatch is the most Commit and SaveSnapshot calls that share one
 	// write transaction and disk sync. Default 1024.
 	MaxBatch int
+	// ApplyEvery is how often the applier moves the requests logged
+	// since its last run from the op log into bbolt, in one write
+	// transaction (it also runs when 8 MiB are waiting, and when a read
+	// or Close needs it). Longer shares bbolt's page writes and syncs
+	// among more commits, at the cost of memory for the pending
+	// requests and of replay time after a crash. Default 500ms.
+	ApplyEvery time.Duration
 	// MaxBatchDelay is how long the committer waits for more calls to
 	// join a batch that is not full. The default, 0, does not wait:
 	// calls that arrive while a batch syncs form the next batch, which
@@ -155,7 +162,7 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Sync != SyncAlways && o.Sync != SyncNone {
 		return o, fmt.Errorf("storage: invalid Options.Sync %v", o.Sync)
 	}
-	if o.LockTimeout < 0 || o.InitialMmapSize < 0 || o.MaxBatch < 0 || o.MaxBatchDelay < 0 {
+	if o.LockTimeout < 0 || o.InitialMmapSize < 0 || o.MaxBatch < 0 || o.MaxBatchDelay < 0 || o.ApplyEvery < 0 {
 		return o, errors.New("storage: negative value in Options")
 	}
 	if o.LockTimeout == 0 {
@@ -176,6 +183,9 @@ func (o Options) withDefaults() (Options, error) {
 	if o.MaxBatch == 0 {
 		o.MaxBatch = 1024
 	}
+	if o.ApplyEvery == 0 {
+		o.ApplyEvery = 500 * time.Millisecond
+	}
 	return o, nil
 }
 
@@ -184,19 +194,21 @@ type Stats struct {
 	// Commits is the number of Commit and SaveSnapshot calls that went
 	// through the committer (including those that failed).
 	Commits uint64
-	// Batches is the number of write transactions the committer ran;
-	// with SyncAlways each is one disk sync. Commits/Batches is the
-	// average group commit size.
+	// Batches is the number of group commits the committer ran; each
+	// wrote at most one frame to the op log, with SyncAlways one disk
+	// sync. Commits/Batches is the average group commit size.
 	Batches uint64
 }
 
 // DB is a coedit document store in one bbolt file. It implements
 // collab.Store; all its methods are safe for concurrent use.
 //
-// Reads run in their own short bbolt read transactions. Writes (Commit and
-// SaveSnapshot) go to one committer goroutine, which Open starts and Close
-// stops: it takes every call queued at that moment and writes them all in
-// one transaction with one sync (group commit).
+// Reads run in their own short bbolt read transactions, over the logged
+// requests not yet applied to bbolt. Writes (Commit, SaveSnapshot,
+// Truncate) go to one committer goroutine, which Open starts and Close
+// stops: it takes every call queued at that moment and appends them all
+// to the op log as one frame with one sync (group commit); the applier
+// goroutine moves them into bbolt later, many frames at a time (apply.go).
 type DB struct {
 	path string
 	opts Options
@@ -221,14 +233,40 @@ type DB struct {
 	// it to know when the committer is busy.
 	taken atomic.Uint64
 
-	// stale and indexFlushed belong to the committer (index.go);
+	// stale and indexFlushed belong to the applier (index.go);
 	// staleCount is len(stale) for other goroutines.
 	stale        map[string]staleEntry
 	indexFlushed time.Time
 	staleCount   atomic.Int64
-	// indexEvery is indexFlushEvery; tests lengthen it before they
-	// commit.
-	indexEvery time.Duration
+	// indexEvery is indexFlushEvery in nanoseconds; tests lengthen it.
+	indexEvery atomic.Int64
+
+	// The op log (wal.go). writeMu is held by the committer while it
+	// checks and logs a batch (and by direct). wal, nextLSN, walErr,
+	// states, accepted and frame belong to the committer.
+	writeMu  sync.Mutex
+	wal      *walFile
+	nextLSN  uint64
+	walErr   error
+	states   map[string]*docState
+	accepted []*commitReq
+	frame    []byte
+
+	// pmu guards what the committer and the applier share: the pending
+	// requests by document, the frames not yet applied, the applied
+	// point, the applier's last error, and wal.segs.
+	pmu            sync.Mutex
+	pending        map[string]*pendingDoc
+	unapplied      []*logBatch
+	unappliedBytes int
+	applied        uint64
+	applyErr       error
+
+	// The applier goroutine (apply.go).
+	applyKick chan struct{}
+	applyReqs chan *applyReq
+	applyStop chan struct{}
+	applyDone chan struct{}
 }
 
 var _ collab.Store = (*DB)(nil)
@@ -291,9 +329,24 @@ func Open(path string, opts Options) (*DB, error) {
 
 		stale:        make(map[string]staleEntry),
 		indexFlushed: time.Now(),
-		indexEvery:   indexFlushEvery,
+
+		wal:     &walFile{dir: path + walSuffix, sync: opts.Sync == SyncAlways},
+		states:  make(map[string]*docState),
+		pending: make(map[string]*pendingDoc),
+
+		applyKick: make(chan struct{}, 1),
+		applyReqs: make(chan *applyReq),
+		applyStop: make(chan struct{}),
+		applyDone: make(chan struct{}),
+	}
+	db.indexEvery.Store(int64(indexFlushEvery))
+	if err := db.openLog(); err != nil {
+		db.closeLog(false)
+		bdb.Close()
+		return nil, fmt.Errorf("storage: open %s: %w", path, err)
 	}
 	go db.run()
+	go db.applier()
 	return db, nil
 }
 
@@ -360,8 +413,9 @@ func (db *DB) Stats() Stats {
 	return Stats{Commits: db.commits.Load(), Batches: db.batches.Load()}
 }
 
-// Close stops accepting commits, lets the committer write every commit
-// already queued, waits for it to stop, and closes the file, waiting for
+// Close stops accepting commits, lets the committer log every commit
+// already queued, waits for it to stop, has the applier move the whole log
+// into bbolt and deletes it, and closes the file, waiting for
 // read transactions in progress. Calls after Close fail with ErrClosed; a
 // second Close returns nil.
 func (db *DB) Close() error {
@@ -374,7 +428,17 @@ func (db *DB) Close() error {
 		close(db.reqs)
 		db.mu.Unlock()
 		<-db.done
-		if err := db.bolt.Close(); err != nil {
+		close(db.applyStop)
+		<-db.applyDone
+		db.pmu.Lock()
+		applyErr := db.applyErr
+		db.pmu.Unlock()
+		// The log stays whole unless bbolt holds all of it.
+		if err := db.closeLog(applyErr == nil); err != nil && applyErr == nil {
+			applyErr = fmt.Errorf("storage: close %s: log: %w", db.path, err)
+		}
+		db.closeErr = applyErr
+		if err := db.bolt.Close(); err != nil && db.closeErr == nil {
 			db.closeErr = fmt.Errorf("storage: close %s: %w", db.path, err)
 		}
 	})

@@ -24,7 +24,7 @@ func TestOptionsDefaults(t *testing.T) {
 		t.Fatalf("Options{}.withDefaults() = %v", err)
 	}
 	want := Options{Sync: SyncAlways, LockTimeout: 2 * time.Second, MilestoneEvery: 1000, SeqWindow: 10000,
-		InitialMmapSize: 64 << 20, MaxBatch: 1024}
+		InitialMmapSize: 64 << 20, MaxBatch: 1024, ApplyEvery: 500 * time.Millisecond}
 	if got != want {
 		t.Errorf("Options{}.withDefaults() = %+v, want %+v", got, want)
 	}

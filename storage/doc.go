@@ -6,31 +6,43 @@
 // batching), and its zero value is the production default. Close it when
 // done.
 //
-// # Writes: group commit
+// # Writes: group commit into an op log
 //
-// Commit and SaveSnapshot calls, from any number of sessions, go to one
-// committer goroutine. It takes every call queued at that moment (up to
-// Options.MaxBatch) and writes them in one bbolt read-write transaction,
-// with one disk sync under SyncAlways, before any of them returns. Each
-// call is checked on its own inside the transaction: a call whose first
-// record is not at the document's stored head fails with
-// collab.ErrVersionConflict and writes nothing, while the rest of its
-// batch commits. Checks that need no stored state (consecutive versions,
-// well-formed records) and the encoding run in the caller's goroutine,
-// outside the transaction.
+// Commit, SaveSnapshot and Truncate calls, from any number of sessions,
+// go to one committer goroutine. It takes every call queued at that
+// moment (up to Options.MaxBatch), checks each against the document's
+// head, and appends the ones that pass to the op log (wal.go) as one
+// frame, with one write and, under SyncAlways, one fdatasync, before any
+// of them returns. A call whose first record is not at the document's
+// head fails with collab.ErrVersionConflict and logs nothing, while the
+// rest of its batch commits. Checks that need no stored state
+// (consecutive versions, well-formed records) and the encoding run in the
+// caller's goroutine.
+//
+// The applier goroutine (apply.go) moves logged requests into the bbolt
+// file in large batches, one write transaction per Options.ApplyEvery, so
+// bbolt's page writes and syncs are shared by many group commits. It
+// records in bbolt the last frame it applied; Open replays the frames
+// past it, and deletes log segments that bbolt holds.
 //
 // # Reads
 //
 // Load, Ops, SnapshotAt and List each run in short read transactions; Ops
-// reads a long range in chunks of a thousand records. Check verifies the
-// whole file.
+// reads a long range in chunks of a thousand records. Load, Ops and
+// SnapshotAt read the logged requests the applier has not applied yet
+// over bbolt, so an acknowledged commit is visible at once; List, Check,
+// the epoch note and reads of a document with a pending Truncate first
+// have the applier catch up. Check verifies the whole file.
 //
 // # Layout
 //
-// Top-level buckets (format version 2; Open migrates a version 1 file,
-// see migrate.go):
+// The op log is a directory beside the file (its path plus "-wal") of
+// segment files; wal.go describes the frames. Top-level buckets of the
+// bbolt file (format version 2; Open migrates a version 1 file, see
+// migrate.go):
 //
-//	meta          "format" → 2
+//	meta          "format" → 2, "log-applied" → LSN of the last frame
+//	              applied, "index-clean" (index.go)
 //	docs          docKey → metadata: head version, latest snapshot version,
 //	              seq floor, op log weight, type, created and modified
 //	              times (of the latest create and latest record), deleted flag
@@ -48,7 +60,7 @@
 //	bycollection  collection + newest-first modified time + id → ""
 //
 // The two indexes are updated lazily (index.go): a commit marks its
-// document's entries stale and the committer rewrites the stale ones
+// document's entries stale and the applier rewrites the stale ones
 // together at most once a second, before List and Check, and at Close.
 // The meta bucket's "index-clean" key says Close completed them; without
 // it Open rebuilds both indexes from docs, as after a crash.

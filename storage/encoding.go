@@ -394,3 +394,9 @@ func collectionKey(k collab.Key, modified int64) []byte {
 	b = append(b, descTime(modified)...)
 	return append(b, k.ID...)
 }
+
+// bytes appends b as a length-prefixed string.
+func (e *enc) bytes(b []byte) {
+	e.uvarint(uint64(len(b)))
+	e.b = append(e.b, b...)
+}

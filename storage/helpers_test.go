@@ -148,3 +148,12 @@ func equalRecords(a, b []collab.Record) bool {
 	}
 	return reflect.DeepEqual(a, b)
 }
+
+// caughtUp has the applier move everything logged into bbolt, for tests
+// that look at bbolt itself.
+func caughtUp(t testing.TB, db *DB) {
+	t.Helper()
+	if err := db.catchUp(context.Background(), false, nil); err != nil {
+		t.Fatalf("catching up with the log: %v", err)
+	}
+}

@@ -1,7 +1,6 @@
 package storage
 
 import (
-	"context"
 	"fmt"
 	"time"
 
@@ -14,9 +13,9 @@ import (
 // lazily. Every commit changes its document's modified time, and moving
 // an index entry means deleting a key in one leaf page and inserting one
 // in another, in both indexes: about four dirty pages a commit, more
-// than the op itself. Instead the committer remembers which documents'
-// entries are stale (staleIndex) and rewrites them in one later write
-// transaction: at most once per indexFlushEvery, when indexFlushMax
+// than the op itself. Instead the applier (apply.go), which makes the
+// commits' bbolt writes, remembers which documents' entries are stale and
+// rewrites them in a later write transaction: at most once per indexFlushEvery, when indexFlushMax
 // documents are stale, before List and Check read the indexes, and at
 // Close.
 //
@@ -44,7 +43,8 @@ type staleEntry struct {
 }
 
 // markStale records that dk's index entries, which carry indexed (if
-// has), may now be stale. Only the committer calls it. An entry recorded
+// has), may now be stale. Only the applier calls it (and Open's replay,
+// before the applier starts). An entry recorded
 // in a transaction that rolls back stays true, since only flushIndex
 // changes the indexes.
 func (db *DB) markStale(dk []byte, key collab.Key, indexed int64, has bool) {
@@ -53,31 +53,6 @@ func (db *DB) markStale(dk []byte, key collab.Key, indexed int64, has bool) {
 	}
 	db.stale[string(dk)] = staleEntry{key: key, indexed: indexed, has: has}
 	db.staleCount.Store(int64(len(db.stale)))
-}
-
-// indexDue reports whether the write of batch should flush the stale
-// index entries.
-func (db *DB) indexDue(batch []*commitReq) bool {
-	if len(db.stale) == 0 {
-		for _, r := range batch {
-			if len(r.recs) > 0 {
-				// The batch may make some stale: flush them with it if
-				// the interval has passed, so that a store written once a
-				// second or less keeps its indexes current.
-				return time.Since(db.indexFlushed) >= db.indexEvery
-			}
-		}
-		return false
-	}
-	if len(db.stale) >= indexFlushMax || time.Since(db.indexFlushed) >= db.indexEvery {
-		return true
-	}
-	for _, r := range batch {
-		if r.flush {
-			return true
-		}
-	}
-	return false
 }
 
 // flushIndex rewrites the index entries of every stale document in tx. It
@@ -125,19 +100,8 @@ func (db *DB) flushed() {
 	db.indexFlushed = time.Now()
 }
 
-// syncIndex makes the indexes current with every commit that returned
-// before it was called, for List and Check. It goes through the
-// committer, which owns the stale set; with nothing stale it returns at
-// once.
-func (db *DB) syncIndex(ctx context.Context) error {
-	if db.staleCount.Load() == 0 {
-		return nil
-	}
-	return db.enqueue(ctx, &commitReq{flush: true})
-}
-
 // closeIndex flushes what is stale and marks the indexes complete. The
-// committer calls it when it stops. If it fails, the next Open rebuilds
+// applier calls it when it stops, after applying the whole log. If it fails, the next Open rebuilds
 // the indexes.
 func (db *DB) closeIndex() {
 	err := db.bolt.Update(func(tx *bolt.Tx) error {

@@ -26,29 +26,55 @@ func (db *DB) Load(ctx context.Context, key collab.Key) (collab.DocState, error)
 	}
 	dk := docKey(key)
 	var st collab.DocState
-	err := db.view(ctx, func(tx *bolt.Tx) error {
-		m, ok, err := readMeta(tx, dk)
-		if err != nil || !ok {
+	ov, err := db.overlayFor(ctx, dk)
+	if err == nil {
+		err = db.view(ctx, func(tx *bolt.Tx) error {
+			st = collab.DocState{}
+			return loadTx(tx, dk, ov, &st, db.opts.SeqWindow)
+		})
+	}
+	if err != nil {
+		return collab.DocState{}, fmt.Errorf("storage: load %s: %w", key, err)
+	}
+	return st, nil
+}
+
+// loadTx is Load in tx, with ov (if not nil) the document's pending
+// requests over what bbolt holds.
+func loadTx(tx *bolt.Tx, dk []byte, ov *overlay, st *collab.DocState, window uint64) error {
+	m, ok, err := readMeta(tx, dk)
+	if err != nil || (!ok && ov == nil) {
+		return err
+	}
+	var doc *bolt.Bucket
+	if ok {
+		if doc, err = docBucket(tx, dk); err != nil {
 			return err
 		}
-		doc, err := docBucket(tx, dk)
-		if err != nil {
+	}
+	if m.snap > 0 {
+		snaps := doc.Bucket(bucketSnaps)
+		if snaps == nil {
+			return fmt.Errorf("%w: snapshot at version %d is missing", ErrCorrupt, m.snap)
+		}
+		if st.Snapshot, err = readSnapshot(snaps, m.snap); err != nil {
 			return err
 		}
-		if m.snap > 0 {
-			snaps := doc.Bucket(bucketSnaps)
-			if snaps == nil {
-				return fmt.Errorf("%w: snapshot at version %d is missing", ErrCorrupt, m.snap)
-			}
-			if st.Snapshot, err = readSnapshot(snaps, m.snap); err != nil {
-				return err
-			}
+	}
+	if ov != nil && len(ov.snaps) > 0 {
+		if s := ov.snaps[len(ov.snaps)-1].snap; s.Version > st.Snapshot.Version {
+			st.Snapshot = s
 		}
-		st.Ops, err = readOps(doc, st.Snapshot.Version, m.head, nil)
-		if err != nil {
+	}
+	// bbolt holds the records below m.head (the applier may have moved
+	// some of ov's there since ov was copied), ov the rest.
+	if st.Snapshot.Version < m.head {
+		if st.Ops, err = readOps(doc, st.Snapshot.Version, m.head, nil); err != nil {
 			return err
 		}
-		st.Seqs = make(map[string]collab.SeqEntry)
+	}
+	st.Seqs = make(map[string]collab.SeqEntry)
+	if ok {
 		if seqs := doc.Bucket(bucketSeqs); seqs != nil {
 			err = seqs.ForEach(func(k, v []byte) error {
 				e, err := decodeSeqEntry(v)
@@ -58,13 +84,37 @@ func (db *DB) Load(ctx context.Context, key collab.Key) (collab.DocState, error)
 				st.Seqs[string(k)] = e
 				return nil
 			})
+			if err != nil {
+				return err
+			}
 		}
-		return err
-	})
-	if err != nil {
-		return collab.DocState{}, fmt.Errorf("storage: load %s: %w", key, err)
 	}
-	return st, nil
+	if ov == nil || ov.head <= m.head {
+		return nil
+	}
+	for v := max(m.head, st.Snapshot.Version); v < ov.head; v++ {
+		r, err := ov.record(v)
+		if err != nil {
+			return err
+		}
+		st.Ops = append(st.Ops, r)
+	}
+	// The seq table as the applier will leave it: each pending record
+	// replaces its src's entry, and the entries below the new floor go
+	// (seqs.go).
+	for i := range ov.recs {
+		p := &ov.recs[i]
+		if p.version >= m.head && p.src != "" {
+			st.Seqs[p.src] = collab.SeqEntry{Seq: p.seq, Version: p.version}
+		}
+	}
+	floor := seqFloor(ov.head, window)
+	for src, e := range st.Seqs {
+		if e.Version < floor {
+			delete(st.Seqs, src)
+		}
+	}
+	return nil
 }
 
 // Ops returns key's records with from <= Version < to, to clipped to the
@@ -76,7 +126,34 @@ func (db *DB) Ops(ctx context.Context, key collab.Key, from, to uint64) ([]colla
 		return nil, fmt.Errorf("storage: ops: %w", err)
 	}
 	dk := docKey(key)
+	ov, err := db.overlayFor(ctx, dk)
+	if err != nil {
+		return nil, fmt.Errorf("storage: ops %s [%d, %d): %w", key, from, to, err)
+	}
+	if ov == nil {
+		return db.boltOps(ctx, key, dk, from, to, nil)
+	}
+	// bbolt holds every record below ov's base, ov the rest.
+	to = min(to, ov.head)
+	base := ov.base()
 	var out []collab.Record
+	if from < base {
+		if out, err = db.boltOps(ctx, key, dk, from, min(to, base), nil); err != nil {
+			return nil, err
+		}
+	}
+	for v := max(from, base); v < to; v++ {
+		r, err := ov.record(v)
+		if err != nil {
+			return nil, fmt.Errorf("storage: ops %s [%d, %d): %w", key, from, to, err)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// boltOps is Ops of the records in bbolt, appended to out.
+func (db *DB) boltOps(ctx context.Context, key collab.Key, dk []byte, from, to uint64, out []collab.Record) ([]collab.Record, error) {
 	for first := true; from < to; first = false {
 		end := to
 		if end-from > opsChunk {
@@ -119,7 +196,21 @@ func (db *DB) SnapshotAt(ctx context.Context, key collab.Key, v uint64) (collab.
 	}
 	dk := docKey(key)
 	var s collab.Snapshot
-	err := db.view(ctx, func(tx *bolt.Tx) error {
+	ov, err := db.overlayFor(ctx, dk)
+	if err != nil {
+		return collab.Snapshot{}, fmt.Errorf("storage: snapshot %s at %d: %w", key, v, err)
+	}
+	if ov != nil && len(ov.snaps) > 0 {
+		// The newest pending snapshot is the latest; which of the others
+		// stay as milestones is for the applier to decide.
+		if s := ov.snaps[len(ov.snaps)-1].snap; s.Version <= v {
+			return s, nil
+		}
+		if err := db.catchUp(ctx, false, nil); err != nil {
+			return collab.Snapshot{}, fmt.Errorf("storage: snapshot %s at %d: %w", key, v, err)
+		}
+	}
+	err = db.view(ctx, func(tx *bolt.Tx) error {
 		m, ok, err := readMeta(tx, dk)
 		if err != nil || !ok || m.snap == 0 {
 			return err
@@ -165,8 +256,11 @@ func (db *DB) List(ctx context.Context, collection string, limit int) ([]collab.
 	if limit < 0 {
 		return nil, fmt.Errorf("storage: list: negative limit %d", limit)
 	}
-	if err := db.syncIndex(ctx); err != nil {
-		return nil, fmt.Errorf("storage: list %q: %w", collection, err)
+	if db.anyPending() || db.staleCount.Load() > 0 {
+		// The list comes from bbolt's metadata and indexes.
+		if err := db.catchUp(ctx, true, nil); err != nil {
+			return nil, fmt.Errorf("storage: list %q: %w", collection, err)
+		}
 	}
 	var out []collab.DocInfo
 	err := db.view(ctx, func(tx *bolt.Tx) error {

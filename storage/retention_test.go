@@ -117,6 +117,7 @@ func maxMilestones(head, every uint64) int {
 // snapshotVersions lists the versions in key's snapshots bucket.
 func snapshotVersions(t testing.TB, db *DB, key collab.Key) (vs []uint64) {
 	t.Helper()
+	caughtUp(t, db)
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		snaps := tx.Bucket(bucketDoc).Bucket(docKey(key)).Bucket(bucketSnaps)
 		if snaps == nil {

@@ -15,10 +15,11 @@ import (
 // collab.Store (collab/redisrelay, DESIGN.md §7): dropping a document's
 // records from a version on, when the cluster's history replaced them
 // (collab.Truncater), and a durable note of the epoch the stored records
-// belong to. Truncate goes through the committer, like Commit, since the
-// committer owns the modification-time indexes (index.go); the note
-// touches neither records nor indexes and is written in a transaction of
-// its own. Both are rare, and the document's one session makes them, so
+// belong to. Truncate goes through the committer and the op log, like
+// Commit (reads of the document wait for the applier to apply it: they
+// cannot model it over bbolt); the note touches neither records nor
+// indexes and is written in a bbolt transaction of its own, after the
+// log is applied (DB.direct). Both are rare, and the document's one session makes them, so
 // they never race a commit of the same document.
 
 // keyEpoch, inside a document's bucket, holds the epoch note.
@@ -177,6 +178,13 @@ func (db *DB) Epoch(ctx context.Context, key collab.Key) (string, error) {
 	}
 	dk := docKey(key)
 	var epoch string
+	if db.pendingFor(dk) {
+		// The note lives in the document's bucket, which a pending
+		// first commit has yet to create.
+		if err := db.catchUp(ctx, false, nil); err != nil {
+			return "", fmt.Errorf("storage: epoch %s: %w", key, err)
+		}
+	}
 	err := db.view(ctx, func(tx *bolt.Tx) error {
 		if doc := tx.Bucket(bucketDoc).Bucket(dk); doc != nil {
 			epoch = string(doc.Get(keyEpoch))
@@ -199,6 +207,8 @@ func (db *DB) SetEpoch(ctx context.Context, key collab.Key, epoch string) (bool,
 	}
 	dk := docKey(key)
 	set := false
+	// Written beside the log, with every logged request applied first:
+	// the document's records must be in bbolt for its bucket to be.
 	err := db.update(ctx, func(tx *bolt.Tx) error {
 		doc := tx.Bucket(bucketDoc).Bucket(dk)
 		if doc == nil {
@@ -214,21 +224,4 @@ func (db *DB) SetEpoch(ctx context.Context, key collab.Key, epoch string) (bool,
 		return false, fmt.Errorf("storage: set epoch %s: %w", key, err)
 	}
 	return set, nil
-}
-
-// update runs fn in a write transaction of its own.
-func (db *DB) update(ctx context.Context, fn func(*bolt.Tx) error) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	db.mu.RLock()
-	defer db.mu.RUnlock()
-	if db.closed {
-		return ErrClosed
-	}
-	err := db.bolt.Update(fn)
-	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
-		return ErrClosed
-	}
-	return err
 }

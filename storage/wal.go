@@ -1,0 +1,373 @@
+package storage
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/coedit/coedit/collab"
+)
+
+// The op log (write-ahead log). Every group commit is appended to it as
+// one frame, with one write(2) and, under SyncAlways, one fdatasync,
+// and acknowledged after that; the applier (apply.go) moves the logged
+// requests into bbolt later, many group commits per bbolt transaction.
+//
+// The log is a directory beside the bbolt file (its path plus "-wal")
+// of segment files named after the LSN of their first frame, in 16 hex
+// digits, with ".log". A frame is
+//
+//	length:uint32le crc32c:uint32le payload
+//	payload = lsn:uvarint nreq:uvarint { request }
+//	request = kind:byte docKey:str body
+//	  kindCommit:   nrec:uvarint [first:uvarint { record:str }]
+//	                hasSnap:byte [version:uvarint type:str data:str]
+//	  kindTruncate: from:uvarint
+//
+// where record is encodeRecord's value and str a uvarint length and the
+// bytes. LSNs count frames from 1, consecutive across segments. bbolt's
+// meta bucket holds, under keyApplied, the LSN of the last frame applied
+// to it, written in the same transaction as the frame's requests, so
+// Open replays exactly the frames past it. A frame that is short or
+// fails its checksum ends the log: it is the torn tail of a write that
+// was never synced, so never acknowledged. A segment is deleted once
+// bbolt durably holds every frame in it.
+
+// walSuffix names the log directory: the bbolt file's path plus it.
+const walSuffix = "-wal"
+
+// segmentSize is the size past which the committer starts a new segment,
+// so that applied ones can be deleted.
+const segmentSize = 16 << 20
+
+// maxFrame bounds a frame's payload: a length past it is a torn or
+// damaged header, not a frame.
+const maxFrame = 1 << 31
+
+const frameHeader = 8
+
+// Request kinds in a frame.
+const (
+	kindCommit   byte = 1
+	kindTruncate byte = 2
+)
+
+// keyApplied, in the meta bucket, is the LSN of the last frame applied.
+var keyApplied = []byte("log-applied")
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// segment is one file of the log.
+type segment struct {
+	first uint64 // LSN of its first frame
+	path  string
+}
+
+func segmentName(first uint64) string { return fmt.Sprintf("%016x.log", first) }
+
+// listSegments returns dir's segments in LSN order. A missing directory
+// has none.
+func listSegments(dir string) ([]segment, error) {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var segs []segment
+	for _, e := range ents {
+		name, ok := strings.CutSuffix(e.Name(), ".log")
+		if !ok || len(name) != 16 {
+			continue
+		}
+		first, err := strconv.ParseUint(name, 16, 64)
+		if err != nil {
+			continue
+		}
+		segs = append(segs, segment{first: first, path: filepath.Join(dir, e.Name())})
+	}
+	slices.SortFunc(segs, func(a, b segment) int {
+		switch {
+		case a.first < b.first:
+			return -1
+		case a.first > b.first:
+			return 1
+		}
+		return 0
+	})
+	return segs, nil
+}
+
+// appendRequest appends r's encoding to a frame's payload.
+func appendRequest(e *enc, r *commitReq) {
+	if r.truncate != nil {
+		e.byte(kindTruncate)
+		e.bytes(r.dk)
+		e.uvarint(*r.truncate)
+		return
+	}
+	e.byte(kindCommit)
+	e.bytes(r.dk)
+	e.uvarint(uint64(len(r.recs)))
+	if len(r.recs) > 0 {
+		e.uvarint(r.recs[0].Version)
+		for _, v := range r.vals {
+			e.bytes(v)
+		}
+	}
+	if r.snap == nil {
+		e.byte(0)
+		return
+	}
+	e.byte(1)
+	e.uvarint(r.snap.Version)
+	e.str(r.snap.Type)
+	e.bytes(r.data)
+}
+
+// sealFrame fills in the header of a frame whose payload follows
+// frameHeader bytes of room in b.
+func sealFrame(b []byte) {
+	p := b[frameHeader:]
+	binary.LittleEndian.PutUint32(b[0:4], uint32(len(p)))
+	binary.LittleEndian.PutUint32(b[4:8], crc32.Checksum(p, crcTable))
+}
+
+// decodeFrame decodes a frame's payload into its LSN and requests.
+func decodeFrame(p []byte) (uint64, []*commitReq, error) {
+	d := dec{b: p}
+	lsn := d.uvarint("lsn")
+	n := d.uvarint("request count")
+	if d.err == nil && n > uint64(len(p)) {
+		d.fail("request count")
+	}
+	var reqs []*commitReq
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		kind := d.byte("request kind")
+		dk := []byte(d.str("document key"))
+		key, err := decodeDocKey(dk)
+		if d.err == nil && err != nil {
+			return 0, nil, err
+		}
+		r := &commitReq{key: key, dk: dk}
+		switch kind {
+		case kindTruncate:
+			from := d.uvarint("truncate version")
+			r.truncate = &from
+		case kindCommit:
+			nrec := d.uvarint("record count")
+			if d.err == nil && nrec > uint64(len(d.b)) {
+				d.fail("record count")
+			}
+			if nrec > 0 && d.err == nil {
+				first := d.uvarint("first version")
+				r.recs = make([]collab.Record, 0, nrec)
+				r.vals = make([][]byte, 0, nrec)
+				for j := uint64(0); j < nrec && d.err == nil; j++ {
+					v := []byte(d.str("record"))
+					if d.err != nil {
+						break
+					}
+					rec, err := decodeRecord(first+j, v)
+					if err != nil {
+						return 0, nil, err
+					}
+					r.recs = append(r.recs, rec)
+					r.vals = append(r.vals, v)
+				}
+			}
+			if d.byte("snapshot flag") == 1 {
+				s := collab.Snapshot{Version: d.uvarint("snapshot version"), Type: d.str("snapshot type"), Data: d.str("snapshot data")}
+				r.snap = &s
+				r.data = []byte(s.Data)
+			}
+		default:
+			d.fail("request kind")
+		}
+		reqs = append(reqs, r)
+	}
+	if err := d.end(); err != nil {
+		return 0, nil, err
+	}
+	return lsn, reqs, nil
+}
+
+// frameReader reads the frames of one segment.
+type frameReader struct {
+	r   io.Reader
+	off int64
+	buf []byte
+}
+
+// errTorn marks the end of the readable log: a short frame or one whose
+// checksum fails.
+var errTorn = errors.New("torn frame")
+
+// next returns the next frame's payload, io.EOF at a clean end, or an
+// error wrapping errTorn.
+func (fr *frameReader) next() ([]byte, error) {
+	var h [frameHeader]byte
+	n, err := io.ReadFull(fr.r, h[:])
+	if err == io.EOF {
+		return nil, io.EOF
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: header of %d bytes at offset %d", errTorn, n, fr.off)
+	}
+	size := binary.LittleEndian.Uint32(h[0:4])
+	if size == 0 || uint64(size) >= maxFrame {
+		return nil, fmt.Errorf("%w: length %d at offset %d", errTorn, size, fr.off)
+	}
+	// Read through a limited reader so that a damaged length does not
+	// allocate what the file does not hold.
+	fr.buf = fr.buf[:0]
+	w := sliceWriter{b: &fr.buf}
+	got, err := io.Copy(w, io.LimitReader(fr.r, int64(size)))
+	if err != nil {
+		return nil, err
+	}
+	if got != int64(size) {
+		return nil, fmt.Errorf("%w: %d of %d bytes at offset %d", errTorn, got, size, fr.off)
+	}
+	if crc32.Checksum(fr.buf, crcTable) != binary.LittleEndian.Uint32(h[4:8]) {
+		return nil, fmt.Errorf("%w: checksum mismatch at offset %d", errTorn, fr.off)
+	}
+	fr.off += frameHeader + int64(size)
+	return fr.buf, nil
+}
+
+type sliceWriter struct{ b *[]byte }
+
+func (w sliceWriter) Write(p []byte) (int, error) {
+	*w.b = append(*w.b, p...)
+	return len(p), nil
+}
+
+// replayLog reads every frame of dir's segments after LSN applied and
+// calls fn with each, in order. It returns the LSN of the last frame
+// read (applied if none). A torn frame ends the log only in the last
+// segment; in an earlier one, or a gap in the LSNs, is ErrCorrupt.
+func replayLog(segs []segment, applied uint64, fn func(lsn uint64, reqs []*commitReq) error) (uint64, error) {
+	last := applied
+	prev := uint64(0) // LSN of the last frame seen, applied or not
+	for i, s := range segs {
+		f, err := os.Open(s.path)
+		if err != nil {
+			return last, err
+		}
+		fr := &frameReader{r: bufio.NewReaderSize(f, 1<<20)}
+		for {
+			p, err := fr.next()
+			if err == io.EOF {
+				break
+			}
+			if errors.Is(err, errTorn) {
+				if i == len(segs)-1 {
+					break // the unsynced tail of the last write
+				}
+				f.Close()
+				return last, fmt.Errorf("%w: log segment %s: %w", ErrCorrupt, s.path, err)
+			}
+			if err != nil {
+				f.Close()
+				return last, fmt.Errorf("log segment %s: %w", s.path, err)
+			}
+			lsn, reqs, err := decodeFrame(p)
+			if err != nil {
+				f.Close()
+				return last, fmt.Errorf("%w: log segment %s, offset %d: %w", ErrCorrupt, s.path, fr.off, err)
+			}
+			if prev != 0 && lsn != prev+1 {
+				f.Close()
+				return last, fmt.Errorf("%w: log segment %s: frame %d follows frame %d", ErrCorrupt, s.path, lsn, prev)
+			}
+			prev = lsn
+			if lsn <= applied {
+				continue
+			}
+			if lsn != last+1 {
+				f.Close()
+				return last, fmt.Errorf("%w: log segment %s: frame %d, but bbolt has applied up to %d", ErrCorrupt, s.path, lsn, last)
+			}
+			if err := fn(lsn, reqs); err != nil {
+				f.Close()
+				return last, err
+			}
+			last = lsn
+		}
+		f.Close()
+	}
+	return last, nil
+}
+
+// walFile is the segment the committer appends to. Only the committer
+// uses it after Open.
+type walFile struct {
+	dir  string
+	sync bool
+	f    *os.File
+	size int64
+	// segs are the segments not yet deleted, the current one last. The
+	// applier deletes from the front; DB.pmu guards it.
+	segs []segment
+}
+
+// create starts a new segment whose first frame will be lsn, and
+// returns it for the caller to add to segs.
+func (w *walFile) create(lsn uint64) (segment, error) {
+	path := filepath.Join(w.dir, segmentName(lsn))
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return segment{}, err
+	}
+	if w.sync {
+		// The new name must be durable before a frame in it is
+		// acknowledged.
+		if err := syncDir(w.dir); err != nil {
+			f.Close()
+			return segment{}, err
+		}
+	}
+	if w.f != nil {
+		w.f.Close()
+	}
+	w.f, w.size = f, 0
+	return segment{first: lsn, path: path}, nil
+}
+
+// append writes one sealed frame and syncs it under SyncAlways. A
+// failed write is cut off again, so that the next frame follows the
+// last good one; if that fails too, or the sync fails, the log is
+// unusable (what the disk holds is unknown) and the caller must stop
+// using it.
+func (w *walFile) append(frame []byte) (fatal bool, err error) {
+	n, err := w.f.Write(frame)
+	if err != nil {
+		if n > 0 {
+			if terr := w.f.Truncate(w.size); terr != nil {
+				return true, fmt.Errorf("log write: %w (and cutting it off: %w)", err, terr)
+			}
+			if _, serr := w.f.Seek(w.size, io.SeekStart); serr != nil {
+				return true, fmt.Errorf("log write: %w (and seeking back: %w)", err, serr)
+			}
+		}
+		return false, fmt.Errorf("log write: %w", err)
+	}
+	w.size += int64(n)
+	if w.sync {
+		if err := datasync(w.f); err != nil {
+			return true, fmt.Errorf("log sync: %w", err)
+		}
+	}
+	return false, nil
+}

@@ -1,0 +1,377 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/coedit/coedit/collab"
+	"github.com/coedit/coedit/ot"
+)
+
+// inBolt reports whether bbolt itself has metadata for key, and its head.
+func inBolt(t *testing.T, db *DB, key collab.Key) (uint64, bool) {
+	t.Helper()
+	var m docMeta
+	var ok bool
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		var err error
+		m, ok, err = readMeta(tx, docKey(key))
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.head, ok
+}
+
+// TestReadAfterAckBeforeApply commits with an applier that does not run
+// (ApplyEvery of an hour) and checks that every read sees the
+// acknowledged records, snapshots and seq entries at once, from the log's
+// pending requests alone, then from bbolt and the log together; that
+// Truncate and the epoch note, which wait for the applier, see them too;
+// and that the same reads give the same answers after the applier ran and
+// after a reopen.
+func TestReadAfterAckBeforeApply(t *testing.T) {
+	path := tempPath(t)
+	opts := Options{ApplyEvery: time.Hour, SeqWindow: 4, MilestoneEvery: 2}
+	db, err := Open(path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	key := collab.Key{Collection: "c", ID: "d"}
+	snap := func(v uint64) collab.Snapshot {
+		return collab.Snapshot{Version: v, Type: ot.URI, Data: "at " + itoa(int64(v))}
+	}
+	var all []collab.Record
+	commit := func(recs []collab.Record, s *collab.Snapshot) {
+		t.Helper()
+		mustCommit(t, db, key, recs, s)
+		all = append(all, recs...)
+	}
+	type view struct {
+		st    collab.DocState
+		ops   []collab.Record
+		snaps []collab.Snapshot
+	}
+	read := func() view {
+		t.Helper()
+		var v view
+		v.st = mustLoad(t, db, key)
+		v.ops = mustOps(t, db, key, 0, 1000)
+		for at := range uint64(len(all) + 2) {
+			s, err := db.SnapshotAt(ctx, key, at)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v.snaps = append(v.snaps, s)
+		}
+		return v
+	}
+	check := func(when string, v view, latest collab.Snapshot) {
+		t.Helper()
+		if !equalRecords(v.ops, all) {
+			t.Fatalf("%s: Ops = %d records, want the %d acknowledged", when, len(v.ops), len(all))
+		}
+		if v.st.Snapshot != latest || !equalRecords(v.st.Ops, all[latest.Version:]) {
+			t.Fatalf("%s: Load = snapshot %+v and %d ops, want %+v and %d", when, v.st.Snapshot, len(v.st.Ops), latest, len(all)-int(latest.Version))
+		}
+		// The seq table: each src's last record among the newest 4.
+		want := map[string]collab.SeqEntry{}
+		for _, r := range all[len(all)-min(4, len(all)):] {
+			want[r.Src] = collab.SeqEntry{Seq: r.Seq, Version: r.Version}
+		}
+		for src, e := range v.st.Seqs {
+			if last := all[e.Version]; last.Src != src {
+				t.Errorf("%s: seq entry %q names version %d, by %q", when, src, e.Version, last.Src)
+			}
+		}
+		if !equalSeqs(v.st.Seqs, want) {
+			t.Fatalf("%s: Load seqs = %v, want %v", when, v.st.Seqs, want)
+		}
+		if got := v.snaps[len(v.snaps)-1]; got != latest {
+			t.Fatalf("%s: SnapshotAt(past head) = %+v, want %+v", when, got, latest)
+		}
+	}
+
+	// Only in the log: bbolt has never seen the document.
+	commit([]collab.Record{createRec(0, "a", 1, "hello")}, nil)
+	commit([]collab.Record{editRec(1, "b", 1, "x"), editRec(2, "a", 2, "y")}, nil)
+	s3 := snap(3)
+	commit([]collab.Record{editRec(3, "c", 1, "z")}, &s3)
+	if _, ok := inBolt(t, db, key); ok {
+		t.Fatal("bbolt has the document before the applier ran: the test does not test the log")
+	}
+	check("in the log only", read(), s3)
+	if err := db.Commit(ctx, key, edits(2, 1, "a"), nil); !errors.Is(err, collab.ErrVersionConflict) {
+		t.Fatalf("Commit behind the logged head = %v, want ErrVersionConflict", err)
+	}
+
+	// Half in bbolt, half in the log.
+	caughtUp(t, db)
+	commit(edits(4, 3, "d"), nil)
+	s7 := snap(7)
+	if err := db.SaveSnapshot(ctx, key, s7); err != nil {
+		t.Fatal(err)
+	}
+	commit([]collab.Record{editRec(7, "e", 1, "w")}, nil)
+	if head, _ := inBolt(t, db, key); head != 4 {
+		t.Fatalf("bbolt head = %d, want 4 (the rest in the log)", head)
+	}
+	before := read()
+	check("in bbolt and the log", before, s7)
+
+	// The same once applied.
+	caughtUp(t, db)
+	if head, _ := inBolt(t, db, key); head != uint64(len(all)) {
+		t.Fatalf("bbolt head after catching up = %d, want %d", head, len(all))
+	}
+	if after := read(); !reflect.DeepEqual(after, before) {
+		t.Fatalf("reads after the applier ran differ:\n got %+v\nwant %+v", after, before)
+	}
+
+	// Truncate, logged, then read: the reads wait for it to be applied.
+	commit(edits(8, 2, "f"), nil)
+	if err := db.Truncate(ctx, key, 6); err != nil {
+		t.Fatal(err)
+	}
+	all = all[:6]
+	check("after a logged Truncate", read(), snap(3))
+	if err := db.Commit(ctx, key, edits(7, 1, "g"), nil); !errors.Is(err, collab.ErrVersionConflict) {
+		t.Fatalf("Commit past the truncated head = %v, want ErrVersionConflict", err)
+	}
+	commit(edits(6, 1, "g"), nil)
+
+	// The epoch note of a document whose first commit is only logged.
+	other := collab.Key{Collection: "c", ID: "new"}
+	mustCommit(t, db, other, []collab.Record{createRec(0, "a", 1, "")}, nil)
+	if set, err := db.SetEpoch(ctx, other, "e1"); err != nil || !set {
+		t.Fatalf("SetEpoch(a document in the log) = %v, %v; want true, nil", set, err)
+	}
+	if e, err := db.Epoch(ctx, other); err != nil || e != "e1" {
+		t.Fatalf("Epoch = %q, %v; want e1", e, err)
+	}
+	// Newest first: key's last record has time 1006, other's 1000.
+	if list, err := db.List(ctx, "c", 0); err != nil || len(list) != 2 || list[0].Key != key || list[0].Version != uint64(len(all)) || list[1].Key != other {
+		t.Fatalf("List = %+v, %v; want both documents, %s at %d first", list, err, key, len(all))
+	}
+	mustCommit(t, db, other, edits(1, 1, "a"), nil)
+
+	// And after a reopen, which applies what Close left.
+	before = read()
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = openAt(t, path, opts)
+	if after := read(); !reflect.DeepEqual(after, before) {
+		t.Fatalf("reads after reopen differ:\n got %+v\nwant %+v", after, before)
+	}
+	if got := mustOps(t, db, other, 0, 10); len(got) != 2 {
+		t.Fatalf("Ops(%s) after reopen = %d records, want 2", other, len(got))
+	}
+}
+
+// crashCopy copies db's bbolt file and op log, as a crash would leave
+// them, into a new directory, and returns the copy's path.
+func crashCopy(t *testing.T, db *DB) string {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "crashed.db")
+	if err := db.bolt.View(func(tx *bolt.Tx) error { return tx.CopyFile(path, 0o600) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(path+walSuffix, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	segs, err := listSegments(db.path + walSuffix)
+	if err != nil || len(segs) == 0 {
+		t.Fatalf("listSegments = %v, %v; want a segment", segs, err)
+	}
+	for _, s := range segs {
+		src, err := os.Open(s.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dst, err := os.Create(filepath.Join(path+walSuffix, filepath.Base(s.path)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.Copy(dst, src); err != nil {
+			t.Fatal(err)
+		}
+		src.Close()
+		dst.Close()
+	}
+	return path
+}
+
+// lastSegment returns the path of the newest segment of the store at path.
+func lastSegment(t *testing.T, path string) string {
+	t.Helper()
+	segs, err := listSegments(path + walSuffix)
+	if err != nil || len(segs) == 0 {
+		t.Fatalf("listSegments = %v, %v; want a segment", segs, err)
+	}
+	return segs[len(segs)-1].path
+}
+
+// TestTornTail damages the last frame of a crashed store's log, as a
+// write cut short by a crash or power loss would leave it (short, or
+// with bytes that fail its checksum), and checks that Open drops that
+// frame alone, that the store passes Check, and that it takes commits
+// from the head the good frames leave, across another reopen.
+func TestTornTail(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		damage func(t *testing.T, seg string, lastFrame int64)
+	}{
+		{"short", func(t *testing.T, seg string, lastFrame int64) {
+			fi, err := os.Stat(seg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Truncate(seg, fi.Size()-3); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"header only", func(t *testing.T, seg string, lastFrame int64) {
+			if err := os.Truncate(seg, lastFrame+5); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"bad checksum", func(t *testing.T, seg string, lastFrame int64) {
+			f, err := os.OpenFile(seg, os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			b := make([]byte, 1)
+			if _, err := f.ReadAt(b, lastFrame+frameHeader+3); err != nil {
+				t.Fatal(err)
+			}
+			b[0] ^= 0x40
+			if _, err := f.WriteAt(b, lastFrame+frameHeader+3); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"zeros", func(t *testing.T, seg string, lastFrame int64) {
+			// A file system may leave a torn write as zeros.
+			fi, err := os.Stat(seg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f, err := os.OpenFile(seg, os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if _, err := f.WriteAt(make([]byte, fi.Size()-lastFrame), lastFrame); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			db := openTest(t, Options{ApplyEvery: time.Hour})
+			key := collab.Key{Collection: "c", ID: "d"}
+			mustCommit(t, db, key, []collab.Record{createRec(0, "a", 1, "hello")}, nil)
+			caughtUp(t, db) // bbolt holds frame 1; the log adds 2 and 3
+			mustCommit(t, db, key, edits(1, 2, "a"), nil)
+			lastFrame := db.wal.size
+			s := collab.Snapshot{Version: 4, Type: ot.URI, Data: "four"}
+			mustCommit(t, db, key, edits(3, 1, "a"), &s)
+			path := crashCopy(t, db)
+			tc.damage(t, lastSegment(t, path), lastFrame)
+
+			crashed, err := Open(path, Options{})
+			if err != nil {
+				t.Fatalf("Open with a torn tail = %v", err)
+			}
+			st := mustLoad(t, crashed, key)
+			if st.Snapshot.Version != 0 || !equalRecords(st.Ops, append([]collab.Record{createRec(0, "a", 1, "hello")}, edits(1, 2, "a")...)) {
+				t.Errorf("Load after a torn tail = %+v, want the records of the two good frames", st)
+			}
+			if err := crashed.Check(context.Background()); err != nil {
+				t.Errorf("Check after a torn tail = %v", err)
+			}
+			mustCommit(t, crashed, key, edits(3, 1, "b"), nil)
+			if err := crashed.Close(); err != nil {
+				t.Fatal(err)
+			}
+			crashed = openAt(t, path, Options{})
+			if got := mustOps(t, crashed, key, 0, 10); len(got) != 4 || got[3].Src != "b" {
+				t.Errorf("after reopen: Ops = %+v, want 4 records, the last by b", got)
+			}
+		})
+	}
+}
+
+// TestLogSegments checks that the log does not grow without bound: once
+// the applier has put a segment's frames into bbolt it is deleted, and a
+// clean Close leaves no segment at all.
+func TestLogSegments(t *testing.T) {
+	path := tempPath(t)
+	db, err := Open(path, Options{Sync: SyncNone, ApplyEvery: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := collab.Key{Collection: "c", ID: "d"}
+	big := make([]byte, 1<<20)
+	for i := range big {
+		big[i] = 'a' + byte(i%26)
+	}
+	mustCommit(t, db, key, []collab.Record{createRec(0, "a", 1, "")}, nil)
+	// Each commit logs a 1 MiB snapshot: 40 of them fill 2 segments.
+	for v := uint64(1); v <= 40; v++ {
+		s := collab.Snapshot{Version: v, Type: ot.URI, Data: string(big[:len(big)-int(v)])}
+		mustCommit(t, db, key, edits(v, 1, "a"), &s)
+	}
+	// 8 MiB of frames wake the applier, which deletes the segments it
+	// finished; the committer starts a new one every 16 MiB.
+	segs, _ := listSegments(path + walSuffix)
+	if len(segs) == 0 || len(segs) > 2 || segs[len(segs)-1].first == 1 {
+		t.Errorf("segments after 40 MiB of frames: %+v, want 1 or 2, not the first", segs)
+	}
+	caughtUp(t, db)
+	if segs, _ := listSegments(path + walSuffix); len(segs) != 1 {
+		t.Errorf("%d segments once bbolt has every frame, want 1 (the current one)", len(segs))
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if segs, _ := listSegments(path + walSuffix); len(segs) != 0 {
+		t.Errorf("%d segments after Close, want none", len(segs))
+	}
+	db = openAt(t, path, Options{})
+	if st := mustLoad(t, db, key); st.Snapshot.Version != 40 || len(st.Ops) != 1 {
+		t.Errorf("Load after reopen = snapshot %d with %d ops, want 40 with 1", st.Snapshot.Version, len(st.Ops))
+	}
+}
+
+// TestCommitKeepsItsOwnRecords: a caller may reuse its records slice once
+// Commit returns, though the applier writes them to bbolt later; what
+// bbolt gets must be what was acknowledged.
+func TestCommitKeepsItsOwnRecords(t *testing.T) {
+	db := openTest(t, Options{ApplyEvery: time.Hour})
+	key := collab.Key{Collection: "c", ID: "d"}
+	recs := append([]collab.Record{createRec(0, "a", 1, "")}, edits(1, 3, "a")...)
+	want := append([]collab.Record(nil), recs...)
+	mustCommit(t, db, key, recs, nil)
+	for i := range recs {
+		recs[i] = editRec(uint64(100+i), "other", 9, "zz")
+	}
+	caughtUp(t, db)
+	if got := mustOps(t, db, key, 0, 10); !equalRecords(got, want) {
+		t.Errorf("Ops after the caller reused its slice = %+v, want %+v", got, want)
+	}
+	if err := db.Check(context.Background()); err != nil {
+		t.Errorf("Check = %v", err)
+	}
+}
