@@ -198,3 +198,46 @@ func FuzzScalars(f *testing.F) {
 	}
 	f.Fuzz(checkScalar)
 }
+
+// BenchmarkDecodeSubmit compares the decoding of a typical op frame, up to
+// the submission, with encoding/json's map (what parseRequest used).
+func BenchmarkDecodeSubmit(b *testing.B) {
+	frame := []byte(`{"a":"op","c":"bench","d":"doc-0042","v":1234,"src":"0123456789abcdef0123456789abcdef","seq":77,"x":{},"op":[120,"héllo",{"d":3}]}`)
+	b.Run("splitObject", func(b *testing.B) {
+		b.ReportAllocs()
+		for range b.N {
+			r, perr := parseRequest(frame)
+			if perr != nil {
+				b.Fatal(perr)
+			}
+			if _, perr := parseSubmission(r, 1<<20); perr != nil {
+				b.Fatal(perr)
+			}
+			if _, perr := r.key(256); perr != nil {
+				b.Fatal(perr)
+			}
+		}
+	})
+	b.Run("encoding-json", func(b *testing.B) {
+		b.ReportAllocs()
+		for range b.N {
+			m, err := referenceFields(frame)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, k := range []string{"a", "c", "d", "src"} {
+				if _, err := referenceString(m[k]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for _, k := range []string{"v", "seq"} {
+				if _, err := referenceUint(m[k]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if _, err := ot.Decode(m["op"]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
