@@ -28,7 +28,9 @@ func (c *conn) EncodeOp(key collab.Key, rec collab.Record) any {
 	if err != nil {
 		return nil
 	}
-	return opFrame(b)
+	// Full capacity: an append to one connection's copy can never write
+	// into the bytes the others share.
+	return opFrame(b[:len(b):len(b)])
 }
 
 // SendEncoded implements collab.SharedSender: it queues enc, an op
