@@ -55,6 +55,24 @@ type Conn interface {
 	Closed() bool
 }
 
+// SharedSender is implemented by a Conn that can encode a record once for
+// every subscriber a broadcast reaches, instead of once per subscriber
+// (web encodes each op message once and queues the same bytes on every
+// connection). The session asks the first subscriber that receives a
+// record to encode it and hands that encoding to each of them, the first
+// included.
+type SharedSender interface {
+	Conn
+	// EncodeOp returns rec of key encoded for SendEncoded, or nil when it
+	// cannot encode it; the session then uses SendOp, which reports the
+	// failure. The encoding is opaque to the engine.
+	EncodeOp(key Key, rec Record) any
+	// SendEncoded is SendOp for a record that EncodeOp of this or another
+	// Conn encoded as enc; it must not modify enc. A Conn that does not
+	// recognise enc (another implementation made it) encodes rec itself.
+	SendEncoded(key Key, rec Record, enc any)
+}
+
 // Pacer is implemented by a Conn whose sends are queued with a bound
 // (web's send queue), so that a catch-up does not overflow it. The
 // records a request far behind the head needs (a subscribe, fetch or

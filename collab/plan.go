@@ -19,12 +19,14 @@ import (
 // text: that is all the rules need (shape.apply), and the text changes
 // once, after the commit.
 type draft struct {
-	shape            // after the planned records
-	base      uint64 // the session's head: planned records start here
-	memFrom   uint64 // the oldest version the session holds in memory
-	planned   []Record
-	seqs      map[string]SeqEntry // the session's seq table (read only)
-	plannedSq map[string]SeqEntry // seq entries of the planned records
+	shape          // after the planned records
+	base    uint64 // the session's head: planned records start here
+	memFrom uint64 // the oldest version the session holds in memory
+	planned []Record
+	seqs    map[string]SeqEntry // the session's seq table (read only)
+	// plannedSq holds the seq entries of the planned records once there
+	// are more than scanPlanned of them; until then seq scans planned.
+	plannedSq map[string]SeqEntry
 	// committed returns the session's records [from, to), to <= base.
 	committed func(from, to uint64) ([]Record, error)
 }
@@ -53,10 +55,23 @@ func (d *draft) records(from, to uint64) ([]Record, error) {
 	return append(slices.Clip(old), d.planned[:to-d.base]...), nil
 }
 
+// scanPlanned is how many planned records seq scans before add indexes
+// them in a map: most groups are small, and a map per group would cost
+// two allocations for nothing.
+const scanPlanned = 8
+
 // seq returns src's last committed or planned op.
 func (d *draft) seq(src string) (SeqEntry, bool) {
-	if e, ok := d.plannedSq[src]; ok {
-		return e, true
+	if d.plannedSq != nil {
+		if e, ok := d.plannedSq[src]; ok {
+			return e, true
+		}
+	} else if src != "" {
+		for i := len(d.planned) - 1; i >= 0; i-- {
+			if r := &d.planned[i]; r.Src == src {
+				return SeqEntry{Seq: r.Seq, Version: r.Version}, true
+			}
+		}
 	}
 	e, ok := d.seqs[src]
 	return e, ok
@@ -66,11 +81,18 @@ func (d *draft) seq(src string) (SeqEntry, bool) {
 func (d *draft) add(rec Record, next shape) {
 	d.shape = next
 	d.planned = append(d.planned, rec)
-	if rec.Src != "" {
-		if d.plannedSq == nil {
-			d.plannedSq = make(map[string]SeqEntry)
+	switch {
+	case d.plannedSq != nil:
+		if rec.Src != "" {
+			d.plannedSq[rec.Src] = SeqEntry{Seq: rec.Seq, Version: rec.Version}
 		}
-		d.plannedSq[rec.Src] = SeqEntry{Seq: rec.Seq, Version: rec.Version}
+	case len(d.planned) > scanPlanned:
+		d.plannedSq = make(map[string]SeqEntry, 2*len(d.planned))
+		for _, r := range d.planned {
+			if r.Src != "" {
+				d.plannedSq[r.Src] = SeqEntry{Seq: r.Seq, Version: r.Version}
+			}
+		}
 	}
 }
 

@@ -32,7 +32,9 @@ func deliver(key Key, jobs []*job, out []outcome, recs []Record, subs map[Conn]s
 	if len(recs) == 0 {
 		return 0
 	}
-	return broadcast(key, recs, subs, seen(jobs, out, recs[0].Version))
+	var has connVersions
+	seen(jobs, out, recs[0].Version, &has)
+	return broadcast(key, recs, subs, &has)
 }
 
 // seen returns, for each connection that submitted in a group whose new
@@ -42,37 +44,99 @@ func deliver(key Key, jobs []*job, out []outcome, recs []Record, subs map[Conn]s
 // back to what it has already been sent of the group, it has been sent
 // everything up to its ack. The broadcasts skip those versions.
 // Connections that have nothing to skip are absent.
-func seen(jobs []*job, out []outcome, start uint64) map[Conn]uint64 {
-	var has map[Conn]uint64
+func seen(jobs []*job, out []outcome, start uint64, has *connVersions) {
 	for i, j := range jobs {
 		o := out[i]
 		if o.err != nil || j.conn == nil {
 			continue
 		}
-		got, ok := has[j.conn]
+		got, ok := has.get(j.conn)
 		if !ok {
 			got = start
 		}
 		if first := o.res.Version - uint64(len(o.res.Missed)); first <= got {
-			if has == nil {
-				has = make(map[Conn]uint64)
-			}
-			has[j.conn] = max(got, o.res.Version+1)
+			has.set(j.conn, max(got, o.res.Version+1))
 		}
 	}
-	return has
+}
+
+// connVersions maps connections to versions (seen's result). It holds a
+// few in an array and more in a map, so that the usual group commit, of
+// one or a few submitters, allocates nothing for it, and a big one does
+// not scan a long list for every subscriber.
+type connVersions struct {
+	n    int
+	few  [8]connVersion
+	many map[Conn]uint64
+}
+
+type connVersion struct {
+	c Conn
+	v uint64
+}
+
+// get returns c's version; a nil m holds none.
+func (m *connVersions) get(c Conn) (uint64, bool) {
+	if m == nil {
+		return 0, false
+	}
+	if m.many != nil {
+		v, ok := m.many[c]
+		return v, ok
+	}
+	for i := range m.n {
+		if m.few[i].c == c {
+			return m.few[i].v, true
+		}
+	}
+	return 0, false
+}
+
+// set sets c's version.
+func (m *connVersions) set(c Conn, v uint64) {
+	if m.many != nil {
+		m.many[c] = v
+		return
+	}
+	for i := range m.n {
+		if m.few[i].c == c {
+			m.few[i].v = v
+			return
+		}
+	}
+	if m.n < len(m.few) {
+		m.few[m.n] = connVersion{c, v}
+		m.n++
+		return
+	}
+	m.many = make(map[Conn]uint64, 2*len(m.few))
+	for _, e := range m.few {
+		m.many[e.c] = e.v
+	}
+	m.many[c] = v
 }
 
 // broadcast sends each of recs to every subscriber that receives it, and
-// returns how many it sent.
-func broadcast(key Key, recs []Record, subs map[Conn]struct{}, has map[Conn]uint64) int {
+// returns how many it sent. A record goes to the SharedSenders among them
+// encoded once.
+func broadcast(key Key, recs []Record, subs map[Conn]struct{}, has *connVersions) int {
 	n := 0
 	for _, rec := range recs {
+		var enc any
 		for c := range subs {
-			if receives(c, rec, has) {
-				c.SendOp(key, rec)
-				n++
+			if !receives(c, rec, has) {
+				continue
 			}
+			n++
+			ss, ok := c.(SharedSender)
+			if ok && enc == nil {
+				enc = ss.EncodeOp(key, rec)
+			}
+			if !ok || enc == nil {
+				c.SendOp(key, rec)
+				continue
+			}
+			ss.SendEncoded(key, rec, enc)
 		}
 	}
 	return n
@@ -81,11 +145,11 @@ func broadcast(key Key, recs []Record, subs map[Conn]struct{}, has map[Conn]uint
 // receives reports whether the subscriber c is sent rec as a broadcast:
 // not its own record (its ack stands for it), and not one its replies
 // already carried (has, from seen).
-func receives(c Conn, rec Record, has map[Conn]uint64) bool {
+func receives(c Conn, rec Record, has *connVersions) bool {
 	if rec.Src != "" && c.Src() == rec.Src {
 		return false
 	}
-	if v, ok := has[c]; ok && rec.Version < v {
+	if v, ok := has.get(c); ok && rec.Version < v {
 		return false
 	}
 	return true

@@ -96,9 +96,10 @@ type session struct {
 
 	mu      sync.Mutex
 	queue   []*job
-	nqueued int  // bounded jobs in queue (Options.MaxInbox)
-	stopped bool // refuses requests: the session is stopping
-	closing bool // the Hub is closing: drain the inbox and stop
+	spare   []*job // an emptied batch, for queue to reuse (take, recycle)
+	nqueued int    // bounded jobs in queue (Options.MaxInbox)
+	stopped bool   // refuses requests: the session is stopping
+	closing bool   // the Hub is closing: drain the inbox and stop
 	wake    chan struct{}
 
 	// Owned by run.
@@ -118,7 +119,8 @@ type session struct {
 	reading map[*catchup]struct{}
 	nheld   int
 	link    RelayLink
-	fatal   error // state lost (a failed reload): stop
+	fatal   error     // state lost (a failed reload): stop
+	outs    []outcome // reused by each group commit (outcomes)
 	// In a cluster (cluster.go): the link as a ClusterLink (nil on a
 	// single node), the epoch the session follows, and when its last
 	// successful sync began.
@@ -191,14 +193,33 @@ func (s *session) shutdown() {
 	s.signal()
 }
 
-// take empties the inbox.
+// take empties the inbox. The inbox goes on in the spare batch, if
+// recycle left one.
 func (s *session) take() ([]*job, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	q := s.queue
-	s.queue = nil
+	s.queue, s.spare = s.spare, nil
 	s.nqueued = 0
 	return q, s.closing
+}
+
+// maxSpare bounds the batch recycle keeps, so that a burst does not pin
+// a big array in a session for its life.
+const maxSpare = 256
+
+// recycle gives take back a batch that handle is done with, so that
+// the inbox does not allocate a new array after every batch.
+func (s *session) recycle(batch []*job) {
+	if cap(batch) > maxSpare {
+		return
+	}
+	clear(batch)
+	s.mu.Lock()
+	if s.spare == nil {
+		s.spare = batch[:0]
+	}
+	s.mu.Unlock()
 }
 
 // tryStop stops the session if its inbox is empty.
@@ -253,6 +274,7 @@ func (s *session) run() {
 		batch, closing := s.take()
 		if len(batch) > 0 {
 			s.handle(batch)
+			s.recycle(batch)
 			if s.fatal != nil {
 				s.failAll(s.fatal)
 				s.dropAll(s.fatal)

@@ -34,6 +34,7 @@ func (s *session) submitGroup(jobs []*job) {
 		}
 	}
 	st.broadcasts.Add(uint64(deliver(s.key, jobs, out, recs, s.subs)))
+	clear(out) // let go of what the results hold (see outcomes)
 	if len(recs) > 0 {
 		s.settle(recs, true)
 	}
@@ -83,8 +84,9 @@ func (s *session) commitGroup(jobs []*job) ([]outcome, []Record) {
 // outcomes and the records to commit.
 func (s *session) planGroup(jobs []*job) ([]outcome, []Record) {
 	d := s.draft()
+	d.planned = make([]Record, 0, len(jobs))
 	lim := limits{maxDocLen: s.h.opts.MaxDocLen, now: func() int64 { return s.h.opts.Now().UnixMilli() }}
-	out := make([]outcome, len(jobs))
+	out := s.outcomes(len(jobs))
 	for i, j := range jobs {
 		if j.sub.HasVersion {
 			// A fork in a sync of this commit's tries may have dropped
@@ -106,6 +108,18 @@ func (s *session) planGroup(jobs []*job) ([]outcome, []Record) {
 		out[i] = outcome{res, err}
 	}
 	return out, d.planned
+}
+
+// outcomes returns a slice of n zero outcomes. It is the session's own,
+// reused by each group (submitGroup clears it when done), since a group's
+// outcomes are only read while its replies are sent.
+func (s *session) outcomes(n int) []outcome {
+	if cap(s.outs) < n {
+		s.outs = make([]outcome, n)
+	}
+	s.outs = s.outs[:n]
+	clear(s.outs)
+	return s.outs
 }
 
 // failPlanned gives err to every outcome that needed the failed commit of

@@ -62,6 +62,9 @@ func FuzzDecode(f *testing.F) {
 		if string(again) != string(enc) {
 			t.Fatalf("MarshalJSON not idempotent: %s then %s", enc, again)
 		}
+		if app, err := op.AppendJSON([]byte("x:")); err != nil || string(app) != "x:"+string(enc) {
+			t.Fatalf("%v.AppendJSON(x:) = %q, %v, want x:%s", op, app, err, enc)
+		}
 	})
 }
 

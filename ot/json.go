@@ -60,6 +60,16 @@ func (op Op) MarshalJSON() ([]byte, error) {
 	return appendOp(make([]byte, 0, opJSONSize(op)), op), nil
 }
 
+// AppendJSON appends op's JSON form, the bytes MarshalJSON returns, to b.
+// An op that is not valid is refused with an error wrapping ErrInvalidOp,
+// and b is returned as it was.
+func (op Op) AppendJSON(b []byte) ([]byte, error) {
+	if err := op.Validate(); err != nil {
+		return b, err
+	}
+	return appendOp(b, op), nil
+}
+
 // UnmarshalJSON decodes data with Decode. Unlike most Unmarshalers it
 // refuses null: an op is always an array.
 func (op *Op) UnmarshalJSON(data []byte) error {

@@ -305,12 +305,13 @@ func (s *Server) serveSubmit(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, badlyFormed("reading the body: "+err.Error()))
 		return
 	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
+	req := &request{action: "op"}
+	fields, isNull, err := splitObject(body, req.inline[:0])
+	if err != nil || isNull {
 		s.writeError(w, r, badlyFormed("body must be a JSON object {v, src, seq, op|create|del}"))
 		return
 	}
-	req := &request{action: "op", fields: fields}
+	req.fields = fields
 	sub, perr := parseSubmission(req, s.opts.MaxOpSize)
 	if perr != nil {
 		s.writeError(w, r, perr)

@@ -91,6 +91,9 @@ type conn struct {
 	// involves a document or presence channel was accepted; a later
 	// handshake cannot change the src.
 	srcFixed bool
+	// lastKey is the document of the last submit (reader only; see
+	// submitKey).
+	lastKey collab.Key
 
 	mu          sync.Mutex
 	queue       [][]byte
@@ -113,8 +116,9 @@ type conn struct {
 }
 
 var (
-	_ collab.Conn  = (*conn)(nil)
-	_ collab.Pacer = (*conn)(nil)
+	_ collab.Conn         = (*conn)(nil)
+	_ collab.SharedSender = (*conn)(nil)
+	_ collab.Pacer        = (*conn)(nil)
 )
 
 func newConn(srv *Server, ws *websocket.Conn, src string, id identity, log *slog.Logger) *conn {
@@ -311,30 +315,6 @@ func (c *conn) fail(r *request, err error) {
 	c.sendError(r, pe)
 }
 
-// SendOp queues a committed record as an op message.
-func (c *conn) SendOp(key collab.Key, rec collab.Record) {
-	if !c.id.access.CanRead(key) {
-		// Never reached: every request that makes the hub send a
-		// document's ops checked read access first. Should it happen,
-		// the client is missing an op, so make it reconnect.
-		c.log.Error("op for a document the connection may not read", "doc", key.String())
-		c.closeWith(websocket.CloseInternalServerErr, "internal error")
-		return
-	}
-	m := newMsg("op").str("c", key.Collection).str("d", key.ID).uint("v", rec.Version)
-	if rec.Src != "" {
-		m.str("src", rec.Src).uint("seq", rec.Seq)
-	}
-	if err := appendRecordBody(m, rec); err != nil {
-		// A record the engine committed always encodes; if it does not,
-		// the client would diverge, so make it reconnect and refetch.
-		c.log.Error("cannot encode committed op", "doc", key.String(), "v", rec.Version, "err", err)
-		c.closeWith(websocket.CloseInternalServerErr, "internal error")
-		return
-	}
-	c.send(m.bytes())
-}
-
 // Drop implements collab.Conn: key's session dropped this connection's
 // subscription and presence there. The protocol has no message that
 // tells a client it was unsubscribed, so the connection closes, with the
@@ -367,28 +347,6 @@ func (c *conn) SendPresence(p collab.PresenceUpdate) {
 // SendPresenceRequest queues a presence request ("pr").
 func (c *conn) SendPresenceRequest(channel string) {
 	c.send(newMsg("pr").str("ch", channel).bytes())
-}
-
-// appendRecordBody adds the op, create or del field of rec.
-func appendRecordBody(m *msg, rec collab.Record) error {
-	switch rec.Kind {
-	case collab.OpCreate:
-		m.key("create")
-		m.b = append(m.b, `{"type":`...)
-		m.b = appendString(m.b, rec.Type)
-		m.b = append(m.b, `,"data":`...)
-		m.b = appendString(m.b, rec.Data)
-		m.b = append(m.b, '}')
-	case collab.OpDelete:
-		m.raw("del", []byte("true"))
-	default:
-		op, err := rec.Op.MarshalJSON()
-		if err != nil {
-			return err
-		}
-		m.raw("op", op)
-	}
-	return nil
 }
 
 // encodePresence encodes p as ShareDB's "p" message.

@@ -105,11 +105,10 @@ func (m *metrics) countError(code string) {
 	m.errors.WithLabelValues(code).Inc()
 }
 
-// startSubmit is called as a submit goes to the hub; the function it
-// returns is called when the submit is acknowledged.
-func (m *metrics) startSubmit() (acked func()) {
-	start := time.Now()
-	return func() { m.submitAck.Observe(time.Since(start).Seconds()) }
+// submitAcked is called when a submit handed to the hub at start is
+// acknowledged.
+func (m *metrics) submitAcked(start time.Time) {
+	m.submitAck.Observe(time.Since(start).Seconds())
 }
 
 // hubCollector reports a Hub's counters and the open WebSocket count,

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bytes"
 	"fmt"
 
 	"github.com/coedit/coedit/collab"
@@ -84,7 +85,9 @@ func (c *conn) presenceUpdate(r *request) *protoError {
 			}
 		}
 		if p.Text == nil {
-			p.Raw = raw
+			// A copy: the session keeps it, and raw is a slice of the
+			// whole frame (see request).
+			p.Raw = bytes.Clone(raw)
 		}
 	}
 	c.srv.hub.Presence(c, p, func(up collab.PresenceUpdate, err error) {

@@ -1,8 +1,8 @@
 package web
 
 import (
-	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/coedit/coedit/collab"
 	"github.com/coedit/coedit/ot"
@@ -15,7 +15,7 @@ import (
 // transformed over, then this replies with the ack.
 func (c *conn) submit(r *request) *protoError {
 	o := &c.srv.opts
-	key, perr := r.key(o.MaxNameLen)
+	key, perr := c.submitKey(r)
 	if perr != nil {
 		return perr
 	}
@@ -23,12 +23,19 @@ func (c *conn) submit(r *request) *protoError {
 	if perr != nil {
 		return perr
 	}
-	src, hasSrc, perr := r.str("src", maxClientSrcLen)
-	if perr != nil {
-		return perr
-	}
-	if hasSrc && src != c.Src() {
-		return newError(CodeSrcMismatch, fmt.Sprintf("op src %q is not this connection's src %q (send it in the handshake to reclaim it)", src, c.Src()))
+	src := c.Src()
+	if v := r.raw("src"); v != nil {
+		// The common case, the connection's own src without escapes,
+		// is checked without decoding it.
+		if text, ok := plainString(v); !ok || string(text) != src {
+			claimed, _, perr := r.str("src", maxClientSrcLen)
+			if perr != nil {
+				return perr
+			}
+			if claimed != src {
+				return newError(CodeSrcMismatch, fmt.Sprintf("op src %q is not this connection's src %q (send it in the handshake to reclaim it)", claimed, src))
+			}
+		}
 	}
 	if s.Seq == 0 {
 		return badlyFormed(`"seq" is required: a positive integer`)
@@ -39,18 +46,45 @@ func (c *conn) submit(r *request) *protoError {
 	if !c.ops.Allow() {
 		return newError(CodeRateLimited, fmt.Sprintf("more than %g ops per second", o.OpsPerSecond))
 	}
-	s.Src = c.Src()
-	acked := c.srv.met.startSubmit()
+	s.Src = src
+	seq, start := s.Seq, time.Now()
 	c.srv.hub.Submit(key, c, s, func(res collab.SubmitResult, err error) {
 		if err != nil {
 			c.fail(r, err)
 			return
 		}
-		acked()
-		c.send(newMsg("op").str("c", key.Collection).str("d", key.ID).uint("v", res.Version).
-			str("src", s.Src).uint("seq", s.Seq).bytes())
+		c.srv.met.submitAcked(start)
+		c.send(encodeAck(key, res.Version, src, seq))
 	})
 	return nil
+}
+
+// encodeAck returns the ack of the op src submitted with seq, committed
+// at version v.
+func encodeAck(key collab.Key, v uint64, src string, seq uint64) []byte {
+	m := msg{b: make([]byte, 0, 64+len(key.Collection)+len(key.ID)+len(src))}
+	m.b = append(m.b, `{"a":"op"`...)
+	return m.str("c", key.Collection).str("d", key.ID).uint("v", v).str("src", src).uint("seq", seq).bytes()
+}
+
+// submitKey is r.key for a submit. A connection submits to the same
+// document again and again: when "c" and "d" name the document of its
+// last submit (as plain strings), the key is reused and costs no
+// allocation. Called on the reader only, which owns lastKey.
+func (c *conn) submitKey(r *request) (collab.Key, *protoError) {
+	last := &c.lastKey
+	if last.ID != "" {
+		coll, ok1 := plainString(r.raw("c"))
+		id, ok2 := plainString(r.raw("d"))
+		if ok1 && ok2 && string(coll) == last.Collection && string(id) == last.ID {
+			return *last, nil
+		}
+	}
+	key, perr := r.key(c.srv.opts.MaxNameLen)
+	if perr == nil {
+		*last = key
+	}
+	return key, perr
 }
 
 // parseSubmission reads the op fields shared by the WebSocket and the
@@ -70,14 +104,13 @@ func parseSubmission(r *request, maxOpSize int) (collab.Submission, *protoError)
 		return s, badlyFormed(`"seq" must be a positive integer`)
 	}
 	s.Seq = seq
-	_, hasOp := r.fields["op"]
+	raw, hasOp := r.value("op")
 	create, del := r.raw("create"), r.raw("del")
 	if n := btoi(hasOp) + btoi(create != nil) + btoi(del != nil); n != 1 {
 		return s, newError(CodeOpBadlyFormed, "an op message needs exactly one of op, create and del")
 	}
 	switch {
 	case hasOp:
-		raw := r.fields["op"]
 		if len(raw) > maxOpSize {
 			return s, opTooLarge("op", len(raw), maxOpSize)
 		}
@@ -90,11 +123,12 @@ func parseSubmission(r *request, maxOpSize int) (collab.Submission, *protoError)
 		if len(create) > maxOpSize {
 			return s, opTooLarge("create", len(create), maxOpSize)
 		}
-		var f map[string]json.RawMessage
-		if err := json.Unmarshal(create, &f); err != nil || f == nil {
+		var cr request
+		f, isNull, err := splitObject(create, cr.inline[:0])
+		if err != nil || isNull {
 			return s, newError(CodeOpBadlyFormed, `"create" must be an object {"type","data"}`)
 		}
-		cr := request{fields: f}
+		cr.fields = f
 		typ, ok, perr := cr.str("type", 256)
 		if perr != nil || !ok {
 			return s, newError(CodeOpBadlyFormed, `"create.type" must be a type name or URI`)
