@@ -30,6 +30,9 @@ type commitReq struct {
 	// version on (Truncate, truncate.go); such a request has no records
 	// or snapshot.
 	truncate *uint64
+	// install, when set, asks to replace the document with a base
+	// (InstallBase, base.go); such a request has no records or snapshot.
+	install *baseReq
 	// state is reqQueued, then reqTaken or reqCancelled.
 	state atomic.Uint32
 	done  chan error // buffered; the committer sends exactly one result
@@ -304,6 +307,9 @@ func (db *DB) write(batch []*commitReq) {
 func (db *DB) apply(tx *bolt.Tx, r *commitReq) (bool, error) {
 	if r.truncate != nil {
 		return db.applyTruncate(tx, r)
+	}
+	if r.install != nil {
+		return db.applyInstall(tx, r)
 	}
 	m, exists, err := readMeta(tx, r.dk)
 	if err != nil {
