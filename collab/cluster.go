@@ -88,6 +88,14 @@ type Catchup struct {
 	// Records are the commit point's records the session lacks, with
 	// consecutive versions from the session's head.
 	Records []Record
+	// Rebased says that the session's head was too far behind for the
+	// commit point's log, and that Sync installed the commit point's
+	// snapshot as the base of the Store's log for the document
+	// (redisrelay, storage.DB.InstallBase). The session then reloads
+	// from the Store, whose head is the base, and tells its subscribers
+	// to fetch the document again (they may be at versions the Store no
+	// longer holds); Records start at the base.
+	Rebased bool
 }
 
 // Truncater is implemented by a Store that can drop a document's records
@@ -137,6 +145,9 @@ func (s *session) sync() error {
 	start := time.Now()
 	s.h.stats.syncs.Add(1)
 	c, err := s.cluster.Sync(context.Background(), s.doc.head, s.fork)
+	if err == nil && c.Rebased {
+		err = s.rebase()
+	}
 	if err == nil && len(c.Records) > 0 {
 		err = s.adopt(c.Records)
 	}
@@ -221,6 +232,29 @@ func (s *session) fork(from uint64) error {
 	s.h.stats.forks.Add(1)
 	s.h.log.Warn("collab: dropped records the cluster's history replaced; they were offered to it again",
 		"doc", s.key.String(), "from", from)
+	s.resetSubscribers()
+	return nil
+}
+
+// rebase reloads the session after Sync installed the commit point's
+// snapshot as the base of the Store's log (Catchup.Rebased), and tells
+// the subscribers, who may be at versions below the base, to fetch the
+// document again.
+func (s *session) rebase() error {
+	from := s.doc.head
+	if err := s.load(); err != nil {
+		s.fatal = err
+		return err
+	}
+	s.h.log.Info("collab: installed the cluster's snapshot as the base of the document's log",
+		"doc", s.key.String(), "from", from, "base", s.doc.head)
+	s.resetSubscribers()
+	return nil
+}
+
+// resetSubscribers makes every subscriber that can be told drop what it
+// holds of the document and fetch it again (HistoryResetter).
+func (s *session) resetSubscribers() {
 	for c := range s.subs {
 		if rc, ok := c.(HistoryResetter); ok {
 			delete(s.subs, c)
@@ -229,7 +263,6 @@ func (s *session) fork(from uint64) error {
 			rc.ResetHistory(s.key)
 		}
 	}
-	return nil
 }
 
 // catchUp makes key's session, in a cluster, adopt what the commit point

@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/coedit/coedit/collab"
@@ -185,5 +186,27 @@ func TestInstallBaseSeqsPruned(t *testing.T) {
 	mustCommit(t, db, key, edits(149, 2, "c"), nil) // floor 101
 	if st := mustLoad(t, db, key); len(st.Seqs) != 1 || st.Seqs["c"].Version != 150 {
 		t.Fatalf("seqs at head 151 = %v, want only c", st.Seqs)
+	}
+}
+
+// TestInstallBaseSnapshotStays: newer snapshots never retire the base's,
+// so every version from the base on can still be rebuilt.
+func TestInstallBaseSnapshotStays(t *testing.T) {
+	ctx := context.Background()
+	db := openTest(t, Options{MilestoneEvery: 2})
+	key := collab.Key{Collection: "notes", ID: "keep"}
+	base := collab.Snapshot{Version: 30, Type: ot.URI, Data: "base text"}
+	if err := db.InstallBase(ctx, key, base, nil, ""); err != nil {
+		t.Fatal(err)
+	}
+	for v := uint64(30); v < 60; v += 3 {
+		s := collab.Snapshot{Version: v + 3, Type: ot.URI, Data: fmt.Sprintf("at %d", v+3)}
+		mustCommit(t, db, key, edits(v, 3, "a"), &s)
+	}
+	if s, err := db.SnapshotAt(ctx, key, 31); err != nil || s != base {
+		t.Fatalf("SnapshotAt(31) = %+v, %v, want the base", s, err)
+	}
+	if err := db.Check(ctx); err != nil {
+		t.Fatalf("Check = %v", err)
 	}
 }

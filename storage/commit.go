@@ -390,7 +390,7 @@ func (db *DB) put(tx *bolt.Tx, r *commitReq, m docMeta, exists, saveSnap bool) e
 		replaced := m.snap
 		m.snap = r.snap.Version
 		if replaced > 0 {
-			if err := db.retire(snaps, replaced, m.head); err != nil {
+			if err := db.retire(doc, snaps, replaced, m.head); err != nil {
 				return err
 			}
 		}

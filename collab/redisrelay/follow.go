@@ -68,7 +68,9 @@ func (l *link) Sync(ctx context.Context, head uint64, fork func(from uint64) err
 			if n := len(recs); n > 0 {
 				l.saw(recs[n-1].Version + 1)
 			}
-			return collab.Catchup{Epoch: l.current(), Records: recs}, nil
+			rebased := l.rebased
+			l.rebased = false
+			return collab.Catchup{Epoch: l.current(), Records: recs, Rebased: rebased}, nil
 		}
 	}
 	return collab.Catchup{}, fmt.Errorf("%w: %s: its state in Redis kept changing", collab.ErrUnavailable, l.key)
@@ -210,6 +212,7 @@ func (l *link) catchUp(ctx context.Context, h Head, head *uint64, fork func(uint
 		}
 		return nil, false, l.renewWith(ctx, h.Epoch, extras)
 	}
+	l.setSnapVersion(h.SnapshotVersion)
 	if *head == h.Version {
 		return nil, true, nil
 	}
@@ -219,8 +222,7 @@ func (l *link) catchUp(ctx context.Context, h Head, head *uint64, fork func(uint
 		return err
 	})
 	if errors.Is(err, ErrTrimmed) {
-		return nil, false, fmt.Errorf("%w: %s: this node is at version %d and Redis keeps records from a later one (%w); raise the Redis tail (TailLen)",
-			collab.ErrOpsMissing, l.key, *head, err)
+		recs, err = l.install(ctx, h, *head, err) // base.go
 	}
 	return recs, err == nil, err
 }

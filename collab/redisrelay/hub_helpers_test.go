@@ -39,6 +39,8 @@ type nodeConfig struct {
 	tailLen  int
 	idle     time.Duration
 	logger   *slog.Logger
+	// snapEvery, if set, is the Hub's and the Cluster's SnapshotEvery.
+	snapEvery int
 }
 
 // startNode starts a node on Redis at addr (a single node, or cluster
@@ -68,11 +70,11 @@ func startNode(t testing.TB, name, addr, p string, cfg nodeConfig) *hubNode {
 	if err != nil {
 		t.Fatalf("redisrelay.New() = %v", err)
 	}
-	n.cluster, err = redisrelay.NewCluster(redisrelay.ClusterOptions{Relay: n.relay, Store: db, RetryFor: cfg.retryFor})
+	n.cluster, err = redisrelay.NewCluster(redisrelay.ClusterOptions{Relay: n.relay, Store: db, RetryFor: cfg.retryFor, SnapshotEvery: cfg.snapEvery})
 	if err != nil {
 		t.Fatalf("NewCluster() = %v", err)
 	}
-	n.hub = collab.NewHub(collab.Options{Store: db, Relay: n.cluster, Sequencer: n.cluster, Logger: log, IdleTimeout: cfg.idle})
+	n.hub = collab.NewHub(collab.Options{Store: db, Relay: n.cluster, Sequencer: n.cluster, Logger: log, IdleTimeout: cfg.idle, SnapshotEvery: cfg.snapEvery})
 	t.Cleanup(func() {
 		n.stop(t)
 		c.Close()

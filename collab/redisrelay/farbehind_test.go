@@ -1,0 +1,239 @@
+package redisrelay_test
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/coedit/coedit/collab"
+	"github.com/coedit/coedit/internal/redistest"
+	"github.com/redis/go-redis/v9"
+)
+
+// farTail and farSnap are the Redis tail and snapshot spacing of these
+// tests: small, so that a few hundred commits are far behind.
+const (
+	farTail = 20
+	farSnap = 5
+)
+
+func farConfig() nodeConfig { return nodeConfig{tailLen: farTail, snapEvery: farSnap} }
+
+// editN commits n edits on node n, each by src at the head, with seqs
+// from seq on.
+func editN(t *testing.T, n *hubNode, key collab.Key, src string, seq uint64, count int) {
+	t.Helper()
+	for i := range count {
+		s := fetch(t, n, key)
+		submit(t, n, key, editSub(src, seq+uint64(i), s.Version, insertAt(0, fmt.Sprintf("%s%d.", src, i))))
+	}
+}
+
+// redisState returns what Redis holds of key under prefix p: the stream's
+// length, its first version, and the snapshot's version.
+func redisState(t *testing.T, c *redis.Client, p string, key collab.Key) (length int64, first, sv uint64) {
+	t.Helper()
+	base := p + "{" + key.Collection + "." + key.ID + "}:"
+	length, err := c.XLen(ctx(t), base+"log").Result()
+	if err != nil {
+		t.Fatalf("XLEN = %v", err)
+	}
+	msgs, err := c.XRangeN(ctx(t), base+"log", "-", "+", 1).Result()
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("XRANGE first = %v, %v", msgs, err)
+	}
+	fmt.Sscanf(msgs[0].ID, "%d-1", &first)
+	s, err := c.HGet(ctx(t), base+"meta", "sv").Result()
+	if err != nil {
+		t.Fatalf("HGET sv = %v", err)
+	}
+	sv, _ = strconv.ParseUint(s, 10, 64)
+	return length, first, sv
+}
+
+// waitTrimmed waits until Redis's snapshot of key is within farTail of
+// head (the saves run in the background) and checks that the stream is
+// bounded: the newest TailLen records and those since the snapshot.
+func waitTrimmed(t *testing.T, c *redis.Client, p string, key collab.Key, head uint64) (first uint64) {
+	t.Helper()
+	waitUntil(t, "Redis's snapshot to follow the head", func() bool {
+		_, _, sv := redisState(t, c, p, key)
+		return sv+farTail >= head
+	})
+	length, first, sv := redisState(t, c, p, key)
+	if want := min(head-farTail, sv); first != want || uint64(length) != head-first {
+		t.Fatalf("Redis keeps %d records from %d (snapshot at %d, head %d), want those from %d", length, first, sv, head, want)
+	}
+	return first
+}
+
+// sameFrom fails unless nodes a and b have the same text and version of
+// key, and the same records from version from on.
+func sameFrom(t *testing.T, key collab.Key, from uint64, a, b *hubNode) collab.Snapshot {
+	t.Helper()
+	sa, sb := fetch(t, a, key), fetch(t, b, key)
+	if sa != sb {
+		t.Fatalf("%s has %+v, %s has %+v", a.name, sa, b.name, sb)
+	}
+	la, err := a.hub.Ops(ctx(t), key, from, 1<<62)
+	if err != nil {
+		t.Fatalf("%s: Ops(%d) = %v", a.name, from, err)
+	}
+	lb, err := b.hub.Ops(ctx(t), key, from, 1<<62)
+	if err != nil {
+		t.Fatalf("%s: Ops(%d) = %v", b.name, from, err)
+	}
+	if !sameRecords(la, lb) || uint64(len(la)) != sa.Version-from {
+		t.Fatalf("records from %d differ: %s has %d, %s has %d (head %d)", from, a.name, len(la), b.name, len(lb), sa.Version)
+	}
+	return sa
+}
+
+// belowBaseRefused checks that node n answers reads below its base with
+// collab.ErrOpsMissing, never with data.
+func belowBaseRefused(t *testing.T, n *hubNode, key collab.Key, base uint64) {
+	t.Helper()
+	if recs, err := n.hub.Ops(ctx(t), key, 0, base+1); !errors.Is(err, collab.ErrOpsMissing) {
+		t.Fatalf("%s: Ops(0, %d) = %d records, %v, want ErrOpsMissing", n.name, base+1, len(recs), err)
+	}
+	if s, err := n.hub.SnapshotAt(ctx(t), key, base-1); !errors.Is(err, collab.ErrOpsMissing) {
+		t.Fatalf("%s: SnapshotAt(%d) = %+v, %v, want ErrOpsMissing", n.name, base-1, s, err)
+	}
+	if s, err := n.hub.SnapshotAtTime(ctx(t), key, 0); !errors.Is(err, collab.ErrOpsMissing) {
+		t.Fatalf("%s: SnapshotAtTime(0) = %+v, %v, want ErrOpsMissing", n.name, s, err)
+	}
+}
+
+// TestClusterNodeDownPastTail: node b is down while node a commits far
+// more than Redis's tail. Redis keeps a bounded tail and a snapshot; b
+// restarts on its old store, installs the snapshot as its log's base,
+// and converges; edits on b reach a.
+func TestClusterNodeDownPastTail(t *testing.T) {
+	srv := redistest.StartServer(t, redistest.ServerOptions{})
+	c := newClient(t, srv.Addr())
+	p := prefix(t)
+	a := startNode(t, "a", srv.Addr(), p, farConfig())
+	b := startNode(t, "b", srv.Addr(), p, farConfig())
+	key := docKey(1)
+	submit(t, a, key, createSub("a", 1, "start"))
+	editN(t, a, key, "a", 2, 10)
+	sameFrom(t, key, 0, a, b)
+	b.stop(t)
+
+	editN(t, a, key, "a", 12, 150)
+	head := fetch(t, a, key).Version
+	first := waitTrimmed(t, c, p, key, head)
+	if first <= 11 {
+		t.Fatalf("Redis keeps records from %d: b (at 11) is not behind its tail", first)
+	}
+
+	cfg := farConfig()
+	cfg.path = b.path
+	b2 := startNode(t, "b2", srv.Addr(), p, cfg)
+	sameFrom(t, key, head, a, b2)
+	if st := b2.cluster.Stats(); st.Installs != 1 {
+		t.Fatalf("b2 stats %+v, want 1 install", st)
+	}
+	base, err := b2.db.Base(ctx(t), key)
+	if err != nil || base < first || base > head {
+		t.Fatalf("b2's base = %d, %v, want in [%d, %d]", base, err, first, head)
+	}
+	sameFrom(t, key, base, a, b2)
+	belowBaseRefused(t, b2, key, base)
+
+	// Both go on together, from either node.
+	editN(t, b2, key, "b", 1, 30)
+	editN(t, a, key, "a", 162, 5)
+	s := sameFrom(t, key, base, a, b2)
+	if s.Version != head+35 {
+		t.Fatalf("version %d, want %d", s.Version, head+35)
+	}
+	if err := b2.db.Check(ctx(t)); err != nil {
+		t.Fatalf("b2's store: Check = %v", err)
+	}
+}
+
+// TestClusterNewNodeLongHistory: a node that never had a document
+// serves it although Redis no longer holds its early records: fetch,
+// subscribe and edits work, and reads of the history it lacks say so.
+func TestClusterNewNodeLongHistory(t *testing.T) {
+	srv := redistest.StartServer(t, redistest.ServerOptions{})
+	c := newClient(t, srv.Addr())
+	p := prefix(t)
+	a := startNode(t, "a", srv.Addr(), p, farConfig())
+	key := docKey(2)
+	submit(t, a, key, createSub("a", 1, "long"))
+	editN(t, a, key, "a", 2, 120)
+	head := fetch(t, a, key).Version
+	first := waitTrimmed(t, c, p, key, head)
+
+	n := startNode(t, "c", srv.Addr(), p, farConfig())
+	conn := newTestConn("watcher")
+	ch := make(chan error, 1)
+	var got collab.Snapshot
+	n.hub.Subscribe(key, conn, nil, func(s collab.Snapshot, err error) { got = s; ch <- err })
+	if err := <-ch; err != nil {
+		t.Fatalf("c: Subscribe = %v", err)
+	}
+	if want := fetch(t, a, key); got != want {
+		t.Fatalf("c: Subscribe snapshot = %+v, a has %+v", got, want)
+	}
+	base, err := n.db.Base(ctx(t), key)
+	if err != nil || base < first {
+		t.Fatalf("c's base = %d, %v, want at least %d", base, err, first)
+	}
+	belowBaseRefused(t, n, key, base)
+	// A subscribe from a version c does not hold is refused, coded.
+	zero := uint64(0)
+	n.hub.Subscribe(key, newTestConn("old"), &zero, func(_ collab.Snapshot, err error) { ch <- err })
+	if err := <-ch; !errors.Is(err, collab.ErrOpsMissing) {
+		t.Fatalf("c: Subscribe from 0 = %v, want ErrOpsMissing", err)
+	}
+	editN(t, a, key, "a", 200, 3)
+	conn.waitOps(t, key, head+3)
+	editN(t, n, key, "c", 1, 3)
+	sameFrom(t, key, base, a, n)
+}
+
+// TestClusterResendPastTail: an op committed long ago (far more than
+// Redis's tail) is resent, at the version it was made at, to a node that
+// never had the document: it is acknowledged at its version, and not
+// committed again.
+func TestClusterResendPastTail(t *testing.T) {
+	srv := redistest.StartServer(t, redistest.ServerOptions{})
+	p := prefix(t)
+	a := startNode(t, "a", srv.Addr(), p, farConfig())
+	key := docKey(3)
+	submit(t, a, key, createSub("a", 1, "x"))
+	sub := editSub("old", 7, 1, insertAt(1, "!"))
+	res := submit(t, a, key, sub)
+	editN(t, a, key, "a", 2, 100)
+
+	n := startNode(t, "c", srv.Addr(), p, farConfig())
+	again, err := n.hub.SubmitWait(ctx(t), key, sub)
+	if err != nil {
+		t.Fatalf("c: resend = %v", err)
+	}
+	if !again.Duplicate || again.Version != res.Version {
+		t.Fatalf("c: resend = %+v, want a duplicate at %d", again, res.Version)
+	}
+	head := fetch(t, a, key).Version
+	if s := fetch(t, n, key); s.Version != head {
+		t.Fatalf("c: version %d after the resend, a has %d", s.Version, head)
+	}
+	hasOnce(t, opLog(t, a, key), "old", 7)
+}
+
+// waitUntil polls cond until it holds, failing after waitLimit.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitLimit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
