@@ -99,6 +99,10 @@ func (l *link) install(ctx context.Context, h Head, head uint64, trimmed error) 
 	return st.Doc.Ops, nil
 }
 
+// saveTimeoutFactor times ClusterOptions.CallTimeout bounds one
+// background snapshot save (reading the store and the round trip).
+const saveTimeoutFactor = 10
+
 // setSnapVersion notes that Redis's snapshot is at v or later.
 func (l *link) setSnapVersion(v uint64) {
 	l.mu.Lock()
@@ -128,10 +132,25 @@ func (l *link) committed(head uint64) {
 			l.saving = false
 			l.mu.Unlock()
 		}()
-		ctx, cancel := context.WithTimeout(context.Background(), c.opts.CallTimeout)
-		defer cancel()
-		if err := l.saveSnapshot(ctx, epoch); err != nil {
-			c.log.Warn("redisrelay: cannot save a snapshot to Redis", "doc", l.key.String(), "err", err)
+		// Commits that arrive during a save do not start another, so
+		// the saver looks again when it is done: the last commits of a
+		// burst must not leave Redis's snapshot (and its trim) behind.
+		for {
+			// A background save of a big document may take longer than
+			// one commit's round trip; nobody waits for it.
+			ctx, cancel := context.WithTimeout(context.Background(), saveTimeoutFactor*c.opts.CallTimeout)
+			progressed, err := l.saveSnapshot(ctx, epoch)
+			cancel()
+			if err != nil {
+				c.log.Warn("redisrelay: cannot save a snapshot to Redis", "doc", l.key.String(), "err", err)
+				return
+			}
+			l.mu.Lock()
+			again := progressed && l.epoch == epoch && l.known >= l.snapV+uint64(c.opts.SnapshotEvery)
+			l.mu.Unlock()
+			if !again {
+				return
+			}
 		}
 	}()
 }
@@ -141,31 +160,32 @@ func (l *link) committed(head uint64) {
 // replaced since (a fork) then has a snapshot of the new history, which
 // Redis refuses under the old epoch, never one of the old history under
 // the new epoch.
-func (l *link) saveSnapshot(ctx context.Context, epoch string) error {
+// It reports whether Redis's snapshot moved on (saved, or found newer).
+func (l *link) saveSnapshot(ctx context.Context, epoch string) (bool, error) {
 	c := l.c
 	if epoch == "" {
-		return nil
+		return false, nil
 	}
 	snap, err := c.opts.Store.SnapshotAt(ctx, l.key, math.MaxUint64)
 	if err != nil {
-		return err
+		return false, err
 	}
 	l.mu.Lock()
 	known := l.snapV
 	l.mu.Unlock()
 	if snap.Version <= known {
-		return nil // the store has nothing newer yet
+		return false, nil // the store has nothing newer yet
 	}
 	saved, err := c.r.SaveSnapshot(ctx, l.key, epoch, snap)
 	if errors.Is(err, ErrEpoch) {
-		return nil // the session will sync; the next commit tries again
+		return false, nil // the session will sync; the next commit tries again
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
 	if saved {
 		c.stats.snapshots.Add(1)
 	}
 	l.setSnapVersion(snap.Version)
-	return nil
+	return true, nil
 }
