@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/coedit/coedit/collab"
+	"github.com/coedit/coedit/collab/redisrelay"
 	"github.com/coedit/coedit/internal/redistest"
 	"github.com/redis/go-redis/v9"
 )
@@ -197,33 +198,51 @@ func TestClusterNewNodeLongHistory(t *testing.T) {
 	sameFrom(t, key, base, a, n)
 }
 
-// TestClusterResendPastTail: an op committed long ago (far more than
-// Redis's tail) is resent, at the version it was made at, to a node that
-// never had the document: it is acknowledged at its version, and not
-// committed again.
+// TestClusterResendPastTail: ops committed long ago (more than Redis's
+// tail) are resent, at the versions they were made at, to a node that
+// never had the document. One still in Redis's seq table (which keeps
+// the srcs of twice the tail) is acknowledged at its version; one older
+// than that is refused with ErrOpsMissing (the node has neither its
+// records nor its seq); neither is committed again.
 func TestClusterResendPastTail(t *testing.T) {
 	srv := redistest.StartServer(t, redistest.ServerOptions{})
+	c := newClient(t, srv.Addr())
 	p := prefix(t)
 	a := startNode(t, "a", srv.Addr(), p, farConfig())
 	key := docKey(3)
 	submit(t, a, key, createSub("a", 1, "x"))
-	sub := editSub("old", 7, 1, insertAt(1, "!"))
-	res := submit(t, a, key, sub)
-	editN(t, a, key, "a", 2, 100)
+	older := editSub("older", 3, 1, insertAt(1, "?"))
+	submit(t, a, key, older)
+	editN(t, a, key, "a", 2, 3*farTail)
+	v := fetch(t, a, key).Version
+	old := editSub("old", 7, v, insertAt(1, "!"))
+	res := submit(t, a, key, old)
+	editN(t, a, key, "a", 100, farTail+10)
+	head := fetch(t, a, key).Version
+	if first := waitTrimmed(t, c, p, key, head); first <= res.Version {
+		t.Fatalf("Redis keeps records from %d: the op at %d is not past the tail", first, res.Version)
+	}
 
 	n := startNode(t, "c", srv.Addr(), p, farConfig())
-	again, err := n.hub.SubmitWait(ctx(t), key, sub)
+	again, err := n.hub.SubmitWait(ctx(t), key, old)
 	if err != nil {
 		t.Fatalf("c: resend = %v", err)
 	}
 	if !again.Duplicate || again.Version != res.Version {
 		t.Fatalf("c: resend = %+v, want a duplicate at %d", again, res.Version)
 	}
-	head := fetch(t, a, key).Version
-	if s := fetch(t, n, key); s.Version != head {
-		t.Fatalf("c: version %d after the resend, a has %d", s.Version, head)
+	if base, err := n.db.Base(ctx(t), key); err != nil || base <= res.Version {
+		t.Fatalf("c's base = %d, %v, want past %d", base, err, res.Version)
 	}
-	hasOnce(t, opLog(t, a, key), "old", 7)
+	if _, err := n.hub.SubmitWait(ctx(t), key, older); !errors.Is(err, collab.ErrOpsMissing) {
+		t.Fatalf("c: resend of the older op = %v, want ErrOpsMissing", err)
+	}
+	if s := fetch(t, n, key); s.Version != head {
+		t.Fatalf("c: version %d after the resends, a has %d", s.Version, head)
+	}
+	log := opLog(t, a, key)
+	hasOnce(t, log, "old", 7)
+	hasOnce(t, log, "older", 3)
 }
 
 // waitUntil polls cond until it holds, failing after waitLimit.
@@ -235,5 +254,38 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestSnapshotTrimsSeqs: saving a snapshot bounds the seq table too: a
+// src whose last record is more than TailLen versions older than the
+// oldest record Redis keeps is dropped, the others stay.
+func TestSnapshotTrimsSeqs(t *testing.T) {
+	srv := redistest.StartServer(t, redistest.ServerOptions{})
+	c := newClient(t, srv.Addr())
+	p := prefix(t)
+	r := node(t, srv.Addr(), p, redisrelay.Options{TailLen: 5, MaxTailLen: 100})
+	epoch := initDoc(t, r, doc)
+	commit(t, r, doc, epoch, 0, create(0, "s0", 1, ""))
+	for v := uint64(1); v < 40; v++ {
+		commit(t, r, doc, epoch, v, rec(v, fmt.Sprintf("s%d", v), 1, "x"))
+	}
+	seqs := p + "{" + doc.Collection + "." + doc.ID + "}:seqs"
+	if n, err := c.HLen(ctx(t), seqs).Result(); err != nil || n != 40 {
+		t.Fatalf("HLEN before = %d, %v, want 40", n, err)
+	}
+	if saved, err := r.SaveSnapshot(ctx(t), doc, epoch, collab.Snapshot{Version: 30, Type: "http://sharejs.org/types/textv1", Data: "x"}); err != nil || !saved {
+		t.Fatalf("SaveSnapshot = %v, %v", saved, err)
+	}
+	// The stream keeps 30..39 (since the snapshot); seqs from 25 on stay.
+	got, err := c.HKeys(ctx(t), seqs).Result()
+	if err != nil || len(got) != 15 {
+		t.Fatalf("seqs after = %v, %v, want the 15 srcs s25..s39", got, err)
+	}
+	for _, src := range got {
+		var v int
+		if fmt.Sscanf(src, "s%d", &v); v < 25 {
+			t.Fatalf("seqs after = %v, has %s", got, src)
+		}
 	}
 }
