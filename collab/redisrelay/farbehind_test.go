@@ -245,6 +245,40 @@ func TestClusterResendPastTail(t *testing.T) {
 	hasOnce(t, log, "older", 3)
 }
 
+// TestClusterReseedFromBase: Redis comes back empty and the first node
+// to touch a document is one whose log starts at a base: it seeds Redis
+// from its base on, and the node with the whole history converges with it.
+func TestClusterReseedFromBase(t *testing.T) {
+	srv := redistest.StartServer(t, redistest.ServerOptions{})
+	c := newClient(t, srv.Addr())
+	p := prefix(t)
+	a := startNode(t, "a", srv.Addr(), p, farConfig())
+	key := docKey(5)
+	submit(t, a, key, createSub("a", 1, "x"))
+	editN(t, a, key, "a", 2, 3*farTail)
+	waitTrimmed(t, c, p, key, fetch(t, a, key).Version)
+	a.stop(t)
+
+	n := startNode(t, "c", srv.Addr(), p, farConfig())
+	fetch(t, n, key)
+	n.stop(t)
+	srv.RestartEmpty()
+	cfg := farConfig()
+	cfg.path = n.path
+	n2 := startNode(t, "c2", srv.Addr(), p, cfg)
+	editN(t, n2, key, "c", 1, 3)
+	if st := n2.cluster.Stats(); st.Seeds != 1 {
+		t.Fatalf("c2 stats %+v, want 1 seed", st)
+	}
+	cfg.path = a.path
+	a2 := startNode(t, "a2", srv.Addr(), p, cfg)
+	base, err := n2.db.Base(ctx(t), key)
+	if err != nil || base == 0 {
+		t.Fatalf("c2's base = %d, %v", base, err)
+	}
+	sameFrom(t, key, base, a2, n2)
+}
+
 // waitUntil polls cond until it holds, failing after waitLimit.
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()

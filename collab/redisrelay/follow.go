@@ -108,6 +108,14 @@ func (l *link) seed(ctx context.Context, head uint64) error {
 		base = head - tail
 	}
 	var err error
+	if bs, ok := st.(collab.BaseStore); ok && head > 0 {
+		// A log that starts at a base (base.go) seeds from there at most.
+		var first uint64
+		if first, err = bs.Base(ctx, l.key); err != nil {
+			return fmt.Errorf("redisrelay: seed %s from the store: %w", l.key, err)
+		}
+		base = max(base, first)
+	}
 	if head > 0 {
 		if seed.Doc.Snapshot, err = st.SnapshotAt(ctx, l.key, base); err == nil {
 			seed.Doc.Ops, err = st.Ops(ctx, l.key, seed.Doc.Snapshot.Version, head)
