@@ -29,6 +29,12 @@ import (
 //     on). The link then offers them to the cluster again, and the
 //     session drops them from its Store (Truncater), reloads, and tells
 //     its subscribers to fetch the document again (HistoryResetter).
+//   - Sync may find the session further behind than the commit point's
+//     log reaches. The link then installs the commit point's snapshot as
+//     the base of the Store's log (Catchup.Rebased), and the session
+//     reloads and tells its subscribers to fetch again, as after a fork;
+//     the Store answers reads below the base with ErrOpsMissing
+//     (BaseStore).
 
 var (
 	// ErrUnavailable is returned, wrapped, when the commit point cannot
