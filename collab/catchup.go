@@ -55,6 +55,10 @@ func (s *session) admit(r *job) bool {
 			r.fail(ErrConnClosed)
 			return false
 		}
+		if err := s.admitCopy(r); err != nil {
+			r.fail(err)
+			return false
+		}
 	}
 	if from, ok := s.catchUpFrom(r); ok {
 		s.startCatchUp(r, from)

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -27,12 +30,16 @@ import (
 //   - Sync may find that the session's records from some version on are
 //     not the cluster's history (Redis lost them and another node moved
 //     on). The link then offers them to the cluster again, and the
-//     session drops them from its Store (Truncater), reloads, and tells
-//     its subscribers to fetch the document again (HistoryResetter).
+//     session notes in the cluster which clients may hold them
+//     (ClusterLink.MarkReplaced), drops them from its Store (Truncater),
+//     reloads, and drops its subscribers with ErrHistoryReplaced
+//     (Conn.Drop). A noted client that comes back, to any node, with a
+//     copy past the fork is refused with ErrHistoryReplaced until it
+//     takes the cluster's history (replaced.go).
 //   - Sync may find the session further behind than the commit point's
 //     log reaches. The link then installs the commit point's snapshot as
 //     the base of the Store's log (Catchup.Rebased), and the session
-//     reloads and tells its subscribers to fetch again, as after a fork;
+//     reloads and drops its subscribers to subscribe again by version;
 //     the Store answers reads below the base with ErrOpsMissing
 //     (BaseStore).
 
@@ -54,6 +61,16 @@ var (
 	// from a version on (see ClusterLink.Sync) but its Store is not a
 	// Truncater.
 	ErrCannotFork = errors.New("collab: store cannot drop records")
+	// ErrHistoryReplaced is returned, wrapped, to a client whose copy
+	// of a document may hold records the cluster's history replaced
+	// (Redis lost them and another node moved on; they were offered
+	// again as new ops at other versions): its version no longer names
+	// the text it holds, so it cannot be caught up by version. It must
+	// drop its copy and fetch the document without a version; its
+	// unacknowledged ops, made on that copy, are refused with it. A
+	// session also drops its subscribers with it (Conn.Drop) when it
+	// forks.
+	ErrHistoryReplaced = errors.New("collab: the document's history was replaced: fetch it again")
 )
 
 // ClusterRelay is a Relay whose nodes share a commit point and log
@@ -84,6 +101,13 @@ type ClusterLink interface {
 	// which drops the session's records from F on; the records it
 	// returns then start at F. If fork fails, Sync returns its error.
 	Sync(ctx context.Context, head uint64, fork func(from uint64) error) (Catchup, error)
+	// MarkReplaced notes, for every node, that the clients srcs may hold
+	// records from version from on that the session is about to drop in
+	// a fork (see Catchup.Replaced).
+	MarkReplaced(ctx context.Context, from uint64, srcs []string) error
+	// ClearReplaced forgets src's note: the client took the commit
+	// point's history.
+	ClearReplaced(ctx context.Context, src string) error
 }
 
 // Catchup is what ClusterLink.Sync returns.
@@ -98,10 +122,13 @@ type Catchup struct {
 	// commit point's log, and that Sync installed the commit point's
 	// snapshot as the base of the Store's log for the document
 	// (redisrelay, storage.DB.InstallBase). The session then reloads
-	// from the Store, whose head is the base, and tells its subscribers
-	// to fetch the document again (they may be at versions the Store no
-	// longer holds); Records start at the base.
+	// from the Store, whose head is the base, and drops its subscribers
+	// (they may be at versions the Store no longer holds; they subscribe
+	// again by version); Records start at the base.
 	Rebased bool
+	// Replaced are the clients (by src) that MarkReplaced noted, each
+	// with the version their copy is good below.
+	Replaced map[string]uint64
 }
 
 // Truncater is implemented by a Store that can drop a document's records
@@ -112,14 +139,6 @@ type Truncater interface {
 	// Truncate deletes key's records with Version >= from and every
 	// snapshot past from, so that the head becomes from.
 	Truncate(ctx context.Context, key Key, from uint64) error
-}
-
-// HistoryResetter is implemented by a Conn whose client can be made to
-// drop what it holds of a document and fetch it again (web closes the
-// WebSocket with a code that says so). A session calls it for each of its
-// subscribers when it dropped records they may have seen (a fork).
-type HistoryResetter interface {
-	ResetHistory(key Key)
 }
 
 // join joins the Relay: as a ClusterLink, synced with the commit point,
@@ -162,6 +181,7 @@ func (s *session) sync() error {
 		return fmt.Errorf("collab: catch up %s with the cluster: %w", s.key, err)
 	}
 	s.epoch = c.Epoch
+	s.replaced = c.Replaced
 	s.syncedAt = start
 	return nil
 }
@@ -221,12 +241,32 @@ func (s *session) remoteIn(r *job) {
 }
 
 // fork drops the session's records from version from on, which the
-// commit point's history replaced (see ClusterLink.Sync), and tells the
-// subscribers that may have seen them to fetch the document again.
+// commit point's history replaced (see ClusterLink.Sync). Every client
+// that may hold them (its subscribers, those catching up or holding
+// presence here, and the authors of the records) is first noted in the
+// cluster, so that it is refused with ErrHistoryReplaced wherever it comes
+// back with such a copy; then the records are dropped, and the session's
+// connections are dropped with ErrHistoryReplaced (web closes them with
+// 4002).
 func (s *session) fork(from uint64) error {
 	t, ok := s.h.opts.Store.(Truncater)
 	if !ok {
 		return fmt.Errorf("%w: %s from version %d", ErrCannotFork, s.key, from)
+	}
+	srcs, err := s.holders(from)
+	if err != nil {
+		return fmt.Errorf("collab: drop %s from version %d: %w", s.key, from, err)
+	}
+	if err := s.cluster.MarkReplaced(context.Background(), from, srcs); err != nil {
+		return fmt.Errorf("collab: note the clients of %s's replaced history: %w", s.key, err)
+	}
+	if s.replaced == nil {
+		s.replaced = make(map[string]uint64, len(srcs))
+	}
+	for _, src := range srcs {
+		if v, ok := s.replaced[src]; !ok || v > from {
+			s.replaced[src] = from
+		}
 	}
 	if err := t.Truncate(context.Background(), s.key, from); err != nil {
 		return fmt.Errorf("collab: drop %s from version %d: %w", s.key, from, err)
@@ -237,15 +277,17 @@ func (s *session) fork(from uint64) error {
 	}
 	s.h.stats.forks.Add(1)
 	s.h.log.Warn("collab: dropped records the cluster's history replaced; they were offered to it again",
-		"doc", s.key.String(), "from", from)
-	s.resetSubscribers()
+		"doc", s.key.String(), "from", from, "clients", len(srcs))
+	s.dropAll(fmt.Errorf("%w: %s from version %d", ErrHistoryReplaced, s.key, from))
 	return nil
 }
 
 // rebase reloads the session after Sync installed the commit point's
-// snapshot as the base of the Store's log (Catchup.Rebased), and tells
-// the subscribers, who may be at versions below the base, to fetch the
-// document again.
+// snapshot as the base of the Store's log (Catchup.Rebased). Its
+// subscribers' copies are still good, but may be at versions the Store
+// no longer holds: they are dropped as after a failed session
+// (ErrSessionFailed: they subscribe again by version, and a node that
+// holds their versions, or this one with ErrOpsMissing, answers).
 func (s *session) rebase() error {
 	from := s.doc.head
 	if err := s.load(); err != nil {
@@ -254,21 +296,103 @@ func (s *session) rebase() error {
 	}
 	s.h.log.Info("collab: installed the cluster's snapshot as the base of the document's log",
 		"doc", s.key.String(), "from", from, "base", s.doc.head)
-	s.resetSubscribers()
+	if len(s.subs) > 0 || len(s.behind) > 0 || len(s.reading) > 0 {
+		s.dropAll(fmt.Errorf("%w: %s: this node installed the cluster's snapshot at version %d as the base of its log", ErrSessionFailed, s.key, s.doc.head))
+	}
 	return nil
 }
 
-// resetSubscribers makes every subscriber that can be told drop what it
-// holds of the document and fetch it again (HistoryResetter).
-func (s *session) resetSubscribers() {
-	for c := range s.subs {
-		if rc, ok := c.(HistoryResetter); ok {
-			delete(s.subs, c)
-			s.clearPresence(c, "", "")
-			s.h.leaveDoc(c, s.key)
-			rc.ResetHistory(s.key)
+// holders returns the srcs of the clients that may hold the session's
+// records from version from on: its connections and the records'
+// authors. HTTP writers ("http:" srcs) and records offered again without
+// a client are left out: no WebSocket client can use their src.
+func (s *session) holders(from uint64) ([]string, error) {
+	seen := make(map[string]struct{})
+	add := func(src string) {
+		if src != "" && !strings.Contains(src, ":") {
+			seen[src] = struct{}{}
 		}
 	}
+	for c := range s.subs {
+		add(c.Src())
+	}
+	for c := range s.behind {
+		add(c.Src())
+	}
+	for c := range s.pres {
+		add(c.Src())
+	}
+	if from < s.doc.head {
+		recs, err := s.records(from, s.doc.head)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range recs {
+			add(r.Src)
+		}
+	}
+	return slices.Sorted(maps.Keys(seen)), nil
+}
+
+// admitCopy refuses a fetch, subscribe or submit whose client's copy
+// holds records a fork replaced (replacedCopy). Its session first syncs
+// (unless fresh for it), so that it knows of forks on other nodes: for a
+// fetch or subscribe that is a sync it makes anyway; a submit syncs only
+// when its connection is not subscribed here, which is how a client that
+// was dropped elsewhere comes back (ShareDB's client resends its op
+// before it subscribes again). A subscriber's copy is checked at
+// subscribe, and this node's forks note their clients at once.
+func (s *session) admitCopy(r *job) error {
+	if s.cluster == nil {
+		return nil
+	}
+	var v *uint64
+	src := r.conn.Src()
+	switch r.kind {
+	case jobFetch:
+		v = r.from
+	case jobSubmit:
+		if !r.sub.HasVersion {
+			return nil
+		}
+		v, src = &r.sub.Version, r.sub.Src
+		if _, ok := s.subs[r.conn]; ok {
+			return s.replacedCopy(src, v, false)
+		}
+	default:
+		return nil
+	}
+	if err := s.syncFor(r); err != nil {
+		return err
+	}
+	return s.replacedCopy(src, v, false)
+}
+
+// replacedCopy returns ErrHistoryReplaced (wrapped) when the client src was
+// noted as holding records the cluster replaced (fork) and asks at
+// version v, past the ones its copy is good below. A client that asks
+// without a version (clean) or at a good one takes the cluster's
+// history, and its note is cleared; that takes a round trip, and an
+// error reaching the commit point is returned.
+func (s *session) replacedCopy(src string, v *uint64, clean bool) error {
+	if src == "" || len(s.replaced) == 0 {
+		return nil
+	}
+	from, ok := s.replaced[src]
+	switch {
+	case !ok:
+		return nil
+	case v != nil && *v > from:
+		s.h.stats.replacedRefused.Add(1)
+		return fmt.Errorf("%w: %s: the copy at version %d holds records replaced from version %d", ErrHistoryReplaced, s.key, *v, from)
+	case !clean:
+		return nil
+	}
+	if err := s.cluster.ClearReplaced(context.Background(), src); err != nil {
+		return err
+	}
+	delete(s.replaced, src)
+	return nil
 }
 
 // catchUp makes key's session, in a cluster, adopt what the commit point

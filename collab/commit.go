@@ -110,7 +110,33 @@ func (s *session) commit(recs []Record, own bool) error {
 
 // adopt commits records another node committed (remote records, or the
 // records a conflict returned) and sends them to every subscriber.
+//
+// In a cluster they are sent first and written to the Store after: the
+// commit point (Redis) holds them durably already, so this node's Store
+// is a copy, not what makes them safe, and the subscribers need not wait
+// for its write (a group commit and, with --sync always, an fsync) on
+// the way from another node. Nothing else sees the session in between:
+// the write follows on its goroutine before the next request, so syncs,
+// forks and this node's own commits always find the records in the
+// Store. If the write fails, the subscribers hold records the session
+// does not, and the session stops (ErrSessionFailed: its subscribers are
+// dropped and catch up by version from a new session, which loads the
+// Store and syncs with the commit point).
 func (s *session) adopt(recs []Record) error {
+	if s.cluster != nil {
+		if _, err := s.doc.shape().applyAll(recs); err != nil {
+			return err
+		}
+		s.h.stats.broadcasts.Add(uint64(broadcast(s.key, recs, s.subs, nil)))
+		if err := s.commit(recs, false); err != nil {
+			if s.fatal == nil {
+				s.fatal = fmt.Errorf("%w: %s: records sent to subscribers could not be stored: %w", ErrSessionFailed, s.key, err)
+			}
+			return s.fatal
+		}
+		s.settle(recs, false)
+		return nil
+	}
 	if err := s.commit(recs, false); err != nil {
 		return err
 	}

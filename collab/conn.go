@@ -35,13 +35,17 @@ type Conn interface {
 	// SendPresenceRequest asks the conn to re-send its presence on
 	// channel (ShareDB's "pr"), because another client joined.
 	SendPresenceRequest(channel string)
-	// Drop tells the conn that key's session stopped on err (wrapping
-	// ErrSessionFailed) and will send it nothing more for key: the conn
-	// is no longer subscribed to key and holds no presence there. To
-	// follow key again it must subscribe again, from the version it has;
-	// a web conn closes its socket with a code the client reconnects
-	// after, and the client re-subscribes by version as after any drop.
-	// It is called from the failed session's goroutine.
+	// Drop tells the conn that key's session will send it nothing more
+	// for key: the conn is no longer subscribed to key and holds no
+	// presence there. err says why, and how to follow key again:
+	//   - ErrSessionFailed: the session stopped; subscribe again, from
+	//     the version the conn has (web closes the socket with 1011, and
+	//     the client re-subscribes by version as after any drop);
+	//   - ErrHistoryReplaced: in a cluster, the session dropped records
+	//     the conn may hold (a fork); its copy must be fetched anew, and
+	//     a subscribe at its version is refused with that error (web
+	//     closes the socket with 4002).
+	// It is called from the session's goroutine.
 	Drop(key Key, err error)
 	// Closed reports whether the connection has closed, or is closing,
 	// so that nothing sent to it will arrive. Sessions drop the requests

@@ -126,6 +126,10 @@ type session struct {
 	cluster  ClusterLink
 	epoch    string
 	syncedAt time.Time
+	// replaced are the clients whose copies may hold records a fork
+	// dropped, with the version each copy is good below, as of the last
+	// sync (cluster.go).
+	replaced map[string]uint64
 }
 
 func newSession(h *Hub, key Key) *session {
@@ -453,6 +457,14 @@ func (s *session) fetch(r *job) {
 	if err := s.syncFor(r); err != nil {
 		r.onSnapshot(Snapshot{}, err)
 		return
+	}
+	if r.conn != nil {
+		// A client whose copy a fork replaced: refused at its version,
+		// its note cleared when it takes the cluster's history.
+		if err := s.replacedCopy(r.conn.Src(), r.from, true); err != nil {
+			r.onSnapshot(Snapshot{}, err)
+			return
+		}
 	}
 	if r.join {
 		s.subs[r.conn] = struct{}{}

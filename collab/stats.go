@@ -40,6 +40,9 @@ type Stats struct {
 	Syncs      uint64
 	SyncErrors uint64
 	Forks      uint64
+	// ReplacedRefused counts requests refused with ErrHistoryReplaced:
+	// their client's copy held records a fork dropped.
+	ReplacedRefused uint64
 	// Broadcasts counts records sent to subscribers (one per receiver).
 	Broadcasts uint64
 	// Presence counts presence updates relayed.
@@ -68,6 +71,7 @@ type counters struct {
 	syncs           atomic.Uint64
 	syncErrors      atomic.Uint64
 	forks           atomic.Uint64
+	replacedRefused atomic.Uint64
 	broadcasts      atomic.Uint64
 	presence        atomic.Uint64
 	catchUps        atomic.Uint64
@@ -99,6 +103,7 @@ func (h *Hub) Stats() Stats {
 		Syncs:           c.syncs.Load(),
 		SyncErrors:      c.syncErrors.Load(),
 		Forks:           c.forks.Load(),
+		ReplacedRefused: c.replacedRefused.Load(),
 		Broadcasts:      c.broadcasts.Load(),
 		Presence:        c.presence.Load(),
 		CatchUps:        c.catchUps.Load(),

@@ -86,6 +86,14 @@ func (s *session) planGroup(jobs []*job) ([]outcome, []Record) {
 	lim := limits{maxDocLen: s.h.opts.MaxDocLen, now: func() int64 { return s.h.opts.Now().UnixMilli() }}
 	out := make([]outcome, len(jobs))
 	for i, j := range jobs {
+		if j.sub.HasVersion {
+			// A fork in a sync of this commit's tries may have dropped
+			// the records j's client made j on (cluster.go).
+			if err := s.replacedCopy(j.sub.Src, &j.sub.Version, false); err != nil {
+				out[i] = outcome{err: err}
+				continue
+			}
+		}
 		res, warn, err := d.plan(j.sub, lim)
 		if warn != nil {
 			s.h.log.Warn("collab: cannot read ops for a resend", "doc", s.key.String(), "err", warn)

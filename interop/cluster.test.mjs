@@ -3,7 +3,7 @@
 // with nodes and Redis killed, paused and restarted under them.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { cb, sleep, startRelay, WebSocket } from './harness.mjs';
+import { cb, sleep, startRelay, waitState, WebSocket } from './harness.mjs';
 import { redisAvailable, startRedis, startRedisCluster, startNode, Client, opsOf, goroutines, command } from './cluster.mjs';
 
 // Outside CI a machine without redis-server skips these; in CI (CI=true)
@@ -177,23 +177,29 @@ test('an op whose ack was lost, resent to another node, lands once', { skip }, a
       }, 150);
     };
   });
-  doc.submitOp([4, '!']);
-  await cut;
-  const deadline = Date.now() + 5000;
-  while ((await opsOf(nodes[0].base, COLL, 'lost-ack')).filter((o) => o.src === src).length === 0) {
-    assert.ok(Date.now() < deadline, 'node a committed the op');
-    await sleep(20);
+  try {
+    doc.submitOp([4, '!']);
+    await cut;
+    // The client must have seen the cut before it is bound to a new socket:
+    // sharedb refuses to go from connected straight to connecting.
+    await waitState(conn, 'disconnected');
+    const deadline = Date.now() + 5000;
+    while ((await opsOf(nodes[0].base, COLL, 'lost-ack')).filter((o) => o.src === src).length === 0) {
+      assert.ok(Date.now() < deadline, 'node a committed the op');
+      await sleep(20);
+    }
+    conn.bindToSocket(new WebSocket(nodes[1].wsURL)); // resent to node b
+    await within(10000, 'ack', new Promise((r) => doc.whenNothingPending(r)));
+    assert.equal(conn.id, src, 'the client reclaimed its src on node b');
+    assert.equal(doc.data, 'base!');
+    for (const n of nodes) {
+      const mine = (await opsOf(n.base, COLL, 'lost-ack')).filter((o) => o.src === src && o.seq === sent.seq);
+      assert.equal(mine.length, 1, `node ${n.id} has the op once`);
+    }
+  } finally {
+    conn.close();
+    await relay.close();
   }
-  conn.bindToSocket(new WebSocket(nodes[1].wsURL)); // resent to node b
-  await within(10000, 'ack', new Promise((r) => doc.whenNothingPending(r)));
-  assert.equal(conn.id, src, 'the client reclaimed its src on node b');
-  assert.equal(doc.data, 'base!');
-  for (const n of nodes) {
-    const mine = (await opsOf(n.base, COLL, 'lost-ack')).filter((o) => o.src === src && o.seq === sent.seq);
-    assert.equal(mine.length, 1, `node ${n.id} has the op once`);
-  }
-  conn.close();
-  await relay.close();
 });
 
 test('CLIENT KILL TYPE pubsub: a subscriber on another node gets every op in order', { skip }, async () => {

@@ -2,32 +2,43 @@
 # Runs issue 11's performance scenarios against coedit, ShareDB 7 (in memory)
 # and the bare relay, driven by the same load generator (`coedit bench`), one
 # fresh server process per run, and writes docs/performance.md with tables
-# and PNG plots (docs/perf/). Takes about 8 minutes with the defaults.
+# and PNG plots (docs/perf/). Scenario 7 runs coedit as two nodes over a
+# Redis the script starts on a free port (AOF with appendfsync always, as
+# the README recommends); it is skipped when redis-server is not installed.
+# Takes about 9 minutes with the defaults.
 #
-# Usage: scripts/bench.sh [--quick] [--note "text for the top of the page"]
+# Usage: scripts/bench.sh [--quick] [--only N,N...] [--note "text for the top of the page"]
 #
 #   --quick   short runs and fewer steps (about 2 minutes): to try the pipeline
+#   --only    run only these scenarios (1-7), keep their results in RESULTS,
+#             and leave docs/performance.md alone (scenario 7 compares with
+#             1 and 2a: --only 1,2,7)
 #
 # Environment: DURATION (measured seconds per run, 10), WARMUP (2),
 # STEP_DURATION (seconds per step of scenario 3, 5), IDLE (connections in
 # scenario 5, 10000), RESULTS (where the JSON results go; default
 # artifacts/bench-DATE, kept).
 #
-# Needs go, node with the repository's node_modules (npm ci), and curl.
+# Needs go, node with the repository's node_modules (npm ci), and curl;
+# redis-server for scenario 7.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
 quick=0
 note=""
+only=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
     --note) note="$2"; shift ;;
-    *) echo "usage: scripts/bench.sh [--quick] [--note TEXT]" >&2; exit 2 ;;
+    --only) only=",$2,"; shift ;;
+    *) echo "usage: scripts/bench.sh [--quick] [--only N,N...] [--note TEXT]" >&2; exit 2 ;;
   esac
   shift
 done
+# wanted N: whether scenario N runs.
+wanted() { [ -z "$only" ] || [[ "$only" == *",$1,"* ]]; }
 
 if [ "$quick" = 1 ]; then
   DURATION=${DURATION:-3} WARMUP=${WARMUP:-1} STEP_DURATION=${STEP_DURATION:-2} IDLE=${IDLE:-2000}
@@ -50,8 +61,10 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 work=$(mktemp -d)
 server_pid=""
+cluster_pids=()
 cleanup() {
   if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
+  stop_cluster
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -97,6 +110,78 @@ start_server() {
   echo "bench.sh: $target did not start:" >&2; cat "$log" >&2; exit 1
 }
 
+# start_cluster: starts a fresh redis-server on a free port, persisting
+# with AOF and appendfsync always (the README's recommended setting: Redis
+# fsyncs each commit before it answers), and two coedit nodes on it; sets
+# cluster_pids (node 1, node 2, Redis) and cluster_urls.
+start_cluster() {
+  local rport log i port
+  rport=$(free_port)
+  mkdir -p "$work/redis-$rport"
+  log="$work/redis-$rport.log"
+  redis-server --port "$rport" --bind 127.0.0.1 --dir "$work/redis-$rport" --save '' \
+    --appendonly yes --appendfsync always --maxmemory-policy noeviction --daemonize no >"$log" 2>&1 &
+  local redis_pid=$!
+  for _ in $(seq 200); do
+    grep -q "Ready to accept connections" "$log" && break
+    kill -0 "$redis_pid" 2>/dev/null || { echo "bench.sh: redis-server exited:" >&2; cat "$log" >&2; exit 1; }
+    sleep 0.05
+  done
+  cluster_pids=()
+  cluster_urls=()
+  for i in 1 2; do
+    port=$(free_port)
+    "$work/coedit" serve --addr "127.0.0.1:$port" --data "$work/data-$port" --sync always \
+      --redis "127.0.0.1:$rport" --node-id "node$i" \
+      --ops-per-second 1000000 --max-conns 1000000 --max-conns-per-addr 1000000 \
+      --log-level info >"$work/node$i-$port.log" 2>&1 &
+    cluster_pids+=($!)
+    cluster_urls+=("ws://127.0.0.1:$port/ws")
+    local ok=0
+    for _ in $(seq 200); do
+      if ! kill -0 "${cluster_pids[-1]}" 2>/dev/null; then echo "bench.sh: node$i exited:" >&2; cat "$work/node$i-$port.log" >&2; exit 1; fi
+      if curl -fs "http://127.0.0.1:$port/ready" >/dev/null 2>&1; then ok=1; break; fi
+      sleep 0.05
+    done
+    [ "$ok" = 1 ] || { echo "bench.sh: node$i is not ready:" >&2; cat "$work/node$i-$port.log" >&2; exit 1; }
+  done
+  cluster_pids+=("$redis_pid")
+}
+
+# stop_cluster stops the nodes, then Redis.
+stop_cluster() {
+  local pid
+  for pid in "${cluster_pids[@]}"; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  cluster_pids=()
+  rm -rf "$work"/data-* "$work"/redis-*/
+}
+
+# bench_cluster NAME [coedit bench flags]: one run against a fresh
+# cluster; the result goes to $RESULTS/NAME.cluster.json.
+bench_cluster() {
+  local name=$1
+  shift
+  local file="$RESULTS/$name.cluster"
+  start_cluster
+  echo "-- $name cluster (2 nodes, Redis AOF always): $*"
+  local pids
+  pids=$(IFS=,; echo "${cluster_pids[*]}")
+  if ! "$work/coedit" bench --pid "$pids" --out "$file.json" "$@" "${cluster_urls[@]}" \
+      2>"$file.progress" | sed 's/^/   /'; then
+    echo "   (run failed; see $file.progress)"
+  fi
+  stop_cluster
+  # The nodes' logs (at info level: they say why a node closed a client's
+  # socket) and Redis's stay with the results.
+  for f in "$work"/node1-*.log "$work"/node2-*.log "$work"/redis-*.log; do
+    [ -f "$f" ] && mv "$f" "$RESULTS/$name.$(basename "$f" .log | cut -d- -f1).log"
+  done
+  return 0
+}
+
 stop_server() {
   kill "$server_pid" 2>/dev/null || true
   wait "$server_pid" 2>/dev/null || true
@@ -134,36 +219,62 @@ held() {
 targets=(coedit sharedb relay)
 timing=(--warmup "${WARMUP}s" --duration "${DURATION}s")
 
-echo "== scenario 1: open loop 2,000 ops/s, 100 x 4"
-for t in "${targets[@]}"; do bench s1 "$t" --docs 100 --clients 4 --rate 2000 "${timing[@]}"; done
+if wanted 1; then
+  echo "== scenario 1: open loop 2,000 ops/s, 100 x 4"
+  for t in "${targets[@]}"; do bench s1 "$t" --docs 100 --clients 4 --rate 2000 "${timing[@]}"; done
+fi
 
-echo "== scenario 2: closed loop 100 x 4 and 1 x 10"
-for t in "${targets[@]}"; do bench s2a "$t" --docs 100 --clients 4 "${timing[@]}"; done
-for t in "${targets[@]}"; do bench s2b "$t" --docs 1 --clients 10 "${timing[@]}"; done
+if wanted 2; then
+  echo "== scenario 2: closed loop 100 x 4 and 1 x 10"
+  for t in "${targets[@]}"; do bench s2a "$t" --docs 100 --clients 4 "${timing[@]}"; done
+  for t in "${targets[@]}"; do bench s2b "$t" --docs 1 --clients 10 "${timing[@]}"; done
+fi
 
-echo "== scenario 3: latency against offered load, 100 x 4"
-# Step up until two steps in a row are not held: one bad step on a noisy
-# machine should not end the curve.
-for t in "${targets[@]}"; do
-  misses=0
-  for rate in "${rates[@]}"; do
-    step=$rate bench s3 "$t" --docs 100 --clients 4 --rate "$rate" --warmup 1s --duration "${STEP_DURATION}s"
-    if held "$RESULTS/s3.$t.$rate.json"; then misses=0; else misses=$((misses + 1)); fi
-    [ "$misses" -lt 2 ] || break
+if wanted 3; then
+  echo "== scenario 3: latency against offered load, 100 x 4"
+  # Step up until two steps in a row are not held: one bad step on a noisy
+  # machine should not end the curve.
+  for t in "${targets[@]}"; do
+    misses=0
+    for rate in "${rates[@]}"; do
+      step=$rate bench s3 "$t" --docs 100 --clients 4 --rate "$rate" --warmup 1s --duration "${STEP_DURATION}s"
+      if held "$RESULTS/s3.$t.$rate.json"; then misses=0; else misses=$((misses + 1)); fi
+      [ "$misses" -lt 2 ] || break
+    done
   done
-done
+fi
 
-echo "== scenario 4: one hot document, 400 clients x 1 op/s"
-for t in "${targets[@]}"; do bench s4 "$t" --docs 1 --clients 400 --rate 400 "${timing[@]}"; done
+if wanted 4; then
+  echo "== scenario 4: one hot document, 400 clients x 1 op/s"
+  for t in "${targets[@]}"; do bench s4 "$t" --docs 1 --clients 400 --rate 400 "${timing[@]}"; done
+fi
 
-echo "== scenario 5: $IDLE idle subscribed connections over 1,000 documents"
-for t in "${targets[@]}"; do bench s5 "$t" --docs 1000 --clients 0 --idle "$IDLE" --warmup 0s --duration 1s; done
+if wanted 5; then
+  echo "== scenario 5: $IDLE idle subscribed connections over 1,000 documents"
+  for t in "${targets[@]}"; do bench s5 "$t" --docs 1000 --clients 0 --idle "$IDLE" --warmup 0s --duration 1s; done
+fi
 
-echo "== scenario 6: --sync none, closed loop 100 x 4 (--sync always is scenario 2)"
-bench s6 coedit-sync-none --docs 100 --clients 4 "${timing[@]}"
+if wanted 6; then
+  echo "== scenario 6: --sync none, closed loop 100 x 4 (--sync always is scenario 2)"
+  bench s6 coedit-sync-none --docs 100 --clients 4 "${timing[@]}"
+fi
+
+if wanted 7; then
+  echo "== scenario 7: two nodes over Redis, scenario 1 (open loop 2,000 ops/s) and 2a (closed loop 100 x 4)"
+  if command -v redis-server >/dev/null; then
+    bench_cluster s7a --docs 100 --clients 4 --rate 2000 "${timing[@]}"
+    bench_cluster s7b --docs 100 --clients 4 "${timing[@]}"
+  else
+    echo "   redis-server is not installed (apt-get install redis-server): scenario 7 skipped"
+  fi
+fi
 
 elapsed=$(( $(date +%s) - started ))
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
+if [ -n "$only" ]; then
+  echo "done in ${elapsed}s; results in $RESULTS (--only: docs/performance.md left alone)"
+  exit 0
+fi
 echo "== writing docs/performance.md (results in $RESULTS)"
 (cd bench/report && "$work/report" -results "$RESULTS" -out "$root/docs/performance.md" -plots "$root/docs/perf" \
   -load-start "$load_start" -load-end "$load_end" -elapsed "$((elapsed / 60)) min $((elapsed % 60)) s" -note "$note" \

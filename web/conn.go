@@ -55,7 +55,9 @@ const (
 	// records of a document the client subscribed to, because the
 	// cluster's history replaced them (Redis lost them; they were
 	// offered again as new ops). The client's copy may hold them: it
-	// must fetch the document anew, not catch up from its version.
+	// must fetch the document anew, not catch up from its version. Every
+	// node refuses its subscribe, fetch or submit past the replaced
+	// version with ERR_HISTORY_REPLACED until it does.
 	CloseHistoryReplaced = 4002
 )
 
@@ -111,9 +113,8 @@ type conn struct {
 }
 
 var (
-	_ collab.Conn            = (*conn)(nil)
-	_ collab.Pacer           = (*conn)(nil)
-	_ collab.HistoryResetter = (*conn)(nil)
+	_ collab.Conn  = (*conn)(nil)
+	_ collab.Pacer = (*conn)(nil)
 )
 
 func newConn(srv *Server, ws *websocket.Conn, src string, id identity, log *slog.Logger) *conn {
@@ -334,19 +335,20 @@ func (c *conn) SendOp(key collab.Key, rec collab.Record) {
 	c.send(m.bytes())
 }
 
-// ResetHistory implements collab.HistoryResetter: it closes the
-// connection with CloseHistoryReplaced.
-func (c *conn) ResetHistory(key collab.Key) {
-	c.log.Info("closing websocket: a document's history was replaced", "src", c.Src(), "doc", key.String())
-	c.closeWith(CloseHistoryReplaced, "history of "+key.String()+" replaced: fetch it again")
-}
-
-// Drop implements collab.Conn: key's session failed and dropped this
-// connection's subscription. The connection closes with
-// CloseSessionFailed, so the client reconnects and re-subscribes to all
-// its documents by version; the protocol has no message that tells a
-// client it was unsubscribed.
+// Drop implements collab.Conn: key's session dropped this connection's
+// subscription and presence there. The protocol has no message that
+// tells a client it was unsubscribed, so the connection closes, with the
+// code for err: CloseHistoryReplaced when the cluster's history replaced
+// records the client may hold (collab.ErrHistoryReplaced; its subscribe
+// again at its version is refused with ERR_HISTORY_REPLACED, and it
+// fetches the document anew), else CloseSessionFailed (the session
+// failed; the client reconnects and re-subscribes by version).
 func (c *conn) Drop(key collab.Key, err error) {
+	if errors.Is(err, collab.ErrHistoryReplaced) {
+		c.log.Info("closing websocket: a document's history was replaced", "src", c.Src(), "doc", key.String(), "err", err)
+		c.closeWith(CloseHistoryReplaced, "history of "+key.String()+" replaced: fetch it again")
+		return
+	}
 	c.log.Warn("closing websocket: a document session failed", "src", c.Src(), "doc", key.String(), "err", err)
 	c.closeWith(CloseSessionFailed, "document session failed: reconnect and subscribe again")
 }

@@ -48,6 +48,7 @@ import (
 //	ERR_HOST_NOT_ALLOWED                        421   a request whose Host is neither an IP address, localhost, nor one of Options.AllowedHosts (DNS rebinding)
 //	ERR_TOO_MANY_CONNECTIONS                    429   a WebSocket upgrade from an address that already holds Options.MaxConnsPerAddr connections
 //	ERR_SERVER_FULL                             503   a WebSocket upgrade while the node holds Options.MaxConns connections
+//	ERR_HISTORY_REPLACED                        409   a subscribe, fetch or submit from a client whose copy of the document holds records the cluster's history replaced (Redis lost them; see the README's cluster section): drop the copy and fetch the document without a version
 //	ERR_UNAVAILABLE                             503   an HTTP API request while the cluster's commit point (Redis) is out of reach or the document is contended; sent with Retry-After (a WebSocket is closed with 1012 instead, so the client resends after reconnecting)
 const (
 	CodeBadlyFormed          = "ERR_MESSAGE_BADLY_FORMED"
@@ -82,6 +83,7 @@ const (
 	CodeTooManyConnections   = "ERR_TOO_MANY_CONNECTIONS"
 	CodeServerFull           = "ERR_SERVER_FULL"
 	CodeUnavailable          = "ERR_UNAVAILABLE"
+	CodeHistoryReplaced      = "ERR_HISTORY_REPLACED"
 )
 
 // httpStatus is the HTTP status of each code (see the table above).
@@ -118,6 +120,7 @@ var httpStatus = map[string]int{
 	CodeTooManyConnections:   http.StatusTooManyRequests,
 	CodeServerFull:           http.StatusServiceUnavailable,
 	CodeUnavailable:          http.StatusServiceUnavailable,
+	CodeHistoryReplaced:      http.StatusConflict,
 }
 
 // engineCodes maps the engine's sentinel errors to codes, first match
@@ -128,6 +131,7 @@ var engineCodes = []struct {
 	err  error
 	code string
 }{
+	{collab.ErrHistoryReplaced, CodeHistoryReplaced},
 	{collab.ErrDocExists, CodeDocAlreadyCreated},
 	{collab.ErrDocMissing, CodeDocDoesNotExist},
 	{collab.ErrDocDeleted, CodeDocWasDeleted},

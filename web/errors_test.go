@@ -22,6 +22,7 @@ import (
 var notProvokable = map[string]string{
 	CodeTransformOpsNotFound: "the store keeps the whole op log, so the ops since a submit's version are always found",
 	CodeUnavailable:          "needs a cluster whose Redis does not answer: TestUnavailableCommitPointClosesWith1012 provokes it (WebSocket close 1012, HTTP 503)",
+	CodeHistoryReplaced:      "needs a cluster whose Redis lost records: TestReplacedHistoryClosesWith4002AndRefusesTheOldCopy provokes it",
 }
 
 // TestErrorCodesOverWebSocket provokes every error code the WebSocket
@@ -293,6 +294,7 @@ func TestErrorMapping(t *testing.T) {
 		{collab.ErrBusy, "ERR_SERVER_BUSY", false},
 		{collab.ErrUnavailable, "ERR_UNAVAILABLE", false},
 		{collab.ErrContended, "ERR_UNAVAILABLE", false},
+		{collab.ErrHistoryReplaced, "ERR_HISTORY_REPLACED", false},
 		{context.DeadlineExceeded, "ERR_UNKNOWN_ERROR", true},
 		{errors.New("disk on fire"), "ERR_UNKNOWN_ERROR", true},
 	} {

@@ -134,7 +134,7 @@ func (c *client) handleOp(f *wire.Fields, now time.Time) {
 	seq, _ := wire.Uint(f.Seq)
 	own := bytes.Equal(f.Src, c.srcJSON)
 	if !own && f.Error == nil {
-		c.g.fanout(c.doc, f.Src, seq, now)
+		c.g.fanout(c.doc, c.idx, f.Src, seq, now)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

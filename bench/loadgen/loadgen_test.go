@@ -108,6 +108,21 @@ func TestRunClosedLoopConvergesOnCoedit(t *testing.T) {
 	if res.Mode != "closed" || res.Docs != 3 || res.Clients != 3 || res.Idle != 4 {
 		t.Errorf("Run: mode, docs, clients, idle = %s, %d, %d, %d; want closed, 3, 3, 4", res.Mode, res.Docs, res.Clients, res.Idle)
 	}
+	// With two URLs the fan-out splits by whether the receiver is on the
+	// sender's URL: with 3 clients (URLs 0, 1, 0) both kinds occur, and
+	// each arrival is counted in exactly one of them.
+	if res.FanoutCross == nil || res.FanoutLocal == nil {
+		t.Fatalf("Run: fan-out split %v, %v with two URLs, want both", res.FanoutCross, res.FanoutLocal)
+	}
+	if res.FanoutCross.Count == 0 || res.FanoutLocal.Count == 0 || res.FanoutCross.Count+res.FanoutLocal.Count != res.Fanout.Count {
+		t.Errorf("Run: fan-out to other / same URL %d + %d, all %d; want both, adding up", res.FanoutCross.Count, res.FanoutLocal.Count, res.Fanout.Count)
+	}
+	if res.FanoutPending != 0 {
+		t.Errorf("Run: %d deliveries missing after the drain, want none", res.FanoutPending)
+	}
+	if len(res.Timeline) == 0 || res.Timeline[0].Acked == 0 {
+		t.Errorf("Run: timeline %+v, want a second with acked ops", res.Timeline)
+	}
 }
 
 // TestRunOpenLoopOnCoedit offers a fixed load and checks that it is
@@ -125,6 +140,9 @@ func TestRunOpenLoopOnCoedit(t *testing.T) {
 	if res.Acked < 100 || res.Acked > 300 {
 		t.Errorf("Run: acked %d ops at 200 ops/s for 1s, want about 200", res.Acked)
 	}
+	if res.FanoutCross != nil || res.FanoutLocal != nil {
+		t.Errorf("Run: fan-out split %v, %v with one URL, want none", res.FanoutCross, res.FanoutLocal)
+	}
 }
 
 func TestOptionsRefused(t *testing.T) {
@@ -134,6 +152,7 @@ func TestOptionsRefused(t *testing.T) {
 		{URLs: []string{"ws://127.0.0.1:1/ws"}},
 		{URLs: []string{"ws://127.0.0.1:1/ws"}, Clients: -1},
 		{URLs: []string{"ws://127.0.0.1:1/ws"}, Clients: 1, Rate: -5},
+		{URLs: []string{"ws://127.0.0.1:1/ws"}, Clients: 1, PIDs: []int{1}},
 	} {
 		if _, err := Run(context.Background(), o); err == nil {
 			t.Errorf("Run(%+v) = nil error, want ErrOptions", o)

@@ -48,6 +48,10 @@ type Options struct {
 	// PID, if not 0, is the server process whose CPU time and resident
 	// memory are sampled from /proc.
 	PID int
+	// PIDs are further server processes (the other nodes of a cluster,
+	// Redis) whose CPU time and resident memory are added to PID's, so
+	// that CPU per op covers the whole cluster. They need PID.
+	PIDs []int
 	// Seed seeds the random edits; 0 means a random seed.
 	Seed uint64
 	// DialParallel bounds the connections being opened at once; default 64.
@@ -82,6 +86,9 @@ func (o Options) withDefaults() (Options, error) {
 		if err != nil || (p.Scheme != "ws" && p.Scheme != "wss") || p.Host == "" {
 			return o, fmt.Errorf("%w: %q is not a ws:// or wss:// URL", ErrOptions, u)
 		}
+	}
+	if len(o.PIDs) > 0 && o.PID == 0 {
+		return o, fmt.Errorf("%w: further server PIDs without a first one", ErrOptions)
 	}
 	if o.Docs < 0 || o.Clients < 0 || o.Idle < 0 || o.Rate < 0 || o.Duration < 0 || o.DialParallel < 0 || o.AckTimeout < 0 {
 		return o, fmt.Errorf("%w: docs, clients, idle, rate, duration, dial parallelism and ack timeout must not be negative", ErrOptions)
@@ -130,6 +137,21 @@ type Result struct {
 	// Fanout is from an op's submit (or due time) to its arrival at each
 	// other client of its document.
 	Fanout Summary `json:"fanout_latency"`
+	// With several URLs (the nodes of a cluster), FanoutCross is Fanout
+	// for the receivers connected to another URL than the op's sender
+	// (cross-node fan-out), FanoutLocal for those on the sender's URL.
+	FanoutCross *Summary `json:"fanout_cross_node_latency,omitempty"`
+	FanoutLocal *Summary `json:"fanout_same_node_latency,omitempty"`
+	// FanoutDrainMS is how long, after the last op was acknowledged, the
+	// last op took to reach every other client of its document: a server
+	// (or a cluster's node) whose fan-out fell behind its acks shows a
+	// backlog here. FanoutPending counts the deliveries still missing
+	// after AckTimeout (0 when all arrived).
+	FanoutDrainMS float64 `json:"fanout_drain_ms"`
+	FanoutPending int     `json:"fanout_pending,omitempty"`
+	// Timeline has one entry per second of the measurement window, to
+	// show whether latency grows while the load runs (a backlog).
+	Timeline []Second `json:"timeline,omitempty"`
 	// Late counts open-loop ops that fell due while their client's
 	// previous op was still unacknowledged; they were sent late, and
 	// their latency includes the wait. Unsent counts those still waiting
@@ -169,11 +191,14 @@ type Progress struct {
 	AckP50    time.Duration
 	AckP99    time.Duration
 	FanoutP99 time.Duration
-	Errors    uint64  // so far, all codes
-	Late      uint64  // so far
-	ServerCPU float64 // percent of a core in the last second; -1 without a PID
-	BenchCPU  float64
-	ServerRSS int64
+	// FanoutCrossP99 is FanoutP99 for receivers on another URL than the
+	// sender; -1 with one URL.
+	FanoutCrossP99 time.Duration
+	Errors         uint64  // so far, all codes
+	Late           uint64  // so far
+	ServerCPU      float64 // percent of a core in the last second; -1 without a PID
+	BenchCPU       float64
+	ServerRSS      int64
 }
 
 // String formats p as one line.
@@ -184,10 +209,32 @@ func (p Progress) String() string {
 	}
 	s := fmt.Sprintf("%5.1fs %s %6d ops/s  ack p50 %s p99 %s  fan-out p99 %s  errors %d  late %d  bench cpu %.0f%%",
 		p.Elapsed.Seconds(), phase, p.Acked, ms(p.AckP50), ms(p.AckP99), ms(p.FanoutP99), p.Errors, p.Late, p.BenchCPU)
+	if p.FanoutCrossP99 >= 0 {
+		s += fmt.Sprintf("  other node p99 %s", ms(p.FanoutCrossP99))
+	}
 	if p.ServerCPU >= 0 {
 		s += fmt.Sprintf("  server cpu %.0f%% rss %.1f MiB", p.ServerCPU, float64(p.ServerRSS)/(1<<20))
 	}
 	return s
 }
+
+// Second is one second of a run's measurement window in Result.Timeline.
+type Second struct {
+	T                float64 `json:"t_s"` // since the run started
+	Acked            uint64  `json:"acked"`
+	AckP99MS         float64 `json:"ack_p99_ms"`
+	FanoutP99MS      float64 `json:"fanout_p99_ms"`
+	FanoutCrossP99MS float64 `json:"fanout_cross_node_p99_ms,omitempty"`
+}
+
+func (p Progress) second() Second {
+	s := Second{T: p.Elapsed.Seconds(), Acked: p.Acked, AckP99MS: msf(p.AckP99), FanoutP99MS: msf(p.FanoutP99)}
+	if p.FanoutCrossP99 >= 0 {
+		s.FanoutCrossP99MS = msf(p.FanoutCrossP99)
+	}
+	return s
+}
+
+func msf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond)) }

@@ -22,6 +22,10 @@ type gen struct {
 	closing   atomic.Bool // connections are being closed on purpose
 
 	ack, fan       Histogram // the window
+	fanCross       Histogram // the window, receiver on another URL than the sender
+	fanLocal       Histogram // the window, receiver on the sender's URL
+	fanCrossSec    Histogram // the current second, receiver on another URL
+	timeline       []Second  // written by drive's goroutine only
 	ackSec, fanSec Histogram // the current second, for progress
 	ackedWin       atomic.Uint64
 	ackedSec       atomic.Uint64
@@ -42,8 +46,8 @@ func (g *gen) acked(lat time.Duration) {
 }
 
 // fanout records the arrival of a broadcast (src, seq) at one more client
-// of d.
-func (g *gen) fanout(d *doc, srcJSON []byte, seq uint64, now time.Time) {
+// of d, the receiver (its index in d.clients).
+func (g *gen) fanout(d *doc, receiver int, srcJSON []byte, seq uint64, now time.Time) {
 	if len(srcJSON) < 2 {
 		return
 	}
@@ -67,6 +71,19 @@ func (g *gen) fanout(d *doc, srcJSON []byte, seq uint64, now time.Time) {
 	g.fanSec.Record(lat)
 	if g.measuring.Load() {
 		g.fan.Record(lat)
+	}
+	if n := len(g.o.URLs); n > 1 {
+		cross := sender.idx%n != receiver%n
+		if cross {
+			g.fanCrossSec.Record(lat)
+		}
+		switch {
+		case !g.measuring.Load():
+		case cross:
+			g.fanCross.Record(lat)
+		default:
+			g.fanLocal.Record(lat)
+		}
 	}
 }
 
@@ -170,8 +187,12 @@ loop:
 			break loop
 		case now := <-tick.C:
 			cur := g.sample()
+			p := g.progress(now.Sub(start), last, cur)
+			if p.Measuring {
+				g.timeline = append(g.timeline, p.second())
+			}
 			if o.Progress != nil {
-				o.Progress(g.progress(now.Sub(start), last, cur))
+				o.Progress(p)
 			}
 			last = cur
 			if c := s.stuck(now); c != nil {
@@ -190,6 +211,10 @@ loop:
 	if err := s.drain(ctx); err != nil {
 		return res, err
 	}
+	drained := time.Now()
+	res.FanoutPending = s.drainFanout(ctx)
+	res.FanoutDrainMS = float64(time.Since(drained)) / float64(time.Millisecond)
+	res.Timeline = g.timeline
 	for _, c := range s.clients {
 		c.mu.Lock()
 		res.Unsent += uint64(len(c.due))
@@ -200,6 +225,10 @@ loop:
 	res.Acked = g.ackedWin.Load()
 	res.OpsPerSec = float64(res.Acked) / window
 	res.Ack, res.Fanout = g.ack.Summary(), g.fan.Summary()
+	if len(o.URLs) > 1 {
+		cross, local := g.fanCross.Summary(), g.fanLocal.Summary()
+		res.FanoutCross, res.FanoutLocal = &cross, &local
+	}
 	res.Late = g.late.Load()
 	res.Bench = figures(final.self-base.self, window, res.Acked, 0)
 	if o.PID != 0 {
@@ -247,10 +276,27 @@ type sample struct {
 func (g *gen) sample() sample {
 	s := sample{at: time.Now(), self: selfCPU()}
 	if g.o.PID != 0 {
-		p, err := readProc(g.o.PID)
+		p, err := g.readServer()
 		s.server, s.ok = p, err == nil
 	}
 	return s
+}
+
+// readServer samples Options.PID and adds Options.PIDs to it.
+func (g *gen) readServer() (procSample, error) {
+	sum, err := readProc(g.o.PID)
+	if err != nil {
+		return procSample{}, err
+	}
+	for _, pid := range g.o.PIDs {
+		p, err := readProc(pid)
+		if err != nil {
+			return procSample{}, err
+		}
+		sum.cpu += p.cpu
+		sum.rss += p.rss
+	}
+	return sum, nil
 }
 
 func figures(cpu time.Duration, window float64, ops uint64, rss int64) ProcFigures {
@@ -266,9 +312,14 @@ func (g *gen) progress(elapsed time.Duration, last, cur sample) Progress {
 	secs := cur.at.Sub(last.at).Seconds()
 	p := Progress{Elapsed: elapsed, Measuring: g.measuring.Load(), Acked: g.ackedSec.Swap(0),
 		AckP50: g.ackSec.Quantile(0.5), AckP99: g.ackSec.Quantile(0.99), FanoutP99: g.fanSec.Quantile(0.99),
-		Errors: g.errTotal.Load(), Late: g.late.Load(), ServerCPU: -1, BenchCPU: 100 * (cur.self - last.self).Seconds() / secs}
+		FanoutCrossP99: -1,
+		Errors:         g.errTotal.Load(), Late: g.late.Load(), ServerCPU: -1, BenchCPU: 100 * (cur.self - last.self).Seconds() / secs}
+	if len(g.o.URLs) > 1 {
+		p.FanoutCrossP99 = g.fanCrossSec.Quantile(0.99)
+	}
 	g.ackSec.Reset()
 	g.fanSec.Reset()
+	g.fanCrossSec.Reset()
 	if cur.ok && last.ok {
 		p.ServerCPU = 100 * (cur.server.cpu - last.server.cpu).Seconds() / secs
 		p.ServerRSS = cur.server.rss

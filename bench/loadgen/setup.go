@@ -116,7 +116,7 @@ func (g *gen) settledRSS() int64 {
 		return 0
 	}
 	time.Sleep(time.Second)
-	p, err := readProc(g.o.PID)
+	p, err := g.readServer()
 	if err != nil {
 		return 0
 	}
@@ -283,6 +283,28 @@ func (s *setup) drain(ctx context.Context) error {
 			return fmt.Errorf("%w: %d clients", errStuck, busy)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// drainFanout waits, after every op was acknowledged, until every op
+// reached every other client of its document, for at most AckTimeout
+// or 10 s (an op the server refused never arrives), and returns how many
+// deliveries are still missing then.
+func (s *setup) drainFanout(ctx context.Context) int {
+	deadline := time.Now().Add(min(s.g.o.AckTimeout, 10*time.Second))
+	for {
+		pending := 0
+		for _, d := range s.docs {
+			d.mu.RLock()
+			for _, e := range d.sent {
+				pending += int(e.left.Load())
+			}
+			d.mu.RUnlock()
+		}
+		if pending == 0 || time.Now().After(deadline) || ctx.Err() != nil {
+			return pending
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 

@@ -9,8 +9,8 @@
 // and its dependencies stay out of the server's go.mod.
 //
 // Result files are named SCENARIO.TARGET.json, or SCENARIO.TARGET.RATE.json
-// for the steps of scenario s3; TARGET is coedit, sharedb, relay or
-// coedit-sync-none.
+// for the steps of scenario s3; TARGET is coedit, sharedb, relay,
+// coedit-sync-none, or cluster (scenario 7's two nodes over Redis).
 package main
 
 import (
@@ -94,7 +94,11 @@ func generate(dir, out, plotDir string, m meta) error {
 	if err != nil {
 		return err
 	}
-	page := render(rs, m, images)
+	clusterImages, err := plotCluster(rs, plotDir, rel)
+	if err != nil {
+		return err
+	}
+	page := render(rs, m, images, clusterImages)
 	return os.WriteFile(out, []byte(page), 0o644)
 }
 

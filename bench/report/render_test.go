@@ -42,10 +42,55 @@ func TestHeldTextAndRender(t *testing.T) {
 	if got := heldText(rs, "sharedb"); got != "below 1,000 ops/s (no step held)" {
 		t.Errorf("heldText(sharedb) = %q, want below 1,000 ops/s (no step held)", got)
 	}
-	page := render(rs, meta{}, nil)
+	page := render(rs, meta{}, nil, nil)
 	for _, want := range []string{"## 2a. Closed loop, 100 × 4", "| coedit (`--sync always`) | 4,000 |", "## 3. Latency against offered load", "| 4,000 | 3,000, 400.0 ms"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("page lacks %q:\n%s", want, page)
 		}
+	}
+}
+
+// TestClusterTargets checks scenario 7's verdicts: cross-node fan-out
+// p99 within 1 ms of the single node's, and the closed loop's backlog
+// rule (deliveries missing, a slow drain, or a p99 that climbs).
+func TestClusterTargets(t *testing.T) {
+	sum := func(p99 float64) *loadgen.Summary { return &loadgen.Summary{Count: 1, P99: p99} }
+	// Noise moves acks and fan-out together: no backlog. Fan-out pulling
+	// away from the acks is one.
+	noisy := []loadgen.Second{{AckP99MS: 2, FanoutCrossP99MS: 3}, {AckP99MS: 9, FanoutCrossP99MS: 10}, {AckP99MS: 40, FanoutCrossP99MS: 41}, {AckP99MS: 90, FanoutCrossP99MS: 92}}
+	climbing := []loadgen.Second{{AckP99MS: 2, FanoutCrossP99MS: 3}, {AckP99MS: 2, FanoutCrossP99MS: 4}, {AckP99MS: 2, FanoutCrossP99MS: 30}, {AckP99MS: 3, FanoutCrossP99MS: 60}}
+	flat := noisy
+	for _, tc := range []struct {
+		name        string
+		one, cross  float64
+		drain       float64
+		pending     int
+		timeline    []loadgen.Second
+		fan, closed string
+	}{
+		{"within", 5, 5.9, 20, 0, flat, "met", "met"},
+		{"over by 0.5 ms", 5, 6.5, 20, 0, flat, "**missed** by 0.50 ms", "met"},
+		{"pending", 5, 5, 20, 3, flat, "met", "**missed**: a backlog built up"},
+		{"slow drain", 5, 5, 1500, 0, flat, "met", "**missed**: a backlog built up"},
+		{"climbing", 5, 5, 20, 0, climbing, "met", "**missed**: a backlog built up"},
+	} {
+		open := loadgen.Result{Mode: "open", FanoutCross: sum(tc.cross), FanoutLocal: sum(1)}
+		closed := loadgen.Result{Mode: "closed", OpsPerSec: 5000, FanoutCross: sum(tc.cross), FanoutLocal: sum(1),
+			FanoutDrainMS: tc.drain, FanoutPending: tc.pending, Timeline: tc.timeline}
+		rs := &results{one: map[string]map[string]*run{
+			"s1":  {"coedit": {res: loadgen.Result{Mode: "open", Fanout: loadgen.Summary{Count: 1, P99: tc.one}}}},
+			"s7a": {"cluster": {res: open}},
+			"s7b": {"cluster": {res: closed}},
+		}}
+		rows := clusterTargets(rs)
+		if len(rows) != 2 || rows[0].verdict != tc.fan || rows[1].verdict != tc.closed {
+			t.Errorf("%s: clusterTargets verdicts = %+v, want %q and %q", tc.name, rows, tc.fan, tc.closed)
+		}
+		if page := render(rs, meta{}, nil, nil); !strings.Contains(page, "## 7. Two nodes over Redis") || !strings.Contains(page, "**two nodes**, closed loop 100 × 4") {
+			t.Errorf("%s: page lacks scenario 7's section:\n%s", tc.name, page)
+		}
+	}
+	if rows := clusterTargets(&results{one: map[string]map[string]*run{}}); len(rows) != 1 || !strings.HasPrefix(rows[0].verdict, "not measured") {
+		t.Errorf("clusterTargets without scenario 7 = %+v, want one row, not measured", rows)
 	}
 }

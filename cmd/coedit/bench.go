@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -48,7 +49,7 @@ Flags:
 	fs.StringVar(&o.Collection, "collection", loadgen.DefaultCollection, "ShareDB collection of the documents")
 	fs.StringVar(&o.Prefix, "prefix", "", "document id prefix (default: random per run)")
 	fs.BoolVar(&o.Relay, "relay", false, "the servers are the bare relay (cmd/barerelay): keep no text, skip the convergence check")
-	fs.IntVar(&o.PID, "pid", 0, "server process to sample CPU and memory of, from /proc")
+	pids := fs.String("pid", "", "server process to sample CPU and memory of, from /proc; a comma-separated list (a cluster's nodes and Redis) sums them")
 	fs.Uint64Var(&o.Seed, "seed", 0, "random seed for the edits (0: random)")
 	fs.IntVar(&o.DialParallel, "dial-parallel", loadgen.DefaultDialParallel, "connections opened at once during setup")
 	fs.DurationVar(&o.AckTimeout, "ack-timeout", loadgen.DefaultAckTimeout, "how long an op may wait for its ack before the run fails")
@@ -62,6 +63,20 @@ Flags:
 		return &usageError{err.Error()}
 	}
 	o.URLs = fs.Args()
+	for i, f := range strings.Split(*pids, ",") {
+		if f == "" && *pids == "" {
+			break
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || pid <= 0 {
+			return &usageError{fmt.Sprintf("bench: --pid: want process ids separated by commas, got %q", *pids)}
+		}
+		if i == 0 {
+			o.PID = pid
+		} else {
+			o.PIDs = append(o.PIDs, pid)
+		}
+	}
 	if len(o.URLs) == 0 {
 		o.URLs = []string{"ws://127.0.0.1:8080/ws"}
 	}
@@ -138,10 +153,14 @@ func printBench(w io.Writer, r *loadgen.Result) {
 	}
 	fmt.Fprintln(w)
 	lat := func(name string, s loadgen.Summary) {
-		fmt.Fprintf(w, "%-9s p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  max %.2f ms  (%d samples)\n", name, s.P50, s.P90, s.P99, s.Max, s.Count)
+		fmt.Fprintf(w, "%-10s p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  max %.2f ms  (%d samples)\n", name, s.P50, s.P90, s.P99, s.Max, s.Count)
 	}
 	lat("ack", r.Ack)
 	lat("fan-out", r.Fanout)
+	if r.FanoutCross != nil {
+		lat("other node", *r.FanoutCross)
+		lat("same node", *r.FanoutLocal)
+	}
 	if len(r.Errors) == 0 {
 		fmt.Fprintln(w, "errors    none")
 	} else {

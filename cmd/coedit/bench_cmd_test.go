@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -33,13 +34,19 @@ func TestBenchCommandWritesResult(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "result.json")
 	var stdout, stderr bytes.Buffer
 	url := "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws"
+	// Two URLs (the same relay twice, as two nodes of a cluster) and two
+	// PIDs (this process twice), as scripts/bench.sh passes a cluster's.
+	pid := strconv.Itoa(os.Getpid())
 	code := run([]string{"bench", "--relay", "--docs", "2", "--clients", "2", "--idle", "1", "--rate", "100",
-		"--warmup", "0", "--duration", "1200ms", "--out", out, url}, &stdout, &stderr)
+		"--warmup", "0", "--duration", "1200ms", "--pid", pid + "," + pid, "--out", out, url, url}, &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("coedit bench exit %d; stderr:\n%s", code, stderr.String())
 	}
 	if !strings.Contains(stdout.String(), "open loop at 100 ops/s, 2 docs x 2 clients, 1 idle") {
 		t.Errorf("summary does not describe the run:\n%s", stdout.String())
+	}
+	if !strings.Contains(stdout.String(), "other node") || !strings.Contains(stdout.String(), "server    cpu") {
+		t.Errorf("summary lacks the cross-node fan-out or the server CPU:\n%s", stdout.String())
 	}
 	if !strings.Contains(stderr.String(), "measure") {
 		t.Errorf("no progress line on stderr:\n%s", stderr.String())
@@ -55,11 +62,15 @@ func TestBenchCommandWritesResult(t *testing.T) {
 	if res.Acked == 0 || res.Mode != "open" || res.OfferedOps != 100 || !res.Relay || res.WarmupS != 0 {
 		t.Errorf("--out: acked %d mode %s offered %v relay %v warmup %v; want some, open, 100, true, 0", res.Acked, res.Mode, res.OfferedOps, res.Relay, res.WarmupS)
 	}
+	if res.Server == nil || res.FanoutCross == nil || res.FanoutCross.Count == 0 {
+		t.Errorf("--out: server %+v, cross-node fan-out %+v; want both", res.Server, res.FanoutCross)
+	}
 }
 
 func TestBenchCommandBadFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"--docs", "x"}, {"--duration", "0s"}, {"--clients", "-1"}, {"http://127.0.0.1:1/ws"}, {"--clients", "0"},
+		{"--pid", "x"}, {"--pid", "1,"}, {"--pid", ",1"},
 	} {
 		var stdout, stderr bytes.Buffer
 		if code := run(append([]string{"bench"}, args...), &stdout, &stderr); code != 2 {

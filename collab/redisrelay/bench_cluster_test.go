@@ -9,34 +9,48 @@ import (
 	"time"
 
 	"github.com/coedit/coedit/collab"
+	"github.com/coedit/coedit/collab/redisrelay"
 	"github.com/coedit/coedit/internal/redistest"
 )
 
 // fanout is a benchmark setup: node A takes submits for docs documents,
-// node B has a subscriber on each, which notes when every op arrives.
+// node B has a subscriber on each, which notes when every op arrives, and
+// so has node A (the same-node fan-out, for comparison).
 type fanout struct {
 	a, b  *hubNode
 	keys  []collab.Key
-	sent  sync.Map // "doc/seq" -> time.Time
+	sent  sync.Map // "doc/seq" -> time.Time, for B's subscribers
+	sentA sync.Map // the same, for A's
 	mu    sync.Mutex
-	lat   []time.Duration
+	lat   []time.Duration // submit on A to delivery on B
+	latA  []time.Duration // submit on A to delivery on A
+	acks  []time.Duration // submit on A to its ack on A
 	got   atomic.Int64
 	seqs  []atomic.Uint64
 	acked atomic.Int64 // submits answered
 	errs  atomic.Int64 // of which failed
 }
 
-// fanoutConn is B's subscriber.
-type fanoutConn struct{ f *fanout }
+// fanoutConn is B's subscriber, or A's with local set.
+type fanoutConn struct {
+	f     *fanout
+	local bool
+}
 
 func (c fanoutConn) Src() string { return "reader" }
 func (c fanoutConn) SendOp(key collab.Key, rec collab.Record) {
-	if t, ok := c.f.sent.LoadAndDelete(fmt.Sprintf("%s/%d", rec.Src, rec.Seq)); ok {
+	sent, lat := &c.f.sent, &c.f.lat
+	if c.local {
+		sent, lat = &c.f.sentA, &c.f.latA
+	}
+	if t, ok := sent.LoadAndDelete(fmt.Sprintf("%s/%d", rec.Src, rec.Seq)); ok {
 		d := time.Since(t.(time.Time))
 		c.f.mu.Lock()
-		c.f.lat = append(c.f.lat, d)
+		*lat = append(*lat, d)
 		c.f.mu.Unlock()
-		c.f.got.Add(1)
+		if !c.local {
+			c.f.got.Add(1)
+		}
 	}
 }
 func (c fanoutConn) SendPresence(collab.PresenceUpdate) {}
@@ -44,19 +58,38 @@ func (c fanoutConn) SendPresenceRequest(string)         {}
 func (c fanoutConn) Closed() bool                       { return false }
 func (c fanoutConn) Drop(collab.Key, error)             {}
 
-func newFanout(b *testing.B, docs int) *fanout {
-	srv := redistest.StartServer(b, redistest.ServerOptions{})
+// durability is how much the cluster of a benchmark syncs to disk: the
+// nodes' bbolt (--sync always or none) and Redis (AOF with appendfsync
+// always, or no persistence).
+type durability struct {
+	name       string
+	fsync, aof bool
+}
+
+// durabilities are the variants each cluster benchmark runs, so that the
+// cost of each fsync is visible: `-bench 'ClusterFanout/bbolt=none/redis=none'`
+// picks one.
+var durabilities = []durability{
+	{"bbolt=none/redis=none", false, false},
+	{"bbolt=always/redis=none", true, false},
+	{"bbolt=none/redis=aof", false, true},
+	{"bbolt=always/redis=aof", true, true},
+}
+
+func newFanout(b *testing.B, docs int, d durability) *fanout {
+	srv := redistest.StartServer(b, redistest.ServerOptions{AOF: d.aof})
 	p := prefix(b)
 	f := &fanout{
-		a:    startNode(b, "a", srv.Addr(), p, nodeConfig{}),
-		b:    startNode(b, "b", srv.Addr(), p, nodeConfig{}),
+		a:    startNode(b, "a", srv.Addr(), p, nodeConfig{fsync: d.fsync}),
+		b:    startNode(b, "b", srv.Addr(), p, nodeConfig{fsync: d.fsync}),
 		seqs: make([]atomic.Uint64, docs),
 	}
 	for i := range docs {
 		k := docKey(i)
 		f.keys = append(f.keys, k)
 		submit(b, f.a, k, createSub("setup", 1, ""))
-		subscribe(b, f.b, k, fanoutConn{f})
+		subscribe(b, f.b, k, fanoutConn{f: f})
+		subscribe(b, f.a, k, fanoutConn{f: f, local: true})
 	}
 	return f
 }
@@ -65,12 +98,18 @@ func newFanout(b *testing.B, docs int) *fanout {
 func (f *fanout) submit(i int) {
 	seq := f.seqs[i].Add(1)
 	src := fmt.Sprintf("w%d", i)
-	f.sent.Store(fmt.Sprintf("%s/%d", src, seq), time.Now())
+	start := time.Now()
+	f.sent.Store(fmt.Sprintf("%s/%d", src, seq), start)
+	f.sentA.Store(fmt.Sprintf("%s/%d", src, seq), start)
 	f.a.hub.Submit(f.keys[i], nil, collab.Submission{Src: src, Seq: seq, Kind: collab.OpEdit, Op: insertAt(0, "x")},
 		func(_ collab.SubmitResult, err error) {
 			if err != nil {
 				f.errs.Add(1)
 			}
+			d := time.Since(start)
+			f.mu.Lock()
+			f.acks = append(f.acks, d)
+			f.mu.Unlock()
 			f.acked.Add(1)
 		})
 }
@@ -89,26 +128,49 @@ func (f *fanout) wait(b *testing.B, n int64) {
 	}
 }
 
+// report reports the delivery latencies on B (p50-ms, p99-ms, max-ms),
+// on A (local-p50-ms, local-p99-ms) and A's ack latencies (ack-p50-ms,
+// ack-p99-ms).
 func (f *fanout) report(b *testing.B) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	q := func(l []time.Duration, p float64) float64 {
+		if len(l) == 0 {
+			return 0
+		}
+		return float64(l[int(p*float64(len(l)-1))]) / 1e6
+	}
 	slices.Sort(f.lat)
-	q := func(p float64) float64 { return float64(f.lat[int(p*float64(len(f.lat)-1))]) / 1e6 }
-	b.ReportMetric(q(0.50), "p50-ms")
-	b.ReportMetric(q(0.99), "p99-ms")
-	b.ReportMetric(q(1), "max-ms")
+	slices.Sort(f.acks)
+	slices.Sort(f.latA)
+	b.ReportMetric(q(f.lat, 0.50), "p50-ms")
+	b.ReportMetric(q(f.lat, 0.99), "p99-ms")
+	b.ReportMetric(q(f.lat, 1), "max-ms")
+	b.ReportMetric(q(f.acks, 0.50), "ack-p50-ms")
+	b.ReportMetric(q(f.acks, 0.99), "ack-p99-ms")
+	b.ReportMetric(q(f.latA, 0.50), "local-p50-ms")
+	b.ReportMetric(q(f.latA, 0.99), "local-p99-ms")
 }
 
 // BenchmarkClusterFanout measures cross-node fan-out at a steady 2,000
 // ops/s over 100 documents: ops submitted on node A, each delivered to a
-// subscriber on node B (A commits to Redis and its store, Redis
-// publishes, B catches up and commits to its store, then sends). The
-// metrics are the submit-to-delivery latencies. Run it with a -benchtime
-// of a few thousand ops, e.g. -benchtime 10000x (5 s).
+// subscriber on node B (A commits to Redis, Redis publishes, B sends it
+// to its subscribers, then writes it to its store) and to one on A (A
+// commits to Redis, then to its store, then sends). The metrics are the
+// submit-to-delivery latencies on B and on A, and A's ack latency. Run it with a -benchtime
+// of a few thousand ops, e.g. -benchtime 10000x (5 s). It runs once per
+// durability: bbolt's fsync on each node, Redis's AOF, both, neither.
 func BenchmarkClusterFanout(b *testing.B) {
+	for _, d := range durabilities {
+		b.Run(d.name, func(b *testing.B) { benchFanout(b, d) })
+	}
+}
+
+func benchFanout(b *testing.B, d durability) {
 	const docs, rate = 100, 2000
-	f := newFanout(b, docs)
+	f := newFanout(b, docs, d)
 	interval := time.Second / rate
+	before := f.a.relay.Stats()
 	b.ResetTimer()
 	start := time.Now()
 	for i := range b.N {
@@ -121,15 +183,38 @@ func BenchmarkClusterFanout(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "ops/s")
 	f.report(b)
+	f.reportRedis(b, before)
+}
+
+// reportRedis reports node A's round trips to Redis since before: their
+// mean latency (redis-ms) and how many records each commit carried
+// (recs/commit: more than 1 means submits queued behind a commit and were
+// grouped).
+func (f *fanout) reportRedis(b *testing.B, before redisrelay.Stats) {
+	st := f.a.relay.Stats()
+	if calls := st.Calls - before.Calls; calls > 0 {
+		b.ReportMetric(float64(st.CallTime-before.CallTime)/float64(calls)/1e6, "redis-ms")
+	}
+	if commits := st.Commits - before.Commits; commits > 0 {
+		b.ReportMetric(float64(st.Records-before.Records)/float64(commits), "recs/commit")
+	}
 }
 
 // BenchmarkClusterMaxRate measures the highest rate two nodes hold: node
 // A takes submits for 100 documents with up to 4 in flight on each, as
 // fast as it acknowledges them, and node B delivers every one. The
-// ops/s metric is what B delivered per second.
+// ops/s metric is what B delivered per second. It runs once per
+// durability, as BenchmarkClusterFanout.
 func BenchmarkClusterMaxRate(b *testing.B) {
+	for _, d := range durabilities {
+		b.Run(d.name, func(b *testing.B) { benchMaxRate(b, d) })
+	}
+}
+
+func benchMaxRate(b *testing.B, d durability) {
 	const docs, inflight = 100, 4
-	f := newFanout(b, docs)
+	f := newFanout(b, docs, d)
+	before := f.a.relay.Stats()
 	b.ResetTimer()
 	start := time.Now()
 	for i := range b.N {
@@ -142,4 +227,5 @@ func BenchmarkClusterMaxRate(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "ops/s")
 	f.report(b)
+	f.reportRedis(b, before)
 }

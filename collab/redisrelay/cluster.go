@@ -44,6 +44,12 @@ type ClusterOptions struct {
 	// store's latest snapshot to Redis, which trims the stream behind it
 	// to the newest TailLen records (base.go). Default TailLen/2.
 	SnapshotEvery int
+	// ReplacedTTL is how long Redis remembers the clients that may hold
+	// records a fork dropped (replaced.go): a client that comes back
+	// within it with such a copy is refused (collab.ErrHistoryReplaced)
+	// and fetches the document anew; one that comes back later is
+	// caught up by version as if its copy were good. Default 7 days.
+	ReplacedTTL time.Duration
 	// Logger receives the cluster's logs. Default the Relay's.
 	Logger *slog.Logger
 }
@@ -82,6 +88,9 @@ func NewCluster(opts ClusterOptions) (*Cluster, error) {
 	}
 	if opts.CallTimeout <= 0 {
 		opts.CallTimeout = 2 * time.Second
+	}
+	if opts.ReplacedTTL <= 0 {
+		opts.ReplacedTTL = 7 * 24 * time.Hour
 	}
 	if opts.Logger == nil {
 		opts.Logger = opts.Relay.log

@@ -98,8 +98,11 @@
 //     always restart). Otherwise its records from shared on belong to a
 //     history that was replaced (Redis lost them and another node moved
 //     on first): the node replaces its log from shared on with Redis's
-//     (Load or Read), tells the clients whose state came from the
-//     replaced records to re-fetch, and offers those records again as an
+//     (Load or Read), notes the clients whose state may come from the
+//     replaced records in the document's "replaced" hash, which every
+//     node reads when it syncs and refuses their copies with
+//     collab.ErrHistoryReplaced until they fetch anew (replaced.go),
+//     drops them, and offers those records again as an
 //     offline client would: each as a submission at its old version
 //     with its src and seq, so Commit's (src, seq) check drops the ones
 //     Redis has and the others are transformed and committed at new

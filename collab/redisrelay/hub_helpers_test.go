@@ -41,6 +41,11 @@ type nodeConfig struct {
 	logger   *slog.Logger
 	// snapEvery, if set, is the Hub's and the Cluster's SnapshotEvery.
 	snapEvery int
+	// fsync makes the store sync every commit (storage.SyncAlways);
+	// tests default to SyncNone.
+	fsync bool
+	// store, if set, wraps the node's bbolt store for its Hub and Cluster.
+	store func(*storage.DB) redisrelay.EpochStore
 }
 
 // startNode starts a node on Redis at addr (a single node, or cluster
@@ -51,7 +56,11 @@ func startNode(t testing.TB, name, addr, p string, cfg nodeConfig) *hubNode {
 	if n.path == "" {
 		n.path = filepath.Join(t.TempDir(), "coedit.db")
 	}
-	db, err := storage.Open(n.path, storage.Options{Sync: storage.SyncNone})
+	mode := storage.SyncNone
+	if cfg.fsync {
+		mode = storage.SyncAlways
+	}
+	db, err := storage.Open(n.path, storage.Options{Sync: mode})
 	if err != nil {
 		t.Fatalf("storage.Open(%s) = %v", n.path, err)
 	}
@@ -70,11 +79,15 @@ func startNode(t testing.TB, name, addr, p string, cfg nodeConfig) *hubNode {
 	if err != nil {
 		t.Fatalf("redisrelay.New() = %v", err)
 	}
-	n.cluster, err = redisrelay.NewCluster(redisrelay.ClusterOptions{Relay: n.relay, Store: db, RetryFor: cfg.retryFor, SnapshotEvery: cfg.snapEvery})
+	var st redisrelay.EpochStore = db
+	if cfg.store != nil {
+		st = cfg.store(db)
+	}
+	n.cluster, err = redisrelay.NewCluster(redisrelay.ClusterOptions{Relay: n.relay, Store: st, RetryFor: cfg.retryFor, SnapshotEvery: cfg.snapEvery})
 	if err != nil {
 		t.Fatalf("NewCluster() = %v", err)
 	}
-	n.hub = collab.NewHub(collab.Options{Store: db, Relay: n.cluster, Sequencer: n.cluster, Logger: log, IdleTimeout: cfg.idle, SnapshotEvery: cfg.snapEvery})
+	n.hub = collab.NewHub(collab.Options{Store: st, Relay: n.cluster, Sequencer: n.cluster, Logger: log, IdleTimeout: cfg.idle, SnapshotEvery: cfg.snapEvery})
 	t.Cleanup(func() {
 		n.stop(t)
 		c.Close()
@@ -124,8 +137,12 @@ func (c *testConn) SendOp(key collab.Key, rec collab.Record) {
 func (c *testConn) SendPresence(collab.PresenceUpdate) {}
 func (c *testConn) SendPresenceRequest(string)         {}
 func (c *testConn) Closed() bool                       { return false }
-func (c *testConn) Drop(collab.Key, error)             {}
-func (c *testConn) ResetHistory(collab.Key) {
+
+// Drop counts the drops that tell c its copy's history was replaced.
+func (c *testConn) Drop(_ collab.Key, err error) {
+	if !errors.Is(err, collab.ErrHistoryReplaced) {
+		return
+	}
 	c.mu.Lock()
 	c.resets++
 	c.mu.Unlock()

@@ -13,16 +13,20 @@ import (
 // on that slot's node too.
 type docKeys struct {
 	meta, log, seqs, snap, channel string
+	// replaced holds the clients that hold a history the cluster
+	// replaced (replaced.go).
+	replaced string
 }
 
 func (r *Relay) keys(k collab.Key) docKeys {
 	base := r.opts.Prefix + "{" + tag(k) + "}:"
 	return docKeys{
-		meta:    base + "meta",
-		log:     base + "log",
-		seqs:    base + "seqs",
-		snap:    base + "snap",
-		channel: base + "ch",
+		meta:     base + "meta",
+		log:      base + "log",
+		seqs:     base + "seqs",
+		snap:     base + "snap",
+		channel:  base + "ch",
+		replaced: base + "replaced",
 	}
 }
 

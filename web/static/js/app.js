@@ -109,6 +109,13 @@ doc.on('load', () => {
   ta.placeholder = doc.type == null ? 'This document was deleted.' : 'Start typing…';
 });
 doc.on('del', () => notice('This document was deleted.'));
+doc.on('replaced', ({ kept, lost }) => {
+  const edits = (n) => (n === 1 ? '1 edit' : `${n} edits`);
+  let text = 'The server lost recent changes and other editors went on without them; the document was reloaded.';
+  if (kept > 0) text += ` Your ${edits(kept)} not yet saved ${kept === 1 ? 'was' : 'were'} put back.`;
+  if (lost > 0) text += ` ${edits(lost)} not yet saved could not be put back.`;
+  notice(text);
+});
 doc.on('lost', (err) => notice(`Edits an earlier page left unsent could not be restored (${err.code ?? err.message}).`));
 doc.on('error', (err) => notice(`The server refused an edit (${err.code ?? err.message}); it was undone.`));
 conn.on('error', (err) => console.warn('coedit:', err));

@@ -5,6 +5,7 @@ import * as ot from './ot.js';
 import { Text } from './text.js';
 import { Emitter, ServerError } from './events.js';
 import { catchUpOverHTTP, placeRestored, requestBase, restoreState, saveState } from './catchup.js';
+import { finishReplaced, HISTORY_REPLACED, startReplaced } from './replaced.js';
 
 /**
  * Doc is one text-unicode document with ShareDB's client OT state.
@@ -34,6 +35,10 @@ import { catchUpOverHTTP, placeRestored, requestBase, restoreState, saveState } 
  *                                      a page that saves unsent edits saves them now
  *   'lost' (err)                       restored edits could not be placed (the server
  *                                      could not send the document at their version)
+ *   'replaced' ({kept, lost})          the server said our copy came from a history the
+ *                                      cluster replaced (ERR_HISTORY_REPLACED, after a close
+ *                                      4002): the text was fetched anew and `kept` unacknowledged
+ *                                      edits were put back on it, `lost` could not be (replaced.js)
  */
 export class Doc extends Emitter {
   constructor(connection, collection, id) {
@@ -56,6 +61,7 @@ export class Doc extends Emitter {
     this.catchUps = 0; // counts HTTP catch-ups, so a superseded one stops
     this.confirming = false; // waiting for a catch-up to settle an op sent under a lost src
     this.restoring = null; // saved state waiting for the document at its version
+    this.replacing = null; // our history was replaced: a fresh snapshot is on its way (replaced.js)
     /** history caches recent committed ops by version, for presence catch-up. */
     this.history = new Map();
     this.historyLimit = 500;
@@ -230,6 +236,7 @@ export class Doc extends Emitter {
       if (this.restoring) placeRestored(this, msg);
       return;
     }
+    if (msg.error?.code === HISTORY_REPLACED) return startReplaced(this);
     if (this.catchingUp) return; // resume subscribes again once the op log is read
     if (msg.a === 'op') {
       if (msg.error) this.onOpError(msg);
@@ -256,6 +263,7 @@ export class Doc extends Emitter {
   }
 
   loadSnapshot(data) {
+    if (this.replacing) return finishReplaced(this, data);
     this.refreshing = false;
     if (this.version != null && this.hasPending) {
       // Our edits were made at our version and need every op since to be
@@ -399,7 +407,11 @@ export class Doc extends Emitter {
       this.emit('error', err);
       return this.hardReset();
     }
-    this.emit('error', err);
+    // An edit put back after a replaced history (replaced.js) whose seq
+    // was committed already: the old history had it, it was offered again
+    // and it is in the text we fetched. Drop our copy of it quietly.
+    const had = failed.replayed && (err.code === 'ERR_SEQ_REUSED' || err.code === 'ERR_STALE_SEQ');
+    if (!had) this.emit('error', err);
     if (!ot.isInvertible(failed.op)) return this.hardReset();
     // Roll back: undo the refused op as if the server had sent its inverse.
     let op = ot.invert(failed.op);
