@@ -86,6 +86,13 @@ func (s *session) catchUpFrom(r *job) (uint64, bool) {
 		if last, ok := s.seqs.last[sub.Src]; sub.Src != "" && ok && sub.Seq == last.Seq && sub.Version > last.Version {
 			return 0, false // a reused seq, refused without reading (dedupe)
 		}
+		if last, ok := s.seqs.last[sub.Src]; sub.Version < s.base && sub.Src != "" && ok && sub.Seq == last.Seq {
+			// A resend made before the Store's base (BaseStore): the
+			// records it missed are not on this node, but the seq
+			// table knows it. It is acknowledged without them (dedupe;
+			// the client finds its version behind and fetches).
+			return 0, false
+		}
 		return sub.Version, true
 	}
 	return 0, false

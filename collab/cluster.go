@@ -36,6 +36,12 @@ import (
 //     (Conn.Drop). A noted client that comes back, to any node, with a
 //     copy past the fork is refused with ErrHistoryReplaced until it
 //     takes the cluster's history (replaced.go).
+//   - Sync may find the session further behind than the commit point's
+//     log reaches. The link then installs the commit point's snapshot as
+//     the base of the Store's log (Catchup.Rebased), and the session
+//     reloads and drops its subscribers to subscribe again by version;
+//     the Store answers reads below the base with ErrOpsMissing
+//     (BaseStore).
 
 var (
 	// ErrUnavailable is returned, wrapped, when the commit point cannot
@@ -112,6 +118,14 @@ type Catchup struct {
 	// Records are the commit point's records the session lacks, with
 	// consecutive versions from the session's head.
 	Records []Record
+	// Rebased says that the session's head was too far behind for the
+	// commit point's log, and that Sync installed the commit point's
+	// snapshot as the base of the Store's log for the document
+	// (redisrelay, storage.DB.InstallBase). The session then reloads
+	// from the Store, whose head is the base, and drops its subscribers
+	// (they may be at versions the Store no longer holds; they subscribe
+	// again by version); Records start at the base.
+	Rebased bool
 	// Replaced are the clients (by src) that MarkReplaced noted, each
 	// with the version their copy is good below.
 	Replaced map[string]uint64
@@ -156,6 +170,9 @@ func (s *session) sync() error {
 	start := time.Now()
 	s.h.stats.syncs.Add(1)
 	c, err := s.cluster.Sync(context.Background(), s.doc.head, s.fork)
+	if err == nil && c.Rebased {
+		err = s.rebase()
+	}
 	if err == nil && len(c.Records) > 0 {
 		err = s.adopt(c.Records)
 	}
@@ -262,6 +279,26 @@ func (s *session) fork(from uint64) error {
 	s.h.log.Warn("collab: dropped records the cluster's history replaced; they were offered to it again",
 		"doc", s.key.String(), "from", from, "clients", len(srcs))
 	s.dropAll(fmt.Errorf("%w: %s from version %d", ErrHistoryReplaced, s.key, from))
+	return nil
+}
+
+// rebase reloads the session after Sync installed the commit point's
+// snapshot as the base of the Store's log (Catchup.Rebased). Its
+// subscribers' copies are still good, but may be at versions the Store
+// no longer holds: they are dropped as after a failed session
+// (ErrSessionFailed: they subscribe again by version, and a node that
+// holds their versions, or this one with ErrOpsMissing, answers).
+func (s *session) rebase() error {
+	from := s.doc.head
+	if err := s.load(); err != nil {
+		s.fatal = err
+		return err
+	}
+	s.h.log.Info("collab: installed the cluster's snapshot as the base of the document's log",
+		"doc", s.key.String(), "from", from, "base", s.doc.head)
+	if len(s.subs) > 0 || len(s.behind) > 0 || len(s.reading) > 0 {
+		s.dropAll(fmt.Errorf("%w: %s: this node installed the cluster's snapshot at version %d as the base of its log", ErrSessionFailed, s.key, s.doc.head))
+	}
 	return nil
 }
 

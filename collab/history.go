@@ -82,8 +82,16 @@ func (h *Hub) SnapshotAtTime(ctx context.Context, key Key, ts int64) (Snapshot, 
 		return recs[0].Time, nil
 	}
 	// Find the first version whose record was committed after ts; the
-	// snapshot just before it is the answer.
-	lo, hi := uint64(0), head
+	// snapshot just before it is the answer. A log that starts at a base
+	// (BaseStore) is searched from there; an answer at or below the base
+	// cannot be told (no record says when the base's ops were made).
+	var first uint64
+	if bs, ok := st.(BaseStore); ok {
+		if first, err = bs.Base(ctx, key); err != nil {
+			return Snapshot{}, fmt.Errorf("collab: snapshot %s at time %d: %w", key, ts, err)
+		}
+	}
+	lo, hi := first, head
 	for lo < hi {
 		mid := lo + (hi-lo)/2
 		t, err := timeAt(mid)
@@ -95,6 +103,9 @@ func (h *Hub) SnapshotAtTime(ctx context.Context, key Key, ts int64) (Snapshot, 
 		} else {
 			lo = mid + 1
 		}
+	}
+	if lo == first && first > 0 {
+		return Snapshot{}, fmt.Errorf("%w: %s at time %d: the ops before version %d are not on this node", ErrOpsMissing, key, ts, first)
 	}
 	if lo >= latest.Version {
 		return replay(latest, tail[:lo-latest.Version])

@@ -108,6 +108,7 @@ type session struct {
 	wbytes  int      // recordSize of the window's records, summed
 	seqs    seqTable
 	snapVer uint64 // version of the latest snapshot in the Store
+	base    uint64 // the Store holds no records below it (BaseStore)
 	subs    map[Conn]struct{}
 	pres    map[Conn]map[presKey]PresenceUpdate
 	// behind are the connections catching up on this document (see
@@ -329,6 +330,12 @@ func (s *session) load() error {
 	s.trimWindow()
 	s.seqs = newSeqTable(st.Seqs, s.h.opts.SeqWindow, d.head)
 	s.snapVer = st.Snapshot.Version
+	s.base = 0
+	if bs, ok := s.h.opts.Store.(BaseStore); ok {
+		if s.base, err = bs.Base(context.Background(), s.key); err != nil {
+			return fmt.Errorf("collab: load %s: %w", s.key, err)
+		}
+	}
 	return nil
 }
 

@@ -57,3 +57,15 @@ type Store interface {
 	// Close flushes and closes the store.
 	Close() error
 }
+
+// BaseStore is implemented by a Store whose op log of a document may
+// start past version 0 (storage.DB, for a cluster node that installed the
+// cluster's snapshot as a base: collab/redisrelay). Ops and SnapshotAt
+// below the base fail with an error wrapping ErrOpsMissing; a session
+// reads the base when it loads, to acknowledge a resend made before it
+// from its seq table without the records it cannot read.
+type BaseStore interface {
+	// Base returns the version key's op log starts at (0 for a log from
+	// the document's creation).
+	Base(ctx context.Context, key Key) (uint64, error)
+}

@@ -16,7 +16,8 @@ const maxCheckErrors = 20
 // Check verifies the whole file and returns an error wrapping ErrCorrupt
 // that lists the problems it finds (up to 20), or nil. It runs bbolt's
 // page-level consistency check, then the store's own invariants: every
-// value decodes; each document's op log holds exactly versions 0 to head-1;
+// value decodes; each document's op log holds exactly versions base (0
+// unless InstallBase set one, base.go) to head-1;
 // its metadata (type, created, modified, log size) agrees with its
 // records; its snapshots read whole, are at most the head, and the newest
 // is the one its metadata names; each seq entry is at or above the seq
@@ -129,6 +130,24 @@ func (c *checker) doc(key collab.Key, m docMeta, doc *bolt.Bucket) {
 		c.failf("%s: no op log", key)
 		return
 	}
+	base, err := readBase(doc)
+	if err != nil {
+		c.failf("%s: %w", key, err)
+		return
+	}
+	if base > 0 {
+		// A log from a base (base.go) starts from its snapshot's state;
+		// no record says when the document was created or changed
+		// before it.
+		want = docMeta{head: base, created: m.created, modified: m.modified}
+		if snaps := doc.Bucket(bucketSnaps); snaps == nil || snaps.Bucket(versionKey(base)) == nil {
+			c.failf("%s: no snapshot at its base %d", key, base)
+		} else if h, _, err := readHeader(snaps, base); err != nil {
+			c.failf("%s: base snapshot: %w", key, err)
+		} else {
+			want.typ, want.deleted = h.typ, h.typ == ""
+		}
+	}
 	ops.ForEach(func(k, v []byte) error {
 		if c.full() {
 			return errStop
@@ -200,6 +219,9 @@ func (c *checker) doc(key collab.Key, m docMeta, doc *bolt.Bucket) {
 			if err != nil {
 				c.failf("%s: seq entry for %q: %w", key, src, err)
 				return nil
+			}
+			if e.Version < base && m.seqFloor <= base {
+				return nil // kept with the base, no record to check it by
 			}
 			if e.Version < m.seqFloor {
 				c.failf("%s: seq entry for %q at version %d is below the seq floor %d", key, src, e.Version, m.seqFloor)

@@ -27,6 +27,9 @@ type commitReq struct {
 	// version on (Truncate, truncate.go); such a request has no records
 	// or snapshot.
 	truncate *uint64
+	// install, when set, asks to replace the document with a base
+	// (InstallBase, base.go); such a request has no records or snapshot.
+	install *baseReq
 	// state is reqQueued, then reqTaken or reqCancelled.
 	state atomic.Uint32
 	done  chan error // buffered; the committer sends exactly one result
@@ -428,6 +431,9 @@ func (db *DB) apply(tx *bolt.Tx, r *commitReq) (bool, error) {
 	if r.truncate != nil {
 		return db.applyTruncate(tx, r)
 	}
+	if r.install != nil {
+		return db.applyInstall(tx, r)
+	}
 	m, exists, err := readMeta(tx, r.dk)
 	if err != nil {
 		return false, fmt.Errorf("storage: commit %s: %w", r.key, err)
@@ -507,7 +513,7 @@ func (db *DB) put(tx *bolt.Tx, r *commitReq, m docMeta, exists, saveSnap bool) e
 		replaced := m.snap
 		m.snap = r.snap.Version
 		if replaced > 0 {
-			if err := db.retire(snaps, replaced, m.head); err != nil {
+			if err := db.retire(doc, snaps, replaced, m.head); err != nil {
 				return err
 			}
 		}

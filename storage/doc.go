@@ -73,7 +73,9 @@
 // # What is kept
 //
 // The op log is never trimmed: every committed record stays, so any past
-// version can be rebuilt and a resend is always recognised. Snapshots are
+// version can be rebuilt and a resend is always recognised. The one
+// exception is a cluster node that installs a base (base.go): its log then
+// starts at the base's snapshot, and older versions answer ErrBeforeBase. Snapshots are
 // bounded: the latest, plus milestones that thin out with age and that
 // are kept only where they save a replay worth their size
 // (snapshots.go: O(log) of them per document). The seq table is bounded

@@ -120,7 +120,9 @@ func loadTx(tx *bolt.Tx, dk []byte, ov *overlay, st *collab.DocState, window uin
 // Ops returns key's records with from <= Version < to, to clipped to the
 // head. It reads at most opsChunk records per read transaction; the log
 // below the head never changes, so the chunks form one consistent
-// history. A document the store has never seen has no records.
+// history. A document the store has never seen has no records. A from
+// below the document's base (base.go) gives ErrBeforeBase, unless the
+// range is empty.
 func (db *DB) Ops(ctx context.Context, key collab.Key, from, to uint64) ([]collab.Record, error) {
 	if err := checkKey(key); err != nil {
 		return nil, fmt.Errorf("storage: ops: %w", err)
@@ -171,6 +173,12 @@ func (db *DB) boltOps(ctx context.Context, key collab.Key, dk []byte, from, to u
 				if from >= end {
 					return nil
 				}
+				if base, err := docBase(tx, dk); err != nil || from < base {
+					if err == nil {
+						err = fmt.Errorf("%w: from %d, base %d", ErrBeforeBase, from, base)
+					}
+					return err
+				}
 			}
 			doc, err := docBucket(tx, dk)
 			if err != nil {
@@ -189,7 +197,8 @@ func (db *DB) boltOps(ctx context.Context, key collab.Key, dk []byte, from, to u
 
 // SnapshotAt returns the newest of key's latest snapshot and milestones
 // whose version is at most v, or the zero Snapshot if there is none. The
-// milestones kept are those of the rule in snapshots.go.
+// milestones kept are those of the rule in snapshots.go. A v below the
+// document's base (base.go) gives ErrBeforeBase.
 func (db *DB) SnapshotAt(ctx context.Context, key collab.Key, v uint64) (collab.Snapshot, error) {
 	if err := checkKey(key); err != nil {
 		return collab.Snapshot{}, fmt.Errorf("storage: snapshot: %w", err)
@@ -217,6 +226,12 @@ func (db *DB) SnapshotAt(ctx context.Context, key collab.Key, v uint64) (collab.
 		}
 		doc, err := docBucket(tx, dk)
 		if err != nil {
+			return err
+		}
+		if base, err := readBase(doc); err != nil || v < base {
+			if err == nil {
+				err = fmt.Errorf("%w: version %d, base %d", ErrBeforeBase, v, base)
+			}
 			return err
 		}
 		snaps := doc.Bucket(bucketSnaps)

@@ -40,6 +40,19 @@ func seqFloor(head, window uint64) uint64 {
 // src.
 func pruneSeqs(ops, seqs *bolt.Bucket, from, to uint64) error {
 	c := ops.Cursor()
+	if k, _ := c.First(); k != nil {
+		// A log that starts at a base (base.go): when the floor passes
+		// it, the entries below it go.
+		first, err := decodeVersionKey(k)
+		if err != nil {
+			return fmt.Errorf("%w: op key: %w", ErrCorrupt, err)
+		}
+		if from < first && to >= first {
+			if err := pruneBelowBase(seqs, first); err != nil {
+				return err
+			}
+		}
+	}
 	for k, v := c.Seek(versionKey(from)); k != nil; k, v = c.Next() {
 		ver, err := decodeVersionKey(k)
 		if err != nil {

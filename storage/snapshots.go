@@ -121,11 +121,21 @@ func readSnapshot(snaps *bolt.Bucket, version uint64) (collab.Snapshot, error) {
 
 // retire decides, once a newer snapshot has replaced the one at version
 // old as the latest, whether old stays as a milestone (see the milestone
-// rule), and then thins the milestones for a document at head.
-func (db *DB) retire(snaps *bolt.Bucket, old, head uint64) error {
+// rule), and then thins the milestones for a document at head. The
+// snapshot at a document's base (base.go) always stays: the log starts
+// there, so nothing else rebuilds the versions up to the next milestone.
+// (thinMilestones keeps it too: it is the oldest.)
+func (db *DB) retire(doc, snaps *bolt.Bucket, old, head uint64) error {
 	h, _, err := readHeader(snaps, old)
 	if err != nil {
 		return err
+	}
+	base, err := readBase(doc)
+	if err != nil {
+		return err
+	}
+	if old == base {
+		return thinMilestones(snaps, head, db.opts.MilestoneEvery)
 	}
 	var prev snapHeader // the newest milestone before old, or version 0
 	c := snaps.Cursor()

@@ -73,10 +73,29 @@ func (db *DB) truncate(tx *bolt.Tx, key collab.Key, dk []byte, doc *bolt.Bucket,
 	if ops == nil {
 		return fmt.Errorf("%w: document has no op log", ErrCorrupt)
 	}
+	base, err := readBase(doc)
+	if err != nil {
+		return err
+	}
+	if from < base {
+		return fmt.Errorf("%w: truncate from %d, base %d", ErrBeforeBase, from, base)
+	}
 	if err := deleteFrom(ops, from); err != nil {
 		return err
 	}
 	m := docMeta{head: from}
+	if base > 0 {
+		// The state at the base (base.go) is its snapshot's, which no
+		// truncation drops: from is at or past it.
+		m.typ, m.deleted, m.created, m.modified = old.typ, old.deleted, old.created, old.modified
+		if snaps := doc.Bucket(bucketSnaps); snaps != nil {
+			h, _, err := readHeader(snaps, base)
+			if err != nil {
+				return err
+			}
+			m.typ, m.deleted = h.typ, h.typ == ""
+		}
+	}
 	if snaps := doc.Bucket(bucketSnaps); snaps != nil {
 		var drop [][]byte
 		c := snaps.Cursor()
@@ -97,7 +116,7 @@ func (db *DB) truncate(tx *bolt.Tx, key collab.Key, dk []byte, doc *bolt.Bucket,
 		}
 	}
 	// The metadata, replayed from the records that stay (as Check does).
-	err := ops.ForEach(func(k, v []byte) error {
+	err = ops.ForEach(func(k, v []byte) error {
 		ver, err := decodeVersionKey(k)
 		if err != nil {
 			return fmt.Errorf("%w: op key: %w", ErrCorrupt, err)
@@ -127,7 +146,7 @@ func (db *DB) truncate(tx *bolt.Tx, key collab.Key, dk []byte, doc *bolt.Bucket,
 	if err != nil {
 		return err
 	}
-	m.seqFloor = seqFloor(from, db.opts.SeqWindow)
+	m.seqFloor = max(seqFloor(from, db.opts.SeqWindow), base)
 	c := ops.Cursor()
 	for k, v := c.Seek(versionKey(m.seqFloor)); k != nil; k, v = c.Next() {
 		ver, err := decodeVersionKey(k)

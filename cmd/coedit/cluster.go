@@ -205,6 +205,8 @@ func newClusterCollector(r *redisrelay.Relay, c *redisrelay.Cluster, hub *collab
 	add("coedit_cluster_forks_total", "Catch-ups that found this node's records replaced by the cluster's history.", func() uint64 { return c.Stats().Forks })
 	add("coedit_cluster_reoffered_total", "Records Redis lost that this node offered again.", func() uint64 { return c.Stats().Reoffered })
 	add("coedit_cluster_lost_total", "Records Redis lost that could not be offered again (logged).", func() uint64 { return c.Stats().Lost })
+	add("coedit_cluster_installs_total", "Catch-ups that installed Redis's snapshot as the base of this node's log (the node was behind Redis's tail).", func() uint64 { return c.Stats().Installs })
+	add("coedit_cluster_snapshots_total", "Snapshots this node saved to Redis (each trims the document's stream behind it).", func() uint64 { return c.Stats().Snapshots })
 	add("coedit_commit_conflicts_total", "Group commits planned again after a conflict at the commit point.", func() uint64 { return hub.Stats().CommitConflicts })
 	add("coedit_cluster_syncs_total", "Catch-ups of sessions with the cluster's head.", func() uint64 { return hub.Stats().Syncs })
 	add("coedit_cluster_sync_errors_total", "Catch-ups that failed (Redis unreachable).", func() uint64 { return hub.Stats().SyncErrors })

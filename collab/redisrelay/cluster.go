@@ -39,6 +39,11 @@ type ClusterOptions struct {
 	RetryFor time.Duration
 	// CallTimeout bounds one round trip to Redis. Default 2s.
 	CallTimeout time.Duration
+	// SnapshotEvery is how many versions Redis's snapshot of a document
+	// may fall behind its head: a node that commits past that saves its
+	// store's latest snapshot to Redis, which trims the stream behind it
+	// to the newest TailLen records (base.go). Default TailLen/2.
+	SnapshotEvery int
 	// ReplacedTTL is how long Redis remembers the clients that may hold
 	// records a fork dropped (replaced.go): a client that comes back
 	// within it with such a copy is refused (collab.ErrHistoryReplaced)
@@ -90,6 +95,9 @@ func NewCluster(opts ClusterOptions) (*Cluster, error) {
 	if opts.Logger == nil {
 		opts.Logger = opts.Relay.log
 	}
+	if opts.SnapshotEvery <= 0 {
+		opts.SnapshotEvery = max(1, opts.Relay.opts.TailLen/2)
+	}
 	return &Cluster{opts: opts, r: opts.Relay, log: opts.Logger, links: make(map[collab.Key]*link)}, nil
 }
 
@@ -105,10 +113,14 @@ type ClusterStats struct {
 	// the cluster's history; Reoffered counts the records offered again
 	// then, and Lost those that could not be (logged one by one).
 	Forks, Reoffered, Lost uint64
+	// Installs counts catch-ups that installed Redis's snapshot as the
+	// base of the store's log (the node was behind Redis's tail);
+	// Snapshots counts snapshots this node saved to Redis.
+	Installs, Snapshots uint64
 }
 
 type clusterCounters struct {
-	retries, seeds, renewals, forks, reoffered, lost atomic.Uint64
+	retries, seeds, renewals, forks, reoffered, lost, installs, snapshots atomic.Uint64
 }
 
 // Stats returns the current counters.
@@ -117,6 +129,7 @@ func (c *Cluster) Stats() ClusterStats {
 	return ClusterStats{
 		Retries: s.retries.Load(), Seeds: s.seeds.Load(), Renewals: s.renewals.Load(),
 		Forks: s.forks.Load(), Reoffered: s.reoffered.Load(), Lost: s.lost.Load(),
+		Installs: s.installs.Load(), Snapshots: s.snapshots.Load(),
 	}
 }
 
@@ -130,11 +143,14 @@ type link struct {
 	m   collab.Member
 	sub *Subscription
 
-	mu    sync.Mutex
-	epoch string // the history the session follows ("" before its first sync)
-	known uint64 // the session holds every record below it
+	mu     sync.Mutex
+	epoch  string // the history the session follows ("" before its first sync)
+	known  uint64 // the session holds every record below it
+	snapV  uint64 // Redis's snapshot is at this version or later (base.go)
+	saving bool   // a snapshot save to Redis is under way
 
-	noted string // the epoch the Store's note names, as far as known
+	noted   string // the epoch the Store's note names, as far as known
+	rebased bool   // Sync installed a base (base.go); the session's only
 }
 
 // Join implements collab.Relay; sessions of a Hub whose Relay is a
@@ -246,6 +262,7 @@ func (c *Cluster) Sequence(ctx context.Context, key collab.Key, recs []collab.Re
 	switch res.Outcome {
 	case Committed:
 		l.saw(expect + uint64(len(recs)))
+		l.committed(expect + uint64(len(recs)))
 		return nil, nil
 	case Duplicate:
 		if res.Version < expect || len(res.Missed) == 0 {

@@ -28,7 +28,7 @@
 //     with Read, skips records it has, and re-checks its head when the
 //     Handler's Resync is called (after every (re)subscription).
 //   - Init, Renew and SaveSnapshot seed, repair and compact a document's
-//     state in Redis.
+//     state in Redis (a Cluster saves snapshots as documents grow).
 //
 // # Keys
 //
@@ -47,6 +47,21 @@
 // %25, %2E, %7B, %7D, so a '}' in an id cannot end the tag and a '.'
 // cannot make two keys one. The stream keeps at least Options.TailLen
 // records and everything since the snapshot (up to MaxTailLen).
+//
+// # Snapshots and the tail
+//
+// A Cluster keeps each document's state in Redis bounded (base.go): the
+// node that commits saves its store's latest snapshot to Redis when
+// Redis's is ClusterOptions.SnapshotEvery (TailLen/2) versions old, and
+// SaveSnapshot trims the stream to the newest TailLen records and the
+// seqs hash to the srcs whose last record is at most TailLen versions
+// older than the oldest record kept. A node less than TailLen behind
+// reads the records it lacks; one further behind (down for long, or new)
+// installs Redis's snapshot as the base of its store's log (BaseStore)
+// and reads the records after it. MaxTailLen is only a cap for when no
+// node manages to save a snapshot: it may then cut records past the
+// snapshot, and nodes behind the stream cannot catch up until the next
+// save.
 //
 // # Epochs
 //
@@ -115,9 +130,7 @@
 // are subscribed makes Redis drop those subscriptions; they are logged
 // but not re-established until the pub/sub connection reconnects.
 //
-// Cluster never calls SaveSnapshot: the stream keeps MaxTailLen records
-// (40,000 by default) of each document, and a node further behind on a
-// document than that cannot catch up from Redis (its session fails with
-// collab.ErrOpsMissing); installing a Redis snapshot as the base of a
-// node's op log needs a store operation that does not exist yet.
+// A node that installed a base holds no history before it: its reads of
+// older versions fail with collab.ErrOpsMissing, and if Redis is later
+// reseeded from that node it offers its history from the base on.
 package redisrelay

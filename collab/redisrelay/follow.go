@@ -72,7 +72,9 @@ func (l *link) Sync(ctx context.Context, head uint64, fork func(from uint64) err
 			if err != nil {
 				return collab.Catchup{}, err
 			}
-			return collab.Catchup{Epoch: l.current(), Records: recs, Replaced: replaced}, nil
+			rebased := l.rebased
+			l.rebased = false
+			return collab.Catchup{Epoch: l.current(), Records: recs, Replaced: replaced, Rebased: rebased}, nil
 		}
 	}
 	return collab.Catchup{}, fmt.Errorf("%w: %s: its state in Redis kept changing", collab.ErrUnavailable, l.key)
@@ -110,6 +112,14 @@ func (l *link) seed(ctx context.Context, head uint64) error {
 		base = head - tail
 	}
 	var err error
+	if bs, ok := st.(collab.BaseStore); ok && head > 0 {
+		// A log that starts at a base (base.go) seeds from there at most.
+		var first uint64
+		if first, err = bs.Base(ctx, l.key); err != nil {
+			return fmt.Errorf("redisrelay: seed %s from the store: %w", l.key, err)
+		}
+		base = max(base, first)
+	}
 	if head > 0 {
 		if seed.Doc.Snapshot, err = st.SnapshotAt(ctx, l.key, base); err == nil {
 			seed.Doc.Ops, err = st.Ops(ctx, l.key, seed.Doc.Snapshot.Version, head)
@@ -214,6 +224,7 @@ func (l *link) catchUp(ctx context.Context, h Head, head *uint64, fork func(uint
 		}
 		return nil, false, l.renewWith(ctx, h.Epoch, extras)
 	}
+	l.setSnapVersion(h.SnapshotVersion)
 	if *head == h.Version {
 		return nil, true, nil
 	}
@@ -223,8 +234,7 @@ func (l *link) catchUp(ctx context.Context, h Head, head *uint64, fork func(uint
 		return err
 	})
 	if errors.Is(err, ErrTrimmed) {
-		return nil, false, fmt.Errorf("%w: %s: this node is at version %d and Redis keeps records from a later one (%w); raise the Redis tail (TailLen)",
-			collab.ErrOpsMissing, l.key, *head, err)
+		recs, err = l.install(ctx, h, *head, err) // base.go
 	}
 	return recs, err == nil, err
 }

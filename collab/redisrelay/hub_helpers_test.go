@@ -39,6 +39,8 @@ type nodeConfig struct {
 	tailLen  int
 	idle     time.Duration
 	logger   *slog.Logger
+	// snapEvery, if set, is the Hub's and the Cluster's SnapshotEvery.
+	snapEvery int
 	// fsync makes the store sync every commit (storage.SyncAlways);
 	// tests default to SyncNone.
 	fsync bool
@@ -81,11 +83,11 @@ func startNode(t testing.TB, name, addr, p string, cfg nodeConfig) *hubNode {
 	if cfg.store != nil {
 		st = cfg.store(db)
 	}
-	n.cluster, err = redisrelay.NewCluster(redisrelay.ClusterOptions{Relay: n.relay, Store: st, RetryFor: cfg.retryFor})
+	n.cluster, err = redisrelay.NewCluster(redisrelay.ClusterOptions{Relay: n.relay, Store: st, RetryFor: cfg.retryFor, SnapshotEvery: cfg.snapEvery})
 	if err != nil {
 		t.Fatalf("NewCluster() = %v", err)
 	}
-	n.hub = collab.NewHub(collab.Options{Store: st, Relay: n.cluster, Sequencer: n.cluster, Logger: log, IdleTimeout: cfg.idle})
+	n.hub = collab.NewHub(collab.Options{Store: st, Relay: n.cluster, Sequencer: n.cluster, Logger: log, IdleTimeout: cfg.idle, SnapshotEvery: cfg.snapEvery})
 	t.Cleanup(func() {
 		n.stop(t)
 		c.Close()

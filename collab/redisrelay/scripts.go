@@ -224,9 +224,11 @@ return {'renewed', ARGV[2], head}
 `)
 
 // snapshotScript keeps a snapshot in Redis if it is newer than the one
-// there, and trims the stream below it.
+// there, trims the stream below it, and drops the seq entries of srcs
+// whose last record is more than tail versions older than the oldest
+// record the stream keeps (base.go says why that is safe).
 //
-//	KEYS: meta, log, snap
+//	KEYS: meta, log, snap, seqs
 //	ARGV: epoch, version, snapshot, tail, maxTail
 //
 // Replies: {'absent'} | {'epoch', e} | {'restarted', e} |
@@ -241,6 +243,15 @@ if v > head then return {'ahead', head} end
 if v <= sv then return {'old', sv} end
 redis.call('SET', KEYS[3], ARGV[3])
 redis.call('HSET', KEYS[1], 'sv', ARGV[2])
-trim(KEYS[2], head, v, tonumber(ARGV[4]), tonumber(ARGV[5]))
+local tail = tonumber(ARGV[4])
+trim(KEYS[2], head, v, tail, tonumber(ARGV[5]))
+local floor = math.max(math.min(head - tail, v), head - tonumber(ARGV[5])) - tail
+if floor > 0 then
+  local all = redis.call('HGETALL', KEYS[4])
+  for i = 1, #all, 2 do
+    local at = tonumber(string.match(all[i + 1], ' (%d+)$'))
+    if at and at < floor then redis.call('HDEL', KEYS[4], all[i]) end
+  end
+end
 return {'saved', v}
 `)

@@ -126,7 +126,8 @@ func (r *Relay) Renew(ctx context.Context, key collab.Key, epoch string, extras 
 
 // SaveSnapshot keeps snap in Redis if it is newer than the snapshot
 // there, and trims the stream below it (keeping at least TailLen
-// records). saved is false when Redis has a snapshot at or above
+// records) and the seq table (keeping the srcs whose last record is at
+// most TailLen versions older than the oldest record kept). saved is false when Redis has a snapshot at or above
 // snap.Version. The epoch must be the document's and Redis must not
 // have restarted since it began (*EpochError otherwise).
 func (r *Relay) SaveSnapshot(ctx context.Context, key collab.Key, epoch string, snap collab.Snapshot) (saved bool, err error) {
@@ -135,7 +136,7 @@ func (r *Relay) SaveSnapshot(ctx context.Context, key collab.Key, epoch string, 
 		return false, err
 	}
 	k := r.keys(key)
-	v, err := r.run(ctx, "snapshot", snapshotScript, []string{k.meta, k.log, k.snap}, epoch, snap.Version, b, r.opts.TailLen, r.opts.MaxTailLen)
+	v, err := r.run(ctx, "snapshot", snapshotScript, []string{k.meta, k.log, k.snap, k.seqs}, epoch, snap.Version, b, r.opts.TailLen, r.opts.MaxTailLen)
 	if err != nil {
 		return false, err
 	}
