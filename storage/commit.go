@@ -251,6 +251,15 @@ func (db *DB) write(batch []*commitReq) {
 			results[i] = fmt.Errorf("storage: commit %s: %w", r.key, err)
 			continue
 		}
+		if r.truncate != nil && st.exists && *r.truncate < st.head {
+			// The log starts at the base (base.go); nothing below it can
+			// be dropped. An install is never pending (it runs direct),
+			// so bbolt's base is the document's.
+			if err := db.checkTruncateBase(r, &rtx); err != nil {
+				results[i] = err
+				continue
+			}
+		}
 		log, err := check(r, st)
 		results[i] = err
 		if log {
@@ -306,6 +315,26 @@ func (db *DB) state(dk []byte, rtx **bolt.Tx) (*docState, error) {
 	}
 	db.states[string(dk)] = st
 	return st, nil
+}
+
+// checkTruncateBase refuses a Truncate below the document's base with
+// ErrBeforeBase, as truncate would when the applier ran it.
+func (db *DB) checkTruncateBase(r *commitReq, rtx **bolt.Tx) error {
+	if *rtx == nil {
+		tx, err := db.bolt.Begin(false)
+		if err != nil {
+			return fmt.Errorf("storage: truncate %s: %w", r.key, err)
+		}
+		*rtx = tx
+	}
+	base, err := docBase(*rtx, r.dk)
+	if err != nil {
+		return fmt.Errorf("storage: truncate %s: %w", r.key, err)
+	}
+	if *r.truncate < base {
+		return fmt.Errorf("%w: truncate from %d, base %d", ErrBeforeBase, *r.truncate, base)
+	}
+	return nil
 }
 
 // check makes apply's checks of r against st, and updates st as logging

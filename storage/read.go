@@ -109,7 +109,18 @@ func loadTx(tx *bolt.Tx, dk []byte, ov *overlay, st *collab.DocState, window uin
 		}
 	}
 	floor := seqFloor(ov.head, window)
+	var base uint64
+	if doc != nil {
+		if base, err = readBase(doc); err != nil {
+			return err
+		}
+	}
 	for src, e := range st.Seqs {
+		// Entries kept with a base (base.go) name versions below it and
+		// go only when the floor reaches the base (pruneSeqs).
+		if e.Version < base && floor < base {
+			continue
+		}
 		if e.Version < floor {
 			delete(st.Seqs, src)
 		}
