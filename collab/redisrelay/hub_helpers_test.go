@@ -39,6 +39,7 @@ type nodeConfig struct {
 	tailLen  int
 	idle     time.Duration
 	logger   *slog.Logger
+	nodeTTL  time.Duration // redisrelay.Options.NodeTTL
 }
 
 // startNode starts a node on Redis at addr (a single node, or cluster
@@ -64,7 +65,7 @@ func startNode(t testing.TB, name, addr, p string, cfg nodeConfig) *hubNode {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	n.relay, err = redisrelay.New(redisrelay.Options{Client: c, Prefix: p, NodeID: name, Logger: log, TailLen: cfg.tailLen})
+	n.relay, err = redisrelay.New(redisrelay.Options{Client: c, Prefix: p, NodeID: name, Logger: log, TailLen: cfg.tailLen, NodeTTL: cfg.nodeTTL})
 	if err != nil {
 		t.Fatalf("redisrelay.New() = %v", err)
 	}
