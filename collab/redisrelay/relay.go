@@ -83,6 +83,7 @@ type Relay struct {
 	stats   counters
 	sub     *subscriber
 	pres    *presenceBus // presence.go
+	index   *docIndex    // list.go
 }
 
 // New returns a Relay over opts.Client. It does not contact Redis.
@@ -136,6 +137,7 @@ func New(opts Options) (*Relay, error) {
 	}
 	r.sub = newSubscriber(r)
 	r.pres = newPresenceBus(r)
+	r.index = newDocIndex(r)
 	return r, nil
 }
 
@@ -147,6 +149,7 @@ func (r *Relay) NodeID() string { return r.opts.NodeID }
 // Subscribe keep working until the client is closed.
 func (r *Relay) Close() error {
 	r.pres.close()
+	r.index.close()
 	r.sub.close()
 	return nil
 }
