@@ -285,7 +285,12 @@ func (b *presenceBus) publisher() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		cmds, err := b.r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for _, m := range batch {
-				p.Do(ctx, b.r.pubCmd, m.ch, m.payload)
+				// The channel is the key: a Redis Cluster client routes a
+				// sharded publish by it, which it cannot tell for a
+				// command it has no information on yet.
+				cmd := redis.NewIntCmd(ctx, b.r.pubCmd, m.ch, m.payload)
+				cmd.SetFirstKeyPos(1)
+				_ = p.Process(ctx, cmd)
 			}
 			return nil
 		})

@@ -3,6 +3,7 @@ package redisrelay_test
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -106,10 +107,34 @@ func postCaret(t testing.TB, n *hubNode, c collab.Conn, key collab.Key, id strin
 // presence request; a client leaving A clears it on B.
 func TestPresenceAcrossNodes(t *testing.T) {
 	srv := redistest.StartServer(t, redistest.ServerOptions{})
+	presenceAcrossNodes(t, srv.Addr(), docKey(1))
+}
+
+// TestPresenceAcrossNodesOnRedisCluster: the same over a 3-master Redis
+// Cluster (sharded pub/sub), for documents on every master.
+func TestPresenceAcrossNodesOnRedisCluster(t *testing.T) {
+	cl := redistest.StartCluster(t, redistest.ServerOptions{})
+	addr := strings.Join(cl.Addrs(), ",")
+	c := newClusterClient(t, cl.Addrs())
+	masters := make(map[string]bool)
+	for i := 10; len(masters) < 3; i++ {
+		key := docKey(i)
+		m, err := c.MasterForKey(ctx(t), "{"+key.Collection+"."+key.ID+"}:pres")
+		if err != nil {
+			t.Fatalf("MasterForKey = %v", err)
+		}
+		if masters[m.Options().Addr] {
+			continue
+		}
+		masters[m.Options().Addr] = true
+		t.Run(m.Options().Addr, func(t *testing.T) { presenceAcrossNodes(t, addr, key) })
+	}
+}
+
+func presenceAcrossNodes(t *testing.T, addr string, key collab.Key) {
 	p := prefix(t)
-	a := startNode(t, "A", srv.Addr(), p, nodeConfig{})
-	b := startNode(t, "B", srv.Addr(), p, nodeConfig{})
-	key := docKey(1)
+	a := startNode(t, "A", addr, p, nodeConfig{})
+	b := startNode(t, "B", addr, p, nodeConfig{})
 	channel := key.Collection + "." + key.ID
 	submit(t, a, key, createSub("setup", 1, "hello"))
 
@@ -118,6 +143,10 @@ func TestPresenceAcrossNodes(t *testing.T) {
 	subscribe(t, b, key, cb)
 	subscribePresence(t, a, channel, ca)
 	subscribePresence(t, b, channel, cb)
+	// Node B's channel joins Redis in the background; once it has, B asks
+	// the other nodes' clients to re-send their presence, which is how a
+	// test (or a client) can tell.
+	waitFor(t, "node B's presence request reaching node A's client", func() bool { return requests(ca) > 0 })
 
 	// b inserts "XYZ" at 0 (version 1 to 2); a, still at version 1, puts
 	// its caret after "hello". Whichever node brings the caret to the
