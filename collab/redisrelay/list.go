@@ -126,7 +126,10 @@ func (x *docIndex) flush() {
 			m := tag(key)
 			args := []any{e.v, e.modified}
 			if e.typeKnown {
-				args = append(args, e.typ, e.created)
+				args = append(args, e.typ)
+				if e.created > 0 {
+					args = append(args, e.created) // a delete keeps it
+				}
 			}
 			// Eval, not Run: in a pipeline a NOSCRIPT shows only at the end.
 			indexScript.Eval(ctx, p, []string{r.infoKey(key)}, args...)
@@ -166,12 +169,13 @@ func (x *docIndex) close() {
 }
 
 // indexScript writes a document's info unless it holds a later version:
-// KEYS[1] info; ARGV v, m [, t, c].
+// KEYS[1] info; ARGV v, m [, t [, c]].
 var indexScript = redis.NewScript(`
 local old = tonumber(redis.call('HGET', KEYS[1], 'v') or '-1')
 if old > tonumber(ARGV[1]) then return 0 end
 redis.call('HSET', KEYS[1], 'v', ARGV[1], 'm', ARGV[2])
-if ARGV[3] then redis.call('HSET', KEYS[1], 't', ARGV[3], 'c', ARGV[4]) end
+if ARGV[3] then redis.call('HSET', KEYS[1], 't', ARGV[3]) end
+if ARGV[4] then redis.call('HSET', KEYS[1], 'c', ARGV[4]) end
 return 1
 `)
 
