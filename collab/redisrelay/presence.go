@@ -269,7 +269,14 @@ func (b *presenceBus) publisher() {
 	for {
 		select {
 		case <-b.quit:
-			return
+			// What the node's last clients left (their clears, as the
+			// server shut their connections) still goes out.
+			select {
+			case m := <-b.out:
+				batch = append(batch[:0], m)
+			default:
+				return
+			}
 		case m := <-b.out:
 			batch = append(batch[:0], m)
 		}
@@ -304,6 +311,11 @@ func (b *presenceBus) publisher() {
 			}
 			b.stats.dropped.Add(uint64(max(failed, 1)))
 			b.stats.published.Add(uint64(len(batch) - max(failed, 1)))
+			select {
+			case <-b.quit:
+				return // closing, and Redis is away: do not wait for it
+			default:
+			}
 			continue
 		}
 		b.stats.published.Add(uint64(len(batch)))
