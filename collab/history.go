@@ -134,16 +134,13 @@ func (h *Hub) Ops(ctx context.Context, key Key, from, to uint64) ([]Record, erro
 	return recs, nil
 }
 
-// List lists stored documents (see Store.List).
+// List lists documents (see Store.List): in a cluster whose Relay is a
+// ClusterLister, those of every node (list.go).
 func (h *Hub) List(ctx context.Context, collection string, limit int) ([]DocInfo, error) {
 	if err := h.usable(); err != nil {
 		return nil, err
 	}
-	infos, err := h.opts.Store.List(ctx, collection, limit)
-	if err != nil {
-		return nil, fmt.Errorf("collab: list %q: %w", collection, err)
-	}
-	return infos, nil
+	return h.list(ctx, collection, limit)
 }
 
 // replay applies recs to base and returns the resulting snapshot.

@@ -13,6 +13,9 @@ import (
 // channel is one presence channel.
 type channel struct {
 	subs map[Conn]struct{}
+	// remote is the channel's membership of the other nodes' presence
+	// (presence_relay.go), while it has subscribers here.
+	remote PresenceLink
 	// last holds each connection's latest untyped presence, by presence
 	// id, to clear it when the connection leaves.
 	last map[Conn]map[string]PresenceUpdate
@@ -93,10 +96,16 @@ func (h *Hub) SubscribePresence(channel string, c Conn, reply func(error)) {
 	cs.channels[channel] = struct{}{}
 	ch := h.channel(channel)
 	ch.subs[c] = struct{}{}
+	// A channel joining the other nodes requests their presence once
+	// its subscription is active; otherwise it is requested here.
+	joined := h.joinRemote(channel, ch)
 	targets := ch.others(c, c.Src())
 	h.pmu.Unlock()
 	for _, t := range targets {
 		t.SendPresenceRequest(channel)
+	}
+	if !joined {
+		h.requestRemotePresence(channel)
 	}
 	reply(nil)
 }
@@ -115,7 +124,7 @@ func (h *Hub) UnsubscribePresence(channel string, c Conn, reply func(error)) {
 	var lasts map[string]PresenceUpdate
 	var targets []Conn
 	if ch := h.channels[channel]; ch != nil {
-		delete(ch.subs, c)
+		h.unsubscribed(ch, c)
 		lasts = ch.last[c]
 		delete(ch.last, c)
 		targets = ch.others(c, c.Src())
@@ -136,6 +145,7 @@ func (h *Hub) UnsubscribePresence(channel string, c Conn, reply func(error)) {
 		for _, t := range targets {
 			t.SendPresence(p)
 		}
+		h.publishPresence(p)
 	}
 	if hasDoc {
 		// The session clears c's document presence at the head version;
@@ -238,6 +248,7 @@ func (h *Hub) Presence(c Conn, p PresenceUpdate, reply func(PresenceUpdate, erro
 	for _, t := range targets {
 		t.SendPresence(p)
 	}
+	h.publishPresence(p)
 	h.stats.presence.Add(1)
 	reply(p, nil)
 }
@@ -252,4 +263,5 @@ func (h *Hub) RequestPresence(channel string, c Conn) {
 	for _, t := range h.presenceTargets(channel, c, src) {
 		t.SendPresenceRequest(channel)
 	}
+	h.requestRemotePresence(channel)
 }

@@ -99,6 +99,7 @@ func (h *Hub) expirePresence(now time.Time) {
 		for _, t := range o.to {
 			t.SendPresence(o.p)
 		}
+		h.publishPresence(o.p)
 		h.stats.presence.Add(1)
 	}
 	for _, d := range docs {

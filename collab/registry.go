@@ -347,7 +347,7 @@ func (h *Hub) Disconnect(c Conn) {
 		if ch == nil {
 			continue
 		}
-		delete(ch.subs, c)
+		h.unsubscribed(ch, c)
 		lasts := ch.last[c]
 		delete(ch.last, c)
 		if len(lasts) > 0 {
@@ -370,6 +370,7 @@ func (h *Hub) Disconnect(c Conn) {
 		for _, t := range d.to {
 			t.SendPresence(d.p)
 		}
+		h.publishPresence(d.p)
 	}
 	for k := range keys {
 		// Only running sessions can hold c; a stopped one had no

@@ -23,7 +23,8 @@ const (
 	jobRemote
 	jobExpirePresence
 	jobResume
-	jobSync // catch up with the cluster's commit point (cluster.go)
+	jobSync           // catch up with the cluster's commit point (cluster.go)
+	jobRemotePresence // presence from another node (presence_relay.go)
 )
 
 // bounded reports whether jobs of kind k count against Options.MaxInbox
@@ -32,7 +33,7 @@ const (
 // catch-up's return) must always reach the session and are bounded
 // otherwise.
 func (k jobKind) bounded() bool {
-	return k == jobSubmit || k == jobFetch || k == jobPresence
+	return k == jobSubmit || k == jobFetch || k == jobPresence || k == jobRemotePresence
 }
 
 // job is one message in a session's inbox: a request from a Hub method,
@@ -44,7 +45,7 @@ type job struct {
 	sub     Submission     // jobSubmit
 	from    *uint64        // jobFetch
 	join    bool           // jobFetch: subscribe
-	pres    PresenceUpdate // jobPresence
+	pres    PresenceUpdate // jobPresence, jobRemotePresence
 	channel string         // jobClearPresence, jobExpirePresence
 	presID  string         // jobExpirePresence
 	recs    []Record       // jobRemote
@@ -469,6 +470,8 @@ func (s *session) handleOne(r *job) {
 		s.resume(r.task)
 	case jobSync:
 		s.syncJob(r)
+	case jobRemotePresence:
+		s.remotePresence(r.pres)
 	}
 }
 

@@ -83,6 +83,7 @@ func (s *session) presence(r *job) {
 	for _, t := range s.h.presenceTargets(p.Channel, r.conn, p.Src) {
 		t.SendPresence(p)
 	}
+	s.h.publishPresence(p)
 	s.h.stats.presence.Add(1)
 	r.onPresence(p, nil)
 }
@@ -102,6 +103,7 @@ func (s *session) clearPresence(c Conn, channel, id string) {
 		for _, t := range s.h.presenceTargets(p.Channel, c, p.Src) {
 			t.SendPresence(p)
 		}
+		s.h.publishPresence(p)
 		s.h.stats.presence.Add(1)
 	}
 	if len(m) == 0 {

@@ -156,8 +156,8 @@ export async function startRedisCluster() {
 
 // startNode runs `coedit serve --redis` on a free port over dataDir (a new
 // temp dir by default) and waits for /health. The node can be killed with
-// SIGKILL and started again.
-export async function startNode({ redis, prefix, id, dataDir, port } = {}) {
+// SIGKILL and started again. args are further flags of coedit serve.
+export async function startNode({ redis, prefix, id, dataDir, port, args = [] } = {}) {
   const bin = buildCoedit();
   const dir = dataDir ?? mkdtempSync(path.join(os.tmpdir(), 'coedit-node-'));
   const n = {
@@ -175,7 +175,7 @@ export async function startNode({ redis, prefix, id, dataDir, port } = {}) {
     async start() {
       this.log = '';
       const p = spawn(bin, ['serve', '--addr', `127.0.0.1:${this.port}`, '--data', dir, '--redis', redis,
-        '--redis-prefix', prefix, '--node-id', id, '--ops-per-second', '1000'], { stdio: ['ignore', 'pipe', 'pipe'] });
+        '--redis-prefix', prefix, '--node-id', id, '--ops-per-second', '1000', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
       procs.add(p);
       this.expectExit = false;
       p.once('exit', (code, sig) => {

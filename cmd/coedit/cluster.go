@@ -134,10 +134,11 @@ func startCluster(cfg serveConfig, store *storage.DB, log *slog.Logger, cl *clos
 	cn.client = spec.client()
 	cl.add("redis client", func(context.Context) error { return cn.client.Close() })
 	cn.relay, err = redisrelay.New(redisrelay.Options{
-		Client: cn.client,
-		Prefix: cfg.RedisPrefix,
-		NodeID: cfg.NodeID,
-		Logger: log,
+		Client:  cn.client,
+		Prefix:  cfg.RedisPrefix,
+		NodeID:  cfg.NodeID,
+		NodeTTL: cfg.NodeTTL,
+		Logger:  log,
 		Observe: func(op string, d time.Duration, err error) {
 			cn.calls.WithLabelValues(op).Observe(d.Seconds())
 			if err != nil {
@@ -207,6 +208,12 @@ func newClusterCollector(r *redisrelay.Relay, c *redisrelay.Cluster, hub *collab
 	add("coedit_cluster_lost_total", "Records Redis lost that could not be offered again (logged).", func() uint64 { return c.Stats().Lost })
 	add("coedit_cluster_installs_total", "Catch-ups that installed Redis's snapshot as the base of this node's log (the node was behind Redis's tail).", func() uint64 { return c.Stats().Installs })
 	add("coedit_cluster_snapshots_total", "Snapshots this node saved to Redis (each trims the document's stream behind it).", func() uint64 { return c.Stats().Snapshots })
+
+	add("coedit_presence_published_total", "Presence messages this node published to the others.", func() uint64 { return r.PresenceStats().Published })
+	add("coedit_presence_dropped_total", "Presence messages not published (queue full or Redis unreachable).", func() uint64 { return r.PresenceStats().Dropped })
+	add("coedit_presence_received_total", "Presence messages received from the other nodes.", func() uint64 { return r.PresenceStats().Received })
+	add("coedit_presence_orphaned_total", "Presence of other nodes' clients cleared because their node stopped (its heartbeat expired).", func() uint64 { return r.PresenceStats().Orphaned })
+	add("coedit_presence_expired_total", "Presence of other nodes' clients cleared because it was not updated for the presence TTL.", func() uint64 { return r.PresenceStats().Expired })
 	add("coedit_commit_conflicts_total", "Group commits planned again after a conflict at the commit point.", func() uint64 { return hub.Stats().CommitConflicts })
 	add("coedit_cluster_syncs_total", "Catch-ups of sessions with the cluster's head.", func() uint64 { return hub.Stats().Syncs })
 	add("coedit_cluster_sync_errors_total", "Catch-ups that failed (Redis unreachable).", func() uint64 { return hub.Stats().SyncErrors })

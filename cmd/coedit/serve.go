@@ -69,6 +69,9 @@ type serveConfig struct {
 	Redis       string
 	RedisPrefix string
 	NodeID      string
+	// NodeTTL is redisrelay.Options.NodeTTL: how long after a node
+	// stops its clients' presence is cleared on the others.
+	NodeTTL time.Duration
 	// lockTimeout overrides storage.Options.LockTimeout (tests).
 	lockTimeout time.Duration
 	// started, if set, is called with the listening address once the
@@ -118,6 +121,7 @@ func parseServeFlags(args []string, getenv func(string) string, output io.Writer
 	fs.StringVar(&cfg.Redis, "redis", "", "Redis of a cluster of nodes: redis://[user:password@]host:port[/db] (rediss:// for TLS) or host:port; a comma-separated list of seeds for a Redis Cluster; empty: a single node")
 	fs.StringVar(&cfg.RedisPrefix, "redis-prefix", "coedit:", "prefix of the cluster's Redis keys, so that several clusters can share a Redis")
 	fs.StringVar(&cfg.NodeID, "node-id", "", "this node's name in logs (default: generated, and logged)")
+	fs.DurationVar(&cfg.NodeTTL, "node-ttl", 15*time.Second, "with --redis: how long after a node stops (its heartbeat in Redis expires) the other nodes clear the presence (carets) of its clients")
 	if err := setFromEnv(fs, getenv); err != nil {
 		return serveConfig{}, &usageError{"serve: " + err.Error()}
 	}

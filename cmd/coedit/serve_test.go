@@ -32,7 +32,7 @@ func TestParseServeFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	def := serveConfig{Addr: "127.0.0.1:8080", DataDir: "./coedit-data", Sync: storage.SyncAlways, LogLevel: slog.LevelInfo, LogFormat: "text",
-		ShutdownTimeout: 15 * time.Second, OpsPerSecond: 100, MaxDocLen: 16 << 20, MaxConns: 10000, MaxConnsPerAddr: 256, RedisPrefix: "coedit:"}
+		ShutdownTimeout: 15 * time.Second, OpsPerSecond: 100, MaxDocLen: 16 << 20, MaxConns: 10000, MaxConnsPerAddr: 256, RedisPrefix: "coedit:", NodeTTL: 15 * time.Second}
 	with := func(f func(*serveConfig)) serveConfig {
 		c := def
 		f(&c)
@@ -76,8 +76,10 @@ func TestParseServeFlags(t *testing.T) {
 				c.AuthSecret, c.Hosts, c.MaxConns, c.MaxConnsPerAddr = []byte(testSecret), []string{"*"}, 7, 7
 			})},
 		{"secret from env", nil, map[string]string{"COEDIT_AUTH_SECRET": testSecret}, with(func(c *serveConfig) { c.AuthSecret = []byte(testSecret) })},
-		{"cluster flags", []string{"--redis", "redis://10.0.0.1:6379/2", "--redis-prefix", "team:", "--node-id", "n1"}, nil,
-			with(func(c *serveConfig) { c.Redis, c.RedisPrefix, c.NodeID = "redis://10.0.0.1:6379/2", "team:", "n1" })},
+		{"cluster flags", []string{"--redis", "redis://10.0.0.1:6379/2", "--redis-prefix", "team:", "--node-id", "n1", "--node-ttl", "3s"}, nil,
+			with(func(c *serveConfig) {
+				c.Redis, c.RedisPrefix, c.NodeID, c.NodeTTL = "redis://10.0.0.1:6379/2", "team:", "n1", 3*time.Second
+			})},
 		{"cluster env", nil, map[string]string{"COEDIT_REDIS_URL": "h1:7000,h2:7001", "COEDIT_REDIS_PREFIX": "x:", "COEDIT_NODE_ID": "n2"},
 			with(func(c *serveConfig) { c.Redis, c.RedisPrefix, c.NodeID = "h1:7000,h2:7001", "x:", "n2" })},
 	} {

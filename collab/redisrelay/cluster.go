@@ -263,6 +263,8 @@ func (c *Cluster) Sequence(ctx context.Context, key collab.Key, recs []collab.Re
 	case Committed:
 		l.saw(expect + uint64(len(recs)))
 		l.committed(expect + uint64(len(recs)))
+
+		c.r.index.add(key, recs) // the cluster's document list (list.go)
 		return nil, nil
 	case Duplicate:
 		if res.Version < expect || len(res.Missed) == 0 {

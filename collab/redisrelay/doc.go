@@ -43,6 +43,11 @@
 //	<prefix>{<collection>.<id>}:snap  string: the latest snapshot Redis keeps
 //	<prefix>{<collection>.<id>}:ch    the doorbell channel
 //
+// Presence (presence.go) and the cluster's document list (list.go) have
+// keys and channels of their own: <prefix>{<tag>}:pres (pub/sub only),
+// <prefix>node:<origin> (a node's heartbeat), <prefix>docs and
+// <prefix>docs:<collection> (sorted sets) and <prefix>{<tag>}:info.
+//
 // In the tag, '%', '.', '{' and '}' of the collection and id are written
 // %25, %2E, %7B, %7D, so a '}' in an id cannot end the tag and a '.'
 // cannot make two keys one. The stream keeps at least Options.TailLen

@@ -46,6 +46,8 @@ type nodeConfig struct {
 	fsync bool
 	// store, if set, wraps the node's bbolt store for its Hub and Cluster.
 	store func(*storage.DB) redisrelay.EpochStore
+
+	nodeTTL time.Duration // redisrelay.Options.NodeTTL
 }
 
 // startNode starts a node on Redis at addr (a single node, or cluster
@@ -75,7 +77,7 @@ func startNode(t testing.TB, name, addr, p string, cfg nodeConfig) *hubNode {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	n.relay, err = redisrelay.New(redisrelay.Options{Client: c, Prefix: p, NodeID: name, Logger: log, TailLen: cfg.tailLen})
+	n.relay, err = redisrelay.New(redisrelay.Options{Client: c, Prefix: p, NodeID: name, Logger: log, TailLen: cfg.tailLen, NodeTTL: cfg.nodeTTL})
 	if err != nil {
 		t.Fatalf("redisrelay.New() = %v", err)
 	}

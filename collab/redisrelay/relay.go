@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/coedit/coedit/collab"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -54,6 +55,17 @@ type Options struct {
 	NodeID string
 	// Logger receives the relay's logs. Default slog.Default().
 	Logger *slog.Logger
+	// NodeTTL is how long this node's heartbeat key lives: the other
+	// nodes clear the presence of this node's clients when it has been
+	// gone (and silent) for that long, so a node killed without a word
+	// leaves no caret behind for longer. It is refreshed every third of
+	// it. Default 15s.
+	NodeTTL time.Duration
+	// PresenceTTL is how long presence from another node lives here
+	// without an update (collab.Options.PresenceTTL, which its node
+	// applies too; this catches a clear lost while Redis was away).
+	// Default collab.DefaultPresenceTTL.
+	PresenceTTL time.Duration
 	// Observe, if set, is called after every round trip to Redis with
 	// the operation's name ("commit", "read", ...), its duration and its
 	// error, for latency histograms. It must be fast and not block.
@@ -70,6 +82,8 @@ type Relay struct {
 	sharded bool
 	stats   counters
 	sub     *subscriber
+	pres    *presenceBus // presence.go
+	index   *docIndex    // list.go
 }
 
 // New returns a Relay over opts.Client. It does not contact Redis.
@@ -90,6 +104,12 @@ func New(opts Options) (*Relay, error) {
 		opts.MaxTailLen = 4 * opts.TailLen
 	}
 	opts.MaxTailLen = max(opts.MaxTailLen, opts.TailLen)
+	if opts.NodeTTL <= 0 {
+		opts.NodeTTL = 15 * time.Second
+	}
+	if opts.PresenceTTL <= 0 {
+		opts.PresenceTTL = collab.DefaultPresenceTTL
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -116,6 +136,8 @@ func New(opts Options) (*Relay, error) {
 		r.pubCmd = "PUBLISH"
 	}
 	r.sub = newSubscriber(r)
+	r.pres = newPresenceBus(r)
+	r.index = newDocIndex(r)
 	return r, nil
 }
 
@@ -126,6 +148,8 @@ func (r *Relay) NodeID() string { return r.opts.NodeID }
 // goroutines. It does not close Options.Client. Calls other than
 // Subscribe keep working until the client is closed.
 func (r *Relay) Close() error {
+	r.pres.close()
+	r.index.close()
 	r.sub.close()
 	return nil
 }

@@ -37,6 +37,9 @@ type Subscription struct {
 	s  *subscriber
 	ch string
 	h  Handler
+	// raw, when set, takes the messages instead of h.Deliver: a
+	// presence channel's (presence.go).
+	raw func(payload string)
 }
 
 // Subscribe starts delivering key's doorbells to h. One pub/sub
@@ -173,12 +176,20 @@ func (s *subscriber) doorbell(m *redis.Message) {
 	s.mu.Lock()
 	cs := s.chans[m.Channel]
 	var hs []Handler
+	var raws []func(string)
 	if cs != nil {
 		for sub := range cs.subs {
-			hs = append(hs, sub.h)
+			if sub.raw != nil {
+				raws = append(raws, sub.raw)
+			} else {
+				hs = append(hs, sub.h)
+			}
 		}
 	}
 	s.mu.Unlock()
+	for _, raw := range raws {
+		raw(m.Payload)
+	}
 	if len(hs) == 0 {
 		return
 	}
