@@ -61,15 +61,24 @@ const (
 
 // conn is one WebSocket client. It implements collab.Conn.
 //
-// Goroutines: the HTTP handler goroutine runs readLoop and owns the conn;
-// it starts writeLoop and, when readLoop returns, stops it and waits for
-// it, waits for the request goroutines (nf, nt) it started, and then
+// Goroutines: the reader is one goroutine at a time, which Server.serveWS
+// starts and the Server owns (Server.Close waits for it): each reads and
+// handles one frame and hands over to the next (see read), and the one
+// whose read fails, because the socket failed or closed, ends the
+// connection (finish). A writer goroutine runs only while something is
+// queued (see queue.go). An idle connection thus holds one goroutine,
+// blocked in a read on a small stack. The ping and token-expiry timers
+// run their functions on goroutines of their own, which return at once
+// or become the writer. finish stops the timers, waits for the writer and
+// for the request goroutines (nf, nt) the reader started, and then
 // disconnects the conn from the hub. Session goroutines call the Send
 // methods and reply functions, which only encode and queue.
 type conn struct {
-	srv *Server
-	ws  *websocket.Conn
-	log *slog.Logger
+	srv  *Server
+	ws   *websocket.Conn
+	nc   *batchConn // the socket under ws; nil when the upgrade did not go through batchHijacker
+	log  *slog.Logger
+	addr string // the client address the connection counts against (Server.admit)
 
 	// ctx is cancelled when the reader stops; blocking hub calls use it.
 	ctx    context.Context
@@ -81,6 +90,8 @@ type conn struct {
 	// expiry closes the connection with CloseTokenExpired when its token
 	// expires; nil without auth. serve stops it.
 	expiry *time.Timer
+	// pinger marks a ping due every PingInterval (pingTick); serve stops it.
+	pinger *time.Timer
 	// readable caches, for the reader, whether id may use a presence
 	// channel (see channelReadable); it is cleared when it grows past
 	// readableCacheSize.
@@ -93,14 +104,16 @@ type conn struct {
 	mu          sync.Mutex
 	queue       [][]byte
 	queuedBytes int
+	pingDue     bool
+	writing     bool // a writer runs (or the closing one has run): no other may start
+	stopped     bool // the reader has returned: no writer starts any more
 	closing     bool // no more queueing; the writer sends the close frame
 	closeCode   int
 	closeReason string
 
-	wake    chan struct{} // cap 1: the queue or closing changed
 	drained chan struct{} // closed and replaced when the queue empties or closing begins (WaitRoom)
 	stop    chan struct{} // closed when the reader has returned
-	written chan struct{} // closed when the writer has returned
+	writers sync.WaitGroup
 
 	ops  *rate.Limiter // submits
 	msgs *rate.Limiter // every frame, well-formed or not
@@ -116,17 +129,16 @@ var (
 	_ collab.HistoryResetter = (*conn)(nil)
 )
 
-func newConn(srv *Server, ws *websocket.Conn, src string, id identity, log *slog.Logger) *conn {
+func newConn(srv *Server, ws *websocket.Conn, nc *batchConn, src string, id identity, log *slog.Logger) *conn {
 	o := &srv.opts
 	c := &conn{
 		srv:     srv,
 		ws:      ws,
+		nc:      nc,
 		log:     log,
 		id:      id,
-		wake:    make(chan struct{}, 1),
 		drained: make(chan struct{}),
 		stop:    make(chan struct{}),
-		written: make(chan struct{}),
 		ops:     rate.NewLimiter(rate.Limit(o.OpsPerSecond), o.OpsBurst),
 		msgs:    rate.NewLimiter(rate.Limit(o.MessagesPerSecond), o.MessagesBurst),
 		bad:     rate.NewLimiter(rate.Limit(float64(o.MaxBadFrames)/60), o.MaxBadFrames),
@@ -140,24 +152,67 @@ func newConn(srv *Server, ws *websocket.Conn, src string, id identity, log *slog
 // Src returns the connection's ShareDB src.
 func (c *conn) Src() string { return *c.src.Load() }
 
-// serve runs the connection until it ends, then releases everything it
-// holds. It is called on the HTTP handler goroutine.
+// serve starts the connection's reader. It runs on the goroutine
+// Server.serveWS starts, which is the first of the reader's turns.
 func (c *conn) serve() {
+	o := &c.srv.opts
 	if !c.id.expires.IsZero() {
 		c.expiry = time.AfterFunc(time.Until(c.id.expires), c.tokenExpired)
 	}
-	go c.writeLoop()
-	err := c.readLoop()
+	c.mu.Lock() // pingTick reads pinger under mu
+	c.pinger = time.AfterFunc(o.PingInterval, c.pingTick)
+	c.mu.Unlock()
+	c.ws.SetReadLimit(o.MaxFrameSize)
+	c.ws.SetReadDeadline(time.Now().Add(o.PongTimeout))
+	c.ws.SetPongHandler(func(string) error {
+		return c.ws.SetReadDeadline(time.Now().Add(o.PongTimeout))
+	})
+	c.read()
+}
+
+// read is one turn of the connection's reader: it reads and handles one
+// frame, then hands the reader over to a new goroutine and returns. When
+// the read fails (the socket failed or closed) it ends the connection
+// instead (finish).
+//
+// Why a goroutine per frame: handling a request (JSON decoding, hub
+// calls) grows a goroutine's stack to 8 KiB, and the runtime shrinks a
+// stack only during a garbage collection, which an idle server does not
+// run. A reader that waited for the next frame on the stack that handled
+// the last one would keep those 8 KiB for as long as the connection sits
+// idle; a new goroutine waits on the smallest stack. Starting one costs
+// well under a microsecond, against a read system call per frame.
+func (c *conn) read() {
+	if err := c.readFrame(); err != nil {
+		c.finish(err)
+		return
+	}
+	go c.read()
+}
+
+// finish ends the connection once its reader has stopped, and releases
+// everything it holds: it stops the timers, closes the socket, waits for
+// the writer and the request goroutines (nf, nt), and disconnects the conn
+// from the hub and the server.
+func (c *conn) finish(err error) {
+	c.mu.Lock()
+	c.stopped = true
+	c.mu.Unlock()
+	c.pinger.Stop()
 	if c.expiry != nil {
 		c.expiry.Stop()
 	}
 	c.cancel()
 	close(c.stop)
-	<-c.written
+	// The socket has failed, or the client closed it, or the writer
+	// closed it; closing it here ends a write to a client that is gone.
+	c.ws.Close()
+	c.writers.Wait()
 	c.work.Wait()
 	c.srv.hub.Disconnect(c)
 	c.srv.release(c)
 	c.log.Debug("websocket closed", "src", c.Src(), "reason", err)
+	c.srv.leave(c.addr)
 }
 
 // tokenExpired closes the connection when its token expires.
@@ -166,46 +221,40 @@ func (c *conn) tokenExpired() {
 	c.closeWith(CloseTokenExpired, "token expired")
 }
 
-// readLoop reads frames until the connection fails or closes. Every frame
-// takes a token from the message bucket before anything answers it,
-// malformed frames included, so no kind of frame is answered faster than
-// the rate; frames that are malformed or over the rate also take from the
-// bad-frame bucket, and a connection that empties it is closed with 1008.
-// Once the connection is closing nothing more is answered or done.
-func (c *conn) readLoop() error {
-	o := &c.srv.opts
-	c.ws.SetReadLimit(o.MaxFrameSize)
-	c.ws.SetReadDeadline(time.Now().Add(o.PongTimeout))
-	c.ws.SetPongHandler(func(string) error {
-		return c.ws.SetReadDeadline(time.Now().Add(o.PongTimeout))
-	})
-	for {
-		typ, frame, err := c.ws.ReadMessage()
-		if err != nil {
-			if errors.Is(err, websocket.ErrReadLimit) {
-				c.discardUpload()
-			}
-			return err
+// readFrame reads one frame and answers it; it returns an error when the
+// connection fails or closes. Every frame takes a token from the message
+// bucket before anything answers it, malformed frames included, so no
+// kind of frame is answered faster than the rate; frames that are
+// malformed or over the rate also take from the bad-frame bucket, and a
+// connection that empties it is closed with 1008. Once the connection is
+// closing nothing more is answered or done.
+func (c *conn) readFrame() error {
+	typ, frame, err := c.ws.ReadMessage()
+	if err != nil {
+		if errors.Is(err, websocket.ErrReadLimit) {
+			c.discardUpload()
 		}
-		if c.isClosing() {
-			continue // the writer is sending the close frame
-		}
-		if !c.id.expires.IsZero() && !time.Now().Before(c.id.expires) {
-			// The timer has not fired yet; the token must not serve
-			// one more request meanwhile.
-			c.tokenExpired()
-			continue
-		}
-		limited := !c.msgs.Allow()
-		switch {
-		case typ != websocket.TextMessage:
-			c.refuse(nil, "binary", limited, badlyFormed("binary frames are not supported: send each message as a JSON text frame"))
-		case !utf8.Valid(frame):
-			c.refuse(nil, "utf8", limited, badlyFormed("frame is not valid UTF-8"))
-		default:
-			c.handle(frame, limited)
-		}
+		return err
 	}
+	if c.isClosing() {
+		return nil // the writer is sending the close frame
+	}
+	if !c.id.expires.IsZero() && !time.Now().Before(c.id.expires) {
+		// The timer has not fired yet; the token must not serve one
+		// more request meanwhile.
+		c.tokenExpired()
+		return nil
+	}
+	limited := !c.msgs.Allow()
+	switch {
+	case typ != websocket.TextMessage:
+		c.refuse(nil, "binary", limited, badlyFormed("binary frames are not supported: send each message as a JSON text frame"))
+	case !utf8.Valid(frame):
+		c.refuse(nil, "utf8", limited, badlyFormed("frame is not valid UTF-8"))
+	default:
+		c.handle(frame, limited)
+	}
+	return nil
 }
 
 // refuse answers a frame that is malformed (reason names how) or over
