@@ -74,13 +74,16 @@ const (
 // disconnects the conn from the hub. Session goroutines call the Send
 // methods and reply functions, which only encode and queue.
 type conn struct {
-	srv  *Server
-	ws   *websocket.Conn
-	nc   *batchConn // the socket under ws; nil when the upgrade did not go through batchHijacker
-	log  *slog.Logger
-	addr string // the client address the connection counts against (Server.admit)
+	srv *Server
+	ws  *websocket.Conn
+	nc  *batchConn // the socket under ws; nil when the upgrade did not go through batchHijacker
+	// remote is the client's address (the TCP peer), which log adds to
+	// each line; addr is the address the connection counts against
+	// (Server.admit).
+	remote, addr string
 
 	// ctx is cancelled when the reader stops; blocking hub calls use it.
+	// The reader creates it at its first use (requestContext).
 	ctx    context.Context
 	cancel context.CancelFunc
 
@@ -111,16 +114,16 @@ type conn struct {
 	closeCode   int
 	closeReason string
 
-	drained chan struct{} // closed and replaced when the queue empties or closing begins (WaitRoom)
+	drained chan struct{} // made by WaitRoom, closed (and forgotten) when the queue empties or closing begins
 	stop    chan struct{} // closed when the reader has returned
 	writers sync.WaitGroup
 
 	ops  *rate.Limiter // submits
 	msgs *rate.Limiter // every frame, well-formed or not
-	bad  *rate.Limiter // malformed or rate-limited frames (Options.MaxBadFrames)
+	bad  *rate.Limiter // malformed or rate-limited frames (Options.MaxBadFrames); made by the reader at the first
 
 	work sync.WaitGroup // nf/nt goroutines
-	sem  chan struct{}  // bounds them
+	sem  chan struct{}  // bounds them; made by the reader at the first
 }
 
 var (
@@ -129,24 +132,34 @@ var (
 	_ collab.HistoryResetter = (*conn)(nil)
 )
 
-func newConn(srv *Server, ws *websocket.Conn, nc *batchConn, src string, id identity, log *slog.Logger) *conn {
+func newConn(srv *Server, ws *websocket.Conn, nc *batchConn, src string, id identity, remote string) *conn {
 	o := &srv.opts
 	c := &conn{
-		srv:     srv,
-		ws:      ws,
-		nc:      nc,
-		log:     log,
-		id:      id,
-		drained: make(chan struct{}),
-		stop:    make(chan struct{}),
-		ops:     rate.NewLimiter(rate.Limit(o.OpsPerSecond), o.OpsBurst),
-		msgs:    rate.NewLimiter(rate.Limit(o.MessagesPerSecond), o.MessagesBurst),
-		bad:     rate.NewLimiter(rate.Limit(float64(o.MaxBadFrames)/60), o.MaxBadFrames),
-		sem:     make(chan struct{}, 4),
+		srv:    srv,
+		ws:     ws,
+		nc:     nc,
+		remote: remote,
+		id:     id,
+		stop:   make(chan struct{}),
+		ops:    rate.NewLimiter(rate.Limit(o.OpsPerSecond), o.OpsBurst),
+		msgs:   rate.NewLimiter(rate.Limit(o.MessagesPerSecond), o.MessagesBurst),
 	}
-	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.src.Store(&src)
 	return c
+}
+
+// log returns the connection's logger. It is made for each line rather
+// than kept: an idle connection then holds none, and lines are few.
+func (c *conn) log() *slog.Logger {
+	return c.srv.log.With("remote", c.remote)
+}
+
+// requestContext returns ctx, creating it at the first call. Reader only.
+func (c *conn) requestContext() context.Context {
+	if c.ctx == nil {
+		c.ctx, c.cancel = context.WithCancel(context.Background())
+	}
+	return c.ctx
 }
 
 // Src returns the connection's ShareDB src.
@@ -202,7 +215,9 @@ func (c *conn) finish(err error) {
 	if c.expiry != nil {
 		c.expiry.Stop()
 	}
-	c.cancel()
+	if c.cancel != nil {
+		c.cancel()
+	}
 	close(c.stop)
 	// The socket has failed, or the client closed it, or the writer
 	// closed it; closing it here ends a write to a client that is gone.
@@ -211,13 +226,13 @@ func (c *conn) finish(err error) {
 	c.work.Wait()
 	c.srv.hub.Disconnect(c)
 	c.srv.release(c)
-	c.log.Debug("websocket closed", "src", c.Src(), "reason", err)
+	c.log().Debug("websocket closed", "src", c.Src(), "reason", err)
 	c.srv.leave(c.addr)
 }
 
 // tokenExpired closes the connection when its token expires.
 func (c *conn) tokenExpired() {
-	c.log.Info("closing websocket: token expired", "src", c.Src())
+	c.log().Info("closing websocket: token expired", "src", c.Src())
 	c.closeWith(CloseTokenExpired, "token expired")
 }
 
@@ -266,9 +281,13 @@ func (c *conn) refuse(r *request, reason string, limited bool, perr *protoError)
 		reason, perr = "rate", newError(CodeRateLimited, "too many messages per second")
 	}
 	c.srv.met.badFrames.WithLabelValues(reason).Inc()
+	if c.bad == nil {
+		o := &c.srv.opts
+		c.bad = rate.NewLimiter(rate.Limit(float64(o.MaxBadFrames)/60), o.MaxBadFrames)
+	}
 	if !c.bad.Allow() {
 		c.srv.met.abuseClosed.Inc()
-		c.log.Info("closing websocket: too many malformed or rate-limited frames", "src", c.Src(), "last", reason)
+		c.log().Info("closing websocket: too many malformed or rate-limited frames", "src", c.Src(), "last", reason)
 		c.closeWith(ClosePolicyViolation, "too many malformed or rate-limited frames")
 		return
 	}
@@ -340,21 +359,21 @@ func (c *conn) fail(r *request, err error) {
 	case errors.Is(err, collab.ErrBusy):
 		// Retryable: the client reconnects, catches up by version and
 		// resends, where an error would roll its op back.
-		c.log.Info("closing websocket: document busy", "src", c.Src(), "err", err)
+		c.log().Info("closing websocket: document busy", "src", c.Src(), "err", err)
 		c.closeWith(CloseTryAgain, "document busy: reconnect and resend")
 		return
 	case errors.Is(err, collab.ErrConnClosed):
 		return // nobody is left to tell
 	}
 	if retryable(err) {
-		c.log.Info("closing websocket for a retryable failure", "src", c.Src(), "action", r.action, "err", err)
+		c.log().Info("closing websocket for a retryable failure", "src", c.Src(), "action", r.action, "err", err)
 		c.srv.met.countError(CodeUnavailable)
 		c.closeWith(CloseRetry, "try again: the commit point is unavailable")
 		return
 	}
 	pe, internal := toProtoError(err)
 	if internal {
-		c.log.Error("request failed", "action", r.action, "src", c.Src(), "err", err)
+		c.log().Error("request failed", "action", r.action, "src", c.Src(), "err", err)
 	}
 	c.sendError(r, pe)
 }
@@ -365,7 +384,7 @@ func (c *conn) SendOp(key collab.Key, rec collab.Record) {
 		// Never reached: every request that makes the hub send a
 		// document's ops checked read access first. Should it happen,
 		// the client is missing an op, so make it reconnect.
-		c.log.Error("op for a document the connection may not read", "doc", key.String())
+		c.log().Error("op for a document the connection may not read", "doc", key.String())
 		c.closeWith(websocket.CloseInternalServerErr, "internal error")
 		return
 	}
@@ -376,7 +395,7 @@ func (c *conn) SendOp(key collab.Key, rec collab.Record) {
 	if err := appendRecordBody(m, rec); err != nil {
 		// A record the engine committed always encodes; if it does not,
 		// the client would diverge, so make it reconnect and refetch.
-		c.log.Error("cannot encode committed op", "doc", key.String(), "v", rec.Version, "err", err)
+		c.log().Error("cannot encode committed op", "doc", key.String(), "v", rec.Version, "err", err)
 		c.closeWith(websocket.CloseInternalServerErr, "internal error")
 		return
 	}
@@ -386,7 +405,7 @@ func (c *conn) SendOp(key collab.Key, rec collab.Record) {
 // ResetHistory implements collab.HistoryResetter: it closes the
 // connection with CloseHistoryReplaced.
 func (c *conn) ResetHistory(key collab.Key) {
-	c.log.Info("closing websocket: a document's history was replaced", "src", c.Src(), "doc", key.String())
+	c.log().Info("closing websocket: a document's history was replaced", "src", c.Src(), "doc", key.String())
 	c.closeWith(CloseHistoryReplaced, "history of "+key.String()+" replaced: fetch it again")
 }
 
@@ -396,7 +415,7 @@ func (c *conn) ResetHistory(key collab.Key) {
 // its documents by version; the protocol has no message that tells a
 // client it was unsubscribed.
 func (c *conn) Drop(key collab.Key, err error) {
-	c.log.Warn("closing websocket: a document session failed", "src", c.Src(), "doc", key.String(), "err", err)
+	c.log().Warn("closing websocket: a document session failed", "src", c.Src(), "doc", key.String(), "err", err)
 	c.closeWith(CloseSessionFailed, "document session failed: reconnect and subscribe again")
 }
 

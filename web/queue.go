@@ -153,8 +153,10 @@ func (c *conn) pingTick() {
 
 // wakeWaitersLocked wakes the catch-up readers waiting for room.
 func (c *conn) wakeWaitersLocked() {
-	close(c.drained)
-	c.drained = make(chan struct{})
+	if c.drained != nil {
+		close(c.drained)
+		c.drained = nil
+	}
 }
 
 // Closed implements collab.Conn: the reader has stopped or the
@@ -207,6 +209,9 @@ func (c *conn) WaitRoom(ctx context.Context) (collab.Room, error) {
 			c.mu.Unlock()
 			return r, nil
 		}
+		if c.drained == nil {
+			c.drained = make(chan struct{})
+		}
 		drained := c.drained
 		c.mu.Unlock()
 		select {
@@ -234,7 +239,7 @@ func (c *conn) send(frame []byte) {
 		start := c.startWriterLocked()
 		c.mu.Unlock()
 		c.srv.met.slowConsumers.Inc()
-		c.log.Info("closing slow websocket", "src", c.Src(), "queued_messages", n, "queued_bytes", bytes)
+		c.log().Info("closing slow websocket", "src", c.Src(), "queued_messages", n, "queued_bytes", bytes)
 		if start {
 			go c.writeOut()
 		}

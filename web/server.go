@@ -230,7 +230,7 @@ type Server struct {
 }
 
 // readBufferSize is the WebSocket read buffer of each connection.
-const readBufferSize = 512
+const readBufferSize = 256
 
 // New returns a Server over opts.Hub.
 func New(opts Options) (*Server, error) {
@@ -346,7 +346,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if s.auth != nil {
 		src = s.auth.subjectSrc(src, id.access.Subject)
 	}
-	c := newConn(s, ws, hj.conn, src, id, s.log.With("remote", r.RemoteAddr))
+	c := newConn(s, ws, hj.conn, src, id, r.RemoteAddr)
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
@@ -372,7 +372,7 @@ func (s *Server) claim(c *conn, src string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if old := s.srcs[src]; old != nil && old != c {
-		old.log.Info("src reclaimed by a new connection", "src", src)
+		old.log().Info("src reclaimed by a new connection", "src", src)
 		old.closeWith(CloseSrcReclaimed, "src reclaimed by a newer connection")
 	}
 	if s.srcs[c.Src()] == c {
