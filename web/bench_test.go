@@ -73,7 +73,7 @@ func BenchmarkEncodeBroadcast(b *testing.B) {
 }
 
 // BenchmarkIdleConnectionMemory reports the heap held per open,
-// handshaken, subscribed, idle WebSocket connection (server and client
+// handshaken, subscribed (ten to a document), idle WebSocket connection (server and client
 // side in this process; the client side is gorilla's, of similar size),
 // and the server's goroutines and their stacks (the client side runs
 // none).
@@ -88,7 +88,7 @@ func BenchmarkIdleConnectionMemory(b *testing.B) {
 		conns := make([]*websocket.Conn, n)
 		for i := range conns {
 			conns[i] = ts.benchConn(b)
-			send(b, conns[i], `{"a":"s","c":"bench","d":"mem","v":null}`)
+			send(b, conns[i], fmt.Sprintf(`{"a":"s","c":"bench","d":"mem-%d","v":null}`, i/10))
 			recvN(b, conns[i], 1)
 		}
 		time.Sleep(100 * time.Millisecond) // the writers that sent the replies exit
