@@ -63,17 +63,29 @@ const (
 
 // conn is one WebSocket client. It implements collab.Conn.
 //
-// Goroutines: the HTTP handler goroutine runs readLoop and owns the conn;
-// it starts writeLoop and, when readLoop returns, stops it and waits for
-// it, waits for the request goroutines (nf, nt) it started, and then
+// Goroutines: the reader is one goroutine at a time, which Server.serveWS
+// starts and the Server owns (Server.Close waits for it): each reads and
+// handles one frame and hands over to the next (see read), and the one
+// whose read fails, because the socket failed or closed, ends the
+// connection (finish). A writer goroutine runs only while something is
+// queued (see queue.go). An idle connection thus holds one goroutine,
+// blocked in a read on a small stack. The ping and token-expiry timers
+// run their functions on goroutines of their own, which return at once
+// or become the writer. finish stops the timers, waits for the writer and
+// for the request goroutines (nf, nt) the reader started, and then
 // disconnects the conn from the hub. Session goroutines call the Send
 // methods and reply functions, which only encode and queue.
 type conn struct {
 	srv *Server
 	ws  *websocket.Conn
-	log *slog.Logger
+	nc  *batchConn // the socket under ws; nil when the upgrade did not go through batchHijacker
+	// remote is the client's address (the TCP peer), which log adds to
+	// each line; addr is the address the connection counts against
+	// (Server.admit).
+	remote, addr string
 
 	// ctx is cancelled when the reader stops; blocking hub calls use it.
+	// The reader creates it at its first use (requestContext).
 	ctx    context.Context
 	cancel context.CancelFunc
 
@@ -83,6 +95,8 @@ type conn struct {
 	// expiry closes the connection with CloseTokenExpired when its token
 	// expires; nil without auth. serve stops it.
 	expiry *time.Timer
+	// pinger marks a ping due every PingInterval (pingTick); serve stops it.
+	pinger *time.Timer
 	// readable caches, for the reader, whether id may use a presence
 	// channel (see channelReadable); it is cleared when it grows past
 	// readableCacheSize.
@@ -98,21 +112,23 @@ type conn struct {
 	mu          sync.Mutex
 	queue       [][]byte
 	queuedBytes int
+	pingDue     bool
+	writing     bool // a writer runs (or the closing one has run): no other may start
+	stopped     bool // the reader has returned: no writer starts any more
 	closing     bool // no more queueing; the writer sends the close frame
 	closeCode   int
 	closeReason string
 
-	wake    chan struct{} // cap 1: the queue or closing changed
-	drained chan struct{} // closed and replaced when the queue empties or closing begins (WaitRoom)
+	drained chan struct{} // made by WaitRoom, closed (and forgotten) when the queue empties or closing begins
 	stop    chan struct{} // closed when the reader has returned
-	written chan struct{} // closed when the writer has returned
+	writers sync.WaitGroup
 
 	ops  *rate.Limiter // submits
 	msgs *rate.Limiter // every frame, well-formed or not
-	bad  *rate.Limiter // malformed or rate-limited frames (Options.MaxBadFrames)
+	bad  *rate.Limiter // malformed or rate-limited frames (Options.MaxBadFrames); made by the reader at the first
 
 	work sync.WaitGroup // nf/nt goroutines
-	sem  chan struct{}  // bounds them
+	sem  chan struct{}  // bounds them; made by the reader at the first
 }
 
 var (
@@ -121,96 +137,144 @@ var (
 	_ collab.Pacer        = (*conn)(nil)
 )
 
-func newConn(srv *Server, ws *websocket.Conn, src string, id identity, log *slog.Logger) *conn {
+func newConn(srv *Server, ws *websocket.Conn, nc *batchConn, src string, id identity, remote string) *conn {
 	o := &srv.opts
 	c := &conn{
-		srv:     srv,
-		ws:      ws,
-		log:     log,
-		id:      id,
-		wake:    make(chan struct{}, 1),
-		drained: make(chan struct{}),
-		stop:    make(chan struct{}),
-		written: make(chan struct{}),
-		ops:     rate.NewLimiter(rate.Limit(o.OpsPerSecond), o.OpsBurst),
-		msgs:    rate.NewLimiter(rate.Limit(o.MessagesPerSecond), o.MessagesBurst),
-		bad:     rate.NewLimiter(rate.Limit(float64(o.MaxBadFrames)/60), o.MaxBadFrames),
-		sem:     make(chan struct{}, 4),
+		srv:    srv,
+		ws:     ws,
+		nc:     nc,
+		remote: remote,
+		id:     id,
+		stop:   make(chan struct{}),
+		ops:    rate.NewLimiter(rate.Limit(o.OpsPerSecond), o.OpsBurst),
+		msgs:   rate.NewLimiter(rate.Limit(o.MessagesPerSecond), o.MessagesBurst),
 	}
-	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.src.Store(&src)
 	return c
+}
+
+// log returns the connection's logger. It is made for each line rather
+// than kept: an idle connection then holds none, and lines are few.
+func (c *conn) log() *slog.Logger {
+	return c.srv.log.With("remote", c.remote)
+}
+
+// requestContext returns ctx, creating it at the first call. Reader only.
+func (c *conn) requestContext() context.Context {
+	if c.ctx == nil {
+		c.ctx, c.cancel = context.WithCancel(context.Background())
+	}
+	return c.ctx
 }
 
 // Src returns the connection's ShareDB src.
 func (c *conn) Src() string { return *c.src.Load() }
 
-// serve runs the connection until it ends, then releases everything it
-// holds. It is called on the HTTP handler goroutine.
+// serve starts the connection's reader. It runs on the goroutine
+// Server.serveWS starts, which is the first of the reader's turns.
 func (c *conn) serve() {
+	o := &c.srv.opts
 	if !c.id.expires.IsZero() {
 		c.expiry = time.AfterFunc(time.Until(c.id.expires), c.tokenExpired)
 	}
-	go c.writeLoop()
-	err := c.readLoop()
-	if c.expiry != nil {
-		c.expiry.Stop()
-	}
-	c.cancel()
-	close(c.stop)
-	<-c.written
-	c.work.Wait()
-	c.srv.hub.Disconnect(c)
-	c.srv.release(c)
-	c.log.Debug("websocket closed", "src", c.Src(), "reason", err)
-}
-
-// tokenExpired closes the connection when its token expires.
-func (c *conn) tokenExpired() {
-	c.log.Info("closing websocket: token expired", "src", c.Src())
-	c.closeWith(CloseTokenExpired, "token expired")
-}
-
-// readLoop reads frames until the connection fails or closes. Every frame
-// takes a token from the message bucket before anything answers it,
-// malformed frames included, so no kind of frame is answered faster than
-// the rate; frames that are malformed or over the rate also take from the
-// bad-frame bucket, and a connection that empties it is closed with 1008.
-// Once the connection is closing nothing more is answered or done.
-func (c *conn) readLoop() error {
-	o := &c.srv.opts
+	c.mu.Lock() // pingTick reads pinger under mu
+	c.pinger = time.AfterFunc(o.PingInterval, c.pingTick)
+	c.mu.Unlock()
 	c.ws.SetReadLimit(o.MaxFrameSize)
 	c.ws.SetReadDeadline(time.Now().Add(o.PongTimeout))
 	c.ws.SetPongHandler(func(string) error {
 		return c.ws.SetReadDeadline(time.Now().Add(o.PongTimeout))
 	})
-	for {
-		typ, frame, err := c.ws.ReadMessage()
-		if err != nil {
-			if errors.Is(err, websocket.ErrReadLimit) {
-				c.discardUpload()
-			}
-			return err
-		}
-		if c.isClosing() {
-			continue // the writer is sending the close frame
-		}
-		if !c.id.expires.IsZero() && !time.Now().Before(c.id.expires) {
-			// The timer has not fired yet; the token must not serve
-			// one more request meanwhile.
-			c.tokenExpired()
-			continue
-		}
-		limited := !c.msgs.Allow()
-		switch {
-		case typ != websocket.TextMessage:
-			c.refuse(nil, "binary", limited, badlyFormed("binary frames are not supported: send each message as a JSON text frame"))
-		case !utf8.Valid(frame):
-			c.refuse(nil, "utf8", limited, badlyFormed("frame is not valid UTF-8"))
-		default:
-			c.handle(frame, limited)
-		}
+	c.read()
+}
+
+// read is one turn of the connection's reader: it reads and handles one
+// frame, then hands the reader over to a new goroutine and returns. When
+// the read fails (the socket failed or closed) it ends the connection
+// instead (finish).
+//
+// Why a goroutine per frame: handling a request (JSON decoding, hub
+// calls) grows a goroutine's stack to 8 KiB, and the runtime shrinks a
+// stack only during a garbage collection, which an idle server does not
+// run. A reader that waited for the next frame on the stack that handled
+// the last one would keep those 8 KiB for as long as the connection sits
+// idle; a new goroutine waits on the smallest stack. Starting one costs
+// well under a microsecond, against a read system call per frame.
+func (c *conn) read() {
+	if err := c.readFrame(); err != nil {
+		c.finish(err)
+		return
 	}
+	go c.read()
+}
+
+// finish ends the connection once its reader has stopped, and releases
+// everything it holds: it stops the timers, closes the socket, waits for
+// the writer and the request goroutines (nf, nt), and disconnects the conn
+// from the hub and the server.
+func (c *conn) finish(err error) {
+	c.mu.Lock()
+	c.stopped = true
+	c.mu.Unlock()
+	c.pinger.Stop()
+	if c.expiry != nil {
+		c.expiry.Stop()
+	}
+	if c.cancel != nil {
+		c.cancel()
+	}
+	close(c.stop)
+	// The socket has failed, or the client closed it, or the writer
+	// closed it; closing it here ends a write to a client that is gone.
+	c.ws.Close()
+	c.writers.Wait()
+	c.work.Wait()
+	c.srv.hub.Disconnect(c)
+	c.srv.release(c)
+	c.log().Debug("websocket closed", "src", c.Src(), "reason", err)
+	c.srv.leave(c.addr)
+}
+
+// tokenExpired closes the connection when its token expires.
+func (c *conn) tokenExpired() {
+	c.log().Info("closing websocket: token expired", "src", c.Src())
+	c.closeWith(CloseTokenExpired, "token expired")
+}
+
+// readFrame reads one frame and answers it; it returns an error when the
+// connection fails or closes. Every frame takes a token from the message
+// bucket before anything answers it, malformed frames included, so no
+// kind of frame is answered faster than the rate; frames that are
+// malformed or over the rate also take from the bad-frame bucket, and a
+// connection that empties it is closed with 1008. Once the connection is
+// closing nothing more is answered or done.
+func (c *conn) readFrame() error {
+	typ, frame, err := c.ws.ReadMessage()
+	if err != nil {
+		if errors.Is(err, websocket.ErrReadLimit) {
+			c.discardUpload()
+		}
+		return err
+	}
+	if c.isClosing() {
+		return nil // the writer is sending the close frame
+	}
+	if !c.id.expires.IsZero() && !time.Now().Before(c.id.expires) {
+		// The timer has not fired yet; the token must not serve one
+		// more request meanwhile.
+		c.tokenExpired()
+		return nil
+	}
+	limited := !c.msgs.Allow()
+	switch {
+	case typ != websocket.TextMessage:
+		c.refuse(nil, "binary", limited, badlyFormed("binary frames are not supported: send each message as a JSON text frame"))
+	case !utf8.Valid(frame):
+		c.refuse(nil, "utf8", limited, badlyFormed("frame is not valid UTF-8"))
+	default:
+		c.handle(frame, limited)
+	}
+	return nil
 }
 
 // refuse answers a frame that is malformed (reason names how) or over
@@ -222,9 +286,13 @@ func (c *conn) refuse(r *request, reason string, limited bool, perr *protoError)
 		reason, perr = "rate", newError(CodeRateLimited, "too many messages per second")
 	}
 	c.srv.met.badFrames.WithLabelValues(reason).Inc()
+	if c.bad == nil {
+		o := &c.srv.opts
+		c.bad = rate.NewLimiter(rate.Limit(float64(o.MaxBadFrames)/60), o.MaxBadFrames)
+	}
 	if !c.bad.Allow() {
 		c.srv.met.abuseClosed.Inc()
-		c.log.Info("closing websocket: too many malformed or rate-limited frames", "src", c.Src(), "last", reason)
+		c.log().Info("closing websocket: too many malformed or rate-limited frames", "src", c.Src(), "last", reason)
 		c.closeWith(ClosePolicyViolation, "too many malformed or rate-limited frames")
 		return
 	}
@@ -296,21 +364,21 @@ func (c *conn) fail(r *request, err error) {
 	case errors.Is(err, collab.ErrBusy):
 		// Retryable: the client reconnects, catches up by version and
 		// resends, where an error would roll its op back.
-		c.log.Info("closing websocket: document busy", "src", c.Src(), "err", err)
+		c.log().Info("closing websocket: document busy", "src", c.Src(), "err", err)
 		c.closeWith(CloseTryAgain, "document busy: reconnect and resend")
 		return
 	case errors.Is(err, collab.ErrConnClosed):
 		return // nobody is left to tell
 	}
 	if retryable(err) {
-		c.log.Info("closing websocket for a retryable failure", "src", c.Src(), "action", r.action, "err", err)
+		c.log().Info("closing websocket for a retryable failure", "src", c.Src(), "action", r.action, "err", err)
 		c.srv.met.countError(CodeUnavailable)
 		c.closeWith(CloseRetry, "try again: the commit point is unavailable")
 		return
 	}
 	pe, internal := toProtoError(err)
 	if internal {
-		c.log.Error("request failed", "action", r.action, "src", c.Src(), "err", err)
+		c.log().Error("request failed", "action", r.action, "src", c.Src(), "err", err)
 	}
 	c.sendError(r, pe)
 }
@@ -325,11 +393,11 @@ func (c *conn) fail(r *request, err error) {
 // failed; the client reconnects and re-subscribes by version).
 func (c *conn) Drop(key collab.Key, err error) {
 	if errors.Is(err, collab.ErrHistoryReplaced) {
-		c.log.Info("closing websocket: a document's history was replaced", "src", c.Src(), "doc", key.String(), "err", err)
+		c.log().Info("closing websocket: a document's history was replaced", "src", c.Src(), "doc", key.String(), "err", err)
 		c.closeWith(CloseHistoryReplaced, "history of "+key.String()+" replaced: fetch it again")
 		return
 	}
-	c.log.Warn("closing websocket: a document session failed", "src", c.Src(), "doc", key.String(), "err", err)
+	c.log().Warn("closing websocket: a document session failed", "src", c.Src(), "doc", key.String(), "err", err)
 	c.closeWith(CloseSessionFailed, "document session failed: reconnect and subscribe again")
 }
 

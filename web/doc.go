@@ -17,9 +17,12 @@
 //	GET  /                                    the editing page and its assets
 //
 // Each WebSocket is one conn (conn.go; its send queue and writer in
-// queue.go), which implements collab.Conn: one read goroutine decodes
-// frames and drives the Hub, one write goroutine drains a bounded send
-// queue. Replies and broadcasts are encoded
+// queue.go), which implements collab.Conn: a reader decodes frames and
+// drives the Hub (one goroutine at a time, a fresh one for each frame, so
+// an idle connection waits on the smallest stack), and a writer, started
+// only while something is queued, drains a bounded send queue and writes
+// what it took with one write system call (batchconn.go). An idle
+// connection holds one goroutine. Replies and broadcasts are encoded
 // by whichever goroutine produces them and only queued, so a session
 // goroutine never waits on a socket and a slow client never delays others:
 // a client whose queue overflows is closed with code 1013, and reconnects

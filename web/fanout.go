@@ -40,7 +40,7 @@ func (c *conn) SendEncoded(key collab.Key, rec collab.Record, enc any) {
 		// Never reached: every request that makes the hub send a
 		// document's ops checked read access first. Should it happen,
 		// the client is missing an op, so make it reconnect.
-		c.log.Error("op for a document the connection may not read", "doc", key.String())
+		c.log().Error("op for a document the connection may not read", "doc", key.String())
 		c.closeWith(websocket.CloseInternalServerErr, "internal error")
 		return
 	}
@@ -51,7 +51,7 @@ func (c *conn) SendEncoded(key collab.Key, rec collab.Record, enc any) {
 			// A record the engine committed always encodes; if it does
 			// not, the client would diverge, so make it reconnect and
 			// refetch.
-			c.log.Error("cannot encode committed op", "doc", key.String(), "v", rec.Version, "err", err)
+			c.log().Error("cannot encode committed op", "doc", key.String(), "v", rec.Version, "err", err)
 			c.closeWith(websocket.CloseInternalServerErr, "internal error")
 			return
 		}

@@ -30,12 +30,16 @@ func (c *conn) snapshotAt(r *request, byTime bool) *protoError {
 	if perr != nil {
 		return perr
 	}
+	if c.sem == nil {
+		c.sem = make(chan struct{}, 4)
+	}
 	c.sem <- struct{}{}
+	rctx := c.requestContext()
 	c.work.Add(1)
 	go func() {
 		defer c.work.Done()
 		defer func() { <-c.sem }()
-		ctx, cancel := context.WithTimeout(c.ctx, o.RequestTimeout)
+		ctx, cancel := context.WithTimeout(rctx, o.RequestTimeout)
 		defer cancel()
 		var snap collab.Snapshot
 		var err error

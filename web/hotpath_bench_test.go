@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"testing"
 
 	"github.com/coedit/coedit/collab"
@@ -85,9 +86,11 @@ func benchServer(b *testing.B) (*Server, *collab.Hub) {
 }
 
 // benchConn returns a conn without a socket: its queue is read by
-// benchDrain.
+// benchDrain. It is marked as writing, so send never starts a writer.
 func benchConn(b *testing.B, srv *Server, src string) *conn {
-	return newConn(srv, nil, src, identity{access: collab.Everyone}, quiet)
+	c := newConn(srv, nil, nil, src, identity{access: collab.Everyone}, "bench")
+	c.writing = true
+	return c
 }
 
 // benchRoundTrip handles frame on c and waits for one frame back.
@@ -104,10 +107,16 @@ func isBroadcast(f []byte) bool { return bytes.Contains(f, []byte(`"op":`)) }
 // empties the queue; an error reply fails the benchmark.
 func benchDrain(b *testing.B, c *conn, want func([]byte) bool) {
 	for {
-		<-c.wake
-		batch, closing, code, reason := c.take()
+		c.mu.Lock()
+		batch, closing, code, reason := c.queue, c.closing, c.closeCode, c.closeReason
+		c.queue, c.queuedBytes = nil, 0
+		c.mu.Unlock()
 		if closing {
 			b.Fatalf("conn %s closing: %d %s", c.Src(), code, reason)
+		}
+		if len(batch) == 0 {
+			runtime.Gosched()
+			continue
 		}
 		for _, f := range batch {
 			if bytes.Contains(f, []byte(`"error":`)) {

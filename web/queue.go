@@ -1,9 +1,16 @@
 package web
 
 // This file holds a connection's send side: the bounded queue that
-// session goroutines fill without blocking (send), the writer goroutine
-// that drains it (writeLoop), the back-pressure the engine's catch-up
-// readers wait on (Room, WaitRoom), and closing (closeWith).
+// session goroutines fill without blocking (send), the writer that drains
+// it (writeOut), pings, the back-pressure the engine's catch-up readers
+// wait on (Room, WaitRoom), and closing (closeWith).
+//
+// The writer is not a goroutine per connection: an idle connection has
+// none. Whoever queues something while no writer runs (send, closeWith,
+// the ping timer) starts one, under mu; it writes until the queue is
+// empty and then exits, so at most one writer runs at a time, and gorilla's
+// rule of one goroutine calling the write methods holds. serve waits for
+// it (writers) once the reader has stopped.
 
 import (
 	"context"
@@ -15,68 +22,141 @@ import (
 	"github.com/coedit/coedit/collab"
 )
 
-// writeLoop writes queued frames and pings until the reader stops, a
-// write fails, or the conn is closing (then it sends the close frame and
-// gives the client a moment to answer it). It closes the socket, which
-// ends the reader.
-func (c *conn) writeLoop() {
-	o := &c.srv.opts
-	ping := time.NewTicker(o.PingInterval)
-	defer func() {
-		ping.Stop()
-		c.ws.Close()
-		close(c.written)
-	}()
+// closeWait is how long the writer, having sent a close frame, gives the
+// client to answer it before it closes the socket.
+const closeWait = time.Second
+
+// startWriterLocked reports whether the caller must start a writer (go
+// c.writeOut()) for what it just queued: none is running, and the
+// connection has not stopped. c.mu is held.
+func (c *conn) startWriterLocked() bool {
+	if c.writing || c.stopped {
+		return false
+	}
+	c.writing = true
+	c.writers.Add(1)
+	return true
+}
+
+// writeOut writes queued frames and due pings until the queue is empty,
+// then returns; it is the connection's only writer meanwhile. When the
+// connection is closing it sends the close frame, gives the client
+// closeWait to answer it, and closes the socket; when a write fails it
+// closes the socket. Closing the socket ends the reader.
+func (c *conn) writeOut() {
+	defer c.writers.Done()
 	for {
-		select {
-		case <-c.stop:
+		batch, ping, closing, code, reason, ok := c.take()
+		if !ok {
 			return
-		case <-ping.C:
-			c.ws.SetWriteDeadline(time.Now().Add(o.WriteTimeout))
-			if err := c.ws.WriteMessage(websocket.PingMessage, nil); err != nil {
-				return
+		}
+		if err := c.writeBatch(batch, ping); err != nil {
+			c.mu.Lock()
+			c.startClosingLocked(0, "") // nothing more is written; writing stays set
+			c.mu.Unlock()
+			c.ws.Close()
+			return
+		}
+		if closing {
+			if code != 0 {
+				c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(c.srv.opts.WriteTimeout))
 			}
-		case <-c.wake:
-			batch, closing, code, reason := c.take()
-			if len(batch) > 0 {
-				// One deadline for the batch: a client that cannot take
-				// it within WriteTimeout is dropped.
-				c.ws.SetWriteDeadline(time.Now().Add(o.WriteTimeout))
-				for _, frame := range batch {
-					if err := c.ws.WriteMessage(websocket.TextMessage, frame); err != nil {
-						return
-					}
-				}
+			t := time.NewTimer(closeWait)
+			select {
+			case <-c.stop:
+			case <-t.C:
 			}
-			if closing {
-				c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(o.WriteTimeout))
-				select {
-				case <-c.stop:
-				case <-time.After(time.Second):
-				}
-				return
-			}
+			t.Stop()
+			c.ws.Close()
+			return
 		}
 	}
 }
 
-// take empties the queue.
-func (c *conn) take() (batch [][]byte, closing bool, code int, reason string) {
+// writeBatch writes a ping (when ping) and frames, with one deadline for
+// all of them: a client that cannot take them within WriteTimeout is
+// dropped. More than one frame go out through one write(2) (batchConn).
+func (c *conn) writeBatch(frames [][]byte, ping bool) error {
+	n := len(frames)
+	if ping {
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	deadline := time.Now().Add(c.srv.opts.WriteTimeout)
+	c.ws.SetWriteDeadline(deadline)
+	batched := n > 1 && c.nc != nil
+	if batched {
+		c.nc.begin()
+	}
+	var err error
+	if ping {
+		err = c.ws.WriteMessage(websocket.PingMessage, nil)
+	}
+	for _, frame := range frames {
+		if err != nil {
+			break
+		}
+		err = c.ws.WriteMessage(websocket.TextMessage, frame)
+	}
+	if batched {
+		if ferr := c.nc.flush(deadline); err == nil {
+			err = ferr
+		}
+	}
+	return err
+}
+
+// take empties the queue and takes a due ping. With nothing to write it
+// ends the writer's turn (ok false): the next send starts a new one. A
+// closing connection keeps its writer (ok true, closing true) so that no
+// other starts.
+func (c *conn) take() (batch [][]byte, ping, closing bool, code int, reason string, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	batch = c.queue
-	c.queue = nil
+	if c.stopped {
+		c.writing = false
+		return nil, false, false, 0, "", false
+	}
+	batch, ping = c.queue, c.pingDue && !c.closing
+	c.queue, c.pingDue = nil, false
 	c.queuedBytes = 0
 	if len(batch) > 0 {
 		c.wakeWaitersLocked()
 	}
-	return batch, c.closing, c.closeCode, c.closeReason
+	if len(batch) == 0 && !ping && !c.closing {
+		c.writing = false
+		return nil, false, false, 0, "", false
+	}
+	return batch, ping, c.closing, c.closeCode, c.closeReason, true
+}
+
+// pingTick runs on the ping timer's goroutine every PingInterval: it
+// marks a ping due and, when no writer runs, writes it itself (it is then
+// the writer). The timer is re-armed here, under mu, so that serve, which
+// sets stopped under mu before stopping the timer, stops it for good.
+func (c *conn) pingTick() {
+	c.mu.Lock()
+	if c.stopped || c.closing {
+		c.mu.Unlock()
+		return
+	}
+	c.pinger.Reset(c.srv.opts.PingInterval)
+	c.pingDue = true
+	start := c.startWriterLocked()
+	c.mu.Unlock()
+	if start {
+		c.writeOut()
+	}
 }
 
 // wakeWaitersLocked wakes the catch-up readers waiting for room.
 func (c *conn) wakeWaitersLocked() {
-	close(c.drained)
-	c.drained = make(chan struct{})
+	if c.drained != nil {
+		close(c.drained)
+		c.drained = nil
+	}
 }
 
 // Closed implements collab.Conn: the reader has stopped or the
@@ -129,6 +209,9 @@ func (c *conn) WaitRoom(ctx context.Context) (collab.Room, error) {
 			c.mu.Unlock()
 			return r, nil
 		}
+		if c.drained == nil {
+			c.drained = make(chan struct{})
+		}
 		drained := c.drained
 		c.mu.Unlock()
 		select {
@@ -141,41 +224,34 @@ func (c *conn) WaitRoom(ctx context.Context) (collab.Room, error) {
 	}
 }
 
-// signal wakes the writer.
-func (c *conn) signal() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
-}
-
 // send queues one encoded frame. It never blocks: when the queue is over
 // its bound the connection is closed as a slow consumer instead.
 func (c *conn) send(frame []byte) {
 	o := &c.srv.opts
-	select {
-	case <-c.stop:
-		return // the reader stopped: the writer is gone or going
-	default:
-	}
 	c.mu.Lock()
-	if c.closing {
+	if c.closing || c.stopped {
 		c.mu.Unlock()
 		return
 	}
 	if len(c.queue) >= o.SendQueueMessages || (c.queuedBytes > 0 && c.queuedBytes+len(frame) > o.SendQueueBytes) {
 		n, bytes := len(c.queue), c.queuedBytes
 		c.startClosingLocked(CloseSlowConsumer, "send queue full: the client is not reading fast enough")
+		start := c.startWriterLocked()
 		c.mu.Unlock()
 		c.srv.met.slowConsumers.Inc()
-		c.log.Info("closing slow websocket", "src", c.Src(), "queued_messages", n, "queued_bytes", bytes)
-		c.signal()
+		c.log().Info("closing slow websocket", "src", c.Src(), "queued_messages", n, "queued_bytes", bytes)
+		if start {
+			go c.writeOut()
+		}
 		return
 	}
 	c.queue = append(c.queue, frame)
 	c.queuedBytes += len(frame)
+	start := c.startWriterLocked()
 	c.mu.Unlock()
-	c.signal()
+	if start {
+		go c.writeOut()
+	}
 }
 
 // closeWith closes the connection with a close code, dropping whatever
@@ -183,10 +259,16 @@ func (c *conn) send(frame []byte) {
 func (c *conn) closeWith(code int, reason string) {
 	c.mu.Lock()
 	c.startClosingLocked(code, reason)
+	start := c.startWriterLocked()
 	c.mu.Unlock()
-	c.signal()
+	if start {
+		go c.writeOut()
+	}
 }
 
+// startClosingLocked drops the queue and makes the writer send a close
+// frame with code (none when code is 0: the socket failed) and end the
+// connection.
 func (c *conn) startClosingLocked(code int, reason string) {
 	if c.closing {
 		return

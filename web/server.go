@@ -229,6 +229,9 @@ type Server struct {
 	wg       sync.WaitGroup // connection handlers
 }
 
+// readBufferSize is the WebSocket read buffer of each connection.
+const readBufferSize = 256
+
 // New returns a Server over opts.Hub.
 func New(opts Options) (*Server, error) {
 	opts, err := opts.withDefaults()
@@ -248,11 +251,12 @@ func New(opts Options) (*Server, error) {
 	}
 	s.up = websocket.Upgrader{
 		HandshakeTimeout: opts.HandshakeTimeout,
-		// 0: gorilla reads through the 4 KiB buffer net/http already
-		// holds for the hijacked connection (kept alive by the handler
-		// goroutine, which runs readLoop) instead of allocating a second
-		// one: 4 KiB less per connection, idle or not.
-		ReadBufferSize:  0,
+		// A small read buffer: an idle connection holds it for as long
+		// as it lives. Frames larger than it are read straight into the
+		// message (bufio passes large reads through).
+		ReadBufferSize: readBufferSize,
+		// The write buffer comes from the pool for each message and goes
+		// back after it, so an idle connection holds none.
 		WriteBufferSize: 4096,
 		WriteBufferPool: &sync.Pool{},
 		CheckOrigin:     s.originAllowed,
@@ -331,9 +335,10 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, perr)
 		return
 	}
-	defer s.leave(addr)
-	ws, err := s.up.Upgrade(w, r, nil)
+	hj := &batchHijacker{ResponseWriter: w}
+	ws, err := s.up.Upgrade(hj, r, nil)
 	if err != nil {
+		s.leave(addr)
 		s.log.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "origin", r.Header.Get("Origin"), "err", err)
 		return // Upgrade replied
 	}
@@ -341,18 +346,25 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if s.auth != nil {
 		src = s.auth.subjectSrc(src, id.access.Subject)
 	}
-	c := newConn(s, ws, src, id, s.log.With("remote", r.RemoteAddr))
+	c := newConn(s, ws, hj.conn, src, id, r.RemoteAddr)
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
 		ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(CloseGoingAway, "server shutting down"), time.Now().Add(time.Second))
 		ws.Close()
+		s.leave(addr)
 		return
 	}
 	s.conns[c] = struct{}{}
 	s.srcs[c.Src()] = c
 	s.mu.Unlock()
-	c.serve()
+	// The reader runs on goroutines of its own (see conn.read) so that
+	// this handler returns and net/http lets go of what it held for the
+	// request (its buffered reader and writer, the request, the
+	// handler's stack). The Server owns them: s.wg, which admit added
+	// to, waits until the last of them has called leave (conn.finish).
+	c.addr = addr
+	go c.serve()
 }
 
 // claim gives src to c, closing the connection that held it.
@@ -360,7 +372,7 @@ func (s *Server) claim(c *conn, src string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if old := s.srcs[src]; old != nil && old != c {
-		old.log.Info("src reclaimed by a new connection", "src", src)
+		old.log().Info("src reclaimed by a new connection", "src", src)
 		old.closeWith(CloseSrcReclaimed, "src reclaimed by a newer connection")
 	}
 	if s.srcs[c.Src()] == c {

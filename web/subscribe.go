@@ -271,7 +271,7 @@ func (a *bulkReply) finish() {
 		if err := a.errs[i]; err != nil {
 			pe, internal := toProtoError(err)
 			if internal {
-				c.log.Error("bulk request failed", "action", r.action, "doc", d.Key.String(), "err", err)
+				c.log().Error("bulk request failed", "action", r.action, "doc", d.Key.String(), "err", err)
 			}
 			m.b = append(m.b, `{"error":`...)
 			m.b = append(m.b, errorObject(pe)...)

@@ -1,0 +1,164 @@
+package web
+
+import (
+	"bufio"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// batchConn is the net.Conn a WebSocket writes through. gorilla/websocket
+// writes each frame with its own Write, and its API has no way to write
+// several messages before one flush; so between begin and flush (the
+// connection's writer, sending more than one queued frame) batchConn
+// gathers the frames and flush sends them with one write(2). Outside a
+// batch every Write goes to the socket at once.
+//
+// Writes come from gorilla, which serializes them under its own lock: the
+// writer's frames, and the control frames other goroutines write with
+// WriteControl (the reader's pongs and close replies, the server's close
+// at shutdown). A control frame written during a batch joins it and goes
+// out with the flush; bytes always reach the socket in the order gorilla
+// wrote them, because mu is held across every socket write.
+//
+// Write deadlines: gorilla sets one before each frame, and WriteControl
+// sets its own, shorter one. Applied to the socket at once, a pong's
+// one-second deadline would cut short a flush in progress; so
+// SetWriteDeadline only records the deadline, and each socket write
+// applies the one recorded last before it (flush, the one its caller
+// gives), under mu.
+type batchConn struct {
+	net.Conn
+
+	mu       sync.Mutex
+	batching bool
+	buf      *[]byte   // the batch; nil outside one
+	deadline time.Time // recorded by SetWriteDeadline
+	applied  time.Time // last deadline set on the socket
+	err      error     // first failed socket write: every later write fails with it
+}
+
+// Sizes of a batch: flush writes out what it gathered once it reaches
+// batchFlushAt (a write larger than that goes out directly), which bounds
+// the copy a batch holds beside the queue it came from.
+const (
+	batchInitial = 8 << 10
+	batchFlushAt = 64 << 10
+)
+
+// batchBufs holds batch buffers between batches, so an idle connection
+// holds none.
+var batchBufs = sync.Pool{New: func() any {
+	b := make([]byte, 0, batchInitial)
+	return &b
+}}
+
+// begin starts gathering writes.
+func (b *batchConn) begin() {
+	b.mu.Lock()
+	b.batching = true
+	b.mu.Unlock()
+}
+
+// flush ends the batch begun by begin and writes what it gathered, with
+// deadline.
+func (b *batchConn) flush(deadline time.Time) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.batching = false
+	if b.buf == nil {
+		return b.err
+	}
+	buf := b.buf
+	b.buf = nil
+	err := b.writeLocked(*buf, deadline)
+	if cap(*buf) <= 2*batchFlushAt {
+		*buf = (*buf)[:0]
+		batchBufs.Put(buf)
+	}
+	return err
+}
+
+// Write sends p, or adds it to the batch.
+func (b *batchConn) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.err != nil {
+		return 0, b.err
+	}
+	if !b.batching {
+		if err := b.writeLocked(p, b.deadline); err != nil {
+			return 0, err
+		}
+		return len(p), nil
+	}
+	if b.buf != nil && len(*b.buf)+len(p) > batchFlushAt {
+		err := b.writeLocked(*b.buf, b.deadline)
+		*b.buf = (*b.buf)[:0]
+		if err != nil {
+			return 0, err
+		}
+	}
+	if len(p) >= batchFlushAt {
+		if err := b.writeLocked(p, b.deadline); err != nil {
+			return 0, err
+		}
+		return len(p), nil
+	}
+	if b.buf == nil {
+		b.buf = batchBufs.Get().(*[]byte)
+	}
+	*b.buf = append(*b.buf, p...)
+	return len(p), nil
+}
+
+// writeLocked writes p to the socket with deadline; a failure sticks.
+func (b *batchConn) writeLocked(p []byte, deadline time.Time) error {
+	if len(p) == 0 {
+		return b.err
+	}
+	if !deadline.Equal(b.applied) {
+		if err := b.Conn.SetWriteDeadline(deadline); err != nil {
+			b.err = err
+			return err
+		}
+		b.applied = deadline
+	}
+	if _, err := b.Conn.Write(p); err != nil {
+		b.err = err
+		return err
+	}
+	return nil
+}
+
+// SetWriteDeadline records t for the next socket write.
+func (b *batchConn) SetWriteDeadline(t time.Time) error {
+	b.mu.Lock()
+	b.deadline = t
+	b.mu.Unlock()
+	return nil
+}
+
+// SetDeadline sets the read deadline and records t as the write deadline.
+func (b *batchConn) SetDeadline(t time.Time) error {
+	b.SetWriteDeadline(t)
+	return b.Conn.SetReadDeadline(t)
+}
+
+// batchHijacker hands gorilla's Upgrade a batchConn in place of the
+// hijacked connection; conn receives it.
+type batchHijacker struct {
+	http.ResponseWriter
+	conn *batchConn
+}
+
+// Hijack implements http.Hijacker.
+func (h *batchHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	nc, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	h.conn = &batchConn{Conn: nc}
+	return h.conn, brw, nil
+}
