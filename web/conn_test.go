@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -56,6 +57,7 @@ func TestSlowConsumerIsDisconnected(t *testing.T) {
 	}
 	watched := make(chan seen, 1)
 	stopWatch := make(chan struct{})
+	var watcherAt atomic.Int64 // ops the watcher has read
 	go func() {
 		want := uint64(1)
 		for {
@@ -68,6 +70,7 @@ func TestSlowConsumerIsDisconnected(t *testing.T) {
 				watched <- seen{int(want - 1), fmt.Errorf("watcher got %s, want the op at v%d", mustJSON(m), want)}
 				return
 			}
+			watcherAt.Store(int64(want))
 			want++
 			select {
 			case <-stopWatch:
@@ -94,11 +97,26 @@ func TestSlowConsumerIsDisconnected(t *testing.T) {
 	chunk := strings.Repeat("x", 1024)
 	n := 0
 	for ; n < 6000 && ts.srv.Connections() == 3; n++ {
+		// A subscriber that keeps up is one that is never more than a
+		// few ops behind: the producer lets the watcher (which decodes
+		// every frame on a loaded machine) stay within 16 ops, a quarter
+		// of its queue, while the slow client falls further behind.
+		for wait := time.Now().Add(10 * time.Second); int64(n)-watcherAt.Load() > 16; {
+			if time.Now().After(wait) {
+				t.Fatalf("the watcher read %d ops of %d in 10 s", watcherAt.Load(), n)
+			}
+			time.Sleep(100 * time.Microsecond)
+		}
 		producer.sendf(`{"a":"op","c":"docs","d":"slow","v":%d,"seq":%d,"op":[%q]}`, n+1, n+2, chunk)
 		producer.expectf(`{"a":"op","c":"docs","d":"slow","v":%d,"src":%q,"seq":%d}`, n+1, producer.src, n+2)
 	}
-	if ts.srv.Connections() != 2 {
-		t.Fatalf("after %d ops of 1 KiB the slow client is still connected", n)
+	// The close follows the batch the writer is blocked on (up to 64 KiB
+	// here, bounded by WriteTimeout), which the slow client reads at
+	// 20 KiB/s.
+	for wait := time.Now().Add(15 * time.Second); ts.srv.Connections() != 2; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(wait) {
+			t.Fatalf("after %d ops of 1 KiB the slow client is still connected", n)
+		}
 	}
 	select {
 	case err := <-slowErr:
