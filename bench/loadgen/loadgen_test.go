@@ -90,16 +90,19 @@ func TestRunClosedLoopConvergesOnCoedit(t *testing.T) {
 // carried: about rate × duration ops acked, none left unsent.
 func TestRunOpenLoopOnCoedit(t *testing.T) {
 	url := startCoedit(t)
-	res, err := Run(context.Background(), Options{URLs: []string{url}, Docs: 2, Clients: 2, Rate: 200,
-		Warmup: 200 * time.Millisecond, Duration: time.Second})
+	res, err := Run(context.Background(), Options{URLs: []string{url}, Docs: 2, Clients: 2, Rate: 20,
+		Warmup: 200 * time.Millisecond, Duration: 2 * time.Second})
 	checkRun(t, res, err, true)
-	if res.Mode != "open" || res.OfferedOps != 200 {
-		t.Errorf("Run: mode %s offered %v, want open 200", res.Mode, res.OfferedOps)
+	if res.Mode != "open" || res.OfferedOps != 20 {
+		t.Errorf("Run: mode %s offered %v, want open 20", res.Mode, res.OfferedOps)
 	}
 	// A generous band: the point is that the schedule, not the server,
-	// sets the pace; 200 ops/s over one second is 200 ops.
-	if res.Acked < 100 || res.Acked > 300 {
-		t.Errorf("Run: acked %d ops at 200 ops/s for 1s, want about 200", res.Acked)
+	// sets the pace; 20 ops/s over two seconds is 40 ops. The rate is far
+	// below what the server carries even under -race on a loaded machine
+	// (at 200 ops/s, with the Go suite beside it on two cores, it acked
+	// about 65 a second: the band then measured the machine).
+	if res.Acked < 20 || res.Acked > 60 {
+		t.Errorf("Run: acked %d ops at 20 ops/s for 2s, want about 40", res.Acked)
 	}
 }
 
