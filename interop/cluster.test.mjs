@@ -189,6 +189,13 @@ test('an op whose ack was lost, resent to another node, lands once', { skip }, a
     assert.ok(Date.now() < deadline, 'node a committed the op');
     await sleep(20);
   }
+  // The client must have seen the cut socket close before it takes
+  // another (sharedb refuses to go from connected to connecting); on a
+  // loaded machine the close can come after node a committed the op.
+  while (conn.state !== 'disconnected') {
+    assert.ok(Date.now() < deadline, `the client saw the cut: state ${conn.state}`);
+    await sleep(20);
+  }
   conn.bindToSocket(new WebSocket(nodes[1].wsURL)); // resent to node b
   await within(10000, 'ack', new Promise((r) => doc.whenNothingPending(r)));
   assert.equal(conn.id, src, 'the client reclaimed its src on node b');
