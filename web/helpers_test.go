@@ -60,7 +60,7 @@ func startServerWith(t testing.TB, opts Options, hopts collab.Options, wrap func
 	// The hub and store as webtest.Start has them (it imports this
 	// package, so the server part is built here): collabtest's cleanup,
 	// registered first, runs after the server's.
-	nodeOpts := []collabtest.Option{collabtest.WithHub(hopts)}
+	nodeOpts := []collabtest.Option{collabtest.WithHub(hopts), collabtest.WithCheck()}
 	if wrapStore != nil {
 		nodeOpts = append(nodeOpts, collabtest.WithStoreWrapper(wrapStore))
 	}

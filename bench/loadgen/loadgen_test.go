@@ -27,7 +27,7 @@ func startCoedit(t *testing.T) string {
 	t.Helper()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	srv := webtest.Start(t, web.Options{Logger: quiet, OpsPerSecond: 1e6, OpsBurst: 2e6, MessagesPerSecond: 2e6, MessagesBurst: 4e6},
-		collabtest.WithHub(collab.Options{Logger: quiet}))
+		collabtest.WithHub(collab.Options{Logger: quiet}), collabtest.WithCheck())
 	return srv.WSURL
 }
 

@@ -6,8 +6,8 @@
 // store in the test's temporary directory) and serves it with package web
 // on a loopback port; Serve serves a Hub the test already has. Cleanup
 // shuts down in `coedit serve`'s order: the web server (closing its
-// WebSockets), the listener, then the hub and the store, whose
-// consistency is checked.
+// WebSockets), the listener, then the hub and the store (checked first
+// when Start is given collabtest.WithCheck).
 //
 // A complete test:
 //
