@@ -164,6 +164,7 @@ export async function startNode({ redis, prefix, id, dataDir, port, args = [] } 
     id,
     dataDir: dir,
     port: port ?? (await freePort()),
+    pprofPort: await freePort(),
     proc: null,
     log: '',
     get base() {
@@ -175,7 +176,8 @@ export async function startNode({ redis, prefix, id, dataDir, port, args = [] } 
     async start() {
       this.log = '';
       const p = spawn(bin, ['serve', '--addr', `127.0.0.1:${this.port}`, '--data', dir, '--redis', redis,
-        '--redis-prefix', prefix, '--node-id', id, '--ops-per-second', '1000', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+        '--redis-prefix', prefix, '--node-id', id, '--ops-per-second', '1000',
+        '--pprof', `127.0.0.1:${this.pprofPort}`, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
       procs.add(p);
       this.expectExit = false;
       p.once('exit', (code, sig) => {
@@ -266,16 +268,37 @@ export async function opsOf(base, c, id) {
   return (await r.text()).split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l));
 }
 
-// goroutines reads a node's /metrics and returns its goroutines less those
-// that its open WebSocket connections (a reader and a writer each) and its
-// running document sessions (one each) account for: what is left should not
-// grow when clients merely moved between nodes.
-export async function goroutines(base) {
-  const text = await (await fetch(`${base}/metrics`)).text();
+// goroutines counts a node's goroutines that must not outlive a
+// disruption: all of them (its goroutine profile, from the --pprof
+// listener) less the two each open WebSocket connection runs (reader and
+// writer), the one each running document session runs, and the HTTP
+// server's own, which come and go with the test's HTTP requests (a
+// keep-alive connection between requests, the read that watches a request
+// in progress, a goroutine not yet started). Clients that retried
+// elsewhere move connections and sessions between nodes; the rest is what
+// a leak shows in. byStart counts the goroutines by the function each was
+// started with, for a failure message.
+export async function goroutines(n) {
+  const profile = await (await fetch(`http://127.0.0.1:${n.pprofPort}/debug/pprof/goroutine?debug=1`)).text();
+  const metrics = await (await fetch(`${n.base}/metrics`)).text();
   const gauge = (name) => {
-    const m = text.match(new RegExp(`^${name} (\\d+)`, 'm'));
-    if (!m) throw new Error(`${base}/metrics has no ${name}`);
+    const m = metrics.match(new RegExp(`^${name} (\\d+)`, 'm'));
+    if (!m) throw new Error(`${n.base}/metrics has no ${name}`);
     return Number(m[1]);
   };
-  return gauge('go_goroutines') - 2 * gauge('coedit_connections') - gauge('coedit_sessions');
+  let total = 0;
+  let http = 0;
+  const byStart = {};
+  for (const group of profile.split('\n\n')) {
+    const head = group.match(/^(\d+) @/m);
+    if (!head) continue;
+    const count = Number(head[1]);
+    const frames = [...group.matchAll(/^#\s+0x[0-9a-f]+\s+(\S+?)(?:\+0x[0-9a-f]+)?\s/gm)].map((m) => m[1]);
+    const start = frames.at(-1) ?? '(not started)';
+    byStart[start] = (byStart[start] ?? 0) + count;
+    total += count;
+    const websocket = frames.some((f) => f.startsWith('github.com/coedit/coedit/web.(*conn)'));
+    if (frames.length === 0 || start === 'net/http.(*connReader).backgroundRead' || (start === 'net/http.(*conn).serve' && !websocket)) http += count;
+  }
+  return { count: total - http - 2 * gauge('coedit_connections') - gauge('coedit_sessions'), byStart };
 }

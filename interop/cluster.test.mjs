@@ -43,9 +43,12 @@ function within(ms, what, p) {
 }
 
 // clientsOn returns n clients spread over the nodes (client i starts on
-// node i mod 3).
-function clientsOn(n, list = urls) {
-  return Array.from({ length: n }, (_, i) => new Client(list, i));
+// node i mod 3), closed when test t ends: a client left open reconnects
+// for ever, so a failed test would keep the process from exiting.
+function clientsOn(t, n, list = urls) {
+  const clients = Array.from({ length: n }, (_, i) => new Client(list, i));
+  t.after(() => closeAll(clients));
+  return clients;
 }
 
 // Editing is a workload: each client inserts unique tokens (<run.client.op>)
@@ -144,24 +147,26 @@ function closeAll(clients) {
   for (const c of clients) c.close();
 }
 
-test('clients on three nodes converge, each acknowledged op once in every op log', { skip }, async () => {
-  const clients = clientsOn(6);
+test('clients on three nodes converge, each acknowledged op once in every op log', { skip }, async (t) => {
+  const clients = clientsOn(t, 6);
   const work = new Editing(clients, ['conv-1', 'conv-2'], 101);
   await cb((k) => work.docs[0][0].create('', 'http://sharejs.org/types/text-unicode', k));
   await cb((k) => work.docs[1][1].create('', 'http://sharejs.org/types/text-unicode', k));
   await work.subscribe();
   await work.run(30);
   await converge(nodes, work);
-  closeAll(clients);
 });
 
-test('an op whose ack was lost, resent to another node, lands once', { skip }, async () => {
+test('an op whose ack was lost, resent to another node, lands once', { skip }, async (t) => {
   const setup = new Client(urls, 0);
+  t.after(() => setup.close());
   await cb((k) => setup.conn.get(COLL, 'lost-ack').create('base', 'http://sharejs.org/types/text-unicode', k));
   setup.close();
   const relay = await startRelay(nodes[0].wsURL);
   const ShareDB = (await import('sharedb/lib/client/index.js')).default;
   const conn = new ShareDB.Connection(new WebSocket(relay.url));
+  t.after(() => conn.close());
+  t.after(() => relay.close());
   const doc = conn.get(COLL, 'lost-ack');
   await cb((k) => doc.subscribe(k));
   const src = conn.id;
@@ -177,33 +182,29 @@ test('an op whose ack was lost, resent to another node, lands once', { skip }, a
       }, 150);
     };
   });
-  try {
-    doc.submitOp([4, '!']);
-    await cut;
-    // The client must have seen the cut before it is bound to a new socket:
-    // sharedb refuses to go from connected straight to connecting.
-    await waitState(conn, 'disconnected');
-    const deadline = Date.now() + 5000;
-    while ((await opsOf(nodes[0].base, COLL, 'lost-ack')).filter((o) => o.src === src).length === 0) {
-      assert.ok(Date.now() < deadline, 'node a committed the op');
-      await sleep(20);
-    }
-    conn.bindToSocket(new WebSocket(nodes[1].wsURL)); // resent to node b
-    await within(10000, 'ack', new Promise((r) => doc.whenNothingPending(r)));
-    assert.equal(conn.id, src, 'the client reclaimed its src on node b');
-    assert.equal(doc.data, 'base!');
-    for (const n of nodes) {
-      const mine = (await opsOf(n.base, COLL, 'lost-ack')).filter((o) => o.src === src && o.seq === sent.seq);
-      assert.equal(mine.length, 1, `node ${n.id} has the op once`);
-    }
-  } finally {
-    conn.close();
-    await relay.close();
+  doc.submitOp([4, '!']);
+  await cut;
+  // The client must have seen the cut before it is bound to a new socket:
+  // sharedb refuses to go from connected straight to connecting.
+  await waitState(conn, 'disconnected');
+  const deadline = Date.now() + 5000;
+  while ((await opsOf(nodes[0].base, COLL, 'lost-ack')).filter((o) => o.src === src).length === 0) {
+    assert.ok(Date.now() < deadline, 'node a committed the op');
+    await sleep(20);
+  }
+  conn.bindToSocket(new WebSocket(nodes[1].wsURL)); // resent to node b
+  await within(10000, 'ack', new Promise((r) => doc.whenNothingPending(r)));
+  assert.equal(conn.id, src, 'the client reclaimed its src on node b');
+  assert.equal(doc.data, 'base!');
+  for (const n of nodes) {
+    const mine = (await opsOf(n.base, COLL, 'lost-ack')).filter((o) => o.src === src && o.seq === sent.seq);
+    assert.equal(mine.length, 1, `node ${n.id} has the op once`);
   }
 });
 
-test('CLIENT KILL TYPE pubsub: a subscriber on another node gets every op in order', { skip }, async () => {
+test('CLIENT KILL TYPE pubsub: a subscriber on another node gets every op in order', { skip }, async (t) => {
   const [writer, reader] = [new Client(urls, 0), new Client(urls, 1)];
+  t.after(() => closeAll([writer, reader]));
   const w = writer.conn.get(COLL, 'pubsub');
   await cb((k) => w.create('', 'http://sharejs.org/types/text-unicode', k));
   const r = reader.conn.get(COLL, 'pubsub');
@@ -219,11 +220,10 @@ test('CLIENT KILL TYPE pubsub: a subscriber on another node gets every op in ord
   while (r.version < w.version && Date.now() < deadline) await sleep(20);
   assert.equal(r.data, w.data);
   assert.deepEqual(versions, Array.from({ length: n }, (_, i) => i + 2), 'every op once, in order');
-  closeAll([writer, reader]);
 });
 
-test('kill -9 of a node under load: its clients move on, nothing acknowledged is lost, it catches up', { skip }, async () => {
-  const clients = clientsOn(6);
+test('kill -9 of a node under load: its clients move on, nothing acknowledged is lost, it catches up', { skip }, async (t) => {
+  const clients = clientsOn(t, 6);
   const work = new Editing(clients, ['kill-1', 'kill-2'], 202);
   await cb((k) => work.docs[0][0].create('', 'http://sharejs.org/types/text-unicode', k));
   await cb((k) => work.docs[0][1].create('', 'http://sharejs.org/types/text-unicode', k));
@@ -241,11 +241,10 @@ test('kill -9 of a node under load: its clients move on, nothing acknowledged is
   await converge(nodes, work);
   const logs = await Promise.all(nodes.map((n) => opsOf(n.base, COLL, 'kill-born')));
   for (const log of logs) assert.deepEqual(log, logs[0], 'the restarted node has the document it never saw');
-  closeAll(clients);
 });
 
-test('Redis kill -9 with appendfsync always: nothing lost, writes resume, no WebSocket closed', { skip }, async () => {
-  const clients = clientsOn(6);
+test('Redis kill -9 with appendfsync always: nothing lost, writes resume, no WebSocket closed', { skip }, async (t) => {
+  const clients = clientsOn(t, 6);
   const work = new Editing(clients, ['aof-1', 'aof-2'], 303);
   await cb((k) => work.docs[0][0].create('', 'http://sharejs.org/types/text-unicode', k));
   await cb((k) => work.docs[0][1].create('', 'http://sharejs.org/types/text-unicode', k));
@@ -268,16 +267,15 @@ test('Redis kill -9 with appendfsync always: nothing lost, writes resume, no Web
   assert.ok(resumedAfter >= 0, 'an op was acknowledged after the restart');
   const byServer = clients.flatMap((c) => c.closes.filter((x) => !x.byTest));
   assert.deepEqual(byServer, [], 'no node closed a WebSocket');
-  closeAll(clients);
 });
 
-test('Redis paused 10 s: submits wait or are resent, nothing lost, goroutines (beyond connections and sessions) back to baseline', { skip }, async () => {
-  const clients = clientsOn(6);
+test('Redis paused 10 s: submits wait or are resent, nothing lost, goroutines (beyond connections and sessions) back to baseline', { skip }, async (t) => {
+  const clients = clientsOn(t, 6);
   const work = new Editing(clients, ['pause-1', 'pause-2'], 404);
   await cb((k) => work.docs[0][0].create('', 'http://sharejs.org/types/text-unicode', k));
   await cb((k) => work.docs[0][1].create('', 'http://sharejs.org/types/text-unicode', k));
   await work.subscribe();
-  const baseline = await Promise.all(nodes.map((n) => goroutines(n.base)));
+  const baseline = await Promise.all(nodes.map((n) => goroutines(n)));
   let resumedAt = 0;
   await work.run(20, 8, async (i) => {
     if (i === 5) {
@@ -292,19 +290,22 @@ test('Redis paused 10 s: submits wait or are resent, nothing lost, goroutines (b
   const deadline = Date.now() + 15000;
   for (const [i, n] of nodes.entries()) {
     let g;
-    while ((g = await goroutines(n.base)) > baseline[i]) {
-      assert.ok(Date.now() < deadline, `node ${n.id}: ${g} goroutines, baseline ${baseline[i]}`);
+    while ((g = await goroutines(n)).count > baseline[i].count) {
+      if (Date.now() > deadline) {
+        const was = baseline[i].byStart;
+        const more = Object.keys(g.byStart).filter((f) => g.byStart[f] !== (was[f] ?? 0)).map((f) => `${f} ${was[f] ?? 0} -> ${g.byStart[f]}`);
+        assert.fail(`node ${n.id}: ${g.count} goroutines beyond connections, sessions and HTTP, baseline ${baseline[i].count}; by start function: ${more.join(', ')}`);
+      }
       await sleep(100);
     }
   }
-  closeAll(clients);
 });
 
-test('Redis restarted empty with one node behind: reseeded from the nodes, no version reused, nothing lost', { skip }, async () => {
+test('Redis restarted empty with one node behind: reseeded from the nodes, no version reused, nothing lost', { skip }, async (t) => {
   const behind = nodes[2];
   const live = nodes.slice(0, 2);
   const liveURLs = () => live.map((n) => n.wsURL);
-  const clients = clientsOn(4, liveURLs);
+  const clients = clientsOn(t, 4, liveURLs);
   const work = new Editing(clients, ['empty-1'], 505);
   await cb((k) => work.docs[0][0].create('', 'http://sharejs.org/types/text-unicode', k));
   await work.subscribe();
@@ -326,15 +327,14 @@ test('Redis restarted empty with one node behind: reseeded from the nodes, no ve
   console.log(`# first write acknowledged ${reseeded} ms after Redis came back empty (reseed from the nodes' stores)`);
   await behind.start();
   await converge(nodes, work);
-  closeAll(clients);
 });
 
-test('three nodes over a 3-master Redis Cluster converge', { skip }, async () => {
+test('three nodes over a 3-master Redis Cluster converge', { skip }, async (t) => {
   const rc = await startRedisCluster();
   const cnodes = [];
   try {
     for (const id of ['ca', 'cb', 'cc']) cnodes.push(await startNode({ redis: rc.seeds, prefix: 'rc:', id }));
-    const clients = clientsOn(6, () => cnodes.map((n) => n.wsURL));
+    const clients = clientsOn(t, 6, () => cnodes.map((n) => n.wsURL));
     const work = new Editing(clients, ['rc-1', 'rc-2', 'rc-3'], 606);
     for (const [i, id] of work.ids.entries()) {
       await cb((k) => work.docs[i][i].create('', 'http://sharejs.org/types/text-unicode', k));
@@ -342,7 +342,6 @@ test('three nodes over a 3-master Redis Cluster converge', { skip }, async () =>
     await work.subscribe();
     await work.run(20);
     await converge(cnodes, work);
-    closeAll(clients);
   } finally {
     for (const n of cnodes) await n.stop();
     await rc.stop();

@@ -8,10 +8,16 @@ import (
 	"github.com/coedit/coedit/collab"
 )
 
-// TestSrcFixedByDocumentAndChannelActions: once a connection has made an
-// accepted request that involves a document or presence channel, a later
-// handshake cannot change its src; unsubscribes, history reads, pings,
-// queries and refused requests leave it free to reclaim one.
+// TestSrcFixedByDocumentAndChannelActions: the rule is that a
+// connection's src cannot change once the Hub has seen the connection
+// (collab.Conn: Src must not change from then on; ops, presence and the
+// dedupe table carry it). So once a connection has made a request that
+// reached the Hub with it, accepted or refused there, a later handshake
+// cannot change its src. A request that never gave the Hub the connection
+// (history reads, pings, queries, requests refused before the Hub) or
+// that left nothing of it there (unsubscribes of what it never joined)
+// leaves it free to reclaim one, as ShareDB lets every handshake do; for
+// those the Hub is checked to hold nothing of the connection.
 func TestSrcFixedByDocumentAndChannelActions(t *testing.T) {
 	ts := startServer(t, Options{Logger: quiet}, collab.Options{})
 	cases := []struct {
@@ -36,13 +42,23 @@ func TestSrcFixedByDocumentAndChannelActions(t *testing.T) {
 		{"qu", `{"a":"qu","id":1}`, false},
 		{"refused s", `{"a":"s","c":"docs"}`, false},
 		{"refused op", `{"a":"op","c":"docs","d":"x","v":0,"op":[]}`, false},
+		{"op the hub refuses", `{"a":"op","c":"docs","d":"none-ID","v":0,"seq":1,"op":["x"]}`, true},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			if !tc.fixes {
+				// The connections of the cases before have left the hub.
+				waitFor(t, func() bool { return ts.hub.Stats().Conns == 0 })
+			}
 			c := ts.connect(t)
 			c.t = t
 			c.sendRaw(strings.ReplaceAll(tc.req, "ID", fmt.Sprint(i)))
 			c.recv()
+			if !tc.fixes {
+				if n := ts.hub.Stats().Conns; n != 0 {
+					t.Fatalf("after %s the hub tracks %d connections; a src it may hold must not change", tc.req, n)
+				}
+			}
 			issued, claim := c.src, fmt.Sprintf("claimed-%d", i)
 			c.handshake(claim)
 			want := claim

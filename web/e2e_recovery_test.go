@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -16,9 +14,10 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/coedit/coedit/collab"
+	"github.com/coedit/coedit/collab/collabtest"
 	"github.com/coedit/coedit/ot"
-	"github.com/coedit/coedit/storage"
 	"github.com/coedit/coedit/web"
+	"github.com/coedit/coedit/web/webtest"
 )
 
 // Browser tests of how the page keeps unsent edits and recovers: saved
@@ -205,38 +204,15 @@ func TestBrowserFarBehindPageCatchesUpWithoutBeingDropped(t *testing.T) {
 	}
 }
 
-// serveInProcess runs a web.Server with opts over a real bbolt store on a
-// loopback port, for tests that need options `coedit serve` has no flag
-// for. It returns the hub and the base URL.
+// serveInProcess runs a web.Server with opts in process (webtest.Start),
+// for tests that need options `coedit serve` has no flag for. It returns
+// the hub and the base URL.
 func serveInProcess(t *testing.T, opts web.Options) (*collab.Hub, string) {
 	t.Helper()
 	discard := slog.New(slog.DiscardHandler)
-	db, err := storage.Open(filepath.Join(t.TempDir(), "coedit.db"), storage.Options{Sync: storage.SyncNone})
-	if err != nil {
-		t.Fatalf("storage.Open = %v", err)
-	}
-	hub := collab.NewHub(collab.Options{Store: db, Logger: discard})
-	opts.Hub, opts.Logger = hub, discard
-	srv, err := web.New(opts)
-	if err != nil {
-		t.Fatalf("web.New = %v", err)
-	}
-	hs := httptest.NewServer(srv.Handler())
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		hs.Close()
-		if err := srv.Close(ctx); err != nil {
-			t.Errorf("server Close = %v", err)
-		}
-		if err := hub.Close(ctx); err != nil {
-			t.Errorf("hub Close = %v", err)
-		}
-		if err := db.Close(); err != nil {
-			t.Errorf("db Close = %v", err)
-		}
-	})
-	return hub, hs.URL
+	opts.Logger = discard
+	s := webtest.Start(t, opts, collabtest.WithHub(collab.Options{Logger: discard}))
+	return s.Node.Hub, s.URL
 }
 
 func submitHub(t *testing.T, hub *collab.Hub, key collab.Key, s collab.Submission) {

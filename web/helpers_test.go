@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -19,6 +18,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/coedit/coedit/collab"
+	"github.com/coedit/coedit/collab/collabtest"
 	"github.com/coedit/coedit/storage"
 )
 
@@ -57,16 +57,15 @@ func startServerStore(t testing.TB, opts Options, hopts collab.Options, wrapStor
 // and the store.
 func startServerWith(t testing.TB, opts Options, hopts collab.Options, wrap func(net.Listener) net.Listener, wrapStore func(*storage.DB) collab.Store) *testServer {
 	t.Helper()
-	store, err := storage.Open(filepath.Join(t.TempDir(), "coedit.db"), storage.Options{Sync: storage.SyncNone})
-	if err != nil {
-		t.Fatalf("storage.Open: %v", err)
-	}
-	hopts.Store = store
+	// The hub and store as webtest.Start has them (it imports this
+	// package, so the server part is built here): collabtest's cleanup,
+	// registered first, runs after the server's.
+	nodeOpts := []collabtest.Option{collabtest.WithHub(hopts), collabtest.WithCheck()}
 	if wrapStore != nil {
-		hopts.Store = wrapStore(store)
+		nodeOpts = append(nodeOpts, collabtest.WithStoreWrapper(wrapStore))
 	}
-	hub := collab.NewHub(hopts)
-	opts.Hub = hub
+	node := collabtest.Start(t, nodeOpts...)
+	opts.Hub = node.Hub
 	srv, err := New(opts)
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -76,7 +75,7 @@ func startServerWith(t testing.TB, opts Options, hopts collab.Options, wrap func
 		hs.Listener = wrap(hs.Listener)
 	}
 	hs.Start()
-	ts := &testServer{t: t, srv: srv, hub: hub, store: store, http: hs,
+	ts := &testServer{t: t, srv: srv, hub: node.Hub, store: node.DB, http: hs,
 		wsURL: "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws"}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -85,15 +84,6 @@ func startServerWith(t testing.TB, opts Options, hopts collab.Options, wrap func
 			t.Errorf("Server.Close: %v", err)
 		}
 		hs.Close()
-		if err := hub.Close(ctx); err != nil {
-			t.Errorf("Hub.Close: %v", err)
-		}
-		if err := store.Check(ctx); err != nil {
-			t.Errorf("store.Check: %v", err)
-		}
-		if err := store.Close(); err != nil {
-			t.Errorf("store.Close: %v", err)
-		}
 	})
 	return ts
 }

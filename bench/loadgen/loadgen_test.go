@@ -6,53 +6,29 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/coedit/coedit/bench/relay"
 	"github.com/coedit/coedit/collab"
-	"github.com/coedit/coedit/storage"
+	"github.com/coedit/coedit/collab/collabtest"
 	"github.com/coedit/coedit/web"
+	"github.com/coedit/coedit/web/webtest"
 )
 
-// startCoedit runs a coedit node in process as `coedit serve` wires it: a
-// bbolt store in a temp directory, a hub, the web server behind a real
-// HTTP listener on loopback. The rate limits are raised as the comparison
-// script raises them, so the generator measures the server, not its
-// limiter. Cleanup shuts it down in serve's order and checks the store.
+// startCoedit runs a coedit node in process as `coedit serve` wires it
+// (webtest.Start: a bbolt store in a temp directory, a hub, the web server
+// behind a real HTTP listener on loopback; cleanup shuts it down in
+// serve's order and checks the store). The rate limits are raised as the
+// comparison script raises them, so the generator measures the server,
+// not its limiter.
 func startCoedit(t *testing.T) string {
 	t.Helper()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	store, err := storage.Open(filepath.Join(t.TempDir(), "coedit.db"), storage.Options{Sync: storage.SyncNone})
-	if err != nil {
-		t.Fatalf("storage.Open: %v", err)
-	}
-	hub := collab.NewHub(collab.Options{Store: store, Logger: quiet})
-	srv, err := web.New(web.Options{Hub: hub, Logger: quiet, OpsPerSecond: 1e6, OpsBurst: 2e6, MessagesPerSecond: 2e6, MessagesBurst: 4e6})
-	if err != nil {
-		t.Fatalf("web.New: %v", err)
-	}
-	hs := httptest.NewServer(srv.Handler())
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Close(ctx); err != nil {
-			t.Errorf("Server.Close: %v", err)
-		}
-		hs.Close()
-		if err := hub.Close(ctx); err != nil {
-			t.Errorf("Hub.Close: %v", err)
-		}
-		if err := store.Check(ctx); err != nil {
-			t.Errorf("store.Check: %v", err)
-		}
-		if err := store.Close(); err != nil {
-			t.Errorf("store.Close: %v", err)
-		}
-	})
-	return "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws"
+	srv := webtest.Start(t, web.Options{Logger: quiet, OpsPerSecond: 1e6, OpsBurst: 2e6, MessagesPerSecond: 2e6, MessagesBurst: 4e6},
+		collabtest.WithHub(collab.Options{Logger: quiet}), collabtest.WithCheck())
+	return srv.WSURL
 }
 
 // checkRun fails t unless res shows acked ops, no errors and (when
@@ -129,16 +105,19 @@ func TestRunClosedLoopConvergesOnCoedit(t *testing.T) {
 // carried: about rate × duration ops acked, none left unsent.
 func TestRunOpenLoopOnCoedit(t *testing.T) {
 	url := startCoedit(t)
-	res, err := Run(context.Background(), Options{URLs: []string{url}, Docs: 2, Clients: 2, Rate: 200,
-		Warmup: 200 * time.Millisecond, Duration: time.Second})
+	res, err := Run(context.Background(), Options{URLs: []string{url}, Docs: 2, Clients: 2, Rate: 20,
+		Warmup: 200 * time.Millisecond, Duration: 2 * time.Second})
 	checkRun(t, res, err, true)
-	if res.Mode != "open" || res.OfferedOps != 200 {
-		t.Errorf("Run: mode %s offered %v, want open 200", res.Mode, res.OfferedOps)
+	if res.Mode != "open" || res.OfferedOps != 20 {
+		t.Errorf("Run: mode %s offered %v, want open 20", res.Mode, res.OfferedOps)
 	}
 	// A generous band: the point is that the schedule, not the server,
-	// sets the pace; 200 ops/s over one second is 200 ops.
-	if res.Acked < 100 || res.Acked > 300 {
-		t.Errorf("Run: acked %d ops at 200 ops/s for 1s, want about 200", res.Acked)
+	// sets the pace; 20 ops/s over two seconds is 40 ops. The rate is far
+	// below what the server carries even under -race on a loaded machine
+	// (at 200 ops/s, with the Go suite beside it on two cores, it acked
+	// about 65 a second: the band then measured the machine).
+	if res.Acked < 20 || res.Acked > 60 {
+		t.Errorf("Run: acked %d ops at 20 ops/s for 2s, want about 40", res.Acked)
 	}
 	if res.FanoutCross != nil || res.FanoutLocal != nil {
 		t.Errorf("Run: fan-out split %v, %v with one URL, want none", res.FanoutCross, res.FanoutLocal)

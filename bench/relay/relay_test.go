@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"fmt"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -49,8 +50,26 @@ func TestRelayAcksAndCopies(t *testing.T) {
 		}
 	}
 	a, b := dial(), dial()
-	exchange(a, `{"a":"hs","id":null}`, `{"a":"hs","protocol":1,"protocolMinor":2,"id":"00000000000000000000000000000001","type":"http://sharejs.org/types/JSONv0"}`)
-	exchange(b, `{"a":"hs","id":null}`, `{"a":"hs","protocol":1,"protocolMinor":2,"id":"00000000000000000000000000000002","type":"http://sharejs.org/types/JSONv0"}`)
+	// The srcs are numbered as the upgrades finish on the server, which
+	// need not be the order of the dials: either connection may get 1.
+	hsReply := func(src int) string {
+		return fmt.Sprintf(`{"a":"hs","protocol":1,"protocolMinor":2,"id":"%032x","type":"http://sharejs.org/types/JSONv0"}`, src)
+	}
+	handshake := func(ws *websocket.Conn) string {
+		t.Helper()
+		if err := ws.WriteMessage(websocket.TextMessage, []byte(`{"a":"hs","id":null}`)); err != nil {
+			t.Fatal(err)
+		}
+		ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, got, err := ws.ReadMessage()
+		if err != nil || string(got) != hsReply(1) && string(got) != hsReply(2) {
+			t.Fatalf("after hs: got %s, %v; want %s or %s", got, err, hsReply(1), hsReply(2))
+		}
+		return string(got)
+	}
+	if ha, hb := handshake(a), handshake(b); ha == hb {
+		t.Fatalf("both connections were issued %s", ha)
+	}
 	exchange(a, `{"a":"s","c":"c","d":"x","v":null}`, `{"a":"s","c":"c","d":"x","data":{"v":0,"data":"","type":null}}`)
 	exchange(a, `{"a":"op","c":"c","d":"x","src":"s1","seq":1,"v":null,"create":{"type":"t"}}`, `{"src":"s1","seq":1,"v":0,"a":"op","c":"c","d":"x"}`)
 	exchange(b, `{"a":"s","c":"c","d":"x","v":null}`, `{"a":"s","c":"c","d":"x","data":{"v":1,"data":"","type":"http://sharejs.org/types/text-unicode"}}`)

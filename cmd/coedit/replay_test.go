@@ -3,13 +3,11 @@ package main
 import (
 	"bytes"
 	"compress/gzip"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,6 +24,7 @@ import (
 	"github.com/coedit/coedit/editlog"
 	"github.com/coedit/coedit/ot"
 	"github.com/coedit/coedit/web"
+	"github.com/coedit/coedit/web/webtest"
 )
 
 func TestReplayCommandEditLogs(t *testing.T) {
@@ -130,7 +129,7 @@ func TestReplayRoundTrip(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	live := collabtest.Start(t)
-	liveURL := serveWeb(t, live.Hub)
+	liveURL := webtest.Serve(t, live.Hub, web.Options{}).URL
 	key := collab.Key{Collection: "live", ID: "session"}
 
 	creator := dialLive(t, liveURL, key, 0)
@@ -194,7 +193,7 @@ func TestReplayRoundTrip(t *testing.T) {
 	t.Log(strings.TrimSpace(out.String()))
 
 	fresh := collabtest.Start(t)
-	freshURL := serveWeb(t, fresh.Hub)
+	freshURL := webtest.Serve(t, fresh.Hub, web.Options{}).URL
 	out.Reset()
 	if code := run([]string{"replay", "--server", "ws" + strings.TrimPrefix(freshURL, "http") + "/ws", file}, &out, &errb); code != 0 {
 		t.Fatalf("coedit replay --server %s = exit %d\n%s%s", file, code, out.String(), errb.String())
@@ -220,26 +219,6 @@ func TestReplayRoundTrip(t *testing.T) {
 	if transformed.Load() == 0 {
 		t.Errorf("no op of the live session was concurrent: the test did not exercise transforms")
 	}
-}
-
-// serveWeb serves hub on a loopback port with package web's default
-// options and returns its base URL.
-func serveWeb(t *testing.T, hub *collab.Hub) string {
-	t.Helper()
-	ws, err := web.New(web.Options{Hub: hub})
-	if err != nil {
-		t.Fatalf("web.New: %v", err)
-	}
-	ts := httptest.NewServer(ws.Handler())
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := ws.Close(ctx); err != nil {
-			t.Errorf("web.Server.Close: %v", err)
-		}
-		ts.Close()
-	})
-	return ts.URL
 }
 
 func httpGet(t *testing.T, url string) string {

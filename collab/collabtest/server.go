@@ -30,6 +30,8 @@ type Option func(*startConfig)
 type startConfig struct {
 	store storage.Options
 	hub   collab.Options
+	wrap  func(*storage.DB) collab.Store
+	check bool
 }
 
 // WithStorage sets the store's options. Start's default is
@@ -45,9 +47,23 @@ func WithHub(o collab.Options) Option {
 	return func(c *startConfig) { c.hub = o }
 }
 
+// WithStoreWrapper makes the hub use wrap(db) as its store instead of the
+// store itself: a test's wrapper that makes it fail or wait.
+func WithStoreWrapper(wrap func(*storage.DB) collab.Store) Option {
+	return func(c *startConfig) { c.wrap = wrap }
+}
+
+// WithCheck makes the cleanup check the store's consistency
+// (storage.DB.Check) after closing the hub. The check reads the whole
+// store: for the small stores of most tests, not for a replayed trace.
+func WithCheck() Option {
+	return func(c *startConfig) { c.check = true }
+}
+
 // Start opens a bbolt store in tb.TempDir() and starts a Hub over it. It
 // fails the test if the store cannot be opened. tb.Cleanup closes the hub
-// (letting sessions finish their commits) and then the store.
+// (letting sessions finish their commits), checks the store if WithCheck
+// asked, and closes it.
 func Start(tb testing.TB, opts ...Option) *Server {
 	tb.Helper()
 	cfg := startConfig{store: storage.Options{Sync: storage.SyncNone}}
@@ -60,12 +76,20 @@ func Start(tb testing.TB, opts ...Option) *Server {
 		tb.Fatalf("collabtest.Start: %v", err)
 	}
 	cfg.hub.Store = db
+	if cfg.wrap != nil {
+		cfg.hub.Store = cfg.wrap(db)
+	}
 	s := &Server{Hub: collab.NewHub(cfg.hub), DB: db, Path: path}
 	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		if err := s.Hub.Close(ctx); err != nil {
 			tb.Errorf("collabtest: closing the hub: %v", err)
+		}
+		if cfg.check {
+			if err := db.Check(ctx); err != nil {
+				tb.Errorf("collabtest: store check: %v", err)
+			}
 		}
 		if err := db.Close(); err != nil {
 			tb.Errorf("collabtest: closing the store: %v", err)

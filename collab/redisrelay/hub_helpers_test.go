@@ -13,6 +13,7 @@ import (
 
 	"github.com/coedit/coedit/collab"
 	"github.com/coedit/coedit/collab/redisrelay"
+	"github.com/coedit/coedit/internal/redistest"
 	"github.com/coedit/coedit/ot"
 	"github.com/coedit/coedit/storage"
 	"github.com/redis/go-redis/v9"
@@ -95,6 +96,41 @@ func startNode(t testing.TB, name, addr, p string, cfg nodeConfig) *hubNode {
 		c.Close()
 	})
 	return n
+}
+
+// testRedis is a test's redis-server and the key prefix its nodes share.
+type testRedis struct {
+	srv    *redistest.Server
+	prefix string
+}
+
+// startNodes starts a redis-server with opts and, under a key prefix of
+// the test's own, a node on it for each name, all with cfg. The returned
+// testRedis starts more nodes (or restarts one on its store) under the
+// same prefix.
+func startNodes(t *testing.T, opts redistest.ServerOptions, cfg nodeConfig, names ...string) (*testRedis, []*hubNode) {
+	t.Helper()
+	r := &testRedis{srv: redistest.StartServer(t, opts), prefix: prefix(t)}
+	nodes := make([]*hubNode, len(names))
+	for i, name := range names {
+		nodes[i] = r.startNode(t, name, cfg)
+	}
+	return r, nodes
+}
+
+// startNode starts another node on r.
+func (r *testRedis) startNode(t *testing.T, name string, cfg nodeConfig) *hubNode {
+	t.Helper()
+	return startNode(t, name, r.srv.Addr(), r.prefix, cfg)
+}
+
+// createDoc creates docKey(1) with text on n, as (x, 1), and returns its
+// key.
+func createDoc(t *testing.T, n *hubNode, text string) collab.Key {
+	t.Helper()
+	key := docKey(1)
+	submit(t, n, key, createSub("x", 1, text))
+	return key
 }
 
 // stop closes the node's hub, relay and store (as a graceful shutdown).

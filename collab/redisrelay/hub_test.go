@@ -72,13 +72,7 @@ func checkAcked(t *testing.T, acked map[string]bool, logs ...[]collab.Record) {
 // ends with the same text, version and op log, and every acknowledged
 // (src, seq) is in it once.
 func TestClusterConcurrentWritersConverge(t *testing.T) {
-	srv := redistest.StartServer(t, redistest.ServerOptions{})
-	p := prefix(t)
-	nodes := []*hubNode{
-		startNode(t, "a", srv.Addr(), p, nodeConfig{}),
-		startNode(t, "b", srv.Addr(), p, nodeConfig{}),
-		startNode(t, "c", srv.Addr(), p, nodeConfig{}),
-	}
+	_, nodes := startNodes(t, redistest.ServerOptions{}, nodeConfig{}, "a", "b", "c")
 	keys := []collab.Key{docKey(1), docKey(2)}
 	for _, k := range keys {
 		submit(t, nodes[0], k, createSub("setup", uint64(len(k.ID)), "start"))
@@ -101,12 +95,9 @@ func TestClusterConcurrentWritersConverge(t *testing.T) {
 // B, which acknowledges it at its original version without applying it
 // again, whether B's session is new or has been running.
 func TestClusterResendToAnotherNodeIsAckedOnce(t *testing.T) {
-	srv := redistest.StartServer(t, redistest.ServerOptions{})
-	p := prefix(t)
-	a := startNode(t, "a", srv.Addr(), p, nodeConfig{})
-	b := startNode(t, "b", srv.Addr(), p, nodeConfig{})
-	key := docKey(1)
-	submit(t, a, key, createSub("x", 1, "hello"))
+	_, n := startNodes(t, redistest.ServerOptions{}, nodeConfig{}, "a", "b")
+	a, b := n[0], n[1]
+	key := createDoc(t, a, "hello")
 	fetch(t, b, key) // b's session runs from now on
 	first := submit(t, a, key, editSub("x", 2, 1, insertAt(5, "!")))
 	again := submit(t, b, key, editSub("x", 2, 1, insertAt(5, "!")))
@@ -130,14 +121,12 @@ func TestClusterResendToAnotherNodeIsAckedOnce(t *testing.T) {
 // returns the records from the session's head on, so that the session
 // adopts them and acknowledges the resend at its original version.
 func TestClusterDuplicateFromRedisIsCaughtUp(t *testing.T) {
-	srv := redistest.StartServer(t, redistest.ServerOptions{})
-	p := prefix(t)
-	a := startNode(t, "a", srv.Addr(), p, nodeConfig{})
-	key := docKey(1)
-	submit(t, a, key, createSub("x", 1, "hello"))
+	r, n := startNodes(t, redistest.ServerOptions{}, nodeConfig{}, "a")
+	a := n[0]
+	key := createDoc(t, a, "hello")
 	res := submit(t, a, key, editSub("x", 2, 1, insertAt(0, "<")))
 
-	b := startNode(t, "b", srv.Addr(), p, nodeConfig{})
+	b := r.startNode(t, "b", nodeConfig{})
 	l, err := b.cluster.JoinCluster(key, collab.Member{Deliver: func(string, []collab.Record) {}, Resync: func() {}})
 	if err != nil {
 		t.Fatalf("JoinCluster = %v", err)
@@ -164,21 +153,19 @@ func TestClusterDuplicateFromRedisIsCaughtUp(t *testing.T) {
 // TestClusterNewNodeCatchesUp: a node that never had a document loads it
 // from Redis, op log and all, before it answers.
 func TestClusterNewNodeCatchesUp(t *testing.T) {
-	srv := redistest.StartServer(t, redistest.ServerOptions{})
-	p := prefix(t)
-	a := startNode(t, "a", srv.Addr(), p, nodeConfig{})
-	key := docKey(1)
-	submit(t, a, key, createSub("x", 1, ""))
+	r, n := startNodes(t, redistest.ServerOptions{}, nodeConfig{}, "a")
+	a := n[0]
+	key := createDoc(t, a, "")
 	for v := uint64(1); v < 40; v++ {
 		submit(t, a, key, editSub("x", v+1, v, insertAt(0, "a")))
 	}
-	c := startNode(t, "c", srv.Addr(), p, nodeConfig{})
+	c := r.startNode(t, "c", nodeConfig{})
 	if s := fetch(t, c, key); s.Version != 40 || utf8.RuneCountInString(s.Data) != 39 {
 		t.Fatalf("new node's Fetch = %+v, want version 40", s)
 	}
 	converged(t, key, a, c)
 	// Reads of history on a node without a session catch up too.
-	d := startNode(t, "d", srv.Addr(), p, nodeConfig{})
+	d := r.startNode(t, "d", nodeConfig{})
 	if log := opLog(t, d, key); len(log) != 40 {
 		t.Fatalf("new node's op log has %d records, want 40", len(log))
 	}
@@ -189,15 +176,12 @@ func TestClusterNewNodeCatchesUp(t *testing.T) {
 // the pub/sub connections are killed meanwhile (CLIENT KILL TYPE pubsub):
 // the session catches up from the stream when it resubscribes.
 func TestClusterRemoteSubscriberGetsEveryOpInOrder(t *testing.T) {
-	srv := redistest.StartServer(t, redistest.ServerOptions{})
-	p := prefix(t)
-	a := startNode(t, "a", srv.Addr(), p, nodeConfig{})
-	b := startNode(t, "b", srv.Addr(), p, nodeConfig{})
-	key := docKey(1)
-	submit(t, a, key, createSub("x", 1, ""))
+	r, nodes := startNodes(t, redistest.ServerOptions{}, nodeConfig{}, "a", "b")
+	a, b := nodes[0], nodes[1]
+	key := createDoc(t, a, "")
 	sub := newTestConn("sub")
 	subscribe(t, b, key, sub)
-	admin := newClient(t, srv.Addr())
+	admin := newClient(t, r.srv.Addr())
 	const n = 200
 	for v := uint64(1); v < n; v++ {
 		submit(t, a, key, editSub("x", v+1, v, insertAt(0, "a")))
@@ -246,17 +230,15 @@ func TestClusterUsesShardedPubSubOnRedisCluster(t *testing.T) {
 // nobody created leaves nothing in Redis (else every id anyone asks for
 // would); its first commit seeds it.
 func TestClusterReadOfUnknownDocumentLeavesNoKeys(t *testing.T) {
-	srv := redistest.StartServer(t, redistest.ServerOptions{})
-	p := prefix(t)
-	a := startNode(t, "a", srv.Addr(), p, nodeConfig{})
-	b := startNode(t, "b", srv.Addr(), p, nodeConfig{})
+	r, n := startNodes(t, redistest.ServerOptions{}, nodeConfig{}, "a", "b")
+	a, b := n[0], n[1]
 	key := docKey(1)
 	if s := fetch(t, a, key); s.Version != 0 || s.Type != "" {
 		t.Fatalf("Fetch of an unknown document = %+v, want version 0 and no type", s)
 	}
 	opLog(t, a, key)
-	admin := newClient(t, srv.Addr())
-	if keys, err := admin.Keys(ctx(t), p+"*").Result(); err != nil || len(keys) != 0 {
+	admin := newClient(t, r.srv.Addr())
+	if keys, err := admin.Keys(ctx(t), r.prefix+"*").Result(); err != nil || len(keys) != 0 {
 		t.Fatalf("Redis keys after reads = %v, %v; want none", keys, err)
 	}
 	submit(t, b, key, createSub("x", 1, "made"))

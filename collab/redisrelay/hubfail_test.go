@@ -23,19 +23,16 @@ func edit(t *testing.T, n *hubNode, key collab.Key, src string, seq uint64) coll
 // writes go on, with nothing acknowledged lost and a remote subscriber
 // seeing every op once, in order, without being told to re-fetch.
 func TestClusterRedisKilledWithAOFLosesNothing(t *testing.T) {
-	srv := redistest.StartServer(t, redistest.ServerOptions{AOF: true})
-	p := prefix(t)
-	a := startNode(t, "a", srv.Addr(), p, nodeConfig{})
-	b := startNode(t, "b", srv.Addr(), p, nodeConfig{})
-	key := docKey(1)
-	submit(t, a, key, createSub("x", 1, ""))
+	r, n := startNodes(t, redistest.ServerOptions{AOF: true}, nodeConfig{}, "a", "b")
+	a, b := n[0], n[1]
+	key := createDoc(t, a, "")
 	sub := newTestConn("sub")
 	subscribe(t, b, key, sub)
 	for seq := uint64(2); seq <= 10; seq++ {
 		edit(t, a, key, "x", seq)
 	}
-	srv.Kill()
-	srv.Restart()
+	r.srv.Kill()
+	r.srv.Restart()
 	start := time.Now()
 	edit(t, a, key, "x", 11)
 	t.Logf("first write after the restart took %v", time.Since(start))
@@ -63,24 +60,20 @@ func TestClusterRedisKilledWithAOFLosesNothing(t *testing.T) {
 // after SIGCONT the resent op lands once, the nodes converge, and the
 // goroutines the wait started are gone.
 func TestClusterRedisPausedSubmitsWaitOrFailRetryably(t *testing.T) {
-	srv := redistest.StartServer(t, redistest.ServerOptions{})
-	p := prefix(t)
-	cfg := nodeConfig{retryFor: 500 * time.Millisecond}
-	a := startNode(t, "a", srv.Addr(), p, cfg)
-	b := startNode(t, "b", srv.Addr(), p, cfg)
-	key := docKey(1)
-	submit(t, a, key, createSub("x", 1, "base"))
+	r, n := startNodes(t, redistest.ServerOptions{}, nodeConfig{retryFor: 500 * time.Millisecond}, "a", "b")
+	a, b := n[0], n[1]
+	key := createDoc(t, a, "base")
 	fetch(t, b, key)
 	baseline := runtime.NumGoroutine()
 
-	srv.Pause()
+	r.srv.Pause()
 	s := editSub("x", 2, 1, insertAt(0, "during"))
 	_, err := a.hub.SubmitWait(ctx(t), key, s)
 	if !isRetryable(err) {
-		srv.Resume()
+		r.srv.Resume()
 		t.Fatalf("Submit while Redis is paused = %v, want an error wrapping collab.ErrUnavailable", err)
 	}
-	srv.Resume()
+	r.srv.Resume()
 	submitRetrying(t, a, key, s)
 	log := converged(t, key, a, b)
 	hasOnce(t, log, "x", 2)
@@ -98,22 +91,19 @@ func TestClusterRedisPausedSubmitsWaitOrFailRetryably(t *testing.T) {
 // store, and B, started again, catches up. Nothing is lost and no
 // version is given twice.
 func TestClusterRedisRestartedEmptyAheadNodeReseeds(t *testing.T) {
-	srv := redistest.StartServer(t, redistest.ServerOptions{})
-	p := prefix(t)
-	a := startNode(t, "a", srv.Addr(), p, nodeConfig{})
-	b := startNode(t, "b", srv.Addr(), p, nodeConfig{})
-	key := docKey(1)
-	submit(t, a, key, createSub("x", 1, ""))
+	r, n := startNodes(t, redistest.ServerOptions{}, nodeConfig{}, "a", "b")
+	a, b := n[0], n[1]
+	key := createDoc(t, a, "")
 	edit(t, b, key, "y", 1)
 	b.stop(t)
 	for seq := uint64(2); seq <= 6; seq++ {
 		edit(t, a, key, "x", seq)
 	}
-	srv.RestartEmpty()
+	r.srv.RestartEmpty()
 	start := time.Now()
 	edit(t, a, key, "x", 7)
 	t.Logf("reseed by the node ahead and a write: %v", time.Since(start))
-	b = startNode(t, "b2", srv.Addr(), p, nodeConfig{path: b.path})
+	b = r.startNode(t, "b2", nodeConfig{path: b.path})
 	edit(t, b, key, "y", 2)
 	log := converged(t, key, a, b)
 	for seq := uint64(1); seq <= 7; seq++ {
@@ -133,25 +123,22 @@ func TestClusterRedisRestartedEmptyAheadNodeReseeds(t *testing.T) {
 // drops them from its store and catches up. Every acknowledged edit is
 // in the one history, once; the nodes agree.
 func TestClusterRedisRestartedEmptyBehindNodeSeedsFirst(t *testing.T) {
-	srv := redistest.StartServer(t, redistest.ServerOptions{})
-	p := prefix(t)
-	a := startNode(t, "a", srv.Addr(), p, nodeConfig{})
-	b := startNode(t, "b", srv.Addr(), p, nodeConfig{})
-	key := docKey(1)
-	submit(t, a, key, createSub("x", 1, "base"))
+	r, n := startNodes(t, redistest.ServerOptions{}, nodeConfig{}, "a", "b")
+	a, b := n[0], n[1]
+	key := createDoc(t, a, "base")
 	edit(t, b, key, "y", 1)
 	b.stop(t)
 	for seq := uint64(2); seq <= 6; seq++ {
 		edit(t, a, key, "x", seq)
 	}
 	a.stop(t)
-	srv.RestartEmpty()
+	r.srv.RestartEmpty()
 
-	b = startNode(t, "b2", srv.Addr(), p, nodeConfig{path: b.path})
+	b = r.startNode(t, "b2", nodeConfig{path: b.path})
 	edit(t, b, key, "y", 2)
 	edit(t, b, key, "y", 3)
 	start := time.Now()
-	a = startNode(t, "a2", srv.Addr(), p, nodeConfig{path: a.path})
+	a = r.startNode(t, "a2", nodeConfig{path: a.path})
 	fetch(t, a, key)
 	t.Logf("the node ahead rejoined, offering %d records again, in %v", a.cluster.Stats().Reoffered, time.Since(start))
 	log := converged(t, key, a, b)
@@ -173,12 +160,9 @@ func TestClusterRedisRestartedEmptyBehindNodeSeedsFirst(t *testing.T) {
 // commits them, the other finds them there), drop their own copies,
 // catch up, and tell their subscribers to fetch the document again.
 func TestClusterReplacedHistoryForksLiveNodes(t *testing.T) {
-	srv := redistest.StartServer(t, redistest.ServerOptions{})
-	p := prefix(t)
-	a := startNode(t, "a", srv.Addr(), p, nodeConfig{})
-	b := startNode(t, "b", srv.Addr(), p, nodeConfig{})
-	key := docKey(1)
-	submit(t, a, key, createSub("x", 1, "base"))
+	r, n := startNodes(t, redistest.ServerOptions{}, nodeConfig{}, "a", "b")
+	a, b := n[0], n[1]
+	key := createDoc(t, a, "base")
 	for seq := uint64(2); seq <= 8; seq++ {
 		edit(t, a, key, "x", seq)
 	}
@@ -188,12 +172,12 @@ func TestClusterReplacedHistoryForksLiveNodes(t *testing.T) {
 
 	// Redis loses records 5..7; a relay of its own renews the epoch
 	// without them and commits another record at 5.
-	other := node(t, srv.Addr(), p, redisrelay.Options{})
+	other := node(t, r.srv.Addr(), r.prefix, redisrelay.Options{})
 	h, _, err := other.Head(ctx(t), key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	loseTailOf(t, newClient(t, srv.Addr()), p, key, 5, h.Version)
+	loseTailOf(t, newClient(t, r.srv.Addr()), r.prefix, key, 5, h.Version)
 	epoch, _, err := other.Renew(ctx(t), key, h.Epoch, nil)
 	if err != nil {
 		t.Fatalf("Renew = %v", err)

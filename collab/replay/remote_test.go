@@ -1,43 +1,26 @@
 package replay_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/coedit/coedit/collab/collabtest"
 	"github.com/coedit/coedit/collab/replay"
 	"github.com/coedit/coedit/editlog"
 	"github.com/coedit/coedit/web"
+	"github.com/coedit/coedit/web/webtest"
 )
 
-// startWeb serves srv's hub over HTTP and WebSocket on a loopback port
-// and returns the base URL (http://127.0.0.1:port). The rate limits are
-// raised: a replay submits as fast as the server acknowledges.
-func startWeb(t *testing.T, srv *collabtest.Server) string {
+// startWeb serves node's hub over HTTP and WebSocket on a loopback port
+// (webtest.Serve). The rate limits are raised: a replay submits as fast
+// as the server acknowledges.
+func startWeb(t *testing.T, node *collabtest.Server) *webtest.Server {
 	t.Helper()
-	ws, err := web.New(web.Options{Hub: srv.Hub, OpsPerSecond: 1e6, OpsBurst: 1e6, MessagesPerSecond: 1e6, MessagesBurst: 1e6})
-	if err != nil {
-		t.Fatalf("web.New: %v", err)
-	}
-	ts := httptest.NewServer(ws.Handler())
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := ws.Close(ctx); err != nil {
-			t.Errorf("web.Server.Close: %v", err)
-		}
-		ts.Close()
-	})
-	return ts.URL
+	return webtest.Serve(t, node.Hub, web.Options{OpsPerSecond: 1e6, OpsBurst: 1e6, MessagesPerSecond: 1e6, MessagesBurst: 1e6})
 }
-
-func wsURL(base string) string { return "ws" + strings.TrimPrefix(base, "http") + "/ws" }
 
 // TestReplayRemoteEditLogs replays every edit log over real WebSockets
 // against a node served by package web, one connection per src, then
@@ -51,8 +34,8 @@ func TestReplayRemoteEditLogs(t *testing.T) {
 		}
 		t.Run(l.Name, func(t *testing.T) {
 			node := collabtest.Start(t)
-			base := startWeb(t, node)
-			res, err := replay.Remote(t.Context(), wsURL(base), l)
+			srv := startWeb(t, node)
+			res, err := replay.Remote(t.Context(), srv.WSURL, l)
 			if err != nil {
 				t.Fatalf("ReplayRemote(%s): %v", l.Name, err)
 			}
@@ -60,7 +43,7 @@ func TestReplayRemoteEditLogs(t *testing.T) {
 				t.Errorf("ReplayRemote(%s) = %d records, final %q; want %d, %q", l.Name, res.Records, res.Final.Data, len(l.Records), l.Header.Final)
 			}
 
-			export := fetchExport(t, base, res.Key.Collection, res.Key.ID)
+			export := fetchExport(t, srv.URL, res.Key.Collection, res.Key.ID)
 			if err := export.Validate(); err != nil {
 				t.Fatalf("exported op log is not a valid edit log: %v", err)
 			}
@@ -100,7 +83,7 @@ func fetchExport(t *testing.T, base, collection, id string) *editlog.Log {
 // that exists, and an op the server rejects.
 func TestReplayRemoteErrors(t *testing.T) {
 	node := collabtest.Start(t)
-	url := wsURL(startWeb(t, node))
+	url := startWeb(t, node).WSURL
 	l, err := editlog.Read(strings.NewReader(`{"editlog":1,"initial":"abc","final":"abcd"}
 {"src":"a","seq":1,"v":1,"op":[3,"d"]}
 `))
@@ -135,14 +118,7 @@ func TestReplayRemoteErrors(t *testing.T) {
 // submits per second with a burst of 2: the refused submits are sent
 // again and the replay ends right.
 func TestReplayRemoteRateLimited(t *testing.T) {
-	node := collabtest.Start(t)
-	ws, err := web.New(web.Options{Hub: node.Hub, OpsPerSecond: 40, OpsBurst: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(ws.Handler())
-	defer ts.Close()
-	defer ws.Close(context.Background())
+	srv := webtest.Start(t, web.Options{OpsPerSecond: 40, OpsBurst: 2})
 	var b strings.Builder
 	b.WriteString(`{"editlog":1,"initial":"","final":"0123456789"}` + "\n")
 	b.WriteString(`{"src":"a","seq":1,"v":1,"op":["0"]}` + "\n")
@@ -154,7 +130,7 @@ func TestReplayRemoteRateLimited(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Read: %v\n%s", err, in)
 	}
-	res, err := replay.Remote(t.Context(), wsURL(ts.URL), l)
+	res, err := replay.Remote(t.Context(), srv.WSURL, l)
 	if err != nil {
 		t.Fatalf("ReplayRemote under a rate limit: %v", err)
 	}

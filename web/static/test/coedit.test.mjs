@@ -68,6 +68,8 @@ test('clients converge with coedit serve through cut sockets and offline edits',
   t.after(() => relay.close());
   const r = rng(7);
   const conns = [client(relay.url), client(relay.url), client(srv.wsURL)];
+  // A client left open reconnects for ever: a failed test would never exit.
+  t.after(() => conns.forEach((c) => c.close()));
   const docs = conns.map((c) => c.get('docs', 'jsclient'));
   const pres = conns.map((c, i) => {
     const p = c.docPresence(docs[i]);
@@ -82,8 +84,14 @@ test('clients converge with coedit serve through cut sockets and offline edits',
   docs[0].create('🎉 start\n');
   await waitFor('create', () => docs.every((d) => d.type != null && !d.hasPending));
 
+  // At least 500 random steps, and on until the server has committed more
+  // than 20 versions: local ops compose while one is in flight, so how
+  // many versions 500 steps make depends on how fast the round trips are
+  // (a loaded machine made fewer than 20). A server that stops
+  // acknowledging ends the loop at its cap and fails the count below.
+  const head = () => Math.max(...docs.map((d) => d.version ?? 0));
   let edits = 0;
-  for (let step = 0; step < 500; step++) {
+  for (let step = 0; step < 5000 && (step < 500 || head() <= 20); step++) {
     const i = int(r, conns.length);
     const k = r();
     if (k < 0.72) {
@@ -111,6 +119,10 @@ test('clients converge with coedit serve through cut sockets and offline edits',
   for (const [i, d] of docs.entries()) assert.equal(d.text.s, snap.data, `client ${i} text`);
   assert.ok(edits > 300 && snap.v > 20, `${edits} edits, ${snap.v} versions`);
 
+  // The carets need 4 code points, which the random edits need not have
+  // left (they delete a little more than they insert).
+  docs[0].submitOp([docs[0].text.cpLength, 'tail']);
+  await waitFor('the tail', () => docs.every((d) => d.version === snap.v + 1 && !d.hasPending));
   for (const [i, p] of pres.entries()) p.submit(`p${i}`, { index: i + 1, length: 1 });
   docs[1].submitOp(['>>']);
   const seen = () => pres.map((p) => Object.fromEntries([...p.remote].map(([id, v]) => [id, v.value])));
@@ -121,5 +133,4 @@ test('clients converge with coedit serve through cut sockets and offline edits',
   });
   conns[2].close();
   await waitFor('leave', () => !pres[0].remote.has('p2') && !pres[1].remote.has('p2'));
-  for (const c of conns) c.close();
 });

@@ -86,10 +86,13 @@ function client(url) {
   return conn;
 }
 
-test('three clients converge with the ShareDB server through drops and offline edits', async () => {
+test('three clients converge with the ShareDB server through drops and offline edits', async (t) => {
   const srv = await startServer();
+  t.after(() => srv.close());
   const r = rng(42);
   const conns = [client(srv.url), client(srv.url), client(srv.url)];
+  // A client left open reconnects for ever: a failed test would never exit.
+  t.after(() => conns.forEach((c) => c.close()));
   const docs = conns.map((c) => c.get('docs', 'shared'));
   const pres = conns.map((c, i) => {
     const p = c.docPresence(docs[i]);
@@ -108,7 +111,13 @@ test('three clients converge with the ShareDB server through drops and offline e
   let drops = 0;
   let offline = 0;
   let edits = 0;
-  for (let step = 0; step < 600; step++) {
+  // At least 600 random steps, and on until the server has committed more
+  // than 40 versions: local ops compose while one is in flight, so how
+  // many versions 600 steps make depends on how fast the round trips are.
+  // A server that stops acknowledging ends the loop at its cap and fails
+  // the count below.
+  const head = () => Math.max(...docs.map((d) => d.version ?? 0));
+  for (let step = 0; step < 6000 && (step < 600 || head() <= 40); step++) {
     const i = int(r, conns.length);
     const k = r();
     if (k < 0.7) {
@@ -151,6 +160,10 @@ test('three clients converge with the ShareDB server through drops and offline e
   assert.ok(drops > 10 && offline > 5, `drops ${drops}, offline toggles ${offline}`);
 
   // Presence: each client sets a caret; everyone else sees exactly it.
+  // The carets need 3 code points, which the random edits need not have
+  // left (they delete a little more than they insert).
+  docs[0].submitOp([docs[0].text.cpLength, 'tail']);
+  await waitFor('the tail', () => docs.every((d) => d.version === snap.v + 1 && !d.hasPending));
   for (const [i, p] of pres.entries()) p.submit(`p${i}`, { index: i, length: 1 });
   await waitFor('presence', () =>
     pres.every((p, i) =>
@@ -159,7 +172,7 @@ test('three clients converge with the ShareDB server through drops and offline e
   );
   // And the carets move with an edit in front of them.
   docs[0].submitOp(['>>']);
-  await waitFor('edit', () => docs.every((d) => d.version === snap.v + 1 && !d.hasPending));
+  await waitFor('edit', () => docs.every((d) => d.version === snap.v + 2 && !d.hasPending));
   for (const [i, p] of pres.entries()) {
     for (let j = 0; j < 3; j++) {
       if (j === i) continue;
@@ -169,6 +182,4 @@ test('three clients converge with the ShareDB server through drops and offline e
   // A client that leaves disappears from the others' presence.
   conns[2].close();
   await waitFor('leave', () => !pres[0].remote.has('p2') && !pres[1].remote.has('p2'));
-  for (const c of conns) c.close();
-  await srv.close();
 });
