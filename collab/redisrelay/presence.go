@@ -198,6 +198,28 @@ func (b *presenceBus) publish(p collab.PresenceUpdate) {
 	b.send(p.Channel, encodePresenceMsg(b.origin, p))
 }
 
+// joined runs when Redis confirms this node's subscription of channel
+// (also after a reconnect). It asks the other nodes' subscribers to
+// re-send, and this node's own subscribers too, so that their presence
+// is published now that the channel is joined. Two nodes that join at
+// about the same time may each publish their request before the other's
+// subscription lands; Redis orders both confirmations, and the node
+// confirmed second hears nothing it missed only if both halves are
+// done: its request reaches the first node's clients, and its own
+// clients' re-sends reach the first node.
+func (b *presenceBus) joined(channel string) {
+	b.request(channel)
+	b.mu.Lock()
+	var members []*presLink
+	if ch := b.chans[channel]; ch != nil {
+		members = ch.memberList()
+	}
+	b.mu.Unlock()
+	for _, l := range members {
+		l.m.Request()
+	}
+}
+
 // request asks the other nodes' subscribers of channel to re-send.
 func (b *presenceBus) request(channel string) {
 	b.mu.Lock()
@@ -385,7 +407,7 @@ func (b *presenceBus) subscribeDirty() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		sub, err := b.r.sub.subscribeRaw(ctx, ch.rch,
 			func(payload string) { b.receive(name, payload) },
-			func() { b.request(name) })
+			func() { b.joined(name) })
 		cancel()
 		b.mu.Lock()
 		switch {

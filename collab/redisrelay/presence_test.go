@@ -143,10 +143,12 @@ func presenceAcrossNodes(t *testing.T, addr string, key collab.Key) {
 	subscribe(t, b, key, cb)
 	subscribePresence(t, a, channel, ca)
 	subscribePresence(t, b, channel, cb)
-	// Node B's channel joins Redis in the background; once it has, B asks
-	// the other nodes' clients to re-send their presence, which is how a
-	// test (or a client) can tell.
-	waitFor(t, "node B's presence request reaching node A's client", func() bool { return requests(ca) > 0 })
+	// Each node's channel joins Redis in the background; once it has, the
+	// node asks its own clients and the other nodes' clients to re-send
+	// their presence. Three requests in all mean at least one crossed
+	// nodes, so both joined: a request reaches a node only if it joined
+	// before the other node published it, after its own join.
+	waitFor(t, "both nodes' presence channels joined", func() bool { return requests(ca)+requests(cb) >= 3 })
 
 	// b inserts "XYZ" at 0 (version 1 to 2); a, still at version 1, puts
 	// its caret after "hello". Whichever node brings the caret to the
