@@ -101,7 +101,7 @@ export async function startRedis({ aof = false, args = [] } = {}) {
     },
     async kill() {
       const p = this.proc;
-      if (!p || p.exitCode !== null) return;
+      if (!p || p.exitCode !== null || p.signalCode !== null) return;
       p.kill('SIGCONT');
       const exited = new Promise((res) => p.once('exit', res));
       p.kill('SIGKILL');
@@ -199,7 +199,7 @@ export async function startNode({ redis, prefix, id, dataDir, port, args = [] } 
     },
     async kill9() {
       const p = this.proc;
-      if (!p || p.exitCode !== null) return;
+      if (!p || p.exitCode !== null || p.signalCode !== null) return;
       this.expectExit = true;
       const exited = new Promise((res) => p.once('exit', res));
       p.kill('SIGKILL');
@@ -207,7 +207,7 @@ export async function startNode({ redis, prefix, id, dataDir, port, args = [] } 
     },
     async stop() {
       const p = this.proc;
-      if (!p || p.exitCode !== null) return;
+      if (!p || p.exitCode !== null || p.signalCode !== null) return;
       this.expectExit = true;
       const exited = new Promise((res) => p.once('exit', res));
       p.kill('SIGTERM');

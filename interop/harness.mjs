@@ -80,7 +80,7 @@ export async function startServer({ dataDir, extraArgs = [] } = {}) {
     dataDir: dir,
     log: () => log,
     async stop() {
-      if (proc.exitCode !== null) return;
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
       const exited = new Promise((r) => proc.once('exit', r));
       proc.kill('SIGTERM');
       await exited;
