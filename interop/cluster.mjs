@@ -270,8 +270,9 @@ export async function opsOf(base, c, id) {
 
 // goroutines counts a node's goroutines that must not outlive a
 // disruption: all of them (its goroutine profile, from the --pprof
-// listener) less the two each open WebSocket connection runs (reader and
-// writer), the one each running document session runs, and the HTTP
+// listener) less the one each open WebSocket connection runs (its reader;
+// a writer runs only while frames are queued, so the count settles back
+// once nothing is sent), the one each running document session runs, and the HTTP
 // server's own, which come and go with the test's HTTP requests (a
 // keep-alive connection between requests, the read that watches a request
 // in progress, a goroutine not yet started). Clients that retried
@@ -300,5 +301,5 @@ export async function goroutines(n) {
     const websocket = frames.some((f) => f.startsWith('github.com/coedit/coedit/web.(*conn)'));
     if (frames.length === 0 || start === 'net/http.(*connReader).backgroundRead' || (start === 'net/http.(*conn).serve' && !websocket)) http += count;
   }
-  return { count: total - http - 2 * gauge('coedit_connections') - gauge('coedit_sessions'), byStart };
+  return { count: total - http - gauge('coedit_connections') - gauge('coedit_sessions'), byStart };
 }
