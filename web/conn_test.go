@@ -56,7 +56,7 @@ func TestSlowConsumerIsDisconnected(t *testing.T) {
 		err error
 	}
 	watched := make(chan seen, 1)
-	stopWatch := make(chan struct{})
+	var watchTo atomic.Int64   // once set, the last version the watcher must read
 	var watcherAt atomic.Int64 // ops the watcher has read
 	go func() {
 		want := uint64(1)
@@ -72,11 +72,9 @@ func TestSlowConsumerIsDisconnected(t *testing.T) {
 			}
 			watcherAt.Store(int64(want))
 			want++
-			select {
-			case <-stopWatch:
+			if to := watchTo.Load(); to > 0 && int64(want-1) >= to {
 				watched <- seen{int(want - 1), nil}
 				return
-			default:
 			}
 		}
 	}()
@@ -129,8 +127,9 @@ func TestSlowConsumerIsDisconnected(t *testing.T) {
 	// The watcher kept up with every op.
 	producer.sendf(`{"a":"op","c":"docs","d":"slow","v":%d,"seq":%d,"op":["end"]}`, n+1, n+2)
 	producer.expectf(`{"a":"op","c":"docs","d":"slow","v":%d,"src":%q,"seq":%d}`, n+1, producer.src, n+2)
-	close(stopWatch)
-	// One more op wakes the watcher if it already read everything.
+	// The watcher stops once it has read the op at version n+1 (one more
+	// op wakes it if it already had).
+	watchTo.Store(int64(n + 1))
 	producer.sendf(`{"a":"op","c":"docs","d":"slow","v":%d,"seq":%d,"op":["!"]}`, n+2, n+3)
 	producer.expectf(`{"a":"op","c":"docs","d":"slow","v":%d,"src":%q,"seq":%d}`, n+2, producer.src, n+3)
 	s := <-watched
