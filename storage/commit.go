@@ -27,8 +27,9 @@ type commitReq struct {
 	// version on (Truncate, truncate.go); such a request has no records
 	// or snapshot.
 	truncate *uint64
-	// install, when set, asks to replace the document with a base
-	// (InstallBase, base.go); such a request has no records or snapshot.
+	// install, when set, replaces the document with a base (InstallBase,
+	// base.go); such a request has no records or snapshot and is never
+	// queued: InstallBase runs it as a direct bbolt write.
 	install *baseReq
 	// state is reqQueued, then reqTaken or reqCancelled.
 	state atomic.Uint32
@@ -337,6 +338,25 @@ func (db *DB) checkTruncateBase(r *commitReq, rtx **bolt.Tx) error {
 	return nil
 }
 
+// checkCommit checks r (records and snapshot, not a truncate) against a
+// document whose head and latest snapshot are head and snap: the records
+// must start at head and the snapshot must not pass the new head. It
+// returns the new head and whether r's snapshot is newer than snap.
+// The committer (check, against the log's view) and the applier (apply,
+// against bbolt) make the same checks through it.
+func checkCommit(r *commitReq, head, snap uint64) (uint64, bool, error) {
+	if len(r.recs) > 0 && r.recs[0].Version != head {
+		return 0, false, fmt.Errorf("storage: commit %s at version %d: stored head is %d: %w",
+			r.key, r.recs[0].Version, head, collab.ErrVersionConflict)
+	}
+	head += uint64(len(r.recs))
+	if r.snap != nil && r.snap.Version > head {
+		return 0, false, fmt.Errorf("storage: snapshot %s: %w: version %d is past the head %d",
+			r.key, ErrInvalidSnapshot, r.snap.Version, head)
+	}
+	return head, r.snap != nil && r.snap.Version > snap, nil
+}
+
 // check makes apply's checks of r against st, and updates st as logging
 // r would. It reports whether r must be logged.
 func check(r *commitReq, st *docState) (bool, error) {
@@ -348,18 +368,9 @@ func check(r *commitReq, st *docState) (bool, error) {
 		st.snap, st.snapKnown = 0, false
 		return true, nil
 	}
-	if len(r.recs) > 0 && r.recs[0].Version != st.head {
-		return false, fmt.Errorf("storage: commit %s at version %d: stored head is %d: %w",
-			r.key, r.recs[0].Version, st.head, collab.ErrVersionConflict)
-	}
-	head := st.head + uint64(len(r.recs))
-	if r.snap != nil && r.snap.Version > head {
-		return false, fmt.Errorf("storage: snapshot %s: %w: version %d is past the head %d",
-			r.key, ErrInvalidSnapshot, r.snap.Version, head)
-	}
-	saveSnap := r.snap != nil && r.snap.Version > st.snap
-	if len(r.recs) == 0 && !saveSnap {
-		return false, nil
+	head, saveSnap, err := checkCommit(r, st.head, st.snap)
+	if err != nil || (len(r.recs) == 0 && !saveSnap) {
+		return false, err
 	}
 	st.head = head
 	if len(r.recs) > 0 {
@@ -460,25 +471,13 @@ func (db *DB) apply(tx *bolt.Tx, r *commitReq) (bool, error) {
 	if r.truncate != nil {
 		return db.applyTruncate(tx, r)
 	}
-	if r.install != nil {
-		return db.applyInstall(tx, r)
-	}
 	m, exists, err := readMeta(tx, r.dk)
 	if err != nil {
 		return false, fmt.Errorf("storage: commit %s: %w", r.key, err)
 	}
-	if len(r.recs) > 0 && r.recs[0].Version != m.head {
-		return false, fmt.Errorf("storage: commit %s at version %d: stored head is %d: %w",
-			r.key, r.recs[0].Version, m.head, collab.ErrVersionConflict)
-	}
-	head := m.head + uint64(len(r.recs))
-	if r.snap != nil && r.snap.Version > head {
-		return false, fmt.Errorf("storage: snapshot %s: %w: version %d is past the head %d",
-			r.key, ErrInvalidSnapshot, r.snap.Version, head)
-	}
-	saveSnap := r.snap != nil && r.snap.Version > m.snap
-	if len(r.recs) == 0 && !saveSnap {
-		return false, nil
+	_, saveSnap, err := checkCommit(r, m.head, m.snap)
+	if err != nil || (len(r.recs) == 0 && !saveSnap) {
+		return false, err
 	}
 	if err := db.put(tx, r, m, exists, saveSnap); err != nil {
 		return false, writeError{fmt.Errorf("storage: commit %s: %w", r.key, err)}
