@@ -9,11 +9,11 @@
 // runs until SIGINT or SIGTERM. It uses only the packages the interop tests
 // already install (sharedb, ot-text-unicode, ws). Presence stays off, as in
 // ShareDB's default: the load has none.
-import { Duplex } from 'node:stream';
 import { parseArgs } from 'node:util';
 import ShareDB from 'sharedb';
 import otText from 'ot-text-unicode';
-import WebSocket, { WebSocketServer } from 'ws';
+import { WebSocketServer } from 'ws';
+import { wsStream } from './wsstream.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -24,39 +24,6 @@ const { values } = parseArgs({
 
 ShareDB.types.register(otText.type);
 const backend = new ShareDB();
-
-// wsStream adapts a server-side ws socket to the object stream a ShareDB
-// agent reads and writes (what @teamwork/websocket-json-stream does): one
-// JSON message per text frame.
-function wsStream(ws) {
-  const stream = new Duplex({
-    objectMode: true,
-    read() {},
-    write(msg, _enc, cb) {
-      if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(msg));
-      cb();
-    },
-  });
-  ws.on('message', (data) => {
-    let msg;
-    try {
-      msg = JSON.parse(data.toString());
-    } catch {
-      ws.close(1003, 'not JSON');
-      return;
-    }
-    stream.push(msg);
-  });
-  ws.on('close', () => {
-    stream.push(null);
-    stream.emit('close');
-    stream.emit('end');
-    stream.end();
-  });
-  stream.on('error', () => ws.terminate());
-  stream.on('end', () => ws.close());
-  return stream;
-}
 
 const wss = new WebSocketServer({ host: values.host, port: Number(values.port), perMessageDeflate: false });
 wss.on('connection', (ws, req) => backend.listen(wsStream(ws), req));

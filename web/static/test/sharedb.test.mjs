@@ -4,43 +4,14 @@
 // they go offline and back; every copy must end equal to the server's.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Duplex } from 'node:stream';
 import ShareDB from 'sharedb';
 import WebSocket, { WebSocketServer } from 'ws';
 import * as ot from '../js/ot.js';
 import { Connection } from '../js/connection.js';
 import { rng, randomOp, int } from './gen.mjs';
+import { wsStream } from '../../../bench/wsstream.mjs';
 
 ShareDB.types.register(ot.type);
-
-// wsStream adapts a server-side ws socket to the object stream a ShareDB
-// agent reads and writes.
-function wsStream(ws) {
-  const stream = new Duplex({
-    objectMode: true,
-    read() {},
-    write(msg, _enc, cb) {
-      if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(msg));
-      cb();
-    },
-  });
-  ws.on('message', (data) => {
-    try {
-      stream.push(JSON.parse(data.toString()));
-    } catch {
-      ws.close();
-    }
-  });
-  ws.on('close', () => {
-    stream.push(null);
-    stream.emit('close');
-    stream.emit('end');
-    stream.end();
-  });
-  stream.on('error', () => ws.terminate());
-  stream.on('end', () => ws.close());
-  return stream;
-}
 
 async function startServer() {
   const backend = new ShareDB({ presence: true, doNotForwardSendPresenceErrorsToClient: true });
