@@ -4,13 +4,11 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net/http/httptest"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/coedit/coedit/bench/relay"
+	"github.com/coedit/coedit/bench/relay/relaytest"
 	"github.com/coedit/coedit/collab"
 	"github.com/coedit/coedit/collab/collabtest"
 	"github.com/coedit/coedit/web"
@@ -143,17 +141,7 @@ func TestOptionsRefused(t *testing.T) {
 // and fan-out are measured, and the convergence check is skipped, since
 // the relay does not transform ops.
 func TestRunRelayMode(t *testing.T) {
-	rl := relay.New()
-	hs := httptest.NewServer(rl)
-	t.Cleanup(func() {
-		hs.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := rl.Close(ctx); err != nil {
-			t.Errorf("relay Close: %v", err)
-		}
-	})
-	url := "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws"
+	url := relaytest.Start(t)
 	res, err := Run(context.Background(), Options{URLs: []string{url}, Relay: true, Docs: 2, Clients: 3, Idle: 2,
 		Warmup: 100 * time.Millisecond, Duration: time.Second})
 	checkRun(t, res, err, false)

@@ -2,18 +2,15 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/coedit/coedit/bench/loadgen"
-	"github.com/coedit/coedit/bench/relay"
+	"github.com/coedit/coedit/bench/relay/relaytest"
 )
 
 // TestBenchCommandWritesResult runs `coedit bench` end to end against the
@@ -21,19 +18,9 @@ import (
 // node in bench/loadgen): flags reach the generator, the summary is
 // printed, and --out holds the result as JSON.
 func TestBenchCommandWritesResult(t *testing.T) {
-	rl := relay.New()
-	hs := httptest.NewServer(rl)
-	t.Cleanup(func() {
-		hs.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := rl.Close(ctx); err != nil {
-			t.Errorf("relay Close: %v", err)
-		}
-	})
+	url := relaytest.Start(t)
 	out := filepath.Join(t.TempDir(), "result.json")
 	var stdout, stderr bytes.Buffer
-	url := "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws"
 	// Two URLs (the same relay twice, as two nodes of a cluster) and two
 	// PIDs (this process twice), as scripts/bench.sh passes a cluster's.
 	pid := strconv.Itoa(os.Getpid())
