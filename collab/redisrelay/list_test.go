@@ -28,6 +28,7 @@ func TestListOnRedisCluster(t *testing.T) {
 		time.Sleep(2 * time.Millisecond) // distinct modification times
 	}
 	submit(t, a, keys[0], editSub("w", 100, 1, insertAt(0, "x")))
+	time.Sleep(2 * time.Millisecond) // the delete is the newest change
 	submit(t, a, keys[1], collab.Submission{Src: "w", Seq: 101, Version: 1, HasVersion: true, Kind: collab.OpDelete})
 
 	want := []collab.Key{keys[1], keys[0], keys[5], keys[4], keys[3], keys[2]}
