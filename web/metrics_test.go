@@ -175,7 +175,10 @@ func TestMetrics(t *testing.T) {
 // TestMetricsSlowConsumer: a subscriber that never reads is closed as a
 // slow consumer, and /metrics counts it.
 func TestMetricsSlowConsumer(t *testing.T) {
-	ts := startServerListener(t, Options{Logger: quiet, SendQueueMessages: 16, OpsPerSecond: 1e6, MessagesPerSecond: 1e6},
+	// The client never reads, so the batch its writer is blocked on when
+	// the queue overflows ends only at WriteTimeout; a short one keeps the
+	// producer below the document size limit until then.
+	ts := startServerListener(t, Options{Logger: quiet, SendQueueMessages: 16, WriteTimeout: time.Second, OpsPerSecond: 1e6, MessagesPerSecond: 1e6},
 		collab.Options{}, func(ln net.Listener) net.Listener { return smallSendBuffers{ln} })
 	producer := ts.connect(t)
 	producer.create("docs", "slow", "", 1)
