@@ -19,7 +19,9 @@ import (
 // one disk sync), and the write system calls bbolt made per group commit
 // (each writes one page or a run of adjacent pages; the applier makes
 // them, several group commits per bbolt transaction, so this counts what
-// a group commit costs bbolt on average, beside its one log write).
+// a group commit costs bbolt on average, beside its one log write), and
+// the process's CPU time and context switches per commit (on Linux; they
+// include the applier's share, and the benchmark's own goroutines).
 //
 //	go test -run '^$' -bench BenchmarkCommit -benchtime 3s ./storage/
 func BenchmarkCommit(b *testing.B) {
@@ -43,6 +45,7 @@ func benchCommit(b *testing.B, mode SyncMode, docs int) {
 	lat := make([][]time.Duration, docs)
 	before := db.Stats()
 	pagesBefore := boltWrites(db)
+	cpu0, sw0 := rusage()
 	b.ReportAllocs()
 	var wg sync.WaitGroup
 	b.ResetTimer()
@@ -71,6 +74,12 @@ func benchCommit(b *testing.B, mode SyncMode, docs int) {
 	wg.Wait()
 	elapsed := time.Since(start)
 	b.StopTimer()
+	reportCommits(b, db, before, pagesBefore, cpu0, sw0, elapsed, lat)
+}
+
+// reportCommits reports what benchCommit and benchCommitPaced measure.
+func reportCommits(b *testing.B, db *DB, before Stats, pagesBefore, cpu0, sw0 int64, elapsed time.Duration, lat [][]time.Duration) {
+	cpu1, sw1 := rusage()
 	after := db.Stats()
 	pages := boltWrites(db) - pagesBefore
 	all := slices.Concat(lat...)
@@ -88,6 +97,71 @@ func benchCommit(b *testing.B, mode SyncMode, docs int) {
 		b.ReportMetric(float64(after.Commits-before.Commits)/float64(batches), "commits/batch")
 		b.ReportMetric(float64(pages)/float64(batches), "writes/batch")
 	}
+	if cpu1 > 0 && b.N > 0 {
+		b.ReportMetric(float64(cpu1-cpu0)/float64(b.N), "cpu-µs/op")
+		b.ReportMetric(float64(sw1-sw0)/float64(b.N), "ctxsw/op")
+	}
+}
+
+// BenchmarkCommitPaced is scenario 1's storage load: 100 documents, each
+// committing one op every 50 ms (2,000 ops/s in all, at spread phases),
+// each commit waited for, as a session does with one client's edits. At
+// this rate most commits find no other in flight, so it measures what a
+// lone commit costs: hand-offs (ctxsw/op), syncs (commits/batch) and CPU.
+//
+//	go test -run '^$' -bench BenchmarkCommitPaced -benchtime 6000x ./storage/
+func BenchmarkCommitPaced(b *testing.B) {
+	for _, mode := range []SyncMode{SyncAlways, SyncNone} {
+		b.Run(fmt.Sprintf("sync=%v", mode), func(b *testing.B) {
+			benchCommitPaced(b, mode, 100, 50*time.Millisecond)
+		})
+	}
+}
+
+func benchCommitPaced(b *testing.B, mode SyncMode, docs int, every time.Duration) {
+	db := openTest(b, Options{Sync: mode})
+	ctx := context.Background()
+	keys := make([]collab.Key, docs)
+	for i := range keys {
+		keys[i] = collab.Key{Collection: "bench", ID: fmt.Sprint("doc", i)}
+		mustCommit(b, db, keys[i], []collab.Record{createRec(0, "s", 1, "")}, nil)
+	}
+	lat := make([][]time.Duration, docs)
+	before := db.Stats()
+	pagesBefore := boltWrites(db)
+	cpu0, sw0 := rusage()
+	b.ReportAllocs()
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	start := time.Now()
+	for i := range docs {
+		n := b.N / docs
+		if i < b.N%docs {
+			n++
+		}
+		lat[i] = make([]time.Duration, 0, n)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			src := fmt.Sprint("src", i)
+			next := start.Add(every * time.Duration(i) / time.Duration(docs))
+			for v := uint64(1); v <= uint64(n); v++ {
+				time.Sleep(time.Until(next))
+				next = next.Add(every)
+				recs := []collab.Record{editRec(v, src, v, "x")}
+				t0 := time.Now()
+				if err := db.Commit(ctx, keys[i], recs, nil); err != nil {
+					b.Errorf("Commit(%s, %d) = %v", keys[i], v, err)
+					return
+				}
+				lat[i] = append(lat[i], time.Since(t0))
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	reportCommits(b, db, before, pagesBefore, cpu0, sw0, elapsed, lat)
 }
 
 // boltWrites returns how many write system calls bbolt has made for this
