@@ -14,7 +14,7 @@ import (
 	"github.com/coedit/coedit/collab"
 )
 
-// The applier moves logged requests (wal.go) into bbolt. The committer
+// The applier moves logged requests (wal.go) into bbolt. The writer
 // acknowledges a group commit once its frame is in the log; the applier
 // applies every frame logged so far in one bbolt write transaction, at
 // most every Options.ApplyEvery, sooner when applyBytes of frames are
@@ -25,11 +25,11 @@ import (
 // the docs leaf) are written once per apply instead of once per commit.
 //
 // Until they are applied, the requests stay in memory, indexed by
-// document (pendingDoc): the committer checks new requests against them,
+// document (pendingDoc): the writer checks new requests against them,
 // and Load, Ops and SnapshotAt read them over what bbolt holds, so an
 // acknowledged record is visible at once.
 
-// applyBytes is how many bytes of frames wait before the committer wakes
+// applyBytes is how many bytes of frames wait before the writer wakes
 // the applier early.
 const applyBytes = 8 << 20
 
@@ -58,7 +58,7 @@ type pendingSnap struct {
 
 // pendingDoc is what a document's logged but unapplied requests change.
 type pendingDoc struct {
-	// The document after every logged request: what the committer
+	// The document after every logged request: what the writer
 	// checks the next request against. snap is 0 and snapKnown false
 	// after a Truncate, until it is applied.
 	head, snap        uint64
@@ -74,7 +74,7 @@ type pendingDoc struct {
 	last   uint64 // LSN of its last logged request
 }
 
-// docState is the committer's view of a document while it checks a batch.
+// docState is the writer's view of a document while it checks a batch.
 type docState struct {
 	head, snap        uint64
 	exists, snapKnown bool
@@ -255,7 +255,7 @@ func (pd *pendingDoc) trim(last uint64) {
 
 // applyBatches applies batches in one bbolt write transaction, with the
 // LSN of the last as the applied point, and writes the stale index
-// entries if flush. The checks the committer made hold here too; a
+// entries if flush. The checks the writer made hold here too; a
 // request that fails one, or a write that fails, rolls the transaction
 // back, and the frames stay in the log to be applied later.
 func (db *DB) applyBatches(batches []*logBatch, flush bool) error {
@@ -391,8 +391,8 @@ func (db *DB) anyPending() bool {
 }
 
 // direct runs fn in a bbolt write transaction of its own, after every
-// logged request is applied and with the committer held, so that fn sees
-// and may change the documents as they stand; the committer reads them
+// logged request is applied and with the writer held, so that fn sees
+// and may change the documents as they stand; the writer reads them
 // from bbolt afresh afterwards. For rare writes outside the log (an
 // epoch note, a document's log base).
 func (db *DB) direct(ctx context.Context, fn func(*bolt.Tx) error) error {
@@ -485,7 +485,7 @@ func (db *DB) closeLog(clean bool) error {
 
 // update runs fn in a bbolt write transaction of its own, as direct does:
 // for a store-level write outside the log, which must see every logged
-// request applied and must not race the committer. fn runs on the
+// request applied and must not race the writer. fn runs on the
 // applier's goroutine, so it may mark index entries stale (markStale).
 func (db *DB) update(ctx context.Context, fn func(*bolt.Tx) error) error {
 	return db.direct(ctx, fn)

@@ -99,7 +99,7 @@ type baseReq struct {
 // milestones are deleted: they are a prefix of the history snap
 // summarises.
 //
-// It is one bbolt write transaction, with the committer held: a crash leaves
+// It is one bbolt write transaction, with the writer held: a crash leaves
 // either the old state or the new one, never a mix. snap.Version must be
 // past the stored head (else ErrInvalidSnapshot and nothing changes): a
 // node installs a base only when the records it lacks are gone from
@@ -121,7 +121,7 @@ func (db *DB) InstallBase(ctx context.Context, key collab.Key, snap collab.Snaps
 	}}
 	// Not through the log: the install replaces what bbolt holds of the
 	// document, so it runs as a store-level write (direct) once every
-	// logged request is applied, with the committer held.
+	// logged request is applied, with the writer held.
 	err := db.direct(ctx, func(tx *bolt.Tx) error {
 		_, err := db.applyInstall(tx, r)
 		return err

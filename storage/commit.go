@@ -6,15 +6,14 @@ import (
 	"math"
 	"slices"
 	"sync/atomic"
-	"time"
 
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/coedit/coedit/collab"
 )
 
-// A commitReq is one Commit or SaveSnapshot call waiting for the
-// committer. Everything that can be checked and encoded without reading
+// A commitReq is one Commit, SaveSnapshot or Truncate call in a group
+// commit (group.go). Everything that can be checked and encoded without reading
 // the store is done by the caller, outside the write transaction.
 type commitReq struct {
 	key  collab.Key
@@ -33,10 +32,17 @@ type commitReq struct {
 	install *baseReq
 	// state is reqQueued, then reqTaken or reqCancelled.
 	state atomic.Uint32
-	done  chan error // buffered; the committer sends exactly one result
+	// err is the request's result, set by the leader that wrote it.
+	err error
+	// lead, set before done is signalled, makes the waiter the next
+	// leader instead of giving it its result (group.go).
+	lead bool
+	// done is signalled once, with err or lead set, for a request that
+	// waited in the queue; a leader's own request has none.
+	done chan struct{}
 }
 
-// Request states: the committer takes a queued request, or the caller
+// Request states: a leader takes a queued request, or the caller
 // cancels it first; whoever wins the compare-and-swap decides.
 const (
 	reqQueued uint32 = iota
@@ -58,10 +64,11 @@ const (
 // share its batch.
 //
 // Commit returns when the batch it joined is written and, with
-// SyncAlways, synced. If ctx ends while the call is still queued, Commit
-// returns ctx's error and stores nothing; once the committer has taken the
-// call, Commit waits for the outcome, since the write may already be
-// durable.
+// SyncAlways, synced; it may write that batch itself, on the caller's
+// goroutine (group.go). If ctx ends while the call is still queued,
+// Commit returns ctx's error and stores nothing; once a leader has taken
+// the call into a batch, Commit waits for the outcome, since the write
+// may already be durable.
 func (db *DB) Commit(ctx context.Context, key collab.Key, recs []collab.Record, snap *collab.Snapshot) error {
 	if err := checkKey(key); err != nil {
 		return fmt.Errorf("storage: commit: %w", err)
@@ -102,8 +109,8 @@ func (db *DB) Commit(ctx context.Context, key collab.Key, recs []collab.Record, 
 // SaveSnapshot stores snap as key's latest snapshot if it is newer than
 // the stored one (else it does nothing), and keeps or drops the one it
 // replaces as a milestone as Commit does. snap.Version past the document's head gives
-// ErrInvalidSnapshot. It shares the committer, and its disk syncs, with
-// Commit.
+// ErrInvalidSnapshot. It shares group commits, and their disk syncs,
+// with Commit.
 func (db *DB) SaveSnapshot(ctx context.Context, key collab.Key, snap collab.Snapshot) error {
 	if err := checkKey(key); err != nil {
 		return fmt.Errorf("storage: save snapshot: %w", err)
@@ -145,111 +152,28 @@ func validateRecords(recs []collab.Record) error {
 	return nil
 }
 
-// enqueue hands r to the committer and waits for its result.
-func (db *DB) enqueue(ctx context.Context, r *commitReq) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("storage: commit %s: %w", r.key, err)
-	}
-	r.done = make(chan error, 1)
-	db.mu.RLock()
-	if db.closed {
-		db.mu.RUnlock()
-		return fmt.Errorf("storage: commit %s: %w", r.key, ErrClosed)
-	}
-	select {
-	case db.reqs <- r:
-	case <-ctx.Done():
-		db.mu.RUnlock()
-		return fmt.Errorf("storage: commit %s: %w", r.key, ctx.Err())
-	}
-	db.mu.RUnlock()
-	select {
-	case err := <-r.done:
-		return err
-	case <-ctx.Done():
-		if r.state.CompareAndSwap(reqQueued, reqCancelled) {
-			return fmt.Errorf("storage: commit %s: %w", r.key, ctx.Err())
-		}
-		return <-r.done
-	}
-}
-
-// run is the committer goroutine. It stops when Close closes reqs, after
-// writing every request queued before that; Close waits for it on done.
-func (db *DB) run() {
-	defer close(db.done)
-	batch := make([]*commitReq, 0, db.opts.MaxBatch)
-	for r := range db.reqs {
-		batch = db.take(batch[:0], r)
-		open := true
-	drain:
-		for open && len(batch) < db.opts.MaxBatch {
-			select {
-			case r, ok := <-db.reqs:
-				if !ok {
-					open = false
-					break drain
-				}
-				batch = db.take(batch, r)
-			default:
-				break drain
-			}
-		}
-		if open && db.opts.MaxBatchDelay > 0 && len(batch) < db.opts.MaxBatch {
-			batch = db.wait(batch)
-		}
-		if len(batch) > 0 {
-			db.write(batch)
-		}
-	}
-}
-
-// wait adds requests to batch until it is full, MaxBatchDelay passes, or
-// reqs is closed.
-func (db *DB) wait(batch []*commitReq) []*commitReq {
-	t := time.NewTimer(db.opts.MaxBatchDelay)
-	defer t.Stop()
-	for len(batch) < db.opts.MaxBatch {
-		select {
-		case r, ok := <-db.reqs:
-			if !ok {
-				return batch
-			}
-			batch = db.take(batch, r)
-		case <-t.C:
-			return batch
-		}
-	}
-	return batch
-}
-
-// take appends r to batch unless its caller has cancelled it.
-func (db *DB) take(batch []*commitReq, r *commitReq) []*commitReq {
-	db.taken.Add(1)
-	if !r.state.CompareAndSwap(reqQueued, reqTaken) {
-		return batch
-	}
-	return append(batch, r)
-}
-
 // write logs batch as one frame, with one write and (SyncAlways) one
-// fdatasync, and delivers each request's result. A request that fails
-// its checks gets its error and is not logged; a request that changes
-// nothing is not logged either. The checks are those apply makes,
-// against the document as the log leaves it (pendingDoc), or as bbolt
-// holds it when nothing of it is pending.
+// fdatasync, and sets each request's result (err); the leader then
+// delivers them (group.go). A request that fails its checks gets its
+// error and is not logged; a request that changes nothing is not logged
+// either. The checks are those apply makes, against the document as the
+// log leaves it (pendingDoc), or as bbolt holds it when nothing of it is
+// pending.
 func (db *DB) write(batch []*commitReq) {
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
+	if db.testWrite != nil {
+		db.testWrite(batch)
+	}
 	db.batches.Add(1)
-	results := make([]error, len(batch))
 	clear(db.states)
 	accepted := db.accepted[:0]
 	var rtx *bolt.Tx
-	for i, r := range batch {
+	for _, r := range batch {
+		r.err = nil
 		st, err := db.state(r.dk, &rtx)
 		if err != nil {
-			results[i] = fmt.Errorf("storage: commit %s: %w", r.key, err)
+			r.err = fmt.Errorf("storage: commit %s: %w", r.key, err)
 			continue
 		}
 		if r.truncate != nil && st.exists && *r.truncate < st.head {
@@ -257,12 +181,12 @@ func (db *DB) write(batch []*commitReq) {
 			// be dropped. An install is never pending (it runs direct),
 			// so bbolt's base is the document's.
 			if err := db.checkTruncateBase(r, &rtx); err != nil {
-				results[i] = err
+				r.err = err
 				continue
 			}
 		}
 		log, err := check(r, st)
-		results[i] = err
+		r.err = err
 		if log {
 			accepted = append(accepted, r)
 		}
@@ -270,24 +194,21 @@ func (db *DB) write(batch []*commitReq) {
 	if rtx != nil {
 		rtx.Rollback()
 	}
-	db.accepted = accepted[:0]
 	if len(accepted) > 0 {
 		if err := db.log(accepted); err != nil {
-			for i, r := range batch {
-				if results[i] == nil {
-					results[i] = fmt.Errorf("storage: commit %s: %w", r.key, err)
+			for _, r := range batch {
+				if r.err == nil {
+					r.err = fmt.Errorf("storage: commit %s: %w", r.key, err)
 				}
 			}
 		}
 	}
 	db.commits.Add(uint64(len(batch)))
-	for i, r := range batch {
-		r.done <- results[i]
-	}
 	clear(accepted)
+	db.accepted = accepted[:0]
 }
 
-// state returns the committer's view of document dk for this batch.
+// state returns the writer's view of document dk for this batch.
 func (db *DB) state(dk []byte, rtx **bolt.Tx) (*docState, error) {
 	if st, ok := db.states[string(dk)]; ok {
 		return st, nil
@@ -299,7 +220,7 @@ func (db *DB) state(dk []byte, rtx **bolt.Tx) (*docState, error) {
 	}
 	db.pmu.Unlock()
 	if st == nil {
-		// Nothing of dk is pending, and only the committer logs: bbolt
+		// Nothing of dk is pending, and only the writer logs: bbolt
 		// holds it as it stands.
 		if *rtx == nil {
 			tx, err := db.bolt.Begin(false)
@@ -342,7 +263,7 @@ func (db *DB) checkTruncateBase(r *commitReq, rtx **bolt.Tx) error {
 // document whose head and latest snapshot are head and snap: the records
 // must start at head and the snapshot must not pass the new head. It
 // returns the new head and whether r's snapshot is newer than snap.
-// The committer (check, against the log's view) and the applier (apply,
+// The writer (check, against the log's view) and the applier (apply,
 // against bbolt) make the same checks through it.
 func checkCommit(r *commitReq, head, snap uint64) (uint64, bool, error) {
 	if len(r.recs) > 0 && r.recs[0].Version != head {

@@ -132,17 +132,17 @@ func TestCommitErrors(t *testing.T) {
 	}
 }
 
-// holdWriter blocks db's committer: it takes the lock the committer holds
-// while it logs a batch, commits first (which the committer takes and
-// then waits on), and returns a function that releases the lock. first's
-// error arrives on the channel.
+// holdWriter blocks db's writer: it takes the lock a leader holds while
+// it logs a batch, commits first (whose call leads and then waits on the
+// lock, so that later calls queue), and returns a function that releases
+// the lock. first's error arrives on the channel.
 func holdWriter(t *testing.T, db *DB, key collab.Key, first []collab.Record) (release func(), firstErr <-chan error) {
 	t.Helper()
 	db.writeMu.Lock()
 	errc := make(chan error, 1)
 	taken := db.taken.Load()
 	go func() { errc <- db.Commit(context.Background(), key, first, nil) }()
-	waitFor(t, "the committer to take the first commit", func() bool { return db.taken.Load() == taken+1 })
+	waitFor(t, "the first commit to lead", func() bool { return db.taken.Load() == taken+1 })
 	var once sync.Once
 	release = func() { once.Do(db.writeMu.Unlock) }
 	// A test that fails while holding the lock must still let Close finish.
@@ -150,7 +150,7 @@ func holdWriter(t *testing.T, db *DB, key collab.Key, first []collab.Record) (re
 	return release, errc
 }
 
-// TestGroupCommit queues many commits while the committer is busy and
+// TestGroupCommit queues many commits while a leader is busy and
 // checks that they share one transaction, and that a conflicting commit
 // in that batch fails alone.
 func TestGroupCommit(t *testing.T) {
@@ -175,7 +175,7 @@ func TestGroupCommit(t *testing.T) {
 		}
 		go func() { results <- result{i, db.Commit(ctx, key(i), recs, nil)} }()
 	}
-	waitFor(t, "all commits to queue", func() bool { return len(db.reqs) == docs })
+	waitFor(t, "all commits to queue", func() bool { return db.queued() == docs })
 	release()
 	if err := <-firstErr; err != nil {
 		t.Fatalf("first Commit = %v", err)
@@ -216,9 +216,9 @@ func TestGroupCommitSameDoc(t *testing.T) {
 	release, firstErr := holdWriter(t, db, collab.Key{Collection: "c", ID: "other"}, edits(0, 1, "s"))
 	errs := make(chan error, 3)
 	for _, recs := range [][]collab.Record{edits(0, 2, "s"), edits(2, 1, "s"), edits(2, 1, "s")} {
-		n := len(db.reqs)
+		n := db.queued()
 		go func() { errs <- db.Commit(context.Background(), key, recs, nil) }()
-		waitFor(t, "commit to queue", func() bool { return len(db.reqs) == n+1 })
+		waitFor(t, "commit to queue", func() bool { return db.queued() == n+1 })
 	}
 	release()
 	if err := <-firstErr; err != nil {
@@ -244,7 +244,7 @@ func TestGroupCommitSameDoc(t *testing.T) {
 }
 
 // TestCommitCancelled checks that a Commit whose context ends before the
-// committer takes it returns the context's error and stores nothing.
+// leader takes it returns the context's error and stores nothing.
 func TestCommitCancelled(t *testing.T) {
 	db := openTest(t, Options{})
 	key := collab.Key{Collection: "c", ID: "d"}
@@ -258,7 +258,7 @@ func TestCommitCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- db.Commit(ctx, key, edits(0, 1, "s"), nil) }()
-	waitFor(t, "commit to queue", func() bool { return len(db.reqs) == 1 })
+	waitFor(t, "commit to queue", func() bool { return db.queued() == 1 })
 	cancel()
 	if err := <-errc; !errors.Is(err, context.Canceled) {
 		t.Errorf("Commit cancelled while queued = %v, want context.Canceled", err)
@@ -424,7 +424,7 @@ func TestApplyFailureKeepsLog(t *testing.T) {
 	for i, k := range keys {
 		errs[i] = make(chan error, 1)
 		go func() { errs[i] <- db.Commit(ctx, k, edits(0, 2, "s"), nil) }()
-		waitFor(t, "commit to queue", func() bool { return len(db.reqs) == i+1 })
+		waitFor(t, "commit to queue", func() bool { return db.queued() == i+1 })
 	}
 	release()
 	if err := <-firstErr; err != nil {
@@ -466,7 +466,7 @@ func TestApplyFailureKeepsLog(t *testing.T) {
 	}
 }
 
-// TestMaxBatchDelay checks that the committer waits for a batch to fill
+// TestMaxBatchDelay checks that a leader waits for its batch to fill
 // when MaxBatchDelay is set, never takes more than MaxBatch, and that
 // Close ends the wait and writes what it holds.
 func TestMaxBatchDelay(t *testing.T) {
@@ -486,7 +486,7 @@ func TestMaxBatchDelay(t *testing.T) {
 	}
 	// A lone commit waits for company until Close.
 	go func() { errs <- db.Commit(ctx, collab.Key{Collection: "c", ID: "late"}, edits(0, 1, "s"), nil) }()
-	waitFor(t, "the committer to take the commit", func() bool { return db.taken.Load() == 5 })
+	waitFor(t, "the commit to lead", func() bool { return db.taken.Load() == 5 })
 	if err := db.Close(); err != nil {
 		t.Fatalf("Close() = %v", err)
 	}

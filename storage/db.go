@@ -138,8 +138,9 @@ type Options struct {
 	// to end, so a map bigger than the file avoids those stalls.
 	// Default 64 MiB.
 	InitialMmapSize int
-	// MaxBatch is the most Commit and SaveSnapshot calls that share one
-	// write transaction and disk sync. Default 1024.
+	// MaxBatch is the most Commit, SaveSnapshot and Truncate calls that
+	// share one group commit (one frame of the op log and its disk
+	// sync); the rest wait for the next. Default 1024.
 	MaxBatch int
 	// ApplyEvery is how often the applier moves the requests logged
 	// since its last run from the op log into bbolt, in one write
@@ -148,11 +149,11 @@ type Options struct {
 	// among more commits, at the cost of memory for the pending
 	// requests and of replay time after a crash. Default 500ms.
 	ApplyEvery time.Duration
-	// MaxBatchDelay is how long the committer waits for more calls to
-	// join a batch that is not full. The default, 0, does not wait:
-	// calls that arrive while a batch syncs form the next batch, which
-	// already groups commits under load without adding latency when
-	// idle.
+	// MaxBatchDelay is how long the leader of a group commit waits for
+	// more calls to join a batch that is not full before it writes it.
+	// The default, 0, does not wait: calls that arrive while a batch
+	// syncs form the next batch, which already groups commits under load
+	// without adding latency when idle.
 	MaxBatchDelay time.Duration
 }
 
@@ -191,10 +192,10 @@ func (o Options) withDefaults() (Options, error) {
 
 // Stats counts what a DB has written since Open.
 type Stats struct {
-	// Commits is the number of Commit and SaveSnapshot calls that went
-	// through the committer (including those that failed).
+	// Commits is the number of Commit, SaveSnapshot and Truncate calls
+	// that were written in a group commit (including those that failed).
 	Commits uint64
-	// Batches is the number of group commits the committer ran; each
+	// Batches is the number of group commits written; each
 	// wrote at most one frame to the op log, with SyncAlways one disk
 	// sync. Commits/Batches is the average group commit size.
 	Batches uint64
@@ -205,22 +206,28 @@ type Stats struct {
 //
 // Reads run in their own short bbolt read transactions, over the logged
 // requests not yet applied to bbolt. Writes (Commit, SaveSnapshot,
-// Truncate) go to one committer goroutine, which Open starts and Close
-// stops: it takes every call queued at that moment and appends them all
-// to the op log as one frame with one sync (group commit); the applier
-// goroutine moves them into bbolt later, many frames at a time (apply.go).
+// Truncate) are group commits, written by the calls themselves: one call
+// at a time leads, and appends its request and every one queued while the
+// previous batch was written to the op log as one frame with one sync
+// (group.go); the applier goroutine, which Open starts and Close stops,
+// moves them into bbolt later, many frames at a time (apply.go).
 type DB struct {
 	path string
 	opts Options
 	bolt *bolt.DB
 
-	// mu orders sends on reqs against Close closing it: senders hold it
-	// for reading, Close for writing.
-	mu     sync.RWMutex
-	closed bool
-	reqs   chan *commitReq
-	// done is closed when the committer goroutine has returned.
-	done chan struct{}
+	// The group commit (group.go). cmu guards the fields after it: the
+	// requests waiting for the next batch, whether a leader is writing
+	// one, whether Close has begun, and how many more requests a leader
+	// waiting in MaxBatchDelay wants (fill ends that wait). idle, on cmu,
+	// tells Close that the last leader has finished.
+	cmu     sync.Mutex
+	queue   []*commitReq
+	leading bool
+	closed  bool
+	want    int
+	fill    chan struct{}
+	idle    sync.Cond
 	// isClosed lets reads fail fast with ErrClosed once Close has begun.
 	isClosed atomic.Bool
 
@@ -229,8 +236,11 @@ type DB struct {
 
 	commits atomic.Uint64
 	batches atomic.Uint64
-	// taken counts requests the committer has taken off reqs; tests use
-	// it to know when the committer is busy.
+	// testWrite, set by tests before any commit, runs at the start of
+	// each group commit's write, with writeMu held; nil otherwise.
+	testWrite func(batch []*commitReq)
+	// taken counts requests taken into a batch (or to lead one); tests
+	// use it to know when a leader is busy.
 	taken atomic.Uint64
 
 	// stale and indexFlushed belong to the applier (index.go);
@@ -241,9 +251,9 @@ type DB struct {
 	// indexEvery is indexFlushEvery in nanoseconds; tests lengthen it.
 	indexEvery atomic.Int64
 
-	// The op log (wal.go). writeMu is held by the committer while it
-	// checks and logs a batch (and by direct). wal, nextLSN, walErr,
-	// states, accepted and frame belong to the committer.
+	// The op log (wal.go). writeMu is held by the leader while it checks
+	// and logs a batch (and by direct): one writer at a time. wal,
+	// nextLSN, walErr, states, accepted and frame belong to its holder.
 	writeMu  sync.Mutex
 	wal      *walFile
 	nextLSN  uint64
@@ -252,7 +262,7 @@ type DB struct {
 	accepted []*commitReq
 	frame    []byte
 
-	// pmu guards what the committer and the applier share: the pending
+	// pmu guards what the writer and the applier share: the pending
 	// requests by document, the frames not yet applied, the applied
 	// point, the applier's last error, and wal.segs.
 	pmu            sync.Mutex
@@ -272,7 +282,7 @@ type DB struct {
 var _ collab.Store = (*DB)(nil)
 
 // Open opens the store at path, creating the file (mode 0600) if it does
-// not exist, and starts its committer. The caller must Close it.
+// not exist, and starts its applier. The caller must Close it.
 //
 // bbolt locks the file for as long as it is open, against other processes
 // and against a second Open in this process alike; Open waits up to
@@ -324,8 +334,7 @@ func Open(path string, opts Options) (*DB, error) {
 		path: path,
 		opts: opts,
 		bolt: bdb,
-		reqs: make(chan *commitReq, opts.MaxBatch),
-		done: make(chan struct{}),
+		fill: make(chan struct{}, 1),
 
 		stale:        make(map[string]staleEntry),
 		indexFlushed: time.Now(),
@@ -339,13 +348,13 @@ func Open(path string, opts Options) (*DB, error) {
 		applyStop: make(chan struct{}),
 		applyDone: make(chan struct{}),
 	}
+	db.idle.L = &db.cmu
 	db.indexEvery.Store(int64(indexFlushEvery))
 	if err := db.openLog(); err != nil {
 		db.closeLog(false)
 		bdb.Close()
 		return nil, fmt.Errorf("storage: open %s: %w", path, err)
 	}
-	go db.run()
 	go db.applier()
 	return db, nil
 }
@@ -413,8 +422,8 @@ func (db *DB) Stats() Stats {
 	return Stats{Commits: db.commits.Load(), Batches: db.batches.Load()}
 }
 
-// Close stops accepting commits, lets the committer log every commit
-// already queued, waits for it to stop, has the applier move the whole log
+// Close stops accepting commits, waits for every commit already queued
+// to be logged (by the leaders of their batches), has the applier move the whole log
 // into bbolt and deletes it, and closes the file, waiting for
 // read transactions in progress. Calls after Close fail with ErrClosed; a
 // second Close returns nil.
@@ -423,11 +432,7 @@ func (db *DB) Close() error {
 	db.closeOnce.Do(func() {
 		first = true
 		db.isClosed.Store(true)
-		db.mu.Lock()
-		db.closed = true
-		close(db.reqs)
-		db.mu.Unlock()
-		<-db.done
+		db.stopCommits()
 		close(db.applyStop)
 		<-db.applyDone
 		db.pmu.Lock()

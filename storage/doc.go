@@ -9,15 +9,17 @@
 // # Writes: group commit into an op log
 //
 // Commit, SaveSnapshot and Truncate calls, from any number of sessions,
-// go to one committer goroutine. It takes every call queued at that
-// moment (up to Options.MaxBatch), checks each against the document's
-// head, and appends the ones that pass to the op log (wal.go) as one
-// frame, with one write and, under SyncAlways, one fdatasync, before any
-// of them returns. A call whose first record is not at the document's
-// head fails with collab.ErrVersionConflict and logs nothing, while the
-// rest of its batch commits. Checks that need no stored state
-// (consecutive versions, well-formed records) and the encoding run in the
-// caller's goroutine.
+// are group commits written by the callers themselves (group.go): a call
+// that finds no write in flight leads, on its own goroutine; calls that
+// arrive meanwhile queue, and the oldest of them leads the next batch,
+// with everything queued by then (up to Options.MaxBatch). The leader
+// checks each request against the document's head, and appends the ones
+// that pass to the op log (wal.go) as one frame, with one write and,
+// under SyncAlways, one fdatasync, before any of them returns. A call
+// whose first record is not at the document's head fails with
+// collab.ErrVersionConflict and logs nothing, while the rest of its batch
+// commits. Checks that need no stored state (consecutive versions,
+// well-formed records) and the encoding run before the call queues.
 //
 // The applier goroutine (apply.go) moves logged requests into the bbolt
 // file in large batches, one write transaction per Options.ApplyEvery, so

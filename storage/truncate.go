@@ -15,7 +15,7 @@ import (
 // collab.Store (collab/redisrelay, DESIGN.md §7): dropping a document's
 // records from a version on, when the cluster's history replaced them
 // (collab.Truncater), and a durable note of the epoch the stored records
-// belong to. Truncate goes through the committer and the op log, like
+// belong to. Truncate goes through a group commit and the op log, like
 // Commit (reads of the document wait for the applier to apply it: they
 // cannot model it over bbolt); the note touches neither records nor
 // indexes and is written in a bbolt transaction of its own, after the

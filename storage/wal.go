@@ -45,7 +45,7 @@ import (
 // walSuffix names the log directory: the bbolt file's path plus it.
 const walSuffix = "-wal"
 
-// segmentSize is the size past which the committer starts a new segment,
+// segmentSize is the size past which the writer starts a new segment,
 // so that applied ones can be deleted.
 const segmentSize = 16 << 20
 
@@ -310,7 +310,7 @@ func replayLog(segs []segment, applied uint64, fn func(lsn uint64, reqs []*commi
 	return last, nil
 }
 
-// walFile is the segment the committer appends to. Only the committer
+// walFile is the segment the writer appends to. Only the writer
 // uses it after Open.
 type walFile struct {
 	dir  string

@@ -334,7 +334,7 @@ func TestLogSegments(t *testing.T) {
 		mustCommit(t, db, key, edits(v, 1, "a"), &s)
 	}
 	// 8 MiB of frames wake the applier, which deletes the segments it
-	// finished; the committer starts a new one every 16 MiB.
+	// finished; the writer starts a new one every 16 MiB.
 	segs, _ := listSegments(path + walSuffix)
 	if len(segs) == 0 || len(segs) > 2 || segs[len(segs)-1].first == 1 {
 		t.Errorf("segments after 40 MiB of frames: %+v, want 1 or 2, not the first", segs)

@@ -1,0 +1,199 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// Group commit, leader and followers. There is no committer goroutine:
+// a Commit (or SaveSnapshot, Truncate) that finds no write in flight
+// becomes the leader and writes its request on its own goroutine, with
+// one frame and one sync (write, in commit.go); calls that arrive
+// meanwhile queue and wait. When the leader is done it hands leadership
+// to the oldest waiter, which writes everything queued by then as one
+// batch, and so on until the queue is empty. So
+//
+//   - a lone commit costs no goroutine hand-off at all (the committer
+//     cost two: caller to committer, committer back to caller), and a
+//     waiter costs one wake-up, for its result or its turn to lead;
+//   - no call waits for more than the write in flight when it arrived
+//     and then its own batch's: a leader writes one batch and passes on,
+//     and never writes another call's batch after its own;
+//   - one goroutine writes at a time, as before (writeMu, which direct
+//     also takes), and batches are written in the order they formed.
+//
+// cmu guards the queue and the leadership; the leader holds neither cmu
+// nor anything else a reader needs while it writes. "The writer", in the
+// other files, is whoever holds writeMu: the leader writing its batch, or
+// direct (apply.go).
+
+// enqueue runs r through a group commit and returns its result.
+func (db *DB) enqueue(ctx context.Context, r *commitReq) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("storage: commit %s: %w", r.key, err)
+	}
+	db.cmu.Lock()
+	if db.closed {
+		db.cmu.Unlock()
+		return fmt.Errorf("storage: commit %s: %w", r.key, ErrClosed)
+	}
+	if !db.leading {
+		db.leading = true
+		r.state.Store(reqTaken)
+		db.taken.Add(1)
+		db.lead(r)
+		return r.err
+	}
+	r.done = make(chan struct{}, 1)
+	db.queue = append(db.queue, r)
+	if db.want > 0 && len(db.queue) >= db.want {
+		db.kick()
+	}
+	db.cmu.Unlock()
+	select {
+	case <-r.done:
+	case <-ctx.Done():
+		if r.state.CompareAndSwap(reqQueued, reqCancelled) {
+			// Whoever takes the queue next drops it.
+			return fmt.Errorf("storage: commit %s: %w", r.key, ctx.Err())
+		}
+		// Taken: in a batch being written, or chosen to lead the next
+		// one, which the others in the queue are waiting for.
+		<-r.done
+	}
+	if r.lead {
+		db.cmu.Lock()
+		db.lead(r)
+	}
+	return r.err
+}
+
+// lead writes a batch of first, which is taken, and whatever is queued,
+// then hands leadership to the oldest waiter left or gives it up, and
+// delivers the batch's results. It is called with cmu held and with
+// db.leading set, and returns with cmu released; first's result is in
+// first.err.
+func (db *DB) lead(first *commitReq) {
+	var buf [16]*commitReq
+	batch := db.takeQueued(append(buf[:0], first))
+	if db.opts.MaxBatchDelay > 0 && len(batch) < db.opts.MaxBatch && !db.closed {
+		batch = db.wait(batch, db.opts.MaxBatchDelay)
+	}
+	db.cmu.Unlock()
+	db.write(batch)
+	db.cmu.Lock()
+	next := db.successor()
+	if next == nil {
+		db.leading = false
+		if db.closed {
+			db.idle.Broadcast()
+		}
+	}
+	db.cmu.Unlock()
+	if next != nil {
+		// First, so that the next sync starts as soon as it can.
+		next.lead = true
+		next.done <- struct{}{}
+	}
+	for _, r := range batch[1:] {
+		r.done <- struct{}{}
+	}
+	clear(batch)
+}
+
+// takeQueued moves queued requests into batch, up to MaxBatch in all,
+// dropping the cancelled ones. cmu is held.
+func (db *DB) takeQueued(batch []*commitReq) []*commitReq {
+	n := 0
+	for n < len(db.queue) && len(batch) < db.opts.MaxBatch {
+		r := db.queue[n]
+		n++
+		if r.state.CompareAndSwap(reqQueued, reqTaken) {
+			db.taken.Add(1)
+			batch = append(batch, r)
+		}
+	}
+	db.dequeue(n)
+	return batch
+}
+
+// successor takes the oldest request still queued, to lead the next
+// batch, nil if none is. cmu is held.
+func (db *DB) successor() *commitReq {
+	for n := 0; n < len(db.queue); n++ {
+		if r := db.queue[n]; r.state.CompareAndSwap(reqQueued, reqTaken) {
+			db.taken.Add(1)
+			db.dequeue(n + 1)
+			return r
+		}
+	}
+	db.dequeue(len(db.queue))
+	return nil
+}
+
+// dequeue drops the first n requests of the queue. cmu is held.
+func (db *DB) dequeue(n int) {
+	if n == 0 {
+		return
+	}
+	m := copy(db.queue, db.queue[n:])
+	clear(db.queue[m:])
+	db.queue = db.queue[:m]
+}
+
+// wait lets requests join batch, which is not full, until it is, d
+// passes, or Close begins. cmu is held, and released while it waits.
+func (db *DB) wait(batch []*commitReq, d time.Duration) []*commitReq {
+	db.want = db.opts.MaxBatch - len(batch)
+	if len(db.queue) >= db.want {
+		db.want = 0
+		return db.takeQueued(batch)
+	}
+	db.cmu.Unlock()
+	t := time.NewTimer(d)
+	select {
+	case <-db.fill:
+	case <-t.C:
+	}
+	t.Stop()
+	db.cmu.Lock()
+	db.want = 0
+	// A kick sent after the timer fired must not cut the next wait short;
+	// kicks are sent under cmu while want is set, so none follows this.
+	select {
+	case <-db.fill:
+	default:
+	}
+	return db.takeQueued(batch)
+}
+
+// kick ends a leader's wait. cmu is held.
+func (db *DB) kick() {
+	select {
+	case db.fill <- struct{}{}:
+	default:
+	}
+}
+
+// queued returns how many requests wait in the queue (cancelled ones
+// included, until a leader drops them).
+func (db *DB) queued() int {
+	db.cmu.Lock()
+	defer db.cmu.Unlock()
+	return len(db.queue)
+}
+
+// stopCommits makes new commits fail with ErrClosed and returns once the
+// queued ones are written and no leader is left, for Close.
+func (db *DB) stopCommits() {
+	db.cmu.Lock()
+	db.closed = true
+	if db.want > 0 {
+		db.kick()
+	}
+	for db.leading {
+		db.idle.Wait()
+	}
+	db.cmu.Unlock()
+}
