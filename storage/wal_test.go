@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -230,24 +231,32 @@ func lastSegment(t *testing.T, path string) string {
 // from the head the good frames leave, across another reopen.
 func TestTornTail(t *testing.T) {
 	for _, tc := range []struct {
-		name   string
-		damage func(t *testing.T, seg string, lastFrame int64)
+		name string
+		// lastFrame is the offset of the last frame, end where it ends
+		// (the zeroed tail follows).
+		damage func(t *testing.T, seg string, lastFrame, end int64)
 	}{
-		{"short", func(t *testing.T, seg string, lastFrame int64) {
-			fi, err := os.Stat(seg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Truncate(seg, fi.Size()-3); err != nil {
+		{"short", func(t *testing.T, seg string, lastFrame, end int64) {
+			if err := os.Truncate(seg, end-3); err != nil {
 				t.Fatal(err)
 			}
 		}},
-		{"header only", func(t *testing.T, seg string, lastFrame int64) {
+		{"short, in the zeroed tail", func(t *testing.T, seg string, lastFrame, end int64) {
+			f, err := os.OpenFile(seg, os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if _, err := f.WriteAt(make([]byte, 3), end-3); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"header only", func(t *testing.T, seg string, lastFrame, end int64) {
 			if err := os.Truncate(seg, lastFrame+5); err != nil {
 				t.Fatal(err)
 			}
 		}},
-		{"bad checksum", func(t *testing.T, seg string, lastFrame int64) {
+		{"bad checksum", func(t *testing.T, seg string, lastFrame, end int64) {
 			f, err := os.OpenFile(seg, os.O_RDWR, 0)
 			if err != nil {
 				t.Fatal(err)
@@ -262,7 +271,7 @@ func TestTornTail(t *testing.T) {
 				t.Fatal(err)
 			}
 		}},
-		{"zeros", func(t *testing.T, seg string, lastFrame int64) {
+		{"zeros", func(t *testing.T, seg string, lastFrame, end int64) {
 			// A file system may leave a torn write as zeros.
 			fi, err := os.Stat(seg)
 			if err != nil {
@@ -288,7 +297,7 @@ func TestTornTail(t *testing.T) {
 			s := collab.Snapshot{Version: 4, Type: ot.URI, Data: "four"}
 			mustCommit(t, db, key, edits(3, 1, "a"), &s)
 			path := crashCopy(t, db)
-			tc.damage(t, lastSegment(t, path), lastFrame)
+			tc.damage(t, lastSegment(t, path), lastFrame, db.wal.size)
 
 			crashed, err := Open(path, Options{})
 			if err != nil {
@@ -373,5 +382,62 @@ func TestCommitKeepsItsOwnRecords(t *testing.T) {
 	}
 	if err := db.Check(context.Background()); err != nil {
 		t.Errorf("Check = %v", err)
+	}
+}
+
+// TestReplayAcrossSegments replays a crashed store's log of several
+// segments, each ending in its zeroed tail (walFile): Open reads every
+// segment's frames up to its zeros and goes on with the next one.
+func TestReplayAcrossSegments(t *testing.T) {
+	db := openTest(t, Options{Sync: SyncNone, ApplyEvery: time.Hour})
+	key := collab.Key{Collection: "c", ID: "d"}
+	// A plain value where the document's bucket must go makes every
+	// apply fail, so the applier deletes no segment.
+	blocker := func(bdb *bolt.DB, put bool) {
+		err := bdb.Update(func(tx *bolt.Tx) error {
+			if put {
+				return tx.Bucket(bucketDoc).Put(docKey(key), []byte("blocker"))
+			}
+			return tx.Bucket(bucketDoc).Delete(docKey(key))
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	blocker(db.bolt, true)
+	big := make([]byte, 1<<20)
+	for i := range big {
+		big[i] = 'a' + byte(i%26)
+	}
+	mustCommit(t, db, key, []collab.Record{createRec(0, "a", 1, "")}, nil)
+	for v := uint64(1); v <= 20; v++ {
+		s := collab.Snapshot{Version: v, Type: ot.URI, Data: string(big[:len(big)-int(v)])}
+		mustCommit(t, db, key, edits(v, 1, "a"), &s)
+	}
+	path := crashCopy(t, db)
+	blocker(db.bolt, false)
+	segs, err := listSegments(path + walSuffix)
+	if err != nil || len(segs) < 2 {
+		t.Fatalf("listSegments = %d, %v; want 2 or more", len(segs), err)
+	}
+	b, err := os.ReadFile(segs[0].path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tail := b[len(b)-frameHeader:]; !bytes.Equal(tail, make([]byte, frameHeader)) {
+		t.Errorf("first segment ends in %x, want its zeroed tail", tail)
+	}
+	bdb, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocker(bdb, false)
+	bdb.Close()
+	crashed := openAt(t, path, Options{})
+	if st := mustLoad(t, crashed, key); st.Snapshot.Version != 20 || len(st.Ops) != 1 {
+		t.Errorf("Load after replay = snapshot %d with %d ops, want 20 with 1", st.Snapshot.Version, len(st.Ops))
+	}
+	if got := mustOps(t, crashed, key, 0, 100); len(got) != 21 {
+		t.Errorf("Ops after replay = %d records, want 21", len(got))
 	}
 }
