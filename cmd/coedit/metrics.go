@@ -17,7 +17,7 @@ func newStoreCollector(db *storage.DB) *storeCollector {
 	return &storeCollector{
 		db: db,
 		commits: prometheus.NewDesc("coedit_store_commits_total",
-			"Commit and SaveSnapshot calls the store's committer took.", nil, nil),
+			"Commit, SaveSnapshot and Truncate calls the store wrote in group commits.", nil, nil),
 		writes: prometheus.NewDesc("coedit_store_write_batches_total",
 			"Write transactions the store ran (with --sync always, one fsync each); commits divided by this is the group commit size.", nil, nil),
 	}
