@@ -260,12 +260,17 @@ func (pd *pendingDoc) trim(last uint64) {
 // back, and the frames stay in the log to be applied later.
 func (db *DB) applyBatches(batches []*logBatch, flush bool) error {
 	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		metas := &db.metas
+		metas.reset()
 		for _, b := range batches {
 			for _, r := range b.reqs {
-				if _, err := db.apply(tx, r); err != nil {
+				if _, err := db.apply(tx, metas, r); err != nil {
 					return fmt.Errorf("frame %d: %w", b.lsn, err)
 				}
 			}
+		}
+		if err := metas.flushAll(tx); err != nil {
+			return writeError{fmt.Errorf("storage: document metadata: %w", err)}
 		}
 		if flush {
 			if _, err := db.flushIndex(tx); err != nil {

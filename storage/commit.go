@@ -388,11 +388,14 @@ func (e writeError) Unwrap() error { return e.err }
 // reports whether it wrote anything. A failed check returns its error with
 // nothing written; a failed write returns a writeError, and tx must then
 // be rolled back.
-func (db *DB) apply(tx *bolt.Tx, r *commitReq) (bool, error) {
+func (db *DB) apply(tx *bolt.Tx, metas *metaCache, r *commitReq) (bool, error) {
 	if r.truncate != nil {
+		if err := metas.flush(tx, r.dk); err != nil {
+			return false, writeError{fmt.Errorf("storage: truncate %s: %w", r.key, err)}
+		}
 		return db.applyTruncate(tx, r)
 	}
-	m, exists, err := readMeta(tx, r.dk)
+	m, exists, err := metas.read(tx, r.dk)
 	if err != nil {
 		return false, fmt.Errorf("storage: commit %s: %w", r.key, err)
 	}
@@ -400,7 +403,7 @@ func (db *DB) apply(tx *bolt.Tx, r *commitReq) (bool, error) {
 	if err != nil || (len(r.recs) == 0 && !saveSnap) {
 		return false, err
 	}
-	if err := db.put(tx, r, m, exists, saveSnap); err != nil {
+	if err := db.put(tx, metas, r, m, exists, saveSnap); err != nil {
 		return false, writeError{fmt.Errorf("storage: commit %s: %w", r.key, err)}
 	}
 	return true, nil
@@ -408,7 +411,7 @@ func (db *DB) apply(tx *bolt.Tx, r *commitReq) (bool, error) {
 
 // put writes r's records, seq entries, snapshot and the document's new
 // metadata, and marks its index entries stale.
-func (db *DB) put(tx *bolt.Tx, r *commitReq, m docMeta, exists, saveSnap bool) error {
+func (db *DB) put(tx *bolt.Tx, metas *metaCache, r *commitReq, m docMeta, exists, saveSnap bool) error {
 	old := m
 	doc, err := tx.Bucket(bucketDoc).CreateBucketIfNotExists(r.dk)
 	if err != nil {
@@ -467,12 +470,84 @@ func (db *DB) put(tx *bolt.Tx, r *commitReq, m docMeta, exists, saveSnap bool) e
 			}
 		}
 	}
-	if err := tx.Bucket(bucketDocs).Put(r.dk, encodeMeta(&m)); err != nil {
+	if err := metas.put(tx, r.dk, m); err != nil {
 		return err
 	}
 	if !exists || old.modified != m.modified {
 		// The index entries move later, with others (index.go).
 		db.markStale(r.dk, r.key, old.modified, exists)
 	}
+	return nil
+}
+
+// metaCache holds, within one write transaction, the metadata of the
+// documents it changed: a document with several requests in the
+// transaction (the applier's usual case) has its metadata read and
+// decoded once and written once, at flushAll, instead of once per
+// request. Everything else in the transaction that reads the docs bucket
+// (a truncate, the index flush) is preceded by a flush of what it reads.
+type metaCache struct {
+	m map[string]*cachedMeta
+}
+
+type cachedMeta struct {
+	meta   docMeta
+	exists bool
+	dirty  bool
+}
+
+// reset empties the cache for a new transaction.
+func (c *metaCache) reset() {
+	clear(c.m)
+}
+
+// read returns dk's metadata as the transaction has it.
+func (c *metaCache) read(tx *bolt.Tx, dk []byte) (docMeta, bool, error) {
+	if e := c.m[string(dk)]; e != nil {
+		return e.meta, e.exists, nil
+	}
+	m, ok, err := readMeta(tx, dk)
+	if err != nil {
+		return m, ok, err
+	}
+	c.m[string(dk)] = &cachedMeta{meta: m, exists: ok}
+	return m, ok, nil
+}
+
+// put sets dk's metadata, to be written at flushAll.
+func (c *metaCache) put(tx *bolt.Tx, dk []byte, m docMeta) error {
+	e := c.m[string(dk)]
+	if e == nil {
+		e = &cachedMeta{}
+		c.m[string(dk)] = e
+	}
+	e.meta, e.exists, e.dirty = m, true, true
+	return nil
+}
+
+// flush writes dk's metadata if it changed, and forgets it.
+func (c *metaCache) flush(tx *bolt.Tx, dk []byte) error {
+	e := c.m[string(dk)]
+	if e == nil {
+		return nil
+	}
+	delete(c.m, string(dk))
+	if !e.dirty {
+		return nil
+	}
+	return tx.Bucket(bucketDocs).Put(dk, encodeMeta(&e.meta))
+}
+
+// flushAll writes every changed document's metadata, and forgets them.
+func (c *metaCache) flushAll(tx *bolt.Tx) error {
+	docs := tx.Bucket(bucketDocs)
+	for dk, e := range c.m {
+		if e.dirty {
+			if err := docs.Put([]byte(dk), encodeMeta(&e.meta)); err != nil {
+				return err
+			}
+		}
+	}
+	clear(c.m)
 	return nil
 }

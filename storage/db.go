@@ -272,6 +272,10 @@ type DB struct {
 	applied        uint64
 	applyErr       error
 
+	// metas caches the documents' metadata within one of the applier's
+	// transactions (applyBatches, metaCache); it belongs to the applier.
+	metas metaCache
+
 	// The applier goroutine (apply.go).
 	applyKick chan struct{}
 	applyReqs chan *applyReq
@@ -342,6 +346,7 @@ func Open(path string, opts Options) (*DB, error) {
 		wal:     &walFile{dir: path + walSuffix, sync: opts.Sync == SyncAlways},
 		states:  make(map[string]*docState),
 		pending: make(map[string]*pendingDoc),
+		metas:   metaCache{m: make(map[string]*cachedMeta)},
 
 		applyKick: make(chan struct{}, 1),
 		applyReqs: make(chan *applyReq),

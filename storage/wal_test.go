@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -439,5 +440,62 @@ func TestReplayAcrossSegments(t *testing.T) {
 	}
 	if got := mustOps(t, crashed, key, 0, 100); len(got) != 21 {
 		t.Errorf("Ops after replay = %d records, want 21", len(got))
+	}
+}
+
+// TestApplyManyRequestsPerDocument applies, in one bbolt transaction,
+// several commits of each of two documents, with snapshots (and
+// milestones), a truncate of one between them and commits after it. The
+// metadata the applier writes once per document for the whole
+// transaction (metaCache) must be what applying the requests one
+// transaction each leaves, byte for byte, and the store must pass Check.
+func TestApplyManyRequestsPerDocument(t *testing.T) {
+	a := collab.Key{Collection: "c", ID: "a"}
+	b := collab.Key{Collection: "c", ID: "b"}
+	run := func(each bool) map[string]string {
+		db := openTest(t, Options{ApplyEvery: time.Hour, MilestoneEvery: 2})
+		ctx := context.Background()
+		step := func(err error) {
+			t.Helper()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if each {
+				caughtUp(t, db)
+			}
+		}
+		step(db.Commit(ctx, a, []collab.Record{createRec(0, "s", 1, "x")}, nil))
+		step(db.Commit(ctx, b, []collab.Record{createRec(0, "s", 1, "x")}, nil))
+		for v := uint64(1); v < 8; v++ {
+			var snap *collab.Snapshot
+			if v%2 == 0 {
+				snap = &collab.Snapshot{Version: v + 1, Type: ot.URI, Data: fmt.Sprint("s", v+1)}
+			}
+			step(db.Commit(ctx, a, edits(v, 1, "s"), snap))
+			step(db.Commit(ctx, b, edits(v, 1, fmt.Sprint("s", v%3)), nil))
+		}
+		step(db.Truncate(ctx, a, 4))
+		step(db.Commit(ctx, a, edits(4, 2, "t"), &collab.Snapshot{Version: 5, Type: ot.URI, Data: "t5"}))
+		step(db.SaveSnapshot(ctx, b, collab.Snapshot{Version: 8, Type: ot.URI, Data: "b8"}))
+		step(db.Commit(ctx, b, []collab.Record{deleteRec(8, "s", 9)}, nil))
+		caughtUp(t, db)
+		if err := db.Check(ctx); err != nil {
+			t.Fatalf("Check(each=%v) = %v", each, err)
+		}
+		metas := map[string]string{}
+		err := db.bolt.View(func(tx *bolt.Tx) error {
+			return tx.Bucket(bucketDocs).ForEach(func(k, v []byte) error {
+				metas[string(k)] = string(v)
+				return nil
+			})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return metas
+	}
+	together, each := run(false), run(true)
+	if len(together) != 2 || !reflect.DeepEqual(together, each) {
+		t.Errorf("docs metadata after one apply = %x, want as applied one by one: %x", together, each)
 	}
 }
