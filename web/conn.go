@@ -79,10 +79,6 @@ type conn struct {
 	srv *Server
 	ws  *websocket.Conn
 	nc  *batchConn // the socket under ws; nil when the upgrade did not go through batchHijacker
-	// remote is the client's address (the TCP peer), which log adds to
-	// each line; addr is the address the connection counts against
-	// (Server.admit).
-	remote, addr string
 
 	// ctx is cancelled when the reader stops; blocking hub calls use it.
 	// The reader creates it at its first use (requestContext).
@@ -123,8 +119,8 @@ type conn struct {
 	stop    chan struct{} // closed when the reader has returned
 	writers sync.WaitGroup
 
-	ops  *rate.Limiter // submits
-	msgs *rate.Limiter // every frame, well-formed or not
+	ops  tokenBucket   // submits
+	msgs tokenBucket   // every frame, well-formed or not
 	bad  *rate.Limiter // malformed or rate-limited frames (Options.MaxBadFrames); made by the reader at the first
 
 	work sync.WaitGroup // nf/nt goroutines
@@ -137,17 +133,15 @@ var (
 	_ collab.Pacer        = (*conn)(nil)
 )
 
-func newConn(srv *Server, ws *websocket.Conn, nc *batchConn, src string, id identity, remote string) *conn {
-	o := &srv.opts
+func newConn(srv *Server, ws *websocket.Conn, nc *batchConn, src string, id identity) *conn {
 	c := &conn{
-		srv:    srv,
-		ws:     ws,
-		nc:     nc,
-		remote: remote,
-		id:     id,
-		stop:   make(chan struct{}),
-		ops:    rate.NewLimiter(rate.Limit(o.OpsPerSecond), o.OpsBurst),
-		msgs:   rate.NewLimiter(rate.Limit(o.MessagesPerSecond), o.MessagesBurst),
+		srv:  srv,
+		ws:   ws,
+		nc:   nc,
+		id:   id,
+		stop: make(chan struct{}),
+		ops:  newTokenBucket(srv.opsRate),
+		msgs: newTokenBucket(srv.msgsRate),
 	}
 	c.src.Store(&src)
 	return c
@@ -156,7 +150,18 @@ func newConn(srv *Server, ws *websocket.Conn, nc *batchConn, src string, id iden
 // log returns the connection's logger. It is made for each line rather
 // than kept: an idle connection then holds none, and lines are few.
 func (c *conn) log() *slog.Logger {
-	return c.srv.log.With("remote", c.remote)
+	return c.srv.log.With("remote", c.remote())
+}
+
+// remote is the client's address (the TCP peer, as net/http's
+// Request.RemoteAddr has it), which log adds to each line. It is read
+// from the socket when needed rather than kept: an idle connection
+// holds no copy. Empty for a conn without a socket (benchmarks).
+func (c *conn) remote() string {
+	if c.ws == nil {
+		return ""
+	}
+	return c.ws.RemoteAddr().String()
 }
 
 // requestContext returns ctx, creating it at the first call. Reader only.
@@ -232,7 +237,7 @@ func (c *conn) finish(err error) {
 	c.srv.hub.Disconnect(c)
 	c.srv.release(c)
 	c.log().Debug("websocket closed", "src", c.Src(), "reason", err)
-	c.srv.leave(c.addr)
+	c.srv.leave(remoteHost(c.remote()))
 }
 
 // tokenExpired closes the connection when its token expires.

@@ -216,6 +216,9 @@ type Server struct {
 	pages http.Handler
 	met   *metrics
 	auth  *authenticator // nil: auth off
+	// opsRate and msgsRate are the shapes of every connection's submit
+	// and message buckets (Options.OpsPerSecond, MessagesPerSecond).
+	opsRate, msgsRate *bucketRate
 
 	mu      sync.Mutex
 	closing bool
@@ -249,6 +252,9 @@ func New(opts Options) (*Server, error) {
 	if opts.AuthSecret != nil {
 		s.auth = newAuthenticator(opts.AuthSecret, time.Now)
 	}
+	epoch := time.Now()
+	s.opsRate = newBucketRate(epoch, opts.OpsPerSecond, opts.OpsBurst)
+	s.msgsRate = newBucketRate(epoch, opts.MessagesPerSecond, opts.MessagesBurst)
 	s.up = websocket.Upgrader{
 		HandshakeTimeout: opts.HandshakeTimeout,
 		// A small read buffer: an idle connection holds it for as long
@@ -346,7 +352,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if s.auth != nil {
 		src = s.auth.subjectSrc(src, id.access.Subject)
 	}
-	c := newConn(s, ws, hj.conn, src, id, r.RemoteAddr)
+	c := newConn(s, ws, hj.conn, src, id)
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
@@ -362,8 +368,8 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	// this handler returns and net/http lets go of what it held for the
 	// request (its buffered reader and writer, the request, the
 	// handler's stack). The Server owns them: s.wg, which admit added
-	// to, waits until the last of them has called leave (conn.finish).
-	c.addr = addr
+	// to, waits until the last of them has called leave (conn.finish,
+	// with the same addr: remoteHost of the same socket's address).
 	go c.serve()
 }
 
