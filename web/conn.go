@@ -69,9 +69,10 @@ const (
 // whose read fails, because the socket failed or closed, ends the
 // connection (finish). A writer goroutine runs only while something is
 // queued (see queue.go). An idle connection thus holds one goroutine,
-// blocked in a read on a small stack. The ping and token-expiry timers
-// run their functions on goroutines of their own, which return at once
-// or become the writer. finish stops the timers, waits for the writer and
+// blocked in a read on a small stack. The server's ping wheel and the
+// token-expiry timer start the writer when they queue something.
+// finish stops the expiry timer (a stopped connection gets no more
+// pings: pingTick checks stopped), waits for the writer and
 // for the request goroutines (nf, nt) the reader started, and then
 // disconnects the conn from the hub. Session goroutines call the Send
 // methods and reply functions, which only encode and queue.
@@ -91,8 +92,6 @@ type conn struct {
 	// expiry closes the connection with CloseTokenExpired when its token
 	// expires; nil without auth. serve stops it.
 	expiry *time.Timer
-	// pinger marks a ping due every PingInterval (pingTick); serve stops it.
-	pinger *time.Timer
 	// readable caches, for the reader, whether id may use a presence
 	// channel (see channelReadable); it is cleared when it grows past
 	// readableCacheSize.
@@ -101,6 +100,9 @@ type conn struct {
 	// involves a document or presence channel was accepted; a later
 	// handshake cannot change the src.
 	srcFixed bool
+	// pingSlot is the connection's group on the server's ping wheel
+	// (Server.pingTurn); fixed at open, under the server's mu.
+	pingSlot uint8
 	// lastKey is the document of the last submit (reader only; see
 	// submitKey).
 	lastKey collab.Key
@@ -182,9 +184,6 @@ func (c *conn) serve() {
 	if !c.id.expires.IsZero() {
 		c.expiry = time.AfterFunc(time.Until(c.id.expires), c.tokenExpired)
 	}
-	c.mu.Lock() // pingTick reads pinger under mu
-	c.pinger = time.AfterFunc(o.PingInterval, c.pingTick)
-	c.mu.Unlock()
 	c.ws.SetReadLimit(o.MaxFrameSize)
 	c.ws.SetReadDeadline(time.Now().Add(o.PongTimeout))
 	c.ws.SetPongHandler(func(string) error {
@@ -221,7 +220,6 @@ func (c *conn) finish(err error) {
 	c.mu.Lock()
 	c.stopped = true
 	c.mu.Unlock()
-	c.pinger.Stop()
 	if c.expiry != nil {
 		c.expiry.Stop()
 	}

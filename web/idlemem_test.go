@@ -216,6 +216,13 @@ func (c *rawClient) send(tb testing.TB, msg string) {
 // recv reads one frame and returns its payload.
 func (c *rawClient) recv(tb testing.TB) []byte {
 	tb.Helper()
+	_, p := c.frame(tb)
+	return p
+}
+
+// frame reads one frame and returns its opcode and payload.
+func (c *rawClient) frame(tb testing.TB) (byte, []byte) {
+	tb.Helper()
 	var h [2]byte
 	if _, err := io.ReadFull(c.nc, h[:]); err != nil {
 		tb.Fatal(err)
@@ -239,5 +246,5 @@ func (c *rawClient) recv(tb testing.TB) []byte {
 	if _, err := io.ReadFull(c.nc, p); err != nil {
 		tb.Fatal(err)
 	}
-	return p
+	return h[0] & 0x0f, p
 }
