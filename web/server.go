@@ -231,9 +231,11 @@ type Server struct {
 	perAddr  map[string]int
 	wg       sync.WaitGroup // connection handlers
 	// The ping wheel (pingTurn): one timer for every connection, armed
-	// while there are connections, and the turns it has run.
-	pinger *time.Timer
-	turns  uint64
+	// while there are connections; the turns it has run, and when the
+	// next one is due.
+	pinger   *time.Timer
+	turns    uint64
+	nextTurn time.Time
 }
 
 // pingSlots is how many groups the ping wheel splits the connections
@@ -254,13 +256,18 @@ const pingSlots = 16
 func (s *Server) addPingLocked(c *conn) {
 	c.pingSlot = uint8((s.turns + pingSlots - 1) % pingSlots)
 	if s.pinger == nil {
-		s.pinger = time.AfterFunc(s.opts.PingInterval/pingSlots, s.pingTurn)
+		tick := s.opts.PingInterval / pingSlots
+		s.nextTurn = time.Now().Add(tick)
+		s.pinger = time.AfterFunc(tick, s.pingTurn)
 	}
 }
 
 // pingTurn is one turn of the ping wheel: it pings the connections of
 // the next group and re-arms the timer, unless the server is closing or
-// holds no connection (addPingLocked arms it again).
+// holds no connection (addPingLocked arms it again). Turns are due at
+// fixed times, a tick apart, so that a turn that runs late does not
+// delay the ones after it: otherwise a busy machine's latency would add
+// up pingSlots times over a PingInterval, towards PongTimeout.
 func (s *Server) pingTurn() {
 	s.mu.Lock()
 	if s.closing || len(s.conns) == 0 {
@@ -276,7 +283,15 @@ func (s *Server) pingTurn() {
 			due = append(due, c)
 		}
 	}
-	s.pinger.Reset(s.opts.PingInterval / pingSlots)
+	tick := s.opts.PingInterval / pingSlots
+	now := time.Now()
+	s.nextTurn = s.nextTurn.Add(tick)
+	if s.nextTurn.Before(now.Add(-s.opts.PingInterval)) {
+		// Far behind (the process was stopped): start again from now
+		// rather than run the missed turns back to back.
+		s.nextTurn = now
+	}
+	s.pinger.Reset(s.nextTurn.Sub(now))
 	s.mu.Unlock()
 	for _, c := range due {
 		c.pingTick()
