@@ -31,52 +31,92 @@ import (
 // With -v it logs where the heap goes, by allocating function. It
 // counts bytes, not time: run it with -benchtime 1x.
 func BenchmarkIdleConnectionMemory(b *testing.B) {
-	const n, perDoc = 1000, 10
+	for range b.N {
+		m := measureIdle(b, 1000)
+		b.ReportMetric(m.stack, "stackB/conn")
+		b.ReportMetric(m.heap, "heapB/conn")
+		b.ReportMetric(m.goroutines, "goroutines/conn")
+		if testing.Verbose() {
+			b.Logf("server heap per idle connection, by allocating function:\n%s", m.sites)
+		}
+	}
+}
+
+// maxIdleHeap bounds the server's live heap per idle subscribed
+// connection in TestIdleConnectionHeap: 3.9 KiB before the registry,
+// rate limits and ping timers were made small, about 3.0 KiB after.
+const maxIdleHeap = 3400
+
+// TestIdleConnectionHeap keeps what an idle subscribed connection holds
+// on the server's heap from growing back (scenario 5 of issue 11: at most
+// 8 KiB of memory per connection, stacks and the GC's headroom included).
+// It counts bytes, not time.
+func TestIdleConnectionHeap(t *testing.T) {
+	if testing.Short() {
+		t.Skip("opens 300 connections with every allocation sampled")
+	}
+	m := measureIdle(t, 300)
+	if m.heap > maxIdleHeap {
+		t.Errorf("live heap per idle connection = %.0f bytes, want at most %d; by allocating function:\n%s", m.heap, maxIdleHeap, m.sites)
+	}
+}
+
+// idleMemory is what measureIdle found, per connection.
+type idleMemory struct {
+	heap, stack, goroutines float64
+	sites                   string // the heap by allocating function
+}
+
+// measureIdle opens n connections to a fresh server, subscribed ten to a
+// document (documents with some text whose sessions had stopped, so the
+// subscribes load them), and returns what the server holds for each.
+func measureIdle(tb testing.TB, n int) idleMemory {
+	const perDoc = 10
 	defer func(rate int) { runtime.MemProfileRate = rate }(runtime.MemProfileRate)
 	runtime.MemProfileRate = 1
-	for range b.N {
-		ts := startServer(b, Options{Logger: quiet, MaxConnsPerAddr: n + 1},
-			collab.Options{IdleTimeout: time.Millisecond})
-		addr := strings.TrimPrefix(strings.TrimSuffix(ts.wsURL, "/ws"), "ws://")
-		// The documents exist, with some text, and their sessions have
-		// stopped: the subscribes below load them again.
-		maker := rawDial(b, addr)
-		for d := range n / perDoc {
-			maker.send(b, fmt.Sprintf(`{"a":"op","c":"bench","d":"mem-%d","v":null,"seq":%d,"create":{"type":"text-unicode","data":"Hello, idle world: %d"}}`, d, d+1, d))
-			maker.recv(b)
-		}
-		maker.nc.Close()
-		for ts.hub.Stats().Sessions > 0 {
-			time.Sleep(5 * time.Millisecond)
-		}
-		before := serverHeap()
-		var sb, sa runtime.MemStats
-		runtime.ReadMemStats(&sb)
-		g0 := runtime.NumGoroutine()
-		conns := make([]*rawClient, n)
-		for i := range conns {
-			conns[i] = rawDial(b, addr)
-			conns[i].send(b, fmt.Sprintf(`{"a":"s","c":"bench","d":"mem-%d","v":null}`, i/perDoc))
-			conns[i].recv(b)
-		}
-		for range 100 { // the writers that sent the replies exit
-			if runtime.NumGoroutine()-g0 <= n+n/perDoc {
-				break
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		g1 := runtime.NumGoroutine()
-		runtime.ReadMemStats(&sa) // before a GC, which could shrink stacks
-		after := serverHeap()
-		b.ReportMetric(float64(int64(sa.StackInuse)-int64(sb.StackInuse))/n, "stackB/conn")
-		b.ReportMetric(float64(after.total-before.total)/n, "heapB/conn")
-		b.ReportMetric(float64(g1-g0)/n, "goroutines/conn")
-		if testing.Verbose() {
-			b.Logf("server heap per idle connection, by allocating function:\n%s", after.minus(before, n))
-		}
+	ts := startServer(tb, Options{Logger: quiet, MaxConnsPerAddr: n + 1},
+		collab.Options{IdleTimeout: time.Millisecond})
+	addr := strings.TrimPrefix(strings.TrimSuffix(ts.wsURL, "/ws"), "ws://")
+	maker := rawDial(tb, addr)
+	for d := range (n + perDoc - 1) / perDoc {
+		maker.send(tb, fmt.Sprintf(`{"a":"op","c":"bench","d":"mem-%d","v":null,"seq":%d,"create":{"type":"text-unicode","data":"Hello, idle world: %d"}}`, d, d+1, d))
+		maker.recv(tb)
+	}
+	maker.nc.Close()
+	for ts.hub.Stats().Sessions > 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	before := serverHeap()
+	var sb, sa runtime.MemStats
+	runtime.ReadMemStats(&sb)
+	g0 := runtime.NumGoroutine()
+	conns := make([]*rawClient, n)
+	defer func() {
 		for _, c := range conns {
-			c.nc.Close()
+			if c != nil {
+				c.nc.Close()
+			}
 		}
+	}()
+	for i := range conns {
+		conns[i] = rawDial(tb, addr)
+		conns[i].send(tb, fmt.Sprintf(`{"a":"s","c":"bench","d":"mem-%d","v":null}`, i/perDoc))
+		conns[i].recv(tb)
+	}
+	for range 100 { // the writers that sent the replies exit
+		if runtime.NumGoroutine()-g0 <= n+(n+perDoc-1)/perDoc {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	g1 := runtime.NumGoroutine()
+	runtime.ReadMemStats(&sa) // before a GC, which could shrink stacks
+	after := serverHeap()
+	return idleMemory{
+		heap:       float64(after.total-before.total) / float64(n),
+		stack:      float64(int64(sa.StackInuse)-int64(sb.StackInuse)) / float64(n),
+		goroutines: float64(g1-g0) / float64(n),
+		sites:      after.minus(before, n),
 	}
 }
 
@@ -110,7 +150,7 @@ func serverHeap() heapSites {
 		for {
 			f, more := frames.Next()
 			if strings.Contains(f.Function, "web.rawDial") || strings.Contains(f.Function, "web.(*rawClient)") ||
-				strings.Contains(f.Function, "web.BenchmarkIdleConnectionMemory") || strings.Contains(f.Function, "web.serverHeap") {
+				strings.Contains(f.Function, "web.measureIdle") || strings.Contains(f.Function, "web.serverHeap") {
 				client = true
 				break
 			}
