@@ -93,7 +93,7 @@ func (h *Hub) SubscribePresence(channel string, c Conn, reply func(error)) {
 		reply(h.tooManySubscriptions())
 		return
 	}
-	cs.channels[channel] = struct{}{}
+	cs.addChannel(channel)
 	ch := h.channel(channel)
 	ch.subs[c] = struct{}{}
 	// A channel joining the other nodes requests their presence once

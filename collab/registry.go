@@ -28,10 +28,15 @@ import (
 // reply, which the session sends after it has added the connection (on
 // success) or removed it (on failure).
 
-// connState is what the Hub remembers about one connection.
+// connState is what the Hub remembers about one connection. Every
+// connection that subscribed to something has one, for as long as it
+// stays, so it is kept small (scenario 5 of issue 11: memory per idle
+// subscribed connection): the maps are made at their first entry (reading
+// and deleting from a nil map are fine), and the documents are a short
+// list until there are many (docSet).
 type connState struct {
 	// docs are the documents c subscribed to or is subscribing to.
-	docs map[Key]*docJoin
+	docs docSet
 	// presDocs maps a channel to the document of c's presence on it.
 	presDocs map[string]Key
 	// channels are the presence channels c subscribed to; with docs,
@@ -71,6 +76,101 @@ func presenceSize(p PresenceUpdate) int {
 	return presenceOverhead + len(p.Channel) + len(p.ID) + len(p.Raw)
 }
 
+// docSet maps documents to a connection's registrations on them. Most
+// connections join one document or a few: those are a list (one entry
+// is 48 bytes, where a map of one is over 400); past docSetList entries
+// they move to a map, so that a connection on thousands of documents
+// does not search a list.
+type docSet struct {
+	list []docEntry
+	m    map[Key]*docJoin // once the list grew past docSetList; list is nil then
+}
+
+type docEntry struct {
+	key  Key
+	join *docJoin
+}
+
+// docSetList is the most documents a docSet keeps as a list.
+const docSetList = 8
+
+func (d *docSet) len() int {
+	if d.m != nil {
+		return len(d.m)
+	}
+	return len(d.list)
+}
+
+// get returns key's registration, or nil.
+func (d *docSet) get(key Key) *docJoin {
+	if d.m != nil {
+		return d.m[key]
+	}
+	for _, e := range d.list {
+		if e.key == key {
+			return e.join
+		}
+	}
+	return nil
+}
+
+// set records j as key's registration.
+func (d *docSet) set(key Key, j *docJoin) {
+	if d.m != nil {
+		d.m[key] = j
+		return
+	}
+	for i, e := range d.list {
+		if e.key == key {
+			d.list[i].join = j
+			return
+		}
+	}
+	if len(d.list) < docSetList {
+		d.list = append(d.list, docEntry{key, j})
+		return
+	}
+	d.m = make(map[Key]*docJoin, 2*docSetList)
+	for _, e := range d.list {
+		d.m[e.key] = e.join
+	}
+	d.m[key] = j
+	d.list = nil
+}
+
+// del forgets key.
+func (d *docSet) del(key Key) {
+	if d.m != nil {
+		delete(d.m, key)
+		return
+	}
+	for i, e := range d.list {
+		if e.key == key {
+			last := len(d.list) - 1
+			d.list[i] = d.list[last]
+			d.list[last] = docEntry{}
+			d.list = d.list[:last]
+			if last == 0 {
+				d.list = nil
+			}
+			return
+		}
+	}
+}
+
+// keys calls f with each document.
+func (d *docSet) keys(f func(Key)) {
+	if d.m != nil {
+		for k := range d.m {
+			f(k)
+		}
+		return
+	}
+	for _, e := range d.list {
+		f(e.key)
+	}
+}
+
 // docJoin is c's registration on one document. A Subscribe registers
 // before its request reaches the session, so that the limit counts
 // subscribes still in flight; its reply settles the registration.
@@ -80,14 +180,14 @@ type docJoin struct {
 }
 
 func (cs *connState) empty() bool {
-	return len(cs.docs) == 0 && len(cs.presDocs) == 0 && len(cs.channels) == 0 && len(cs.posted) == 0 && len(cs.pres) == 0
+	return cs.docs.len() == 0 && len(cs.presDocs) == 0 && len(cs.channels) == 0 && len(cs.posted) == 0 && len(cs.pres) == 0
 }
 
 // docCount is the number of documents c joined or holds presence on.
 func (cs *connState) docCount() int {
-	n := len(cs.docs)
+	n := cs.docs.len()
 	for k := range cs.presKeys {
-		if cs.docs[k] == nil {
+		if cs.docs.get(k) == nil {
 			n++
 		}
 	}
@@ -96,7 +196,7 @@ func (cs *connState) docCount() int {
 
 // hasDoc reports whether key counts among c's documents already.
 func (cs *connState) hasDoc(key Key) bool {
-	return cs.docs[key] != nil || cs.presKeys[key] > 0
+	return cs.docs.get(key) != nil || cs.presKeys[key] > 0
 }
 
 // channelCount is the number of channels c subscribed to or posted on.
@@ -125,8 +225,20 @@ func (cs *connState) setPresDoc(channel string, key Key) {
 		}
 		cs.unrefKey(old)
 	}
+	if cs.presDocs == nil {
+		cs.presDocs = make(map[string]Key)
+		cs.presKeys = make(map[Key]int)
+	}
 	cs.presDocs[channel] = key
 	cs.presKeys[key]++
+}
+
+// addChannel records that c subscribed to the presence channel ch.
+func (cs *connState) addChannel(ch string) {
+	if cs.channels == nil {
+		cs.channels = make(map[string]struct{})
+	}
+	cs.channels[ch] = struct{}{}
 }
 
 // delPresDoc forgets the document of c's presence on channel.
@@ -174,14 +286,7 @@ func (cs *connState) holdsOn(channel string) bool {
 func (h *Hub) conn(c Conn) *connState {
 	cs := h.conns[c]
 	if cs == nil {
-		cs = &connState{
-			docs:     make(map[Key]*docJoin),
-			presDocs: make(map[string]Key),
-			channels: make(map[string]struct{}),
-			posted:   make(map[string]struct{}),
-			presKeys: make(map[Key]int),
-			pres:     make(map[presID]presEntry),
-		}
+		cs = &connState{}
 		h.conns[c] = cs
 	}
 	return cs
@@ -239,7 +344,13 @@ func (h *Hub) notePresence(cs *connState, p PresenceUpdate, now time.Time) error
 	if p.Doc != nil {
 		cs.setPresDoc(p.Channel, *p.Doc)
 	} else {
+		if cs.posted == nil {
+			cs.posted = make(map[string]struct{})
+		}
 		cs.posted[p.Channel] = struct{}{}
+	}
+	if cs.pres == nil {
+		cs.pres = make(map[presID]presEntry)
 	}
 	cs.presBytes += size - cs.pres[id].size
 	cs.pres[id] = presEntry{size: size, at: now, doc: p.Doc}
@@ -253,22 +364,30 @@ func (h *Hub) joinDocs(c Conn, keys []Key) ([]*docJoin, error) {
 	h.pmu.Lock()
 	defer h.pmu.Unlock()
 	cs := h.conn(c)
-	fresh := make(map[Key]struct{})
-	for _, k := range keys {
-		if !cs.hasDoc(k) {
-			fresh[k] = struct{}{}
+	nfresh := 0
+	if len(keys) == 1 {
+		if !cs.hasDoc(keys[0]) {
+			nfresh = 1
 		}
+	} else {
+		fresh := make(map[Key]struct{})
+		for _, k := range keys {
+			if !cs.hasDoc(k) {
+				fresh[k] = struct{}{}
+			}
+		}
+		nfresh = len(fresh)
 	}
-	if cs.docCount()+len(fresh) > h.opts.MaxSubscriptions {
+	if cs.docCount()+nfresh > h.opts.MaxSubscriptions {
 		h.gcConn(c, cs)
 		return nil, h.tooManySubscriptions()
 	}
 	joins := make([]*docJoin, len(keys))
 	for i, k := range keys {
-		j := cs.docs[k]
+		j := cs.docs.get(k)
 		if j == nil {
 			j = &docJoin{}
-			cs.docs[k] = j
+			cs.docs.set(k, j)
 		}
 		j.pending++
 		joins[i] = j
@@ -288,12 +407,12 @@ func (h *Hub) settleDoc(c Conn, key Key, j *docJoin, err error) {
 	h.pmu.Lock()
 	defer h.pmu.Unlock()
 	cs := h.conns[c]
-	if cs == nil || cs.docs[key] != j {
+	if cs == nil || cs.docs.get(key) != j {
 		return
 	}
 	j.pending--
 	if err != nil && j.pending == 0 {
-		delete(cs.docs, key)
+		cs.docs.del(key)
 		h.gcConn(c, cs)
 	}
 }
@@ -306,7 +425,7 @@ func (h *Hub) leaveDoc(c Conn, key Key) {
 	if cs == nil {
 		return
 	}
-	delete(cs.docs, key)
+	cs.docs.del(key)
 	for ch, k := range cs.presDocs {
 		if k == key {
 			cs.delPresDoc(ch)
@@ -358,10 +477,8 @@ func (h *Hub) Disconnect(c Conn) {
 		}
 		h.gcChannel(name)
 	}
-	keys := make(map[Key]struct{}, len(cs.docs)+len(cs.presDocs))
-	for k := range cs.docs {
-		keys[k] = struct{}{}
-	}
+	keys := make(map[Key]struct{}, cs.docs.len()+len(cs.presDocs))
+	cs.docs.keys(func(k Key) { keys[k] = struct{}{} })
 	for _, k := range cs.presDocs {
 		keys[k] = struct{}{}
 	}

@@ -2,7 +2,6 @@ package web
 
 import (
 	"fmt"
-	"runtime"
 	"testing"
 	"time"
 
@@ -69,39 +68,6 @@ func BenchmarkEncodeBroadcast(b *testing.B) {
 			b.Fatal(err)
 		}
 		_ = m.bytes()
-	}
-}
-
-// BenchmarkIdleConnectionMemory reports the heap held per open,
-// handshaken, subscribed (ten to a document), idle WebSocket connection (server and client
-// side in this process; the client side is gorilla's, of similar size),
-// and the server's goroutines and their stacks (the client side runs
-// none).
-func BenchmarkIdleConnectionMemory(b *testing.B) {
-	const n = 500
-	for range b.N {
-		ts := startServer(b, Options{Logger: quiet, MaxConnsPerAddr: n}, collab.Options{})
-		var before, after runtime.MemStats
-		runtime.GC()
-		runtime.ReadMemStats(&before)
-		g0 := runtime.NumGoroutine()
-		conns := make([]*websocket.Conn, n)
-		for i := range conns {
-			conns[i] = ts.benchConn(b)
-			send(b, conns[i], fmt.Sprintf(`{"a":"s","c":"bench","d":"mem-%d","v":null}`, i/10))
-			recvN(b, conns[i], 1)
-		}
-		time.Sleep(100 * time.Millisecond) // the writers that sent the replies exit
-		g1 := runtime.NumGoroutine()
-		runtime.ReadMemStats(&after) // before a GC, which would shrink the stacks
-		b.ReportMetric(float64(after.StackInuse-before.StackInuse)/n, "stackB/conn")
-		runtime.GC()
-		runtime.ReadMemStats(&after)
-		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "heapB/conn")
-		b.ReportMetric(float64(g1-g0)/n, "goroutines/conn")
-		for _, c := range conns {
-			c.Close()
-		}
 	}
 }
 

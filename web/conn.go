@@ -69,9 +69,10 @@ const (
 // whose read fails, because the socket failed or closed, ends the
 // connection (finish). A writer goroutine runs only while something is
 // queued (see queue.go). An idle connection thus holds one goroutine,
-// blocked in a read on a small stack. The ping and token-expiry timers
-// run their functions on goroutines of their own, which return at once
-// or become the writer. finish stops the timers, waits for the writer and
+// blocked in a read on a small stack. The server's ping wheel and the
+// token-expiry timer start the writer when they queue something.
+// finish stops the expiry timer (a stopped connection gets no more
+// pings: pingTick checks stopped), waits for the writer and
 // for the request goroutines (nf, nt) the reader started, and then
 // disconnects the conn from the hub. Session goroutines call the Send
 // methods and reply functions, which only encode and queue.
@@ -79,10 +80,6 @@ type conn struct {
 	srv *Server
 	ws  *websocket.Conn
 	nc  *batchConn // the socket under ws; nil when the upgrade did not go through batchHijacker
-	// remote is the client's address (the TCP peer), which log adds to
-	// each line; addr is the address the connection counts against
-	// (Server.admit).
-	remote, addr string
 
 	// ctx is cancelled when the reader stops; blocking hub calls use it.
 	// The reader creates it at its first use (requestContext).
@@ -95,8 +92,6 @@ type conn struct {
 	// expiry closes the connection with CloseTokenExpired when its token
 	// expires; nil without auth. serve stops it.
 	expiry *time.Timer
-	// pinger marks a ping due every PingInterval (pingTick); serve stops it.
-	pinger *time.Timer
 	// readable caches, for the reader, whether id may use a presence
 	// channel (see channelReadable); it is cleared when it grows past
 	// readableCacheSize.
@@ -105,6 +100,9 @@ type conn struct {
 	// involves a document or presence channel was accepted; a later
 	// handshake cannot change the src.
 	srcFixed bool
+	// pingSlot is the connection's group on the server's ping wheel
+	// (Server.pingTurn); fixed at open, under the server's mu.
+	pingSlot uint8
 	// lastKey is the document of the last submit (reader only; see
 	// submitKey).
 	lastKey collab.Key
@@ -123,8 +121,8 @@ type conn struct {
 	stop    chan struct{} // closed when the reader has returned
 	writers sync.WaitGroup
 
-	ops  *rate.Limiter // submits
-	msgs *rate.Limiter // every frame, well-formed or not
+	ops  tokenBucket   // submits
+	msgs tokenBucket   // every frame, well-formed or not
 	bad  *rate.Limiter // malformed or rate-limited frames (Options.MaxBadFrames); made by the reader at the first
 
 	work sync.WaitGroup // nf/nt goroutines
@@ -137,17 +135,15 @@ var (
 	_ collab.Pacer        = (*conn)(nil)
 )
 
-func newConn(srv *Server, ws *websocket.Conn, nc *batchConn, src string, id identity, remote string) *conn {
-	o := &srv.opts
+func newConn(srv *Server, ws *websocket.Conn, nc *batchConn, src string, id identity) *conn {
 	c := &conn{
-		srv:    srv,
-		ws:     ws,
-		nc:     nc,
-		remote: remote,
-		id:     id,
-		stop:   make(chan struct{}),
-		ops:    rate.NewLimiter(rate.Limit(o.OpsPerSecond), o.OpsBurst),
-		msgs:   rate.NewLimiter(rate.Limit(o.MessagesPerSecond), o.MessagesBurst),
+		srv:  srv,
+		ws:   ws,
+		nc:   nc,
+		id:   id,
+		stop: make(chan struct{}),
+		ops:  newTokenBucket(srv.opsRate),
+		msgs: newTokenBucket(srv.msgsRate),
 	}
 	c.src.Store(&src)
 	return c
@@ -156,7 +152,18 @@ func newConn(srv *Server, ws *websocket.Conn, nc *batchConn, src string, id iden
 // log returns the connection's logger. It is made for each line rather
 // than kept: an idle connection then holds none, and lines are few.
 func (c *conn) log() *slog.Logger {
-	return c.srv.log.With("remote", c.remote)
+	return c.srv.log.With("remote", c.remote())
+}
+
+// remote is the client's address (the TCP peer, as net/http's
+// Request.RemoteAddr has it), which log adds to each line. It is read
+// from the socket when needed rather than kept: an idle connection
+// holds no copy. Empty for a conn without a socket (benchmarks).
+func (c *conn) remote() string {
+	if c.ws == nil {
+		return ""
+	}
+	return c.ws.RemoteAddr().String()
 }
 
 // requestContext returns ctx, creating it at the first call. Reader only.
@@ -177,9 +184,6 @@ func (c *conn) serve() {
 	if !c.id.expires.IsZero() {
 		c.expiry = time.AfterFunc(time.Until(c.id.expires), c.tokenExpired)
 	}
-	c.mu.Lock() // pingTick reads pinger under mu
-	c.pinger = time.AfterFunc(o.PingInterval, c.pingTick)
-	c.mu.Unlock()
 	c.ws.SetReadLimit(o.MaxFrameSize)
 	c.ws.SetReadDeadline(time.Now().Add(o.PongTimeout))
 	c.ws.SetPongHandler(func(string) error {
@@ -216,7 +220,6 @@ func (c *conn) finish(err error) {
 	c.mu.Lock()
 	c.stopped = true
 	c.mu.Unlock()
-	c.pinger.Stop()
 	if c.expiry != nil {
 		c.expiry.Stop()
 	}
@@ -232,7 +235,7 @@ func (c *conn) finish(err error) {
 	c.srv.hub.Disconnect(c)
 	c.srv.release(c)
 	c.log().Debug("websocket closed", "src", c.Src(), "reason", err)
-	c.srv.leave(c.addr)
+	c.srv.leave(remoteHost(c.remote()))
 }
 
 // tokenExpired closes the connection when its token expires.

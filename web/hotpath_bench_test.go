@@ -88,7 +88,7 @@ func benchServer(b *testing.B) (*Server, *collab.Hub) {
 // benchConn returns a conn without a socket: its queue is read by
 // benchDrain. It is marked as writing, so send never starts a writer.
 func benchConn(b *testing.B, srv *Server, src string) *conn {
-	c := newConn(srv, nil, nil, src, identity{access: collab.Everyone}, "bench")
+	c := newConn(srv, nil, nil, src, identity{access: collab.Everyone})
 	c.writing = true
 	return c
 }

@@ -47,9 +47,16 @@ func (s *Server) leave(addr string) {
 // clientAddr is the address a connection counts against: the TCP peer's
 // IP. Forwarding headers are not read: any client can set them.
 func clientAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	return remoteHost(r.RemoteAddr)
+}
+
+// remoteHost is the host of a peer's address (host:port), as clientAddr
+// counts it; a connection that does not keep it computes it again from
+// its socket, which gives the same string.
+func remoteHost(addr string) string {
+	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
-		return r.RemoteAddr
+		return addr
 	}
 	return host
 }

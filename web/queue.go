@@ -132,22 +132,19 @@ func (c *conn) take() (batch [][]byte, ping, closing bool, code int, reason stri
 	return batch, ping, c.closing, c.closeCode, c.closeReason, true
 }
 
-// pingTick runs on the ping timer's goroutine every PingInterval: it
-// marks a ping due and, when no writer runs, writes it itself (it is then
-// the writer). The timer is re-armed here, under mu, so that serve, which
-// sets stopped under mu before stopping the timer, stops it for good.
+// pingTick is called by the server's ping wheel (Server.pingTurn) every
+// PingInterval: it marks a ping due and, when no writer runs, starts one.
 func (c *conn) pingTick() {
 	c.mu.Lock()
 	if c.stopped || c.closing {
 		c.mu.Unlock()
 		return
 	}
-	c.pinger.Reset(c.srv.opts.PingInterval)
 	c.pingDue = true
 	start := c.startWriterLocked()
 	c.mu.Unlock()
 	if start {
-		c.writeOut()
+		go c.writeOut()
 	}
 }
 
