@@ -157,18 +157,20 @@ publish(ARGV[5], KEYS[4], m[1], recs)
 return {'committed', expect}
 `)
 
-// headScript reads the meta hash and whether Redis restarted since the
-// epoch began.
+// headScript reads the meta hash, whether Redis restarted since the
+// epoch began, and the clients noted as holding a replaced history
+// (replaced.go), which every sync needs too: one round trip for both.
 //
-//	KEYS: meta
+//	KEYS: meta, replaced
 //
-// Replies: {} (absent) | {e, v, sv, l, restarted (0 or 1)}.
+// Replies: {} (absent) | {e, v, sv, l, restarted (0 or 1), replaced
+// (flat field/value list)}.
 var headScript = redis.NewScript(luaPrelude + `
 local m = redis.call('HMGET', KEYS[1], 'e', 'v', 'sv', 'r', 'l')
 if not m[1] then return {} end
 local restarted = 0
 if m[4] ~= runid() then restarted = 1 end
-return {m[1], m[2], m[3] or '0', m[5] or '', restarted}
+return {m[1], m[2], m[3] or '0', m[5] or '', restarted, redis.call('HGETALL', KEYS[2])}
 `)
 
 // readScript reads records [from, to] (inclusive IDs), at most count.
