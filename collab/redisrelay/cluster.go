@@ -292,6 +292,7 @@ func (c *Cluster) Sequence(ctx context.Context, key collab.Key, recs []collab.Re
 		c.stats.turnWaits.Add(1)
 		if missed := l.waitTurn(ctx, epoch, expect, res.Wait+time.Millisecond); len(missed) > 0 {
 			c.stats.turnDoorbells.Add(1)
+			l.lost++ // the session plans again, as after a conflict
 			return missed, nil
 		}
 	}

@@ -134,8 +134,9 @@ if head > expect then
 end
 if me ~= '' and turn[1] then
   if turn[1] ~= me then
-    -- Another writer's turn: this one is next, unless a third is.
-    if not turn[2] then
+    -- Another writer's turn: this one (if it reserves) is next, unless
+    -- a third is.
+    if not turn[2] and ARGV[8] == '1' then
       redis.call('HSET', KEYS[5], 'n', me)
     end
     return {'wait', head, redis.call('PTTL', KEYS[5])}

@@ -19,17 +19,17 @@ import (
 // collab.ErrContended and a 1012 close for its clients).
 //
 // So the commit script keeps, per document, whose turn the next commit
-// is (the "turn" hash, same hash tag): a node that loses a race takes
-// the next turn (or the one after, if another node holds it); a node at
-// the head whose turn it is not is answered Wait and becomes next; the
-// holder's commit hands the turn on. A node answered Wait waits for the
+// is (the "turn" hash, same hash tag): a node that lost reserveAfter
+// races in a row takes the next turn (or the one after, if another node
+// holds it); a node at the head whose turn it is not is answered Wait
+// (and becomes next if it too lost that often); the holder's commit
+// hands the turn on. A node answered Wait waits for the
 // holder's doorbell, and takes the records it carries as the ones it
 // missed (no second round trip), or, when the doorbell does not come
 // (lost, or the holder gave up or died), for the turn to expire
 // (ClusterOptions.TurnTTL after it was taken) and commits again. Under
-// contention the nodes commit in alternation, each commit carrying what
-// its clients sent while the other committed; without contention nobody
-// holds a turn and a commit costs one HMGET more in the script.
+// contention a node loses at most a few races in a row; without it
+// nobody holds a turn and a commit costs one HMGET more in the script.
 //
 // Turns only order tries: the expect check, the (src, seq) check and the
 // epoch are what keep the history right, as before, and a node that

@@ -38,6 +38,8 @@ func TestCommitTurns(t *testing.T) {
 	if res.Version != 2 || len(res.Missed) != 1 || res.Missed[0].Src != "a" {
 		t.Fatalf("conflict = %+v, want head 2 with a's record", res)
 	}
+	// a is told to wait; it does not reserve, so it is not next.
+	commitInTurn(t, a, "a", false, epoch, 2, redisrelay.Wait, rec(2, "a", 2, "a"))
 	res = commitInTurn(t, a, "a", true, epoch, 2, redisrelay.Wait, rec(2, "a", 2, "a"))
 	if res.Version != 2 || res.Wait <= 0 || res.Wait > time.Minute {
 		t.Fatalf("wait = %+v, want head 2 and the turn's time left", res)
@@ -59,8 +61,8 @@ func TestCommitTurns(t *testing.T) {
 	if len(log) != 7 {
 		t.Fatalf("log has %d records, want 7", len(log))
 	}
-	if s := a.Stats(); s.Waits != 2 {
-		t.Errorf("a's Stats.Waits = %d, want 2", s.Waits)
+	if s := a.Stats(); s.Waits != 3 {
+		t.Errorf("a's Stats.Waits = %d, want 3", s.Waits)
 	}
 }
 
