@@ -37,12 +37,13 @@ import (
 // correctly.
 
 // reserveAfter is how many races in a row a node loses before it takes
-// a turn. Taking one at the first loss makes the nodes strictly
-// alternate under contention, each commit waiting for the other node's
-// whole cycle (doorbell, adopt and its store write, plan, commit); most
-// races are won by either node at random, and a turn is only needed to
-// stop a node from losing again and again.
-const reserveAfter = 2
+// a turn. Each wait for a turn costs the waiter the holder's whole cycle
+// (doorbell, adopt and its store write, plan, commit), so turns are for
+// stopping a node from losing again and again, not for every race:
+// scenario 7's open loop (2,000 ops/s) held its rate with 6 and fell to
+// 1,000-1,300 ops/s with 2, where the waits fed the backlog they were
+// meant to drain; 6 stays well below collab's maxSequenceTries (32).
+const reserveAfter = 6
 
 // maxTurnWaits bounds the Waits one Sequence call takes before it commits
 // without taking turns (a stuck turn cannot hold a session for long).
