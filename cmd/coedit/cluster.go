@@ -207,6 +207,8 @@ func newClusterCollector(r *redisrelay.Relay, c *redisrelay.Cluster, hub *collab
 	add("coedit_cluster_reoffered_total", "Records Redis lost that this node offered again.", func() uint64 { return c.Stats().Reoffered })
 	add("coedit_cluster_lost_total", "Records Redis lost that could not be offered again (logged).", func() uint64 { return c.Stats().Lost })
 	add("coedit_cluster_installs_total", "Catch-ups that installed Redis's snapshot as the base of this node's log (the node was behind Redis's tail).", func() uint64 { return c.Stats().Installs })
+	add("coedit_redis_turn_waits_total", "Commits told to wait for another node's turn on the document (redisrelay/turn.go).", func() uint64 { return r.Stats().Waits })
+	add("coedit_cluster_turn_doorbells_total", "Turn waits that took the records they missed from the holder's doorbell.", func() uint64 { return c.Stats().TurnDoorbells })
 	add("coedit_cluster_snapshots_total", "Snapshots this node saved to Redis (each trims the document's stream behind it).", func() uint64 { return c.Stats().Snapshots })
 
 	add("coedit_presence_published_total", "Presence messages this node published to the others.", func() uint64 { return r.PresenceStats().Published })

@@ -77,12 +77,17 @@ var durabilities = []durability{
 }
 
 func newFanout(b *testing.B, docs int, d durability) *fanout {
+	return newFanoutTurns(b, docs, d, 0)
+}
+
+// newFanoutTurns is newFanout with the nodes' ClusterOptions.TurnTTL.
+func newFanoutTurns(b *testing.B, docs int, d durability, turnTTL time.Duration) *fanout {
 	srv := redistest.StartServer(b, redistest.ServerOptions{AOF: d.aof})
 	p := prefix(b)
 	f := &fanout{
-		a:    startNode(b, "a", srv.Addr(), p, nodeConfig{fsync: d.fsync}),
-		b:    startNode(b, "b", srv.Addr(), p, nodeConfig{fsync: d.fsync}),
-		seqs: make([]atomic.Uint64, docs),
+		a:    startNode(b, "a", srv.Addr(), p, nodeConfig{fsync: d.fsync, turnTTL: turnTTL}),
+		b:    startNode(b, "b", srv.Addr(), p, nodeConfig{fsync: d.fsync, turnTTL: turnTTL}),
+		seqs: make([]atomic.Uint64, 2*docs),
 	}
 	for i := range docs {
 		k := docKey(i)
@@ -95,13 +100,21 @@ func newFanout(b *testing.B, docs int, d durability) *fanout {
 }
 
 // submit sends one op to document i on node A without waiting.
-func (f *fanout) submit(i int) {
+func (f *fanout) submit(i int) { f.submitOn(f.a, i) }
+
+// submitOn sends one op to document i on node n without waiting. The
+// fan-out latencies are measured on B and A whichever node takes it.
+func (f *fanout) submitOn(n *hubNode, i int) {
 	seq := f.seqs[i].Add(1)
 	src := fmt.Sprintf("w%d", i)
+	if n != f.a {
+		seq = f.seqs[len(f.keys)+i].Add(1)
+		src = fmt.Sprintf("%s-w%d", n.name, i)
+	}
 	start := time.Now()
 	f.sent.Store(fmt.Sprintf("%s/%d", src, seq), start)
 	f.sentA.Store(fmt.Sprintf("%s/%d", src, seq), start)
-	f.a.hub.Submit(f.keys[i], nil, collab.Submission{Src: src, Seq: seq, Kind: collab.OpEdit, Op: insertAt(0, "x")},
+	n.hub.Submit(f.keys[i], nil, collab.Submission{Src: src, Seq: seq, Kind: collab.OpEdit, Op: insertAt(0, "x")},
 		func(_ collab.SubmitResult, err error) {
 			if err != nil {
 				f.errs.Add(1)
@@ -228,4 +241,50 @@ func benchMaxRate(b *testing.B, d durability) {
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "ops/s")
 	f.report(b)
 	f.reportRedis(b, before)
+}
+
+// BenchmarkClusterTwoWriters is BenchmarkClusterMaxRate with each
+// document written on both nodes (scenario 7's closed loop: a document's
+// clients spread over the nodes): submits alternate between A and B,
+// with up to 4 in flight per document. ops/s is what B delivered per
+// second; conflicts/op and waits/op say how often a commit lost a race
+// or waited for the other node's turn (turn.go).
+// turns=off runs it without turns, as before them.
+func BenchmarkClusterTwoWriters(b *testing.B) {
+	for _, d := range durabilities {
+		b.Run(d.name+"/turns=on", func(b *testing.B) { benchTwoWriters(b, d, 0) })
+		b.Run(d.name+"/turns=off", func(b *testing.B) { benchTwoWriters(b, d, -1) })
+	}
+}
+
+func benchTwoWriters(b *testing.B, d durability, turnTTL time.Duration) {
+	const docs, inflight = 100, 4
+	f := newFanoutTurns(b, docs, d, turnTTL)
+	beforeA, beforeB := f.a.relay.Stats(), f.b.relay.Stats()
+	cbA, cbB := f.a.cluster.Stats(), f.b.cluster.Stats()
+	b.ResetTimer()
+	start := time.Now()
+	for i := range b.N {
+		for int64(i)-f.acked.Load() >= docs*inflight {
+			time.Sleep(50 * time.Microsecond)
+		}
+		n := f.a
+		if (i/docs)%2 == 1 {
+			n = f.b
+		}
+		f.submitOn(n, i%docs)
+	}
+	f.wait(b, int64(b.N))
+	for f.acked.Load() < int64(b.N) {
+		time.Sleep(time.Millisecond)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "ops/s")
+	f.report(b)
+	sa, sb := f.a.relay.Stats(), f.b.relay.Stats()
+	conflicts := sa.Conflicts - beforeA.Conflicts + sb.Conflicts - beforeB.Conflicts
+	b.ReportMetric(float64(conflicts)/float64(b.N), "conflicts/op")
+	ca, cb := f.a.cluster.Stats(), f.b.cluster.Stats()
+	b.ReportMetric(float64(ca.TurnWaits-cbA.TurnWaits+cb.TurnWaits-cbB.TurnWaits)/float64(b.N), "waits/op")
+	b.ReportMetric(float64(ca.TurnDoorbells-cbA.TurnDoorbells+cb.TurnDoorbells-cbB.TurnDoorbells)/float64(b.N), "turn-doorbells/op")
 }

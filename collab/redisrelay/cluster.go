@@ -50,6 +50,12 @@ type ClusterOptions struct {
 	// and fetches the document anew; one that comes back later is
 	// caught up by version as if its copy were good. Default 7 days.
 	ReplacedTTL time.Duration
+	// TurnTTL is how long a node's turn to commit to a document lasts
+	// at most (turn.go): a node that lost a race to another takes the
+	// next turn, and the other waits for its commit, or for this long if
+	// it does not come (the node gave up or died). Default 250ms; a
+	// negative value turns turns off (every node commits when it can).
+	TurnTTL time.Duration
 	// Logger receives the cluster's logs. Default the Relay's.
 	Logger *slog.Logger
 }
@@ -95,6 +101,9 @@ func NewCluster(opts ClusterOptions) (*Cluster, error) {
 	if opts.Logger == nil {
 		opts.Logger = opts.Relay.log
 	}
+	if opts.TurnTTL == 0 {
+		opts.TurnTTL = 250 * time.Millisecond
+	}
 	if opts.SnapshotEvery <= 0 {
 		opts.SnapshotEvery = max(1, opts.Relay.opts.TailLen/2)
 	}
@@ -117,10 +126,15 @@ type ClusterStats struct {
 	// base of the store's log (the node was behind Redis's tail);
 	// Snapshots counts snapshots this node saved to Redis.
 	Installs, Snapshots uint64
+	// TurnWaits counts commits that found another node's turn
+	// (turn.go) and waited; TurnDoorbells those of them that took the
+	// records they missed from that node's doorbell.
+	TurnWaits, TurnDoorbells uint64
 }
 
 type clusterCounters struct {
 	retries, seeds, renewals, forks, reoffered, lost, installs, snapshots atomic.Uint64
+	turnWaits, turnDoorbells                                              atomic.Uint64
 }
 
 // Stats returns the current counters.
@@ -130,6 +144,7 @@ func (c *Cluster) Stats() ClusterStats {
 		Retries: s.retries.Load(), Seeds: s.seeds.Load(), Renewals: s.renewals.Load(),
 		Forks: s.forks.Load(), Reoffered: s.reoffered.Load(), Lost: s.lost.Load(),
 		Installs: s.installs.Load(), Snapshots: s.snapshots.Load(),
+		TurnWaits: s.turnWaits.Load(), TurnDoorbells: s.turnDoorbells.Load(),
 	}
 }
 
@@ -151,6 +166,15 @@ type link struct {
 
 	noted   string // the epoch the Store's note names, as far as known
 	rebased bool   // Sync installed a base (base.go); the session's only
+
+	lost int // races lost in a row (turn.go); the session's only
+
+	// A Sequence waiting for its turn (turn.go): the doorbells' records
+	// from waitFrom on go to waitBuf, and wake is closed once some came.
+	waiting  bool
+	waitFrom uint64
+	waitBuf  []collab.Record
+	wake     chan struct{}
 }
 
 // Join implements collab.Relay; sessions of a Hub whose Relay is a
@@ -243,14 +267,35 @@ func (c *Cluster) Sequence(ctx context.Context, key collab.Key, recs []collab.Re
 	}
 	epoch := l.current()
 	var res Result
-	err = c.retry(ctx, func(ctx context.Context) error {
-		var err error
-		res, err = c.r.Commit(ctx, key, epoch, expect, recs)
-		if err == nil && res.Outcome == Duplicate && res.Version >= expect {
-			res.Missed, err = c.r.Read(ctx, key, epoch, expect, maxNumber)
+	for waits := 0; ; waits++ {
+		writer := c.r.writer
+		if waits == maxTurnWaits || c.opts.TurnTTL < 0 {
+			writer = "" // a turn that stays stuck: commit without turns
 		}
-		return err
-	})
+		err = c.retry(ctx, func(ctx context.Context) error {
+			var err error
+			if writer == "" {
+				res, err = c.r.Commit(ctx, key, epoch, expect, recs)
+			} else {
+				res, err = c.r.CommitInTurn(ctx, key, epoch, expect, recs, writer, l.lost >= reserveAfter, c.opts.TurnTTL)
+			}
+			if err == nil && res.Outcome == Duplicate && res.Version >= expect {
+				res.Missed, err = c.r.Read(ctx, key, epoch, expect, maxNumber)
+			}
+			return err
+		})
+		if err != nil || res.Outcome != Wait {
+			break
+		}
+		// Another node's turn (turn.go): its commit's doorbell brings
+		// the records this one missed, and this node's turn is next.
+		c.stats.turnWaits.Add(1)
+		if missed := l.waitTurn(ctx, epoch, expect, res.Wait+time.Millisecond); len(missed) > 0 {
+			c.stats.turnDoorbells.Add(1)
+			l.lost++ // the session plans again, as after a conflict
+			return missed, nil
+		}
+	}
 	switch {
 	case errors.Is(err, ErrEpoch):
 		return nil, fmt.Errorf("%w: %w", collab.ErrResync, err)
@@ -258,6 +303,11 @@ func (c *Cluster) Sequence(ctx context.Context, key collab.Key, recs []collab.Re
 		return nil, fmt.Errorf("%w: %w", collab.ErrStaleSeq, err)
 	case err != nil:
 		return nil, err
+	}
+	if res.Outcome == Conflict {
+		l.lost++
+	} else {
+		l.lost = 0
 	}
 	switch res.Outcome {
 	case Committed:
@@ -332,6 +382,9 @@ func (l *link) saw(v uint64) {
 func (l *link) deliver(epoch string, recs []collab.Record) {
 	l.mu.Lock()
 	cur, known := l.epoch, l.known
+	if epoch == cur {
+		l.heard(recs)
+	}
 	l.mu.Unlock()
 	if epoch == cur {
 		if len(recs) == 0 || recs[len(recs)-1].Version < known {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/coedit/coedit/collab"
 )
@@ -25,9 +26,15 @@ const (
 	// Result.Missed holds the records the caller lacks. Nothing was
 	// written: catch up, transform, and commit again.
 	Conflict
+	// Wait (CommitInTurn only): the caller is at Redis's head
+	// (Result.Version), but the next commit is another writer's turn,
+	// for at most Result.Wait more. Nothing was written: wait for that
+	// writer's doorbell (or the time), then commit again, which will
+	// answer Conflict with its records.
+	Wait
 )
 
-var outcomeNames = [...]string{Committed: "committed", Duplicate: "duplicate", Conflict: "conflict"}
+var outcomeNames = [...]string{Committed: "committed", Duplicate: "duplicate", Conflict: "conflict", Wait: "wait"}
 
 // String returns the outcome's name.
 func (o Outcome) String() string {
@@ -46,6 +53,8 @@ type Result struct {
 	Version uint64
 	// Missed are the records [expect, Version) for a Conflict, in order.
 	Missed []collab.Record
+	// Wait is how much longer the turn of another writer lasts (Wait).
+	Wait time.Duration
 }
 
 // Commit orders recs after the records before version expect, in one Lua
@@ -66,20 +75,39 @@ type Result struct {
 // ErrTrimmed (a Conflict whose missed records are gone: Load),
 // ErrUnavailable, ErrInvalid.
 func (r *Relay) Commit(ctx context.Context, key collab.Key, epoch string, expect uint64, recs []collab.Record) (Result, error) {
+	return r.commit(ctx, key, epoch, expect, recs, "", 0, "0")
+}
+
+// CommitInTurn is Commit for a writer that takes turns with the
+// document's other writers (turn.go): writer names it, and it waits for
+// another writer's turn (outcome Wait). With reserve, a Conflict also
+// gives it the next turn (or the one after), for at most ttl.
+func (r *Relay) CommitInTurn(ctx context.Context, key collab.Key, epoch string, expect uint64, recs []collab.Record, writer string, reserve bool, ttl time.Duration) (Result, error) {
+	if writer == "" || ttl <= 0 {
+		return Result{}, fmt.Errorf("%w: a turn needs a writer and a ttl", ErrInvalid)
+	}
+	res := "0"
+	if reserve {
+		res = "1"
+	}
+	return r.commit(ctx, key, epoch, expect, recs, writer, max(1, ttl.Milliseconds()), res)
+}
+
+func (r *Relay) commit(ctx context.Context, key collab.Key, epoch string, expect uint64, recs []collab.Record, writer string, ttlMs int64, reserve string) (Result, error) {
 	if len(recs) == 0 || epoch == "" {
 		return Result{}, fmt.Errorf("%w: commit of %d records with epoch %q", ErrInvalid, len(recs), epoch)
 	}
 	if expect+uint64(len(recs)) >= maxNumber {
 		return Result{}, fmt.Errorf("%w: version %d is too large", ErrInvalid, expect)
 	}
-	args := make([]any, 0, 5+3*len(recs))
-	args = append(args, epoch, expect, r.opts.TailLen, r.opts.MaxTailLen, r.pubCmd)
+	args := make([]any, 0, 8+3*len(recs))
+	args = append(args, epoch, expect, r.opts.TailLen, r.opts.MaxTailLen, r.pubCmd, writer, ttlMs, reserve)
 	args, err := appendRecords(args, expect, recs)
 	if err != nil {
 		return Result{}, err
 	}
 	k := r.keys(key)
-	v, err := r.run(ctx, "commit", commitScript, []string{k.meta, k.log, k.seqs, k.channel}, args...)
+	v, err := r.run(ctx, "commit", commitScript, []string{k.meta, k.log, k.seqs, k.channel, k.turn}, args...)
 	if err != nil {
 		return Result{}, err
 	}
@@ -93,6 +121,9 @@ func (r *Relay) Commit(ctx context.Context, key collab.Key, epoch string, expect
 		}
 		st.commits.Add(1)
 		return Result{Outcome: Committed, Version: expect}, nil
+	case "wait":
+		st.waits.Add(1)
+		return Result{Outcome: Wait, Version: replyUint(v, 1), Wait: time.Duration(max(0, replyInt(v, 2))) * time.Millisecond}, nil
 	case "dup":
 		st.duplicates.Add(1)
 		return Result{Outcome: Duplicate, Version: replyUint(v, 1)}, nil
@@ -191,6 +222,13 @@ func reply(v []any, i int) string {
 		return strconv.FormatInt(x, 10)
 	}
 	return ""
+}
+
+// replyInt returns element i of a script reply as a signed number (0 if
+// it is not one).
+func replyInt(v []any, i int) int64 {
+	n, _ := strconv.ParseInt(reply(v, i), 10, 64)
+	return n
 }
 
 // replyUint returns element i of a script reply as a number (0 if it is

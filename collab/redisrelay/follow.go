@@ -68,13 +68,10 @@ func (l *link) Sync(ctx context.Context, head uint64, fork func(from uint64) err
 			if n := len(recs); n > 0 {
 				l.saw(recs[n-1].Version + 1)
 			}
-			replaced, err := l.replaced(ctx)
-			if err != nil {
-				return collab.Catchup{}, err
-			}
+			// The replaced clients came with the head (one round trip).
 			rebased := l.rebased
 			l.rebased = false
-			return collab.Catchup{Epoch: l.current(), Records: recs, Replaced: replaced, Rebased: rebased}, nil
+			return collab.Catchup{Epoch: l.current(), Records: recs, Replaced: h.Replaced, Rebased: rebased}, nil
 		}
 	}
 	return collab.Catchup{}, fmt.Errorf("%w: %s: its state in Redis kept changing", collab.ErrUnavailable, l.key)

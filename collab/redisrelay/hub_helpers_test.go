@@ -49,6 +49,7 @@ type nodeConfig struct {
 	store func(*storage.DB) redisrelay.EpochStore
 
 	nodeTTL time.Duration // redisrelay.Options.NodeTTL
+	turnTTL time.Duration // redisrelay.ClusterOptions.TurnTTL
 }
 
 // startNode starts a node on Redis at addr (a single node, or cluster
@@ -86,7 +87,7 @@ func startNode(t testing.TB, name, addr, p string, cfg nodeConfig) *hubNode {
 	if cfg.store != nil {
 		st = cfg.store(db)
 	}
-	n.cluster, err = redisrelay.NewCluster(redisrelay.ClusterOptions{Relay: n.relay, Store: st, RetryFor: cfg.retryFor, SnapshotEvery: cfg.snapEvery})
+	n.cluster, err = redisrelay.NewCluster(redisrelay.ClusterOptions{Relay: n.relay, Store: st, RetryFor: cfg.retryFor, SnapshotEvery: cfg.snapEvery, TurnTTL: cfg.turnTTL})
 	if err != nil {
 		t.Fatalf("NewCluster() = %v", err)
 	}

@@ -16,12 +16,19 @@ import (
 // it, and returns the (src, seq) of every acknowledged edit.
 func writeConcurrently(t *testing.T, nodes []*hubNode, keys []collab.Key, writersPerNode, edits int) map[string]bool {
 	t.Helper()
+	return writeConcurrentlyAs(t, "", nodes, keys, writersPerNode, edits)
+}
+
+// writeConcurrentlyAs is writeConcurrently with the writers' srcs
+// starting with tag (so that a second round uses new srcs).
+func writeConcurrentlyAs(t *testing.T, tag string, nodes []*hubNode, keys []collab.Key, writersPerNode, edits int) map[string]bool {
+	t.Helper()
 	var mu sync.Mutex
 	acked := make(map[string]bool)
 	var wg sync.WaitGroup
 	for ni, n := range nodes {
 		for w := range writersPerNode {
-			src := fmt.Sprintf("%s-w%d", n.name, w)
+			src := fmt.Sprintf("%s%s-w%d", tag, n.name, w)
 			rnd := rand.New(rand.NewPCG(uint64(ni), uint64(w)))
 			wg.Add(1)
 			go func() {

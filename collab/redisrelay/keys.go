@@ -16,6 +16,8 @@ type docKeys struct {
 	// replaced holds the clients that hold a history the cluster
 	// replaced (replaced.go).
 	replaced string
+	// turn names the writer whose turn the next commit is (turn.go).
+	turn string
 }
 
 func (r *Relay) keys(k collab.Key) docKeys {
@@ -27,6 +29,7 @@ func (r *Relay) keys(k collab.Key) docKeys {
 		snap:     base + "snap",
 		channel:  base + "ch",
 		replaced: base + "replaced",
+		turn:     base + "turn",
 	}
 }
 

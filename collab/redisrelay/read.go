@@ -119,6 +119,10 @@ type Head struct {
 	// Lineage lists the epochs this one continues, newest first (at most
 	// 8; see Shared).
 	Lineage []Fork
+	// Replaced are the clients noted as holding records of a history
+	// the cluster replaced, each with the version its copy is good below
+	// (replaced.go); Head reads them, Load does not.
+	Replaced map[string]uint64
 }
 
 // Fork says that an epoch's history equals Epoch's below Base.
@@ -148,12 +152,19 @@ func (h Head) Shared(epoch string) (below uint64, ok bool) {
 // Head returns the document's epoch and versions; ok is false when Redis
 // has no state for it (seed it with Init).
 func (r *Relay) Head(ctx context.Context, key collab.Key) (h Head, ok bool, err error) {
-	v, err := r.run(ctx, "head", headScript, []string{r.keys(key).meta})
+	k := r.keys(key)
+	v, err := r.run(ctx, "head", headScript, []string{k.meta, k.replaced})
 	if err != nil || len(v) == 0 {
 		return Head{}, false, err
 	}
-	h, err = parseHead(v)
-	return h, err == nil, err
+	if h, err = parseHead(v); err != nil {
+		return Head{}, false, err
+	}
+	pairs, _ := v[5].([]any)
+	if h.Replaced, err = parseReplaced(key, pairs); err != nil {
+		return Head{}, false, err
+	}
+	return h, true, nil
 }
 
 // parseHead reads {e, v, sv, l, restarted} from a script reply.

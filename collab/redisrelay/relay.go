@@ -84,6 +84,7 @@ type Relay struct {
 	sub     *subscriber
 	pres    *presenceBus // presence.go
 	index   *docIndex    // list.go
+	writer  string       // names this process in commit turns (turn.go)
 }
 
 // New returns a Relay over opts.Client. It does not contact Redis.
@@ -117,7 +118,7 @@ func New(opts Options) (*Relay, error) {
 		opts.NodeID = randomID()
 		opts.Logger.Info("redisrelay: generated a node id", "node", opts.NodeID)
 	}
-	r := &Relay{opts: opts, c: opts.Client, log: opts.Logger.With("node", opts.NodeID)}
+	r := &Relay{opts: opts, c: opts.Client, log: opts.Logger.With("node", opts.NodeID), writer: opts.NodeID + "." + randomID()}
 	if !contextTimeouts(opts.Client) {
 		r.log.Warn("redisrelay: the Redis client ignores context deadlines (set ContextTimeoutEnabled): a stalled Redis holds calls for its ReadTimeout")
 	}

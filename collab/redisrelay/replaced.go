@@ -62,13 +62,38 @@ func (r *Relay) Replaced(ctx context.Context, key collab.Key) (map[string]uint64
 	}
 	out := make(map[string]uint64, len(m))
 	for src, v := range m {
-		n, err := strconv.ParseUint(v, 10, 64)
+		if out[src], err = parseReplacedVersion(key, src, v); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// parseReplaced reads the replaced hash from a script's flat HGETALL
+// reply (nil when empty).
+func parseReplaced(key collab.Key, pairs []any) (map[string]uint64, error) {
+	if len(pairs) == 0 {
+		return nil, nil
+	}
+	out := make(map[string]uint64, len(pairs)/2)
+	for i := 0; i+1 < len(pairs); i += 2 {
+		src, _ := pairs[i].(string)
+		v, _ := pairs[i+1].(string)
+		n, err := parseReplacedVersion(key, src, v)
 		if err != nil {
-			return nil, fmt.Errorf("redisrelay: %s: replaced version %q of %s: %w", key, v, src, err)
+			return nil, err
 		}
 		out[src] = n
 	}
 	return out, nil
+}
+
+func parseReplacedVersion(key collab.Key, src, v string) (uint64, error) {
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("redisrelay: %s: replaced version %q of %s: %w", key, v, src, err)
+	}
+	return n, nil
 }
 
 // ClearReplaced forgets src for key: the client took the cluster's
@@ -109,14 +134,4 @@ func (l *link) ClearReplaced(ctx context.Context, src string) error {
 	return c.retry(ctx, func(ctx context.Context) error {
 		return c.r.ClearReplaced(ctx, l.key, src)
 	})
-}
-
-// replaced reads the document's replaced clients for Sync.
-func (l *link) replaced(ctx context.Context) (m map[string]uint64, err error) {
-	c := l.c
-	err = c.retry(ctx, func(ctx context.Context) (err error) {
-		m, err = c.r.Replaced(ctx, l.key)
-		return err
-	})
-	return m, err
 }

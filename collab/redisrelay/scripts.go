@@ -58,16 +58,26 @@ end
 
 // commitScript orders a batch of records.
 //
-//	KEYS: meta, log, seqs, channel
-//	ARGV: epoch, expect, tail, maxTail, publish command, then per
-//	      record: src, seq, record
+//	KEYS: meta, log, seqs, channel, turn
+//	ARGV: epoch, expect, tail, maxTail, publish command, writer ('' to
+//	      ignore turns), turn ttl (ms), reserve ('1': take a turn on a
+//	      conflict), then per record: src, seq, record
 //
 // Replies: {'absent'} | {'epoch', e} | {'restarted', e} |
 // {'behind', head} | {'again', expect} (this very batch is already at
 // expect: a repeat) | {'dup', v} | {'stale', seq, v} (first record's seq
 // is below its src's last, committed at v) | {'conflict', head[,
 // entries]} (the missed entries when they are at most readPage) |
+// {'wait', head, pttl} (the next commit is another writer's turn) |
 // {'committed', expect}.
+//
+// Turns (turn.go; the turn key is a hash: h the holder, n the next
+// writer): a writer that loses a race (conflict) with reserve set takes
+// the next commit's turn, or the one after if another writer holds it; while a turn is
+// held, only its holder commits at the head, another writer that tries
+// is answered 'wait' and made next, and the holder's commit hands the
+// turn to the next writer. The hash expires ttl after its last change,
+// so a writer that died or gave up holds nobody up for longer.
 var commitScript = redis.NewScript(luaPrelude + `
 local m = redis.call('HMGET', KEYS[1], 'e', 'v', 'sv', 'r')
 if not m[1] then return {'absent'} end
@@ -75,7 +85,7 @@ if m[1] ~= ARGV[1] then return {'epoch', m[1]} end
 if m[4] ~= runid() then return {'restarted', m[1]} end
 local head = tonumber(m[2])
 local expect = tonumber(ARGV[2])
-local n = (#ARGV - 5) / 3
+local n = (#ARGV - 8) / 3
 -- The same records already at the same versions: go-redis retried the
 -- script after losing its reply, or the caller repeated a call whose
 -- outcome it did not learn. Answer as the first run did.
@@ -85,28 +95,62 @@ if head >= expect + n then
   for i = 1, n do
     if not same then break end
     local f = got[i][2]
-    same = f[1] == 'r' and f[2] == ARGV[3 * i + 5]
+    same = f[1] == 'r' and f[2] == ARGV[3 * i + 8]
   end
   if same then return {'again', expect} end
 end
-if ARGV[6] ~= '' then
-  local e = redis.call('HGET', KEYS[3], ARGV[6])
+if ARGV[9] ~= '' then
+  local e = redis.call('HGET', KEYS[3], ARGV[9])
   if e then
     local s, v = string.match(e, '^(%d+) (%d+)$')
-    local seq = tonumber(ARGV[7])
+    local seq = tonumber(ARGV[10])
     if seq == tonumber(s) then return {'dup', tonumber(v)} end
     if seq < tonumber(s) then return {'stale', tonumber(s), tonumber(v)} end
   end
 end
 if head < expect then return {'behind', head} end
+local me = ARGV[6]
+local turn = {}
+if me ~= '' then turn = redis.call('HMGET', KEYS[5], 'h', 'n') end
 if head > expect then
+  -- Lost a race (again, when reserve is set): the next commit is this
+  -- writer's turn; if another writer holds it, the one after.
+  if me ~= '' and ARGV[8] == '1' then
+    local took = true
+    if not turn[1] or turn[1] == me then
+      redis.call('HSET', KEYS[5], 'h', me)
+    elseif not turn[2] then
+      redis.call('HSET', KEYS[5], 'n', me)
+    else
+      took = false
+    end
+    if took then redis.call('PEXPIRE', KEYS[5], ARGV[7]) end
+  end
   -- The records the caller missed come with the answer when they are
   -- at most a read page (readPage, 1000), saving the round trip of a
   -- Read on a busy document.
   if head - expect > 1000 then return {'conflict', head} end
   return {'conflict', head, redis.call('XRANGE', KEYS[2], sid(expect), sid(head - 1))}
 end
-local recs = append(KEYS[2], KEYS[3], expect, 6)
+if me ~= '' and turn[1] then
+  if turn[1] ~= me then
+    -- Another writer's turn: this one (if it reserves) is next, unless
+    -- a third is.
+    if not turn[2] and ARGV[8] == '1' then
+      redis.call('HSET', KEYS[5], 'n', me)
+    end
+    return {'wait', head, redis.call('PTTL', KEYS[5])}
+  end
+  -- This writer's turn ends with its commit; the next one's begins.
+  if turn[2] and turn[2] ~= me then
+    redis.call('HSET', KEYS[5], 'h', turn[2])
+    redis.call('HDEL', KEYS[5], 'n')
+    redis.call('PEXPIRE', KEYS[5], ARGV[7])
+  else
+    redis.call('DEL', KEYS[5])
+  end
+end
+local recs = append(KEYS[2], KEYS[3], expect, 9)
 head = expect + n
 redis.call('HSET', KEYS[1], 'v', num(head))
 trim(KEYS[2], head, tonumber(m[3]) or 0, tonumber(ARGV[3]), tonumber(ARGV[4]))
@@ -114,18 +158,20 @@ publish(ARGV[5], KEYS[4], m[1], recs)
 return {'committed', expect}
 `)
 
-// headScript reads the meta hash and whether Redis restarted since the
-// epoch began.
+// headScript reads the meta hash, whether Redis restarted since the
+// epoch began, and the clients noted as holding a replaced history
+// (replaced.go), which every sync needs too: one round trip for both.
 //
-//	KEYS: meta
+//	KEYS: meta, replaced
 //
-// Replies: {} (absent) | {e, v, sv, l, restarted (0 or 1)}.
+// Replies: {} (absent) | {e, v, sv, l, restarted (0 or 1), replaced
+// (flat field/value list)}.
 var headScript = redis.NewScript(luaPrelude + `
 local m = redis.call('HMGET', KEYS[1], 'e', 'v', 'sv', 'r', 'l')
 if not m[1] then return {} end
 local restarted = 0
 if m[4] ~= runid() then restarted = 1 end
-return {m[1], m[2], m[3] or '0', m[5] or '', restarted}
+return {m[1], m[2], m[3] or '0', m[5] or '', restarted, redis.call('HGETALL', KEYS[2])}
 `)
 
 // readScript reads records [from, to] (inclusive IDs), at most count.

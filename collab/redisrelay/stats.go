@@ -20,8 +20,10 @@ type Stats struct {
 	Commits uint64
 	Repeats uint64
 	Records uint64
-	// Conflicts, Duplicates and EpochErrors count Commit outcomes.
+	// Conflicts, Duplicates, Waits and EpochErrors count Commit
+	// outcomes.
 	Conflicts   uint64
+	Waits       uint64
 	Duplicates  uint64
 	EpochErrors uint64
 	// GapReads counts Read calls, GapRecords the records they returned.
@@ -40,6 +42,7 @@ type counters struct {
 	calls, callErrors, callNanos       atomic.Uint64
 	commits, repeats, records          atomic.Uint64
 	conflicts, duplicates, epochErrors atomic.Uint64
+	waits                              atomic.Uint64
 	gapReads, gapRecords               atomic.Uint64
 	doorbells, badDoorbells, resyncs   atomic.Uint64
 }
@@ -56,6 +59,7 @@ func (r *Relay) Stats() Stats {
 		Records:      c.records.Load(),
 		Conflicts:    c.conflicts.Load(),
 		Duplicates:   c.duplicates.Load(),
+		Waits:        c.waits.Load(),
 		EpochErrors:  c.epochErrors.Load(),
 		GapReads:     c.gapReads.Load(),
 		GapRecords:   c.gapRecords.Load(),
