@@ -147,10 +147,14 @@ func (b *batchConn) SetDeadline(t time.Time) error {
 }
 
 // batchHijacker hands gorilla's Upgrade a batchConn in place of the
-// hijacked connection; conn receives it.
+// hijacked connection, and a small buffered reader of its own over it
+// (gorilla reads frames through it: see Server.up), both of which conn
+// receives. Holding the reader lets the conn see whether a frame is
+// buffered before it waits on the socket (conn.read).
 type batchHijacker struct {
 	http.ResponseWriter
 	conn *batchConn
+	br   *bufio.Reader
 }
 
 // Hijack implements http.Hijacker.
@@ -160,5 +164,9 @@ func (h *batchHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	h.conn = &batchConn{Conn: nc}
-	return h.conn, brw, nil
+	if brw.Reader.Buffered() > 0 {
+		return h.conn, brw, nil // gorilla refuses it: data before the handshake's end
+	}
+	h.br = bufio.NewReaderSize(h.conn, readBufferSize)
+	return h.conn, bufio.NewReadWriter(h.br, brw.Writer), nil
 }

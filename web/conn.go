@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"log/slog"
@@ -79,7 +80,8 @@ const (
 type conn struct {
 	srv *Server
 	ws  *websocket.Conn
-	nc  *batchConn // the socket under ws; nil when the upgrade did not go through batchHijacker
+	nc  *batchConn    // the socket under ws; nil when the upgrade did not go through batchHijacker
+	br  *bufio.Reader // what ws reads frames through; nil as nc
 
 	// ctx is cancelled when the reader stops; blocking hub calls use it.
 	// The reader creates it at its first use (requestContext).
@@ -204,7 +206,19 @@ func (c *conn) serve() {
 // the last one would keep those 8 KiB for as long as the connection sits
 // idle; a new goroutine waits on the smallest stack. Starting one costs
 // well under a microsecond, against a read system call per frame.
+//
+// An idle reader waits in waitReadable, not in gorilla's read: the calls
+// down to the socket's wait in ReadMessage take about 1,300 bytes of
+// stack, past what a 2 KiB stack leaves before it grows (1,120), so every
+// idle connection held a 4 KiB stack; waitReadable's take about 500.
+// Nothing is waited for when a frame is buffered already.
 func (c *conn) read() {
+	if c.br != nil && c.br.Buffered() == 0 {
+		if err := waitReadable(c.nc.Conn); err != nil {
+			c.finish(err)
+			return
+		}
+	}
 	if err := c.readFrame(); err != nil {
 		c.finish(err)
 		return

@@ -298,8 +298,10 @@ func (s *Server) pingTurn() {
 	}
 }
 
-// readBufferSize is the WebSocket read buffer of each connection.
-const readBufferSize = 256
+// readBufferSize is the WebSocket read buffer of each connection, made
+// by batchHijacker. gorilla takes a hijacked reader only when it is over
+// 256 bytes.
+const readBufferSize = 288
 
 // New returns a Server over opts.Hub.
 func New(opts Options) (*Server, error) {
@@ -323,10 +325,12 @@ func New(opts Options) (*Server, error) {
 	s.msgsRate = newBucketRate(epoch, opts.MessagesPerSecond, opts.MessagesBurst)
 	s.up = websocket.Upgrader{
 		HandshakeTimeout: opts.HandshakeTimeout,
-		// A small read buffer: an idle connection holds it for as long
-		// as it lives. Frames larger than it are read straight into the
-		// message (bufio passes large reads through).
-		ReadBufferSize: readBufferSize,
+		// No read buffer of gorilla's own: it reads through the one
+		// batchHijacker returns (readBufferSize), small because an idle
+		// connection holds it for as long as it lives. Frames larger than
+		// it are read straight into the message (bufio passes large reads
+		// through).
+		ReadBufferSize: 0,
 		// The write buffer comes from the pool for each message and goes
 		// back after it, so an idle connection holds none.
 		WriteBufferSize: 4096,
@@ -423,6 +427,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		src = s.auth.subjectSrc(src, id.access.Subject)
 	}
 	c := newConn(s, ws, hj.conn, src, id)
+	c.br = hj.br
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
