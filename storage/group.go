@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"fmt"
+	"runtime/debug"
 	"time"
 )
 
@@ -81,7 +82,7 @@ func (db *DB) lead(first *commitReq) {
 		batch = db.wait(batch, db.opts.MaxBatchDelay)
 	}
 	db.cmu.Unlock()
-	db.write(batch)
+	db.writeOrCrash(batch)
 	db.cmu.Lock()
 	next := db.successor()
 	if next == nil {
@@ -100,6 +101,23 @@ func (db *DB) lead(first *commitReq) {
 		r.done <- struct{}{}
 	}
 	clear(batch)
+}
+
+// writeOrCrash writes batch, and ends the process if that panics: the
+// leader is a caller's goroutine, maybe net/http's, which recovers
+// panics, and would leave the store with a leader that never hands on
+// and every later commit waiting for ever. A committer goroutine's panic
+// ended the process; so does this, with the panic's stack, from a new
+// goroutine that nothing recovers.
+func (db *DB) writeOrCrash(batch []*commitReq) {
+	defer func() {
+		if r := recover(); r != nil {
+			stack := debug.Stack()
+			go panic(fmt.Sprintf("%v\n\noriginal stack:\n%s", r, stack))
+			select {}
+		}
+	}()
+	db.write(batch)
 }
 
 // takeQueued moves queued requests into batch, up to MaxBatch in all,
