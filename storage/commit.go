@@ -218,11 +218,22 @@ func (db *DB) state(dk []byte, rtx **bolt.Tx) (*docState, error) {
 	if pd := db.pending[string(dk)]; pd != nil {
 		st = &docState{head: pd.head, snap: pd.snap, exists: pd.exists, snapKnown: pd.snapKnown}
 	}
+	applied := db.applied
 	db.pmu.Unlock()
 	if st == nil {
 		// Nothing of dk is pending, and only the writer logs: bbolt
-		// holds it as it stands.
+		// holds it as it stands. The batch's read transaction may be
+		// older than that: when the applier has applied more since it
+		// began, dk's records may have left pending after it began, and
+		// it would show dk as it was before them. It is begun again.
+		// (applied is set after the apply transaction commits, so one
+		// begun after reading it sees everything applied up to it.)
+		if *rtx != nil && applied != db.rtxApplied {
+			(*rtx).Rollback()
+			*rtx = nil
+		}
 		if *rtx == nil {
+			db.rtxApplied = applied
 			tx, err := db.bolt.Begin(false)
 			if err != nil {
 				return nil, err

@@ -270,6 +270,7 @@ type DB struct {
 	unapplied      []*logBatch
 	unappliedBytes int
 	applied        uint64
+	rtxApplied     uint64 // the writer's: applied when its batch's read transaction began (state)
 	applyErr       error
 
 	// metas caches the documents' metadata within one of the applier's
