@@ -28,13 +28,17 @@ func BenchmarkCommit(b *testing.B) {
 	for _, mode := range []SyncMode{SyncAlways, SyncNone} {
 		for _, docs := range []int{1, 10, 100} {
 			b.Run(fmt.Sprintf("sync=%v/docs=%d", mode, docs), func(b *testing.B) {
-				benchCommit(b, mode, docs)
+				benchCommit(b, mode, docs, 0)
 			})
 		}
 	}
 }
 
-func benchCommit(b *testing.B, mode SyncMode, docs int) {
+// benchCommit commits b.N single-op edits over docs documents, one
+// goroutine per document, each commit waited for; with every > 0 each
+// document commits once per every, at spread phases (paced), else as fast
+// as it can.
+func benchCommit(b *testing.B, mode SyncMode, docs int, every time.Duration) {
 	db := openTest(b, Options{Sync: mode})
 	ctx := context.Background()
 	keys := make([]collab.Key, docs)
@@ -60,7 +64,12 @@ func benchCommit(b *testing.B, mode SyncMode, docs int) {
 		go func() {
 			defer wg.Done()
 			src := fmt.Sprint("src", i)
+			next := start.Add(every * time.Duration(i) / time.Duration(docs))
 			for v := uint64(1); v <= uint64(n); v++ {
+				if every > 0 {
+					time.Sleep(time.Until(next))
+					next = next.Add(every)
+				}
 				recs := []collab.Record{editRec(v, src, v, "x")}
 				t0 := time.Now()
 				if err := db.Commit(ctx, keys[i], recs, nil); err != nil {
@@ -77,7 +86,7 @@ func benchCommit(b *testing.B, mode SyncMode, docs int) {
 	reportCommits(b, db, before, pagesBefore, cpu0, sw0, elapsed, lat)
 }
 
-// reportCommits reports what benchCommit and benchCommitPaced measure.
+// reportCommits reports what benchCommit measures.
 func reportCommits(b *testing.B, db *DB, before Stats, pagesBefore, cpu0, sw0 int64, elapsed time.Duration, lat [][]time.Duration) {
 	cpu1, sw1 := rusage()
 	after := db.Stats()
@@ -113,55 +122,9 @@ func reportCommits(b *testing.B, db *DB, before Stats, pagesBefore, cpu0, sw0 in
 func BenchmarkCommitPaced(b *testing.B) {
 	for _, mode := range []SyncMode{SyncAlways, SyncNone} {
 		b.Run(fmt.Sprintf("sync=%v", mode), func(b *testing.B) {
-			benchCommitPaced(b, mode, 100, 50*time.Millisecond)
+			benchCommit(b, mode, 100, 50*time.Millisecond)
 		})
 	}
-}
-
-func benchCommitPaced(b *testing.B, mode SyncMode, docs int, every time.Duration) {
-	db := openTest(b, Options{Sync: mode})
-	ctx := context.Background()
-	keys := make([]collab.Key, docs)
-	for i := range keys {
-		keys[i] = collab.Key{Collection: "bench", ID: fmt.Sprint("doc", i)}
-		mustCommit(b, db, keys[i], []collab.Record{createRec(0, "s", 1, "")}, nil)
-	}
-	lat := make([][]time.Duration, docs)
-	before := db.Stats()
-	pagesBefore := boltWrites(db)
-	cpu0, sw0 := rusage()
-	b.ReportAllocs()
-	var wg sync.WaitGroup
-	b.ResetTimer()
-	start := time.Now()
-	for i := range docs {
-		n := b.N / docs
-		if i < b.N%docs {
-			n++
-		}
-		lat[i] = make([]time.Duration, 0, n)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			src := fmt.Sprint("src", i)
-			next := start.Add(every * time.Duration(i) / time.Duration(docs))
-			for v := uint64(1); v <= uint64(n); v++ {
-				time.Sleep(time.Until(next))
-				next = next.Add(every)
-				recs := []collab.Record{editRec(v, src, v, "x")}
-				t0 := time.Now()
-				if err := db.Commit(ctx, keys[i], recs, nil); err != nil {
-					b.Errorf("Commit(%s, %d) = %v", keys[i], v, err)
-					return
-				}
-				lat[i] = append(lat[i], time.Since(t0))
-			}
-		}()
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	b.StopTimer()
-	reportCommits(b, db, before, pagesBefore, cpu0, sw0, elapsed, lat)
 }
 
 // boltWrites returns how many write system calls bbolt has made for this
