@@ -11,6 +11,7 @@ import (
 
 	"github.com/coedit/coedit/collab"
 	"github.com/coedit/coedit/collab/redisrelay"
+	"github.com/coedit/coedit/collab/redisrelay/redisrelaytest"
 	"github.com/coedit/coedit/internal/redistest"
 	"github.com/coedit/coedit/ot"
 )
@@ -62,7 +63,7 @@ func TestReplacedHistoryClosesWith4002AndRefusesTheOldCopy(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		loseTail(t, rc, prefix+"{docs."+d+"}:", 3, h.Version)
+		redisrelaytest.LoseTail(t, rc, prefix, key, 3, h.Version)
 		epoch, _, err := other.Renew(ctx, key, h.Epoch, nil)
 		if err != nil {
 			t.Fatalf("Renew = %v", err)
@@ -102,33 +103,4 @@ func TestReplacedHistoryClosesWith4002AndRefusesTheOldCopy(t *testing.T) {
 	again.expect(fmt.Sprintf(`{"a":"s","c":"docs","d":%q,"data":{"v":6,"data":"e4e3Ze2e1base","type":"http://sharejs.org/types/text-unicode"}}`, id))
 	again.sendf(`{"a":"op","c":"docs","d":%q,"v":6,"seq":6,"op":["late"]}`, id)
 	again.expectf(`{"a":"op","c":"docs","d":%q,"v":6,"src":%q,"seq":6}`, id, c.src)
-}
-
-// loseTail makes Redis look as if it restarted having lost a document's
-// records from version keep on (base is the document's key prefix):
-// they and the seq entries naming them are deleted, the head and stream
-// rolled back, and the epoch marked as begun under another Redis process.
-func loseTail(t *testing.T, c *redis.Client, base string, keep, head uint64) {
-	t.Helper()
-	ctx := context.Background()
-	for v := keep; v < head; v++ {
-		c.XDel(ctx, base+"log", fmt.Sprintf("%d-1", v))
-	}
-	if err := c.Do(ctx, "XSETID", base+"log", fmt.Sprintf("%d-1", keep-1)).Err(); err != nil {
-		t.Fatalf("XSETID = %v", err)
-	}
-	seqs, err := c.HGetAll(ctx, base+"seqs").Result()
-	if err != nil {
-		t.Fatalf("HGETALL seqs = %v", err)
-	}
-	for src, val := range seqs {
-		var seq, v uint64
-		fmt.Sscanf(val, "%d %d", &seq, &v)
-		if v >= keep {
-			c.HDel(ctx, base+"seqs", src)
-		}
-	}
-	if err := c.HSet(ctx, base+"meta", "v", keep, "r", "0000").Err(); err != nil {
-		t.Fatalf("HSET meta = %v", err)
-	}
 }

@@ -343,32 +343,3 @@ func submitRetrying(t testing.TB, n *hubNode, key collab.Key, s collab.Submissio
 }
 
 func docKey(i int) collab.Key { return collab.Key{Collection: "notes", ID: fmt.Sprintf("d%d", i)} }
-
-// loseTailOf makes Redis look as if it restarted having lost key's
-// records from version keep on (see loseTail): it deletes them and the
-// seq entries naming them, rolls the head and stream back, and marks the
-// epoch as begun under another Redis process.
-func loseTailOf(t testing.TB, c *redis.Client, p string, key collab.Key, keep, head uint64) {
-	t.Helper()
-	base := p + "{" + key.Collection + "." + key.ID + "}:"
-	for v := keep; v < head; v++ {
-		c.XDel(ctx(t), base+"log", fmt.Sprintf("%d-1", v))
-	}
-	if err := c.Do(ctx(t), "XSETID", base+"log", fmt.Sprintf("%d-1", keep-1)).Err(); err != nil {
-		t.Fatalf("XSETID = %v", err)
-	}
-	seqs, err := c.HGetAll(ctx(t), base+"seqs").Result()
-	if err != nil {
-		t.Fatalf("HGETALL seqs = %v", err)
-	}
-	for src, val := range seqs {
-		var seq, v uint64
-		fmt.Sscanf(val, "%d %d", &seq, &v)
-		if v >= keep {
-			c.HDel(ctx(t), base+"seqs", src)
-		}
-	}
-	if err := c.HSet(ctx(t), base+"meta", "v", keep, "r", "0000").Err(); err != nil {
-		t.Fatalf("HSET meta = %v", err)
-	}
-}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/coedit/coedit/collab"
 	"github.com/coedit/coedit/collab/redisrelay"
+	"github.com/coedit/coedit/collab/redisrelay/redisrelaytest"
 	"github.com/coedit/coedit/internal/redistest"
 )
 
@@ -177,7 +178,7 @@ func TestClusterReplacedHistoryForksLiveNodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	loseTailOf(t, newClient(t, r.srv.Addr()), r.prefix, key, 5, h.Version)
+	redisrelaytest.LoseTail(t, newClient(t, r.srv.Addr()), r.prefix, key, 5, h.Version)
 	epoch, _, err := other.Renew(ctx(t), key, h.Epoch, nil)
 	if err != nil {
 		t.Fatalf("Renew = %v", err)

@@ -21,7 +21,7 @@ type docKeys struct {
 }
 
 func (r *Relay) keys(k collab.Key) docKeys {
-	base := r.opts.Prefix + "{" + tag(k) + "}:"
+	base := KeyBase(r.opts.Prefix, k)
 	return docKeys{
 		meta:     base + "meta",
 		log:      base + "log",
@@ -31,6 +31,14 @@ func (r *Relay) keys(k collab.Key) docKeys {
 		replaced: base + "replaced",
 		turn:     base + "turn",
 	}
+}
+
+// KeyBase returns what the Redis keys of document k begin with, under a
+// Relay with Options.Prefix prefix: "<prefix>{<collection>.<id>}:", then
+// meta, log, seqs, snap, ch, replaced or turn (doc.go has the layout). For
+// inspecting a document in Redis, and for tests that break it.
+func KeyBase(prefix string, k collab.Key) string {
+	return prefix + "{" + tag(k) + "}:"
 }
 
 // tag returns "<collection>.<id>" with '%', '.', '{' and '}' written as

@@ -1,33 +1,13 @@
 package redisrelay_test
 
 import (
-	"fmt"
 	"testing"
 
 	"github.com/coedit/coedit/collab"
 	"github.com/coedit/coedit/collab/redisrelay"
+	"github.com/coedit/coedit/collab/redisrelay/redisrelaytest"
 	"github.com/coedit/coedit/internal/redistest"
-	"github.com/redis/go-redis/v9"
 )
-
-// loseTail makes Redis look as if it restarted having lost the records
-// from version keep on (as with appendfsync everysec): it deletes them,
-// rolls the head and stream back, and marks the epoch as begun under
-// another Redis process. It relies on the key layout doc.go documents.
-func loseTail(t *testing.T, c *redis.Client, p string, keep, head uint64) {
-	t.Helper()
-	base := p + "{notes.a}:"
-	for v := keep; v < head; v++ {
-		c.XDel(ctx(t), base+"log", fmt.Sprintf("%d-1", v))
-	}
-	if err := c.Do(ctx(t), "XSETID", base+"log", fmt.Sprintf("%d-1", keep-1)).Err(); err != nil {
-		t.Fatalf("XSETID = %v", err)
-	}
-	c.HDel(ctx(t), base+"seqs", "lost")
-	if err := c.HSet(ctx(t), base+"meta", "v", keep, "r", "0000").Err(); err != nil {
-		t.Fatalf("HSET meta = %v", err)
-	}
-}
 
 // lostTailSetup commits records 0..9 (7..9 from src "lost") and then
 // loses 7..9. It returns the epoch and the records.
@@ -45,7 +25,7 @@ func lostTailSetup(t *testing.T) (srv *redistest.Server, p, epoch string, log []
 		log = append(log, rec(v, src, v+1, "x"))
 	}
 	commit(t, r, doc, epoch, 0, log...)
-	loseTail(t, newClient(t, srv.Addr()), p, 7, 10)
+	redisrelaytest.LoseTail(t, newClient(t, srv.Addr()), p, collab.Key{Collection: "notes", ID: "a"}, 7, 10)
 	return srv, p, epoch, log
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/coedit/coedit/collab"
 	"github.com/coedit/coedit/collab/redisrelay"
+	"github.com/coedit/coedit/collab/redisrelay/redisrelaytest"
 	"github.com/coedit/coedit/internal/redistest"
 )
 
@@ -79,7 +80,7 @@ func TestClusterReplacedCopyIsRefusedOnEveryNode(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		loseTailOf(t, newClient(t, srv.Addr()), p, key, 5, h.Version)
+		redisrelaytest.LoseTail(t, newClient(t, srv.Addr()), p, key, 5, h.Version)
 		epoch, _, err := other.Renew(ctx(t), key, h.Epoch, nil)
 		if err != nil {
 			t.Fatalf("Renew = %v", err)
