@@ -1,6 +1,7 @@
 package collab
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -189,15 +190,7 @@ func (s *session) remote(in []Record) {
 // cannot fill.
 func (s *session) inOrder(in []Record) []Record {
 	in = slices.Clone(in)
-	slices.SortFunc(in, func(a, b Record) int {
-		switch {
-		case a.Version < b.Version:
-			return -1
-		case a.Version > b.Version:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(in, func(a, b Record) int { return cmp.Compare(a.Version, b.Version) })
 	next := s.doc.head
 	var add []Record
 	for _, r := range in {

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -98,15 +99,7 @@ func listSegments(dir string) ([]segment, error) {
 		}
 		segs = append(segs, segment{first: first, path: filepath.Join(dir, e.Name())})
 	}
-	slices.SortFunc(segs, func(a, b segment) int {
-		switch {
-		case a.first < b.first:
-			return -1
-		case a.first > b.first:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(segs, func(a, b segment) int { return cmp.Compare(a.first, b.first) })
 	return segs, nil
 }
 
