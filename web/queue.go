@@ -7,8 +7,9 @@ package web
 //
 // The writer is not a goroutine per connection: an idle connection has
 // none. Whoever queues something while no writer runs (send, closeWith,
-// the ping timer) starts one, under mu; it writes until the queue is
-// empty and then exits, so at most one writer runs at a time, and gorilla's
+// the ping timer) starts a writer turn, under mu, on one of the server's
+// pooled goroutines (writerPool); the turn writes until the queue is
+// empty and then ends, so at most one turn runs at a time, and gorilla's
 // rule of one goroutine calling the write methods holds. serve waits for
 // it (writers) once the reader has stopped.
 
@@ -26,8 +27,8 @@ import (
 // client to answer it before it closes the socket.
 const closeWait = time.Second
 
-// startWriterLocked reports whether the caller must start a writer (go
-// c.writeOut()) for what it just queued: none is running, and the
+// startWriterLocked reports whether the caller must start a writer turn
+// (c.srv.writers.run(c)) for what it just queued: none is running, and the
 // connection has not stopped. c.mu is held.
 func (c *conn) startWriterLocked() bool {
 	if c.writing || c.stopped {
@@ -144,7 +145,7 @@ func (c *conn) pingTick() {
 	start := c.startWriterLocked()
 	c.mu.Unlock()
 	if start {
-		go c.writeOut()
+		c.srv.writers.run(c)
 	}
 }
 
@@ -238,7 +239,7 @@ func (c *conn) send(frame []byte) {
 		c.srv.met.slowConsumers.Inc()
 		c.log().Info("closing slow websocket", "src", c.Src(), "queued_messages", n, "queued_bytes", bytes)
 		if start {
-			go c.writeOut()
+			c.srv.writers.run(c)
 		}
 		return
 	}
@@ -247,7 +248,7 @@ func (c *conn) send(frame []byte) {
 	start := c.startWriterLocked()
 	c.mu.Unlock()
 	if start {
-		go c.writeOut()
+		c.srv.writers.run(c)
 	}
 }
 
@@ -259,7 +260,7 @@ func (c *conn) closeWith(code int, reason string) {
 	start := c.startWriterLocked()
 	c.mu.Unlock()
 	if start {
-		go c.writeOut()
+		c.srv.writers.run(c)
 	}
 }
 

@@ -236,6 +236,8 @@ type Server struct {
 	pinger   *time.Timer
 	turns    uint64
 	nextTurn time.Time
+
+	writers writerPool // the goroutines connections' writer turns run on
 }
 
 // pingSlots is how many groups the ping wheel splits the connections
@@ -390,6 +392,7 @@ func (s *Server) Close(ctx context.Context) error {
 	}()
 	select {
 	case <-done:
+		s.writers.close()
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("web: close: %d connections still open: %w", s.Connections(), ctx.Err())
