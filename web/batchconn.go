@@ -168,8 +168,9 @@ func (b *batchConn) SetDeadline(t time.Time) error {
 // batchHijacker hands gorilla's Upgrade a batchConn in place of the
 // hijacked connection, and a small buffered reader of its own over it
 // (gorilla reads frames through it: see Server.up), both of which conn
-// receives. Holding the reader lets the conn see whether a frame is
-// buffered before it waits on the socket (conn.read).
+// receives. Holding the reader lets the conn's idle reader wait for the
+// next frame by filling it (conn.read), which reads the frame's bytes
+// where gorilla then finds them, on a shallower stack than gorilla's.
 type batchHijacker struct {
 	http.ResponseWriter
 	conn *batchConn

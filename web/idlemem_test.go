@@ -59,10 +59,10 @@ func TestIdleConnectionHeap(t *testing.T) {
 	if m.heap > maxIdleHeap {
 		t.Errorf("live heap per idle connection = %.0f bytes, want at most %d; by allocating function:\n%s", m.heap, maxIdleHeap, m.sites)
 	}
-	// An idle reader waits in a one-byte peek on a 2 KiB stack (conn.read);
-	// waiting in gorilla's read took it past 2 KiB, to 4 (4.6 KiB per
-	// connection measured with a tenth of a session's stack). The race
-	// detector's instrumentation grows stacks, so only a plain build
+	// An idle reader waits in a fill of its read buffer on a 2 KiB stack
+	// (conn.read); waiting in gorilla's read took it past 2 KiB, to 4 (4.6
+	// KiB per connection measured with a tenth of a session's stack). The
+	// race detector's instrumentation grows stacks, so only a plain build
 	// checks it.
 	if !raceOn && m.stack > maxIdleStack {
 		t.Errorf("goroutine stack per idle connection = %.0f bytes, want at most %d", m.stack, maxIdleStack)

@@ -302,7 +302,9 @@ func (s *Server) pingTurn() {
 
 // readBufferSize is the WebSocket read buffer of each connection, made
 // by batchHijacker. gorilla takes a hijacked reader only when it is over
-// 256 bytes.
+// 256 bytes. The idle reader waits by reading into it (conn.read): the
+// read that waits for a frame also receives it when it fits, as most
+// requests do.
 const readBufferSize = 288
 
 // New returns a Server over opts.Hub.
