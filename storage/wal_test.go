@@ -499,3 +499,73 @@ func TestApplyManyRequestsPerDocument(t *testing.T) {
 		t.Errorf("docs metadata after one apply = %x, want as applied one by one: %x", together, each)
 	}
 }
+
+// TestCommitCopy: copies (CommitCopy) are written like commits but synced
+// only by a later commit's sync or when the log starts a new segment, so
+// the log on disk is always a prefix of what was written.
+func TestCommitCopy(t *testing.T) {
+	path := tempPath(t)
+	db, err := Open(path, Options{Sync: SyncAlways, ApplyEvery: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := collab.Key{Collection: "c", ID: "d"}
+	syncs := func() uint64 { return db.Stats().Syncs }
+	mustCommit(t, db, key, []collab.Record{createRec(0, "a", 1, "")}, nil)
+	if got := syncs(); got != 1 {
+		t.Fatalf("Syncs after a Commit = %d, want 1", got)
+	}
+	for v := uint64(1); v <= 3; v++ {
+		if err := db.CommitCopy(context.Background(), key, edits(v, 1, "b"), nil); err != nil {
+			t.Fatalf("CommitCopy(%d) = %v", v, err)
+		}
+	}
+	if got, batches := syncs(), db.Stats().Batches; got != 1 || batches != 4 {
+		t.Errorf("Syncs, Batches after 3 copies = %d, %d, want 1, 4", got, batches)
+	}
+	mustCommit(t, db, key, edits(4, 1, "a"), nil)
+	if got := syncs(); got != 2 {
+		t.Errorf("Syncs after a Commit behind the copies = %d, want 2", got)
+	}
+	// Copies alone past a segment's size: the full segment is synced
+	// before the next one starts, and only then.
+	big := make([]byte, 1<<20)
+	for i := range big {
+		big[i] = 'a' + byte(i%26)
+	}
+	for v := uint64(5); v < 5+20; v++ {
+		s := collab.Snapshot{Version: v + 1, Type: ot.URI, Data: string(big[:len(big)-int(v)])}
+		if err := db.CommitCopy(context.Background(), key, edits(v, 1, "b"), &s); err != nil {
+			t.Fatalf("CommitCopy(%d) = %v", v, err)
+		}
+	}
+	if got := syncs(); got != 3 {
+		t.Errorf("Syncs after 20 MiB of copies = %d, want 3 (one for the segment they filled)", got)
+	}
+	if err := db.CommitCopy(context.Background(), key, edits(25, 1, "b"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = openAt(t, path, Options{})
+	if got := mustOps(t, db, key, 0, 100); len(got) != 26 {
+		t.Errorf("Ops after reopen = %d records, want 26", len(got))
+	}
+}
+
+// TestCommitCopySyncNone: without syncs, a copy is a commit.
+func TestCommitCopySyncNone(t *testing.T) {
+	db := openTest(t, Options{Sync: SyncNone})
+	key := collab.Key{Collection: "c", ID: "d"}
+	if err := db.CommitCopy(context.Background(), key, []collab.Record{createRec(0, "a", 1, "")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	mustCommit(t, db, key, edits(1, 1, "a"), nil)
+	if st := db.Stats(); st.Syncs != 0 || st.Batches != 2 {
+		t.Errorf("Stats = %+v, want no syncs in 2 batches", st)
+	}
+	if got := mustOps(t, db, key, 0, 10); len(got) != 2 {
+		t.Errorf("Ops = %d records, want 2", len(got))
+	}
+}
