@@ -20,6 +20,11 @@ import (
 // server, holds at most maxIdleWriters idle goroutines, and lets go of
 // those idle for writerIdle, so an idle server keeps none.
 type writerPool struct {
+	// turn is what a turn runs (tests set it; nil is conn.writeOut), and
+	// idleFor how long a goroutine may wait for one (0 is writerIdle).
+	turn    func(*conn)
+	idleFor time.Duration
+
 	mu     sync.Mutex
 	idle   []*pooledWriter // idle since the oldest first; the newest is taken first
 	sweep  *time.Timer     // armed while idle is not empty
@@ -55,7 +60,11 @@ func (p *writerPool) run(c *conn) {
 // loop runs turns until the pool lets the goroutine go.
 func (p *writerPool) loop(w *pooledWriter, c *conn) {
 	for c != nil {
-		c.writeOut()
+		if p.turn != nil {
+			p.turn(c)
+		} else {
+			c.writeOut()
+		}
 		if !p.park(w) {
 			return
 		}
@@ -75,9 +84,9 @@ func (p *writerPool) park(w *pooledWriter) bool {
 	if !p.armed {
 		p.armed = true
 		if p.sweep == nil {
-			p.sweep = time.AfterFunc(writerIdle, p.expire)
+			p.sweep = time.AfterFunc(p.idleTime(), p.expire)
 		} else {
-			p.sweep.Reset(writerIdle)
+			p.sweep.Reset(p.idleTime())
 		}
 	}
 	return true
@@ -88,9 +97,9 @@ func (p *writerPool) park(w *pooledWriter) bool {
 func (p *writerPool) expire() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	now := time.Now()
+	now, idle := time.Now(), p.idleTime()
 	k := 0
-	for k < len(p.idle) && now.Sub(p.idle[k].since) >= writerIdle {
+	for k < len(p.idle) && now.Sub(p.idle[k].since) >= idle {
 		close(p.idle[k].turns)
 		k++
 	}
@@ -101,7 +110,14 @@ func (p *writerPool) expire() {
 		p.armed = false
 		return
 	}
-	p.sweep.Reset(writerIdle - now.Sub(p.idle[0].since))
+	p.sweep.Reset(idle - now.Sub(p.idle[0].since))
+}
+
+func (p *writerPool) idleTime() time.Duration {
+	if p.idleFor > 0 {
+		return p.idleFor
+	}
+	return writerIdle
 }
 
 // close ends the idle goroutines, and those that go idle from now on.
