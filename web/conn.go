@@ -194,18 +194,19 @@ func (c *conn) serve() {
 	c.read()
 }
 
-// read is one turn of the connection's reader: it reads and handles one
-// frame, then hands the reader over to a new goroutine and returns. When
-// the read fails (the socket failed or closed) it ends the connection
-// instead (finish).
+// read waits for the connection's next frame on a small goroutine of its
+// own, then hands the connection to a reader turn (readTurn) on one of
+// the server's pooled goroutines, and returns. When the read fails (the
+// socket failed or closed) it ends the connection instead (finish).
 //
-// Why a goroutine per frame: handling a request (JSON decoding, hub
-// calls) grows a goroutine's stack to 8 KiB, and the runtime shrinks a
-// stack only during a garbage collection, which an idle server does not
-// run. A reader that waited for the next frame on the stack that handled
-// the last one would keep those 8 KiB for as long as the connection sits
-// idle; a new goroutine waits on the smallest stack. Starting one costs
-// well under a microsecond, against a read system call per frame.
+// Why two goroutines: handling a request (JSON decoding, hub calls)
+// grows a goroutine's stack to 8 KiB, and the runtime shrinks a stack
+// only during a garbage collection, which an idle server does not run. A
+// reader that waited for the next frame on the stack that handled the
+// last one would keep those 8 KiB for as long as the connection sits
+// idle; a new goroutine waits on the smallest stack. Handling on that
+// small goroutine grew it in two copies per frame (5% of the CPU in a
+// closed loop); a pooled goroutine has grown already.
 //
 // An idle reader waits in a fill of the buffered reader gorilla reads
 // frames through (c.br.Peek(1)), not in gorilla's ReadMessage: the calls
@@ -224,9 +225,27 @@ func (c *conn) read() {
 			return
 		}
 	}
-	if err := c.readFrame(); err != nil {
-		c.finish(err)
+	if c.br == nil {
+		// No buffer to wait in (the upgrade did not go through
+		// batchHijacker): the frame is waited for in gorilla's read.
+		c.readTurn()
 		return
+	}
+	c.srv.readers.run(c)
+}
+
+// readTurn reads and handles the frames a connection has received, on a
+// pooled goroutine (turnPool) that keeps the stack handling grew, then
+// hands the wait for the next frame to a new small goroutine (read).
+func (c *conn) readTurn() {
+	for {
+		if err := c.readFrame(); err != nil {
+			c.finish(err)
+			return
+		}
+		if c.br == nil || c.br.Buffered() == 0 {
+			break
+		}
 	}
 	go c.read()
 }

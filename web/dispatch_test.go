@@ -46,10 +46,11 @@ func TestSrcFixedByDocumentAndChannelActions(t *testing.T) {
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if !tc.fixes {
-				// The connections of the cases before have left the hub.
-				waitFor(t, func() bool { return ts.hub.Stats().Conns == 0 })
-			}
+			// The connections of the cases before have left the hub: for
+			// the cases that must leave nothing there, and so that no
+			// earlier connection's leaving (its presence going, after
+			// "p") reaches this one between its reply and its handshake.
+			waitFor(t, func() bool { return ts.hub.Stats().Conns == 0 })
 			c := ts.connect(t)
 			c.t = t
 			c.sendRaw(strings.ReplaceAll(tc.req, "ID", fmt.Sprint(i)))

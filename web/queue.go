@@ -8,7 +8,7 @@ package web
 // The writer is not a goroutine per connection: an idle connection has
 // none. Whoever queues something while no writer runs (send, closeWith,
 // the ping timer) starts a writer turn, under mu, on one of the server's
-// pooled goroutines (writerPool); the turn writes until the queue is
+// pooled goroutines (turnPool); the turn writes until the queue is
 // empty and then ends, so at most one turn runs at a time, and gorilla's
 // rule of one goroutine calling the write methods holds. serve waits for
 // it (writers) once the reader has stopped.

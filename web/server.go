@@ -237,7 +237,8 @@ type Server struct {
 	turns    uint64
 	nextTurn time.Time
 
-	writers writerPool // the goroutines connections' writer turns run on
+	// The goroutines connections' writer and reader turns run on.
+	writers, readers turnPool
 }
 
 // pingSlots is how many groups the ping wheel splits the connections
@@ -321,6 +322,7 @@ func New(opts Options) (*Server, error) {
 		srcs:    make(map[string]*conn),
 		perAddr: make(map[string]int),
 	}
+	s.readers.turn = (*conn).readTurn
 	if opts.AuthSecret != nil {
 		s.auth = newAuthenticator(opts.AuthSecret, time.Now)
 	}
@@ -395,6 +397,7 @@ func (s *Server) Close(ctx context.Context) error {
 	select {
 	case <-done:
 		s.writers.close()
+		s.readers.close()
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("web: close: %d connections still open: %w", s.Connections(), ctx.Err())

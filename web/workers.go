@@ -5,45 +5,50 @@ import (
 	"time"
 )
 
-// writerPool runs connections' writer turns (conn.writeOut) on goroutines
-// that outlive a turn, instead of a new goroutine per turn.
+// turnPool runs connections' turns on goroutines that outlive a turn,
+// instead of a new goroutine per turn. The server has two: writer turns
+// (conn.writeOut) and reader turns (conn.readTurn, which reads and
+// handles the frames a connection has received).
 //
-// Why: a turn writes through gorilla, net and poll down to write(2), which
-// takes a new goroutine's 2 KiB stack to 8 KiB, in two copies. Under load
-// a writer turn starts for nearly every frame a connection sends, and the
-// copies (runtime.newstack, most of it unwinding the frames to move them)
-// were 6% of the server's CPU in a closed loop. A pooled writer keeps the
+// Why: a writer turn writes through gorilla, net and poll down to
+// write(2), and a reader turn decodes a frame and calls into the hub;
+// either takes a new goroutine's 2 KiB stack to 8 KiB, in two copies.
+// Under load a turn starts for nearly every frame, and the copies
+// (runtime.newstack, most of it unwinding the frames to move them) were
+// 10% of the server's CPU in a closed loop. A pooled goroutine keeps the
 // stack it grew. The hand-over costs what starting a goroutine did: the
-// waiting writer is readied where a new one would have been queued.
+// waiting goroutine is readied where a new one would have been queued.
 //
-// An idle connection still holds no writer: the pool belongs to the
-// server, holds at most maxIdleWriters idle goroutines, and lets go of
-// those idle for writerIdle, so an idle server keeps none.
-type writerPool struct {
-	// turn is what a turn runs (tests set it; nil is conn.writeOut), and
-	// idleFor how long a goroutine may wait for one (0 is writerIdle).
+// An idle connection still holds no pooled goroutine: it waits for its
+// next frame on a small goroutine of its own (conn.read) and has no
+// writer. The pool belongs to the server, holds at most maxIdleTurns idle
+// goroutines, and lets go of those idle for turnIdle, so an idle server
+// keeps none.
+type turnPool struct {
+	// turn is what a turn runs (nil is conn.writeOut), and idleFor how
+	// long a goroutine may wait for one (0 is turnIdle).
 	turn    func(*conn)
 	idleFor time.Duration
 
 	mu     sync.Mutex
-	idle   []*pooledWriter // idle since the oldest first; the newest is taken first
-	sweep  *time.Timer     // armed while idle is not empty
+	idle   []*pooledTurn // idle since the oldest first; the newest is taken first
+	sweep  *time.Timer   // armed while idle is not empty
 	armed  bool
 	closed bool
 }
 
-type pooledWriter struct {
+type pooledTurn struct {
 	turns chan *conn // the next turn; closed to end the goroutine
 	since time.Time  // idle since
 }
 
 const (
-	maxIdleWriters = 256
-	writerIdle     = time.Second
+	maxIdleTurns = 256
+	turnIdle     = time.Second
 )
 
 // run starts c's writer turn on an idle pooled goroutine, or a new one.
-func (p *writerPool) run(c *conn) {
+func (p *turnPool) run(c *conn) {
 	p.mu.Lock()
 	if n := len(p.idle); n > 0 {
 		w := p.idle[n-1]
@@ -54,11 +59,11 @@ func (p *writerPool) run(c *conn) {
 		return
 	}
 	p.mu.Unlock()
-	go p.loop(&pooledWriter{turns: make(chan *conn, 1)}, c)
+	go p.loop(&pooledTurn{turns: make(chan *conn, 1)}, c)
 }
 
 // loop runs turns until the pool lets the goroutine go.
-func (p *writerPool) loop(w *pooledWriter, c *conn) {
+func (p *turnPool) loop(w *pooledTurn, c *conn) {
 	for c != nil {
 		if p.turn != nil {
 			p.turn(c)
@@ -73,10 +78,10 @@ func (p *writerPool) loop(w *pooledWriter, c *conn) {
 }
 
 // park puts w back among the idle, or reports that it must end.
-func (p *writerPool) park(w *pooledWriter) bool {
+func (p *turnPool) park(w *pooledTurn) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed || len(p.idle) >= maxIdleWriters {
+	if p.closed || len(p.idle) >= maxIdleTurns {
 		return false
 	}
 	w.since = time.Now()
@@ -92,9 +97,9 @@ func (p *writerPool) park(w *pooledWriter) bool {
 	return true
 }
 
-// expire ends the goroutines idle for writerIdle, and arms the sweep
+// expire ends the goroutines idle for turnIdle, and arms the sweep
 // again for the oldest of the rest.
-func (p *writerPool) expire() {
+func (p *turnPool) expire() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now, idle := time.Now(), p.idleTime()
@@ -113,15 +118,15 @@ func (p *writerPool) expire() {
 	p.sweep.Reset(idle - now.Sub(p.idle[0].since))
 }
 
-func (p *writerPool) idleTime() time.Duration {
+func (p *turnPool) idleTime() time.Duration {
 	if p.idleFor > 0 {
 		return p.idleFor
 	}
-	return writerIdle
+	return turnIdle
 }
 
 // close ends the idle goroutines, and those that go idle from now on.
-func (p *writerPool) close() {
+func (p *turnPool) close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.closed = true

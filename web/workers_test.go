@@ -19,16 +19,16 @@ func waitGoroutines(t *testing.T, n int, what string) {
 	}
 }
 
-// TestWriterPoolReusesAndLetsGo checks that turns run one after another
+// TestTurnPoolReusesAndLetsGo checks that turns run one after another
 // reuse one goroutine, that concurrent turns each get one, that idle
 // goroutines end after the idle time, and that close ends the idle ones
 // at once.
-func TestWriterPoolReusesAndLetsGo(t *testing.T) {
+func TestTurnPoolReusesAndLetsGo(t *testing.T) {
 	base := runtime.NumGoroutine()
 	var mu sync.Mutex
 	ran := map[*conn]int{}
 	done := make(chan struct{}, 64)
-	p := &writerPool{idleFor: 100 * time.Millisecond}
+	p := &turnPool{idleFor: 100 * time.Millisecond}
 	p.turn = func(c *conn) {
 		mu.Lock()
 		ran[c]++
@@ -84,7 +84,7 @@ func TestWriterPoolReusesAndLetsGo(t *testing.T) {
 	waitGoroutines(t, base, "after the idle time")
 
 	// close ends idle goroutines at once, and those that go idle later.
-	q := &writerPool{idleFor: time.Hour, turn: func(*conn) { done <- struct{}{} }}
+	q := &turnPool{idleFor: time.Hour, turn: func(*conn) { done <- struct{}{} }}
 	q.run(a)
 	<-done
 	q.close()
