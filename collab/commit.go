@@ -75,7 +75,7 @@ func (s *session) commit(recs []Record, own bool) error {
 	if own {
 		st.commitBatches.Add(1)
 	}
-	if err := s.store(ctx, recs, snap, own); err != nil {
+	if err := s.h.opts.Store.Commit(ctx, s.key, recs, snap); err != nil {
 		st.commitErrors.Add(1)
 		if errors.Is(err, ErrVersionConflict) {
 			s.reload()
@@ -108,18 +108,6 @@ func (s *session) commit(recs []Record, own bool) error {
 	return nil
 }
 
-// store writes recs (and snap) to the Store: in a cluster, another node's
-// records as a copy when the Store can take one (CopyStore), since Redis
-// holds them durably already and this node's disk sync would only hold up
-// the session (the next request, or the retry of a commit that lost a
-// race to them).
-func (s *session) store(ctx context.Context, recs []Record, snap *Snapshot, own bool) error {
-	if cs, ok := s.h.opts.Store.(CopyStore); ok && !own && s.cluster != nil {
-		return cs.CommitCopy(ctx, s.key, recs, snap)
-	}
-	return s.h.opts.Store.Commit(ctx, s.key, recs, snap)
-}
-
 // adopt commits records another node committed (remote records, or the
 // records a conflict returned) and sends them to every subscriber.
 //
@@ -127,10 +115,7 @@ func (s *session) store(ctx context.Context, recs []Record, snap *Snapshot, own 
 // commit point (Redis) holds them durably already, so this node's Store
 // is a copy, not what makes them safe, and the subscribers need not wait
 // for its write (a group commit and, with --sync always, an fsync) on
-// the way from another node; nor need the write wait for a disk sync
-// (store: CopyStore), which would hold up the session's next request, or
-// the retry of a commit that lost the race to them. Nothing else sees
-// the session in between:
+// the way from another node. Nothing else sees the session in between:
 // the write follows on its goroutine before the next request, so syncs,
 // forks and this node's own commits always find the records in the
 // Store. If the write fails, the subscribers hold records the session

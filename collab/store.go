@@ -58,22 +58,6 @@ type Store interface {
 	Close() error
 }
 
-// CopyStore is implemented by a Store that can keep a copy of records
-// another store holds durably already, without a disk sync of its own
-// (storage.DB). A cluster node's session adopts the records other nodes
-// committed with it: Redis, the commit point, has them on its disk
-// (with AOF appendfsync always) before any node hears of them, and the
-// committing node's Store has them before their submitters are
-// acknowledged, so this node's copy need not hold up its session.
-type CopyStore interface {
-	// CommitCopy is Commit, except that it may return before the records
-	// are on disk: they get there with the Store's next synced write at
-	// the latest. A crash may lose a tail of such records, never a record
-	// before one that was synced, so the Store stays a prefix of the
-	// document's history (a node catches up the rest from the cluster).
-	CommitCopy(ctx context.Context, key Key, recs []Record, snap *Snapshot) error
-}
-
 // BaseStore is implemented by a Store whose op log of a document may
 // start past version 0 (storage.DB, for a cluster node that installed the
 // cluster's snapshot as a base: collab/redisrelay). Ops and SnapshotAt

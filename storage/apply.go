@@ -474,16 +474,7 @@ func (db *DB) closeLog(clean bool) error {
 	if db.wal.f == nil {
 		return nil
 	}
-	var err error
-	if !clean && db.wal.unsynced {
-		// The log outlives this process: copies written without a sync
-		// (CommitCopy) are made durable as the frames after them would
-		// have made them.
-		err = datasync(db.wal.f)
-	}
-	if cerr := db.wal.f.Close(); err == nil {
-		err = cerr
-	}
+	err := db.wal.f.Close()
 	db.wal.f = nil
 	if !clean {
 		return err

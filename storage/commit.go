@@ -40,9 +40,6 @@ type commitReq struct {
 	// done is signalled once, with err or lead set, for a request that
 	// waited in the queue; a leader's own request has none.
 	done chan struct{}
-	// copy marks a CommitCopy: its batch is synced only if another
-	// request in it needs the sync.
-	copy bool
 }
 
 // Request states: a leader takes a queued request, or the caller
@@ -73,26 +70,6 @@ const (
 // the call into a batch, Commit waits for the outcome, since the write
 // may already be durable.
 func (db *DB) Commit(ctx context.Context, key collab.Key, recs []collab.Record, snap *collab.Snapshot) error {
-	return db.commit(ctx, key, recs, snap, false)
-}
-
-// CommitCopy is Commit for a copy of records that another store holds
-// durably already (collab.CopyStore): a cluster node's copy of records
-// that Redis, the cluster's commit point, has synced to its own disk. It
-// checks and writes them as Commit does, in the same group commits, but
-// a batch of copies alone is written without a disk sync: they reach the
-// disk with the next batch that is synced (its fdatasync covers the
-// whole segment file, so everything written before it) or when the log
-// moves to a new segment, which syncs the old one first. So a crash may
-// lose a tail of copied records, never a record before one that was
-// synced: the store stays a prefix of what was committed to it, and a
-// cluster node catches up the rest from Redis when it starts. With
-// SyncNone it is Commit.
-func (db *DB) CommitCopy(ctx context.Context, key collab.Key, recs []collab.Record, snap *collab.Snapshot) error {
-	return db.commit(ctx, key, recs, snap, true)
-}
-
-func (db *DB) commit(ctx context.Context, key collab.Key, recs []collab.Record, snap *collab.Snapshot, copy bool) error {
 	if err := checkKey(key); err != nil {
 		return fmt.Errorf("storage: commit: %w", err)
 	}
@@ -102,7 +79,7 @@ func (db *DB) commit(ctx context.Context, key collab.Key, recs []collab.Record, 
 	// The records stay with the applier after Commit returns, and a
 	// caller may reuse its slice: keep a copy (apply reads the fields,
 	// never the op, which vals hold encoded).
-	r := &commitReq{key: key, dk: docKey(key), recs: slices.Clone(recs), copy: copy}
+	r := &commitReq{key: key, dk: docKey(key), recs: slices.Clone(recs)}
 	if len(recs) > 0 {
 		r.vals = make([][]byte, len(recs))
 		for i := range recs {
@@ -191,7 +168,6 @@ func (db *DB) write(batch []*commitReq) {
 	db.batches.Add(1)
 	clear(db.states)
 	accepted := db.accepted[:0]
-	sync := false // whether a request that needs the disk sync is logged
 	var rtx *bolt.Tx
 	for _, r := range batch {
 		r.err = nil
@@ -213,14 +189,13 @@ func (db *DB) write(batch []*commitReq) {
 		r.err = err
 		if log {
 			accepted = append(accepted, r)
-			sync = sync || !r.copy
 		}
 	}
 	if rtx != nil {
 		rtx.Rollback()
 	}
 	if len(accepted) > 0 {
-		if err := db.log(accepted, sync); err != nil {
+		if err := db.log(accepted); err != nil {
 			for _, r := range batch {
 				if r.err == nil {
 					r.err = fmt.Errorf("storage: commit %s: %w", r.key, err)
@@ -341,7 +316,7 @@ func check(r *commitReq, st *docState) (bool, error) {
 
 // log appends reqs to the log as one frame and, once it is durable,
 // makes them pending: visible to reads and queued for the applier.
-func (db *DB) log(reqs []*commitReq, sync bool) error {
+func (db *DB) log(reqs []*commitReq) error {
 	if db.walErr != nil {
 		return db.walErr
 	}
@@ -359,7 +334,7 @@ func (db *DB) log(reqs []*commitReq, sync bool) error {
 	if cap(e.b) <= 1<<20 {
 		db.frame = e.b
 	}
-	fatal, err := db.wal.append(e.b, sync)
+	fatal, err := db.wal.append(e.b)
 	if err != nil {
 		if fatal {
 			db.walErr = fmt.Errorf("storage: log of %s unusable after: %w", db.path, err)

@@ -199,10 +199,6 @@ type Stats struct {
 	// wrote at most one frame to the op log, with SyncAlways one disk
 	// sync. Commits/Batches is the average group commit size.
 	Batches uint64
-	// Syncs is the number of disk syncs of the op log: under SyncAlways,
-	// one per group commit that held a Commit, SaveSnapshot or Truncate,
-	// and one per new segment after copies (CommitCopy) written alone.
-	Syncs uint64
 }
 
 // DB is a coedit document store in one bbolt file. It implements
@@ -288,10 +284,7 @@ type DB struct {
 	applyDone chan struct{}
 }
 
-var (
-	_ collab.Store     = (*DB)(nil)
-	_ collab.CopyStore = (*DB)(nil)
-)
+var _ collab.Store = (*DB)(nil)
 
 // Open opens the store at path, creating the file (mode 0600) if it does
 // not exist, and starts its applier. The caller must Close it.
@@ -432,7 +425,7 @@ func (db *DB) Path() string { return db.path }
 
 // Stats returns the DB's counters.
 func (db *DB) Stats() Stats {
-	return Stats{Commits: db.commits.Load(), Batches: db.batches.Load(), Syncs: db.wal.syncs.Load()}
+	return Stats{Commits: db.commits.Load(), Batches: db.batches.Load()}
 }
 
 // Close stops accepting commits, waits for every commit already queued

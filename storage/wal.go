@@ -14,7 +14,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
 
 	"github.com/coedit/coedit/collab"
 )
@@ -328,11 +327,6 @@ type walFile struct {
 	// alloc is the file's size: the bytes from size on are zeros.
 	alloc int64
 	zeros []byte
-	// unsynced says that frames were written since the last sync (a
-	// batch of copies alone, DB.CommitCopy).
-	unsynced bool
-	// syncs counts the syncs of segment files (Stats.Syncs).
-	syncs atomic.Uint64
 	// segs are the segments not yet deleted, the current one last. The
 	// applier deletes from the front; DB.pmu guards it.
 	segs []segment
@@ -347,15 +341,6 @@ const (
 // create starts a new segment whose first frame will be lsn, and
 // returns it for the caller to add to segs.
 func (w *walFile) create(lsn uint64) (segment, error) {
-	if w.f != nil && w.unsynced {
-		// A synced frame in the new segment must not be durable while
-		// frames before it in this one are not: replay would find a gap.
-		if err := datasync(w.f); err != nil {
-			return segment{}, err
-		}
-		w.syncs.Add(1)
-		w.unsynced = false
-	}
 	path := filepath.Join(w.dir, segmentName(lsn))
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
@@ -376,13 +361,12 @@ func (w *walFile) create(lsn uint64) (segment, error) {
 	return segment{first: lsn, path: path}, nil
 }
 
-// append writes one sealed frame and, under SyncAlways and when sync is
-// set, syncs the file (with the frames written unsynced before it). A
+// append writes one sealed frame and syncs it under SyncAlways. A
 // failed write is zeroed again, so that the next frame follows the
 // last good one; if that fails too, or the sync fails, the log is
 // unusable (what the disk holds is unknown) and the caller must stop
 // using it.
-func (w *walFile) append(frame []byte, sync bool) (fatal bool, err error) {
+func (w *walFile) append(frame []byte) (fatal bool, err error) {
 	end := w.size + int64(len(frame))
 	if end > w.alloc {
 		if err := w.grow(end); err != nil {
@@ -399,15 +383,10 @@ func (w *walFile) append(frame []byte, sync bool) (fatal bool, err error) {
 		return false, fmt.Errorf("log write: %w", err)
 	}
 	w.size = end
-	switch {
-	case w.sync && sync:
+	if w.sync {
 		if err := datasync(w.f); err != nil {
 			return true, fmt.Errorf("log sync: %w", err)
 		}
-		w.syncs.Add(1)
-		w.unsynced = false
-	case w.sync:
-		w.unsynced = true
 	}
 	return false, nil
 }

@@ -9,8 +9,8 @@ import (
 // storeCollector reports a storage.DB's counters on /metrics, read at
 // scrape time. web serves the registry; the store is known only here.
 type storeCollector struct {
-	db                     *storage.DB
-	commits, writes, syncs *prometheus.Desc
+	db              *storage.DB
+	commits, writes *prometheus.Desc
 }
 
 func newStoreCollector(db *storage.DB) *storeCollector {
@@ -19,9 +19,7 @@ func newStoreCollector(db *storage.DB) *storeCollector {
 		commits: prometheus.NewDesc("coedit_store_commits_total",
 			"Commit, SaveSnapshot and Truncate calls the store wrote in group commits.", nil, nil),
 		writes: prometheus.NewDesc("coedit_store_write_batches_total",
-			"Write transactions the store ran; commits divided by this is the group commit size.", nil, nil),
-		syncs: prometheus.NewDesc("coedit_store_syncs_total",
-			"Disk syncs of the store's op log (with --sync always: one per write transaction, except those that only copied records another node committed to Redis).", nil, nil),
+			"Write transactions the store ran (with --sync always, one fsync each); commits divided by this is the group commit size.", nil, nil),
 	}
 }
 
@@ -29,7 +27,6 @@ func newStoreCollector(db *storage.DB) *storeCollector {
 func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.commits
 	ch <- c.writes
-	ch <- c.syncs
 }
 
 // Collect reports the store's current counters.
@@ -37,5 +34,4 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	st := c.db.Stats()
 	ch <- prometheus.MustNewConstMetric(c.commits, prometheus.CounterValue, float64(st.Commits))
 	ch <- prometheus.MustNewConstMetric(c.writes, prometheus.CounterValue, float64(st.Batches))
-	ch <- prometheus.MustNewConstMetric(c.syncs, prometheus.CounterValue, float64(st.Syncs))
 }

@@ -25,24 +25,6 @@ type gatedStore struct {
 }
 
 func (g *gatedStore) Commit(ctx context.Context, key collab.Key, recs []collab.Record, snap *collab.Snapshot) error {
-	if err := g.pass(); err != nil {
-		return err
-	}
-	return g.DB.Commit(ctx, key, recs, snap)
-}
-
-// CommitCopy is gated as Commit is: the session writes other nodes'
-// records with it (collab.CopyStore).
-func (g *gatedStore) CommitCopy(ctx context.Context, key collab.Key, recs []collab.Record, snap *collab.Snapshot) error {
-	if err := g.pass(); err != nil {
-		return err
-	}
-	return g.DB.CommitCopy(ctx, key, recs, snap)
-}
-
-// pass waits while commits are held and returns the failure set for the
-// next one.
-func (g *gatedStore) pass() error {
 	g.mu.Lock()
 	gate, fail := g.gate, g.fail
 	g.fail = nil
@@ -50,7 +32,10 @@ func (g *gatedStore) pass() error {
 	if gate != nil {
 		<-gate
 	}
-	return fail
+	if fail != nil {
+		return fail
+	}
+	return g.DB.Commit(ctx, key, recs, snap)
 }
 
 // hold makes commits wait until the returned release is called.
@@ -170,37 +155,6 @@ func TestClusterRemoteStoreFailureDropsSubscribers(t *testing.T) {
 	subscribe(t, b, key, again)
 	if got := again.waitOps(t, key, 2); len(got) != 2 {
 		t.Errorf("a new subscriber on B got %d ops, want 2", len(got))
-	}
-	converged(t, key, a, b)
-}
-
-// TestClusterRemoteOpsAreCopies: node B writes the ops node A committed
-// as copies (collab.CopyStore), without a disk sync of its own: Redis and
-// A's store hold them durably. B's store has them all the same, and B's
-// own commits are synced as before.
-func TestClusterRemoteOpsAreCopies(t *testing.T) {
-	_, nodes := startNodes(t, redistest.ServerOptions{}, nodeConfig{fsync: true}, "a", "b")
-	a, b := nodes[0], nodes[1]
-	sub := newTestConn("sub")
-	key := createDoc(t, a, "")
-	subscribe(t, b, key, sub)
-	for v := uint64(1); v <= 5; v++ {
-		submit(t, a, key, editSub("x", v+1, v, insertAt(0, "a")))
-	}
-	sub.waitOps(t, key, 6)
-	fetch(t, b, key) // after B's writes of what it sent
-	if st := b.db.Stats(); st.Syncs != 0 || st.Batches == 0 {
-		t.Errorf("B's store after copying A's ops: %+v, want writes without a sync", st)
-	}
-	if st := a.db.Stats(); st.Syncs < 6 {
-		t.Errorf("A's store after committing 6 ops: %+v, want a sync for each", st)
-	}
-	if recs, err := b.db.Ops(ctx(t), key, 0, 10); err != nil || len(recs) != 6 {
-		t.Errorf("B's store: %d records, %v; want 6", len(recs), err)
-	}
-	submit(t, b, key, editSub("y", 1, 6, insertAt(0, "b")))
-	if st := b.db.Stats(); st.Syncs != 1 {
-		t.Errorf("B's store after its own commit: %d syncs, want 1", st.Syncs)
 	}
 	converged(t, key, a, b)
 }
