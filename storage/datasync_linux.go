@@ -3,6 +3,7 @@ package storage
 import (
 	"os"
 	"runtime"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -25,9 +26,15 @@ import (
 // stop-the-world waits for the sync to end. A disk that hangs in fsync
 // would therefore stop the whole process at its next collection, where
 // a blocking call would stop only the commits. With one P the raw call
-// would stop everything for every sync, so it is not used there.
+// would stop everything for every sync, so it is not used there; and
+// only one raw sync runs at a time in the process (rawSyncing), so that
+// two stores syncing at once (the cluster tests run nodes in one
+// process) cannot hold every P: the second syncs with a blocking call.
 func datasync(f *os.File) error {
-	raw := runtime.GOMAXPROCS(0) >= 2
+	raw := runtime.GOMAXPROCS(0) >= 2 && rawSyncing.CompareAndSwap(false, true)
+	if raw {
+		defer rawSyncing.Store(false)
+	}
 	for {
 		var err error
 		if raw {
@@ -42,3 +49,6 @@ func datasync(f *os.File) error {
 		}
 	}
 }
+
+// rawSyncing is set while a raw sync runs.
+var rawSyncing atomic.Bool

@@ -134,7 +134,7 @@ func (b *batchConn) writeLocked(p []byte, deadline time.Time) error {
 
 // rearm reports whether a write with deadline must set it on the socket
 // first. Setting one re-arms a runtime timer, and the writer asks for
-// now+WriteTimeout before every batch: re-armed each time, that was 5% of
+// now+WriteTimeout before every batch: re-armed each time, that was 7% of
 // the server's CPU in a closed loop. So a later deadline is applied only
 // once the one on the socket has lost an eighth of the time the new one
 // gives: a write may time out up to an eighth of WriteTimeout early,

@@ -65,11 +65,13 @@ const (
 // conn is one WebSocket client. It implements collab.Conn.
 //
 // Goroutines: the reader is one goroutine at a time, which Server.serveWS
-// starts and the Server owns (Server.Close waits for it): each reads and
-// handles one frame and hands over to the next (see read), and the one
-// whose read fails, because the socket failed or closed, ends the
-// connection (finish). A writer goroutine runs only while something is
-// queued (see queue.go). An idle connection thus holds one goroutine,
+// starts (Server.Close waits until the connection has finished): a small
+// goroutine waits for the next frame and hands the connection to a reader
+// turn on one of the server's pooled goroutines, which handles what
+// arrived and starts the next small one (see read); the one whose read
+// fails, because the socket failed or closed, ends the connection
+// (finish). A writer turn runs on a pooled goroutine only while something
+// is queued (see queue.go). An idle connection thus holds one goroutine,
 // blocked in a read on a small stack. The server's ping wheel and the
 // token-expiry timer start the writer when they queue something.
 // finish stops the expiry timer (a stopped connection gets no more
@@ -180,7 +182,7 @@ func (c *conn) requestContext() context.Context {
 func (c *conn) Src() string { return *c.src.Load() }
 
 // serve starts the connection's reader. It runs on the goroutine
-// Server.serveWS starts, which is the first of the reader's turns.
+// Server.serveWS starts, which is the first wait for a frame.
 func (c *conn) serve() {
 	o := &c.srv.opts
 	if !c.id.expires.IsZero() {
@@ -237,6 +239,11 @@ func (c *conn) read() {
 // readTurn reads and handles the frames a connection has received, on a
 // pooled goroutine (turnPool) that keeps the stack handling grew, then
 // hands the wait for the next frame to a new small goroutine (read).
+//
+// A client that sends part of a frame and stops holds its turn's
+// goroutine, with the stack it grew, in gorilla's read until the rest
+// comes or the read deadline (PongTimeout) passes; the per-frame
+// goroutine before the pool was held the same way, on a smaller stack.
 func (c *conn) readTurn() {
 	for {
 		if err := c.readFrame(); err != nil {

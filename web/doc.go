@@ -18,9 +18,11 @@
 //
 // Each WebSocket is one conn (conn.go; its send queue and writer in
 // queue.go), which implements collab.Conn: a reader decodes frames and
-// drives the Hub (one goroutine at a time, a fresh one for each frame, so
-// an idle connection waits on the smallest stack), and a writer, started
-// only while something is queued, drains a bounded send queue and writes
+// drives the Hub (it waits for a frame on a small goroutine of its own,
+// so an idle connection waits on the smallest stack, and handles what
+// arrived on one of the server's pooled goroutines, workers.go), and a
+// writer turn, run on a pooled goroutine only while something is queued,
+// drains a bounded send queue and writes
 // what it took with one write system call (batchconn.go). An idle
 // connection holds one goroutine. Replies and broadcasts are encoded
 // by whichever goroutine produces them and only queued, so a session

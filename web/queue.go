@@ -10,7 +10,7 @@ package web
 // the ping timer) starts a writer turn, under mu, on one of the server's
 // pooled goroutines (turnPool); the turn writes until the queue is
 // empty and then ends, so at most one turn runs at a time, and gorilla's
-// rule of one goroutine calling the write methods holds. serve waits for
+// rule of one goroutine calling the write methods holds. finish waits for
 // it (writers) once the reader has stopped.
 
 import (

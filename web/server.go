@@ -394,10 +394,12 @@ func (s *Server) Close(ctx context.Context) error {
 		s.wg.Wait()
 		close(done)
 	}()
+	// The pools let their idle goroutines go now, and each busy one when
+	// its turn ends (a turn started from now on still runs).
+	s.writers.close()
+	s.readers.close()
 	select {
 	case <-done:
-		s.writers.close()
-		s.readers.close()
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("web: close: %d connections still open: %w", s.Connections(), ctx.Err())
@@ -448,11 +450,12 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	s.srcs[c.Src()] = c
 	s.addPingLocked(c)
 	s.mu.Unlock()
-	// The reader runs on goroutines of its own (see conn.read) so that
-	// this handler returns and net/http lets go of what it held for the
-	// request (its buffered reader and writer, the request, the
-	// handler's stack). The Server owns them: s.wg, which admit added
-	// to, waits until the last of them has called leave (conn.finish,
+	// The reader runs on goroutines other than this handler's (a small
+	// one of its own that waits, and the server's pooled reader turns:
+	// see conn.read) so that this handler returns and net/http lets go
+	// of what it held for the request (its buffered reader and writer,
+	// the request, the handler's stack). s.wg, which admit added to,
+	// waits until the last connection has called leave (conn.finish,
 	// with the same addr: remoteHost of the same socket's address).
 	go c.serve()
 }

@@ -2,6 +2,7 @@ package web
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -30,6 +31,8 @@ type turnPool struct {
 	turn    func(*conn)
 	idleFor time.Duration
 
+	spawned atomic.Int64 // goroutines started, for tests
+
 	mu     sync.Mutex
 	idle   []*pooledTurn // idle since the oldest first; the newest is taken first
 	sweep  *time.Timer   // armed while idle is not empty
@@ -47,7 +50,8 @@ const (
 	turnIdle     = time.Second
 )
 
-// run starts c's writer turn on an idle pooled goroutine, or a new one.
+// run starts c's turn (the pool's kind) on an idle pooled goroutine, or a
+// new one.
 func (p *turnPool) run(c *conn) {
 	p.mu.Lock()
 	if n := len(p.idle); n > 0 {
@@ -59,6 +63,7 @@ func (p *turnPool) run(c *conn) {
 		return
 	}
 	p.mu.Unlock()
+	p.spawned.Add(1)
 	go p.loop(&pooledTurn{turns: make(chan *conn, 1)}, c)
 }
 

@@ -7,29 +7,27 @@ import (
 	"time"
 )
 
-// waitGoroutines waits until at most n goroutines run, or fails.
-func waitGoroutines(t *testing.T, n int, what string) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %d goroutines, want at most %d", what, runtime.NumGoroutine(), n)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+// idleTurns is how many goroutines p holds idle.
+func idleTurns(p *turnPool) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.idle)
 }
 
 // TestTurnPoolReusesAndLetsGo checks that turns run one after another
-// reuse one goroutine, that concurrent turns each get one, that idle
+// share one goroutine, that overlapping turns get one each, that idle
 // goroutines end after the idle time, and that close ends the idle ones
-// at once.
+// at once and a busy one when its turn ends.
 func TestTurnPoolReusesAndLetsGo(t *testing.T) {
 	base := runtime.NumGoroutine()
 	var mu sync.Mutex
 	ran := map[*conn]int{}
 	done := make(chan struct{}, 64)
+	release := make(chan struct{})
+	close(release)
 	p := &turnPool{idleFor: 100 * time.Millisecond}
 	p.turn = func(c *conn) {
+		<-release
 		mu.Lock()
 		ran[c]++
 		mu.Unlock()
@@ -39,57 +37,54 @@ func TestTurnPoolReusesAndLetsGo(t *testing.T) {
 	for range 50 {
 		p.run(a)
 		<-done
-		// The turn has run; wait for its goroutine to park.
-		for {
-			p.mu.Lock()
-			n := len(p.idle)
-			p.mu.Unlock()
-			if n == 1 {
-				break
-			}
-			runtime.Gosched()
-		}
+		waitFor(t, func() bool { return idleTurns(p) == 1 }) // the goroutine parked
 	}
-	if g := runtime.NumGoroutine() - base; g != 1 {
-		t.Fatalf("50 turns one after another left %d goroutines, want the 1 they shared", g)
+	if n := p.spawned.Load(); n != 1 {
+		t.Fatalf("50 turns one after another started %d goroutines, want the 1 they share", n)
 	}
+	mu.Lock()
+	if ran[a] != 50 {
+		t.Fatalf("%d turns ran, want 50", ran[a])
+	}
+	mu.Unlock()
 
-	// Turns that overlap get a goroutine each.
-	release := make(chan struct{})
-	p.turn = func(c *conn) {
-		<-release
-		mu.Lock()
-		ran[c]++
-		mu.Unlock()
-		done <- struct{}{}
-	}
+	// Overlapping turns: the idle goroutine takes the first, and each of
+	// the other seven gets a new one.
+	release = make(chan struct{})
 	conns := make([]*conn, 8)
 	for i := range conns {
 		conns[i] = &conn{}
 		p.run(conns[i])
 	}
+	if n := p.spawned.Load(); n != 8 {
+		t.Fatalf("8 overlapping turns with one goroutine idle: %d goroutines started in all, want 8", n)
+	}
 	close(release)
 	for range conns {
 		<-done
 	}
+	mu.Lock()
 	for _, c := range conns {
 		if ran[c] != 1 {
 			t.Fatalf("a turn ran %d times, want once", ran[c])
 		}
 	}
-	if ran[a] != 50 {
-		t.Fatalf("%d turns ran one after another, want 50", ran[a])
-	}
-	// All idle now; after the idle time they end.
-	waitGoroutines(t, base, "after the idle time")
+	mu.Unlock()
+	// All eight go idle, and end after the idle time.
+	waitFor(t, func() bool { return idleTurns(p) == 0 && runtime.NumGoroutine() <= base })
 
-	// close ends idle goroutines at once, and those that go idle later.
+	// close ends an idle goroutine at once, and a busy one when its turn
+	// ends; a turn started after close still runs.
 	q := &turnPool{idleFor: time.Hour, turn: func(*conn) { done <- struct{}{} }}
 	q.run(a)
 	<-done
+	waitFor(t, func() bool { return idleTurns(q) == 1 })
 	q.close()
-	waitGoroutines(t, base, "after close")
-	q.run(a) // a turn after close still runs, on a goroutine that then ends
+	waitFor(t, func() bool { return runtime.NumGoroutine() <= base })
+	q.run(a)
 	<-done
-	waitGoroutines(t, base, "a turn after close")
+	waitFor(t, func() bool { return runtime.NumGoroutine() <= base })
+	if idleTurns(q) != 0 {
+		t.Fatal("a closed pool kept a goroutine idle")
+	}
 }
