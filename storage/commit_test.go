@@ -406,18 +406,7 @@ func TestApplyFailureKeepsLog(t *testing.T) {
 	bad := collab.Key{Collection: "c", ID: "bad"}
 	// A plain value where bad's document bucket must go makes creating
 	// that bucket fail.
-	setBlocker := func(bdb *bolt.DB, put bool) {
-		err := bdb.Update(func(tx *bolt.Tx) error {
-			if put {
-				return tx.Bucket(bucketDoc).Put(docKey(bad), []byte("blocker"))
-			}
-			return tx.Bucket(bucketDoc).Delete(docKey(bad))
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	setBlocker(db.bolt, true)
+	setBlocker(t, db.bolt, bad, true)
 	release, firstErr := holdWriter(t, db, collab.Key{Collection: "c", ID: "first"}, edits(0, 1, "s"))
 	keys := []collab.Key{{Collection: "c", ID: "a"}, bad, {Collection: "c", ID: "b"}}
 	errs := make([]chan error, len(keys))
@@ -452,7 +441,7 @@ func TestApplyFailureKeepsLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	setBlocker(bdb, false)
+	setBlocker(t, bdb, bad, false)
 	bdb.Close()
 	db = openAt(t, path, Options{})
 	for _, k := range keys {

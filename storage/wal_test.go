@@ -333,16 +333,8 @@ func TestLogSegments(t *testing.T) {
 		t.Fatal(err)
 	}
 	key := collab.Key{Collection: "c", ID: "d"}
-	big := make([]byte, 1<<20)
-	for i := range big {
-		big[i] = 'a' + byte(i%26)
-	}
-	mustCommit(t, db, key, []collab.Record{createRec(0, "a", 1, "")}, nil)
 	// Each commit logs a 1 MiB snapshot: 40 of them fill 2 segments.
-	for v := uint64(1); v <= 40; v++ {
-		s := collab.Snapshot{Version: v, Type: ot.URI, Data: string(big[:len(big)-int(v)])}
-		mustCommit(t, db, key, edits(v, 1, "a"), &s)
-	}
+	commitBigSnapshots(t, db, key, 40)
 	// 8 MiB of frames wake the applier, which deletes the segments it
 	// finished; the writer starts a new one every 16 MiB.
 	segs, _ := listSegments(path + walSuffix)
@@ -394,29 +386,10 @@ func TestReplayAcrossSegments(t *testing.T) {
 	key := collab.Key{Collection: "c", ID: "d"}
 	// A plain value where the document's bucket must go makes every
 	// apply fail, so the applier deletes no segment.
-	blocker := func(bdb *bolt.DB, put bool) {
-		err := bdb.Update(func(tx *bolt.Tx) error {
-			if put {
-				return tx.Bucket(bucketDoc).Put(docKey(key), []byte("blocker"))
-			}
-			return tx.Bucket(bucketDoc).Delete(docKey(key))
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	blocker(db.bolt, true)
-	big := make([]byte, 1<<20)
-	for i := range big {
-		big[i] = 'a' + byte(i%26)
-	}
-	mustCommit(t, db, key, []collab.Record{createRec(0, "a", 1, "")}, nil)
-	for v := uint64(1); v <= 20; v++ {
-		s := collab.Snapshot{Version: v, Type: ot.URI, Data: string(big[:len(big)-int(v)])}
-		mustCommit(t, db, key, edits(v, 1, "a"), &s)
-	}
+	setBlocker(t, db.bolt, key, true)
+	commitBigSnapshots(t, db, key, 20)
 	path := crashCopy(t, db)
-	blocker(db.bolt, false)
+	setBlocker(t, db.bolt, key, false)
 	segs, err := listSegments(path + walSuffix)
 	if err != nil || len(segs) < 2 {
 		t.Fatalf("listSegments = %d, %v; want 2 or more", len(segs), err)
@@ -432,7 +405,7 @@ func TestReplayAcrossSegments(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	blocker(bdb, false)
+	setBlocker(t, bdb, key, false)
 	bdb.Close()
 	crashed := openAt(t, path, Options{})
 	if st := mustLoad(t, crashed, key); st.Snapshot.Version != 20 || len(st.Ops) != 1 {
@@ -497,5 +470,36 @@ func TestApplyManyRequestsPerDocument(t *testing.T) {
 	together, each := run(false), run(true)
 	if len(together) != 2 || !reflect.DeepEqual(together, each) {
 		t.Errorf("docs metadata after one apply = %x, want as applied one by one: %x", together, each)
+	}
+}
+
+// commitBigSnapshots creates key and commits n edits after it, each with
+// a snapshot of about 1 MiB, so that the log fills segments quickly.
+func commitBigSnapshots(t *testing.T, db *DB, key collab.Key, n uint64) {
+	t.Helper()
+	big := make([]byte, 1<<20)
+	for i := range big {
+		big[i] = 'a' + byte(i%26)
+	}
+	mustCommit(t, db, key, []collab.Record{createRec(0, "a", 1, "")}, nil)
+	for v := uint64(1); v <= n; v++ {
+		s := collab.Snapshot{Version: v, Type: ot.URI, Data: string(big[:len(big)-int(v)])}
+		mustCommit(t, db, key, edits(v, 1, "a"), &s)
+	}
+}
+
+// setBlocker puts a plain value where key's document bucket must go
+// (put), which makes creating or applying to that bucket fail, or takes
+// it away again.
+func setBlocker(t *testing.T, bdb *bolt.DB, key collab.Key, put bool) {
+	t.Helper()
+	err := bdb.Update(func(tx *bolt.Tx) error {
+		if put {
+			return tx.Bucket(bucketDoc).Put(docKey(key), []byte("blocker"))
+		}
+		return tx.Bucket(bucketDoc).Delete(docKey(key))
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
