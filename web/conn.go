@@ -221,17 +221,17 @@ func (c *conn) serve() {
 // connection one or two more system calls per frame. Nothing is waited
 // for when a frame is buffered already.
 func (c *conn) read() {
-	if c.br != nil && c.br.Buffered() == 0 {
-		if _, err := c.br.Peek(1); err != nil {
-			c.finish(err)
-			return
-		}
-	}
 	if c.br == nil {
 		// No buffer to wait in (the upgrade did not go through
 		// batchHijacker): the frame is waited for in gorilla's read.
 		c.readTurn()
 		return
+	}
+	if c.br.Buffered() == 0 {
+		if _, err := c.br.Peek(1); err != nil {
+			c.finish(err)
+			return
+		}
 	}
 	c.srv.readers.run(c)
 }

@@ -322,6 +322,7 @@ func New(opts Options) (*Server, error) {
 		srcs:    make(map[string]*conn),
 		perAddr: make(map[string]int),
 	}
+	s.writers.turn = (*conn).writeOut
 	s.readers.turn = (*conn).readTurn
 	if opts.AuthSecret != nil {
 		s.auth = newAuthenticator(opts.AuthSecret, time.Now)

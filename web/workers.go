@@ -26,8 +26,8 @@ import (
 // goroutines, and lets go of those idle for turnIdle, so an idle server
 // keeps none.
 type turnPool struct {
-	// turn is what a turn runs (nil is conn.writeOut), and idleFor how
-	// long a goroutine may wait for one (0 is turnIdle).
+	// turn is what a turn runs (conn.writeOut or conn.readTurn), and
+	// idleFor how long a goroutine may wait for one (0 is turnIdle).
 	turn    func(*conn)
 	idleFor time.Duration
 
@@ -70,11 +70,7 @@ func (p *turnPool) run(c *conn) {
 // loop runs turns until the pool lets the goroutine go.
 func (p *turnPool) loop(w *pooledTurn, c *conn) {
 	for c != nil {
-		if p.turn != nil {
-			p.turn(c)
-		} else {
-			c.writeOut()
-		}
+		p.turn(c)
 		if !p.park(w) {
 			return
 		}
