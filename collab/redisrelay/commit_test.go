@@ -53,11 +53,7 @@ func TestCommitSequence(t *testing.T) {
 // conflict with the head and the records it missed, and nothing is
 // written.
 func TestCommitConflictReturnsMissed(t *testing.T) {
-	srv := redistest.StartServer(t, redistest.ServerOptions{})
-	p := prefix(t)
-	a := node(t, srv.Addr(), p, redisrelay.Options{})
-	b := node(t, srv.Addr(), p, redisrelay.Options{})
-	epoch := initDoc(t, a, doc)
+	a, b, epoch := twoNodes(t)
 	theirs := []collab.Record{create(0, "a", 1, ""), rec(1, "a", 2, "x"), rec(2, "a", 3, "y")}
 	commit(t, a, doc, epoch, 0, theirs...)
 	res, err := b.Commit(ctx(t), doc, epoch, 1, []collab.Record{rec(1, "b", 1, "z")})
@@ -120,11 +116,7 @@ func TestCommitDuplicateAfterOtherCommits(t *testing.T) {
 // ErrUnavailable) answers Committed again and writes nothing, even for
 // records without a src, and even after other commits.
 func TestCommitRepeatIsIdempotent(t *testing.T) {
-	srv := redistest.StartServer(t, redistest.ServerOptions{})
-	p := prefix(t)
-	a := node(t, srv.Addr(), p, redisrelay.Options{})
-	b := node(t, srv.Addr(), p, redisrelay.Options{})
-	epoch := initDoc(t, a, doc)
+	a, b, epoch := twoNodes(t)
 	batch := []collab.Record{create(0, "", 0, "server-made"), rec(1, "s", 1, "a")}
 	commit(t, a, doc, epoch, 0, batch...)
 	commit(t, a, doc, epoch, 0, batch...)

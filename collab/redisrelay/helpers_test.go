@@ -13,6 +13,7 @@ import (
 
 	"github.com/coedit/coedit/collab"
 	"github.com/coedit/coedit/collab/redisrelay"
+	"github.com/coedit/coedit/internal/redistest"
 	"github.com/coedit/coedit/ot"
 	"github.com/redis/go-redis/v9"
 )
@@ -217,4 +218,16 @@ func (in *inbox) wait(t testing.TB, what string, cond func(in *inbox) bool) {
 			t.Fatalf("waiting for %s: have %d records, epochs %v, %d resyncs", what, len(in.recs), in.epochs, in.resyncs)
 		}
 	}
+}
+
+// twoNodes starts a Redis server and two relays over it with the same
+// key prefix, and creates the document doc through the first: what most
+// two-node tests begin with.
+func twoNodes(t testing.TB) (a, b *redisrelay.Relay, epoch string) {
+	t.Helper()
+	srv := redistest.StartServer(t, redistest.ServerOptions{})
+	p := prefix(t)
+	a = node(t, srv.Addr(), p, redisrelay.Options{})
+	b = node(t, srv.Addr(), p, redisrelay.Options{})
+	return a, b, initDoc(t, a, doc)
 }

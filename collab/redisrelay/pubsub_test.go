@@ -15,11 +15,7 @@ import (
 // TestSubscribeDelivers: a node's handlers get each commit's records
 // with the epoch, a Resync once subscribed, and nothing after Close.
 func TestSubscribeDelivers(t *testing.T) {
-	srv := redistest.StartServer(t, redistest.ServerOptions{})
-	p := prefix(t)
-	a := node(t, srv.Addr(), p, redisrelay.Options{})
-	b := node(t, srv.Addr(), p, redisrelay.Options{})
-	epoch := initDoc(t, a, doc)
+	a, b, epoch := twoNodes(t)
 	in1, in2 := newInbox(), newInbox()
 	sub1, err := b.Subscribe(ctx(t), doc, in1.handler())
 	if err != nil {

@@ -24,11 +24,7 @@ func commitInTurn(t *testing.T, r *redisrelay.Relay, writer string, reserve bool
 // the loser commits, and then it is the winner's turn. A plain Commit
 // ignores turns.
 func TestCommitTurns(t *testing.T) {
-	srv := redistest.StartServer(t, redistest.ServerOptions{})
-	p := prefix(t)
-	a := node(t, srv.Addr(), p, redisrelay.Options{})
-	b := node(t, srv.Addr(), p, redisrelay.Options{})
-	epoch := initDoc(t, a, doc)
+	a, b, epoch := twoNodes(t)
 	commitInTurn(t, a, "a", true, epoch, 0, redisrelay.Committed, create(0, "x", 1, ""))
 	// b planned at 0 too and loses, without reserving: no turn.
 	commitInTurn(t, b, "b", false, epoch, 0, redisrelay.Conflict, rec(0, "b", 1, "b"))
