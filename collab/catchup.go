@@ -181,11 +181,14 @@ func (s *session) resume(t *readTask) {
 	default:
 		// A submit, rebased over the records the readers read: it is
 		// now made at t.to, inside the window, and planned as usual.
-		rejoin()
+		// The connection rejoins after its reply: it has not been sent
+		// the records from t.to on, and deliver sends a subscriber only
+		// the missed records of the group itself.
 		r.sub.Version = t.to
 		r.sub.Op = t.sub.Op
 		r.missed = t.collected
 		s.submitGroup([]*job{r})
+		rejoin()
 	}
 	held := cu.held
 	cu.held = nil

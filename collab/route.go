@@ -1,5 +1,7 @@
 package collab
 
+import "math"
+
 // outcome is one submit's result within a group commit.
 type outcome struct {
 	res SubmitResult
@@ -14,8 +16,22 @@ type outcome struct {
 //
 // A connection sees every version once and in order (see seen): its
 // missed records end just below its ack, and the broadcasts skip what its
-// replies carried and its own records.
+// replies carried and its own records. A submitter that is subscribed is
+// not sent the missed records older than the group: a subscriber has been
+// sent every record below the head (the session's invariant: a connection
+// joins subs only once it has been sent everything up to the head, and
+// every record committed or adopted since went to it as a broadcast, a
+// missed record, or its own ack), so they are already in its queue, in
+// order. ShareDB sends them again; its client drops the copies.
+//
+// Each record of the group is encoded once for everyone it goes to, as a
+// missed record or a broadcast (frames).
 func deliver(key Key, jobs []*job, out []outcome, recs []Record, subs map[Conn]struct{}) int {
+	start := uint64(math.MaxUint64) // no new records: every missed one is older
+	if len(recs) > 0 {
+		start = recs[0].Version
+	}
+	f := frames{key: key, recs: recs}
 	for i, j := range jobs {
 		o := out[i]
 		if o.err != nil {
@@ -23,8 +39,15 @@ func deliver(key Key, jobs []*job, out []outcome, recs []Record, subs map[Conn]s
 			continue
 		}
 		if j.conn != nil {
+			_, sub := subs[j.conn]
 			for _, m := range o.res.Missed {
-				j.conn.SendOp(key, m)
+				if m.Version < start {
+					if !sub {
+						j.conn.SendOp(key, m)
+					}
+					continue
+				}
+				f.send(j.conn, m)
 			}
 		}
 		j.onSubmit(o.res, nil)
@@ -33,8 +56,8 @@ func deliver(key Key, jobs []*job, out []outcome, recs []Record, subs map[Conn]s
 		return 0
 	}
 	var has connVersions
-	seen(jobs, out, recs[0].Version, &has)
-	return broadcast(key, recs, subs, &has)
+	seen(jobs, out, start, &has)
+	return f.broadcast(subs, &has)
 }
 
 // seen returns, for each connection that submitted in a group whose new
@@ -120,23 +143,55 @@ func (m *connVersions) set(c Conn, v uint64) {
 // returns how many it sent. A record goes to the SharedSenders among them
 // encoded once.
 func broadcast(key Key, recs []Record, subs map[Conn]struct{}, has *connVersions) int {
+	f := frames{key: key, recs: recs}
+	return f.broadcast(subs, has)
+}
+
+// frames sends a group's records, recs (consecutive versions), encoding
+// each once for all the SharedSenders it goes to.
+type frames struct {
+	key  Key
+	recs []Record
+	encs []any // by index in recs; made at the first shared send
+	few  [4]any
+}
+
+// send sends rec, one of f.recs, to c.
+func (f *frames) send(c Conn, rec Record) {
+	ss, ok := c.(SharedSender)
+	if !ok || len(f.recs) == 0 || rec.Version < f.recs[0].Version || rec.Version-f.recs[0].Version >= uint64(len(f.recs)) {
+		c.SendOp(f.key, rec)
+		return
+	}
+	i := int(rec.Version - f.recs[0].Version)
+	if f.encs == nil {
+		f.encs = f.few[:0]
+		if len(f.recs) > len(f.few) {
+			f.encs = make([]any, 0, len(f.recs))
+		}
+		f.encs = f.encs[:len(f.recs)]
+	}
+	if f.encs[i] == nil {
+		f.encs[i] = ss.EncodeOp(f.key, rec)
+		if f.encs[i] == nil {
+			c.SendOp(f.key, rec) // reports the failure
+			return
+		}
+	}
+	ss.SendEncoded(f.key, rec, f.encs[i])
+}
+
+// broadcast sends each record to every subscriber that receives it, and
+// returns how many it sent.
+func (f *frames) broadcast(subs map[Conn]struct{}, has *connVersions) int {
 	n := 0
-	for _, rec := range recs {
-		var enc any
+	for _, rec := range f.recs {
 		for c := range subs {
 			if !receives(c, rec, has) {
 				continue
 			}
 			n++
-			ss, ok := c.(SharedSender)
-			if ok && enc == nil {
-				enc = ss.EncodeOp(key, rec)
-			}
-			if !ok || enc == nil {
-				c.SendOp(key, rec)
-				continue
-			}
-			ss.SendEncoded(key, rec, enc)
+			f.send(c, rec)
 		}
 	}
 	return n

@@ -83,15 +83,28 @@ func TestDeliver(t *testing.T) {
 			broadcasts: 3,
 		},
 		{
-			name: "a submit from far behind gets older records first",
+			// A subscriber was sent the records before the group as they
+			// were committed, so of what it missed it gets only the
+			// group's.
+			name: "a subscribed submit from far behind gets only the group's records again",
 			subs: []sub{{"a", ack(5, nil)}, {"b", ack(6, recsFrom(3, 6, "x", "x", "a"))}, {"c", ack(7, recsFrom(5, 7, "a", "b"))}},
 			recs: recsFrom(5, 8, "a", "b", "c"), conns: []string{"a", "b", "c"},
 			want: map[string][]string{
 				"a": {"ack 5", "op 6", "op 7"},
-				"b": {"op 3", "op 4", "op 5", "ack 6", "op 7"},
+				"b": {"op 5", "ack 6", "op 7"},
 				"c": {"op 5", "op 6", "ack 7"},
 			},
 			broadcasts: 3,
+		},
+		{
+			name: "a submit from far behind that is not subscribed gets older records first",
+			subs: []sub{{"a", ack(5, nil)}, {"b", ack(6, recsFrom(3, 6, "x", "x", "a"))}},
+			recs: recsFrom(5, 7, "a", "b"), conns: []string{"a"},
+			want: map[string][]string{
+				"a": {"ack 5", "op 6"},
+				"b": {"op 3", "op 4", "op 5", "ack 6"},
+			},
+			broadcasts: 1,
 		},
 		{
 			name: "refused submits get their error and every broadcast",
@@ -101,10 +114,18 @@ func TestDeliver(t *testing.T) {
 			broadcasts: 1,
 		},
 		{
+			// ShareDB's client resends before it subscribes again.
 			name: "a resend of an old op: what it missed, its ack, then the group",
 			subs: []sub{{"a", dup(2, recsFrom(1, 2, "x"))}, {"b", ack(5, nil)}},
+			recs: recsFrom(5, 6, "b"), conns: []string{"b", "watcher"},
+			want:       map[string][]string{"a": {"op 1", "ack 2"}, "b": {"ack 5"}, "watcher": {"op 5"}},
+			broadcasts: 1,
+		},
+		{
+			name: "a subscribed resend of an old op: its ack, then the group",
+			subs: []sub{{"a", dup(2, recsFrom(1, 2, "x"))}, {"b", ack(5, nil)}},
 			recs: recsFrom(5, 6, "b"), conns: []string{"a", "b"},
-			want:       map[string][]string{"a": {"op 1", "ack 2", "op 5"}, "b": {"ack 5"}},
+			want:       map[string][]string{"a": {"ack 2", "op 5"}, "b": {"ack 5"}},
 			broadcasts: 1,
 		},
 		{
