@@ -100,6 +100,9 @@ func (s *session) catchUpFrom(r *job) (uint64, bool) {
 
 // startCatchUp hands r to the readers for the records [from, head).
 func (s *session) startCatchUp(r *job, from uint64) {
+	// The readers read the Store, and the connection leaves subs: no
+	// group may be out (pipeline.go).
+	s.drain()
 	cu := &catchup{job: r}
 	c := r.conn
 	if c != nil {
@@ -188,6 +191,7 @@ func (s *session) resume(t *readTask) {
 		r.sub.Op = t.sub.Op
 		r.missed = t.collected
 		s.submitGroup([]*job{r})
+		s.drain()
 		rejoin()
 	}
 	held := cu.held

@@ -59,18 +59,9 @@ func (s *session) commit(recs []Record, own bool) error {
 			return &conflict{missed: missed}
 		}
 	}
-	var snap *Snapshot
-	var next *docState
-	if s.doc.head+uint64(len(recs))-s.snapVer >= uint64(s.h.opts.SnapshotEvery) {
-		// The snapshot stored with the commit is the document after recs.
-		// Build it on a clone (O(1); the rope copies what an edit
-		// changes), so the document itself changes only after the commit.
-		d := docState{typ: s.doc.typ, rope: s.doc.rope.Clone(), head: s.doc.head}
-		if err := d.applyAll(recs); err != nil {
-			return err // step 1 makes this unreachable
-		}
-		sn := d.snapshot()
-		snap, next = &sn, &d
+	snap, next, err := s.nextState(recs)
+	if err != nil {
+		return err // step 1 makes this unreachable
 	}
 	if own {
 		st.commitBatches.Add(1)
@@ -90,6 +81,31 @@ func (s *session) commit(recs []Record, own bool) error {
 	} else {
 		st.remoteRecords.Add(uint64(len(recs)))
 	}
+	s.advance(recs, snap, next)
+	return nil
+}
+
+// nextState returns, when the commit of recs is due to store a snapshot
+// (every Options.SnapshotEvery versions), that snapshot and the document
+// after recs; nil and nil otherwise. recs must apply (step 1).
+func (s *session) nextState(recs []Record) (*Snapshot, *docState, error) {
+	if s.doc.head+uint64(len(recs))-s.snapVer < uint64(s.h.opts.SnapshotEvery) {
+		return nil, nil, nil
+	}
+	// The snapshot stored with the commit is the document after recs.
+	// Build it on a clone (O(1); the rope copies what an edit changes),
+	// so the document itself changes only after the commit.
+	d := docState{typ: s.doc.typ, rope: s.doc.rope.Clone(), head: s.doc.head}
+	if err := d.applyAll(recs); err != nil {
+		return nil, nil, err
+	}
+	sn := d.snapshot()
+	return &sn, &d, nil
+}
+
+// advance makes recs, committed with snap (nil, or nextState's, with
+// next), current: the document, window and seq table (step 4).
+func (s *session) advance(recs []Record, snap *Snapshot, next *docState) {
 	if next != nil {
 		s.doc = *next
 		s.snapVer = snap.Version
@@ -98,14 +114,13 @@ func (s *session) commit(recs []Record, own bool) error {
 		// records and is the truth.
 		s.h.log.Error("collab: committed records do not apply; reloading", "doc", s.key.String(), "err", err)
 		s.reload()
-		return nil
+		return
 	}
 	for _, r := range recs {
 		s.push(r)
 		s.seqs.add(r)
 	}
 	s.seqs.prune(s.doc.head)
-	return nil
 }
 
 // adopt commits records another node committed (remote records, or the

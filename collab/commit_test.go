@@ -72,7 +72,10 @@ func TestFailedCommitNeedsNoReload(t *testing.T) {
 // TestFailedCommitKeepsSessionWithoutStore: with the store gone, a failed
 // commit still leaves the session serving the document it holds.
 func TestFailedCommitKeepsSessionWithoutStore(t *testing.T) {
-	h, db := newHub(t, collab.Options{})
+	// Without pipelining: a pipelined session reloads from the Store
+	// after a failed write (TestCommitConflictRollsBack runs pipelined).
+	db, _ := openStore(t, storage.SyncNone)
+	h := startHubAsIs(t, collab.Options{Store: db})
 	mustSubmit(t, h, docX, createSub("", 0, "hello"))
 	c := newConn("c")
 	c.subscribe(h, docX, nil)

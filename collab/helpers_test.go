@@ -3,6 +3,7 @@ package collab_test
 import (
 	"context"
 	"errors"
+	"flag"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -47,6 +48,11 @@ func openStore(t testing.TB, sync storage.SyncMode) (*storage.DB, string) {
 
 // newHub returns a Hub over a fresh store; a cleanup closes the Hub
 // before the store.
+// pipelineAll runs the tests whose Hub writes to a storage.DB directly
+// with pipelined group commits (collab/pipeline.go), as coedit serve runs
+// a single node; scripts/test.sh runs them once more without.
+var pipelineAll = flag.Bool("collab.pipeline", true, "pipeline the group commits of every Hub over a storage.DB")
+
 func newHub(t testing.TB, opts collab.Options) (*collab.Hub, *storage.DB) {
 	t.Helper()
 	db, _ := openStore(t, storage.SyncNone)
@@ -56,6 +62,15 @@ func newHub(t testing.TB, opts collab.Options) (*collab.Hub, *storage.DB) {
 
 // startHub returns a Hub over opts.Store and closes it in a cleanup.
 func startHub(t testing.TB, opts collab.Options) *collab.Hub {
+	t.Helper()
+	if _, direct := opts.Store.(*storage.DB); direct && *pipelineAll {
+		opts.Pipeline = true
+	}
+	return startHubAsIs(t, opts)
+}
+
+// startHubAsIs is startHub without the -collab.pipeline default.
+func startHubAsIs(t testing.TB, opts collab.Options) *collab.Hub {
 	t.Helper()
 	h := collab.NewHub(opts)
 	t.Cleanup(func() {

@@ -97,6 +97,13 @@ type Options struct {
 	// IdleTimeout stops a session that has had no subscribers and no
 	// requests for this long, after saving a snapshot. Default 30s.
 	IdleTimeout time.Duration
+	// Pipeline lets a session plan its next group commits while the
+	// Store writes the last (pipeline.go), when the Store is an
+	// AsyncCommitter and the Hub its documents' only writer (no
+	// Sequencer); replies still wait for their group to be durable. A
+	// Store whose Commit wraps another's must not set it: CommitAsync
+	// would bypass the wrapper.
+	Pipeline bool
 	// SnapshotEvery writes a snapshot with the commit every this many
 	// versions, bounding how many ops a load replays. Default 500.
 	SnapshotEvery int

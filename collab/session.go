@@ -123,6 +123,12 @@ type session struct {
 	link    RelayLink
 	fatal   error     // state lost (a failed reload): stop
 	outs    []outcome // reused by each group commit (outcomes)
+	// pipe: group commits are pipelined (pipeline.go); outGroups are
+	// those whose Store write is out or whose replies are not sent yet,
+	// oldest first.
+	pipe      bool
+	outGroups []*outGroup
+	rollback  error // a group's write failed: reload once none is out
 	// In a cluster (cluster.go): the link as a ClusterLink (nil on a
 	// single node), the epoch the session follows, and when its last
 	// successful sync began.
@@ -269,19 +275,35 @@ func (s *session) run() {
 	}
 	s.link = link
 	defer link.Leave()
+	s.pipe = s.pipelined()
 
 	timer := time.NewTimer(s.h.opts.IdleTimeout)
 	defer timer.Stop()
 	for {
+		if len(s.outGroups) >= maxOutGroups {
+			// Requests wait in the inbox, to make the next group, until
+			// a write ends.
+			<-s.wake
+			s.flush()
+			continue
+		}
 		batch, closing := s.take()
 		if len(batch) > 0 {
 			s.handle(batch)
 			s.recycle(batch)
+			s.flush()
 			if s.fatal != nil {
+				s.drain() // answers the groups out with the error
 				s.failAll(s.fatal)
 				s.dropAll(s.fatal)
 				return
 			}
+			continue
+		}
+		if len(s.outGroups) > 0 {
+			// Group commits are out: each write's end wakes the session.
+			<-s.wake
+			s.flush()
 			continue
 		}
 		if len(s.reading) > 0 {
@@ -405,6 +427,9 @@ func (s *session) saveSnapshot() {
 // window as the commits before it left it.
 func (s *session) handle(batch []*job) {
 	for i := 0; i < len(batch); {
+		if batch[i].kind != jobSubmit {
+			s.drain()
+		}
 		if s.fatal != nil {
 			for _, r := range batch[i:] {
 				r.fail(s.fatal)
@@ -437,6 +462,9 @@ func (s *session) handle(batch []*job) {
 			}
 		}
 		s.submitGroup(subs)
+		if len(later) > 0 {
+			s.drain()
+		}
 		for _, p := range later {
 			if s.fatal != nil {
 				p.fail(s.fatal)

@@ -23,6 +23,10 @@ const MaxSrcLen = 1024
 // replies and broadcasts, settle finishes. Nothing is answered or
 // broadcast before the commit is durable.
 func (s *session) submitGroup(jobs []*job) {
+	if s.pipe {
+		s.submitPipelined(jobs)
+		return
+	}
 	st := &s.h.stats
 	st.submits.Add(uint64(len(jobs)))
 	out, recs := s.commitGroup(jobs)

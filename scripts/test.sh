@@ -45,6 +45,11 @@ short=()
 log "go test -race ./..."
 go test -race -count=1 -timeout 20m "${short[@]}" ./...
 
+log "go test -race ./collab/ without pipelined group commits"
+# collab's tests run their Hubs as coedit serve runs a single node, with
+# pipelined group commits; a cluster's sessions commit one group at a time.
+go test -race -count=1 ./collab/ -collab.pipeline=false
+
 log "go test (memory bounds the race detector would distort)"
 # The race detector grows goroutine stacks, so the idle connection's stack
 # bound is checked in a plain build (TestIdleConnectionHeap skips it under -race).

@@ -70,11 +70,32 @@ const (
 // the call into a batch, Commit waits for the outcome, since the write
 // may already be durable.
 func (db *DB) Commit(ctx context.Context, key collab.Key, recs []collab.Record, snap *collab.Snapshot) error {
+	r, err := db.commitReq(key, recs, snap)
+	if r == nil {
+		return err
+	}
+	return db.enqueue(ctx, r)
+}
+
+// CommitAsync implements collab.AsyncCommitter: Commit, with the caller
+// waiting only for the request's place in the queue (group.go).
+func (db *DB) CommitAsync(key collab.Key, recs []collab.Record, snap *collab.Snapshot, done func(error)) {
+	r, err := db.commitReq(key, recs, snap)
+	if r == nil {
+		done(err)
+		return
+	}
+	db.enqueueAsync(r, done)
+}
+
+// commitReq checks a Commit's arguments and makes its request; nil with
+// the result when there is nothing to write.
+func (db *DB) commitReq(key collab.Key, recs []collab.Record, snap *collab.Snapshot) (*commitReq, error) {
 	if err := checkKey(key); err != nil {
-		return fmt.Errorf("storage: commit: %w", err)
+		return nil, fmt.Errorf("storage: commit: %w", err)
 	}
 	if err := validateRecords(recs); err != nil {
-		return fmt.Errorf("storage: commit %s: %w", key, err)
+		return nil, fmt.Errorf("storage: commit %s: %w", key, err)
 	}
 	// The records stay with the applier after Commit returns, and a
 	// caller may reuse its slice: keep a copy (apply reads the fields,
@@ -89,7 +110,7 @@ func (db *DB) Commit(ctx context.Context, key collab.Key, recs []collab.Record, 
 	if snap != nil {
 		if len(recs) > 0 {
 			if head := recs[0].Version + uint64(len(recs)); snap.Version > head {
-				return fmt.Errorf("storage: commit %s: %w: snapshot version %d is past the new head %d",
+				return nil, fmt.Errorf("storage: commit %s: %w: snapshot version %d is past the new head %d",
 					key, ErrInvalidSnapshot, snap.Version, head)
 			}
 		}
@@ -99,11 +120,11 @@ func (db *DB) Commit(ctx context.Context, key collab.Key, recs []collab.Record, 
 	}
 	if len(recs) == 0 && snap == nil {
 		if db.isClosed.Load() {
-			return fmt.Errorf("storage: commit %s: %w", key, ErrClosed)
+			return nil, fmt.Errorf("storage: commit %s: %w", key, ErrClosed)
 		}
-		return nil
+		return nil, nil
 	}
-	return db.enqueue(ctx, r)
+	return r, nil
 }
 
 // SaveSnapshot stores snap as key's latest snapshot if it is newer than

@@ -70,6 +70,47 @@ func (db *DB) enqueue(ctx context.Context, r *commitReq) error {
 	return r.err
 }
 
+// enqueueAsync runs r through a group commit like enqueue, and calls
+// done with its result, without the caller waiting: r takes its place in
+// the queue (or the leadership) here, so requests are batched in the
+// order of the calls, and a goroutine of its own waits or leads.
+func (db *DB) enqueueAsync(r *commitReq, done func(error)) {
+	db.cmu.Lock()
+	if db.closed {
+		db.cmu.Unlock()
+		done(fmt.Errorf("storage: commit %s: %w", r.key, ErrClosed))
+		return
+	}
+	if !db.leading {
+		// Taken now: requests queued before the goroutine leads are
+		// batched after it.
+		db.leading = true
+		r.state.Store(reqTaken)
+		db.taken.Add(1)
+		db.cmu.Unlock()
+		go func() {
+			db.cmu.Lock()
+			db.lead(r)
+			done(r.err)
+		}()
+		return
+	}
+	r.done = make(chan struct{}, 1)
+	db.queue = append(db.queue, r)
+	if db.want > 0 && len(db.queue) >= db.want {
+		db.kick()
+	}
+	db.cmu.Unlock()
+	go func() {
+		<-r.done
+		if r.lead {
+			db.cmu.Lock()
+			db.lead(r)
+		}
+		done(r.err)
+	}()
+}
+
 // lead writes a batch of first, which is taken, and whatever is queued,
 // then hands leadership to the oldest waiter left or gives it up, and
 // delivers the batch's results. It is called with cmu held and with

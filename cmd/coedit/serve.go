@@ -362,6 +362,11 @@ func startNode(cfg serveConfig, log *slog.Logger) (_ *node, err error) {
 			return nil, err
 		}
 		hopts.Relay, hopts.Sequencer = cn.cluster, cn.cluster
+	} else {
+		// The only writer of its documents: a session plans its next
+		// group commit while the store syncs the last
+		// (collab/pipeline.go).
+		hopts.Pipeline = true
 	}
 	// Closing the hub commits what its sessions hold and saves their
 	// snapshots, so it must come before the store closes.

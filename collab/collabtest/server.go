@@ -76,6 +76,9 @@ func Start(tb testing.TB, opts ...Option) *Server {
 		tb.Fatalf("collabtest.Start: %v", err)
 	}
 	cfg.hub.Store = db
+	// As coedit serve runs a single node: group commits pipelined, unless
+	// a wrapper stands between the Hub and the store's CommitAsync.
+	cfg.hub.Pipeline = cfg.wrap == nil
 	if cfg.wrap != nil {
 		cfg.hub.Store = cfg.wrap(db)
 	}
