@@ -316,3 +316,38 @@ func TestFailedWriteFailsItsBatch(t *testing.T) {
 	checkOps(t, db, "A", 1)
 	checkOps(t, db, "L", 2)
 }
+
+// TestCommitAsyncInCallOrder: commits started one after another without
+// waiting (collab's pipelined sessions) are written in the order of the
+// calls, each checked against the head the one before leaves, while
+// earlier ones are still being written; a commit that does not follow
+// the head is refused.
+func TestCommitAsyncInCallOrder(t *testing.T) {
+	db := openTest(t, Options{Sync: SyncAlways})
+	key := collab.Key{Collection: "docs", ID: "async"}
+	mustCommit(t, db, key, []collab.Record{createRec(0, "c", 1, "")}, nil)
+	const n = 50
+	results := make([]chan error, n)
+	for i := range n {
+		results[i] = make(chan error, 1)
+		v := uint64(1 + 2*i)
+		db.CommitAsync(key, edits(v, 2, "a"), nil, func(err error) { results[i] <- err })
+	}
+	for i, ch := range results {
+		if err := <-ch; err != nil {
+			t.Fatalf("commit %d = %v, want nil", i, err)
+		}
+	}
+	gap := make(chan error, 1)
+	db.CommitAsync(key, edits(2*n+5, 1, "a"), nil, func(err error) { gap <- err })
+	if err := <-gap; !errors.Is(err, collab.ErrVersionConflict) {
+		t.Fatalf("commit past the head = %v, want ErrVersionConflict", err)
+	}
+	st, err := db.Load(context.Background(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := st.Snapshot.Version + uint64(len(st.Ops)); got != 2*n+1 {
+		t.Fatalf("head after %d async commits = %d, want %d", n, got, 2*n+1)
+	}
+}
