@@ -133,9 +133,12 @@ func (s *session) flush() {
 		if g.err != nil && s.rollback == nil {
 			st.commitErrors.Add(1)
 			s.rollback = fmt.Errorf("collab: commit %s: %w", s.key, g.err)
+			s.rollbackFrom = g.recs[0].Version
 		}
-		if s.rollback != nil && len(g.recs) > 0 {
-			g.out = failPlanned(g.out, g.recs[0].Version, s.rollback)
+		if s.rollback != nil {
+			// Resends acknowledged at a version the failed writes held
+			// fail too; those of older records stand.
+			g.out = failPlanned(g.out, s.rollbackFrom, s.rollback)
 			g.recs = nil
 		}
 		if len(g.recs) > 0 {

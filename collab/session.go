@@ -129,6 +129,8 @@ type session struct {
 	pipe      bool
 	outGroups []*outGroup
 	rollback  error // a group's write failed: reload once none is out
+	// rollbackFrom is the first version the failed write held.
+	rollbackFrom uint64
 	// In a cluster (cluster.go): the link as a ClusterLink (nil on a
 	// single node), the epoch the session follows, and when its last
 	// successful sync began.
