@@ -30,6 +30,8 @@ type catchup struct {
 	// wasSub: the connection was a subscriber when the catch-up began,
 	// so it joins again at the end.
 	wasSub bool
+	// head is the session's head when the catch-up began.
+	head uint64
 	// held are the connection's later requests to this document.
 	held []*job
 }
@@ -103,7 +105,7 @@ func (s *session) startCatchUp(r *job, from uint64) {
 	// The readers read the Store, and the connection leaves subs: no
 	// group may be out (pipeline.go).
 	s.drain()
-	cu := &catchup{job: r}
+	cu := &catchup{job: r, head: s.doc.head}
 	c := r.conn
 	if c != nil {
 		_, cu.wasSub = s.subs[c]
@@ -157,12 +159,31 @@ func (s *session) resume(t *readTask) {
 			s.subs[c] = struct{}{}
 		}
 	}
+	// catchUpAndRejoin rejoins a subscriber that has not been sent the
+	// records committed while it was out: it had every record below
+	// cu.head (subs' invariant, see deliver), and no broadcast since.
+	catchUpAndRejoin := func() {
+		if c == nil || !cu.wasSub {
+			return
+		}
+		recs, err := s.records(cu.head, s.doc.head)
+		if err != nil {
+			// It cannot be brought up to date: it subscribes again.
+			s.h.leaveDoc(c, s.key)
+			c.Drop(s.key, err)
+			return
+		}
+		for _, rec := range recs {
+			c.SendOp(s.key, rec)
+		}
+		s.subs[c] = struct{}{}
+	}
 	switch {
 	case t.err != nil:
 		// A failed subscribe leaves the connection out, as it always
 		// has; a closed one is about to leave anyway.
 		if !errors.Is(t.err, ErrConnClosed) && !(r.kind == jobFetch && r.join) {
-			rejoin()
+			catchUpAndRejoin()
 		}
 		r.fail(t.err)
 	case r.kind == jobFetch:
@@ -176,11 +197,13 @@ func (s *session) resume(t *readTask) {
 		rejoin()
 		r.onSnapshot(s.doc.snapshot(), nil)
 	case t.dup:
-		rejoin()
+		// The readers stopped at the resend's record: the connection is
+		// sent the records committed while it was out after its ack.
 		s.h.stats.submits.Add(1)
 		s.h.stats.duplicates.Add(1)
 		rec := t.dupRec
 		r.onSubmit(SubmitResult{Version: rec.Version, Op: rec.Op, Missed: t.collected, Duplicate: true, Record: rec}, nil)
+		catchUpAndRejoin()
 	default:
 		// A submit, rebased over the records the readers read: it is
 		// now made at t.to, inside the window, and planned as usual.

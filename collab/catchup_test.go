@@ -370,3 +370,35 @@ func TestHeldRequestsBounded(t *testing.T) {
 		t.Fatalf("catch-up sent %d ops, want 3000", n)
 	}
 }
+
+// TestSubscribedResendFoundByReadersGetsWhatItMissed: a subscriber that
+// resends an op made before the window is out of the subscribers while
+// the readers look for it; once they find it, it is acknowledged and
+// sent the records committed meanwhile before it joins again, so it sees
+// every version once and in order.
+func TestSubscribedResendFoundByReadersGetsWhatItMissed(t *testing.T) {
+	store := newGateStore(t)
+	h := startHub(t, collab.Options{Store: store, Window: 4, WindowBytes: 1 << 20})
+	mustSubmit(t, h, docX, createSub("", 0, "ab"))
+	mustSubmit(t, h, docX, editSub("A", 1, 1, ins(2, "!")))
+	for i := range 20 {
+		mustSubmit(t, h, docX, editSub("B", uint64(i+1), uint64(i+2), ins(0, "b")))
+	}
+	c := newConn("A")
+	c.subscribe(h, docX, nil)
+	c.waitN(t, "snapshot", 1) // at 22
+	release := store.hold(t)
+	c.submit(h, docX, editSub("A", 1, 1, ins(2, "!"))) // a resend of version 1
+	<-store.entered
+	mustSubmit(t, h, docX, editSub("B", 21, 22, ins(0, "b"))) // 22 and 23, while it is out
+	mustSubmit(t, h, docX, editSub("B", 22, 23, ins(0, "b")))
+	release()
+	if a := c.waitN(t, "ack", 1)[0]; a.err != nil || !a.res.Duplicate || a.res.Version != 1 {
+		t.Fatalf("resend = %+v, want a duplicate at 1", a)
+	}
+	mustSubmit(t, h, docX, editSub("B", 23, 24, ins(0, "b"))) // 24, a broadcast
+	c.waitN(t, "op", 3)
+	if got, want := c.opVersions(), []uint64{22, 23, 24}; !slices.Equal(got, want) {
+		t.Fatalf("A was sent %v, want %v", got, want)
+	}
+}
