@@ -185,14 +185,17 @@ func TestMetricsSlowConsumer(t *testing.T) {
 	slow := ts.connect(t)
 	slow.sendRaw(`{"a":"s","c":"docs","d":"slow","v":1}`)
 	slow.expect(`{"a":"s","c":"docs","d":"slow"}`)
-	chunk := strings.Repeat("x", 4096)
+	// 1 KiB ops: 16,000 of them stay below the size limit (16 Mi code
+	// points) and take the producer longer than WriteTimeout (4 KiB ops
+	// reached the limit first in a plain build on a fast machine).
+	chunk := strings.Repeat("x", 1024)
 	n := 0
-	for ; n < 5000 && ts.srv.Connections() == 2; n++ {
+	for ; n < 16000 && ts.srv.Connections() == 2; n++ {
 		producer.sendf(`{"a":"op","c":"docs","d":"slow","v":%d,"seq":%d,"op":[%q]}`, n+1, n+2, chunk)
 		producer.expectf(`{"a":"op","c":"docs","d":"slow","v":%d,"src":%q,"seq":%d}`, n+1, producer.src, n+2)
 	}
 	if ts.srv.Connections() != 1 {
-		t.Fatalf("after %d ops of 4 KiB the client that never reads is still connected", n)
+		t.Fatalf("after %d ops of 1 KiB the client that never reads is still connected", n)
 	}
 	if got := scrape(t, ts)["coedit_slow_consumers_closed_total"]; got != 1 {
 		t.Errorf("coedit_slow_consumers_closed_total = %v, want 1", got)
