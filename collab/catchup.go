@@ -169,8 +169,7 @@ func (s *session) resume(t *readTask) {
 		recs, err := s.records(cu.head, s.doc.head)
 		if err != nil {
 			// It cannot be brought up to date: it subscribes again.
-			s.h.leaveDoc(c, s.key)
-			c.Drop(s.key, err)
+			s.drop(c, err)
 			return
 		}
 		for _, rec := range recs {

@@ -89,14 +89,14 @@ func (s *session) submitPipelined(jobs []*job) {
 		g.done.Store(true)
 		return
 	}
-	if _, err := s.doc.shape().applyAll(recs); err != nil {
-		// The records do not apply: planGroup makes that unreachable.
-		g.out = failPlanned(g.out, recs[0].Version, err)
-		g.recs = nil
-		g.done.Store(true)
-		return
+	// Steps 1, 3 and 4 of commit (commit.go); step 2 is the sole
+	// Sequencer's, which accepts everything.
+	_, err := s.doc.shape().applyAll(recs)
+	var snap *Snapshot
+	var next *docState
+	if err == nil {
+		snap, next, err = s.nextState(recs)
 	}
-	snap, next, err := s.nextState(recs)
 	if err != nil {
 		// The records do not apply: planGroup makes that unreachable.
 		g.out = failPlanned(g.out, recs[0].Version, err)
@@ -141,21 +141,8 @@ func (s *session) flush() {
 			g.out = failPlanned(g.out, s.rollbackFrom, s.rollback)
 			g.recs = nil
 		}
-		if len(g.recs) > 0 {
-			st.opsCommitted.Add(uint64(len(g.recs)))
-		}
-		for _, o := range g.out {
-			switch {
-			case o.err != nil:
-				st.submitErrors.Add(1)
-			case o.res.Duplicate:
-				st.duplicates.Add(1)
-			}
-		}
-		st.broadcasts.Add(uint64(deliver(s.key, g.jobs, g.out, g.recs, s.subs)))
-		if len(g.recs) > 0 {
-			s.settle(g.recs, true)
-		}
+		st.opsCommitted.Add(uint64(len(g.recs)))
+		s.finishGroup(g.jobs, g.out, g.recs)
 	}
 	clear(s.outGroups[:n])
 	s.outGroups = s.outGroups[n:]
@@ -166,6 +153,13 @@ func (s *session) flush() {
 			s.reload()
 		}
 	}
+}
+
+// awaitWrite waits for a wake-up (a write's end, or a request queued)
+// and sends what the groups that are durable owe.
+func (s *session) awaitWrite() {
+	<-s.wake
+	s.flush()
 }
 
 // drain waits until every group out is durable and sent.

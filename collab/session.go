@@ -285,8 +285,7 @@ func (s *session) run() {
 		if len(s.outGroups) >= maxOutGroups {
 			// Requests wait in the inbox, to make the next group, until
 			// a write ends.
-			<-s.wake
-			s.flush()
+			s.awaitWrite()
 			continue
 		}
 		batch, closing := s.take()
@@ -304,8 +303,7 @@ func (s *session) run() {
 		}
 		if len(s.outGroups) > 0 {
 			// Group commits are out: each write's end wakes the session.
-			<-s.wake
-			s.flush()
+			s.awaitWrite()
 			continue
 		}
 		if len(s.reading) > 0 {
@@ -398,10 +396,16 @@ func (s *session) dropAll(err error) {
 		s.h.leaveDoc(c, s.key)
 	}
 	for c := range s.subs {
-		s.h.leaveDoc(c, s.key)
-		c.Drop(s.key, err)
+		s.drop(c, err)
 	}
 	clear(s.subs)
+}
+
+// drop tells c it will be sent nothing more of this document, so that it
+// subscribes again (Conn.Drop), and has the Hub forget the subscription.
+func (s *session) drop(c Conn, err error) {
+	s.h.leaveDoc(c, s.key)
+	c.Drop(s.key, err)
 }
 
 // saveSnapshot stores the head as the latest snapshot if it is newer. A

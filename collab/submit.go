@@ -27,9 +27,16 @@ func (s *session) submitGroup(jobs []*job) {
 		s.submitPipelined(jobs)
 		return
 	}
-	st := &s.h.stats
-	st.submits.Add(uint64(len(jobs)))
+	s.h.stats.submits.Add(uint64(len(jobs)))
 	out, recs := s.commitGroup(jobs)
+	s.finishGroup(jobs, out, recs)
+	clear(out) // let go of what the results hold (see outcomes)
+}
+
+// finishGroup sends what a committed group owes (deliver), counts its
+// outcomes, and settles its records.
+func (s *session) finishGroup(jobs []*job, out []outcome, recs []Record) {
+	st := &s.h.stats
 	for _, o := range out {
 		switch {
 		case o.err != nil:
@@ -39,7 +46,6 @@ func (s *session) submitGroup(jobs []*job) {
 		}
 	}
 	st.broadcasts.Add(uint64(deliver(s.key, jobs, out, recs, s.subs)))
-	clear(out) // let go of what the results hold (see outcomes)
 	if len(recs) > 0 {
 		s.settle(recs, true)
 	}

@@ -34,24 +34,14 @@ func (db *DB) enqueue(ctx context.Context, r *commitReq) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("storage: commit %s: %w", r.key, err)
 	}
-	db.cmu.Lock()
-	if db.closed {
-		db.cmu.Unlock()
-		return fmt.Errorf("storage: commit %s: %w", r.key, ErrClosed)
+	lead, err := db.join(r)
+	if err != nil {
+		return err
 	}
-	if !db.leading {
-		db.leading = true
-		r.state.Store(reqTaken)
-		db.taken.Add(1)
+	if lead {
 		db.lead(r)
 		return r.err
 	}
-	r.done = make(chan struct{}, 1)
-	db.queue = append(db.queue, r)
-	if db.want > 0 && len(db.queue) >= db.want {
-		db.kick()
-	}
-	db.cmu.Unlock()
 	select {
 	case <-r.done:
 	case <-ctx.Done():
@@ -63,11 +53,7 @@ func (db *DB) enqueue(ctx context.Context, r *commitReq) error {
 		// one, which the others in the queue are waiting for.
 		<-r.done
 	}
-	if r.lead {
-		db.cmu.Lock()
-		db.lead(r)
-	}
-	return r.err
+	return db.finish(r)
 }
 
 // enqueueAsync runs r through a group commit like enqueue, and calls
@@ -75,25 +61,41 @@ func (db *DB) enqueue(ctx context.Context, r *commitReq) error {
 // the queue (or the leadership) here, so requests are batched in the
 // order of the calls, and a goroutine of its own waits or leads.
 func (db *DB) enqueueAsync(r *commitReq, done func(error)) {
-	db.cmu.Lock()
-	if db.closed {
-		db.cmu.Unlock()
-		done(fmt.Errorf("storage: commit %s: %w", r.key, ErrClosed))
-		return
-	}
-	if !db.leading {
-		// Taken now: requests queued before the goroutine leads are
-		// batched after it.
-		db.leading = true
-		r.state.Store(reqTaken)
-		db.taken.Add(1)
+	lead, err := db.join(r)
+	switch {
+	case err != nil:
+		done(err)
+	case lead:
+		// Taken already: requests queued before the goroutine leads
+		// are batched after r.
 		db.cmu.Unlock()
 		go func() {
 			db.cmu.Lock()
 			db.lead(r)
 			done(r.err)
 		}()
-		return
+	default:
+		go func() {
+			<-r.done
+			done(db.finish(r))
+		}()
+	}
+}
+
+// join gives r its place: it makes r the leader, taken, and returns true
+// with cmu held (the caller calls lead), or queues r and returns false.
+// A closed store refuses r.
+func (db *DB) join(r *commitReq) (bool, error) {
+	db.cmu.Lock()
+	if db.closed {
+		db.cmu.Unlock()
+		return false, fmt.Errorf("storage: commit %s: %w", r.key, ErrClosed)
+	}
+	if !db.leading {
+		db.leading = true
+		r.state.Store(reqTaken)
+		db.taken.Add(1)
+		return true, nil
 	}
 	r.done = make(chan struct{}, 1)
 	db.queue = append(db.queue, r)
@@ -101,14 +103,18 @@ func (db *DB) enqueueAsync(r *commitReq, done func(error)) {
 		db.kick()
 	}
 	db.cmu.Unlock()
-	go func() {
-		<-r.done
-		if r.lead {
-			db.cmu.Lock()
-			db.lead(r)
-		}
-		done(r.err)
-	}()
+	return false, nil
+}
+
+// finish completes a queued request once its done has fired: when it
+// was chosen to lead the next batch, it writes that batch. It returns
+// r's result.
+func (db *DB) finish(r *commitReq) error {
+	if r.lead {
+		db.cmu.Lock()
+		db.lead(r)
+	}
+	return r.err
 }
 
 // lead writes a batch of first, which is taken, and whatever is queued,
