@@ -15,7 +15,8 @@
 # (closed loop 1 x 10), s2bn (s2b with --sync none), s4 (one document,
 # 400 clients x 1 op/s). Default: s1 s2a s2b. PPROF=PREFIX saves a 6 s CPU
 # profile of each run's server as PREFIX.REV.SCENARIO.pb.gz.
-# Environment: DURATION (measured seconds, 10).
+# Environment: DURATION (measured seconds, 10). A REV may carry
+# environment for its server after commas, e.g. `HEAD,GOMAXPROCS=3`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -39,8 +40,11 @@ cleanup() {
 trap cleanup EXIT
 
 go build -o "$work/gen" ./cmd/coedit
+envs=()
 for i in "${!revs[@]}"; do
-  rev=${revs[$i]}
+  IFS=, read -r -a parts <<<"${revs[$i]}"
+  rev=${parts[0]}
+  envs+=("${parts[*]:1}")
   if [ -d "$rev" ]; then
     (cd "$rev" && go build -o "$work/coedit-$i" ./cmd/coedit)
   else
@@ -70,7 +74,8 @@ for _ in $(seq "$rounds"); do
       extra=()
       if [ -n "${PPROF:-}" ]; then pport=$(free_port); extra=(--pprof "127.0.0.1:$pport"); fi
       rm -rf "$work/data"
-      "$work/coedit-$i" serve --addr "127.0.0.1:$port" --data "$work/data" --sync "$sync" \
+      # shellcheck disable=SC2086
+      env ${envs[$i]} "$work/coedit-$i" serve --addr "127.0.0.1:$port" --data "$work/data" --sync "$sync" \
         --ops-per-second 1000000 --max-conns 1000000 --max-conns-per-addr 1000000 \
         --log-level warn "${extra[@]}" >"$work/log" 2>&1 &
       pid=$!

@@ -38,8 +38,12 @@ type commitReq struct {
 	// leader instead of giving it its result (group.go).
 	lead bool
 	// done is signalled once, with err or lead set, for a request that
-	// waited in the queue; a leader's own request has none.
+	// waited in the queue; a leader's own request has none, and neither
+	// has an async one.
 	done chan struct{}
+	// async, for a CommitAsync, is called with err, on the goroutine of
+	// whoever wrote the request, in place of done (group.go).
+	async func(error)
 }
 
 // Request states: a leader takes a queued request, or the caller

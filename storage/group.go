@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"runtime/debug"
 	"time"
 )
@@ -59,8 +60,12 @@ func (db *DB) enqueue(ctx context.Context, r *commitReq) error {
 // enqueueAsync runs r through a group commit like enqueue, and calls
 // done with its result, without the caller waiting: r takes its place in
 // the queue (or the leadership) here, so requests are batched in the
-// order of the calls, and a goroutine of its own waits or leads.
+// order of the calls. A queued async request costs no goroutine: whoever
+// writes it calls done, and when it is chosen to lead the next batch, the
+// goroutine that wrote the batch before leads it too if that goroutine
+// is an async leader's, or starts one (lead).
 func (db *DB) enqueueAsync(r *commitReq, done func(error)) {
+	r.async = done
 	lead, err := db.join(r)
 	switch {
 	case err != nil:
@@ -72,12 +77,6 @@ func (db *DB) enqueueAsync(r *commitReq, done func(error)) {
 		go func() {
 			db.cmu.Lock()
 			db.lead(r)
-			done(r.err)
-		}()
-	default:
-		go func() {
-			<-r.done
-			done(db.finish(r))
 		}()
 	}
 }
@@ -97,7 +96,9 @@ func (db *DB) join(r *commitReq) (bool, error) {
 		db.taken.Add(1)
 		return true, nil
 	}
-	r.done = make(chan struct{}, 1)
+	if r.async == nil {
+		r.done = make(chan struct{}, 1)
+	}
 	db.queue = append(db.queue, r)
 	if db.want > 0 && len(db.queue) >= db.want {
 		db.kick()
@@ -118,11 +119,44 @@ func (db *DB) finish(r *commitReq) error {
 }
 
 // lead writes a batch of first, which is taken, and whatever is queued,
-// then hands leadership to the oldest waiter left or gives it up, and
-// delivers the batch's results. It is called with cmu held and with
-// db.leading set, and returns with cmu released; first's result is in
-// first.err.
+// delivers the batch's results, and hands leadership to the oldest waiter
+// left or gives it up. It is called with cmu held and with db.leading
+// set, and returns with cmu released; first's result is in first.err (and
+// given to first.async, for an async request).
+//
+// An async first runs on a goroutine of its own, which nothing waits on:
+// when the next leader is async too, that goroutine leads its batch as
+// well, and so on, so a run of pipelined batches costs one goroutine. A
+// synchronous first's caller waits for lead to return, so an async
+// successor gets a goroutine of its own.
 func (db *DB) lead(first *commitReq) {
+	for {
+		next := db.leadOne(first)
+		switch {
+		case next == nil || next.async == nil:
+			return // a synchronous next leader was told (leadOne)
+		case first.async == nil:
+			go func() {
+				db.cmu.Lock()
+				db.lead(next)
+			}()
+			return
+		}
+		// The batch's results readied their sessions on this P, which
+		// the next sync holds (datasync): let them run first, and queue
+		// what they plan for that sync.
+		runtime.Gosched()
+		db.cmu.Lock()
+		first = next
+	}
+}
+
+// leadOne is one turn of lead: it writes first's batch, takes the next
+// leader (nil if none is queued), and delivers the batch's results, with
+// the next leader's hand-off first when it waits on done, so that the
+// next sync starts as soon as it can. It returns the next leader, taken
+// and marked to lead, which an async one is not told.
+func (db *DB) leadOne(first *commitReq) *commitReq {
 	var buf [16]*commitReq
 	batch := db.takeQueued(append(buf[:0], first))
 	if db.opts.MaxBatchDelay > 0 && len(batch) < db.opts.MaxBatch && !db.closed {
@@ -140,14 +174,20 @@ func (db *DB) lead(first *commitReq) {
 	}
 	db.cmu.Unlock()
 	if next != nil {
-		// First, so that the next sync starts as soon as it can.
 		next.lead = true
-		next.done <- struct{}{}
+		if next.async == nil {
+			next.done <- struct{}{}
+		}
 	}
-	for _, r := range batch[1:] {
-		r.done <- struct{}{}
+	for _, r := range batch {
+		if r.async != nil {
+			r.async(r.err)
+		} else if r != first {
+			r.done <- struct{}{}
+		}
 	}
 	clear(batch)
+	return next
 }
 
 // writeOrCrash writes batch, and ends the process if that panics: the

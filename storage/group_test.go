@@ -3,11 +3,13 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/coedit/coedit/collab"
@@ -349,5 +351,63 @@ func TestCommitAsyncInCallOrder(t *testing.T) {
 	}
 	if got := st.Snapshot.Version + uint64(len(st.Ops)); got != 2*n+1 {
 		t.Fatalf("head after %d async commits = %d, want %d", n, got, 2*n+1)
+	}
+}
+
+// TestCommitAsyncMixedWithCommits runs async commits of one document
+// while other goroutines commit theirs synchronously, so that leadership
+// passes between synchronous and async requests in both directions (an
+// async leader hands on to a waiting caller; a caller's batch hands on to
+// a goroutine it starts for an async one). Every commit must succeed and
+// every document end at its head.
+func TestCommitAsyncMixedWithCommits(t *testing.T) {
+	db := openTest(t, Options{Sync: SyncAlways})
+	const writers, n = 4, 30
+	var wg sync.WaitGroup
+	for w := range writers {
+		key := collab.Key{Collection: "docs", ID: fmt.Sprintf("sync%d", w)}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := db.Commit(context.Background(), key, []collab.Record{createRec(0, "c", 1, "")}, nil); err != nil {
+				t.Error(err)
+				return
+			}
+			for i := range n {
+				if err := db.Commit(context.Background(), key, edits(uint64(1+i), 1, "s"), nil); err != nil {
+					t.Errorf("%s: commit %d: %v", key, i, err)
+					return
+				}
+			}
+		}()
+	}
+	key := collab.Key{Collection: "docs", ID: "async"}
+	mustCommit(t, db, key, []collab.Record{createRec(0, "c", 1, "")}, nil)
+	results := make([]chan error, n)
+	for i := range n {
+		results[i] = make(chan error, 1)
+		db.CommitAsync(key, edits(uint64(1+i), 1, "a"), nil, func(err error) { results[i] <- err })
+		if i%3 == 0 {
+			runtime.Gosched()
+		}
+	}
+	for i, ch := range results {
+		if err := <-ch; err != nil {
+			t.Fatalf("async commit %d = %v, want nil", i, err)
+		}
+	}
+	wg.Wait()
+	for w := range writers + 1 {
+		k := key
+		if w < writers {
+			k = collab.Key{Collection: "docs", ID: fmt.Sprintf("sync%d", w)}
+		}
+		st, err := db.Load(context.Background(), k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := st.Snapshot.Version + uint64(len(st.Ops)); got != n+1 {
+			t.Fatalf("%s: head %d, want %d", k, got, n+1)
+		}
 	}
 }
