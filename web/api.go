@@ -306,12 +306,10 @@ func (s *Server) serveSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req := &request{action: "op"}
-	fields, isNull, err := splitObject(body, req.inline[:0])
-	if err != nil || isNull {
+	if isNull, err := req.split(body); err != nil || isNull {
 		s.writeError(w, r, badlyFormed("body must be a JSON object {v, src, seq, op|create|del}"))
 		return
 	}
-	req.fields = fields
 	sub, perr := parseSubmission(req, s.opts.MaxOpSize)
 	if perr != nil {
 		s.writeError(w, r, perr)

@@ -20,39 +20,56 @@ const (
 	maxClientSrcLen = 64
 )
 
-// action is how the dispatcher runs one message type.
-type action struct {
-	// run answers the request, or returns the error to answer it with.
-	run func(c *conn, r *request) *protoError
-	// fixesSrc marks the actions that involve a document or a presence
-	// channel. Once one has been accepted, the connection's src is
-	// fixed: the Hub has seen the conn (collab.Conn.Src must not change
-	// from then on), and ops or presence already carry the src.
-	fixesSrc bool
-}
-
-// actions maps each message type ("a") the server serves to its handler:
-// dispatch.go (hs, pp, queries), subscribe.go (f, s, u, bf, bs, bu),
+// actions lists the message types ("a") the server serves; run answers
+// each: dispatch.go (hs, pp, queries), subscribe.go (f, s, u, bf, bs, bu),
 // submit.go (op), history.go (nf, nt) and presence.go (p, ps, pu, pr).
-var actions = map[string]action{
-	"hs": {run: (*conn).handshake},
-	"f":  {run: func(c *conn, r *request) *protoError { return c.fetchOrSubscribe(r, false) }, fixesSrc: true},
-	"s":  {run: func(c *conn, r *request) *protoError { return c.fetchOrSubscribe(r, true) }, fixesSrc: true},
-	"u":  {run: (*conn).unsubscribe},
-	"bf": {run: func(c *conn, r *request) *protoError { return c.bulk(r, false) }, fixesSrc: true},
-	"bs": {run: func(c *conn, r *request) *protoError { return c.bulk(r, true) }, fixesSrc: true},
-	"bu": {run: (*conn).bulkUnsubscribe},
-	"op": {run: (*conn).submit, fixesSrc: true},
-	"nf": {run: func(c *conn, r *request) *protoError { return c.snapshotAt(r, false) }},
-	"nt": {run: func(c *conn, r *request) *protoError { return c.snapshotAt(r, true) }},
-	"p":  {run: (*conn).presenceUpdate, fixesSrc: true},
-	"ps": {run: (*conn).presenceSubscribe, fixesSrc: true},
-	"pu": {run: (*conn).presenceUnsubscribe},
-	"pr": {run: (*conn).presenceRequest, fixesSrc: true},
-	"pp": {run: (*conn).ping},
-	"qf": {run: (*conn).query},
-	"qs": {run: (*conn).query},
-	"qu": {run: (*conn).queryUnsubscribe},
+var actions = []string{"hs", "f", "s", "u", "bf", "bs", "bu", "op", "nf", "nt", "p", "ps", "pu", "pr", "pp", "qf", "qs", "qu"}
+
+// run answers r, or returns the error to answer it with; known is false
+// for an action the server does not serve. fixesSrc marks the actions
+// that involve a document or a presence channel: once one has been
+// accepted, the connection's src is fixed (the Hub has seen the conn, and
+// collab.Conn.Src must not change from then on; ops or presence already
+// carry the src). A switch, not a table of functions, so that the
+// compiler can see that r, on handle's stack, stays there.
+func (c *conn) run(r *request) (perr *protoError, fixesSrc, known bool) {
+	switch r.action {
+	case "hs":
+		return c.handshake(r), false, true
+	case "f":
+		return c.fetchOrSubscribe(r, false), true, true
+	case "s":
+		return c.fetchOrSubscribe(r, true), true, true
+	case "u":
+		return c.unsubscribe(r), false, true
+	case "bf":
+		return c.bulk(r, false), true, true
+	case "bs":
+		return c.bulk(r, true), true, true
+	case "bu":
+		return c.bulkUnsubscribe(r), false, true
+	case "op":
+		return c.submit(r), true, true
+	case "nf":
+		return c.snapshotAt(r, false), false, true
+	case "nt":
+		return c.snapshotAt(r, true), false, true
+	case "p":
+		return c.presenceUpdate(r), true, true
+	case "ps":
+		return c.presenceSubscribe(r), true, true
+	case "pu":
+		return c.presenceUnsubscribe(r), false, true
+	case "pr":
+		return c.presenceRequest(r), true, true
+	case "pp":
+		return c.ping(r), false, true
+	case "qf", "qs":
+		return c.query(r), false, true
+	case "qu":
+		return c.queryUnsubscribe(r), false, true
+	}
+	return nil, false, false
 }
 
 // handle runs one request on the reader goroutine. Requests that need a
@@ -61,21 +78,22 @@ var actions = map[string]action{
 // limited says the frame found the message bucket empty: it is refused
 // (see conn.refuse), echoed when it parses.
 func (c *conn) handle(frame []byte, limited bool) {
-	r, perr := parseRequest(frame)
-	if perr != nil || limited {
-		c.refuse(r, "json", limited, perr)
+	var r request
+	if perr := parseRequest(frame, &r); perr != nil {
+		c.refuse(nil, "json", limited, perr)
 		return
 	}
-	a, ok := actions[r.action]
-	if !ok {
-		c.sendError(r, newError(CodeUnknownAction, fmt.Sprintf("unknown action %q", r.action)))
+	if limited {
+		c.refuse(&r, "json", limited, nil)
 		return
 	}
-	if perr := a.run(c, r); perr != nil {
-		c.sendError(r, perr)
-		return
-	}
-	if a.fixesSrc {
+	perr, fixesSrc, known := c.run(&r)
+	switch {
+	case !known:
+		c.sendError(&r, newError(CodeUnknownAction, fmt.Sprintf("unknown action %q", r.action)))
+	case perr != nil:
+		c.sendError(&r, perr)
+	case fixesSrc:
 		c.srcFixed = true
 	}
 }

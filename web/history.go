@@ -35,6 +35,7 @@ func (c *conn) snapshotAt(r *request, byTime bool) *protoError {
 	}
 	c.sem <- struct{}{}
 	rctx := c.requestContext()
+	kept := r.keep() // the reply's, after handle returns
 	c.work.Add(1)
 	go func() {
 		defer c.work.Done()
@@ -52,10 +53,10 @@ func (c *conn) snapshotAt(r *request, byTime bool) *protoError {
 			snap, err = c.srv.hub.SnapshotAt(ctx, key, at)
 		}
 		if err != nil {
-			c.fail(r, err)
+			c.fail(kept, err)
 			return
 		}
-		m := newMsg(r.action).raw("id", id).uint("v", snap.Version)
+		m := newMsg(kept.action).raw("id", id).uint("v", snap.Version)
 		if snap.Type == "" {
 			m.null("type")
 		} else {

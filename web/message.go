@@ -130,8 +130,9 @@ func echoError(r *request, e *protoError) []byte {
 	b := make([]byte, 0, 256)
 	b = append(b, '{')
 	if r != nil {
-		for i, f := range r.fields {
-			if string(f.name) == "error" || repeated(r.fields[i+1:], f.name) {
+		fields := r.fields()
+		for i, f := range fields {
+			if string(f.name) == "error" || repeated(fields[i+1:], f.name) {
 				continue // a repeated key keeps its last value
 			}
 			b = appendString(b, string(f.name))

@@ -90,9 +90,10 @@ func (c *conn) presenceUpdate(r *request) *protoError {
 			p.Raw = bytes.Clone(raw)
 		}
 	}
+	frame := r.frame
 	c.srv.hub.Presence(c, p, func(up collab.PresenceUpdate, err error) {
 		if err != nil {
-			c.fail(r, err)
+			c.fail(reparse(frame), err)
 			return
 		}
 		c.send(encodePresence(up))
@@ -109,12 +110,13 @@ func (c *conn) presenceSubscribe(r *request) *protoError {
 	if _, _, perr := r.uint("seq"); perr != nil {
 		return perr
 	}
+	kept := r.keep() // the reply's, after handle returns
 	c.srv.hub.SubscribePresence(ch, c, func(err error) {
 		if err != nil {
-			c.fail(r, err)
+			c.fail(kept, err)
 			return
 		}
-		c.send(presenceAck(r, ch))
+		c.send(presenceAck(kept, ch))
 	})
 	return nil
 }
@@ -128,12 +130,13 @@ func (c *conn) presenceUnsubscribe(r *request) *protoError {
 	if _, _, perr := r.uint("seq"); perr != nil {
 		return perr
 	}
+	kept := r.keep() // the reply's, after handle returns
 	c.srv.hub.UnsubscribePresence(ch, c, func(err error) {
 		if err != nil {
-			c.fail(r, err)
+			c.fail(kept, err)
 			return
 		}
-		c.send(presenceAck(r, ch))
+		c.send(presenceAck(kept, ch))
 	})
 	return nil
 }

@@ -3,6 +3,7 @@ package web
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"unicode/utf8"
 
 	"github.com/coedit/coedit/collab"
@@ -24,13 +25,47 @@ const maxSafeInteger = 1<<53 - 1
 // The values are slices of the frame, which nothing modifies once it is
 // read: a value kept beyond the request's reply (a presence value) must
 // be copied, or it would pin the whole frame.
+//
+// handle parses each frame into a request on its own stack, which costs
+// no allocation: a reply made later, on another goroutine (the hub's
+// reply functions, a snapshot's goroutine), must not keep the request.
+// It keeps a heap copy (keep), or the frame to parse again should it
+// fail (submit, the hot path, with reparse). Capturing the request
+// itself would only move it to the heap (the compiler sees it), not
+// break anything.
 type request struct {
 	action string
-	fields []field
-	// inline holds the fields of a message that has at most len(inline)
-	// of them (every message a ShareDB client sends), so that they cost
-	// no allocation of their own.
+	frame  []byte
+	// The fields are the first n of inline for a message that has at
+	// most len(inline) of them (every message a ShareDB client sends),
+	// so that they cost no allocation of their own, or else more. A
+	// count, not a slice of inline: a request that pointed into itself
+	// would have to be on the heap.
+	n      int
+	more   []field
 	inline [10]field
+}
+
+// split splits data, a JSON object, into r's fields (splitObject).
+func (r *request) split(data []byte) (isNull bool, err error) {
+	f, isNull, err := splitObject(data, r.inline[:0])
+	if err != nil || isNull {
+		return isNull, err
+	}
+	if len(f) <= len(r.inline) {
+		r.n = len(f)
+	} else {
+		r.more = slices.Clone(f)
+	}
+	return false, nil
+}
+
+// fields returns r's fields.
+func (r *request) fields() []field {
+	if r.more != nil {
+		return r.more
+	}
+	return r.inline[:r.n]
 }
 
 // field is one top-level key of a message and its raw JSON value.
@@ -39,41 +74,58 @@ type field struct {
 	value []byte
 }
 
-// parseRequest decodes a text frame into a request. frame must be valid
-// UTF-8 (the reader checks).
-func parseRequest(frame []byte) (*request, *protoError) {
-	r := &request{}
-	fields, isNull, err := splitObject(frame, r.inline[:0])
+// parseRequest decodes a text frame into r. frame must be valid UTF-8
+// (the reader checks).
+func parseRequest(frame []byte, r *request) *protoError {
+	isNull, err := r.split(frame)
 	if err != nil {
-		return nil, badlyFormed("message is not a JSON object: " + err.Error())
+		return badlyFormed("message is not a JSON object: " + err.Error())
 	}
 	if isNull {
-		return nil, badlyFormed("message is not a JSON object: null")
+		return badlyFormed("message is not a JSON object: null")
 	}
-	r.fields = fields
+	r.frame = frame
 	if a, ok := plainString(r.raw("a")); ok {
 		// The common case: an action the server knows, named without
 		// escapes. Its name is the table's, so it costs no allocation.
 		if name, ok := actionNames[string(a)]; ok {
 			r.action = name
-			return r, nil
+			return nil
 		}
 	}
 	a, ok, perr := r.str("a", 16)
 	if perr != nil {
-		return nil, perr
+		return perr
 	}
 	if !ok {
-		return nil, badlyFormed(`message has no action "a"`)
+		return badlyFormed(`message has no action "a"`)
 	}
 	r.action = a
-	return r, nil
+	return nil
+}
+
+// keep returns a copy of r on the heap, for a reply made after handle
+// returns.
+func (r *request) keep() *request {
+	k := new(request)
+	*k = *r
+	return k
+}
+
+// reparse parses again a frame that parsed once, into a request on the
+// heap: for a reply that fails after handle returned, to echo the request.
+func reparse(frame []byte) *request {
+	r := new(request)
+	if parseRequest(frame, r) != nil {
+		return nil
+	}
+	return r
 }
 
 // actionNames maps each action the server serves to itself.
 var actionNames = func() map[string]string {
 	m := make(map[string]string, len(actions))
-	for a := range actions {
+	for _, a := range actions {
 		m[a] = a
 	}
 	return m
@@ -196,8 +248,9 @@ func valueEnd(b []byte, i int) int {
 // value returns field name, null included; ok is false when it is
 // absent. A repeated key gives its last value.
 func (r *request) value(name string) (v []byte, ok bool) {
-	for i := len(r.fields) - 1; i >= 0; i-- {
-		if f := &r.fields[i]; string(f.name) == name {
+	fields := r.fields()
+	for i := len(fields) - 1; i >= 0; i-- {
+		if f := &fields[i]; string(f.name) == name {
 			return f.value, true
 		}
 	}

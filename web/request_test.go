@@ -85,7 +85,10 @@ func checkSplit(t *testing.T, data []byte) {
 	if !maps.EqualFunc(got, want, func(a, b json.RawMessage) bool { return string(a) == string(b) }) {
 		t.Fatalf("splitObject(%q) = %q, want %q", data, got, want)
 	}
-	r := &request{fields: fields}
+	r := &request{more: fields}
+	if len(fields) == 0 {
+		r.more = []field{}
+	}
 	for k, v := range want {
 		if g, ok := r.value(k); !ok || string(g) != string(v) {
 			t.Fatalf("splitObject(%q): value(%q) = %q, %v, want %q", data, k, g, ok, v)
@@ -112,8 +115,8 @@ func FuzzSplitObject(f *testing.F) {
 // TestEchoKeepsLastOfRepeatedKeys: an error reply echoes each key once,
 // with its last value, as the map did.
 func TestEchoKeepsLastOfRepeatedKeys(t *testing.T) {
-	r, perr := parseRequest([]byte(`{"a":"zz","x":1,"x":2,"error":3,"\u0079":4}`))
-	if perr != nil {
+	r := new(request)
+	if perr := parseRequest([]byte(`{"a":"zz","x":1,"x":2,"error":3,"\u0079":4}`), r); perr != nil {
 		t.Fatal(perr)
 	}
 	var m map[string]json.RawMessage
@@ -206,11 +209,11 @@ func BenchmarkDecodeSubmit(b *testing.B) {
 	b.Run("splitObject", func(b *testing.B) {
 		b.ReportAllocs()
 		for range b.N {
-			r, perr := parseRequest(frame)
-			if perr != nil {
+			var r request
+			if perr := parseRequest(frame, &r); perr != nil {
 				b.Fatal(perr)
 			}
-			if _, perr := parseSubmission(r, 1<<20); perr != nil {
+			if _, perr := parseSubmission(&r, 1<<20); perr != nil {
 				b.Fatal(perr)
 			}
 			if _, perr := r.key(256); perr != nil {

@@ -47,10 +47,10 @@ func (c *conn) submit(r *request) *protoError {
 		return newError(CodeRateLimited, fmt.Sprintf("more than %g ops per second", o.OpsPerSecond))
 	}
 	s.Src = src
-	seq, start := s.Seq, time.Now()
+	seq, start, frame := s.Seq, time.Now(), r.frame
 	c.srv.hub.Submit(key, c, s, func(res collab.SubmitResult, err error) {
 		if err != nil {
-			c.fail(r, err)
+			c.fail(reparse(frame), err)
 			return
 		}
 		c.srv.met.submitAcked(start)
@@ -124,11 +124,9 @@ func parseSubmission(r *request, maxOpSize int) (collab.Submission, *protoError)
 			return s, opTooLarge("create", len(create), maxOpSize)
 		}
 		var cr request
-		f, isNull, err := splitObject(create, cr.inline[:0])
-		if err != nil || isNull {
+		if isNull, err := cr.split(create); err != nil || isNull {
 			return s, newError(CodeOpBadlyFormed, `"create" must be an object {"type","data"}`)
 		}
-		cr.fields = f
 		typ, ok, perr := cr.str("type", 256)
 		if perr != nil || !ok {
 			return s, newError(CodeOpBadlyFormed, `"create.type" must be a type name or URI`)

@@ -31,12 +31,13 @@ func (c *conn) fetchOrSubscribe(r *request, subscribe bool) *protoError {
 	if hasV {
 		from = &v
 	}
+	kept := r.keep() // the reply's, after handle returns
 	reply := func(snap collab.Snapshot, err error) {
 		if err != nil {
-			c.fail(r, err)
+			c.fail(kept, err)
 			return
 		}
-		m := newMsg(r.action).str("c", key.Collection).str("d", key.ID)
+		m := newMsg(kept.action).str("c", key.Collection).str("d", key.ID)
 		if from == nil {
 			m.raw("data", encodeSnapshot(snap))
 		}
@@ -56,9 +57,10 @@ func (c *conn) unsubscribe(r *request) *protoError {
 	if perr != nil {
 		return perr
 	}
+	kept := r.keep() // the reply's, after handle returns
 	c.srv.hub.Unsubscribe(key, c, func(err error) {
 		if err != nil {
-			c.fail(r, err)
+			c.fail(kept, err)
 			return
 		}
 		c.send(newMsg("u").str("c", key.Collection).str("d", key.ID).bytes())
@@ -176,7 +178,7 @@ func (c *conn) bulk(r *request, subscribe bool) *protoError {
 		c.send(newMsg(r.action).str("c", coll).raw("b", r.raw("b")).bytes())
 		return nil
 	}
-	agg := &bulkReply{c: c, r: r, coll: coll, docs: docs, versioned: versioned,
+	agg := &bulkReply{c: c, r: r.keep(), coll: coll, docs: docs, versioned: versioned,
 		snaps: make([]collab.Snapshot, len(docs)), errs: make([]error, len(docs))}
 	// allowed holds the indexes of the entries the token may read.
 	allowed := make([]int, 0, len(docs))
