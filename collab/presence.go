@@ -150,7 +150,7 @@ func (h *Hub) UnsubscribePresence(channel string, c Conn, reply func(error)) {
 	if hasDoc {
 		// The session clears c's document presence at the head version;
 		// no session means there is none to clear.
-		_ = h.send(docKey, &job{kind: jobClearPresence, conn: c, channel: channel}, false)
+		_ = h.send(docKey, &job{kind: jobClearPresence, conn: c, pres: &PresenceUpdate{Channel: channel}}, false)
 	}
 	reply(nil)
 }
@@ -202,7 +202,7 @@ func (h *Hub) Presence(c Conn, p PresenceUpdate, reply func(PresenceUpdate, erro
 			h.startExpiry()
 		}
 		// Clearing needs no session where none runs: it holds nothing.
-		err = h.send(key, &job{kind: jobPresence, conn: c, pres: p, onPresence: reply}, !p.Cleared())
+		err = h.send(key, &job{kind: jobPresence, conn: c, pres: &p, onPresence: reply}, !p.Cleared())
 		switch {
 		case errors.Is(err, errNoSession):
 			reply(p, nil)

@@ -104,6 +104,6 @@ func (h *Hub) expirePresence(now time.Time) {
 	}
 	for _, d := range docs {
 		// No session means nothing is held there to clear.
-		_ = h.send(d.key, &job{kind: jobExpirePresence, conn: d.c, channel: d.id.channel, presID: d.id.id}, false)
+		_ = h.send(d.key, &job{kind: jobExpirePresence, conn: d.c, pres: &PresenceUpdate{Channel: d.id.channel, ID: d.id.id}}, false)
 	}
 }

@@ -126,7 +126,7 @@ func (h *Hub) remotePresence(p PresenceUpdate) {
 	if p.Doc != nil && checkKey(*p.Doc) == nil {
 		// An update needs the document's head, so it may start the
 		// session; a clear needs none, and goes directly where none runs.
-		err := h.send(*p.Doc, &job{kind: jobRemotePresence, pres: p}, !p.Cleared())
+		err := h.send(*p.Doc, &job{kind: jobRemotePresence, pres: &p}, !p.Cleared())
 		if !errors.Is(err, errNoSession) {
 			return // queued, or dropped (a busy or stopping session)
 		}

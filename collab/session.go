@@ -40,16 +40,17 @@ func (k jobKind) bounded() bool {
 // or records from the Relay. (The name keeps it apart from web's request,
 // a parsed protocol message.)
 type job struct {
-	kind    jobKind
-	conn    Conn
-	sub     Submission     // jobSubmit
-	from    *uint64        // jobFetch
-	join    bool           // jobFetch: subscribe
-	pres    PresenceUpdate // jobPresence, jobRemotePresence
-	channel string         // jobClearPresence, jobExpirePresence
-	presID  string         // jobExpirePresence
-	recs    []Record       // jobRemote
-	task    *readTask      // jobResume
+	kind jobKind
+	conn Conn
+	sub  Submission // jobSubmit
+	from *uint64    // jobFetch
+	join bool       // jobFetch: subscribe
+	// pres is the update (jobPresence, jobRemotePresence), or names the
+	// channel (jobClearPresence) and the presence too (jobExpirePresence).
+	// A pointer: a submit, the common job, would carry its 120 bytes.
+	pres *PresenceUpdate
+	recs []Record  // jobRemote
+	task *readTask // jobResume
 	// missed are records a catch-up read for a submit without a Conn:
 	// they come first in its result's Missed.
 	missed []Record
@@ -492,9 +493,9 @@ func (s *session) handleOne(r *job) {
 	case jobPresence:
 		s.presence(r)
 	case jobClearPresence:
-		s.clearPresence(r.conn, r.channel, "")
+		s.clearPresence(r.conn, r.pres.Channel, "")
 	case jobExpirePresence:
-		s.clearPresence(r.conn, r.channel, r.presID)
+		s.clearPresence(r.conn, r.pres.Channel, r.pres.ID)
 	case jobDisconnect:
 		delete(s.subs, r.conn)
 		s.clearPresence(r.conn, "", "")
@@ -505,7 +506,7 @@ func (s *session) handleOne(r *job) {
 	case jobSync:
 		s.syncJob(r)
 	case jobRemotePresence:
-		s.remotePresence(r.pres)
+		s.remotePresence(*r.pres)
 	}
 }
 

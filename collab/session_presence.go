@@ -39,7 +39,7 @@ func transformPresence(p *PresenceUpdate, recs []Record) {
 // to the head, remembers it (to clear it when the connection leaves),
 // relays it to the channel's other subscribers and echoes it.
 func (s *session) presence(r *job) {
-	p := r.pres
+	p := *r.pres
 	head := s.doc.head
 	if p.Version > head {
 		r.onPresence(PresenceUpdate{}, fmt.Errorf("%w: presence at version %d, document at %d", ErrPresenceVersion, p.Version, head))
