@@ -3,6 +3,7 @@ package redisrelay_test
 import (
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"sync"
 	"testing"
 	"unicode/utf8"
@@ -108,8 +109,13 @@ func TestClusterResendToAnotherNodeIsAckedOnce(t *testing.T) {
 	fetch(t, b, key) // b's session runs from now on
 	first := submit(t, a, key, editSub("x", 2, 1, insertAt(5, "!")))
 	again := submit(t, b, key, editSub("x", 2, 1, insertAt(5, "!")))
-	if !again.Duplicate || again.Version != first.Version {
-		t.Fatalf("resend on b = %+v, want a duplicate at version %d", again, first.Version)
+	// When a's doorbell has not reached b yet, b plans the resend as a new
+	// record at version 1; if it comes out byte for byte as a's (the same
+	// millisecond), Redis answers that it is committed (a repeat, known by
+	// its content), and b acknowledges it as its own commit. Either way the
+	// op is acknowledged at its original version and applied once.
+	if again.Version != first.Version || !again.Duplicate && !reflect.DeepEqual(again.Record, first.Record) {
+		t.Fatalf("resend on b = %+v, want a duplicate at version %d (or a's record repeated: %+v)", again, first.Version, first.Record)
 	}
 	other := docKey(2)
 	submit(t, a, other, createSub("y", 1, ""))
