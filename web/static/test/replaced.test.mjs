@@ -30,8 +30,20 @@ async function waitFor(what, cond, ms = 30000) {
   }
 }
 
+// TappedWS records what each socket receives, in order, with its closes.
+class TappedWS extends WebSocket {
+  constructor(...args) {
+    super(...args);
+    this.received = [];
+    this.on('message', (d) => this.received.push(JSON.parse(String(d))));
+    this.on('close', (code) => this.received.push({ close: code }));
+    TappedWS.all.push(this);
+  }
+}
+TappedWS.all = [];
+
 function client(url) {
-  const conn = new Connection(url, { WebSocket, minDelay: 5, maxDelay: 40 });
+  const conn = new Connection(url, { WebSocket: TappedWS, minDelay: 5, maxDelay: 40 });
   conn.closes = [];
   conn.on('state', (_, detail) => detail.code != null && conn.closes.push(detail.code));
   conn.on('error', () => {});
@@ -86,7 +98,10 @@ test('the page, on a node that forks with its edits unacknowledged, fetches anew
   cleanup.push(() => frozen && a.proc.kill('SIGCONT'));
   const replaced = [];
   x.on('replaced', (info) => replaced.push(info));
+  const sockets = TappedWS.all.length;
+  const socket = x.connection.socket; // the page's, before any reconnect
   x.submitOp([x.text.cpLength, '<u1>']);
+  const u1 = { src: x.inflight.src ?? x.connection.id, seq: x.inflight.seq };
   x.submitOp([0, '<u2>']);
   assert.ok(x.inflight && x.pending.length === 1, 'one edit in flight, one pending');
 
@@ -111,7 +126,17 @@ test('the page, on a node that forks with its edits unacknowledged, fetches anew
     assert.equal(want.data.split(t).length - 1, 1, `${t} once in ${want.data}`);
   }
   assert.ok(want.data.startsWith('<u2>'), `the edit made at the start stays at the start: ${want.data}`);
-  assert.deepEqual(replaced, [{ kept: 2, lost: 0 }]);
+  // Both edits are put back, unless A acknowledged the one in flight
+  // before it closed the page: then that one is in the cluster's history
+  // (A's log held it, and A offered it again with the others), and only
+  // the pending one is put back. Which comes first depends on whether A
+  // finished committing u1 in the old history before it stopped: seen
+  // about once in six runs on a loaded machine, with u1 acknowledged at
+  // version 7 and offered again at 8.
+  const received = [socket, ...TappedWS.all.slice(sockets)].filter((ws) => ws.url === socket.url).flatMap((ws) => ws.received);
+  const closedAt = received.findIndex((m) => m.close === 4002);
+  const ackedFirst = received.slice(0, closedAt).some((m) => m.a === 'op' && m.src === u1.src && m.seq === u1.seq && m.op === undefined && !m.error);
+  assert.deepEqual(replaced, [{ kept: ackedFirst ? 1 : 2, lost: 0 }], `u1 acknowledged before the close: ${ackedFirst}`);
   await waitFor('B\'s subscriber has it too', () => z.text.s === want.data);
 });
 
