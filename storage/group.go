@@ -21,7 +21,9 @@ import (
 //     waiter costs one wake-up, for its result or its turn to lead;
 //   - no call waits for more than the write in flight when it arrived
 //     and then its own batch's: a leader writes one batch and passes on,
-//     and never writes another call's batch after its own;
+//     and never writes another call's batch after its own (an async
+//     request's goroutine, which no caller waits on, leads the async
+//     batches that follow it: enqueueAsync);
 //   - one goroutine writes at a time, as before (writeMu, which direct
 //     also takes), and batches are written in the order they formed.
 //
