@@ -227,12 +227,18 @@ func (d *draft) duplicate(v, at uint64) (res SubmitResult, warn error) {
 
 // rebase transforms sub over missed, the records committed since its
 // version, by ShareDB's rules: an edit is transformed over each edit
-// (ot.Transform with ot.Left, as ShareDB's server does); nothing but a
+// (ot.TransformTo with ot.Left, as ShareDB's server does); nothing but a
 // delete may follow a concurrent delete (ErrDocDeleted); nothing may
 // follow a concurrent create, and a create nothing at all (ErrDocExists).
 // It returns the op to commit (nil for a create or delete).
 func rebase(sub Submission, missed []Record) (ot.Op, error) {
 	op := sub.Op
+	// Each step's result is the next one's input: two buffers, used in
+	// turn, hold them (ot.TransformTo), so a rebase over many records
+	// allocates two ops, not one per record. Both are this rebase's own,
+	// so the last result can be kept.
+	var bufs [2]ot.Op
+	step := 0
 	for _, r := range missed {
 		switch r.Kind {
 		case OpDelete:
@@ -247,9 +253,12 @@ func rebase(sub Submission, missed []Record) (ot.Op, error) {
 				return nil, fmt.Errorf("%w: edited at version %d", ErrDocExists, r.Version)
 			case OpEdit:
 				var err error
-				if op, err = ot.Transform(op, r.Op, ot.Left); err != nil {
+				b := &bufs[step%2]
+				step++
+				if *b, err = ot.TransformTo(*b, op, r.Op, ot.Left); err != nil {
 					return nil, fmt.Errorf("%w: transform over version %d: %w", ErrInvalidOp, r.Version, err)
 				}
+				op = *b
 			}
 		}
 	}

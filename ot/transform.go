@@ -24,6 +24,14 @@ import (
 // of components and in the text that has to be split, never in the
 // lengths of skips and count-only deletes.
 func Transform(op, other Op, side Side) (Op, error) {
+	return TransformTo(nil, op, other, side)
+}
+
+// TransformTo is Transform with the result written over dst's memory
+// (grown when it is too small): a caller that transforms an op over many
+// others in turn alternates two buffers instead of allocating a result
+// per step. dst must not share memory with op or other.
+func TransformTo(dst, op, other Op, side Side) (Op, error) {
 	if side != Left && side != Right {
 		return nil, fmt.Errorf("ot: transform side %d is neither Left nor Right", side)
 	}
@@ -33,7 +41,10 @@ func Transform(op, other Op, side Side) (Op, error) {
 	if err := other.Validate(); err != nil {
 		return nil, fmt.Errorf("transform by other: %w", err)
 	}
-	out := make(Op, 0, len(op)+len(other))
+	out := dst[:0]
+	if cap(out) < len(op)+len(other) {
+		out = make(Op, 0, len(op)+len(other))
+	}
 	r := reader{op: op}
 	for _, c2 := range other {
 		switch c2.Kind {

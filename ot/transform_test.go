@@ -2,6 +2,7 @@ package ot
 
 import (
 	"errors"
+	"reflect"
 	"testing"
 )
 
@@ -111,5 +112,35 @@ func TestTransformErrors(t *testing.T) {
 func TestSideString(t *testing.T) {
 	if Left.String() != "left" || Right.String() != "right" {
 		t.Errorf("Left, Right = %v, %v, want left, right", Left, Right)
+	}
+}
+
+// TestTransformToReusesWithoutChangingResults: transforming an op over a
+// run of others into two buffers used in turn, each still holding the
+// components of the step before the last, gives what Transform gives.
+func TestTransformToReusesWithoutChangingResults(t *testing.T) {
+	for seed := range uint64(300) {
+		g := algRandGen(seed)
+		doc := g.doc()
+		op := g.op(doc, false)
+		want, got := op, op
+		var bufs [2]Op
+		for i := range 6 {
+			other := g.op(doc, false)
+			side := Side(g.intn(2))
+			w, err := Transform(want, other, side)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := &bufs[i%2]
+			if *b, err = TransformTo(*b, got, other, side); err != nil {
+				t.Fatal(err)
+			}
+			want, got = w, *b
+			if !reflect.DeepEqual(got, want) && !(len(got) == 0 && len(want) == 0) {
+				t.Fatalf("seed %d step %d: TransformTo = %v, Transform = %v", seed, i, got, want)
+			}
+			doc = algMustApply(t, doc, other)
+		}
 	}
 }
