@@ -42,7 +42,10 @@ func TransformTo(dst, op, other Op, side Side) (Op, error) {
 		return nil, fmt.Errorf("transform by other: %w", err)
 	}
 	out := dst[:0]
-	if cap(out) < len(op)+len(other) {
+	if out == nil || cap(out) < len(op)+len(other) {
+		// Never nil: an op that transforms to nothing is the empty op,
+		// [] on the wire, not null, and callers tell the two apart (a
+		// nil op in flight is none in flight).
 		out = make(Op, 0, len(op)+len(other))
 	}
 	r := reader{op: op}
