@@ -2,9 +2,9 @@ package web
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -501,28 +501,14 @@ func readMessage(ws *websocket.Conn) (int, []byte, error) {
 	if err != nil {
 		return typ, nil, err
 	}
-	bp := framePool.Get().(*[]byte)
-	b := (*bp)[:0]
-	for {
-		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
-		}
-		var n int
-		n, err = r.Read(b[len(b):cap(b)])
-		b = b[:len(b)+n]
-		if err != nil {
-			break
-		}
-	}
+	buf := framePool.Get().(*bytes.Buffer)
+	buf.Reset()
 	var frame []byte
-	if err == io.EOF {
-		err = nil
-		frame = make([]byte, len(b))
-		copy(frame, b)
+	if _, err = buf.ReadFrom(r); err == nil {
+		frame = bytes.Clone(buf.Bytes())
 	}
-	if cap(b) <= maxPooledFrame {
-		*bp = b[:0]
-		framePool.Put(bp)
+	if buf.Cap() <= maxPooledFrame {
+		framePool.Put(buf)
 	}
 	return typ, frame, err
 }
@@ -532,7 +518,4 @@ func readMessage(ws *websocket.Conn) (int, []byte, error) {
 const maxPooledFrame = 64 << 10
 
 // framePool holds the buffers readMessage reads frames into.
-var framePool = sync.Pool{New: func() any {
-	b := make([]byte, 0, 4<<10)
-	return &b
-}}
+var framePool = sync.Pool{New: func() any { return bytes.NewBuffer(make([]byte, 0, 4<<10)) }}

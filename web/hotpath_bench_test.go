@@ -63,7 +63,7 @@ func BenchmarkSubmitPath(b *testing.B) {
 
 // benchServer returns a Server over a Hub over a real store without
 // fsync; cleanup closes them.
-func benchServer(b *testing.B) (*Server, *collab.Hub) {
+func benchServer(b testing.TB) (*Server, *collab.Hub) {
 	b.Helper()
 	store, err := storage.Open(filepath.Join(b.TempDir(), "coedit.db"), storage.Options{Sync: storage.SyncNone})
 	if err != nil {
@@ -87,7 +87,7 @@ func benchServer(b *testing.B) (*Server, *collab.Hub) {
 
 // benchConn returns a conn without a socket: its queue is read by
 // benchDrain. It is marked as writing, so send never starts a writer.
-func benchConn(b *testing.B, srv *Server, src string) *conn {
+func benchConn(b testing.TB, srv *Server, src string) *conn {
 	c := newConn(srv, nil, nil, src, identity{access: collab.Everyone})
 	c.writing = true
 	return c

@@ -1,9 +1,11 @@
 package web
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"maps"
+	"slices"
 	"strconv"
 	"testing"
 
@@ -243,4 +245,30 @@ func BenchmarkDecodeSubmit(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestEveryListedActionIsDispatched: actions, the names parseRequest
+// interns, and run's switch name the same messages. A message with
+// nothing but a listed action reaches its handler, which answers it with
+// a reply or an error of its own, never ERR_UNKNOWN_ACTION; a name not
+// in the list gets ERR_UNKNOWN_ACTION.
+func TestEveryListedActionIsDispatched(t *testing.T) {
+	srv, hub := benchServer(t)
+	for _, a := range append(slices.Clone(actions), "zz") {
+		c := benchConn(t, srv, "src-"+a)
+		c.handle([]byte(`{"a":"`+a+`"}`), false)
+		c.mu.Lock()
+		replies := c.queue
+		c.queue, c.queuedBytes = nil, 0
+		c.mu.Unlock()
+		unknown := false
+		for _, f := range replies {
+			unknown = unknown || bytes.Contains(f, []byte(CodeUnknownAction))
+		}
+		if want := a == "zz"; unknown != want {
+			t.Errorf("%q: replies %q, want ERR_UNKNOWN_ACTION: %v", a, replies, want)
+		}
+		close(c.stop)
+		hub.Disconnect(c)
+	}
 }
