@@ -1,10 +1,12 @@
 package storage
 
 import (
+	"io"
 	"os"
 	"runtime"
 	"sync/atomic"
 	"syscall"
+	"unsafe"
 )
 
 // datasync flushes f's data, and the metadata needed to read it back
@@ -52,3 +54,32 @@ func datasync(f *os.File) error {
 
 // rawSyncing is set while a raw sync runs.
 var rawSyncing atomic.Bool
+
+// writeAt writes all of p to f at off: pwrite(2), raw under the same
+// conditions as datasync's sync, for the reason web/rawio_linux.go
+// gives for socket writes: a write through syscall.Syscall after the
+// process went idle wakes the runtime's monitor and resets it to 20 µs
+// polls, which the sync that follows then runs under. A write into the
+// page cache does not block for long.
+func writeAt(f *os.File, p []byte, off int64) (int, error) {
+	if runtime.GOMAXPROCS(0) < 2 || !rawSyncing.CompareAndSwap(false, true) {
+		return f.WriteAt(p, off)
+	}
+	defer rawSyncing.Store(false)
+	fd := f.Fd()
+	done := 0
+	for done < len(p) {
+		n, _, e := syscall.RawSyscall6(syscall.SYS_PWRITE64, fd, uintptr(unsafe.Pointer(&p[done])), uintptr(len(p)-done), uintptr(off+int64(done)), 0, 0)
+		switch e {
+		case 0:
+			if n == 0 {
+				return done, io.ErrUnexpectedEOF
+			}
+			done += int(n)
+		case syscall.EINTR:
+		default:
+			return done, &os.PathError{Op: "write", Path: f.Name(), Err: e}
+		}
+	}
+	return done, nil
+}

@@ -373,7 +373,7 @@ func (w *walFile) append(frame []byte) (fatal bool, err error) {
 			return false, fmt.Errorf("log write: %w", err)
 		}
 	}
-	n, err := w.f.WriteAt(frame, w.size)
+	n, err := writeAt(w.f, frame, w.size)
 	if err != nil {
 		if n > 0 {
 			if zerr := w.zero(w.size, w.size+int64(n)); zerr != nil {

@@ -30,6 +30,7 @@ import (
 // gives), under mu.
 type batchConn struct {
 	net.Conn
+	raw *rawSock // the socket's reads and writes as raw system calls; nil: Conn's own
 
 	mu       sync.Mutex
 	batching bool
@@ -125,11 +126,25 @@ func (b *batchConn) writeLocked(p []byte, deadline time.Time) error {
 		}
 		b.applied = deadline
 	}
-	if _, err := b.Conn.Write(p); err != nil {
+	var err error
+	if b.raw != nil {
+		_, err = b.raw.Write(p)
+	} else {
+		_, err = b.Conn.Write(p)
+	}
+	if err != nil {
 		b.err = err
 		return err
 	}
 	return nil
+}
+
+// Read reads from the socket.
+func (b *batchConn) Read(p []byte) (int, error) {
+	if b.raw != nil {
+		return b.raw.Read(p)
+	}
+	return b.Conn.Read(p)
 }
 
 // rearm reports whether a write with deadline must set it on the socket
@@ -183,7 +198,7 @@ func (h *batchHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	h.conn = &batchConn{Conn: nc}
+	h.conn = &batchConn{Conn: nc, raw: newRawSock(nc)}
 	if brw.Reader.Buffered() > 0 {
 		return h.conn, brw, nil // gorilla refuses it: data before the handshake's end
 	}
