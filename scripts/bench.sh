@@ -173,6 +173,14 @@ bench_cluster() {
       2>"$file.progress" | sed 's/^/   /'; then
     echo "   (run failed; see $file.progress)"
   fi
+  # Each node's counters (commits, conflicts, turn waits, Redis round
+  # trips) stay with the results, for what the latencies alone cannot say.
+  local i=1 url
+  for url in "${cluster_urls[@]}"; do
+    url=${url#ws://}
+    curl -fs "http://${url%/ws}/metrics" | grep '^coedit_' >"$RESULTS/$name.node$i.metrics" || true
+    i=$((i + 1))
+  done
   stop_cluster
   # The nodes' logs (at info level: they say why a node closed a client's
   # socket) and Redis's stay with the results.
