@@ -3,7 +3,6 @@ package storage
 import (
 	"context"
 	"fmt"
-	"runtime"
 	"runtime/debug"
 	"time"
 )
@@ -21,9 +20,7 @@ import (
 //     waiter costs one wake-up, for its result or its turn to lead;
 //   - no call waits for more than the write in flight when it arrived
 //     and then its own batch's: a leader writes one batch and passes on,
-//     and never writes another call's batch after its own (an async
-//     request's goroutine, which no caller waits on, leads the async
-//     batches that follow it: enqueueAsync);
+//     and never writes another call's batch after its own;
 //   - one goroutine writes at a time, as before (writeMu, which direct
 //     also takes), and batches are written in the order they formed.
 //
@@ -62,10 +59,9 @@ func (db *DB) enqueue(ctx context.Context, r *commitReq) error {
 // enqueueAsync runs r through a group commit like enqueue, and calls
 // done with its result, without the caller waiting: r takes its place in
 // the queue (or the leadership) here, so requests are batched in the
-// order of the calls. A queued async request costs no goroutine: whoever
-// writes it calls done, and when it is chosen to lead the next batch, the
-// goroutine that wrote the batch before leads it too if that goroutine
-// is an async leader's, or starts one (lead).
+// order of the calls. A queued async request costs no goroutine while it
+// waits: whoever writes it calls done, and when it is chosen to lead the
+// next batch, the leader before starts a goroutine for it (lead).
 func (db *DB) enqueueAsync(r *commitReq, done func(error)) {
 	r.async = done
 	lead, err := db.join(r)
@@ -126,39 +122,16 @@ func (db *DB) finish(r *commitReq) error {
 // set, and returns with cmu released; first's result is in first.err (and
 // given to first.async, for an async request).
 //
-// An async first runs on a goroutine of its own, which nothing waits on:
-// when the next leader is async too, that goroutine leads its batch as
-// well, and so on, so a run of pipelined batches costs one goroutine. A
-// synchronous first's caller waits for lead to return, so an async
-// successor gets a goroutine of its own.
+// A synchronous next leader is woken to lead on its caller's goroutine.
+// An async one (a pipelined group commit, which nothing waits on) gets a
+// goroutine of its own, started before this batch's results are
+// delivered: the results ready their sessions on this P, each taking the
+// P's next slot, so the new leader moves to the P's queue, where an idle
+// P takes it at once. Its write and sync then run on one P while the
+// sessions answer and plan on the other. Leading it here instead held
+// this P in the sync (datasync) with the sessions queued behind it;
+// yielding first made the sync wait until they had run.
 func (db *DB) lead(first *commitReq) {
-	for {
-		next := db.leadOne(first)
-		switch {
-		case next == nil || next.async == nil:
-			return // a synchronous next leader was told (leadOne)
-		case first.async == nil:
-			go func() {
-				db.cmu.Lock()
-				db.lead(next)
-			}()
-			return
-		}
-		// The batch's results readied their sessions on this P, which
-		// the next sync holds (datasync): let them run first, and queue
-		// what they plan for that sync.
-		runtime.Gosched()
-		db.cmu.Lock()
-		first = next
-	}
-}
-
-// leadOne is one turn of lead: it writes first's batch, takes the next
-// leader (nil if none is queued), and delivers the batch's results, with
-// the next leader's hand-off first when it waits on done, so that the
-// next sync starts as soon as it can. It returns the next leader, taken
-// and marked to lead, which an async one is not told.
-func (db *DB) leadOne(first *commitReq) *commitReq {
 	var buf [16]*commitReq
 	batch := db.takeQueued(append(buf[:0], first))
 	if db.opts.MaxBatchDelay > 0 && len(batch) < db.opts.MaxBatch && !db.closed {
@@ -179,6 +152,11 @@ func (db *DB) leadOne(first *commitReq) *commitReq {
 		next.lead = true
 		if next.async == nil {
 			next.done <- struct{}{}
+		} else {
+			go func() {
+				db.cmu.Lock()
+				db.lead(next)
+			}()
 		}
 	}
 	for _, r := range batch {
@@ -189,7 +167,6 @@ func (db *DB) leadOne(first *commitReq) *commitReq {
 		}
 	}
 	clear(batch)
-	return next
 }
 
 // writeOrCrash writes batch, and ends the process if that panics: the

@@ -357,8 +357,8 @@ func TestCommitAsyncInCallOrder(t *testing.T) {
 // TestCommitAsyncMixedWithCommits runs async commits of one document
 // while other goroutines commit theirs synchronously, so that leadership
 // passes between synchronous and async requests in both directions (an
-// async leader hands on to a waiting caller; a caller's batch hands on to
-// a goroutine it starts for an async one). Every commit must succeed and
+// async leader hands on to a waiting caller; a caller's batch, and an
+// async leader's, hand on to a goroutine they start for an async one). Every commit must succeed and
 // every document end at its head.
 func TestCommitAsyncMixedWithCommits(t *testing.T) {
 	db := openTest(t, Options{Sync: SyncAlways})
