@@ -17,7 +17,9 @@
 # Environment: DURATION (measured seconds per run, 10), WARMUP (2),
 # STEP_DURATION (seconds per step of scenario 3, 5), IDLE (connections in
 # scenario 5, 10000), RESULTS (where the JSON results go; default
-# artifacts/bench-DATE, kept).
+# artifacts/bench-DATE, kept), REDIS_APPENDFSYNC (scenario 7's Redis AOF
+# fsync policy, always; everysec or no to see what Redis's fsync costs;
+# with --only only, since the page states always).
 #
 # Needs go, node with the repository's node_modules (npm ci), and curl;
 # redis-server for scenario 7.
@@ -48,6 +50,10 @@ else
   rates=(500 1000 2000 4000 6000 8000 12000 16000 24000 32000)
 fi
 RESULTS=${RESULTS:-$root/artifacts/bench-$(date -u +%Y%m%d-%H%M%S)}
+if [ "${REDIS_APPENDFSYNC:-always}" != always ] && [ -z "$only" ]; then
+  echo "bench.sh: REDIS_APPENDFSYNC=$REDIS_APPENDFSYNC needs --only: docs/performance.md states appendfsync always" >&2
+  exit 2
+fi
 
 for tool in go node curl; do
   command -v "$tool" >/dev/null || { echo "bench.sh: $tool is needed" >&2; exit 1; }
@@ -112,7 +118,7 @@ start_server() {
 
 # start_cluster: starts a fresh redis-server on a free port, persisting
 # with AOF and appendfsync always (the README's recommended setting: Redis
-# fsyncs each commit before it answers), and two coedit nodes on it; sets
+# fsyncs each commit before it answers; REDIS_APPENDFSYNC changes it), and two coedit nodes on it; sets
 # cluster_pids (node 1, node 2, Redis) and cluster_urls.
 start_cluster() {
   local rport log i port
@@ -120,7 +126,7 @@ start_cluster() {
   mkdir -p "$work/redis-$rport"
   log="$work/redis-$rport.log"
   redis-server --port "$rport" --bind 127.0.0.1 --dir "$work/redis-$rport" --save '' \
-    --appendonly yes --appendfsync always --maxmemory-policy noeviction --daemonize no >"$log" 2>&1 &
+    --appendonly yes --appendfsync "${REDIS_APPENDFSYNC:-always}" --maxmemory-policy noeviction --daemonize no >"$log" 2>&1 &
   local redis_pid=$!
   for _ in $(seq 200); do
     grep -q "Ready to accept connections" "$log" && break
@@ -166,7 +172,7 @@ bench_cluster() {
   shift
   local file="$RESULTS/$name.cluster"
   start_cluster
-  echo "-- $name cluster (2 nodes, Redis AOF always): $*"
+  echo "-- $name cluster (2 nodes, Redis AOF ${REDIS_APPENDFSYNC:-always}): $*"
   local pids
   pids=$(IFS=,; echo "${cluster_pids[*]}")
   if ! "$work/coedit" bench --pid "$pids" --out "$file.json" "$@" "${cluster_urls[@]}" \
