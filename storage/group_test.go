@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/coedit/coedit/collab"
 	"github.com/coedit/coedit/ot"
@@ -391,12 +392,28 @@ func TestCommitAsyncMixedWithCommits(t *testing.T) {
 			runtime.Gosched()
 		}
 	}
+	// A lost hand-off leaves the commits after it waiting for ever, and
+	// the store's Close (the test's cleanup, which runs even after a
+	// panic) waiting for its leader: say which commit and end the test
+	// binary, rather than hang until it times out.
+	lost := time.After(30 * time.Second)
 	for i, ch := range results {
-		if err := <-ch; err != nil {
-			t.Fatalf("async commit %d = %v, want nil", i, err)
+		select {
+		case err := <-ch:
+			if err != nil {
+				t.Fatalf("async commit %d = %v, want nil", i, err)
+			}
+		case <-lost:
+			lostLeader(t, fmt.Sprintf("async commit %d never completed", i))
 		}
 	}
-	wg.Wait()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-lost:
+		lostLeader(t, "synchronous commits never completed")
+	}
 	for w := range writers + 1 {
 		k := key
 		if w < writers {
@@ -410,4 +427,11 @@ func TestCommitAsyncMixedWithCommits(t *testing.T) {
 			t.Fatalf("%s: head %d, want %d", k, got, n+1)
 		}
 	}
+}
+
+// lostLeader fails the test binary at once, for a group commit whose
+// leadership was lost: the store could not close.
+func lostLeader(t *testing.T, what string) {
+	fmt.Fprintf(os.Stderr, "--- FAIL: %s: %s: leadership was lost on the way, and the store cannot close\n", t.Name(), what)
+	os.Exit(1)
 }
