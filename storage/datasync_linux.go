@@ -33,7 +33,7 @@ import (
 // two stores syncing at once (the cluster tests run nodes in one
 // process) cannot hold every P: the second syncs with a blocking call.
 func datasync(f *os.File) error {
-	raw := runtime.GOMAXPROCS(0) >= 2 && rawSyncing.CompareAndSwap(false, true)
+	raw := startRaw()
 	if raw {
 		defer rawSyncing.Store(false)
 	}
@@ -52,8 +52,14 @@ func datasync(f *os.File) error {
 	}
 }
 
-// rawSyncing is set while a raw sync runs.
+// rawSyncing is set while a raw sync or write runs.
 var rawSyncing atomic.Bool
+
+// startRaw reports whether a file call may be raw (see datasync), and if
+// so sets rawSyncing, which the caller clears when the call returns.
+func startRaw() bool {
+	return runtime.GOMAXPROCS(0) >= 2 && rawSyncing.CompareAndSwap(false, true)
+}
 
 // writeAt writes all of p to f at off: pwrite(2), raw under the same
 // conditions as datasync's sync, for the reason web/rawio_linux.go
@@ -62,7 +68,7 @@ var rawSyncing atomic.Bool
 // polls, which the sync that follows then runs under. A write into the
 // page cache does not block for long.
 func writeAt(f *os.File, p []byte, off int64) (int, error) {
-	if runtime.GOMAXPROCS(0) < 2 || !rawSyncing.CompareAndSwap(false, true) {
+	if !startRaw() {
 		return f.WriteAt(p, off)
 	}
 	defer rawSyncing.Store(false)

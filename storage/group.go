@@ -72,10 +72,7 @@ func (db *DB) enqueueAsync(r *commitReq, done func(error)) {
 		// Taken already: requests queued before the goroutine leads
 		// are batched after r.
 		db.cmu.Unlock()
-		go func() {
-			db.cmu.Lock()
-			db.lead(r)
-		}()
+		go db.leadTaken(r)
 	}
 }
 
@@ -153,10 +150,7 @@ func (db *DB) lead(first *commitReq) {
 		if next.async == nil {
 			next.done <- struct{}{}
 		} else {
-			go func() {
-				db.cmu.Lock()
-				db.lead(next)
-			}()
+			go db.leadTaken(next)
 		}
 	}
 	for _, r := range batch {
@@ -167,6 +161,14 @@ func (db *DB) lead(first *commitReq) {
 		}
 	}
 	clear(batch)
+}
+
+// leadTaken takes cmu and leads r, an async request that join or the
+// leader before chose to lead. It runs as a goroutine of its own, since
+// no caller waits on an async request.
+func (db *DB) leadTaken(r *commitReq) {
+	db.cmu.Lock()
+	db.lead(r)
 }
 
 // writeOrCrash writes batch, and ends the process if that panics: the
