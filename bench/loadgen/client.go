@@ -67,6 +67,7 @@ type client struct {
 	prefix  []byte        // an op frame up to the version: {"a":"op","c":…,"d":…,"src":…,"v":
 	done    chan struct{} // closed when read returns
 	reading bool          // read was started (by drive)
+	y       *yClient      // with Options.Protocol hocuspocus: its Yjs state; nil for ShareDB
 
 	mu        sync.Mutex
 	v         uint64  // the version the text is at
@@ -108,6 +109,10 @@ func (c *client) read() {
 
 // handle processes one frame from the server.
 func (c *client) handle(frame []byte, now time.Time) {
+	if c.y != nil {
+		c.handleYjs(frame, now)
+		return
+	}
 	var f wire.Fields
 	if wire.Scan(frame, &f) != nil {
 		c.g.countError("BAD_FRAME")
@@ -237,6 +242,10 @@ func (c *client) next() {
 // submit sends a random edit of the copy, counting its latency from start.
 // c.mu is held and nothing is in flight.
 func (c *client) submit(start time.Time) {
+	if c.y != nil {
+		c.submitYjs(start)
+		return
+	}
 	op := randomEdit(c.rng, c.text.Len())
 	if err := c.text.Apply(op); err != nil {
 		panic(fmt.Sprintf("loadgen: a random edit does not apply to its own document: %v", err)) // a bug in randomEdit
@@ -268,11 +277,15 @@ func (c *client) resync() {
 	c.write(fmt.Appendf(nil, `{"a":"f","c":%s,"d":%s,"v":null}`, c.g.collJSON, c.doc.idJSON))
 }
 
-// write sends a frame; c.mu is held. A failed write ends the connection,
-// which the reader then reports.
+// write sends a frame (binary to Hocuspocus, text to ShareDB); c.mu is
+// held. A failed write ends the connection, which the reader then reports.
 func (c *client) write(b []byte) {
+	t := websocket.TextMessage
+	if c.y != nil {
+		t = websocket.BinaryMessage
+	}
 	c.ws.SetWriteDeadline(time.Now().Add(c.g.o.AckTimeout))
-	if err := c.ws.WriteMessage(websocket.TextMessage, b); err != nil {
+	if err := c.ws.WriteMessage(t, b); err != nil {
 		c.ws.Close()
 	}
 }

@@ -41,6 +41,11 @@ type Options struct {
 	Warmup time.Duration
 	// Duration is how long the load is measured; default 10s.
 	Duration time.Duration
+	// Protocol is what the servers speak: ProtocolShareDB (the default)
+	// or ProtocolHocuspocus, Hocuspocus's Yjs protocol (yjs.go), whose
+	// clients type at cursors of their own and keep no text: there is no
+	// convergence check.
+	Protocol string
 	// Relay says the servers are a bare relay (bench/relay), which orders
 	// ops but does not transform them: clients then do not keep the text,
 	// and there is no convergence check.
@@ -96,6 +101,17 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Clients == 0 && o.Idle == 0 {
 		return o, fmt.Errorf("%w: neither editing clients nor idle connections", ErrOptions)
 	}
+	switch o.Protocol {
+	case "":
+		o.Protocol = ProtocolShareDB
+	case ProtocolShareDB:
+	case ProtocolHocuspocus:
+		if o.Relay {
+			return o, fmt.Errorf("%w: the bare relay speaks ShareDB's protocol, not Hocuspocus's", ErrOptions)
+		}
+	default:
+		return o, fmt.Errorf("%w: protocol %q is neither %s nor %s", ErrOptions, o.Protocol, ProtocolShareDB, ProtocolHocuspocus)
+	}
 	if o.Collection == "" {
 		o.Collection = DefaultCollection
 	}
@@ -122,6 +138,7 @@ func (o Options) withDefaults() (Options, error) {
 // measurement window only (after the warm-up).
 type Result struct {
 	URLs       []string `json:"urls"`
+	Protocol   string   `json:"protocol"`
 	Relay      bool     `json:"relay,omitempty"`
 	Mode       string   `json:"mode"` // "closed" or "open"
 	Docs       int      `json:"docs"`
@@ -162,7 +179,8 @@ type Result struct {
 	// findings: GAP (a broadcast skipped a version), ACK_VERSION (an ack
 	// at an unexpected version), ACK_TIMEOUT.
 	Errors map[string]uint64 `json:"errors,omitempty"`
-	// Converged is nil when not checked (Relay, or ops never acked);
+	// Converged is nil when not checked (Relay, Hocuspocus, or ops never
+	// acked);
 	// otherwise whether every client's text of each document was equal
 	// to the others' and to a fresh fetch from every URL.
 	Converged     *bool  `json:"converged,omitempty"`

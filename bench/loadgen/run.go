@@ -55,7 +55,13 @@ func (g *gen) fanout(d *doc, receiver int, srcJSON []byte, seq uint64, now time.
 	if sender == nil {
 		return
 	}
-	key := sentKey{sender.idx, seq}
+	g.fanoutFrom(d, receiver, sender.idx, seq, now)
+}
+
+// fanoutFrom records the arrival of the op (sender, seq) at one more
+// client of d, the receiver; both are indexes in d.clients.
+func (g *gen) fanoutFrom(d *doc, receiver, sender int, seq uint64, now time.Time) {
+	key := sentKey{sender, seq}
 	d.mu.RLock()
 	e := d.sent[key]
 	d.mu.RUnlock()
@@ -73,7 +79,7 @@ func (g *gen) fanout(d *doc, receiver int, srcJSON []byte, seq uint64, now time.
 		g.fan.Record(lat)
 	}
 	if n := len(g.o.URLs); n > 1 {
-		cross := sender.idx%n != receiver%n
+		cross := sender%n != receiver%n
 		if cross {
 			g.fanCrossSec.Record(lat)
 		}
@@ -120,7 +126,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	res, runErr := g.drive(ctx, s)
-	if runErr == nil && !o.Relay && o.Clients > 0 {
+	if runErr == nil && !o.Relay && o.Protocol == ProtocolShareDB && o.Clients > 0 {
 		ok, issue := s.converged(ctx)
 		res.Converged, res.ConvergeIssue = &ok, issue
 	}
@@ -135,7 +141,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 // drive runs the load and measures it.
 func (g *gen) drive(ctx context.Context, s *setup) (*Result, error) {
 	o := g.o
-	res := &Result{URLs: o.URLs, Relay: o.Relay, Mode: "closed", Docs: o.Docs, Clients: o.Clients, Idle: o.Idle,
+	res := &Result{URLs: o.URLs, Protocol: o.Protocol, Relay: o.Relay, Mode: "closed", Docs: o.Docs, Clients: o.Clients, Idle: o.Idle,
 		WarmupS: o.Warmup.Seconds(), DurationS: o.Duration.Seconds(), IdleBytesPerConn: s.idleBytesPerConn}
 	if o.Rate > 0 {
 		res.Mode, res.OfferedOps = "open", o.Rate

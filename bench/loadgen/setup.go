@@ -42,8 +42,12 @@ func (s *setup) open(ctx context.Context) error {
 		idJSON, _ := json.Marshal(id)
 		s.docs[i] = &doc{id: id, idJSON: idJSON, bySrc: map[string]*client{}, sent: map[sentKey]*sentOp{}}
 	}
-	if err := s.create(ctx); err != nil {
-		return err
+	hp := o.Protocol == ProtocolHocuspocus
+	if !hp {
+		// Hocuspocus makes a document when a client first opens it.
+		if err := s.create(ctx); err != nil {
+			return err
+		}
 	}
 	for _, d := range s.docs {
 		d.clients = make([]*client, o.Clients)
@@ -56,6 +60,15 @@ func (s *setup) open(ctx context.Context) error {
 	}
 	err := parallel(ctx, len(s.clients), o.DialParallel, func(i int) error {
 		c := s.clients[i]
+		if hp {
+			ws, err := s.g.joinHocuspocus(ctx, o.URLs[c.idx%len(o.URLs)], c.doc)
+			if err != nil {
+				return err
+			}
+			c.ws = ws
+			c.y = &yClient{id: uint64(c.idx) + 1, name: appendVarString(nil, c.doc.id)}
+			return nil
+		}
 		ws, src, err := s.g.dial(ctx, o.URLs[c.idx%len(o.URLs)])
 		if err != nil {
 			return err
@@ -88,14 +101,11 @@ func (s *setup) open(ctx context.Context) error {
 	s.idle = make([]*websocket.Conn, o.Idle)
 	s.idleDone = make([]chan struct{}, o.Idle)
 	err = parallel(ctx, o.Idle, o.DialParallel, func(i int) error {
-		ws, _, err := s.g.dial(ctx, o.URLs[i%len(o.URLs)])
+		ws, err := s.g.openIdle(ctx, o.URLs[i%len(o.URLs)], s.docs[i%len(s.docs)])
 		if err != nil {
 			return err
 		}
 		s.idle[i] = ws
-		if _, err := s.g.subscribe(ws, s.docs[i%len(s.docs)]); err != nil {
-			return err
-		}
 		s.idleDone[i] = make(chan struct{})
 		go s.g.drainIdle(ws, s.idleDone[i])
 		return nil
@@ -107,6 +117,22 @@ func (s *setup) open(ctx context.Context) error {
 		s.idleBytesPerConn = float64(after-before) / float64(o.Idle)
 	}
 	return nil
+}
+
+// openIdle opens a connection to url that follows d and never edits.
+func (g *gen) openIdle(ctx context.Context, url string, d *doc) (*websocket.Conn, error) {
+	if g.o.Protocol == ProtocolHocuspocus {
+		return g.joinHocuspocus(ctx, url, d)
+	}
+	ws, _, err := g.dial(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := g.subscribe(ws, d); err != nil {
+		ws.Close()
+		return nil, err
+	}
+	return ws, nil
 }
 
 // settledRSS returns the server's resident memory after a second's rest,

@@ -29,7 +29,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `Usage: coedit bench [flags] [ws://host:port/ws ...]
 
-Drives ShareDB-protocol servers with D documents x C clients (closed loop, or
+Drives ShareDB-protocol servers (or Hocuspocus, --protocol hocuspocus) with D documents x C clients (closed loop, or
 open loop at --rate ops/s) plus idle subscribers, and reports acked ops/s,
 ack and fan-out latency, errors, convergence, and with --pid the server's
 CPU per op and memory. Clients of a document are spread over the URLs
@@ -48,6 +48,7 @@ Flags:
 	fs.DurationVar(&o.Duration, "duration", loadgen.DefaultDuration, "how long the load is measured")
 	fs.StringVar(&o.Collection, "collection", loadgen.DefaultCollection, "ShareDB collection of the documents")
 	fs.StringVar(&o.Prefix, "prefix", "", "document id prefix (default: random per run)")
+	fs.StringVar(&o.Protocol, "protocol", loadgen.ProtocolShareDB, "what the servers speak: sharedb, or hocuspocus (Hocuspocus's Yjs protocol; clients type at cursors of their own, no convergence check)")
 	fs.BoolVar(&o.Relay, "relay", false, "the servers are the bare relay (cmd/barerelay): keep no text, skip the convergence check")
 	pids := fs.String("pid", "", "server process to sample CPU and memory of, from /proc; a comma-separated list (a cluster's nodes and Redis) sums them")
 	fs.Uint64Var(&o.Seed, "seed", 0, "random seed for the edits (0: random)")
@@ -144,6 +145,9 @@ func printBench(w io.Writer, r *loadgen.Result) {
 	target := strings.Join(r.URLs, " ")
 	if r.Relay {
 		target += " (bare relay)"
+	}
+	if r.Protocol == loadgen.ProtocolHocuspocus {
+		target += " (Hocuspocus)"
 	}
 	fmt.Fprintf(w, "coedit bench: %s, %d docs x %d clients, %d idle, %v measured after %v warm-up, %s\n",
 		mode, r.Docs, r.Clients, r.Idle, secs(r.DurationS), secs(r.WarmupS), target)
