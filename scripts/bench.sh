@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs issue 11's performance scenarios against coedit, ShareDB 7 (in memory)
-# and the bare relay, driven by the same load generator (`coedit bench`), one
+# Runs issue 11's performance scenarios against coedit, ShareDB 7 (in memory),
+# Hocuspocus 3 (in memory, over its own protocol: `coedit bench --protocol
+# hocuspocus`) and the bare relay, driven by the same load generator (`coedit bench`), one
 # fresh server process per run, and writes docs/performance.md with tables
 # and PNG plots (docs/perf/). Scenario 7 runs coedit as two nodes over a
 # Redis the script starts on a free port (AOF with appendfsync always, as
@@ -58,7 +59,7 @@ fi
 for tool in go node curl; do
   command -v "$tool" >/dev/null || { echo "bench.sh: $tool is needed" >&2; exit 1; }
 done
-if [ ! -d node_modules/sharedb ]; then
+if [ ! -d node_modules/sharedb ] || [ ! -d node_modules/@hocuspocus/server ]; then
   echo "== npm ci"
   npm ci --no-audit --no-fund --loglevel=error
 fi
@@ -101,6 +102,7 @@ start_server() {
         --log-level warn >"$log" 2>&1 &
       ;;
     sharedb) node bench/sharedb-server.mjs --port "$port" >"$log" 2>&1 & ;;
+    hocuspocus) node bench/hocuspocus-server.mjs --port "$port" >"$log" 2>&1 & ;;
     relay) "$work/barerelay" --addr "127.0.0.1:$port" >"$log" 2>&1 & ;;
   esac
   server_pid=$!
@@ -213,6 +215,7 @@ bench() {
   local file="$RESULTS/$name.$target${step:+.$step}"
   local extra=()
   [ "$target" = relay ] && extra+=(--relay)
+  [ "$target" = hocuspocus ] && extra+=(--protocol hocuspocus)
   start_server "$target"
   echo "-- $name $target${step:+ $step}: $*"
   if ! "$work/coedit" bench --pid "$server_pid" --out "$file.json" "${extra[@]}" "$@" "$server_url" \
@@ -230,7 +233,7 @@ held() {
     process.exit(ok ? 0 : 1);' "$1" 2>/dev/null
 }
 
-targets=(coedit sharedb relay)
+targets=(coedit sharedb hocuspocus relay)
 timing=(--warmup "${WARMUP}s" --duration "${DURATION}s")
 
 if wanted 1; then

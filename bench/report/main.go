@@ -9,7 +9,7 @@
 // and its dependencies stay out of the server's go.mod.
 //
 // Result files are named SCENARIO.TARGET.json, or SCENARIO.TARGET.RATE.json
-// for the steps of scenario s3; TARGET is coedit, sharedb, relay,
+// for the steps of scenario s3; TARGET is coedit, sharedb, hocuspocus, relay,
 // coedit-sync-none, or cluster (scenario 7's two nodes over Redis).
 package main
 
@@ -47,12 +47,13 @@ func (r *results) get(scenario, target string) *loadgen.Result {
 }
 
 // targets are the servers compared, in the order of every table.
-var targets = []string{"coedit", "sharedb", "relay"}
+var targets = []string{"coedit", "sharedb", "hocuspocus", "relay"}
 
 var targetNames = map[string]string{
 	"coedit":           "coedit (`--sync always`)",
 	"coedit-sync-none": "coedit (`--sync none`)",
 	"sharedb":          "ShareDB 7 (in memory)",
+	"hocuspocus":       "Hocuspocus 3 (in memory)",
 	"relay":            "bare relay (ceiling)",
 }
 

@@ -12,9 +12,9 @@ import (
 
 // meta describes the machine and the run, for the top of the page.
 type meta struct {
-	Date, Commit, CPU, Kernel, GoVersion, Node, ShareDB string
-	Cores                                               int
-	LoadStart, LoadEnd, Elapsed, Note, Params           string
+	Date, Commit, CPU, Kernel, GoVersion, Node, ShareDB, Hocuspocus, Yjs string
+	Cores                                                                int
+	LoadStart, LoadEnd, Elapsed, Note, Params                            string
 }
 
 // fill finds what it can about the machine and the tree.
@@ -38,12 +38,23 @@ func (m *meta) fill() {
 			}
 		}
 	}
-	if b, err := os.ReadFile("../../node_modules/sharedb/package.json"); err == nil {
-		var p struct{ Version string }
-		if json.Unmarshal(b, &p) == nil {
-			m.ShareDB = p.Version
-		}
+	m.ShareDB = npmVersion("sharedb")
+	m.Hocuspocus = npmVersion("@hocuspocus/server")
+	m.Yjs = npmVersion("yjs")
+}
+
+// npmVersion is the version of the repository's installed npm package
+// pkg, or "".
+func npmVersion(pkg string) string {
+	b, err := os.ReadFile("../../node_modules/" + pkg + "/package.json")
+	if err != nil {
+		return ""
 	}
+	var p struct{ Version string }
+	if json.Unmarshal(b, &p) != nil {
+		return ""
+	}
+	return p.Version
 }
 
 // command runs a command and returns its trimmed output, or "" on failure.

@@ -18,6 +18,8 @@ var targetColors = map[string]color.RGBA{
 	"coedit":  {R: 0x1f, G: 0x77, B: 0xb4, A: 0xff},
 	"sharedb": {R: 0xd6, G: 0x27, B: 0x28, A: 0xff},
 	"relay":   {R: 0x7f, G: 0x7f, B: 0x7f, A: 0xff},
+	// Hocuspocus: orange, apart from ShareDB's red.
+	"hocuspocus": {R: 0xff, G: 0x7f, B: 0x0e, A: 0xff},
 }
 
 // image is one plot on the page.
@@ -123,4 +125,4 @@ func rateTicks(rs *results) plot.ConstantTicks {
 	return ticks
 }
 
-var plainNames = map[string]string{"coedit": "coedit (--sync always)", "sharedb": "ShareDB 7 (in memory)", "relay": "bare relay (ceiling)"}
+var plainNames = map[string]string{"coedit": "coedit (--sync always)", "sharedb": "ShareDB 7 (in memory)", "hocuspocus": "Hocuspocus 3 (in memory)", "relay": "bare relay (ceiling)"}

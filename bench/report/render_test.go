@@ -94,3 +94,27 @@ func TestClusterTargets(t *testing.T) {
 		t.Errorf("clusterTargets without scenario 7 = %+v, want one row, not measured", rows)
 	}
 }
+
+// TestHocuspocusTable checks the table of coedit beside Hocuspocus: a row
+// per measure both servers have, with coedit's value divided by
+// Hocuspocus's, and none without Hocuspocus's run.
+func TestHocuspocusTable(t *testing.T) {
+	res := func(ops, cpu float64) *run {
+		return &run{res: loadgen.Result{Mode: "closed", OpsPerSec: ops, Acked: 1000, Server: &loadgen.ProcFigures{CPUPerOpUS: cpu}}}
+	}
+	rs := &results{one: map[string]map[string]*run{
+		"s2a": {"coedit": res(30000, 40), "hocuspocus": res(7500, 120)},
+		"s2b": {"coedit": res(12000, 80)},
+	}}
+	rows := hocuspocusRows(rs)
+	if len(rows) != 1 {
+		t.Fatalf("hocuspocusRows = %+v, want one row (2a; 2b has no Hocuspocus run)", rows)
+	}
+	if r := rows[0]; r.coedit != "30,000 ops/s" || r.hp != "7,500 ops/s" || r.ratio != "4.00×" {
+		t.Errorf("row %+v, want 30,000 and 7,500 ops/s, 4.00×", r)
+	}
+	page := render(rs, meta{}, nil, nil)
+	if !strings.Contains(page, "## coedit beside Hocuspocus") || !strings.Contains(page, "Hocuspocus 3 (in memory)") {
+		t.Error("the page has no Hocuspocus table or row")
+	}
+}
