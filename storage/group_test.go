@@ -280,7 +280,9 @@ func TestFailedWriteFailsItsBatch(t *testing.T) {
 	g.proceed <- struct{}{}
 	g.next(t, "A", "S", "S", "B")
 	// A descriptor open for reading fails every write, with nothing
-	// written: the log stays usable.
+	// written: the log stays usable. (Written directly, the log would
+	// fail to write its blocks back too and give up: the batch is
+	// written buffered, TestDirectWriteFailureIsFatal covers that.)
 	roPath := filepath.Join(t.TempDir(), "read-only")
 	if err := os.WriteFile(roPath, nil, 0o600); err != nil {
 		t.Fatal(err)
@@ -290,8 +292,8 @@ func TestFailedWriteFailsItsBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ro.Close()
-	good := db.wal.f
-	db.wal.f = ro
+	good, direct := db.wal.f, db.wal.direct
+	db.wal.f, db.wal.direct = ro, false
 	g.proceed <- struct{}{}
 	if err := <-lead; err != nil {
 		t.Fatalf("leader's Commit = %v", err)
@@ -307,7 +309,7 @@ func TestFailedWriteFailsItsBatch(t *testing.T) {
 	if err := <-conflict; !errors.Is(err, collab.ErrVersionConflict) {
 		t.Errorf("conflicting Commit in a batch whose write failed = %v, want ErrVersionConflict", err)
 	}
-	db.wal.f = good
+	db.wal.f, db.wal.direct = good, direct
 	checkOps(t, db, "A", 0)
 	checkOps(t, db, "B", 0)
 	again := commitAsync(ctx, db, "A", 0)
