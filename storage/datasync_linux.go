@@ -1,7 +1,6 @@
 package storage
 
 import (
-	"errors"
 	"io"
 	"os"
 	"runtime"
@@ -89,23 +88,4 @@ func writeAt(f *os.File, p []byte, off int64) (int, error) {
 		}
 	}
 	return done, nil
-}
-
-// openSegment creates (or empties) a log segment for writing. With
-// direct it asks for direct I/O with O_DSYNC (walFile, under SyncAlways),
-// and says whether it got it: a file system that refuses O_DIRECT
-// (EINVAL) gets the buffered file instead.
-func openSegment(path string, direct bool) (*os.File, bool, error) {
-	const flags = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
-	if direct {
-		f, err := os.OpenFile(path, flags|syscall.O_DIRECT|syscall.O_DSYNC, 0o600)
-		if err == nil {
-			return f, true, nil
-		}
-		if !errors.Is(err, syscall.EINVAL) {
-			return nil, false, err
-		}
-	}
-	f, err := os.OpenFile(path, flags, 0o600)
-	return f, false, err
 }

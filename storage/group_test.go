@@ -280,9 +280,7 @@ func TestFailedWriteFailsItsBatch(t *testing.T) {
 	g.proceed <- struct{}{}
 	g.next(t, "A", "S", "S", "B")
 	// A descriptor open for reading fails every write, with nothing
-	// written: the log stays usable. (Written directly, the log would
-	// fail to write its blocks back too and give up: the batch is
-	// written buffered, TestDirectWriteFailureIsFatal covers that.)
+	// written: the log stays usable.
 	roPath := filepath.Join(t.TempDir(), "read-only")
 	if err := os.WriteFile(roPath, nil, 0o600); err != nil {
 		t.Fatal(err)
@@ -292,8 +290,8 @@ func TestFailedWriteFailsItsBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ro.Close()
-	good, direct := db.wal.f, db.wal.direct
-	db.wal.f, db.wal.direct = ro, false
+	good := db.wal.f
+	db.wal.f = ro
 	g.proceed <- struct{}{}
 	if err := <-lead; err != nil {
 		t.Fatalf("leader's Commit = %v", err)
@@ -309,7 +307,7 @@ func TestFailedWriteFailsItsBatch(t *testing.T) {
 	if err := <-conflict; !errors.Is(err, collab.ErrVersionConflict) {
 		t.Errorf("conflicting Commit in a batch whose write failed = %v, want ErrVersionConflict", err)
 	}
-	db.wal.f, db.wal.direct = good, direct
+	db.wal.f = good
 	checkOps(t, db, "A", 0)
 	checkOps(t, db, "B", 0)
 	again := commitAsync(ctx, db, "A", 0)
