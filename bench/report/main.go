@@ -67,6 +67,8 @@ func main() {
 	flag.StringVar(&m.Elapsed, "elapsed", "", "how long the script ran")
 	flag.StringVar(&m.Note, "note", "", "a remark for the top of the page (for example, that the machine was shared)")
 	flag.StringVar(&m.Params, "params", "", "the script's run parameters, as shown on the page")
+	flag.StringVar(&m.Date, "date", "", "when the results were measured (default: now), to render a saved run again")
+	flag.StringVar(&m.Commit, "commit", "", "the commit the results were measured at (default: HEAD), to render a saved run again")
 	flag.Parse()
 	if *dir == "" {
 		fmt.Fprintln(os.Stderr, "report: -results is required")

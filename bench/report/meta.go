@@ -17,14 +17,19 @@ type meta struct {
 	LoadStart, LoadEnd, Elapsed, Note, Params                            string
 }
 
-// fill finds what it can about the machine and the tree.
+// fill finds what it can about the machine and the tree; a date or
+// commit already set (the -date and -commit flags) stays.
 func (m *meta) fill() {
-	m.Date = time.Now().UTC().Format("2006-01-02 15:04 UTC")
+	if m.Date == "" {
+		m.Date = time.Now().UTC().Format("2006-01-02 15:04 UTC")
+	}
 	m.Cores = runtime.NumCPU()
 	m.GoVersion = runtime.Version()
-	m.Commit = command("git", "rev-parse", "--short", "HEAD")
-	if command("git", "status", "--porcelain", "--untracked-files=no") != "" {
-		m.Commit += " (with uncommitted changes)"
+	if m.Commit == "" {
+		m.Commit = command("git", "rev-parse", "--short", "HEAD")
+		if command("git", "status", "--porcelain", "--untracked-files=no") != "" {
+			m.Commit += " (with uncommitted changes)"
+		}
 	}
 	m.Node = command("node", "--version")
 	m.Kernel = command("uname", "-sr")

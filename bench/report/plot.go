@@ -95,7 +95,7 @@ func plotSteps(rs *results, dir, rel string) ([]image, error) {
 		}
 		if s.limit {
 			limit := plotter.NewFunction(func(float64) float64 { return 50 })
-			limit.Color = color.RGBA{R: 0xff, G: 0x99, A: 0xff}
+			limit.Color = color.RGBA{A: 0xff} // black: orange is Hocuspocus
 			limit.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
 			p.Add(limit)
 			p.Legend.Add("50 ms (scenario 3's limit)", limit)

@@ -113,6 +113,9 @@ func TestHocuspocusTable(t *testing.T) {
 	if r := rows[0]; r.coedit != "30,000 ops/s" || r.hp != "7,500 ops/s" || r.ratio != "4.00×" {
 		t.Errorf("row %+v, want 30,000 and 7,500 ops/s, 4.00×", r)
 	}
+	if got := ratioText(27.79, 8456); got != "0.003×" {
+		t.Errorf("ratioText(27.79, 8456) = %q, want 0.003×", got)
+	}
 	page := render(rs, meta{}, nil, nil)
 	if !strings.Contains(page, "## coedit beside Hocuspocus") || !strings.Contains(page, "Hocuspocus 3 (in memory)") {
 		t.Error("the page has no Hocuspocus table or row")
