@@ -55,6 +55,9 @@ log "go test (memory bounds the race detector would distort)"
 # bound is checked in a plain build (TestIdleConnectionHeap skips it under -race).
 go test -count=1 -run 'TestIdleConnectionHeap' ./web/
 
+log "go vet and go test in bench/report (its own module, for the plotting library)"
+(cd bench/report && go vet ./... && go test -count=1 ./...)
+
 log "node --test (sharedb interop, JS client)"
 # Build the server once for the Node tests.
 bindir=$(mktemp -d)
