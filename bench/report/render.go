@@ -16,15 +16,19 @@ type scenario struct {
 }
 
 var scenarios = []scenario{
-	{"s1", "1. Open loop, 2,000 ops/s", "100 documents × 4 clients × 5 ops/s, each client's ops on a fixed schedule; latency counted from when an op fell due.", targets},
+	{"s1", "1. Open loop, 2,000 ops/s", "100 documents × 4 clients × 5 ops/s, each client's ops on a fixed schedule; latency counted from when an op fell due. The last row is coedit without its fsync before each ack (`--sync none`), nearer to what the in-memory servers promise; the targets are checked with `--sync always`.", withSyncNone},
 	{"s2a", "2a. Closed loop, 100 × 4", "100 documents × 4 clients, one op in flight per client.", targets},
-	{"s2b", "2b. Closed loop, 1 × 10", "One document, 10 clients, one op in flight each: every op conflicts with the others in flight.", targets},
+	{"s2b", "2b. Closed loop, 1 × 10", "One document, 10 clients, one op in flight each: every op conflicts with the others in flight. The last row is coedit with `--sync none`, as in scenario 1.", withSyncNone},
 	{"s3", "3. Latency against offered load, 100 × 4", "Open loop, stepping the offered load up for each server until two steps in a row fail: ack p99 over 50 ms, or less than 95% of the load acknowledged. A step is *held* when at least 95% of the offered ops were acknowledged with ack p99 at most 50 ms and no errors.", targets},
 	{"s4", "4. One hot document, 400 clients × 1 op/s", "400 clients on one document, 400 ops/s in all; each op fans out to 399 clients.", targets},
 	{"s5", "5. Idle subscribed connections", "Connections that subscribe to one of 1,000 documents and then do nothing: the server's resident memory growth while they connect, per connection.", targets},
 	{"s6", "6. `--sync always` against `--sync none`", "Closed loop 100 × 4 against coedit with fsync before every ack, and without.", []string{"coedit", "coedit-sync-none"}},
 	{"s7", "7. Two nodes over Redis", "Scenarios 1 and 2a against two `coedit serve --redis` nodes (`--sync always`) sharing one Redis with AOF and `appendfsync always` (the README's recommendation), each document's 4 clients spread over both nodes: of an op's three receivers two are on the other node. Redis is the commit point; the other node gets each op from its doorbell (pub/sub). CPU is both nodes' and Redis's together. The single-node rows are scenarios 1 and 2a of this run.", []string{"cluster"}},
 }
+
+// withSyncNone is targets and coedit with --sync none, for the scenarios
+// where bench.sh runs that too.
+var withSyncNone = append(append([]string(nil), targets...), "coedit-sync-none")
 
 func render(rs *results, m meta, images, clusterImages []image) string {
 	var b strings.Builder
