@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -24,7 +25,11 @@ type setup struct {
 	idle    []*websocket.Conn
 	// idleDone gets one channel per idle connection, closed when its
 	// reader (gen.drainIdle) returns.
-	idleDone         []chan struct{}
+	idleDone []chan struct{}
+	// held and heldDone are the connections holding Hocuspocus's
+	// documents open through scenario 5's baseline (holdDocuments).
+	held             []*websocket.Conn
+	heldDone         []chan struct{}
 	idleBytesPerConn float64
 }
 
@@ -89,13 +94,25 @@ func (s *setup) open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, d := range s.docs {
-		for _, c := range d.clients {
-			d.bySrc[c.src] = c
+	if !hp {
+		for _, d := range s.docs {
+			for _, c := range d.clients {
+				d.bySrc[c.src] = c
+			}
 		}
 	}
 	if o.Idle == 0 {
 		return nil
+	}
+	if hp && o.Clients == 0 {
+		// Hocuspocus makes a document when it is first opened and drops it
+		// when its last connection closes; ShareDB and coedit have theirs
+		// from create. So that the idle connections are measured alone,
+		// as there, each document is held open by one more connection
+		// from before the baseline.
+		if err := s.holdDocuments(ctx); err != nil {
+			return err
+		}
 	}
 	before := s.g.settledRSS()
 	s.idle = make([]*websocket.Conn, o.Idle)
@@ -117,6 +134,30 @@ func (s *setup) open(ctx context.Context) error {
 		s.idleBytesPerConn = float64(after-before) / float64(o.Idle)
 	}
 	return nil
+}
+
+// holdDocuments opens one idle connection per document (to the first
+// URL), kept open until close.
+func (s *setup) holdDocuments(ctx context.Context) error {
+	o := s.g.o
+	held := make([]*websocket.Conn, len(s.docs))
+	done := make([]chan struct{}, len(s.docs))
+	err := parallel(ctx, len(s.docs), o.DialParallel, func(i int) error {
+		ws, err := s.g.openIdle(ctx, o.URLs[0], s.docs[i])
+		if err != nil {
+			return err
+		}
+		held[i], done[i] = ws, make(chan struct{})
+		go s.g.drainIdle(ws, done[i])
+		return nil
+	})
+	for i, ws := range held {
+		if ws != nil {
+			s.held = append(s.held, ws)
+			s.heldDone = append(s.heldDone, done[i])
+		}
+	}
+	return err
 }
 
 // openIdle opens a connection to url that follows d and never edits.
@@ -342,7 +383,7 @@ func (s *setup) close() {
 			c.ws.Close()
 		}
 	}
-	for _, ws := range s.idle {
+	for _, ws := range slices.Concat(s.idle, s.held) {
 		if ws != nil {
 			ws.Close()
 		}
@@ -352,7 +393,7 @@ func (s *setup) close() {
 			<-c.done
 		}
 	}
-	for _, done := range s.idleDone {
+	for _, done := range slices.Concat(s.idleDone, s.heldDone) {
 		if done != nil {
 			<-done
 		}

@@ -48,6 +48,7 @@ const (
 	hpSync       = 0
 	hpAuth       = 2
 	hpSyncReply  = 4
+	hpClose      = 7
 	hpSyncStatus = 8
 
 	ySyncStep1 = 0
@@ -219,6 +220,15 @@ func (c *client) handleYjs(frame []byte, now time.Time) {
 		if d.uvarint() == hpAuthDenied {
 			c.g.countError("PERMISSION_DENIED")
 		}
+	case hpClose:
+		// The server gave up the document on this connection (an update
+		// it failed to handle, say) but keeps the socket: nothing in
+		// flight will be answered, so say so now rather than at the ack
+		// timeout.
+		c.g.countError("DOCUMENT_CLOSED")
+		c.mu.Lock()
+		c.dead = true
+		c.mu.Unlock()
 	}
 }
 

@@ -40,7 +40,8 @@ func nodeWith(t *testing.T, pkg string) string {
 // text, in document order, must be what the client believes it has
 // (yClient.alive): its inserts after its own previous character, minus
 // its deletes of its last ones. Each update must also carry the fan-out
-// key edit returned for it.
+// key edit returned for it, and so must the update Yjs emits for it (what
+// Hocuspocus broadcasts: Yjs encodes it again).
 func TestYjsUpdatesApplyInYjs(t *testing.T) {
 	node := nodeWith(t, "yjs")
 	rng := rand.New(rand.NewPCG(3, 4))
@@ -50,6 +51,8 @@ func TestYjsUpdatesApplyInYjs(t *testing.T) {
 	}
 	var lines bytes.Buffer
 	deletes := 0
+	type idKey struct{ id, key uint64 }
+	var keys []idKey
 	for range 600 {
 		y := clients[rng.IntN(len(clients))]
 		before := len(y.alive)
@@ -72,6 +75,7 @@ func TestYjsUpdatesApplyInYjs(t *testing.T) {
 		if !ok || id != y.id || k != key {
 			t.Fatalf("yUpdateKey = %d, %#x, %v; want %d, %#x", id, k, ok, y.id, key)
 		}
+		keys = append(keys, idKey{id, key})
 		lines.WriteString(base64.StdEncoding.EncodeToString(u))
 		lines.WriteByte('\n')
 	}
@@ -90,12 +94,25 @@ func TestYjsUpdatesApplyInYjs(t *testing.T) {
 		ByClient map[string]string
 		Text     string
 		Pending  bool
+		Emitted  []string
 	}
 	if err := json.Unmarshal(out, &got); err != nil {
 		t.Fatalf("yjs-apply.mjs printed %q: %v", out, err)
 	}
 	if got.Pending {
 		t.Error("Yjs holds updates it could not apply")
+	}
+	if len(got.Emitted) != len(keys) {
+		t.Errorf("Yjs emitted %d updates for %d applied, want one each", len(got.Emitted), len(keys))
+	}
+	for i, e := range got.Emitted[:min(len(got.Emitted), len(keys))] {
+		u, err := base64.StdEncoding.DecodeString(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id, k, ok := yUpdateKey(u); !ok || (idKey{id, k}) != keys[i] {
+			t.Errorf("update %d as Yjs emits it: yUpdateKey = %d, %#x, %v; want %d, %#x", i, id, k, ok, keys[i].id, keys[i].key)
+		}
 	}
 	total := 0
 	for _, y := range clients {
@@ -178,6 +195,26 @@ func TestRunOnHocuspocus(t *testing.T) {
 	// the warm-up may arrive inside the window, so allow a little more.
 	if want := 2 * res.Acked; res.Fanout.Count < want*9/10 || res.Fanout.Count > want*11/10+20 {
 		t.Errorf("Run: %d fan-out arrivals for %d ops with 3 clients per document, want about %d", res.Fanout.Count, res.Acked, want)
+	}
+}
+
+// TestRunOnHocuspocusOpenLoopAndIdle: the open-loop schedule carries its
+// load against Hocuspocus too, and a run of idle connections alone (the
+// documents held open by one connection each from before the memory
+// baseline, holdDocuments) sets up and ends cleanly.
+func TestRunOnHocuspocusOpenLoopAndIdle(t *testing.T) {
+	url := startHocuspocus(t)
+	res, err := Run(context.Background(), Options{URLs: []string{url}, Protocol: ProtocolHocuspocus, Docs: 2, Clients: 2, Rate: 20,
+		Warmup: 200 * time.Millisecond, Duration: 2 * time.Second})
+	checkRun(t, res, err, false)
+	if res.Mode != "open" || res.Acked < 20 || res.Acked > 60 || res.Unsent > 0 || res.FanoutPending != 0 {
+		t.Errorf("open loop at 20 ops/s for 2 s: mode %s, acked %d, unsent %d, missing %d; want open, about 40, 0, 0",
+			res.Mode, res.Acked, res.Unsent, res.FanoutPending)
+	}
+	res, err = Run(context.Background(), Options{URLs: []string{url}, Protocol: ProtocolHocuspocus, Docs: 3, Idle: 6,
+		Warmup: -1, Duration: 100 * time.Millisecond, PID: os.Getpid()})
+	if err != nil || len(res.Errors) > 0 {
+		t.Fatalf("idle run: %v, errors %v", err, res.Errors)
 	}
 }
 

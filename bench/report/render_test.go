@@ -121,3 +121,27 @@ func TestHocuspocusTable(t *testing.T) {
 		t.Error("the page has no Hocuspocus table or row")
 	}
 }
+
+// TestMissingDeliveriesAndFallingBehindShow: deliveries that never
+// arrived are shown with a run's errors, and a run of either server
+// that fell behind its schedule is named in the Hocuspocus table.
+func TestMissingDeliveriesAndFallingBehindShow(t *testing.T) {
+	if got := errs(&loadgen.Result{FanoutPending: 3}); got != "**3 deliveries missing**" {
+		t.Errorf("errs with 3 missing deliveries = %q", got)
+	}
+	if got := errs(&loadgen.Result{}); got != "none" {
+		t.Errorf("errs of a clean run = %q, want none", got)
+	}
+	open := func(ops float64, late uint64) *run {
+		return &run{res: loadgen.Result{Mode: "open", OfferedOps: 400, OpsPerSec: ops, Late: late, Acked: 1000,
+			Fanout: loadgen.Summary{Count: 1, P99: 30}}}
+	}
+	rs := &results{one: map[string]map[string]*run{"s4": {"coedit": open(300, 5), "hocuspocus": open(400, 0)}}}
+	rows := hocuspocusRows(rs)
+	if len(rows) != 1 || !strings.Contains(rows[0].coedit, "fell behind: 300 of 400") || strings.Contains(rows[0].hp, "fell behind") {
+		t.Errorf("rows %+v: want coedit's cell, not Hocuspocus's, to say it fell behind", rows)
+	}
+	if got := ratioText(0, 2000); got != "–" {
+		t.Errorf("ratioText(0, 2000) = %q, want a dash", got)
+	}
+}

@@ -165,6 +165,9 @@ func printBench(w io.Writer, r *loadgen.Result) {
 		lat("other node", *r.FanoutCross)
 		lat("same node", *r.FanoutLocal)
 	}
+	if r.FanoutPending > 0 {
+		fmt.Fprintf(w, "missing   %d deliveries never arrived (an op acknowledged but not sent to every other client)\n", r.FanoutPending)
+	}
 	if len(r.Errors) == 0 {
 		fmt.Fprintln(w, "errors    none")
 	} else {
