@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/coedit/coedit/collab"
-	"github.com/coedit/coedit/collab/redisrelay"
-	"github.com/coedit/coedit/collab/redisrelay/redisrelaytest"
 	"github.com/coedit/coedit/internal/redistest"
 )
 
@@ -163,47 +161,12 @@ func TestClusterRedisRestartedEmptyBehindNodeSeedsFirst(t *testing.T) {
 func TestClusterReplacedHistoryForksLiveNodes(t *testing.T) {
 	r, n := startNodes(t, redistest.ServerOptions{}, nodeConfig{}, "a", "b")
 	a, b := n[0], n[1]
-	// Redis loses records 5..7; a relay of its own renews the epoch
-	// without them and commits another record at 5. The live nodes offer
-	// their records again as soon as they see the new epoch; when one of
-	// them wins that race there is no fork (the same history goes on),
-	// and the setup is made again on another document, as in
-	// TestClusterReplacedCopyIsRefusedOnEveryNode.
-	other := node(t, r.srv.Addr(), r.prefix, redisrelay.Options{})
-	var key collab.Key
 	var subA, subB *testConn
-	forked := false
-	for i := 1; i <= 5 && !forked; i++ {
-		key = docKey(i)
-		submit(t, a, key, createSub("x", 1, "base"))
-		for seq := uint64(2); seq <= 8; seq++ {
-			edit(t, a, key, "x", seq)
-		}
+	key := forkAfterLostTail(t, r.srv.Addr(), r.prefix, a, func(key collab.Key) {
 		subA, subB = newTestConn("subA"), newTestConn("subB")
 		subscribe(t, a, key, subA)
 		subscribe(t, b, key, subB)
-
-		h, _, err := other.Head(ctx(t), key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		redisrelaytest.LoseTail(t, newClient(t, r.srv.Addr()), r.prefix, key, 5, h.Version)
-		epoch, _, err := other.Renew(ctx(t), key, h.Epoch, nil)
-		if err != nil {
-			t.Fatalf("Renew = %v", err)
-		}
-		res, err := other.Commit(ctx(t), key, epoch, 5, []collab.Record{rec(5, "z", 1, "Z")})
-		if err == nil && res.Outcome == redisrelay.Conflict && len(res.Missed) > 0 && res.Missed[0].Src == "x" {
-			continue // a node put its records back first: no fork
-		}
-		if err != nil || res.Outcome != redisrelay.Committed || res.Version != 5 {
-			t.Fatalf("Commit(%v at 5) = %+v, %v; want committed at 5", key, res, err)
-		}
-		forked = true
-	}
-	if !forked {
-		t.Fatal("a live node put its records back before the other writer committed, five times")
-	}
+	})
 
 	for _, c := range []*testConn{subA, subB} {
 		deadline := time.Now().Add(waitLimit)

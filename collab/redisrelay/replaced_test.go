@@ -57,48 +57,13 @@ func TestClusterReplacedCopyIsRefusedOnEveryNode(t *testing.T) {
 	srv := redistest.StartServer(t, redistest.ServerOptions{})
 	p := prefix(t)
 	a := startNode(t, "a", srv.Addr(), p, nodeConfig{})
-	// Redis loses records 5..7 of a document; another writer renews the
-	// epoch without them and commits at 5. Node a offers its records again
-	// as soon as it sees the new epoch; when it wins that race there is no
-	// fork, and the setup is made again on another document.
-	other := node(t, srv.Addr(), p, redisrelay.Options{})
-	var key collab.Key
 	var holder, early *testConn
-	forked := false
-	for i := 1; i <= 5 && !forked; i++ {
-		key = docKey(i)
-		submit(t, a, key, createSub("x", 1, "base"))
-		for seq := uint64(2); seq <= 8; seq++ {
-			edit(t, a, key, "x", seq)
-		}
+	key := forkAfterLostTail(t, srv.Addr(), p, a, func(key collab.Key) {
 		holder, early = newTestConn("holder"), newTestConn("early")
 		subscribe(t, a, key, holder)
 		holder.waitOps(t, key, 8)
 		subscribe(t, a, key, early)
-
-		h, _, err := other.Head(ctx(t), key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		redisrelaytest.LoseTail(t, newClient(t, srv.Addr()), p, key, 5, h.Version)
-		epoch, _, err := other.Renew(ctx(t), key, h.Epoch, nil)
-		if err != nil {
-			t.Fatalf("Renew = %v", err)
-		}
-		res, err := other.Commit(ctx(t), key, epoch, 5, []collab.Record{rec(5, "z", 1, "Z")})
-		if err == nil && res.Outcome == redisrelay.Conflict && len(res.Missed) > 0 && res.Missed[0].Src == "x" {
-			// Node a saw the new epoch first and put its own records back:
-			// the same history, no fork. Try again on another document.
-			continue
-		}
-		if err != nil || res.Outcome != redisrelay.Committed || res.Version != 5 {
-			t.Fatalf("Commit(%v at 5) = %+v, %v; want committed at 5", key, res, err)
-		}
-		forked = true
-	}
-	if !forked {
-		t.Fatal("node a put its records back before the other writer committed, five times")
-	}
+	})
 	deadline := time.Now().Add(waitLimit)
 	for holder.resetCount() == 0 {
 		if time.Now().After(deadline) {
@@ -149,4 +114,45 @@ func TestClusterReplacedCopyIsRefusedOnEveryNode(t *testing.T) {
 		t.Errorf("c refused %d requests as replaced, want 2", st.ReplacedRefused)
 	}
 	converged(t, key, a, c)
+}
+
+// forkAfterLostTail makes, on a fresh document, the fork the
+// replaced-history tests need. The writer node creates it and commits
+// x/2..x/8 (versions 1..7), then prepare subscribes whom the test needs.
+// Redis then loses records 5..7 and a relay of the test's own renews the
+// epoch without them and commits z/1 at 5. The live nodes offer their
+// records again as soon as they see the new epoch; when one of them wins
+// that race there is no fork (the same history goes on), and the setup
+// is made again on another document, up to five times. It returns the
+// document that forked.
+func forkAfterLostTail(t *testing.T, addr, prefix string, writer *hubNode, prepare func(key collab.Key)) collab.Key {
+	t.Helper()
+	other := node(t, addr, prefix, redisrelay.Options{})
+	for i := 1; i <= 5; i++ {
+		key := docKey(i)
+		submit(t, writer, key, createSub("x", 1, "base"))
+		for seq := uint64(2); seq <= 8; seq++ {
+			edit(t, writer, key, "x", seq)
+		}
+		prepare(key)
+		h, _, err := other.Head(ctx(t), key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		redisrelaytest.LoseTail(t, newClient(t, addr), prefix, key, 5, h.Version)
+		epoch, _, err := other.Renew(ctx(t), key, h.Epoch, nil)
+		if err != nil {
+			t.Fatalf("Renew = %v", err)
+		}
+		res, err := other.Commit(ctx(t), key, epoch, 5, []collab.Record{rec(5, "z", 1, "Z")})
+		if err == nil && res.Outcome == redisrelay.Conflict && len(res.Missed) > 0 && res.Missed[0].Src == "x" {
+			continue // a live node put its records back first: no fork
+		}
+		if err != nil || res.Outcome != redisrelay.Committed || res.Version != 5 {
+			t.Fatalf("Commit(%v at 5) = %+v, %v; want committed at 5", key, res, err)
+		}
+		return key
+	}
+	t.Fatal("a live node put its records back before the other writer committed, five times")
+	return collab.Key{}
 }
