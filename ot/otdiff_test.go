@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/coedit/coedit/internal/nodetest"
 )
 
 var algDiffSeed = flag.Int("otdiff.seed", 1, "seed for TestDifferentialNode's generated cases")
@@ -286,13 +288,7 @@ func algReadLines(k *algChecker, r io.Reader) error {
 // pinned ot-text-unicode) on random cases and checks this package gives
 // the same results.
 func TestDifferentialNode(t *testing.T) {
-	if _, err := os.Stat(filepath.Join("..", "node_modules", "ot-text-unicode", "package.json")); err != nil {
-		t.Fatalf("the reference ot-text-unicode is not installed (%v): run `npm ci` in the repository root", err)
-	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatalf("node is needed to run the reference: %v", err)
-	}
+	node := nodetest.Node(t, "ot-text-unicode")
 	n := algDiffCases()
 	cmd := exec.Command(node, filepath.Join("..", "scripts", "otdiff", "gen.mjs"), "--n", strconv.Itoa(n), "--seed", strconv.Itoa(*algDiffSeed))
 	var stderr bytes.Buffer

@@ -27,7 +27,7 @@ type setup struct {
 	// reader (gen.drainIdle) returns.
 	idleDone []chan struct{}
 	// held and heldDone are the connections holding Hocuspocus's
-	// documents open through scenario 5's baseline (holdDocuments).
+	// documents open through scenario 5's baseline.
 	held             []*websocket.Conn
 	heldDone         []chan struct{}
 	idleBytesPerConn float64
@@ -110,22 +110,14 @@ func (s *setup) open(ctx context.Context) error {
 		// from create. So that the idle connections are measured alone,
 		// as there, each document is held open by one more connection
 		// from before the baseline.
-		if err := s.holdDocuments(ctx); err != nil {
+		s.held, s.heldDone, err = s.follow(ctx, len(s.docs), func(i int) (string, *doc) { return o.URLs[0], s.docs[i] })
+		if err != nil {
 			return err
 		}
 	}
 	before := s.g.settledRSS()
-	s.idle = make([]*websocket.Conn, o.Idle)
-	s.idleDone = make([]chan struct{}, o.Idle)
-	err = parallel(ctx, o.Idle, o.DialParallel, func(i int) error {
-		ws, err := s.g.openIdle(ctx, o.URLs[i%len(o.URLs)], s.docs[i%len(s.docs)])
-		if err != nil {
-			return err
-		}
-		s.idle[i] = ws
-		s.idleDone[i] = make(chan struct{})
-		go s.g.drainIdle(ws, s.idleDone[i])
-		return nil
+	s.idle, s.idleDone, err = s.follow(ctx, o.Idle, func(i int) (string, *doc) {
+		return o.URLs[i%len(o.URLs)], s.docs[i%len(s.docs)]
 	})
 	if err != nil {
 		return err
@@ -136,28 +128,22 @@ func (s *setup) open(ctx context.Context) error {
 	return nil
 }
 
-// holdDocuments opens one idle connection per document (to the first
-// URL), kept open until close.
-func (s *setup) holdDocuments(ctx context.Context) error {
-	o := s.g.o
-	held := make([]*websocket.Conn, len(s.docs))
-	done := make([]chan struct{}, len(s.docs))
-	err := parallel(ctx, len(s.docs), o.DialParallel, func(i int) error {
-		ws, err := s.g.openIdle(ctx, o.URLs[0], s.docs[i])
+// follow opens n connections that follow a document and never edit
+// (openIdle), the i-th to at(i), each read by a drainIdle of its own. A
+// connection that failed to open is nil in conns, and so is its done.
+func (s *setup) follow(ctx context.Context, n int, at func(i int) (string, *doc)) (conns []*websocket.Conn, done []chan struct{}, err error) {
+	conns, done = make([]*websocket.Conn, n), make([]chan struct{}, n)
+	err = parallel(ctx, n, s.g.o.DialParallel, func(i int) error {
+		url, d := at(i)
+		ws, err := s.g.openIdle(ctx, url, d)
 		if err != nil {
 			return err
 		}
-		held[i], done[i] = ws, make(chan struct{})
+		conns[i], done[i] = ws, make(chan struct{})
 		go s.g.drainIdle(ws, done[i])
 		return nil
 	})
-	for i, ws := range held {
-		if ws != nil {
-			s.held = append(s.held, ws)
-			s.heldDone = append(s.heldDone, done[i])
-		}
-	}
-	return err
+	return conns, done, err
 }
 
 // openIdle opens a connection to url that follows d and never edits.
@@ -232,10 +218,9 @@ const typeURI = "http://sharejs.org/types/text-unicode"
 // dial connects to url and does ShareDB's handshake, returning the src the
 // server issued.
 func (g *gen) dial(ctx context.Context, url string) (*websocket.Conn, string, error) {
-	d := websocket.Dialer{HandshakeTimeout: readTimeout}
-	ws, _, err := d.DialContext(ctx, url, nil)
+	ws, err := dialSocket(ctx, url)
 	if err != nil {
-		return nil, "", fmt.Errorf("loadgen: dial %s: %w", url, err)
+		return nil, "", err
 	}
 	if err := ws.WriteMessage(websocket.TextMessage, []byte(`{"a":"hs","id":null,"protocol":1,"protocolMinor":2}`)); err != nil {
 		ws.Close()
@@ -248,6 +233,16 @@ func (g *gen) dial(ctx context.Context, url string) (*websocket.Conn, string, er
 		return nil, "", fmt.Errorf("loadgen: %s: handshake: no id in the reply (%v)", url, err)
 	}
 	return ws, src, nil
+}
+
+// dialSocket opens a WebSocket to url, for either protocol.
+func dialSocket(ctx context.Context, url string) (*websocket.Conn, error) {
+	d := websocket.Dialer{HandshakeTimeout: readTimeout}
+	ws, _, err := d.DialContext(ctx, url, nil)
+	if err != nil {
+		return nil, fmt.Errorf("loadgen: dial %s: %w", url, err)
+	}
+	return ws, nil
 }
 
 // subscribe subscribes ws to d and returns its snapshot.

@@ -248,10 +248,9 @@ func (c *client) submitYjs(start time.Time) {
 // asks for none), then sync step 1 with an empty state vector. It returns
 // once the server has sent the document's state (sync step 2).
 func (g *gen) joinHocuspocus(ctx context.Context, url string, d *doc) (*websocket.Conn, error) {
-	dl := websocket.Dialer{HandshakeTimeout: readTimeout}
-	ws, _, err := dl.DialContext(ctx, url, nil)
+	ws, err := dialSocket(ctx, url)
 	if err != nil {
-		return nil, fmt.Errorf("loadgen: dial %s: %w", url, err)
+		return nil, err
 	}
 	name := appendVarString(nil, d.id)
 	auth := append(append([]byte{}, name...), hpAuth, hpAuthToken, 0)

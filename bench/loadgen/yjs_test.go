@@ -17,21 +17,9 @@ import (
 	"strings"
 	"testing"
 	"time"
-)
 
-// nodeWith returns the node binary, failing t unless it and the npm
-// package pkg (installed by `npm ci` in the repository root) are there.
-func nodeWith(t *testing.T, pkg string) string {
-	t.Helper()
-	if _, err := os.Stat(filepath.Join("..", "..", "node_modules", pkg, "package.json")); err != nil {
-		t.Fatalf("%s is not installed (%v): run `npm ci` in the repository root", pkg, err)
-	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatalf("node is needed: %v", err)
-	}
-	return node
-}
+	"github.com/coedit/coedit/internal/nodetest"
+)
 
 // TestYjsUpdatesApplyInYjs checks the generator's Yjs updates with the
 // real yjs package: three clients' edits, interleaved, are applied to one
@@ -43,7 +31,7 @@ func nodeWith(t *testing.T, pkg string) string {
 // key edit returned for it, and so must the update Yjs emits for it (what
 // Hocuspocus broadcasts: Yjs encodes it again).
 func TestYjsUpdatesApplyInYjs(t *testing.T) {
-	node := nodeWith(t, "yjs")
+	node := nodetest.Node(t, "yjs")
 	rng := rand.New(rand.NewPCG(3, 4))
 	clients := make([]*yClient, 3)
 	for i := range clients {
@@ -134,7 +122,7 @@ func TestYjsUpdatesApplyInYjs(t *testing.T) {
 // memory) on a free port until the test ends, and returns its URL.
 func startHocuspocus(t *testing.T) string {
 	t.Helper()
-	node := nodeWith(t, "@hocuspocus/server")
+	node := nodetest.Node(t, "@hocuspocus/server")
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
