@@ -4,7 +4,8 @@
 # scenarios against a fresh server of each, alternating, with this
 # checkout's `coedit bench` as the load generator and scripts/bench.sh's
 # server flags. One line per run: acked ops/s, server CPU per op, ack and
-# fan-out p99, and the server's context switches per op. docs/decisions.md
+# fan-out p99, the server's context switches per op, and the store's
+# write batches per op (one fsync each with --sync always). docs/decisions.md
 # calls it ab.sh.
 #
 # Usage: scripts/ab.sh [-n ROUNDS] REV [REV...] -- [SCENARIO...]
@@ -55,6 +56,8 @@ done
 
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 ctx() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/{s+=$2}END{print s+0}'; }
+# batches PORT: the store's write batches so far (one sync each with --sync always).
+batches() { curl -fs "http://127.0.0.1:$1/metrics" 2>/dev/null | awk '/^coedit_store_write_batches_total /{print $2+0}END{}' | head -1; }
 
 for _ in $(seq "$rounds"); do
   for i in "${!revs[@]}"; do
@@ -86,20 +89,21 @@ for _ in $(seq "$rounds"); do
         (sleep 4; curl -s "http://127.0.0.1:$pport/debug/pprof/profile?seconds=6" >"$PPROF.$i.$s.pb.gz") &
         prof=$!
       fi
-      c0=$(ctx "$pid")
+      c0=$(ctx "$pid"); b0=$(batches "$port")
       "$work/gen" bench --quiet --pid "$pid" --warmup 2s --duration "${DURATION:-10}s" --out "$work/r.json" \
         "${args[@]}" "ws://127.0.0.1:$port/ws" >/dev/null 2>"$work/err" || { echo "$s: run failed"; cat "$work/err"; }
-      c1=$(ctx "$pid")
+      c1=$(ctx "$pid"); b1=$(batches "$port")
       [ -n "$prof" ] && wait "$prof"
       kill "$pid"; wait "$pid" 2>/dev/null || true
       node -e '
         const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
-        const [rev, s, c0, c1] = process.argv.slice(2);
+        const [rev, s, c0, c1, b0, b1] = process.argv.slice(2);
         const acked = r.acked || 1, f = (x) => x.toFixed(2);
         console.log(`${rev} ${s}: ${Math.round(r.ops_per_s)} ops/s  cpu/op ${Math.round(r.server.cpu_per_op_us)} us  ` +
           `ack p99 ${f(r.ack_latency.p99_ms)} ms  fan-out p99 ${f(r.fanout_latency.p99_ms)} ms  ` +
-          `ctx/op ${((c1 - c0) / (acked * (1 + (r.warmup_s || 0) / r.duration_s))).toFixed(1)}  errors ${JSON.stringify(r.errors || {})}`);
-      ' "$work/r.json" "${revs[$i]}" "$s" "$c0" "$c1"
+          `ctx/op ${((c1 - c0) / (acked * (1 + (r.warmup_s || 0) / r.duration_s))).toFixed(1)}  ` +
+          `batches/op ${((b1 - b0) / (acked * (1 + (r.warmup_s || 0) / r.duration_s))).toFixed(2)}  errors ${JSON.stringify(r.errors || {})}`);
+      ' "$work/r.json" "${revs[$i]}" "$s" "$c0" "$c1" "${b0:-0}" "${b1:-0}"
     done
   done
 done
