@@ -15,7 +15,9 @@
 #             and leave docs/performance.md alone (scenario 7 compares with
 #             1 and 2a: --only 1,2,7)
 #
-# Environment: DURATION (measured seconds per run, 10), WARMUP (2),
+# Environment: DURATION (measured seconds per run, 10), WARMUP (2), ROUNDS
+# (how many times scenarios 1, 2 and 6 run, each round every server once:
+# 3, or 1 with --quick; the page shows medians and every round),
 # STEP_DURATION (seconds per step of scenario 3, 5), IDLE (connections in
 # scenario 5, 10000), RESULTS (where the JSON results go; default
 # artifacts/bench-DATE, kept), REDIS_APPENDFSYNC (scenario 7's Redis AOF
@@ -44,13 +46,14 @@ done
 wanted() { [ -z "$only" ] || [[ "$only" == *",$1,"* ]]; }
 
 if [ "$quick" = 1 ]; then
-  DURATION=${DURATION:-3} WARMUP=${WARMUP:-1} STEP_DURATION=${STEP_DURATION:-2} IDLE=${IDLE:-2000}
+  DURATION=${DURATION:-3} WARMUP=${WARMUP:-1} STEP_DURATION=${STEP_DURATION:-2} IDLE=${IDLE:-2000} ROUNDS=${ROUNDS:-1}
   rates=(1000 4000 16000)
 else
-  DURATION=${DURATION:-10} WARMUP=${WARMUP:-2} STEP_DURATION=${STEP_DURATION:-5} IDLE=${IDLE:-10000}
+  DURATION=${DURATION:-10} WARMUP=${WARMUP:-2} STEP_DURATION=${STEP_DURATION:-5} IDLE=${IDLE:-10000} ROUNDS=${ROUNDS:-3}
   rates=(500 1000 2000 4000 6000 8000 12000 16000 24000 32000)
 fi
 RESULTS=${RESULTS:-$root/artifacts/bench-$(date -u +%Y%m%d-%H%M%S)}
+[[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || { echo "bench.sh: ROUNDS must be a positive number, got $ROUNDS" >&2; exit 2; }
 if [ "${REDIS_APPENDFSYNC:-always}" != always ] && [ -z "$only" ]; then
   echo "bench.sh: REDIS_APPENDFSYNC=$REDIS_APPENDFSYNC needs --only: docs/performance.md states appendfsync always" >&2
   exit 2
@@ -207,17 +210,20 @@ stop_server() {
 
 # bench NAME TARGET [coedit bench flags]: one run against a fresh server;
 # the result goes to $RESULTS/NAME.TARGET.json (NAME.TARGET.STEP.json when
-# $step is set). A failed run is reported and the script goes on.
+# $step is set, NAME.TARGET@ROUND.json when $round is and ROUNDS is more
+# than 1). A failed run is reported and the script goes on.
 step=""
+round=""
 bench() {
   local name=$1 target=$2
   shift 2
   local file="$RESULTS/$name.$target${step:+.$step}"
+  [ -n "$round" ] && [ "$ROUNDS" -gt 1 ] && file+="@$round"
   local extra=()
   [ "$target" = relay ] && extra+=(--relay)
   [ "$target" = hocuspocus ] && extra+=(--protocol hocuspocus)
   start_server "$target"
-  echo "-- $name $target${step:+ $step}: $*"
+  echo "-- $name $target${step:+ $step}${round:+ (round $round)}: $*"
   if ! "$work/coedit" bench --pid "$server_pid" --out "$file.json" "${extra[@]}" "$@" "$server_url" \
       2>"$file.progress" | sed 's/^/   /'; then
     echo "   (run failed; see $file.progress)"
@@ -236,17 +242,27 @@ held() {
 targets=(coedit sharedb hocuspocus relay)
 timing=(--warmup "${WARMUP}s" --duration "${DURATION}s")
 
-if wanted 1; then
-  echo "== scenario 1: open loop 2,000 ops/s, 100 x 4"
-  # coedit without its fsync too: what the others, in memory, are closest to.
-  for t in "${targets[@]}" coedit-sync-none; do bench s1 "$t" --docs 100 --clients 4 --rate 2000 "${timing[@]}"; done
-fi
-
-if wanted 2; then
-  echo "== scenario 2: closed loop 100 x 4 and 1 x 10"
-  for t in "${targets[@]}"; do bench s2a "$t" --docs 100 --clients 4 "${timing[@]}"; done
-  for t in "${targets[@]}" coedit-sync-none; do bench s2b "$t" --docs 1 --clients 10 "${timing[@]}"; done
-fi
+# Scenarios 1, 2 and 6 run in rounds: each round runs every server once,
+# one after another, so that each comparison is side by side; the page
+# shows the medians and every round (bench/report/rounds.go).
+for round in $(seq "$ROUNDS"); do
+  [ "$ROUNDS" -gt 1 ] && echo "== round $round of $ROUNDS (scenarios 1, 2 and 6)"
+  if wanted 1; then
+    echo "== scenario 1: open loop 2,000 ops/s, 100 x 4"
+    # coedit without its fsync too: what the others, in memory, are closest to.
+    for t in "${targets[@]}" coedit-sync-none; do bench s1 "$t" --docs 100 --clients 4 --rate 2000 "${timing[@]}"; done
+  fi
+  if wanted 2; then
+    echo "== scenario 2: closed loop 100 x 4 and 1 x 10"
+    for t in "${targets[@]}"; do bench s2a "$t" --docs 100 --clients 4 "${timing[@]}"; done
+    for t in "${targets[@]}" coedit-sync-none; do bench s2b "$t" --docs 1 --clients 10 "${timing[@]}"; done
+  fi
+  if wanted 6; then
+    echo "== scenario 6: --sync none, closed loop 100 x 4 (--sync always is scenario 2)"
+    bench s6 coedit-sync-none --docs 100 --clients 4 "${timing[@]}"
+  fi
+done
+round=""
 
 if wanted 3; then
   echo "== scenario 3: latency against offered load, 100 x 4"
@@ -272,11 +288,6 @@ if wanted 5; then
   for t in "${targets[@]}"; do bench s5 "$t" --docs 1000 --clients 0 --idle "$IDLE" --warmup 0s --duration 1s; done
 fi
 
-if wanted 6; then
-  echo "== scenario 6: --sync none, closed loop 100 x 4 (--sync always is scenario 2)"
-  bench s6 coedit-sync-none --docs 100 --clients 4 "${timing[@]}"
-fi
-
 if wanted 7; then
   echo "== scenario 7: two nodes over Redis, scenario 1 (open loop 2,000 ops/s) and 2a (closed loop 100 x 4)"
   if command -v redis-server >/dev/null; then
@@ -296,5 +307,5 @@ fi
 echo "== writing docs/performance.md (results in $RESULTS)"
 (cd bench/report && "$work/report" -results "$RESULTS" -out "$root/docs/performance.md" -plots "$root/docs/perf" \
   -load-start "$load_start" -load-end "$load_end" -elapsed "$((elapsed / 60)) min $((elapsed % 60)) s" -note "$note" \
-  -params "warm-up ${WARMUP} s and ${DURATION} s measured per run (scenario 3: 1 s and ${STEP_DURATION} s per step), ${IDLE} idle connections")
+  -params "warm-up ${WARMUP} s and ${DURATION} s measured per run (scenario 3: 1 s and ${STEP_DURATION} s per step), ${ROUNDS} rounds of scenarios 1, 2 and 6, ${IDLE} idle connections")
 echo "done in ${elapsed}s"

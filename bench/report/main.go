@@ -10,7 +10,9 @@
 //
 // Result files are named SCENARIO.TARGET.json, or SCENARIO.TARGET.RATE.json
 // for the steps of scenario s3; TARGET is coedit, sharedb, hocuspocus, relay,
-// coedit-sync-none, or cluster (scenario 7's two nodes over Redis).
+// coedit-sync-none, or cluster (scenario 7's two nodes over Redis). A
+// scenario run in rounds has SCENARIO.TARGET@ROUND.json, one per round
+// (rounds.go).
 package main
 
 import (
@@ -19,6 +21,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -26,11 +29,16 @@ import (
 	"github.com/coedit/coedit/bench/loadgen"
 )
 
-// run is one result file.
+// run is one result file, or the rounds of one scenario and target.
 type run struct {
 	scenario, target string
 	rate             float64 // s3 steps only
-	res              loadgen.Result
+	// res is the run's result; for rounds, their medians (mergeRounds).
+	res loadgen.Result
+	// rounds are the rounds' results, in round order; none for a
+	// scenario run once.
+	rounds   []loadgen.Result
+	roundNos []int
 }
 
 // results holds every run, by scenario and target.
@@ -125,6 +133,29 @@ func load(dir string) (*results, error) {
 		if err := json.Unmarshal(b, &x.res); err != nil {
 			return nil, fmt.Errorf("%s: %w", f, err)
 		}
+		if target, no, ok := strings.Cut(x.target, "@"); ok {
+			if len(parts) != 2 {
+				return nil, fmt.Errorf("%s: a step of scenario 3 has no rounds", f)
+			}
+			n, err := strconv.Atoi(no)
+			if err != nil || n < 1 {
+				return nil, fmt.Errorf("%s: round %q is not a positive number", f, no)
+			}
+			if rs.one[x.scenario] == nil {
+				rs.one[x.scenario] = map[string]*run{}
+			}
+			r := rs.one[x.scenario][target]
+			if r == nil {
+				r = &run{scenario: x.scenario, target: target}
+				rs.one[x.scenario][target] = r
+			} else if len(r.rounds) == 0 {
+				return nil, fmt.Errorf("%s: %s.%s has a file without a round too", f, x.scenario, target)
+			}
+			i, _ := slices.BinarySearch(r.roundNos, n)
+			r.roundNos = slices.Insert(r.roundNos, i, n)
+			r.rounds = slices.Insert(r.rounds, i, x.res)
+			continue
+		}
 		if len(parts) == 3 {
 			if x.rate, err = strconv.ParseFloat(parts[2], 64); err != nil {
 				return nil, fmt.Errorf("%s: step rate %q: %w", f, parts[2], err)
@@ -135,7 +166,17 @@ func load(dir string) (*results, error) {
 		if rs.one[x.scenario] == nil {
 			rs.one[x.scenario] = map[string]*run{}
 		}
+		if rs.one[x.scenario][x.target] != nil {
+			return nil, fmt.Errorf("%s: %s.%s has rounds too", f, x.scenario, x.target)
+		}
 		rs.one[x.scenario][x.target] = x
+	}
+	for _, byTarget := range rs.one {
+		for _, x := range byTarget {
+			if len(x.rounds) > 0 {
+				x.res = mergeRounds(x.rounds)
+			}
+		}
 	}
 	for _, s := range rs.steps {
 		sort.Slice(s, func(i, j int) bool { return s[i].rate < s[j].rate })
