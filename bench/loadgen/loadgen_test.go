@@ -76,8 +76,8 @@ func TestRunClosedLoopConvergesOnCoedit(t *testing.T) {
 	if lines == 0 {
 		t.Error("Progress was never called")
 	}
-	if res.Server == nil || res.Server.CPUSeconds <= 0 || res.Server.RSSBytes <= 0 {
-		t.Errorf("Run: server figures %+v, want CPU and RSS of the PID", res.Server)
+	if res.Server == nil || res.Server.CPUSeconds <= 0 || res.Server.RSSBytes <= 0 || res.Server.CtxSwitchesPerOp <= 0 {
+		t.Errorf("Run: server figures %+v, want CPU, RSS and context switches of the PID", res.Server)
 	}
 	if res.Mode != "closed" || res.Docs != 3 || res.Clients != 3 || res.Idle != 4 {
 		t.Errorf("Run: mode, docs, clients, idle = %s, %d, %d, %d; want closed, 3, 3, 4", res.Mode, res.Docs, res.Clients, res.Idle)

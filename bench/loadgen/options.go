@@ -191,6 +191,12 @@ type Result struct {
 	// IdleBytesPerConn is the server's resident memory growth while the
 	// idle connections opened and subscribed, divided by their number.
 	IdleBytesPerConn float64 `json:"idle_bytes_per_conn,omitempty"`
+	// StoreBatchesPerOp is coedit's store write batches in the window
+	// (coedit_store_write_batches_total on each URL's /metrics, added up)
+	// per acked op: with --sync always, the fsyncs per op. Nil for a
+	// server that does not report it. In a cluster each node also
+	// writes the records the others committed.
+	StoreBatchesPerOp *float64 `json:"store_batches_per_op,omitempty"`
 }
 
 // ProcFigures are one process's CPU and memory over the window.
@@ -199,6 +205,11 @@ type ProcFigures struct {
 	CPUPercent float64 `json:"cpu_percent"`         // of one core
 	CPUPerOpUS float64 `json:"cpu_per_op_us"`       // microseconds per acked op
 	RSSBytes   int64   `json:"rss_bytes,omitempty"` // at the end of the window
+	// CtxSwitchesPerOp is the context switches of the process's threads
+	// (voluntary and not) per acked op: each is a thread that slept or
+	// was put aside, which a server that hands work between threads pays
+	// for on every op.
+	CtxSwitchesPerOp float64 `json:"ctx_switches_per_op,omitempty"`
 }
 
 // Progress is one second of a run, for a progress line.

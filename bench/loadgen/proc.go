@@ -2,8 +2,13 @@ package loadgen
 
 import (
 	"bytes"
+	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 )
@@ -13,10 +18,15 @@ import (
 // sysconf(_SC_CLK_TCK) to ask.
 const clockTick = 10 * time.Millisecond
 
-// procSample is a process's CPU time so far and its resident memory.
+// procSample is a process's CPU time so far, its resident memory and
+// its threads' context switches.
 type procSample struct {
 	cpu time.Duration // user + system, all threads, dead ones included
 	rss int64         // bytes
+	// switches are the voluntary and involuntary context switches of the
+	// threads alive now (a thread's end takes its count with it; Go and
+	// Node keep theirs).
+	switches uint64
 }
 
 // readProc samples process pid from /proc: utime and stime from stat
@@ -57,5 +67,84 @@ func readProc(pid int) (procSample, error) {
 			}
 		}
 	}
-	return s, nil
+	s.switches, err = switches(pid)
+	return s, err
+}
+
+// switches adds up the context switches of process pid's threads, from
+// each one's /proc/PID/task/TID/status. A thread that ends between the
+// listing and the read is skipped.
+func switches(pid int) (uint64, error) {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, err
+	}
+	var n uint64
+	for _, t := range tasks {
+		status, err := os.ReadFile(filepath.Join(dir, t.Name(), "status"))
+		if err != nil {
+			continue
+		}
+		for line := range bytes.Lines(status) {
+			rest, ok := bytes.CutPrefix(line, []byte("voluntary_ctxt_switches:"))
+			if !ok {
+				rest, ok = bytes.CutPrefix(line, []byte("nonvoluntary_ctxt_switches:"))
+			}
+			if ok {
+				v, err := strconv.ParseUint(string(bytes.TrimSpace(rest)), 10, 64)
+				if err != nil {
+					return 0, fmt.Errorf("%s/%s/status: %q", dir, t.Name(), line)
+				}
+				n += v
+			}
+		}
+	}
+	return n, nil
+}
+
+// storeBatches adds up coedit_store_write_batches_total from each URL's
+// /metrics (the WebSocket URL's host, over HTTP); ok is false when a
+// server does not answer with it (another server than coedit, or
+// metrics behind authentication).
+func storeBatches(ctx context.Context, urls []string) (total float64, ok bool) {
+	const name = "coedit_store_write_batches_total "
+	client := &http.Client{Timeout: 2 * time.Second}
+	for _, u := range urls {
+		p, err := url.Parse(u)
+		if err != nil {
+			return 0, false
+		}
+		p.Scheme = map[string]string{"ws": "http", "wss": "https"}[p.Scheme]
+		p.Path, p.RawQuery = "/metrics", ""
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.String(), nil)
+		if err != nil {
+			return 0, false
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, false
+		}
+		body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			return 0, false
+		}
+		found := false
+		for line := range bytes.Lines(body) {
+			if v, ok := bytes.CutPrefix(line, []byte(name)); ok {
+				f, err := strconv.ParseFloat(string(bytes.TrimSpace(v)), 64)
+				if err != nil {
+					return 0, false
+				}
+				total += f
+				found = true
+				break
+			}
+		}
+		if !found {
+			return 0, false
+		}
+	}
+	return total, true
 }

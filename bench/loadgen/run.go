@@ -170,6 +170,9 @@ func (g *gen) drive(ctx context.Context, s *setup) (*Result, error) {
 	}
 
 	var base, last, final sample
+	// coedit's store batches at the window's start and end (storeBatches).
+	var baseBatches, finalBatches float64
+	var batchesOK bool
 	last = g.sample()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -185,11 +188,17 @@ loop:
 			runErr = ctx.Err()
 			break loop
 		case <-warm.C:
+			// The scrape first, so that the window starts with the
+			// sample and the counting; it is a loopback request or two.
+			baseBatches, batchesOK = storeBatches(ctx, o.URLs)
 			base = g.sample()
 			g.measuring.Store(true)
 		case <-end.C:
 			g.measuring.Store(false)
 			final = g.sample()
+			if batchesOK {
+				finalBatches, batchesOK = storeBatches(ctx, o.URLs)
+			}
 			break loop
 		case now := <-tick.C:
 			cur := g.sample()
@@ -239,7 +248,14 @@ loop:
 	res.Bench = figures(final.self-base.self, window, res.Acked, 0)
 	if o.PID != 0 {
 		srv := figures(final.server.cpu-base.server.cpu, window, res.Acked, final.server.rss)
+		if res.Acked > 0 && final.server.switches >= base.server.switches {
+			srv.CtxSwitchesPerOp = float64(final.server.switches-base.server.switches) / float64(res.Acked)
+		}
 		res.Server = &srv
+	}
+	if batchesOK && res.Acked > 0 {
+		v := (finalBatches - baseBatches) / float64(res.Acked)
+		res.StoreBatchesPerOp = &v
 	}
 	return res, nil
 }
@@ -301,6 +317,7 @@ func (g *gen) readServer() (procSample, error) {
 		}
 		sum.cpu += p.cpu
 		sum.rss += p.rss
+		sum.switches += p.switches
 	}
 	return sum, nil
 }

@@ -97,15 +97,15 @@ func clusterTargets(rs *results) []targetRow {
 // renderCluster writes scenario 7's tables.
 func renderCluster(b *strings.Builder, rs *results, images []image) {
 	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
-	p("| run | acked ops/s | ack p50 / p99 / max (ms) | fan-out to the other node p50 / p99 / max (ms) | fan-out on the same node | all fan-out | CPU (nodes + Redis) | CPU per op | generator CPU | errors | converged |\n")
-	p("|---|---|---|---|---|---|---|---|---|---|---|\n")
+	p("| run | acked ops/s | ack p50 / p99 / max (ms) | fan-out to the other node p50 / p99 / max (ms) | fan-out on the same node | all fan-out | CPU (nodes + Redis) | CPU per op | context switches per op (nodes + Redis) | store write batches per op (both nodes) | generator CPU | errors | converged |\n")
+	p("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	row := func(name string, r *loadgen.Result) {
 		cross, local := "–", "–"
 		if r.FanoutCross != nil {
 			cross, local = lat3(*r.FanoutCross), lat3(*r.FanoutLocal)
 		}
-		p("| %s | %s | %s | %s | %s | %s | %s | %s | %.0f%% | %s | %s |\n", name, opsCell(r), lat3(r.Ack), cross, local,
-			lat3(r.Fanout), cpuPct(r), cpuPerOp(r), r.Bench.CPUPercent, errs(r), conv(r))
+		p("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %.0f%% | %s | %s |\n", name, opsCell(r), lat3(r.Ack), cross, local,
+			lat3(r.Fanout), cpuPct(r), cpuPerOp(r), switchesPerOp(r), batchesPerOp(r), r.Bench.CPUPercent, errs(r), conv(r))
 	}
 	for _, x := range []struct{ scenario, target, name string }{
 		{"s1", "coedit", "one node, open loop 2,000 ops/s (scenario 1)"},

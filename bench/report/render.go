@@ -86,15 +86,15 @@ func render(rs *results, m meta, images, clusterImages []image) string {
 			renderIdle(&b, rs, s)
 			continue
 		}
-		p("| server | acked ops/s | ack p50 / p99 / max (ms) | fan-out p50 / p99 / max (ms) | server CPU | server CPU per op | generator CPU | server RSS | errors | converged |\n")
-		p("|---|---|---|---|---|---|---|---|---|---|\n")
+		p("| server | acked ops/s | ack p50 / p99 / max (ms) | fan-out p50 / p99 / max (ms) | server CPU | server CPU per op | server context switches per op | store write batches (fsyncs) per op | generator CPU | server RSS | errors | converged |\n")
+		p("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 		for _, t := range s.targets {
 			r := rs.get(s.key, t)
 			if r == nil {
 				continue
 			}
-			p("| %s | %s | %s | %s | %s | %s | %.0f%% | %s | %s | %s |\n", targetNames[t], opsCell(r),
-				lat3(r.Ack), lat3(r.Fanout), cpuPct(r), cpuPerOp(r), r.Bench.CPUPercent, rss(r), errs(r), conv(r))
+			p("| %s | %s | %s | %s | %s | %s | %s | %s | %.0f%% | %s | %s | %s |\n", targetNames[t], opsCell(r),
+				lat3(r.Ack), lat3(r.Fanout), cpuPct(r), cpuPerOp(r), switchesPerOp(r), batchesPerOp(r), r.Bench.CPUPercent, rss(r), errs(r), conv(r))
 		}
 		p("\n")
 		renderRounds(&b, rs, s)
@@ -192,6 +192,11 @@ const method = `## How it was measured
 - **Server CPU** is user + system time of the server process from /proc over the measured window;
   **per op** divides it by the ops acknowledged in the window. **Memory per idle connection** is
   the growth of the server's resident memory while the idle connections opened and subscribed.
+  **Context switches per op**: those of the server's threads (voluntary and involuntary, from
+  /proc) over the window, per acked op: a thread that sleeps or wakes another costs a switch,
+  and on a VM each wake-up of another core is an exit to the hypervisor. **Store write batches
+  per op**: coedit's group commits over the window (its /metrics), per acked op; with
+  ` + "`--sync always`" + ` each is one fsync.
 - **Converged**: after the load, every client's copy of each document equals the others' and a
   fresh fetch from the server. Not checked against the relay, which does not transform, nor
   against Hocuspocus, whose clients keep no copy. For every server the generator waits after
@@ -459,6 +464,25 @@ func cpuPerOp(r *loadgen.Result) string {
 		return "–"
 	}
 	return fmt.Sprintf("%.0f µs", r.Server.CPUPerOpUS)
+}
+
+// switchesPerOp is the server's context switches per op: threads that
+// slept or were put aside, which a server handing each op between
+// threads pays for.
+func switchesPerOp(r *loadgen.Result) string {
+	if r.Server == nil || r.Server.CtxSwitchesPerOp == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.1f", r.Server.CtxSwitchesPerOp)
+}
+
+// batchesPerOp is coedit's store write batches per op, each one fsync
+// with --sync always; a dash for a server without a store.
+func batchesPerOp(r *loadgen.Result) string {
+	if r.StoreBatchesPerOp == nil {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f", *r.StoreBatchesPerOp)
 }
 
 func rss(r *loadgen.Result) string {

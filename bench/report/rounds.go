@@ -74,13 +74,25 @@ func mergeRounds(rounds []loadgen.Result) loadgen.Result {
 	}
 	if servers == len(rounds) {
 		m.Server = &loadgen.ProcFigures{
-			CPUSeconds: f(func(r *loadgen.Result) float64 { return r.Server.CPUSeconds }),
-			CPUPercent: f(func(r *loadgen.Result) float64 { return r.Server.CPUPercent }),
-			CPUPerOpUS: f(func(r *loadgen.Result) float64 { return r.Server.CPUPerOpUS }),
-			RSSBytes:   int64(f(func(r *loadgen.Result) float64 { return float64(r.Server.RSSBytes) })),
+			CPUSeconds:       f(func(r *loadgen.Result) float64 { return r.Server.CPUSeconds }),
+			CPUPercent:       f(func(r *loadgen.Result) float64 { return r.Server.CPUPercent }),
+			CPUPerOpUS:       f(func(r *loadgen.Result) float64 { return r.Server.CPUPerOpUS }),
+			RSSBytes:         int64(f(func(r *loadgen.Result) float64 { return float64(r.Server.RSSBytes) })),
+			CtxSwitchesPerOp: f(func(r *loadgen.Result) float64 { return r.Server.CtxSwitchesPerOp }),
 		}
 	} else {
 		m.Server = nil
+	}
+	m.StoreBatchesPerOp = nil
+	batches := 0
+	for _, r := range rounds {
+		if r.StoreBatchesPerOp != nil {
+			batches++
+		}
+	}
+	if batches == len(rounds) {
+		v := f(func(r *loadgen.Result) float64 { return *r.StoreBatchesPerOp })
+		m.StoreBatchesPerOp = &v
 	}
 	return m
 }

@@ -22,13 +22,18 @@ func writeResult(t *testing.T, dir, name string, r loadgen.Result) {
 	}
 }
 
+// roundResult is a run's result with the figures the page shows; its
+// context switches per op are cpu/50 and its store batches per op
+// cpu/100, so that their medians follow the CPU's.
 func roundResult(ops, cpu, p99, maxMS float64) loadgen.Result {
 	yes := true
+	batches := cpu / 100
 	return loadgen.Result{Mode: "closed", OpsPerSec: ops, Acked: uint64(ops * 10), DurationS: 10,
-		Ack:       loadgen.Summary{Count: uint64(ops * 10), P50: p99 / 4, P99: p99, Max: maxMS},
-		Fanout:    loadgen.Summary{Count: uint64(ops * 30), P50: p99 / 4, P99: p99 + 1, Max: maxMS + 1},
-		Server:    &loadgen.ProcFigures{CPUPerOpUS: cpu, CPUPercent: ops * cpu / 1e4},
-		Converged: &yes}
+		Ack:               loadgen.Summary{Count: uint64(ops * 10), P50: p99 / 4, P99: p99, Max: maxMS},
+		Fanout:            loadgen.Summary{Count: uint64(ops * 30), P50: p99 / 4, P99: p99 + 1, Max: maxMS + 1},
+		Server:            &loadgen.ProcFigures{CPUPerOpUS: cpu, CPUPercent: ops * cpu / 1e4, CtxSwitchesPerOp: cpu / 50},
+		StoreBatchesPerOp: &batches,
+		Converged:         &yes}
 }
 
 // TestLoadRounds checks that a scenario's rounds are read in round order
@@ -59,6 +64,9 @@ func TestLoadRounds(t *testing.T) {
 	m := x.res
 	if m.OpsPerSec != 10000 || m.Server.CPUPerOpUS != 60 || m.Ack.P99 != 40 || m.Fanout.P99 != 41 {
 		t.Errorf("medians: ops/s %v, CPU/op %v, ack p99 %v, fan-out p99 %v; want 10000, 60, 40, 41", m.OpsPerSec, m.Server.CPUPerOpUS, m.Ack.P99, m.Fanout.P99)
+	}
+	if m.Server.CtxSwitchesPerOp != 1.2 || m.StoreBatchesPerOp == nil || *m.StoreBatchesPerOp != 0.6 {
+		t.Errorf("medians: context switches per op %v, store batches per op %v; want 1.2 and 0.6", m.Server.CtxSwitchesPerOp, m.StoreBatchesPerOp)
 	}
 	if m.Ack.Max != 300 {
 		t.Errorf("ack max = %v, want the largest round's, 300", m.Ack.Max)
@@ -115,7 +123,7 @@ func TestTargetsRoundByRound(t *testing.T) {
 		t.Errorf("verdict = %q, want missed on the median of the rounds' ratios (0.75×)", r.verdict)
 	}
 	page := render(rs, meta{}, nil, nil)
-	for _, want := range []string{"Each figure above is the median of 3 rounds", "| coedit (`--sync always`) | 2,000 · 2,000 · 2,000 | 5.00 · 5.00 · 5.00 | 6.00 · 6.00 · 6.00 | 120 · 130 · 300 |"} {
+	for _, want := range []string{"| 130 µs | 2.6 | 1.30 |", "Each figure above is the median of 3 rounds", "| coedit (`--sync always`) | 2,000 · 2,000 · 2,000 | 5.00 · 5.00 · 5.00 | 6.00 · 6.00 · 6.00 | 120 · 130 · 300 |"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("page lacks %q:\n%s", want, page)
 		}

@@ -186,7 +186,10 @@ func printBench(w io.Writer, r *loadgen.Result) {
 		fmt.Fprintf(w, "converged NO: %s\n", r.ConvergeIssue)
 	}
 	if s := r.Server; s != nil {
-		fmt.Fprintf(w, "server    cpu %.0f%% of a core, %.1f µs per op, rss %.1f MiB\n", s.CPUPercent, s.CPUPerOpUS, float64(s.RSSBytes)/(1<<20))
+		fmt.Fprintf(w, "server    cpu %.0f%% of a core, %.1f µs per op, %.1f context switches per op, rss %.1f MiB\n", s.CPUPercent, s.CPUPerOpUS, s.CtxSwitchesPerOp, float64(s.RSSBytes)/(1<<20))
+	}
+	if r.StoreBatchesPerOp != nil {
+		fmt.Fprintf(w, "store     %.2f write batches per op (with --sync always, one fsync each)\n", *r.StoreBatchesPerOp)
 	}
 	fmt.Fprintf(w, "bench     cpu %.0f%% of a core, %.1f µs per op (this process)\n", r.Bench.CPUPercent, r.Bench.CPUPerOpUS)
 	if r.IdleBytesPerConn != 0 {

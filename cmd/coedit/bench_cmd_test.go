@@ -2,12 +2,15 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coedit/coedit/bench/loadgen"
 	"github.com/coedit/coedit/bench/relay/relaytest"
@@ -51,6 +54,59 @@ func TestBenchCommandWritesResult(t *testing.T) {
 	}
 	if res.Server == nil || res.FanoutCross == nil || res.FanoutCross.Count == 0 {
 		t.Errorf("--out: server %+v, cross-node fan-out %+v; want both", res.Server, res.FanoutCross)
+	}
+	if res.StoreBatchesPerOp != nil || strings.Contains(stdout.String(), "write batches") {
+		t.Error("store batches per op reported against the relay, which has no store; want none")
+	}
+}
+
+// TestBenchCountsStoreBatches runs `coedit bench` against a coedit node
+// in process, with --sync always: the result has the store's write
+// batches per op from the node's /metrics, each one fsync. A batch holds
+// one commit or more, and with one op in flight per client a commit
+// holds one op or more, so there are more than none and at most one per
+// op, give or take the window's edges (a batch counted whose op was
+// acked just outside it): the bound allows a tenth.
+func TestBenchCountsStoreBatches(t *testing.T) {
+	cfg, err := parseServeFlags([]string{"--addr", "127.0.0.1:0", "--data", t.TempDir(), "--sync", "always", "--ops-per-second", "1000000"},
+		func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := startNode(cfg, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := n.close(ctx); err != nil {
+			t.Errorf("close = %v", err)
+		}
+	}()
+	out := filepath.Join(t.TempDir(), "result.json")
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"bench", "--docs", "2", "--clients", "2", "--warmup", "200ms", "--duration", "1s",
+		"--pid", strconv.Itoa(os.Getpid()), "--out", out, "ws://" + n.addr() + "/ws"}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("coedit bench exit %d; stderr:\n%s", code, stderr.String())
+	}
+	var res loadgen.Result
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Acked == 0 || res.StoreBatchesPerOp == nil {
+		t.Fatalf("--out: acked %d, store batches per op %v; want ops and the node's figure", res.Acked, res.StoreBatchesPerOp)
+	}
+	if v := *res.StoreBatchesPerOp; v <= 0 || v > 1.1 {
+		t.Errorf("store batches per op = %.3f over %d ops, want more than 0 and at most about 1", v, res.Acked)
+	}
+	if !strings.Contains(stdout.String(), "write batches per op") || !strings.Contains(stdout.String(), "context switches per op") {
+		t.Errorf("summary lacks the store's batches or the context switches:\n%s", stdout.String())
 	}
 }
 
