@@ -6,7 +6,7 @@
 # and PNG plots (docs/perf/). Scenario 7 runs coedit as two nodes over a
 # Redis the script starts on a free port (AOF with appendfsync always, as
 # the README recommends); it is skipped when redis-server is not installed.
-# Takes about 9 minutes with the defaults.
+# Takes about 15 minutes with the defaults.
 #
 # Usage: scripts/bench.sh [--quick] [--only N,N...] [--note "text for the top of the page"]
 #
