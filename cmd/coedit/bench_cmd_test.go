@@ -2,15 +2,12 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/coedit/coedit/bench/loadgen"
 	"github.com/coedit/coedit/bench/relay/relaytest"
@@ -68,22 +65,7 @@ func TestBenchCommandWritesResult(t *testing.T) {
 // op, give or take the window's edges (a batch counted whose op was
 // acked just outside it): the bound allows a tenth.
 func TestBenchCountsStoreBatches(t *testing.T) {
-	cfg, err := parseServeFlags([]string{"--addr", "127.0.0.1:0", "--data", t.TempDir(), "--sync", "always", "--ops-per-second", "1000000"},
-		func(string) string { return "" }, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := startNode(cfg, quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := n.close(ctx); err != nil {
-			t.Errorf("close = %v", err)
-		}
-	}()
+	n := startFlaggedNode(t, "--sync", "always", "--ops-per-second", "1000000")
 	out := filepath.Join(t.TempDir(), "result.json")
 	var stdout, stderr bytes.Buffer
 	code := run([]string{"bench", "--docs", "2", "--clients", "2", "--warmup", "200ms", "--duration", "1s",

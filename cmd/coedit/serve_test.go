@@ -136,9 +136,13 @@ func TestMessageRate(t *testing.T) {
 // TestNodeLimits starts a node with the limit flags set and checks that
 // each reaches the server: the origin allowlist on the HTTP API and the
 // WebSocket upgrade, the document size, and the submit token bucket.
-func TestNodeLimits(t *testing.T) {
-	cfg, err := parseServeFlags([]string{"--addr", "127.0.0.1:0", "--data", t.TempDir(),
-		"--ops-per-second", "1", "--origins", "https://app.example", "--max-doc", "10"}, func(string) string { return "" }, io.Discard)
+// startFlaggedNode starts a node in process from serve's flags (on
+// 127.0.0.1:0, in a temporary data directory, no environment) and closes
+// it when the test ends.
+func startFlaggedNode(t *testing.T, flags ...string) *node {
+	t.Helper()
+	cfg, err := parseServeFlags(append([]string{"--addr", "127.0.0.1:0", "--data", t.TempDir()}, flags...),
+		func(string) string { return "" }, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,13 +150,18 @@ func TestNodeLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() {
+	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := n.close(ctx); err != nil {
 			t.Errorf("close = %v", err)
 		}
-	}()
+	})
+	return n
+}
+
+func TestNodeLimits(t *testing.T) {
+	n := startFlaggedNode(t, "--ops-per-second", "1", "--origins", "https://app.example", "--max-doc", "10")
 	base := "http://" + n.addr()
 
 	post := func(path, origin, body string) (int, string) {
@@ -323,22 +332,7 @@ func TestNodeInProcess(t *testing.T) {
 // limit on all messages too: 2,500 submits sent at once (more than web's
 // default message burst of 2,000) are all acknowledged.
 func TestNodeRaisedRate(t *testing.T) {
-	cfg, err := parseServeFlags([]string{"--addr", "127.0.0.1:0", "--data", t.TempDir(), "--sync", "none", "--ops-per-second", "2000"},
-		func(string) string { return "" }, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := startNode(cfg, quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := n.close(ctx); err != nil {
-			t.Errorf("close = %v", err)
-		}
-	}()
+	n := startFlaggedNode(t, "--sync", "none", "--ops-per-second", "2000")
 	if status, body := postJSON(t, "http://"+n.addr()+"/api/docs/notes/r/ops", `{"create":{"type":"text-unicode","data":""}}`); status != http.StatusOK {
 		t.Fatalf("POST create = %d %s", status, body)
 	}
