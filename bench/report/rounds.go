@@ -134,22 +134,30 @@ func mid(v []float64) float64 {
 }
 
 // roundRatios returns metric's ratio of coedit's run to the reference's,
-// round by round, when both ran the same rounds (at least two) and each
-// round has a value: the side-by-side comparison a target asks for, one
-// per round. It returns nil otherwise.
+// round by round, over the rounds both ran (by round number: a failed run
+// leaves its round out), when there are at least two and each has a
+// value: the side-by-side comparison a target asks for, one per round.
+// It returns nil otherwise.
 func (rs *results) roundRatios(scenario, target, refScenario, refTarget string, metric func(*loadgen.Result) (float64, bool)) []float64 {
 	a, b := rs.one[scenario][target], rs.one[refScenario][refTarget]
-	if a == nil || b == nil || len(a.rounds) < 2 || len(a.rounds) != len(b.rounds) {
+	if a == nil || b == nil {
 		return nil
 	}
 	var out []float64
-	for i := range a.rounds {
+	for i, n := range a.roundNos {
+		j := slices.Index(b.roundNos, n)
+		if j < 0 {
+			continue
+		}
 		v, ok1 := metric(&a.rounds[i])
-		ref, ok2 := metric(&b.rounds[i])
+		ref, ok2 := metric(&b.rounds[j])
 		if !ok1 || !ok2 || ref <= 0 {
 			return nil
 		}
 		out = append(out, v/ref)
+	}
+	if len(out) < 2 {
+		return nil
 	}
 	return out
 }
