@@ -57,7 +57,7 @@ done
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 ctx() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/{s+=$2}END{print s+0}'; }
 # batches PORT: the store's write batches so far (one sync each with --sync always).
-batches() { curl -fs "http://127.0.0.1:$1/metrics" 2>/dev/null | awk '/^coedit_store_write_batches_total /{print $2+0}END{}' | head -1; }
+batches() { { curl -fs "http://127.0.0.1:$1/metrics" 2>/dev/null || true; } | awk '/^coedit_store_write_batches_total /{print $2+0}' | head -1; }
 
 for _ in $(seq "$rounds"); do
   for i in "${!revs[@]}"; do

@@ -244,22 +244,27 @@ timing=(--warmup "${WARMUP}s" --duration "${DURATION}s")
 
 # Scenarios 1, 2 and 6 run in rounds: each round runs every server once,
 # one after another, so that each comparison is side by side; the page
-# shows the medians and every round (bench/report/rounds.go).
+# shows the medians and every round (bench/report/rounds.go). Scenario 6
+# (coedit with --sync none) runs right after 2a's coedit, its reference.
 for round in $(seq "$ROUNDS"); do
-  [ "$ROUNDS" -gt 1 ] && echo "== round $round of $ROUNDS (scenarios 1, 2 and 6)"
+  if [ "$ROUNDS" -gt 1 ] && { wanted 1 || wanted 2 || wanted 6; }; then
+    echo "== round $round of $ROUNDS (scenarios 1, 2 and 6)"
+  fi
   if wanted 1; then
     echo "== scenario 1: open loop 2,000 ops/s, 100 x 4"
     # coedit without its fsync too: what the others, in memory, are closest to.
     for t in "${targets[@]}" coedit-sync-none; do bench s1 "$t" --docs 100 --clients 4 --rate 2000 "${timing[@]}"; done
   fi
-  if wanted 2; then
-    echo "== scenario 2: closed loop 100 x 4 and 1 x 10"
-    for t in "${targets[@]}"; do bench s2a "$t" --docs 100 --clients 4 "${timing[@]}"; done
-    for t in "${targets[@]}" coedit-sync-none; do bench s2b "$t" --docs 1 --clients 10 "${timing[@]}"; done
+  if wanted 2 || wanted 6; then
+    echo "== scenario 2a: closed loop 100 x 4 (and 6: coedit with --sync none after coedit)"
+    for t in "${targets[@]}"; do
+      if wanted 2; then bench s2a "$t" --docs 100 --clients 4 "${timing[@]}"; fi
+      if [ "$t" = coedit ] && wanted 6; then bench s6 coedit-sync-none --docs 100 --clients 4 "${timing[@]}"; fi
+    done
   fi
-  if wanted 6; then
-    echo "== scenario 6: --sync none, closed loop 100 x 4 (--sync always is scenario 2)"
-    bench s6 coedit-sync-none --docs 100 --clients 4 "${timing[@]}"
+  if wanted 2; then
+    echo "== scenario 2b: closed loop 1 x 10"
+    for t in "${targets[@]}" coedit-sync-none; do bench s2b "$t" --docs 1 --clients 10 "${timing[@]}"; done
   fi
 done
 round=""

@@ -23,10 +23,23 @@ const clockTick = 10 * time.Millisecond
 type procSample struct {
 	cpu time.Duration // user + system, all threads, dead ones included
 	rss int64         // bytes
-	// switches are the voluntary and involuntary context switches of the
-	// threads alive now (a thread's end takes its count with it; Go and
-	// Node keep theirs).
-	switches uint64
+	// switches are the voluntary and involuntary context switches of
+	// each thread alive now, by "PID/TID".
+	switches map[string]uint64
+}
+
+// switchesSince is how many context switches the threads made from base
+// to now: each thread's count less its count at base (all of it for a
+// thread started since). A thread that ended takes its count with it, so
+// this may fall short, never over; Go and Node keep their threads.
+func switchesSince(base, now map[string]uint64) uint64 {
+	var n uint64
+	for tid, c := range now {
+		if b := base[tid]; c >= b {
+			n += c - b
+		}
+	}
+	return n
 }
 
 // readProc samples process pid from /proc: utime and stime from stat
@@ -71,21 +84,22 @@ func readProc(pid int) (procSample, error) {
 	return s, err
 }
 
-// switches adds up the context switches of process pid's threads, from
+// switches reads the context switches of process pid's threads, from
 // each one's /proc/PID/task/TID/status. A thread that ends between the
 // listing and the read is skipped.
-func switches(pid int) (uint64, error) {
+func switches(pid int) (map[string]uint64, error) {
 	dir := fmt.Sprintf("/proc/%d/task", pid)
 	tasks, err := os.ReadDir(dir)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	var n uint64
+	out := make(map[string]uint64, len(tasks))
 	for _, t := range tasks {
 		status, err := os.ReadFile(filepath.Join(dir, t.Name(), "status"))
 		if err != nil {
 			continue
 		}
+		var n uint64
 		for line := range bytes.Lines(status) {
 			rest, ok := bytes.CutPrefix(line, []byte("voluntary_ctxt_switches:"))
 			if !ok {
@@ -94,13 +108,14 @@ func switches(pid int) (uint64, error) {
 			if ok {
 				v, err := strconv.ParseUint(string(bytes.TrimSpace(rest)), 10, 64)
 				if err != nil {
-					return 0, fmt.Errorf("%s/%s/status: %q", dir, t.Name(), line)
+					return nil, fmt.Errorf("%s/%s/status: %q", dir, t.Name(), line)
 				}
 				n += v
 			}
 		}
+		out[fmt.Sprintf("%d/%s", pid, t.Name())] = n
 	}
-	return n, nil
+	return out, nil
 }
 
 // storeBatches adds up coedit_store_write_batches_total from each URL's

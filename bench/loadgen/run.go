@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -173,6 +174,7 @@ func (g *gen) drive(ctx context.Context, s *setup) (*Result, error) {
 	// coedit's store batches at the window's start and end (storeBatches).
 	var baseBatches, finalBatches float64
 	var batchesOK bool
+	scrape := !o.Relay && o.Protocol == ProtocolShareDB
 	last = g.sample()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -188,17 +190,22 @@ loop:
 			runErr = ctx.Err()
 			break loop
 		case <-warm.C:
-			// The scrape first, so that the window starts with the
-			// sample and the counting; it is a loopback request or two.
-			baseBatches, batchesOK = storeBatches(ctx, o.URLs)
+			// The scrape first and, at the end, last before the counting
+			// stops, so that the window's sample and counting are
+			// together and the scrapes' own edges about cancel out; it is
+			// a loopback request or two, and none for a server that
+			// cannot be coedit.
+			if scrape {
+				baseBatches, batchesOK = storeBatches(ctx, o.URLs)
+			}
 			base = g.sample()
 			g.measuring.Store(true)
 		case <-end.C:
-			g.measuring.Store(false)
-			final = g.sample()
 			if batchesOK {
 				finalBatches, batchesOK = storeBatches(ctx, o.URLs)
 			}
+			g.measuring.Store(false)
+			final = g.sample()
 			break loop
 		case now := <-tick.C:
 			cur := g.sample()
@@ -248,8 +255,8 @@ loop:
 	res.Bench = figures(final.self-base.self, window, res.Acked, 0)
 	if o.PID != 0 {
 		srv := figures(final.server.cpu-base.server.cpu, window, res.Acked, final.server.rss)
-		if res.Acked > 0 && final.server.switches >= base.server.switches {
-			srv.CtxSwitchesPerOp = float64(final.server.switches-base.server.switches) / float64(res.Acked)
+		if res.Acked > 0 && base.ok && final.ok {
+			srv.CtxSwitchesPerOp = float64(switchesSince(base.server.switches, final.server.switches)) / float64(res.Acked)
 		}
 		res.Server = &srv
 	}
@@ -317,7 +324,7 @@ func (g *gen) readServer() (procSample, error) {
 		}
 		sum.cpu += p.cpu
 		sum.rss += p.rss
-		sum.switches += p.switches
+		maps.Copy(sum.switches, p.switches)
 	}
 	return sum, nil
 }

@@ -134,6 +134,9 @@ func load(dir string) (*results, error) {
 			return nil, fmt.Errorf("%s: %w", f, err)
 		}
 		if target, no, ok := strings.Cut(x.target, "@"); ok {
+			if target == "" {
+				return nil, fmt.Errorf("%s: no target before the round", f)
+			}
 			if len(parts) != 2 {
 				return nil, fmt.Errorf("%s: a step of scenario 3 has no rounds", f)
 			}

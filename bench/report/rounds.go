@@ -19,10 +19,12 @@ import (
 // compares coedit with a reference run next to it.
 
 // mergeRounds returns one result that stands for the rounds: the median
-// of each figure over them, except the worst case where a median would
-// hide a round's trouble: the largest max latency, the most ops late or
-// unsent and the slowest drain, the errors and missing deliveries of all
-// rounds added up, and converged only if every checked round converged.
+// of each figure over them (the server's figures and coedit's store
+// batches over the rounds that have them), except the worst case where a
+// median would hide a round's trouble: the largest max latency, the most
+// ops late or unsent and the slowest drain, the errors and missing
+// deliveries of all rounds added up, and converged only if every checked
+// round converged.
 func mergeRounds(rounds []loadgen.Result) loadgen.Result {
 	m := rounds[0]
 	f := func(get func(*loadgen.Result) float64) float64 {
@@ -66,32 +68,40 @@ func mergeRounds(rounds []loadgen.Result) loadgen.Result {
 			m.Converged = r.Converged
 		}
 	}
-	servers := 0
+	// The server's figures over the rounds that have them: a run that
+	// failed acknowledges nothing and has none (its errors show above).
+	var measured []loadgen.Result
 	for _, r := range rounds {
-		if r.Server != nil {
-			servers++
+		if r.Server != nil && r.Acked > 0 {
+			measured = append(measured, r)
 		}
 	}
-	if servers == len(rounds) {
-		m.Server = &loadgen.ProcFigures{
-			CPUSeconds:       f(func(r *loadgen.Result) float64 { return r.Server.CPUSeconds }),
-			CPUPercent:       f(func(r *loadgen.Result) float64 { return r.Server.CPUPercent }),
-			CPUPerOpUS:       f(func(r *loadgen.Result) float64 { return r.Server.CPUPerOpUS }),
-			RSSBytes:         int64(f(func(r *loadgen.Result) float64 { return float64(r.Server.RSSBytes) })),
-			CtxSwitchesPerOp: f(func(r *loadgen.Result) float64 { return r.Server.CtxSwitchesPerOp }),
+	m.Server = nil
+	if len(measured) > 0 {
+		g := func(get func(*loadgen.ProcFigures) float64) float64 {
+			v := make([]float64, len(measured))
+			for i := range measured {
+				v[i] = get(measured[i].Server)
+			}
+			return mid(v)
 		}
-	} else {
-		m.Server = nil
+		m.Server = &loadgen.ProcFigures{
+			CPUSeconds:       g(func(p *loadgen.ProcFigures) float64 { return p.CPUSeconds }),
+			CPUPercent:       g(func(p *loadgen.ProcFigures) float64 { return p.CPUPercent }),
+			CPUPerOpUS:       g(func(p *loadgen.ProcFigures) float64 { return p.CPUPerOpUS }),
+			RSSBytes:         int64(g(func(p *loadgen.ProcFigures) float64 { return float64(p.RSSBytes) })),
+			CtxSwitchesPerOp: g(func(p *loadgen.ProcFigures) float64 { return p.CtxSwitchesPerOp }),
+		}
 	}
 	m.StoreBatchesPerOp = nil
-	batches := 0
+	var batches []float64
 	for _, r := range rounds {
 		if r.StoreBatchesPerOp != nil {
-			batches++
+			batches = append(batches, *r.StoreBatchesPerOp)
 		}
 	}
-	if batches == len(rounds) {
-		v := f(func(r *loadgen.Result) float64 { return *r.StoreBatchesPerOp })
+	if len(batches) > 0 {
+		v := mid(batches)
 		m.StoreBatchesPerOp = &v
 	}
 	return m
@@ -134,10 +144,10 @@ func mid(v []float64) float64 {
 }
 
 // roundRatios returns metric's ratio of coedit's run to the reference's,
-// round by round, over the rounds both ran (by round number: a failed run
-// leaves its round out), when there are at least two and each has a
-// value: the side-by-side comparison a target asks for, one per round.
-// It returns nil otherwise.
+// round by round, over the rounds both ran with a value (paired by round
+// number; a run that failed has none, or no file), when there are at
+// least two: the side-by-side comparison a target asks for, one per
+// round. It returns nil otherwise.
 func (rs *results) roundRatios(scenario, target, refScenario, refTarget string, metric func(*loadgen.Result) (float64, bool)) []float64 {
 	a, b := rs.one[scenario][target], rs.one[refScenario][refTarget]
 	if a == nil || b == nil {
@@ -151,10 +161,9 @@ func (rs *results) roundRatios(scenario, target, refScenario, refTarget string, 
 		}
 		v, ok1 := metric(&a.rounds[i])
 		ref, ok2 := metric(&b.rounds[j])
-		if !ok1 || !ok2 || ref <= 0 {
-			return nil
+		if ok1 && ok2 && ref > 0 {
+			out = append(out, v/ref)
 		}
-		out = append(out, v/ref)
 	}
 	if len(out) < 2 {
 		return nil
@@ -172,22 +181,29 @@ func cpuPerOpUS(r *loadgen.Result) (float64, bool) {
 
 func ackP99(r *loadgen.Result) (float64, bool)    { return r.Ack.P99, r.Ack.Count > 0 }
 func fanoutP99(r *loadgen.Result) (float64, bool) { return r.Fanout.P99, r.Fanout.Count > 0 }
-func opsPerSec(r *loadgen.Result) (float64, bool) { return r.OpsPerSec, true }
+func opsPerSec(r *loadgen.Result) (float64, bool) { return r.OpsPerSec, r.Acked > 0 }
 
 // renderRounds lists every round of scenario s's runs, for the scenarios
 // that ran more than once: what the medians in the table above come from.
+// Columns are rounds by number; a round a server has no file for shows a
+// dash.
 func renderRounds(b *strings.Builder, rs *results, s scenario) {
-	n := 0
+	var nos []int
 	for _, t := range s.targets {
 		if x := rs.one[s.key][t]; x != nil {
-			n = max(n, len(x.rounds))
+			for _, n := range x.roundNos {
+				if !slices.Contains(nos, n) {
+					nos = append(nos, n)
+				}
+			}
 		}
 	}
-	if n < 2 {
+	if len(nos) < 2 {
 		return
 	}
+	slices.Sort(nos)
 	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
-	p("Each figure above is the median of %d rounds (the max latency: the largest; errors: all rounds'). A round runs every server once, one after another, in the order of the table. Every round:\n\n", n)
+	p("Each figure above is the median of the rounds below (the worst round's max latency, ops late or unsent and drain; every round's errors and missing deliveries). A round runs every server once, one after another. Every round, %d in all:\n\n", len(nos))
 	p("| server | acked ops/s | ack p99 (ms) | fan-out p99 (ms) | server CPU per op (µs) |\n|---|---|---|---|---|\n")
 	for _, t := range s.targets {
 		x := rs.one[s.key][t]
@@ -196,12 +212,14 @@ func renderRounds(b *strings.Builder, rs *results, s scenario) {
 		}
 		col := func(get func(*loadgen.Result) (float64, bool), format func(float64) string) string {
 			var parts []string
-			for i := range x.rounds {
-				if v, ok := get(&x.rounds[i]); ok {
-					parts = append(parts, format(v))
-				} else {
-					parts = append(parts, "–")
+			for _, n := range nos {
+				cell := "–"
+				if i := slices.Index(x.roundNos, n); i >= 0 {
+					if v, ok := get(&x.rounds[i]); ok {
+						cell = format(v)
+					}
 				}
+				parts = append(parts, cell)
 			}
 			return strings.Join(parts, " · ")
 		}
