@@ -119,8 +119,11 @@ func TestRawSockDeadlinesAndClose(t *testing.T) {
 		t.Fatalf("Read past the deadline: %v, want os.ErrDeadlineExceeded", err)
 	}
 
-	a.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	// The buffer first: zeroing 64 MiB under -race on a busy machine
+	// can take longer than the deadline, which then passes before the
+	// first write (a clean-clone CI run at 23:30 wrote 0 bytes so).
 	big := make([]byte, 64<<20) // more than the buffers of a peer that never reads
+	a.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
 	n, err := s.Write(big)
 	if !errors.Is(err, os.ErrDeadlineExceeded) || n <= 0 || n >= len(big) {
 		t.Fatalf("Write past the deadline = %d, %v; want some of %d, os.ErrDeadlineExceeded", n, err, len(big))
