@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -290,16 +289,7 @@ func algReadLines(k *algChecker, r io.Reader) error {
 func TestDifferentialNode(t *testing.T) {
 	node := nodetest.Node(t, "ot-text-unicode")
 	n := algDiffCases()
-	cmd := exec.Command(node, filepath.Join("..", "scripts", "otdiff", "gen.mjs"), "--n", strconv.Itoa(n), "--seed", strconv.Itoa(*algDiffSeed))
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %v: %v", cmd.Args, err)
-	}
+	cmd, out, stderr := nodetest.Start(t, node, filepath.Join("..", "scripts", "otdiff", "gen.mjs"), "--n", strconv.Itoa(n), "--seed", strconv.Itoa(*algDiffSeed))
 	k := algNewChecker(t)
 	readErr := algReadLines(k, out)
 	if err := cmd.Wait(); err != nil {

@@ -129,16 +129,7 @@ func startHocuspocus(t *testing.T) string {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	cmd := exec.Command(node, filepath.Join("..", "hocuspocus-server.mjs"), "--port", strconv.Itoa(port))
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, out, stderr := nodetest.Start(t, node, filepath.Join("..", "hocuspocus-server.mjs"), "--port", strconv.Itoa(port))
 	t.Cleanup(func() {
 		cmd.Process.Kill()
 		cmd.Wait()

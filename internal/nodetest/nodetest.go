@@ -5,6 +5,8 @@
 package nodetest
 
 import (
+	"bytes"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,6 +28,25 @@ func Node(t testing.TB, pkgs ...string) string {
 		t.Fatalf("node is needed: %v", err)
 	}
 	return node
+}
+
+// Start starts node with args (a script and its arguments) and returns
+// the running command, its stdout to read, and the buffer its stderr goes
+// to, for the caller's failure messages. The caller waits for it, or
+// kills it.
+func Start(t testing.TB, node string, args ...string) (*exec.Cmd, io.ReadCloser, *bytes.Buffer) {
+	t.Helper()
+	cmd := exec.Command(node, args...)
+	stderr := new(bytes.Buffer)
+	cmd.Stderr = stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %v: %v", cmd.Args, err)
+	}
+	return cmd, out, stderr
 }
 
 // repoRoot is the nearest directory above the test's working directory
