@@ -193,7 +193,7 @@ func (c *Cluster) JoinCluster(key collab.Key, m collab.Member) (collab.ClusterLi
 	l := &link{c: c, key: key, m: m}
 	ctx, cancel := context.WithTimeout(context.Background(), c.opts.CallTimeout)
 	defer cancel()
-	sub, err := c.r.Subscribe(ctx, key, Handler{Deliver: l.deliver, Resync: m.Resync})
+	sub, err := c.r.Subscribe(ctx, key, Handler{Deliver: l.deliver, Resync: m.Resync, OthersOnly: true})
 	if err != nil {
 		return nil, c.unavailable(err)
 	}
@@ -377,8 +377,10 @@ func (l *link) saw(v uint64) {
 }
 
 // deliver is the subscription's Handler.Deliver. It drops what the
-// session is known to hold (its own commits come back as doorbells too)
-// and hands the rest on; the session compares the epoch with its own.
+// session is known to hold (the subscriber passes over the doorbells of
+// this node's turn-taking commits, but one committed without turns
+// comes back) and hands the rest on; the session compares the epoch
+// with its own.
 func (l *link) deliver(epoch string, recs []collab.Record) {
 	l.mu.Lock()
 	cur, known := l.epoch, l.known

@@ -14,7 +14,8 @@ import (
 //
 //	record   {"v":version,"s":src,"q":seq,"k":kind,"o":op,"t":type,"d":data,"m":time}
 //	snapshot {"v":version,"t":type,"d":data}
-//	doorbell {"e":epoch,"r":[record,...]}
+//	doorbell {"w":writer,"e":epoch,"r":[record,...]}  ("w" only for a
+//	         commit that takes turns, so its writer can pass over it)
 //
 // A record's fields are all kept whatever its Kind (zero ones are
 // omitted, an empty op is kept as []), so it reads back exactly as it

@@ -6,9 +6,11 @@ import (
 	"reflect"
 	"sync"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/coedit/coedit/collab"
+	"github.com/coedit/coedit/collab/redisrelay"
 	"github.com/coedit/coedit/internal/redistest"
 )
 
@@ -260,4 +262,58 @@ func TestClusterReadOfUnknownDocumentLeavesNoKeys(t *testing.T) {
 	}
 	submit(t, a, key, editSub("x", 2, 1, insertAt(0, ">")))
 	converged(t, key, a, b)
+}
+
+// TestClusterOwnDoorbellsPassedOver: a node's subscriber passes over the
+// doorbells of its own commits without decoding them for its sessions,
+// which hold those records already, while another node's sessions and
+// a plain Handler on the committing node still get every one.
+func TestClusterOwnDoorbellsPassedOver(t *testing.T) {
+	_, n := startNodes(t, redistest.ServerOptions{}, nodeConfig{}, "a", "b")
+	a, b := n[0], n[1]
+	key := createDoc(t, a, "hello")
+	ca, cb := newTestConn("ca"), newTestConn("cb")
+	subscribe(t, a, key, ca)
+	subscribe(t, b, key, cb)
+	var mu sync.Mutex
+	var observed []collab.Record
+	obs, err := a.relay.Subscribe(ctx(t), key, redisrelay.Handler{
+		Deliver: func(_ string, recs []collab.Record) {
+			mu.Lock()
+			observed = append(observed, recs...)
+			mu.Unlock()
+		},
+		Resync: func() {},
+	})
+	if err != nil {
+		t.Fatalf("Subscribe() = %v", err)
+	}
+	defer obs.Close()
+	sa0, sb0 := a.relay.Stats(), b.relay.Stats()
+	const edits = 5
+	for i := range uint64(edits) {
+		submit(t, a, key, editSub("x", 2+i, 1+i, insertAt(0, "<")))
+	}
+	cb.waitOps(t, key, 1+edits)
+	converged(t, key, a, b)
+	sa, sb := a.relay.Stats(), b.relay.Stats()
+	if got, want := sa.OwnDoorbells-sa0.OwnDoorbells, sa.Commits-sa0.Commits; got != want || got < edits {
+		t.Fatalf("node a passed over %d of its own doorbells, want one per commit it made (%d, at least %d)", got, want, edits)
+	}
+	if got := sb.OwnDoorbells - sb0.OwnDoorbells; got != 0 {
+		t.Fatalf("node b passed over %d doorbells, but made no commit", got)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mu.Lock()
+		got := len(observed)
+		mu.Unlock()
+		if got >= edits {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a plain Handler on node a got %d records of its %d commits, want every one", got, edits)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

@@ -85,6 +85,10 @@ type Relay struct {
 	pres    *presenceBus // presence.go
 	index   *docIndex    // list.go
 	writer  string       // names this process in commit turns (turn.go)
+	// ownTag is how the doorbells of this process's turn-taking commits
+	// begin (scripts.go's publish), or "" when writer cannot be written
+	// into them as it is.
+	ownTag string
 }
 
 // New returns a Relay over opts.Client. It does not contact Redis.
@@ -119,6 +123,9 @@ func New(opts Options) (*Relay, error) {
 		opts.Logger.Info("redisrelay: generated a node id", "node", opts.NodeID)
 	}
 	r := &Relay{opts: opts, c: opts.Client, log: opts.Logger.With("node", opts.NodeID), writer: opts.NodeID + "." + randomID()}
+	if !strings.ContainsFunc(r.writer, func(c rune) bool { return c < 0x20 || c == 0x7f || c == '"' || c == '\\' }) {
+		r.ownTag = `{"w":"` + r.writer + `",`
+	}
 	if !contextTimeouts(opts.Client) {
 		r.log.Warn("redisrelay: the Redis client ignores context deadlines (set ContextTimeoutEnabled): a stalled Redis holds calls for its ReadTimeout")
 	}

@@ -49,9 +49,16 @@ local function append(log, seqs, first, at)
   end
   return recs
 end
-local function publish(cmd, channel, epoch, recs)
+-- publish sends a doorbell. writer, when given and plain enough to go
+-- into JSON as it is, leads it ({"w":writer,...}), so that the writer's
+-- own subscriber can pass over its own commits without decoding them.
+local function publish(cmd, channel, epoch, recs, writer)
   if cmd ~= '' then
-    redis.call(cmd, channel, '{"e":"' .. epoch .. '","r":[' .. table.concat(recs, ',') .. ']}')
+    local w = ''
+    if writer and writer ~= '' and not string.find(writer, '[%c"\\]') then
+      w = '"w":"' .. writer .. '",'
+    end
+    redis.call(cmd, channel, '{' .. w .. '"e":"' .. epoch .. '","r":[' .. table.concat(recs, ',') .. ']}')
   end
 end
 `
@@ -154,7 +161,7 @@ local recs = append(KEYS[2], KEYS[3], expect, 9)
 head = expect + n
 redis.call('HSET', KEYS[1], 'v', num(head))
 trim(KEYS[2], head, tonumber(m[3]) or 0, tonumber(ARGV[3]), tonumber(ARGV[4]))
-publish(ARGV[5], KEYS[4], m[1], recs)
+publish(ARGV[5], KEYS[4], m[1], recs, me)
 return {'committed', expect}
 `)
 

@@ -33,6 +33,9 @@ type Stats struct {
 	// that did not decode.
 	Doorbells    uint64
 	BadDoorbells uint64
+	// OwnDoorbells counts the doorbells of this Relay's own commits that
+	// were passed over undecoded (Handler.OthersOnly).
+	OwnDoorbells uint64
 	// Resyncs counts Handler.Resync calls: one per subscribed document
 	// each time its subscription is (re)confirmed.
 	Resyncs uint64
@@ -45,6 +48,7 @@ type counters struct {
 	waits                              atomic.Uint64
 	gapReads, gapRecords               atomic.Uint64
 	doorbells, badDoorbells, resyncs   atomic.Uint64
+	ownDoorbells                       atomic.Uint64
 }
 
 // Stats returns the current counters.
@@ -65,6 +69,7 @@ func (r *Relay) Stats() Stats {
 		GapRecords:   c.gapRecords.Load(),
 		Doorbells:    c.doorbells.Load(),
 		BadDoorbells: c.badDoorbells.Load(),
+		OwnDoorbells: c.ownDoorbells.Load(),
 		Resyncs:      c.resyncs.Load(),
 	}
 }

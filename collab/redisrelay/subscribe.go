@@ -3,6 +3,7 @@ package redisrelay
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -30,6 +31,12 @@ type Handler struct {
 	// caller compares its head with Relay.Head (or reads on from its
 	// head) once Resync was called.
 	Resync func()
+	// OthersOnly skips the doorbells of this Relay's own turn-taking
+	// commits (the Cluster's: the committing session holds those
+	// records already, and a node would otherwise decode each of its
+	// commits once more). A doorbell from another process, or of a commit
+	// made without turns, is delivered as ever.
+	OthersOnly bool
 }
 
 // Subscription is one Handler's subscription to one document.
@@ -175,13 +182,18 @@ func (s *subscriber) doorbell(m *redis.Message) {
 	st.doorbells.Add(1)
 	s.mu.Lock()
 	cs := s.chans[m.Channel]
+	own := s.r.ownTag != "" && strings.HasPrefix(m.Payload, s.r.ownTag)
 	var hs []Handler
 	var raws []func(string)
+	skipped := false
 	if cs != nil {
 		for sub := range cs.subs {
-			if sub.raw != nil {
+			switch {
+			case sub.raw != nil:
 				raws = append(raws, sub.raw)
-			} else {
+			case own && sub.h.OthersOnly:
+				skipped = true
+			default:
 				hs = append(hs, sub.h)
 			}
 		}
@@ -189,6 +201,9 @@ func (s *subscriber) doorbell(m *redis.Message) {
 	s.mu.Unlock()
 	for _, raw := range raws {
 		raw(m.Payload)
+	}
+	if skipped {
+		st.ownDoorbells.Add(1)
 	}
 	if len(hs) == 0 {
 		return
