@@ -317,3 +317,26 @@ func TestClusterOwnDoorbellsPassedOver(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestClusterNodeNameNeedingEscapes: a node whose name JSON would have
+// to escape publishes its doorbells without its name, so they stay
+// valid JSON: the other node decodes every one, and the node itself
+// decodes its own again instead of passing them over.
+func TestClusterNodeNameNeedingEscapes(t *testing.T) {
+	_, n := startNodes(t, redistest.ServerOptions{}, nodeConfig{}, `q"1`, `q\2`)
+	a, b := n[0], n[1]
+	key := createDoc(t, a, "hello")
+	cb := newTestConn("cb")
+	subscribe(t, b, key, cb)
+	for i := range uint64(3) {
+		submit(t, a, key, editSub("x", 2+i, 1+i, insertAt(0, "<")))
+		submit(t, b, key, editSub("y", 1+i, 2+2*i, insertAt(0, ">")))
+	}
+	converged(t, key, a, b)
+	for _, node := range n {
+		st := node.relay.Stats()
+		if st.BadDoorbells != 0 || st.OwnDoorbells != 0 {
+			t.Fatalf("node %s: %d bad doorbells, %d passed over; want none of either", node.name, st.BadDoorbells, st.OwnDoorbells)
+		}
+	}
+}
