@@ -20,6 +20,7 @@ import (
 // doc is one document under load and the ops its clients have sent that
 // other clients have yet to receive (for fan-out latency).
 type doc struct {
+	idx     int // in the run's documents
 	id      string
 	idJSON  []byte
 	clients []*client

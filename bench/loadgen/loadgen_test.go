@@ -149,3 +149,33 @@ func TestRunRelayMode(t *testing.T) {
 		t.Errorf("Run against the relay: converged %v, want not checked", *res.Converged)
 	}
 }
+
+// TestAffinityPutsADocumentOnOneURL: with Affinity every client of a
+// document connects to that document's URL (document i to URL i mod n),
+// so nothing counts as cross-node fan-out; without it a document's
+// clients go round-robin over the URLs.
+func TestAffinityPutsADocumentOnOneURL(t *testing.T) {
+	o := Options{URLs: []string{"ws://a/ws", "ws://b/ws", "ws://c/ws"}}
+	for d := range 5 {
+		for c := range 4 {
+			if got, want := o.urlOf(d, c), c%3; got != want {
+				t.Fatalf("without affinity, document %d client %d on URL %d, want %d", d, c, got, want)
+			}
+		}
+	}
+	o.Affinity = true
+	for d := range 5 {
+		for c := range 4 {
+			if got, want := o.urlOf(d, c), d%3; got != want {
+				t.Fatalf("with affinity, document %d client %d on URL %d, want %d", d, c, got, want)
+			}
+		}
+	}
+	url := startCoedit(t)
+	res, err := Run(context.Background(), Options{URLs: []string{url, url + "?node=2"}, Affinity: true, Docs: 3, Clients: 3,
+		Warmup: 100 * time.Millisecond, Duration: 700 * time.Millisecond, Seed: 9})
+	checkRun(t, res, err, true)
+	if res.FanoutCross != nil || res.FanoutLocal != nil || !res.Affinity {
+		t.Errorf("Run with affinity: fan-out split %v, %v, affinity %v; want no split (nothing crosses URLs), affinity noted", res.FanoutCross, res.FanoutLocal, res.Affinity)
+	}
+}

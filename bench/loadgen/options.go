@@ -12,8 +12,14 @@ import (
 type Options struct {
 	// URLs are the servers' WebSocket endpoints (ws://host:port/ws). The
 	// clients of a document are spread over them round-robin, so with two
-	// nodes of a cluster every document has clients on both. Required.
+	// nodes of a cluster every document has clients on both (unless
+	// Affinity). Required.
 	URLs []string
+	// Affinity puts all of a document's clients on one URL instead,
+	// document i's on URLs[i mod len(URLs)], as a load balancer that
+	// routes by document would: a cluster then has one node taking each
+	// document's submits, and no fan-out crosses nodes.
+	Affinity bool
 	// Collection is the ShareDB collection of the documents; default
 	// "bench".
 	Collection string
@@ -140,6 +146,7 @@ type Result struct {
 	URLs       []string `json:"urls"`
 	Protocol   string   `json:"protocol"`
 	Relay      bool     `json:"relay,omitempty"`
+	Affinity   bool     `json:"affinity,omitempty"`
 	Mode       string   `json:"mode"` // "closed" or "open"
 	Docs       int      `json:"docs"`
 	Clients    int      `json:"clients_per_doc"`
@@ -154,9 +161,10 @@ type Result struct {
 	// Fanout is from an op's submit (or due time) to its arrival at each
 	// other client of its document.
 	Fanout Summary `json:"fanout_latency"`
-	// With several URLs (the nodes of a cluster), FanoutCross is Fanout
-	// for the receivers connected to another URL than the op's sender
-	// (cross-node fan-out), FanoutLocal for those on the sender's URL.
+	// With several URLs (the nodes of a cluster) and without Affinity,
+	// FanoutCross is Fanout for the receivers connected to another URL
+	// than the op's sender (cross-node fan-out), FanoutLocal for those on
+	// the sender's URL.
 	FanoutCross *Summary `json:"fanout_cross_node_latency,omitempty"`
 	FanoutLocal *Summary `json:"fanout_same_node_latency,omitempty"`
 	// FanoutDrainMS is how long, after the last op was acknowledged, the
@@ -267,3 +275,18 @@ func (p Progress) second() Second {
 func msf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond)) }
+
+// urlOf returns the index in URLs of the connection of client c of
+// document d (each counted from 0).
+func (o *Options) urlOf(d, c int) int {
+	if o.Affinity {
+		return d % len(o.URLs)
+	}
+	return c % len(o.URLs)
+}
+
+// crossNode reports whether a document's clients are on more than one
+// URL, so that fan-out is counted as cross-node and same-node apart.
+func (o *Options) crossNode() bool {
+	return len(o.URLs) > 1 && !o.Affinity
+}

@@ -79,8 +79,8 @@ func (g *gen) fanoutFrom(d *doc, receiver, sender int, seq uint64, now time.Time
 	if g.measuring.Load() {
 		g.fan.Record(lat)
 	}
-	if n := len(g.o.URLs); n > 1 {
-		cross := sender%n != receiver%n
+	if g.o.crossNode() {
+		cross := g.o.urlOf(d.idx, sender) != g.o.urlOf(d.idx, receiver)
 		if cross {
 			g.fanCrossSec.Record(lat)
 		}
@@ -142,7 +142,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 // drive runs the load and measures it.
 func (g *gen) drive(ctx context.Context, s *setup) (*Result, error) {
 	o := g.o
-	res := &Result{URLs: o.URLs, Protocol: o.Protocol, Relay: o.Relay, Mode: "closed", Docs: o.Docs, Clients: o.Clients, Idle: o.Idle,
+	res := &Result{URLs: o.URLs, Protocol: o.Protocol, Relay: o.Relay, Affinity: o.Affinity, Mode: "closed", Docs: o.Docs, Clients: o.Clients, Idle: o.Idle,
 		WarmupS: o.Warmup.Seconds(), DurationS: o.Duration.Seconds(), IdleBytesPerConn: s.idleBytesPerConn}
 	if o.Rate > 0 {
 		res.Mode, res.OfferedOps = "open", o.Rate
@@ -247,7 +247,7 @@ loop:
 	res.Acked = g.ackedWin.Load()
 	res.OpsPerSec = float64(res.Acked) / window
 	res.Ack, res.Fanout = g.ack.Summary(), g.fan.Summary()
-	if len(o.URLs) > 1 {
+	if o.crossNode() {
 		cross, local := g.fanCross.Summary(), g.fanLocal.Summary()
 		res.FanoutCross, res.FanoutLocal = &cross, &local
 	}
@@ -344,7 +344,7 @@ func (g *gen) progress(elapsed time.Duration, last, cur sample) Progress {
 		AckP50: g.ackSec.Quantile(0.5), AckP99: g.ackSec.Quantile(0.99), FanoutP99: g.fanSec.Quantile(0.99),
 		FanoutCrossP99: -1,
 		Errors:         g.errTotal.Load(), Late: g.late.Load(), ServerCPU: -1, BenchCPU: 100 * (cur.self - last.self).Seconds() / secs}
-	if len(g.o.URLs) > 1 {
+	if g.o.crossNode() {
 		p.FanoutCrossP99 = g.fanCrossSec.Quantile(0.99)
 	}
 	g.ackSec.Reset()

@@ -45,7 +45,7 @@ func (s *setup) open(ctx context.Context) error {
 	for i := range s.docs {
 		id := fmt.Sprintf("%s-%d", o.Prefix, i)
 		idJSON, _ := json.Marshal(id)
-		s.docs[i] = &doc{id: id, idJSON: idJSON, bySrc: map[string]*client{}, sent: map[sentKey]*sentOp{}}
+		s.docs[i] = &doc{idx: i, id: id, idJSON: idJSON, bySrc: map[string]*client{}, sent: map[sentKey]*sentOp{}}
 	}
 	hp := o.Protocol == ProtocolHocuspocus
 	if !hp {
@@ -66,7 +66,7 @@ func (s *setup) open(ctx context.Context) error {
 	err := parallel(ctx, len(s.clients), o.DialParallel, func(i int) error {
 		c := s.clients[i]
 		if hp {
-			ws, err := s.g.joinHocuspocus(ctx, o.URLs[c.idx%len(o.URLs)], c.doc)
+			ws, err := s.g.joinHocuspocus(ctx, o.URLs[o.urlOf(c.doc.idx, c.idx)], c.doc)
 			if err != nil {
 				return err
 			}
@@ -74,7 +74,7 @@ func (s *setup) open(ctx context.Context) error {
 			c.y = &yClient{id: uint64(c.idx) + 1, name: appendVarString(nil, c.doc.id)}
 			return nil
 		}
-		ws, src, err := s.g.dial(ctx, o.URLs[c.idx%len(o.URLs)])
+		ws, src, err := s.g.dial(ctx, o.URLs[o.urlOf(c.doc.idx, c.idx)])
 		if err != nil {
 			return err
 		}

@@ -49,6 +49,7 @@ Flags:
 	fs.StringVar(&o.Collection, "collection", loadgen.DefaultCollection, "ShareDB collection of the documents")
 	fs.StringVar(&o.Prefix, "prefix", "", "document id prefix (default: random per run)")
 	fs.StringVar(&o.Protocol, "protocol", loadgen.ProtocolShareDB, "what the servers speak: sharedb, or hocuspocus (Hocuspocus's Yjs protocol; clients type at cursors of their own, no convergence check)")
+	fs.BoolVar(&o.Affinity, "affinity", false, "with several URLs, put all of a document's clients on one of them (document i on URL i mod n), as a load balancer routing by document would; default: each document's clients spread over all")
 	fs.BoolVar(&o.Relay, "relay", false, "the servers are the bare relay (cmd/barerelay): keep no text, skip the convergence check")
 	pids := fs.String("pid", "", "server process to sample CPU and memory of, from /proc; a comma-separated list (a cluster's nodes and Redis) sums them")
 	fs.Uint64Var(&o.Seed, "seed", 0, "random seed for the edits (0: random)")
