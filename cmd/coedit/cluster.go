@@ -199,7 +199,7 @@ func newClusterCollector(r *redisrelay.Relay, c *redisrelay.Cluster, hub *collab
 	add("coedit_redis_gap_reads_total", "Reads of the shared log to fill gaps and catch up.", func() uint64 { return r.Stats().GapReads })
 	add("coedit_redis_gap_records_total", "Records read from the shared log to fill gaps and catch up.", func() uint64 { return r.Stats().GapRecords })
 	add("coedit_redis_doorbells_total", "Pub/sub messages received.", func() uint64 { return r.Stats().Doorbells })
-	add("coedit_redis_own_doorbells_total", "Doorbells of this node's own commits, passed over without decoding.", func() uint64 { return r.Stats().OwnDoorbells })
+	add("coedit_redis_own_doorbells_total", "Doorbells of this node's own commits, which its sessions pass over without decoding.", func() uint64 { return r.Stats().OwnDoorbells })
 	add("coedit_redis_resyncs_total", "Subscriptions (re)confirmed, each followed by a catch-up.", func() uint64 { return r.Stats().Resyncs })
 	add("coedit_cluster_retries_total", "Redis round trips repeated because Redis was unreachable.", func() uint64 { return c.Stats().Retries })
 	add("coedit_cluster_seeds_total", "Documents this node seeded into a Redis that had none of them.", func() uint64 { return c.Stats().Seeds })

@@ -169,6 +169,11 @@ type link struct {
 
 	lost int // races lost in a row (turn.go); the session's only
 
+	// uncertain is set while a commit call of the session's failed and
+	// none has succeeded since: that commit may yet show up in Redis, and
+	// its own doorbell is then all that tells this node (certain).
+	uncertain atomic.Bool
+
 	// A Sequence waiting for its turn (turn.go): the doorbells' records
 	// from waitFrom on go to waitBuf, and wake is closed once some came.
 	waiting  bool
@@ -193,7 +198,7 @@ func (c *Cluster) JoinCluster(key collab.Key, m collab.Member) (collab.ClusterLi
 	l := &link{c: c, key: key, m: m}
 	ctx, cancel := context.WithTimeout(context.Background(), c.opts.CallTimeout)
 	defer cancel()
-	sub, err := c.r.Subscribe(ctx, key, Handler{Deliver: l.deliver, Resync: m.Resync, OthersOnly: true})
+	sub, err := c.r.Subscribe(ctx, key, Handler{Deliver: l.deliver, Resync: m.Resync, OthersOnly: l.certain})
 	if err != nil {
 		return nil, c.unavailable(err)
 	}
@@ -302,6 +307,11 @@ func (c *Cluster) Sequence(ctx context.Context, key collab.Key, recs []collab.Re
 	case errors.Is(err, ErrStaleSeq):
 		return nil, fmt.Errorf("%w: %w", collab.ErrStaleSeq, err)
 	case err != nil:
+		// The commit may have run in Redis with its answer lost, now or
+		// later (a command still on its way): until this session commits
+		// again, its own doorbells are delivered too, and it catches up.
+		l.uncertain.Store(true)
+		l.m.Resync()
 		return nil, err
 	}
 	if res.Outcome == Conflict {
@@ -311,6 +321,9 @@ func (c *Cluster) Sequence(ctx context.Context, key collab.Key, recs []collab.Re
 	}
 	switch res.Outcome {
 	case Committed:
+		// A commit that failed before this one can no longer commit
+		// (Redis's head is past the version it expected).
+		l.uncertain.Store(false)
 		l.saw(expect + uint64(len(recs)))
 		l.committed(expect + uint64(len(recs)))
 
@@ -375,6 +388,11 @@ func (l *link) saw(v uint64) {
 	l.known = max(l.known, v)
 	l.mu.Unlock()
 }
+
+// certain is the subscription's Handler.OthersOnly: the session holds
+// every commit of its own that made it into Redis, so its own doorbells
+// need not be decoded.
+func (l *link) certain() bool { return !l.uncertain.Load() }
 
 // deliver is the subscription's Handler.Deliver. It drops what the
 // session is known to hold (the subscriber passes over the doorbells of

@@ -48,8 +48,9 @@ type nodeConfig struct {
 	// store, if set, wraps the node's bbolt store for its Hub and Cluster.
 	store func(*storage.DB) redisrelay.EpochStore
 
-	nodeTTL time.Duration // redisrelay.Options.NodeTTL
-	turnTTL time.Duration // redisrelay.ClusterOptions.TurnTTL
+	nodeTTL     time.Duration // redisrelay.Options.NodeTTL
+	callTimeout time.Duration // redisrelay.ClusterOptions.CallTimeout
+	turnTTL     time.Duration // redisrelay.ClusterOptions.TurnTTL
 }
 
 // startNode starts a node on Redis at addr (a single node, or cluster
@@ -87,7 +88,7 @@ func startNode(t testing.TB, name, addr, p string, cfg nodeConfig) *hubNode {
 	if cfg.store != nil {
 		st = cfg.store(db)
 	}
-	n.cluster, err = redisrelay.NewCluster(redisrelay.ClusterOptions{Relay: n.relay, Store: st, RetryFor: cfg.retryFor, SnapshotEvery: cfg.snapEvery, TurnTTL: cfg.turnTTL})
+	n.cluster, err = redisrelay.NewCluster(redisrelay.ClusterOptions{Relay: n.relay, Store: st, RetryFor: cfg.retryFor, CallTimeout: cfg.callTimeout, SnapshotEvery: cfg.snapEvery, TurnTTL: cfg.turnTTL})
 	if err != nil {
 		t.Fatalf("NewCluster() = %v", err)
 	}

@@ -1,6 +1,8 @@
 package redisrelay_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
@@ -296,13 +298,6 @@ func TestClusterOwnDoorbellsPassedOver(t *testing.T) {
 	}
 	cb.waitOps(t, key, 1+edits)
 	converged(t, key, a, b)
-	sa, sb := a.relay.Stats(), b.relay.Stats()
-	if got, want := sa.OwnDoorbells-sa0.OwnDoorbells, sa.Commits-sa0.Commits; got != want || got < edits {
-		t.Fatalf("node a passed over %d of its own doorbells, want one per commit it made (%d, at least %d)", got, want, edits)
-	}
-	if got := sb.OwnDoorbells - sb0.OwnDoorbells; got != 0 {
-		t.Fatalf("node b passed over %d doorbells, but made no commit", got)
-	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		mu.Lock()
@@ -316,6 +311,15 @@ func TestClusterOwnDoorbellsPassedOver(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	// The plain Handler got the last edit's doorbell after the
+	// subscriber had counted it, so every own doorbell is counted now.
+	sa, sb := a.relay.Stats(), b.relay.Stats()
+	if sa.OwnDoorbells != sa.Commits || sa.Commits-sa0.Commits < edits {
+		t.Fatalf("node a passed over %d of its own doorbells and made %d commits (%d in the test), want one per commit, at least %d", sa.OwnDoorbells, sa.Commits, sa.Commits-sa0.Commits, edits)
+	}
+	if got := sb.OwnDoorbells - sb0.OwnDoorbells; got != 0 {
+		t.Fatalf("node b passed over %d doorbells, but made no commit", got)
+	}
 }
 
 // TestClusterNodeNameNeedingEscapes: a node whose name JSON would have
@@ -328,15 +332,62 @@ func TestClusterNodeNameNeedingEscapes(t *testing.T) {
 	key := createDoc(t, a, "hello")
 	cb := newTestConn("cb")
 	subscribe(t, b, key, cb)
+	heard0 := []uint64{a.relay.Stats().Doorbells, b.relay.Stats().Doorbells}
+	commits0 := a.relay.Stats().Commits + b.relay.Stats().Commits
 	for i := range uint64(3) {
 		submit(t, a, key, editSub("x", 2+i, 1+i, insertAt(0, "<")))
 		submit(t, b, key, editSub("y", 1+i, 1, insertAt(0, ">"))) // at version 1: b transforms
 	}
 	converged(t, key, a, b)
-	for _, node := range n {
+	// Each node hears every commit made since both follow the document,
+	// its own (untagged here) and the other's.
+	commits := a.relay.Stats().Commits + b.relay.Stats().Commits - commits0
+	deadline := time.Now().Add(5 * time.Second)
+	for i, node := range n {
+		for node.relay.Stats().Doorbells-heard0[i] < commits {
+			if time.Now().After(deadline) {
+				t.Fatalf("node %s heard %d doorbells, want one per commit (%d)", node.name, node.relay.Stats().Doorbells-heard0[i], commits)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
 		st := node.relay.Stats()
 		if st.BadDoorbells != 0 || st.OwnDoorbells != 0 {
 			t.Fatalf("node %s: %d bad doorbells, %d passed over; want none of either", node.name, st.BadDoorbells, st.OwnDoorbells)
 		}
+	}
+}
+
+// spinScript keeps Redis busy for ARGV[1] milliseconds, so that commands
+// sent meanwhile run only after it.
+const spinScript = `
+local s = redis.call('TIME')
+while true do
+  local t = redis.call('TIME')
+  if (t[1] - s[1]) * 1000 + (t[2] - s[2]) / 1000 >= tonumber(ARGV[1]) then return 1 end
+end`
+
+// TestClusterCommitOfUnknownOutcomeIsCaughtUp: a commit whose answer
+// never came (Redis ran it after the node stopped waiting) is in the
+// cluster all the same. The node passes over its own doorbells, so its
+// session must catch up with Redis instead: its subscribers get the op.
+func TestClusterCommitOfUnknownOutcomeIsCaughtUp(t *testing.T) {
+	r, n := startNodes(t, redistest.ServerOptions{}, nodeConfig{retryFor: time.Millisecond, callTimeout: 150 * time.Millisecond}, "a")
+	a := n[0]
+	key := createDoc(t, a, "hello")
+	ca := newTestConn("ca")
+	subscribe(t, a, key, ca)
+	busy := newClient(t, r.srv.Addr())
+	done := make(chan error, 1)
+	go func() { done <- busy.Eval(context.Background(), spinScript, nil, 600).Err() }()
+	time.Sleep(100 * time.Millisecond) // the spin has begun
+	if _, err := a.hub.SubmitWait(ctx(t), key, editSub("x", 2, 1, insertAt(0, "<"))); !errors.Is(err, collab.ErrUnavailable) {
+		t.Fatalf("Submit while Redis is busy = %v, want ErrUnavailable", err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("spin script = %v", err)
+	}
+	recs := ca.waitOps(t, key, 2)
+	if got := recs[len(recs)-1]; got.Src != "x" || got.Seq != 2 {
+		t.Fatalf("subscriber on node a got %+v last, want the op Redis committed late (x, 2)", got)
 	}
 }

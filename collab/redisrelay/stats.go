@@ -34,7 +34,7 @@ type Stats struct {
 	Doorbells    uint64
 	BadDoorbells uint64
 	// OwnDoorbells counts the doorbells of this Relay's own commits that
-	// were passed over undecoded (Handler.OthersOnly).
+	// were passed over for the OthersOnly handlers (the Cluster's).
 	OwnDoorbells uint64
 	// Resyncs counts Handler.Resync calls: one per subscribed document
 	// each time its subscription is (re)confirmed.

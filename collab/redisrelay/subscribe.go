@@ -31,12 +31,15 @@ type Handler struct {
 	// caller compares its head with Relay.Head (or reads on from its
 	// head) once Resync was called.
 	Resync func()
-	// OthersOnly skips the doorbells of this Relay's own turn-taking
-	// commits (the Cluster's: the committing session holds those
-	// records already, and a node would otherwise decode each of its
-	// commits once more). A doorbell from another process, or of a commit
-	// made without turns, is delivered as ever.
-	OthersOnly bool
+	// OthersOnly, when set and while it returns true, skips the
+	// doorbells of this Relay's own turn-taking commits. The Cluster's
+	// sessions hold those records once the commit call returns, so a
+	// node would only decode each of its commits once more; after a call
+	// that failed (the commit may have run in Redis all the same) it
+	// returns false until the session commits again. A doorbell from
+	// another process, or of a commit made without turns, is delivered
+	// as ever.
+	OthersOnly func() bool
 }
 
 // Subscription is one Handler's subscription to one document.
@@ -191,7 +194,7 @@ func (s *subscriber) doorbell(m *redis.Message) {
 			switch {
 			case sub.raw != nil:
 				raws = append(raws, sub.raw)
-			case own && sub.h.OthersOnly:
+			case own && sub.h.OthersOnly != nil && sub.h.OthersOnly():
 				skipped = true
 			default:
 				hs = append(hs, sub.h)
