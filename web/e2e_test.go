@@ -54,7 +54,7 @@ func TestBrowserEditing(t *testing.T) {
 	bob := open("Bob")
 	// The page names its document in the WebSocket's address, for a load
 	// balancer that routes a document's editors to one node.
-	alice.waitJS("the document in the WebSocket's address", `new URL(coedit.conn.url).searchParams.get('doc') === 'docs/`+doc+`'`, 5*time.Second)
+	alice.waitJS("the document in the WebSocket's address", `coedit.conn.url.endsWith('/ws?doc=docs/`+doc+`')`, 5*time.Second)
 
 	// Each sees the other in the list of who is here.
 	alice.waitJS("Bob in the people list", `[...document.querySelectorAll('#people li')].some((li) => li.textContent === 'Bob')`, 10*time.Second)

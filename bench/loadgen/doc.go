@@ -5,8 +5,8 @@
 //
 // Start with Run and Options. A run creates Docs documents of the
 // text-unicode type, connects Clients editing clients to each (spread
-// round-robin over the URLs, so a cluster's nodes share every document)
-// and Idle subscribers that never edit, then submits small random edits,
+// round-robin over the URLs, so a cluster's nodes share every document,
+// or with Affinity all on the document's own URL) and Idle subscribers that never edit, then submits small random edits,
 // with BMP and astral characters among them: in closed loop each client
 // keeps one op in flight; in open loop each client follows a fixed
 // timetable and an op that falls due while another is in flight waits,

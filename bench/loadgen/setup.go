@@ -117,7 +117,7 @@ func (s *setup) open(ctx context.Context) error {
 	}
 	before := s.g.settledRSS()
 	s.idle, s.idleDone, err = s.follow(ctx, o.Idle, func(i int) (string, *doc) {
-		return o.URLs[i%len(o.URLs)], s.docs[i%len(s.docs)]
+		return o.URLs[o.urlOf(i%len(s.docs), i)], s.docs[i%len(s.docs)]
 	})
 	if err != nil {
 		return err
@@ -176,10 +176,34 @@ func (g *gen) settledRSS() int64 {
 	return p.rss
 }
 
-// create creates every document from one connection to the first URL,
-// with creates pipelined. A document that exists already is used as it is.
+// create creates every document, with creates pipelined: from one
+// connection to the first URL, or with Affinity to each document's own
+// (so that no other node of a cluster opens it). A document that exists
+// already is used as it is.
 func (s *setup) create(ctx context.Context) error {
-	ws, src, err := s.g.dial(ctx, s.g.o.URLs[0])
+	o := s.g.o
+	if !o.Affinity {
+		return s.createOn(ctx, o.URLs[0], s.docs)
+	}
+	for u, url := range o.URLs {
+		var docs []*doc
+		for _, d := range s.docs {
+			if o.urlOf(d.idx, 0) == u {
+				docs = append(docs, d)
+			}
+		}
+		if len(docs) > 0 {
+			if err := s.createOn(ctx, url, docs); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// createOn creates docs from one connection to url.
+func (s *setup) createOn(ctx context.Context, url string, docs []*doc) error {
+	ws, src, err := s.g.dial(ctx, url)
 	if err != nil {
 		return err
 	}
@@ -188,7 +212,7 @@ func (s *setup) create(ctx context.Context) error {
 	data, _ := json.Marshal(map[string]string{"type": typeURI, "data": initialText})
 	errc := make(chan error, 1)
 	go func() {
-		for range s.docs {
+		for range docs {
 			f, err := readUntil(ws, `"op"`, nil)
 			if err == nil && f.Error != nil {
 				if code := errorCode(f.Error); code != "ERR_DOC_ALREADY_CREATED" {
@@ -202,7 +226,7 @@ func (s *setup) create(ctx context.Context) error {
 		}
 		errc <- nil
 	}()
-	for i, d := range s.docs {
+	for i, d := range docs {
 		frame := fmt.Appendf(nil, `{"a":"op","c":%s,"d":%s,"src":%s,"v":null,"seq":%d,"create":%s}`, s.g.collJSON, d.idJSON, srcJSON, i+1, data)
 		if err := ws.WriteMessage(websocket.TextMessage, frame); err != nil {
 			return fmt.Errorf("loadgen: create %s: %w", d.id, err)

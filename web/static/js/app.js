@@ -78,7 +78,7 @@ const saved = await SavedEdits.claim({ storage: store, locks: navigator.locks, c
 // The document rides along in the WebSocket's address (the server ignores
 // it) so that a load balancer in front of a cluster can send everyone
 // editing one document to the same node (README, "Run a cluster").
-const wsURL = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws?doc=${encodeURIComponent(`${collection}/${docId}`)}`;
+const wsURL = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws?doc=${encodeURIComponent(collection)}/${encodeURIComponent(docId)}`;
 // A token that expires or is refused ends the connection for good (see
 // auth.js): retrying cannot help until the user comes back with a new one.
 const WebSocket = authSocket((reason) => {
