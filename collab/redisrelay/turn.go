@@ -42,10 +42,11 @@ import (
 // stopping a node from losing again and again, not for every race:
 // scenario 7's open loop (2,000 ops/s) held its rate with 6 and fell to
 // 1,000-1,300 ops/s with 2 when first measured, where the waits fed the
-// backlog they were meant to drain; measured again, 1 and 2 held the rate
-// and cut the closed loop's p99 by a third to a half, but made the other
-// node's copy trail the ack by 80 ms instead of 8-17 (docs/decisions.md,
-// 2026-12-07). 6 stays well below collab's maxSequenceTries (32).
+// backlog they were meant to drain; measured again, 1 and 2 held that
+// rate, and 1 to 3 cut the closed loop's p99 by a quarter to a half, but
+// with 2 (the only one run so) the other node's copy trailed the ack by
+// 80 ms instead of 8-17 (docs/decisions.md, 2026-12-07). 6 stays well
+// below collab's maxSequenceTries (32).
 const reserveAfter = 6
 
 // maxTurnWaits bounds the Waits one Sequence call takes before it commits
