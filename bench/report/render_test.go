@@ -75,19 +75,21 @@ func TestClusterTargets(t *testing.T) {
 		{"climbing", 5, 5, 20, 0, climbing, "met", "**missed**: a backlog built up"},
 	} {
 		open := loadgen.Result{Mode: "open", FanoutCross: sum(tc.cross), FanoutLocal: sum(1)}
-		closed := loadgen.Result{Mode: "closed", OpsPerSec: 5000, FanoutCross: sum(tc.cross), FanoutLocal: sum(1),
+		closed := loadgen.Result{Mode: "closed", Acked: 50000, OpsPerSec: 5000, FanoutCross: sum(tc.cross), FanoutLocal: sum(1),
 			FanoutDrainMS: tc.drain, FanoutPending: tc.pending, Timeline: tc.timeline}
 		rs := &results{one: map[string]map[string]*run{
 			"s1":  {"coedit": {res: loadgen.Result{Mode: "open", Fanout: loadgen.Summary{Count: 1, P99: tc.one}}}},
 			"s7a": {"cluster": {res: open}},
 			"s7b": {"cluster": {res: closed}},
+			"s7c": {"cluster": {res: loadgen.Result{Mode: "closed", Affinity: true, Acked: 90000, OpsPerSec: 9000, Ack: loadgen.Summary{Count: 1, P99: 60}}}},
 		}}
 		rows := clusterTargets(rs)
 		if len(rows) != 2 || rows[0].verdict != tc.fan || rows[1].verdict != tc.closed {
 			t.Errorf("%s: clusterTargets verdicts = %+v, want %q and %q", tc.name, rows, tc.fan, tc.closed)
 		}
-		if page := render(rs, meta{}, nil, nil); !strings.Contains(page, "## 7. Two nodes over Redis") || !strings.Contains(page, "**two nodes**, closed loop 100 × 4") {
-			t.Errorf("%s: page lacks scenario 7's section:\n%s", tc.name, page)
+		if page := render(rs, meta{}, nil, nil); !strings.Contains(page, "## 7. Two nodes over Redis") || !strings.Contains(page, "**two nodes**, closed loop 100 × 4") ||
+			!strings.Contains(page, "each document's clients on one node (`--affinity`)") || !strings.Contains(page, "9,000 against 5,000 ops/s") {
+			t.Errorf("%s: page lacks scenario 7's section or its run by document:\n%s", tc.name, page)
 		}
 	}
 	if rows := clusterTargets(&results{one: map[string]map[string]*run{}}); len(rows) != 1 || !strings.HasPrefix(rows[0].verdict, "not measured") {
