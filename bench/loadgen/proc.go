@@ -44,8 +44,10 @@ func switchesSince(base, now map[string]uint64) uint64 {
 
 // readProc samples process pid from /proc: utime and stime from stat
 // (fields 14 and 15, counted after the command name, which may itself
-// hold spaces and parentheses) and VmRSS from status.
-func readProc(pid int) (procSample, error) {
+// hold spaces and parentheses) and VmRSS from status; with threads also
+// each thread's context switches (a file per thread, so only the
+// measurement window's two samples ask for them).
+func readProc(pid int, threads bool) (procSample, error) {
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return procSample{}, err
@@ -80,7 +82,9 @@ func readProc(pid int) (procSample, error) {
 			}
 		}
 	}
-	s.switches, err = switches(pid)
+	if threads {
+		s.switches, err = switches(pid)
+	}
 	return s, err
 }
 

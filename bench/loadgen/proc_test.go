@@ -20,7 +20,7 @@ func TestSwitchesSince(t *testing.T) {
 // TestReadProcSwitches reads this process's threads from /proc: each
 // has a count, and sleeping makes them grow.
 func TestReadProcSwitches(t *testing.T) {
-	a, err := readProc(os.Getpid())
+	a, err := readProc(os.Getpid(), true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +30,7 @@ func TestReadProcSwitches(t *testing.T) {
 	for range 20 {
 		time.Sleep(time.Millisecond)
 	}
-	b, err := readProc(os.Getpid())
+	b, err := readProc(os.Getpid(), true)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -178,7 +178,7 @@ func (g *gen) drive(ctx context.Context, s *setup) (*Result, error) {
 	var baseBatches, finalBatches float64
 	var batchesOK bool
 	scrape := !o.Relay && o.Protocol == ProtocolShareDB
-	last = g.sample()
+	last = g.sample(false)
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	warm := time.NewTimer(o.Warmup)
@@ -201,17 +201,17 @@ loop:
 			if scrape {
 				baseBatches, batchesOK = storeBatches(ctx, o.URLs)
 			}
-			base = g.sample()
+			base = g.sample(true)
 			g.measuring.Store(true)
 		case <-end.C:
 			if batchesOK {
 				finalBatches, batchesOK = storeBatches(ctx, o.URLs)
 			}
 			g.measuring.Store(false)
-			final = g.sample()
+			final = g.sample(true)
 			break loop
 		case now := <-tick.C:
-			cur := g.sample()
+			cur := g.sample(false)
 			p := g.progress(now.Sub(start), last, cur)
 			if p.Measuring {
 				g.timeline = append(g.timeline, p.second())
@@ -305,23 +305,25 @@ type sample struct {
 	ok     bool // server sampled
 }
 
-func (g *gen) sample() sample {
+// sample samples both processes now; threads as for readServer.
+func (g *gen) sample(threads bool) sample {
 	s := sample{at: time.Now(), self: selfCPU()}
 	if g.o.PID != 0 {
-		p, err := g.readServer()
+		p, err := g.readServer(threads)
 		s.server, s.ok = p, err == nil
 	}
 	return s
 }
 
-// readServer samples Options.PID and adds Options.PIDs to it.
-func (g *gen) readServer() (procSample, error) {
-	sum, err := readProc(g.o.PID)
+// readServer samples Options.PID and adds Options.PIDs to it, with their
+// threads' context switches if threads (readProc).
+func (g *gen) readServer(threads bool) (procSample, error) {
+	sum, err := readProc(g.o.PID, threads)
 	if err != nil {
 		return procSample{}, err
 	}
 	for _, pid := range g.o.PIDs {
-		p, err := readProc(pid)
+		p, err := readProc(pid, threads)
 		if err != nil {
 			return procSample{}, err
 		}

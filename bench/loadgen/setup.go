@@ -169,7 +169,7 @@ func (g *gen) settledRSS() int64 {
 		return 0
 	}
 	time.Sleep(time.Second)
-	p, err := g.readServer()
+	p, err := g.readServer(false)
 	if err != nil {
 		return 0
 	}
