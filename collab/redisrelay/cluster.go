@@ -169,9 +169,9 @@ type link struct {
 
 	lost int // races lost in a row (turn.go); the session's only
 
-	// uncertain is set while a commit call of the session's failed and
-	// none has succeeded since: that commit may yet show up in Redis, and
-	// its own doorbell is then all that tells this node (certain).
+	// uncertain is set from a failed commit call of the session's until
+	// one succeeds: the failed commit may yet show up in Redis, and its
+	// own doorbell is then all that tells this node (certain).
 	uncertain atomic.Bool
 
 	// A Sequence waiting for its turn (turn.go): the doorbells' records
