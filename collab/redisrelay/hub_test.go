@@ -322,37 +322,43 @@ func TestClusterOwnDoorbellsPassedOver(t *testing.T) {
 	}
 }
 
-// TestClusterNodeNameNeedingEscapes: a node whose name JSON would have
-// to escape publishes its doorbells without its name, so they stay
-// valid JSON: the other node decodes every one, and the node itself
-// decodes its own again instead of passing them over.
+// TestClusterNodeNameNeedingEscapes: node ids that JSON would have to
+// escape (a quote, a backslash, a control character) still name valid
+// doorbells: each node passes over its own, by a name made plain
+// (writerName), and decodes every one of the other's.
 func TestClusterNodeNameNeedingEscapes(t *testing.T) {
-	_, n := startNodes(t, redistest.ServerOptions{}, nodeConfig{}, `q"1`, `q\2`)
+	_, n := startNodes(t, redistest.ServerOptions{}, nodeConfig{}, `q"1`, "q\\2\x01")
 	a, b := n[0], n[1]
 	key := createDoc(t, a, "hello")
-	cb := newTestConn("cb")
+	ca, cb := newTestConn("ca"), newTestConn("cb")
+	subscribe(t, a, key, ca)
 	subscribe(t, b, key, cb)
-	heard0 := []uint64{a.relay.Stats().Doorbells, b.relay.Stats().Doorbells}
-	commits0 := a.relay.Stats().Commits + b.relay.Stats().Commits
-	for i := range uint64(3) {
+	s0 := []redisrelay.Stats{a.relay.Stats(), b.relay.Stats()}
+	const edits = 3
+	for i := range uint64(edits) {
 		submit(t, a, key, editSub("x", 2+i, 1+i, insertAt(0, "<")))
 		submit(t, b, key, editSub("y", 1+i, 1, insertAt(0, ">"))) // at version 1: b transforms
 	}
 	converged(t, key, a, b)
-	// Each node hears every commit made since both follow the document,
-	// its own (untagged here) and the other's.
-	commits := a.relay.Stats().Commits + b.relay.Stats().Commits - commits0
+	ca.waitOps(t, key, 1+2*edits)
+	cb.waitOps(t, key, 1+2*edits)
+	// Every commit since both subscribed rings on both nodes: each
+	// passes over its own and decodes the other's.
+	commits := []uint64{a.relay.Stats().Commits - s0[0].Commits, b.relay.Stats().Commits - s0[1].Commits}
 	deadline := time.Now().Add(5 * time.Second)
 	for i, node := range n {
-		for node.relay.Stats().Doorbells-heard0[i] < commits {
+		for node.relay.Stats().Doorbells-s0[i].Doorbells < commits[0]+commits[1] {
 			if time.Now().After(deadline) {
-				t.Fatalf("node %s heard %d doorbells, want one per commit (%d)", node.name, node.relay.Stats().Doorbells-heard0[i], commits)
+				t.Fatalf("node %q heard %d doorbells, want one per commit (%d)", node.name, node.relay.Stats().Doorbells-s0[i].Doorbells, commits[0]+commits[1])
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
 		st := node.relay.Stats()
-		if st.BadDoorbells != 0 || st.OwnDoorbells != 0 {
-			t.Fatalf("node %s: %d bad doorbells, %d passed over; want none of either", node.name, st.BadDoorbells, st.OwnDoorbells)
+		if st.BadDoorbells != 0 {
+			t.Fatalf("node %q: %d doorbells it could not decode, want none", node.name, st.BadDoorbells)
+		}
+		if own := st.OwnDoorbells - s0[i].OwnDoorbells; own != commits[i] || own < edits {
+			t.Fatalf("node %q passed over %d of its own doorbells, made %d commits, want one per commit, at least %d", node.name, own, commits[i], edits)
 		}
 	}
 }

@@ -86,9 +86,25 @@ type Relay struct {
 	index   *docIndex    // list.go
 	writer  string       // names this process in commit turns (turn.go)
 	// ownTag is how the doorbells of this process's turn-taking commits
-	// begin (scripts.go's publish), or "" when writer cannot be written
-	// into them as it is.
+	// begin (scripts.go's publish).
 	ownTag string
+}
+
+// writerName names this process in commit turns and doorbells: the node
+// id, made fit to go into a JSON string as it is (each control
+// character, quote, backslash and invalid byte becomes "_"), then a
+// random part, so that two processes never share a name even when their
+// ids differ only in those characters, or a node restarts under its old
+// id. It is decided here alone: the commit script writes it into the
+// doorbell unchecked.
+func writerName(nodeID string) string {
+	plain := strings.Map(func(c rune) rune {
+		if c < 0x20 || c == 0x7f || c == '"' || c == '\\' {
+			return '_'
+		}
+		return c
+	}, strings.ToValidUTF8(nodeID, "_"))
+	return plain + "." + randomID()
 }
 
 // New returns a Relay over opts.Client. It does not contact Redis.
@@ -122,10 +138,8 @@ func New(opts Options) (*Relay, error) {
 		opts.NodeID = randomID()
 		opts.Logger.Info("redisrelay: generated a node id", "node", opts.NodeID)
 	}
-	r := &Relay{opts: opts, c: opts.Client, log: opts.Logger.With("node", opts.NodeID), writer: opts.NodeID + "." + randomID()}
-	if !strings.ContainsFunc(r.writer, func(c rune) bool { return c < 0x20 || c == 0x7f || c == '"' || c == '\\' }) {
-		r.ownTag = `{"w":"` + r.writer + `",`
-	}
+	r := &Relay{opts: opts, c: opts.Client, log: opts.Logger.With("node", opts.NodeID), writer: writerName(opts.NodeID)}
+	r.ownTag = `{"w":"` + r.writer + `",`
 	if !contextTimeouts(opts.Client) {
 		r.log.Warn("redisrelay: the Redis client ignores context deadlines (set ContextTimeoutEnabled): a stalled Redis holds calls for its ReadTimeout")
 	}

@@ -49,13 +49,14 @@ local function append(log, seqs, first, at)
   end
   return recs
 end
--- publish sends a doorbell. writer, when given and plain enough to go
--- into JSON as it is, leads it ({"w":writer,...}), so that the writer's
--- own subscriber can pass over its own commits without decoding them.
+-- publish sends a doorbell. writer, when given, leads it
+-- ({"w":writer,...}), so that the writer's own subscriber can pass over
+-- its own commits without decoding them; the caller made it fit to go
+-- into JSON as it is (relay.go's writerName).
 local function publish(cmd, channel, epoch, recs, writer)
   if cmd ~= '' then
     local w = ''
-    if writer and writer ~= '' and not string.find(writer, '[%c"\\]') then
+    if writer and writer ~= '' then
       w = '"w":"' .. writer .. '",'
     end
     redis.call(cmd, channel, '{' .. w .. '"e":"' .. epoch .. '","r":[' .. table.concat(recs, ',') .. ']}')
