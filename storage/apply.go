@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"time"
@@ -30,8 +31,23 @@ import (
 // acknowledged record is visible at once.
 
 // applyBytes is how many bytes of frames wait before the writer wakes
-// the applier early.
+// the applier early, to apply everything.
 const applyBytes = 8 << 20
+
+// A timed apply (every Options.ApplyEvery) applies only the documents
+// that are due: those with applyDocBytes of records and snapshots
+// logged, a Truncate or a snapshot reads cannot model, or a request
+// logged applyDocTicks intervals ago (5 s by default). Each apply rewrites a few bbolt pages per
+// document it touches (its op leaf and the branch above, its bucket's
+// root, its seq table, its metadata's leaf) whatever the number of its
+// records, so a document with a few small edits waits until it fills
+// about a page. The rest wait in memory, readable as before, and hold
+// the file's applied point (keyApplied), and so their log segments,
+// back for that long.
+const (
+	applyDocBytes = 4 << 10
+	applyDocTicks = 10
+)
 
 // applyFrames is how many frames the replay at Open applies per bbolt
 // transaction.
@@ -72,6 +88,13 @@ type pendingDoc struct {
 	// snapshot version was unknown): a read waits for them to be applied.
 	opaque []uint64
 	last   uint64 // LSN of its last logged request
+	// first is at or below the LSN of its oldest unapplied request:
+	// every request of the document logged before it is in bbolt.
+	// since is about when that request was logged, and bytes is what
+	// its unapplied records and snapshots weigh: what makes it due.
+	first uint64
+	since time.Time
+	bytes int
 }
 
 // docState is the writer's view of a document while it checks a batch.
@@ -97,10 +120,12 @@ func (db *DB) applier() {
 	defer t.Stop()
 	var waiters []*applyReq
 	for {
-		stop := false
+		// Only the timer's applies leave documents that are not due.
+		stop, all := false, true
 		select {
 		case <-db.applyKick:
 		case <-t.C:
+			all = false
 		case r := <-db.applyReqs:
 			waiters = append(waiters, r)
 		case <-db.applyStop:
@@ -119,7 +144,7 @@ func (db *DB) applier() {
 		for _, w := range waiters {
 			flush = flush || w.flush
 		}
-		err := db.applyPending(flush)
+		err := db.applyPending(all || len(waiters) > 0, flush)
 		for _, w := range waiters {
 			werr := err
 			if werr == nil && w.fn != nil {
@@ -140,46 +165,81 @@ func (db *DB) applier() {
 	}
 }
 
-// applyPending applies every logged frame not yet in bbolt, and the
-// stale index entries if flush or they are due.
-func (db *DB) applyPending(flush bool) error {
-	db.pmu.Lock()
-	n := len(db.unapplied)
-	db.pmu.Unlock()
+// applyPending applies logged requests: every one logged so far if all,
+// else those of the documents due (dueDocs); and the stale index entries
+// if flush or they are due.
+func (db *DB) applyPending(all, flush bool) error {
 	flush = flush || db.indexDue()
-	if n == 0 && !(flush && len(db.stale) > 0) {
+	db.pmu.Lock()
+	frames := db.unapplied[:len(db.unapplied):len(db.unapplied)]
+	var due map[string]bool
+	hold := uint64(math.MaxUint64)
+	if !all {
+		due, hold = db.dueDocs(time.Now())
+	}
+	db.pmu.Unlock()
+	if due != nil && len(due) == 0 {
+		frames = nil
+	}
+	if len(frames) == 0 && !(flush && len(db.stale) > 0) {
 		return nil
 	}
-	for first := true; first || n > 0; first = false {
-		db.pmu.Lock()
-		batches := db.unapplied[:applyChunk(db.unapplied[:n])]
-		db.pmu.Unlock()
-		n -= len(batches)
-		if err := db.applyBatches(batches, flush && n == 0); err != nil {
+	for first := true; first || len(frames) > 0; first = false {
+		n := applyChunk(frames, due)
+		chunk := frames[:n]
+		frames = frames[n:]
+		// The file's applied point: every request in the frames up to
+		// it is in bbolt. A document that is not due holds it below its
+		// oldest unapplied request.
+		var point uint64
+		if len(chunk) > 0 {
+			point = min(chunk[len(chunk)-1].lsn, hold)
+		}
+		if err := db.applyBatches(chunk, due, point, flush && len(frames) == 0); err != nil {
 			err = fmt.Errorf("storage: apply the log to %s: %w", db.path, err)
 			db.pmu.Lock()
 			db.applyErr = err
 			db.pmu.Unlock()
 			return err
 		}
-		if len(batches) > 0 {
-			db.applied1(batches)
+		if len(chunk) > 0 {
+			db.applied1(chunk, due, point)
 		}
 	}
 	return nil
 }
 
+// dueDocs returns the documents a timed apply applies (see applyDocBytes),
+// and the highest LSN below every other pending document's oldest
+// unapplied request. pmu is held.
+func (db *DB) dueDocs(now time.Time) (map[string]bool, uint64) {
+	due := make(map[string]bool)
+	hold := uint64(math.MaxUint64)
+	age := applyDocTicks * db.opts.ApplyEvery
+	for dk, pd := range db.pending {
+		if pd.bytes >= applyDocBytes || len(pd.opaque) > 0 || now.Sub(pd.since) >= age {
+			due[dk] = true
+		} else {
+			hold = min(hold, pd.first-1)
+		}
+	}
+	return due, hold
+}
+
 // applyChunk returns how many of batches one bbolt transaction applies:
-// up to applyRecords records (at least one batch). bbolt keeps the nodes
-// a transaction changes in memory until it commits, and deleting from a
-// big one moves the rest of it (the seq table's pruning does that a lot):
-// a transaction much larger than a page's worth per document costs more
+// up to applyRecords records of the documents in due (all, if due is
+// nil), and at least one batch. bbolt keeps the nodes a transaction
+// changes in memory until it commits, and deleting from a big one moves
+// the rest of it (the seq table's pruning does that a lot): a
+// transaction much larger than a page's worth per document costs more
 // than the syncs it saves.
-func applyChunk(batches []*logBatch) int {
+func applyChunk(batches []*logBatch, due map[string]bool) int {
 	recs := 0
 	for i, b := range batches {
 		for _, r := range b.reqs {
-			recs += len(r.recs) + 1
+			if due == nil || due[string(r.dk)] {
+				recs += len(r.recs) + 1
+			}
 		}
 		if recs >= applyRecords && i > 0 {
 			return i
@@ -191,20 +251,20 @@ func applyChunk(batches []*logBatch) int {
 // applyRecords bounds the records one apply transaction writes.
 const applyRecords = 8192
 
-// applied1 forgets batches, the oldest unapplied ones, now that bbolt
-// holds them, and deletes the segments they finish.
-func (db *DB) applied1(batches []*logBatch) {
+// applied1 notes that the requests in batches of the documents in due
+// (all, if due is nil) are in bbolt, with the file's applied point now
+// point: it forgets those requests and the frames up to point, and
+// deletes the segments those finish.
+func (db *DB) applied1(batches []*logBatch, due map[string]bool, point uint64) {
 	last := batches[len(batches)-1].lsn
+	now := time.Now()
 	var drop []segment
 	db.pmu.Lock()
-	n := 0
-	for _, b := range batches {
-		n += b.bytes
-	}
-	db.unappliedBytes -= n
-	db.unapplied = db.unapplied[len(batches):]
 	for _, b := range batches {
 		for _, r := range b.reqs {
+			if due != nil && !due[string(r.dk)] {
+				continue
+			}
 			pd := db.pending[string(r.dk)]
 			if pd == nil {
 				continue
@@ -213,15 +273,27 @@ func (db *DB) applied1(batches []*logBatch) {
 				delete(db.pending, string(r.dk))
 				continue
 			}
-			pd.trim(last)
+			if pd.first <= last {
+				pd.trim(last)
+				pd.first, pd.since = last+1, now
+			}
 		}
 	}
-	db.applied = last
+	n, k := 0, 0
+	for k < len(db.unapplied) && db.unapplied[k].lsn <= point {
+		n += db.unapplied[k].bytes
+		k++
+	}
+	db.unappliedBytes -= n
+	clear(db.unapplied[:k])
+	db.unapplied = db.unapplied[k:]
+	db.applied = max(db.applied, point)
+	db.applyGen++
 	db.applyErr = nil
 	// A segment is applied when the next one starts at or before the
-	// frame after last; the current (last) segment stays.
+	// frame after the applied point; the current (last) segment stays.
 	segs := db.wal.segs
-	for len(segs) > 1 && segs[1].first <= last+1 {
+	for len(segs) > 1 && segs[1].first <= db.applied+1 {
 		drop = append(drop, segs[0])
 		segs = segs[1:]
 	}
@@ -251,20 +323,49 @@ func (pd *pendingDoc) trim(last uint64) {
 		i++
 	}
 	pd.opaque = pd.opaque[i:]
+	pd.bytes = 0
+	for i := range pd.recs {
+		pd.bytes += len(pd.recs[i].val)
+	}
+	for i := range pd.snaps {
+		pd.bytes += len(pd.snaps[i].snap.Data)
+	}
 }
 
-// applyBatches applies batches in one bbolt write transaction, with the
-// LSN of the last as the applied point, and writes the stale index
-// entries if flush. The checks the writer made hold here too; a
-// request that fails one, or a write that fails, rolls the transaction
-// back, and the frames stay in the log to be applied later.
-func (db *DB) applyBatches(batches []*logBatch, flush bool) error {
+// applyBatches applies the requests in batches of the documents in due
+// (all, if due is nil) in one bbolt write transaction, with point as the
+// file's applied point, and writes the stale index entries if flush. A
+// request that a document has had already (docMeta.applied) is passed
+// over. The checks the writer made hold here too; a request that fails
+// one, or a write that fails, rolls the transaction back, and the frames
+// stay in the log to be applied later.
+func (db *DB) applyBatches(batches []*logBatch, due map[string]bool, point uint64, flush bool) error {
 	err := db.bolt.Update(func(tx *bolt.Tx) error {
 		metas := &db.metas
 		metas.reset()
+		// Each document's applied point as the transaction found it: a
+		// frame may hold several of a document's requests, which all
+		// come after the point the first of them sets.
+		had := db.hadApplied
+		clear(had)
 		for _, b := range batches {
 			for _, r := range b.reqs {
-				if _, err := db.apply(tx, metas, r); err != nil {
+				if due != nil && !due[string(r.dk)] {
+					continue
+				}
+				p, ok := had[string(r.dk)]
+				if !ok {
+					m, _, err := metas.read(tx, r.dk)
+					if err != nil {
+						return fmt.Errorf("frame %d: storage: %s: %w", b.lsn, r.key, err)
+					}
+					p = m.applied
+					had[string(r.dk)] = p
+				}
+				if b.lsn <= p {
+					continue // applied by an earlier transaction
+				}
+				if _, err := db.apply(tx, metas, r, b.lsn); err != nil {
 					return fmt.Errorf("frame %d: %w", b.lsn, err)
 				}
 			}
@@ -278,8 +379,7 @@ func (db *DB) applyBatches(batches []*logBatch, flush bool) error {
 			}
 		}
 		if len(batches) > 0 {
-			last := batches[len(batches)-1].lsn
-			return tx.Bucket(bucketMeta).Put(keyApplied, binary.AppendUvarint(nil, last))
+			return tx.Bucket(bucketMeta).Put(keyApplied, binary.AppendUvarint(nil, point))
 		}
 		return nil
 	})
@@ -440,15 +540,15 @@ func (db *DB) openLog() error {
 	var batches []*logBatch
 	last, err := replayLog(segs, applied, func(lsn uint64, reqs []*commitReq) error {
 		batches = append(batches, &logBatch{lsn: lsn, reqs: reqs})
-		if applyChunk(batches) == len(batches) && len(batches) < applyFrames {
+		if applyChunk(batches, nil) == len(batches) && len(batches) < applyFrames {
 			return nil
 		}
-		err := db.applyBatches(batches, false)
+		err := db.applyBatches(batches, nil, lsn, false)
 		batches = batches[:0]
 		return err
 	})
 	if err == nil && len(batches) > 0 {
-		err = db.applyBatches(batches, false)
+		err = db.applyBatches(batches, nil, batches[len(batches)-1].lsn, false)
 	}
 	if err != nil {
 		return fmt.Errorf("replay the log: %w", err)

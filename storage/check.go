@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -19,7 +20,7 @@ const maxCheckErrors = 20
 // value decodes; each document's op log holds exactly versions base (0
 // unless InstallBase set one, base.go) to head-1;
 // its metadata (type, created, modified, log size) agrees with its
-// records; its snapshots read whole, are at most the head, and the newest
+// records, and names no logged request past the file's applied point; its snapshots read whole, are at most the head, and the newest
 // is the one its metadata names; each seq entry is at or above the seq
 // floor and names a record with that src and seq; and both
 // modification-time indexes list each document once, at its modification
@@ -70,6 +71,12 @@ func (c *checker) full() bool { return len(c.errs) >= maxCheckErrors || c.ctx.Er
 
 func (c *checker) run() {
 	docs, docb := c.tx.Bucket(bucketDocs), c.tx.Bucket(bucketDoc)
+	// Check runs with everything applied, so no document has had a
+	// request past the file's applied point.
+	var point uint64
+	if v := c.tx.Bucket(bucketMeta).Get(keyApplied); v != nil {
+		point, _ = binary.Uvarint(v)
+	}
 	recent, bycoll := c.tx.Bucket(bucketRecent), c.tx.Bucket(bucketByColl)
 	n := 0
 	docs.ForEach(func(dk, v []byte) error {
@@ -89,6 +96,9 @@ func (c *checker) run() {
 		if err != nil {
 			c.failf("%s: metadata: %w", key, err)
 			return nil
+		}
+		if m.applied > point {
+			c.failf("%s: applied up to frame %d, past the file's applied point %d", key, m.applied, point)
 		}
 		if recent.Get(recentKey(dk, m.modified)) == nil {
 			c.failf("%s: not in the recent index at %d", key, m.modified)

@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"sync/atomic"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -243,7 +244,7 @@ func (db *DB) state(dk []byte, rtx **bolt.Tx) (*docState, error) {
 	if pd := db.pending[string(dk)]; pd != nil {
 		st = &docState{head: pd.head, snap: pd.snap, exists: pd.exists, snapKnown: pd.snapKnown}
 	}
-	applied := db.applied
+	gen := db.applyGen
 	db.pmu.Unlock()
 	if st == nil {
 		// Nothing of dk is pending, and only the writer logs: bbolt
@@ -251,14 +252,14 @@ func (db *DB) state(dk []byte, rtx **bolt.Tx) (*docState, error) {
 		// older than that: when the applier has applied more since it
 		// began, dk's records may have left pending after it began, and
 		// it would show dk as it was before them. It is begun again.
-		// (applied is set after the apply transaction commits, so one
-		// begun after reading it sees everything applied up to it.)
-		if *rtx != nil && applied != db.rtxApplied {
+		// (applyGen moves on after each apply transaction commits, so
+		// one begun after reading it sees every apply up to it.)
+		if *rtx != nil && gen != db.rtxGen {
 			(*rtx).Rollback()
 			*rtx = nil
 		}
 		if *rtx == nil {
-			db.rtxApplied = applied
+			db.rtxGen = gen
 			tx, err := db.bolt.Begin(false)
 			if err != nil {
 				return nil, err
@@ -374,12 +375,13 @@ func (db *DB) log(reqs []*commitReq) error {
 			seg = &s
 		}
 	}
+	now := time.Now()
 	db.pmu.Lock()
 	for _, r := range reqs {
 		st := db.states[string(r.dk)]
 		pd := db.pending[string(r.dk)]
 		if pd == nil {
-			pd = &pendingDoc{}
+			pd = &pendingDoc{first: lsn, since: now}
 			db.pending[string(r.dk)] = pd
 		}
 		pd.head, pd.snap, pd.exists, pd.snapKnown = st.head, st.snap, st.exists, st.snapKnown
@@ -387,7 +389,9 @@ func (db *DB) log(reqs []*commitReq) error {
 		for i := range r.recs {
 			rec := &r.recs[i]
 			pd.recs = append(pd.recs, pendingRec{lsn: lsn, version: rec.Version, seq: rec.Seq, src: rec.Src, val: r.vals[i]})
+			pd.bytes += len(r.vals[i])
 		}
+		pd.bytes += len(r.data)
 		switch {
 		case r.truncate != nil:
 			pd.opaque = append(pd.opaque, lsn)
@@ -420,16 +424,17 @@ type writeError struct{ err error }
 func (e writeError) Error() string { return e.err.Error() }
 func (e writeError) Unwrap() error { return e.err }
 
-// apply checks r against the stored document and writes it in tx. It
+// apply checks r, logged in frame lsn, against the stored document and
+// writes it in tx, noting lsn as the document's applied point. It
 // reports whether it wrote anything. A failed check returns its error with
 // nothing written; a failed write returns a writeError, and tx must then
 // be rolled back.
-func (db *DB) apply(tx *bolt.Tx, metas *metaCache, r *commitReq) (bool, error) {
+func (db *DB) apply(tx *bolt.Tx, metas *metaCache, r *commitReq, lsn uint64) (bool, error) {
 	if r.truncate != nil {
 		if err := metas.flush(tx, r.dk); err != nil {
 			return false, writeError{fmt.Errorf("storage: truncate %s: %w", r.key, err)}
 		}
-		return db.applyTruncate(tx, r)
+		return db.applyTruncate(tx, r, lsn)
 	}
 	m, exists, err := metas.read(tx, r.dk)
 	if err != nil {
@@ -437,8 +442,12 @@ func (db *DB) apply(tx *bolt.Tx, metas *metaCache, r *commitReq) (bool, error) {
 	}
 	_, saveSnap, err := checkCommit(r, m.head, m.snap)
 	if err != nil || (len(r.recs) == 0 && !saveSnap) {
+		// Nothing to write. The document's applied point stays where
+		// it is: applying r again, to the document as it is, changes
+		// nothing either.
 		return false, err
 	}
+	m.applied = lsn
 	if err := db.put(tx, metas, r, m, exists, saveSnap); err != nil {
 		return false, writeError{fmt.Errorf("storage: commit %s: %w", r.key, err)}
 	}

@@ -3,6 +3,7 @@ package storage
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -26,6 +27,9 @@ const (
 	childSeedEnv = "COEDIT_STORAGE_SEED"
 	// childApplyEnv, when set, is the child's Options.ApplyEvery.
 	childApplyEnv = "COEDIT_STORAGE_APPLY_EVERY"
+	// childQuietEnv, when set, makes the crash child's first two
+	// documents quiet: a record at a time, 30 ms apart.
+	childQuietEnv = "COEDIT_STORAGE_QUIET"
 )
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
@@ -90,8 +94,9 @@ func childMain(mode string) int {
 		seed, _ := strconv.ParseInt(os.Getenv(childSeedEnv), 10, 64)
 		var out sync.Mutex
 		errc := make(chan error, len(crashKeys))
+		quiet := os.Getenv(childQuietEnv) != ""
 		for i, key := range crashKeys {
-			go func() { errc <- crashWriter(db, key, seed+int64(i), &out) }()
+			go func() { errc <- crashWriter(db, key, seed+int64(i), &out, quiet && i < 2) }()
 		}
 		err := <-errc
 		fmt.Fprintln(os.Stderr, "child:", err)
@@ -101,8 +106,9 @@ func childMain(mode string) int {
 	return 2
 }
 
-// crashWriter commits to key until an error.
-func crashWriter(db *DB, key collab.Key, seed int64, out *sync.Mutex) error {
+// crashWriter commits to key until an error; a quiet one commits a
+// record at a time, 30 ms apart.
+func crashWriter(db *DB, key collab.Key, seed int64, out *sync.Mutex, quiet bool) error {
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(uint64(seed), 7))
 	st, err := db.Load(ctx, key)
@@ -112,6 +118,10 @@ func crashWriter(db *DB, key collab.Key, seed int64, out *sync.Mutex) error {
 	head := st.Snapshot.Version + uint64(len(st.Ops))
 	for {
 		n := 1 + rng.IntN(4)
+		if quiet {
+			n = 1
+			time.Sleep(30 * time.Millisecond)
+		}
 		recs := make([]collab.Record, n)
 		for i := range recs {
 			recs[i] = crashRecord(key, head+uint64(i))
@@ -147,7 +157,57 @@ func crashWriter(db *DB, key collab.Key, seed int64, out *sync.Mutex) error {
 // file. After each kill the file must pass Check, hold every commit the
 // child reported, and hold nothing but well-formed commits.
 func TestCrash(t *testing.T) {
-	testCrash(t, 0, nil)
+	testCrash(t, 0, nil, nil)
+}
+
+// TestCrashWithQuietDocuments is TestCrash with two documents that get a
+// record every 30 ms and an applier that runs every 20 ms: the busy
+// documents are applied at each run, the quiet ones only when they have
+// waited ten runs (apply.go), so most kills leave frames past the file's
+// applied point that some documents have had already, and Open must
+// replay each such frame for the others alone.
+func TestCrashWithQuietDocuments(t *testing.T) {
+	ahead := 0
+	testCrash(t, 20*time.Millisecond, []string{childQuietEnv + "=1"}, func(path string, _ map[collab.Key]uint64) {
+		point, applied := boltApplied(t, path)
+		for _, a := range applied {
+			if a > point {
+				ahead++
+				return
+			}
+		}
+	})
+	if ahead == 0 {
+		t.Errorf("no kill left a document applied past the file's applied point: the test did not test the replay that skips")
+	}
+}
+
+// boltApplied reads, from the bbolt file alone, its applied point and
+// each crash key's.
+func boltApplied(t *testing.T, path string) (uint64, map[collab.Key]uint64) {
+	t.Helper()
+	bdb, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bdb.Close()
+	var point uint64
+	applied := map[collab.Key]uint64{}
+	err = bdb.View(func(tx *bolt.Tx) error {
+		point, _ = binary.Uvarint(tx.Bucket(bucketMeta).Get(keyApplied))
+		for _, key := range crashKeys {
+			m, _, err := readMeta(tx, docKey(key))
+			if err != nil {
+				return err
+			}
+			applied[key] = m.applied
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return point, applied
 }
 
 // TestCrashBeforeApply is TestCrash with an applier that never runs
@@ -156,7 +216,7 @@ func TestCrash(t *testing.T) {
 // apply). The bbolt file alone, before that replay, must lack commits
 // the child reported, or the test did not test the log.
 func TestCrashBeforeApply(t *testing.T) {
-	testCrash(t, time.Hour, func(path string, reported map[collab.Key]uint64) {
+	testCrash(t, time.Hour, nil, func(path string, reported map[collab.Key]uint64) {
 		heads := boltHeads(t, path)
 		for _, key := range crashKeys {
 			if heads[key] < reported[key] {
@@ -194,9 +254,10 @@ func boltHeads(t *testing.T, path string) map[collab.Key]uint64 {
 }
 
 // testCrash runs TestCrash's rounds with the child's Options.ApplyEvery
-// set to applyEvery (0: the default), calling before (if not nil) after
-// each kill, before the store is opened again.
-func testCrash(t *testing.T, applyEvery time.Duration, before func(path string, reported map[collab.Key]uint64)) {
+// set to applyEvery (0: the default) and env added to its environment,
+// calling before (if not nil) after each kill, before the store is opened
+// again.
+func testCrash(t *testing.T, applyEvery time.Duration, env []string, before func(path string, reported map[collab.Key]uint64)) {
 	const rounds = 4
 	seed := int64(20240607)
 	rng := rand.New(rand.NewPCG(uint64(seed), 1))
@@ -208,6 +269,7 @@ func testCrash(t *testing.T, applyEvery time.Duration, before func(path string, 
 		if applyEvery > 0 {
 			cmd.Env = append(cmd.Env, childApplyEnv+"="+applyEvery.String())
 		}
+		cmd.Env = append(cmd.Env, env...)
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)

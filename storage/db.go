@@ -22,8 +22,11 @@ import (
 
 // formatVersion is the layout and encoding version this package writes
 // and reads, kept in the meta bucket. Open migrates a file of version 1
-// (see migrate.go).
-const formatVersion = 2
+// (see migrate.go), and takes one of version 2 as it is, noting version
+// 3: format 3 only added a document's applied LSN (docMeta.applied), but
+// a build of format 2 must not replay the op log of a file that has them,
+// since it would apply again what a document already has.
+const formatVersion = 3
 
 // Bucket and key names; doc.go describes the layout.
 var (
@@ -142,11 +145,13 @@ type Options struct {
 	// share one group commit (one frame of the op log and its disk
 	// sync); the rest wait for the next. Default 1024.
 	MaxBatch int
-	// ApplyEvery is how often the applier moves the requests logged
-	// since its last run from the op log into bbolt, in one write
-	// transaction (it also runs when 8 MiB are waiting, and when a read
-	// or Close needs it). Longer shares bbolt's page writes and syncs
-	// among more commits, at the cost of memory for the pending
+	// ApplyEvery is how often the applier moves requests logged since
+	// its last run from the op log into bbolt, in one write transaction:
+	// those of each document with about a page (4 KiB) of records
+	// waiting, or with a request logged ten intervals ago. It also runs,
+	// and applies everything, when 8 MiB of log are waiting, and when a
+	// read or Close needs it. Longer shares bbolt's page writes and
+	// syncs among more commits, at the cost of memory for the pending
 	// requests and of replay time after a crash. Default 500ms.
 	ApplyEvery time.Duration
 	// MaxBatchDelay is how long the leader of a group commit waits for
@@ -269,13 +274,17 @@ type DB struct {
 	pending        map[string]*pendingDoc
 	unapplied      []*logBatch
 	unappliedBytes int
-	applied        uint64
-	rtxApplied     uint64 // the writer's: applied when its batch's read transaction began (state)
+	applied        uint64 // the file's applied point: every frame up to it is in bbolt
+	applyGen       uint64 // counts apply transactions committed
+	rtxGen         uint64 // the writer's: applyGen when its batch's read transaction began (state)
 	applyErr       error
 
 	// metas caches the documents' metadata within one of the applier's
 	// transactions (applyBatches, metaCache); it belongs to the applier.
 	metas metaCache
+	// hadApplied holds, within one of the applier's transactions, the
+	// applied point of each document it met, as it found it.
+	hadApplied map[string]uint64
 
 	// The applier goroutine (apply.go).
 	applyKick chan struct{}
@@ -344,10 +353,11 @@ func Open(path string, opts Options) (*DB, error) {
 		stale:        make(map[string]staleEntry),
 		indexFlushed: time.Now(),
 
-		wal:     &walFile{dir: path + walSuffix, sync: opts.Sync == SyncAlways},
-		states:  make(map[string]*docState),
-		pending: make(map[string]*pendingDoc),
-		metas:   metaCache{m: make(map[string]*cachedMeta)},
+		wal:        &walFile{dir: path + walSuffix, sync: opts.Sync == SyncAlways},
+		states:     make(map[string]*docState),
+		pending:    make(map[string]*pendingDoc),
+		metas:      metaCache{m: make(map[string]*cachedMeta)},
+		hadApplied: make(map[string]uint64),
 
 		applyKick: make(chan struct{}, 1),
 		applyReqs: make(chan *applyReq),
@@ -386,16 +396,19 @@ func initLayout(tx *bolt.Tx, opts Options) error {
 	if n <= 0 {
 		return fmt.Errorf("%w: no readable format version", ErrFormat)
 	}
-	if v != formatVersion && v != 1 {
-		return fmt.Errorf("%w: format version %d, this build reads %d and 1", ErrFormat, v, formatVersion)
+	if v != formatVersion && v != 1 && v != 2 {
+		return fmt.Errorf("%w: format version %d, this build reads 1 to %d", ErrFormat, v, formatVersion)
 	}
 	for _, name := range [][]byte{bucketDocs, bucketDoc, bucketRecent, bucketByColl} {
 		if tx.Bucket(name) == nil {
 			return fmt.Errorf("%w: bucket %q is missing", ErrCorrupt, name)
 		}
 	}
-	if v == 1 {
+	switch v {
+	case 1:
 		return migrateV1(tx, opts)
+	case 2:
+		return meta.Put(keyFormat, binary.AppendUvarint(nil, formatVersion))
 	}
 	return nil
 }

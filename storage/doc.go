@@ -23,9 +23,12 @@
 //
 // The applier goroutine (apply.go) moves logged requests into the bbolt
 // file in large batches, one write transaction per Options.ApplyEvery, so
-// bbolt's page writes and syncs are shared by many group commits. It
-// records in bbolt the last frame it applied; Open replays the frames
-// past it, and deletes log segments that bbolt holds.
+// bbolt's page writes and syncs are shared by many group commits; a
+// document with little logged waits for a page's worth, or a few seconds.
+// It records in bbolt the frame up to which it applied everything, and
+// in each document's metadata the last request it applied to it; Open
+// replays the frames past the first, skipping what a document already
+// has, and deletes log segments that bbolt holds.
 //
 // # Reads
 //
@@ -40,14 +43,15 @@
 //
 // The op log is a directory beside the file (its path plus "-wal") of
 // segment files; wal.go describes the frames. Top-level buckets of the
-// bbolt file (format version 2; Open migrates a version 1 file, see
-// migrate.go):
+// bbolt file (format version 3; Open migrates a version 1 file, see
+// migrate.go, and notes a version 2 file as 3):
 //
-//	meta          "format" → 2, "log-applied" → LSN of the last frame
-//	              applied, "index-clean" (index.go)
+//	meta          "format" → 3, "log-applied" → LSN of the frame up to
+//	              which every frame is applied, "index-clean" (index.go)
 //	docs          docKey → metadata: head version, latest snapshot version,
 //	              seq floor, op log weight, type, created and modified
-//	              times (of the latest create and latest record), deleted flag
+//	              times (of the latest create and latest record), deleted
+//	              flag, LSN of the last logged request applied to it
 //	doc           docKey → a bucket per document:
 //	                ops/         big-endian uint64 version → record (src,
 //	                             seq, kind, op components, type, data, time)

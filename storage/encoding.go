@@ -20,6 +20,7 @@ import (
 //	snapHeader = version:uvarint type:str size:uvarint opBytes:uvarint
 //	docMeta    = flags:byte head:uvarint snap:uvarint seqFloor:uvarint
 //	             opBytes:uvarint created:varint modified:varint type:str
+//	             [applied:uvarint, when flags has metaApplied]
 //	seqEntry   = seq:uvarint version:uvarint
 //	docKey     = len(collection):uvarint collection id
 //
@@ -27,7 +28,8 @@ import (
 // snapshots.go). Format 1 stored a snapshot as one value, version:uvarint
 // type:str data:str (encodeSnapshot), and a docMeta with a milestone
 // version where format 2 has seqFloor and opBytes; migrate.go reads
-// those.
+// those. Format 3 added a docMeta's applied LSN (apply.go); a format 2
+// file is format 3 as it stands.
 //
 // Every field of a Record is encoded whatever its Kind, so a record reads
 // back exactly as it was committed. A record's version is its key in the
@@ -57,9 +59,17 @@ type docMeta struct {
 	created  int64  // Time of the latest create record
 	modified int64  // Time of the latest record
 	typ      string // type URI, "" before a create and after a delete
+	// applied is the LSN of the last logged request applied to the
+	// document (0: none noted). The applier applies documents at
+	// different times (apply.go), so a frame past the file's applied
+	// point may hold requests this document has already had.
+	applied uint64
 }
 
-const metaDeleted = 1 << 0
+const (
+	metaDeleted = 1 << 0
+	metaApplied = 1 << 1
+)
 
 // enc appends to a byte slice. Its methods never fail.
 type enc struct{ b []byte }
@@ -287,6 +297,9 @@ func encodeMeta(m *docMeta) []byte {
 	if m.deleted {
 		flags |= metaDeleted
 	}
+	if m.applied > 0 {
+		flags |= metaApplied
+	}
 	e.byte(flags)
 	e.uvarint(m.head)
 	e.uvarint(m.snap)
@@ -295,6 +308,9 @@ func encodeMeta(m *docMeta) []byte {
 	e.varint(m.created)
 	e.varint(m.modified)
 	e.str(m.typ)
+	if m.applied > 0 {
+		e.uvarint(m.applied)
+	}
 	return e.b
 }
 
@@ -302,7 +318,7 @@ func decodeMeta(b []byte) (docMeta, error) {
 	d := dec{b: b}
 	var m docMeta
 	flags := d.byte("metadata flags")
-	if flags&^metaDeleted != 0 {
+	if flags&^(metaDeleted|metaApplied) != 0 {
 		d.fail("metadata flags")
 	}
 	m.deleted = flags&metaDeleted != 0
@@ -313,6 +329,9 @@ func decodeMeta(b []byte) (docMeta, error) {
 	m.created = d.varint("metadata created")
 	m.modified = d.varint("metadata modified")
 	m.typ = d.str("metadata type")
+	if flags&metaApplied != 0 {
+		m.applied = d.uvarint("metadata applied point")
+	}
 	if err := d.end(); err != nil {
 		return docMeta{}, err
 	}

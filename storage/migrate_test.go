@@ -169,3 +169,56 @@ func TestOpenMigratesFormat1(t *testing.T) {
 	mustCommit(t, db, plain.key, []collab.Record{editRec(2, "p", 3, "?")}, &collab.Snapshot{Version: 3, Type: ot.URI, Data: "?!hello"})
 	checkHistory(t, db, plain.key, 3, 1)
 }
+
+// TestFormat2IsNotedAs3: format 3 only added a document's applied point,
+// which a format 2 file's documents lack (none of its requests is past
+// the file's applied point), so Open takes a format 2 file as it is and
+// notes it as 3, which a build of format 2 then refuses rather than
+// replaying frames some documents have had.
+func TestFormat2IsNotedAs3(t *testing.T) {
+	path := tempPath(t)
+	key := collab.Key{Collection: "c", ID: "d"}
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustCommit(t, db, key, []collab.Record{createRec(0, "s", 1, "hi")}, nil)
+	mustCommit(t, db, key, edits(1, 3, "s"), nil)
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	bdb, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	format := func() uint64 {
+		var v uint64
+		if err := bdb.View(func(tx *bolt.Tx) error {
+			v, _ = binary.Uvarint(tx.Bucket(bucketMeta).Get(keyFormat))
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	if err := bdb.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMeta).Put(keyFormat, binary.AppendUvarint(nil, 2))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	bdb.Close()
+	db = openAt(t, path, Options{})
+	if st := mustLoad(t, db, key); len(st.Ops) != 4 {
+		t.Fatalf("Load after opening format 2 = %d ops, want 4", len(st.Ops))
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if bdb, err = bolt.Open(path, 0o600, nil); err != nil {
+		t.Fatal(err)
+	}
+	defer bdb.Close()
+	if got := format(); got != 3 {
+		t.Fatalf("format after Open = %d, want 3", got)
+	}
+}

@@ -50,7 +50,7 @@ func (db *DB) Truncate(ctx context.Context, key collab.Key, from uint64) error {
 }
 
 // applyTruncate is apply for a Truncate request.
-func (db *DB) applyTruncate(tx *bolt.Tx, r *commitReq) (bool, error) {
+func (db *DB) applyTruncate(tx *bolt.Tx, r *commitReq, lsn uint64) (bool, error) {
 	from := *r.truncate
 	m, ok, err := readMeta(tx, r.dk)
 	if err != nil || !ok || from >= m.head {
@@ -60,7 +60,7 @@ func (db *DB) applyTruncate(tx *bolt.Tx, r *commitReq) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if err := db.truncate(tx, r.key, r.dk, doc, m, from); err != nil {
+	if err := db.truncate(tx, r.key, r.dk, doc, m, from, lsn); err != nil {
 		return false, writeError{err}
 	}
 	return true, nil
@@ -68,7 +68,7 @@ func (db *DB) applyTruncate(tx *bolt.Tx, r *commitReq) (bool, error) {
 
 // truncate does Truncate's work in tx for a document whose head is past
 // from.
-func (db *DB) truncate(tx *bolt.Tx, key collab.Key, dk []byte, doc *bolt.Bucket, old docMeta, from uint64) error {
+func (db *DB) truncate(tx *bolt.Tx, key collab.Key, dk []byte, doc *bolt.Bucket, old docMeta, from, lsn uint64) error {
 	ops := doc.Bucket(bucketOps)
 	if ops == nil {
 		return fmt.Errorf("%w: document has no op log", ErrCorrupt)
@@ -83,7 +83,7 @@ func (db *DB) truncate(tx *bolt.Tx, key collab.Key, dk []byte, doc *bolt.Bucket,
 	if err := deleteFrom(ops, from); err != nil {
 		return err
 	}
-	m := docMeta{head: from}
+	m := docMeta{head: from, applied: lsn}
 	if base > 0 {
 		// The state at the base (base.go) is its snapshot's, which no
 		// truncation drops: from is at or past it.
