@@ -177,6 +177,7 @@ func (db *DB) applyPending(all, flush bool) error {
 	if !all {
 		due, hold = db.dueDocs(time.Now())
 	}
+	floor := db.applied
 	db.pmu.Unlock()
 	if due != nil && len(due) == 0 {
 		frames = nil
@@ -190,10 +191,14 @@ func (db *DB) applyPending(all, flush bool) error {
 		frames = frames[n:]
 		// The file's applied point: every request in the frames up to
 		// it is in bbolt. A document that is not due holds it below its
-		// oldest unapplied request.
-		var point uint64
+		// oldest unapplied request; pendingDoc.first is only a bound on
+		// that, which may be below a point already noted (a document
+		// trimmed after an earlier chunk, or one whose chunk failed), so
+		// the point never goes back: log segments up to it may be gone.
+		point := floor
 		if len(chunk) > 0 {
-			point = min(chunk[len(chunk)-1].lsn, hold)
+			point = max(floor, min(chunk[len(chunk)-1].lsn, hold))
+			floor = point
 		}
 		if err := db.applyBatches(chunk, due, point, flush && len(frames) == 0); err != nil {
 			err = fmt.Errorf("storage: apply the log to %s: %w", db.path, err)
@@ -287,7 +292,7 @@ func (db *DB) applied1(batches []*logBatch, due map[string]bool, point uint64) {
 	db.unappliedBytes -= n
 	clear(db.unapplied[:k])
 	db.unapplied = db.unapplied[k:]
-	db.applied = max(db.applied, point)
+	db.applied = point
 	db.applyGen++
 	db.applyErr = nil
 	// A segment is applied when the next one starts at or before the
@@ -379,7 +384,16 @@ func (db *DB) applyBatches(batches []*logBatch, due map[string]bool, point uint6
 			}
 		}
 		if len(batches) > 0 {
-			return tx.Bucket(bucketMeta).Put(keyApplied, binary.AppendUvarint(nil, point))
+			meta := tx.Bucket(bucketMeta)
+			if err := meta.Put(keyApplied, binary.AppendUvarint(nil, point)); err != nil {
+				return err
+			}
+			// Every document's applied LSN is at most this, so Open
+			// numbers new frames past it (openLog).
+			last := batches[len(batches)-1].lsn
+			if reached, _ := binary.Uvarint(meta.Get(keyReached)); last > reached {
+				return meta.Put(keyReached, binary.AppendUvarint(nil, last))
+			}
 		}
 		return nil
 	})
@@ -519,14 +533,20 @@ func (db *DB) openLog() error {
 			}
 		}
 	}
-	var applied uint64
+	var applied, reached uint64
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		if v := tx.Bucket(bucketMeta).Get(keyApplied); v != nil {
-			n, k := binary.Uvarint(v)
-			if k <= 0 {
-				return fmt.Errorf("%w: applied log point", ErrCorrupt)
+		meta := tx.Bucket(bucketMeta)
+		for _, f := range []struct {
+			key []byte
+			v   *uint64
+		}{{keyApplied, &applied}, {keyReached, &reached}} {
+			if v := meta.Get(f.key); v != nil {
+				n, k := binary.Uvarint(v)
+				if k <= 0 {
+					return fmt.Errorf("%w: log point %q", ErrCorrupt, f.key)
+				}
+				*f.v = n
 			}
-			applied = n
 		}
 		return nil
 	})
@@ -558,13 +578,27 @@ func (db *DB) openLog() error {
 			return fmt.Errorf("log: %w", err)
 		}
 	}
-	seg, err := db.wal.create(last + 1)
+	// New frames are numbered past every frame a document notes as
+	// applied to it, which a log that lost its unsynced tail (--sync
+	// none and a machine crash) may no longer hold; replaying them under
+	// LSNs a document notes would pass them over.
+	next := max(last, reached) + 1
+	if next-1 > last {
+		// Note the point too, or the next Open would find the new
+		// segment's first frame past it with nothing between.
+		if err := db.bolt.Update(func(tx *bolt.Tx) error {
+			return tx.Bucket(bucketMeta).Put(keyApplied, binary.AppendUvarint(nil, next-1))
+		}); err != nil {
+			return fmt.Errorf("log: %w", err)
+		}
+	}
+	seg, err := db.wal.create(next)
 	if err != nil {
 		return fmt.Errorf("log: %w", err)
 	}
 	db.wal.segs = []segment{seg}
-	db.nextLSN = last + 1
-	db.applied = last
+	db.nextLSN = next
+	db.applied = next - 1
 	return nil
 }
 

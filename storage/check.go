@@ -20,7 +20,7 @@ const maxCheckErrors = 20
 // value decodes; each document's op log holds exactly versions base (0
 // unless InstallBase set one, base.go) to head-1;
 // its metadata (type, created, modified, log size) agrees with its
-// records, and names no logged request past the file's applied point; its snapshots read whole, are at most the head, and the newest
+// records, and names no logged frame past the last any apply took; its snapshots read whole, are at most the head, and the newest
 // is the one its metadata names; each seq entry is at or above the seq
 // floor and names a record with that src and seq; and both
 // modification-time indexes list each document once, at its modification
@@ -71,12 +71,9 @@ func (c *checker) full() bool { return len(c.errs) >= maxCheckErrors || c.ctx.Er
 
 func (c *checker) run() {
 	docs, docb := c.tx.Bucket(bucketDocs), c.tx.Bucket(bucketDoc)
-	// Check runs with everything applied, so no document has had a
-	// request past the file's applied point.
-	var point uint64
-	if v := c.tx.Bucket(bucketMeta).Get(keyApplied); v != nil {
-		point, _ = binary.Uvarint(v)
-	}
+	// Every apply notes the highest frame it took requests from, in the
+	// transaction that notes them in the documents.
+	reached, _ := binary.Uvarint(c.tx.Bucket(bucketMeta).Get(keyReached))
 	recent, bycoll := c.tx.Bucket(bucketRecent), c.tx.Bucket(bucketByColl)
 	n := 0
 	docs.ForEach(func(dk, v []byte) error {
@@ -97,8 +94,8 @@ func (c *checker) run() {
 			c.failf("%s: metadata: %w", key, err)
 			return nil
 		}
-		if m.applied > point {
-			c.failf("%s: applied up to frame %d, past the file's applied point %d", key, m.applied, point)
+		if m.applied > reached {
+			c.failf("%s: applied up to frame %d, past the last frame any apply took (%d)", key, m.applied, reached)
 		}
 		if recent.Get(recentKey(dk, m.modified)) == nil {
 			c.failf("%s: not in the recent index at %d", key, m.modified)

@@ -47,7 +47,10 @@
 // migrate.go, and notes a version 2 file as 3):
 //
 //	meta          "format" → 3, "log-applied" → LSN of the frame up to
-//	              which every frame is applied, "index-clean" (index.go)
+//	              which every frame is applied (it never goes back),
+//	              "log-reached" → the highest frame any apply took requests
+//	              from (Open numbers new frames past it), "index-clean"
+//	              (index.go)
 //	docs          docKey → metadata: head version, latest snapshot version,
 //	              seq floor, op log weight, type, created and modified
 //	              times (of the latest create and latest record), deleted

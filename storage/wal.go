@@ -64,8 +64,13 @@ const (
 	kindTruncate byte = 2
 )
 
-// keyApplied, in the meta bucket, is the LSN of the last frame applied.
-var keyApplied = []byte("log-applied")
+// keyApplied, in the meta bucket, is the file's applied point: every
+// frame up to it is applied (apply.go). keyReached is the highest frame
+// any apply took requests from: no document notes a later one.
+var (
+	keyApplied = []byte("log-applied")
+	keyReached = []byte("log-reached")
+)
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
