@@ -169,9 +169,9 @@ func TestCrash(t *testing.T) {
 func TestCrashWithQuietDocuments(t *testing.T) {
 	ahead := 0
 	testCrash(t, 20*time.Millisecond, []string{childQuietEnv + "=1"}, func(path string, _ map[collab.Key]uint64) {
-		point, applied := boltApplied(t, path)
-		for _, a := range applied {
-			if a > point {
+		point, metas := boltMetas(t, path)
+		for _, m := range metas {
+			if m.applied > point {
 				ahead++
 				return
 			}
@@ -182,9 +182,9 @@ func TestCrashWithQuietDocuments(t *testing.T) {
 	}
 }
 
-// boltApplied reads, from the bbolt file alone, its applied point and
-// each crash key's.
-func boltApplied(t *testing.T, path string) (uint64, map[collab.Key]uint64) {
+// boltMetas reads, from the bbolt file alone (without the log), its
+// applied point and the crash keys' metadata.
+func boltMetas(t *testing.T, path string) (uint64, map[collab.Key]docMeta) {
 	t.Helper()
 	bdb, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 5 * time.Second})
 	if err != nil {
@@ -192,7 +192,7 @@ func boltApplied(t *testing.T, path string) (uint64, map[collab.Key]uint64) {
 	}
 	defer bdb.Close()
 	var point uint64
-	applied := map[collab.Key]uint64{}
+	metas := map[collab.Key]docMeta{}
 	err = bdb.View(func(tx *bolt.Tx) error {
 		point, _ = binary.Uvarint(tx.Bucket(bucketMeta).Get(keyApplied))
 		for _, key := range crashKeys {
@@ -200,14 +200,14 @@ func boltApplied(t *testing.T, path string) (uint64, map[collab.Key]uint64) {
 			if err != nil {
 				return err
 			}
-			applied[key] = m.applied
+			metas[key] = m
 		}
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return point, applied
+	return point, metas
 }
 
 // TestCrashBeforeApply is TestCrash with an applier that never runs
@@ -231,24 +231,10 @@ func TestCrashBeforeApply(t *testing.T) {
 // without the log.
 func boltHeads(t *testing.T, path string) map[collab.Key]uint64 {
 	t.Helper()
-	bdb, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bdb.Close()
+	_, metas := boltMetas(t, path)
 	heads := map[collab.Key]uint64{}
-	err = bdb.View(func(tx *bolt.Tx) error {
-		for _, key := range crashKeys {
-			m, _, err := readMeta(tx, docKey(key))
-			if err != nil {
-				return err
-			}
-			heads[key] = m.head
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
+	for key, m := range metas {
+		heads[key] = m.head
 	}
 	return heads
 }
