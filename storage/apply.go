@@ -37,13 +37,13 @@ const applyBytes = 8 << 20
 // A timed apply (every Options.ApplyEvery) applies only the documents
 // that are due: those with applyDocBytes of records and snapshots
 // logged, a Truncate or a snapshot reads cannot model, or a request
-// logged applyDocTicks intervals ago (5 s by default). Each apply rewrites a few bbolt pages per
-// document it touches (its op leaf and the branch above, its bucket's
-// root, its seq table, its metadata's leaf) whatever the number of its
-// records, so a document with a few small edits waits until it fills
-// about a page. The rest wait in memory, readable as before, and hold
-// the file's applied point (keyApplied), and so their log segments,
-// back for that long.
+// logged applyDocTicks intervals ago (5 s by default). Each apply
+// rewrites a few bbolt pages per document it touches (its op leaf and
+// the branch above, its bucket's root, its seq table, its metadata's
+// leaf) whatever the number of its records, so a document with a few
+// small edits waits until it fills about a page. The rest wait in
+// memory, readable as before, and hold the file's applied point
+// (keyApplied), and so their log segments, back for that long.
 const (
 	applyDocBytes = 4 << 10
 	applyDocTicks = 10
