@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -534,6 +535,7 @@ func (db *DB) openLog() error {
 		}
 	}
 	var applied, reached uint64
+	hasReached := false
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		for _, f := range []struct {
@@ -546,9 +548,22 @@ func (db *DB) openLog() error {
 					return fmt.Errorf("%w: log point %q", ErrCorrupt, f.key)
 				}
 				*f.v = n
+				hasReached = hasReached || bytes.Equal(f.key, keyReached)
 			}
 		}
-		return nil
+		if hasReached {
+			return nil
+		}
+		// A file from before keyReached (format 2, or format 3 of the
+		// morning it came in): the highest frame its documents note.
+		return tx.Bucket(bucketDocs).ForEach(func(dk, v []byte) error {
+			m, err := decodeMeta(v)
+			if err != nil {
+				return fmt.Errorf("%w: metadata of %q: %w", ErrCorrupt, dk, err)
+			}
+			reached = max(reached, m.applied)
+			return nil
+		})
 	})
 	if err != nil {
 		return err
@@ -583,11 +598,15 @@ func (db *DB) openLog() error {
 	// none and a machine crash) may no longer hold; replaying them under
 	// LSNs a document notes would pass them over.
 	next := max(last, reached) + 1
-	if next-1 > last {
+	if next-1 > last || !hasReached {
 		// Note the point too, or the next Open would find the new
 		// segment's first frame past it with nothing between.
 		if err := db.bolt.Update(func(tx *bolt.Tx) error {
-			return tx.Bucket(bucketMeta).Put(keyApplied, binary.AppendUvarint(nil, next-1))
+			meta := tx.Bucket(bucketMeta)
+			if err := meta.Put(keyApplied, binary.AppendUvarint(nil, next-1)); err != nil {
+				return err
+			}
+			return meta.Put(keyReached, binary.AppendUvarint(nil, next-1))
 		}); err != nil {
 			return fmt.Errorf("log: %w", err)
 		}

@@ -148,8 +148,18 @@ func TestAppliedPointNeverGoesBack(t *testing.T) {
 // TestNewFramesNumberedPastEveryNote: a log that lost its unsynced tail
 // (--sync none and a machine crash) may end before frames some document
 // notes as applied to it. Open numbers new frames past those, or the
-// next apply would pass the document's new requests over as had.
+// next apply would pass the document's new requests over as had. A file
+// from before log-reached came in (format 3 on its first morning) has
+// the notes but not the key: Open finds the highest note itself.
 func TestNewFramesNumberedPastEveryNote(t *testing.T) {
+	for _, dropReached := range []bool{false, true} {
+		t.Run(map[bool]string{false: "with log-reached", true: "without log-reached"}[dropReached], func(t *testing.T) {
+			testNewFramesNumberedPastEveryNote(t, dropReached)
+		})
+	}
+}
+
+func testNewFramesNumberedPastEveryNote(t *testing.T, dropReached bool) {
 	db := openTest(t, Options{ApplyEvery: time.Hour})
 	q := collab.Key{Collection: "c", ID: "q"}
 	d := collab.Key{Collection: "c", ID: "d"}
@@ -182,6 +192,16 @@ func TestNewFramesNumberedPastEveryNote(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
+	if dropReached {
+		bdb, err := bolt.Open(path, 0o600, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := bdb.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Delete(keyReached) }); err != nil {
+			t.Fatal(err)
+		}
+		bdb.Close()
+	}
 
 	crashed := openAt(t, path, Options{ApplyEvery: time.Hour})
 	mustCommit(t, crashed, d, edits(2, 1, "d"), nil)
@@ -191,5 +211,8 @@ func TestNewFramesNumberedPastEveryNote(t *testing.T) {
 	}
 	if got := mustOps(t, crashed, q, 0, 1); len(got) != 1 {
 		t.Fatalf("q after the crash has %d records, want 1", len(got))
+	}
+	if err := crashed.Check(context.Background()); err != nil {
+		t.Fatalf("Check after the crash = %v", err)
 	}
 }
