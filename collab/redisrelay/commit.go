@@ -86,6 +86,10 @@ func (r *Relay) CommitInTurn(ctx context.Context, key collab.Key, epoch string, 
 	if writer == "" || ttl <= 0 {
 		return Result{}, fmt.Errorf("%w: a turn needs a writer and a ttl", ErrInvalid)
 	}
+	if !plainInJSON(writer) {
+		// It leads the doorbell as it is (scripts.go's publish).
+		return Result{}, fmt.Errorf("%w: writer %q holds a control character, quote, backslash or invalid byte", ErrInvalid, writer)
+	}
 	res := "0"
 	if reserve {
 		res = "1"

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coedit/coedit/collab"
 	"github.com/redis/go-redis/v9"
@@ -95,16 +96,26 @@ type Relay struct {
 // character, quote, backslash and invalid byte becomes "_"), then a
 // random part, so that two processes never share a name even when their
 // ids differ only in those characters, or a node restarts under its old
-// id. It is decided here alone: the commit script writes it into the
-// doorbell unchecked.
+// id. The commit script writes a writer name into the doorbell
+// unchecked: CommitInTurn refuses one that is not plainInJSON.
 func writerName(nodeID string) string {
 	plain := strings.Map(func(c rune) rune {
-		if c < 0x20 || c == 0x7f || c == '"' || c == '\\' {
+		if !plainInJSONRune(c) {
 			return '_'
 		}
 		return c
 	}, strings.ToValidUTF8(nodeID, "_"))
 	return plain + "." + randomID()
+}
+
+// plainInJSON reports whether s can go between a JSON string's quotes as
+// it is: valid UTF-8 with no control character, quote or backslash.
+func plainInJSON(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsFunc(s, func(c rune) bool { return !plainInJSONRune(c) })
+}
+
+func plainInJSONRune(c rune) bool {
+	return c >= 0x20 && c != 0x7f && c != '"' && c != '\\'
 }
 
 // New returns a Relay over opts.Client. It does not contact Redis.
