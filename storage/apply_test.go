@@ -216,3 +216,22 @@ func testNewFramesNumberedPastEveryNote(t *testing.T, dropReached bool) {
 		t.Fatalf("Check after the crash = %v", err)
 	}
 }
+
+// TestStatsShowWhatBboltTrails: Stats counts the documents and the log
+// bytes bbolt has yet to take, and the applies that took them.
+func TestStatsShowWhatBboltTrails(t *testing.T) {
+	db := openTest(t, Options{ApplyEvery: time.Hour})
+	d := collab.Key{Collection: "c", ID: "d"}
+	st0 := db.Stats()
+	mustCommit(t, db, d, []collab.Record{createRec(0, "d", 1, "")}, nil)
+	mustCommit(t, db, d, edits(1, 3, "d"), nil)
+	st := db.Stats()
+	if st.PendingDocs != 1 || st.UnappliedBytes <= 0 || st.Applies != st0.Applies {
+		t.Fatalf("Stats after two commits = %+v, want one document and some bytes pending, no apply", st)
+	}
+	caughtUp(t, db)
+	st = db.Stats()
+	if st.PendingDocs != 0 || st.UnappliedBytes != 0 || st.Applies != st0.Applies+1 {
+		t.Fatalf("Stats after the applier caught up = %+v, want nothing pending and one apply more than %d", st, st0.Applies)
+	}
+}

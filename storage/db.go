@@ -204,6 +204,16 @@ type Stats struct {
 	// wrote at most one frame to the op log, with SyncAlways one disk
 	// sync. Commits/Batches is the average group commit size.
 	Batches uint64
+	// Applies is the number of transactions in which the applier moved
+	// logged requests into bbolt (apply.go).
+	Applies uint64
+	// PendingDocs is the number of documents with logged requests not
+	// yet in bbolt, and UnappliedBytes the size of the log frames kept
+	// for them: how far bbolt trails the log. A timed apply leaves a
+	// document with little waiting for up to about 5 s; 8 MiB of frames
+	// make the applier take everything.
+	PendingDocs    int
+	UnappliedBytes int
 }
 
 // DB is a coedit document store in one bbolt file. It implements
@@ -438,7 +448,11 @@ func (db *DB) Path() string { return db.path }
 
 // Stats returns the DB's counters.
 func (db *DB) Stats() Stats {
-	return Stats{Commits: db.commits.Load(), Batches: db.batches.Load()}
+	st := Stats{Commits: db.commits.Load(), Batches: db.batches.Load()}
+	db.pmu.Lock()
+	st.Applies, st.PendingDocs, st.UnappliedBytes = db.applyGen, len(db.pending), db.unappliedBytes
+	db.pmu.Unlock()
+	return st
 }
 
 // Close stops accepting commits, waits for every commit already queued

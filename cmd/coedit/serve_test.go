@@ -378,6 +378,12 @@ func TestNodeRaisedRate(t *testing.T) {
 		t.Errorf("/metrics: coedit_ops_committed_total %v, coedit_store_commits_total %v, coedit_store_write_batches_total %v; want %d, at least 2, between 1 and the commits",
 			committed, commits, writes, total+1)
 	}
+	// And how far bbolt trails the log: one document at most, its frames.
+	applies, pending, unapplied := metricValue(body, "coedit_store_applies_total"), metricValue(body, "coedit_store_pending_documents"), metricValue(body, "coedit_store_unapplied_bytes")
+	if applies < 0 || pending < 0 || pending > 1 || unapplied < 0 || (pending == 0) != (unapplied == 0) {
+		t.Errorf("/metrics: coedit_store_applies_total %v, coedit_store_pending_documents %v, coedit_store_unapplied_bytes %v; want all present, at most one document pending, and bytes kept exactly when one is",
+			applies, pending, unapplied)
+	}
 }
 
 // metricValue returns the value of the unlabelled sample name in a
