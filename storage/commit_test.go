@@ -470,7 +470,7 @@ func TestMaxBatchDelay(t *testing.T) {
 			t.Fatalf("Commit = %v", err)
 		}
 	}
-	if got := db.Stats(); got != (Stats{Commits: 4, Batches: 2}) {
+	if got := db.Stats(); got.Commits != 4 || got.Batches != 2 {
 		t.Errorf("4 commits with MaxBatch 2 and a long delay: Stats() = %+v, want 4 commits in 2 batches", got)
 	}
 	// A lone commit waits for company until Close.
@@ -482,7 +482,7 @@ func TestMaxBatchDelay(t *testing.T) {
 	if err := <-errs; err != nil {
 		t.Errorf("Commit waiting in a batch at Close = %v, want nil", err)
 	}
-	if got := db.Stats(); got != (Stats{Commits: 5, Batches: 3}) {
+	if got := db.Stats(); got.Commits != 5 || got.Batches != 3 {
 		t.Errorf("after Close: Stats() = %+v, want 5 commits in 3 batches", got)
 	}
 }
