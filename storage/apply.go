@@ -1,7 +1,6 @@
 package storage
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -538,24 +537,16 @@ func (db *DB) openLog() error {
 	hasReached := false
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
-		for _, f := range []struct {
-			key []byte
-			v   *uint64
-		}{{keyApplied, &applied}, {keyReached, &reached}} {
-			if v := meta.Get(f.key); v != nil {
-				n, k := binary.Uvarint(v)
-				if k <= 0 {
-					return fmt.Errorf("%w: log point %q", ErrCorrupt, f.key)
-				}
-				*f.v = n
-				hasReached = hasReached || bytes.Equal(f.key, keyReached)
-			}
+		var err error
+		if applied, _, err = logPoint(meta, keyApplied); err != nil {
+			return err
 		}
-		if hasReached {
-			return nil
+		if reached, hasReached, err = logPoint(meta, keyReached); err != nil || hasReached {
+			return err
 		}
-		// A file from before keyReached (format 2, or format 3 of the
-		// morning it came in): the highest frame its documents note.
+		// A format 3 file from the morning before log-reached came in
+		// (format 2 files get it when marked 3, initLayout): the
+		// highest frame its documents note.
 		return tx.Bucket(bucketDocs).ForEach(func(dk, v []byte) error {
 			m, err := decodeMeta(v)
 			if err != nil {
@@ -619,6 +610,20 @@ func (db *DB) openLog() error {
 	db.nextLSN = next
 	db.applied = next - 1
 	return nil
+}
+
+// logPoint reads an LSN kept in the meta bucket under key, and whether
+// it is there.
+func logPoint(meta *bolt.Bucket, key []byte) (uint64, bool, error) {
+	v := meta.Get(key)
+	if v == nil {
+		return 0, false, nil
+	}
+	n, k := binary.Uvarint(v)
+	if k <= 0 {
+		return 0, false, fmt.Errorf("%w: log point %q", ErrCorrupt, key)
+	}
+	return n, true, nil
 }
 
 // closeLog deletes the segments, all applied, and closes the current

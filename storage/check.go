@@ -20,8 +20,9 @@ const maxCheckErrors = 20
 // value decodes; each document's op log holds exactly versions base (0
 // unless InstallBase set one, base.go) to head-1;
 // its metadata (type, created, modified, log size) agrees with its
-// records, and names no logged frame past the last any apply took; its snapshots read whole, are at most the head, and the newest
-// is the one its metadata names; each seq entry is at or above the seq
+// records, and names no logged frame past the last any apply took; its
+// snapshots read whole, are at most the head, and the newest is the one
+// its metadata names; each seq entry is at or above the seq
 // floor and names a record with that src and seq; and both
 // modification-time indexes list each document once, at its modification
 // time.

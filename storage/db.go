@@ -400,7 +400,7 @@ func initLayout(tx *bolt.Tx, opts Options) error {
 				return err
 			}
 		}
-		return tx.Bucket(bucketMeta).Put(keyFormat, binary.AppendUvarint(nil, formatVersion))
+		return noteFormat(tx.Bucket(bucketMeta))
 	}
 	v, n := binary.Uvarint(meta.Get(keyFormat))
 	if n <= 0 {
@@ -416,11 +416,24 @@ func initLayout(tx *bolt.Tx, opts Options) error {
 	}
 	switch v {
 	case 1:
-		return migrateV1(tx, opts)
+		if err := migrateV1(tx, opts); err != nil {
+			return err
+		}
+		return noteFormat(meta)
 	case 2:
-		return meta.Put(keyFormat, binary.AppendUvarint(nil, formatVersion))
+		return noteFormat(meta)
 	}
 	return nil
+}
+
+// noteFormat marks a new or migrated file as of this format. Its
+// documents note no applied frame yet, so log-reached starts at 0 and
+// Open need not look for the highest note (openLog).
+func noteFormat(meta *bolt.Bucket) error {
+	if err := meta.Put(keyFormat, binary.AppendUvarint(nil, formatVersion)); err != nil {
+		return err
+	}
+	return meta.Put(keyReached, binary.AppendUvarint(nil, 0))
 }
 
 // syncDir makes the entries of directory dir durable. Windows cannot

@@ -1,7 +1,6 @@
 package storage
 
 import (
-	"encoding/binary"
 	"fmt"
 	"slices"
 
@@ -23,8 +22,8 @@ var (
 // migrateV1 rewrites a format 1 file as format 2, in the transaction that
 // opens it: each document's snapshots move to the snapshots bucket (with
 // the op log's weight at each, which a pass over the log measures), its
-// milestones are thinned and its seq table pruned as format 2 keeps them,
-// and the format version becomes 2. A failure rolls all of it back and
+// milestones are thinned and its seq table pruned as format 2 keeps them;
+// initLayout then notes the format. A failure rolls all of it back and
 // leaves the file as it was.
 func migrateV1(tx *bolt.Tx, opts Options) error {
 	docs := tx.Bucket(bucketDocs)
@@ -41,7 +40,7 @@ func migrateV1(tx *bolt.Tx, opts Options) error {
 			return fmt.Errorf("migrate %s to format %d: %w", key, formatVersion, err)
 		}
 	}
-	return tx.Bucket(bucketMeta).Put(keyFormat, binary.AppendUvarint(nil, formatVersion))
+	return nil
 }
 
 func migrateDocV1(tx *bolt.Tx, dk []byte, opts Options) error {

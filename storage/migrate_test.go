@@ -201,8 +201,22 @@ func TestFormat2IsNotedAs3(t *testing.T) {
 		}
 		return v
 	}
+	// Format 2 as a build of it wrote it: no notes in the documents, no
+	// log-reached.
 	if err := bdb.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketMeta).Put(keyFormat, binary.AppendUvarint(nil, 2))
+		meta := tx.Bucket(bucketMeta)
+		if err := meta.Delete(keyReached); err != nil {
+			return err
+		}
+		m, _, err := readMeta(tx, docKey(key))
+		if err != nil {
+			return err
+		}
+		m.applied = 0
+		if err := tx.Bucket(bucketDocs).Put(docKey(key), encodeMeta(&m)); err != nil {
+			return err
+		}
+		return meta.Put(keyFormat, binary.AppendUvarint(nil, 2))
 	}); err != nil {
 		t.Fatal(err)
 	}
