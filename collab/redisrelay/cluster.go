@@ -309,9 +309,12 @@ func (c *Cluster) Sequence(ctx context.Context, key collab.Key, recs []collab.Re
 	case err != nil:
 		// The commit may have run in Redis with its answer lost, now or
 		// later (a command still on its way): until this session commits
-		// again, its own doorbells are delivered too, and it catches up.
-		l.uncertain.Store(true)
-		l.m.Resync()
+		// again, its own doorbells are delivered too, and it catches up
+		// once (while the flag stays set no own doorbell is passed over,
+		// so later failures need no catch-up of their own).
+		if !l.uncertain.Swap(true) {
+			l.m.Resync()
+		}
 		return nil, err
 	}
 	if res.Outcome == Conflict {

@@ -185,7 +185,7 @@ func (s *subscriber) doorbell(m *redis.Message) {
 	st.doorbells.Add(1)
 	s.mu.Lock()
 	cs := s.chans[m.Channel]
-	own := s.r.ownTag != "" && strings.HasPrefix(m.Payload, s.r.ownTag)
+	own := strings.HasPrefix(m.Payload, s.r.ownTag)
 	var hs []Handler
 	var raws []func(string)
 	skipped := false
