@@ -117,7 +117,8 @@ func (s *setup) open(ctx context.Context) error {
 	}
 	before := s.g.settledRSS()
 	s.idle, s.idleDone, err = s.follow(ctx, o.Idle, func(i int) (string, *doc) {
-		return o.URLs[o.urlOf(i%len(s.docs), i)], s.docs[i%len(s.docs)]
+		d := s.docs[i%len(s.docs)]
+		return o.URLs[o.urlOf(d.idx, i)], d
 	})
 	if err != nil {
 		return err
@@ -185,15 +186,14 @@ func (s *setup) create(ctx context.Context) error {
 	if !o.Affinity {
 		return s.createOn(ctx, o.URLs[0], s.docs)
 	}
-	for u, url := range o.URLs {
-		var docs []*doc
-		for _, d := range s.docs {
-			if o.urlOf(d.idx, 0) == u {
-				docs = append(docs, d)
-			}
-		}
+	byURL := make([][]*doc, len(o.URLs))
+	for _, d := range s.docs {
+		u := o.urlOf(d.idx, 0)
+		byURL[u] = append(byURL[u], d)
+	}
+	for u, docs := range byURL {
 		if len(docs) > 0 {
-			if err := s.createOn(ctx, url, docs); err != nil {
+			if err := s.createOn(ctx, o.URLs[u], docs); err != nil {
 				return err
 			}
 		}
