@@ -6,7 +6,11 @@
 # and PNG plots (docs/perf/). Scenario 7 runs coedit as two nodes over a
 # Redis the script starts on a free port (AOF with appendfsync always, as
 # the README recommends); it is skipped when redis-server is not installed.
-# Takes about 15 minutes with the defaults.
+# Where a PostgreSQL server answers at BENCH_PG, scenarios 1 to 4 also run
+# ShareDB on PostgreSQL (its sharedb-postgres adapter: durable, as coedit with
+# --sync always is; not a target), each run on a fresh database the script
+# creates and drops; its CPU counts every local PostgreSQL process.
+# Takes about 18 minutes with the defaults.
 #
 # Usage: scripts/bench.sh [--quick] [--only N,N...] [--note "text for the top of the page"]
 #
@@ -22,10 +26,14 @@
 # scenario 5, 10000), RESULTS (where the JSON results go; default
 # artifacts/bench-DATE, kept), REDIS_APPENDFSYNC (scenario 7's Redis AOF
 # fsync policy, always; everysec or no to see what Redis's fsync costs;
-# with --only only, since the page states always).
+# with --only only, since the page states always), BENCH_PG (a PostgreSQL
+# server's URL without a database, for ShareDB on PostgreSQL:
+# postgres://postgres@127.0.0.1:5432; the user must be able to create
+# databases).
 #
 # Needs go, node with the repository's node_modules (npm ci), and curl;
-# redis-server for scenario 7.
+# redis-server for scenario 7; psql and a PostgreSQL server for ShareDB on
+# PostgreSQL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -62,18 +70,31 @@ fi
 for tool in go node curl; do
   command -v "$tool" >/dev/null || { echo "bench.sh: $tool is needed" >&2; exit 1; }
 done
-if [ ! -d node_modules/sharedb ] || [ ! -d node_modules/@hocuspocus/server ]; then
+if [ ! -d node_modules/sharedb ] || [ ! -d node_modules/@hocuspocus/server ] || [ ! -d node_modules/sharedb-postgres ]; then
   echo "== npm ci"
   npm ci --no-audit --no-fund --loglevel=error
 fi
 # Scenario 5 holds IDLE connections open in the generator and in the server.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
+# ShareDB on PostgreSQL runs where a PostgreSQL server answers.
+BENCH_PG=${BENCH_PG:-postgres://postgres@127.0.0.1:5432}
+durable=()
+pg_version=""
+if command -v psql >/dev/null && pg_version=$(psql "$BENCH_PG/postgres" -Atqc 'show server_version' 2>/dev/null); then
+  durable=(sharedb-pg)
+  pg_version=${pg_version%% *}
+else
+  pg_version=""
+  echo "bench.sh: no PostgreSQL answers at $BENCH_PG (or psql is missing): ShareDB on PostgreSQL is left out"
+fi
+
 work=$(mktemp -d)
 server_pid=""
+pg_db=""
 cluster_pids=()
 cleanup() {
-  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
+  if [ -n "$server_pid" ] || [ -n "$pg_db" ]; then stop_server; fi
   stop_cluster
   rm -rf "$work"
 }
@@ -105,6 +126,11 @@ start_server() {
         --log-level warn >"$log" 2>&1 &
       ;;
     sharedb) node bench/sharedb-server.mjs --port "$port" >"$log" 2>&1 & ;;
+    sharedb-pg)
+      pg_db="coedit_bench_$port"
+      psql "$BENCH_PG/postgres" -qc "CREATE DATABASE $pg_db" >/dev/null
+      node bench/sharedb-server.mjs --port "$port" --pg "$BENCH_PG/$pg_db" >"$log" 2>&1 &
+      ;;
     hocuspocus) node bench/hocuspocus-server.mjs --port "$port" >"$log" 2>&1 & ;;
     relay) "$work/barerelay" --addr "127.0.0.1:$port" >"$log" 2>&1 & ;;
   esac
@@ -206,6 +232,10 @@ stop_server() {
   wait "$server_pid" 2>/dev/null || true
   server_pid=""
   rm -rf "$work"/data-*
+  if [ -n "$pg_db" ]; then
+    psql "$BENCH_PG/postgres" -qc "DROP DATABASE IF EXISTS $pg_db WITH (FORCE)" >/dev/null || true
+    pg_db=""
+  fi
 }
 
 # bench NAME TARGET [coedit bench flags]: one run against a fresh server;
@@ -223,8 +253,13 @@ bench() {
   [ "$target" = relay ] && extra+=(--relay)
   [ "$target" = hocuspocus ] && extra+=(--protocol hocuspocus)
   start_server "$target"
+  local pids=$server_pid
+  # ShareDB on PostgreSQL: PostgreSQL's processes do its storing, so they
+  # count (the pool's backends are open by now: the server opens them
+  # before it listens).
+  [ "$target" = sharedb-pg ] && pids+=",$(pgrep -d, -x postgres || true)" && pids=${pids%,}
   echo "-- $name $target${step:+ $step}${round:+ (round $round)}: $*"
-  if ! "$work/coedit" bench --pid "$server_pid" --out "$file.json" "${extra[@]}" "$@" "$server_url" \
+  if ! "$work/coedit" bench --pid "$pids" --out "$file.json" "${extra[@]}" "$@" "$server_url" \
       2>"$file.progress" | sed 's/^/   /'; then
     echo "   (run failed; see $file.progress)"
   fi
@@ -253,18 +288,18 @@ for round in $(seq "$ROUNDS"); do
   if wanted 1; then
     echo "== scenario 1: open loop 2,000 ops/s, 100 x 4"
     # coedit without its fsync too: what the others, in memory, are closest to.
-    for t in "${targets[@]}" coedit-sync-none; do bench s1 "$t" --docs 100 --clients 4 --rate 2000 "${timing[@]}"; done
+    for t in "${targets[@]}" "${durable[@]}" coedit-sync-none; do bench s1 "$t" --docs 100 --clients 4 --rate 2000 "${timing[@]}"; done
   fi
   if wanted 2 || wanted 6; then
     echo "== scenario 2a: closed loop 100 x 4 (and 6: coedit with --sync none after coedit)"
-    for t in "${targets[@]}"; do
+    for t in "${targets[@]}" "${durable[@]}"; do
       if wanted 2; then bench s2a "$t" --docs 100 --clients 4 "${timing[@]}"; fi
       if [ "$t" = coedit ] && wanted 6; then bench s6 coedit-sync-none --docs 100 --clients 4 "${timing[@]}"; fi
     done
   fi
   if wanted 2; then
     echo "== scenario 2b: closed loop 1 x 10"
-    for t in "${targets[@]}" coedit-sync-none; do bench s2b "$t" --docs 1 --clients 10 "${timing[@]}"; done
+    for t in "${targets[@]}" "${durable[@]}" coedit-sync-none; do bench s2b "$t" --docs 1 --clients 10 "${timing[@]}"; done
   fi
 done
 round=""
@@ -273,7 +308,7 @@ if wanted 3; then
   echo "== scenario 3: latency against offered load, 100 x 4"
   # Step up until two steps in a row are not held: one bad step on a noisy
   # machine should not end the curve.
-  for t in "${targets[@]}"; do
+  for t in "${targets[@]}" "${durable[@]}"; do
     misses=0
     for rate in "${rates[@]}"; do
       step=$rate bench s3 "$t" --docs 100 --clients 4 --rate "$rate" --warmup 1s --duration "${STEP_DURATION}s"
@@ -285,7 +320,7 @@ fi
 
 if wanted 4; then
   echo "== scenario 4: one hot document, 400 clients x 1 op/s"
-  for t in "${targets[@]}"; do bench s4 "$t" --docs 1 --clients 400 --rate 400 "${timing[@]}"; done
+  for t in "${targets[@]}" "${durable[@]}"; do bench s4 "$t" --docs 1 --clients 400 --rate 400 "${timing[@]}"; done
 fi
 
 if wanted 5; then
@@ -314,6 +349,6 @@ if [ -n "$only" ]; then
 fi
 echo "== writing docs/performance.md (results in $RESULTS)"
 (cd bench/report && "$work/report" -results "$RESULTS" -out "$root/docs/performance.md" -plots "$root/docs/perf" \
-  -load-start "$load_start" -load-end "$load_end" -elapsed "$((elapsed / 60)) min $((elapsed % 60)) s" -note "$note" \
+  -load-start "$load_start" -load-end "$load_end" -elapsed "$((elapsed / 60)) min $((elapsed % 60)) s" -note "$note" -postgresql "$pg_version" \
   -params "warm-up ${WARMUP} s and ${DURATION} s measured per run (scenario 3: 1 s and ${STEP_DURATION} s per step), ${ROUNDS} rounds of scenarios 1, 2 and 6, ${IDLE} idle connections")
 echo "done in ${elapsed}s"

@@ -13,6 +13,7 @@ import (
 // meta describes the machine and the run, for the top of the page.
 type meta struct {
 	Date, Commit, CPU, Kernel, GoVersion, Node, ShareDB, Hocuspocus, Yjs string
+	SharedbPostgres, PostgreSQL                                          string
 	Cores                                                                int
 	LoadStart, LoadEnd, Elapsed, Note, Params                            string
 }
@@ -46,6 +47,7 @@ func (m *meta) fill() {
 	m.ShareDB = npmVersion("sharedb")
 	m.Hocuspocus = npmVersion("@hocuspocus/server")
 	m.Yjs = npmVersion("yjs")
+	m.SharedbPostgres = npmVersion("sharedb-postgres")
 }
 
 // npmVersion is the version of the repository's installed npm package

@@ -20,6 +20,9 @@ var targetColors = map[string]color.RGBA{
 	"relay":   {R: 0x7f, G: 0x7f, B: 0x7f, A: 0xff},
 	// Hocuspocus: orange, apart from ShareDB's red.
 	"hocuspocus": {R: 0xff, G: 0x7f, B: 0x0e, A: 0xff},
+	// ShareDB on PostgreSQL: purple, ShareDB's red toward the blue of
+	// the other durable server.
+	"sharedb-pg": {R: 0x94, G: 0x67, B: 0xbd, A: 0xff},
 }
 
 // image is one plot on the page.
@@ -71,7 +74,7 @@ func plotSteps(rs *results, dir, rel string) ([]image, error) {
 		// right.
 		p.Legend.Top = true
 		p.Legend.Left = s.log
-		for i, t := range targets {
+		for i, t := range withDurable {
 			var xys plotter.XYs
 			for _, x := range rs.steps[t] {
 				v := s.value(&x.res)
@@ -125,4 +128,4 @@ func rateTicks(rs *results) plot.ConstantTicks {
 	return ticks
 }
 
-var plainNames = map[string]string{"coedit": "coedit (--sync always)", "sharedb": "ShareDB 7 (in memory)", "hocuspocus": "Hocuspocus 3 (in memory)", "relay": "bare relay (ceiling)"}
+var plainNames = map[string]string{"coedit": "coedit (--sync always)", "sharedb": "ShareDB 7 (in memory)", "hocuspocus": "Hocuspocus 3 (in memory)", "relay": "bare relay (ceiling)", "sharedb-pg": "ShareDB 7 on PostgreSQL"}

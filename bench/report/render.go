@@ -16,19 +16,26 @@ type scenario struct {
 }
 
 var scenarios = []scenario{
-	{"s1", "1. Open loop, 2,000 ops/s", "100 documents × 4 clients × 5 ops/s, each client's ops on a fixed schedule; latency counted from when an op fell due. A row for coedit without its fsync before each ack (`--sync none`), where the run has one, is nearer to what the in-memory servers promise; the targets are checked with `--sync always`.", withSyncNone},
-	{"s2a", "2a. Closed loop, 100 × 4", "100 documents × 4 clients, one op in flight per client.", targets},
-	{"s2b", "2b. Closed loop, 1 × 10", "One document, 10 clients, one op in flight each: every op conflicts with the others in flight. A row for coedit with `--sync none`, where the run has one, as in scenario 1.", withSyncNone},
-	{"s3", "3. Latency against offered load, 100 × 4", "Open loop, stepping the offered load up for each server until two steps in a row fail: ack p99 over 50 ms, or less than 95% of the load acknowledged. A step is *held* when at least 95% of the offered ops were acknowledged with ack p99 at most 50 ms and no errors.", targets},
-	{"s4", "4. One hot document, 400 clients × 1 op/s", "400 clients on one document, 400 ops/s in all; each op fans out to 399 clients.", targets},
+	{"s1", "1. Open loop, 2,000 ops/s", "100 documents × 4 clients × 5 ops/s, each client's ops on a fixed schedule; latency counted from when an op fell due. A row for coedit without its fsync before each ack (`--sync none`), where the run has one, is nearer to what the in-memory servers promise; the targets are checked with `--sync always`. A row for ShareDB on PostgreSQL, where the run has one, is ShareDB's own durable path (not a target)." + pgCounted, withBoth},
+	{"s2a", "2a. Closed loop, 100 × 4", "100 documents × 4 clients, one op in flight per client." + pgCounted, withDurable},
+	{"s2b", "2b. Closed loop, 1 × 10", "One document, 10 clients, one op in flight each: every op conflicts with the others in flight. Rows for coedit with `--sync none` and ShareDB on PostgreSQL, where the run has them, as in scenario 1." + pgCounted, withBoth},
+	{"s3", "3. Latency against offered load, 100 × 4", "Open loop, stepping the offered load up for each server until two steps in a row fail: ack p99 over 50 ms, or less than 95% of the load acknowledged. A step is *held* when at least 95% of the offered ops were acknowledged with ack p99 at most 50 ms and no errors." + pgCounted, withDurable},
+	{"s4", "4. One hot document, 400 clients × 1 op/s", "400 clients on one document, 400 ops/s in all; each op fans out to 399 clients." + pgCounted, withDurable},
 	{"s5", "5. Idle subscribed connections", "Connections that subscribe to one of 1,000 documents and then do nothing: the server's resident memory growth while they connect, per connection.", targets},
 	{"s6", "6. `--sync always` against `--sync none`", "Closed loop 100 × 4 against coedit with fsync before every ack, and without.", []string{"coedit", "coedit-sync-none"}},
 	{"s7", "7. Two nodes over Redis", "Scenarios 1 and 2a against two `coedit serve --redis` nodes (`--sync always`) sharing one Redis with AOF and `appendfsync always` (the README's recommendation), each document's 4 clients spread over both nodes: of an op's three receivers two are on the other node. Redis is the commit point; the other node gets each op from its doorbell (pub/sub). CPU is both nodes' and Redis's together. The single-node rows are scenarios 1 and 2a of this run.", []string{"cluster"}},
 }
 
-// withSyncNone is targets and coedit with --sync none, for the scenarios
-// where bench.sh runs that too.
-var withSyncNone = append(append([]string(nil), targets...), "coedit-sync-none")
+// The scenarios' rows beyond targets: coedit with --sync none and
+// ShareDB on PostgreSQL (sharedb-pg), where bench.sh runs them.
+var (
+	withDurable = append(append([]string(nil), targets...), "sharedb-pg")
+	withBoth    = append(append([]string(nil), withDurable...), "coedit-sync-none")
+)
+
+// pgCounted ends the description of a scenario with a ShareDB on
+// PostgreSQL row: what its server columns count.
+const pgCounted = " For ShareDB on PostgreSQL the server columns count the Node process and every PostgreSQL process together (its backends, WAL writer, checkpointer); the RSS counts PostgreSQL's shared memory once per process."
 
 func render(rs *results, m meta, images, clusterImages []image) string {
 	var b strings.Builder
@@ -42,6 +49,9 @@ func render(rs *results, m meta, images, clusterImages []image) string {
 	p("| machine | |\n|---|---|\n")
 	p("| CPU | %d × %s |\n| kernel | %s |\n| Go | %s |\n| Node | %s, sharedb %s, @hocuspocus/server %s, yjs %s |\n",
 		m.Cores, orDash(m.CPU), orDash(m.Kernel), m.GoVersion, orDash(m.Node), orDash(m.ShareDB), orDash(m.Hocuspocus), orDash(m.Yjs))
+	if m.PostgreSQL != "" {
+		p("| PostgreSQL | %s, sharedb-postgres %s |\n", m.PostgreSQL, orDash(m.SharedbPostgres))
+	}
 	p("| load average (1, 5, 15 min) at start / end | %s / %s |\n| script run time | %s |\n", orDash(m.LoadStart), orDash(m.LoadEnd), orDash(m.Elapsed))
 	if m.Params != "" {
 		p("| run parameters | %s |\n", m.Params)
@@ -54,12 +64,15 @@ func render(rs *results, m meta, images, clusterImages []image) string {
 		p("| %s | %s | %s | %s |\n", t.n, t.target, t.measured, t.verdict)
 	}
 	p("\n")
-	if rows := hocuspocusRows(rs); len(rows) > 0 {
-		p("## coedit beside Hocuspocus\n\n")
-		p("Not a target of issue 11; the same runs as the tables below. coedit runs with `--sync always` (an fsync before every ack); Hocuspocus keeps its documents in memory only. Hocuspocus speaks its own protocol and its clients type at cursors of their own (see How it was measured), so its load is the same in ops and sizes, not in positions. For latency, CPU and memory a ratio below 1 favours coedit; for throughput and load held, above 1. Where the scenario ran in rounds, the ratio is the median of the per-round ratios, as for the targets.\n\n")
-		p("| scenario | measure | coedit | Hocuspocus | coedit ÷ Hocuspocus |\n|---|---|---|---|---|\n")
+	for _, x := range besides {
+		rows := besideRows(rs, x.target)
+		if len(rows) == 0 {
+			continue
+		}
+		p("## coedit beside %s\n\n%s For latency, CPU and memory a ratio below 1 favours coedit; for throughput and load held, above 1. Where the scenario ran in rounds, the ratio is the median of the per-round ratios, as for the targets.\n\n", x.name, x.intro)
+		p("| scenario | measure | coedit | %s | coedit ÷ %s |\n|---|---|---|---|---|\n", x.name, x.name)
 		for _, r := range rows {
-			p("| %s | %s | %s | %s | %s |\n", r.scenario, r.measure, r.coedit, r.hp, r.ratio)
+			p("| %s | %s | %s | %s | %s |\n", r.scenario, r.measure, r.coedit, r.other, r.ratio)
 		}
 		p("\n")
 	}
@@ -107,30 +120,29 @@ func render(rs *results, m meta, images, clusterImages []image) string {
 // step, and the plots.
 func renderSteps(b *strings.Builder, rs *results, images []image) {
 	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	ts := slices.DeleteFunc(slices.Clone(withDurable), func(t string) bool { return len(rs.steps[t]) == 0 })
 	p("| server | highest load held |\n|---|---|\n")
-	for _, t := range targets {
-		if len(rs.steps[t]) > 0 {
-			p("| %s | %s |\n", targetNames[t], heldText(rs, t))
-		}
+	for _, t := range ts {
+		p("| %s | %s |\n", targetNames[t], heldText(rs, t))
 	}
 	p("\n| offered ops/s |")
-	for _, t := range targets {
+	for _, t := range ts {
 		p(" %s: acked ops/s, ack p99, fan-out p99, CPU/op |", targetNames[t])
 	}
 	p("\n|---|")
-	for range targets {
+	for range ts {
 		p("---|")
 	}
 	p("\n")
 	rates := map[float64]bool{}
-	for _, t := range targets {
+	for _, t := range ts {
 		for _, x := range rs.steps[t] {
 			rates[x.rate] = true
 		}
 	}
 	for _, rate := range slices.Sorted(maps.Keys(rates)) {
 		p("| %s |", num(rate))
-		for _, t := range targets {
+		for _, t := range ts {
 			cell := "–"
 			for _, x := range rs.steps[t] {
 				if x.rate == rate {
@@ -165,7 +177,7 @@ func renderIdle(b *strings.Builder, rs *results, s scenario) {
 
 const method = `## How it was measured
 
-- One load generator for all four servers: ` + "`coedit bench`" + ` (bench/loadgen), a Go program that
+- One load generator for every server: ` + "`coedit bench`" + ` (bench/loadgen), a Go program that
   speaks ShareDB's wire protocol over WebSockets like the sharedb client: handshake, subscribe,
   one op in flight per client, broadcasts transformed against the op in flight so that every
   client keeps its own copy of the text. Edits are 1–3 code point inserts or deletes at random
@@ -180,7 +192,9 @@ const method = `## How it was measured
   cost and is counted as such.
 - Servers: coedit (` + "`coedit serve`" + `, bbolt store, ` + "`--sync always`" + ` unless said, rate limits raised),
   ShareDB 7 with its in-memory database (bench/sharedb-server.mjs, the npm packages the interop
-  tests use), Hocuspocus 3 with no extensions, so its Yjs documents live in memory only
+  tests use) and, where PostgreSQL was at hand, with its PostgreSQL adapter (the same script with
+  ` + "`--pg`" + `, sharedb-postgres over a pool of 10 connections, a fresh database per run on the
+  machine's PostgreSQL server with its settings as installed), Hocuspocus 3 with no extensions, so its Yjs documents live in memory only
   (bench/hocuspocus-server.mjs; Hocuspocus 4 needs Node 22), and the bare relay (cmd/barerelay: gorilla, a goroutine per document and a writer
   per connection, frame in, ack to the sender, the frame copied to the other subscribers; no OT,
   no JSON decoding, no storage). The relay is the ceiling for coedit's present architecture.
@@ -302,37 +316,44 @@ func checkTargets(rs *results) []targetRow {
 	return append(rows, clusterTargets(rs)...)
 }
 
-// hpRow is a row of the table of coedit beside Hocuspocus.
-type hpRow struct{ scenario, measure, coedit, hp, ratio string }
+// besides are the servers the page sets coedit beside, outside issue 11's
+// targets, each in a table of its own.
+var besides = []struct{ target, name, intro string }{
+	{"hocuspocus", "Hocuspocus", "Not a target of issue 11; the same runs as the tables below. coedit runs with `--sync always` (an fsync before every ack); Hocuspocus keeps its documents in memory only. Hocuspocus speaks its own protocol and its clients type at cursors of their own (see How it was measured), so its load is the same in ops and sizes, not in positions."},
+	{"sharedb-pg", "ShareDB on PostgreSQL", "Not a target of issue 11 (its targets are against ShareDB in memory); the same runs as the tables below. Both sides are durable: coedit runs with `--sync always`, an fsync of its log before every ack; ShareDB with its PostgreSQL adapter (sharedb-postgres) commits each op in a PostgreSQL transaction, flushed to PostgreSQL's WAL before the ack (`synchronous_commit` on, the default), and its CPU counts the PostgreSQL processes with ShareDB's."},
+}
 
-// hocuspocusRows compares coedit with Hocuspocus in the scenarios both
+// besideRow is a row of a table of coedit beside another server.
+type besideRow struct{ scenario, measure, coedit, other, ratio string }
+
+// besideRows compares coedit with the server other in the scenarios both
 // ran: CPU per op, latency, throughput and memory, each with the ratio.
-func hocuspocusRows(rs *results) []hpRow {
-	var rows []hpRow
+func besideRows(rs *results, other string) []besideRow {
+	var rows []besideRow
 	add := func(key, name, measure, unit string, f func(*loadgen.Result) (float64, bool)) {
-		co, hp := rs.get(key, "coedit"), rs.get(key, "hocuspocus")
-		if co == nil || hp == nil {
+		co, ot := rs.get(key, "coedit"), rs.get(key, other)
+		if co == nil || ot == nil {
 			return
 		}
 		a, ok1 := f(co)
-		b, ok2 := f(hp)
+		b, ok2 := f(ot)
 		if !ok1 || !ok2 {
 			return
 		}
 		ratio := ratioText(a, b)
-		if rr := rs.roundRatios(key, "coedit", key, "hocuspocus", f); rr != nil {
+		if rr := rs.roundRatios(key, "coedit", key, other, f); rr != nil {
 			ratio = ratioText(mid(rr), 1) + " (round by round)"
 		}
-		rows = append(rows, hpRow{name, measure, fmtVal(a) + " " + unit + fellBehind(co), fmtVal(b) + " " + unit + fellBehind(hp), ratio})
+		rows = append(rows, besideRow{name, measure, fmtVal(a) + " " + unit + fellBehind(co), fmtVal(b) + " " + unit + fellBehind(ot), ratio})
 	}
 	add("s1", "1. open loop 2,000 ops/s", "server CPU per op", "µs", cpuPerOpUS)
 	add("s1", "1. open loop 2,000 ops/s", "ack p99", "ms", ackP99)
 	add("s1", "1. open loop 2,000 ops/s", "fan-out p99", "ms", fanoutP99)
 	add("s2a", "2a. closed loop 100 × 4", "acked ops/s", "ops/s", opsPerSec)
 	add("s2b", "2b. closed loop 1 × 10", "acked ops/s", "ops/s", opsPerSec)
-	if len(rs.steps["coedit"]) > 0 && len(rs.steps["hocuspocus"]) > 0 {
-		a, b := rs.highestHeld("coedit"), rs.highestHeld("hocuspocus")
-		rows = append(rows, hpRow{"3. offered load, 100 × 4", "highest load held", heldText(rs, "coedit"), heldText(rs, "hocuspocus"), ratioText(a, b)})
+	if len(rs.steps["coedit"]) > 0 && len(rs.steps[other]) > 0 {
+		a, b := rs.highestHeld("coedit"), rs.highestHeld(other)
+		rows = append(rows, besideRow{"3. offered load, 100 × 4", "highest load held", heldText(rs, "coedit"), heldText(rs, other), ratioText(a, b)})
 	}
 	add("s4", "4. hot document, 400 clients", "fan-out p99", "ms", fanoutP99)
 	add("s5", "5. idle connections", "server memory per connection", "KiB", func(r *loadgen.Result) (float64, bool) {

@@ -108,11 +108,11 @@ func TestHocuspocusTable(t *testing.T) {
 		"s2a": {"coedit": res(30000, 40), "hocuspocus": res(7500, 120)},
 		"s2b": {"coedit": res(12000, 80)},
 	}}
-	rows := hocuspocusRows(rs)
+	rows := besideRows(rs, "hocuspocus")
 	if len(rows) != 1 {
-		t.Fatalf("hocuspocusRows = %+v, want one row (2a; 2b has no Hocuspocus run)", rows)
+		t.Fatalf("besideRows = %+v, want one row (2a; 2b has no Hocuspocus run)", rows)
 	}
-	if r := rows[0]; r.coedit != "30,000 ops/s" || r.hp != "7,500 ops/s" || r.ratio != "4.00×" {
+	if r := rows[0]; r.coedit != "30,000 ops/s" || r.other != "7,500 ops/s" || r.ratio != "4.00×" {
 		t.Errorf("row %+v, want 30,000 and 7,500 ops/s, 4.00×", r)
 	}
 	if got := ratioText(27.79, 8456); got != "0.003×" {
@@ -121,6 +121,37 @@ func TestHocuspocusTable(t *testing.T) {
 	page := render(rs, meta{}, nil, nil)
 	if !strings.Contains(page, "## coedit beside Hocuspocus") || !strings.Contains(page, "Hocuspocus 3 (in memory)") {
 		t.Error("the page has no Hocuspocus table or row")
+	}
+	if strings.Contains(page, "beside ShareDB on PostgreSQL") || strings.Contains(page, "| PostgreSQL |") {
+		t.Error("the page has a ShareDB on PostgreSQL table or version without its runs")
+	}
+}
+
+// TestShareDBOnPostgreSQLTable: a run of ShareDB on PostgreSQL gets its
+// own table beside coedit, a row in the scenario's table, and its server's
+// version at the top; it changes no target's verdict, which is against
+// ShareDB in memory.
+func TestShareDBOnPostgreSQLTable(t *testing.T) {
+	res := func(ops, cpu float64) *run {
+		return &run{res: loadgen.Result{Mode: "closed", OpsPerSec: ops, Acked: 1000, Server: &loadgen.ProcFigures{CPUPerOpUS: cpu}}}
+	}
+	rs := &results{one: map[string]map[string]*run{
+		"s2a": {"coedit": res(30000, 40), "sharedb": res(10000, 100), "sharedb-pg": res(600, 2000)},
+	}}
+	rows := besideRows(rs, "sharedb-pg")
+	if len(rows) != 1 || rows[0].other != "600 ops/s" || rows[0].ratio != "50.00×" {
+		t.Fatalf("besideRows = %+v, want one row: 600 ops/s, 50.00×", rows)
+	}
+	page := render(rs, meta{PostgreSQL: "15.20", SharedbPostgres: "5.0.1"}, nil, nil)
+	for _, want := range []string{"## coedit beside ShareDB on PostgreSQL", "| ShareDB 7 on PostgreSQL (durable) | 600 |", "| PostgreSQL | 15.20, sharedb-postgres 5.0.1 |"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the page lacks %q", want)
+		}
+	}
+	for _, row := range checkTargets(rs) {
+		if strings.Contains(row.measured, "600") {
+			t.Errorf("target row %+v uses ShareDB on PostgreSQL's run", row)
+		}
 	}
 }
 
@@ -139,8 +170,8 @@ func TestMissingDeliveriesAndFallingBehindShow(t *testing.T) {
 			Fanout: loadgen.Summary{Count: 1, P99: 30}}}
 	}
 	rs := &results{one: map[string]map[string]*run{"s4": {"coedit": open(300, 5), "hocuspocus": open(400, 0)}}}
-	rows := hocuspocusRows(rs)
-	if len(rows) != 1 || !strings.Contains(rows[0].coedit, "fell behind: 300 of 400") || strings.Contains(rows[0].hp, "fell behind") {
+	rows := besideRows(rs, "hocuspocus")
+	if len(rows) != 1 || !strings.Contains(rows[0].coedit, "fell behind: 300 of 400") || strings.Contains(rows[0].other, "fell behind") {
 		t.Errorf("rows %+v: want coedit's cell, not Hocuspocus's, to say it fell behind", rows)
 	}
 	if got := ratioText(0, 2000); got != "–" {
