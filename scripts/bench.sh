@@ -27,7 +27,7 @@
 # artifacts/bench-DATE, kept), REDIS_APPENDFSYNC (scenario 7's Redis AOF
 # fsync policy, always; everysec or no to see what Redis's fsync costs;
 # with --only only, since the page states always), BENCH_PG (a PostgreSQL
-# server's URL without a database, for ShareDB on PostgreSQL:
+# server's URL without a database or parameters, for ShareDB on PostgreSQL:
 # postgres://postgres@127.0.0.1:5432; the user must be able to create
 # databases).
 #
@@ -81,12 +81,19 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 BENCH_PG=${BENCH_PG:-postgres://postgres@127.0.0.1:5432}
 durable=()
 pg_version=""
-if command -v psql >/dev/null && pg_version=$(psql "$BENCH_PG/postgres" -Atqc 'show server_version' 2>/dev/null); then
-  durable=(sharedb-pg)
+# pg_usable: whether psql reaches BENCH_PG and may create and drop a database there.
+pg_usable() {
+  command -v psql >/dev/null || return 1
+  pg_version=$(psql "$BENCH_PG/postgres" -Atqc 'show server_version' 2>/dev/null) || return 1
   pg_version=${pg_version%% *}
+  psql "$BENCH_PG/postgres" -qc "CREATE DATABASE coedit_bench_probe_$$" >/dev/null 2>&1 || return 1
+  psql "$BENCH_PG/postgres" -qc "DROP DATABASE coedit_bench_probe_$$" >/dev/null 2>&1
+}
+if pg_usable; then
+  durable=(sharedb-pg)
 else
   pg_version=""
-  echo "bench.sh: no PostgreSQL answers at $BENCH_PG (or psql is missing): ShareDB on PostgreSQL is left out"
+  echo "bench.sh: psql cannot create a database at $BENCH_PG (no psql, no server, or no right to): ShareDB on PostgreSQL is left out"
 fi
 
 work=$(mktemp -d)
