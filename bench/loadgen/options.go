@@ -195,7 +195,11 @@ type Result struct {
 	ConvergeIssue string `json:"converge_issue,omitempty"`
 
 	Server *ProcFigures `json:"server,omitempty"` // with Options.PID
-	Bench  ProcFigures  `json:"bench"`            // this process
+	// ServerShares splits Server's CPU by command name when there are
+	// several server processes (Options.PIDs): a cluster's nodes and
+	// Redis, a server and its database.
+	ServerShares []ProcShare `json:"server_shares,omitempty"`
+	Bench        ProcFigures `json:"bench"` // this process
 	// IdleBytesPerConn is the server's resident memory growth while the
 	// idle connections opened and subscribed, divided by their number.
 	IdleBytesPerConn float64 `json:"idle_bytes_per_conn,omitempty"`
@@ -218,6 +222,14 @@ type ProcFigures struct {
 	// was put aside, which a server that hands work between threads pays
 	// for on every op.
 	CtxSwitchesPerOp float64 `json:"ctx_switches_per_op,omitempty"`
+}
+
+// ProcShare is the CPU of the server processes of one command name.
+type ProcShare struct {
+	Name       string  `json:"name"`
+	Procs      int     `json:"procs"`
+	CPUPercent float64 `json:"cpu_percent"` // of one core
+	CPUPerOpUS float64 `json:"cpu_per_op_us"`
 }
 
 // Progress is one second of a run, for a progress line.

@@ -9,7 +9,9 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -23,6 +25,10 @@ const clockTick = 10 * time.Millisecond
 type procSample struct {
 	cpu time.Duration // user + system, all threads, dead ones included
 	rss int64         // bytes
+	// name is the process's command name (its comm, from stat); byName
+	// is the cpu of a sum of processes (readServer) by command name.
+	name   string
+	byName map[string]nameCPU
 	// switches are the voluntary and involuntary context switches of
 	// each thread alive now, by "PID/TID".
 	switches map[string]uint64
@@ -52,8 +58,8 @@ func readProc(pid int, threads bool) (procSample, error) {
 	if err != nil {
 		return procSample{}, err
 	}
-	end := bytes.LastIndexByte(stat, ')')
-	if end < 0 {
+	start, end := bytes.IndexByte(stat, '('), bytes.LastIndexByte(stat, ')')
+	if start < 0 || end < start {
 		return procSample{}, fmt.Errorf("/proc/%d/stat: no command name", pid)
 	}
 	fields := bytes.Fields(stat[end+1:])
@@ -66,7 +72,7 @@ func readProc(pid int, threads bool) (procSample, error) {
 	if err1 != nil || err2 != nil {
 		return procSample{}, fmt.Errorf("/proc/%d/stat: utime %q, stime %q", pid, fields[11], fields[12])
 	}
-	s := procSample{cpu: time.Duration(utime+stime) * clockTick}
+	s := procSample{cpu: time.Duration(utime+stime) * clockTick, name: string(stat[start+1 : end])}
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return procSample{}, err
@@ -86,6 +92,26 @@ func readProc(pid int, threads bool) (procSample, error) {
 		s.switches, err = switches(pid)
 	}
 	return s, err
+}
+
+// nameCPU is the CPU time of the processes of one command name.
+type nameCPU struct {
+	cpu   time.Duration
+	procs int
+}
+
+// shares returns each command name's CPU from base to now as
+// ProcShares, by name, with CPU per op over ops acked in window seconds.
+// A name whose processes changed between the samples (one exited, or a
+// PID was reused) is still counted from its totals.
+func shares(base, now map[string]nameCPU, window float64, ops uint64) []ProcShare {
+	out := make([]ProcShare, 0, len(now))
+	for name, n := range now {
+		f := figures(n.cpu-base[name].cpu, window, ops, 0)
+		out = append(out, ProcShare{Name: name, Procs: n.procs, CPUPercent: f.CPUPercent, CPUPerOpUS: f.CPUPerOpUS})
+	}
+	slices.SortFunc(out, func(a, b ProcShare) int { return strings.Compare(a.Name, b.Name) })
+	return out
 }
 
 // switches reads the context switches of process pid's threads, from

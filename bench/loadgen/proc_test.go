@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -36,5 +37,43 @@ func TestReadProcSwitches(t *testing.T) {
 	}
 	if n := switchesSince(a.switches, b.switches); n == 0 {
 		t.Errorf("no context switches counted across 20 sleeps (before %v, after %v)", a.switches, b.switches)
+	}
+}
+
+// TestShares splits CPU by command name: each name's time from base to
+// now, per op and as a share of a core, its processes counted, a name
+// that appeared since counted whole, sorted by name.
+func TestShares(t *testing.T) {
+	base := map[string]nameCPU{"coedit": {2 * time.Second, 2}, "redis-server": {time.Second, 1}}
+	now := map[string]nameCPU{"coedit": {4 * time.Second, 2}, "redis-server": {1500 * time.Millisecond, 1}, "postgres": {500 * time.Millisecond, 3}}
+	got := shares(base, now, 10, 1000)
+	want := []ProcShare{
+		{Name: "coedit", Procs: 2, CPUPercent: 20, CPUPerOpUS: 2000},
+		{Name: "postgres", Procs: 3, CPUPercent: 5, CPUPerOpUS: 500},
+		{Name: "redis-server", Procs: 1, CPUPercent: 5, CPUPerOpUS: 500},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("shares = %+v, want %+v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("shares[%d] = %+v, want %+v", i, got[i], want[i])
+		}
+	}
+}
+
+// TestReadProcName reads this process's command name from /proc, as the
+// kernel keeps it (the executable's name, cut to 15 bytes).
+func TestReadProcName(t *testing.T) {
+	s, err := readProc(os.Getpid(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	comm, err := os.ReadFile("/proc/self/comm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := strings.TrimSuffix(string(comm), "\n"); s.name != want || want == "" {
+		t.Errorf("readProc name = %q, want %q", s.name, want)
 	}
 }

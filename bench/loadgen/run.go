@@ -262,6 +262,9 @@ loop:
 			srv.CtxSwitchesPerOp = float64(switchesSince(base.server.switches, final.server.switches)) / float64(res.Acked)
 		}
 		res.Server = &srv
+		if len(o.PIDs) > 0 && base.ok && final.ok {
+			res.ServerShares = shares(base.server.byName, final.server.byName, window, res.Acked)
+		}
 	}
 	if batchesOK && res.Acked > 0 {
 		v := (finalBatches - baseBatches) / float64(res.Acked)
@@ -322,6 +325,10 @@ func (g *gen) readServer(threads bool) (procSample, error) {
 	if err != nil {
 		return procSample{}, err
 	}
+	if len(g.o.PIDs) == 0 {
+		return sum, nil
+	}
+	sum.byName = map[string]nameCPU{sum.name: {sum.cpu, 1}}
 	for _, pid := range g.o.PIDs {
 		p, err := readProc(pid, threads)
 		if err != nil {
@@ -330,6 +337,8 @@ func (g *gen) readServer(threads bool) (procSample, error) {
 		sum.cpu += p.cpu
 		sum.rss += p.rss
 		maps.Copy(sum.switches, p.switches)
+		n := sum.byName[p.name]
+		sum.byName[p.name] = nameCPU{n.cpu + p.cpu, n.procs + 1}
 	}
 	return sum, nil
 }

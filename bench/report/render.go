@@ -35,7 +35,7 @@ var (
 
 // pgCounted ends the description of a scenario with a ShareDB on
 // PostgreSQL row: what its server columns count.
-const pgCounted = " For ShareDB on PostgreSQL the server columns count the Node process and every PostgreSQL process together (its backends, WAL writer, checkpointer); the RSS counts PostgreSQL's shared memory once per process."
+const pgCounted = " For ShareDB on PostgreSQL the server columns count the Node process and every PostgreSQL process together (its backends, WAL writer, checkpointer; its CPU per op is split by process name in parentheses); the RSS counts PostgreSQL's shared memory once per process."
 
 func render(rs *results, m meta, images, clusterImages []image) string {
 	var b strings.Builder
@@ -491,7 +491,19 @@ func cpuPerOp(r *loadgen.Result) string {
 	if r.Server == nil || r.Acked == 0 {
 		return "–"
 	}
-	return fmt.Sprintf("%.0f µs", r.Server.CPUPerOpUS)
+	cell := fmt.Sprintf("%.0f µs", r.Server.CPUPerOpUS)
+	if len(r.ServerShares) > 1 {
+		parts := make([]string, len(r.ServerShares))
+		for i, sh := range r.ServerShares {
+			parts[i] = sh.Name
+			if sh.Procs > 1 {
+				parts[i] += fmt.Sprintf(" ×%d", sh.Procs)
+			}
+			parts[i] += " " + num(sh.CPUPerOpUS)
+		}
+		cell += " (" + strings.Join(parts, ", ") + ")"
+	}
+	return cell
 }
 
 // switchesPerOp is the server's context switches per op: threads that

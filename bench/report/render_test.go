@@ -148,6 +148,15 @@ func TestShareDBOnPostgreSQLTable(t *testing.T) {
 			t.Errorf("the page lacks %q", want)
 		}
 	}
+	// Its CPU split by process name, the median of the rounds for each.
+	round := func(node, pg float64) loadgen.Result {
+		return loadgen.Result{Mode: "closed", OpsPerSec: 600, Acked: 1000, Server: &loadgen.ProcFigures{CPUPerOpUS: node + pg},
+			ServerShares: []loadgen.ProcShare{{Name: "node", Procs: 1, CPUPerOpUS: node}, {Name: "postgres", Procs: 15, CPUPerOpUS: pg}}}
+	}
+	m := mergeRounds([]loadgen.Result{round(300, 1700), round(400, 1900), round(350, 2500)})
+	if got := cpuPerOp(&m); got != "2300 µs (node 350, postgres ×15 1,900)" {
+		t.Errorf("merged CPU per op cell = %q, want 2300 µs (node 350, postgres ×15 1,900)", got)
+	}
 	for _, row := range checkTargets(rs) {
 		if strings.Contains(row.measured, "600") {
 			t.Errorf("target row %+v uses ShareDB on PostgreSQL's run", row)

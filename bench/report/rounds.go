@@ -93,6 +93,7 @@ func mergeRounds(rounds []loadgen.Result) loadgen.Result {
 			CtxSwitchesPerOp: g(func(p *loadgen.ProcFigures) float64 { return p.CtxSwitchesPerOp }),
 		}
 	}
+	m.ServerShares = mergeShares(measured)
 	m.StoreBatchesPerOp = nil
 	var batches []float64
 	for _, r := range rounds {
@@ -105,6 +106,27 @@ func mergeRounds(rounds []loadgen.Result) loadgen.Result {
 		m.StoreBatchesPerOp = &v
 	}
 	return m
+}
+
+// mergeShares is mergeRounds for the server's CPU by process name: for
+// each name of the first round, the median over the rounds that have it.
+func mergeShares(rounds []loadgen.Result) []loadgen.ProcShare {
+	if len(rounds) == 0 {
+		return nil
+	}
+	var out []loadgen.ProcShare
+	for _, first := range rounds[0].ServerShares {
+		var pct, perOp []float64
+		for _, r := range rounds {
+			for _, sh := range r.ServerShares {
+				if sh.Name == first.Name {
+					pct, perOp = append(pct, sh.CPUPercent), append(perOp, sh.CPUPerOpUS)
+				}
+			}
+		}
+		out = append(out, loadgen.ProcShare{Name: first.Name, Procs: first.Procs, CPUPercent: mid(pct), CPUPerOpUS: mid(perOp)})
+	}
+	return out
 }
 
 // mergeSummaries is mergeRounds for one latency summary: the median of

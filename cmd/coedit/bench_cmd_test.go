@@ -52,6 +52,13 @@ func TestBenchCommandWritesResult(t *testing.T) {
 	if res.Server == nil || res.FanoutCross == nil || res.FanoutCross.Count == 0 {
 		t.Errorf("--out: server %+v, cross-node fan-out %+v; want both", res.Server, res.FanoutCross)
 	}
+	// The two PIDs are one process, so its one name holds all the CPU.
+	if sh := res.ServerShares; res.Server == nil || len(sh) != 1 || sh[0].Procs != 2 || sh[0].CPUPerOpUS != res.Server.CPUPerOpUS {
+		t.Errorf("--out: server shares %+v, want one name of 2 processes with all of the server's CPU (%+v)", sh, res.Server)
+	}
+	if !strings.Contains(stdout.String(), "  of it   ") {
+		t.Errorf("summary lacks the CPU by process name:\n%s", stdout.String())
+	}
 	if res.StoreBatchesPerOp != nil || strings.Contains(stdout.String(), "write batches") {
 		t.Error("store batches per op reported against the relay, which has no store; want none")
 	}
