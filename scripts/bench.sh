@@ -10,7 +10,7 @@
 # ShareDB on PostgreSQL (its sharedb-postgres adapter: durable, as coedit with
 # --sync always is; not a target), each run on a fresh database the script
 # creates and drops; its CPU counts every local PostgreSQL process.
-# Takes about 18 minutes with the defaults.
+# Takes about 19 minutes with the defaults.
 #
 # Usage: scripts/bench.sh [--quick] [--only N,N...] [--note "text for the top of the page"]
 #
