@@ -79,10 +79,13 @@ type client struct {
 	inStart   time.Time   // when the op in flight was submitted or fell due
 	inSent    time.Time   // when it was written to the socket
 	due       []time.Time // open loop: ops that fell due while one was in flight
-	resyncing bool        // a fetch is out to replace a copy found broken
-	dead      bool        // the connection failed
-	rng       *rand.Rand
-	buf       []byte
+	resyncing bool        // the copy was found broken: a fetch is out, or waits for the op in flight
+	// fetchDue is set while resyncing when the fetch waits for the op in
+	// flight to be answered (resync).
+	fetchDue bool
+	dead     bool // the connection failed
+	rng      *rand.Rand
+	buf      []byte
 }
 
 // read handles the server's frames until the connection ends.
@@ -150,12 +153,14 @@ func (c *client) handleOp(f *wire.Fields, now time.Time) {
 			// The op was refused: the copy still has it applied.
 			c.inflight = nil
 			c.resync()
+			c.sendDueFetch()
 		}
 		return
 	}
 	if own && c.inflight != nil && seq == c.inSeq {
 		c.g.acked(now.Sub(c.inStart))
 		c.inflight = nil
+		c.sendDueFetch()
 		if !c.g.o.Relay && !c.resyncing {
 			if v, ok := wire.Uint(f.V); !ok || v != c.v {
 				c.g.countError("ACK_VERSION")
@@ -270,11 +275,35 @@ func (c *client) submit(start time.Time) {
 // resync asks for a fresh copy of the document after finding its own
 // broken (a gap in versions, an op that does not apply, a refused op).
 // c.mu is held.
+//
+// With an op in flight the fetch waits for the op's answer: a snapshot
+// fetched meanwhile may or may not hold the op (the server may answer the
+// fetch before it commits the op), and the copy could not tell which.
+// Once the op is acknowledged its commit is in every later snapshot. The
+// ops that arrive meanwhile are passed over (the snapshot holds them).
 func (c *client) resync() {
 	if c.resyncing {
 		return
 	}
 	c.resyncing = true
+	if c.inflight != nil {
+		c.fetchDue = true
+		return
+	}
+	c.fetch()
+}
+
+// sendDueFetch sends the fetch a resync left waiting for the op in flight,
+// which has just been answered. c.mu is held.
+func (c *client) sendDueFetch() {
+	if c.fetchDue {
+		c.fetchDue = false
+		c.fetch()
+	}
+}
+
+// fetch asks for the document's snapshot. c.mu is held.
+func (c *client) fetch() {
 	c.write(fmt.Appendf(nil, `{"a":"f","c":%s,"d":%s,"v":null}`, c.g.collJSON, c.doc.idJSON))
 }
 

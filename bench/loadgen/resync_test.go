@@ -1,0 +1,92 @@
+package loadgen
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/coedit/coedit/ot"
+)
+
+// TestResyncWaitsForTheOpInFlight: a client that finds a gap in the
+// versions while its own op is in flight (a server whose commits publish
+// out of order, as ShareDB over a database can) fetches a fresh copy only
+// once that op is answered. A snapshot fetched before may or may not hold
+// the op, and a copy built on one without it would count the op's ack as
+// applied and go on from a text that lacks it. The frames the client
+// sends go to a WebSocket peer that only records them.
+func TestResyncWaitsForTheOpInFlight(t *testing.T) {
+	sent := make(chan string, 16)
+	up := websocket.Upgrader{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.Close()
+		for {
+			_, b, err := ws.ReadMessage()
+			if err != nil {
+				return
+			}
+			sent <- string(b)
+		}
+	}))
+	defer srv.Close()
+	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+
+	g := &gen{o: Options{AckTimeout: time.Second}, collJSON: []byte(`"c"`), errs: map[string]uint64{}}
+	g.stopping.Store(true) // no new op after the resync: the test sends the frames
+	d := &doc{id: "d", idJSON: []byte(`"d"`), bySrc: map[string]*client{}, sent: map[sentKey]*sentOp{}}
+	in, err := ot.Decode([]byte(`["X"]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Version 5 was "hello"; the op in flight made the copy "Xhello".
+	c := &client{g: g, doc: d, ws: ws, srcJSON: []byte(`"me"`), text: *ot.NewRope("Xhello"), v: 5,
+		inflight: in, inSeq: 1, inStart: time.Now()}
+	quiet := func(what string) {
+		t.Helper()
+		select {
+		case b := <-sent:
+			t.Fatalf("%s: the client sent %s", what, b)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	next := func(what string) string {
+		t.Helper()
+		select {
+		case b := <-sent:
+			return b
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: the client sent nothing", what)
+			return ""
+		}
+	}
+
+	// Another client's op at version 6: version 5's op has not arrived.
+	c.handle([]byte(`{"a":"op","c":"c","d":"d","v":6,"src":"other","seq":1,"op":[1,"Y"]}`), time.Now())
+	quiet("a gap with an op in flight")
+	// The op in flight is acknowledged at version 5: now the fetch.
+	c.handle([]byte(`{"a":"op","c":"c","d":"d","v":5,"src":"me","seq":1}`), time.Now())
+	if b := next("the ack after the gap"); !strings.Contains(b, `"a":"f"`) {
+		t.Fatalf("after the ack the client sent %s, want a fetch", b)
+	}
+	c.handle([]byte(`{"a":"f","c":"c","d":"d","data":{"v":7,"data":"XhYello","type":"http://sharejs.org/types/textunicode"}}`), time.Now())
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if got := c.text.String(); got != "XhYello" || c.v != 7 || c.resyncing || c.inflight != nil {
+		t.Errorf("after the fetch: copy %q at version %d, resyncing %v, in flight %v; want \"XhYello\" at 7, neither", got, c.v, c.resyncing, c.inflight)
+	}
+	if g.errs["GAP"] != 1 || len(g.errs) != 1 {
+		t.Errorf("errors %v, want one GAP", g.errs)
+	}
+}
