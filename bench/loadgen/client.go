@@ -83,9 +83,12 @@ type client struct {
 	// fetchDue is set while resyncing when the fetch waits for the op in
 	// flight to be answered (resync).
 	fetchDue bool
-	dead     bool // the connection failed
-	rng      *rand.Rand
-	buf      []byte
+	// held are the frames of other clients' ops that came while the
+	// fetch was out, for after its snapshot.
+	held [][]byte
+	dead bool // the connection failed
+	rng  *rand.Rand
+	buf  []byte
 }
 
 // read handles the server's frames until the connection ends.
@@ -124,22 +127,35 @@ func (c *client) handle(frame []byte, now time.Time) {
 	}
 	switch string(f.A) {
 	case `"op"`:
-		c.handleOp(&f, now)
+		c.handleOp(&f, frame, now)
 	case `"f"`:
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		if c.resyncing && f.Data != nil {
+		if c.resyncing && !c.fetchDue && f.Data != nil {
 			if err := c.setSnapshot(f.Data); err != nil {
 				c.g.countError("BAD_SNAPSHOT")
 				return
 			}
 			c.resyncing = false
+			// The ops that came while the fetch was out, on top of the
+			// snapshot: those it holds are passed over by version. A gap
+			// among them sends another fetch, whose snapshot holds the
+			// rest (they were sent before it).
+			held := c.held
+			c.held = nil
+			for _, b := range held {
+				var hf wire.Fields
+				if c.resyncing || wire.Scan(b, &hf) != nil {
+					break
+				}
+				c.remote(&hf)
+			}
 			c.next()
 		}
 	}
 }
 
-func (c *client) handleOp(f *wire.Fields, now time.Time) {
+func (c *client) handleOp(f *wire.Fields, frame []byte, now time.Time) {
 	seq, _ := wire.Uint(f.Seq)
 	own := bytes.Equal(f.Src, c.srcJSON)
 	if !own && f.Error == nil {
@@ -172,9 +188,25 @@ func (c *client) handleOp(f *wire.Fields, now time.Time) {
 		c.next()
 		return
 	}
-	if own || c.g.o.Relay || c.resyncing {
+	if own || c.g.o.Relay {
 		return
 	}
+	if c.resyncing {
+		if !c.fetchDue {
+			// The fetch is out, and its snapshot may be older than this
+			// op: a server may read it before committing the op, and
+			// send the op first. The op waits for the snapshot.
+			c.held = append(c.held, bytes.Clone(frame))
+		}
+		return
+	}
+	c.remote(f)
+}
+
+// remote applies another client's op to the copy if it is at the copy's
+// version, passes it over if it is older, and resyncs on a gap or an op
+// that does not apply. c.mu is held.
+func (c *client) remote(f *wire.Fields) {
 	v, ok := wire.Uint(f.V)
 	switch {
 	case !ok:
@@ -280,7 +312,9 @@ func (c *client) submit(start time.Time) {
 // fetched meanwhile may or may not hold the op (the server may answer the
 // fetch before it commits the op), and the copy could not tell which.
 // Once the op is acknowledged its commit is in every later snapshot. The
-// ops that arrive meanwhile are passed over (the snapshot holds them).
+// ops that arrive before the fetch is sent are passed over (its snapshot
+// holds them); those that arrive while it is out wait for the snapshot
+// (held).
 func (c *client) resync() {
 	if c.resyncing {
 		return

@@ -101,9 +101,8 @@ type nameCPU struct {
 }
 
 // shares returns each command name's CPU from base to now as
-// ProcShares, by name, with CPU per op over ops acked in window seconds.
-// A name whose processes changed between the samples (one exited, or a
-// PID was reused) is still counted from its totals.
+// ProcShares, by name, with CPU per op over ops acked in window seconds;
+// a name first seen in now counts whole.
 func shares(base, now map[string]nameCPU, window float64, ops uint64) []ProcShare {
 	out := make([]ProcShare, 0, len(now))
 	for name, n := range now {

@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -75,5 +76,37 @@ func TestReadProcName(t *testing.T) {
 	}
 	if want := strings.TrimSuffix(string(comm), "\n"); s.name != want || want == "" {
 		t.Errorf("readProc name = %q, want %q", s.name, want)
+	}
+}
+
+// TestReadServerCountsAnExitedProcessAsLastSeen: one of the further PIDs
+// (a database's worker, say) that exits during a run does not fail the
+// samples after it; it counts the CPU it had when last seen.
+func TestReadServerCountsAnExitedProcessAsLastSeen(t *testing.T) {
+	busy := exec.Command("sh", "-c", "while :; do :; done")
+	if err := busy.Start(); err != nil {
+		t.Fatal(err)
+	}
+	g := &gen{o: Options{PID: os.Getpid(), PIDs: []int{busy.Process.Pid}}}
+	var seen procSample
+	deadline := time.Now().Add(10 * time.Second)
+	for seen.byName["sh"].cpu == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		var err error
+		if seen, err = g.readServer(false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	busy.Process.Kill()
+	busy.Wait()
+	gone, err := g.readServer(false)
+	if err != nil {
+		t.Fatalf("readServer after a further process exited: %v", err)
+	}
+	if sh, was := gone.byName["sh"], seen.byName["sh"]; was.cpu == 0 || sh != was {
+		t.Errorf("the exited process counts %+v, want %+v as last seen (and some CPU)", sh, was)
+	}
+	if gone.cpu < seen.cpu {
+		t.Errorf("the total went back from %v to %v", seen.cpu, gone.cpu)
 	}
 }

@@ -17,8 +17,10 @@ import (
 // out of order, as ShareDB over a database can) fetches a fresh copy only
 // once that op is answered. A snapshot fetched before may or may not hold
 // the op, and a copy built on one without it would count the op's ack as
-// applied and go on from a text that lacks it. The frames the client
-// sends go to a WebSocket peer that only records them.
+// applied and go on from a text that lacks it. The ops that come while
+// the fetch is out are applied on top of its snapshot where it lacks
+// them. The frames the client sends go to a WebSocket peer that only
+// records them.
 func TestResyncWaitsForTheOpInFlight(t *testing.T) {
 	sent := make(chan string, 16)
 	up := websocket.Upgrader{}
@@ -80,11 +82,15 @@ func TestResyncWaitsForTheOpInFlight(t *testing.T) {
 	if b := next("the ack after the gap"); !strings.Contains(b, `"a":"f"`) {
 		t.Fatalf("after the ack the client sent %s, want a fetch", b)
 	}
+	// While the fetch is out, version 6 comes again and then version 7,
+	// which the server sends before the snapshot it read at version 7.
+	c.handle([]byte(`{"a":"op","c":"c","d":"d","v":6,"src":"other","seq":1,"op":[1,"Y"]}`), time.Now())
+	c.handle([]byte(`{"a":"op","c":"c","d":"d","v":7,"src":"other","seq":2,"op":[7,"Z"]}`), time.Now())
 	c.handle([]byte(`{"a":"f","c":"c","d":"d","data":{"v":7,"data":"XhYello","type":"http://sharejs.org/types/textunicode"}}`), time.Now())
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if got := c.text.String(); got != "XhYello" || c.v != 7 || c.resyncing || c.inflight != nil {
-		t.Errorf("after the fetch: copy %q at version %d, resyncing %v, in flight %v; want \"XhYello\" at 7, neither", got, c.v, c.resyncing, c.inflight)
+	if got := c.text.String(); got != "XhYelloZ" || c.v != 8 || c.resyncing || c.inflight != nil {
+		t.Errorf("after the fetch: copy %q at version %d, resyncing %v, in flight %v; want \"XhYelloZ\" at 8 (the snapshot and the op held for it), neither", got, c.v, c.resyncing, c.inflight)
 	}
 	if g.errs["GAP"] != 1 || len(g.errs) != 1 {
 		t.Errorf("errors %v, want one GAP", g.errs)

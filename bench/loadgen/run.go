@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -32,8 +34,10 @@ type gen struct {
 	ackedSec       atomic.Uint64
 	late           atomic.Uint64
 
-	errMu    sync.Mutex
-	errs     map[string]uint64
+	errMu sync.Mutex
+	errs  map[string]uint64
+	// lastSeen is each of Options.PIDs as last read (readServer).
+	lastSeen map[int]procSample
 	errTotal atomic.Uint64
 }
 
@@ -256,13 +260,13 @@ loop:
 	}
 	res.Late = g.late.Load()
 	res.Bench = figures(final.self-base.self, window, res.Acked, 0)
-	if o.PID != 0 {
+	if o.PID != 0 && base.ok && final.ok {
 		srv := figures(final.server.cpu-base.server.cpu, window, res.Acked, final.server.rss)
-		if res.Acked > 0 && base.ok && final.ok {
+		if res.Acked > 0 {
 			srv.CtxSwitchesPerOp = float64(switchesSince(base.server.switches, final.server.switches)) / float64(res.Acked)
 		}
 		res.Server = &srv
-		if len(o.PIDs) > 0 && base.ok && final.ok {
+		if len(o.PIDs) > 0 {
 			res.ServerShares = shares(base.server.byName, final.server.byName, window, res.Acked)
 		}
 	}
@@ -319,7 +323,9 @@ func (g *gen) sample(threads bool) sample {
 }
 
 // readServer samples Options.PID and adds Options.PIDs to it, with their
-// threads' context switches if threads (readProc).
+// threads' context switches if threads (readProc). Options.PID must be
+// alive; one of Options.PIDs that has exited counts as last seen. One
+// goroutine calls it at a time (setup, then the driving loop).
 func (g *gen) readServer(threads bool) (procSample, error) {
 	sum, err := readProc(g.o.PID, threads)
 	if err != nil {
@@ -328,11 +334,25 @@ func (g *gen) readServer(threads bool) (procSample, error) {
 	if len(g.o.PIDs) == 0 {
 		return sum, nil
 	}
+	if g.lastSeen == nil {
+		g.lastSeen = make(map[int]procSample, len(g.o.PIDs))
+	}
 	sum.byName = map[string]nameCPU{sum.name: {sum.cpu, 1}}
 	for _, pid := range g.o.PIDs {
 		p, err := readProc(pid, threads)
-		if err != nil {
+		switch {
+		case errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH):
+			// A further process that has exited (a database's worker,
+			// say) counts what it had spent when last seen, so the
+			// window neither fails nor loses what it spent before.
+			p = g.lastSeen[pid]
+			if p.name == "" {
+				continue // never seen
+			}
+		case err != nil:
 			return procSample{}, err
+		default:
+			g.lastSeen[pid] = procSample{cpu: p.cpu, name: p.name}
 		}
 		sum.cpu += p.cpu
 		sum.rss += p.rss
