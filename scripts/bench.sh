@@ -81,13 +81,18 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 BENCH_PG=${BENCH_PG:-postgres://postgres@127.0.0.1:5432}
 durable=()
 pg_version=""
-# pg_usable: whether psql reaches BENCH_PG and may create and drop a database there.
+# pg SQL: runs SQL at BENCH_PG's postgres database; never asks for a
+# password (-w), gives up on a server that does not answer in 5 s.
+pg() { PGCONNECT_TIMEOUT=5 psql -w "$BENCH_PG/postgres" -Atqc "$1"; }
+# pg_usable: whether psql reaches BENCH_PG and may create and drop a
+# database there; sets pg_version to the server's version and the
+# settings that make a commit durable.
 pg_usable() {
   command -v psql >/dev/null || return 1
-  pg_version=$(psql "$BENCH_PG/postgres" -Atqc 'show server_version' 2>/dev/null) || return 1
-  pg_version=${pg_version%% *}
-  psql "$BENCH_PG/postgres" -qc "CREATE DATABASE coedit_bench_probe_$$" >/dev/null 2>&1 || return 1
-  psql "$BENCH_PG/postgres" -qc "DROP DATABASE coedit_bench_probe_$$" >/dev/null 2>&1
+  pg_version=$(pg "SELECT split_part(current_setting('server_version'), ' ', 1) || ', synchronous_commit ' ||
+    current_setting('synchronous_commit') || ', fsync ' || current_setting('fsync')" 2>/dev/null) || return 1
+  pg "CREATE DATABASE coedit_bench_probe_$$" >/dev/null 2>&1 || return 1
+  pg "DROP DATABASE coedit_bench_probe_$$" >/dev/null 2>&1
 }
 if pg_usable; then
   durable=(sharedb-pg)
@@ -134,8 +139,8 @@ start_server() {
       ;;
     sharedb) node bench/sharedb-server.mjs --port "$port" >"$log" 2>&1 & ;;
     sharedb-pg)
-      pg_db="coedit_bench_$port"
-      psql "$BENCH_PG/postgres" -qc "CREATE DATABASE $pg_db" >/dev/null
+      pg_db="coedit_bench_$$_$port"
+      pg "CREATE DATABASE $pg_db" >/dev/null
       node bench/sharedb-server.mjs --port "$port" --pg "$BENCH_PG/$pg_db" >"$log" 2>&1 &
       ;;
     hocuspocus) node bench/hocuspocus-server.mjs --port "$port" >"$log" 2>&1 & ;;
@@ -240,7 +245,9 @@ stop_server() {
   server_pid=""
   rm -rf "$work"/data-*
   if [ -n "$pg_db" ]; then
-    psql "$BENCH_PG/postgres" -qc "DROP DATABASE IF EXISTS $pg_db WITH (FORCE)" >/dev/null || true
+    # WITH (FORCE) is PostgreSQL 13's; without it the drop waits for no
+    # one, since the server has exited.
+    pg "DROP DATABASE IF EXISTS $pg_db WITH (FORCE)" >/dev/null 2>&1 || pg "DROP DATABASE IF EXISTS $pg_db" >/dev/null || true
     pg_db=""
   fi
 }

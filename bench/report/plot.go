@@ -37,16 +37,16 @@ func plotSteps(rs *results, dir, rel string) ([]image, error) {
 	}
 	specs := []struct {
 		file, title, y string
-		log, limit     bool
+		limit          bool // draw scenario 3's 50 ms line
 		value          func(*loadgen.Result) float64
 	}{
-		{"s3-ack-p99.png", "Ack latency p99 against offered load (100 docs × 4 clients)", "ack p99 (ms, log scale)", true, true,
+		{"s3-ack-p99.png", "Ack latency p99 against offered load (100 docs × 4 clients)", "ack p99 (ms, log scale)", true,
 			func(r *loadgen.Result) float64 { return r.Ack.P99 }},
-		{"s3-fanout-p99.png", "Fan-out latency p99 against offered load (100 docs × 4 clients)", "fan-out p99 (ms, log scale)", true, true,
+		{"s3-fanout-p99.png", "Fan-out latency p99 against offered load (100 docs × 4 clients)", "fan-out p99 (ms, log scale)", true,
 			func(r *loadgen.Result) float64 { return r.Fanout.P99 }},
-		{"s3-ack-p50.png", "Ack latency p50 against offered load (100 docs × 4 clients)", "ack p50 (ms, log scale)", true, false,
+		{"s3-ack-p50.png", "Ack latency p50 against offered load (100 docs × 4 clients)", "ack p50 (ms, log scale)", false,
 			func(r *loadgen.Result) float64 { return r.Ack.P50 }},
-		{"s3-cpu-per-op.png", "Server CPU per acknowledged op against offered load", "server CPU per op (µs, log scale)", true, false,
+		{"s3-cpu-per-op.png", "Server CPU per acknowledged op against offered load", "server CPU per op (µs, log scale)", false,
 			func(r *loadgen.Result) float64 {
 				if r.Server == nil {
 					return 0
@@ -63,21 +63,17 @@ func plotSteps(rs *results, dir, rel string) ([]image, error) {
 		p.X.Tick.Marker = rateTicks(rs)
 		p.Y.Label.Text = s.y
 		p.Add(plotter.NewGrid())
-		if s.log {
-			p.Y.Scale = plot.LogScale{}
-			p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
-		} else {
-			p.Y.Min = 0
-		}
-		// The legend sits at the top left, in the room a log-scale
-		// axis leaves above the data (legendRoom).
+		p.Y.Scale = plot.LogScale{}
+		p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+		// The legend sits at the top left, in the room left above the
+		// data (legendRoom).
 		p.Legend.Top = true
-		p.Legend.Left = s.log
+		p.Legend.Left = true
 		for i, t := range withDurable {
 			var xys plotter.XYs
 			for _, x := range rs.steps[t] {
 				v := s.value(&x.res)
-				if s.log && v <= 0 {
+				if v <= 0 {
 					continue
 				}
 				xys = append(xys, plotter.XY{X: x.rate, Y: v})
@@ -95,11 +91,9 @@ func plotSteps(rs *results, dir, rel string) ([]image, error) {
 			p.Add(line, points)
 			p.Legend.Add(plainNames[t], line, points)
 		}
-		if s.log {
-			// Room above the highest line for the legend, which sits at
-			// the top: on a log scale a factor is a fixed height.
-			p.Y.Max *= legendRoom
-		}
+		// Room above the highest line for the legend: on a log scale a
+		// factor is a fixed height.
+		p.Y.Max *= legendRoom
 		if s.limit {
 			limit := plotter.NewFunction(func(float64) float64 { return 50 })
 			limit.Color = color.RGBA{A: 0xff} // black: orange is Hocuspocus
@@ -116,9 +110,9 @@ func plotSteps(rs *results, dir, rel string) ([]image, error) {
 	return images, nil
 }
 
-// legendRoom is how far a log-scale plot's y axis runs past its highest
-// point: about a third of the plot's height over four decades of data,
-// what the legend of six servers and the limit takes.
+// legendRoom is how far a plot's (log-scale) y axis runs past its
+// highest point: about a third of the plot's height over four decades of
+// data, what the legend of five servers and the limit takes.
 const legendRoom = 30
 
 // rateTicks labels the x axis at the offered loads that were stepped.

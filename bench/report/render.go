@@ -16,11 +16,11 @@ type scenario struct {
 }
 
 var scenarios = []scenario{
-	{"s1", "1. Open loop, 2,000 ops/s", "100 documents × 4 clients × 5 ops/s, each client's ops on a fixed schedule; latency counted from when an op fell due. A row for coedit without its fsync before each ack (`--sync none`), where the run has one, is nearer to what the in-memory servers promise; the targets are checked with `--sync always`. A row for ShareDB on PostgreSQL, where the run has one, is ShareDB's own durable path (not a target)." + pgCounted, withBoth},
-	{"s2a", "2a. Closed loop, 100 × 4", "100 documents × 4 clients, one op in flight per client." + pgCounted, withDurable},
-	{"s2b", "2b. Closed loop, 1 × 10", "One document, 10 clients, one op in flight each: every op conflicts with the others in flight. Rows for coedit with `--sync none` and ShareDB on PostgreSQL, where the run has them, as in scenario 1." + pgCounted, withBoth},
-	{"s3", "3. Latency against offered load, 100 × 4", "Open loop, stepping the offered load up for each server until two steps in a row fail: ack p99 over 50 ms, or less than 95% of the load acknowledged. A step is *held* when at least 95% of the offered ops were acknowledged with ack p99 at most 50 ms and no errors." + pgCounted, withDurable},
-	{"s4", "4. One hot document, 400 clients × 1 op/s", "400 clients on one document, 400 ops/s in all; each op fans out to 399 clients." + pgCounted, withDurable},
+	{"s1", "1. Open loop, 2,000 ops/s", "100 documents × 4 clients × 5 ops/s, each client's ops on a fixed schedule; latency counted from when an op fell due. A row for coedit without its fsync before each ack (`--sync none`), where the run has one, is nearer to what the in-memory servers promise; the targets are checked with `--sync always`. A row for ShareDB on PostgreSQL, where the run has one, is ShareDB's own durable path (not a target).", withBoth},
+	{"s2a", "2a. Closed loop, 100 × 4", "100 documents × 4 clients, one op in flight per client.", withDurable},
+	{"s2b", "2b. Closed loop, 1 × 10", "One document, 10 clients, one op in flight each: every op conflicts with the others in flight. Rows for coedit with `--sync none` and ShareDB on PostgreSQL, where the run has them, as in scenario 1.", withBoth},
+	{"s3", "3. Latency against offered load, 100 × 4", "Open loop, stepping the offered load up for each server until two steps in a row fail: ack p99 over 50 ms, or less than 95% of the load acknowledged. A step is *held* when at least 95% of the offered ops were acknowledged with ack p99 at most 50 ms and no errors.", withDurable},
+	{"s4", "4. One hot document, 400 clients × 1 op/s", "400 clients on one document, 400 ops/s in all; each op fans out to 399 clients.", withDurable},
 	{"s5", "5. Idle subscribed connections", "Connections that subscribe to one of 1,000 documents and then do nothing: the server's resident memory growth while they connect, per connection.", targets},
 	{"s6", "6. `--sync always` against `--sync none`", "Closed loop 100 × 4 against coedit with fsync before every ack, and without.", []string{"coedit", "coedit-sync-none"}},
 	{"s7", "7. Two nodes over Redis", "Scenarios 1 and 2a against two `coedit serve --redis` nodes (`--sync always`) sharing one Redis with AOF and `appendfsync always` (the README's recommendation), each document's 4 clients spread over both nodes: of an op's three receivers two are on the other node. Redis is the commit point; the other node gets each op from its doorbell (pub/sub). CPU is both nodes' and Redis's together. The single-node rows are scenarios 1 and 2a of this run.", []string{"cluster"}},
@@ -33,9 +33,14 @@ var (
 	withBoth    = append(append([]string(nil), withDurable...), "coedit-sync-none")
 )
 
-// pgCounted ends the description of a scenario with a ShareDB on
-// PostgreSQL row: what its server columns count.
-const pgCounted = " For ShareDB on PostgreSQL the server columns count the Node process and every PostgreSQL process together (its backends, WAL writer, checkpointer; its CPU per op is split by process name in parentheses); the RSS counts PostgreSQL's shared memory once per process."
+// pgNote ends the description of a scenario that has a ShareDB on
+// PostgreSQL row (with): what its server columns count.
+func pgNote(with bool) string {
+	if !with {
+		return ""
+	}
+	return " For ShareDB on PostgreSQL the server columns count the Node process and the PostgreSQL processes alive when the run started together (its backends, WAL writer, checkpointer; one that exits counts what it had spent when last seen, one that starts later does not count); its CPU per op is split by process name in parentheses, each part a median of its own over the rounds. The RSS counts PostgreSQL's shared memory once per process."
+}
 
 func render(rs *results, m meta, images, clusterImages []image) string {
 	var b strings.Builder
@@ -79,7 +84,7 @@ func render(rs *results, m meta, images, clusterImages []image) string {
 	for _, s := range scenarios {
 		if s.key == "s3" {
 			if len(rs.steps) > 0 {
-				p("## %s\n\n%s\n\n", s.title, s.what)
+				p("## %s\n\n%s%s\n\n", s.title, s.what, pgNote(len(rs.steps["sharedb-pg"]) > 0))
 				renderSteps(&b, rs, images)
 			}
 			continue
@@ -94,7 +99,7 @@ func render(rs *results, m meta, images, clusterImages []image) string {
 		if rs.one[s.key] == nil {
 			continue
 		}
-		p("## %s\n\n%s\n\n", s.title, s.what)
+		p("## %s\n\n%s%s\n\n", s.title, s.what, pgNote(rs.get(s.key, "sharedb-pg") != nil && slices.Contains(s.targets, "sharedb-pg")))
 		if s.key == "s5" {
 			renderIdle(&b, rs, s)
 			continue
@@ -320,7 +325,7 @@ func checkTargets(rs *results) []targetRow {
 // targets, each in a table of its own.
 var besides = []struct{ target, name, intro string }{
 	{"hocuspocus", "Hocuspocus", "Not a target of issue 11; the same runs as the tables below. coedit runs with `--sync always` (an fsync before every ack); Hocuspocus keeps its documents in memory only. Hocuspocus speaks its own protocol and its clients type at cursors of their own (see How it was measured), so its load is the same in ops and sizes, not in positions."},
-	{"sharedb-pg", "ShareDB on PostgreSQL", "Not a target of issue 11 (its targets are against ShareDB in memory); the same runs as the tables below. Both sides are durable: coedit runs with `--sync always`, an fsync of its log before every ack; ShareDB with its PostgreSQL adapter (sharedb-postgres) commits each op in a PostgreSQL transaction, flushed to PostgreSQL's WAL before the ack (`synchronous_commit` on, the default), and its CPU counts the PostgreSQL processes with ShareDB's."},
+	{"sharedb-pg", "ShareDB on PostgreSQL", "Not a target of issue 11 (its targets are against ShareDB in memory); the same runs as the tables below. Both sides are durable: coedit runs with `--sync always`, an fsync of its log before every ack; ShareDB with its PostgreSQL adapter (sharedb-postgres) commits each op in a PostgreSQL transaction, flushed to PostgreSQL's WAL before the ack when `synchronous_commit` is on (the default; the machine table above gives the server's settings), and its CPU counts the PostgreSQL processes with ShareDB's."},
 }
 
 // besideRow is a row of a table of coedit beside another server.
@@ -491,7 +496,7 @@ func cpuPerOp(r *loadgen.Result) string {
 	if r.Server == nil || r.Acked == 0 {
 		return "–"
 	}
-	cell := fmt.Sprintf("%.0f µs", r.Server.CPUPerOpUS)
+	cell := num(r.Server.CPUPerOpUS) + " µs"
 	if len(r.ServerShares) > 1 {
 		parts := make([]string, len(r.ServerShares))
 		for i, sh := range r.ServerShares {

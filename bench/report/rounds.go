@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -109,22 +110,29 @@ func mergeRounds(rounds []loadgen.Result) loadgen.Result {
 }
 
 // mergeShares is mergeRounds for the server's CPU by process name: for
-// each name of the first round, the median over the rounds that have it.
+// each name any round has, the median over the rounds that have it, and
+// the most processes of that name a round counted. The parts' medians
+// need not add up to the median of the whole.
 func mergeShares(rounds []loadgen.Result) []loadgen.ProcShare {
-	if len(rounds) == 0 {
-		return nil
+	type acc struct {
+		pct, perOp []float64
+		procs      int
+	}
+	by := map[string]*acc{}
+	for _, r := range rounds {
+		for _, sh := range r.ServerShares {
+			a := by[sh.Name]
+			if a == nil {
+				a = &acc{}
+				by[sh.Name] = a
+			}
+			a.pct, a.perOp, a.procs = append(a.pct, sh.CPUPercent), append(a.perOp, sh.CPUPerOpUS), max(a.procs, sh.Procs)
+		}
 	}
 	var out []loadgen.ProcShare
-	for _, first := range rounds[0].ServerShares {
-		var pct, perOp []float64
-		for _, r := range rounds {
-			for _, sh := range r.ServerShares {
-				if sh.Name == first.Name {
-					pct, perOp = append(pct, sh.CPUPercent), append(perOp, sh.CPUPerOpUS)
-				}
-			}
-		}
-		out = append(out, loadgen.ProcShare{Name: first.Name, Procs: first.Procs, CPUPercent: mid(pct), CPUPerOpUS: mid(perOp)})
+	for _, name := range slices.Sorted(maps.Keys(by)) {
+		a := by[name]
+		out = append(out, loadgen.ProcShare{Name: name, Procs: a.procs, CPUPercent: mid(a.pct), CPUPerOpUS: mid(a.perOp)})
 	}
 	return out
 }
