@@ -131,6 +131,12 @@ func (c *client) handle(frame []byte, now time.Time) {
 	case `"f"`:
 		c.mu.Lock()
 		defer c.mu.Unlock()
+		if c.resyncing && !c.fetchDue && f.Error != nil {
+			// The fetch was refused: the client edits no more, and the
+			// run's errors say why.
+			c.g.countError(errorCode(f.Error))
+			return
+		}
 		if c.resyncing && !c.fetchDue && f.Data != nil {
 			if err := c.setSnapshot(f.Data); err != nil {
 				c.g.countError("BAD_SNAPSHOT")
