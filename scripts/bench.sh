@@ -105,9 +105,10 @@ work=$(mktemp -d)
 server_pid=""
 pg_db=""
 cluster_pids=()
+# cleanup may run before the functions below are defined (a failed build).
 cleanup() {
   if [ -n "$server_pid" ] || [ -n "$pg_db" ]; then stop_server; fi
-  stop_cluster
+  if declare -F stop_cluster >/dev/null; then stop_cluster; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
