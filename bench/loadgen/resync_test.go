@@ -22,39 +22,7 @@ import (
 // them. The frames the client sends go to a WebSocket peer that only
 // records them.
 func TestResyncWaitsForTheOpInFlight(t *testing.T) {
-	sent := make(chan string, 16)
-	up := websocket.Upgrader{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ws, err := up.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer ws.Close()
-		for {
-			_, b, err := ws.ReadMessage()
-			if err != nil {
-				return
-			}
-			sent <- string(b)
-		}
-	}))
-	defer srv.Close()
-	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.Close()
-
-	g := &gen{o: Options{AckTimeout: time.Second}, collJSON: []byte(`"c"`), errs: map[string]uint64{}}
-	g.stopping.Store(true) // no new op after the resync: the test sends the frames
-	d := &doc{id: "d", idJSON: []byte(`"d"`), bySrc: map[string]*client{}, sent: map[sentKey]*sentOp{}}
-	in, err := ot.Decode([]byte(`["X"]`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Version 5 was "hello"; the op in flight made the copy "Xhello".
-	c := &client{g: g, doc: d, ws: ws, srcJSON: []byte(`"me"`), text: *ot.NewRope("Xhello"), v: 5,
-		inflight: in, inSeq: 1, inStart: time.Now()}
+	c, sent := clientInFlight(t)
 	quiet := func(what string) {
 		t.Helper()
 		select {
@@ -92,7 +60,78 @@ func TestResyncWaitsForTheOpInFlight(t *testing.T) {
 	if got := c.text.String(); got != "XhYelloZ" || c.v != 8 || c.resyncing || c.inflight != nil {
 		t.Errorf("after the fetch: copy %q at version %d, resyncing %v, in flight %v; want \"XhYelloZ\" at 8 (the snapshot and the op held for it), neither", got, c.v, c.resyncing, c.inflight)
 	}
-	if g.errs["GAP"] != 1 || len(g.errs) != 1 {
+	if g := c.g; g.errs["GAP"] != 1 || len(g.errs) != 1 {
 		t.Errorf("errors %v, want one GAP", g.errs)
 	}
+}
+
+// TestResyncAfterARefusedOp: when the op in flight is refused while a
+// resync waits for it, the fetch goes out then, and the refusal is
+// counted.
+func TestResyncAfterARefusedOp(t *testing.T) {
+	c, sent := clientInFlight(t)
+	g := c.g
+	c.handle([]byte(`{"a":"op","c":"c","d":"d","v":6,"src":"other","seq":1,"op":[1,"Y"]}`), time.Now())
+	select {
+	case b := <-sent:
+		t.Fatalf("a gap with an op in flight: the client sent %s", b)
+	case <-time.After(100 * time.Millisecond):
+	}
+	c.handle([]byte(`{"a":"op","c":"c","d":"d","v":5,"src":"me","seq":1,"error":{"code":"ERR_OT_OP_NOT_APPLIED","message":"no"}}`), time.Now())
+	select {
+	case b := <-sent:
+		if !strings.Contains(b, `"a":"f"`) {
+			t.Fatalf("after the refusal the client sent %s, want a fetch", b)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("after the refusal the client sent nothing")
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.inflight != nil || !c.resyncing || c.fetchDue {
+		t.Errorf("in flight %v, resyncing %v, fetch due %v; want none, yes, no", c.inflight, c.resyncing, c.fetchDue)
+	}
+	if g.errs["GAP"] != 1 || g.errs["ERR_OT_OP_NOT_APPLIED"] != 1 {
+		t.Errorf("errors %v, want a GAP and the refusal", g.errs)
+	}
+}
+
+// clientInFlight returns a client of document "d" at version 5, whose op
+// in flight (seq 1, an "X" typed at the start of "hello") made its copy
+// "Xhello", connected to a WebSocket peer that sends each frame it gets
+// to the channel. Its generator is stopping, so it submits nothing of its
+// own: the test sends the server's frames.
+func clientInFlight(t *testing.T) (*client, <-chan string) {
+	t.Helper()
+	sent := make(chan string, 16)
+	up := websocket.Upgrader{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.Close()
+		for {
+			_, b, err := ws.ReadMessage()
+			if err != nil {
+				return
+			}
+			sent <- string(b)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.Close() })
+	g := &gen{o: Options{AckTimeout: time.Second}, collJSON: []byte(`"c"`), errs: map[string]uint64{}}
+	g.stopping.Store(true)
+	d := &doc{id: "d", idJSON: []byte(`"d"`), bySrc: map[string]*client{}, sent: map[sentKey]*sentOp{}}
+	in, err := ot.Decode([]byte(`["X"]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &client{g: g, doc: d, ws: ws, srcJSON: []byte(`"me"`), text: *ot.NewRope("Xhello"), v: 5,
+		inflight: in, inSeq: 1, inStart: time.Now()}, sent
 }
