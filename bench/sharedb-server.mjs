@@ -11,13 +11,16 @@
 // PostgreSQL transaction, which with the server's defaults
 // (synchronous_commit on) is flushed to its WAL before ShareDB acknowledges
 // the op, as coedit's --sync always is. The script creates the adapter's
-// tables in the database URL names if they are missing, and opens the
-// adapter's whole pool before it listens, so that the PostgreSQL backends
-// serving it exist when the load generator starts counting CPU.
+// tables in the database URL names (from the adapter's own structure.sql)
+// if they are missing, and opens the adapter's whole pool before it
+// listens, so that the PostgreSQL backends serving it exist when the load
+// generator starts counting CPU.
 //
 // It prints "sharedb listening on HOST:PORT" once it accepts connections and
 // runs until SIGINT or SIGTERM. Presence stays off, as in ShareDB's default:
 // the load has none.
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { parseArgs } from 'node:util';
 import ShareDB from 'sharedb';
 import otText from 'ot-text-unicode';
@@ -35,31 +38,17 @@ const { values } = parseArgs({
 // The pool's size: sharedb-postgres's default (pg.Pool's).
 const pgPoolSize = 10;
 
-// The tables sharedb-postgres 5 reads and writes (its structure.sql, at
-// its latest version).
-const pgSchema = `
-CREATE TABLE IF NOT EXISTS ops (
-  collection varchar(255) NOT NULL,
-  doc_id varchar(255) NOT NULL,
-  version integer NOT NULL,
-  operation jsonb NOT NULL,
-  PRIMARY KEY (collection, doc_id, version)
-);
-CREATE TABLE IF NOT EXISTS snapshots (
-  collection varchar(255) NOT NULL,
-  doc_id varchar(255) NOT NULL,
-  doc_type varchar(255),
-  version integer NOT NULL,
-  data jsonb,
-  metadata jsonb,
-  PRIMARY KEY (collection, doc_id)
-);`;
-
 async function openDB() {
   if (!values.pg) return undefined;
   const { default: PostgresDB } = await import('sharedb-postgres');
   const db = new PostgresDB({ connectionString: values.pg, max: pgPoolSize, idleTimeoutMillis: 0 });
-  await db._pool.query(pgSchema);
+  // The adapter's own schema (its structure.sql, which ends with ALTERs
+  // that run once), on a database that does not have it yet.
+  const { rows } = await db._pool.query(`SELECT to_regclass('snapshots') IS NOT NULL AS has`);
+  if (!rows[0].has) {
+    const require = createRequire(import.meta.url);
+    await db._pool.query(readFileSync(require.resolve('sharedb-postgres/structure.sql'), 'utf8'));
+  }
   // Hold every connection of the pool at once, so that all of them open.
   const clients = await Promise.all(Array.from({ length: pgPoolSize }, () => db._pool.connect()));
   for (const c of clients) c.release();

@@ -75,7 +75,7 @@ func main() {
 	flag.StringVar(&m.LoadEnd, "load-end", "", "load average when it ended")
 	flag.StringVar(&m.Elapsed, "elapsed", "", "how long the script ran")
 	flag.StringVar(&m.Note, "note", "", "a remark for the top of the page (for example, that the machine was shared)")
-	flag.StringVar(&m.PostgreSQL, "postgresql", "", "the version of the PostgreSQL server ShareDB on PostgreSQL ran against, if it ran")
+	flag.StringVar(&m.PostgreSQL, "postgresql", "", "the PostgreSQL server ShareDB on PostgreSQL ran against, if it ran: its version and durability settings, as bench.sh reads them")
 	flag.StringVar(&m.Params, "params", "", "the script's run parameters, as shown on the page")
 	flag.StringVar(&m.Date, "date", "", "when the results were measured (default: now), to render a saved run again")
 	flag.StringVar(&m.Commit, "commit", "", "the commit the results were measured at (default: HEAD), to render a saved run again")
