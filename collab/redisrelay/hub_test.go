@@ -347,9 +347,12 @@ func TestClusterNodeNameNeedingEscapes(t *testing.T) {
 	commits := []uint64{a.relay.Stats().Commits - s0[0].Commits, b.relay.Stats().Commits - s0[1].Commits}
 	deadline := time.Now().Add(5 * time.Second)
 	for i, node := range n {
-		for node.relay.Stats().Doorbells-s0[i].Doorbells < commits[0]+commits[1] {
+		// A doorbell is counted heard before it is counted as its own:
+		// wait for both counts, then check them exactly.
+		for st := node.relay.Stats(); st.Doorbells-s0[i].Doorbells < commits[0]+commits[1] || st.OwnDoorbells-s0[i].OwnDoorbells < commits[i]; st = node.relay.Stats() {
 			if time.Now().After(deadline) {
-				t.Fatalf("node %q heard %d doorbells, want one per commit (%d)", node.name, node.relay.Stats().Doorbells-s0[i].Doorbells, commits[0]+commits[1])
+				t.Fatalf("node %q heard %d doorbells, %d of them its own; want one per commit (%d), one per own commit (%d)",
+					node.name, st.Doorbells-s0[i].Doorbells, st.OwnDoorbells-s0[i].OwnDoorbells, commits[0]+commits[1], commits[i])
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
