@@ -391,7 +391,11 @@ func (db *DB) applyBatches(batches []*logBatch, due map[string]bool, point uint6
 			// Every document's applied LSN is at most this, so Open
 			// numbers new frames past it (openLog).
 			last := batches[len(batches)-1].lsn
-			if reached, _ := binary.Uvarint(meta.Get(keyReached)); last > reached {
+			reached, _, err := readUvarint(meta, keyReached)
+			if err != nil {
+				return err
+			}
+			if last > reached {
 				return meta.Put(keyReached, binary.AppendUvarint(nil, last))
 			}
 		}
@@ -538,10 +542,10 @@ func (db *DB) openLog() error {
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		var err error
-		if applied, _, err = logPoint(meta, keyApplied); err != nil {
+		if applied, _, err = readUvarint(meta, keyApplied); err != nil {
 			return err
 		}
-		if reached, hasReached, err = logPoint(meta, keyReached); err != nil || hasReached {
+		if reached, hasReached, err = readUvarint(meta, keyReached); err != nil || hasReached {
 			return err
 		}
 		// A format 3 file from the morning before log-reached came in
@@ -610,20 +614,6 @@ func (db *DB) openLog() error {
 	db.nextLSN = next
 	db.applied = next - 1
 	return nil
-}
-
-// logPoint reads an LSN kept in the meta bucket under key, and whether
-// it is there.
-func logPoint(meta *bolt.Bucket, key []byte) (uint64, bool, error) {
-	v := meta.Get(key)
-	if v == nil {
-		return 0, false, nil
-	}
-	n, k := binary.Uvarint(v)
-	if k <= 0 {
-		return 0, false, fmt.Errorf("%w: log point %q", ErrCorrupt, key)
-	}
-	return n, true, nil
 }
 
 // closeLog deletes the segments, all applied, and closes the current

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -58,10 +59,10 @@ func TestTimedApplyLeavesQuietDocuments(t *testing.T) {
 	wantOps := mustOps(t, db, busy, 0, 150)
 
 	crashed := openAt(t, crashCopy(t, db), Options{})
-	if got := mustLoad(t, crashed, quiet); !equalState(got, wantQuiet) {
+	if got := mustLoad(t, crashed, quiet); !reflect.DeepEqual(got, wantQuiet) {
 		t.Errorf("quiet document after replay = %+v, want %+v", got, wantQuiet)
 	}
-	if got := mustLoad(t, crashed, busy); !equalState(got, wantBusy) {
+	if got := mustLoad(t, crashed, busy); !reflect.DeepEqual(got, wantBusy) {
 		t.Errorf("busy document after replay = %+v, want %+v", got, wantBusy)
 	}
 	if got := mustOps(t, crashed, busy, 0, 150); !equalRecords(got, wantOps) {
@@ -90,10 +91,6 @@ func TestTimedApplyLeavesQuietDocuments(t *testing.T) {
 	if left != 0 {
 		t.Errorf("%d frames and documents still held once every frame is applied", left)
 	}
-}
-
-func equalState(a, b collab.DocState) bool {
-	return a.Snapshot == b.Snapshot && equalRecords(a.Ops, b.Ops)
 }
 
 // persistedPoints reads the file's applied point and the highest frame

@@ -42,15 +42,22 @@ var ErrBeforeBase = fmt.Errorf("storage: version is below the document's base, h
 
 // readBase returns the base of the document in bucket doc (0 when none).
 func readBase(doc *bolt.Bucket) (uint64, error) {
-	b := doc.Get(keyBase)
-	if b == nil {
-		return 0, nil
+	v, _, err := readUvarint(doc, keyBase)
+	return v, err
+}
+
+// readUvarint reads the number kept in bucket b under key (a document's
+// base, the meta bucket's log points), and whether it is there.
+func readUvarint(b *bolt.Bucket, key []byte) (uint64, bool, error) {
+	raw := b.Get(key)
+	if raw == nil {
+		return 0, false, nil
 	}
-	v, n := binary.Uvarint(b)
-	if n <= 0 || n != len(b) {
-		return 0, fmt.Errorf("%w: base %x", ErrCorrupt, b)
+	v, n := binary.Uvarint(raw)
+	if n <= 0 || n != len(raw) {
+		return 0, false, fmt.Errorf("%w: %s %x", ErrCorrupt, key, raw)
 	}
-	return v, nil
+	return v, true, nil
 }
 
 // docBase returns the base of the document dk in tx (0 when the document

@@ -2,7 +2,6 @@ package storage
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -74,7 +73,11 @@ func (c *checker) run() {
 	docs, docb := c.tx.Bucket(bucketDocs), c.tx.Bucket(bucketDoc)
 	// Every apply notes the highest frame it took requests from, in the
 	// transaction that notes them in the documents.
-	reached, _ := binary.Uvarint(c.tx.Bucket(bucketMeta).Get(keyReached))
+	reached, _, err := readUvarint(c.tx.Bucket(bucketMeta), keyReached)
+	if err != nil {
+		c.failf("%w", err)
+		return
+	}
 	recent, bycoll := c.tx.Bucket(bucketRecent), c.tx.Bucket(bucketByColl)
 	n := 0
 	docs.ForEach(func(dk, v []byte) error {
