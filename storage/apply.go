@@ -348,24 +348,14 @@ func (db *DB) applyBatches(batches []*logBatch, due map[string]bool, point uint6
 	err := db.bolt.Update(func(tx *bolt.Tx) error {
 		metas := &db.metas
 		metas.reset()
-		// Each document's applied point as the transaction found it: a
-		// frame may hold several of a document's requests, which all
-		// come after the point the first of them sets.
-		had := db.hadApplied
-		clear(had)
 		for _, b := range batches {
 			for _, r := range b.reqs {
 				if due != nil && !due[string(r.dk)] {
 					continue
 				}
-				p, ok := had[string(r.dk)]
-				if !ok {
-					m, _, err := metas.read(tx, r.dk)
-					if err != nil {
-						return fmt.Errorf("frame %d: storage: %s: %w", b.lsn, r.key, err)
-					}
-					p = m.applied
-					had[string(r.dk)] = p
+				p, err := metas.foundApplied(tx, r.dk)
+				if err != nil {
+					return fmt.Errorf("frame %d: storage: %s: %w", b.lsn, r.key, err)
 				}
 				if b.lsn <= p {
 					continue // applied by an earlier transaction

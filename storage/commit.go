@@ -533,6 +533,9 @@ func (db *DB) put(tx *bolt.Tx, metas *metaCache, r *commitReq, m docMeta, exists
 // (a truncate, the index flush) is preceded by a flush of what it reads.
 type metaCache struct {
 	m map[string]*cachedMeta
+	// found is each document's applied point as the transaction first
+	// found it (foundApplied).
+	found map[string]uint64
 }
 
 type cachedMeta struct {
@@ -544,6 +547,26 @@ type cachedMeta struct {
 // reset empties the cache for a new transaction.
 func (c *metaCache) reset() {
 	clear(c.m)
+	clear(c.found)
+}
+
+// foundApplied returns dk's applied point (docMeta.applied) as the
+// transaction first found it: a frame may hold several of a document's
+// requests, which all come after the point the first of them sets, and
+// a truncate's flush may drop the document from m.
+func (c *metaCache) foundApplied(tx *bolt.Tx, dk []byte) (uint64, error) {
+	if p, ok := c.found[string(dk)]; ok {
+		return p, nil
+	}
+	m, _, err := c.read(tx, dk)
+	if err != nil {
+		return 0, err
+	}
+	if c.found == nil {
+		c.found = make(map[string]uint64)
+	}
+	c.found[string(dk)] = m.applied
+	return m.applied, nil
 }
 
 // read returns dk's metadata as the transaction has it.

@@ -292,9 +292,6 @@ type DB struct {
 	// metas caches the documents' metadata within one of the applier's
 	// transactions (applyBatches, metaCache); it belongs to the applier.
 	metas metaCache
-	// hadApplied holds, within one of the applier's transactions, the
-	// applied point of each document it met, as it found it.
-	hadApplied map[string]uint64
 
 	// The applier goroutine (apply.go).
 	applyKick chan struct{}
@@ -363,11 +360,10 @@ func Open(path string, opts Options) (*DB, error) {
 		stale:        make(map[string]staleEntry),
 		indexFlushed: time.Now(),
 
-		wal:        &walFile{dir: path + walSuffix, sync: opts.Sync == SyncAlways},
-		states:     make(map[string]*docState),
-		pending:    make(map[string]*pendingDoc),
-		metas:      metaCache{m: make(map[string]*cachedMeta)},
-		hadApplied: make(map[string]uint64),
+		wal:     &walFile{dir: path + walSuffix, sync: opts.Sync == SyncAlways},
+		states:  make(map[string]*docState),
+		pending: make(map[string]*pendingDoc),
+		metas:   metaCache{m: make(map[string]*cachedMeta)},
 
 		applyKick: make(chan struct{}, 1),
 		applyReqs: make(chan *applyReq),
