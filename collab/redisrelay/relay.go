@@ -93,7 +93,8 @@ type Relay struct {
 
 // writerName names this process in commit turns and doorbells: the node
 // id, made fit to go into a JSON string as it is (each control
-// character, quote, backslash and invalid byte becomes "_"), then a
+// character, quote and backslash becomes "_", and so does each run of
+// invalid bytes), then a
 // random part, so that two processes never share a name even when their
 // ids differ only in those characters, or a node restarts under its old
 // id. The commit script writes a writer name into the doorbell
