@@ -206,12 +206,19 @@ func TestBrowserFarBehindPageCatchesUpWithoutBeingDropped(t *testing.T) {
 
 // serveInProcess runs a web.Server with opts in process (webtest.Start),
 // for tests that need options `coedit serve` has no flag for. It returns
-// the hub and the base URL.
+// the hub and the base URL. The server's log is kept and shown if the
+// test fails (why it closed a socket, say).
 func serveInProcess(t *testing.T, opts web.Options) (*collab.Hub, string) {
 	t.Helper()
-	discard := slog.New(slog.DiscardHandler)
-	opts.Logger = discard
-	s := webtest.Start(t, opts, collabtest.WithHub(collab.Options{Logger: discard}))
+	var log lockedBuffer
+	logger := slog.New(slog.NewTextHandler(&log, nil))
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the server's log:\n%s", log.String())
+		}
+	})
+	opts.Logger = logger
+	s := webtest.Start(t, opts, collabtest.WithHub(collab.Options{Logger: logger}))
 	return s.Node.Hub, s.URL
 }
 
