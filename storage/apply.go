@@ -172,21 +172,26 @@ func (db *DB) applyPending(all, flush bool) error {
 	flush = flush || db.indexDue()
 	db.pmu.Lock()
 	frames := db.unapplied[:len(db.unapplied):len(db.unapplied)]
-	var due map[string]bool
 	hold := uint64(math.MaxUint64)
-	if !all {
-		due, hold = db.dueDocs(time.Now())
+	var todo applyTodo
+	if all {
+		todo = make(applyTodo, len(db.pending))
+		for dk, pd := range db.pending {
+			todo[dk] = pd.first
+		}
+	} else {
+		todo, hold = db.dueDocs(time.Now())
 	}
 	floor := db.applied
 	db.pmu.Unlock()
-	if due != nil && len(due) == 0 {
+	if !all && len(todo) == 0 {
 		frames = nil
 	}
 	if len(frames) == 0 && !(flush && len(db.stale) > 0) {
 		return nil
 	}
 	for first := true; first || len(frames) > 0; first = false {
-		n := applyChunk(frames, due)
+		n := applyChunk(frames, todo)
 		chunk := frames[:n]
 		frames = frames[n:]
 		// The file's applied point: every request in the frames up to
@@ -200,7 +205,7 @@ func (db *DB) applyPending(all, flush bool) error {
 			point = max(floor, min(chunk[len(chunk)-1].lsn, hold))
 			floor = point
 		}
-		if err := db.applyBatches(chunk, due, point, flush && len(frames) == 0); err != nil {
+		if err := db.applyBatches(chunk, todo, point, flush && len(frames) == 0); err != nil {
 			err = fmt.Errorf("storage: apply the log to %s: %w", db.path, err)
 			db.pmu.Lock()
 			db.applyErr = err
@@ -208,22 +213,41 @@ func (db *DB) applyPending(all, flush bool) error {
 			return err
 		}
 		if len(chunk) > 0 {
-			db.applied1(chunk, due, point)
+			db.applied1(chunk, todo, point)
 		}
 	}
 	return nil
 }
 
+// applyTodo is what an apply takes from the frames it is given: for each
+// document it applies, the LSN its unapplied requests start from
+// (pendingDoc.first, as the apply began). The frames a quiet document
+// holds back also hold requests of the others that earlier applies took;
+// those are passed over without being counted against a transaction's
+// size or their document's metadata being read. A nil applyTodo takes
+// every request: the replay at Open, which has no pending documents and
+// checks each request against its document's note (docMeta.applied).
+type applyTodo map[string]uint64
+
+// takes reports whether the request r in frame lsn is the apply's to do.
+func (t applyTodo) takes(r *commitReq, lsn uint64) bool {
+	if t == nil {
+		return true
+	}
+	first, ok := t[string(r.dk)]
+	return ok && lsn >= first
+}
+
 // dueDocs returns the documents a timed apply applies (see applyDocBytes),
 // and the highest LSN below every other pending document's oldest
 // unapplied request. pmu is held.
-func (db *DB) dueDocs(now time.Time) (map[string]bool, uint64) {
-	due := make(map[string]bool)
+func (db *DB) dueDocs(now time.Time) (applyTodo, uint64) {
+	due := make(applyTodo)
 	hold := uint64(math.MaxUint64)
 	age := applyDocTicks * db.opts.ApplyEvery
 	for dk, pd := range db.pending {
 		if pd.bytes >= applyDocBytes || len(pd.opaque) > 0 || now.Sub(pd.since) >= age {
-			due[dk] = true
+			due[dk] = pd.first
 		} else {
 			hold = min(hold, pd.first-1)
 		}
@@ -232,17 +256,16 @@ func (db *DB) dueDocs(now time.Time) (map[string]bool, uint64) {
 }
 
 // applyChunk returns how many of batches one bbolt transaction applies:
-// up to applyRecords records of the documents in due (all, if due is
-// nil), and at least one batch. bbolt keeps the nodes a transaction
-// changes in memory until it commits, and deleting from a big one moves
-// the rest of it (the seq table's pruning does that a lot): a
-// transaction much larger than a page's worth per document costs more
-// than the syncs it saves.
-func applyChunk(batches []*logBatch, due map[string]bool) int {
+// up to applyRecords records that todo takes, and at least one batch.
+// bbolt keeps the nodes a transaction changes in memory until it
+// commits, and deleting from a big one moves the rest of it (the seq
+// table's pruning does that a lot): a transaction much larger than a
+// page's worth per document costs more than the syncs it saves.
+func applyChunk(batches []*logBatch, todo applyTodo) int {
 	recs := 0
 	for i, b := range batches {
 		for _, r := range b.reqs {
-			if due == nil || due[string(r.dk)] {
+			if todo.takes(r, b.lsn) {
 				recs += len(r.recs) + 1
 			}
 		}
@@ -256,18 +279,18 @@ func applyChunk(batches []*logBatch, due map[string]bool) int {
 // applyRecords bounds the records one apply transaction writes.
 const applyRecords = 8192
 
-// applied1 notes that the requests in batches of the documents in due
-// (all, if due is nil) are in bbolt, with the file's applied point now
+// applied1 notes that the requests in batches that todo takes are in
+// bbolt, with the file's applied point now
 // point: it forgets those requests and the frames up to point, and
 // deletes the segments those finish.
-func (db *DB) applied1(batches []*logBatch, due map[string]bool, point uint64) {
+func (db *DB) applied1(batches []*logBatch, todo applyTodo, point uint64) {
 	last := batches[len(batches)-1].lsn
 	now := time.Now()
 	var drop []segment
 	db.pmu.Lock()
 	for _, b := range batches {
 		for _, r := range b.reqs {
-			if due != nil && !due[string(r.dk)] {
+			if !todo.takes(r, b.lsn) {
 				continue
 			}
 			pd := db.pending[string(r.dk)]
@@ -337,20 +360,20 @@ func (pd *pendingDoc) trim(last uint64) {
 	}
 }
 
-// applyBatches applies the requests in batches of the documents in due
-// (all, if due is nil) in one bbolt write transaction, with point as the
+// applyBatches applies the requests in batches that todo takes in one
+// bbolt write transaction, with point as the
 // file's applied point, and writes the stale index entries if flush. A
 // request that a document has had already (docMeta.applied) is passed
 // over. The checks the writer made hold here too; a request that fails
 // one, or a write that fails, rolls the transaction back, and the frames
 // stay in the log to be applied later.
-func (db *DB) applyBatches(batches []*logBatch, due map[string]bool, point uint64, flush bool) error {
+func (db *DB) applyBatches(batches []*logBatch, todo applyTodo, point uint64, flush bool) error {
 	err := db.bolt.Update(func(tx *bolt.Tx) error {
 		metas := &db.metas
 		metas.reset()
 		for _, b := range batches {
 			for _, r := range b.reqs {
-				if due != nil && !due[string(r.dk)] {
+				if !todo.takes(r, b.lsn) {
 					continue
 				}
 				p, err := metas.foundApplied(tx, r.dk)

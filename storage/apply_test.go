@@ -13,6 +13,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/coedit/coedit/collab"
+	"github.com/coedit/coedit/ot"
 )
 
 // TestTimedApplyLeavesQuietDocuments: a timed apply moves into bbolt a
@@ -230,5 +231,90 @@ func TestStatsShowWhatBboltTrails(t *testing.T) {
 	st = db.Stats()
 	if st.PendingDocs != 0 || st.UnappliedBytes != 0 || st.Applies != st0.Applies+1 {
 		t.Fatalf("Stats after the applier caught up = %+v, want nothing pending and one apply more than %d", st, st0.Applies)
+	}
+}
+
+// TestApplyPassesOverWhatEarlierAppliesTook: the frames a quiet document
+// holds back also hold a busy document's requests that an earlier timed
+// apply took. The next apply, timed or of everything, passes them over
+// rather than counting them against its transaction's size: each apply
+// here is one bbolt transaction, where counting them made two (a chunk
+// cut at applyRecords), and the stores' contents are as committed.
+func TestApplyPassesOverWhatEarlierAppliesTook(t *testing.T) {
+	db := openTest(t, Options{ApplyEvery: time.Hour}) // the timed applies are the test's
+	q := collab.Key{Collection: "c", ID: "q"}
+	d := collab.Key{Collection: "c", ID: "d"}
+	mustCommit(t, db, q, []collab.Record{createRec(0, "q", 1, "q")}, nil)
+	mustCommit(t, db, d, []collab.Record{createRec(0, "d", 1, "")}, nil)
+	// Rounds of 5,000 records in commits of 100: 5,050 counted each,
+	// two rounds more than applyRecords.
+	const round, per = 5000, 100
+	head := uint64(1)
+	commitRound := func() {
+		for range round / per {
+			mustCommit(t, db, d, edits(head, per, "d"), nil)
+			head += per
+		}
+	}
+	for i, all := range []bool{false, false, true} {
+		commitRound()
+		before := db.Stats().Applies
+		if err := db.applyPending(all, false); err != nil {
+			t.Fatal(err)
+		}
+		if n := db.Stats().Applies - before; n != 1 {
+			t.Errorf("apply %d (all %v) of %d new records took %d transactions, want 1", i+1, all, round, n)
+		}
+		if got, _ := inBolt(t, db, d); got != head {
+			t.Fatalf("apply %d: d's head in bbolt = %d, want %d", i+1, got, head)
+		}
+		wantApplied := uint64(0) // q's frame 1 holds the point until the apply of everything
+		if all {
+			wantApplied = db.nextLSN - 1
+		}
+		if point, _ := persistedPoints(t, db); point != wantApplied {
+			t.Fatalf("apply %d: applied point %d, want %d", i+1, point, wantApplied)
+		}
+	}
+	if got := mustOps(t, db, d, 0, head); uint64(len(got)) != head {
+		t.Fatalf("d has %d records, want %d", len(got), head)
+	}
+	if _, ok := inBolt(t, db, q); !ok {
+		t.Errorf("q is not in bbolt after the apply of everything")
+	}
+	if err := db.Check(context.Background()); err != nil {
+		t.Fatalf("Check = %v", err)
+	}
+}
+
+// TestPendingBytesWeighWhatIsKept: a document's pending bytes, which
+// make it due, weigh its unapplied records and the snapshots it keeps,
+// the same when the writer adds a request as when an apply trims them:
+// a snapshot no newer than the latest is not kept, and weighs nothing;
+// nor do reads see it while it is pending.
+func TestPendingBytesWeighWhatIsKept(t *testing.T) {
+	db := openTest(t, Options{ApplyEvery: time.Hour})
+	d := collab.Key{Collection: "c", ID: "d"}
+	mustCommit(t, db, d, []collab.Record{createRec(0, "d", 1, "")}, nil)
+	mustCommit(t, db, d, edits(1, 9, "d"), &collab.Snapshot{Version: 10, Type: ot.URI, Data: strings.Repeat("k", 100)})
+	// Records with a snapshot no newer than the latest: the records are
+	// logged, the snapshot is not kept.
+	mustCommit(t, db, d, edits(10, 5, "d"), &collab.Snapshot{Version: 10, Type: ot.URI, Data: strings.Repeat("o", 3000)})
+	db.pmu.Lock()
+	pd := *db.pending[string(docKey(d))]
+	db.pmu.Unlock()
+	added := pd.bytes
+	pd.trim(0) // drops nothing, weighs what is left
+	if added != pd.bytes {
+		t.Fatalf("pending bytes %d as logged, %d as trimmed", added, pd.bytes)
+	}
+	if pd.bytes >= 3000 {
+		t.Fatalf("pending bytes %d count the older snapshot, which is not kept", pd.bytes)
+	}
+	// Reads over the pending requests show what bbolt will hold.
+	before := mustLoad(t, db, d)
+	caughtUp(t, db)
+	if after := mustLoad(t, db, d); !reflect.DeepEqual(before, after) {
+		t.Fatalf("document read while pending = %+v, once applied = %+v", before, after)
 	}
 }

@@ -23,6 +23,9 @@ type commitReq struct {
 	vals [][]byte // recs encoded
 	snap *collab.Snapshot
 	data []byte // snap.Data
+	// newSnap is whether snap is newer than the document's latest, as
+	// the writer's check found: only then is it kept.
+	newSnap bool
 	// truncate, when set, asks to drop the document's records from this
 	// version on (Truncate, truncate.go); such a request has no records
 	// or snapshot.
@@ -327,6 +330,7 @@ func check(r *commitReq, st *docState) (bool, error) {
 		return true, nil
 	}
 	head, saveSnap, err := checkCommit(r, st.head, st.snap)
+	r.newSnap = saveSnap
 	if err != nil || (len(r.recs) == 0 && !saveSnap) {
 		return false, err
 	}
@@ -391,14 +395,15 @@ func (db *DB) log(reqs []*commitReq) error {
 			pd.recs = append(pd.recs, pendingRec{lsn: lsn, version: rec.Version, seq: rec.Seq, src: rec.Src, val: r.vals[i]})
 			pd.bytes += len(r.vals[i])
 		}
-		pd.bytes += len(r.data)
+		// A snapshot weighs only when it is kept: what trim counts.
 		switch {
 		case r.truncate != nil:
 			pd.opaque = append(pd.opaque, lsn)
 		case r.snap != nil && !st.snapKnown:
 			pd.opaque = append(pd.opaque, lsn)
-		case r.snap != nil && st.snap == r.snap.Version:
+		case r.newSnap && st.snap == r.snap.Version:
 			pd.snaps = append(pd.snaps, pendingSnap{lsn: lsn, snap: *r.snap})
+			pd.bytes += len(r.data)
 		}
 	}
 	db.unapplied = append(db.unapplied, &logBatch{lsn: lsn, reqs: slices.Clone(reqs), bytes: len(e.b)})
