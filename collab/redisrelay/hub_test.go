@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -398,5 +399,87 @@ func TestClusterCommitOfUnknownOutcomeIsCaughtUp(t *testing.T) {
 	recs := ca.waitOps(t, key, 2)
 	if got := recs[len(recs)-1]; got.Src != "x" || got.Seq != 2 {
 		t.Fatalf("subscriber on node a got %+v last, want the op Redis committed late (x, 2)", got)
+	}
+}
+
+// TestClusterFailedCommitsAskOneCatchUpPerSpell: a commit call that
+// fails asks its session to catch up, since the commit may yet run in
+// Redis; while no commit has succeeded since, the session's own
+// doorbells are delivered anyway, so further failures ask nothing more.
+// A commit that succeeds ends the spell; the next failure asks again.
+func TestClusterFailedCommitsAskOneCatchUpPerSpell(t *testing.T) {
+	r, n := startNodes(t, redistest.ServerOptions{}, nodeConfig{}, "a")
+	key := createDoc(t, n[0], "hello") // at version 1
+	b := r.startNode(t, "b", nodeConfig{retryFor: time.Millisecond, callTimeout: 100 * time.Millisecond})
+	var resyncs atomic.Int64
+	l, err := b.cluster.JoinCluster(key, collab.Member{Deliver: func(string, []collab.Record) {}, Resync: func() { resyncs.Add(1) }})
+	if err != nil {
+		t.Fatalf("JoinCluster = %v", err)
+	}
+	defer l.Leave()
+	if _, err := l.Sync(ctx(t), 0, nil); err != nil {
+		t.Fatalf("Sync(0) = %v", err)
+	}
+	// The subscription's own first Resync, once Redis confirms it.
+	deadline := time.Now().Add(waitLimit)
+	for resyncs.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond)
+	subResyncs := b.relay.Stats().Resyncs
+	base := resyncs.Load()
+	if base == 0 || int64(subResyncs) != base {
+		t.Fatalf("after joining: %d Resyncs, the subscriber counts %d; want its first one", base, subResyncs)
+	}
+
+	busy := newClient(t, r.srv.Addr())
+	seq := uint64(0)
+	rec := func(v uint64) []collab.Record {
+		seq++
+		return []collab.Record{{Version: v, Src: "y", Seq: seq, Kind: collab.OpEdit, Op: insertAt(0, "y"), Time: time.Now().UnixMilli()}}
+	}
+	// failing makes commit calls while Redis runs a script for 600 ms,
+	// each failing at its 100 ms CallTimeout.
+	failing := func(calls int) {
+		t.Helper()
+		done := make(chan error, 1)
+		go func() { done <- busy.Eval(context.Background(), spinScript, nil, 600).Err() }()
+		time.Sleep(50 * time.Millisecond) // the spin has begun
+		for i := range calls {
+			if _, err := b.cluster.Sequence(ctx(t), key, rec(1)); !errors.Is(err, collab.ErrUnavailable) {
+				t.Fatalf("commit call %d while Redis is busy = %v, want ErrUnavailable", i+1, err)
+			}
+		}
+		if err := <-done; err != nil {
+			t.Fatalf("spin script = %v", err)
+		}
+	}
+	// own is how many Resyncs the commit calls asked for.
+	own := func() int64 {
+		return resyncs.Load() - base - int64(b.relay.Stats().Resyncs-subResyncs)
+	}
+
+	failing(3)
+	if got := own(); got != 1 {
+		t.Fatalf("three failed commit calls asked for %d catch-ups, want 1", got)
+	}
+	// The late commits ran or not; a commit at Redis's head succeeds.
+	v := uint64(1)
+	for {
+		missed, err := b.cluster.Sequence(ctx(t), key, rec(v))
+		if err != nil {
+			t.Fatalf("commit at %d once Redis is free = %v", v, err)
+		}
+		if len(missed) == 0 {
+			break
+		}
+		v = missed[len(missed)-1].Version + 1
+	}
+	if got := own(); got != 1 {
+		t.Fatalf("after a successful commit: %d catch-ups asked, want still 1", got)
+	}
+	failing(1)
+	if got := own(); got != 2 {
+		t.Fatalf("a failed commit call after a successful one: %d catch-ups asked in all, want 2", got)
 	}
 }
