@@ -56,8 +56,8 @@ func TestBenchCommandWritesResult(t *testing.T) {
 	if sh := res.ServerShares; res.Server == nil || len(sh) != 1 || sh[0].Procs != 2 || sh[0].CPUPerOpUS != res.Server.CPUPerOpUS {
 		t.Errorf("--out: server shares %+v, want one name of 2 processes with all of the server's CPU (%+v)", sh, res.Server)
 	}
-	if !strings.Contains(stdout.String(), "  of it   ") {
-		t.Errorf("summary lacks the CPU by process name:\n%s", stdout.String())
+	if strings.Contains(stdout.String(), "  of it   ") {
+		t.Errorf("summary splits the CPU of one process name:\n%s", stdout.String())
 	}
 	if res.StoreBatchesPerOp != nil || strings.Contains(stdout.String(), "write batches") {
 		t.Error("store batches per op reported against the relay, which has no store; want none")
@@ -110,6 +110,28 @@ func TestBenchCommandBadFlags(t *testing.T) {
 		var stdout, stderr bytes.Buffer
 		if code := run(append([]string{"bench"}, args...), &stdout, &stderr); code != 2 {
 			t.Errorf("coedit bench %q: exit %d, want 2 (usage); stderr %s", args, code, stderr.String())
+		}
+	}
+}
+
+// TestPrintBenchSplitsCPUByName: the summary gives each process name's
+// share of the server's CPU when there are several names.
+func TestPrintBenchSplitsCPUByName(t *testing.T) {
+	res := &loadgen.Result{
+		Server: &loadgen.ProcFigures{CPUPercent: 120, CPUPerOpUS: 600},
+		ServerShares: []loadgen.ProcShare{
+			{Name: "coedit", Procs: 2, CPUPercent: 90, CPUPerOpUS: 450},
+			{Name: "redis-server", Procs: 1, CPUPercent: 30, CPUPerOpUS: 150},
+		},
+	}
+	var out strings.Builder
+	printBench(&out, res)
+	for _, want := range []string{
+		"  of it   coedit (2): cpu 90% of a core, 450.0 µs per op\n",
+		"  of it   redis-server (1): cpu 30% of a core, 150.0 µs per op\n",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("summary lacks %q:\n%s", want, out.String())
 		}
 	}
 }
