@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/coedit/coedit/collab"
+	"github.com/coedit/coedit/internal/statmetrics"
 )
 
 // metrics is one Server's Prometheus registry, served at /metrics. Each
@@ -111,79 +112,47 @@ func (m *metrics) submitAcked(start time.Time) {
 	m.submitAck.Observe(time.Since(start).Seconds())
 }
 
-// hubCollector reports a Hub's counters and the open WebSocket count,
-// read when /metrics is scraped.
-type hubCollector struct {
-	hub   *collab.Hub
-	conns func() int
-	descs []*prometheus.Desc
-	// value reads each desc's figure from a Stats, in descs' order.
-	value []func(collab.Stats) float64
-	kinds []prometheus.ValueType
+// hubFigures are a Hub's counters and the open WebSocket count at one
+// moment.
+type hubFigures struct {
+	collab.Stats
+	conns int
 }
 
-// newHubCollector returns the collector for hub's Stats, with conns
-// giving the number of open WebSocket connections.
-func newHubCollector(hub *collab.Hub, conns func() int) *hubCollector {
-	c := &hubCollector{hub: hub, conns: conns}
-	gauge := func(name, help string, v func(collab.Stats) float64) {
-		c.descs = append(c.descs, prometheus.NewDesc(name, help, nil, nil))
-		c.value = append(c.value, v)
-		c.kinds = append(c.kinds, prometheus.GaugeValue)
-	}
-	counter := func(name, help string, v func(collab.Stats) uint64) {
-		c.descs = append(c.descs, prometheus.NewDesc(name, help, nil, nil))
-		c.value = append(c.value, func(s collab.Stats) float64 { return float64(v(s)) })
-		c.kinds = append(c.kinds, prometheus.CounterValue)
-	}
-	gauge("coedit_sessions", "Running document sessions.",
-		func(s collab.Stats) float64 { return float64(s.Sessions) })
-	counter("coedit_sessions_started_total", "Document sessions started.",
-		func(s collab.Stats) uint64 { return s.SessionsStarted })
-	counter("coedit_sessions_stopped_total", "Document sessions stopped (idle or at shutdown).",
-		func(s collab.Stats) uint64 { return s.SessionsStopped })
-	counter("coedit_submits_total", "Submits the sessions processed, whatever the outcome.",
-		func(s collab.Stats) uint64 { return s.Submits })
-	counter("coedit_submit_errors_total", "Submits the sessions refused (invalid, too large, conflicting, or failed to commit).",
-		func(s collab.Stats) uint64 { return s.SubmitErrors })
-	counter("coedit_ops_committed_total", "Ops committed by this node's submits.",
-		func(s collab.Stats) uint64 { return s.OpsCommitted })
-	counter("coedit_commit_batches_total", "Group commits to the store; ops committed divided by this is the average batch size.",
-		func(s collab.Stats) uint64 { return s.CommitBatches })
-	counter("coedit_commit_errors_total", "Group commits to the store that failed.",
-		func(s collab.Stats) uint64 { return s.CommitErrors })
-	counter("coedit_duplicates_acked_total", "Resent submits acknowledged at their original version (exactly-once).",
-		func(s collab.Stats) uint64 { return s.Duplicates })
-	counter("coedit_remote_records_total", "Ops received from other nodes through the relay and applied.",
-		func(s collab.Stats) uint64 { return s.RemoteRecords })
-	counter("coedit_broadcasts_total", "Ops sent to subscribers, one per receiving connection.",
-		func(s collab.Stats) uint64 { return s.Broadcasts })
-	counter("coedit_presence_messages_total", "Presence updates relayed.",
-		func(s collab.Stats) uint64 { return s.Presence })
-	counter("coedit_catchups_total", "Requests older than their session's in-memory window, read from the store and sent by the catch-up readers.",
-		func(s collab.Stats) uint64 { return s.CatchUps })
-	counter("coedit_busy_refusals_total", "Requests refused because their document's session had too many waiting.",
-		func(s collab.Stats) uint64 { return s.Busy })
+// newHubCollector returns the collector of hub's Stats, with conns
+// giving the number of open WebSocket connections, read when /metrics is
+// scraped.
+func newHubCollector(hub *collab.Hub, conns func() int) *statmetrics.Collector[hubFigures] {
+	c := statmetrics.New(func() hubFigures { return hubFigures{hub.Stats(), conns()} })
+	c.Gauge("coedit_connections", "Open WebSocket connections.",
+		func(f hubFigures) float64 { return float64(f.conns) })
+	c.Gauge("coedit_sessions", "Running document sessions.",
+		func(s hubFigures) float64 { return float64(s.Sessions) })
+	c.Counter("coedit_sessions_started_total", "Document sessions started.",
+		func(s hubFigures) uint64 { return s.SessionsStarted })
+	c.Counter("coedit_sessions_stopped_total", "Document sessions stopped (idle or at shutdown).",
+		func(s hubFigures) uint64 { return s.SessionsStopped })
+	c.Counter("coedit_submits_total", "Submits the sessions processed, whatever the outcome.",
+		func(s hubFigures) uint64 { return s.Submits })
+	c.Counter("coedit_submit_errors_total", "Submits the sessions refused (invalid, too large, conflicting, or failed to commit).",
+		func(s hubFigures) uint64 { return s.SubmitErrors })
+	c.Counter("coedit_ops_committed_total", "Ops committed by this node's submits.",
+		func(s hubFigures) uint64 { return s.OpsCommitted })
+	c.Counter("coedit_commit_batches_total", "Group commits to the store; ops committed divided by this is the average batch size.",
+		func(s hubFigures) uint64 { return s.CommitBatches })
+	c.Counter("coedit_commit_errors_total", "Group commits to the store that failed.",
+		func(s hubFigures) uint64 { return s.CommitErrors })
+	c.Counter("coedit_duplicates_acked_total", "Resent submits acknowledged at their original version (exactly-once).",
+		func(s hubFigures) uint64 { return s.Duplicates })
+	c.Counter("coedit_remote_records_total", "Ops received from other nodes through the relay and applied.",
+		func(s hubFigures) uint64 { return s.RemoteRecords })
+	c.Counter("coedit_broadcasts_total", "Ops sent to subscribers, one per receiving connection.",
+		func(s hubFigures) uint64 { return s.Broadcasts })
+	c.Counter("coedit_presence_messages_total", "Presence updates relayed.",
+		func(s hubFigures) uint64 { return s.Presence })
+	c.Counter("coedit_catchups_total", "Requests older than their session's in-memory window, read from the store and sent by the catch-up readers.",
+		func(s hubFigures) uint64 { return s.CatchUps })
+	c.Counter("coedit_busy_refusals_total", "Requests refused because their document's session had too many waiting.",
+		func(s hubFigures) uint64 { return s.Busy })
 	return c
-}
-
-// connsDesc describes the open WebSocket gauge, which comes from the
-// Server rather than the Hub.
-var connsDesc = prometheus.NewDesc("coedit_connections", "Open WebSocket connections.", nil, nil)
-
-// Describe sends every desc c reports.
-func (c *hubCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- connsDesc
-	for _, d := range c.descs {
-		ch <- d
-	}
-}
-
-// Collect reads the Hub's Stats once and reports each figure.
-func (c *hubCollector) Collect(ch chan<- prometheus.Metric) {
-	ch <- prometheus.MustNewConstMetric(connsDesc, prometheus.GaugeValue, float64(c.conns()))
-	st := c.hub.Stats()
-	for i, d := range c.descs {
-		ch <- prometheus.MustNewConstMetric(d, c.kinds[i], c.value[i](st))
-	}
 }

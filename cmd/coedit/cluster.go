@@ -15,6 +15,7 @@ import (
 
 	"github.com/coedit/coedit/collab"
 	"github.com/coedit/coedit/collab/redisrelay"
+	"github.com/coedit/coedit/internal/statmetrics"
 	"github.com/coedit/coedit/storage"
 )
 
@@ -179,60 +180,47 @@ func (cn *clusterNode) collectors(hub *collab.Hub) []prometheus.Collector {
 	return []prometheus.Collector{cn.calls, cn.errors, newClusterCollector(cn.relay, cn.cluster, hub)}
 }
 
-// clusterCollector reports the relay's, the cluster's and the hub's
+// clusterFigures are the relay's, the cluster's and the hub's counters
+// at one moment.
+type clusterFigures struct {
+	relay    redisrelay.Stats
+	presence redisrelay.PresenceStats
+	cluster  redisrelay.ClusterStats
+	hub      collab.Stats
+}
+
+// newClusterCollector reports the relay's, the cluster's and the hub's
 // cluster counters, read at scrape time.
-type clusterCollector struct {
-	descs  []*prometheus.Desc
-	values []func() uint64
-}
-
-func newClusterCollector(r *redisrelay.Relay, c *redisrelay.Cluster, hub *collab.Hub) *clusterCollector {
-	cc := &clusterCollector{}
-	add := func(name, help string, v func() uint64) {
-		cc.descs = append(cc.descs, prometheus.NewDesc(name, help, nil, nil))
-		cc.values = append(cc.values, v)
-	}
-	add("coedit_redis_commits_total", "Batches of records this node committed to Redis.", func() uint64 { return r.Stats().Commits })
-	add("coedit_redis_conflicts_total", "Commits Redis refused because other nodes had committed first (the node caught up and retried).", func() uint64 { return r.Stats().Conflicts })
-	add("coedit_redis_duplicates_total", "Commits whose first op Redis already had (a resend), answered at its version.", func() uint64 { return r.Stats().Duplicates })
-	add("coedit_redis_epoch_errors_total", "Commits refused because the document's epoch changed (Redis restarted or was reseeded).", func() uint64 { return r.Stats().EpochErrors })
-	add("coedit_redis_gap_reads_total", "Reads of the shared log to fill gaps and catch up.", func() uint64 { return r.Stats().GapReads })
-	add("coedit_redis_gap_records_total", "Records read from the shared log to fill gaps and catch up.", func() uint64 { return r.Stats().GapRecords })
-	add("coedit_redis_doorbells_total", "Pub/sub messages received.", func() uint64 { return r.Stats().Doorbells })
-	add("coedit_redis_own_doorbells_total", "Doorbells of this node's own commits, which its sessions pass over without decoding.", func() uint64 { return r.Stats().OwnDoorbells })
-	add("coedit_redis_resyncs_total", "Subscriptions (re)confirmed, each followed by a catch-up.", func() uint64 { return r.Stats().Resyncs })
-	add("coedit_cluster_retries_total", "Redis round trips repeated because Redis was unreachable.", func() uint64 { return c.Stats().Retries })
-	add("coedit_cluster_seeds_total", "Documents this node seeded into a Redis that had none of them.", func() uint64 { return c.Stats().Seeds })
-	add("coedit_cluster_renewals_total", "Epochs this node renewed after Redis restarted or lost records.", func() uint64 { return c.Stats().Renewals })
-	add("coedit_cluster_forks_total", "Catch-ups that found this node's records replaced by the cluster's history.", func() uint64 { return c.Stats().Forks })
-	add("coedit_cluster_reoffered_total", "Records Redis lost that this node offered again.", func() uint64 { return c.Stats().Reoffered })
-	add("coedit_cluster_lost_total", "Records Redis lost that could not be offered again (logged).", func() uint64 { return c.Stats().Lost })
-	add("coedit_cluster_installs_total", "Catch-ups that installed Redis's snapshot as the base of this node's log (the node was behind Redis's tail).", func() uint64 { return c.Stats().Installs })
-	add("coedit_redis_turn_waits_total", "Commits told to wait for another node's turn on the document (redisrelay/turn.go).", func() uint64 { return r.Stats().Waits })
-	add("coedit_cluster_turn_doorbells_total", "Turn waits that took the records they missed from the holder's doorbell.", func() uint64 { return c.Stats().TurnDoorbells })
-	add("coedit_cluster_snapshots_total", "Snapshots this node saved to Redis (each trims the document's stream behind it).", func() uint64 { return c.Stats().Snapshots })
-
-	add("coedit_presence_published_total", "Presence messages this node published to the others.", func() uint64 { return r.PresenceStats().Published })
-	add("coedit_presence_dropped_total", "Presence messages not published (queue full or Redis unreachable).", func() uint64 { return r.PresenceStats().Dropped })
-	add("coedit_presence_received_total", "Presence messages received from the other nodes.", func() uint64 { return r.PresenceStats().Received })
-	add("coedit_presence_orphaned_total", "Presence of other nodes' clients cleared because their node stopped (its heartbeat expired).", func() uint64 { return r.PresenceStats().Orphaned })
-	add("coedit_presence_expired_total", "Presence of other nodes' clients cleared because it was not updated for the presence TTL.", func() uint64 { return r.PresenceStats().Expired })
-	add("coedit_commit_conflicts_total", "Group commits planned again after a conflict at the commit point.", func() uint64 { return hub.Stats().CommitConflicts })
-	add("coedit_cluster_syncs_total", "Catch-ups of sessions with the cluster's head.", func() uint64 { return hub.Stats().Syncs })
-	add("coedit_cluster_sync_errors_total", "Catch-ups that failed (Redis unreachable).", func() uint64 { return hub.Stats().SyncErrors })
-	return cc
-}
-
-// Describe sends the collector's descs.
-func (cc *clusterCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range cc.descs {
-		ch <- d
-	}
-}
-
-// Collect reports the current counters.
-func (cc *clusterCollector) Collect(ch chan<- prometheus.Metric) {
-	for i, d := range cc.descs {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(cc.values[i]()))
-	}
+func newClusterCollector(r *redisrelay.Relay, cl *redisrelay.Cluster, hub *collab.Hub) *statmetrics.Collector[clusterFigures] {
+	c := statmetrics.New(func() clusterFigures {
+		return clusterFigures{relay: r.Stats(), presence: r.PresenceStats(), cluster: cl.Stats(), hub: hub.Stats()}
+	})
+	c.Counter("coedit_redis_commits_total", "Batches of records this node committed to Redis.", func(f clusterFigures) uint64 { return f.relay.Commits })
+	c.Counter("coedit_redis_conflicts_total", "Commits Redis refused because other nodes had committed first (the node caught up and retried).", func(f clusterFigures) uint64 { return f.relay.Conflicts })
+	c.Counter("coedit_redis_duplicates_total", "Commits whose first op Redis already had (a resend), answered at its version.", func(f clusterFigures) uint64 { return f.relay.Duplicates })
+	c.Counter("coedit_redis_epoch_errors_total", "Commits refused because the document's epoch changed (Redis restarted or was reseeded).", func(f clusterFigures) uint64 { return f.relay.EpochErrors })
+	c.Counter("coedit_redis_gap_reads_total", "Reads of the shared log to fill gaps and catch up.", func(f clusterFigures) uint64 { return f.relay.GapReads })
+	c.Counter("coedit_redis_gap_records_total", "Records read from the shared log to fill gaps and catch up.", func(f clusterFigures) uint64 { return f.relay.GapRecords })
+	c.Counter("coedit_redis_doorbells_total", "Pub/sub messages received.", func(f clusterFigures) uint64 { return f.relay.Doorbells })
+	c.Counter("coedit_redis_own_doorbells_total", "Doorbells of this node's own commits, which its sessions pass over without decoding.", func(f clusterFigures) uint64 { return f.relay.OwnDoorbells })
+	c.Counter("coedit_redis_resyncs_total", "Subscriptions (re)confirmed, each followed by a catch-up.", func(f clusterFigures) uint64 { return f.relay.Resyncs })
+	c.Counter("coedit_cluster_retries_total", "Redis round trips repeated because Redis was unreachable.", func(f clusterFigures) uint64 { return f.cluster.Retries })
+	c.Counter("coedit_cluster_seeds_total", "Documents this node seeded into a Redis that had none of them.", func(f clusterFigures) uint64 { return f.cluster.Seeds })
+	c.Counter("coedit_cluster_renewals_total", "Epochs this node renewed after Redis restarted or lost records.", func(f clusterFigures) uint64 { return f.cluster.Renewals })
+	c.Counter("coedit_cluster_forks_total", "Catch-ups that found this node's records replaced by the cluster's history.", func(f clusterFigures) uint64 { return f.cluster.Forks })
+	c.Counter("coedit_cluster_reoffered_total", "Records Redis lost that this node offered again.", func(f clusterFigures) uint64 { return f.cluster.Reoffered })
+	c.Counter("coedit_cluster_lost_total", "Records Redis lost that could not be offered again (logged).", func(f clusterFigures) uint64 { return f.cluster.Lost })
+	c.Counter("coedit_cluster_installs_total", "Catch-ups that installed Redis's snapshot as the base of this node's log (the node was behind Redis's tail).", func(f clusterFigures) uint64 { return f.cluster.Installs })
+	c.Counter("coedit_redis_turn_waits_total", "Commits told to wait for another node's turn on the document (redisrelay/turn.go).", func(f clusterFigures) uint64 { return f.relay.Waits })
+	c.Counter("coedit_cluster_turn_doorbells_total", "Turn waits that took the records they missed from the holder's doorbell.", func(f clusterFigures) uint64 { return f.cluster.TurnDoorbells })
+	c.Counter("coedit_cluster_snapshots_total", "Snapshots this node saved to Redis (each trims the document's stream behind it).", func(f clusterFigures) uint64 { return f.cluster.Snapshots })
+	c.Counter("coedit_presence_published_total", "Presence messages this node published to the others.", func(f clusterFigures) uint64 { return f.presence.Published })
+	c.Counter("coedit_presence_dropped_total", "Presence messages not published (queue full or Redis unreachable).", func(f clusterFigures) uint64 { return f.presence.Dropped })
+	c.Counter("coedit_presence_received_total", "Presence messages received from the other nodes.", func(f clusterFigures) uint64 { return f.presence.Received })
+	c.Counter("coedit_presence_orphaned_total", "Presence of other nodes' clients cleared because their node stopped (its heartbeat expired).", func(f clusterFigures) uint64 { return f.presence.Orphaned })
+	c.Counter("coedit_presence_expired_total", "Presence of other nodes' clients cleared because it was not updated for the presence TTL.", func(f clusterFigures) uint64 { return f.presence.Expired })
+	c.Counter("coedit_commit_conflicts_total", "Group commits planned again after a conflict at the commit point.", func(f clusterFigures) uint64 { return f.hub.CommitConflicts })
+	c.Counter("coedit_cluster_syncs_total", "Catch-ups of sessions with the cluster's head.", func(f clusterFigures) uint64 { return f.hub.Syncs })
+	c.Counter("coedit_cluster_sync_errors_total", "Catch-ups that failed (Redis unreachable).", func(f clusterFigures) uint64 { return f.hub.SyncErrors })
+	return c
 }

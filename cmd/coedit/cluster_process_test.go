@@ -79,9 +79,14 @@ func TestServeClusterProcesses(t *testing.T) {
 	if status, body := fetchURL(t, nodes[1].url+"/ready"); status != http.StatusOK {
 		t.Fatalf("/ready = %d %s, want 200", status, body)
 	}
-	if _, body := fetchURL(t, nodes[1].url+"/metrics"); !strings.Contains(body, `coedit_redis_call_seconds_bucket{op="commit"`) ||
-		!strings.Contains(body, "coedit_cluster_syncs_total") {
-		t.Fatalf("/metrics lacks the Redis latencies or cluster counters:\n%s", body)
+	_, body := fetchURL(t, nodes[1].url+"/metrics")
+	// The latencies, and a counter from each of the relay, its presence,
+	// the cluster and the hub.
+	for _, want := range []string{`coedit_redis_call_seconds_bucket{op="commit"`, "\ncoedit_redis_commits_total ",
+		"\ncoedit_presence_published_total ", "\ncoedit_cluster_seeds_total ", "\ncoedit_cluster_syncs_total "} {
+		if !strings.Contains(body, want) {
+			t.Fatalf("/metrics lacks %q:\n%s", want, body)
+		}
 	}
 	rs.Pause()
 	status, body := fetchURL(t, nodes[1].url+"/ready")
