@@ -189,11 +189,10 @@ func printBench(w io.Writer, r *loadgen.Result) {
 	if s := r.Server; s != nil {
 		fmt.Fprintf(w, "server    cpu %.0f%% of a core, %.1f µs per op, %.1f context switches per op, rss %.1f MiB\n", s.CPUPercent, s.CPUPerOpUS, s.CtxSwitchesPerOp, float64(s.RSSBytes)/(1<<20))
 		// By process name only when there are several: one name holds it all.
-		for _, sh := range r.ServerShares {
-			if len(r.ServerShares) < 2 {
-				break
+		if len(r.ServerShares) > 1 {
+			for _, sh := range r.ServerShares {
+				fmt.Fprintf(w, "  of it   %s (%d): cpu %.0f%% of a core, %.1f µs per op\n", sh.Name, sh.Procs, sh.CPUPercent, sh.CPUPerOpUS)
 			}
-			fmt.Fprintf(w, "  of it   %s (%d): cpu %.0f%% of a core, %.1f µs per op\n", sh.Name, sh.Procs, sh.CPUPercent, sh.CPUPerOpUS)
 		}
 	}
 	if r.StoreBatchesPerOp != nil {

@@ -433,18 +433,21 @@ func TestClusterFailedCommitsAskOneCatchUpPerSpell(t *testing.T) {
 	}
 
 	busy := newClient(t, r.srv.Addr())
+	if err := busy.Ping(ctx(t)).Err(); err != nil { // connected before the spins
+		t.Fatal(err)
+	}
 	seq := uint64(0)
 	rec := func(v uint64) []collab.Record {
 		seq++
 		return []collab.Record{{Version: v, Src: "y", Seq: seq, Kind: collab.OpEdit, Op: insertAt(0, "y"), Time: time.Now().UnixMilli()}}
 	}
-	// failing makes commit calls while Redis runs a script for 600 ms,
+	// failing makes commit calls while Redis runs a script for a second,
 	// each failing at its 100 ms CallTimeout.
 	failing := func(calls int) {
 		t.Helper()
 		done := make(chan error, 1)
-		go func() { done <- busy.Eval(context.Background(), spinScript, nil, 600).Err() }()
-		time.Sleep(50 * time.Millisecond) // the spin has begun
+		go func() { done <- busy.Eval(context.Background(), spinScript, nil, 1000).Err() }()
+		time.Sleep(100 * time.Millisecond) // the spin has begun
 		for i := range calls {
 			if _, err := b.cluster.Sequence(ctx(t), key, rec(1)); !errors.Is(err, collab.ErrUnavailable) {
 				t.Fatalf("commit call %d while Redis is busy = %v, want ErrUnavailable", i+1, err)
