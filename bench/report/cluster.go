@@ -138,6 +138,10 @@ func renderCluster(b *strings.Builder, rs *results, images []image) {
 	}
 }
 
+// timelineRoom is how far a timeline's (linear) y axis runs past its
+// highest point: room for its two-line legend.
+const timelineRoom = 1.25
+
 // plotCluster draws, per second of scenario 7's runs, the ack p99 and the
 // cross-node fan-out p99: a backlog shows as a line that climbs.
 func plotCluster(rs *results, dir, rel string) ([]image, error) {
@@ -178,6 +182,8 @@ func plotCluster(rs *results, dir, rel string) ([]image, error) {
 			p.Add(line, points)
 			p.Legend.Add(l.name, line, points)
 		}
+		// Room above the highest point for the legend (top right).
+		p.Y.Max *= timelineRoom
 		path := filepath.Join(dir, x.file)
 		if err := p.Save(8*vg.Inch, 4*vg.Inch, path); err != nil {
 			return nil, fmt.Errorf("plot %s: %w", x.file, err)
