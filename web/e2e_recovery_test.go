@@ -201,6 +201,11 @@ func TestBrowserFarBehindPageCatchesUpWithoutBeingDropped(t *testing.T) {
 		if code := eval[int](p, `coedit.conn.lastClose ?? 0`); code != 0 {
 			t.Errorf("%s: the server closed the page with %d while it caught up", p.name, code)
 		}
+		// The server sends a catching-up connection every version once,
+		// in order: the page never finds a gap to fetch.
+		if n := eval[int](p, `coedit.doc.gapFetches`); n != 0 {
+			t.Errorf("%s: the page found %d gaps in the ops while it caught up", p.name, n)
+		}
 	}
 }
 

@@ -60,6 +60,10 @@ export class Doc extends Emitter {
     this.catchingUp = false; // reading the HTTP op log
     this.catchUps = 0; // counts HTTP catch-ups, so a superseded one stops
     this.confirming = false; // waiting for a catch-up to settle an op sent under a lost src
+    // A fetch for the ops after a gap is out: every op past the gap
+    // would ask again, and a far-behind catch-up has thousands of them.
+    this.fetchingGap = false;
+    this.gapFetches = 0; // fetches sent for gaps, for tests and debugging
     this.restoring = null; // saved state waiting for the document at its version
     this.replacing = null; // our history was replaced: a fresh snapshot is on its way (replaced.js)
     /** history caches recent committed ops by version, for presence catch-up. */
@@ -228,6 +232,7 @@ export class Doc extends Emitter {
   onDisconnected(slow = false) {
     this.subscribed = false;
     this.confirming = false;
+    this.fetchingGap = false;
     if (slow) this.behind = true;
   }
 
@@ -236,6 +241,9 @@ export class Doc extends Emitter {
       if (this.restoring) placeRestored(this, msg);
       return;
     }
+    // The server answers a document's requests in order: an answer to a
+    // fetch comes after the ops of every fetch sent before it.
+    if (msg.a === 'f') this.fetchingGap = false;
     if (msg.error?.code === HISTORY_REPLACED) return startReplaced(this);
     if (this.catchingUp) return; // resume subscribes again once the op log is read
     if (msg.a === 'op') {
@@ -314,7 +322,12 @@ export class Doc extends Emitter {
   }
 
   // catchUp asks for the ops we missed; they arrive as normal op messages.
+  // Once per gap: the ops that follow the gap until the fetch is answered
+  // are dropped here and come again with it.
   catchUp() {
+    if (this.fetchingGap) return;
+    this.fetchingGap = true;
+    this.gapFetches++;
     this.connection.send({ a: 'f', c: this.collection, d: this.id, v: this.version });
   }
 

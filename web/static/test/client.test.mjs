@@ -89,6 +89,34 @@ test('duplicates are ignored and a gap asks for the missing ops', () => {
   assert.equal(doc.version, 3);
 });
 
+test('a gap asks once until the fetch is answered, then again for a new gap', () => {
+  const { ws, doc } = loaded('abc', 3);
+  // A stream that lost version 3: every op after it is past the gap.
+  for (let v = 4; v < 40; v++) ws.deliver({ a: 'op', c: 'docs', d: 'x', v, src: 'o', seq: v, op: ['z'] });
+  assert.deepEqual(ws.take(), [{ a: 'f', c: 'docs', d: 'x', v: 3 }]);
+  // The fetch's ops, then its answer.
+  for (let v = 3; v < 40; v++) ws.deliver({ a: 'op', c: 'docs', d: 'x', v, src: 'o', seq: v, op: ['z'] });
+  ws.deliver({ a: 'f', c: 'docs', d: 'x' });
+  assert.equal(doc.version, 40);
+  assert.equal(doc.text.s, 'z'.repeat(37) + 'abc');
+  ws.deliver({ a: 'op', c: 'docs', d: 'x', v: 41, src: 'o', seq: 41, op: ['z'] });
+  assert.deepEqual(ws.take(), [{ a: 'f', c: 'docs', d: 'x', v: 40 }]);
+});
+
+test('a gap fetch cut by a disconnect does not hold the next one back', () => {
+  const { ws, doc, clock } = loaded('abc', 3);
+  ws.deliver({ a: 'op', c: 'docs', d: 'x', v: 5, src: 'o', seq: 5, op: ['z'] });
+  assert.deepEqual(ws.take(), [{ a: 'f', c: 'docs', d: 'x', v: 3 }]);
+  ws.serverClose(1006);
+  clock.advance(1000);
+  const ws2 = FakeSocket.last();
+  assert.notEqual(ws2, ws);
+  handshake(ws2, 'src1');
+  assert.deepEqual(ws2.take(), [{ a: 's', c: 'docs', d: 'x', v: 3 }]);
+  ws2.deliver({ a: 'op', c: 'docs', d: 'x', v: 7, src: 'o', seq: 7, op: ['z'] });
+  assert.deepEqual(ws2.take(), [{ a: 'f', c: 'docs', d: 'x', v: doc.version }]);
+});
+
 test('reconnect with backoff, hs with the old id, resubscribe at version, resend with src and seq', () => {
   const { clock, conn, ws, doc } = loaded('abc', 3);
   doc.submitOp([3, 'd']);
