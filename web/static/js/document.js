@@ -40,6 +40,11 @@ import { finishReplaced, HISTORY_REPLACED, startReplaced } from './replaced.js';
  *                                      4002): the text was fetched anew and `kept` unacknowledged
  *                                      edits were put back on it, `lost` could not be (replaced.js)
  */
+// GAP_FETCH_WAIT_MS is how long a fetch for a gap in the versions holds
+// back the next one (Doc.catchUp): the server answers every fetch, so this
+// only bounds the wait should an answer be lost.
+export const GAP_FETCH_WAIT_MS = 10_000;
+
 export class Doc extends Emitter {
   constructor(connection, collection, id) {
     super();
@@ -63,6 +68,7 @@ export class Doc extends Emitter {
     // A fetch for the ops after a gap is out: every op past the gap
     // would ask again, and a far-behind catch-up has thousands of them.
     this.fetchingGap = false;
+    this.gapFetchAt = 0; // when it was sent (timers.now() ms)
     this.gapFetches = 0; // fetches sent for gaps, for tests and debugging
     this.restoring = null; // saved state waiting for the document at its version
     this.replacing = null; // our history was replaced: a fresh snapshot is on its way (replaced.js)
@@ -324,9 +330,12 @@ export class Doc extends Emitter {
   // catchUp asks for the ops we missed; they arrive as normal op messages.
   // Once per gap: the ops that follow the gap until the fetch is answered
   // are dropped here and come again with it.
+  // A fetch unanswered for GAP_FETCH_WAIT_MS no longer holds the next back.
   catchUp() {
-    if (this.fetchingGap) return;
+    const now = this.connection.timers.now();
+    if (this.fetchingGap && now - this.gapFetchAt < GAP_FETCH_WAIT_MS) return;
     this.fetchingGap = true;
+    this.gapFetchAt = now;
     this.gapFetches++;
     this.connection.send({ a: 'f', c: this.collection, d: this.id, v: this.version });
   }

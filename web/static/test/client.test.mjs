@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import ref from 'ot-text-unicode';
 import { State } from '../js/connection.js';
 import { REFRESH_MS } from '../js/presence.js';
+import { GAP_FETCH_WAIT_MS } from '../js/document.js';
 import { FakeSocket, URI, handshake, loaded, setup } from './fakes.mjs';
 
 test('handshake, subscribe with v null, snapshot load', () => {
@@ -101,6 +102,23 @@ test('a gap asks once until the fetch is answered, then again for a new gap', ()
   assert.equal(doc.text.s, 'z'.repeat(37) + 'abc');
   ws.deliver({ a: 'op', c: 'docs', d: 'x', v: 41, src: 'o', seq: 41, op: ['z'] });
   assert.deepEqual(ws.take(), [{ a: 'f', c: 'docs', d: 'x', v: 40 }]);
+});
+
+test('a gap fetch left unanswered holds the next one back only for a while', () => {
+  // No pings within the wait, so the socket stays the same.
+  const { ws, conn, clock } = setup({ pingInterval: 60_000, pongTimeout: 60_000 });
+  handshake(ws);
+  conn.get('docs', 'x').subscribe();
+  ws.take();
+  ws.deliver({ a: 's', c: 'docs', d: 'x', data: { v: 3, type: URI, data: 'abc' } });
+  ws.deliver({ a: 'op', c: 'docs', d: 'x', v: 5, src: 'o', seq: 5, op: ['z'] });
+  assert.deepEqual(ws.take(), [{ a: 'f', c: 'docs', d: 'x', v: 3 }]);
+  clock.advance(GAP_FETCH_WAIT_MS - 1);
+  ws.deliver({ a: 'op', c: 'docs', d: 'x', v: 6, src: 'o', seq: 6, op: ['z'] });
+  assert.deepEqual(ws.take().filter((m) => m.a === 'f'), []);
+  clock.advance(1);
+  ws.deliver({ a: 'op', c: 'docs', d: 'x', v: 7, src: 'o', seq: 7, op: ['z'] });
+  assert.deepEqual(ws.take().filter((m) => m.a === 'f'), [{ a: 'f', c: 'docs', d: 'x', v: 3 }]);
 });
 
 test('a gap fetch cut by a disconnect does not hold the next one back', () => {
