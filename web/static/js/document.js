@@ -41,7 +41,7 @@ import { finishReplaced, HISTORY_REPLACED, startReplaced } from './replaced.js';
  *                                      edits were put back on it, `lost` could not be (replaced.js)
  */
 // GAP_FETCH_WAIT_MS is how long a fetch for a gap in the versions holds
-// back the next one (Doc.catchUp): the server answers every fetch, so this
+// back the next one (Doc.fetchGap): the server answers every fetch, so this
 // only bounds the wait should an answer be lost.
 export const GAP_FETCH_WAIT_MS = 10_000;
 
@@ -69,7 +69,7 @@ export class Doc extends Emitter {
     // would ask again, and a far-behind catch-up has thousands of them.
     this.fetchingGap = false;
     this.gapFetchAt = 0; // when it was sent (timers.now() ms)
-    this.gapFetches = 0; // fetches sent for gaps, for tests and debugging
+    this.gapFetches = 0; // fetches sent for gaps in the versions, for tests and debugging
     this.restoring = null; // saved state waiting for the document at its version
     this.replacing = null; // our history was replaced: a fresh snapshot is on its way (replaced.js)
     /** history caches recent committed ops by version, for presence catch-up. */
@@ -304,7 +304,7 @@ export class Doc extends Emitter {
     if (this.version == null) return;
     if (this.isInflight(msg)) {
       // The ack, or our own op coming back in a catch-up after reconnect.
-      if (msg.v > this.version) return this.catchUp();
+      if (msg.v > this.version) return this.fetchGap();
       if (msg.v < this.version) return; // cannot happen while inflight; ignore
       const done = this.inflight;
       this.inflight = null;
@@ -321,23 +321,28 @@ export class Doc extends Emitter {
     }
     if (msg.op === undefined && !msg.create && !msg.del) return; // a stale ack
     if (msg.v < this.version) return; // already have it
-    if (msg.v > this.version) return this.catchUp();
+    if (msg.v > this.version) return this.fetchGap();
     if (msg.create) this.remoteCreate(msg);
     else if (msg.del) this.remoteDelete(msg);
     else this.remoteOp(msg);
   }
 
   // catchUp asks for the ops we missed; they arrive as normal op messages.
-  // Once per gap: the ops that follow the gap until the fetch is answered
-  // are dropped here and come again with it.
-  // A fetch unanswered for GAP_FETCH_WAIT_MS no longer holds the next back.
   catchUp() {
+    return this.connection.send({ a: 'f', c: this.collection, d: this.id, v: this.version });
+  }
+
+  // fetchGap is catchUp for a gap in the versions, once per gap: the ops
+  // that follow the gap until the fetch is answered are dropped here and
+  // come again with it. A fetch unanswered for GAP_FETCH_WAIT_MS no longer
+  // holds the next back.
+  fetchGap() {
     const now = this.connection.timers.now();
     if (this.fetchingGap && now - this.gapFetchAt < GAP_FETCH_WAIT_MS) return;
+    if (!this.catchUp()) return; // not connected: the resubscribe catches up
     this.fetchingGap = true;
     this.gapFetchAt = now;
     this.gapFetches++;
-    this.connection.send({ a: 'f', c: this.collection, d: this.id, v: this.version });
   }
 
   remember(v, op, src) {

@@ -132,7 +132,21 @@ test('a gap fetch cut by a disconnect does not hold the next one back', () => {
   handshake(ws2, 'src1');
   assert.deepEqual(ws2.take(), [{ a: 's', c: 'docs', d: 'x', v: 3 }]);
   ws2.deliver({ a: 'op', c: 'docs', d: 'x', v: 7, src: 'o', seq: 7, op: ['z'] });
-  assert.deepEqual(ws2.take(), [{ a: 'f', c: 'docs', d: 'x', v: doc.version }]);
+  assert.deepEqual(ws2.take(), [{ a: 'f', c: 'docs', d: 'x', v: 3 }]);
+  assert.equal(doc.version, 3);
+});
+
+test('a gap met while disconnected (the HTTP op log) does not hold the next fetch back', () => {
+  const { ws, doc, clock } = loaded('abc', 3);
+  ws.serverClose(1006);
+  doc.onOp({ a: 'op', c: 'docs', d: 'x', v: 5, src: 'o', seq: 5, op: ['z'] }); // nothing can be sent
+  clock.advance(1000);
+  const ws2 = FakeSocket.last();
+  handshake(ws2, 'src1');
+  assert.deepEqual(ws2.take(), [{ a: 's', c: 'docs', d: 'x', v: 3 }]);
+  ws2.deliver({ a: 'op', c: 'docs', d: 'x', v: 7, src: 'o', seq: 7, op: ['z'] });
+  assert.deepEqual(ws2.take(), [{ a: 'f', c: 'docs', d: 'x', v: 3 }]);
+  assert.equal(doc.gapFetches, 1);
 });
 
 test('reconnect with backoff, hs with the old id, resubscribe at version, resend with src and seq', () => {
