@@ -94,6 +94,19 @@ func TestTimedApplyLeavesQuietDocuments(t *testing.T) {
 	}
 }
 
+// quietAndBusy opens a store whose timed applies are the test's own (no
+// tick for an hour) and creates two documents in it: q, in frame 1, to
+// stay quiet, and d, in frame 2.
+func quietAndBusy(t *testing.T) (*DB, collab.Key, collab.Key) {
+	t.Helper()
+	db := openTest(t, Options{ApplyEvery: time.Hour})
+	q := collab.Key{Collection: "c", ID: "q"}
+	d := collab.Key{Collection: "c", ID: "d"}
+	mustCommit(t, db, q, []collab.Record{createRec(0, "q", 1, "q")}, nil)
+	mustCommit(t, db, d, []collab.Record{createRec(0, "d", 1, "")}, nil)
+	return db, q, d
+}
+
 // persistedPoints reads the file's applied point and the highest frame
 // any apply took requests from, as bbolt holds them.
 func persistedPoints(t *testing.T, db *DB) (applied, reached uint64) {
@@ -118,11 +131,7 @@ func persistedPoints(t *testing.T, db *DB) (applied, reached uint64) {
 // is set low by hand; a timed apply must still not note a point below
 // the last.
 func TestAppliedPointNeverGoesBack(t *testing.T) {
-	db := openTest(t, Options{ApplyEvery: time.Hour}) // the timed apply is the test's
-	q := collab.Key{Collection: "c", ID: "q"}
-	d := collab.Key{Collection: "c", ID: "d"}
-	mustCommit(t, db, q, []collab.Record{createRec(0, "q", 1, "q")}, nil)
-	mustCommit(t, db, d, []collab.Record{createRec(0, "d", 1, "")}, nil)
+	db, q, d := quietAndBusy(t)
 	caughtUp(t, db)
 	before, _ := persistedPoints(t, db)
 	mustCommit(t, db, q, []collab.Record{editRec(1, "q", 2, "r")}, nil)
@@ -158,11 +167,7 @@ func TestNewFramesNumberedPastEveryNote(t *testing.T) {
 }
 
 func testNewFramesNumberedPastEveryNote(t *testing.T, dropReached bool) {
-	db := openTest(t, Options{ApplyEvery: time.Hour})
-	q := collab.Key{Collection: "c", ID: "q"}
-	d := collab.Key{Collection: "c", ID: "d"}
-	mustCommit(t, db, q, []collab.Record{createRec(0, "q", 1, "q")}, nil)                      // frame 1
-	mustCommit(t, db, d, []collab.Record{createRec(0, "d", 1, "")}, nil)                       // frame 2
+	db, q, d := quietAndBusy(t)                                                                // frames 1 and 2
 	mustCommit(t, db, d, []collab.Record{editRec(1, "d", 2, strings.Repeat("d", 8<<10))}, nil) // frame 3, two pages
 	if err := db.applyPending(false, false); err != nil {                                      // takes d, leaves q
 		t.Fatal(err)
@@ -241,11 +246,7 @@ func TestStatsShowWhatBboltTrails(t *testing.T) {
 // here is one bbolt transaction, where counting them made two (a chunk
 // cut at applyRecords), and the stores' contents are as committed.
 func TestApplyPassesOverWhatEarlierAppliesTook(t *testing.T) {
-	db := openTest(t, Options{ApplyEvery: time.Hour}) // the timed applies are the test's
-	q := collab.Key{Collection: "c", ID: "q"}
-	d := collab.Key{Collection: "c", ID: "d"}
-	mustCommit(t, db, q, []collab.Record{createRec(0, "q", 1, "q")}, nil)
-	mustCommit(t, db, d, []collab.Record{createRec(0, "d", 1, "")}, nil)
+	db, q, d := quietAndBusy(t)
 	// Rounds of 5,000 records in commits of 100: 5,050 counted each,
 	// two rounds more than applyRecords.
 	const round, per = 5000, 100

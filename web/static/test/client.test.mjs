@@ -90,6 +90,20 @@ test('duplicates are ignored and a gap asks for the missing ops', () => {
   assert.equal(doc.version, 3);
 });
 
+// dropAndResubscribe closes ws as the server would, runs whileDown, lets
+// the backoff pass, answers the new socket's handshake with the same src,
+// and checks it resubscribes docs/x at version 3; it returns the new socket.
+function dropAndResubscribe(ws, clock, whileDown = () => {}) {
+  ws.serverClose(1006);
+  whileDown();
+  clock.advance(1000);
+  const ws2 = FakeSocket.last();
+  assert.notEqual(ws2, ws);
+  handshake(ws2, 'src1');
+  assert.deepEqual(ws2.take(), [{ a: 's', c: 'docs', d: 'x', v: 3 }]);
+  return ws2;
+}
+
 test('a gap asks once until the fetch is answered, then again for a new gap', () => {
   const { ws, doc } = loaded('abc', 3);
   // A stream that lost version 3: every op after it is past the gap.
@@ -125,12 +139,7 @@ test('a gap fetch cut by a disconnect does not hold the next one back', () => {
   const { ws, doc, clock } = loaded('abc', 3);
   ws.deliver({ a: 'op', c: 'docs', d: 'x', v: 5, src: 'o', seq: 5, op: ['z'] });
   assert.deepEqual(ws.take(), [{ a: 'f', c: 'docs', d: 'x', v: 3 }]);
-  ws.serverClose(1006);
-  clock.advance(1000);
-  const ws2 = FakeSocket.last();
-  assert.notEqual(ws2, ws);
-  handshake(ws2, 'src1');
-  assert.deepEqual(ws2.take(), [{ a: 's', c: 'docs', d: 'x', v: 3 }]);
+  const ws2 = dropAndResubscribe(ws, clock);
   ws2.deliver({ a: 'op', c: 'docs', d: 'x', v: 7, src: 'o', seq: 7, op: ['z'] });
   assert.deepEqual(ws2.take(), [{ a: 'f', c: 'docs', d: 'x', v: 3 }]);
   assert.equal(doc.version, 3);
@@ -138,12 +147,9 @@ test('a gap fetch cut by a disconnect does not hold the next one back', () => {
 
 test('a gap met while disconnected (the HTTP op log) does not hold the next fetch back', () => {
   const { ws, doc, clock } = loaded('abc', 3);
-  ws.serverClose(1006);
-  doc.onOp({ a: 'op', c: 'docs', d: 'x', v: 5, src: 'o', seq: 5, op: ['z'] }); // nothing can be sent
-  clock.advance(1000);
-  const ws2 = FakeSocket.last();
-  handshake(ws2, 'src1');
-  assert.deepEqual(ws2.take(), [{ a: 's', c: 'docs', d: 'x', v: 3 }]);
+  const ws2 = dropAndResubscribe(ws, clock, () => {
+    doc.onOp({ a: 'op', c: 'docs', d: 'x', v: 5, src: 'o', seq: 5, op: ['z'] }); // nothing can be sent
+  });
   ws2.deliver({ a: 'op', c: 'docs', d: 'x', v: 7, src: 'o', seq: 7, op: ['z'] });
   assert.deepEqual(ws2.take(), [{ a: 'f', c: 'docs', d: 'x', v: 3 }]);
   assert.equal(doc.gapFetches, 1);
