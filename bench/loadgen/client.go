@@ -344,7 +344,13 @@ func (c *client) sendDueFetch() {
 
 // fetch asks for the document's snapshot. c.mu is held.
 func (c *client) fetch() {
-	c.write(fmt.Appendf(nil, `{"a":"f","c":%s,"d":%s,"v":null}`, c.g.collJSON, c.doc.idJSON))
+	c.write(fetchFrame(c.g.collJSON, c.doc.idJSON))
+}
+
+// fetchFrame asks for the latest snapshot of a document, its collection
+// and id given as JSON strings.
+func fetchFrame(collJSON, idJSON []byte) []byte {
+	return fmt.Appendf(nil, `{"a":"f","c":%s,"d":%s,"v":null}`, collJSON, idJSON)
 }
 
 // write sends a frame (binary to Hocuspocus, text to ShareDB); c.mu is

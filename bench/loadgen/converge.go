@@ -76,8 +76,7 @@ func (s *setup) fetchAll(ctx context.Context, url string) string {
 	}
 	defer ws.Close()
 	for _, d := range s.docs {
-		frame := fmt.Appendf(nil, `{"a":"f","c":%s,"d":%s,"v":null}`, s.g.collJSON, d.idJSON)
-		if err := ws.WriteMessage(websocket.TextMessage, frame); err != nil {
+		if err := ws.WriteMessage(websocket.TextMessage, fetchFrame(s.g.collJSON, d.idJSON)); err != nil {
 			return fmt.Sprintf("fetch %s from %s: %v", d.id, url, err)
 		}
 		f, err := readUntil(ws, `"f"`, d.idJSON)

@@ -23,31 +23,12 @@ import (
 // records them.
 func TestResyncWaitsForTheOpInFlight(t *testing.T) {
 	c, sent := clientInFlight(t)
-	quiet := func(what string) {
-		t.Helper()
-		select {
-		case b := <-sent:
-			t.Fatalf("%s: the client sent %s", what, b)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	next := func(what string) string {
-		t.Helper()
-		select {
-		case b := <-sent:
-			return b
-		case <-time.After(5 * time.Second):
-			t.Fatalf("%s: the client sent nothing", what)
-			return ""
-		}
-	}
-
 	// Another client's op at version 6: version 5's op has not arrived.
 	c.handle([]byte(`{"a":"op","c":"c","d":"d","v":6,"src":"other","seq":1,"op":[1,"Y"]}`), time.Now())
-	quiet("a gap with an op in flight")
+	sendsNothing(t, sent, "a gap with an op in flight")
 	// The op in flight is acknowledged at version 5: now the fetch.
 	c.handle([]byte(`{"a":"op","c":"c","d":"d","v":5,"src":"me","seq":1}`), time.Now())
-	if b := next("the ack after the gap"); !strings.Contains(b, `"a":"f"`) {
+	if b := nextSent(t, sent, "the ack after the gap"); !strings.Contains(b, `"a":"f"`) {
 		t.Fatalf("after the ack the client sent %s, want a fetch", b)
 	}
 	// While the fetch is out, version 6 comes again and then version 7,
@@ -72,19 +53,10 @@ func TestResyncAfterARefusedOp(t *testing.T) {
 	c, sent := clientInFlight(t)
 	g := c.g
 	c.handle([]byte(`{"a":"op","c":"c","d":"d","v":6,"src":"other","seq":1,"op":[1,"Y"]}`), time.Now())
-	select {
-	case b := <-sent:
-		t.Fatalf("a gap with an op in flight: the client sent %s", b)
-	case <-time.After(100 * time.Millisecond):
-	}
+	sendsNothing(t, sent, "a gap with an op in flight")
 	c.handle([]byte(`{"a":"op","c":"c","d":"d","v":5,"src":"me","seq":1,"error":{"code":"ERR_OT_OP_NOT_APPLIED","message":"no"}}`), time.Now())
-	select {
-	case b := <-sent:
-		if !strings.Contains(b, `"a":"f"`) {
-			t.Fatalf("after the refusal the client sent %s, want a fetch", b)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("after the refusal the client sent nothing")
+	if b := nextSent(t, sent, "the refusal"); !strings.Contains(b, `"a":"f"`) {
+		t.Fatalf("after the refusal the client sent %s, want a fetch", b)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -134,4 +106,26 @@ func clientInFlight(t *testing.T) (*client, <-chan string) {
 	}
 	return &client{g: g, doc: d, ws: ws, srcJSON: []byte(`"me"`), text: *ot.NewRope("Xhello"), v: 5,
 		inflight: in, inSeq: 1, inStart: time.Now()}, sent
+}
+
+// sendsNothing fails t if the client sends a frame within 100 ms.
+func sendsNothing(t *testing.T, sent <-chan string, what string) {
+	t.Helper()
+	select {
+	case b := <-sent:
+		t.Fatalf("%s: the client sent %s", what, b)
+	case <-time.After(100 * time.Millisecond):
+	}
+}
+
+// nextSent returns the next frame the client sends, failing t after 5 s.
+func nextSent(t *testing.T, sent <-chan string, what string) string {
+	t.Helper()
+	select {
+	case b := <-sent:
+		return b
+	case <-time.After(5 * time.Second):
+		t.Fatalf("%s: the client sent nothing", what)
+		return ""
+	}
 }
