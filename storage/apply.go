@@ -172,16 +172,7 @@ func (db *DB) applyPending(all, flush bool) error {
 	flush = flush || db.indexDue()
 	db.pmu.Lock()
 	frames := db.unapplied[:len(db.unapplied):len(db.unapplied)]
-	hold := uint64(math.MaxUint64)
-	var todo applyTodo
-	if all {
-		todo = make(applyTodo, len(db.pending))
-		for dk, pd := range db.pending {
-			todo[dk] = pd.first
-		}
-	} else {
-		todo, hold = db.dueDocs(time.Now())
-	}
+	todo, hold := db.dueDocs(time.Now(), all)
 	floor := db.applied
 	db.pmu.Unlock()
 	if !all && len(todo) == 0 {
@@ -238,15 +229,16 @@ func (t applyTodo) takes(r *commitReq, lsn uint64) bool {
 	return ok && lsn >= first
 }
 
-// dueDocs returns the documents a timed apply applies (see applyDocBytes),
-// and the highest LSN below every other pending document's oldest
-// unapplied request. pmu is held.
-func (db *DB) dueDocs(now time.Time) (applyTodo, uint64) {
+// dueDocs returns the documents an apply applies: every pending one if
+// all, else those a timed apply takes (see applyDocBytes); and the
+// highest LSN below every other pending document's oldest unapplied
+// request. pmu is held.
+func (db *DB) dueDocs(now time.Time, all bool) (applyTodo, uint64) {
 	due := make(applyTodo)
 	hold := uint64(math.MaxUint64)
 	age := applyDocTicks * db.opts.ApplyEvery
 	for dk, pd := range db.pending {
-		if pd.bytes >= applyDocBytes || len(pd.opaque) > 0 || now.Sub(pd.since) >= age {
+		if all || pd.bytes >= applyDocBytes || len(pd.opaque) > 0 || now.Sub(pd.since) >= age {
 			due[dk] = pd.first
 		} else {
 			hold = min(hold, pd.first-1)

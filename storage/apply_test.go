@@ -3,7 +3,6 @@ package storage
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
 	"os"
 	"reflect"
 	"strings"
@@ -111,10 +110,13 @@ func quietAndBusy(t *testing.T) (*DB, collab.Key, collab.Key) {
 // any apply took requests from, as bbolt holds them.
 func persistedPoints(t *testing.T, db *DB) (applied, reached uint64) {
 	t.Helper()
-	if err := db.bolt.View(func(tx *bolt.Tx) error {
-		applied, _ = binary.Uvarint(tx.Bucket(bucketMeta).Get(keyApplied))
-		reached, _ = binary.Uvarint(tx.Bucket(bucketMeta).Get(keyReached))
-		return nil
+	if err := db.bolt.View(func(tx *bolt.Tx) (err error) {
+		meta := tx.Bucket(bucketMeta)
+		if applied, _, err = readUvarint(meta, keyApplied); err != nil {
+			return err
+		}
+		reached, _, err = readUvarint(meta, keyReached)
+		return err
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -296,11 +298,17 @@ func TestApplyPassesOverWhatEarlierAppliesTook(t *testing.T) {
 func TestPendingBytesWeighWhatIsKept(t *testing.T) {
 	db := openTest(t, Options{ApplyEvery: time.Hour})
 	d := collab.Key{Collection: "c", ID: "d"}
-	mustCommit(t, db, d, []collab.Record{createRec(0, "d", 1, "")}, nil)
-	mustCommit(t, db, d, edits(1, 9, "d"), &collab.Snapshot{Version: 10, Type: ot.URI, Data: strings.Repeat("k", 100)})
+	recs := append([]collab.Record{createRec(0, "d", 1, "")}, edits(1, 9, "d")...)
+	mustCommit(t, db, d, recs[:1], nil)
+	mustCommit(t, db, d, recs[1:], &collab.Snapshot{Version: 10, Type: ot.URI, Data: strings.Repeat("k", 100)})
 	// Records with a snapshot no newer than the latest: the records are
 	// logged, the snapshot is not kept.
-	mustCommit(t, db, d, edits(10, 5, "d"), &collab.Snapshot{Version: 10, Type: ot.URI, Data: strings.Repeat("o", 3000)})
+	more := edits(10, 5, "d")
+	mustCommit(t, db, d, more, &collab.Snapshot{Version: 10, Type: ot.URI, Data: strings.Repeat("o", 3000)})
+	want := 100 // the kept snapshot's data, and every record encoded
+	for _, r := range append(recs, more...) {
+		want += len(encodeRecord(&r))
+	}
 	db.pmu.Lock()
 	pd := *db.pending[string(docKey(d))]
 	db.pmu.Unlock()
@@ -309,8 +317,8 @@ func TestPendingBytesWeighWhatIsKept(t *testing.T) {
 	if added != pd.bytes {
 		t.Fatalf("pending bytes %d as logged, %d as trimmed", added, pd.bytes)
 	}
-	if pd.bytes >= 3000 {
-		t.Fatalf("pending bytes %d count the older snapshot, which is not kept", pd.bytes)
+	if pd.bytes != want {
+		t.Fatalf("pending bytes %d, want %d: the records and the kept snapshot, not the one no newer", pd.bytes, want)
 	}
 	// Reads over the pending requests show what bbolt will hold.
 	before := mustLoad(t, db, d)
