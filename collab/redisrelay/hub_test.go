@@ -12,6 +12,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/coedit/coedit/collab"
 	"github.com/coedit/coedit/collab/redisrelay"
 	"github.com/coedit/coedit/internal/redistest"
@@ -376,6 +378,25 @@ while true do
   if (t[1] - s[1]) * 1000 + (t[2] - s[2]) / 1000 >= tonumber(ARGV[1]) then return 1 end
 end`
 
+// spinRedis keeps Redis busy for ms milliseconds with spinScript on c
+// (connected first, so the script goes out at once), and returns once
+// the spin has begun; the function it returns waits for the spin's end.
+func spinRedis(t *testing.T, c *redis.Client, ms int) func() {
+	t.Helper()
+	if err := c.Ping(ctx(t)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.Eval(context.Background(), spinScript, nil, ms).Err() }()
+	time.Sleep(100 * time.Millisecond) // the spin has begun
+	return func() {
+		t.Helper()
+		if err := <-done; err != nil {
+			t.Fatalf("spin script = %v", err)
+		}
+	}
+}
+
 // TestClusterCommitOfUnknownOutcomeIsCaughtUp: a commit whose answer
 // never came (Redis ran it after the node stopped waiting) is in the
 // cluster all the same. The node passes over its own doorbells, so its
@@ -387,15 +408,11 @@ func TestClusterCommitOfUnknownOutcomeIsCaughtUp(t *testing.T) {
 	ca := newTestConn("ca")
 	subscribe(t, a, key, ca)
 	busy := newClient(t, r.srv.Addr())
-	done := make(chan error, 1)
-	go func() { done <- busy.Eval(context.Background(), spinScript, nil, 600).Err() }()
-	time.Sleep(100 * time.Millisecond) // the spin has begun
+	spun := spinRedis(t, busy, 600)
 	if _, err := a.hub.SubmitWait(ctx(t), key, editSub("x", 2, 1, insertAt(0, "<"))); !errors.Is(err, collab.ErrUnavailable) {
 		t.Fatalf("Submit while Redis is busy = %v, want ErrUnavailable", err)
 	}
-	if err := <-done; err != nil {
-		t.Fatalf("spin script = %v", err)
-	}
+	spun()
 	recs := ca.waitOps(t, key, 2)
 	if got := recs[len(recs)-1]; got.Src != "x" || got.Seq != 2 {
 		t.Fatalf("subscriber on node a got %+v last, want the op Redis committed late (x, 2)", got)
@@ -421,11 +438,8 @@ func TestClusterFailedCommitsAskOneCatchUpPerSpell(t *testing.T) {
 		t.Fatalf("Sync(0) = %v", err)
 	}
 	// The subscription's own first Resync, once Redis confirms it.
-	deadline := time.Now().Add(waitLimit)
-	for resyncs.Load() == 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	time.Sleep(50 * time.Millisecond)
+	waitUntil(t, "the subscription's first Resync", func() bool { return resyncs.Load() > 0 })
+	time.Sleep(50 * time.Millisecond) // a second one would come now
 	subResyncs := b.relay.Stats().Resyncs
 	base := resyncs.Load()
 	if base == 0 || int64(subResyncs) != base {
@@ -433,9 +447,6 @@ func TestClusterFailedCommitsAskOneCatchUpPerSpell(t *testing.T) {
 	}
 
 	busy := newClient(t, r.srv.Addr())
-	if err := busy.Ping(ctx(t)).Err(); err != nil { // connected before the spins
-		t.Fatal(err)
-	}
 	seq := uint64(0)
 	rec := func(v uint64) []collab.Record {
 		seq++
@@ -445,17 +456,13 @@ func TestClusterFailedCommitsAskOneCatchUpPerSpell(t *testing.T) {
 	// each failing at its 100 ms CallTimeout.
 	failing := func(calls int) {
 		t.Helper()
-		done := make(chan error, 1)
-		go func() { done <- busy.Eval(context.Background(), spinScript, nil, 1000).Err() }()
-		time.Sleep(100 * time.Millisecond) // the spin has begun
+		spun := spinRedis(t, busy, 1000)
 		for i := range calls {
 			if _, err := b.cluster.Sequence(ctx(t), key, rec(1)); !errors.Is(err, collab.ErrUnavailable) {
 				t.Fatalf("commit call %d while Redis is busy = %v, want ErrUnavailable", i+1, err)
 			}
 		}
-		if err := <-done; err != nil {
-			t.Fatalf("spin script = %v", err)
-		}
+		spun()
 	}
 	// own is how many Resyncs the commit calls asked for.
 	own := func() int64 {
