@@ -23,12 +23,22 @@ import (
 // Redis shows quickly.
 func startClusterServer(t *testing.T, addr string) *testServer {
 	t.Helper()
+	ts, _ := startClusterNode(t, addr, "web:"+t.Name()+":", nil)
+	return ts
+}
+
+// startClusterNode is startClusterServer with the Redis key prefix given
+// (nodes with one prefix are one cluster) and, with ro set, a roster
+// that routes each document's editors to one node: the node joins it at
+// its listener's address.
+func startClusterNode(t *testing.T, addr, prefix string, ro *redisrelay.RosterOptions) (*testServer, *redisrelay.Roster) {
+	t.Helper()
 	store, err := storage.Open(filepath.Join(t.TempDir(), "coedit.db"), storage.Options{Sync: storage.SyncNone})
 	if err != nil {
 		t.Fatalf("storage.Open: %v", err)
 	}
 	client := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true, MaxRetries: 1})
-	relay, err := redisrelay.New(redisrelay.Options{Client: client, Prefix: "web:" + t.Name() + ":", NodeID: "web", Logger: quiet})
+	relay, err := redisrelay.New(redisrelay.Options{Client: client, Prefix: prefix, NodeID: "web", Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,16 +47,29 @@ func startClusterServer(t *testing.T, addr string) *testServer {
 		t.Fatal(err)
 	}
 	hub := collab.NewHub(collab.Options{Store: store, Relay: cl, Sequencer: cl, Logger: quiet})
-	srv, err := New(Options{Hub: hub, Logger: quiet})
+	hs := httptest.NewUnstartedServer(nil)
+	opts := Options{Hub: hub, Logger: quiet}
+	var roster *redisrelay.Roster
+	if ro != nil {
+		if roster, err = relay.NewRoster(hs.Listener.Addr().String(), *ro); err != nil {
+			t.Fatal(err)
+		}
+		opts.Router = roster
+	}
+	srv, err := New(opts)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	hs := httptest.NewServer(srv.Handler())
+	hs.Config.Handler = srv.Handler()
+	hs.Start()
 	ts := &testServer{t: t, srv: srv, hub: hub, store: store, http: hs,
 		wsURL: "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws"}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
+		if roster != nil {
+			roster.Close()
+		}
 		if err := srv.Close(ctx); err != nil {
 			t.Errorf("Server.Close: %v", err)
 		}
@@ -63,7 +86,7 @@ func startClusterServer(t *testing.T, addr string) *testServer {
 			t.Errorf("store.Close: %v", err)
 		}
 	})
-	return ts
+	return ts, roster
 }
 
 // TestUnavailableCommitPointClosesWith1012: while the cluster's Redis

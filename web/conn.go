@@ -281,7 +281,7 @@ func (c *conn) finish(err error) {
 	c.srv.hub.Disconnect(c)
 	c.srv.release(c)
 	c.log().Debug("websocket closed", "src", c.Src(), "reason", err)
-	c.srv.leave(remoteHost(c.remote()))
+	c.srv.leave(c.srv.connAddr(c))
 }
 
 // tokenExpired closes the connection when its token expires.

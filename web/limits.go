@@ -3,7 +3,6 @@ package web
 import (
 	"fmt"
 	"net"
-	"net/http"
 )
 
 // This file bounds the WebSocket connections a node holds, in all
@@ -44,15 +43,22 @@ func (s *Server) leave(addr string) {
 	s.wg.Done()
 }
 
-// clientAddr is the address a connection counts against: the TCP peer's
-// IP. Forwarding headers are not read: any client can set them.
-func clientAddr(r *http.Request) string {
-	return remoteHost(r.RemoteAddr)
+// connAddr is the address c was admitted with (Server.clientAddr): the
+// one another node passed it here for, or its TCP peer's host, computed
+// again from its socket (an idle connection does not keep it), which
+// gives the same string.
+func (s *Server) connAddr(c *conn) string {
+	s.mu.Lock()
+	addr, ok := s.passedAddr[c]
+	delete(s.passedAddr, c)
+	s.mu.Unlock()
+	if ok {
+		return addr
+	}
+	return remoteHost(c.remote())
 }
 
-// remoteHost is the host of a peer's address (host:port), as clientAddr
-// counts it; a connection that does not keep it computes it again from
-// its socket, which gives the same string.
+// remoteHost is the host of a peer's address (host:port).
 func remoteHost(addr string) string {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {

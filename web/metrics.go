@@ -38,6 +38,10 @@ type metrics struct {
 	// abuseClosed counts connections closed with 1008 for sending too
 	// many bad frames.
 	abuseClosed prometheus.Counter
+	// proxied counts upgrades passed to their document's node
+	// (Options.Router), and proxyFailures those that could not be and
+	// were served here.
+	proxied, proxyFailures prometheus.Counter
 }
 
 // submitAckBuckets are the submit latency histogram's upper bounds, in
@@ -73,6 +77,14 @@ func newMetrics(s *Server, extra []prometheus.Collector) (*metrics, error) {
 			Name: "coedit_abuse_closed_total",
 			Help: "WebSocket connections closed (1008) for sending too many malformed or rate-limited frames.",
 		}),
+		proxied: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "coedit_ws_passed_total",
+			Help: "WebSocket upgrades passed to the cluster node that serves their document.",
+		}),
+		proxyFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "coedit_ws_pass_failures_total",
+			Help: "WebSocket upgrades that could not be passed to their document's node (unreachable, no answer in time, full or closing) and were served here.",
+		}),
 	}
 	for _, reason := range []string{"binary", "utf8", "json", "rate"} {
 		m.badFrames.WithLabelValues(reason)
@@ -86,7 +98,7 @@ func newMetrics(s *Server, extra []prometheus.Collector) (*metrics, error) {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		newHubCollector(s.hub, s.Connections),
-		m.errors, m.submitAck, m.slowConsumers, m.badFrames, m.abuseClosed,
+		m.errors, m.submitAck, m.slowConsumers, m.badFrames, m.abuseClosed, m.proxied, m.proxyFailures,
 	}
 	for _, c := range append(cs, extra...) {
 		if err := m.reg.Register(c); err != nil {

@@ -119,6 +119,11 @@ type Options struct {
 	// Ready, if set, is called by /ready besides the server's own check
 	// (not closing); an error makes /ready answer 503 with its text.
 	Ready func(ctx context.Context) error
+	// Router, in a cluster, routes each document's WebSocket editors to
+	// one node: an upgrade that names its document (/ws?doc=...) and
+	// belongs elsewhere is passed to that node (proxy.go). Nil serves
+	// every upgrade here.
+	Router Router
 }
 
 // Defaults of Options' rate and connection limits.
@@ -229,7 +234,12 @@ type Server struct {
 	// and MaxConnsPerAddr.
 	admitted int
 	perAddr  map[string]int
-	wg       sync.WaitGroup // connection handlers
+	// passed are the upgrades passed to other nodes (proxy.go), and
+	// passedAddr the client address of each connection that another node
+	// passed here, which it counts against instead of its TCP peer's.
+	passed     map[*passed]struct{}
+	passedAddr map[*conn]string
+	wg         sync.WaitGroup // connection handlers
 	// The ping wheel (pingTurn): one timer for every connection, armed
 	// while there are connections; the turns it has run, and when the
 	// next one is due.
@@ -389,6 +399,7 @@ func (s *Server) Close(ctx context.Context) error {
 	for c := range s.conns {
 		c.closeWith(CloseGoingAway, "server shutting down")
 	}
+	s.closePassedLocked()
 	s.mu.Unlock()
 	done := make(chan struct{})
 	go func() {
@@ -421,7 +432,10 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, newError(CodeOriginNotAllowed, "origin "+strconv.Quote(r.Header.Get("Origin"))+" is not allowed"))
 		return
 	}
-	addr := clientAddr(r)
+	addr, passedHere := s.clientAddr(r)
+	if s.opts.Router != nil && !passedHere && s.routeWS(w, r, addr) {
+		return
+	}
 	if perr := s.admit(addr); perr != nil {
 		s.writeError(w, r, perr)
 		return
@@ -449,6 +463,12 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	s.conns[c] = struct{}{}
 	s.srcs[c.Src()] = c
+	if passedHere {
+		if s.passedAddr == nil {
+			s.passedAddr = make(map[*conn]string)
+		}
+		s.passedAddr[c] = addr
+	}
 	s.addPingLocked(c)
 	s.mu.Unlock()
 	// The reader runs on goroutines other than this handler's (a small

@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/coedit/coedit/collab"
+	"github.com/coedit/coedit/collab/redisrelay"
 	"github.com/coedit/coedit/storage"
 	"github.com/coedit/coedit/web"
 )
@@ -68,6 +69,10 @@ type serveConfig struct {
 	// names the node in logs (generated when empty).
 	Redis       string
 	RedisPrefix string
+	// Advertise, with Redis, is the address the other nodes reach this
+	// one at; set, the node joins the roster that routes each document's
+	// editors to one node (redisrelay.Roster, web/proxy.go).
+	Advertise string
 	NodeID      string
 	// NodeTTL is redisrelay.Options.NodeTTL: how long after a node
 	// stops its clients' presence is cleared on the others.
@@ -120,6 +125,7 @@ func parseServeFlags(args []string, getenv func(string) string, output io.Writer
 	fs.StringVar(&cfg.PprofAddr, "pprof", "", "serve net/http/pprof on this host:port, apart from --addr (loopback only unless --insecure); off when empty")
 	fs.StringVar(&cfg.Redis, "redis", "", "Redis of a cluster of nodes: redis://[user:password@]host:port[/db] (rediss:// for TLS) or host:port; a comma-separated list of seeds for a Redis Cluster; empty: a single node")
 	fs.StringVar(&cfg.RedisPrefix, "redis-prefix", "coedit:", "prefix of the cluster's Redis keys, so that several clusters can share a Redis")
+	fs.StringVar(&cfg.Advertise, "advertise", "", "with --redis: host:port at which the other nodes reach this node's --addr; set on the nodes, each document's WebSocket editors that name it (/ws?doc=collection/id, as the page does) are passed to one node, which alone commits the document's ops")
 	fs.StringVar(&cfg.NodeID, "node-id", "", "this node's name in logs (default: generated, and logged)")
 	fs.DurationVar(&cfg.NodeTTL, "node-ttl", 15*time.Second, "with --redis: how long after a node stops (its heartbeat in Redis expires) the other nodes clear the presence (carets) of its clients")
 	if err := setFromEnv(fs, getenv); err != nil {
@@ -164,6 +170,9 @@ func (cfg serveConfig) check() error {
 		return fmt.Errorf("--max-conns-per-addr: want a positive number, got %d", cfg.MaxConnsPerAddr)
 	case strings.ContainsAny(cfg.RedisPrefix, "{}"):
 		return fmt.Errorf("--redis-prefix: %q must not contain { or }", cfg.RedisPrefix)
+	}
+	if cfg.Advertise != "" && cfg.Redis == "" {
+		return errors.New("--advertise: only a node of a cluster (--redis) routes editors to other nodes")
 	}
 	if cfg.Redis != "" {
 		if _, err := parseRedis(cfg.Redis); err != nil {
@@ -355,6 +364,7 @@ func startNode(cfg serveConfig, log *slog.Logger) (_ *node, err error) {
 	}
 	hopts := collab.Options{Store: store, Logger: log, MaxDocLen: cfg.MaxDocLen}
 	var cn *clusterNode
+	var leaveRoster func(context.Context) error
 	if cfg.Redis != "" {
 		// Its sessions leave the relay as the hub closes, so the relay
 		// closes after the hub (closers run newest first).
@@ -387,6 +397,15 @@ func startNode(cfg serveConfig, log *slog.Logger) (_ *node, err error) {
 	if cn != nil {
 		wopts.Ready = cn.ready
 		wopts.Collectors = append(wopts.Collectors, cn.collectors(hub)...)
+		if cfg.Advertise != "" {
+			roster, err := cn.relay.NewRoster(cfg.Advertise, redisrelay.RosterOptions{})
+			if err != nil {
+				return nil, fmt.Errorf("serve: --advertise: %w", err)
+			}
+			wopts.Router = roster
+			leaveRoster = func(context.Context) error { roster.Close(); return nil }
+			n.closers.add("roster", leaveRoster) // if this function fails
+		}
 	}
 	ws, err := web.New(wopts)
 	if err != nil {
@@ -417,6 +436,12 @@ func startNode(cfg serveConfig, log *slog.Logger) (_ *node, err error) {
 		<-served
 		return err
 	})
+	if leaveRoster != nil {
+		// Closers run newest first: the node leaves the roster, so that
+		// the others stop passing editors to it, before it stops taking
+		// upgrades. (Roster.Close may run twice.)
+		n.closers.add("roster", leaveRoster)
+	}
 	// The mode, never the secret: the log says whether auth is on.
 	mode := securityMode(cfg)
 	attrs := []any{"url", "http://" + n.ln.Addr().String(), "data", path, "sync", cfg.Sync.String(), "mode", mode,
