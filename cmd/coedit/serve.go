@@ -73,7 +73,7 @@ type serveConfig struct {
 	// one at; set, the node joins the roster that routes each document's
 	// editors to one node (redisrelay.Roster, web/proxy.go).
 	Advertise string
-	NodeID      string
+	NodeID    string
 	// NodeTTL is redisrelay.Options.NodeTTL: how long after a node
 	// stops its clients' presence is cleared on the others.
 	NodeTTL time.Duration
