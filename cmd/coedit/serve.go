@@ -69,11 +69,11 @@ type serveConfig struct {
 	// names the node in logs (generated when empty).
 	Redis       string
 	RedisPrefix string
+	NodeID      string
 	// Advertise, with Redis, is the address the other nodes reach this
 	// one at; set, the node joins the roster that routes each document's
 	// editors to one node (redisrelay.Roster, web/proxy.go).
 	Advertise string
-	NodeID    string
 	// NodeTTL is redisrelay.Options.NodeTTL: how long after a node
 	// stops its clients' presence is cleared on the others.
 	NodeTTL time.Duration
