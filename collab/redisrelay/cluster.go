@@ -392,6 +392,15 @@ func (l *link) saw(v uint64) {
 	l.mu.Unlock()
 }
 
+// forget notes that the session holds nothing at or past v any more (a
+// fork cut its log back to v): deliver must not drop the new history's
+// doorbells below the old head as known.
+func (l *link) forget(v uint64) {
+	l.mu.Lock()
+	l.known = min(l.known, v)
+	l.mu.Unlock()
+}
+
 // certain is the subscription's Handler.OthersOnly: the session holds
 // every commit of its own that made it into Redis, so its own doorbells
 // need not be decoded.

@@ -207,6 +207,7 @@ func (l *link) catchUp(ctx context.Context, h Head, head *uint64, fork func(uint
 			}
 			c.stats.forks.Add(1)
 			*head = shared
+			l.forget(shared)
 			l.follow(ctx, h.Epoch)
 			return nil, false, nil // the records offered moved Redis's head
 		}
