@@ -61,6 +61,15 @@ func (s *session) finishGroup(jobs []*job, out []outcome, recs []Record) {
 func (s *session) commitGroup(jobs []*job) ([]outcome, []Record) {
 	for try := 1; ; try++ {
 		out, recs := s.planGroup(jobs)
+		if try == 1 && s.aheadOfCluster(jobs, out) {
+			// Made on a version this node has not heard of yet: another
+			// node committed it (its doorbell is on the way, or an HTTP
+			// client read it there). Catch up and plan again, rather than
+			// refuse an op that is not ahead of the document.
+			if err := s.sync(); err == nil {
+				continue
+			}
+		}
 		if len(recs) == 0 {
 			return out, nil
 		}
@@ -89,6 +98,21 @@ func (s *session) commitGroup(jobs []*job) ([]outcome, []Record) {
 		}
 		return failPlanned(out, recs[0].Version, err), nil
 	}
+}
+
+// aheadOfCluster reports whether, in a cluster, a job was refused as
+// ahead of the document though a sync since it was queued might have
+// brought its version.
+func (s *session) aheadOfCluster(jobs []*job, out []outcome) bool {
+	if s.cluster == nil {
+		return false
+	}
+	for i, o := range out {
+		if errors.Is(o.err, ErrVersionAhead) && !s.fresh(jobs[i]) {
+			return true
+		}
+	}
+	return false
 }
 
 // planGroup plans each job on one draft of the document and returns the

@@ -241,6 +241,10 @@ func (s *Server) streamOps(w http.ResponseWriter, r *http.Request, key collab.Ke
 // httpSrcPrefix starts the src of every op submitted over the HTTP API.
 const httpSrcPrefix = "http:"
 
+// anonSrcMark follows httpSrcPrefix in the src given to a submit that
+// brought none: a random one of its own (newSrc), used once.
+const anonSrcMark = "once-"
+
 // An HTTP writer's src, with its prefix and subject MAC (see
 // Server.httpSrc), must fit the engine's bound: this array's length is
 // negative, and the build fails, if it does not.
@@ -269,7 +273,8 @@ func encodeRecord(rec collab.Record, withMeta bool) ([]byte, error) {
 
 // serveSubmit answers POST /api/docs/{collection}/{id}/ops: the body is
 // {v, src, seq, op|create|del} (src and seq together or neither; with
-// them a resend is deduplicated), the op is transformed and committed as
+// them a resend is deduplicated; without, the op gets a src of its own,
+// used once), the op is transformed and committed as
 // a WebSocket submit is, and the reply is the committed op
 // {v, src, seq, op|create|del} with "duplicate":true for a resend.
 //
@@ -330,6 +335,15 @@ func (s *Server) serveSubmit(w http.ResponseWriter, r *http.Request) {
 		// client (and have that client's next op dropped as its
 		// "duplicate"), and no client can reclaim an integration's src.
 		sub.Src = s.httpSrc(src, id)
+	} else {
+		// A submit without src and seq still gets an identity of its own,
+		// as every ShareDB op has: in a cluster, two such submits of the
+		// same op at the same version and millisecond make byte-identical
+		// records, and the commit point could not tell the second from a
+		// repeat of the first (a lost reply, retried): both would be
+		// acknowledged at one version and one edit lost. With a src,
+		// each is its own, and a retried one is known as a resend.
+		sub.Src, sub.Seq = httpSrcPrefix+anonSrcMark+newSrc(), 1
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.opts.RequestTimeout)
 	defer cancel()

@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -78,8 +79,18 @@ func TestHTTPSubmitAndRead(t *testing.T) {
 	okPost(`{"op":[5,"!"],"seq":1,"src":"c3","v":1}`, `{"v":3,"src":"http:c3","seq":1,"op":[6,"!"]}`)
 	// A resend is answered with the op as first committed, once.
 	okPost(`{"v":1,"src":"c1","seq":2,"op":[5," world"]}`, `{"v":1,"src":"http:c1","seq":2,"op":[5," world"],"duplicate":true}`)
-	// Without src and seq there is no deduplication.
-	okPost(`{"v":4,"op":[{"d":1}]}`, `{"v":4,"op":[{"d":1}]}`)
+	// Without src and seq the op gets a src of its own, used once
+	// (TestClusterSubmitsWithoutSrcAreEachTheirOwn).
+	status, got := post("/api/docs/notes/a%2Fb/ops", `{"v":4,"op":[{"d":1}]}`)
+	var rec struct {
+		V   int    `json:"v"`
+		Src string `json:"src"`
+		Seq int    `json:"seq"`
+	}
+	if status != http.StatusOK || json.Unmarshal([]byte(got), &rec) != nil || rec.V != 4 ||
+		!strings.HasPrefix(rec.Src, httpSrcPrefix+anonSrcMark) || len(rec.Src) != len(httpSrcPrefix+anonSrcMark)+32 || rec.Seq != 1 {
+		t.Fatalf("POST without src = %d %s, want 200 at v4 with a src %s<32 hex digits> and seq 1", status, got, httpSrcPrefix+anonSrcMark)
+	}
 
 	for _, tc := range []struct {
 		name, path, ctype, body string
@@ -121,7 +132,7 @@ func TestHTTPSubmitAndRead(t *testing.T) {
 		`{"v":1,"src":"http:c1","seq":2,"op":[5," world"],"m":{"ts":1700000002000}}`,
 		`{"v":2,"src":"http:c2","seq":1,"op":[">"],"m":{"ts":1700000003000}}`,
 		`{"v":3,"src":"http:c3","seq":1,"op":[6,"!"],"m":{"ts":1700000004000}}`,
-		`{"v":4,"op":[{"d":1}],"m":{"ts":1700000005000}}`,
+		`{"v":4,"src":` + jsonString(rec.Src) + `,"seq":1,"op":[{"d":1}],"m":{"ts":1700000005000}}`,
 	}
 	for _, tc := range []struct {
 		query    string

@@ -2,10 +2,13 @@ package web
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -132,4 +135,61 @@ func TestUnavailableCommitPointClosesWith1012(t *testing.T) {
 	again.expectf(`{"a":"op","c":"docs","d":"x","v":1,"src":%q,"seq":2}`, c.src)
 	again.sendRaw(`{"a":"f","c":"docs","d":"x"}`)
 	again.expectf(`{"a":"f","c":"docs","d":"x","data":{"v":2,"data":"!base","type":%q}}`, textURI)
+}
+
+// TestClusterSubmitsWithoutSrcAreEachTheirOwn: two HTTP submits without
+// src of the same op at the same version, one to each node of a cluster
+// at the same moment, are two ops: each is acknowledged at a version of
+// its own and the document holds both. Without a src of their own, the
+// records were byte-identical when made in the same millisecond, and the
+// commit point took the second for a repeat of the first: both were
+// acknowledged at one version and one edit was lost.
+func TestClusterSubmitsWithoutSrcAreEachTheirOwn(t *testing.T) {
+	rs := redistest.StartServer(t, redistest.ServerOptions{})
+	prefix := "web:" + t.Name() + ":"
+	a, _ := startClusterNode(t, rs.Addr(), prefix, nil)
+	b, _ := startClusterNode(t, rs.Addr(), prefix, nil)
+	if status, body := a.httpDo(t, "POST", "/api/docs/notes/twins/ops", "application/json", `{"v":null,"create":{"type":"text-unicode","data":""}}`, nil); status != http.StatusOK {
+		t.Fatalf("create = %d %s", status, body)
+	}
+	const rounds = 30
+	acked := make(map[float64]bool)
+	for v := 1; v < 1+2*rounds; v += 2 {
+		var wg sync.WaitGroup
+		replies := make([]string, 2)
+		for i, ts := range []*testServer{a, b} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				status, body := ts.httpDo(t, "POST", "/api/docs/notes/twins/ops", "application/json", fmt.Sprintf(`{"v":%d,"op":["x"]}`, v), nil)
+				if status != http.StatusOK {
+					t.Errorf("POST at v%d = %d %s", v, status, body)
+				}
+				replies[i] = body
+			}()
+		}
+		wg.Wait()
+		for _, body := range replies {
+			var rec map[string]any
+			if err := json.Unmarshal([]byte(body), &rec); err != nil {
+				t.Fatalf("reply %q: %v", body, err)
+			}
+			ver, _ := rec["v"].(float64)
+			if acked[ver] {
+				t.Fatalf("round at v%d: two submits acknowledged at version %v", v, ver)
+			}
+			acked[ver] = true
+		}
+	}
+	status, body := b.httpDo(t, "GET", "/api/docs/notes/twins", "", "", nil)
+	var snap struct {
+		V    int    `json:"v"`
+		Data string `json:"data"`
+	}
+	if status != http.StatusOK || json.Unmarshal([]byte(body), &snap) != nil {
+		t.Fatalf("GET = %d %s", status, body)
+	}
+	if snap.V != 1+2*rounds || snap.Data != strings.Repeat("x", 2*rounds) {
+		t.Fatalf("after %d acknowledged inserts the document is v%d %q, want v%d with %d x", 2*rounds, snap.V, snap.Data, 1+2*rounds, 2*rounds)
+	}
 }
