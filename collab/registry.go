@@ -177,6 +177,9 @@ func (d *docSet) keys(f func(Key)) {
 type docJoin struct {
 	// pending counts this registration's Subscribes not yet answered.
 	pending int
+	// joined is set once one of them succeeded: the session then holds
+	// the connection until an Unsubscribe or Disconnect tells it not to.
+	joined bool
 }
 
 func (cs *connState) empty() bool {
@@ -399,10 +402,14 @@ func (h *Hub) joinDocs(c Conn, keys []Key) ([]*docJoin, error) {
 // the rollback of a failed subscribe, in one place. A session that fails
 // a subscribe leaves c out of the document, so a failure drops the
 // registration, unless another Subscribe to key is still in flight (its
-// own reply, which comes later, decides). A registration an Unsubscribe
-// replaced is no longer j and is left alone. (A subscribe the closing hub
-// refuses never reached the session; dropping its registration then is
-// harmless, as every session is stopping.)
+// own reply, which comes later, decides) or an earlier one succeeded: a
+// subscribe that fails before it reaches the session (its inbox full, or
+// the connection closing) leaves the session holding c from that earlier
+// one, and only the registration makes Disconnect tell the session to
+// let go of it. A registration an Unsubscribe replaced is no longer j and
+// is left alone. (A subscribe the closing hub refuses never reached the
+// session; dropping its registration then is harmless, as every session
+// is stopping.)
 func (h *Hub) settleDoc(c Conn, key Key, j *docJoin, err error) {
 	h.pmu.Lock()
 	defer h.pmu.Unlock()
@@ -411,7 +418,10 @@ func (h *Hub) settleDoc(c Conn, key Key, j *docJoin, err error) {
 		return
 	}
 	j.pending--
-	if err != nil && j.pending == 0 {
+	if err == nil {
+		j.joined = true
+	}
+	if err != nil && j.pending == 0 && !j.joined {
 		cs.docs.del(key)
 		h.gcConn(c, cs)
 	}

@@ -1,0 +1,89 @@
+package collab_test
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/coedit/coedit/collab"
+	"github.com/coedit/coedit/storage"
+)
+
+// A subscribed connection whose second subscribe to the document fails
+// before it reaches the session (the inbox is full, or the connection is
+// closing) is still the session's subscriber. Its Disconnect must reach
+// the session: it used to drop the registration with the failure, so the
+// session kept sending a closed connection every op and never stopped.
+
+func TestBusyResubscribeStillDisconnects(t *testing.T) {
+	store := &blockingCommitStore{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	db, _ := openStore(t, storage.SyncNone)
+	store.DB = db
+	h := startHub(t, collab.Options{Store: store, MaxInbox: 2, IdleTimeout: 20 * time.Millisecond})
+	mustSubmit(t, h, docX, createSub("", 0, "hello"))
+	c := newConn("c")
+	c.subscribe(h, docX, nil)
+	c.waitN(t, "snapshot", 1)
+
+	store.block.Store(true)
+	t.Cleanup(func() { store.once.Do(func() { close(store.release) }) })
+	b := newConn("b")
+	b.submit(h, docX, editSub("b", 1, 1, ins(0, "x")))
+	<-store.entered // the session is in Store.Commit
+	b.fetch(h, docX, nil)
+	b.fetch(h, docX, nil) // the inbox is full
+	c.subscribe(h, docX, nil)
+	if e := c.waitN(t, "snapshot", 2)[1]; !errors.Is(e.err, collab.ErrBusy) {
+		t.Fatalf("resubscribe = %+v, want ErrBusy", e)
+	}
+	store.block.Store(false)
+	store.once.Do(func() { close(store.release) })
+	b.waitN(t, "snapshot", 2)
+
+	// web closes the socket on ErrBusy; its finish calls Disconnect.
+	c.close()
+	h.Disconnect(c)
+	before := c.count("op")
+	mustSubmit(t, h, docX, editSub("z", 1, 2, ins(0, "z")))
+	waitSessions(t, h, 0)
+	if got := c.count("op"); got != before {
+		t.Errorf("the disconnected connection was sent %d more ops", got-before)
+	}
+}
+
+func TestClosingResubscribeStillDisconnects(t *testing.T) {
+	store := &blockingCommitStore{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	db, _ := openStore(t, storage.SyncNone)
+	store.DB = db
+	h := startHub(t, collab.Options{Store: store, IdleTimeout: 20 * time.Millisecond})
+	mustSubmit(t, h, docX, createSub("", 0, "hello"))
+	c := newConn("c")
+	c.subscribe(h, docX, nil)
+	c.waitN(t, "snapshot", 1)
+	store.block.Store(true)
+	t.Cleanup(func() { store.once.Do(func() { close(store.release) }) })
+	b := newConn("b")
+	b.submit(h, docX, editSub("b", 1, 1, ins(0, "x")))
+	<-store.entered
+	c.subscribe(h, docX, nil) // queued behind the commit
+	c.close()                 // the socket goes away: the session drops the subscribe
+	store.block.Store(false)
+	store.once.Do(func() { close(store.release) })
+	b.waitN(t, "ack", 1)
+	mustFetch(t, h, docX) // the resubscribe has been answered by now
+	h.Disconnect(c)       // web's finish
+	waitSessions(t, h, 0)
+}
+
+// waitSessions waits until h runs n sessions (idle ones stop after the
+// hub's IdleTimeout), failing after 5 s.
+func waitSessions(t *testing.T, h *collab.Hub, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for h.Stats().Sessions != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("Stats().Sessions = %d 5 s after the last subscriber left (IdleTimeout 20ms), want %d", h.Stats().Sessions, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
