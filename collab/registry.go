@@ -1,6 +1,7 @@
 package collab
 
 import (
+	"errors"
 	"fmt"
 	"time"
 )
@@ -402,12 +403,12 @@ func (h *Hub) joinDocs(c Conn, keys []Key) ([]*docJoin, error) {
 // the rollback of a failed subscribe, in one place. A session that fails
 // a subscribe leaves c out of the document, so a failure drops the
 // registration, unless another Subscribe to key is still in flight (its
-// own reply, which comes later, decides) or an earlier one succeeded: a
-// subscribe that fails before it reaches the session (its inbox full, or
-// the connection closing) leaves the session holding c from that earlier
-// one, and only the registration makes Disconnect tell the session to
-// let go of it. A registration an Unsubscribe replaced is no longer j and
-// is left alone. (A subscribe the closing hub refuses never reached the
+// own reply, which comes later, decides), or an earlier one succeeded and
+// this one failed before the session served it (ErrBusy: its inbox or
+// its held requests were full; ErrConnClosed: the connection is
+// closing): the session still holds c from the earlier one, and only the
+// registration makes Disconnect tell it to let go. A registration an
+// Unsubscribe replaced is no longer j and is left alone. (A subscribe the closing hub refuses never reached the
 // session; dropping its registration then is harmless, as every session
 // is stopping.)
 func (h *Hub) settleDoc(c Conn, key Key, j *docJoin, err error) {
@@ -421,7 +422,8 @@ func (h *Hub) settleDoc(c Conn, key Key, j *docJoin, err error) {
 	if err == nil {
 		j.joined = true
 	}
-	if err != nil && j.pending == 0 && !j.joined {
+	kept := j.joined && (errors.Is(err, ErrBusy) || errors.Is(err, ErrConnClosed))
+	if err != nil && j.pending == 0 && !kept {
 		cs.docs.del(key)
 		h.gcConn(c, cs)
 	}
