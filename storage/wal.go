@@ -276,8 +276,18 @@ func replayLog(segs []segment, applied uint64, fn func(lsn uint64, reqs []*commi
 				break
 			}
 			if errors.Is(err, errTorn) {
-				if i == len(segs)-1 {
-					break // the unsynced tail of the last write
+				rest, rerr := framesAfter(segs[i+1:])
+				if rerr != nil {
+					f.Close()
+					return last, rerr
+				}
+				if !rest {
+					// The unsynced tail of the last write. Segments after
+					// this one may exist without a frame: a new segment
+					// whose creation failed half way (create) before the
+					// writer went on in this one.
+					f.Close()
+					return last, nil
 				}
 				f.Close()
 				return last, fmt.Errorf("%w: log segment %s: %w", ErrCorrupt, s.path, err)
@@ -312,6 +322,23 @@ func replayLog(segs []segment, applied uint64, fn func(lsn uint64, reqs []*commi
 		f.Close()
 	}
 	return last, nil
+}
+
+// framesAfter reports whether any of segs holds a frame (or the start of
+// one).
+func framesAfter(segs []segment) (bool, error) {
+	for _, s := range segs {
+		f, err := os.Open(s.path)
+		if err != nil {
+			return false, err
+		}
+		_, err = (&frameReader{r: bufio.NewReader(f)}).next()
+		f.Close()
+		if err != io.EOF {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // walFile is the segment the writer appends to. Only the writer
@@ -355,7 +382,11 @@ func (w *walFile) create(lsn uint64) (segment, error) {
 		// The new name must be durable before a frame in it is
 		// acknowledged.
 		if err := syncDir(w.dir); err != nil {
+			// The writer goes on in the current segment; the empty file
+			// goes (replay passes over an empty segment after a torn
+			// tail too, if this fails).
 			f.Close()
+			os.Remove(path)
 			return segment{}, err
 		}
 	}

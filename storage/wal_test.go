@@ -503,3 +503,45 @@ func setBlocker(t *testing.T, bdb *bolt.DB, key collab.Key, put bool) {
 		t.Fatal(err)
 	}
 }
+
+// TestTornTailBeforeAnEmptySegment: a segment whose creation failed half
+// way (the file made, its directory entry not synced) is left empty
+// while the writer goes on in the current segment; a crash that then
+// tears the current segment's last, unacknowledged write leaves a torn
+// frame before a segment without frames. That is the end of the log, as
+// a torn tail in the last segment is: Open used to refuse it as corrupt.
+func TestTornTailBeforeAnEmptySegment(t *testing.T) {
+	db := openTest(t, Options{ApplyEvery: time.Hour})
+	key := collab.Key{Collection: "c", ID: "d"}
+	mustCommit(t, db, key, []collab.Record{createRec(0, "s", 1, "")}, nil)
+	for v := uint64(1); v < 4; v++ {
+		mustCommit(t, db, key, []collab.Record{editRec(v, "s", v+1, "x")}, nil)
+	}
+	end, next := db.wal.size, db.nextLSN
+	path := crashCopy(t, db)
+	segs, err := listSegments(path + walSuffix)
+	if err != nil || len(segs) != 1 {
+		t.Fatalf("listSegments = %v, %v; want one segment", segs, err)
+	}
+	f, err := os.OpenFile(segs[0].path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A header that promises 1,000 bytes, and 10 of them.
+	if _, err := f.WriteAt([]byte{0xe8, 3, 0, 0, 1, 2, 3, 4, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9}, end); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if err := os.WriteFile(filepath.Join(path+walSuffix, segmentName(next)), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	crashed, err := Open(path, Options{})
+	if err != nil {
+		t.Fatalf("Open after a torn tail before an empty segment = %v", err)
+	}
+	defer crashed.Close()
+	recs, err := crashed.Ops(context.Background(), key, 0, 10)
+	if err != nil || len(recs) != 4 {
+		t.Fatalf("Ops after reopen = %d records, %v; want the 4 acknowledged", len(recs), err)
+	}
+}
