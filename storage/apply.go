@@ -34,6 +34,12 @@ import (
 // the applier early, to apply everything.
 const applyBytes = 8 << 20
 
+// stallBytes is how much of the log may wait for bbolt while applies
+// fail (a full disk, a failed bbolt sync): past it, commits are refused
+// with ErrApplyStalled until an apply succeeds, so that the pending
+// state in memory and the log's segments stay bounded.
+const stallBytes = 4 * applyBytes
+
 // A timed apply (every Options.ApplyEvery) applies only the documents
 // that are due: those with applyDocBytes of records and snapshots
 // logged, a Truncate or a snapshot reads cannot model, or a request

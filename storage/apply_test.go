@@ -3,6 +3,7 @@ package storage
 import (
 	"bufio"
 	"context"
+	"errors"
 	"os"
 	"reflect"
 	"strings"
@@ -325,5 +326,52 @@ func TestPendingBytesWeighWhatIsKept(t *testing.T) {
 	caughtUp(t, db)
 	if after := mustLoad(t, db, d); !reflect.DeepEqual(before, after) {
 		t.Fatalf("document read while pending = %+v, once applied = %+v", before, after)
+	}
+}
+
+// TestFailingAppliesStopCommits: while every apply to bbolt fails (here a
+// document's bucket name is taken), commits are acknowledged only until
+// stallBytes of the log wait for bbolt; then they are refused with
+// ErrApplyStalled and nothing of them is stored, so memory and the log
+// stay bounded. Once an apply succeeds they are taken again. They used to
+// be acknowledged without bound (25 MiB in the review's run, and more).
+func TestFailingAppliesStopCommits(t *testing.T) {
+	db := openTest(t, Options{ApplyEvery: 5 * time.Millisecond})
+	bad := collab.Key{Collection: "c", ID: "bad"}
+	setBlocker(t, db.bolt, bad, true)
+	mustCommit(t, db, bad, []collab.Record{createRec(0, "s", 1, "")}, nil)
+	good := collab.Key{Collection: "c", ID: "good"}
+	big := strings.Repeat("x", 64<<10)
+	v := uint64(0)
+	var err error
+	for ; v < 2000; v++ {
+		recs := []collab.Record{editRec(v, "s", v+1, big)}
+		if v == 0 {
+			recs = []collab.Record{createRec(0, "s", 1, big)}
+		}
+		if err = db.Commit(context.Background(), good, recs, nil); err != nil {
+			break
+		}
+	}
+	if !errors.Is(err, ErrApplyStalled) {
+		t.Fatalf("after %d commits of 64 KiB with every apply failing, Commit = %v; want ErrApplyStalled", v, err)
+	}
+	if st := db.Stats(); st.UnappliedBytes > stallBytes+(128<<10) {
+		t.Fatalf("UnappliedBytes = %d when commits stopped, want at most stallBytes (%d) and a frame", st.UnappliedBytes, stallBytes)
+	}
+	if recs, err := db.Ops(context.Background(), good, v, v+1); err != nil || len(recs) != 0 {
+		t.Fatalf("the refused commit is readable: %d records, %v", len(recs), err)
+	}
+	setBlocker(t, db.bolt, bad, false)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err = db.Commit(context.Background(), good, []collab.Record{editRec(v, "s", v+1, "y")}, nil)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, ErrApplyStalled) || time.Now().After(deadline) {
+			t.Fatalf("Commit after the applies can succeed again = %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -350,6 +350,14 @@ func (db *DB) log(reqs []*commitReq) error {
 	if db.walErr != nil {
 		return db.walErr
 	}
+	db.pmu.Lock()
+	stalled, aerr, behind := db.applyErr != nil && db.unappliedBytes >= stallBytes, db.applyErr, db.unappliedBytes
+	db.pmu.Unlock()
+	if stalled {
+		// Nothing is acknowledged that memory and the log would have to
+		// hold without bound; commits go on once an apply succeeds.
+		return fmt.Errorf("%w: %d MiB of the log wait for bbolt: %w", ErrApplyStalled, behind>>20, aerr)
+	}
 	lsn := db.nextLSN
 	e := enc{b: append(db.frame[:0], make([]byte, frameHeader)...)}
 	e.uvarint(lsn)

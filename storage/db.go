@@ -66,6 +66,11 @@ var (
 	// ErrInvalidSnapshot is returned for a snapshot whose version is past
 	// the document's head; nothing is stored.
 	ErrInvalidSnapshot = errors.New("storage: invalid snapshot")
+	// ErrApplyStalled is returned by Commit, with the apply's error,
+	// while applies to bbolt fail and the log holds stallBytes waiting
+	// for them; nothing is stored. Commits are taken again once an apply
+	// succeeds.
+	ErrApplyStalled = errors.New("storage: the log is not being applied")
 )
 
 // SyncMode says when a commit reaches the disk.
