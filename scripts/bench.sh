@@ -163,7 +163,10 @@ start_server() {
 # start_cluster: starts a fresh redis-server on a free port, persisting
 # with AOF and appendfsync always (the README's recommended setting: Redis
 # fsyncs each commit before it answers; REDIS_APPENDFSYNC changes it), and two coedit nodes on it; sets
-# cluster_pids (node 1, node 2, Redis) and cluster_urls.
+# cluster_pids (node 1, node 2, Redis) and cluster_urls. With route=1 the
+# nodes advertise their addresses (--advertise), as the README's cluster
+# runs them: each document's editors are passed to one node.
+route=1
 start_cluster() {
   local rport log i port
   rport=$(free_port)
@@ -181,8 +184,10 @@ start_cluster() {
   cluster_urls=()
   for i in 1 2; do
     port=$(free_port)
+    local adv=()
+    [ "$route" = 1 ] && adv=(--advertise "127.0.0.1:$port")
     "$work/coedit" serve --addr "127.0.0.1:$port" --data "$work/data-$port" --sync always \
-      --redis "127.0.0.1:$rport" --node-id "node$i" \
+      --redis "127.0.0.1:$rport" --node-id "node$i" "${adv[@]}" \
       --ops-per-second 1000000 --max-conns 1000000 --max-conns-per-addr 1000000 \
       --log-level info >"$work/node$i-$port.log" 2>&1 &
     cluster_pids+=($!)
@@ -196,6 +201,10 @@ start_cluster() {
     [ "$ok" = 1 ] || { echo "bench.sh: node$i is not ready:" >&2; cat "$work/node$i-$port.log" >&2; exit 1; }
   done
   cluster_pids+=("$redis_pid")
+  # Each node reads the roster when it starts and every 2 s after (a
+  # third of redisrelay.RosterOptions' 6 s): node 1 knows node 2 within
+  # 2 s of node 2's start.
+  if [ "$route" = 1 ]; then sleep 2.2; fi
 }
 
 # stop_cluster stops the nodes, then Redis.
@@ -216,7 +225,7 @@ bench_cluster() {
   shift
   local file="$RESULTS/$name.cluster"
   start_cluster
-  echo "-- $name cluster (2 nodes, Redis AOF ${REDIS_APPENDFSYNC:-always}): $*"
+  echo "-- $name cluster (2 nodes$([ "$route" = 1 ] && echo ", routing by document"), Redis AOF ${REDIS_APPENDFSYNC:-always}): $*"
   local pids
   pids=$(IFS=,; echo "${cluster_pids[*]}")
   if ! "$work/coedit" bench --pid "$pids" --out "$file.json" "$@" "${cluster_urls[@]}" \
@@ -348,9 +357,14 @@ if wanted 7; then
   if command -v redis-server >/dev/null; then
     bench_cluster s7a --docs 100 --clients 4 --rate 2000 "${timing[@]}"
     bench_cluster s7b --docs 100 --clients 4 "${timing[@]}"
-    # Not a target: the same closed loop with each document's clients on
-    # one node, as a load balancer routing by document puts them.
+    # Not targets: the same closed loop with each document's clients on
+    # one node, as a load balancer routing by document puts them, and
+    # spread without the nodes routing (no --advertise), where both nodes
+    # commit each document's ops and race for its versions.
+    route=0
     bench_cluster s7c --docs 100 --clients 4 --affinity "${timing[@]}"
+    bench_cluster s7d --docs 100 --clients 4 "${timing[@]}"
+    route=1
   else
     echo "   redis-server is not installed (apt-get install redis-server): scenario 7 skipped"
   fi

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net/url"
 	"slices"
 	"sync"
 	"time"
@@ -74,7 +75,7 @@ func (s *setup) open(ctx context.Context) error {
 			c.y = &yClient{id: uint64(c.idx) + 1, name: appendVarString(nil, c.doc.id)}
 			return nil
 		}
-		ws, src, err := s.g.dial(ctx, o.URLs[o.urlOf(c.doc.idx, c.idx)])
+		ws, src, err := s.g.dial(ctx, s.g.docURL(o.URLs[o.urlOf(c.doc.idx, c.idx)], c.doc))
 		if err != nil {
 			return err
 		}
@@ -152,7 +153,7 @@ func (g *gen) openIdle(ctx context.Context, url string, d *doc) (*websocket.Conn
 	if g.o.Protocol == ProtocolHocuspocus {
 		return g.joinHocuspocus(ctx, url, d)
 	}
-	ws, _, err := g.dial(ctx, url)
+	ws, _, err := g.dial(ctx, g.docURL(url, d))
 	if err != nil {
 		return nil, err
 	}
@@ -178,13 +179,20 @@ func (g *gen) settledRSS() int64 {
 }
 
 // create creates every document, with creates pipelined: from one
-// connection to the first URL, or with Affinity to each document's own
-// (so that no other node of a cluster opens it). A document that exists
-// already is used as it is.
+// connection to the one URL; with several (a cluster's nodes), from a
+// connection per document that names it to the first URL (docURL), so
+// that a cluster routing by document creates it on its node and no
+// other node opens it; with Affinity, from one connection to each
+// document's own URL. A document that exists already is used as it is.
 func (s *setup) create(ctx context.Context) error {
 	o := s.g.o
-	if !o.Affinity {
+	if len(o.URLs) == 1 {
 		return s.createOn(ctx, o.URLs[0], s.docs)
+	}
+	if !o.Affinity {
+		return parallel(ctx, len(s.docs), o.DialParallel, func(i int) error {
+			return s.createOn(ctx, s.g.docURL(o.URLs[0], s.docs[i]), s.docs[i:i+1])
+		})
 	}
 	byURL := make([][]*doc, len(o.URLs))
 	for _, d := range s.docs {
@@ -238,6 +246,21 @@ func (s *setup) createOn(ctx context.Context, url string, docs []*doc) error {
 // typeURI is ShareDB's text-unicode type, which every server under test
 // must know.
 const typeURI = "http://sharejs.org/types/text-unicode"
+
+// docURL is base naming d in the query (doc=collection/id), as coedit's
+// page names the one document a connection edits: a coedit cluster with
+// --advertise passes each document's editors to one node by it, and
+// servers that do not route ignore it.
+func (g *gen) docURL(base string, d *doc) string {
+	u, err := url.Parse(base)
+	if err != nil {
+		return base // dial reports it
+	}
+	q := u.Query()
+	q.Set("doc", g.o.Collection+"/"+d.id)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
 
 // dial connects to url and does ShareDB's handshake, returning the src the
 // server issued.

@@ -17,9 +17,12 @@ import (
 // Scenario 7 runs coedit as two nodes over Redis (target "cluster"): s7a
 // is scenario 1's open loop, s7b scenario 2a's closed loop, each document's
 // clients spread over both nodes, so that two of each op's three receivers
-// are on the other node. s7c, no target's, is s7b with each document's
-// clients on one node (coedit bench --affinity), as routing by document
-// puts them.
+// are connected to the other node; the nodes route by document
+// (--advertise), so those connected to the node that is not the
+// document's are passed to the one that is. Not targets': s7c is s7b with
+// each document's clients on one node (coedit bench --affinity) and no
+// routing, as a load balancer routing by document puts them, and s7d is
+// s7b without routing: both nodes commit every document's ops.
 
 // backlogRule is when a closed-loop cluster run shows no backlog, that is
 // no delivery to the other node falling further and further behind the
@@ -114,7 +117,8 @@ func renderCluster(b *strings.Builder, rs *results, images []image) {
 		{"s7a", "cluster", "**two nodes**, open loop 2,000 ops/s"},
 		{"s2a", "coedit", "one node, closed loop 100 × 4 (scenario 2a)"},
 		{"s7b", "cluster", "**two nodes**, closed loop 100 × 4"},
-		{"s7c", "cluster", "**two nodes**, closed loop 100 × 4, each document's clients on one node (`--affinity`)"},
+		{"s7c", "cluster", "**two nodes**, closed loop 100 × 4, each document's clients on one node (`--affinity`), no routing"},
+		{"s7d", "cluster", "**two nodes**, closed loop 100 × 4, spread, no routing (no `--advertise`)"},
 	} {
 		if r := rs.get(x.scenario, x.target); r != nil {
 			row(x.name, r)
@@ -129,8 +133,12 @@ func renderCluster(b *strings.Builder, rs *results, images []image) {
 		}
 		p("Closed loop on two nodes: %s (%s). The rule: %s.\n\n", verdict, text, backlogRule)
 		if a := rs.get("s7c", "cluster"); a != nil && a.Acked > 0 && c.Acked > 0 {
-			p("With each document's clients on one node instead (not a target; what a load balancer that routes by document gives, README \"Run a cluster\"): %s against %s ops/s, ack p99 %.1f against %.1f ms. Spread over both nodes, both commit every document's ops through Redis and race for each version.\n\n",
+			p("With each document's clients on one node instead (not a target; what a load balancer that routes by document gives, README \"Run a cluster\"): %s against %s ops/s, ack p99 %.1f against %.1f ms; the difference is the passing of the other node's clients' frames.\n\n",
 				num(a.OpsPerSec), num(c.OpsPerSec), a.Ack.P99, c.Ack.P99)
+		}
+		if d := rs.get("s7d", "cluster"); d != nil && d.Acked > 0 && c.Acked > 0 {
+			p("Without routing (not a target; nodes without `--advertise`): %s against %s ops/s, ack p99 %.1f against %.1f ms, CPU per op %s against %s. Both nodes then commit every document's ops through Redis and race for each version.\n\n",
+				num(d.OpsPerSec), num(c.OpsPerSec), d.Ack.P99, c.Ack.P99, cpuPerOp(d), cpuPerOp(c))
 		}
 	}
 	for _, im := range images {

@@ -2,12 +2,17 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/coedit/coedit/internal/redistest"
 )
@@ -104,4 +109,133 @@ func TestServeClusterProcesses(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// TestServeRoutesEditorsByDocument: two `coedit serve --redis
+// --advertise` processes pass each document's WebSocket editors to one of
+// them, so editors that all reach node 1 are served by both nodes, each
+// document by one; a node killed with SIGKILL takes its passed
+// connections with it, and an editor that reconnects is served by the
+// node it reaches, with every acknowledged op.
+func TestServeRoutesEditorsByDocument(t *testing.T) {
+	rs := redistest.StartServer(t, redistest.ServerOptions{})
+	var nodes []*child
+	for i := range 2 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		nodes = append(nodes, startServe(t, t.TempDir(), "--sync", "none", "--redis", rs.Addr(),
+			"--redis-prefix", "route:", "--node-id", fmt.Sprintf("n%d", i), "--addr", addr, "--advertise", addr))
+	}
+	metric := func(n *child, name string) float64 {
+		t.Helper()
+		_, body := fetchURL(t, n.url+"/metrics")
+		for _, l := range strings.Split(body, "\n") {
+			if v, ok := strings.CutPrefix(l, name+" "); ok {
+				f, _ := strconv.ParseFloat(v, 64)
+				return f
+			}
+		}
+		t.Fatalf("/metrics lacks %s", name)
+		return 0
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for metric(nodes[0], "coedit_cluster_members") != 2 || metric(nodes[1], "coedit_cluster_members") != 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("the nodes do not know each other after 20 s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	dial := func(doc, id string) (*websocket.Conn, string) {
+		t.Helper()
+		ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(nodes[0].url, "http")+"/ws?doc=notes/"+doc, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		idJSON := "null"
+		if id != "" {
+			idJSON = strconv.Quote(id)
+		}
+		ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+		ws.WriteMessage(websocket.TextMessage, []byte(`{"a":"hs","id":`+idJSON+`,"protocol":1,"protocolMinor":2}`))
+		var hs struct{ A, ID string }
+		if err := ws.ReadJSON(&hs); err != nil || hs.A != "hs" {
+			t.Fatalf("handshake: %v %+v", err, hs)
+		}
+		return ws, hs.ID
+	}
+	// Twenty documents, an editor of each at node 1, each editor's create
+	// acknowledged and one op.
+	type editor struct {
+		ws  *websocket.Conn
+		src string
+	}
+	eds := make([]editor, 20)
+	for i := range eds {
+		ws, src := dial(fmt.Sprint("d", i), "")
+		eds[i] = editor{ws, src}
+		ws.WriteMessage(websocket.TextMessage, []byte(fmt.Sprintf(`{"a":"op","c":"notes","d":"d%d","v":null,"seq":1,"create":{"type":"text-unicode","data":""}}`, i)))
+		ws.WriteMessage(websocket.TextMessage, []byte(fmt.Sprintf(`{"a":"op","c":"notes","d":"d%d","v":1,"seq":2,"op":["e%d"]}`, i, i)))
+		for seq := 1; seq <= 2; seq++ {
+			var ack struct {
+				A     string
+				Seq   int
+				Error any
+			}
+			if err := ws.ReadJSON(&ack); err != nil || ack.A != "op" || ack.Seq != seq || ack.Error != nil {
+				t.Fatalf("d%d: ack %d = %+v, %v", i, seq, ack, err)
+			}
+		}
+	}
+	passed := metric(nodes[0], "coedit_ws_passed_total")
+	if passed == 0 || passed == 20 {
+		t.Fatalf("node 1 passed %v of 20 editors to node 2, want some and not all", passed)
+	}
+	if got := metric(nodes[1], "coedit_connections"); got != passed {
+		t.Fatalf("node 2 holds %v connections, want the %v node 1 passed", got, passed)
+	}
+	if c0, c1 := metric(nodes[0], "coedit_redis_conflicts_total"), metric(nodes[1], "coedit_redis_conflicts_total"); c0+c1 != 0 {
+		t.Fatalf("%v and %v commit conflicts, want none: each document has one node", c0, c1)
+	}
+
+	// Kill node 2: the editors passed to it lose their connections; each
+	// reconnects to node 1 (which cannot reach node 2) and finds its op.
+	nodes[1].cmd.Process.Kill()
+	nodes[1].wait(t)
+	lost := 0
+	for i, e := range eds {
+		e.ws.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		if _, _, err := e.ws.ReadMessage(); err == nil || !isTimeout(err) {
+			lost++
+			ws, _ := dial(fmt.Sprint("d", i), e.src)
+			ws.WriteMessage(websocket.TextMessage, []byte(fmt.Sprintf(`{"a":"f","c":"notes","d":"d%d"}`, i)))
+			var f struct {
+				A    string
+				Data struct {
+					V    int
+					Data string
+				}
+			}
+			if err := ws.ReadJSON(&f); err != nil || f.A != "f" || f.Data.V != 2 || f.Data.Data != fmt.Sprint("e", i) {
+				t.Fatalf("d%d after node 2 died: %+v, %v; want version 2 %q", i, f, err, fmt.Sprint("e", i))
+			}
+			ws.Close()
+		}
+		e.ws.Close()
+	}
+	if float64(lost) != passed {
+		t.Fatalf("%d editors lost their connection when node 2 died, want the %v passed to it", lost, passed)
+	}
+	if metric(nodes[0], "coedit_ws_pass_failures_total") == 0 {
+		t.Fatal("no pass to the dead node failed: were the reconnects served by node 1 at all?")
+	}
+}
+
+// isTimeout reports whether err is a read deadline passing.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }

@@ -403,6 +403,10 @@ func startNode(cfg serveConfig, log *slog.Logger) (_ *node, err error) {
 				return nil, fmt.Errorf("serve: --advertise: %w", err)
 			}
 			wopts.Router = roster
+			wopts.Collectors = append(wopts.Collectors, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "coedit_cluster_members",
+				Help: "Nodes this node knows in the roster that routes each document's editors to one node (--advertise), itself included once its entry is in.",
+			}, func() float64 { return float64(len(roster.Members())) }))
 			leaveRoster = func(context.Context) error { roster.Close(); return nil }
 			n.closers.add("roster", leaveRoster) // if this function fails
 		}
