@@ -121,6 +121,9 @@ func (s *session) startCatchUp(r *job, from uint64) {
 	if r.kind == jobSubmit {
 		sub := r.sub
 		t.sub = &sub
+		if cu.wasSub {
+			t.sentBelow = cu.head
+		}
 	}
 	if !s.h.reads.add(s.h, t) {
 		t.err = ErrClosed

@@ -46,6 +46,10 @@ type readTask struct {
 	from  uint64
 	to    uint64
 	sub   *Submission // a submit: its op is rebased as records are read
+	// sentBelow: the conn was sent every record below it already (a
+	// subscriber's submit made before the window: its subscription sent
+	// them), so they are read for the rebase and not sent again.
+	sentBelow uint64
 
 	dup       bool   // the submit is a resend of dupRec
 	dupRec    Record //
@@ -202,7 +206,9 @@ func (t *readTask) send(recs []Record) {
 		return
 	}
 	for _, r := range recs {
-		t.conn.SendOp(t.key, r)
+		if r.Version >= t.sentBelow {
+			t.conn.SendOp(t.key, r)
+		}
 	}
 }
 

@@ -459,6 +459,12 @@ func (s *session) handle(batch []*job) {
 			if n.kind != jobSubmit && n.kind != jobPresence || n.kind == jobSubmit && len(subs) == s.h.opts.MaxBatch {
 				break
 			}
+			if _, old := s.catchUpFrom(n); old && n.kind == jobSubmit {
+				// It goes to the readers, and its connection leaves subs:
+				// not while this group, which may owe that connection
+				// broadcasts, is planned. It is admitted after the group.
+				break
+			}
 			if !s.admit(n) {
 				continue
 			}
