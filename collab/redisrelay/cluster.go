@@ -158,11 +158,15 @@ type link struct {
 	m   collab.Member
 	sub *Subscription
 
-	mu     sync.Mutex
-	epoch  string // the history the session follows ("" before its first sync)
-	known  uint64 // the session holds every record below it
-	snapV  uint64 // Redis's snapshot is at this version or later (base.go)
-	saving bool   // a snapshot save to Redis is under way
+	mu    sync.Mutex
+	epoch string // the history the session follows ("" before its first sync)
+	known uint64 // the session holds every record below it
+	// lineage is the lineage of the epoch the session follows, as it
+	// last read it (or wrote it, seeding or renewing): a seed carries it
+	// on. The session's goroutine alone uses it.
+	lineage []Fork
+	snapV   uint64 // Redis's snapshot is at this version or later (base.go)
+	saving  bool   // a snapshot save to Redis is under way
 
 	noted   string // the epoch the Store's note names, as far as known
 	rebased bool   // Sync installed a base (base.go); the session's only

@@ -104,6 +104,7 @@ func (l *link) seed(ctx context.Context, head uint64) error {
 	st := c.opts.Store
 	var seed Seed
 	seed.Prev = l.current()
+	seed.Lineage = l.lineage
 	base := uint64(0)
 	if tail := uint64(c.r.opts.TailLen); head > tail {
 		base = head - tail
@@ -144,6 +145,7 @@ func (l *link) seed(ctx context.Context, head uint64) error {
 	}
 	if won {
 		c.stats.seeds.Add(1)
+		l.lineage = seedLineage(seed.Prev, seed.Doc.Snapshot.Version+uint64(len(seed.Doc.Ops)), seed.Lineage)
 		l.follow(ctx, epoch)
 	}
 	return nil
@@ -170,8 +172,9 @@ func (l *link) renew(ctx context.Context, h Head, head uint64) error {
 func (l *link) renewWith(ctx context.Context, epoch string, extras []collab.Record) error {
 	c := l.c
 	var next string
+	var head uint64
 	err := c.retry(ctx, func(ctx context.Context) (err error) {
-		next, _, err = c.r.Renew(ctx, l.key, epoch, extras)
+		next, head, err = c.r.Renew(ctx, l.key, epoch, extras)
 		return err
 	})
 	if err != nil {
@@ -179,6 +182,8 @@ func (l *link) renewWith(ctx context.Context, epoch string, extras []collab.Reco
 	}
 	if next != epoch {
 		c.stats.renewals.Add(1)
+		// As the renew script writes it.
+		l.lineage = append([]Fork{{Epoch: epoch, Base: head}}, l.lineage[:min(len(l.lineage), maxLineage-1)]...)
 	}
 	l.follow(ctx, next)
 	return nil
@@ -208,11 +213,13 @@ func (l *link) catchUp(ctx context.Context, h Head, head *uint64, fork func(uint
 			c.stats.forks.Add(1)
 			*head = shared
 			l.forget(shared)
+			l.lineage = h.Lineage
 			l.follow(ctx, h.Epoch)
 			return nil, false, nil // the records offered moved Redis's head
 		}
 		l.follow(ctx, h.Epoch)
 	}
+	l.lineage = h.Lineage
 	if *head > h.Version {
 		// Redis holds fewer records of this epoch than the node: it lost
 		// them (EpochBehind). Put them back.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/coedit/coedit/collab"
 )
@@ -16,6 +17,12 @@ type Seed struct {
 	// it equals Prev's history below the seeded head, which tells other
 	// nodes of Prev how much of their history survives (Head.Shared).
 	Prev string
+	// Lineage is Prev's own lineage as the node last saw it, newest
+	// first. The new epoch's lineage carries it on after Prev (at most
+	// maxLineage entries in all), so that a node of an older epoch, down
+	// while Redis was lost twice, still finds how much of its history
+	// survives.
+	Lineage []Fork
 	// Doc is the node's snapshot, the records after it (Ops[i].Version
 	// == Snapshot.Version+i; the head is Snapshot.Version+len(Ops)) and
 	// its seqs. The zero DocState seeds an empty document at version 0.
@@ -40,10 +47,7 @@ func (r *Relay) Init(ctx context.Context, key collab.Key, seed Seed) (epoch stri
 			return "", false, err
 		}
 	}
-	lineage := ""
-	if seed.Prev != "" {
-		lineage = fmt.Sprintf("%s:%d", seed.Prev, head)
-	}
+	lineage := encodeLineage(seedLineage(seed.Prev, head, seed.Lineage))
 	epoch = randomID()
 	srcs := make([]string, 0, len(seed.Doc.Seqs))
 	for src := range seed.Doc.Seqs {
@@ -149,4 +153,38 @@ func (r *Relay) SaveSnapshot(ctx context.Context, key collab.Key, epoch string, 
 		return false, &EpochError{Reason: EpochBehind, Head: replyUint(v, 1)}
 	}
 	return false, epochError(v)
+}
+
+// maxLineage is how many epochs a lineage names at most (the renew
+// script keeps as many).
+const maxLineage = 8
+
+// seedLineage is the lineage of an epoch seeded at head from prev's
+// history: prev below head, then what prev continued, each bounded by
+// head (the new history holds nothing of theirs at or past it).
+func seedLineage(prev string, head uint64, prevLineage []Fork) []Fork {
+	if prev == "" {
+		return nil
+	}
+	l := []Fork{{Epoch: prev, Base: head}}
+	for _, f := range prevLineage {
+		if len(l) == maxLineage {
+			break
+		}
+		l = append(l, Fork{Epoch: f.Epoch, Base: min(f.Base, head)})
+	}
+	return l
+}
+
+// encodeLineage writes a lineage as the meta hash's l field holds it:
+// "epoch:base,..." newest first.
+func encodeLineage(l []Fork) string {
+	var b strings.Builder
+	for i, f := range l {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "%s:%d", f.Epoch, f.Base)
+	}
+	return b.String()
 }
