@@ -114,6 +114,10 @@ cleanup() {
 trap cleanup EXIT
 
 echo "== building coedit, barerelay and the report tool"
+# The tree the binaries are built from, as the page names it (the tree
+# may change while the script runs).
+built_from=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then built_from+=" (with uncommitted changes)"; fi
 go build -o "$work/coedit" ./cmd/coedit
 go build -o "$work/barerelay" ./cmd/barerelay
 (cd bench/report && go build -o "$work/report" .)
@@ -377,7 +381,7 @@ if [ -n "$only" ]; then
   exit 0
 fi
 echo "== writing docs/performance.md (results in $RESULTS)"
-(cd bench/report && "$work/report" -results "$RESULTS" -out "$root/docs/performance.md" -plots "$root/docs/perf" \
+(cd bench/report && "$work/report" -results "$RESULTS" -out "$root/docs/performance.md" -plots "$root/docs/perf" -commit "$built_from" \
   -load-start "$load_start" -load-end "$load_end" -elapsed "$((elapsed / 60)) min $((elapsed % 60)) s" -note "$note" -postgresql "$pg_version" \
   -params "warm-up ${WARMUP} s and ${DURATION} s measured per run (scenario 3: 1 s and ${STEP_DURATION} s per step), ${ROUNDS} rounds of scenarios 1, 2 and 6, ${IDLE} idle connections")
 echo "done in ${elapsed}s"
