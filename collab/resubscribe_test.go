@@ -15,21 +15,30 @@ import (
 // the session: it used to drop the registration with the failure, so the
 // session kept sending a closed connection every op and never stopped.
 
-func TestBusyResubscribeStillDisconnects(t *testing.T) {
-	store := &blockingCommitStore{entered: make(chan struct{}, 1), release: make(chan struct{})}
+// subscribedWhileHeld starts a hub with opts over a store whose commit
+// can be held, subscribes c to docX, and holds the session in the commit
+// of b's submit.
+func subscribedWhileHeld(t *testing.T, opts collab.Options) (h *collab.Hub, store *blockingCommitStore, c, b *testConn) {
+	t.Helper()
+	store = &blockingCommitStore{entered: make(chan struct{}, 1), release: make(chan struct{})}
 	db, _ := openStore(t, storage.SyncNone)
 	store.DB = db
-	h := startHub(t, collab.Options{Store: store, MaxInbox: 2, IdleTimeout: 20 * time.Millisecond})
+	opts.Store = store
+	h = startHub(t, opts)
 	mustSubmit(t, h, docX, createSub("", 0, "hello"))
-	c := newConn("c")
+	c = newConn("c")
 	c.subscribe(h, docX, nil)
 	c.waitN(t, "snapshot", 1)
-
 	store.block.Store(true)
 	t.Cleanup(func() { store.once.Do(func() { close(store.release) }) })
-	b := newConn("b")
+	b = newConn("b")
 	b.submit(h, docX, editSub("b", 1, 1, ins(0, "x")))
 	<-store.entered // the session is in Store.Commit
+	return h, store, c, b
+}
+
+func TestBusyResubscribeStillDisconnects(t *testing.T) {
+	h, store, c, b := subscribedWhileHeld(t, collab.Options{MaxInbox: 2, IdleTimeout: 20 * time.Millisecond})
 	b.fetch(h, docX, nil)
 	b.fetch(h, docX, nil) // the inbox is full
 	c.subscribe(h, docX, nil)
@@ -52,19 +61,7 @@ func TestBusyResubscribeStillDisconnects(t *testing.T) {
 }
 
 func TestClosingResubscribeStillDisconnects(t *testing.T) {
-	store := &blockingCommitStore{entered: make(chan struct{}, 1), release: make(chan struct{})}
-	db, _ := openStore(t, storage.SyncNone)
-	store.DB = db
-	h := startHub(t, collab.Options{Store: store, IdleTimeout: 20 * time.Millisecond})
-	mustSubmit(t, h, docX, createSub("", 0, "hello"))
-	c := newConn("c")
-	c.subscribe(h, docX, nil)
-	c.waitN(t, "snapshot", 1)
-	store.block.Store(true)
-	t.Cleanup(func() { store.once.Do(func() { close(store.release) }) })
-	b := newConn("b")
-	b.submit(h, docX, editSub("b", 1, 1, ins(0, "x")))
-	<-store.entered
+	h, store, c, b := subscribedWhileHeld(t, collab.Options{IdleTimeout: 20 * time.Millisecond})
 	c.subscribe(h, docX, nil) // queued behind the commit
 	c.close()                 // the socket goes away: the session drops the subscribe
 	store.block.Store(false)

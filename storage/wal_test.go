@@ -519,14 +519,7 @@ func TestTornTailBeforeAnEmptySegment(t *testing.T) {
 	}
 	end, next := db.wal.size, db.nextLSN
 	path := crashCopy(t, db)
-	segs, err := listSegments(path + walSuffix)
-	if err != nil || len(segs) != 1 {
-		t.Fatalf("listSegments = %v, %v; want one segment", segs, err)
-	}
-	f, err := os.OpenFile(segs[0].path, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := onlySegment(t, path)
 	// A header that promises 1,000 bytes, and 10 of them.
 	if _, err := f.WriteAt([]byte{0xe8, 3, 0, 0, 1, 2, 3, 4, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9}, end); err != nil {
 		t.Fatal(err)
@@ -562,14 +555,7 @@ func TestDamagedFrameBeforeValidOnesIsCorrupt(t *testing.T) {
 		mustCommit(t, db, key, []collab.Record{editRec(v, "a", v+1, "y")}, nil)
 	}
 	path := crashCopy(t, db)
-	segs, err := listSegments(path + walSuffix)
-	if err != nil || len(segs) != 1 {
-		t.Fatalf("listSegments = %v, %v; want one segment", segs, err)
-	}
-	f, err := os.OpenFile(segs[0].path, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := onlySegment(t, path)
 	b := make([]byte, 1)
 	f.ReadAt(b, second+frameHeader+2)
 	b[0] ^= 0x40 // one bit of frame 2's payload
@@ -591,6 +577,21 @@ func TestDamagedFrameBeforeValidOnesIsCorrupt(t *testing.T) {
 	if recs, err := s.Ops(context.Background(), key, 0, 10); err != nil || len(recs) != 1 {
 		t.Fatalf("without the sync: %d records, %v; want the one before the damage", len(recs), err)
 	}
+}
+
+// onlySegment opens, to read and write, the one segment of the op log
+// of the store at path.
+func onlySegment(t *testing.T, path string) *os.File {
+	t.Helper()
+	segs, err := listSegments(path + walSuffix)
+	if err != nil || len(segs) != 1 {
+		t.Fatalf("listSegments = %v, %v; want one segment", segs, err)
+	}
+	f, err := os.OpenFile(segs[0].path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
 }
 
 // copyStore copies a store's bbolt file and op log from src to dst.
