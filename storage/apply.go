@@ -579,7 +579,7 @@ func (db *DB) openLog() error {
 		return fmt.Errorf("log: %w", err)
 	}
 	var batches []*logBatch
-	last, err := replayLog(segs, applied, db.wal.sync, func(lsn uint64, reqs []*commitReq) error {
+	last, err := replayLog(segs, applied, func(lsn uint64, reqs []*commitReq) error {
 		batches = append(batches, &logBatch{lsn: lsn, reqs: reqs})
 		if applyChunk(batches, nil) == len(batches) && len(batches) < applyFrames {
 			return nil

@@ -259,15 +259,9 @@ func (w sliceWriter) Write(p []byte) (int, error) {
 
 // replayLog reads every frame of dir's segments after LSN applied and
 // calls fn with each, in order. It returns the LSN of the last frame
-// read (applied if none). A torn frame ends the log only where no frame
-// follows it: in an earlier segment than the last that holds one it is
-// ErrCorrupt, and so is a gap in the LSNs. With strict (the log was
-// written with a sync after every frame, so only the last write can be
-// torn) a torn frame followed by a valid one in its own segment is
-// ErrCorrupt too: the log is damaged, and the frames after the damage
-// were acknowledged. Without it, those frames were never promised to
-// survive a crash, and the log ends at the torn one.
-func replayLog(segs []segment, applied uint64, strict bool, fn func(lsn uint64, reqs []*commitReq) error) (uint64, error) {
+// read (applied if none). A torn frame ends the log only in the last
+// segment; in an earlier one, or a gap in the LSNs, is ErrCorrupt.
+func replayLog(segs []segment, applied uint64, fn func(lsn uint64, reqs []*commitReq) error) (uint64, error) {
 	last := applied
 	prev := uint64(0) // LSN of the last frame seen, applied or not
 	for i, s := range segs {
@@ -286,12 +280,6 @@ func replayLog(segs []segment, applied uint64, strict bool, fn func(lsn uint64, 
 				if rerr != nil {
 					f.Close()
 					return last, rerr
-				}
-				if !rest && strict {
-					if at, lsn, ok := frameAfter(s.path, fr.off, prev); ok {
-						f.Close()
-						return last, fmt.Errorf("%w: log segment %s: a damaged frame at offset %d is followed by frame %d at offset %d (%w)", ErrCorrupt, s.path, fr.off, lsn, at, err)
-					}
 				}
 				if !rest {
 					// The unsynced tail of the last write. Segments after
@@ -334,31 +322,6 @@ func replayLog(segs []segment, applied uint64, strict bool, fn func(lsn uint64, 
 		f.Close()
 	}
 	return last, nil
-}
-
-// frameAfter looks in the segment at path, past the torn frame at
-// offset from, for a valid frame (its length, checksum, and an LSN past
-// prev within a million) and returns where it is and its LSN.
-func frameAfter(path string, from int64, prev uint64) (at int64, lsn uint64, ok bool) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0, 0, false
-	}
-	for o := from + 1; o+frameHeader < int64(len(b)); o++ {
-		size := int64(binary.LittleEndian.Uint32(b[o : o+4]))
-		if size == 0 || size >= maxFrame || o+frameHeader+size > int64(len(b)) {
-			continue
-		}
-		p := b[o+frameHeader : o+frameHeader+size]
-		n, k := binary.Uvarint(p)
-		if k <= 0 || n <= prev || n > prev+1<<20 {
-			continue
-		}
-		if crc32.Checksum(p, crcTable) == binary.LittleEndian.Uint32(b[o+4:o+8]) {
-			return o, n, true
-		}
-	}
-	return 0, 0, false
 }
 
 // framesAfter reports whether any of segs holds a frame (or the start of

@@ -539,46 +539,6 @@ func TestTornTailBeforeAnEmptySegment(t *testing.T) {
 	}
 }
 
-// TestDamagedFrameBeforeValidOnesIsCorrupt: with a sync after every
-// frame, only the last write can be torn; a damaged frame followed by
-// valid ones is damage, and the frames after it were acknowledged. Open
-// used to take the damaged frame for the torn tail and drop them all
-// silently; it now refuses the store with ErrCorrupt. Opened without
-// the sync (nothing after an unsynced frame was promised), the log ends
-// at the damaged frame as before.
-func TestDamagedFrameBeforeValidOnesIsCorrupt(t *testing.T) {
-	db := openTest(t, Options{ApplyEvery: time.Hour})
-	key := collab.Key{Collection: "c", ID: "d"}
-	mustCommit(t, db, key, []collab.Record{createRec(0, "a", 1, "x")}, nil) // frame 1
-	second := db.wal.size
-	for v := uint64(1); v <= 5; v++ { // frames 2 to 6
-		mustCommit(t, db, key, []collab.Record{editRec(v, "a", v+1, "y")}, nil)
-	}
-	path := crashCopy(t, db)
-	f := onlySegment(t, path)
-	b := make([]byte, 1)
-	f.ReadAt(b, second+frameHeader+2)
-	b[0] ^= 0x40 // one bit of frame 2's payload
-	f.WriteAt(b, second+frameHeader+2)
-	f.Close()
-	lenient := filepath.Join(t.TempDir(), "lenient.db")
-	copyStore(t, path, lenient)
-	if s, err := Open(path, Options{}); !errors.Is(err, ErrCorrupt) {
-		if err == nil {
-			s.Close()
-		}
-		t.Fatalf("Open of a log with a damaged frame before five valid ones = %v, want ErrCorrupt", err)
-	}
-	s, err := Open(lenient, Options{Sync: SyncNone})
-	if err != nil {
-		t.Fatalf("Open without the sync = %v, want the log to end at the damaged frame", err)
-	}
-	defer s.Close()
-	if recs, err := s.Ops(context.Background(), key, 0, 10); err != nil || len(recs) != 1 {
-		t.Fatalf("without the sync: %d records, %v; want the one before the damage", len(recs), err)
-	}
-}
-
 // onlySegment opens, to read and write, the one segment of the op log
 // of the store at path.
 func onlySegment(t *testing.T, path string) *os.File {
@@ -592,29 +552,4 @@ func onlySegment(t *testing.T, path string) *os.File {
 		t.Fatal(err)
 	}
 	return f
-}
-
-// copyStore copies a store's bbolt file and op log from src to dst.
-func copyStore(t *testing.T, src, dst string) {
-	t.Helper()
-	cp := func(from, to string) {
-		b, err := os.ReadFile(from)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(to, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cp(src, dst)
-	if err := os.Mkdir(dst+walSuffix, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	segs, err := listSegments(src + walSuffix)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range segs {
-		cp(s.path, filepath.Join(dst+walSuffix, filepath.Base(s.path)))
-	}
 }
