@@ -42,7 +42,7 @@ func (s *Server) hostAllowed(r *http.Request) bool {
 // the API, the pages, /metrics, /health).
 func (s *Server) checkHost(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !s.hostAllowed(r) {
+		if !s.hostAllowed(r) && !s.fromPeer(r) {
 			s.writeError(w, r, newError(CodeHostNotAllowed, "this server does not answer for host "+strconv.Quote(r.Host)+"; add it to the allowed hosts (--hosts) if it is one of the server's names"))
 			return
 		}

@@ -57,8 +57,8 @@ const (
 	headerClient = "X-Coedit-Client"
 )
 
-// peerTimeout bounds the dial and the handshake of an upgrade passed to
-// another node; past it the upgrade is served here.
+// peerTimeout bounds the dial and the handshake, together, of an upgrade
+// passed to another node; past it the upgrade is served here.
 const peerTimeout = 2 * time.Second
 
 // clientAddr is the address a connection counts against, and whether
@@ -67,19 +67,25 @@ const peerTimeout = 2 * time.Second
 // gives (headerClient), trusted only with the peer token: any client can
 // set forwarding headers.
 func (s *Server) clientAddr(r *http.Request) (addr string, passed bool) {
-	if s.opts.Router == nil {
+	if s.opts.Router == nil || r.Header.Get(headerPeer) == "" {
 		return remoteHost(r.RemoteAddr), false
 	}
-	tok := r.Header.Get(headerPeer)
-	if tok == "" {
-		return remoteHost(r.RemoteAddr), false
-	}
-	if want := s.opts.Router.PeerToken(); want != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(want)) == 1 {
+	if s.fromPeer(r) {
 		if ip := net.ParseIP(r.Header.Get(headerClient)); ip != nil {
 			return ip.String(), true
 		}
 	}
 	return remoteHost(r.RemoteAddr), true
+}
+
+// fromPeer reports whether r carries the cluster's peer token: another
+// node passed it here, having checked its Host already.
+func (s *Server) fromPeer(r *http.Request) bool {
+	if s.opts.Router == nil {
+		return false
+	}
+	tok, want := r.Header.Get(headerPeer), s.opts.Router.PeerToken()
+	return tok != "" && want != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(want)) == 1
 }
 
 // routeWS passes the upgrade r to the node Options.Router names for its
@@ -134,7 +140,7 @@ func (s *Server) routeWS(w http.ResponseWriter, r *http.Request, addr string) bo
 		up.Close()
 		return true
 	}
-	p := &passed{client: cc, peer: up}
+	p := &passed{client: cc, peer: up, timeout: s.opts.WriteTimeout}
 	if !s.addPassed(p) {
 		cc.Close()
 		up.Close()
@@ -155,11 +161,12 @@ func (s *Server) routeWS(w http.ResponseWriter, r *http.Request, addr string) bo
 // reader that holds what followed the answer's headers (the first
 // frames), and the answer.
 func (s *Server) dialPeer(r *http.Request, addr, peer, tok string) (net.Conn, *bufio.Reader, *http.Response, error) {
-	up, err := net.DialTimeout("tcp", peer, peerTimeout)
+	deadline := time.Now().Add(peerTimeout)
+	up, err := (&net.Dialer{Deadline: deadline}).Dial("tcp", peer)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	up.SetDeadline(time.Now().Add(peerTimeout))
+	up.SetDeadline(deadline)
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "GET %s HTTP/1.1\r\nHost: %s\r\n", r.URL.RequestURI(), r.Host)
 	h := r.Header.Clone()
@@ -193,7 +200,11 @@ func (s *Server) dialPeer(r *http.Request, addr, peer, tok string) (net.Conn, *b
 // bytes are copied both ways until either ends.
 type passed struct {
 	client, peer net.Conn
-	once         sync.Once
+	// timeout bounds each write to either side (Options.WriteTimeout),
+	// as for a connection served here: a client that stops reading, or a
+	// peer that stops, ends the passed connection.
+	timeout time.Duration
+	once    sync.Once
 }
 
 // run answers the client with the peer's 101, then copies: what either
@@ -220,9 +231,37 @@ func (p *passed) run(resp *http.Response, peerBuf, clientBuf *bufio.Reader) {
 		if _, err := p.peer.Write(cb.Bytes()); err != nil {
 			return
 		}
-		io.Copy(p.peer, p.client)
+		p.pump(p.peer, p.client)
 	}()
-	io.Copy(p.client, p.peer)
+	p.pump(p.client, p.peer)
+}
+
+// pump copies src to dst until either fails, each write bounded by
+// p.timeout. The deadline is moved on only when less than half of it is
+// left, so most writes do not touch it. (io.Copy between the two TCP
+// connections would splice(2), holding a pipe, two descriptors, for each
+// direction of each connection, and nothing would end a splice stuck on
+// a client that does not read; measured, it was no cheaper here:
+// docs/decisions.md.) The buffer is small: frames are, and an idle
+// passed connection holds two.
+func (p *passed) pump(dst, src net.Conn) {
+	buf := make([]byte, 4<<10)
+	var until time.Time
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if now := time.Now(); until.Sub(now) < p.timeout/2 {
+				until = now.Add(p.timeout)
+				dst.SetWriteDeadline(until)
+			}
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 // copyBuffered moves what r has buffered, without reading more, to b.

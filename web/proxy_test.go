@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -280,5 +281,67 @@ func TestRoutedEditorFollowsTheDocumentWhenItsNodeStops(t *testing.T) {
 	again.expectf(`{"a":"f","c":"docs","d":%q,"data":{"v":6,"data":"43210","type":%q}}`, id, textURI)
 	if b.hub.Stats().SessionsStarted == 0 {
 		t.Error("the other node served no session after the document's node stopped")
+	}
+}
+
+// TestPassedClientThatStopsReadingIsLetGo: a passed client that stops
+// reading is dropped by the document's node after its write timeout, as
+// a client served there would be; the passing node then lets go of its
+// side too. Its copy to the client used to block for ever on the full
+// socket, holding the connection's slot, descriptors and goroutines.
+func TestPassedClientThatStopsReadingIsLetGo(t *testing.T) {
+	a, b, ra, _ := routedPair(t)
+	for _, ts := range []*testServer{a, b} {
+		ts.srv.opts.WriteTimeout = 300 * time.Millisecond
+	}
+	id := ownedBy(t, ra, "")
+	slow, _, err := b.dialDoc(t, id, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow.handshake("")
+	slow.create("docs", id, "", 1)
+	slow.sendf(`{"a":"s","c":"docs","d":%q}`, id)
+	slow.expectf(`{"a":"s","c":"docs","d":%q,"data":{"v":1,"data":"","type":%q}}`, id, textURI)
+	// slow reads nothing more; another editor sends big ops.
+	w, _, err := a.dialDoc(t, id, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.handshake("")
+	big := jsonString(strings.Repeat("x", 400<<10))
+	for i := 0; i < 24; i++ {
+		w.sendf(`{"a":"op","c":"docs","d":%q,"v":%d,"seq":%d,"op":[%s]}`, id, 1+i, 1+i, big)
+		w.expectf(`{"a":"op","c":"docs","d":%q,"v":%d,"src":%q,"seq":%d}`, id, 1+i, w.src, 1+i)
+	}
+	waitFor(t, func() bool { return admittedOf(b.srv) == 0 })
+}
+
+// TestPassedUpgradeSkipsTheHostCheck: nodes that answer for different
+// names (each its own --addr host, say) pass upgrades to each other: the
+// passing node checked the client's Host, and the document's node takes
+// its word for it, with the peer token.
+func TestPassedUpgradeSkipsTheHostCheck(t *testing.T) {
+	a, b, ra, _ := routedPair(t)
+	a.srv.opts.AllowedHosts = []string{"node-a.example"}
+	b.srv.opts.AllowedHosts = []string{"node-b.example"}
+	id := ownedBy(t, ra, "")
+	c, resp, err := b.dialDoc(t, id, http.Header{"Host": {"node-b.example"}})
+	if err != nil {
+		status := 0
+		if resp != nil {
+			status = resp.StatusCode
+		}
+		t.Fatalf("upgrade at node b for a's document, Host node-b.example: %v (status %d)", err, status)
+	}
+	c.handshake("")
+	if got := counterValue(t, b.srv.met.proxied); got != 1 {
+		t.Fatalf("node b passed %v upgrades, want 1", got)
+	}
+	// The Host check still holds for everyone else, at both nodes.
+	for _, ts := range []*testServer{a, b} {
+		if _, resp, err := ts.dialDoc(t, id, http.Header{"Host": {"evil.example"}}); err == nil || resp == nil || resp.StatusCode != http.StatusMisdirectedRequest {
+			t.Fatalf("upgrade with Host evil.example: %v, %v; want 421", err, resp)
+		}
 	}
 }

@@ -224,6 +224,8 @@ func TestServeProcessBadFlags(t *testing.T) {
 		{[]string{"serve", "--sync", "sometimes"}, 2, "unknown sync mode"},
 		{[]string{"serve", "--addr", "0.0.0.0:0", "--data", t.TempDir()}, 2, "--insecure"},
 		{[]string{"serve", "--addr", "nonsense"}, 2, "--addr"},
+		{[]string{"serve", "--advertise", "127.0.0.1:9"}, 2, "only a node of a cluster"},
+		{[]string{"serve", "--addr", "0.0.0.0:0", "--insecure", "--redis", "127.0.0.1:1", "--advertise", "127.0.0.1:9"}, 2, "a loopback address"},
 		{[]string{"frobnicate"}, 2, "unknown command"},
 	} {
 		c := runChild(t, tc.args...)

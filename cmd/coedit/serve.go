@@ -174,6 +174,9 @@ func (cfg serveConfig) check() error {
 	if cfg.Advertise != "" && cfg.Redis == "" {
 		return errors.New("--advertise: only a node of a cluster (--redis) routes editors to other nodes")
 	}
+	if cfg.Advertise != "" && isLoopback(cfg.Advertise) && !isLoopback(cfg.Addr) {
+		return fmt.Errorf("--advertise %s: a loopback address, though --addr %s serves beyond this machine: the other nodes would reach themselves there", cfg.Advertise, cfg.Addr)
+	}
 	if cfg.Redis != "" {
 		if _, err := parseRedis(cfg.Redis); err != nil {
 			return fmt.Errorf("--redis: %w", err)

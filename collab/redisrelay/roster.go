@@ -42,6 +42,8 @@ type Roster struct {
 	stop chan struct{}
 	done chan struct{}
 	once sync.Once
+	// failures counts refreshes failed in a row (keep's goroutine only).
+	failures int
 }
 
 // RosterOptions configures NewRoster; zero values mean the defaults.
@@ -125,9 +127,19 @@ func (ro *Roster) refresh() {
 	_, _ = rand.Read(fresh[:])
 	v, err := ro.r.run(ctx, "roster", rosterScript, ro.r.rosterKeys(), ro.self, ro.opts.MemberTTL.Milliseconds(), hex.EncodeToString(fresh[:]))
 	if err != nil {
-		ro.r.log.Debug("redisrelay: roster refresh", "err", err)
+		// A few failures are Redis being away, which the rest of the
+		// node reports; more, and routing is off without another sign.
+		if ro.failures++; ro.failures == 3 {
+			ro.r.log.Warn("redisrelay: the roster cannot be read or renewed: editors are served where they land until it can (are the roster script's commands allowed: TIME, SET, GET, ZADD, ZREMRANGEBYSCORE, ZRANGE?)", "err", err)
+		} else {
+			ro.r.log.Debug("redisrelay: roster refresh", "err", err)
+		}
 		return
 	}
+	if ro.failures >= 3 {
+		ro.r.log.Info("redisrelay: the roster is read again")
+	}
+	ro.failures = 0
 	if len(v) == 0 {
 		return
 	}
