@@ -65,9 +65,17 @@ func (s *session) commitGroup(jobs []*job) ([]outcome, []Record) {
 			// Made on a version this node has not heard of yet: another
 			// node committed it (its doorbell is on the way, or an HTTP
 			// client read it there). Catch up and plan again, rather than
-			// refuse an op that is not ahead of the document.
-			if err := s.sync(); err == nil {
+			// refuse an op that is not ahead of the document. If the
+			// cluster cannot be asked, whether it is ahead is not known:
+			// the op gets the sync's error (retryable), not a refusal.
+			err := s.sync()
+			if err == nil {
 				continue
+			}
+			for i := range out {
+				if errors.Is(out[i].err, ErrVersionAhead) {
+					out[i].err = err
+				}
 			}
 		}
 		if len(recs) == 0 {

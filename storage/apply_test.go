@@ -353,8 +353,8 @@ func TestFailingAppliesStopCommits(t *testing.T) {
 			break
 		}
 	}
-	if !errors.Is(err, ErrApplyStalled) {
-		t.Fatalf("after %d commits of 64 KiB with every apply failing, Commit = %v; want ErrApplyStalled", v, err)
+	if !errors.Is(err, ErrApplyStalled) || !errors.Is(err, collab.ErrUnavailable) {
+		t.Fatalf("after %d commits of 64 KiB with every apply failing, Commit = %v; want ErrApplyStalled, retryable (collab.ErrUnavailable)", v, err)
 	}
 	if st := db.Stats(); st.UnappliedBytes > stallBytes+(128<<10) {
 		t.Fatalf("UnappliedBytes = %d when commits stopped, want at most stallBytes (%d) and a frame", st.UnappliedBytes, stallBytes)

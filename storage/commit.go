@@ -356,7 +356,7 @@ func (db *DB) log(reqs []*commitReq) error {
 	if stalled {
 		// Nothing is acknowledged that memory and the log would have to
 		// hold without bound; commits go on once an apply succeeds.
-		return fmt.Errorf("%w: %d MiB of the log wait for bbolt: %w", ErrApplyStalled, behind>>20, aerr)
+		return fmt.Errorf("%w (%w): %d MiB of the log wait for bbolt: %w", ErrApplyStalled, collab.ErrUnavailable, behind>>20, aerr)
 	}
 	lsn := db.nextLSN
 	e := enc{b: append(db.frame[:0], make([]byte, frameHeader)...)}

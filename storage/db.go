@@ -69,7 +69,9 @@ var (
 	// ErrApplyStalled is returned by Commit, with the apply's error,
 	// while applies to bbolt fail and the log holds stallBytes waiting
 	// for them; nothing is stored. Commits are taken again once an apply
-	// succeeds.
+	// succeeds. It wraps collab.ErrUnavailable too: a client should send
+	// the op again later (web closes the WebSocket with 1012, answers
+	// HTTP with 503 and Retry-After).
 	ErrApplyStalled = errors.New("storage: the log is not being applied")
 )
 

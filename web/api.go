@@ -241,9 +241,11 @@ func (s *Server) streamOps(w http.ResponseWriter, r *http.Request, key collab.Ke
 // httpSrcPrefix starts the src of every op submitted over the HTTP API.
 const httpSrcPrefix = "http:"
 
-// anonSrcMark follows httpSrcPrefix in the src given to a submit that
-// brought none: a random one of its own (newSrc), used once.
-const anonSrcMark = "once-"
+// anonSrcPrefix starts the src given to a submit that brought none: a
+// random one of its own (newSrc), used once. No client can send one: an
+// HTTP writer's src starts with httpSrcPrefix, and a WebSocket src holds
+// no ':'.
+const anonSrcPrefix = "http-once:"
 
 // An HTTP writer's src, with its prefix and subject MAC (see
 // Server.httpSrc), must fit the engine's bound: this array's length is
@@ -343,7 +345,7 @@ func (s *Server) serveSubmit(w http.ResponseWriter, r *http.Request) {
 		// repeat of the first (a lost reply, retried): both would be
 		// acknowledged at one version and one edit lost. With a src,
 		// each is its own, and a retried one is known as a resend.
-		sub.Src, sub.Seq = httpSrcPrefix+anonSrcMark+newSrc(), 1
+		sub.Src, sub.Seq = anonSrcPrefix+newSrc(), 1
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.opts.RequestTimeout)
 	defer cancel()

@@ -88,8 +88,8 @@ func TestHTTPSubmitAndRead(t *testing.T) {
 		Seq int    `json:"seq"`
 	}
 	if status != http.StatusOK || json.Unmarshal([]byte(got), &rec) != nil || rec.V != 4 ||
-		!strings.HasPrefix(rec.Src, httpSrcPrefix+anonSrcMark) || len(rec.Src) != len(httpSrcPrefix+anonSrcMark)+32 || rec.Seq != 1 {
-		t.Fatalf("POST without src = %d %s, want 200 at v4 with a src %s<32 hex digits> and seq 1", status, got, httpSrcPrefix+anonSrcMark)
+		!strings.HasPrefix(rec.Src, anonSrcPrefix) || len(rec.Src) != len(anonSrcPrefix)+32 || rec.Seq != 1 {
+		t.Fatalf("POST without src = %d %s, want 200 at v4 with a src %s<32 hex digits> and seq 1", status, got, anonSrcPrefix)
 	}
 
 	for _, tc := range []struct {
