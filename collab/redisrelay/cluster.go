@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,7 +16,9 @@ import (
 
 // EpochStore is what a Cluster needs of its node's store besides
 // collab.Store: a durable note, per document, of the epoch whose history
-// the stored records are a prefix of. storage.DB implements it.
+// the stored records are a prefix of. storage.DB implements it. The note
+// is the Cluster's to encode (encodeNote): the epoch, and the lineage
+// the node knows of it.
 type EpochStore interface {
 	collab.Store
 	// Epoch returns the note ("" when there is none).
@@ -455,7 +459,7 @@ func (l *link) note(ctx context.Context) {
 	if epoch == "" || epoch == l.noted {
 		return
 	}
-	set, err := l.c.opts.Store.SetEpoch(ctx, l.key, epoch)
+	set, err := l.c.opts.Store.SetEpoch(ctx, l.key, encodeNote(epoch, l.lineage))
 	if err != nil {
 		l.c.log.Warn("redisrelay: cannot note a document's epoch", "doc", l.key.String(), "epoch", epoch, "err", err)
 		return
@@ -463,6 +467,35 @@ func (l *link) note(ctx context.Context) {
 	if set {
 		l.noted = epoch
 	}
+}
+
+// encodeNote is the Store's note of an epoch and its lineage: the epoch,
+// then a space and the lineage as the meta hash holds it, if it has one.
+// (Epochs are hex digits; notes from before the lineage are the epoch
+// alone.)
+func encodeNote(epoch string, lineage []Fork) string {
+	if len(lineage) == 0 {
+		return epoch
+	}
+	return epoch + " " + encodeLineage(lineage)
+}
+
+// decodeNote reads encodeNote's note. A lineage it cannot read is left
+// out: the node then knows less of its history, as before notes had one.
+func decodeNote(note string) (epoch string, lineage []Fork) {
+	epoch, l, ok := strings.Cut(note, " ")
+	if !ok {
+		return epoch, nil
+	}
+	for f := range strings.SplitSeq(l, ",") {
+		e, b, _ := strings.Cut(f, ":")
+		base, err := strconv.ParseUint(b, 10, 64)
+		if err != nil || e == "" {
+			return epoch, nil
+		}
+		lineage = append(lineage, Fork{Epoch: e, Base: base})
+	}
+	return epoch, lineage
 }
 
 // follow makes the session follow epoch from now on and notes it.

@@ -84,10 +84,12 @@ func (l *link) readNote(ctx context.Context, head uint64) error {
 	if head == 0 {
 		return nil
 	}
-	epoch, err := l.c.opts.Store.Epoch(ctx, l.key)
+	note, err := l.c.opts.Store.Epoch(ctx, l.key)
 	if err != nil {
 		return fmt.Errorf("redisrelay: read the epoch note of %s: %w", l.key, err)
 	}
+	epoch, lineage := decodeNote(note)
+	l.lineage = lineage
 	l.mu.Lock()
 	l.epoch = epoch
 	l.mu.Unlock()
@@ -159,6 +161,9 @@ func (l *link) seed(ctx context.Context, head uint64) error {
 func (l *link) renew(ctx context.Context, h Head, head uint64) error {
 	c := l.c
 	var extras []collab.Record
+	if l.current() == h.Epoch {
+		l.lineage = h.Lineage // what the renew script continues
+	}
 	if l.current() == h.Epoch && head > h.Version {
 		var err error
 		if extras, err = c.opts.Store.Ops(ctx, l.key, h.Version, head); err != nil {
@@ -217,6 +222,7 @@ func (l *link) catchUp(ctx context.Context, h Head, head *uint64, fork func(uint
 			l.follow(ctx, h.Epoch)
 			return nil, false, nil // the records offered moved Redis's head
 		}
+		l.lineage = h.Lineage // before follow, which notes it
 		l.follow(ctx, h.Epoch)
 	}
 	l.lineage = h.Lineage
