@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 )
 
 // readChunk is the most records a reader reads and sends in one step of
@@ -15,6 +16,10 @@ const readChunk = 512
 // readChunkBytes bounds a step's records by size (recordSize) for a Conn
 // that does not pace: a few huge records are sent a few at a time.
 const readChunkBytes = 1 << 20
+
+// roomWait is how long a reader waits for a connection's queue to make
+// room before it turns to the other catch-ups (readTask.step).
+const roomWait = 50 * time.Millisecond
 
 // readPool is the Hub's pool of catch-up readers: Options.Readers
 // goroutines, started with the first catch-up and stopped by Close, that
@@ -157,11 +162,20 @@ func (t *readTask) step(ctx context.Context, st Store) bool {
 	n := uint64(readChunk)
 	room := Room{Messages: 2 * readChunk, Bytes: 2 * readChunkBytes}
 	if t.pacer != nil {
-		var err error
-		if room, err = t.pacer.WaitRoom(ctx); err != nil {
+		// A connection that does not read would hold this reader until
+		// its write timeout drops it, and a few such would hold them
+		// all: past roomWait it goes to the back of the queue instead.
+		wctx, cancel := context.WithTimeout(ctx, roomWait)
+		r, err := t.pacer.WaitRoom(wctx)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+				return false // no room yet: the other tasks' turn
+			}
 			t.err = stopped(ctx, err)
 			return true
 		}
+		room = r
 		n = min(n, uint64(max(1, room.Messages/2)))
 	}
 	end := min(t.to, t.from+n)
