@@ -47,6 +47,14 @@ func TestCatchUpBehindASubmitHasNoGaps(t *testing.T) {
 						break
 					}
 				}
+				// A typist's pace. At the generator's full speed (an op
+				// per round trip) a reader that is descheduled for a few
+				// milliseconds has 20 broadcasts queued, which a queue of
+				// 20 refuses as a slow consumer: 1013, correctly, and
+				// nothing to do with the catch-up this test is about
+				// (found with the queue's contents at the overflow: 20
+				// of this writer's ops).
+				time.Sleep(2 * time.Millisecond)
 			}
 		}()
 		for i, c := range []*tclient{mine, other} {
