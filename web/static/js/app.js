@@ -75,9 +75,10 @@ const presenceId = randomId(8);
 // cannot keep them that safely.
 const saved = await SavedEdits.claim({ storage: store, locks: navigator.locks, collection, id: docId, random: () => randomId(8) });
 
-// The document rides along in the WebSocket's address (the server ignores
-// it) so that a load balancer in front of a cluster can send everyone
-// editing one document to the same node (README, "Run a cluster").
+// The document rides along in the WebSocket's address so that everyone
+// editing one document meets on one node of a cluster: the nodes pass
+// the connection to the document's node (--advertise), or a load balancer
+// in front of them hashes on it (README, "Run a cluster").
 const wsURL = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws?doc=${encodeURIComponent(collection)}/${encodeURIComponent(docId)}`;
 // A token that expires or is refused ends the connection for good (see
 // auth.js): retrying cannot help until the user comes back with a new one.
