@@ -150,7 +150,23 @@ func TestBrowserCrashRightAfterSendingReusesNoSeq(t *testing.T) {
 	}
 
 	// The next tab takes over what the crashed one saved and types on.
+	// The browser lets go of the crashed renderer's lock on its slot in
+	// its own time, which under load can take longer than a new page
+	// waits for a slot's lock (saved.js, waitForLock); the slot is then
+	// left for a later page. So B first waits, on a page of the same
+	// origin, until no lock is held.
 	b := newTab(t, prof, "B")
+	b.do(chromedp.Navigate(base + "/health"))
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		held, err := chromedp.Run(b.ctx, chromedp.Evaluate[int](`navigator.locks.query().then((s) => s.held.length)`, chromedp.EvalAwaitPromise))
+		if err == nil && held == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the crashed tab's lock is still held after 20 s (%d held, %v)", held, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	b.do(chromedp.Navigate(base + doc))
 	b.waitJS("the document", idle, 20*time.Second)
 	b.typeAt(-1, "three")
