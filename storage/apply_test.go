@@ -356,6 +356,9 @@ func TestFailingAppliesStopCommits(t *testing.T) {
 	if !errors.Is(err, ErrApplyStalled) || !errors.Is(err, collab.ErrUnavailable) {
 		t.Fatalf("after %d commits of 64 KiB with every apply failing, Commit = %v; want ErrApplyStalled, retryable (collab.ErrUnavailable)", v, err)
 	}
+	if !errors.Is(db.Stalled(), ErrApplyStalled) {
+		t.Fatalf("Stalled() = %v while commits are refused, want ErrApplyStalled", db.Stalled())
+	}
 	if st := db.Stats(); st.UnappliedBytes > stallBytes+(128<<10) {
 		t.Fatalf("UnappliedBytes = %d when commits stopped, want at most stallBytes (%d) and a frame", st.UnappliedBytes, stallBytes)
 	}
@@ -373,5 +376,8 @@ func TestFailingAppliesStopCommits(t *testing.T) {
 			t.Fatalf("Commit after the applies can succeed again = %v", err)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+	if err := db.Stalled(); err != nil {
+		t.Fatalf("Stalled() = %v once commits are taken again, want nil", err)
 	}
 }

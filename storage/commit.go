@@ -344,19 +344,29 @@ func check(r *commitReq, st *docState) (bool, error) {
 	return true, nil
 }
 
+// Stalled returns ErrApplyStalled, with the apply's error, while
+// applies to bbolt fail and stallBytes of the log wait for them (Commit
+// refuses meanwhile), and nil otherwise: for a readiness check.
+func (db *DB) Stalled() error {
+	db.pmu.Lock()
+	stalled, aerr, behind := db.applyErr != nil && db.unappliedBytes >= stallBytes, db.applyErr, db.unappliedBytes
+	db.pmu.Unlock()
+	if !stalled {
+		return nil
+	}
+	return fmt.Errorf("%w (%w): %d MiB of the log wait for bbolt: %w", ErrApplyStalled, collab.ErrUnavailable, behind>>20, aerr)
+}
+
 // log appends reqs to the log as one frame and, once it is durable,
 // makes them pending: visible to reads and queued for the applier.
 func (db *DB) log(reqs []*commitReq) error {
 	if db.walErr != nil {
 		return db.walErr
 	}
-	db.pmu.Lock()
-	stalled, aerr, behind := db.applyErr != nil && db.unappliedBytes >= stallBytes, db.applyErr, db.unappliedBytes
-	db.pmu.Unlock()
-	if stalled {
+	if err := db.Stalled(); err != nil {
 		// Nothing is acknowledged that memory and the log would have to
 		// hold without bound; commits go on once an apply succeeds.
-		return fmt.Errorf("%w (%w): %d MiB of the log wait for bbolt: %w", ErrApplyStalled, collab.ErrUnavailable, behind>>20, aerr)
+		return err
 	}
 	lsn := db.nextLSN
 	e := enc{b: append(db.frame[:0], make([]byte, frameHeader)...)}

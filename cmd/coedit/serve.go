@@ -397,8 +397,19 @@ func startNode(cfg serveConfig, log *slog.Logger) (_ *node, err error) {
 		MaxConnsPerAddr:   cfg.MaxConnsPerAddr,
 		Collectors:        []prometheus.Collector{newStoreCollector(store)},
 	}
+	// /ready fails while the store refuses commits because its applies
+	// to bbolt fail (a full disk, say), so that a load balancer sends
+	// clients elsewhere; and in a cluster while Redis does not answer.
+	wopts.Ready = func(ctx context.Context) error {
+		if err := store.Stalled(); err != nil {
+			return err
+		}
+		if cn != nil {
+			return cn.ready(ctx)
+		}
+		return nil
+	}
 	if cn != nil {
-		wopts.Ready = cn.ready
 		wopts.Collectors = append(wopts.Collectors, cn.collectors(hub)...)
 		if cfg.Advertise != "" {
 			roster, err := cn.relay.NewRoster(cfg.Advertise, redisrelay.RosterOptions{})
