@@ -138,6 +138,10 @@ type session struct {
 	cluster  ClusterLink
 	epoch    string
 	syncedAt time.Time
+	// aheadMiss is when a sync for ops ahead of the document last left
+	// them ahead (commitGroup): for aheadWait after it, such ops are
+	// refused without another sync.
+	aheadMiss time.Time
 	// replaced are the clients whose copies may hold records a fork
 	// dropped, with the version each copy is good below, as of the last
 	// sync (cluster.go).

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 	"unicode/utf8"
 
 	"github.com/coedit/coedit/ot"
@@ -59,9 +60,15 @@ func (s *session) finishGroup(jobs []*job, out []outcome, recs []Record) {
 // and then every submit that depended on it has the error (a resend of an
 // op committed before the group is still acknowledged).
 func (s *session) commitGroup(jobs []*job) ([]outcome, []Record) {
+	aheadSynced := false
 	for try := 1; ; try++ {
 		out, recs := s.planGroup(jobs)
-		if try == 1 && s.aheadOfCluster(jobs, out) {
+		if aheadSynced && s.aheadOfCluster(jobs, out, true) {
+			// The sync did not bring their version: refuse the next such
+			// ops without a round trip for a while.
+			s.aheadMiss = time.Now()
+		}
+		if try == 1 && s.aheadOfCluster(jobs, out, false) {
 			// Made on a version this node has not heard of yet: another
 			// node committed it (its doorbell is on the way, or an HTTP
 			// client read it there). Catch up and plan again, rather than
@@ -70,6 +77,7 @@ func (s *session) commitGroup(jobs []*job) ([]outcome, []Record) {
 			// the op gets the sync's error (retryable), not a refusal.
 			err := s.sync()
 			if err == nil {
+				aheadSynced = true
 				continue
 			}
 			for i := range out {
@@ -108,15 +116,21 @@ func (s *session) commitGroup(jobs []*job) ([]outcome, []Record) {
 	}
 }
 
+// aheadWait is how long after a sync that left ops ahead of the document
+// the session refuses such ops without syncing again: a client that
+// sends far-future versions costs its document a Redis round trip at
+// most this often.
+const aheadWait = 100 * time.Millisecond
+
 // aheadOfCluster reports whether, in a cluster, a job was refused as
 // ahead of the document though a sync since it was queued might have
-// brought its version.
-func (s *session) aheadOfCluster(jobs []*job, out []outcome) bool {
-	if s.cluster == nil {
+// brought its version (any such job, with after: the sync is done).
+func (s *session) aheadOfCluster(jobs []*job, out []outcome, after bool) bool {
+	if s.cluster == nil || !after && time.Since(s.aheadMiss) < aheadWait {
 		return false
 	}
 	for i, o := range out {
-		if errors.Is(o.err, ErrVersionAhead) && !s.fresh(jobs[i]) {
+		if errors.Is(o.err, ErrVersionAhead) && (after || !s.fresh(jobs[i])) {
 			return true
 		}
 	}
