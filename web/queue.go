@@ -14,8 +14,10 @@ package web
 // it (writers) once the reader has stopped.
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -232,12 +234,12 @@ func (c *conn) send(frame []byte) {
 		return
 	}
 	if len(c.queue) >= o.SendQueueMessages || (c.queuedBytes > 0 && c.queuedBytes+len(frame) > o.SendQueueBytes) {
-		n, bytes := len(c.queue), c.queuedBytes
+		n, bytes, kinds := len(c.queue), c.queuedBytes, queueKinds(c.queue)
 		c.startClosingLocked(CloseSlowConsumer, "send queue full: the client is not reading fast enough")
 		start := c.startWriterLocked()
 		c.mu.Unlock()
 		c.srv.met.slowConsumers.Inc()
-		c.log().Info("closing slow websocket", "src", c.Src(), "queued_messages", n, "queued_bytes", bytes)
+		c.log().Info("closing slow websocket", "src", c.Src(), "queued_messages", n, "queued_bytes", bytes, "queued_actions", kinds)
 		if start {
 			c.srv.writers.run(c)
 		}
@@ -277,4 +279,32 @@ func (c *conn) startClosingLocked(code int, reason string) {
 	c.queue = nil
 	c.queuedBytes = 0
 	c.wakeWaitersLocked()
+}
+
+// queueKinds counts a queue's messages by action, "op:15 p:3 pr:1", for
+// the log line of a slow consumer's close: what filled the queue. Every
+// frame the server sends starts with {"a":"<action>".
+func queueKinds(queue [][]byte) string {
+	counts := make(map[string]int)
+	var order []string
+	for _, f := range queue {
+		a := "?"
+		if rest, ok := bytes.CutPrefix(f, []byte(`{"a":"`)); ok {
+			if i := bytes.IndexByte(rest, '"'); i >= 0 {
+				a = string(rest[:i])
+			}
+		}
+		if counts[a] == 0 {
+			order = append(order, a)
+		}
+		counts[a]++
+	}
+	var b strings.Builder
+	for i, a := range order {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, "%s:%d", a, counts[a])
+	}
+	return b.String()
 }
