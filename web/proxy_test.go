@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/coedit/coedit/collab/redisrelay"
@@ -35,16 +33,6 @@ func routedPair(t *testing.T) (a, b *testServer, ra, rb *redisrelay.Roster) {
 		return len(ra.Members()) == 2 && len(rb.Members()) == 2 && ra.PeerToken() != "" && ra.PeerToken() == rb.PeerToken()
 	})
 	return a, b, ra, rb
-}
-
-// counterValue reads a counter.
-func counterValue(t *testing.T, c prometheus.Counter) float64 {
-	t.Helper()
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
-		t.Fatal(err)
-	}
-	return m.GetCounter().GetValue()
 }
 
 // ownedBy returns a document id of collection "docs" whose editors r
@@ -109,7 +97,7 @@ func TestRoutedEditorsMeetOnOneNode(t *testing.T) {
 		atA.expectf(`{"a":"op","c":"docs","d":%q,"v":%d,"src":%q,"seq":%d}`, id, v+1, atA.src, 1+i)
 		viaB.expectf(`{"a":"op","c":"docs","d":%q,"v":%d,"src":%q,"seq":%d,"op":["a"]}`, id, v+1, atA.src, 1+i)
 	}
-	if got := counterValue(t, b.srv.met.proxied); got != 1 {
+	if got := scrape(t, b)["coedit_ws_passed_total"]; got != 1 {
 		t.Errorf("the other node passed %v upgrades, want 1", got)
 	}
 	if st := b.hub.Stats(); st.SessionsStarted != 0 || st.OpsCommitted != 0 {
@@ -182,7 +170,7 @@ func TestPassedClientAddressNeedsThePeerToken(t *testing.T) {
 	c.handshake("")
 	c.sendf(`{"a":"s","c":"docs","d":%q}`, id)
 	c.expectf(`{"a":"s","c":"docs","d":%q,"data":{"v":0,"type":null}}`, id)
-	if got := counterValue(t, b.srv.met.proxied); got != 0 {
+	if got := scrape(t, b)["coedit_ws_passed_total"]; got != 0 {
 		t.Errorf("an upgrade that said it was passed on was passed again (%v)", got)
 	}
 	if b.hub.Stats().SessionsStarted == 0 {
@@ -215,7 +203,7 @@ func TestUnreachableNodeIsServedHere(t *testing.T) {
 	}
 	c.handshake("")
 	c.create("docs", id, "here", 1)
-	if got := counterValue(t, a.srv.met.proxyFailures); got != 1 {
+	if got := scrape(t, a)["coedit_ws_pass_failures_total"]; got != 1 {
 		t.Errorf("pass failures = %v, want 1", got)
 	}
 	if got := ra.Route("docs/" + id); got != "" {
@@ -335,7 +323,7 @@ func TestPassedUpgradeSkipsTheHostCheck(t *testing.T) {
 		t.Fatalf("upgrade at node b for a's document, Host node-b.example: %v (status %d)", err, status)
 	}
 	c.handshake("")
-	if got := counterValue(t, b.srv.met.proxied); got != 1 {
+	if got := scrape(t, b)["coedit_ws_passed_total"]; got != 1 {
 		t.Fatalf("node b passed %v upgrades, want 1", got)
 	}
 	// The Host check still holds for everyone else, at both nodes.

@@ -2,7 +2,6 @@ package redisrelay_test
 
 import (
 	"testing"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -63,11 +62,8 @@ func TestForkForgetsWhatTheOldHistoryHeld(t *testing.T) {
 	loud := node(t, r.srv.Addr(), r.prefix, redisrelay.Options{})
 	commit(t, loud, key, e2, 4, create(4, "z", 2, ""))
 	commit(t, loud, key, e2, 5, rec(5, "z", 3, "q"))
-	deadline := time.Now().Add(waitLimit)
-	for len(conn.received(key)) < 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("a's subscriber at version 4 was sent %d ops, want versions 4 and 5", len(conn.received(key)))
-		}
-		time.Sleep(5 * time.Millisecond)
+	got := conn.waitOps(t, key, 6)
+	if len(got) != 2 || got[0].Version != 4 || got[1].Version != 5 {
+		t.Fatalf("a's subscriber at version 4 was sent %d ops, want versions 4 and 5", len(got))
 	}
 }
