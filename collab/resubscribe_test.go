@@ -2,6 +2,7 @@ package collab_test
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -73,14 +74,8 @@ func TestClosingResubscribeStillDisconnects(t *testing.T) {
 }
 
 // waitSessions waits until h runs n sessions (idle ones stop after the
-// hub's IdleTimeout), failing after 5 s.
+// hub's IdleTimeout).
 func waitSessions(t *testing.T, h *collab.Hub, n int) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for h.Stats().Sessions != n {
-		if time.Now().After(deadline) {
-			t.Fatalf("Stats().Sessions = %d 5 s after the last subscriber left (IdleTimeout 20ms), want %d", h.Stats().Sessions, n)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitFor(t, fmt.Sprintf("%d sessions after the last subscriber left (IdleTimeout 20ms)", n), func() bool { return h.Stats().Sessions == n })
 }

@@ -63,12 +63,12 @@ func (s *session) commitGroup(jobs []*job) ([]outcome, []Record) {
 	aheadSynced := false
 	for try := 1; ; try++ {
 		out, recs := s.planGroup(jobs)
-		if aheadSynced && s.aheadOfCluster(jobs, out, true) {
+		if aheadSynced && anyAhead(jobs, out, nil) {
 			// The sync did not bring their version: refuse the next such
 			// ops without a round trip for a while.
 			s.aheadMiss = time.Now()
 		}
-		if try == 1 && s.aheadOfCluster(jobs, out, false) {
+		if try == 1 && s.cluster != nil && anyAhead(jobs, out, s.fresh) && time.Since(s.aheadMiss) >= aheadWait {
 			// Made on a version this node has not heard of yet: another
 			// node committed it (its doorbell is on the way, or an HTTP
 			// client read it there). Catch up and plan again, rather than
@@ -122,15 +122,12 @@ func (s *session) commitGroup(jobs []*job) ([]outcome, []Record) {
 // most this often.
 const aheadWait = 100 * time.Millisecond
 
-// aheadOfCluster reports whether, in a cluster, a job was refused as
-// ahead of the document though a sync since it was queued might have
-// brought its version (any such job, with after: the sync is done).
-func (s *session) aheadOfCluster(jobs []*job, out []outcome, after bool) bool {
-	if s.cluster == nil || !after && time.Since(s.aheadMiss) < aheadWait {
-		return false
-	}
+// anyAhead reports whether a job was refused as ahead of the document;
+// with fresh, only one that a sync begun after it was queued did not
+// see (a sync now might bring its version).
+func anyAhead(jobs []*job, out []outcome, fresh func(*job) bool) bool {
 	for i, o := range out {
-		if errors.Is(o.err, ErrVersionAhead) && (after || !s.fresh(jobs[i])) {
+		if errors.Is(o.err, ErrVersionAhead) && (fresh == nil || !fresh(jobs[i])) {
 			return true
 		}
 	}

@@ -21,8 +21,9 @@ import (
 // that commits the document's ops to Redis: no races between nodes for
 // its versions, no copy of each op written and fanned out on every node.
 // Routing is a placement, not a rule of correctness: a connection that
-// names no document, or opens others besides its own, or arrives while
-// the nodes disagree on the members, is served where it landed, and
+// names no document, or arrives while the nodes disagree on the
+// members, is served where it landed; one that opens other documents
+// besides its own is served, for all of them, where it was passed; and
 // Redis still gives each document one order (DESIGN.md §7).
 //
 // The node that receives a passed upgrade trusts the client address it
@@ -50,7 +51,7 @@ type Router interface {
 
 // The headers a node adds to an upgrade it passes on.
 const (
-	// headerPeer carries Options.PeerToken.
+	// headerPeer carries Router.PeerToken.
 	headerPeer = "X-Coedit-Peer"
 	// headerClient carries the client's address as the passing node
 	// counted it.
@@ -208,8 +209,7 @@ type passed struct {
 }
 
 // run answers the client with the peer's 101, then copies: what either
-// side had sent past the handshake first, then the rest (splice(2) on
-// Linux, since both are TCP connections).
+// side had sent past the handshake first, then the rest (pump).
 func (p *passed) run(resp *http.Response, peerBuf, clientBuf *bufio.Reader) {
 	defer p.close()
 	var b bytes.Buffer
@@ -219,6 +219,7 @@ func (p *passed) run(resp *http.Response, peerBuf, clientBuf *bufio.Reader) {
 	if err := copyBuffered(&b, peerBuf); err != nil {
 		return
 	}
+	p.client.SetWriteDeadline(time.Now().Add(p.timeout))
 	if _, err := p.client.Write(b.Bytes()); err != nil {
 		return
 	}
@@ -228,6 +229,7 @@ func (p *passed) run(resp *http.Response, peerBuf, clientBuf *bufio.Reader) {
 		if copyBuffered(&cb, clientBuf) != nil {
 			return
 		}
+		p.peer.SetWriteDeadline(time.Now().Add(p.timeout))
 		if _, err := p.peer.Write(cb.Bytes()); err != nil {
 			return
 		}
@@ -241,8 +243,8 @@ func (p *passed) run(resp *http.Response, peerBuf, clientBuf *bufio.Reader) {
 // left, so most writes do not touch it. (io.Copy between the two TCP
 // connections would splice(2), holding a pipe, two descriptors, for each
 // direction of each connection, and nothing would end a splice stuck on
-// a client that does not read; measured, it was no cheaper here:
-// docs/decisions.md.) The buffer is small: frames are, and an idle
+// a client that does not read; a read and write loop with 32 KiB
+// buffers measured no costlier: docs/decisions.md.) The buffer is small: frames are, and an idle
 // passed connection holds two.
 func (p *passed) pump(dst, src net.Conn) {
 	buf := make([]byte, 4<<10)

@@ -477,7 +477,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	// of what it held for the request (its buffered reader and writer,
 	// the request, the handler's stack). s.wg, which admit added to,
 	// waits until the last connection has called leave (conn.finish,
-	// with the same addr: remoteHost of the same socket's address).
+	// with the same addr: connAddr).
 	go c.serve()
 }
 

@@ -133,7 +133,7 @@ func renderCluster(b *strings.Builder, rs *results, images []image) {
 		}
 		p("Closed loop on two nodes: %s (%s). The rule: %s.\n\n", verdict, text, backlogRule)
 		if a := rs.get("s7c", "cluster"); a != nil && a.Acked > 0 && c.Acked > 0 {
-			p("With each document's clients on one node instead (not a target; what a load balancer that routes by document gives, README \"Run a cluster\"): %s against %s ops/s, ack p99 %.1f against %.1f ms; the difference is the passing of the other node's clients' frames.\n\n",
+			p("With each document's clients on one node instead (not a target; what a load balancer that routes by document gives, README \"Run a cluster\"): %s against %s ops/s, ack p99 %.1f against %.1f ms. There no node passes another's clients' frames on.\n\n",
 				num(a.OpsPerSec), num(c.OpsPerSec), a.Ack.P99, c.Ack.P99)
 		}
 		if d := rs.get("s7d", "cluster"); d != nil && d.Acked > 0 && c.Acked > 0 {

@@ -133,14 +133,11 @@ func TestServeRoutesEditorsByDocument(t *testing.T) {
 	metric := func(n *child, name string) float64 {
 		t.Helper()
 		_, body := fetchURL(t, n.url+"/metrics")
-		for _, l := range strings.Split(body, "\n") {
-			if v, ok := strings.CutPrefix(l, name+" "); ok {
-				f, _ := strconv.ParseFloat(v, 64)
-				return f
-			}
+		v := metricValue(body, name)
+		if v < 0 {
+			t.Fatalf("/metrics lacks %s", name)
 		}
-		t.Fatalf("/metrics lacks %s", name)
-		return 0
+		return v
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for metric(nodes[0], "coedit_cluster_members") != 2 || metric(nodes[1], "coedit_cluster_members") != 2 {

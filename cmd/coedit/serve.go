@@ -367,7 +367,7 @@ func startNode(cfg serveConfig, log *slog.Logger) (_ *node, err error) {
 	}
 	hopts := collab.Options{Store: store, Logger: log, MaxDocLen: cfg.MaxDocLen}
 	var cn *clusterNode
-	var leaveRoster func(context.Context) error
+	var roster *redisrelay.Roster
 	if cfg.Redis != "" {
 		// Its sessions leave the relay as the hub closes, so the relay
 		// closes after the hub (closers run newest first).
@@ -412,8 +412,7 @@ func startNode(cfg serveConfig, log *slog.Logger) (_ *node, err error) {
 	if cn != nil {
 		wopts.Collectors = append(wopts.Collectors, cn.collectors(hub)...)
 		if cfg.Advertise != "" {
-			roster, err := cn.relay.NewRoster(cfg.Advertise, redisrelay.RosterOptions{})
-			if err != nil {
+			if roster, err = cn.relay.NewRoster(cfg.Advertise, redisrelay.RosterOptions{}); err != nil {
 				return nil, fmt.Errorf("serve: --advertise: %w", err)
 			}
 			wopts.Router = roster
@@ -421,12 +420,13 @@ func startNode(cfg serveConfig, log *slog.Logger) (_ *node, err error) {
 				Name: "coedit_cluster_members",
 				Help: "Nodes this node knows in the roster that routes each document's editors to one node (--advertise), itself included once its entry is in.",
 			}, func() float64 { return float64(len(roster.Members())) }))
-			leaveRoster = func(context.Context) error { roster.Close(); return nil }
-			n.closers.add("roster", leaveRoster) // if this function fails
 		}
 	}
 	ws, err := web.New(wopts)
 	if err != nil {
+		if roster != nil {
+			roster.Close()
+		}
 		return nil, fmt.Errorf("serve: %w", err)
 	}
 	// web.Server.Close closes every WebSocket and waits for each to leave
@@ -454,11 +454,11 @@ func startNode(cfg serveConfig, log *slog.Logger) (_ *node, err error) {
 		<-served
 		return err
 	})
-	if leaveRoster != nil {
+	if roster != nil {
 		// Closers run newest first: the node leaves the roster, so that
 		// the others stop passing editors to it, before it stops taking
-		// upgrades. (Roster.Close may run twice.)
-		n.closers.add("roster", leaveRoster)
+		// upgrades.
+		n.closers.add("roster", func(context.Context) error { roster.Close(); return nil })
 	}
 	// The mode, never the secret: the log says whether auth is on.
 	mode := securityMode(cfg)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -276,7 +275,7 @@ func (c *Cluster) Sequence(ctx context.Context, key collab.Key, recs []collab.Re
 			return nil, fmt.Errorf("%w: %s was seeded by another node", collab.ErrResync, key)
 		}
 		c.stats.seeds.Add(1)
-		l.follow(ctx, epoch)
+		l.follow(ctx, epoch, nil)
 	}
 	epoch := l.current()
 	var res Result
@@ -483,25 +482,17 @@ func encodeNote(epoch string, lineage []Fork) string {
 // decodeNote reads encodeNote's note. A lineage it cannot read is left
 // out: the node then knows less of its history, as before notes had one.
 func decodeNote(note string) (epoch string, lineage []Fork) {
-	epoch, l, ok := strings.Cut(note, " ")
-	if !ok {
-		return epoch, nil
-	}
-	for f := range strings.SplitSeq(l, ",") {
-		e, b, _ := strings.Cut(f, ":")
-		base, err := strconv.ParseUint(b, 10, 64)
-		if err != nil || e == "" {
-			return epoch, nil
-		}
-		lineage = append(lineage, Fork{Epoch: e, Base: base})
-	}
+	epoch, l, _ := strings.Cut(note, " ")
+	lineage, _ = decodeLineage(l)
 	return epoch, lineage
 }
 
-// follow makes the session follow epoch from now on and notes it.
-func (l *link) follow(ctx context.Context, epoch string) {
+// follow makes the session follow epoch, whose lineage is lineage, from
+// now on and notes both.
+func (l *link) follow(ctx context.Context, epoch string, lineage []Fork) {
 	l.mu.Lock()
 	l.epoch = epoch
 	l.mu.Unlock()
+	l.lineage = lineage
 	l.note(ctx)
 }

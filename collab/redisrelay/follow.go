@@ -147,8 +147,7 @@ func (l *link) seed(ctx context.Context, head uint64) error {
 	}
 	if won {
 		c.stats.seeds.Add(1)
-		l.lineage = seedLineage(seed.Prev, seed.Doc.Snapshot.Version+uint64(len(seed.Doc.Ops)), seed.Lineage)
-		l.follow(ctx, epoch)
+		l.follow(ctx, epoch, seedLineage(seed.Prev, seed.Doc.Snapshot.Version+uint64(len(seed.Doc.Ops)), seed.Lineage))
 	}
 	return nil
 }
@@ -163,11 +162,11 @@ func (l *link) renew(ctx context.Context, h Head, head uint64) error {
 	var extras []collab.Record
 	if l.current() == h.Epoch {
 		l.lineage = h.Lineage // what the renew script continues
-	}
-	if l.current() == h.Epoch && head > h.Version {
-		var err error
-		if extras, err = c.opts.Store.Ops(ctx, l.key, h.Version, head); err != nil {
-			return fmt.Errorf("redisrelay: renew %s: %w", l.key, err)
+		if head > h.Version {
+			var err error
+			if extras, err = c.opts.Store.Ops(ctx, l.key, h.Version, head); err != nil {
+				return fmt.Errorf("redisrelay: renew %s: %w", l.key, err)
+			}
 		}
 	}
 	return l.renewWith(ctx, h.Epoch, extras)
@@ -185,12 +184,12 @@ func (l *link) renewWith(ctx context.Context, epoch string, extras []collab.Reco
 	if err != nil {
 		return err
 	}
+	lineage := l.lineage
 	if next != epoch {
 		c.stats.renewals.Add(1)
-		// As the renew script writes it.
-		l.lineage = append([]Fork{{Epoch: epoch, Base: head}}, l.lineage[:min(len(l.lineage), maxLineage-1)]...)
+		lineage = seedLineage(epoch, head, l.lineage) // as the renew script writes it
 	}
-	l.follow(ctx, next)
+	l.follow(ctx, next, lineage)
 	return nil
 }
 
@@ -218,14 +217,12 @@ func (l *link) catchUp(ctx context.Context, h Head, head *uint64, fork func(uint
 			c.stats.forks.Add(1)
 			*head = shared
 			l.forget(shared)
-			l.lineage = h.Lineage
-			l.follow(ctx, h.Epoch)
+			l.follow(ctx, h.Epoch, h.Lineage)
 			return nil, false, nil // the records offered moved Redis's head
 		}
-		l.lineage = h.Lineage // before follow, which notes it
-		l.follow(ctx, h.Epoch)
+		l.follow(ctx, h.Epoch, h.Lineage)
 	}
-	l.lineage = h.Lineage
+	l.lineage = h.Lineage // the same epoch's, for a link whose note had none
 	if *head > h.Version {
 		// Redis holds fewer records of this epoch than the node: it lost
 		// them (EpochBehind). Put them back.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"strings"
 
 	"github.com/coedit/coedit/collab"
 )
@@ -176,15 +175,9 @@ func parseHead(v []any) (Head, error) {
 	if err1 != nil || err2 != nil {
 		return Head{}, fmt.Errorf("%w: meta %v", ErrCorrupt, v)
 	}
-	if l := reply(v, 3); l != "" {
-		for f := range strings.SplitSeq(l, ",") {
-			e, b, _ := strings.Cut(f, ":")
-			base, err := strconv.ParseUint(b, 10, 64)
-			if err != nil {
-				return Head{}, fmt.Errorf("%w: lineage %q", ErrCorrupt, l)
-			}
-			h.Lineage = append(h.Lineage, Fork{Epoch: e, Base: base})
-		}
+	var err error
+	if h.Lineage, err = decodeLineage(reply(v, 3)); err != nil {
+		return Head{}, err
 	}
 	return h, nil
 }

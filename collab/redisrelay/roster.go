@@ -32,6 +32,8 @@ type Roster struct {
 	r    *Relay
 	self string
 	opts RosterOptions
+	// fresh is the peer token this node sets if Redis has none.
+	fresh string
 
 	members atomic.Pointer[[]string] // sorted; nil until the first refresh
 	token   atomic.Pointer[string]
@@ -73,7 +75,9 @@ func (r *Relay) NewRoster(self string, opts RosterOptions) (*Roster, error) {
 	if opts.DownFor <= 0 {
 		opts.DownFor = 10 * time.Second
 	}
-	ro := &Roster{r: r, self: self, opts: opts, down: make(map[string]time.Time),
+	var fresh [16]byte
+	_, _ = rand.Read(fresh[:]) // never fails (crypto/rand documents it)
+	ro := &Roster{r: r, self: self, opts: opts, fresh: hex.EncodeToString(fresh[:]), down: make(map[string]time.Time),
 		stop: make(chan struct{}), done: make(chan struct{})}
 	go ro.keep()
 	return ro, nil
@@ -123,9 +127,7 @@ func (ro *Roster) keep() {
 func (ro *Roster) refresh() {
 	ctx, cancel := context.WithTimeout(context.Background(), ro.opts.MemberTTL/3)
 	defer cancel()
-	var fresh [16]byte
-	_, _ = rand.Read(fresh[:])
-	v, err := ro.r.run(ctx, "roster", rosterScript, ro.r.rosterKeys(), ro.self, ro.opts.MemberTTL.Milliseconds(), hex.EncodeToString(fresh[:]))
+	v, err := ro.r.run(ctx, "roster", rosterScript, ro.r.rosterKeys(), ro.self, ro.opts.MemberTTL.Milliseconds(), ro.fresh)
 	if err != nil {
 		// A few failures are Redis being away, which the rest of the
 		// node reports; more, and routing is off without another sign.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/coedit/coedit/collab"
@@ -174,6 +175,23 @@ func seedLineage(prev string, head uint64, prevLineage []Fork) []Fork {
 		l = append(l, Fork{Epoch: f.Epoch, Base: min(f.Base, head)})
 	}
 	return l
+}
+
+// decodeLineage reads encodeLineage's form ("" is none).
+func decodeLineage(l string) ([]Fork, error) {
+	if l == "" {
+		return nil, nil
+	}
+	var lineage []Fork
+	for f := range strings.SplitSeq(l, ",") {
+		e, b, _ := strings.Cut(f, ":")
+		base, err := strconv.ParseUint(b, 10, 64)
+		if err != nil || e == "" {
+			return nil, fmt.Errorf("%w: lineage %q", ErrCorrupt, l)
+		}
+		lineage = append(lineage, Fork{Epoch: e, Base: base})
+	}
+	return lineage, nil
 }
 
 // encodeLineage writes a lineage as the meta hash's l field holds it:
