@@ -486,3 +486,85 @@ func TestMaxBatchDelay(t *testing.T) {
 		t.Errorf("after Close: Stats() = %+v, want 5 commits in 3 batches", got)
 	}
 }
+
+// TestCompanyWait checks when a leader waits for company
+// (Options.CompanyWait): never for a document committing alone, nor
+// before calls for two other documents have arrived within the window;
+// then a lone commit waits, the next call of another document shares its
+// batch, and Close ends a wait that nothing joins.
+func TestCompanyWait(t *testing.T) {
+	db := openTest(t, Options{CompanyWait: time.Hour})
+	ctx := context.Background()
+	key := func(id string) collab.Key { return collab.Key{Collection: "c", ID: id} }
+	for v := range 5 {
+		mustCommit(t, db, key("alone"), edits(uint64(v), 1, "s"), nil)
+	}
+	// Its own arrivals never count for its batch. For another document's
+	// they do: five calls of "alone" in the window make a lone commit of
+	// "a" wait.
+	if got := db.Stats(); got.CompanyWaits != 0 || got.Batches != 5 {
+		t.Fatalf("one document committing alone: Stats() = %+v, want 5 batches and no wait", got)
+	}
+	errs := make(chan error, 3)
+	go func() { errs <- db.Commit(ctx, key("a"), edits(0, 1, "s"), nil) }()
+	waitFor(t, "the wait to begin", func() bool { return db.Stats().CompanyWaits == 1 })
+	select {
+	case err := <-errs:
+		t.Fatalf("a lone commit after other documents' returned (%v) before company came", err)
+	case <-time.After(20 * time.Millisecond):
+	}
+	mustCommit(t, db, key("b"), edits(0, 1, "s"), nil)
+	if err := <-errs; err != nil {
+		t.Fatalf("Commit(a) = %v", err)
+	}
+	if got := db.Stats(); got.Commits != 7 || got.Batches != 6 {
+		t.Errorf("a waiting leader and the call that joined it: Stats() = %+v, want 7 commits in 6 batches", got)
+	}
+	// Close ends a wait that nothing joins, and writes what it holds.
+	go func() { errs <- db.Commit(ctx, key("c"), edits(0, 1, "s"), nil) }()
+	waitFor(t, "the second wait to begin", func() bool { return db.Stats().CompanyWaits == 2 })
+	if err := db.Close(); err != nil {
+		t.Fatalf("Close() = %v", err)
+	}
+	if err := <-errs; err != nil {
+		t.Errorf("Commit waiting for company at Close = %v, want nil", err)
+	}
+}
+
+// TestCompanyDue checks the leader's choice on its own: it counts
+// arrivals for documents outside its batch within the window, and a
+// batch of companyBatch calls never waits.
+func TestCompanyDue(t *testing.T) {
+	db := openTest(t, Options{})
+	d := 100 * time.Microsecond
+	key := func(id string) collab.Key { return collab.Key{Collection: "c", ID: id} }
+	req := func(id string) *commitReq { return &commitReq{key: key(id)} }
+	now := int64(time.Hour)
+	db.cmu.Lock()
+	defer db.cmu.Unlock()
+	db.arrivals = arrivalRing{}
+	db.arrivals.add(now-int64(companyWindow)*int64(d)-1, key("old")) // outside the window
+	db.arrivals.add(now-int64(d), key("x"))
+	db.arrivals.add(now-int64(d), key("mine"))
+	db.arrivals.add(now, key("mine"))
+	for _, c := range []struct {
+		batch []*commitReq
+		want  bool
+	}{
+		{[]*commitReq{req("mine")}, false},           // x alone: one other document
+		{[]*commitReq{req("other")}, true},           // x and mine twice
+		{[]*commitReq{req("mine"), req("x")}, false}, // every arrival is in the batch
+		{[]*commitReq{req("p"), req("q"), req("r"), req("s")}, false},
+	} {
+		if got := db.companyDue(c.batch, now, d); got != c.want {
+			t.Errorf("companyDue(batch of %d, first %s) = %v, want %v", len(c.batch), c.batch[0].key.ID, got, c.want)
+		}
+	}
+	db.arrivals.add(now, key("y"))
+	if !db.companyDue([]*commitReq{req("mine")}, now, d) {
+		t.Errorf("companyDue(mine) with x and y arrived = false, want true")
+	}
+	if db.companyDue([]*commitReq{req("mine")}, now, 0) {
+		t.Errorf("companyDue with no wait configured = true, want false")
+	}
+}

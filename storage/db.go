@@ -167,7 +167,20 @@ type Options struct {
 	// syncs form the next batch, which already groups commits under load
 	// without adding latency when idle.
 	MaxBatchDelay time.Duration
+	// CompanyWait is the most the leader of a small group commit waits
+	// for one more call to join, and it waits only when other documents
+	// have been committing at a rate that makes one likely in that time
+	// (company.go). Under light load spread over many documents, where
+	// each sync would otherwise carry one commit, it trades up to this
+	// much latency for fewer syncs; a lone document's commits, and
+	// batches that are large already, never wait. The default, 0, takes
+	// DefaultCompanyWait; a negative value turns the wait off, as does
+	// SyncNone. Ignored when MaxBatchDelay is set.
+	CompanyWait time.Duration
 }
+
+// DefaultCompanyWait is Options.CompanyWait's default.
+const DefaultCompanyWait = 200 * time.Microsecond
 
 // withDefaults returns o with its zero fields set to their defaults, or
 // an error for a value that makes no sense.
@@ -199,6 +212,12 @@ func (o Options) withDefaults() (Options, error) {
 	if o.ApplyEvery == 0 {
 		o.ApplyEvery = 500 * time.Millisecond
 	}
+	switch {
+	case o.CompanyWait < 0 || o.Sync == SyncNone:
+		o.CompanyWait = 0 // off; without a sync there is nothing to share
+	case o.CompanyWait == 0:
+		o.CompanyWait = DefaultCompanyWait
+	}
 	return o, nil
 }
 
@@ -211,6 +230,9 @@ type Stats struct {
 	// wrote at most one frame to the op log, with SyncAlways one disk
 	// sync. Commits/Batches is the average group commit size.
 	Batches uint64
+	// CompanyWaits is the number of group commits whose leader waited
+	// for another call to join (Options.CompanyWait).
+	CompanyWaits uint64
 	// Applies is the number of transactions in which the applier moved
 	// logged requests into bbolt (apply.go).
 	Applies uint64
@@ -250,6 +272,8 @@ type DB struct {
 	want    int
 	fill    chan struct{}
 	idle    sync.Cond
+	// arrivals are the latest calls to join, for CompanyWait (company.go).
+	arrivals arrivalRing
 	// isClosed lets reads fail fast with ErrClosed once Close has begun.
 	isClosed atomic.Bool
 
@@ -258,6 +282,8 @@ type DB struct {
 
 	commits atomic.Uint64
 	batches atomic.Uint64
+	// companyWaits counts the leaders that waited for company.
+	companyWaits atomic.Uint64
 	// testWrite, set by tests before any commit, runs at the start of
 	// each group commit's write, with writeMu held; nil otherwise.
 	testWrite func(batch []*commitReq)
@@ -464,7 +490,7 @@ func (db *DB) Path() string { return db.path }
 
 // Stats returns the DB's counters.
 func (db *DB) Stats() Stats {
-	st := Stats{Commits: db.commits.Load(), Batches: db.batches.Load()}
+	st := Stats{Commits: db.commits.Load(), Batches: db.batches.Load(), CompanyWaits: db.companyWaits.Load()}
 	db.pmu.Lock()
 	st.Applies, st.PendingDocs, st.UnappliedBytes = db.applyGen, len(db.pending), db.unappliedBytes
 	db.pmu.Unlock()

@@ -24,9 +24,15 @@ func TestOptionsDefaults(t *testing.T) {
 		t.Fatalf("Options{}.withDefaults() = %v", err)
 	}
 	want := Options{Sync: SyncAlways, LockTimeout: 2 * time.Second, MilestoneEvery: 1000, SeqWindow: 10000,
-		InitialMmapSize: 64 << 20, MaxBatch: 1024, ApplyEvery: 500 * time.Millisecond}
+		InitialMmapSize: 64 << 20, MaxBatch: 1024, ApplyEvery: 500 * time.Millisecond, CompanyWait: DefaultCompanyWait}
 	if got != want {
 		t.Errorf("Options{}.withDefaults() = %+v, want %+v", got, want)
+	}
+	// A negative CompanyWait turns the wait off, and so does SyncNone.
+	for _, o := range []Options{{CompanyWait: -1}, {Sync: SyncNone}, {Sync: SyncNone, CompanyWait: time.Millisecond}} {
+		if got, err := o.withDefaults(); err != nil || got.CompanyWait != 0 {
+			t.Errorf("%+v.withDefaults() = CompanyWait %v, %v; want 0", o, got.CompanyWait, err)
+		}
 	}
 }
 

@@ -85,6 +85,9 @@ func (db *DB) join(r *commitReq) (bool, error) {
 		db.cmu.Unlock()
 		return false, fmt.Errorf("storage: commit %s: %w", r.key, ErrClosed)
 	}
+	if db.opts.CompanyWait > 0 {
+		db.arrivals.add(nanotime(), r.key)
+	}
 	if !db.leading {
 		db.leading = true
 		r.state.Store(reqTaken)
@@ -131,8 +134,14 @@ func (db *DB) finish(r *commitReq) error {
 func (db *DB) lead(first *commitReq) {
 	var buf [16]*commitReq
 	batch := db.takeQueued(append(buf[:0], first))
-	if db.opts.MaxBatchDelay > 0 && len(batch) < db.opts.MaxBatch && !db.closed {
-		batch = db.wait(batch, db.opts.MaxBatchDelay)
+	switch {
+	case db.opts.MaxBatchDelay > 0:
+		if len(batch) < db.opts.MaxBatch && !db.closed {
+			batch = db.wait(batch, db.opts.MaxBatchDelay, db.opts.MaxBatch-len(batch))
+		}
+	case db.companyDue(batch, nanotime(), db.opts.CompanyWait):
+		db.companyWaits.Add(1)
+		batch = db.wait(batch, db.opts.CompanyWait, 1)
 	}
 	db.cmu.Unlock()
 	db.writeOrCrash(batch)
@@ -228,10 +237,11 @@ func (db *DB) dequeue(n int) {
 	db.queue = db.queue[:m]
 }
 
-// wait lets requests join batch, which is not full, until it is, d
-// passes, or Close begins. cmu is held, and released while it waits.
-func (db *DB) wait(batch []*commitReq, d time.Duration) []*commitReq {
-	db.want = db.opts.MaxBatch - len(batch)
+// wait lets up to want more requests join batch (which has room for
+// them), until that many are queued, d passes, or Close begins. cmu is
+// held, and released while it waits.
+func (db *DB) wait(batch []*commitReq, d time.Duration, want int) []*commitReq {
+	db.want = want
 	if len(db.queue) >= db.want {
 		db.want = 0
 		return db.takeQueued(batch)

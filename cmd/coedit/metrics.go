@@ -13,6 +13,8 @@ func newStoreCollector(db *storage.DB) *statmetrics.Collector[storage.Stats] {
 		func(st storage.Stats) uint64 { return st.Commits })
 	c.Counter("coedit_store_write_batches_total", "Write transactions the store ran (with --sync always, one fsync each); commits divided by this is the group commit size.",
 		func(st storage.Stats) uint64 { return st.Batches })
+	c.Counter("coedit_store_company_waits_total", "Group commits whose leader waited (up to --commit-wait) for a call for another document to share its sync.",
+		func(st storage.Stats) uint64 { return st.CompanyWaits })
 	c.Counter("coedit_store_applies_total", "bbolt write transactions that moved logged ops from the op log into the bbolt file.",
 		func(st storage.Stats) uint64 { return st.Applies })
 	c.Gauge("coedit_store_pending_documents", "Documents with logged ops not yet in the bbolt file (served from memory meanwhile).",

@@ -77,6 +77,10 @@ type serveConfig struct {
 	// NodeTTL is redisrelay.Options.NodeTTL: how long after a node
 	// stops its clients' presence is cleared on the others.
 	NodeTTL time.Duration
+	// CommitWait is storage.Options.CompanyWait: how long a small group
+	// commit may wait for a commit of another document to share its
+	// sync; 0 turns the wait off.
+	CommitWait time.Duration
 	// lockTimeout overrides storage.Options.LockTimeout (tests).
 	lockTimeout time.Duration
 	// started, if set, is called with the listening address once the
@@ -97,6 +101,7 @@ func parseServeFlags(args []string, getenv func(string) string, output io.Writer
 	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "listen address, host:port")
 	fs.StringVar(&cfg.DataDir, "data", "./coedit-data", "data directory; the store is "+dataFile+" inside it")
 	fs.TextVar(&cfg.Sync, "sync", storage.SyncAlways, "always: fsync before acknowledging an op; none: no fsync, for benchmarks only")
+	fs.DurationVar(&cfg.CommitWait, "commit-wait", storage.DefaultCompanyWait, "with --sync always: how long a lone commit may wait for a commit of another document to share its fsync, when other documents are committing often enough that one is likely; 0: never wait")
 	fs.BoolVar(&cfg.Insecure, "insecure", false, "allow a non-loopback --addr although no authentication is configured")
 	fs.Func("log-level", "debug, info, warn or error (default info)", func(v string) error {
 		return cfg.LogLevel.UnmarshalText([]byte(v))
@@ -162,6 +167,8 @@ func (cfg serveConfig) check() error {
 		return fmt.Errorf("--ops-per-second: want a positive number, got %v", cfg.OpsPerSecond)
 	case 4*cfg.OpsPerSecond > math.MaxInt32:
 		return fmt.Errorf("--ops-per-second: %v is too large (at most %d)", cfg.OpsPerSecond, math.MaxInt32/4)
+	case cfg.CommitWait < 0 || cfg.CommitWait > time.Second:
+		return fmt.Errorf("--commit-wait: want a duration from 0 to 1s, such as 200us, got %v", cfg.CommitWait)
 	case cfg.MaxDocLen <= 0:
 		return fmt.Errorf("--max-doc: want a positive number of code points, got %d", cfg.MaxDocLen)
 	case cfg.MaxConns <= 0:
@@ -348,7 +355,11 @@ func startNode(cfg serveConfig, log *slog.Logger) (_ *node, err error) {
 		return nil, fmt.Errorf("serve: data directory: %w", err)
 	}
 	path := filepath.Join(cfg.DataDir, dataFile)
-	store, err := storage.Open(path, storage.Options{Sync: cfg.Sync, LockTimeout: cfg.lockTimeout})
+	wait := cfg.CommitWait
+	if wait == 0 {
+		wait = -1 // storage's 0 is its default
+	}
+	store, err := storage.Open(path, storage.Options{Sync: cfg.Sync, LockTimeout: cfg.lockTimeout, CompanyWait: wait})
 	if errors.Is(err, storage.ErrLocked) {
 		return nil, fmt.Errorf("serve: the data file %s is locked by another process: is another coedit serving --data %s? (%w)", path, cfg.DataDir, err)
 	}

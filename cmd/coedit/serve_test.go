@@ -32,7 +32,8 @@ func TestParseServeFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	def := serveConfig{Addr: "127.0.0.1:8080", DataDir: "./coedit-data", Sync: storage.SyncAlways, LogLevel: slog.LevelInfo, LogFormat: "text",
-		ShutdownTimeout: 15 * time.Second, OpsPerSecond: 100, MaxDocLen: 16 << 20, MaxConns: 10000, MaxConnsPerAddr: 256, RedisPrefix: "coedit:", NodeTTL: 15 * time.Second}
+		ShutdownTimeout: 15 * time.Second, OpsPerSecond: 100, MaxDocLen: 16 << 20, MaxConns: 10000, MaxConnsPerAddr: 256, RedisPrefix: "coedit:", NodeTTL: 15 * time.Second,
+		CommitWait: 200 * time.Microsecond}
 	with := func(f func(*serveConfig)) serveConfig {
 		c := def
 		f(&c)
@@ -67,6 +68,8 @@ func TestParseServeFlags(t *testing.T) {
 			map[string]string{"COEDIT_OPS_PER_SECOND": "3", "COEDIT_ORIGINS": "https://env.example"},
 			with(func(c *serveConfig) { c.OpsPerSecond, c.Origins = 260000, []string{"https://flag.example"} })},
 		{"bare --insecure", []string{"--insecure", "--data", "x"}, nil, with(func(c *serveConfig) { c.Insecure, c.DataDir = true, "x" })},
+		{"commit wait", []string{"--commit-wait", "1ms"}, nil, with(func(c *serveConfig) { c.CommitWait = time.Millisecond })},
+		{"no commit wait from env", nil, map[string]string{"COEDIT_COMMIT_WAIT": "0"}, with(func(c *serveConfig) { c.CommitWait = 0 })},
 		{"auth and limits", []string{"--auth-secret", testSecret, "--hosts", "coedit.example, docs.example", "--max-conns", "5", "--max-conns-per-addr", "2"}, nil,
 			with(func(c *serveConfig) {
 				c.AuthSecret, c.Hosts, c.MaxConns, c.MaxConnsPerAddr = []byte(testSecret), []string{"coedit.example", "docs.example"}, 5, 2
@@ -97,6 +100,7 @@ func TestParseServeFlags(t *testing.T) {
 		{"--ops-per-second", "0"}, {"--ops-per-second", "-1"}, {"--ops-per-second", "lots"}, {"--ops-per-second", "NaN"}, {"--ops-per-second", "+Inf"}, {"--ops-per-second", "1e12"},
 		{"--origins", "app.example"}, {"--origins", "https://a.example,/path"}, {"--origins", "https://a.example/app"}, {"--origins", "https://a.example?x=1"},
 		{"--max-doc", "0"}, {"--max-doc", "-5"}, {"--max-doc", "1.5"}, {"--max-doc", "big"},
+		{"--commit-wait", "-1ms"}, {"--commit-wait", "2s"}, {"--commit-wait", "soon"},
 		{"--auth-secret", "short"}, {"--auth-secret", testSecret, "--auth-secret-file", secretFile}, {"--auth-secret-file", secretFile + ".missing"},
 		{"--hosts", "https://coedit.example"}, {"--hosts", "coedit.example:443"}, {"--hosts", "10.0.0.1"},
 		{"--max-conns", "0"}, {"--max-conns-per-addr", "-1"},
