@@ -135,9 +135,13 @@ func TestCommitErrors(t *testing.T) {
 // holdWriter blocks db's writer: it takes the lock a leader holds while
 // it logs a batch, commits first (whose call leads and then waits on the
 // lock, so that later calls queue), and returns a function that releases
-// the lock. first's error arrives on the channel.
+// the lock. first's error arrives on the channel. It turns db's company
+// wait off (before any goroutine of the test reads it), so that first's
+// leader goes straight to the lock rather than waiting there for a later
+// call.
 func holdWriter(t *testing.T, db *DB, key collab.Key, first []collab.Record) (release func(), firstErr <-chan error) {
 	t.Helper()
+	db.opts.CompanyWait = 0
 	db.writeMu.Lock()
 	errc := make(chan error, 1)
 	taken := db.taken.Load()
@@ -566,5 +570,23 @@ func TestCompanyDue(t *testing.T) {
 	}
 	if db.companyDue([]*commitReq{req("mine")}, now, 0) {
 		t.Errorf("companyDue with no wait configured = true, want false")
+	}
+	// Once the ring has wrapped, only its latest arrivals count: sixteen
+	// of "mine" push x and y out.
+	for range arrivalRingSize {
+		db.arrivals.add(now, key("mine"))
+	}
+	if db.companyDue([]*commitReq{req("mine")}, now, d) {
+		t.Errorf("companyDue(mine) after %d arrivals of its own = true, want false", arrivalRingSize)
+	}
+	db.arrivals.add(now, key("x"))
+	db.arrivals.add(now, key("y"))
+	if !db.companyDue([]*commitReq{req("mine")}, now, d) {
+		t.Errorf("companyDue(mine) with x and y the latest of a wrapped ring = false, want true")
+	}
+	// A batch that is full waits for nothing.
+	db.opts.MaxBatch = 1
+	if db.companyDue([]*commitReq{req("mine")}, now, d) {
+		t.Errorf("companyDue with a full batch (MaxBatch 1) = true, want false")
 	}
 }

@@ -17,14 +17,14 @@ import (
 // of that wait added to its own ack.
 //
 // A fixed wait (MaxBatchDelay) puts that price on every batch, including
-// a lone document's closed loop, whose next call cannot come before this
-// one's ack: there the wait is all loss. So the leader waits only when
-// company is likely, judged from the latest arrivals: calls for
-// documents other than those in its batch (a document in the batch is
-// waiting for this very write), arrived recently and often enough that
-// one more is expected within the wait. A batch that already carries
-// companyBatch calls does not wait either: one more shares its sync
-// little. The wait ends at the first call that joins.
+// a lone document's closed loop, whose next commit comes only as its
+// clients answer the acks this write holds back: there the wait is all
+// loss. So the leader waits only when company is likely, judged from the
+// latest arrivals: calls for documents other than those in its batch,
+// arrived recently and often enough that one more is a fair chance
+// within the wait (companyMin). A batch that already carries
+// companyBatch calls (or is full) does not wait either: one more shares
+// its sync little. The wait ends at the first call that joins.
 
 const (
 	// arrivalRingSize is how many of the latest calls the leader looks
@@ -65,11 +65,11 @@ var epoch = time.Now()
 func nanotime() int64 { return int64(time.Since(epoch)) }
 
 // companyDue reports whether a leader of batch should wait up to d for
-// another call, as of now: when batch is small and the ring holds at
-// least companyMin calls for other documents within companyWindow waits
-// of now. cmu is held.
+// another call, as of now: when batch is small (and not full) and the
+// ring holds at least companyMin calls for other documents within
+// companyWindow waits of now. cmu is held.
 func (db *DB) companyDue(batch []*commitReq, now int64, d time.Duration) bool {
-	if d <= 0 || len(batch) >= companyBatch || db.closed {
+	if d <= 0 || len(batch) >= min(companyBatch, db.opts.MaxBatch) || db.closed {
 		return false
 	}
 	since := now - int64(companyWindow)*int64(d)

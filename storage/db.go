@@ -263,7 +263,8 @@ type DB struct {
 	// The group commit (group.go). cmu guards the fields after it: the
 	// requests waiting for the next batch, whether a leader is writing
 	// one, whether Close has begun, and how many more requests a leader
-	// waiting in MaxBatchDelay wants (fill ends that wait). idle, on cmu,
+	// waiting for company (MaxBatchDelay, CompanyWait) wants (fill ends
+	// that wait). idle, on cmu,
 	// tells Close that the last leader has finished.
 	cmu     sync.Mutex
 	queue   []*commitReq

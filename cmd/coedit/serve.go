@@ -101,7 +101,7 @@ func parseServeFlags(args []string, getenv func(string) string, output io.Writer
 	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "listen address, host:port")
 	fs.StringVar(&cfg.DataDir, "data", "./coedit-data", "data directory; the store is "+dataFile+" inside it")
 	fs.TextVar(&cfg.Sync, "sync", storage.SyncAlways, "always: fsync before acknowledging an op; none: no fsync, for benchmarks only")
-	fs.DurationVar(&cfg.CommitWait, "commit-wait", storage.DefaultCompanyWait, "with --sync always: how long a lone commit may wait for a commit of another document to share its fsync, when other documents are committing often enough that one is likely; 0: never wait")
+	fs.DurationVar(&cfg.CommitWait, "commit-wait", storage.DefaultCompanyWait, "with --sync always: how long a small group commit may wait for a commit of another document to share its fsync, when other documents are committing often enough that one is likely; 0: never wait")
 	fs.BoolVar(&cfg.Insecure, "insecure", false, "allow a non-loopback --addr although no authentication is configured")
 	fs.Func("log-level", "debug, info, warn or error (default info)", func(v string) error {
 		return cfg.LogLevel.UnmarshalText([]byte(v))
@@ -154,6 +154,15 @@ func parseServeFlags(args []string, getenv func(string) string, output io.Writer
 		return serveConfig{}, &usageError{"serve: " + err.Error()}
 	}
 	return cfg, nil
+}
+
+// storeOptions returns the store's options for cfg.
+func (cfg serveConfig) storeOptions() storage.Options {
+	wait := cfg.CommitWait
+	if wait == 0 {
+		wait = -1 // --commit-wait 0 turns the wait off; the store's 0 is its default
+	}
+	return storage.Options{Sync: cfg.Sync, LockTimeout: cfg.lockTimeout, CompanyWait: wait}
 }
 
 // check rejects values that parse but make no sense.
@@ -355,11 +364,7 @@ func startNode(cfg serveConfig, log *slog.Logger) (_ *node, err error) {
 		return nil, fmt.Errorf("serve: data directory: %w", err)
 	}
 	path := filepath.Join(cfg.DataDir, dataFile)
-	wait := cfg.CommitWait
-	if wait == 0 {
-		wait = -1 // storage's 0 is its default
-	}
-	store, err := storage.Open(path, storage.Options{Sync: cfg.Sync, LockTimeout: cfg.lockTimeout, CompanyWait: wait})
+	store, err := storage.Open(path, cfg.storeOptions())
 	if errors.Is(err, storage.ErrLocked) {
 		return nil, fmt.Errorf("serve: the data file %s is locked by another process: is another coedit serving --data %s? (%w)", path, cfg.DataDir, err)
 	}

@@ -26,6 +26,19 @@ import (
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
+// TestStoreOptions checks that --commit-wait reaches the store, and that
+// its 0 turns the wait off rather than taking the store's default.
+func TestStoreOptions(t *testing.T) {
+	for _, c := range []struct {
+		flag time.Duration
+		want time.Duration
+	}{{0, -1}, {200 * time.Microsecond, 200 * time.Microsecond}, {time.Millisecond, time.Millisecond}} {
+		if got := (serveConfig{CommitWait: c.flag}).storeOptions().CompanyWait; got != c.want {
+			t.Errorf("--commit-wait %v: storage CompanyWait %v, want %v", c.flag, got, c.want)
+		}
+	}
+}
+
 func TestParseServeFlags(t *testing.T) {
 	secretFile := filepath.Join(t.TempDir(), "secret")
 	if err := os.WriteFile(secretFile, []byte(testSecret+"\n"), 0o600); err != nil {
