@@ -275,6 +275,8 @@ type DB struct {
 	idle    sync.Cond
 	// arrivals are the latest calls to join, for CompanyWait (company.go).
 	arrivals arrivalRing
+	// waitTimer ends a leader's wait (group.go); only the leader uses it.
+	waitTimer *time.Timer
 	// isClosed lets reads fail fast with ErrClosed once Close has begun.
 	isClosed atomic.Bool
 

@@ -247,12 +247,18 @@ func (db *DB) wait(batch []*commitReq, d time.Duration, want int) []*commitReq {
 		return db.takeQueued(batch)
 	}
 	db.cmu.Unlock()
-	t := time.NewTimer(d)
+	// One leader waits at a time, so one timer serves every wait; since
+	// Go 1.23 a Reset timer delivers nothing from before it.
+	if db.waitTimer == nil {
+		db.waitTimer = time.NewTimer(d)
+	} else {
+		db.waitTimer.Reset(d)
+	}
 	select {
 	case <-db.fill:
-	case <-t.C:
+	case <-db.waitTimer.C:
 	}
-	t.Stop()
+	db.waitTimer.Stop()
 	db.cmu.Lock()
 	db.want = 0
 	// A kick sent after the timer fired must not cut the next wait short;
