@@ -3,8 +3,8 @@
 # (a git revision, or a directory holding a checkout) and runs the chosen
 # scenarios against a fresh server of each, alternating, with this
 # checkout's `coedit bench` as the load generator and scripts/bench.sh's
-# server flags. One line per run: acked ops/s, server CPU per op, ack and
-# fan-out p99, the server's context switches per op, and the store's
+# server flags. One line per run: acked ops/s, server CPU per op, ack p50
+# and p99, fan-out p99, the server's context switches per op, and the store's
 # write batches per op (one fsync each with --sync always). docs/decisions.md
 # calls it ab.sh.
 #
@@ -100,7 +100,7 @@ for _ in $(seq "$rounds"); do
         const [rev, s, c0, c1, b0, b1] = process.argv.slice(2);
         const acked = r.acked || 1, f = (x) => x.toFixed(2);
         console.log(`${rev} ${s}: ${Math.round(r.ops_per_s)} ops/s  cpu/op ${Math.round(r.server.cpu_per_op_us)} us  ` +
-          `ack p99 ${f(r.ack_latency.p99_ms)} ms  fan-out p99 ${f(r.fanout_latency.p99_ms)} ms  ` +
+          `ack p50 ${f(r.ack_latency.p50_ms)} p99 ${f(r.ack_latency.p99_ms)} ms  fan-out p99 ${f(r.fanout_latency.p99_ms)} ms  ` +
           `ctx/op ${((c1 - c0) / (acked * (1 + (r.warmup_s || 0) / r.duration_s))).toFixed(1)}  ` +
           `batches/op ${((b1 - b0) / (acked * (1 + (r.warmup_s || 0) / r.duration_s))).toFixed(2)}  errors ${JSON.stringify(r.errors || {})}`);
       ' "$work/r.json" "${revs[$i]}" "$s" "$c0" "$c1" "${b0:-0}" "${b1:-0}"

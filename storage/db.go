@@ -163,9 +163,10 @@ type Options struct {
 	ApplyEvery time.Duration
 	// MaxBatchDelay is how long the leader of a group commit waits for
 	// more calls to join a batch that is not full before it writes it.
-	// The default, 0, does not wait: calls that arrive while a batch
+	// The default, 0, sets no such wait: calls that arrive while a batch
 	// syncs form the next batch, which already groups commits under load
-	// without adding latency when idle.
+	// (CompanyWait may still hold a small batch back). Set, it replaces
+	// CompanyWait.
 	MaxBatchDelay time.Duration
 	// CompanyWait is the most the leader of a small group commit waits
 	// for one more call to join, and it waits only when other documents
@@ -275,7 +276,9 @@ type DB struct {
 	idle    sync.Cond
 	// arrivals are the latest calls to join, for CompanyWait (company.go).
 	arrivals arrivalRing
-	// waitTimer ends a leader's wait (group.go); only the leader uses it.
+	// waitTimer ends a leader's wait (group.go). Not guarded by cmu:
+	// only the leader uses it, outside cmu, and leadership passes under
+	// cmu.
 	waitTimer *time.Timer
 	// isClosed lets reads fail fast with ErrClosed once Close has begun.
 	isClosed atomic.Bool

@@ -19,8 +19,9 @@ import (
 //     cost two: caller to committer, committer back to caller), and a
 //     waiter costs one wake-up, for its result or its turn to lead;
 //   - no call waits for more than the write in flight when it arrived
-//     and then its own batch's: a leader writes one batch and passes on,
-//     and never writes another call's batch after its own;
+//     and then its own batch's (and, for a small batch, its leader's
+//     wait for company, company.go): a leader writes one batch and
+//     passes on, and never writes another call's batch after its own;
 //   - one goroutine writes at a time, as before (writeMu, which direct
 //     also takes), and batches are written in the order they formed.
 //
@@ -85,7 +86,7 @@ func (db *DB) join(r *commitReq) (bool, error) {
 		db.cmu.Unlock()
 		return false, fmt.Errorf("storage: commit %s: %w", r.key, ErrClosed)
 	}
-	if db.opts.CompanyWait > 0 {
+	if db.opts.CompanyWait > 0 && db.opts.MaxBatchDelay == 0 {
 		db.arrivals.add(nanotime(), r.key)
 	}
 	if !db.leading {
@@ -139,7 +140,7 @@ func (db *DB) lead(first *commitReq) {
 		if len(batch) < db.opts.MaxBatch && !db.closed {
 			batch = db.wait(batch, db.opts.MaxBatchDelay, db.opts.MaxBatch-len(batch))
 		}
-	case db.companyDue(batch, nanotime(), db.opts.CompanyWait):
+	case db.opts.CompanyWait > 0 && db.companyDue(batch, nanotime(), db.opts.CompanyWait):
 		db.companyWaits.Add(1)
 		batch = db.wait(batch, db.opts.CompanyWait, 1)
 	}
