@@ -203,6 +203,7 @@ func newClusterCollector(r *redisrelay.Relay, cl *redisrelay.Cluster, hub *colla
 	c.Counter("coedit_redis_gap_records_total", "Records read from the shared log to fill gaps and catch up.", func(f clusterFigures) uint64 { return f.relay.GapRecords })
 	c.Counter("coedit_redis_doorbells_total", "Pub/sub messages received.", func(f clusterFigures) uint64 { return f.relay.Doorbells })
 	c.Counter("coedit_redis_own_doorbells_total", "Doorbells of this node's own commits, which its sessions pass over without decoding.", func(f clusterFigures) uint64 { return f.relay.OwnDoorbells })
+	c.Counter("coedit_redis_commit_pipelines_total", "Pipelines that carried commits queued while others were in flight (each commit in one also counts as a commit).", func(f clusterFigures) uint64 { return f.relay.Pipelines })
 	c.Counter("coedit_redis_resyncs_total", "Subscriptions (re)confirmed, each followed by a catch-up.", func(f clusterFigures) uint64 { return f.relay.Resyncs })
 	c.Counter("coedit_cluster_retries_total", "Redis round trips repeated because Redis was unreachable.", func(f clusterFigures) uint64 { return f.cluster.Retries })
 	c.Counter("coedit_cluster_seeds_total", "Documents this node seeded into a Redis that had none of them.", func(f clusterFigures) uint64 { return f.cluster.Seeds })

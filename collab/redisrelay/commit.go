@@ -111,7 +111,7 @@ func (r *Relay) commit(ctx context.Context, key collab.Key, epoch string, expect
 		return Result{}, err
 	}
 	k := r.keys(key)
-	v, err := r.run(ctx, "commit", commitScript, []string{k.meta, k.log, k.seqs, k.channel, k.turn}, args...)
+	v, err := r.runPiped(ctx, "commit", commitScript, []string{k.meta, k.log, k.seqs, k.channel, k.turn}, args...)
 	if err != nil {
 		return Result{}, err
 	}

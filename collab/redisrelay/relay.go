@@ -89,6 +89,8 @@ type Relay struct {
 	// ownTag is how the doorbells of this process's turn-taking commits
 	// begin (scripts.go's publish).
 	ownTag string
+	// pipe queues commit calls for pipelines (pipeline.go).
+	pipe pipeliner
 }
 
 // writerName names this process in commit turns and doorbells: the node
@@ -192,17 +194,24 @@ func (r *Relay) Close() error {
 func (r *Relay) run(ctx context.Context, op string, s *redis.Script, keys []string, args ...any) ([]any, error) {
 	start := time.Now()
 	v, err := s.Run(ctx, r.c, keys, args...).Slice()
-	d := time.Since(start)
+	r.record(op, time.Since(start), err)
+	if err != nil {
+		err = classify(op, err)
+	}
+	return v, err
+}
+
+// record counts a script call that took d and failed with err (nil if
+// it did not), and tells Options.Observe.
+func (r *Relay) record(op string, d time.Duration, err error) {
 	r.stats.calls.Add(1)
 	r.stats.callNanos.Add(uint64(d))
 	if err != nil {
 		r.stats.callErrors.Add(1)
-		err = classify(op, err)
 	}
 	if r.opts.Observe != nil {
 		r.opts.Observe(op, d, err)
 	}
-	return v, err
 }
 
 // contextTimeouts reports whether c lets a ctx deadline bound a call.

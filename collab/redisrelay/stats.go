@@ -39,6 +39,9 @@ type Stats struct {
 	// Resyncs counts Handler.Resync calls: one per subscribed document
 	// each time its subscription is (re)confirmed.
 	Resyncs uint64
+	// Pipelines counts the pipelines that carried queued commit calls
+	// (pipeline.go); the calls in them count in Calls.
+	Pipelines uint64
 }
 
 type counters struct {
@@ -49,6 +52,7 @@ type counters struct {
 	gapReads, gapRecords               atomic.Uint64
 	doorbells, badDoorbells, resyncs   atomic.Uint64
 	ownDoorbells                       atomic.Uint64
+	pipelines                          atomic.Uint64
 }
 
 // Stats returns the current counters.
@@ -71,5 +75,6 @@ func (r *Relay) Stats() Stats {
 		BadDoorbells: c.badDoorbells.Load(),
 		OwnDoorbells: c.ownDoorbells.Load(),
 		Resyncs:      c.resyncs.Load(),
+		Pipelines:    c.pipelines.Load(),
 	}
 }

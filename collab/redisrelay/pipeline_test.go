@@ -1,0 +1,117 @@
+package redisrelay_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coedit/coedit/collab"
+	"github.com/coedit/coedit/collab/redisrelay"
+	"github.com/coedit/coedit/internal/redistest"
+)
+
+// TestCommitsQueuedShareAPipeline: with Redis paused, many documents
+// commit at once, so that all but the first few queue; once Redis
+// resumes, the queued commits go in pipelines, and every commit is
+// answered as its own, at its own version, and reads back. Redis's
+// script cache is flushed first, so the pipelined calls meet NOSCRIPT
+// and must run again on their own.
+func TestCommitsQueuedShareAPipeline(t *testing.T) {
+	srv := redistest.StartServer(t, redistest.ServerOptions{})
+	c := newClient(t, srv.Addr())
+	r := newRelay(t, c, prefix(t), redisrelay.Options{})
+	const docs = 40
+	key := func(i int) collab.Key { return collab.Key{Collection: "p", ID: fmt.Sprint(i)} }
+	epochs := make([]string, docs)
+	for i := range docs {
+		epochs[i] = initDoc(t, r, key(i))
+		commit(t, r, key(i), epochs[i], 0, create(0, "s", 1, ""))
+	}
+	for round, flush := range []bool{false, true} {
+		if flush {
+			if err := c.ScriptFlush(ctx(t)).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		before := r.Stats()
+		srv.Pause()
+		var wg sync.WaitGroup
+		errs := make([]error, docs)
+		for i := range docs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				v := uint64(1 + round)
+				res, err := r.Commit(ctx(t), key(i), epochs[i], v, []collab.Record{rec(v, "s", v+1, fmt.Sprint(i))})
+				if err == nil && (res.Outcome != redisrelay.Committed || res.Version != v) {
+					err = fmt.Errorf("outcome %v at %d, want committed at %d", res.Outcome, res.Version, v)
+				}
+				errs[i] = err
+			}()
+		}
+		time.Sleep(100 * time.Millisecond) // the commits past the first few queue
+		srv.Resume()
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("round %d: Commit(%v) = %v", round, key(i), err)
+			}
+		}
+		st := r.Stats()
+		if st.Pipelines == before.Pipelines {
+			t.Errorf("round %d: %d commits at once with Redis paused went in no pipeline", round, docs)
+		}
+		if got := st.Commits - before.Commits; got != docs {
+			t.Errorf("round %d: Stats.Commits grew by %d, want %d", round, got, docs)
+		}
+	}
+	for i := range docs {
+		want := []collab.Record{create(0, "s", 1, ""), rec(1, "s", 2, fmt.Sprint(i)), rec(2, "s", 3, fmt.Sprint(i))}
+		if got := readAll(t, r, key(i), epochs[i]); !sameRecords(got, want) {
+			t.Errorf("%v: Read = %v, want %v", key(i), got, want)
+		}
+	}
+}
+
+// TestQueuedCommitGivesUpWithItsContext: a commit queued behind calls in
+// flight to a stalled Redis returns when its context ends, and, never
+// sent, is never committed.
+func TestQueuedCommitGivesUpWithItsContext(t *testing.T) {
+	srv := redistest.StartServer(t, redistest.ServerOptions{})
+	r := node(t, srv.Addr(), prefix(t), redisrelay.Options{})
+	key := func(i int) collab.Key { return collab.Key{Collection: "q", ID: fmt.Sprint(i)} }
+	const inFlight = 8 // more than go to Redis at once
+	epochs := make([]string, inFlight+1)
+	for i := range inFlight + 1 {
+		epochs[i] = initDoc(t, r, key(i))
+	}
+	srv.Pause()
+	var wg sync.WaitGroup
+	for i := range inFlight {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := r.Commit(ctx(t), key(i), epochs[i], 0, []collab.Record{create(0, "s", 1, "")}); err != nil {
+				t.Errorf("Commit(%v) = %v", key(i), err)
+			}
+		}()
+	}
+	time.Sleep(100 * time.Millisecond)
+	short, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := r.Commit(short, key(inFlight), epochs[inFlight], 0, []collab.Record{create(0, "late", 1, "")})
+	if err == nil {
+		t.Fatalf("a queued commit whose context ended against a paused Redis = nil error")
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("the queued commit returned after %v, its context lasted 200ms", d)
+	}
+	srv.Resume()
+	wg.Wait()
+	if h, ok, err := r.Head(ctx(t), key(inFlight)); err != nil || !ok || h.Version != 0 {
+		t.Errorf("Head of the given-up commit's document = %+v, %v, %v; want version 0 (never sent)", h, ok, err)
+	}
+}
