@@ -97,6 +97,18 @@ func (r *Relay) CommitInTurn(ctx context.Context, key collab.Key, epoch string, 
 	return r.commit(ctx, key, epoch, expect, recs, writer, max(1, ttl.Milliseconds()), res)
 }
 
+// commitArgs returns the commit script's keys and arguments.
+func (r *Relay) commitArgs(key collab.Key, epoch string, expect uint64, recs []collab.Record, writer string, ttlMs int64, reserve string) ([]string, []any, error) {
+	args := make([]any, 0, 8+3*len(recs))
+	args = append(args, epoch, expect, r.opts.TailLen, r.opts.MaxTailLen, r.pubCmd, writer, ttlMs, reserve)
+	args, err := appendRecords(args, expect, recs)
+	if err != nil {
+		return nil, nil, err
+	}
+	k := r.keys(key)
+	return []string{k.meta, k.log, k.seqs, k.channel, k.turn}, args, nil
+}
+
 func (r *Relay) commit(ctx context.Context, key collab.Key, epoch string, expect uint64, recs []collab.Record, writer string, ttlMs int64, reserve string) (Result, error) {
 	if len(recs) == 0 || epoch == "" {
 		return Result{}, fmt.Errorf("%w: commit of %d records with epoch %q", ErrInvalid, len(recs), epoch)
@@ -104,14 +116,11 @@ func (r *Relay) commit(ctx context.Context, key collab.Key, epoch string, expect
 	if expect+uint64(len(recs)) >= maxNumber {
 		return Result{}, fmt.Errorf("%w: version %d is too large", ErrInvalid, expect)
 	}
-	args := make([]any, 0, 8+3*len(recs))
-	args = append(args, epoch, expect, r.opts.TailLen, r.opts.MaxTailLen, r.pubCmd, writer, ttlMs, reserve)
-	args, err := appendRecords(args, expect, recs)
+	keys, args, err := r.commitArgs(key, epoch, expect, recs, writer, ttlMs, reserve)
 	if err != nil {
 		return Result{}, err
 	}
-	k := r.keys(key)
-	v, err := r.runPiped(ctx, "commit", commitScript, []string{k.meta, k.log, k.seqs, k.channel, k.turn}, args...)
+	v, err := r.runCommit(ctx, keys, args...)
 	if err != nil {
 		return Result{}, err
 	}

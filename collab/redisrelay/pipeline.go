@@ -3,6 +3,7 @@ package redisrelay
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -30,63 +31,77 @@ import (
 // next ones queue for a pipeline.
 const maxInFlight = 4
 
+// States of a pipeCall.
+const (
+	callWaiting  uint32 = iota
+	callAnswered        // v and err are set, done is closed
+	callLeft            // the caller left on its context: nobody reads the answer
+)
+
 // pipeCall is a queued commit call.
 type pipeCall struct {
-	ctx  context.Context
-	keys []string
-	args []any
-	v    []any
-	err  error
-	done chan struct{} // closed when v and err are set
+	ctx   context.Context
+	keys  []string
+	args  []any
+	start time.Time // when it was made: its recorded time includes the queue
+	state atomic.Uint32
+	v     []any
+	err   error
+	done  chan struct{} // closed when answered
 }
 
-// pipeliner queues commit calls past maxInFlight (Relay.runPiped).
+// pipeliner queues commit calls past maxInFlight (Relay.runCommit).
 type pipeliner struct {
 	mu       sync.Mutex
 	queue    []*pipeCall
 	inFlight int // calls or pipelines in flight, counted against maxInFlight
 }
 
-// runPiped runs a commit script call like run, in a pipeline with others
-// when maxInFlight calls are in flight (see above).
-func (r *Relay) runPiped(ctx context.Context, op string, s *redis.Script, keys []string, args ...any) ([]any, error) {
+// runCommit runs the commit script like run, in a pipeline with other
+// commits when maxInFlight calls are in flight (see above).
+func (r *Relay) runCommit(ctx context.Context, keys []string, args ...any) ([]any, error) {
 	p := &r.pipe
 	p.mu.Lock()
 	if p.inFlight < maxInFlight {
 		p.inFlight++
 		p.mu.Unlock()
-		v, err := r.run(ctx, op, s, keys, args...)
-		r.passOn(op, s)
+		v, err := r.run(ctx, "commit", commitScript, keys, args...)
+		r.passOn()
 		return v, err
 	}
-	c := &pipeCall{ctx: ctx, keys: keys, args: args, done: make(chan struct{})}
+	c := &pipeCall{ctx: ctx, keys: keys, args: args, start: time.Now(), done: make(chan struct{})}
 	p.queue = append(p.queue, c)
 	p.mu.Unlock()
 	select {
 	case <-c.done:
 		return c.v, c.err
 	case <-ctx.Done():
-		// Still queued: never sent. Taken: in a pipeline whose outcome
-		// this caller no longer waits for, as with a call whose context
-		// ends in flight.
-		p.mu.Lock()
-		for i, q := range p.queue {
-			if q == c {
-				p.queue = append(p.queue[:i], p.queue[i+1:]...)
-				break
-			}
-		}
-		p.mu.Unlock()
-		r.stats.callErrors.Add(1)
-		return nil, classify(op, ctx.Err())
 	}
+	if !c.state.CompareAndSwap(callWaiting, callLeft) {
+		<-c.done // answered meanwhile: the answer stands
+		return c.v, c.err
+	}
+	// Still queued: never sent. Taken: in a pipeline whose outcome this
+	// caller no longer waits for, as with a call whose context ends in
+	// flight (and as there, it may yet be committed: a retry meets it as
+	// a repeat or a conflict).
+	p.mu.Lock()
+	for i, q := range p.queue {
+		if q == c {
+			p.queue = append(p.queue[:i], p.queue[i+1:]...)
+			break
+		}
+	}
+	p.mu.Unlock()
+	r.record("commit", time.Since(c.start), ctx.Err())
+	return nil, classify("commit", ctx.Err())
 }
 
 // passOn ends a call's turn in flight: it gives the slot up, or, when
 // calls are queued, keeps it and sends them, as pipelines, from a new
 // goroutine until the queue is empty, so that the caller has its answer
 // at once.
-func (r *Relay) passOn(op string, s *redis.Script) {
+func (r *Relay) passOn() {
 	p := &r.pipe
 	p.mu.Lock()
 	if len(p.queue) == 0 {
@@ -106,7 +121,7 @@ func (r *Relay) passOn(op string, s *redis.Script) {
 				return
 			}
 			p.mu.Unlock()
-			r.runPipeline(op, s, calls)
+			r.runPipeline(calls)
 		}
 	}()
 }
@@ -115,9 +130,9 @@ func (r *Relay) passOn(op string, s *redis.Script) {
 // call that Redis does not know the script for (NOSCRIPT: Redis lost its
 // script cache, by a restart or SCRIPT FLUSH) was not run, and is run
 // again on its own, which loads the script.
-func (r *Relay) runPipeline(op string, s *redis.Script, calls []*pipeCall) {
+func (r *Relay) runPipeline(calls []*pipeCall) {
 	// The pipeline lasts as long as the longest-lived caller may wait
-	// for it; callers whose contexts end sooner stop waiting (runPiped).
+	// for it; callers whose contexts end sooner stop waiting (runCommit).
 	ctx := context.Background()
 	var latest time.Time
 	for _, c := range calls {
@@ -133,27 +148,27 @@ func (r *Relay) runPipeline(op string, s *redis.Script, calls []*pipeCall) {
 		ctx, cancel = context.WithDeadline(ctx, latest)
 		defer cancel()
 	}
-	start := time.Now()
 	pipe := r.c.Pipeline()
 	cmds := make([]*redis.Cmd, len(calls))
 	for i, c := range calls {
-		cmds[i] = s.EvalSha(ctx, pipe, c.keys, c.args...)
+		cmds[i] = commitScript.EvalSha(ctx, pipe, c.keys, c.args...)
 	}
 	_, _ = pipe.Exec(ctx) // each command holds its own error
-	d := time.Since(start)
 	r.stats.pipelines.Add(1)
 	for i, c := range calls {
 		v, err := cmds[i].Slice()
-		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-			v, err = r.run(c.ctx, op, s, c.keys, c.args...)
-		} else {
-			r.record(op, d, err)
+		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") && c.ctx.Err() == nil {
+			v, err = r.run(c.ctx, "commit", commitScript, c.keys, c.args...)
+		} else if c.state.Load() == callWaiting {
+			r.record("commit", time.Since(c.start), err)
 			if err != nil {
-				err = classify(op, err)
+				err = classify("commit", err)
 			}
 		}
 		c.v, c.err = v, err
-		close(c.done)
+		if c.state.CompareAndSwap(callWaiting, callAnswered) {
+			close(c.done)
+		}
 	}
 }
 

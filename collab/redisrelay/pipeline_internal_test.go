@@ -11,6 +11,7 @@ import (
 
 	"github.com/coedit/coedit/collab"
 	"github.com/coedit/coedit/internal/redistest"
+	"github.com/coedit/coedit/ot"
 )
 
 // TestPipelineRunsAgainWhatRedisHadNoScriptFor: a pipeline sent to a
@@ -31,20 +32,25 @@ func TestPipelineRunsAgainWhatRedisHadNoScriptFor(t *testing.T) {
 	var calls []*pipeCall
 	for i := range 3 {
 		key := collab.Key{Collection: "c", ID: fmt.Sprint(i)}
-		if _, _, err := r.Init(ctx, key, Seed{}); err != nil {
+		epoch, _, err := r.Init(ctx, key, Seed{})
+		if err != nil {
 			t.Fatal(err)
 		}
-		k := r.keys(key)
-		calls = append(calls, &pipeCall{ctx: ctx, keys: []string{k.meta, k.replaced}, done: make(chan struct{})})
+		create := collab.Record{Version: 0, Src: "s", Seq: 1, Kind: collab.OpCreate, Type: ot.URI, Time: 1}
+		keys, args, err := r.commitArgs(key, epoch, 0, []collab.Record{create}, "", 0, "0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		calls = append(calls, &pipeCall{ctx: ctx, keys: keys, args: args, start: time.Now(), done: make(chan struct{})})
 	}
 	if err := c.ScriptFlush(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
-	r.runPipeline("head", headScript, calls)
+	r.runPipeline(calls)
 	for i, call := range calls {
 		<-call.done
-		if call.err != nil || len(call.v) < 2 {
-			t.Errorf("call %d after SCRIPT FLUSH = %v, %v; want the head script's answer", i, call.v, call.err)
+		if call.err != nil || reply(call.v, 0) != "committed" {
+			t.Errorf("commit %d in a pipeline after SCRIPT FLUSH = %v, %v; want committed", i, call.v, call.err)
 		}
 	}
 	if st := r.Stats(); st.Pipelines != 1 {

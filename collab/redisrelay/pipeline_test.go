@@ -15,9 +15,10 @@ import (
 // TestCommitsQueuedShareAPipeline: with Redis paused, many documents
 // commit at once, so that all but the first few queue; once Redis
 // resumes, the queued commits go in pipelines, and every commit is
-// answered as its own, at its own version, and reads back. Redis's
-// script cache is flushed first, so the pipelined calls meet NOSCRIPT
-// and must run again on their own.
+// answered as its own, at its own version, and reads back. The second
+// round begins with Redis's script cache flushed; the calls in flight
+// load the script again before any pipeline goes (a pipeline that meets
+// NOSCRIPT is TestPipelineRunsAgainWhatRedisHadNoScriptFor's).
 func TestCommitsQueuedShareAPipeline(t *testing.T) {
 	srv := redistest.StartServer(t, redistest.ServerOptions{})
 	c := newClient(t, srv.Addr())
@@ -51,7 +52,10 @@ func TestCommitsQueuedShareAPipeline(t *testing.T) {
 				errs[i] = err
 			}()
 		}
-		time.Sleep(100 * time.Millisecond) // the commits past the first few queue
+		waitFor(t, "the commits past the first few to queue", func() bool {
+			_, queued := redisrelay.PipeState(r)
+			return queued == docs-4
+		})
 		srv.Resume()
 		wg.Wait()
 		for i, err := range errs {
@@ -82,14 +86,14 @@ func TestQueuedCommitGivesUpWithItsContext(t *testing.T) {
 	srv := redistest.StartServer(t, redistest.ServerOptions{})
 	r := node(t, srv.Addr(), prefix(t), redisrelay.Options{})
 	key := func(i int) collab.Key { return collab.Key{Collection: "q", ID: fmt.Sprint(i)} }
-	const inFlight = 8 // more than go to Redis at once
-	epochs := make([]string, inFlight+1)
-	for i := range inFlight + 1 {
+	const inFlight0 = 8 // more than go to Redis at once
+	epochs := make([]string, inFlight0+1)
+	for i := range inFlight0 + 1 {
 		epochs[i] = initDoc(t, r, key(i))
 	}
 	srv.Pause()
 	var wg sync.WaitGroup
-	for i := range inFlight {
+	for i := range inFlight0 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -98,20 +102,30 @@ func TestQueuedCommitGivesUpWithItsContext(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(100 * time.Millisecond)
+	waitFor(t, "four commits in flight and the rest queued", func() bool {
+		inFlight, queued := redisrelay.PipeState(r)
+		return inFlight == 4 && queued == inFlight0-4
+	})
 	short, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	_, err := r.Commit(short, key(inFlight), epochs[inFlight], 0, []collab.Record{create(0, "late", 1, "")})
+	_, err := r.Commit(short, key(inFlight0), epochs[inFlight0], 0, []collab.Record{create(0, "late", 1, "")})
 	if err == nil {
 		t.Fatalf("a queued commit whose context ended against a paused Redis = nil error")
 	}
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("the queued commit returned after %v, its context lasted 200ms", d)
 	}
+	if _, queued := redisrelay.PipeState(r); queued != inFlight0-4 {
+		t.Errorf("after the queued commit left: %d queued, want the other %d", queued, inFlight0-4)
+	}
 	srv.Resume()
 	wg.Wait()
-	if h, ok, err := r.Head(ctx(t), key(inFlight)); err != nil || !ok || h.Version != 0 {
+	if h, ok, err := r.Head(ctx(t), key(inFlight0)); err != nil || !ok || h.Version != 0 {
 		t.Errorf("Head of the given-up commit's document = %+v, %v, %v; want version 0 (never sent)", h, ok, err)
+	}
+	// The call that left counts once, as a call and as an error.
+	if st := r.Stats(); st.CallErrors != 1 || st.CallErrors > st.Calls {
+		t.Errorf("Stats: %d calls, %d errors; want the one that left counted as both", st.Calls, st.CallErrors)
 	}
 }

@@ -1,0 +1,9 @@
+package redisrelay
+
+// PipeState returns how many commit calls r has in flight and queued
+// (pipeline.go), for tests that must wait for a queue to form.
+func PipeState(r *Relay) (inFlight, queued int) {
+	r.pipe.mu.Lock()
+	defer r.pipe.mu.Unlock()
+	return r.pipe.inFlight, len(r.pipe.queue)
+}
