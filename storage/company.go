@@ -58,11 +58,11 @@ func (r *arrivalRing) add(at int64, key collab.Key) {
 	r.next++
 }
 
-// epoch anchors nanotime's monotonic clock.
-var epoch = time.Now()
+// clockStart anchors nanotime's monotonic clock.
+var clockStart = time.Now()
 
-// nanotime returns monotonic nanoseconds since epoch.
-func nanotime() int64 { return int64(time.Since(epoch)) }
+// nanotime returns monotonic nanoseconds since clockStart.
+func nanotime() int64 { return int64(time.Since(clockStart)) }
 
 // companyDue reports whether a leader of batch should wait up to d for
 // another call, as of now: when batch is small (and not full) and the

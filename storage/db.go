@@ -214,8 +214,8 @@ func (o Options) withDefaults() (Options, error) {
 		o.ApplyEvery = 500 * time.Millisecond
 	}
 	switch {
-	case o.CompanyWait < 0 || o.Sync == SyncNone:
-		o.CompanyWait = 0 // off; without a sync there is nothing to share
+	case o.CompanyWait < 0 || o.Sync == SyncNone || o.MaxBatchDelay > 0:
+		o.CompanyWait = 0 // off; without a sync there is nothing to share, and MaxBatchDelay replaces it
 	case o.CompanyWait == 0:
 		o.CompanyWait = DefaultCompanyWait
 	}

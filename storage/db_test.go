@@ -28,8 +28,8 @@ func TestOptionsDefaults(t *testing.T) {
 	if got != want {
 		t.Errorf("Options{}.withDefaults() = %+v, want %+v", got, want)
 	}
-	// A negative CompanyWait turns the wait off, and so does SyncNone.
-	for _, o := range []Options{{CompanyWait: -1}, {Sync: SyncNone}, {Sync: SyncNone, CompanyWait: time.Millisecond}} {
+	// A negative CompanyWait turns the wait off, and so do SyncNone and MaxBatchDelay.
+	for _, o := range []Options{{CompanyWait: -1}, {Sync: SyncNone}, {Sync: SyncNone, CompanyWait: time.Millisecond}, {MaxBatchDelay: time.Millisecond}} {
 		if got, err := o.withDefaults(); err != nil || got.CompanyWait != 0 {
 			t.Errorf("%+v.withDefaults() = CompanyWait %v, %v; want 0", o, got.CompanyWait, err)
 		}

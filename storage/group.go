@@ -86,7 +86,7 @@ func (db *DB) join(r *commitReq) (bool, error) {
 		db.cmu.Unlock()
 		return false, fmt.Errorf("storage: commit %s: %w", r.key, ErrClosed)
 	}
-	if db.opts.CompanyWait > 0 && db.opts.MaxBatchDelay == 0 {
+	if db.opts.CompanyWait > 0 {
 		db.arrivals.add(nanotime(), r.key)
 	}
 	if !db.leading {
