@@ -161,10 +161,12 @@ func (t *readTask) step(ctx context.Context, st Store) bool {
 	}
 	n := uint64(readChunk)
 	room := Room{Messages: 2 * readChunk, Bytes: 2 * readChunkBytes}
-	if t.pacer != nil {
-		// A connection that does not read would hold this reader until
-		// its write timeout drops it, and a few such would hold them
-		// all: past roomWait it goes to the back of the queue instead.
+	if t.pacer != nil && t.to > t.sentBelow {
+		// Records below sentBelow are read for the rebase and not sent,
+		// so they need no room. A connection that does not read would
+		// hold this reader until its write timeout drops it, and a few
+		// such would hold them all: past roomWait it goes to the back of
+		// the queue instead.
 		wctx, cancel := context.WithTimeout(ctx, roomWait)
 		r, err := t.pacer.WaitRoom(wctx)
 		cancel()

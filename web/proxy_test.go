@@ -287,6 +287,9 @@ func TestPassedClientThatStopsReadingIsLetGo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if got := scrape(t, b)["coedit_ws_passed_total"]; got != 1 {
+		t.Fatalf("the other node passed %v upgrades, want 1: the slow client must be a passed one", got)
+	}
 	slow.handshake("")
 	slow.create("docs", id, "", 1)
 	slow.sendf(`{"a":"s","c":"docs","d":%q}`, id)
