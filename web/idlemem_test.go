@@ -64,6 +64,14 @@ func TestIdleConnectionHeap(t *testing.T) {
 	// KiB per connection measured with a tenth of a session's stack). The
 	// race detector's instrumentation grows stacks, so only a plain build
 	// checks it.
+	// StackInuse also counts the pooled stacks of goroutines that ran and
+	// exited while the connections opened (the writers that sent the
+	// replies), so one measurement can read high, never low: 874 to
+	// 3,386 bytes in twelve runs of one build. Over the bound, the least
+	// of three measurements is what the idle connections hold.
+	for i := 0; i < 2 && !raceOn && m.stack > maxIdleStack; i++ {
+		m.stack = min(m.stack, measureIdle(t, 300).stack)
+	}
 	if !raceOn && m.stack > maxIdleStack {
 		t.Errorf("goroutine stack per idle connection = %.0f bytes, want at most %d", m.stack, maxIdleStack)
 	}
