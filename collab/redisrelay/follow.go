@@ -137,9 +137,10 @@ func (l *link) seed(ctx context.Context, head uint64) error {
 		}
 	}
 	var epoch string
+	var lineage []Fork
 	var won bool
 	err = c.retry(ctx, func(ctx context.Context) (err error) {
-		epoch, won, err = c.r.Init(ctx, l.key, seed)
+		epoch, lineage, won, err = c.r.init(ctx, l.key, seed)
 		return err
 	})
 	if err != nil {
@@ -147,7 +148,7 @@ func (l *link) seed(ctx context.Context, head uint64) error {
 	}
 	if won {
 		c.stats.seeds.Add(1)
-		l.follow(ctx, epoch, seedLineage(seed.Prev, seed.Doc.Snapshot.Version+uint64(len(seed.Doc.Ops)), seed.Lineage))
+		l.follow(ctx, epoch, lineage)
 	}
 	return nil
 }
@@ -161,7 +162,6 @@ func (l *link) renew(ctx context.Context, h Head, head uint64) error {
 	c := l.c
 	var extras []collab.Record
 	if l.current() == h.Epoch {
-		l.lineage = h.Lineage // what the renew script continues
 		if head > h.Version {
 			var err error
 			if extras, err = c.opts.Store.Ops(ctx, l.key, h.Version, head); err != nil {
@@ -175,21 +175,20 @@ func (l *link) renew(ctx context.Context, h Head, head uint64) error {
 // renewWith calls Renew and follows the new epoch.
 func (l *link) renewWith(ctx context.Context, epoch string, extras []collab.Record) error {
 	c := l.c
-	var next string
-	var head uint64
+	var rn renewal
 	err := c.retry(ctx, func(ctx context.Context) (err error) {
-		next, head, err = c.r.Renew(ctx, l.key, epoch, extras)
+		rn, err = c.r.renew(ctx, l.key, epoch, extras)
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	lineage := l.lineage
-	if next != epoch {
+	if rn.epoch != epoch {
 		c.stats.renewals.Add(1)
-		lineage = seedLineage(epoch, head, l.lineage) // as the renew script writes it
 	}
-	l.follow(ctx, next, lineage)
+	// The lineage is the one the script wrote: a node that did not
+	// follow epoch knows another lineage than Redis's.
+	l.follow(ctx, rn.epoch, rn.lineage)
 	return nil
 }
 

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coedit/coedit/collab"
+	"github.com/coedit/coedit/collab/redisrelay"
 	"github.com/coedit/coedit/internal/redistest"
 )
 
@@ -71,5 +73,79 @@ func TestLineageSurvivesTwoReseeds(t *testing.T) {
 				t.Fatalf("client x submits at 10 on a: %v", err)
 			}
 		})
+	}
+}
+
+// TestRenewByAnotherEpochsNodeNotesRedisLineage: node a, back after
+// Redis restarted twice (b renewed the document's epoch after the
+// first), renews the epoch b left. a never followed that epoch, so it
+// does not know its lineage; the note a keeps must still be the lineage
+// the renew script wrote (a's next seed, should Redis lose everything,
+// carries it on). It used to be worked out again from a's own lineage,
+// which left b's epoch's ancestors out.
+func TestRenewByAnotherEpochsNodeNotesRedisLineage(t *testing.T) {
+	r, nodes := startNodes(t, redistest.ServerOptions{AOF: true}, nodeConfig{retryFor: time.Second}, "a", "b")
+	a, b := nodes[0], nodes[1]
+	key := createDoc(t, a, "")
+	for i := uint64(1); i < 5; i++ {
+		submit(t, a, key, editSub("x", i+1, i, insertAt(0, "y")))
+	}
+	if s := fetch(t, b, key); s.Version != 5 {
+		t.Fatalf("b: %+v, want version 5", s)
+	}
+	first := head(t, b, key).Epoch
+	path := a.path
+	a.stop(t)
+
+	r.srv.Restart()
+	deadline := time.Now().Add(waitLimit)
+	for head(t, b, key).Epoch == first {
+		if time.Now().After(deadline) {
+			t.Fatalf("b did not renew the epoch after Redis's restart")
+		}
+		b.hub.FetchWait(ctx(t), key) // errors while the client reconnects
+		time.Sleep(20 * time.Millisecond)
+	}
+	b.stop(t)
+	r.srv.Restart()
+
+	a2 := r.startNode(t, "a2", nodeConfig{path: path, retryFor: time.Second})
+	if s, err := a2.hub.FetchWait(ctx(t), key); err != nil || s.Version != 5 {
+		t.Fatalf("a, back, fetches %+v, %v; want version 5", s, err)
+	}
+	h := head(t, a2, key)
+	if len(h.Lineage) != 2 || h.Lineage[1].Epoch != first {
+		t.Fatalf("Redis's lineage after a's renewal: %+v, want two epochs, the first %s last", h.Lineage, first)
+	}
+	want := h.Epoch + " "
+	for i, f := range h.Lineage {
+		if i > 0 {
+			want += ","
+		}
+		want += fmt.Sprintf("%s:%d", f.Epoch, f.Base)
+	}
+	if note, err := a2.db.Epoch(ctx(t), key); err != nil || note != want {
+		t.Fatalf("a's epoch note = %q, %v; want %q (Redis's lineage)", note, err, want)
+	}
+	if st := a2.cluster.Stats(); st.Renewals != 1 {
+		t.Errorf("a renewed %d times, want 1", st.Renewals)
+	}
+}
+
+// head reads the document's head in Redis through n's relay.
+func head(t *testing.T, n *hubNode, key collab.Key) redisrelay.Head {
+	t.Helper()
+	var h redisrelay.Head
+	var ok bool
+	var err error
+	deadline := time.Now().Add(waitLimit)
+	for {
+		if h, ok, err = n.relay.Head(ctx(t), key); err == nil && ok {
+			return h
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: Head(%s) = %+v, %v, %v", n.name, key, h, ok, err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

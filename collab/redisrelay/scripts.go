@@ -245,8 +245,10 @@ return {'init', ARGV[1]}
 //	      version, then per record: src, seq, record
 //
 // Records below head are skipped. Replies: {'absent'} | {'epoch', e} |
-// {'current', e, head} (nothing to renew) | {'gap', head} (the records
-// start above head) | {'renewed', new epoch, head}.
+// {'current', e, head, lineage} (nothing to renew) | {'gap', head} (the
+// records start above head) | {'renewed', new epoch, head, lineage}. The
+// lineage is the one the meta hash holds for the epoch replied, so the
+// caller notes what Redis wrote rather than working it out again.
 var renewScript = redis.NewScript(luaPrelude + `
 local m = redis.call('HMGET', KEYS[1], 'e', 'v', 'sv', 'r', 'l')
 if not m[1] then return {'absent'} end
@@ -260,7 +262,7 @@ if n > 0 and first > head then return {'gap', head} end
 local skip = 0
 if n > 0 then skip = math.max(0, math.min(n, head - first)) end
 n = n - skip
-if n == 0 and m[4] == rid then return {'current', m[1], head} end
+if n == 0 and m[4] == rid then return {'current', m[1], head, m[5] or ''} end
 local recs = append(KEYS[2], KEYS[3], head, 7 + 3 * skip)
 head = head + n
 local l = ARGV[1] .. ':' .. num(head)
@@ -271,10 +273,11 @@ for f in string.gmatch(l, '[^,]+') do
   count = count + 1
   kept[count] = f
 end
-redis.call('HSET', KEYS[1], 'e', ARGV[2], 'v', num(head), 'r', rid, 'l', table.concat(kept, ','))
+local lineage = table.concat(kept, ',')
+redis.call('HSET', KEYS[1], 'e', ARGV[2], 'v', num(head), 'r', rid, 'l', lineage)
 trim(KEYS[2], head, tonumber(m[3]) or 0, tonumber(ARGV[3]), tonumber(ARGV[4]))
 publish(ARGV[5], KEYS[4], ARGV[2], recs)
-return {'renewed', ARGV[2], head}
+return {'renewed', ARGV[2], head, lineage}
 `)
 
 // snapshotScript keeps a snapshot in Redis if it is newer than the one

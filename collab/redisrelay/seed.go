@@ -37,18 +37,24 @@ type Seed struct {
 // Head and catch up (doc.go, "Redis loss"). A doorbell with no records
 // announces the new epoch.
 func (r *Relay) Init(ctx context.Context, key collab.Key, seed Seed) (epoch string, won bool, err error) {
+	epoch, _, won, err = r.init(ctx, key, seed)
+	return epoch, won, err
+}
+
+// init is Init, also returning the lineage it wrote when it won.
+func (r *Relay) init(ctx context.Context, key collab.Key, seed Seed) (epoch string, lineage []Fork, won bool, err error) {
 	snap := seed.Doc.Snapshot
 	head := snap.Version + uint64(len(seed.Doc.Ops))
 	if head >= maxNumber {
-		return "", false, fmt.Errorf("%w: head %d is too large", ErrInvalid, head)
+		return "", nil, false, fmt.Errorf("%w: head %d is too large", ErrInvalid, head)
 	}
 	var snapJSON []byte
 	if snap.Version > 0 || snap.Type != "" {
 		if snapJSON, err = encodeSnapshot(&snap); err != nil {
-			return "", false, err
+			return "", nil, false, err
 		}
 	}
-	lineage := encodeLineage(seedLineage(seed.Prev, head, seed.Lineage))
+	lineage = seedLineage(seed.Prev, head, seed.Lineage)
 	epoch = randomID()
 	srcs := make([]string, 0, len(seed.Doc.Seqs))
 	for src := range seed.Doc.Seqs {
@@ -58,31 +64,31 @@ func (r *Relay) Init(ctx context.Context, key collab.Key, seed Seed) (epoch stri
 	}
 	sort.Strings(srcs)
 	args := make([]any, 0, 10+2*len(srcs)+3*len(seed.Doc.Ops))
-	args = append(args, epoch, lineage, head, snap.Version, snapJSON, r.opts.TailLen, r.opts.MaxTailLen, r.pubCmd, len(srcs))
+	args = append(args, epoch, encodeLineage(lineage), head, snap.Version, snapJSON, r.opts.TailLen, r.opts.MaxTailLen, r.pubCmd, len(srcs))
 	for _, src := range srcs {
 		e := seed.Doc.Seqs[src]
 		if e.Seq >= maxNumber || e.Version >= head {
-			return "", false, fmt.Errorf("%w: seq entry %q %+v with head %d", ErrInvalid, src, e, head)
+			return "", nil, false, fmt.Errorf("%w: seq entry %q %+v with head %d", ErrInvalid, src, e, head)
 		}
 		args = append(args, src, seqValue(e))
 	}
 	args = append(args, snap.Version)
 	if args, err = appendRecords(args, snap.Version, seed.Doc.Ops); err != nil {
-		return "", false, err
+		return "", nil, false, err
 	}
 	k := r.keys(key)
 	v, err := r.run(ctx, "init", initScript, []string{k.meta, k.log, k.seqs, k.snap, k.channel}, args...)
 	if err != nil {
-		return "", false, err
+		return "", nil, false, err
 	}
 	switch reply(v, 0) {
 	case "init":
 		r.log.Info("redisrelay: seeded a document", "doc", key.String(), "epoch", epoch, "head", head, "prev", seed.Prev)
-		return epoch, true, nil
+		return epoch, lineage, true, nil
 	case "exists":
-		return reply(v, 1), false, nil
+		return reply(v, 1), nil, false, nil
 	}
-	return "", false, fmt.Errorf("%w: unexpected init reply %v", ErrCorrupt, v)
+	return "", nil, false, fmt.Errorf("%w: unexpected init reply %v", ErrCorrupt, v)
 }
 
 // Renew starts a new epoch for a document whose epoch is the caller's
@@ -98,35 +104,53 @@ func (r *Relay) Init(ctx context.Context, key collab.Key, seed Seed) (epoch stri
 // longer the caller's, it returns *EpochError: another node renewed or
 // seeded first; the caller then uses Head.Shared.
 func (r *Relay) Renew(ctx context.Context, key collab.Key, epoch string, extras []collab.Record) (newEpoch string, head uint64, err error) {
+	rn, err := r.renew(ctx, key, epoch, extras)
+	return rn.epoch, rn.head, err
+}
+
+// renewal is what renew replies: the epoch that is now the document's,
+// its head, and its lineage as Redis holds it.
+type renewal struct {
+	epoch   string
+	head    uint64
+	lineage []Fork
+}
+
+// renew is Renew, also returning the epoch's lineage.
+func (r *Relay) renew(ctx context.Context, key collab.Key, epoch string, extras []collab.Record) (renewal, error) {
 	if epoch == "" {
-		return "", 0, fmt.Errorf("%w: renew without an epoch", ErrInvalid)
+		return renewal{}, fmt.Errorf("%w: renew without an epoch", ErrInvalid)
 	}
 	first := uint64(0)
 	if len(extras) > 0 {
 		first = extras[0].Version
 	}
-	newEpoch = randomID()
+	newEpoch := randomID()
 	args := make([]any, 0, 6+3*len(extras))
 	args = append(args, epoch, newEpoch, r.opts.TailLen, r.opts.MaxTailLen, r.pubCmd, first)
-	if args, err = appendRecords(args, first, extras); err != nil {
-		return "", 0, err
+	args, err := appendRecords(args, first, extras)
+	if err != nil {
+		return renewal{}, err
 	}
 	k := r.keys(key)
 	v, err := r.run(ctx, "renew", renewScript, []string{k.meta, k.log, k.seqs, k.channel}, args...)
 	if err != nil {
-		return "", 0, err
+		return renewal{}, err
 	}
 	switch reply(v, 0) {
-	case "renewed":
-		head = replyUint(v, 2)
-		r.log.Info("redisrelay: renewed a document's epoch", "doc", key.String(), "from", epoch, "epoch", newEpoch, "head", head)
-		return newEpoch, head, nil
-	case "current":
-		return reply(v, 1), replyUint(v, 2), nil
+	case "renewed", "current":
+		rn := renewal{epoch: reply(v, 1), head: replyUint(v, 2)}
+		if rn.lineage, err = decodeLineage(reply(v, 3)); err != nil {
+			return renewal{}, err
+		}
+		if rn.epoch == newEpoch {
+			r.log.Info("redisrelay: renewed a document's epoch", "doc", key.String(), "from", epoch, "epoch", newEpoch, "head", rn.head)
+		}
+		return rn, nil
 	case "gap":
-		return "", 0, fmt.Errorf("%w: records from version %d, Redis's head of %s is %d", ErrInvalid, first, key, replyUint(v, 1))
+		return renewal{}, fmt.Errorf("%w: records from version %d, Redis's head of %s is %d", ErrInvalid, first, key, replyUint(v, 1))
 	}
-	return "", 0, epochError(v)
+	return renewal{}, epochError(v)
 }
 
 // SaveSnapshot keeps snap in Redis if it is newer than the snapshot
