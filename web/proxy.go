@@ -250,14 +250,15 @@ func (p *passed) run(resp *http.Response, peerBuf, clientBuf *bufio.Reader) {
 func (p *passed) pump(dst, src net.Conn) {
 	buf := make([]byte, 4<<10)
 	var until time.Time
+	r, w := rawOr(src), rawOr(dst)
 	for {
-		n, err := src.Read(buf)
+		n, err := r.Read(buf)
 		if n > 0 {
 			if now := time.Now(); until.Sub(now) < p.timeout/2 {
 				until = now.Add(p.timeout)
 				dst.SetWriteDeadline(until)
 			}
-			if _, werr := dst.Write(buf[:n]); werr != nil {
+			if _, werr := w.Write(buf[:n]); werr != nil {
 				return
 			}
 		}
@@ -265,6 +266,17 @@ func (p *passed) pump(dst, src net.Conn) {
 			return
 		}
 	}
+}
+
+// rawOr returns c's reads and writes as raw system calls (rawSock, as a
+// served connection's are) when c is a TCP socket, else c. Each pump
+// makes its own for the side it reads and the side it writes, so each
+// rawSock has one user.
+func rawOr(c net.Conn) io.ReadWriter {
+	if rs := newRawSock(c); rs != nil {
+		return rs
+	}
+	return c
 }
 
 // copyBuffered moves what r has buffered, without reading more, to b.
