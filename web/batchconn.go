@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/coedit/coedit/internal/rawio"
 )
 
 // batchConn is the net.Conn a WebSocket writes through. gorilla/websocket
@@ -30,7 +32,7 @@ import (
 // gives), under mu.
 type batchConn struct {
 	net.Conn
-	raw *rawSock // the socket's reads and writes as raw system calls; nil: Conn's own
+	raw *rawio.Sock // the socket's reads and writes as raw system calls; nil: Conn's own
 
 	mu       sync.Mutex
 	batching bool
@@ -198,7 +200,7 @@ func (h *batchHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	h.conn = &batchConn{Conn: nc, raw: newRawSock(nc)}
+	h.conn = &batchConn{Conn: nc, raw: rawio.New(nc)}
 	if brw.Reader.Buffered() > 0 {
 		return h.conn, brw, nil // gorilla refuses it: data before the handshake's end
 	}

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/coedit/coedit/internal/rawio"
 )
 
 // This file routes a cluster's WebSocket editors by document: an upgrade
@@ -268,12 +270,12 @@ func (p *passed) pump(dst, src net.Conn) {
 	}
 }
 
-// rawOr returns c's reads and writes as raw system calls (rawSock, as a
+// rawOr returns c's reads and writes as raw system calls (rawio.Sock, as a
 // served connection's are) when c is a TCP socket, else c. Each pump
 // makes its own for the side it reads and the side it writes, so each
-// rawSock has one user.
+// Sock has one user.
 func rawOr(c net.Conn) io.ReadWriter {
-	if rs := newRawSock(c); rs != nil {
+	if rs := rawio.New(c); rs != nil {
 		return rs
 	}
 	return c

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"strings"
 	"time"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/coedit/coedit/collab"
 	"github.com/coedit/coedit/collab/redisrelay"
+	"github.com/coedit/coedit/internal/rawio"
 	"github.com/coedit/coedit/internal/statmetrics"
 	"github.com/coedit/coedit/storage"
 )
@@ -89,6 +91,9 @@ func (spec redisSpec) client() redis.UniversalClient {
 		o := *spec.single
 		o.ContextTimeoutEnabled = true
 		o.DialTimeout = 2 * time.Second
+		if o.TLSConfig == nil {
+			o.Dialer = rawDialer(o.DialTimeout)
+		}
 		return redis.NewClient(&o)
 	}
 	o := &redis.ClusterOptions{Addrs: spec.addrs, ContextTimeoutEnabled: true, DialTimeout: 2 * time.Second}
@@ -102,7 +107,27 @@ func (spec redisSpec) client() redis.UniversalClient {
 			o.TLSConfig = single.TLSConfig
 		}
 	}
+	if o.TLSConfig == nil {
+		o.Dialer = rawDialer(o.DialTimeout)
+	}
 	return redis.NewClusterClient(o)
+}
+
+// rawDialer dials Redis as go-redis's own dialer does (without TLS) and
+// reads and writes the connection with raw system calls (rawio.Wrap), as
+// the server's sockets are: a commit's call to Redis then wakes no
+// runtime monitor thread on an idle node (docs/decisions.md, "Socket I/O
+// and the log's write as raw system calls"). A custom dialer replaces
+// go-redis's TLS handshake too, so rediss:// keeps go-redis's dialer.
+func rawDialer(timeout time.Duration) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	d := &net.Dialer{Timeout: timeout, KeepAlive: 5 * time.Minute}
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return rawio.Wrap(c), nil
+	}
 }
 
 // newNodeID returns a random node id for logs.

@@ -1,4 +1,4 @@
-package web
+package rawio
 
 import (
 	"bytes"
@@ -10,8 +10,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/coedit/coedit/collab"
 )
 
 // tcpPair returns the two ends of a loopback TCP connection.
@@ -43,15 +41,15 @@ func tcpPair(t *testing.T) (a, b *net.TCPConn) {
 	return r.c.(*net.TCPConn), d.(*net.TCPConn)
 }
 
-// What rawSock writes arrives whole and in order, also when it is more
+// What Sock writes arrives whole and in order, also when it is more
 // than the socket's buffers hold and the peer reads slowly (the write
 // waits on the poller and goes on); what the peer writes is read; the
 // peer's close reads as io.EOF.
-func TestRawSockReadsAndWrites(t *testing.T) {
+func TestSockReadsAndWrites(t *testing.T) {
 	a, b := tcpPair(t)
-	s := newRawSock(a)
+	s := New(a)
 	if s == nil {
-		t.Fatal("newRawSock(*net.TCPConn) = nil")
+		t.Fatal("New(*net.TCPConn) = nil")
 	}
 	want := make([]byte, 8<<20)
 	for i := range want {
@@ -107,12 +105,12 @@ func TestRawSockReadsAndWrites(t *testing.T) {
 	}
 }
 
-// The socket's deadlines hold for rawSock's reads and writes, which then
+// The socket's deadlines hold for Sock's reads and writes, which then
 // fail with os.ErrDeadlineExceeded (a write reports what it wrote), and
 // after Close both fail with net.ErrClosed.
-func TestRawSockDeadlinesAndClose(t *testing.T) {
+func TestSockDeadlinesAndClose(t *testing.T) {
 	a, _ := tcpPair(t)
-	s := newRawSock(a)
+	s := New(a)
 
 	a.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
 	if _, err := s.Read(make([]byte, 10)); !errors.Is(err, os.ErrDeadlineExceeded) {
@@ -140,9 +138,9 @@ func TestRawSockDeadlinesAndClose(t *testing.T) {
 
 // A peer that resets the connection makes the next write fail with the
 // kernel's error, as a net.OpError.
-func TestRawSockWriteToResetPeer(t *testing.T) {
+func TestSockWriteToResetPeer(t *testing.T) {
 	a, b := tcpPair(t)
-	s := newRawSock(a)
+	s := New(a)
 	b.SetLinger(0)
 	b.Close() // sends a reset
 	var err error
@@ -155,17 +153,4 @@ func TestRawSockWriteToResetPeer(t *testing.T) {
 	if !errors.As(err, &op) || !(errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)) {
 		t.Fatalf("Write to a reset peer: %v, want a net.OpError of ECONNRESET or EPIPE", err)
 	}
-}
-
-// A WebSocket accepted from a TCP listener reads and writes through
-// rawSock.
-func TestUpgradedSocketIsRaw(t *testing.T) {
-	ts := startServer(t, Options{Logger: quiet}, collab.Options{})
-	cli := ts.connect(t)
-	c := ts.onlyConn(t)
-	if c.nc == nil || c.nc.raw == nil {
-		t.Fatal("the connection's socket has no rawSock")
-	}
-	c.send([]byte(`{"a":"pp","n":1}`))
-	cli.expect(`{"a":"pp","n":1}`)
 }

@@ -1,4 +1,5 @@
-package web
+// Package rawio reads and writes TCP sockets with raw system calls.
+package rawio
 
 import (
 	"io"
@@ -7,7 +8,7 @@ import (
 	"unsafe"
 )
 
-// rawSock reads and writes a TCP socket with raw system calls, through
+// Sock reads and writes a TCP socket with raw system calls, through
 // the descriptor's syscall.RawConn: the net package's locks and its wait
 // for readiness (a read or write that would block returns false, and
 // RawConn waits on the poller, honouring the deadlines) stay as they
@@ -21,15 +22,16 @@ import (
 // idle between ops, so nearly every op woke it into another round of
 // 20 µs polls: a thread wake-up and sleep each on a VM, where the socket
 // calls themselves never block (the descriptor is non-blocking) and give
-// the monitor nothing to do. docs/decisions.md ("Socket I/O as raw
-// system calls") has the measurements.
+// the monitor nothing to do. docs/decisions.md ("Socket I/O and the log's write
+// as raw system calls") has the measurements.
 //
 // The closures handed to RawConn are built once per socket (a method
 // value escapes, a closure per call would be an allocation per call);
-// their arguments and results travel in the struct. Reads come from one
-// goroutine at a time (the connection's reader), writes under
-// batchConn.mu, so each direction's fields have one user at a time.
-type rawSock struct {
+// their arguments and results travel in the struct. So reads must come
+// from one goroutine at a time, and writes too (a WebSocket's reader, and
+// its writes under web's batchConn.mu; go-redis uses a connection from
+// one goroutine at a time).
+type Sock struct {
 	rc syscall.RawConn
 
 	rp   []byte
@@ -42,9 +44,9 @@ type rawSock struct {
 	wfn  func(uintptr) bool
 }
 
-// newRawSock returns a rawSock for nc, or nil when nc is not a TCP
-// socket (then batchConn uses nc's own Read and Write).
-func newRawSock(nc net.Conn) *rawSock {
+// New returns a Sock for nc, or nil when nc is not a TCP socket (the
+// caller then uses nc's own Read and Write).
+func New(nc net.Conn) *Sock {
 	tc, ok := nc.(*net.TCPConn)
 	if !ok {
 		return nil
@@ -53,13 +55,13 @@ func newRawSock(nc net.Conn) *rawSock {
 	if err != nil {
 		return nil
 	}
-	s := &rawSock{rc: rc}
+	s := &Sock{rc: rc}
 	s.rfn = s.readFD
 	s.wfn = s.writeFD
 	return s
 }
 
-func (s *rawSock) readFD(fd uintptr) bool {
+func (s *Sock) readFD(fd uintptr) bool {
 	for {
 		n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&s.rp[0])), uintptr(len(s.rp)))
 		switch e {
@@ -78,7 +80,7 @@ func (s *rawSock) readFD(fd uintptr) bool {
 
 // Read reads into p like net.Conn's Read: io.EOF when the peer has
 // closed its side.
-func (s *rawSock) Read(p []byte) (int, error) {
+func (s *Sock) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
@@ -97,7 +99,7 @@ func (s *rawSock) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-func (s *rawSock) writeFD(fd uintptr) bool {
+func (s *Sock) writeFD(fd uintptr) bool {
 	for len(s.wp) > 0 {
 		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&s.wp[0])), uintptr(len(s.wp)))
 		switch e {
@@ -117,7 +119,7 @@ func (s *rawSock) writeFD(fd uintptr) bool {
 
 // Write writes all of p, waiting for room in the socket's buffer as
 // net.Conn's Write does.
-func (s *rawSock) Write(p []byte) (int, error) {
+func (s *Sock) Write(p []byte) (int, error) {
 	s.wp, s.werr = p, 0
 	err := s.rc.Write(s.wfn)
 	left, e := len(s.wp), s.werr
