@@ -39,11 +39,15 @@ func (c *conflict) Error() string {
 // Sending is the caller's: deliver for a group commit, adopt for records
 // of other nodes, each followed by settle.
 //
-// In a cluster, when Store.Commit fails after the shared Sequencer
-// accepted own records, those records are committed in the cluster but
-// not here; the session's state is untouched, so they come back as the
-// missed records of the next conflict or sync, but their submitters are
-// told the error (and a resend is acknowledged at their version).
+// In a cluster, own records go to the subscribers without a submit in
+// the group once the Sequencer has taken them, before step 3 (sendEarly).
+// When Store.Commit then fails, those subscribers hold records the
+// session does not, and the session stops (ErrSessionFailed), as adopt's
+// does. When nothing was sent early, the records are committed in the
+// cluster but not here; the session's state is untouched, so they come
+// back as the missed records of the next conflict or sync, but their
+// submitters are told the error (and a resend is acknowledged at their
+// version).
 func (s *session) commit(recs []Record, own bool) error {
 	ctx := context.Background()
 	st := &s.h.stats
@@ -58,6 +62,9 @@ func (s *session) commit(recs []Record, own bool) error {
 		if len(missed) > 0 {
 			return &conflict{missed: missed}
 		}
+		if s.cluster != nil && s.group != nil {
+			s.sendEarly(recs)
+		}
 	}
 	snap, next, err := s.nextState(recs)
 	if err != nil {
@@ -68,6 +75,13 @@ func (s *session) commit(recs []Record, own bool) error {
 	}
 	if err := s.h.opts.Store.Commit(ctx, s.key, recs, snap); err != nil {
 		st.commitErrors.Add(1)
+		if own && s.sentEarly {
+			// Subscribers hold records the session does not: as in adopt.
+			if s.fatal == nil {
+				s.fatal = fmt.Errorf("%w: %s: records sent to subscribers could not be stored: %w", ErrSessionFailed, s.key, err)
+			}
+			return s.fatal
+		}
 		if errors.Is(err, ErrVersionConflict) {
 			s.reload()
 			if s.fatal != nil {
@@ -158,6 +172,40 @@ func (s *session) adopt(recs []Record) error {
 	s.h.stats.broadcasts.Add(uint64(broadcast(s.key, recs, s.subs, nil)))
 	s.settle(recs, false)
 	return nil
+}
+
+// sendEarly sends a group's records, just taken by the cluster's commit
+// point, to the subscribers that have no submit in the group (s.group),
+// before the node's own Store write: adopt's reasoning for other nodes'
+// records holds for this node's too. Redis holds them durably once it
+// answers (AOF always), and the subscribers need not wait for this
+// node's group commit and its fsync as well. The submitters' connections
+// still get their replies, and then their broadcasts, after the write
+// (deliver): an ack still means "in Redis and in this node's Store", and
+// a submitter must have its ack before any record above it. If the
+// write fails, the session stops as adopt's does.
+func (s *session) sendEarly(recs []Record) {
+	var grp connVersions
+	for _, j := range s.group {
+		if j.conn != nil {
+			grp.set(j.conn, 0)
+		}
+	}
+	f := frames{key: s.key, recs: recs}
+	n := 0
+	for _, rec := range recs {
+		for c := range s.subs {
+			if _, in := grp.get(c); in || !receives(c, rec, nil) {
+				continue
+			}
+			n++
+			f.send(c, rec)
+		}
+	}
+	s.h.stats.broadcasts.Add(uint64(n))
+	// With nothing sent, deliver's broadcast to every subscriber sends
+	// them nothing either (receives).
+	s.sentEarly = n > 0
 }
 
 // settle finishes a commit once its records are sent: it publishes own

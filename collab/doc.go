@@ -40,7 +40,11 @@
 // everything), Store.Commit makes them durable, and only then do the
 // document, window and seq table change. Records other nodes committed,
 // from the Relay, take the same path. Nothing is acknowledged or broadcast
-// before it is durable, and a failed commit leaves the document as it was.
+// before it is durable (in a cluster, durable in the commit point is
+// enough for a broadcast: other nodes' records, and this node's to the
+// subscribers without a submit in the group, go out before this node's
+// Store write; an ack waits for both), and a failed commit leaves the
+// document as it was.
 //
 // The engine consumes interfaces implemented elsewhere: Store (durable op
 // log and snapshots; package storage implements it over bbolt), Relay

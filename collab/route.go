@@ -1,6 +1,9 @@
 package collab
 
-import "math"
+import (
+	"math"
+	"slices"
+)
 
 // outcome is one submit's result within a group commit.
 type outcome struct {
@@ -26,7 +29,11 @@ type outcome struct {
 //
 // Each record of the group is encoded once for everyone it goes to, as a
 // missed record or a broadcast (frames).
-func deliver(key Key, jobs []*job, out []outcome, recs []Record, subs map[Conn]struct{}) int {
+//
+// With early set, the subscribers that have no submit in the group were
+// sent recs already (session.sendEarly): the broadcasts go only to the
+// submitters' connections that subscribe.
+func deliver(key Key, jobs []*job, out []outcome, recs []Record, subs map[Conn]struct{}, early bool) int {
 	start := uint64(math.MaxUint64) // no new records: every missed one is older
 	if len(recs) > 0 {
 		start = recs[0].Version
@@ -57,7 +64,24 @@ func deliver(key Key, jobs []*job, out []outcome, recs []Record, subs map[Conn]s
 	}
 	var has connVersions
 	seen(jobs, out, start, &has)
+	if early {
+		return f.broadcastTo(submitters(jobs, subs), &has)
+	}
 	return f.broadcast(subs, &has)
+}
+
+// submitters returns the connections, each once, of jobs that are in subs.
+func submitters(jobs []*job, subs map[Conn]struct{}) []Conn {
+	var cs []Conn
+	for _, j := range jobs {
+		if j.conn == nil {
+			continue
+		}
+		if _, ok := subs[j.conn]; ok && !slices.Contains(cs, j.conn) {
+			cs = append(cs, j.conn)
+		}
+	}
+	return cs
 }
 
 // seen returns, for each connection that submitted in a group whose new
@@ -187,6 +211,21 @@ func (f *frames) broadcast(subs map[Conn]struct{}, has *connVersions) int {
 	n := 0
 	for _, rec := range f.recs {
 		for c := range subs {
+			if !receives(c, rec, has) {
+				continue
+			}
+			n++
+			f.send(c, rec)
+		}
+	}
+	return n
+}
+
+// broadcastTo is broadcast to the connections cs.
+func (f *frames) broadcastTo(cs []Conn, has *connVersions) int {
+	n := 0
+	for _, rec := range f.recs {
+		for _, c := range cs {
 			if !receives(c, rec, has) {
 				continue
 			}

@@ -138,6 +138,11 @@ type session struct {
 	cluster  ClusterLink
 	epoch    string
 	syncedAt time.Time
+	// group is the group commit under way (commitGroup), and sentEarly
+	// whether its records went to the subscribers without a submit in it
+	// before the Store write (commit.go, sendEarly).
+	group     []*job
+	sentEarly bool
 	// aheadMiss is when a sync for ops ahead of the document last left
 	// them ahead (commitGroup): for aheadWait after it, such ops are
 	// refused without another sync.

@@ -21,15 +21,19 @@ const MaxSrcLen = 1024
 
 // submitGroup answers jobs, consecutive submits from the inbox, with one
 // commit (group commit): commitGroup plans and commits, deliver sends the
-// replies and broadcasts, settle finishes. Nothing is answered or
-// broadcast before the commit is durable.
+// replies and broadcasts, settle finishes. Nothing is answered before
+// the commit is durable, nor broadcast on a single node; in a cluster the
+// subscribers without a submit in the group are sent the records once
+// the commit point has them (sendEarly).
 func (s *session) submitGroup(jobs []*job) {
 	if s.pipe {
 		s.submitPipelined(jobs)
 		return
 	}
 	s.h.stats.submits.Add(uint64(len(jobs)))
+	s.group = jobs
 	out, recs := s.commitGroup(jobs)
+	s.group = nil
 	s.finishGroup(jobs, out, recs)
 	clear(out) // let go of what the results hold (see outcomes)
 }
@@ -46,7 +50,8 @@ func (s *session) finishGroup(jobs []*job, out []outcome, recs []Record) {
 			st.duplicates.Add(1)
 		}
 	}
-	st.broadcasts.Add(uint64(deliver(s.key, jobs, out, recs, s.subs)))
+	st.broadcasts.Add(uint64(deliver(s.key, jobs, out, recs, s.subs, s.sentEarly)))
+	s.sentEarly = false
 	if len(recs) > 0 {
 		s.settle(recs, true)
 	}

@@ -3,6 +3,7 @@ package redisrelay_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -155,6 +156,155 @@ func TestClusterRemoteStoreFailureDropsSubscribers(t *testing.T) {
 	subscribe(t, b, key, again)
 	if got := again.waitOps(t, key, 2); len(got) != 2 {
 		t.Errorf("a new subscriber on B got %d ops, want 2", len(got))
+	}
+	converged(t, key, a, b)
+}
+
+// eventConn is a testConn that also records, in one list with the ops
+// it is sent, the acks of the submits made on it.
+type eventConn struct {
+	*testConn
+	mu     sync.Mutex
+	events []string
+}
+
+func (c *eventConn) SendOp(key collab.Key, rec collab.Record) {
+	c.mu.Lock()
+	c.events = append(c.events, fmt.Sprintf("op %d", rec.Version))
+	c.mu.Unlock()
+	c.testConn.SendOp(key, rec)
+}
+
+// submit submits s on c through n and returns a channel for its reply,
+// which is recorded among c's events.
+func (c *eventConn) submit(n *hubNode, key collab.Key, s collab.Submission) <-chan error {
+	ch := make(chan error, 1)
+	n.hub.Submit(key, c, s, func(res collab.SubmitResult, err error) {
+		c.mu.Lock()
+		if err == nil {
+			c.events = append(c.events, fmt.Sprintf("ack %d", res.Version))
+		}
+		c.mu.Unlock()
+		ch <- err
+	})
+	return ch
+}
+
+func (c *eventConn) seen() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.events...)
+}
+
+// gatedNode starts node a over a gatedStore and node b on the same
+// Redis, with a document created on a.
+func gatedNode(t *testing.T) (a, b *hubNode, g *gatedStore, key collab.Key) {
+	t.Helper()
+	srv := redistest.StartServer(t, redistest.ServerOptions{})
+	p := prefix(t)
+	a = startNode(t, "a", srv.Addr(), p, nodeConfig{store: func(db *storage.DB) redisrelay.EpochStore {
+		g = &gatedStore{DB: db}
+		return g
+	}})
+	b = startNode(t, "b", srv.Addr(), p, nodeConfig{})
+	key = docKey(1)
+	submit(t, a, key, createSub("x", 1, ""))
+	return a, b, g, key
+}
+
+// TestClusterOwnOpsReachOtherSubscribersBeforeTheStore: in a cluster the
+// committing node sends its own op to the subscribers that have no
+// submit in the group once Redis has taken it, without waiting for its
+// own store's write; the submitters get their acks after the write, and
+// no record above their own before their ack.
+func TestClusterOwnOpsReachOtherSubscribersBeforeTheStore(t *testing.T) {
+	a, b, g, key := gatedNode(t)
+	sub := newTestConn("sub")
+	w1 := &eventConn{testConn: newTestConn("w1")}
+	w2 := &eventConn{testConn: newTestConn("w2")}
+	subscribe(t, a, key, sub)
+	subscribe(t, a, key, w1)
+	subscribe(t, a, key, w2)
+	for _, c := range []*testConn{sub, w1.testConn, w2.testConn} {
+		c.waitOps(t, key, 1)
+	}
+
+	release := g.hold()
+	http, err := make(chan error, 1), error(nil)
+	go func() {
+		_, err := a.hub.SubmitWait(ctx(t), key, editSub("x", 2, 1, insertAt(0, "a")))
+		http <- err
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for len(sub.received(key)) < 2 || len(w1.received(key)) < 2 || len(w2.received(key)) < 2 {
+		if time.Now().After(deadline) {
+			release()
+			t.Fatalf("while a's store write is held the subscribers have %d, %d and %d ops; want the new op sent before the write",
+				len(sub.received(key)), len(w1.received(key)), len(w2.received(key)))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	select {
+	case err = <-http:
+		t.Fatalf("the submit was answered (%v) while a's store write is held", err)
+	default:
+	}
+	if st, err := g.DB.Load(ctx(t), key); err != nil || st.Snapshot.Version+uint64(len(st.Ops)) != 1 {
+		t.Errorf("a's store while its write is held: %+v, %v; want head 1", st, err)
+	}
+	// Two submits on a version 2 copy, queued while the session waits on
+	// the held write: they make the next group, of versions 2 and 3.
+	r1 := w1.submit(a, key, editSub("w1", 1, 2, insertAt(0, "b")))
+	r2 := w2.submit(a, key, editSub("w2", 1, 2, insertAt(0, "c")))
+	time.Sleep(20 * time.Millisecond)
+	release()
+	if err := <-http; err != nil {
+		t.Fatalf("the held submit: %v", err)
+	}
+	for _, r := range []<-chan error{r1, r2} {
+		if err := <-r; err != nil {
+			t.Fatalf("w1 or w2: %v", err)
+		}
+	}
+	sub.waitOps(t, key, 4)
+	// Each submitter sees every version once, in order, and its ack
+	// before anything above it.
+	if got, want := fmt.Sprint(w1.seen()), "[op 0 op 1 ack 2 op 3]"; got != want {
+		t.Errorf("w1 saw %s, want %s", got, want)
+	}
+	if got, want := fmt.Sprint(w2.seen()), "[op 0 op 1 op 2 ack 3]"; got != want {
+		t.Errorf("w2 saw %s, want %s", got, want)
+	}
+	converged(t, key, a, b)
+}
+
+// TestClusterOwnStoreFailureAfterEarlySendDropsSubscribers: when the
+// committing node cannot write an op it already sent to its other
+// subscribers, its session stops and drops them (ErrSessionFailed), the
+// submit fails, and a new session catches up from Redis, which has it.
+func TestClusterOwnStoreFailureAfterEarlySendDropsSubscribers(t *testing.T) {
+	a, b, g, key := gatedNode(t)
+	sub := &dropConn{testConn: newTestConn("sub")}
+	subscribe(t, a, key, sub)
+	g.failNext(errors.New("disk on fire"))
+	if _, err := a.hub.SubmitWait(ctx(t), key, editSub("x", 2, 1, insertAt(0, "a"))); !errors.Is(err, collab.ErrSessionFailed) {
+		t.Fatalf("submit whose store write fails: %v, want ErrSessionFailed", err)
+	}
+	sub.waitOps(t, key, 2)
+	deadline := time.Now().Add(waitLimit)
+	for len(sub.dropped()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("a's subscriber holds an op a could not store and was not dropped")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := sub.dropped()[0]; !errors.Is(err, collab.ErrSessionFailed) {
+		t.Errorf("dropped with %v, want ErrSessionFailed", err)
+	}
+	again := newTestConn("again")
+	subscribe(t, a, key, again)
+	if got := again.waitOps(t, key, 2); len(got) != 2 {
+		t.Errorf("a new subscriber on a got %d ops, want 2", len(got))
 	}
 	converged(t, key, a, b)
 }
