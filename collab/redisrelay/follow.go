@@ -155,41 +155,54 @@ func (l *link) seed(ctx context.Context, head uint64) error {
 
 // renew starts a new epoch after Redis restarted (or failed over) since
 // h.Epoch began, putting back the records Redis lost that this node has.
-// A node that does not follow h.Epoch renews with nothing (it cannot
-// tell whether its records past Redis's head are that history's): they
-// are sorted out by the next round (catchUp).
+//
+// A node that does not follow h.Epoch renews with nothing and does not
+// follow the new epoch: it cannot tell whether its records are that
+// history's. The next round (catchUp) finds how much of its own history
+// the new epoch shares (Head.Shared, through the lineage the renewal
+// wrote) and offers the rest again, as for any epoch it does not follow.
+// Following the renewed epoch here would take the node's records for
+// that history's, unchecked: an op it committed while Redis held another
+// history would be lost to the cluster.
 func (l *link) renew(ctx context.Context, h Head, head uint64) error {
-	c := l.c
+	if l.current() != h.Epoch {
+		_, err := l.renewCall(ctx, h.Epoch, nil)
+		return err
+	}
 	var extras []collab.Record
-	if l.current() == h.Epoch {
-		if head > h.Version {
-			var err error
-			if extras, err = c.opts.Store.Ops(ctx, l.key, h.Version, head); err != nil {
-				return fmt.Errorf("redisrelay: renew %s: %w", l.key, err)
-			}
+	if head > h.Version {
+		var err error
+		if extras, err = l.c.opts.Store.Ops(ctx, l.key, h.Version, head); err != nil {
+			return fmt.Errorf("redisrelay: renew %s: %w", l.key, err)
 		}
 	}
 	return l.renewWith(ctx, h.Epoch, extras)
 }
 
-// renewWith calls Renew and follows the new epoch.
+// renewWith renews epoch, which the session follows, with extras, and
+// follows the new epoch.
 func (l *link) renewWith(ctx context.Context, epoch string, extras []collab.Record) error {
+	rn, err := l.renewCall(ctx, epoch, extras)
+	if err != nil {
+		return err
+	}
+	// The lineage is the one the script wrote.
+	l.follow(ctx, rn.epoch, rn.lineage)
+	return nil
+}
+
+// renewCall calls the relay's renew, retrying, and counts a renewal.
+func (l *link) renewCall(ctx context.Context, epoch string, extras []collab.Record) (renewal, error) {
 	c := l.c
 	var rn renewal
 	err := c.retry(ctx, func(ctx context.Context) (err error) {
 		rn, err = c.r.renew(ctx, l.key, epoch, extras)
 		return err
 	})
-	if err != nil {
-		return err
-	}
-	if rn.epoch != epoch {
+	if err == nil && rn.epoch != epoch {
 		c.stats.renewals.Add(1)
 	}
-	// The lineage is the one the script wrote: a node that did not
-	// follow epoch knows another lineage than Redis's.
-	l.follow(ctx, rn.epoch, rn.lineage)
-	return nil
+	return rn, err
 }
 
 // catchUp handles a healthy epoch h: it follows it if the session's

@@ -149,3 +149,49 @@ func head(t *testing.T, n *hubNode, key collab.Key) redisrelay.Head {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestRenewByANodeOfAnotherHistoryOffersItsOps: node a commits an op at
+// version 5 while b is down, and stops; Redis comes back empty, b seeds
+// the document from its store (head 5) and commits another op at 5, and
+// stops; then Redis restarts with its data. a, back, finds Redis's epoch
+// restarted and renews it, though it never followed it: its op at 5 is
+// not that history's. a must offer it again (a fork at 5), not take its
+// log for the cluster's; a's acknowledged op used to be lost so, with a
+// and b holding different records at version 5.
+func TestRenewByANodeOfAnotherHistoryOffersItsOps(t *testing.T) {
+	r, nodes := startNodes(t, redistest.ServerOptions{AOF: true}, nodeConfig{retryFor: time.Second}, "a", "b")
+	a, b := nodes[0], nodes[1]
+	key := createDoc(t, a, "")
+	for i := uint64(1); i < 5; i++ {
+		submit(t, a, key, editSub("x", i+1, i, insertAt(0, "y")))
+	}
+	if s := fetch(t, b, key); s.Version != 5 {
+		t.Fatalf("b: %+v, want version 5", s)
+	}
+	aPath, bPath := a.path, b.path
+	b.stop(t)
+	submit(t, a, key, editSub("x", 6, 5, insertAt(0, "A")))
+	a.stop(t)
+
+	r.srv.RestartEmpty()
+	b2 := r.startNode(t, "b2", nodeConfig{path: bPath, retryFor: time.Second})
+	if s := fetch(t, b2, key); s.Version != 5 {
+		t.Fatalf("b, back on an empty Redis: %+v, want version 5", s)
+	}
+	submit(t, b2, key, editSub("z", 1, 5, insertAt(0, "B")))
+	b2.stop(t)
+	r.srv.Restart()
+
+	a2 := r.startNode(t, "a2", nodeConfig{path: aPath, retryFor: time.Second})
+	s, err := a2.hub.FetchWait(ctx(t), key)
+	if err != nil || s.Version != 7 {
+		t.Fatalf("a, back, fetches %+v, %v; want version 7 (its op offered again after b's)", s, err)
+	}
+	if st := a2.cluster.Stats(); st.Forks != 1 {
+		t.Errorf("a forked %d times, want 1 (at version 5)", st.Forks)
+	}
+	b3 := r.startNode(t, "b3", nodeConfig{path: bPath, retryFor: time.Second})
+	log := converged(t, key, a2, b3)
+	hasOnce(t, log, "x", 6)
+	hasOnce(t, log, "z", 1)
+}
