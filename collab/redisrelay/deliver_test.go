@@ -246,6 +246,7 @@ func TestClusterOwnOpsReachOtherSubscribersBeforeTheStore(t *testing.T) {
 	}
 	select {
 	case err = <-http:
+		release()
 		t.Fatalf("the submit was answered (%v) while a's store write is held", err)
 	default:
 	}
@@ -254,9 +255,9 @@ func TestClusterOwnOpsReachOtherSubscribersBeforeTheStore(t *testing.T) {
 	}
 	// Two submits on a version 2 copy, queued while the session waits on
 	// the held write: they make the next group, of versions 2 and 3.
+	// (Submit queues on the session's inbox before it returns.)
 	r1 := w1.submit(a, key, editSub("w1", 1, 2, insertAt(0, "b")))
 	r2 := w2.submit(a, key, editSub("w2", 1, 2, insertAt(0, "c")))
-	time.Sleep(20 * time.Millisecond)
 	release()
 	if err := <-http; err != nil {
 		t.Fatalf("the held submit: %v", err)
@@ -267,6 +268,8 @@ func TestClusterOwnOpsReachOtherSubscribersBeforeTheStore(t *testing.T) {
 		}
 	}
 	sub.waitOps(t, key, 4)
+	w1.waitOps(t, key, 4) // its broadcast of 3 follows its ack
+	w2.waitOps(t, key, 3) // 2 came with its reply
 	// Each submitter sees every version once, in order, and its ack
 	// before anything above it.
 	if got, want := fmt.Sprint(w1.seen()), "[op 0 op 1 ack 2 op 3]"; got != want {
