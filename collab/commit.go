@@ -32,9 +32,10 @@ func (c *conflict) Error() string {
 //     change.
 //
 // On an error the session is as it was, so a failed commit needs no undo.
-// The exception is ErrVersionConflict from the Store: another writer of
-// the same store got ahead (a bug or a lost race, see Store.Commit), and
-// the session reloads to catch up with it.
+// The exceptions: ErrVersionConflict from the Store, when another writer
+// of the same store got ahead (a bug or a lost race, see Store.Commit)
+// and the session reloads to catch up with it; and a Store error after
+// own records went to subscribers early (below), when the session stops.
 //
 // Sending is the caller's: deliver for a group commit, adopt for records
 // of other nodes, each followed by settle.
@@ -62,9 +63,6 @@ func (s *session) commit(recs []Record, own bool) error {
 		if len(missed) > 0 {
 			return &conflict{missed: missed}
 		}
-		if s.cluster != nil && s.group != nil {
-			s.sendEarly(recs)
-		}
 	}
 	snap, next, err := s.nextState(recs)
 	if err != nil {
@@ -72,6 +70,9 @@ func (s *session) commit(recs []Record, own bool) error {
 	}
 	if own {
 		st.commitBatches.Add(1)
+		if s.cluster != nil && s.group != nil {
+			s.sendEarly(recs)
+		}
 	}
 	if err := s.h.opts.Store.Commit(ctx, s.key, recs, snap); err != nil {
 		st.commitErrors.Add(1)
@@ -184,6 +185,9 @@ func (s *session) adopt(recs []Record) error {
 // (deliver): an ack still means "in Redis and in this node's Store", and
 // a submitter must have its ack before any record above it. If the
 // write fails, the session stops as adopt's does.
+//
+// The records' frames are kept in s.early, so that deliver encodes none of
+// them again for the submitters.
 func (s *session) sendEarly(recs []Record) {
 	var grp connVersions
 	for _, j := range s.group {
@@ -191,7 +195,8 @@ func (s *session) sendEarly(recs []Record) {
 			grp.set(j.conn, 0)
 		}
 	}
-	f := frames{key: s.key, recs: recs}
+	s.early = frames{key: s.key, recs: recs}
+	f := &s.early
 	n := 0
 	for _, rec := range recs {
 		for c := range s.subs {

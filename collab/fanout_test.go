@@ -87,7 +87,7 @@ func TestDeliverManySubmitters(t *testing.T) {
 		jobs = append(jobs, &job{kind: jobSubmit, conn: c, onSubmit: c.reply})
 		out = append(out, outcome{res: SubmitResult{Version: uint64(start + i), Missed: recs[:i]}})
 	}
-	got := deliver(Key{"c", "d"}, jobs, out, recs, subs, false)
+	got := deliver(Key{"c", "d"}, jobs, out, recs, subs, nil)
 	// Each submitter's replies carry every record up to its ack, so it is
 	// sent the later ones as broadcasts; the watcher is sent them all.
 	want := n

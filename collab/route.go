@@ -1,9 +1,6 @@
 package collab
 
-import (
-	"math"
-	"slices"
-)
+import "math"
 
 // outcome is one submit's result within a group commit.
 type outcome struct {
@@ -30,15 +27,19 @@ type outcome struct {
 // Each record of the group is encoded once for everyone it goes to, as a
 // missed record or a broadcast (frames).
 //
-// With early set, the subscribers that have no submit in the group were
-// sent recs already (session.sendEarly): the broadcasts go only to the
-// submitters' connections that subscribe.
-func deliver(key Key, jobs []*job, out []outcome, recs []Record, subs map[Conn]struct{}, early bool) int {
+// With early (not nil: recs's frames), the subscribers that have no
+// submit in the group were sent recs already (session.sendEarly): the
+// broadcasts go only to the submitters' connections that subscribe, with
+// the frames made then.
+func deliver(key Key, jobs []*job, out []outcome, recs []Record, subs map[Conn]struct{}, early *frames) int {
 	start := uint64(math.MaxUint64) // no new records: every missed one is older
 	if len(recs) > 0 {
 		start = recs[0].Version
 	}
 	f := frames{key: key, recs: recs}
+	if early != nil {
+		f.encs = early.encs // what sendEarly encoded, reused
+	}
 	for i, j := range jobs {
 		o := out[i]
 		if o.err != nil {
@@ -64,7 +65,7 @@ func deliver(key Key, jobs []*job, out []outcome, recs []Record, subs map[Conn]s
 	}
 	var has connVersions
 	seen(jobs, out, start, &has)
-	if early {
+	if early != nil {
 		return f.broadcastTo(submitters(jobs, subs), &has)
 	}
 	return f.broadcast(subs, &has)
@@ -73,13 +74,19 @@ func deliver(key Key, jobs []*job, out []outcome, recs []Record, subs map[Conn]s
 // submitters returns the connections, each once, of jobs that are in subs.
 func submitters(jobs []*job, subs map[Conn]struct{}) []Conn {
 	var cs []Conn
+	var in connVersions
 	for _, j := range jobs {
 		if j.conn == nil {
 			continue
 		}
-		if _, ok := subs[j.conn]; ok && !slices.Contains(cs, j.conn) {
-			cs = append(cs, j.conn)
+		if _, ok := subs[j.conn]; !ok {
+			continue
 		}
+		if _, dup := in.get(j.conn); dup {
+			continue
+		}
+		in.set(j.conn, 0)
+		cs = append(cs, j.conn)
 	}
 	return cs
 }

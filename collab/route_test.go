@@ -177,7 +177,7 @@ func TestDeliver(t *testing.T) {
 			for _, src := range tt.conns {
 				subs[conn(src)] = struct{}{}
 			}
-			n := deliver(Key{"c", "d"}, jobs, out, tt.recs, subs, false)
+			n := deliver(Key{"c", "d"}, jobs, out, tt.recs, subs, nil)
 			for src, log := range logs {
 				if !slices.Equal(*log, tt.want[src]) {
 					t.Errorf("conn %q was sent %q, want %q", src, *log, tt.want[src])

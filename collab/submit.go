@@ -50,8 +50,13 @@ func (s *session) finishGroup(jobs []*job, out []outcome, recs []Record) {
 			st.duplicates.Add(1)
 		}
 	}
-	st.broadcasts.Add(uint64(deliver(s.key, jobs, out, recs, s.subs, s.sentEarly)))
+	var early *frames
+	if s.sentEarly {
+		early = &s.early
+	}
+	st.broadcasts.Add(uint64(deliver(s.key, jobs, out, recs, s.subs, early)))
 	s.sentEarly = false
+	s.early = frames{} // let go of the records and their frames
 	if len(recs) > 0 {
 		s.settle(recs, true)
 	}
