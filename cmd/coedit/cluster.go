@@ -91,9 +91,7 @@ func (spec redisSpec) client() redis.UniversalClient {
 		o := *spec.single
 		o.ContextTimeoutEnabled = true
 		o.DialTimeout = 2 * time.Second
-		if o.TLSConfig == nil {
-			o.Dialer = rawDialer(o.DialTimeout)
-		}
+		o.Dialer = rawDialer(redis.NewDialer(&redis.Options{DialTimeout: o.DialTimeout, TLSConfig: o.TLSConfig}))
 		return redis.NewClient(&o)
 	}
 	o := &redis.ClusterOptions{Addrs: spec.addrs, ContextTimeoutEnabled: true, DialTimeout: 2 * time.Second}
@@ -107,22 +105,19 @@ func (spec redisSpec) client() redis.UniversalClient {
 			o.TLSConfig = single.TLSConfig
 		}
 	}
-	if o.TLSConfig == nil {
-		o.Dialer = rawDialer(o.DialTimeout)
-	}
+	o.Dialer = rawDialer(redis.NewDialer(&redis.Options{DialTimeout: o.DialTimeout, TLSConfig: o.TLSConfig}))
 	return redis.NewClusterClient(o)
 }
 
-// rawDialer dials Redis as go-redis's own dialer does (without TLS) and
-// reads and writes the connection with raw system calls (rawio.Wrap), as
-// the server's sockets are: a commit's call to Redis then wakes no
-// runtime monitor thread on an idle node (docs/decisions.md, "Socket I/O
-// and the log's write as raw system calls"). A custom dialer replaces
-// go-redis's TLS handshake too, so rediss:// keeps go-redis's dialer.
-func rawDialer(timeout time.Duration) func(ctx context.Context, network, addr string) (net.Conn, error) {
-	d := &net.Dialer{Timeout: timeout, KeepAlive: 5 * time.Minute}
+// rawDialer dials Redis with dial (go-redis's own dialer, so its
+// keep-alive and TLS settings hold) and reads and writes a plain TCP
+// connection with raw system calls (rawio.Wrap; a TLS connection is left
+// as it is), as the server's sockets are: a commit's call to Redis then
+// wakes no runtime monitor thread on an idle node (docs/decisions.md,
+// "Socket I/O and the log's write as raw system calls").
+func rawDialer(dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := d.DialContext(ctx, network, addr)
+		c, err := dial(ctx, network, addr)
 		if err != nil {
 			return nil, err
 		}

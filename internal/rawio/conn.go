@@ -3,10 +3,11 @@ package rawio
 import "net"
 
 // Conn is a TCP connection whose Read and Write are a Sock's; the rest
-// (deadlines, Close, the addresses, SyscallConn) is the TCPConn's. It is
-// for connections a library reads and writes itself, such as go-redis's
-// (Wrap as its dialer's result). Reads must come from one goroutine at a
-// time, and writes too, as for Sock.
+// (deadlines, Close, the addresses, SyscallConn, and ReadFrom and WriteTo,
+// which io.Copy would use and which go through the net package) is the
+// TCPConn's. It is for connections a library reads and writes itself,
+// such as go-redis's (Wrap as its dialer's result). Reads must come from
+// one goroutine at a time, and writes too, as for Sock.
 type Conn struct {
 	*net.TCPConn
 	s *Sock

@@ -28,9 +28,10 @@ import (
 // The closures handed to RawConn are built once per socket (a method
 // value escapes, a closure per call would be an allocation per call);
 // their arguments and results travel in the struct. So reads must come
-// from one goroutine at a time, and writes too (a WebSocket's reader, and
-// its writes under web's batchConn.mu; go-redis uses a connection from
-// one goroutine at a time).
+// from one goroutine at a time, and writes too; one reader and one writer
+// may run at once (a WebSocket's reader, and its writes under web's
+// batchConn.mu; go-redis's PubSub, whose receiver reads while Subscribe
+// and Ping write under its lock).
 type Sock struct {
 	rc syscall.RawConn
 
