@@ -136,3 +136,48 @@ func TestPlanManySrcsInOneGroup(t *testing.T) {
 		t.Errorf("seq(a) of the committed table is lost")
 	}
 }
+
+// TestDeliverAfterEarlySend: after the group's records went to the
+// subscribers without a submit in it (a cluster's early send, with its
+// frames), deliver sends the submitters their replies and then their
+// broadcasts, sends the others nothing again, and encodes no record a
+// second time.
+func TestDeliverAfterEarlySend(t *testing.T) {
+	encodes := 0
+	logs := map[string]*[]string{}
+	conns := map[string]*sharedConn{}
+	subs := map[Conn]struct{}{}
+	for _, src := range []string{"s0", "s1", "w"} {
+		logs[src] = new([]string)
+		conns[src] = &sharedConn{logConn{src, logs[src]}, &encodes}
+		subs[conns[src]] = struct{}{}
+	}
+	recs := recsFrom(5, 7, "s0", "s1")
+	early := frames{key: Key{"c", "d"}, recs: recs}
+	if n := early.broadcastTo([]Conn{conns["w"]}, nil); n != 2 {
+		t.Fatalf("the early send sent %d, want 2", n)
+	}
+	var jobs []*job
+	var out []outcome
+	for i, src := range []string{"s0", "s1"} {
+		c := conns[src]
+		jobs = append(jobs, &job{kind: jobSubmit, conn: c, onSubmit: c.reply})
+		out = append(out, outcome{res: SubmitResult{Version: uint64(5 + i), Missed: recs[:i]}})
+	}
+	if n := deliver(Key{"c", "d"}, jobs, out, recs, subs, &early); n != 1 {
+		t.Errorf("deliver counted %d broadcasts, want 1 (version 6 to s0)", n)
+	}
+	if encodes != 2 {
+		t.Errorf("%d encodings for 2 records, want 2", encodes)
+	}
+	want := map[string][]string{
+		"w":  {"op 5", "op 6"},
+		"s0": {"ack 5", "op 6"},
+		"s1": {"op 5", "ack 6"},
+	}
+	for src, log := range logs {
+		if !slices.Equal(*log, want[src]) {
+			t.Errorf("conn %q was sent %q, want %q", src, *log, want[src])
+		}
+	}
+}
