@@ -84,15 +84,7 @@ func TestLineageSurvivesTwoReseeds(t *testing.T) {
 // carries it on). It used to be worked out again from a's own lineage,
 // which left b's epoch's ancestors out.
 func TestRenewByAnotherEpochsNodeNotesRedisLineage(t *testing.T) {
-	r, nodes := startNodes(t, redistest.ServerOptions{AOF: true}, nodeConfig{retryFor: time.Second}, "a", "b")
-	a, b := nodes[0], nodes[1]
-	key := createDoc(t, a, "")
-	for i := uint64(1); i < 5; i++ {
-		submit(t, a, key, editSub("x", i+1, i, insertAt(0, "y")))
-	}
-	if s := fetch(t, b, key); s.Version != 5 {
-		t.Fatalf("b: %+v, want version 5", s)
-	}
+	r, a, b, key := fiveOnBoth(t)
 	first := head(t, b, key).Epoch
 	path := a.path
 	a.stop(t)
@@ -159,15 +151,7 @@ func head(t *testing.T, n *hubNode, key collab.Key) redisrelay.Head {
 // log for the cluster's; a's acknowledged op used to be lost so, with a
 // and b holding different records at version 5.
 func TestRenewByANodeOfAnotherHistoryOffersItsOps(t *testing.T) {
-	r, nodes := startNodes(t, redistest.ServerOptions{AOF: true}, nodeConfig{retryFor: time.Second}, "a", "b")
-	a, b := nodes[0], nodes[1]
-	key := createDoc(t, a, "")
-	for i := uint64(1); i < 5; i++ {
-		submit(t, a, key, editSub("x", i+1, i, insertAt(0, "y")))
-	}
-	if s := fetch(t, b, key); s.Version != 5 {
-		t.Fatalf("b: %+v, want version 5", s)
-	}
+	r, a, b, key := fiveOnBoth(t)
 	aPath, bPath := a.path, b.path
 	b.stop(t)
 	submit(t, a, key, editSub("x", 6, 5, insertAt(0, "A")))
@@ -194,4 +178,21 @@ func TestRenewByANodeOfAnotherHistoryOffersItsOps(t *testing.T) {
 	log := converged(t, key, a2, b3)
 	hasOnce(t, log, "x", 6)
 	hasOnce(t, log, "z", 1)
+}
+
+// fiveOnBoth starts nodes a and b on a Redis with AOF (appendfsync
+// always) and makes a document five versions long on a ("yyyy", from src
+// x, seqs 1 to 5), which b has fetched.
+func fiveOnBoth(t *testing.T) (r *testRedis, a, b *hubNode, key collab.Key) {
+	t.Helper()
+	r, nodes := startNodes(t, redistest.ServerOptions{AOF: true}, nodeConfig{retryFor: time.Second}, "a", "b")
+	a, b = nodes[0], nodes[1]
+	key = createDoc(t, a, "")
+	for i := uint64(1); i < 5; i++ {
+		submit(t, a, key, editSub("x", i+1, i, insertAt(0, "y")))
+	}
+	if s := fetch(t, b, key); s.Version != 5 {
+		t.Fatalf("b: %+v, want version 5", s)
+	}
+	return r, a, b, key
 }
