@@ -4,10 +4,12 @@ import (
 	"context"
 	"net"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/coedit/coedit/internal/rawio"
+	"github.com/coedit/coedit/internal/redistest"
 )
 
 // (Linux only: elsewhere rawio.Wrap leaves connections as they are.)
@@ -55,5 +57,34 @@ func TestRedisClientDialsRaw(t *testing.T) {
 		}
 		conn.Close()
 		c.Close()
+	}
+}
+
+// TestRedisClientRetriesAClosedPooledConn: the client's connections
+// offer go-redis no socket to peek at before a pooled connection's reuse
+// (rawio.Conn), so a connection Redis closed meanwhile shows at its first
+// use; go-redis then retries on a new connection, and the call succeeds.
+func TestRedisClientRetriesAClosedPooledConn(t *testing.T) {
+	srv := redistest.StartServer(t, redistest.ServerOptions{})
+	spec, err := parseRedis(srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := spec.client()
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i := range 3 {
+		if err := c.Set(ctx, "k", i, 0).Err(); err != nil {
+			t.Fatalf("SET before the kill: %v", err)
+		}
+		admin := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+		if err := admin.ClientKillByFilter(ctx, "TYPE", "normal", "SKIPME", "yes").Err(); err != nil {
+			t.Fatal(err)
+		}
+		admin.Close()
+		if v, err := c.Get(ctx, "k").Int(); err != nil || v != i {
+			t.Fatalf("GET after Redis closed the pooled connection: %v, %v; want %d", v, err, i)
+		}
 	}
 }

@@ -3,14 +3,22 @@ package rawio
 import "net"
 
 // Conn is a TCP connection whose Read and Write are a Sock's; the rest
-// (deadlines, Close, the addresses, SyscallConn, and ReadFrom and WriteTo,
-// which io.Copy would use and which go through the net package) is the
-// TCPConn's. It is for connections a library reads and writes itself,
-// such as go-redis's (Wrap as its dialer's result). Reads must come from
-// one goroutine at a time, and writes too, as for Sock.
+// (deadlines, Close, the addresses) is the connection's own. It is for
+// connections a library reads and writes itself, such as go-redis's
+// (Wrap as its dialer's result). Reads must come from one goroutine at a
+// time, and writes too, as for Sock.
+//
+// It offers no SyscallConn (nor the TCPConn's ReadFrom and WriteTo): a
+// library that peeks at a pooled connection's socket through it before
+// each use, as go-redis does (a recv with MSG_PEEK), makes that call
+// through the runtime's own system call path, which wakes its monitor
+// thread on an idle process: the cost Conn is for avoiding. Such a
+// library then finds a connection the server closed at its first use,
+// and go-redis retries the command on a new one. docs/decisions.md
+// ("go-redis's health check") has the measurements.
 type Conn struct {
-	*net.TCPConn
-	s *Sock
+	net.Conn // the *net.TCPConn
+	s        *Sock
 }
 
 // Wrap returns nc with raw reads and writes when it is a TCP socket (on
@@ -24,7 +32,7 @@ func Wrap(nc net.Conn) net.Conn {
 	if s == nil {
 		return nc
 	}
-	return &Conn{TCPConn: tc, s: s}
+	return &Conn{Conn: tc, s: s}
 }
 
 // Read reads through the Sock.

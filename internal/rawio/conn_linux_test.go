@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -17,6 +18,9 @@ func TestWrap(t *testing.T) {
 	c, ok := Wrap(a).(*Conn)
 	if !ok {
 		t.Fatalf("Wrap(*net.TCPConn) is a %T, want *rawio.Conn", Wrap(a))
+	}
+	if _, ok := any(c).(syscall.Conn); ok {
+		t.Error("a rawio.Conn offers SyscallConn: go-redis would peek through it before every use")
 	}
 	if _, err := c.Write([]byte("ping")); err != nil {
 		t.Fatal(err)
