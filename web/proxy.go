@@ -143,7 +143,9 @@ func (s *Server) routeWS(w http.ResponseWriter, r *http.Request, addr string) bo
 		up.Close()
 		return true
 	}
-	p := &passed{client: cc, peer: up, timeout: s.opts.WriteTimeout}
+	// Both sides read and write with raw system calls, as a served
+	// connection does; each has one reader and one writer (its two pumps).
+	p := &passed{client: rawio.Wrap(cc), peer: rawio.Wrap(up), timeout: s.opts.WriteTimeout}
 	if !s.addPassed(p) {
 		cc.Close()
 		up.Close()
@@ -252,15 +254,14 @@ func (p *passed) run(resp *http.Response, peerBuf, clientBuf *bufio.Reader) {
 func (p *passed) pump(dst, src net.Conn) {
 	buf := make([]byte, 4<<10)
 	var until time.Time
-	r, w := rawOr(src), rawOr(dst)
 	for {
-		n, err := r.Read(buf)
+		n, err := src.Read(buf)
 		if n > 0 {
 			if now := time.Now(); until.Sub(now) < p.timeout/2 {
 				until = now.Add(p.timeout)
 				dst.SetWriteDeadline(until)
 			}
-			if _, werr := w.Write(buf[:n]); werr != nil {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
 				return
 			}
 		}
@@ -268,17 +269,6 @@ func (p *passed) pump(dst, src net.Conn) {
 			return
 		}
 	}
-}
-
-// rawOr returns c's reads and writes as raw system calls (rawio.Sock, as a
-// served connection's are) when c is a TCP socket, else c. Each pump
-// makes its own for the side it reads and the side it writes, so each
-// Sock has one user.
-func rawOr(c net.Conn) io.ReadWriter {
-	if rs := rawio.New(c); rs != nil {
-		return rs
-	}
-	return c
 }
 
 // copyBuffered moves what r has buffered, without reading more, to b.

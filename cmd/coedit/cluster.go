@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"fmt"
 	"log/slog"
@@ -91,7 +92,7 @@ func (spec redisSpec) client() redis.UniversalClient {
 		o := *spec.single
 		o.ContextTimeoutEnabled = true
 		o.DialTimeout = 2 * time.Second
-		o.Dialer = rawDialer(redis.NewDialer(&redis.Options{DialTimeout: o.DialTimeout, TLSConfig: o.TLSConfig}))
+		o.Dialer = rawDialer(o.DialTimeout, o.TLSConfig)
 		return redis.NewClient(&o)
 	}
 	o := &redis.ClusterOptions{Addrs: spec.addrs, ContextTimeoutEnabled: true, DialTimeout: 2 * time.Second}
@@ -105,17 +106,18 @@ func (spec redisSpec) client() redis.UniversalClient {
 			o.TLSConfig = single.TLSConfig
 		}
 	}
-	o.Dialer = rawDialer(redis.NewDialer(&redis.Options{DialTimeout: o.DialTimeout, TLSConfig: o.TLSConfig}))
+	o.Dialer = rawDialer(o.DialTimeout, o.TLSConfig)
 	return redis.NewClusterClient(o)
 }
 
-// rawDialer dials Redis with dial (go-redis's own dialer, so its
-// keep-alive and TLS settings hold) and reads and writes a plain TCP
-// connection with raw system calls (rawio.Wrap; a TLS connection is left
-// as it is), as the server's sockets are: a commit's call to Redis then
-// wakes no runtime monitor thread on an idle node (docs/decisions.md,
+// rawDialer dials Redis with go-redis's own dialer for timeout and tlsConf
+// (so its keep-alive and TLS settings hold) and reads and writes a plain
+// TCP connection with raw system calls (rawio.Wrap; a TLS connection is
+// left as it is), as the server's sockets are: a commit's call to Redis
+// then wakes no runtime monitor thread on an idle node (docs/decisions.md,
 // "Socket I/O and the log's write as raw system calls").
-func rawDialer(dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error) {
+func rawDialer(timeout time.Duration, tlsConf *tls.Config) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	dial := redis.NewDialer(&redis.Options{DialTimeout: timeout, TLSConfig: tlsConf})
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := dial(ctx, network, addr)
 		if err != nil {
