@@ -76,7 +76,7 @@ func (s *session) commit(recs []Record, own bool) error {
 	}
 	if err := s.h.opts.Store.Commit(ctx, s.key, recs, snap); err != nil {
 		st.commitErrors.Add(1)
-		if own && s.sentEarly {
+		if own && len(s.early.recs) > 0 {
 			// Subscribers hold records the session does not: as in adopt.
 			if s.fatal == nil {
 				s.fatal = fmt.Errorf("%w: %s: records sent to subscribers could not be stored: %w", ErrSessionFailed, s.key, err)
@@ -208,9 +208,11 @@ func (s *session) sendEarly(recs []Record) {
 		}
 	}
 	s.h.stats.broadcasts.Add(uint64(n))
-	// With nothing sent, deliver's broadcast to every subscriber sends
-	// them nothing either (receives).
-	s.sentEarly = n > 0
+	if n == 0 {
+		// Nothing sent: deliver's broadcast to every subscriber sends
+		// them nothing either (receives).
+		s.early = frames{}
+	}
 }
 
 // settle finishes a commit once its records are sent: it publishes own

@@ -138,13 +138,13 @@ type session struct {
 	cluster  ClusterLink
 	epoch    string
 	syncedAt time.Time
-	// group is the group commit under way (commitGroup); sentEarly
-	// whether its records went to the subscribers without a submit in it
-	// before the Store write (commit.go, sendEarly), and early their
-	// frames, encoded once for those and the submitters alike.
-	group     []*job
-	sentEarly bool
-	early     frames
+	// group is the group commit under way (commitGroup), and early the
+	// frames of its records when they went to the subscribers without a
+	// submit in it before the Store write (commit.go, sendEarly; no
+	// records: they did not), encoded once for those and the submitters
+	// alike.
+	group []*job
+	early frames
 	// aheadMiss is when a sync for ops ahead of the document last left
 	// them ahead (commitGroup): for aheadWait after it, such ops are
 	// refused without another sync.

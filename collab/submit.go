@@ -51,11 +51,10 @@ func (s *session) finishGroup(jobs []*job, out []outcome, recs []Record) {
 		}
 	}
 	var early *frames
-	if s.sentEarly {
+	if len(s.early.recs) > 0 {
 		early = &s.early
 	}
 	st.broadcasts.Add(uint64(deliver(s.key, jobs, out, recs, s.subs, early)))
-	s.sentEarly = false
 	s.early = frames{} // let go of the records and their frames
 	if len(recs) > 0 {
 		s.settle(recs, true)
