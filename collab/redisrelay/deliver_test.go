@@ -108,7 +108,7 @@ func TestClusterRemoteOpsReachSubscribersBeforeTheStore(t *testing.T) {
 
 	release := g.hold()
 	submit(t, a, key, editSub("x", 2, 1, insertAt(0, "a")))
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(waitLimit)
 	for len(sub.received(key)) < 2 {
 		if time.Now().After(deadline) {
 			release()
@@ -235,7 +235,7 @@ func TestClusterOwnOpsReachOtherSubscribersBeforeTheStore(t *testing.T) {
 		_, err := a.hub.SubmitWait(ctx(t), key, editSub("x", 2, 1, insertAt(0, "a")))
 		http <- err
 	}()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(waitLimit)
 	for len(sub.received(key)) < 2 || len(w1.received(key)) < 2 || len(w2.received(key)) < 2 {
 		if time.Now().After(deadline) {
 			release()

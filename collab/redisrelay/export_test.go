@@ -7,3 +7,7 @@ func PipeState(r *Relay) (inFlight, queued int) {
 	defer r.pipe.mu.Unlock()
 	return r.pipe.inFlight, len(r.pipe.queue)
 }
+
+// MaxInFlight is how many commit calls go to Redis at once before the
+// next ones queue (pipeline.go).
+const MaxInFlight = maxInFlight
