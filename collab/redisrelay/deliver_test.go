@@ -80,20 +80,24 @@ func (c *dropConn) dropped() []error {
 	return append([]error(nil), c.drops...)
 }
 
-// gatedPair starts nodes a and b on one Redis, b over a gatedStore, with
-// a document created on a and subscribed to on b by sub.
-func gatedPair(t *testing.T, sub collab.Conn) (a, b *hubNode, g *gatedStore, key collab.Key) {
+// gatedNodes starts nodes a and b on one Redis, the one named gated
+// ("a" or "b") over a gatedStore, with a document created on a.
+func gatedNodes(t *testing.T, gated string) (a, b *hubNode, g *gatedStore, key collab.Key) {
 	t.Helper()
-	srv := redistest.StartServer(t, redistest.ServerOptions{})
-	p := prefix(t)
-	a = startNode(t, "a", srv.Addr(), p, nodeConfig{})
-	b = startNode(t, "b", srv.Addr(), p, nodeConfig{store: func(db *storage.DB) redisrelay.EpochStore {
-		g = &gatedStore{DB: db}
-		return g
-	}})
+	r := &testRedis{srv: redistest.StartServer(t, redistest.ServerOptions{}), prefix: prefix(t)}
+	cfg := func(name string) nodeConfig {
+		if name != gated {
+			return nodeConfig{}
+		}
+		return nodeConfig{store: func(db *storage.DB) redisrelay.EpochStore {
+			g = &gatedStore{DB: db}
+			return g
+		}}
+	}
+	a = r.startNode(t, "a", cfg("a"))
+	b = r.startNode(t, "b", cfg("b"))
 	key = docKey(1)
 	submit(t, a, key, createSub("x", 1, ""))
-	subscribe(t, b, key, sub)
 	return a, b, g, key
 }
 
@@ -103,7 +107,8 @@ func gatedPair(t *testing.T, sub collab.Conn) (a, b *hubNode, g *gatedStore, key
 // its store before it answers anything else.
 func TestClusterRemoteOpsReachSubscribersBeforeTheStore(t *testing.T) {
 	sub := newTestConn("sub")
-	a, b, g, key := gatedPair(t, sub)
+	a, b, g, key := gatedNodes(t, "b")
+	subscribe(t, b, key, sub)
 	sub.waitOps(t, key, 1)
 
 	release := g.hold()
@@ -136,28 +141,13 @@ func TestClusterRemoteOpsReachSubscribersBeforeTheStore(t *testing.T) {
 // session catches up from Redis, and nothing differs between the nodes.
 func TestClusterRemoteStoreFailureDropsSubscribers(t *testing.T) {
 	sub := &dropConn{testConn: newTestConn("sub")}
-	a, b, g, key := gatedPair(t, sub)
+	a, b, g, key := gatedNodes(t, "b")
+	subscribe(t, b, key, sub)
 	sub.waitOps(t, key, 1)
 
 	g.failNext(errors.New("disk on fire"))
 	submit(t, a, key, editSub("x", 2, 1, insertAt(0, "a")))
-	sub.waitOps(t, key, 2)
-	deadline := time.Now().Add(waitLimit)
-	for len(sub.dropped()) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("B's subscriber holds an op B could not store and was not dropped")
-		}
-		time.Sleep(time.Millisecond)
-	}
-	if err := sub.dropped()[0]; !errors.Is(err, collab.ErrSessionFailed) {
-		t.Errorf("dropped with %v, want ErrSessionFailed", err)
-	}
-	again := newTestConn("again")
-	subscribe(t, b, key, again)
-	if got := again.waitOps(t, key, 2); len(got) != 2 {
-		t.Errorf("a new subscriber on B got %d ops, want 2", len(got))
-	}
-	converged(t, key, a, b)
+	droppedThenCaughtUp(t, b, sub, key, a, b)
 }
 
 // eventConn is a testConn that also records, in one list with the ops
@@ -196,29 +186,13 @@ func (c *eventConn) seen() []string {
 	return append([]string(nil), c.events...)
 }
 
-// gatedNode starts node a over a gatedStore and node b on the same
-// Redis, with a document created on a.
-func gatedNode(t *testing.T) (a, b *hubNode, g *gatedStore, key collab.Key) {
-	t.Helper()
-	srv := redistest.StartServer(t, redistest.ServerOptions{})
-	p := prefix(t)
-	a = startNode(t, "a", srv.Addr(), p, nodeConfig{store: func(db *storage.DB) redisrelay.EpochStore {
-		g = &gatedStore{DB: db}
-		return g
-	}})
-	b = startNode(t, "b", srv.Addr(), p, nodeConfig{})
-	key = docKey(1)
-	submit(t, a, key, createSub("x", 1, ""))
-	return a, b, g, key
-}
-
 // TestClusterOwnOpsReachOtherSubscribersBeforeTheStore: in a cluster the
 // committing node sends its own op to the subscribers that have no
 // submit in the group once Redis has taken it, without waiting for its
 // own store's write; the submitters get their acks after the write, and
 // no record above their own before their ack.
 func TestClusterOwnOpsReachOtherSubscribersBeforeTheStore(t *testing.T) {
-	a, b, g, key := gatedNode(t)
+	a, b, g, key := gatedNodes(t, "a")
 	sub := newTestConn("sub")
 	w1 := &eventConn{testConn: newTestConn("w1")}
 	w2 := &eventConn{testConn: newTestConn("w2")}
@@ -286,18 +260,27 @@ func TestClusterOwnOpsReachOtherSubscribersBeforeTheStore(t *testing.T) {
 // subscribers, its session stops and drops them (ErrSessionFailed), the
 // submit fails, and a new session catches up from Redis, which has it.
 func TestClusterOwnStoreFailureAfterEarlySendDropsSubscribers(t *testing.T) {
-	a, b, g, key := gatedNode(t)
+	a, b, g, key := gatedNodes(t, "a")
 	sub := &dropConn{testConn: newTestConn("sub")}
 	subscribe(t, a, key, sub)
 	g.failNext(errors.New("disk on fire"))
 	if _, err := a.hub.SubmitWait(ctx(t), key, editSub("x", 2, 1, insertAt(0, "a"))); !errors.Is(err, collab.ErrSessionFailed) {
 		t.Fatalf("submit whose store write fails: %v, want ErrSessionFailed", err)
 	}
+	droppedThenCaughtUp(t, a, sub, key, a, b)
+}
+
+// droppedThenCaughtUp checks what follows a store write that failed on
+// n after sub, subscribed there, was sent the document's op at version 1:
+// sub holds it and is dropped with ErrSessionFailed, a new subscriber on
+// n catches up to it from a new session, and the nodes agree.
+func droppedThenCaughtUp(t *testing.T, n *hubNode, sub *dropConn, key collab.Key, nodes ...*hubNode) {
+	t.Helper()
 	sub.waitOps(t, key, 2)
 	deadline := time.Now().Add(waitLimit)
 	for len(sub.dropped()) == 0 {
 		if time.Now().After(deadline) {
-			t.Fatal("a's subscriber holds an op a could not store and was not dropped")
+			t.Fatalf("%s's subscriber holds an op %s could not store and was not dropped", n.name, n.name)
 		}
 		time.Sleep(time.Millisecond)
 	}
@@ -305,9 +288,9 @@ func TestClusterOwnStoreFailureAfterEarlySendDropsSubscribers(t *testing.T) {
 		t.Errorf("dropped with %v, want ErrSessionFailed", err)
 	}
 	again := newTestConn("again")
-	subscribe(t, a, key, again)
+	subscribe(t, n, key, again)
 	if got := again.waitOps(t, key, 2); len(got) != 2 {
-		t.Errorf("a new subscriber on a got %d ops, want 2", len(got))
+		t.Errorf("a new subscriber on %s got %d ops, want 2", n.name, len(got))
 	}
-	converged(t, key, a, b)
+	converged(t, key, nodes...)
 }

@@ -11,3 +11,6 @@ func PipeState(r *Relay) (inFlight, queued int) {
 // MaxInFlight is how many commit calls go to Redis at once before the
 // next ones queue (pipeline.go).
 const MaxInFlight = maxInFlight
+
+// DecodeNote reads a node's epoch note (cluster.go's encodeNote).
+func DecodeNote(note string) (epoch string, lineage []Fork) { return decodeNote(note) }
