@@ -111,8 +111,14 @@
 //     offline client would: each as a submission at its old version
 //     with its src and seq, so Commit's (src, seq) check drops the ones
 //     Redis has and the others are transformed and committed at new
-//     versions. When !ok (the lineage lost the epoch) it does the same
-//     from its snapshot's version on.
+//     versions. When !ok (the lineage lost the epoch, or the node's
+//     records carry no note: a single node's store, a copy of another
+//     node's, a crash before the note) it compares its records with
+//     Redis's where both hold them: those below the first that differs
+//     are the history's, the rest it offers again as above. Records
+//     that differ from the first compared on cannot be offered above a
+//     base (what they were made on is unknown): Sync fails and says so.
+//     Records all below what Redis keeps are taken as the history's.
 //
 // So no (epoch, version) pair is ever given to two ops, no node applies
 // records of another history (doorbells, Read and Commit carry the

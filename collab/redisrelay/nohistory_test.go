@@ -1,0 +1,190 @@
+package redisrelay_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/coedit/coedit/collab"
+	"github.com/coedit/coedit/internal/redistest"
+	"github.com/coedit/coedit/ot"
+	"github.com/coedit/coedit/storage"
+)
+
+// singleNodeStores writes, into a new store at each path, the records of
+// a document edited on a single node (no cluster, so no epoch note): a
+// create by x and count edits by s. The stores hold the same records, as
+// copies of one store would.
+func singleNodeStores(t *testing.T, key collab.Key, count int, paths ...string) {
+	t.Helper()
+	recs := editAlone(t, paths[0], key, "s", count)
+	for _, p := range paths[1:] {
+		db, err := storage.Open(p, storage.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Commit(context.Background(), key, recs, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// editAlone opens the store at path on a single node, creates key there
+// (as x) unless it exists, commits count edits by src, and returns the
+// document's records.
+func editAlone(t *testing.T, path string, key collab.Key, src string, count int) []collab.Record {
+	t.Helper()
+	db, err := storage.Open(path, storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &hubNode{name: "alone", hub: collab.NewHub(collab.Options{Store: db})}
+	if fetch(t, n, key).Version == 0 {
+		submit(t, n, key, createSub("x", 1, "start"))
+	}
+	editN(t, n, key, src, 1, count)
+	base, err := db.Base(ctx(t), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := n.hub.Ops(ctx(t), key, base, 1<<62)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.hub.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return recs
+}
+
+// TestNodeWithoutANoteJoinsATrimmedHistory: two nodes start on copies of
+// one single-node store, which notes no epoch. a seeds Redis (the newest
+// farTail records and a snapshot) and edits on, so Redis no longer holds
+// the records from version 0. b must then follow the cluster's history,
+// catch up and commit, with nothing lost or forked: where its records and
+// Redis's overlap they match, and where they do not (all of b's lie below
+// what Redis keeps) it catches up from Redis's snapshot. b used to offer
+// its records again from version 0, which Redis no longer held, and fail
+// every sync.
+func TestNodeWithoutANoteJoinsATrimmedHistory(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		edits int  // a's edits after the seed
+		below bool // b's records all lie below Redis's stream
+	}{
+		{"overlapping", farTail / 2, false},
+		{"below", 3 * farTail, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			aPath, bPath := filepath.Join(dir, "a.db"), filepath.Join(dir, "b.db")
+			key := docKey(1)
+			singleNodeStores(t, key, 2*farTail, aPath, bPath) // head 2*farTail+1
+			r, _ := startNodes(t, redistest.ServerOptions{}, nodeConfig{})
+			cfg := farConfig()
+			cfg.path = aPath
+			a := r.startNode(t, "a", cfg)
+			editN(t, a, key, "a", 1, tc.edits)
+			first := waitTrimmed(t, newClient(t, r.srv.Addr()), r.prefix, key, fetch(t, a, key).Version)
+			if bHead := uint64(2*farTail + 1); first == 0 || (first >= bHead) != tc.below {
+				t.Fatalf("Redis's stream starts at version %d; b's head is %d", first, bHead)
+			}
+			cfg.path = bPath
+			b := r.startNode(t, "b", cfg)
+			editN(t, b, key, "b", 1, 2)
+			base, err := b.db.Base(ctx(t), key) // past first when b installed Redis's snapshot
+			if err != nil {
+				t.Fatal(err)
+			}
+			sameFrom(t, key, max(first, base), a, b)
+			if st := b.cluster.Stats(); st.Lost != 0 || st.Forks != 0 || st.Reoffered != 0 {
+				t.Fatalf("b: %+v, want nothing lost, forked or offered again: its records are the cluster's", st)
+			}
+		})
+	}
+}
+
+// TestNodeWithoutANoteOffersWhatItAloneHas: as above, but b's copy went
+// on alone (two edits by z on the single node) before b joined. Where its
+// records and Redis's overlap they match up to z's, so b offers z's edits
+// again on top of the cluster's, forks there, and every node ends with
+// each edit once.
+func TestNodeWithoutANoteOffersWhatItAloneHas(t *testing.T) {
+	dir := t.TempDir()
+	aPath, bPath := filepath.Join(dir, "a.db"), filepath.Join(dir, "b.db")
+	key := docKey(1)
+	singleNodeStores(t, key, 2*farTail, aPath, bPath)
+	editAlone(t, bPath, key, "z", 2)
+	r, _ := startNodes(t, redistest.ServerOptions{}, nodeConfig{})
+	cfg := farConfig()
+	cfg.path = aPath
+	a := r.startNode(t, "a", cfg)
+	editN(t, a, key, "a", 1, farTail/2)
+	first := waitTrimmed(t, newClient(t, r.srv.Addr()), r.prefix, key, fetch(t, a, key).Version)
+	if first == 0 || first >= 2*farTail+1 {
+		t.Fatalf("Redis's stream starts at version %d, not between 0 and b's copy's head", first)
+	}
+	cfg.path = bPath
+	b := r.startNode(t, "b", cfg)
+	editN(t, b, key, "b", 1, 1)
+	sameFrom(t, key, first, a, b)
+	if st := b.cluster.Stats(); st.Reoffered != 2 || st.Forks != 1 || st.Lost != 0 {
+		t.Fatalf("b: %+v, want z's 2 records offered again, 1 fork, nothing lost", st)
+	}
+	log := opLog(t, a, key) // a's store holds the records from version 0
+	checkLog(t, log)
+	hasOnce(t, log, "z", 1)
+	hasOnce(t, log, "z", 2)
+}
+
+// TestNodeWithoutANoteOfAnotherDocumentFailsToSync: b's store holds
+// another document under the same id (created and edited on another
+// single node) from a base on, and Redis no longer keeps the records
+// from version 0. Nothing b holds can be compared below its base, so it
+// cannot tell what its records were made on: its sync fails with
+// collab.ErrUnavailable and says why, and a goes on.
+func TestNodeWithoutANoteOfAnotherDocumentFailsToSync(t *testing.T) {
+	dir := t.TempDir()
+	aPath, bPath := filepath.Join(dir, "a.db"), filepath.Join(dir, "b.db")
+	key := docKey(1)
+	singleNodeStores(t, key, 2*farTail, aPath)
+	r, _ := startNodes(t, redistest.ServerOptions{}, nodeConfig{})
+	cfg := farConfig()
+	cfg.path = aPath
+	a := r.startNode(t, "a", cfg)
+	editN(t, a, key, "a", 1, farTail/2)
+	head := fetch(t, a, key).Version
+	first := waitTrimmed(t, newClient(t, r.srv.Addr()), r.prefix, key, head)
+	// b's document: another create, then the edits of a store whose log
+	// was trimmed to a base below first (InstallBase, as a far-behind
+	// node's store is).
+	db, err := storage.Open(bPath, storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := first - 1
+	if err := db.InstallBase(ctx(t), key, collab.Snapshot{Version: base, Type: ot.URI, Data: "other"}, nil, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	editAlone(t, bPath, key, "w", 4)
+	cfg.path = bPath
+	b := r.startNode(t, "b", cfg)
+	if _, err := b.hub.FetchWait(ctx(t), key); !errors.Is(err, collab.ErrUnavailable) || !strings.Contains(err.Error(), "differ from Redis's") {
+		t.Fatalf("b: Fetch = %v, want ErrUnavailable saying its records differ from Redis's", err)
+	}
+	editN(t, a, key, "a", 1+uint64(farTail/2), 1)
+	if s := fetch(t, a, key); s.Version != head+1 {
+		t.Fatalf("a: %+v, want version %d", s, head+1)
+	}
+}
