@@ -323,3 +323,59 @@ func TestSnapshotTrimsSeqs(t *testing.T) {
 		}
 	}
 }
+
+// TestReofferPastTheTailLosesWhatItCannotTransform: Redis lost a's
+// records 3..6 (a failover, made here on Redis directly) while a was
+// down, and b, which held only 0..2, renewed and then edited far past
+// Redis's tail. When a comes back, Redis's history shares a's below 3,
+// but Redis no longer keeps the records from 3 that a's would have to
+// be transformed over. a's four records are lost (logged and counted, as
+// any record a Redis loss makes unofferable) and a forks at 3 and catches
+// up from Redis's snapshot; it used to fail every sync with ErrTrimmed.
+func TestReofferPastTheTailLosesWhatItCannotTransform(t *testing.T) {
+	r, nodes := startNodes(t, redistest.ServerOptions{}, farConfig(), "a", "b")
+	a, b := nodes[0], nodes[1]
+	key := createDoc(t, a, "")
+	editN(t, a, key, "a", 1, 2)
+	fetch(t, b, key) // b follows, at version 3
+	b.stop(t)
+	editN(t, a, key, "a", 3, 4)
+	a.stop(t)
+	raw := newClient(t, r.srv.Addr())
+	base := redisrelay.KeyBase(r.prefix, key)
+	c := ctx(t)
+	kept, err := raw.XRange(c, base+"log", "0-1", "2-1").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw.Del(c, base+"log")
+	for _, m := range kept {
+		raw.XAdd(c, &redis.XAddArgs{Stream: base + "log", ID: m.ID, Values: m.Values})
+	}
+	// Redis "restarted" without them, and without a snapshot past them.
+	raw.HSet(c, base+"meta", "v", 3, "r", "0000", "sv", 0)
+	raw.Del(c, base+"snap")
+	cfg := farConfig()
+	cfg.path = b.path
+	b = r.startNode(t, "b2", cfg)
+	editN(t, b, key, "b", 1, 3*farTail)
+	head := fetch(t, b, key).Version
+	if first := waitTrimmed(t, raw, r.prefix, key, head); first <= 3 {
+		t.Fatalf("Redis's stream starts at %d, not past a's records", first)
+	}
+	cfg.path = a.path
+	a = r.startNode(t, "a2", cfg)
+	s := fetch(t, a, key)
+	if st := a.cluster.Stats(); st.Lost != 4 || st.Forks != 1 || st.Reoffered != 0 {
+		t.Fatalf("a: %+v, want its 4 records lost, 1 fork", st)
+	}
+	base2, err := a.db.Base(c, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameFrom(t, key, base2, a, b)
+	editN(t, a, key, "c", 1, 1) // a's own client is told its copy was replaced
+	if s2 := fetch(t, b, key); s2.Version != s.Version+1 {
+		t.Fatalf("b at %d after a's edit, want %d", s2.Version, s.Version+1)
+	}
+}

@@ -22,7 +22,8 @@ import (
 // reason.
 //
 // Records that cannot be offered (a concurrent create or delete in h
-// makes them meaningless, or their src committed a later seq in h) are
+// makes them meaningless, their src committed a later seq in h, or
+// Redis no longer keeps the records of h from shared on) are
 // logged as lost and counted (ClusterStats.Lost): that is the cost of a
 // Redis that lost acknowledged writes (doc.go, README).
 func (l *link) reoffer(ctx context.Context, h Head, shared, head uint64) error {
@@ -49,6 +50,15 @@ func (l *link) reoffer(ctx context.Context, h Head, shared, head uint64) error {
 		theirs, err = c.r.Read(ctx, l.key, h.Epoch, shared, h.Version)
 		return err
 	})
+	if errors.Is(err, ErrTrimmed) {
+		// Redis no longer keeps what h committed from shared on (it
+		// moved on past its tail since): there is nothing to transform
+		// the records over.
+		for _, r := range pending {
+			l.lose(r, fmt.Sprintf("Redis no longer keeps the records from version %d it would be transformed over", shared))
+		}
+		return nil
+	}
 	if err != nil {
 		return err
 	}
