@@ -115,7 +115,8 @@
 //     records carry no note: a single node's store, a copy of another
 //     node's, a crash before the note) it compares its records with
 //     Redis's where both hold them: those below the first that differs
-//     are the history's, the rest it offers again as above. Records
+//     are the history's, the rest it offers again as above (when none
+//     differs, its records past Redis's head are put back as in 2). Records
 //     that differ from the first compared on cannot be offered above a
 //     base (what they were made on is unknown): Sync fails and says so.
 //     Records all below what Redis keeps are taken as the history's.

@@ -269,7 +269,10 @@ func (l *link) catchUp(ctx context.Context, h Head, head *uint64, fork func(uint
 // store, or a crash before the note was written). It compares the records
 // both hold, from the later of the store's base and the first version
 // Redis keeps, to the earlier of the two heads: the records below the
-// first that differs are the history's. Records that differ from the
+// first that differs are the history's, and all of them when none of
+// Redis's differs (the node's records past Redis's head continue its
+// history, and are put back as a renewal puts back what Redis lost).
+// Records that differ from the
 // first one compared on belong to another history; below version 0's
 // create that is sound to offer again (reoffer), but above a base the
 // node cannot tell what its records were made on, so Sync fails, saying
@@ -322,6 +325,12 @@ func (l *link) matched(ctx context.Context, h Head, head uint64) (uint64, error)
 	if k == 0 && lo > 0 {
 		return 0, fmt.Errorf("%w: %s: this node's records belong to no history it knows, and differ from Redis's at version %d, the first both hold; what they were made on is unknown, so they cannot be offered again",
 			collab.ErrUnavailable, l.key, lo)
+	}
+	if lo+uint64(k) == h.Version {
+		// Every record Redis holds matched, and the node has more: they
+		// continue the history where Redis's ends, so they are put back
+		// at their own versions (catchUp) rather than offered again.
+		return head, nil
 	}
 	return lo + uint64(k), nil
 }

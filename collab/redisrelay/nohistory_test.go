@@ -70,8 +70,10 @@ func editAlone(t *testing.T, path string, key collab.Key, src string, count int)
 // farTail records and a snapshot) and edits on, so Redis no longer holds
 // the records from version 0. b must then follow the cluster's history,
 // catch up and commit, with nothing lost or forked: where its records and
-// Redis's overlap they match, and where they do not (all of b's lie below
-// what Redis keeps) it catches up from Redis's snapshot. b used to offer
+// Redis's overlap they match, where they do not (all of b's lie below
+// what Redis keeps) it catches up from Redis's snapshot, and records of
+// b's past Redis's head (its copy went on alone, and a made no edit) are
+// put back at their own versions. b used to offer
 // its records again from version 0, which Redis no longer held, and fail
 // every sync.
 func TestNodeWithoutANoteJoinsATrimmedHistory(t *testing.T) {
@@ -79,23 +81,35 @@ func TestNodeWithoutANoteJoinsATrimmedHistory(t *testing.T) {
 		name  string
 		edits int  // a's edits after the seed
 		below bool // b's records all lie below Redis's stream
+		alone int  // edits b's copy made alone, past a's seed
 	}{
-		{"overlapping", farTail / 2, false},
-		{"below", 3 * farTail, true},
+		{"overlapping", farTail / 2, false, 0},
+		{"below", 3 * farTail, true, 0},
+		{"ahead", 0, false, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			aPath, bPath := filepath.Join(dir, "a.db"), filepath.Join(dir, "b.db")
 			key := docKey(1)
 			singleNodeStores(t, key, 2*farTail, aPath, bPath) // head 2*farTail+1
+			if tc.alone > 0 {
+				editAlone(t, bPath, key, "z", tc.alone)
+			}
 			r, _ := startNodes(t, redistest.ServerOptions{}, nodeConfig{})
 			cfg := farConfig()
 			cfg.path = aPath
 			a := r.startNode(t, "a", cfg)
-			editN(t, a, key, "a", 1, tc.edits)
-			first := waitTrimmed(t, newClient(t, r.srv.Addr()), r.prefix, key, fetch(t, a, key).Version)
-			if bHead := uint64(2*farTail + 1); first == 0 || (first >= bHead) != tc.below {
-				t.Fatalf("Redis's stream starts at version %d; b's head is %d", first, bHead)
+			raw := newClient(t, r.srv.Addr())
+			var first uint64
+			if tc.edits > 0 {
+				editN(t, a, key, "a", 1, tc.edits)
+				first = waitTrimmed(t, raw, r.prefix, key, fetch(t, a, key).Version)
+				if bHead := uint64(2*farTail + 1); first == 0 || (first >= bHead) != tc.below {
+					t.Fatalf("Redis's stream starts at version %d; b's head is %d", first, bHead)
+				}
+			} else {
+				fetch(t, a, key) // a seeds Redis with its head
+				_, first, _ = redisState(t, raw, r.prefix, key)
 			}
 			cfg.path = bPath
 			b := r.startNode(t, "b", cfg)
