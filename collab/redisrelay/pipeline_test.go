@@ -24,11 +24,10 @@ func TestCommitsQueuedShareAPipeline(t *testing.T) {
 	c := newClient(t, srv.Addr())
 	r := newRelay(t, c, prefix(t), redisrelay.Options{})
 	const docs = 40
-	key := func(i int) collab.Key { return collab.Key{Collection: "p", ID: fmt.Sprint(i)} }
 	epochs := make([]string, docs)
 	for i := range docs {
-		epochs[i] = initDoc(t, r, key(i))
-		commit(t, r, key(i), epochs[i], 0, create(0, "s", 1, ""))
+		epochs[i] = initDoc(t, r, docKey(i))
+		commit(t, r, docKey(i), epochs[i], 0, create(0, "s", 1, ""))
 	}
 	for round, flush := range []bool{false, true} {
 		if flush {
@@ -45,7 +44,7 @@ func TestCommitsQueuedShareAPipeline(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				v := uint64(1 + round)
-				res, err := r.Commit(ctx(t), key(i), epochs[i], v, []collab.Record{rec(v, "s", v+1, fmt.Sprint(i))})
+				res, err := r.Commit(ctx(t), docKey(i), epochs[i], v, []collab.Record{rec(v, "s", v+1, fmt.Sprint(i))})
 				if err == nil && (res.Outcome != redisrelay.Committed || res.Version != v) {
 					err = fmt.Errorf("outcome %v at %d, want committed at %d", res.Outcome, res.Version, v)
 				}
@@ -60,7 +59,7 @@ func TestCommitsQueuedShareAPipeline(t *testing.T) {
 		wg.Wait()
 		for i, err := range errs {
 			if err != nil {
-				t.Fatalf("round %d: Commit(%v) = %v", round, key(i), err)
+				t.Fatalf("round %d: Commit(%v) = %v", round, docKey(i), err)
 			}
 		}
 		st := r.Stats()
@@ -73,8 +72,8 @@ func TestCommitsQueuedShareAPipeline(t *testing.T) {
 	}
 	for i := range docs {
 		want := []collab.Record{create(0, "s", 1, ""), rec(1, "s", 2, fmt.Sprint(i)), rec(2, "s", 3, fmt.Sprint(i))}
-		if got := readAll(t, r, key(i), epochs[i]); !sameRecords(got, want) {
-			t.Errorf("%v: Read = %v, want %v", key(i), got, want)
+		if got := readAll(t, r, docKey(i), epochs[i]); !sameRecords(got, want) {
+			t.Errorf("%v: Read = %v, want %v", docKey(i), got, want)
 		}
 	}
 }
@@ -85,11 +84,10 @@ func TestCommitsQueuedShareAPipeline(t *testing.T) {
 func TestQueuedCommitGivesUpWithItsContext(t *testing.T) {
 	srv := redistest.StartServer(t, redistest.ServerOptions{})
 	r := node(t, srv.Addr(), prefix(t), redisrelay.Options{})
-	key := func(i int) collab.Key { return collab.Key{Collection: "q", ID: fmt.Sprint(i)} }
 	const inFlight0 = 8 // more than go to Redis at once
 	epochs := make([]string, inFlight0+1)
 	for i := range inFlight0 + 1 {
-		epochs[i] = initDoc(t, r, key(i))
+		epochs[i] = initDoc(t, r, docKey(i))
 	}
 	before := r.Stats()
 	srv.Pause()
@@ -98,8 +96,8 @@ func TestQueuedCommitGivesUpWithItsContext(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := r.Commit(ctx(t), key(i), epochs[i], 0, []collab.Record{create(0, "s", 1, "")}); err != nil {
-				t.Errorf("Commit(%v) = %v", key(i), err)
+			if _, err := r.Commit(ctx(t), docKey(i), epochs[i], 0, []collab.Record{create(0, "s", 1, "")}); err != nil {
+				t.Errorf("Commit(%v) = %v", docKey(i), err)
 			}
 		}()
 	}
@@ -110,7 +108,7 @@ func TestQueuedCommitGivesUpWithItsContext(t *testing.T) {
 	short, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	_, err := r.Commit(short, key(inFlight0), epochs[inFlight0], 0, []collab.Record{create(0, "late", 1, "")})
+	_, err := r.Commit(short, docKey(inFlight0), epochs[inFlight0], 0, []collab.Record{create(0, "late", 1, "")})
 	if err == nil {
 		t.Fatalf("a queued commit whose context ended against a paused Redis = nil error")
 	}
@@ -128,7 +126,7 @@ func TestQueuedCommitGivesUpWithItsContext(t *testing.T) {
 	if calls, errs := st.Calls-before.Calls, st.CallErrors-before.CallErrors; calls != inFlight0+1 || errs != 1 {
 		t.Errorf("Stats grew by %d calls and %d errors; want %d calls, 1 error (the one that left counted as both)", calls, errs, inFlight0+1)
 	}
-	if h, ok, err := r.Head(ctx(t), key(inFlight0)); err != nil || !ok || h.Version != 0 {
+	if h, ok, err := r.Head(ctx(t), docKey(inFlight0)); err != nil || !ok || h.Version != 0 {
 		t.Errorf("Head of the given-up commit's document = %+v, %v, %v; want version 0 (never sent)", h, ok, err)
 	}
 }
