@@ -3,6 +3,8 @@ package redisrelay_test
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -10,6 +12,7 @@ import (
 	"github.com/coedit/coedit/collab"
 	"github.com/coedit/coedit/collab/redisrelay"
 	"github.com/coedit/coedit/internal/redistest"
+	"github.com/redis/go-redis/v9"
 )
 
 // TestCommitsQueuedShareAPipeline: with Redis paused, many documents
@@ -17,8 +20,10 @@ import (
 // resumes, the queued commits go in pipelines, and every commit is
 // answered as its own, at its own version, and reads back. The second
 // round begins with Redis's script cache flushed; the calls in flight
-// load the script again before any pipeline goes (a pipeline that meets
-// NOSCRIPT is TestPipelineRunsAgainWhatRedisHadNoScriptFor's).
+// load the script again before any pipeline goes, so Redis answers
+// NOSCRIPT to some of them and to none of the queued calls (a pipeline
+// that meets NOSCRIPT, and runs its calls again, is
+// TestPipelineRunsAgainWhatRedisHadNoScriptFor's).
 func TestCommitsQueuedShareAPipeline(t *testing.T) {
 	srv := redistest.StartServer(t, redistest.ServerOptions{})
 	c := newClient(t, srv.Addr())
@@ -36,6 +41,7 @@ func TestCommitsQueuedShareAPipeline(t *testing.T) {
 			}
 		}
 		before := r.Stats()
+		noScript0 := noScripts(t, c)
 		srv.Pause()
 		var wg sync.WaitGroup
 		errs := make([]error, docs)
@@ -68,6 +74,16 @@ func TestCommitsQueuedShareAPipeline(t *testing.T) {
 		}
 		if got := st.Commits - before.Commits; got != docs {
 			t.Errorf("round %d: Stats.Commits grew by %d, want %d", round, got, docs)
+		}
+		// After the flush, a call in flight meets NOSCRIPT at most once
+		// (go-redis then sends the script itself, which loads it); a
+		// pipeline that met it would add one for each of its calls.
+		lo, hi := 0, 0
+		if flush {
+			lo, hi = 1, redisrelay.MaxInFlight
+		}
+		if got := noScripts(t, c) - noScript0; got < lo || got > hi {
+			t.Errorf("round %d: Redis answered NOSCRIPT %d times, want %d to %d (only calls in flight, not the %d queued)", round, got, lo, hi, docs-redisrelay.MaxInFlight)
 		}
 	}
 	for i := range docs {
@@ -129,4 +145,24 @@ func TestQueuedCommitGivesUpWithItsContext(t *testing.T) {
 	if h, ok, err := r.Head(ctx(t), docKey(inFlight0)); err != nil || !ok || h.Version != 0 {
 		t.Errorf("Head of the given-up commit's document = %+v, %v, %v; want version 0 (never sent)", h, ok, err)
 	}
+}
+
+// noScripts returns how many calls Redis has answered with NOSCRIPT since
+// it started (INFO errorstats).
+func noScripts(t *testing.T, c *redis.Client) int {
+	t.Helper()
+	info, err := c.Info(ctx(t), "errorstats").Result()
+	if err != nil {
+		t.Fatalf("INFO errorstats = %v", err)
+	}
+	for line := range strings.Lines(info) {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "errorstat_NOSCRIPT:count="); ok {
+			n, err := strconv.Atoi(rest)
+			if err != nil {
+				t.Fatalf("INFO errorstats: %q", line)
+			}
+			return n
+		}
+	}
+	return 0
 }
