@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strconv"
 	"testing"
-	"time"
 
 	"github.com/coedit/coedit/collab"
 	"github.com/coedit/coedit/collab/redisrelay"
@@ -59,7 +58,7 @@ func redisState(t *testing.T, c *redis.Client, p string, key collab.Key) (length
 // bounded: the newest TailLen records and those since the snapshot.
 func waitTrimmed(t *testing.T, c *redis.Client, p string, key collab.Key, head uint64) (first uint64) {
 	t.Helper()
-	waitUntil(t, "Redis's snapshot to follow the head", func() bool {
+	waitFor(t, "Redis's snapshot to follow the head", func() bool {
 		_, _, sv := redisState(t, c, p, key)
 		return sv+farTail >= head
 	})
@@ -277,18 +276,6 @@ func TestClusterReseedFromBase(t *testing.T) {
 		t.Fatalf("c2's base = %d, %v", base, err)
 	}
 	sameFrom(t, key, base, a2, n2)
-}
-
-// waitUntil polls cond until it holds, failing after waitLimit.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // TestSnapshotTrimsSeqs: saving a snapshot bounds the seq table too: a

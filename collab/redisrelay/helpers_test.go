@@ -22,6 +22,18 @@ import (
 // failure, not a hang. It is not a performance assertion.
 const waitLimit = 20 * time.Second
 
+// waitFor polls cond until it holds or the wait limit passes.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitLimit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waiting for %s: timed out", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 var prefixes atomic.Int64
 
 // prefix returns a key prefix of its own for each relay set a test

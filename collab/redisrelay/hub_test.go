@@ -438,7 +438,7 @@ func TestClusterFailedCommitsAskOneCatchUpPerSpell(t *testing.T) {
 		t.Fatalf("Sync(0) = %v", err)
 	}
 	// The subscription's own first Resync, once Redis confirms it.
-	waitUntil(t, "the subscription's first Resync", func() bool { return resyncs.Load() > 0 })
+	waitFor(t, "the subscription's first Resync", func() bool { return resyncs.Load() > 0 })
 	time.Sleep(50 * time.Millisecond) // a second one would come now
 	subResyncs := b.relay.Stats().Resyncs
 	base := resyncs.Load()

@@ -99,7 +99,7 @@ func TestClusterInstallKilled(t *testing.T) {
 		editN(t, a, key, "a", seq, farTail+10)
 		seq += farTail + 10
 		head := fetch(t, a, key).Version
-		waitUntil(t, "Redis's snapshot to follow the head", func() bool {
+		waitFor(t, "Redis's snapshot to follow the head", func() bool {
 			_, _, sv := redisState(t, rc, p, key)
 			return sv+farTail >= head
 		})

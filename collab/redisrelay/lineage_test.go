@@ -49,15 +49,14 @@ func TestLineageSurvivesTwoReseeds(t *testing.T) {
 					b = r.startNode(t, "b2", nodeConfig{path: bPath, tailLen: 4, snapEvery: snapEvery, retryFor: time.Second})
 				}
 				r.srv.RestartEmpty()
-				deadline := time.Now().Add(waitLimit)
-				for {
-					if _, err := b.hub.FetchWait(ctx(t), key); err == nil {
-						break
-					} else if time.Now().After(deadline) {
-						t.Fatalf("b's fetch after Redis's restart %d: %v", i+1, err)
+				what := fmt.Sprintf("b's fetch after Redis's restart %d", i+1)
+				waitFor(t, what, func() bool {
+					_, err := b.hub.FetchWait(ctx(t), key)
+					if err != nil {
+						t.Logf("%s: %v", what, err)
 					}
-					time.Sleep(50 * time.Millisecond)
-				}
+					return err == nil
+				})
 			}
 			if st := b.cluster.Stats(); !tc.restart && st.Seeds != 2 || tc.restart && st.Seeds != 1 {
 				t.Fatalf("b seeded %d times since it started", st.Seeds)
@@ -91,14 +90,11 @@ func TestRenewByAnotherEpochsNodeNotesRedisLineage(t *testing.T) {
 	a.stop(t)
 
 	r.srv.Restart()
-	deadline := time.Now().Add(waitLimit)
-	for head(t, b, key).Epoch == first {
-		if time.Now().After(deadline) {
-			t.Fatalf("b did not renew the epoch after Redis's restart")
-		}
+	waitFor(t, "b to renew the epoch after Redis's restart", func() bool {
 		b.hub.FetchWait(ctx(t), key) // errors while the client reconnects
-		time.Sleep(20 * time.Millisecond)
-	}
+		h, ok, err := b.relay.Head(ctx(t), key)
+		return err == nil && ok && h.Epoch != first
+	})
 	b.stop(t)
 	r.srv.Restart()
 
@@ -122,19 +118,11 @@ func TestRenewByAnotherEpochsNodeNotesRedisLineage(t *testing.T) {
 // head reads the document's head in Redis through n's relay.
 func head(t *testing.T, n *hubNode, key collab.Key) redisrelay.Head {
 	t.Helper()
-	var h redisrelay.Head
-	var ok bool
-	var err error
-	deadline := time.Now().Add(waitLimit)
-	for {
-		if h, ok, err = n.relay.Head(ctx(t), key); err == nil && ok {
-			return h
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: Head(%s) = %+v, %v, %v", n.name, key, h, ok, err)
-		}
-		time.Sleep(20 * time.Millisecond)
+	h, ok, err := n.relay.Head(ctx(t), key)
+	if err != nil || !ok {
+		t.Fatalf("%s: Head(%s) = %+v, %v, %v", n.name, key, h, ok, err)
 	}
+	return h
 }
 
 // TestRenewByANodeOfAnotherHistoryOffersItsOps: node a commits an op at

@@ -184,18 +184,6 @@ func requests(c *presConn) int {
 	return c.requests
 }
 
-// waitFor polls cond until it holds or the wait limit passes.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waiting for %s: timed out", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // TestPresenceOfDeadNodeExpires: a node that published a caret and died
 // without a word (its heartbeat key expires, no clear is ever sent) has
 // its caret cleared on the other nodes within about its NodeTTL. The

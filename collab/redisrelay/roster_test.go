@@ -28,7 +28,7 @@ func TestRosterNamesOneNodePerDocument(t *testing.T) {
 		t.Cleanup(r.Close)
 		rs = append(rs, r)
 	}
-	waitUntil(t, "every node knows the three", func() bool {
+	waitFor(t, "every node knows the three", func() bool {
 		for _, r := range rs {
 			if len(r.Members()) != 3 || r.PeerToken() == "" || r.PeerToken() != rs[0].PeerToken() {
 				return false
@@ -66,7 +66,7 @@ func TestRosterNamesOneNodePerDocument(t *testing.T) {
 	}
 
 	rs[2].Close()
-	waitUntil(t, "the others drop the node that left", func() bool {
+	waitFor(t, "the others drop the node that left", func() bool {
 		return len(rs[0].Members()) == 2 && len(rs[1].Members()) == 2
 	})
 	for doc, o := range before {
