@@ -26,6 +26,46 @@ func (c *sharedConn) SendEncoded(_ Key, rec Record, enc any) {
 	c.add(fmt.Sprint("op ", rec.Version))
 }
 
+// submitter is a connection that logs what it is sent, replies included
+// (a logConn, or one that embeds it).
+type submitter interface {
+	Conn
+	reply(SubmitResult, error)
+}
+
+// deliverGroup is a group commit set up for deliver: its submit jobs
+// and their outcomes, and its subscribers, each logging what it is sent.
+type deliverGroup struct {
+	jobs  []*job
+	out   []outcome
+	subs  map[Conn]struct{}
+	conns map[string]submitter
+	logs  map[string]*[]string
+}
+
+// newDeliverGroup sets up a group commit of recs in which each record's
+// src submitted it, acked at its version with the records before it
+// missed; each src and watcher has a subscribed connection, made by conn
+// from the logConn it logs through.
+func newDeliverGroup(recs []Record, watcher string, conn func(*logConn) submitter) deliverGroup {
+	g := deliverGroup{subs: map[Conn]struct{}{}, conns: map[string]submitter{}, logs: map[string]*[]string{}}
+	srcs := []string{watcher}
+	for _, r := range recs {
+		srcs = append(srcs, r.Src)
+	}
+	for _, src := range srcs {
+		g.logs[src] = new([]string)
+		g.conns[src] = conn(&logConn{src, g.logs[src]})
+		g.subs[g.conns[src]] = struct{}{}
+	}
+	for i, r := range recs {
+		c := g.conns[r.Src]
+		g.jobs = append(g.jobs, &job{kind: jobSubmit, conn: c, onSubmit: c.reply})
+		g.out = append(g.out, outcome{res: SubmitResult{Version: r.Version, Missed: recs[:i]}})
+	}
+	return g
+}
+
 // TestBroadcastEncodesOnce: a record is encoded once for all the
 // SharedSenders it reaches, each gets that encoding, and Conns that are
 // not SharedSenders still get SendOp.
@@ -72,22 +112,8 @@ func TestDeliverManySubmitters(t *testing.T) {
 		srcs = append(srcs, fmt.Sprint("c", i))
 	}
 	recs := recsFrom(start, uint64(start+n), srcs...)
-	logs := map[string]*[]string{}
-	subs := map[Conn]struct{}{}
-	conns := map[string]*logConn{}
-	for _, src := range append(slices.Clone(srcs), "watcher") {
-		logs[src] = new([]string)
-		conns[src] = &logConn{src, logs[src]}
-		subs[conns[src]] = struct{}{}
-	}
-	var jobs []*job
-	var out []outcome
-	for i, src := range srcs {
-		c := conns[src]
-		jobs = append(jobs, &job{kind: jobSubmit, conn: c, onSubmit: c.reply})
-		out = append(out, outcome{res: SubmitResult{Version: uint64(start + i), Missed: recs[:i]}})
-	}
-	got := deliver(Key{"c", "d"}, jobs, out, recs, subs, nil)
+	g := newDeliverGroup(recs, "watcher", func(c *logConn) submitter { return c })
+	got := deliver(Key{"c", "d"}, g.jobs, g.out, recs, g.subs, nil)
 	// Each submitter's replies carry every record up to its ack, so it is
 	// sent the later ones as broadcasts; the watcher is sent them all.
 	want := n
@@ -97,7 +123,7 @@ func TestDeliverManySubmitters(t *testing.T) {
 	if got != want {
 		t.Errorf("deliver counted %d broadcasts, want %d", got, want)
 	}
-	for src, log := range logs {
+	for src, log := range g.logs {
 		var wantLog []string
 		for _, r := range recs {
 			line := fmt.Sprint("op ", r.Version)
@@ -144,27 +170,13 @@ func TestPlanManySrcsInOneGroup(t *testing.T) {
 // second time.
 func TestDeliverAfterEarlySend(t *testing.T) {
 	encodes := 0
-	logs := map[string]*[]string{}
-	conns := map[string]*sharedConn{}
-	subs := map[Conn]struct{}{}
-	for _, src := range []string{"s0", "s1", "w"} {
-		logs[src] = new([]string)
-		conns[src] = &sharedConn{logConn{src, logs[src]}, &encodes}
-		subs[conns[src]] = struct{}{}
-	}
 	recs := recsFrom(5, 7, "s0", "s1")
+	g := newDeliverGroup(recs, "w", func(c *logConn) submitter { return &sharedConn{*c, &encodes} })
 	early := frames{key: Key{"c", "d"}, recs: recs}
-	if n := early.broadcastTo([]Conn{conns["w"]}, nil); n != 2 {
+	if n := early.broadcastTo([]Conn{g.conns["w"]}, nil); n != 2 {
 		t.Fatalf("the early send sent %d, want 2", n)
 	}
-	var jobs []*job
-	var out []outcome
-	for i, src := range []string{"s0", "s1"} {
-		c := conns[src]
-		jobs = append(jobs, &job{kind: jobSubmit, conn: c, onSubmit: c.reply})
-		out = append(out, outcome{res: SubmitResult{Version: uint64(5 + i), Missed: recs[:i]}})
-	}
-	if n := deliver(Key{"c", "d"}, jobs, out, recs, subs, &early); n != 1 {
+	if n := deliver(Key{"c", "d"}, g.jobs, g.out, recs, g.subs, &early); n != 1 {
 		t.Errorf("deliver counted %d broadcasts, want 1 (version 6 to s0)", n)
 	}
 	if encodes != 2 {
@@ -175,7 +187,7 @@ func TestDeliverAfterEarlySend(t *testing.T) {
 		"s0": {"ack 5", "op 6"},
 		"s1": {"op 5", "ack 6"},
 	}
-	for src, log := range logs {
+	for src, log := range g.logs {
 		if !slices.Equal(*log, want[src]) {
 			t.Errorf("conn %q was sent %q, want %q", src, *log, want[src])
 		}
