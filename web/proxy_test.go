@@ -97,9 +97,7 @@ func TestRoutedEditorsMeetOnOneNode(t *testing.T) {
 		atA.expectf(`{"a":"op","c":"docs","d":%q,"v":%d,"src":%q,"seq":%d}`, id, v+1, atA.src, 1+i)
 		viaB.expectf(`{"a":"op","c":"docs","d":%q,"v":%d,"src":%q,"seq":%d,"op":["a"]}`, id, v+1, atA.src, 1+i)
 	}
-	if got := scrape(t, b)["coedit_ws_passed_total"]; got != 1 {
-		t.Errorf("the other node passed %v upgrades, want 1", got)
-	}
+	checkPassed(t, b, 1, "the other node passes its editor on")
 	if st := b.hub.Stats(); st.SessionsStarted != 0 || st.OpsCommitted != 0 {
 		t.Errorf("the other node started %d sessions and committed %d ops, want none: its editor was not passed on", st.SessionsStarted, st.OpsCommitted)
 	}
@@ -112,6 +110,18 @@ func TestRoutedEditorsMeetOnOneNode(t *testing.T) {
 	waitFor(t, func() bool {
 		return a.srv.Connections() == 1 && b.srv.Connections() == 0 && admittedOf(b.srv) == 0
 	})
+}
+
+// checkPassed reports a test error unless ts has passed want upgrades on
+// to other nodes; why says what the count shows. It returns whether the
+// count was want.
+func checkPassed(t *testing.T, ts *testServer, want float64, why string) bool {
+	t.Helper()
+	got := scrape(t, ts)["coedit_ws_passed_total"]
+	if got != want {
+		t.Errorf("coedit_ws_passed_total = %v, want %v: %s", got, want, why)
+	}
+	return got == want
 }
 
 // admittedOf is how many WebSocket slots s holds (its own connections
@@ -170,9 +180,7 @@ func TestPassedClientAddressNeedsThePeerToken(t *testing.T) {
 	c.handshake("")
 	c.sendf(`{"a":"s","c":"docs","d":%q}`, id)
 	c.expectf(`{"a":"s","c":"docs","d":%q,"data":{"v":0,"type":null}}`, id)
-	if got := scrape(t, b)["coedit_ws_passed_total"]; got != 0 {
-		t.Errorf("an upgrade that said it was passed on was passed again (%v)", got)
-	}
+	checkPassed(t, b, 0, "an upgrade that says it was passed on is not passed again")
 	if b.hub.Stats().SessionsStarted == 0 {
 		t.Error("the other node served no session for it")
 	}
@@ -287,8 +295,8 @@ func TestPassedClientThatStopsReadingIsLetGo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := scrape(t, b)["coedit_ws_passed_total"]; got != 1 {
-		t.Fatalf("the other node passed %v upgrades, want 1: the slow client must be a passed one", got)
+	if !checkPassed(t, b, 1, "the slow client must be a passed one") {
+		t.FailNow()
 	}
 	slow.handshake("")
 	slow.create("docs", id, "", 1)
@@ -326,8 +334,8 @@ func TestPassedUpgradeSkipsTheHostCheck(t *testing.T) {
 		t.Fatalf("upgrade at node b for a's document, Host node-b.example: %v (status %d)", err, status)
 	}
 	c.handshake("")
-	if got := scrape(t, b)["coedit_ws_passed_total"]; got != 1 {
-		t.Fatalf("node b passed %v upgrades, want 1", got)
+	if !checkPassed(t, b, 1, "node b passes the upgrade for a's document on") {
+		t.FailNow()
 	}
 	// The Host check still holds for everyone else, at both nodes.
 	for _, ts := range []*testServer{a, b} {
