@@ -37,9 +37,9 @@ type BaseStore interface {
 	EpochStore
 	// InstallBase replaces the store's state of key with snap as the
 	// base of its log (head snap.Version, no records), seqs as its seq
-	// table and epoch as its note, atomically. snap.Version is past the
-	// store's head.
-	InstallBase(ctx context.Context, key collab.Key, snap collab.Snapshot, seqs map[string]collab.SeqEntry, epoch string) error
+	// table and note as its epoch note (SetEpoch's), atomically.
+	// snap.Version is past the store's head.
+	InstallBase(ctx context.Context, key collab.Key, snap collab.Snapshot, seqs map[string]collab.SeqEntry, note string) error
 }
 
 // install brings a node whose head is below the records Redis keeps of
@@ -87,10 +87,13 @@ func (l *link) install(ctx context.Context, h Head, head uint64, trimmed error) 
 			seqs[src] = e
 		}
 	}
-	if err := bs.InstallBase(ctx, l.key, snap, seqs, h.Epoch); err != nil {
+	// The note carries the lineage, as follow's does (a seed from this
+	// store carries it on).
+	if err := bs.InstallBase(ctx, l.key, snap, seqs, encodeNote(h.Epoch, h.Lineage)); err != nil {
 		return nil, fmt.Errorf("redisrelay: install Redis's snapshot of %s at version %d: %w", l.key, snap.Version, err)
 	}
 	l.noted = h.Epoch
+	l.lineage = h.Lineage
 	l.rebased = true
 	c.stats.installs.Add(1)
 	c.log.Info("redisrelay: installed Redis's snapshot as the base of a document's log",

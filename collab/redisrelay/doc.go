@@ -111,15 +111,24 @@
 //     offline client would: each as a submission at its old version
 //     with its src and seq, so Commit's (src, seq) check drops the ones
 //     Redis has and the others are transformed and committed at new
-//     versions. When !ok (the lineage lost the epoch, or the node's
+//     versions. If Redis no longer keeps its records from shared on
+//     (it moved on past its tail since), there is nothing to transform
+//     them over: those the seq table does not show in the history are
+//     lost (logged, counted), and the node forks and installs Redis's
+//     snapshot. When !ok (the lineage lost the epoch, or the node's
 //     records carry no note: a single node's store, a copy of another
 //     node's, a crash before the note) it compares its records with
-//     Redis's where both hold them: those below the first that differs
-//     are the history's, the rest it offers again as above (when none
-//     differs, its records past Redis's head are put back as in 2). Records
-//     that differ from the first compared on cannot be offered above a
-//     base (what they were made on is unknown): Sync fails and says so.
-//     Records all below what Redis keeps are taken as the history's.
+//     Redis's where both hold them (nohistory.go): those below the
+//     first that differs are the history's, the rest it offers again
+//     as above; when none differs, its records past Redis's head are
+//     committed at their own versions if Redis's head has not moved,
+//     else offered again. Records that differ from the first compared
+//     on cannot be offered above version 0 (what they were made on is
+//     unknown): Sync fails and says so. When no record compares (all
+//     lie below what Redis keeps, or none follows the store's base) it
+//     installs Redis's snapshot over them if Redis has one past its
+//     head, counting its records lost, as nothing shows they are the
+//     history's; else Sync fails.
 //
 // So no (epoch, version) pair is ever given to two ops, no node applies
 // records of another history (doorbells, Read and Commit carry the

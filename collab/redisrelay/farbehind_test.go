@@ -313,12 +313,14 @@ func TestSnapshotTrimsSeqs(t *testing.T) {
 
 // TestReofferPastTheTailLosesWhatItCannotTransform: Redis lost a's
 // records 3..6 (a failover, made here on Redis directly) while a was
-// down, and b, which held only 0..2, renewed and then edited far past
-// Redis's tail. When a comes back, Redis's history shares a's below 3,
-// but Redis no longer keeps the records from 3 that a's would have to
-// be transformed over. a's four records are lost (logged and counted, as
-// any record a Redis loss makes unofferable) and a forks at 3 and catches
-// up from Redis's snapshot; it used to fail every sync with ErrTrimmed.
+// down; b, which held only 0..2, renewed, took the resend of a's first
+// lost op from its client (seq 3), and edited on past Redis's tail. When
+// a comes back, Redis's history shares a's below 3, but Redis no longer
+// keeps the records from 3 that a's would have to be transformed over.
+// a's seq 3 is in the history (the seq table says so); the other three
+// are lost (logged and counted, as any record a Redis loss makes
+// unofferable), and a forks at 3 and catches up from Redis's snapshot;
+// it used to fail every sync with ErrTrimmed.
 func TestReofferPastTheTailLosesWhatItCannotTransform(t *testing.T) {
 	r, nodes := startNodes(t, redistest.ServerOptions{}, farConfig(), "a", "b")
 	a, b := nodes[0], nodes[1]
@@ -341,11 +343,14 @@ func TestReofferPastTheTailLosesWhatItCannotTransform(t *testing.T) {
 	}
 	// Redis "restarted" without them, and without a snapshot past them.
 	raw.HSet(c, base+"meta", "v", 3, "r", "0000", "sv", 0)
+	raw.HSet(c, base+"seqs", "a", "2 2")
 	raw.Del(c, base+"snap")
 	cfg := farConfig()
 	cfg.path = b.path
 	b = r.startNode(t, "b2", cfg)
-	editN(t, b, key, "b", 1, 3*farTail)
+	submit(t, b, key, editSub("a", 3, 3, insertAt(0, "again")))
+	// Past the tail, but not so far that the seq table drops a.
+	editN(t, b, key, "b", 1, farTail+5)
 	head := fetch(t, b, key).Version
 	if first := waitTrimmed(t, raw, r.prefix, key, head); first <= 3 {
 		t.Fatalf("Redis's stream starts at %d, not past a's records", first)
@@ -353,15 +358,19 @@ func TestReofferPastTheTailLosesWhatItCannotTransform(t *testing.T) {
 	cfg.path = a.path
 	a = r.startNode(t, "a2", cfg)
 	s := fetch(t, a, key)
-	if st := a.cluster.Stats(); st.Lost != 4 || st.Forks != 1 || st.Reoffered != 0 {
-		t.Fatalf("a: %+v, want its 4 records lost, 1 fork", st)
+	if st := a.cluster.Stats(); st.Lost != 3 || st.Forks != 1 || st.Reoffered != 0 {
+		t.Fatalf("a: %+v, want 3 of its 4 records lost, 1 fork", st)
 	}
 	base2, err := a.db.Base(c, key)
 	if err != nil {
 		t.Fatal(err)
 	}
 	sameFrom(t, key, base2, a, b)
-	editN(t, a, key, "c", 1, 1) // a's own client is told its copy was replaced
+	// The author of the lost records is told its copy was replaced.
+	if _, err := a.hub.SubmitWait(c, key, editSub("a", 7, s.Version, insertAt(0, "x"))); !errors.Is(err, collab.ErrHistoryReplaced) {
+		t.Fatalf("a: the lost records' author's submit = %v, want ErrHistoryReplaced", err)
+	}
+	editN(t, a, key, "c", 1, 1)
 	if s2 := fetch(t, b, key); s2.Version != s.Version+1 {
 		t.Fatalf("b at %d after a's edit, want %d", s2.Version, s.Version+1)
 	}

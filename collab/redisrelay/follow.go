@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/coedit/coedit/collab"
 )
@@ -218,10 +217,20 @@ func (l *link) catchUp(ctx context.Context, h Head, head *uint64, fork func(uint
 			shared, ok = 0, true
 		}
 		if !ok {
-			var err error
-			if shared, err = l.matched(ctx, h, *head); err != nil {
+			// No history the node knows (nohistory.go).
+			m, err := l.matched(ctx, h, *head)
+			switch {
+			case err != nil:
 				return nil, false, err
+			case m.none:
+				recs, err := l.replace(ctx, h, *head, m.base)
+				return recs, err == nil, err
+			case m.shared == h.Version && *head > h.Version:
+				if put, err := l.putBack(ctx, h, *head); err != nil || put {
+					return nil, false, err
+				}
 			}
+			shared = m.shared
 		}
 		if *head > shared {
 			if err := l.reoffer(ctx, h, shared, *head); err != nil {
@@ -261,82 +270,4 @@ func (l *link) catchUp(ctx context.Context, h Head, head *uint64, fork func(uint
 		recs, err = l.install(ctx, h, *head, err) // base.go
 	}
 	return recs, err == nil, err
-}
-
-// matched returns how much of the node's records of h's document h's
-// history holds, for a node that knows no history its records belong to
-// (no epoch note: a store from a single node, a copy of another node's
-// store, or a crash before the note was written). It compares the records
-// both hold, from the later of the store's base and the first version
-// Redis keeps, to the earlier of the two heads: the records below the
-// first that differs are the history's, and all of them when none of
-// Redis's differs (the node's records past Redis's head continue its
-// history, and are put back as a renewal puts back what Redis lost).
-// Records that differ from the
-// first one compared on belong to another history; below version 0's
-// create that is sound to offer again (reoffer), but above a base the
-// node cannot tell what its records were made on, so Sync fails, saying
-// so. A node whose records all lie below what Redis keeps cannot compare
-// any: it takes them as the history's, as the far-behind node it most
-// likely is, and catches up from Redis's snapshot.
-func (l *link) matched(ctx context.Context, h Head, head uint64) (uint64, error) {
-	c := l.c
-	lo := uint64(0)
-	if bs, ok := c.opts.Store.(collab.BaseStore); ok {
-		base, err := bs.Base(ctx, l.key)
-		if err != nil {
-			return 0, fmt.Errorf("redisrelay: compare %s's records with Redis's: %w", l.key, err)
-		}
-		lo = base
-	}
-	hi := min(head, h.Version)
-	var theirs []collab.Record
-	if lo < hi {
-		// What the stream holds of [lo, hi): from its first record on.
-		err := c.retry(ctx, func(ctx context.Context) (err error) {
-			theirs, _, err = c.r.read(ctx, l.key, h.Epoch, lo, hi)
-			return err
-		})
-		if err != nil {
-			return 0, err
-		}
-		lo = hi
-		if len(theirs) > 0 {
-			lo = theirs[0].Version
-		}
-	}
-	if lo >= hi {
-		if head <= lo {
-			c.log.Warn("redisrelay: this node's records of a document belong to no history it knows, and lie below what Redis keeps; taking them as Redis's history's",
-				"doc", l.key.String(), "head", head, "epoch", h.Epoch)
-			return head, nil
-		}
-		return 0, fmt.Errorf("%w: %s: this node's records belong to no history it knows, from version %d on, above Redis's head %d; they cannot be compared",
-			collab.ErrUnavailable, l.key, lo, h.Version)
-	}
-	ours, err := c.opts.Store.Ops(ctx, l.key, lo, hi)
-	if err != nil {
-		return 0, fmt.Errorf("redisrelay: compare %s's records with Redis's: %w", l.key, err)
-	}
-	k := 0
-	for k < len(ours) && k < len(theirs) && sameRecord(ours[k], theirs[k]) {
-		k++
-	}
-	if k == 0 && lo > 0 {
-		return 0, fmt.Errorf("%w: %s: this node's records belong to no history it knows, and differ from Redis's at version %d, the first both hold; what they were made on is unknown, so they cannot be offered again",
-			collab.ErrUnavailable, l.key, lo)
-	}
-	if lo+uint64(k) == h.Version {
-		// Every record Redis holds matched, and the node has more: they
-		// continue the history where Redis's ends, so they are put back
-		// at their own versions (catchUp) rather than offered again.
-		return head, nil
-	}
-	return lo + uint64(k), nil
-}
-
-// sameRecord reports whether a and b are the same record.
-func sameRecord(a, b collab.Record) bool {
-	return a.Version == b.Version && a.Src == b.Src && a.Seq == b.Seq && a.Kind == b.Kind &&
-		a.Type == b.Type && a.Data == b.Data && a.Time == b.Time && slices.Equal(a.Op, b.Op)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/coedit/coedit/collab"
@@ -53,9 +54,17 @@ func (l *link) reoffer(ctx context.Context, h Head, shared, head uint64) error {
 	if errors.Is(err, ErrTrimmed) {
 		// Redis no longer keeps what h committed from shared on (it
 		// moved on past its tail since): there is nothing to transform
-		// the records over.
-		for _, r := range pending {
-			l.lose(r, fmt.Sprintf("Redis no longer keeps the records from version %d it would be transformed over", shared))
+		// the records over. Those whose src h's seq table shows at
+		// their seq or later are in h already (another node offered
+		// them, or their client resent them); the rest are lost.
+		in, err := l.seqsReached(ctx, pending)
+		if err != nil {
+			return err
+		}
+		for i, r := range pending {
+			if !in[i] {
+				l.lose(r, fmt.Sprintf("Redis no longer keeps the records from version %d it would be transformed over", shared))
+			}
 		}
 		return nil
 	}
@@ -98,6 +107,47 @@ func (l *link) reoffer(ctx context.Context, h Head, shared, head uint64) error {
 		}
 	}
 	return nil
+}
+
+// seqsReached reports, for each record, whether the document's seq
+// table in Redis holds its src at its seq or a later one. The table
+// keeps the srcs of the last two tails' records (doc.go), so a false
+// may still be a record the history holds.
+func (l *link) seqsReached(ctx context.Context, recs []collab.Record) ([]bool, error) {
+	c := l.c
+	var srcs []string
+	for _, r := range recs {
+		if r.Src != "" && !slices.Contains(srcs, r.Src) {
+			srcs = append(srcs, r.Src)
+		}
+	}
+	in := make([]bool, len(recs))
+	if len(srcs) == 0 {
+		return in, nil
+	}
+	var vals []any
+	err := c.retry(ctx, func(ctx context.Context) (err error) {
+		vals, err = c.r.c.HMGet(ctx, c.r.keys(l.key).seqs, srcs...).Result()
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("redisrelay: read %s's seq table: %w", l.key, err)
+	}
+	last := make(map[string]uint64, len(srcs))
+	for i, v := range vals {
+		if s, ok := v.(string); ok {
+			e, err := parseSeqValue(s)
+			if err != nil {
+				return nil, fmt.Errorf("redisrelay: %s: %w", l.key, err)
+			}
+			last[srcs[i]] = e.Seq
+		}
+	}
+	for i, r := range recs {
+		seq, ok := last[r.Src]
+		in[i] = ok && r.Src != "" && seq >= r.Seq
+	}
+	return in, nil
 }
 
 // rebase transforms pending, a chain of records each made on the one

@@ -1,0 +1,288 @@
+package redisrelay_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/coedit/coedit/collab"
+	"github.com/coedit/coedit/collab/redisrelay"
+	"github.com/coedit/coedit/internal/redistest"
+	"github.com/coedit/coedit/ot"
+	"github.com/coedit/coedit/storage"
+)
+
+// hookStore runs hook once, on the first Ops call reading [from, to) with
+// to == at (the compare's read of a node of no known history), before
+// answering it: what other nodes do meanwhile lands between that node's
+// Head and what it does with the answer.
+type hookStore struct {
+	*storage.DB
+	mu   sync.Mutex
+	at   uint64
+	hook func()
+}
+
+func (s *hookStore) Ops(ctx context.Context, key collab.Key, from, to uint64) ([]collab.Record, error) {
+	s.mu.Lock()
+	h := s.hook
+	if h != nil && to == s.at && from < to {
+		s.hook = nil
+	} else {
+		h = nil
+	}
+	s.mu.Unlock()
+	if h != nil {
+		h()
+	}
+	return s.DB.Ops(ctx, key, from, to)
+}
+
+// hooked is cfg with the node's store wrapped in a hookStore.
+func hooked(cfg nodeConfig, at uint64, hook func()) nodeConfig {
+	cfg.store = func(db *storage.DB) redisrelay.EpochStore { return &hookStore{DB: db, at: at, hook: hook} }
+	return cfg
+}
+
+// TestPutBackRacingCommitsOffersAgain: b's note-less copy is two edits
+// (z) past Redis's head H and matches Redis below it; while b compares,
+// a commits two edits at H. b's put-back at H must not land: it offers
+// z's edits again over a's and forks, and every node ends with each
+// edit once. (A renewal's put-back skipped b's records below Redis's new
+// head as the same history's: b kept z's edits where Redis held a's.)
+func TestPutBackRacingCommitsOffersAgain(t *testing.T) {
+	dir := t.TempDir()
+	aPath, bPath := filepath.Join(dir, "a.db"), filepath.Join(dir, "b.db")
+	key := docKey(1)
+	singleNodeStores(t, key, 2*farTail, aPath, bPath)
+	editAlone(t, bPath, key, "z", 2)
+	r, _ := startNodes(t, redistest.ServerOptions{}, nodeConfig{})
+	cfg := farConfig()
+	cfg.path = aPath
+	a := r.startNode(t, "a", cfg)
+	H := fetch(t, a, key).Version // a seeds Redis at H
+	errc := make(chan error, 2)
+	cfg.path = bPath
+	b := r.startNode(t, "b", hooked(cfg, H, func() {
+		for i := range 2 {
+			s, err := a.hub.FetchWait(context.Background(), key)
+			if err == nil {
+				_, err = a.hub.SubmitWait(context.Background(), key, editSub("a", uint64(i+1), s.Version, insertAt(0, "A")))
+			}
+			errc <- err
+		}
+	}))
+	fetch(t, b, key)
+	for range 2 {
+		if err := <-errc; err != nil {
+			t.Fatalf("a's commit during b's compare: %v", err)
+		}
+	}
+	log := converged(t, key, a, b)
+	hasOnce(t, log, "z", 1)
+	hasOnce(t, log, "z", 2)
+	if st := b.cluster.Stats(); st.Reoffered != 2 || st.Forks != 1 || st.Lost != 0 {
+		t.Fatalf("b: %+v, want z's 2 offered again, 1 fork, nothing lost", st)
+	}
+}
+
+// TestPutBackRacingACommitKeepsEveryOpApplicable: as above, with z2 made
+// on z1's ten characters and a committing one edit at H. Put back at
+// H+1 over a's edit instead of z1, z2 would skip past the end of the
+// text, and every node applying it would fail; offered again, it is
+// transformed over a's edit.
+func TestPutBackRacingACommitKeepsEveryOpApplicable(t *testing.T) {
+	dir := t.TempDir()
+	aPath, bPath := filepath.Join(dir, "a.db"), filepath.Join(dir, "b.db")
+	key := docKey(1)
+	singleNodeStores(t, key, 2*farTail, aPath, bPath)
+	db, err := storage.Open(bPath, storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alone := &hubNode{name: "alone", hub: collab.NewHub(collab.Options{Store: db})}
+	s := fetch(t, alone, key)
+	end := len([]rune(s.Data))
+	submit(t, alone, key, editSub("z", 1, s.Version, insertAt(end, "zzzzzzzzzz")))
+	submit(t, alone, key, editSub("z", 2, s.Version+1, insertAt(end+10, "!")))
+	if err := alone.hub.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := startNodes(t, redistest.ServerOptions{}, nodeConfig{})
+	cfg := farConfig()
+	cfg.path = aPath
+	a := r.startNode(t, "a", cfg)
+	H := fetch(t, a, key).Version
+	errc := make(chan error, 1)
+	cfg.path = bPath
+	b := r.startNode(t, "b", hooked(cfg, H, func() {
+		_, err := a.hub.SubmitWait(context.Background(), key, editSub("a", 1, H, insertAt(0, "A")))
+		errc <- err
+	}))
+	fetch(t, b, key)
+	if err := <-errc; err != nil {
+		t.Fatalf("a's commit: %v", err)
+	}
+	c := r.startNode(t, "c", farConfig()) // a new node loads Redis's history
+	if _, err := c.hub.FetchWait(ctx(t), key); err != nil {
+		t.Fatalf("a new node: Fetch = %v", err)
+	}
+	sameFrom(t, key, H, a, b)
+	sameFrom(t, key, H, a, c)
+	log := opLog(t, a, key)
+	checkLog(t, log)
+	hasOnce(t, log, "z", 1)
+	hasOnce(t, log, "z", 2)
+}
+
+// TestTwoCopiesAheadJoinAtOnce: b and c start on copies of one
+// single-node store that each went on alone (z on b, y on c), two edits
+// past the head a seeds; c puts its two back while b compares. b's
+// put-back then cannot land, so it offers z's again over y's; every node
+// ends with each edit once.
+func TestTwoCopiesAheadJoinAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	aPath, bPath, cPath := filepath.Join(dir, "a.db"), filepath.Join(dir, "b.db"), filepath.Join(dir, "c.db")
+	key := docKey(1)
+	singleNodeStores(t, key, 2*farTail, aPath, bPath, cPath)
+	editAlone(t, bPath, key, "z", 2)
+	editAlone(t, cPath, key, "y", 2)
+	r, _ := startNodes(t, redistest.ServerOptions{}, nodeConfig{})
+	cfg := farConfig()
+	cfg.path = aPath
+	a := r.startNode(t, "a", cfg)
+	H := fetch(t, a, key).Version
+	cfg.path = cPath
+	c := r.startNode(t, "c", cfg)
+	errc := make(chan error, 1)
+	cfg.path = bPath
+	b := r.startNode(t, "b", hooked(cfg, H, func() {
+		_, err := c.hub.FetchWait(context.Background(), key)
+		errc <- err
+	}))
+	fetch(t, b, key)
+	if err := <-errc; err != nil {
+		t.Fatalf("c: %v", err)
+	}
+	log := converged(t, key, a, b, c)
+	for _, src := range []string{"y", "z"} {
+		hasOnce(t, log, src, 1)
+		hasOnce(t, log, src, 2)
+	}
+}
+
+// TestNothingComparableIsNeverReadOnto: b's store holds a document
+// under the same id that nothing compares with Redis's: another
+// document installed as a base with no records after it, inside what
+// Redis's stream keeps (no note, or the note of an epoch Redis does not
+// know), or past Redis's head. b must not apply Redis's records on that
+// snapshot, nor note Redis's epoch for it: it either installs Redis's
+// snapshot over it (counting what it replaced) or fails its sync with
+// collab.ErrUnavailable.
+func TestNothingComparableIsNeverReadOnto(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		note string
+		past bool // the base lies past Redis's head
+	}{
+		{"no note", "", false},
+		{"unknown epoch", "0123456789abcdef", false},
+		{"past the head", "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			aPath, bPath := filepath.Join(dir, "a.db"), filepath.Join(dir, "b.db")
+			key := docKey(1)
+			singleNodeStores(t, key, 2*farTail, aPath)
+			r, _ := startNodes(t, redistest.ServerOptions{}, nodeConfig{})
+			cfg := farConfig()
+			cfg.path = aPath
+			a := r.startNode(t, "a", cfg)
+			editN(t, a, key, "a", 1, 3)
+			head := fetch(t, a, key).Version
+			_, first, _ := redisState(t, newClient(t, r.srv.Addr()), r.prefix, key)
+			base := first + 2
+			if tc.past {
+				base = head + 5
+			}
+			if !tc.past && base >= head {
+				t.Fatalf("Redis's stream starts at %d, head %d", first, head)
+			}
+			db, err := storage.Open(bPath, storage.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := db.InstallBase(ctx(t), key, collab.Snapshot{Version: base, Type: ot.URI, Data: "OTHER DOCUMENT"}, nil, tc.note); err != nil {
+				t.Fatal(err)
+			}
+			if err := db.Close(); err != nil {
+				t.Fatal(err)
+			}
+			cfg.path = bPath
+			b := r.startNode(t, "b", cfg)
+			check := func(when string) {
+				t.Helper()
+				sb, err := b.hub.FetchWait(ctx(t), key)
+				switch sa := fetch(t, a, key); {
+				case err != nil && !errors.Is(err, collab.ErrUnavailable):
+					t.Fatalf("%s: b: Fetch = %v, want nil or ErrUnavailable", when, err)
+				case err != nil:
+					if note, _ := b.db.Epoch(ctx(t), key); note != tc.note {
+						t.Fatalf("%s: b failed to sync (%v) but noted %q over %q", when, err, note, tc.note)
+					}
+				case sb != sa:
+					t.Fatalf("%s: b has %+v, a has %+v", when, sb, sa)
+				}
+			}
+			check("first")
+			editN(t, a, key, "a", 4, 10) // Redis's head passes b's base
+			check("after a's edits")
+		})
+	}
+}
+
+// TestCopyAtTheStreamStartIsReplacedAndCounted: b's note-less copy went
+// on alone (two edits by z) and a edited on until Redis's stream starts
+// exactly at b's head, so no record compares. b installs Redis's
+// snapshot and counts every record it held lost (z's edits are, and
+// nothing shows the others were not): it does not read a's records onto
+// its own state, which holds z's edits where Redis holds a's.
+func TestCopyAtTheStreamStartIsReplacedAndCounted(t *testing.T) {
+	dir := t.TempDir()
+	aPath, bPath := filepath.Join(dir, "a.db"), filepath.Join(dir, "b.db")
+	key := docKey(1)
+	singleNodeStores(t, key, 2*farTail, aPath, bPath)
+	editAlone(t, bPath, key, "z", 2)
+	bHead := uint64(2*farTail + 3)
+	r, _ := startNodes(t, redistest.ServerOptions{}, nodeConfig{})
+	cfg := farConfig()
+	cfg.path = aPath
+	a := r.startNode(t, "a", cfg)
+	editN(t, a, key, "a", 1, 2+farTail)
+	head := fetch(t, a, key).Version
+	raw := newClient(t, r.srv.Addr())
+	waitFor(t, "a's snapshot saves", func() bool {
+		_, first, sv := redisState(t, raw, r.prefix, key)
+		return sv > bHead && first <= bHead
+	})
+	// What a save at a's head trims to: head - TailLen, b's head.
+	if err := raw.XTrimMinID(ctx(t), redisrelay.KeyBase(r.prefix, key)+"log", "43-1").Err(); err != nil || head-farTail != bHead {
+		t.Fatalf("XTRIM: %v (head %d)", err, head)
+	}
+	cfg.path = bPath
+	b := r.startNode(t, "b", cfg)
+	s := fetch(t, b, key)
+	base, err := b.db.Base(ctx(t), key)
+	if err != nil || base <= bHead {
+		t.Fatalf("b at version %d, base %d (%v), %+v: want Redis's snapshot past %d installed", s.Version, base, err, b.cluster.Stats(), bHead)
+	}
+	sameFrom(t, key, base, a, b)
+	if st := b.cluster.Stats(); st.Lost != bHead || st.Installs != 1 {
+		t.Fatalf("b: %+v, want its %d records counted lost and 1 install", st, bHead)
+	}
+}
