@@ -122,13 +122,14 @@
 //     first that differs are the history's, the rest it offers again
 //     as above; when none differs, its records past Redis's head are
 //     committed at their own versions if Redis's head has not moved,
-//     else offered again. Records that differ from the first compared
-//     on cannot be offered above version 0 (what they were made on is
-//     unknown): Sync fails and says so. When no record compares (all
-//     lie below what Redis keeps, or none follows the store's base) it
-//     installs Redis's snapshot over them if Redis has one past its
-//     head, counting its records lost, as nothing shows they are the
-//     history's; else Sync fails.
+//     else it compares again. Records that differ from the first
+//     compared on cannot be offered above version 0 (what they were
+//     made on is unknown): Sync fails and says so. When no record
+//     compares (all lie below what Redis keeps or above its head, or
+//     none follows the store's base) it counts its records lost, as
+//     nothing shows they are the history's, forks at its base and
+//     installs Redis's snapshot, if Redis has one past its head; else
+//     Sync fails. A node with no records follows at once.
 //
 // So no (epoch, version) pair is ever given to two ops, no node applies
 // records of another history (doorbells, Read and Commit carry the

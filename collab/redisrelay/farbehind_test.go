@@ -313,15 +313,28 @@ func TestSnapshotTrimsSeqs(t *testing.T) {
 
 // TestReofferPastTheTailLosesWhatItCannotTransform: Redis lost a's
 // records 3..6 (a failover, made here on Redis directly) while a was
-// down; b, which held only 0..2, renewed, took the resend of a's first
-// lost op from its client (seq 3), and edited on past Redis's tail. When
-// a comes back, Redis's history shares a's below 3, but Redis no longer
-// keeps the records from 3 that a's would have to be transformed over.
-// a's seq 3 is in the history (the seq table says so); the other three
-// are lost (logged and counted, as any record a Redis loss makes
-// unofferable), and a forks at 3 and catches up from Redis's snapshot;
-// it used to fail every sync with ErrTrimmed.
+// down; b, which held only 0..2, renewed, took an op from a's client,
+// and edited on past Redis's tail. When a comes back, Redis's history
+// shares a's below 3, but Redis no longer keeps the records from 3 that
+// a's would have to be transformed over. They are lost (logged and
+// counted, as any record a Redis loss makes unofferable), but for one
+// the seq table shows in the history: the client's resend of seq 3 to b.
+// Its next op (seq 7) shows none of 3..6 there. a forks at 3 and catches
+// up from Redis's snapshot; it used to fail every sync with ErrTrimmed.
 func TestReofferPastTheTailLosesWhatItCannotTransform(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		seq  uint64 // the seq a's client sends b
+		lost uint64
+	}{
+		{"resent", 3, 3},
+		{"next", 7, 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) { reofferPastTheTail(t, tc.seq, tc.lost) })
+	}
+}
+
+func reofferPastTheTail(t *testing.T, seq, lost uint64) {
 	r, nodes := startNodes(t, redistest.ServerOptions{}, farConfig(), "a", "b")
 	a, b := nodes[0], nodes[1]
 	key := createDoc(t, a, "")
@@ -348,7 +361,7 @@ func TestReofferPastTheTailLosesWhatItCannotTransform(t *testing.T) {
 	cfg := farConfig()
 	cfg.path = b.path
 	b = r.startNode(t, "b2", cfg)
-	submit(t, b, key, editSub("a", 3, 3, insertAt(0, "again")))
+	submit(t, b, key, editSub("a", seq, 3, insertAt(0, "again")))
 	// Past the tail, but not so far that the seq table drops a.
 	editN(t, b, key, "b", 1, farTail+5)
 	head := fetch(t, b, key).Version
@@ -358,8 +371,8 @@ func TestReofferPastTheTailLosesWhatItCannotTransform(t *testing.T) {
 	cfg.path = a.path
 	a = r.startNode(t, "a2", cfg)
 	s := fetch(t, a, key)
-	if st := a.cluster.Stats(); st.Lost != 3 || st.Forks != 1 || st.Reoffered != 0 {
-		t.Fatalf("a: %+v, want 3 of its 4 records lost, 1 fork", st)
+	if st := a.cluster.Stats(); st.Lost != lost || st.Forks != 1 || st.Reoffered != 0 {
+		t.Fatalf("a: %+v, want %d of its 4 records lost, 1 fork", st, lost)
 	}
 	base2, err := a.db.Base(c, key)
 	if err != nil {
@@ -367,7 +380,7 @@ func TestReofferPastTheTailLosesWhatItCannotTransform(t *testing.T) {
 	}
 	sameFrom(t, key, base2, a, b)
 	// The author of the lost records is told its copy was replaced.
-	if _, err := a.hub.SubmitWait(c, key, editSub("a", 7, s.Version, insertAt(0, "x"))); !errors.Is(err, collab.ErrHistoryReplaced) {
+	if _, err := a.hub.SubmitWait(c, key, editSub("a", 8, s.Version, insertAt(0, "x"))); !errors.Is(err, collab.ErrHistoryReplaced) {
 		t.Fatalf("a: the lost records' author's submit = %v, want ErrHistoryReplaced", err)
 	}
 	editN(t, a, key, "c", 1, 1)

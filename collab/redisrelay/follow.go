@@ -213,8 +213,8 @@ func (l *link) catchUp(ctx context.Context, h Head, head *uint64, fork func(uint
 	c := l.c
 	if cur := l.current(); cur != h.Epoch {
 		shared, ok := h.Shared(cur)
-		if cur == "" && *head == 0 {
-			shared, ok = 0, true
+		if *head == 0 {
+			shared, ok = 0, true // nothing of the node's to place
 		}
 		if !ok {
 			// No history the node knows (nohistory.go).
@@ -223,12 +223,13 @@ func (l *link) catchUp(ctx context.Context, h Head, head *uint64, fork func(uint
 			case err != nil:
 				return nil, false, err
 			case m.none:
-				recs, err := l.replace(ctx, h, *head, m.base)
+				recs, err := l.replace(ctx, h, *head, m.base, fork)
 				return recs, err == nil, err
 			case m.shared == h.Version && *head > h.Version:
-				if put, err := l.putBack(ctx, h, *head); err != nil || put {
-					return nil, false, err
-				}
+				// Landed or not, the next round reads the head again: if
+				// another node committed meanwhile, it compares anew
+				// rather than offering records over a stale head.
+				return nil, false, l.putBack(ctx, h, *head)
 			}
 			shared = m.shared
 		}

@@ -22,7 +22,8 @@ type match struct {
 	// shared: the node's records below it are Redis's history's.
 	shared uint64
 	// none: no record could be compared (all the node's lie below what
-	// Redis keeps, or it has none past its base); shared is unset.
+	// Redis keeps, or above its head, or it has none past its base);
+	// shared is unset.
 	none bool
 	// base is where the node's log starts.
 	base uint64
@@ -63,6 +64,9 @@ func (l *link) matched(ctx context.Context, h Head, head uint64) (match, error) 
 			lo = theirs[0].Version
 		}
 	}
+	if lo >= hi && m.base == 0 && h.Version == 0 {
+		return m, nil // both start from the empty document: shared 0
+	}
 	if lo >= hi {
 		m.none = true
 		return m, nil
@@ -91,16 +95,17 @@ func sameRecord(a, b collab.Record) bool {
 
 // putBack commits the node's records from h.Version to head, which go on
 // from every record of Redis's history it compared, at their own
-// versions, and follows h.Epoch; put is false when Redis's head moved
-// since h (another node committed; the caller offers them again instead).
-// One commit checks the head and each src's seq atomically: unlike a
-// renewal's put-back, which runs while commits are refused, this epoch
-// takes commits meanwhile.
-func (l *link) putBack(ctx context.Context, h Head, head uint64) (put bool, err error) {
+// versions, and follows h.Epoch once they are in. The commit expects
+// Redis's head at h.Version (and checks the first record's src and seq),
+// atomically: unlike a renewal's put-back, which runs while commits are
+// refused, this epoch takes commits meanwhile. If it does not land
+// (another node committed, or the first record is in Redis already),
+// nothing is written, and the caller reads the head and compares again.
+func (l *link) putBack(ctx context.Context, h Head, head uint64) error {
 	c := l.c
 	extras, err := c.opts.Store.Ops(ctx, l.key, h.Version, head)
 	if err != nil {
-		return false, fmt.Errorf("redisrelay: put %s's records back: %w", l.key, err)
+		return fmt.Errorf("redisrelay: put %s's records back: %w", l.key, err)
 	}
 	var res Result
 	err = c.retry(ctx, func(ctx context.Context) (err error) {
@@ -109,16 +114,16 @@ func (l *link) putBack(ctx context.Context, h Head, head uint64) (put bool, err 
 	})
 	switch {
 	case errors.Is(err, ErrStaleSeq):
-		return false, nil
+		return nil
 	case err != nil:
-		return false, err
+		return err
 	case res.Outcome != Committed || res.Version != h.Version:
-		return false, nil
+		return nil
 	}
 	c.log.Info("redisrelay: put back records of no known history that continue Redis's",
 		"doc", l.key.String(), "from", h.Version, "records", len(extras), "epoch", h.Epoch)
 	l.follow(ctx, h.Epoch, h.Lineage)
-	return true, nil
+	return nil
 }
 
 // replace installs Redis's snapshot in place of the node's log of a
@@ -126,22 +131,35 @@ func (l *link) putBack(ctx context.Context, h Head, head uint64) (put bool, err 
 // lie below what Redis keeps, or it has none past its base), and returns
 // the records after the snapshot. The node's records from base to head
 // most likely are the history's (a copy far behind), but nothing shows
-// it: they are counted lost and logged, as edits made on this node alone
-// would be lost. Without a snapshot past the node's head there is
-// nothing to install over it, and Sync fails.
-func (l *link) replace(ctx context.Context, h Head, head, base uint64) ([]collab.Record, error) {
+// it: they are counted lost and logged first, as edits made on this node
+// alone would be lost; then the node forks at its base, which notes
+// their authors and its clients as holding a replaced history (so none
+// of them is caught up from a copy that may hold them), and installs.
+// Without a snapshot past the node's head there is nothing to install
+// over it, and Sync fails.
+func (l *link) replace(ctx context.Context, h Head, head, base uint64, fork func(uint64) error) ([]collab.Record, error) {
 	c := l.c
 	if h.SnapshotVersion <= head {
 		return nil, fmt.Errorf("%w: %s: this node's records belong to no history it knows and cannot be compared with Redis's (they end at version %d, Redis keeps records from its snapshot at %d to its head %d)",
 			collab.ErrUnavailable, l.key, head, h.SnapshotVersion, h.Version)
 	}
-	recs, err := l.install(ctx, h, head, errors.New("redisrelay: none of this node's records could be compared with Redis's"))
+	if head > base {
+		// Counted before the fork: a crash between the fork and the
+		// install must not leave them uncounted (a failed fork counts
+		// them again on the next try).
+		c.stats.lost.Add(head - base)
+		c.log.Error("redisrelay: replacing this node's log of a document, of no known history, by Redis's snapshot; none of its records could be compared with Redis's, so any made on this node alone are lost",
+			"doc", l.key.String(), "base", base, "head", head, "records", head-base, "snapshot", h.SnapshotVersion, "epoch", h.Epoch)
+	}
+	if err := fork(base); err != nil {
+		return nil, err
+	}
+	c.stats.forks.Add(1)
+	l.forget(base)
+	recs, err := l.install(ctx, h, base, errors.New("redisrelay: none of this node's records could be compared with Redis's"))
 	if err != nil {
 		return nil, err
 	}
 	l.follow(ctx, h.Epoch, h.Lineage)
-	c.stats.lost.Add(head - base)
-	c.log.Error("redisrelay: replaced this node's log of a document, of no known history, by Redis's snapshot; none of its records could be compared with Redis's, so any made on this node alone are lost",
-		"doc", l.key.String(), "base", base, "head", head, "records", head-base, "snapshot", h.SnapshotVersion, "epoch", h.Epoch)
 	return recs, nil
 }

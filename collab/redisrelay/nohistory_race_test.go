@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -174,6 +175,88 @@ func TestTwoCopiesAheadJoinAtOnce(t *testing.T) {
 		hasOnce(t, log, src, 1)
 		hasOnce(t, log, src, 2)
 	}
+	// c's put-back landed; b's, made on the head before it, did not:
+	// b compared again and offered z's edits over y's.
+	if st := c.cluster.Stats(); st.Forks != 0 || st.Reoffered != 0 {
+		t.Fatalf("c: %+v, want its records put back", st)
+	}
+	if st := b.cluster.Stats(); st.Forks != 1 || st.Reoffered != 2 {
+		t.Fatalf("b: %+v, want z's 2 offered again and a fork", st)
+	}
+}
+
+// TestSrcLessPutBackRaceCommitsEachOnce: copies of one single-node store
+// whose last records carry no src (an import, a programmatic writer): c
+// holds two past the head a seeds, b the same two and one more. c puts
+// its two back while b compares. b's put-back cannot land (Redis's head
+// moved), and b must then find c's two as its own by comparing again,
+// not offer them under made-up srcs that match nothing, which committed
+// them a second time.
+func TestSrcLessPutBackRaceCommitsEachOnce(t *testing.T) {
+	dir := t.TempDir()
+	aPath, bPath, cPath := filepath.Join(dir, "a.db"), filepath.Join(dir, "b.db"), filepath.Join(dir, "c.db")
+	key := docKey(1)
+	orig := filepath.Join(dir, "orig.db")
+	editAlone(t, orig, key, "s", 2*farTail)
+	db, err := storage.Open(orig, storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alone := &hubNode{name: "alone", hub: collab.NewHub(collab.Options{Store: db})}
+	for _, txt := range []string{"ONE.", "TWO.", "THREE."} {
+		s := fetch(t, alone, key)
+		submit(t, alone, key, editSub("", 0, s.Version, insertAt(0, txt)))
+	}
+	recs := opLog(t, alone, key)
+	if err := alone.hub.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	n := len(recs)
+	for _, c := range []struct {
+		path string
+		upTo int
+	}{{aPath, n - 3}, {cPath, n - 1}, {bPath, n}} {
+		db, err := storage.Open(c.path, storage.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Commit(context.Background(), key, recs[:c.upTo], nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, _ := startNodes(t, redistest.ServerOptions{}, nodeConfig{})
+	cfg := farConfig()
+	cfg.path = aPath
+	a := r.startNode(t, "a", cfg)
+	H := fetch(t, a, key).Version
+	cfg.path = cPath
+	c := r.startNode(t, "c", cfg)
+	errc := make(chan error, 1)
+	cfg.path = bPath
+	b := r.startNode(t, "b", hooked(cfg, H, func() {
+		_, err := c.hub.FetchWait(context.Background(), key)
+		errc <- err
+	}))
+	fetch(t, b, key)
+	if err := <-errc; err != nil {
+		t.Fatalf("c: %v", err)
+	}
+	converged(t, key, a, b, c)
+	s := fetch(t, a, key)
+	for _, w := range []string{"ONE.", "TWO.", "THREE."} {
+		if k := strings.Count(s.Data, w); k != 1 {
+			t.Errorf("%q is %d times in the text, want once", w, k)
+		}
+	}
+	if st := b.cluster.Stats(); st.Forks != 0 || st.Reoffered != 0 || st.Lost != 0 {
+		t.Fatalf("b: %+v, want its last record put back after c's two", st)
+	}
 }
 
 // TestNothingComparableIsNeverReadOnto: b's store holds a document
@@ -282,7 +365,14 @@ func TestCopyAtTheStreamStartIsReplacedAndCounted(t *testing.T) {
 		t.Fatalf("b at version %d, base %d (%v), %+v: want Redis's snapshot past %d installed", s.Version, base, err, b.cluster.Stats(), bHead)
 	}
 	sameFrom(t, key, base, a, b)
-	if st := b.cluster.Stats(); st.Lost != bHead || st.Installs != 1 {
-		t.Fatalf("b: %+v, want its %d records counted lost and 1 install", st, bHead)
+	if st := b.cluster.Stats(); st.Lost != bHead || st.Installs != 1 || st.Forks != 1 {
+		t.Fatalf("b: %+v, want its %d records counted lost, 1 fork and 1 install", st, bHead)
+	}
+	// z, whose copy at b's old head holds its two edits where Redis's
+	// history holds a's, is refused wherever it comes back, not caught
+	// up onto that copy.
+	fetch(t, a, key) // a syncs, and so reads the replaced clients
+	if _, err := a.hub.SubmitWait(ctx(t), key, editSub("z", 3, bHead, insertAt(0, "Z3"))); !errors.Is(err, collab.ErrHistoryReplaced) {
+		t.Fatalf("a: z's submit at its copy's version %d = %v, want ErrHistoryReplaced", bHead, err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/coedit/coedit/collab"
+	"github.com/coedit/coedit/collab/redisrelay"
 	"github.com/coedit/coedit/internal/redistest"
 	"github.com/coedit/coedit/ot"
 	"github.com/coedit/coedit/storage"
@@ -120,14 +121,14 @@ func TestNodeWithoutANoteJoinsATrimmedHistory(t *testing.T) {
 			}
 			sameFrom(t, key, max(first, base), a, b)
 			st := b.cluster.Stats()
-			if st.Forks != 0 || st.Reoffered != 0 {
-				t.Fatalf("b: %+v, want nothing forked or offered again", st)
+			if st.Reoffered != 0 {
+				t.Fatalf("b: %+v, want nothing offered again", st)
 			}
 			// Records wholly below what Redis keeps cannot be shown to be
-			// the history's: b counts them lost as it installs Redis's
-			// snapshot over them.
-			if want := map[bool]uint64{false: 0, true: 2*farTail + 1}[tc.below]; st.Lost != want || (st.Installs == 1) != tc.below {
-				t.Fatalf("b: %+v, want %d lost and an install only when below", st, want)
+			// the history's: b counts them lost, forks at its base and
+			// installs Redis's snapshot over them.
+			if want := map[bool]uint64{false: 0, true: 2*farTail + 1}[tc.below]; st.Lost != want || (st.Installs == 1) != tc.below || (st.Forks == 1) != tc.below {
+				t.Fatalf("b: %+v, want %d lost, and a fork and an install only when below", st, want)
 			}
 		})
 	}
@@ -207,5 +208,47 @@ func TestNodeWithoutANoteOfAnotherDocumentFailsToSync(t *testing.T) {
 	editN(t, a, key, "a", 1+uint64(farTail/2), 1)
 	if s := fetch(t, a, key); s.Version != head+1 {
 		t.Fatalf("a: %+v, want version %d", s, head+1)
+	}
+}
+
+// TestNoteLessStoreJoinsAnEmptySeed: Redis holds the document at head 0
+// (a node's first commit seeded it empty and its create never came: the
+// node died, or the client gave up). A node on a single-node store of it
+// (no note) compares an empty prefix, and puts its records back from 0.
+func TestNoteLessStoreJoinsAnEmptySeed(t *testing.T) {
+	bPath := filepath.Join(t.TempDir(), "b.db")
+	key := docKey(1)
+	singleNodeStores(t, key, 5, bPath)
+	r, _ := startNodes(t, redistest.ServerOptions{}, nodeConfig{})
+	initDoc(t, node(t, r.srv.Addr(), r.prefix, redisrelay.Options{}), key)
+	cfg := farConfig()
+	cfg.path = bPath
+	b := r.startNode(t, "b", cfg)
+	a := r.startNode(t, "a", farConfig())
+	if s := fetch(t, b, key); s.Version != 6 {
+		t.Fatalf("b: %+v, want its 6 records", s)
+	}
+	converged(t, key, a, b)
+	if st := b.cluster.Stats(); st.Lost != 0 || st.Forks != 0 || st.Reoffered != 0 {
+		t.Fatalf("b: %+v, want its records put back, nothing lost or forked", st)
+	}
+}
+
+// TestEmptySessionOfAnUnknownEpochFollows: b's session follows an empty
+// seed (head 0). Redis loses the document and a creates it anew, in an
+// epoch whose lineage does not know b's. b holds no record, so there is
+// nothing to compare or lose: it follows and catches up.
+func TestEmptySessionOfAnUnknownEpochFollows(t *testing.T) {
+	r, nodes := startNodes(t, redistest.ServerOptions{}, nodeConfig{}, "a", "b")
+	a, b := nodes[0], nodes[1]
+	key := docKey(1)
+	initDoc(t, node(t, r.srv.Addr(), r.prefix, redisrelay.Options{}), key)
+	subscribe(t, b, key, newTestConn("w")) // b's session follows the seed at head 0, and stays
+	raw := newClient(t, r.srv.Addr())
+	base := redisrelay.KeyBase(r.prefix, key)
+	raw.Del(ctx(t), base+"meta", base+"log", base+"seqs", base+"snap")
+	submit(t, a, key, createSub("x", 1, "hello"))
+	if s := fetch(t, b, key); s.Data != "hello" {
+		t.Fatalf("b: %+v, want a's document", s)
 	}
 }

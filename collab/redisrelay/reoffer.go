@@ -54,9 +54,9 @@ func (l *link) reoffer(ctx context.Context, h Head, shared, head uint64) error {
 	if errors.Is(err, ErrTrimmed) {
 		// Redis no longer keeps what h committed from shared on (it
 		// moved on past its tail since): there is nothing to transform
-		// the records over. Those whose src h's seq table shows at
-		// their seq or later are in h already (another node offered
-		// them, or their client resent them); the rest are lost.
+		// the records over. Those whose src h's seq table shows last
+		// at their seq are in h already (another node offered them, or
+		// their client resent them); the rest are lost.
 		in, err := l.seqsReached(ctx, pending)
 		if err != nil {
 			return err
@@ -110,9 +110,10 @@ func (l *link) reoffer(ctx context.Context, h Head, shared, head uint64) error {
 }
 
 // seqsReached reports, for each record, whether the document's seq
-// table in Redis holds its src at its seq or a later one. The table
-// keeps the srcs of the last two tails' records (doc.go), so a false
-// may still be a record the history holds.
+// table in Redis holds its src last at its seq: then the history holds
+// that op. A false may still be one it holds (its src went on to later
+// seqs, or the table, which keeps the srcs of about two tails' records,
+// dropped it).
 func (l *link) seqsReached(ctx context.Context, recs []collab.Record) ([]bool, error) {
 	c := l.c
 	var srcs []string
@@ -145,7 +146,7 @@ func (l *link) seqsReached(ctx context.Context, recs []collab.Record) ([]bool, e
 	}
 	for i, r := range recs {
 		seq, ok := last[r.Src]
-		in[i] = ok && r.Src != "" && seq >= r.Seq
+		in[i] = ok && r.Src != "" && seq == r.Seq // a later seq does not show this one is there
 	}
 	return in, nil
 }
