@@ -113,7 +113,9 @@ func (l *link) putBack(ctx context.Context, h Head, head uint64) error {
 		return err
 	})
 	switch {
-	case errors.Is(err, ErrStaleSeq):
+	case errors.Is(err, ErrStaleSeq), errors.Is(err, ErrTrimmed):
+		// Not in: a src's later seq is there, or Redis moved on so far
+		// that it no longer keeps what was committed over h.
 		return nil
 	case err != nil:
 		return err
