@@ -3,8 +3,6 @@ package redisrelay_test
 import (
 	"testing"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/coedit/coedit/collab"
 	"github.com/coedit/coedit/collab/redisrelay"
 	"github.com/coedit/coedit/internal/redistest"
@@ -31,15 +29,7 @@ func TestForkForgetsWhatTheOldHistoryHeld(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kept, err := raw.XRange(c, base+"log", "0-1", "2-1").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw.Del(c, base+"log")
-	for _, m := range kept {
-		raw.XAdd(c, &redis.XAddArgs{Stream: base + "log", ID: m.ID, Values: m.Values})
-	}
-	raw.HSet(c, base+"meta", "v", 3, "r", "0000")
+	loseFrom(t, raw, base, 3)
 	quiet := node(t, r.srv.Addr(), r.prefix, redisrelay.Options{PubSub: redisrelay.PubSubOff})
 	e2, _, err := quiet.Renew(c, key, e1, nil)
 	if err != nil {

@@ -47,6 +47,24 @@ func hooked(cfg nodeConfig, at uint64, hook func()) nodeConfig {
 	return cfg
 }
 
+// joinWhile starts node name over the store at path (farConfig) and has
+// it fetch key, while other fetches key inside its compare (a
+// hookStore at at): other's sync lands between name's Head and what
+// name does with its compare.
+func joinWhile(t *testing.T, r *testRedis, name, path string, key collab.Key, at uint64, other *hubNode) *hubNode {
+	t.Helper()
+	errc := make(chan error, 1)
+	n := r.startNode(t, name, hooked(farNodeConfig(path), at, func() {
+		_, err := other.hub.FetchWait(context.Background(), key)
+		errc <- err
+	}))
+	fetch(t, n, key)
+	if err := <-errc; err != nil {
+		t.Fatalf("%s: %v", other.name, err)
+	}
+	return n
+}
+
 // TestPutBackRacingCommitsOffersAgain: b's note-less copy is two edits
 // (z) past Redis's head H and matches Redis below it; while b compares,
 // a commits two edits at H. b's put-back at H must not land: it offers
@@ -54,19 +72,11 @@ func hooked(cfg nodeConfig, at uint64, hook func()) nodeConfig {
 // edit once. (A renewal's put-back skipped b's records below Redis's new
 // head as the same history's: b kept z's edits where Redis held a's.)
 func TestPutBackRacingCommitsOffersAgain(t *testing.T) {
-	dir := t.TempDir()
-	aPath, bPath := filepath.Join(dir, "a.db"), filepath.Join(dir, "b.db")
 	key := docKey(1)
-	singleNodeStores(t, key, 2*farTail, aPath, bPath)
-	editAlone(t, bPath, key, "z", 2)
-	r, _ := startNodes(t, redistest.ServerOptions{}, nodeConfig{})
-	cfg := farConfig()
-	cfg.path = aPath
-	a := r.startNode(t, "a", cfg)
+	r, a, bPath := aheadCopies(t, key)
 	H := fetch(t, a, key).Version // a seeds Redis at H
 	errc := make(chan error, 2)
-	cfg.path = bPath
-	b := r.startNode(t, "b", hooked(cfg, H, func() {
+	b := r.startNode(t, "b", hooked(farNodeConfig(bPath), H, func() {
 		for i := range 2 {
 			s, err := a.hub.FetchWait(context.Background(), key)
 			if err == nil {
@@ -115,13 +125,10 @@ func TestPutBackRacingACommitKeepsEveryOpApplicable(t *testing.T) {
 		t.Fatal(err)
 	}
 	r, _ := startNodes(t, redistest.ServerOptions{}, nodeConfig{})
-	cfg := farConfig()
-	cfg.path = aPath
-	a := r.startNode(t, "a", cfg)
+	a := r.startNode(t, "a", farNodeConfig(aPath))
 	H := fetch(t, a, key).Version
 	errc := make(chan error, 1)
-	cfg.path = bPath
-	b := r.startNode(t, "b", hooked(cfg, H, func() {
+	b := r.startNode(t, "b", hooked(farNodeConfig(bPath), H, func() {
 		_, err := a.hub.SubmitWait(context.Background(), key, editSub("a", 1, H, insertAt(0, "A")))
 		errc <- err
 	}))
@@ -154,22 +161,10 @@ func TestTwoCopiesAheadJoinAtOnce(t *testing.T) {
 	editAlone(t, bPath, key, "z", 2)
 	editAlone(t, cPath, key, "y", 2)
 	r, _ := startNodes(t, redistest.ServerOptions{}, nodeConfig{})
-	cfg := farConfig()
-	cfg.path = aPath
-	a := r.startNode(t, "a", cfg)
+	a := r.startNode(t, "a", farNodeConfig(aPath))
 	H := fetch(t, a, key).Version
-	cfg.path = cPath
-	c := r.startNode(t, "c", cfg)
-	errc := make(chan error, 1)
-	cfg.path = bPath
-	b := r.startNode(t, "b", hooked(cfg, H, func() {
-		_, err := c.hub.FetchWait(context.Background(), key)
-		errc <- err
-	}))
-	fetch(t, b, key)
-	if err := <-errc; err != nil {
-		t.Fatalf("c: %v", err)
-	}
+	c := r.startNode(t, "c", farNodeConfig(cPath))
+	b := joinWhile(t, r, "b", bPath, key, H, c)
 	log := converged(t, key, a, b, c)
 	for _, src := range []string{"y", "z"} {
 		hasOnce(t, log, src, 1)
@@ -215,38 +210,14 @@ func TestSrcLessPutBackRaceCommitsEachOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := len(recs)
-	for _, c := range []struct {
-		path string
-		upTo int
-	}{{aPath, n - 3}, {cPath, n - 1}, {bPath, n}} {
-		db, err := storage.Open(c.path, storage.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := db.Commit(context.Background(), key, recs[:c.upTo], nil); err != nil {
-			t.Fatal(err)
-		}
-		if err := db.Close(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeRecords(t, aPath, key, recs[:n-3])
+	writeRecords(t, cPath, key, recs[:n-1])
+	writeRecords(t, bPath, key, recs)
 	r, _ := startNodes(t, redistest.ServerOptions{}, nodeConfig{})
-	cfg := farConfig()
-	cfg.path = aPath
-	a := r.startNode(t, "a", cfg)
+	a := r.startNode(t, "a", farNodeConfig(aPath))
 	H := fetch(t, a, key).Version
-	cfg.path = cPath
-	c := r.startNode(t, "c", cfg)
-	errc := make(chan error, 1)
-	cfg.path = bPath
-	b := r.startNode(t, "b", hooked(cfg, H, func() {
-		_, err := c.hub.FetchWait(context.Background(), key)
-		errc <- err
-	}))
-	fetch(t, b, key)
-	if err := <-errc; err != nil {
-		t.Fatalf("c: %v", err)
-	}
+	c := r.startNode(t, "c", farNodeConfig(cPath))
+	b := joinWhile(t, r, "b", bPath, key, H, c)
 	converged(t, key, a, b, c)
 	s := fetch(t, a, key)
 	for _, w := range []string{"ONE.", "TWO.", "THREE."} {
@@ -283,9 +254,7 @@ func TestNothingComparableIsNeverReadOnto(t *testing.T) {
 			key := docKey(1)
 			singleNodeStores(t, key, 2*farTail, aPath)
 			r, _ := startNodes(t, redistest.ServerOptions{}, nodeConfig{})
-			cfg := farConfig()
-			cfg.path = aPath
-			a := r.startNode(t, "a", cfg)
+			a := r.startNode(t, "a", farNodeConfig(aPath))
 			editN(t, a, key, "a", 1, 3)
 			head := fetch(t, a, key).Version
 			_, first, _ := redisState(t, newClient(t, r.srv.Addr()), r.prefix, key)
@@ -306,8 +275,7 @@ func TestNothingComparableIsNeverReadOnto(t *testing.T) {
 			if err := db.Close(); err != nil {
 				t.Fatal(err)
 			}
-			cfg.path = bPath
-			b := r.startNode(t, "b", cfg)
+			b := r.startNode(t, "b", farNodeConfig(bPath))
 			check := func(when string) {
 				t.Helper()
 				sb, err := b.hub.FetchWait(ctx(t), key)
@@ -336,16 +304,9 @@ func TestNothingComparableIsNeverReadOnto(t *testing.T) {
 // nothing shows the others were not): it does not read a's records onto
 // its own state, which holds z's edits where Redis holds a's.
 func TestCopyAtTheStreamStartIsReplacedAndCounted(t *testing.T) {
-	dir := t.TempDir()
-	aPath, bPath := filepath.Join(dir, "a.db"), filepath.Join(dir, "b.db")
 	key := docKey(1)
-	singleNodeStores(t, key, 2*farTail, aPath, bPath)
-	editAlone(t, bPath, key, "z", 2)
+	r, a, bPath := aheadCopies(t, key)
 	bHead := uint64(2*farTail + 3)
-	r, _ := startNodes(t, redistest.ServerOptions{}, nodeConfig{})
-	cfg := farConfig()
-	cfg.path = aPath
-	a := r.startNode(t, "a", cfg)
 	editN(t, a, key, "a", 1, 2+farTail)
 	head := fetch(t, a, key).Version
 	raw := newClient(t, r.srv.Addr())
@@ -357,8 +318,7 @@ func TestCopyAtTheStreamStartIsReplacedAndCounted(t *testing.T) {
 	if err := raw.XTrimMinID(ctx(t), redisrelay.KeyBase(r.prefix, key)+"log", "43-1").Err(); err != nil || head-farTail != bHead {
 		t.Fatalf("XTRIM: %v (head %d)", err, head)
 	}
-	cfg.path = bPath
-	b := r.startNode(t, "b", cfg)
+	b := r.startNode(t, "b", farNodeConfig(bPath))
 	s := fetch(t, b, key)
 	base, err := b.db.Base(ctx(t), key)
 	if err != nil || base <= bHead {

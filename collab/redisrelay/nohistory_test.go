@@ -14,6 +14,13 @@ import (
 	"github.com/coedit/coedit/storage"
 )
 
+// farNodeConfig is farConfig over the store at path.
+func farNodeConfig(path string) nodeConfig {
+	cfg := farConfig()
+	cfg.path = path
+	return cfg
+}
+
 // singleNodeStores writes, into a new store at each path, the records of
 // a document edited on a single node (no cluster, so no epoch note): a
 // create by x and count edits by s. The stores hold the same records, as
@@ -22,17 +29,36 @@ func singleNodeStores(t *testing.T, key collab.Key, count int, paths ...string) 
 	t.Helper()
 	recs := editAlone(t, paths[0], key, "s", count)
 	for _, p := range paths[1:] {
-		db, err := storage.Open(p, storage.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := db.Commit(context.Background(), key, recs, nil); err != nil {
-			t.Fatal(err)
-		}
-		if err := db.Close(); err != nil {
-			t.Fatal(err)
-		}
+		writeRecords(t, p, key, recs)
 	}
+}
+
+// writeRecords commits recs of key to a new store at path.
+func writeRecords(t *testing.T, path string, key collab.Key, recs []collab.Record) {
+	t.Helper()
+	db, err := storage.Open(path, storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Commit(context.Background(), key, recs, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// aheadCopies makes copies of one single-node store of key at a and b,
+// b's with two more edits by z, and starts Redis and node a over the
+// first. It returns Redis, a and b's path.
+func aheadCopies(t *testing.T, key collab.Key) (*testRedis, *hubNode, string) {
+	t.Helper()
+	dir := t.TempDir()
+	aPath, bPath := filepath.Join(dir, "a.db"), filepath.Join(dir, "b.db")
+	singleNodeStores(t, key, 2*farTail, aPath, bPath)
+	editAlone(t, bPath, key, "z", 2)
+	r, _ := startNodes(t, redistest.ServerOptions{}, nodeConfig{})
+	return r, r.startNode(t, "a", farNodeConfig(aPath)), bPath
 }
 
 // editAlone opens the store at path on a single node, creates key there
@@ -97,9 +123,7 @@ func TestNodeWithoutANoteJoinsATrimmedHistory(t *testing.T) {
 				editAlone(t, bPath, key, "z", tc.alone)
 			}
 			r, _ := startNodes(t, redistest.ServerOptions{}, nodeConfig{})
-			cfg := farConfig()
-			cfg.path = aPath
-			a := r.startNode(t, "a", cfg)
+			a := r.startNode(t, "a", farNodeConfig(aPath))
 			raw := newClient(t, r.srv.Addr())
 			var first uint64
 			if tc.edits > 0 {
@@ -112,8 +136,7 @@ func TestNodeWithoutANoteJoinsATrimmedHistory(t *testing.T) {
 				fetch(t, a, key) // a seeds Redis with its head
 				_, first, _ = redisState(t, raw, r.prefix, key)
 			}
-			cfg.path = bPath
-			b := r.startNode(t, "b", cfg)
+			b := r.startNode(t, "b", farNodeConfig(bPath))
 			editN(t, b, key, "b", 1, 2)
 			base, err := b.db.Base(ctx(t), key) // past first when b installed Redis's snapshot
 			if err != nil {
@@ -140,22 +163,14 @@ func TestNodeWithoutANoteJoinsATrimmedHistory(t *testing.T) {
 // again on top of the cluster's, forks there, and every node ends with
 // each edit once.
 func TestNodeWithoutANoteOffersWhatItAloneHas(t *testing.T) {
-	dir := t.TempDir()
-	aPath, bPath := filepath.Join(dir, "a.db"), filepath.Join(dir, "b.db")
 	key := docKey(1)
-	singleNodeStores(t, key, 2*farTail, aPath, bPath)
-	editAlone(t, bPath, key, "z", 2)
-	r, _ := startNodes(t, redistest.ServerOptions{}, nodeConfig{})
-	cfg := farConfig()
-	cfg.path = aPath
-	a := r.startNode(t, "a", cfg)
+	r, a, bPath := aheadCopies(t, key)
 	editN(t, a, key, "a", 1, farTail/2)
 	first := waitTrimmed(t, newClient(t, r.srv.Addr()), r.prefix, key, fetch(t, a, key).Version)
 	if first == 0 || first >= 2*farTail+1 {
 		t.Fatalf("Redis's stream starts at version %d, not between 0 and b's copy's head", first)
 	}
-	cfg.path = bPath
-	b := r.startNode(t, "b", cfg)
+	b := r.startNode(t, "b", farNodeConfig(bPath))
 	editN(t, b, key, "b", 1, 1)
 	sameFrom(t, key, first, a, b)
 	if st := b.cluster.Stats(); st.Reoffered != 2 || st.Forks != 1 || st.Lost != 0 {
@@ -179,9 +194,7 @@ func TestNodeWithoutANoteOfAnotherDocumentFailsToSync(t *testing.T) {
 	key := docKey(1)
 	singleNodeStores(t, key, 2*farTail, aPath)
 	r, _ := startNodes(t, redistest.ServerOptions{}, nodeConfig{})
-	cfg := farConfig()
-	cfg.path = aPath
-	a := r.startNode(t, "a", cfg)
+	a := r.startNode(t, "a", farNodeConfig(aPath))
 	editN(t, a, key, "a", 1, farTail/2)
 	head := fetch(t, a, key).Version
 	first := waitTrimmed(t, newClient(t, r.srv.Addr()), r.prefix, key, head)
@@ -200,8 +213,7 @@ func TestNodeWithoutANoteOfAnotherDocumentFailsToSync(t *testing.T) {
 		t.Fatal(err)
 	}
 	editAlone(t, bPath, key, "w", 4)
-	cfg.path = bPath
-	b := r.startNode(t, "b", cfg)
+	b := r.startNode(t, "b", farNodeConfig(bPath))
 	if _, err := b.hub.FetchWait(ctx(t), key); !errors.Is(err, collab.ErrUnavailable) || !strings.Contains(err.Error(), "differ from Redis's") {
 		t.Fatalf("b: Fetch = %v, want ErrUnavailable saying its records differ from Redis's", err)
 	}
@@ -221,9 +233,7 @@ func TestNoteLessStoreJoinsAnEmptySeed(t *testing.T) {
 	singleNodeStores(t, key, 5, bPath)
 	r, _ := startNodes(t, redistest.ServerOptions{}, nodeConfig{})
 	initDoc(t, node(t, r.srv.Addr(), r.prefix, redisrelay.Options{}), key)
-	cfg := farConfig()
-	cfg.path = bPath
-	b := r.startNode(t, "b", cfg)
+	b := r.startNode(t, "b", farNodeConfig(bPath))
 	a := r.startNode(t, "a", farConfig())
 	if s := fetch(t, b, key); s.Version != 6 {
 		t.Fatalf("b: %+v, want its 6 records", s)
