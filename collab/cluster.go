@@ -97,9 +97,12 @@ type ClusterLink interface {
 	// When the session's records from some version F on are not the
 	// commit point's history, Sync first offers them to the commit point
 	// again, each with its src and seq (as a client that was offline
-	// would), so that no acknowledged op is lost; then it calls fork(F),
-	// which drops the session's records from F on; the records it
-	// returns then start at F. If fork fails, Sync returns its error.
+	// would), so that no acknowledged op is lost; those it cannot offer
+	// (the commit point no longer holds what they would be transformed
+	// over, or nothing shows what they were made on) it logs and counts
+	// as lost. Then it calls fork(F), which drops the session's records
+	// from F on; the records it returns then start at F. If fork fails,
+	// Sync returns its error.
 	Sync(ctx context.Context, head uint64, fork func(from uint64) error) (Catchup, error)
 	// MarkReplaced notes, for every node, that the clients srcs may hold
 	// records from version from on that the session is about to drop in
@@ -276,7 +279,7 @@ func (s *session) fork(from uint64) error {
 		return err
 	}
 	s.h.stats.forks.Add(1)
-	s.h.log.Warn("collab: dropped records the cluster's history replaced; they were offered to it again",
+	s.h.log.Warn("collab: dropped records the cluster's history replaced; those that could be were offered to it again",
 		"doc", s.key.String(), "from", from, "clients", len(srcs))
 	s.dropAll(fmt.Errorf("%w: %s from version %d", ErrHistoryReplaced, s.key, from))
 	return nil

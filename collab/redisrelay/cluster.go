@@ -173,6 +173,7 @@ type link struct {
 
 	noted   string // the epoch the Store's note names, as far as known
 	rebased bool   // Sync installed a base (base.go); the session's only
+	forked  bool   // Sync forked in replace (nohistory.go); the session's only
 
 	lost int // races lost in a row (turn.go); the session's only
 

@@ -102,16 +102,16 @@
 //     new epoch and catches up with Read (the common case after an AOF
 //     always restart). Otherwise its records from shared on belong to a
 //     history that was replaced (Redis lost them and another node moved
-//     on first): the node replaces its log from shared on with Redis's
-//     (Load or Read), notes the clients whose state may come from the
-//     replaced records in the document's "replaced" hash, which every
-//     node reads when it syncs and refuses their copies with
-//     collab.ErrHistoryReplaced until they fetch anew (replaced.go),
-//     drops them, and offers those records again as an
+//     on first): the node first offers those records again as an
 //     offline client would: each as a submission at its old version
 //     with its src and seq, so Commit's (src, seq) check drops the ones
 //     Redis has and the others are transformed and committed at new
-//     versions. If Redis no longer keeps its records from shared on
+//     versions. Then it forks: it notes the clients whose state may come
+//     from the replaced records in the document's "replaced" hash, which
+//     every node reads when it syncs and refuses their copies with
+//     collab.ErrHistoryReplaced until they fetch anew (replaced.go),
+//     drops its log from shared on and those clients, and catches up
+//     with Redis's (Read, or Load past the tail). If Redis no longer keeps its records from shared on
 //     (it moved on past its tail since), there is nothing to transform
 //     them over: those the seq table does not show in the history are
 //     lost (logged, counted), and the node forks and installs Redis's

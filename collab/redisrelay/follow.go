@@ -49,8 +49,14 @@ func (l *link) Sync(ctx context.Context, head uint64, fork func(from uint64) err
 		case !ok && head == 0:
 			// Nothing anywhere that this node knows of. Seeding an empty
 			// document for a read would leave keys in Redis for every id
-			// anyone asks for; the first commit seeds it (Sequence).
-			return collab.Catchup{Epoch: l.current()}, nil
+			// anyone asks for; the first commit seeds it (Sequence). An
+			// epoch the session followed (an empty seed) is gone with
+			// Redis's state: the session follows none, so that its
+			// first commit seeds anew.
+			l.mu.Lock()
+			l.epoch = ""
+			l.mu.Unlock()
+			return collab.Catchup{}, nil
 		case !ok:
 			err = l.seed(ctx, head)
 		case h.Restarted:
@@ -68,10 +74,21 @@ func (l *link) Sync(ctx context.Context, head uint64, fork func(from uint64) err
 			if n := len(recs); n > 0 {
 				l.saw(recs[n-1].Version + 1)
 			}
-			// The replaced clients came with the head (one round trip).
+			// The replaced clients came with the head (one round trip),
+			// unless this round forked (replace), which noted more.
+			replaced := h.Replaced
+			if l.forked {
+				l.forked = false
+				if err := c.retry(ctx, func(ctx context.Context) (err error) {
+					replaced, err = c.r.Replaced(ctx, l.key)
+					return err
+				}); err != nil {
+					return collab.Catchup{}, err
+				}
+			}
 			rebased := l.rebased
 			l.rebased = false
-			return collab.Catchup{Epoch: l.current(), Records: recs, Replaced: h.Replaced, Rebased: rebased}, nil
+			return collab.Catchup{Epoch: l.current(), Records: recs, Replaced: replaced, Rebased: rebased}, nil
 		}
 	}
 	return collab.Catchup{}, fmt.Errorf("%w: %s: its state in Redis kept changing", collab.ErrUnavailable, l.key)
@@ -223,7 +240,7 @@ func (l *link) catchUp(ctx context.Context, h Head, head *uint64, fork func(uint
 			case err != nil:
 				return nil, false, err
 			case m.none:
-				recs, err := l.replace(ctx, h, *head, m.base, fork)
+				recs, err := l.replace(ctx, h, head, m.base, fork)
 				return recs, err == nil, err
 			case m.shared == h.Version && *head > h.Version:
 				// Landed or not, the next round reads the head again: if

@@ -139,8 +139,9 @@ func (l *link) putBack(ctx context.Context, h Head, head uint64) error {
 // of them is caught up from a copy that may hold them), and installs.
 // Without a snapshot past the node's head there is nothing to install
 // over it, and Sync fails.
-func (l *link) replace(ctx context.Context, h Head, head, base uint64, fork func(uint64) error) ([]collab.Record, error) {
+func (l *link) replace(ctx context.Context, h Head, headp *uint64, base uint64, fork func(uint64) error) ([]collab.Record, error) {
 	c := l.c
+	head := *headp
 	if h.SnapshotVersion <= head {
 		return nil, fmt.Errorf("%w: %s: this node's records belong to no history it knows and cannot be compared with Redis's (they end at version %d, Redis keeps records from its snapshot at %d to its head %d)",
 			collab.ErrUnavailable, l.key, head, h.SnapshotVersion, h.Version)
@@ -157,7 +158,9 @@ func (l *link) replace(ctx context.Context, h Head, head, base uint64, fork func
 		return nil, err
 	}
 	c.stats.forks.Add(1)
+	*headp = base // should the install fail, the next round starts from there
 	l.forget(base)
+	l.forked = true
 	recs, err := l.install(ctx, h, base, errors.New("redisrelay: none of this node's records could be compared with Redis's"))
 	if err != nil {
 		return nil, err

@@ -336,3 +336,83 @@ func TestCopyAtTheStreamStartIsReplacedAndCounted(t *testing.T) {
 		t.Fatalf("a: z's submit at its copy's version %d = %v, want ErrHistoryReplaced", bHead, err)
 	}
 }
+
+// truncHookStore runs hook once, after the first Truncate.
+type truncHookStore struct {
+	*storage.DB
+	mu   sync.Mutex
+	hook func()
+}
+
+func (s *truncHookStore) Truncate(ctx context.Context, key collab.Key, from uint64) error {
+	err := s.DB.Truncate(ctx, key, from)
+	s.mu.Lock()
+	h := s.hook
+	s.hook = nil
+	s.mu.Unlock()
+	if h != nil {
+		h()
+	}
+	return err
+}
+
+// TestReplaceRacingARenewalCountsOnce: b's copy lies wholly below what
+// Redis keeps, so b forks at its base to install Redis's snapshot; just
+// after the fork, before the install, another node renews the document
+// (made on Redis's meta, as a renewal leaves it). The install meets the
+// new epoch, and the sync goes on from b's base: its records are counted
+// lost once, not again by a second replace from the old head.
+func TestReplaceRacingARenewalCountsOnce(t *testing.T) {
+	dir := t.TempDir()
+	aPath, bPath := filepath.Join(dir, "a.db"), filepath.Join(dir, "b.db")
+	key := docKey(1)
+	singleNodeStores(t, key, 2*farTail, aPath, bPath)
+	r, _ := startNodes(t, redistest.ServerOptions{}, nodeConfig{})
+	a := r.startNode(t, "a", farNodeConfig(aPath))
+	editN(t, a, key, "a", 1, 3*farTail)
+	raw := newClient(t, r.srv.Addr())
+	waitTrimmed(t, raw, r.prefix, key, fetch(t, a, key).Version)
+	base := redisrelay.KeyBase(r.prefix, key)
+	cfg := farNodeConfig(bPath)
+	cfg.store = func(db *storage.DB) redisrelay.EpochStore {
+		return &truncHookStore{DB: db, hook: func() {
+			m := raw.HGetAll(context.Background(), base+"meta").Val()
+			raw.HSet(context.Background(), base+"meta", "e", "feedfeedfeedfeed", "l", m["e"]+":"+m["v"])
+		}}
+	}
+	b := r.startNode(t, "b", cfg)
+	sameFrom(t, key, fetch(t, b, key).Version, a, b)
+	if st := b.cluster.Stats(); st.Lost != 2*farTail+1 || st.Installs != 1 || st.Forks != 1 {
+		t.Fatalf("b: %+v, want %d lost, 1 fork and 1 install", st, 2*farTail+1)
+	}
+}
+
+// TestReplacedAuthorRefusedOnTheReplacingNode: as
+// TestCopyAtTheStreamStartIsReplacedAndCounted, but z comes back to b
+// itself, over a connection (as a ShareDB client resends its op before
+// it subscribes again), and its submit is what opens the document there.
+// b's replace notes z; the sync's answer must carry that note, not the
+// replaced clients read with the head before the fork. (A submit without
+// a connection is not checked before its catch-up, which finds the
+// records below b's new base missing: ErrOpsMissing, never wrong data.)
+func TestReplacedAuthorRefusedOnTheReplacingNode(t *testing.T) {
+	key := docKey(1)
+	r, a, bPath := aheadCopies(t, key)
+	bHead := uint64(2*farTail + 3)
+	editN(t, a, key, "a", 1, 2+farTail)
+	head := fetch(t, a, key).Version
+	raw := newClient(t, r.srv.Addr())
+	waitFor(t, "a's snapshot saves", func() bool {
+		_, first, sv := redisState(t, raw, r.prefix, key)
+		return sv > bHead && first <= bHead
+	})
+	if err := raw.XTrimMinID(ctx(t), redisrelay.KeyBase(r.prefix, key)+"log", "43-1").Err(); err != nil || head-farTail != bHead {
+		t.Fatalf("XTRIM: %v (head %d)", err, head)
+	}
+	b := r.startNode(t, "b", farNodeConfig(bPath))
+	errc := make(chan error, 1)
+	b.hub.Submit(key, newTestConn("z"), editSub("z", 3, bHead, insertAt(0, "Z3")), func(_ collab.SubmitResult, err error) { errc <- err })
+	if err := <-errc; !errors.Is(err, collab.ErrHistoryReplaced) {
+		t.Fatalf("b: z's submit at its copy's version %d = %v (stats %+v), want ErrHistoryReplaced", bHead, err, b.cluster.Stats())
+	}
+}

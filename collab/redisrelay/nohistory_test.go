@@ -262,3 +262,19 @@ func TestEmptySessionOfAnUnknownEpochFollows(t *testing.T) {
 		t.Fatalf("b: %+v, want a's document", s)
 	}
 }
+
+// TestEmptySessionCreatesAfterRedisLostTheSeed: b's session follows an
+// empty seed (head 0), and Redis then loses the document. The session
+// must not keep the lost epoch: its first commit seeds the document
+// anew, so the create goes in at once.
+func TestEmptySessionCreatesAfterRedisLostTheSeed(t *testing.T) {
+	r, nodes := startNodes(t, redistest.ServerOptions{}, nodeConfig{}, "b")
+	b := nodes[0]
+	key := docKey(1)
+	initDoc(t, node(t, r.srv.Addr(), r.prefix, redisrelay.Options{}), key)
+	subscribe(t, b, key, newTestConn("w")) // b's session follows the seed at head 0, and stays
+	raw := newClient(t, r.srv.Addr())
+	base := redisrelay.KeyBase(r.prefix, key)
+	raw.Del(ctx(t), base+"meta", base+"log", base+"seqs", base+"snap")
+	submit(t, b, key, createSub("x", 1, "hello"))
+}
