@@ -174,6 +174,9 @@ type link struct {
 	noted   string // the epoch the Store's note names, as far as known
 	rebased bool   // Sync installed a base (base.go); the session's only
 	forked  bool   // Sync forked in replace (nohistory.go); the session's only
+	// renewDue: a commit of the session met Redis's restart, so its
+	// next Sync renews the epoch (renewNow); the session's only.
+	renewDue bool
 
 	lost int // races lost in a row (turn.go); the session's only
 
@@ -311,6 +314,10 @@ func (c *Cluster) Sequence(ctx context.Context, key collab.Key, recs []collab.Re
 	}
 	switch {
 	case errors.Is(err, ErrEpoch):
+		var ee *EpochError
+		if errors.As(err, &ee) && ee.Reason == EpochRestarted {
+			l.renewDue = true // the session's Sync renews before it tries again
+		}
 		return nil, fmt.Errorf("%w: %w", collab.ErrResync, err)
 	case errors.Is(err, ErrStaleSeq):
 		return nil, fmt.Errorf("%w: %w", collab.ErrStaleSeq, err)

@@ -96,6 +96,11 @@
 //     own versions (same epoch, same history), and a new epoch begins
 //     whose lineage says it equals the old one below the new head.
 //     If another node renewed first, Renew answers EpochChanged: step 3.
+//     A node with nothing to put back (its log is a prefix of the
+//     restarted epoch's history) does not renew when it only reads: it
+//     reads the epoch as it is, and renews at its first commit, which
+//     meets the restart. So a node that holds records Redis lost renews
+//     first unless another node commits to the document before it does.
 //  3. EpochChanged: Head, then shared, ok := head.Shared(its epoch).
 //     Records below shared are the same in both histories. If the node's
 //     log ends at or below shared, nothing of it was lost: it adopts the

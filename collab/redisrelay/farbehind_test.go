@@ -8,6 +8,7 @@ import (
 
 	"github.com/coedit/coedit/collab"
 	"github.com/coedit/coedit/collab/redisrelay"
+	"github.com/coedit/coedit/collab/redisrelay/redisrelaytest"
 	"github.com/coedit/coedit/internal/redistest"
 	"github.com/redis/go-redis/v9"
 )
@@ -347,9 +348,8 @@ func reofferPastTheTail(t *testing.T, seq, lost uint64) {
 	base := redisrelay.KeyBase(r.prefix, key)
 	c := ctx(t)
 	// Redis "restarted" without them, and without a snapshot past them.
-	loseFrom(t, raw, base, 3)
+	redisrelaytest.LoseTail(t, raw, r.prefix, key, 3, 7)
 	raw.HSet(c, base+"meta", "sv", 0)
-	raw.HSet(c, base+"seqs", "a", "2 2")
 	raw.Del(c, base+"snap")
 	cfg := farConfig()
 	cfg.path = b.path

@@ -59,10 +59,17 @@ func (l *link) Sync(ctx context.Context, head uint64, fork func(from uint64) err
 			return collab.Catchup{}, nil
 		case !ok:
 			err = l.seed(ctx, head)
-		case h.Restarted:
+		case h.Restarted && l.renewNow(h, head):
 			err = l.renew(ctx, h, head)
 		default:
+			// A restarted epoch this node has nothing to put back in is
+			// read as it is: its renewal is left to a node that has
+			// records Redis may have lost, or to this node's next commit.
 			recs, done, err = l.catchUp(ctx, h, &head, fork)
+			var ee *EpochError
+			if h.Restarted && errors.As(err, &ee) && ee.Reason == EpochRestarted {
+				l.renewDue = true // reading needs a renewal (an install loads only a renewed epoch)
+			}
 		}
 		switch {
 		case errors.Is(err, ErrEpoch):
@@ -170,6 +177,30 @@ func (l *link) seed(ctx context.Context, head uint64) error {
 	return nil
 }
 
+// renewNow reports whether the session should renew h's epoch, which
+// Redis restarted (or failed over) since it began, rather than read it as
+// it is: its own commit met the restart (renewDue), or it holds records
+// h may lack, which only a renewal puts back (it follows h.Epoch and is
+// past its head) or which another history made (renew's first case).
+//
+// A node with nothing to put back leaves the renewal to a node that has
+// something, or to its first commit: with appendfsync everysec or no
+// persistence, Redis's restart may have lost records that some node still
+// holds, and a renewal by any other node first would make that node offer
+// them again as new ops and tell its clients their copies were replaced,
+// where its own renewal puts them back at their versions.
+func (l *link) renewNow(h Head, head uint64) bool {
+	if l.renewDue {
+		return true
+	}
+	cur := l.current()
+	if head == 0 {
+		return false
+	}
+	shared, ok := h.Shared(cur)
+	return !ok || head > shared
+}
+
 // renew starts a new epoch after Redis restarted (or failed over) since
 // h.Epoch began, putting back the records Redis lost that this node has.
 //
@@ -218,6 +249,9 @@ func (l *link) renewCall(ctx context.Context, epoch string, extras []collab.Reco
 	})
 	if err == nil && rn.epoch != epoch {
 		c.stats.renewals.Add(1)
+	}
+	if err == nil || errors.Is(err, ErrEpoch) {
+		l.renewDue = false // renewed, by this node or another
 	}
 	return rn, err
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/coedit/coedit/collab"
 	"github.com/coedit/coedit/collab/redisrelay"
+	"github.com/coedit/coedit/collab/redisrelay/redisrelaytest"
 	"github.com/coedit/coedit/internal/redistest"
 )
 
@@ -29,7 +30,7 @@ func TestForkForgetsWhatTheOldHistoryHeld(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	loseFrom(t, raw, base, 3)
+	redisrelaytest.LoseTail(t, raw, r.prefix, key, 3, 7)
 	quiet := node(t, r.srv.Addr(), r.prefix, redisrelay.Options{PubSub: redisrelay.PubSubOff})
 	e2, _, err := quiet.Renew(c, key, e1, nil)
 	if err != nil {

@@ -243,21 +243,3 @@ func twoNodes(t testing.TB) (a, b *redisrelay.Relay, epoch string) {
 	b = node(t, srv.Addr(), p, redisrelay.Options{})
 	return a, b, initDoc(t, a, doc)
 }
-
-// loseFrom makes Redis as a failover would leave it after losing a
-// document's records from version v on: the stream keeps those below v,
-// the head is v, and the run_id no longer matches, so the next commit
-// meets EpochRestarted. (Made on Redis directly, without doorbells.)
-func loseFrom(t testing.TB, raw *redis.Client, base string, v uint64) {
-	t.Helper()
-	c := ctx(t)
-	kept, err := raw.XRange(c, base+"log", "-", fmt.Sprintf("%d-1", v-1)).Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw.Del(c, base+"log")
-	for _, m := range kept {
-		raw.XAdd(c, &redis.XAddArgs{Stream: base + "log", ID: m.ID, Values: m.Values})
-	}
-	raw.HSet(c, base+"meta", "v", v, "r", "0000")
-}

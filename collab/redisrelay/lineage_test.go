@@ -77,12 +77,12 @@ func TestLineageSurvivesTwoReseeds(t *testing.T) {
 }
 
 // TestRenewByAnotherEpochsNodeNotesRedisLineage: node a, back after
-// Redis restarted twice (b renewed the document's epoch after the
-// first), renews the epoch b left. a never followed that epoch, so it
-// does not know its lineage; the note a keeps must still be the lineage
-// the renew script wrote (a's next seed, should Redis lose everything,
-// carries it on). It used to be worked out again from a's own lineage,
-// which left b's epoch's ancestors out.
+// Redis restarted twice (b's first commit after the first renewed the
+// document's epoch), renews the epoch b left with its own first commit.
+// a's note must then be the lineage the renew script wrote (a's next
+// seed, should Redis lose everything, carries it on). It used to be
+// worked out again from a's own lineage, which left b's epoch's
+// ancestors out.
 func TestRenewByAnotherEpochsNodeNotesRedisLineage(t *testing.T) {
 	r, a, b, key := fiveOnBoth(t)
 	first := head(t, b, key).Epoch
@@ -90,18 +90,18 @@ func TestRenewByAnotherEpochsNodeNotesRedisLineage(t *testing.T) {
 	a.stop(t)
 
 	r.srv.Restart()
-	waitFor(t, "b to renew the epoch after Redis's restart", func() bool {
-		b.hub.FetchWait(ctx(t), key) // errors while the client reconnects
-		h, ok, err := b.relay.Head(ctx(t), key)
-		return err == nil && ok && h.Epoch != first
-	})
+	submitRetrying(t, b, key, editSub("z", 1, 5, insertAt(0, "b")))
+	if h := head(t, b, key); h.Epoch == first {
+		t.Fatalf("b's commit after Redis's restart left the epoch %s", first)
+	}
 	b.stop(t)
 	r.srv.Restart()
 
 	a2 := r.startNode(t, "a2", nodeConfig{path: path, retryFor: time.Second})
-	if s, err := a2.hub.FetchWait(ctx(t), key); err != nil || s.Version != 5 {
-		t.Fatalf("a, back, fetches %+v, %v; want version 5", s, err)
+	if s, err := a2.hub.FetchWait(ctx(t), key); err != nil || s.Version != 6 {
+		t.Fatalf("a, back, fetches %+v, %v; want version 6", s, err)
 	}
+	submitRetrying(t, a2, key, editSub("x", 6, 6, insertAt(0, "a")))
 	h := head(t, a2, key)
 	if len(h.Lineage) != 2 || h.Lineage[1].Epoch != first {
 		t.Fatalf("Redis's lineage after a's renewal: %+v, want two epochs, the first %s last", h.Lineage, first)

@@ -108,3 +108,44 @@ func TestRenewByANodeBehindForksHistory(t *testing.T) {
 		t.Fatalf("log = %v, want 0..6, b's record, then the three offered again", got)
 	}
 }
+
+// TestReadingARestartedEpochLeavesItsRenewalToTheTailHolder: Redis lost
+// records 7..9 (as with appendfsync everysec), which only node a holds;
+// b, back from a stop at version 7, reads the document first. b has
+// nothing to put back, so it reads the epoch as it is and does not renew
+// it; a, syncing next, renews and puts its records back at their
+// versions: nothing is offered again and no client is told its copy was
+// replaced. (b used to renew first, with nothing, and a then offered its
+// three records again as new ops and forked.) b's first commit after
+// that goes in under a's renewal.
+func TestReadingARestartedEpochLeavesItsRenewalToTheTailHolder(t *testing.T) {
+	r, nodes := startNodes(t, redistest.ServerOptions{}, nodeConfig{}, "a", "b")
+	a, b := nodes[0], nodes[1]
+	key := createDoc(t, a, "")
+	editN(t, a, key, "x", 2, 6)
+	if s := fetch(t, b, key); s.Version != 7 {
+		t.Fatalf("b: %+v, want version 7", s)
+	}
+	b.stop(t)
+	editN(t, a, key, "x", 8, 3)
+	redisrelaytest.LoseTail(t, newClient(t, r.srv.Addr()), r.prefix, key, 7, 10)
+	b2 := r.startNode(t, "b2", nodeConfig{path: b.path})
+	if s := fetch(t, b2, key); s.Version != 7 {
+		t.Fatalf("b, back: %+v, want version 7 (what Redis holds)", s)
+	}
+	if s := fetch(t, a, key); s.Version != 10 {
+		t.Fatalf("a: %+v, want version 10", s)
+	}
+	editN(t, b2, key, "y", 1, 1)
+	log := converged(t, key, a, b2)
+	for seq := uint64(8); seq <= 10; seq++ {
+		hasOnce(t, log, "x", seq)
+	}
+	if log[7].Src != "x" || log[10].Src != "y" {
+		t.Fatalf("log %v: want a's records back at 7..9, then b's", log[7:])
+	}
+	sa, sb := a.cluster.Stats(), b2.cluster.Stats()
+	if sa.Renewals != 1 || sb.Renewals != 0 || sa.Forks+sb.Forks != 0 || sa.Reoffered+sb.Reoffered != 0 {
+		t.Fatalf("a %+v, b %+v: want one renewal, by a, and nothing forked or offered again", sa, sb)
+	}
+}
