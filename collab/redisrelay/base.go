@@ -70,9 +70,10 @@ func (l *link) install(ctx context.Context, h Head, head uint64, trimmed error) 
 		return nil, &EpochError{Reason: EpochAbsent}
 	case st.Head.Epoch != h.Epoch:
 		return nil, &EpochError{Reason: EpochChanged, Epoch: st.Head.Epoch}
-	case st.Head.Restarted:
-		return nil, &EpochError{Reason: EpochRestarted, Epoch: st.Head.Epoch}
 	}
+	// A restarted epoch installs as it is: Redis's snapshot is at or
+	// below its head, and a renewal only adds records from that head on,
+	// so what is installed is a prefix of the renewed history too.
 	snap := st.Doc.Snapshot
 	if snap.Version <= head {
 		// Load found every record from the snapshot on, so the Read that

@@ -349,6 +349,7 @@ func reofferPastTheTail(t *testing.T, seq, lost uint64) {
 	c := ctx(t)
 	// Redis "restarted" without them, and without a snapshot past them.
 	redisrelaytest.LoseTail(t, raw, r.prefix, key, 3, 7)
+	raw.HSet(c, base+"seqs", "a", "2 2") // a's entry as of version 3
 	raw.HSet(c, base+"meta", "sv", 0)
 	raw.Del(c, base+"snap")
 	cfg := farConfig()

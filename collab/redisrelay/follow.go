@@ -43,6 +43,9 @@ func (l *link) Sync(ctx context.Context, head uint64, fork func(from uint64) err
 		if err != nil {
 			return collab.Catchup{}, err
 		}
+		if !ok || !h.Restarted {
+			l.renewDue = false // another node renewed, or Redis lost the document
+		}
 		var recs []collab.Record
 		done := false
 		switch {
@@ -66,10 +69,6 @@ func (l *link) Sync(ctx context.Context, head uint64, fork func(from uint64) err
 			// read as it is: its renewal is left to a node that has
 			// records Redis may have lost, or to this node's next commit.
 			recs, done, err = l.catchUp(ctx, h, &head, fork)
-			var ee *EpochError
-			if h.Restarted && errors.As(err, &ee) && ee.Reason == EpochRestarted {
-				l.renewDue = true // reading needs a renewal (an install loads only a renewed epoch)
-			}
 		}
 		switch {
 		case errors.Is(err, ErrEpoch):

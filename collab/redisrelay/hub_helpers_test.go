@@ -47,6 +47,8 @@ type nodeConfig struct {
 	fsync bool
 	// store, if set, wraps the node's bbolt store for its Hub and Cluster.
 	store func(*storage.DB) redisrelay.EpochStore
+	// seq, if set, wraps the node's Cluster as its Hub's Sequencer.
+	seq func(collab.Sequencer) collab.Sequencer
 
 	nodeTTL     time.Duration // redisrelay.Options.NodeTTL
 	callTimeout time.Duration // redisrelay.ClusterOptions.CallTimeout
@@ -92,7 +94,11 @@ func startNode(t testing.TB, name, addr, p string, cfg nodeConfig) *hubNode {
 	if err != nil {
 		t.Fatalf("NewCluster() = %v", err)
 	}
-	n.hub = collab.NewHub(collab.Options{Store: st, Relay: n.cluster, Sequencer: n.cluster, Logger: log, IdleTimeout: cfg.idle, SnapshotEvery: cfg.snapEvery})
+	var sq collab.Sequencer = n.cluster
+	if cfg.seq != nil {
+		sq = cfg.seq(n.cluster)
+	}
+	n.hub = collab.NewHub(collab.Options{Store: st, Relay: n.cluster, Sequencer: sq, Logger: log, IdleTimeout: cfg.idle, SnapshotEvery: cfg.snapEvery})
 	t.Cleanup(func() {
 		n.stop(t)
 		c.Close()

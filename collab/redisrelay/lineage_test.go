@@ -82,7 +82,9 @@ func TestLineageSurvivesTwoReseeds(t *testing.T) {
 // a's note must then be the lineage the renew script wrote (a's next
 // seed, should Redis lose everything, carries it on). It used to be
 // worked out again from a's own lineage, which left b's epoch's
-// ancestors out.
+// ancestors out. (a now reads b's epoch before it renews, and so knows
+// its lineage; TestRenewByANodeOfAnotherHistoryOffersItsOps checks the
+// note of a node that renews an epoch it does not follow.)
 func TestRenewByAnotherEpochsNodeNotesRedisLineage(t *testing.T) {
 	r, a, b, key := fiveOnBoth(t)
 	first := head(t, b, key).Epoch
@@ -154,8 +156,13 @@ func TestRenewByANodeOfAnotherHistoryOffersItsOps(t *testing.T) {
 	if err != nil || s.Version != 7 {
 		t.Fatalf("a, back, fetches %+v, %v; want version 7 (its op offered again after b's)", s, err)
 	}
-	if st := a2.cluster.Stats(); st.Forks != 1 {
-		t.Errorf("a forked %d times, want 1 (at version 5)", st.Forks)
+	if st := a2.cluster.Stats(); st.Forks != 1 || st.Renewals != 1 {
+		t.Errorf("a: %+v, want 1 renewal and 1 fork (at version 5)", st)
+	}
+	h := head(t, a2, key)
+	note, err := a2.db.Epoch(ctx(t), key)
+	if epoch, lineage := redisrelay.DecodeNote(note); err != nil || epoch != h.Epoch || !slices.Equal(lineage, h.Lineage) || len(lineage) < 2 {
+		t.Fatalf("a's epoch note = %q (%v); want epoch %s and Redis's lineage %+v", note, err, h.Epoch, h.Lineage)
 	}
 	b3 := r.startNode(t, "b3", nodeConfig{path: bPath, retryFor: time.Second})
 	log := converged(t, key, a2, b3)

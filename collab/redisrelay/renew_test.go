@@ -1,6 +1,9 @@
 package redisrelay_test
 
 import (
+	"context"
+	"errors"
+	"sync"
 	"testing"
 
 	"github.com/coedit/coedit/collab"
@@ -148,4 +151,83 @@ func TestReadingARestartedEpochLeavesItsRenewalToTheTailHolder(t *testing.T) {
 	if sa.Renewals != 1 || sb.Renewals != 0 || sa.Forks+sb.Forks != 0 || sa.Reoffered+sb.Reoffered != 0 {
 		t.Fatalf("a %+v, b %+v: want one renewal, by a, and nothing forked or offered again", sa, sb)
 	}
+}
+
+// hookSeq runs hook once, when a commit of the node's is refused for a
+// resync, before the session syncs.
+type hookSeq struct {
+	collab.Sequencer
+	once sync.Once
+	hook func()
+}
+
+func (h *hookSeq) Sequence(ctx context.Context, key collab.Key, recs []collab.Record) ([]collab.Record, error) {
+	missed, err := h.Sequencer.Sequence(ctx, key, recs)
+	if errors.Is(err, collab.ErrResync) && h.hook != nil {
+		h.once.Do(h.hook)
+	}
+	return missed, err
+}
+
+// TestCommitsRenewalDueEndsWithAnotherNodesRenewal: after a Redis
+// restart both a and b commit to a document; b's commit meets the
+// restart, and a renews before b's session syncs. b's due renewal must
+// end there: at the next restart, b only reading must not renew.
+func TestCommitsRenewalDueEndsWithAnotherNodesRenewal(t *testing.T) {
+	hs := &hookSeq{}
+	r, _ := startNodes(t, redistest.ServerOptions{}, nodeConfig{})
+	a := r.startNode(t, "a", nodeConfig{})
+	b := r.startNode(t, "b", nodeConfig{seq: func(s collab.Sequencer) collab.Sequencer { hs.Sequencer = s; return hs }})
+	key := createDoc(t, a, "")
+	editN(t, a, key, "x", 2, 4)
+	if s := fetch(t, b, key); s.Version != 5 {
+		t.Fatalf("b: %+v, want version 5", s)
+	}
+	raw := newClient(t, r.srv.Addr())
+	redisrelaytest.LoseTail(t, raw, r.prefix, key, 5, 5) // a restart that lost nothing
+	hs.hook = func() { editN(t, a, key, "x", 6, 1) }     // a renews between b's refused commit and b's sync
+	editN(t, b, key, "y", 1, 1)
+	if sa, sb := a.cluster.Stats(), b.cluster.Stats(); sa.Renewals != 1 || sb.Renewals != 0 {
+		t.Fatalf("a %+v, b %+v: want a's renewal only", sa, sb)
+	}
+	converged(t, key, a, b)
+	redisrelaytest.LoseTail(t, raw, r.prefix, key, 7, 7) // the next restart
+	if s := fetch(t, b, key); s.Version != 7 {
+		t.Fatalf("b: %+v, want version 7", s)
+	}
+	if sb := b.cluster.Stats(); sb.Renewals != 0 {
+		t.Fatalf("b %+v: renewed on a read, with nothing to put back", sb)
+	}
+}
+
+// TestNodeInstallingARestartedEpochLeavesItsRenewalToTheTailHolder: as
+// TestReadingARestartedEpochLeavesItsRenewalToTheTailHolder, but the
+// reader is a new node, far behind: it installs Redis's snapshot of the
+// restarted epoch rather than renewing it, and a then puts its records
+// back.
+func TestNodeInstallingARestartedEpochLeavesItsRenewalToTheTailHolder(t *testing.T) {
+	r, nodes := startNodes(t, redistest.ServerOptions{}, farConfig(), "a")
+	a := nodes[0]
+	raw := newClient(t, r.srv.Addr())
+	key := createDoc(t, a, "")
+	editN(t, a, key, "x", 2, 6*farTail)
+	head := fetch(t, a, key).Version
+	waitTrimmed(t, raw, r.prefix, key, head)
+	// a again, saving no snapshot to Redis past head from here.
+	a.stop(t)
+	a = r.startNode(t, "a2", nodeConfig{path: a.path, tailLen: farTail, snapEvery: 1000})
+	editN(t, a, key, "x", 200, 3)
+	if _, first, sv := redisState(t, raw, r.prefix, key); sv > head || first > head {
+		t.Fatalf("Redis's snapshot at %d, stream from %d: want both at or below %d", sv, first, head)
+	}
+	redisrelaytest.LoseTail(t, raw, r.prefix, key, head, head+3)
+	c := r.startNode(t, "c", farConfig())
+	if s := fetch(t, c, key); s.Version != head {
+		t.Fatalf("c: %+v, want version %d", s, head)
+	}
+	fetch(t, a, key)
+	if sa, sc := a.cluster.Stats(), c.cluster.Stats(); sc.Renewals != 0 || sc.Installs != 1 || sa.Renewals != 1 || sa.Forks != 0 || sa.Reoffered != 0 {
+		t.Fatalf("a %+v, c %+v: want c to install without renewing, and a to put its records back", sa, sc)
+	}
+	sameFrom(t, key, head, a, c)
 }

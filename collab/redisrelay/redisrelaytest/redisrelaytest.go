@@ -17,7 +17,9 @@ import (
 // key's records from version keep on, head being the version after the
 // last (as with appendfsync everysec): it deletes them and the seq
 // entries naming them, rolls the head and stream back, and marks the
-// epoch as begun under another Redis process. prefix is the Relay's
+// epoch as begun under another Redis process. A real loss would leave
+// such a src's entry at its earlier record, which LoseTail cannot know:
+// set it afterwards where a test depends on it. prefix is the Relay's
 // Options.Prefix. It relies on the key layout redisrelay's doc.go gives.
 func LoseTail(tb testing.TB, c *redis.Client, prefix string, key collab.Key, keep, head uint64) {
 	tb.Helper()
