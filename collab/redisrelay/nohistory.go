@@ -130,7 +130,8 @@ func (l *link) putBack(ctx context.Context, h Head, head uint64) error {
 
 // replace installs Redis's snapshot in place of the node's log of a
 // document when none of its records could be compared with Redis's (all
-// lie below what Redis keeps, or it has none past its base), and returns
+// lie below what Redis keeps or above its head, or it has none past its
+// base), and returns
 // the records after the snapshot. The node's records from base to head
 // most likely are the history's (a copy far behind), but nothing shows
 // it: they are counted lost and logged first, as edits made on this node
