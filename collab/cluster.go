@@ -186,6 +186,7 @@ func (s *session) sync() error {
 	s.epoch = c.Epoch
 	s.replaced = c.Replaced
 	s.syncedAt = start
+	s.syncRetries = 0
 	return nil
 }
 
@@ -211,7 +212,34 @@ func (s *session) syncJob(r *job) {
 		r.onDone(err)
 	} else if err != nil {
 		s.h.log.Warn("collab: cannot catch up with the cluster", "doc", s.key.String(), "err", err)
+		s.retrySync()
 	}
+}
+
+// Retries of a failed sync the relay asked for (Resync): the first
+// after syncRetryFirst, each later one after twice the wait before it,
+// at most syncRetryMax, and no more than syncRetryTries in a row.
+const (
+	syncRetryFirst = 200 * time.Millisecond
+	syncRetryMax   = 10 * time.Second
+	syncRetryTries = 10
+)
+
+// retrySync asks for the sync again later, after one the relay asked for
+// failed (the commit point came back slowly, say, and the sync gave up).
+// Nobody else may ask: a session with no requests would stay behind, and
+// one that holds records the commit point lost puts them back only by
+// its own sync (a renewal; redisrelay's doc.go).
+func (s *session) retrySync() {
+	if s.syncRetries >= syncRetryTries || !s.syncRetrying.CompareAndSwap(false, true) {
+		return
+	}
+	d := min(syncRetryFirst<<s.syncRetries, syncRetryMax)
+	s.syncRetries++
+	time.AfterFunc(d, func() {
+		s.syncRetrying.Store(false)
+		s.requestSync()
+	})
 }
 
 // requestSync is the Relay's Resync callback.

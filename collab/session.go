@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coedit/coedit/ot"
@@ -153,6 +154,11 @@ type session struct {
 	// dropped, with the version each copy is good below, as of the last
 	// sync (cluster.go).
 	replaced map[string]uint64
+	// syncRetries counts the failed syncs the relay asked for since the
+	// last one that succeeded; syncRetrying is set while a retry is
+	// armed (cluster.go, retrySync).
+	syncRetries  int
+	syncRetrying atomic.Bool
 }
 
 func newSession(h *Hub, key Key) *session {
