@@ -70,6 +70,10 @@ func (l *link) Sync(ctx context.Context, head uint64, fork func(from uint64) err
 			// records Redis may have lost, or to this node's next commit.
 			recs, done, err = l.catchUp(ctx, h, &head, fork)
 		}
+		var ee *EpochError
+		if errors.As(err, &ee) && ee.Reason == EpochRestarted {
+			l.renewDue = true // a commit of this sync's met the restart: renew next
+		}
 		switch {
 		case errors.Is(err, ErrEpoch):
 			continue // another node moved first: look again
@@ -180,7 +184,11 @@ func (l *link) seed(ctx context.Context, head uint64) error {
 // Redis restarted (or failed over) since it began, rather than read it as
 // it is: its own commit met the restart (renewDue), or it holds records
 // h may lack, which only a renewal puts back (it follows h.Epoch and is
-// past its head) or which another history made (renew's first case).
+// past its head) or which another history made (renew's first case). A
+// node of no known history (no note: a node that only ever read keeps
+// none when it joined with an empty store) compares its records first
+// (catchUp, nohistory.go); if it must offer any, its commit meets the
+// restart and the next round renews.
 //
 // A node with nothing to put back leaves the renewal to a node that has
 // something, or to its first commit: with appendfsync everysec or no
@@ -197,7 +205,7 @@ func (l *link) renewNow(h Head, head uint64) bool {
 		return false
 	}
 	shared, ok := h.Shared(cur)
-	return !ok || head > shared
+	return ok && head > shared
 }
 
 // renew starts a new epoch after Redis restarted (or failed over) since
