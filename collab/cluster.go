@@ -113,6 +113,14 @@ type ClusterLink interface {
 	ClearReplaced(ctx context.Context, src string) error
 }
 
+// StoredNoter is a ClusterLink told when the session's Store has written
+// records it adopted from the commit point, so that it can note beside
+// them which history they belong to: a node that only ever reads a
+// document stores records without committing any.
+type StoredNoter interface {
+	Stored()
+}
+
 // Catchup is what ClusterLink.Sync returns.
 type Catchup struct {
 	// Epoch names the history the session follows from now on; the

@@ -164,6 +164,9 @@ func (s *session) adopt(recs []Record) error {
 			}
 			return s.fatal
 		}
+		if n, ok := s.cluster.(StoredNoter); ok {
+			n.Stored()
+		}
 		s.settle(recs, false)
 		return nil
 	}

@@ -330,3 +330,11 @@ func (l *link) catchUp(ctx context.Context, h Head, head *uint64, fork func(uint
 	}
 	return recs, err == nil, err
 }
+
+// Stored implements collab.StoredNoter: once the session's Store holds
+// records it adopted, the link notes their epoch beside them (a note
+// written before, with the Store still empty, keeps nothing; a node that
+// only reads a document commits nothing that would write it).
+func (l *link) Stored() { l.note(context.Background()) }
+
+var _ collab.StoredNoter = (*link)(nil)

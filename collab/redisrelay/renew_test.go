@@ -231,3 +231,23 @@ func TestNodeInstallingARestartedEpochLeavesItsRenewalToTheTailHolder(t *testing
 	}
 	sameFrom(t, key, head, a, c)
 }
+
+// TestReadingNodeNotesTheEpoch: a node that only reads a document (it
+// joined with no records of it, and adopts every record from Redis) must
+// still note the epoch its stored records belong to; the note written as
+// it joined found its store empty, and it commits nothing. Without the
+// note, after a restart it knows no history and must compare its records
+// with Redis's.
+func TestReadingNodeNotesTheEpoch(t *testing.T) {
+	_, nodes := startNodes(t, redistest.ServerOptions{}, nodeConfig{}, "a", "b")
+	a, b := nodes[0], nodes[1]
+	key := createDoc(t, a, "")
+	editN(t, a, key, "x", 2, 3)
+	if s := fetch(t, b, key); s.Version != 4 {
+		t.Fatalf("b: %+v, want version 4", s)
+	}
+	note, err := b.db.Epoch(ctx(t), key)
+	if epoch, _ := redisrelay.DecodeNote(note); err != nil || epoch != head(t, a, key).Epoch {
+		t.Fatalf("b's note = %q (%v), want Redis's epoch %s", note, err, head(t, a, key).Epoch)
+	}
+}
