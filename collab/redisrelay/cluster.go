@@ -314,10 +314,7 @@ func (c *Cluster) Sequence(ctx context.Context, key collab.Key, recs []collab.Re
 	}
 	switch {
 	case errors.Is(err, ErrEpoch):
-		var ee *EpochError
-		if errors.As(err, &ee) && ee.Reason == EpochRestarted {
-			l.renewDue = true // the session's Sync renews before it tries again
-		}
+		l.dueIfRestarted(err) // the session's Sync renews before it tries again
 		return nil, fmt.Errorf("%w: %w", collab.ErrResync, err)
 	case errors.Is(err, ErrStaleSeq):
 		return nil, fmt.Errorf("%w: %w", collab.ErrStaleSeq, err)

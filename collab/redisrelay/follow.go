@@ -70,10 +70,7 @@ func (l *link) Sync(ctx context.Context, head uint64, fork func(from uint64) err
 			// records Redis may have lost, or to this node's next commit.
 			recs, done, err = l.catchUp(ctx, h, &head, fork)
 		}
-		var ee *EpochError
-		if errors.As(err, &ee) && ee.Reason == EpochRestarted {
-			l.renewDue = true // a commit of this sync's met the restart: renew next
-		}
+		l.dueIfRestarted(err) // a commit of this sync's met the restart: renew next
 		switch {
 		case errors.Is(err, ErrEpoch):
 			continue // another node moved first: look again
@@ -206,6 +203,15 @@ func (l *link) renewNow(h Head, head uint64) bool {
 	}
 	shared, ok := h.Shared(cur)
 	return ok && head > shared
+}
+
+// dueIfRestarted makes the session's next Sync renew (renewNow) when
+// err says a commit met Redis's restart.
+func (l *link) dueIfRestarted(err error) {
+	var ee *EpochError
+	if errors.As(err, &ee) && ee.Reason == EpochRestarted {
+		l.renewDue = true
+	}
 }
 
 // renew starts a new epoch after Redis restarted (or failed over) since

@@ -3,6 +3,7 @@ package redisrelay_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -305,19 +306,7 @@ func TestNothingComparableIsNeverReadOnto(t *testing.T) {
 // its own state, which holds z's edits where Redis holds a's.
 func TestCopyAtTheStreamStartIsReplacedAndCounted(t *testing.T) {
 	key := docKey(1)
-	r, a, bPath := aheadCopies(t, key)
-	bHead := uint64(2*farTail + 3)
-	editN(t, a, key, "a", 1, 2+farTail)
-	head := fetch(t, a, key).Version
-	raw := newClient(t, r.srv.Addr())
-	waitFor(t, "a's snapshot saves", func() bool {
-		_, first, sv := redisState(t, raw, r.prefix, key)
-		return sv > bHead && first <= bHead
-	})
-	// What a save at a's head trims to: head - TailLen, b's head.
-	if err := raw.XTrimMinID(ctx(t), redisrelay.KeyBase(r.prefix, key)+"log", "43-1").Err(); err != nil || head-farTail != bHead {
-		t.Fatalf("XTRIM: %v (head %d)", err, head)
-	}
+	r, a, bPath, bHead := copyAtTheStreamStart(t, key)
 	b := r.startNode(t, "b", farNodeConfig(bPath))
 	s := fetch(t, b, key)
 	base, err := b.db.Base(ctx(t), key)
@@ -397,8 +386,23 @@ func TestReplaceRacingARenewalCountsOnce(t *testing.T) {
 // records below b's new base missing: ErrOpsMissing, never wrong data.)
 func TestReplacedAuthorRefusedOnTheReplacingNode(t *testing.T) {
 	key := docKey(1)
-	r, a, bPath := aheadCopies(t, key)
-	bHead := uint64(2*farTail + 3)
+	r, _, bPath, bHead := copyAtTheStreamStart(t, key)
+	b := r.startNode(t, "b", farNodeConfig(bPath))
+	errc := make(chan error, 1)
+	b.hub.Submit(key, newTestConn("z"), editSub("z", 3, bHead, insertAt(0, "Z3")), func(_ collab.SubmitResult, err error) { errc <- err })
+	if err := <-errc; !errors.Is(err, collab.ErrHistoryReplaced) {
+		t.Fatalf("b: z's submit at its copy's version %d = %v (stats %+v), want ErrHistoryReplaced", bHead, err, b.cluster.Stats())
+	}
+}
+
+// copyAtTheStreamStart makes aheadCopies of key (b's copy two edits by z
+// past the head a seeds, at bHead) and has a edit on until Redis keeps
+// records from exactly bHead on, its snapshot past it: nothing of b's
+// compares with Redis's.
+func copyAtTheStreamStart(t *testing.T, key collab.Key) (r *testRedis, a *hubNode, bPath string, bHead uint64) {
+	t.Helper()
+	r, a, bPath = aheadCopies(t, key)
+	bHead = uint64(2*farTail + 3)
 	editN(t, a, key, "a", 1, 2+farTail)
 	head := fetch(t, a, key).Version
 	raw := newClient(t, r.srv.Addr())
@@ -406,13 +410,9 @@ func TestReplacedAuthorRefusedOnTheReplacingNode(t *testing.T) {
 		_, first, sv := redisState(t, raw, r.prefix, key)
 		return sv > bHead && first <= bHead
 	})
-	if err := raw.XTrimMinID(ctx(t), redisrelay.KeyBase(r.prefix, key)+"log", "43-1").Err(); err != nil || head-farTail != bHead {
+	// What a save at a's head trims to: head - TailLen, b's head.
+	if err := raw.XTrimMinID(ctx(t), redisrelay.KeyBase(r.prefix, key)+"log", fmt.Sprintf("%d-1", bHead)).Err(); err != nil || head-farTail != bHead {
 		t.Fatalf("XTRIM: %v (head %d)", err, head)
 	}
-	b := r.startNode(t, "b", farNodeConfig(bPath))
-	errc := make(chan error, 1)
-	b.hub.Submit(key, newTestConn("z"), editSub("z", 3, bHead, insertAt(0, "Z3")), func(_ collab.SubmitResult, err error) { errc <- err })
-	if err := <-errc; !errors.Is(err, collab.ErrHistoryReplaced) {
-		t.Fatalf("b: z's submit at its copy's version %d = %v (stats %+v), want ErrHistoryReplaced", bHead, err, b.cluster.Stats())
-	}
+	return r, a, bPath, bHead
 }

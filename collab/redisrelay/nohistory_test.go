@@ -252,11 +252,7 @@ func TestEmptySessionOfAnUnknownEpochFollows(t *testing.T) {
 	r, nodes := startNodes(t, redistest.ServerOptions{}, nodeConfig{}, "a", "b")
 	a, b := nodes[0], nodes[1]
 	key := docKey(1)
-	initDoc(t, node(t, r.srv.Addr(), r.prefix, redisrelay.Options{}), key)
-	subscribe(t, b, key, newTestConn("w")) // b's session follows the seed at head 0, and stays
-	raw := newClient(t, r.srv.Addr())
-	base := redisrelay.KeyBase(r.prefix, key)
-	raw.Del(ctx(t), base+"meta", base+"log", base+"seqs", base+"snap")
+	followLostSeed(t, r, b, key)
 	submit(t, a, key, createSub("x", 1, "hello"))
 	if s := fetch(t, b, key); s.Data != "hello" {
 		t.Fatalf("b: %+v, want a's document", s)
@@ -271,10 +267,18 @@ func TestEmptySessionCreatesAfterRedisLostTheSeed(t *testing.T) {
 	r, nodes := startNodes(t, redistest.ServerOptions{}, nodeConfig{}, "b")
 	b := nodes[0]
 	key := docKey(1)
+	followLostSeed(t, r, b, key)
+	submit(t, b, key, createSub("x", 1, "hello"))
+}
+
+// followLostSeed seeds key empty in Redis, has n's session follow that
+// seed at head 0 (a subscriber keeps it open), and then makes Redis lose
+// the document's state.
+func followLostSeed(t *testing.T, r *testRedis, n *hubNode, key collab.Key) {
+	t.Helper()
 	initDoc(t, node(t, r.srv.Addr(), r.prefix, redisrelay.Options{}), key)
-	subscribe(t, b, key, newTestConn("w")) // b's session follows the seed at head 0, and stays
+	subscribe(t, n, key, newTestConn("w"))
 	raw := newClient(t, r.srv.Addr())
 	base := redisrelay.KeyBase(r.prefix, key)
 	raw.Del(ctx(t), base+"meta", base+"log", base+"seqs", base+"snap")
-	submit(t, b, key, createSub("x", 1, "hello"))
 }
