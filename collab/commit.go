@@ -77,11 +77,7 @@ func (s *session) commit(recs []Record, own bool) error {
 	if err := s.h.opts.Store.Commit(ctx, s.key, recs, snap); err != nil {
 		st.commitErrors.Add(1)
 		if own && len(s.early.recs) > 0 {
-			// Subscribers hold records the session does not: as in adopt.
-			if s.fatal == nil {
-				s.fatal = fmt.Errorf("%w: %s: records sent to subscribers could not be stored: %w", ErrSessionFailed, s.key, err)
-			}
-			return s.fatal
+			return s.sentNotStored(err) // as in adopt
 		}
 		if errors.Is(err, ErrVersionConflict) {
 			s.reload()
@@ -159,10 +155,7 @@ func (s *session) adopt(recs []Record) error {
 		}
 		s.h.stats.broadcasts.Add(uint64(broadcast(s.key, recs, s.subs, nil)))
 		if err := s.commit(recs, false); err != nil {
-			if s.fatal == nil {
-				s.fatal = fmt.Errorf("%w: %s: records sent to subscribers could not be stored: %w", ErrSessionFailed, s.key, err)
-			}
-			return s.fatal
+			return s.sentNotStored(err)
 		}
 		if n, ok := s.cluster.(StoredNoter); ok {
 			n.Stored()
@@ -176,6 +169,16 @@ func (s *session) adopt(recs []Record) error {
 	s.h.stats.broadcasts.Add(uint64(broadcast(s.key, recs, s.subs, nil)))
 	s.settle(recs, false)
 	return nil
+}
+
+// sentNotStored stops the session after err, a failed Store write of
+// records its subscribers were sent already: they hold records the
+// session does not (ErrSessionFailed).
+func (s *session) sentNotStored(err error) error {
+	if s.fatal == nil {
+		s.fatal = fmt.Errorf("%w: %s: records sent to subscribers could not be stored: %w", ErrSessionFailed, s.key, err)
+	}
+	return s.fatal
 }
 
 // sendEarly sends a group's records, just taken by the cluster's commit
