@@ -95,6 +95,49 @@ func TestMalformedFloodClosedWith1008(t *testing.T) {
 	}
 }
 
+// TestFloodCloseWritesWhatWasQueued: a client closed with 1008 for
+// flooding gets every reply queued before the close, then the close: each
+// message within the burst answered, and each over the rate refused with
+// ERR_RATE_LIMITED, in order. Dropping the queue at the close told such a
+// client nothing of why, and left replies within its allowance unsent.
+func TestFloodCloseWritesWhatWasQueued(t *testing.T) {
+	checkNoLeaks(t)
+	const burst, maxBad = 40, 20
+	ts := startServer(t, Options{Logger: quiet, MessagesPerSecond: 0.001, MessagesBurst: burst, MaxBadFrames: maxBad}, startHubOpts())
+	c := ts.connect(t) // the handshake took one token
+	sent := 0
+	for i := 0; i < burst+maxBad+10; i++ {
+		if err := c.ws.WriteMessage(websocket.TextMessage, []byte(`{"a":"pp"}`)); err != nil {
+			break // the server has closed the connection
+		}
+		sent++
+	}
+	pongs, limited := 0, 0
+	var closeErr error
+	for {
+		m, err := c.tryRecv(10 * time.Second)
+		if err != nil {
+			closeErr = err
+			break
+		}
+		e, _ := m["error"].(map[string]any)
+		switch {
+		case e == nil && m["a"] == "pp" && limited == 0:
+			pongs++
+		case e != nil && e["code"] == CodeRateLimited:
+			limited++
+		default:
+			t.Fatalf("after %d pongs and %d refusals: unexpected reply %s", pongs, limited, mustJSON(m))
+		}
+	}
+	if !isCloseCode(closeErr, ClosePolicyViolation) {
+		t.Fatalf("flood of %d frames ended with %v, want close %d", sent, closeErr, ClosePolicyViolation)
+	}
+	if pongs != burst-1 || limited != maxBad {
+		t.Fatalf("before the close: %d pongs and %d ERR_RATE_LIMITED, want %d and %d", pongs, limited, burst-1, maxBad)
+	}
+}
+
 // TestConnectionLimits: past MaxConnsPerAddr an upgrade from the same
 // address gets 429, past MaxConns any upgrade gets 503, each with a coded
 // error; a slot is free again once its connection has closed.

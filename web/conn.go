@@ -342,7 +342,7 @@ func (c *conn) refuse(r *request, reason string, limited bool, perr *protoError)
 	if !c.bad.Allow() {
 		c.srv.met.abuseClosed.Inc()
 		c.log().Info("closing websocket: too many malformed or rate-limited frames", "src", c.Src(), "last", reason)
-		c.closeWith(ClosePolicyViolation, "too many malformed or rate-limited frames")
+		c.closeAfterQueued(ClosePolicyViolation, "too many malformed or rate-limited frames")
 		return
 	}
 	c.sendError(r, perr)
@@ -405,7 +405,7 @@ func (c *conn) sendError(r *request, e *protoError) {
 func (c *conn) fail(r *request, err error) {
 	switch {
 	case isClosed(err):
-		c.closeWith(CloseGoingAway, "server shutting down")
+		c.closeAfterQueued(CloseGoingAway, "server shutting down")
 		return
 	case errors.Is(err, collab.ErrSessionFailed):
 		c.Drop(collab.Key{}, err)
@@ -414,7 +414,7 @@ func (c *conn) fail(r *request, err error) {
 		// Retryable: the client reconnects, catches up by version and
 		// resends, where an error would roll its op back.
 		c.log().Info("closing websocket: document busy", "src", c.Src(), "err", err)
-		c.closeWith(CloseTryAgain, "document busy: reconnect and resend")
+		c.closeAfterQueued(CloseTryAgain, "document busy: reconnect and resend")
 		return
 	case errors.Is(err, collab.ErrConnClosed):
 		return // nobody is left to tell
@@ -422,7 +422,7 @@ func (c *conn) fail(r *request, err error) {
 	if retryable(err) {
 		c.log().Info("closing websocket for a retryable failure", "src", c.Src(), "action", r.action, "err", err)
 		c.srv.met.countError(CodeUnavailable)
-		c.closeWith(CloseRetry, "try again: the commit point is unavailable")
+		c.closeAfterQueued(CloseRetry, "try again: the commit point is unavailable")
 		return
 	}
 	pe, internal := toProtoError(err)

@@ -255,10 +255,29 @@ func (c *conn) send(frame []byte) {
 }
 
 // closeWith closes the connection with a close code, dropping whatever
-// is still queued.
+// is still queued: for closes after which what was queued is wrong or
+// not the client's to have (its copy was replaced, its token expired,
+// its src was reclaimed, a session failed).
 func (c *conn) closeWith(code int, reason string) {
+	c.close(code, reason, false)
+}
+
+// closeAfterQueued closes the connection with a close code once what is
+// already queued is written: the replies, acks and errors the client is
+// owed (the ERR_RATE_LIMITED answers before a 1008, the acks of ops
+// committed before a shutdown), so it resends less and learns why.
+// Nothing is queued after it, and the writes keep their WriteTimeout.
+func (c *conn) closeAfterQueued(code int, reason string) {
+	c.close(code, reason, true)
+}
+
+func (c *conn) close(code int, reason string, keep bool) {
 	c.mu.Lock()
-	c.startClosingLocked(code, reason)
+	if keep {
+		c.startClosingKeepLocked(code, reason)
+	} else {
+		c.startClosingLocked(code, reason)
+	}
 	start := c.startWriterLocked()
 	c.mu.Unlock()
 	if start {
@@ -273,11 +292,20 @@ func (c *conn) startClosingLocked(code int, reason string) {
 	if c.closing {
 		return
 	}
+	c.startClosingKeepLocked(code, reason)
+	c.queue = nil
+	c.queuedBytes = 0
+}
+
+// startClosingKeepLocked is startClosingLocked that leaves the queue for
+// the writer to write before the close frame.
+func (c *conn) startClosingKeepLocked(code int, reason string) {
+	if c.closing {
+		return
+	}
 	c.closing = true
 	c.closeCode = code
 	c.closeReason = reason
-	c.queue = nil
-	c.queuedBytes = 0
 	c.wakeWaitersLocked()
 }
 

@@ -397,7 +397,7 @@ func (s *Server) Close(ctx context.Context) error {
 		s.pinger = nil
 	}
 	for c := range s.conns {
-		c.closeWith(CloseGoingAway, "server shutting down")
+		c.closeAfterQueued(CloseGoingAway, "server shutting down")
 	}
 	s.closePassedLocked()
 	s.mu.Unlock()
