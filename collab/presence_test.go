@@ -90,6 +90,39 @@ func TestPresenceTransform(t *testing.T) {
 	}
 }
 
+// TestPresenceHeldInsideTheText: a caret or selection past the end of
+// the text, stale or bad, is relayed held to the text's end, whether it
+// was made at the head or brought there.
+func TestPresenceHeldInsideTheText(t *testing.T) {
+	h, _ := newHub(t, collab.Options{})
+	mustSubmit(t, h, docX, createSub("", 0, "hello"))        // 5 code points
+	mustSubmit(t, h, docX, editSub("b", 1, 1, ins(0, "é😀"))) // 7 at version 2
+	a, b := newConn("a"), newConn("b")
+	subscribePresence(t, h, a, chX)
+	subscribePresence(t, h, b, chX)
+	for i, c := range []struct {
+		v             uint64
+		index, length int
+		want          ot.Presence
+	}{
+		{2, 3, 2, ot.Presence{Index: 3, Length: 2}},      // inside: untouched
+		{2, 6, 5, ot.Presence{Index: 6, Length: 1}},      // runs past the end
+		{2, 1000, 5, ot.Presence{Index: 7}},              // starts past the end
+		{1, 9, 0, ot.Presence{Index: 7}},                 // stale, moved by the insert, then held
+		{2, ot.MaxLen, ot.MaxLen, ot.Presence{Index: 7}}, // the largest a client may send
+		{1, ot.MaxLen, 0, ot.Presence{Index: 7}},         // would pass 2^53-1 once moved
+	} {
+		a.presence(h, docPresence("pa", uint64(i+1), c.v, c.index, c.length))
+		echo := a.waitN(t, "presence-ack", i+1)[i]
+		if echo.err != nil || echo.pres.Version != 2 || *echo.pres.Text != c.want {
+			t.Fatalf("presence %d..+%d at version %d: echo %+v (text %v, err %v), want %+v at 2", c.index, c.length, c.v, echo.pres, echo.pres.Text, echo.err, c.want)
+		}
+		if got := b.waitN(t, "presence", i+1)[i].pres; *got.Text != c.want {
+			t.Fatalf("presence %d..+%d at version %d: relayed %v, want %+v", c.index, c.length, c.v, got.Text, c.want)
+		}
+	}
+}
+
 // TestPresenceClear: leaving a channel or disconnecting clears a
 // connection's presences for the others, document presence at the head.
 func TestPresenceClear(t *testing.T) {

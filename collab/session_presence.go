@@ -35,6 +35,14 @@ func transformPresence(p *PresenceUpdate, recs []Record) {
 	}
 }
 
+// clampPresence holds a non-negative text presence inside a text of n
+// code points.
+func clampPresence(p ot.Presence, n int) ot.Presence {
+	start := min(p.Index, n)
+	end := min(p.Index+p.Length, n) // each at most ot.MaxLen: no overflow
+	return ot.Presence{Index: start, Length: max(end-start, 0)}
+}
+
 // presence handles a document presence update from r.conn: it brings it
 // to the head, remembers it (to clear it when the connection leaves),
 // relays it to the channel's other subscribers and echoes it.
@@ -63,6 +71,14 @@ func (s *session) presence(r *job) {
 			return
 		}
 		transformPresence(&p, recs)
+	}
+	if p.Text != nil && p.Version == head {
+		// A caret or selection past the end of the text is held to it,
+		// so receivers get a range of the document they have (a stale
+		// client's, or a bad one's up to 2^53-1, which would also
+		// overflow JavaScript's integers once an insert moved it).
+		t := clampPresence(*p.Text, s.doc.rope.Len())
+		p.Text = &t
 	}
 	k := presKey{p.Channel, p.ID}
 	m := s.pres[r.conn]
