@@ -88,6 +88,7 @@ func TestErrorCodesOverWebSocket(t *testing.T) {
 		{name: "bu with versions", req: `{"a":"bu","c":"docs","b":{"hello":1}}`, code: CodeBadlyFormed},
 		{name: "hs protocol an object", req: `{"a":"hs","protocol":{}}`, code: CodeBadlyFormed},
 		{name: "presence c without d", req: `{"a":"p","ch":"docs.hello","id":"x","p":null,"pv":1,"c":"docs","v":1}`, code: CodeBadlyFormed},
+		{name: "presence doc on another channel", req: `{"a":"p","ch":"docs.other","id":"x","p":null,"pv":1,"c":"docs","d":"hello","v":1}`, code: CodeBadlyFormed},
 		{name: "presence doc without v", req: `{"a":"p","ch":"docs.hello","id":"x","p":null,"pv":1,"c":"docs","d":"hello"}`, code: CodeBadlyFormed},
 		{name: "query without id", req: `{"a":"qf","c":"docs","q":{}}`, code: CodeBadlyFormed},
 		{name: "op zero skip", req: `{"a":"op","c":"docs","d":"hello","v":2,"seq":1,"op":[0,"x"]}`, code: CodeOpBadlyFormed},
