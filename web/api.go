@@ -79,12 +79,10 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, key collab.Ke
 // pathKey reads the document key from the route's path values.
 func (s *Server) pathKey(r *http.Request) (collab.Key, *protoError) {
 	k := collab.Key{Collection: r.PathValue("collection"), ID: r.PathValue("id")}
-	for _, v := range []string{k.Collection, k.ID} {
-		if v == "" || len(v) > s.opts.MaxNameLen {
-			return k, badlyFormed(fmt.Sprintf("collection and id must be 1 to %d bytes", s.opts.MaxNameLen))
-		}
+	if perr := checkName("the collection", k.Collection, s.opts.MaxNameLen); perr != nil {
+		return k, perr
 	}
-	return k, nil
+	return k, checkName("the id", k.ID, s.opts.MaxNameLen)
 }
 
 // queryUint reads a non-negative integer query parameter, def when absent.

@@ -108,6 +108,9 @@ func TestHTTPSubmitAndRead(t *testing.T) {
 		{"body too large", "/api/docs/notes/a%2Fb/ops", "application/json", `{"v":5,"op":["` + strings.Repeat("x", 5000) + `"]}`, 413, CodeOpTooLarge},
 		{"text/plain", "/api/docs/notes/a%2Fb/ops", "text/plain", `{"v":5,"op":["x"]}`, 415, CodeBadlyFormed},
 		{"no content type", "/api/docs/notes/a%2Fb/ops", "", `{"v":5,"op":["x"]}`, 415, CodeBadlyFormed},
+		{"id not UTF-8", "/api/docs/notes/%ff/ops", "application/json", `{"v":0,"create":{"type":"text-unicode"}}`, 400, CodeBadlyFormed},
+		{"id with a NUL", "/api/docs/notes/a%00b/ops", "application/json", `{"v":0,"create":{"type":"text-unicode"}}`, 400, CodeBadlyFormed},
+		{"collection with a newline", "/api/docs/no%0Ates/a/ops", "application/json", `{"v":0,"create":{"type":"text-unicode"}}`, 400, CodeBadlyFormed},
 	} {
 		status, body := ts.httpDo(t, "POST", tc.path, tc.ctype, tc.body, nil)
 		if status != tc.status || !strings.Contains(body, `"code":"`+tc.code+`"`) {

@@ -15,8 +15,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/coedit/coedit/collab"
 )
@@ -310,10 +308,7 @@ func listURL(collection string) string {
 // validName reports whether s can name a collection or document: 1 to
 // maxNameBytes bytes of valid UTF-8 without control characters.
 func validName(s string) bool {
-	if s == "" || len(s) > maxNameBytes || !utf8.ValidString(s) {
-		return false
-	}
-	return !strings.ContainsFunc(s, unicode.IsControl)
+	return checkName("name", s, maxNameBytes) == nil
 }
 
 // docIDEncoding spells new document ids in lower-case letters and digits.

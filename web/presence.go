@@ -52,15 +52,21 @@ func (c *conn) presenceUpdate(r *request) *protoError {
 		return badlyFormed(`document presence needs both "c" and "d"`)
 	}
 	if hasC {
+		if perr := checkName(`"c"`, coll, o.MaxNameLen); perr != nil {
+			return perr
+		}
+		if perr := checkName(`"d"`, doc, o.MaxNameLen); perr != nil {
+			return perr
+		}
+		p.Doc = &collab.Key{Collection: coll, ID: doc}
+		if perr := c.mayRead(*p.Doc); perr != nil {
+			return perr
+		}
 		if ch != coll+"."+doc {
 			// The channel is what the presence is relayed on and
 			// remembered by; a document presence on another one would
 			// reach that channel's subscribers as this document's.
 			return badlyFormed(fmt.Sprintf(`document presence on %q: "ch" must be "<c>.<d>"`, ch))
-		}
-		p.Doc = &collab.Key{Collection: coll, ID: doc}
-		if perr := c.mayRead(*p.Doc); perr != nil {
-			return perr
 		}
 		v, hasV, perr := r.uint("v")
 		if perr != nil {

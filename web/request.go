@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/coedit/coedit/collab"
@@ -319,15 +322,57 @@ func (r *request) uint(name string) (n uint64, ok bool, perr *protoError) {
 
 // key returns the document named by "c" and "d", both required.
 func (r *request) key(maxName int) (collab.Key, *protoError) {
-	c, perr := r.needStr("c", maxName)
+	c, perr := r.name("c", maxName)
 	if perr != nil {
 		return collab.Key{}, perr
 	}
-	d, perr := r.needStr("d", maxName)
+	d, perr := r.name("d", maxName)
 	if perr != nil {
 		return collab.Key{}, perr
 	}
 	return collab.Key{Collection: c, ID: d}, nil
+}
+
+// name returns field name, required, as a collection name or document id
+// (checkName).
+func (r *request) name(field string, maxName int) (string, *protoError) {
+	v, perr := r.needStr(field, maxName)
+	if perr != nil {
+		return "", perr
+	}
+	return v, checkName(strconv.Quote(field), v, maxName)
+}
+
+// checkName refuses a collection name or document id (what names it in a
+// message: "c", "d", "b") that is empty, longer than maxName bytes, not
+// UTF-8 or holds a control character. Such a name could be stored and
+// listed, but the page cannot open it (validName) and the document list
+// cannot link to it, and bytes that are not UTF-8 come back from the
+// list as U+FFFD, another name.
+func checkName(what, v string, maxName int) *protoError {
+	switch {
+	case v == "":
+		return badlyFormed(fmt.Sprintf("%s must not be empty", what))
+	case len(v) > maxName:
+		return badlyFormed(fmt.Sprintf("%s is longer than %d bytes", what, maxName))
+	case !utf8.ValidString(v):
+		return badlyFormed(fmt.Sprintf("%s is not UTF-8", what))
+	case strings.ContainsFunc(v, unicode.IsControl):
+		return badlyFormed(fmt.Sprintf("%s %s holds a control character", what, strconv.QuoteToASCII(clipName(v))))
+	}
+	return nil
+}
+
+// clipName shortens a name for an error message.
+func clipName(v string) string {
+	if len(v) <= 64 {
+		return v
+	}
+	i := 64
+	for i > 0 && !utf8.RuneStart(v[i]) {
+		i--
+	}
+	return v[:i] + "…"
 }
 
 // decodeUint parses a JSON number that is a non-negative integer no

@@ -101,11 +101,10 @@ func (c *conn) parseBulk(r *request, coll string) (docs []collab.BulkDoc, versio
 	}
 	seen := make(map[string]bool)
 	addID := func(id string) *protoError {
+		if perr := checkName(`"b": an id`, id, maxName); perr != nil {
+			return perr
+		}
 		switch {
-		case id == "":
-			return badlyFormed(`"b": an id must not be empty`)
-		case len(id) > maxName:
-			return badlyFormed(fmt.Sprintf(`"b": an id is longer than %d bytes`, maxName))
 		case seen[id]:
 			return badlyFormed(fmt.Sprintf(`"b": id %q appears twice`, id))
 		}
@@ -166,7 +165,7 @@ func (c *conn) parseBulk(r *request, coll string) (docs []collab.BulkDoc, versio
 // the others are served; an id-to-version object with such an entry is
 // refused whole, before anything is read.
 func (c *conn) bulk(r *request, subscribe bool) *protoError {
-	coll, perr := r.needStr("c", c.srv.opts.MaxNameLen)
+	coll, perr := r.name("c", c.srv.opts.MaxNameLen)
 	if perr != nil {
 		return perr
 	}
@@ -288,7 +287,7 @@ func (a *bulkReply) finish() {
 
 // bulkUnsubscribe answers "bu".
 func (c *conn) bulkUnsubscribe(r *request) *protoError {
-	coll, perr := r.needStr("c", c.srv.opts.MaxNameLen)
+	coll, perr := r.name("c", c.srv.opts.MaxNameLen)
 	if perr != nil {
 		return perr
 	}
