@@ -558,8 +558,13 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "connections": s.Connections()})
 }
 
+// readyTimeout bounds /ready's check, so that a Redis that hangs (paused,
+// or a network that drops packets) is answered 503 within a probe's usual
+// timeout of a second, not seen as a probe that timed out.
+const readyTimeout = 800 * time.Millisecond
+
 // serveReady is the readiness probe: 503 while closing or when
-// Options.Ready fails.
+// Options.Ready fails (within readyTimeout).
 func (s *Server) serveReady(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	closing := s.closing
@@ -569,7 +574,7 @@ func (s *Server) serveReady(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.opts.Ready != nil {
-		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
 		defer cancel()
 		if err := s.opts.Ready(ctx); err != nil {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "error": err.Error()})

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -154,6 +155,9 @@ func startCluster(cfg serveConfig, store *storage.DB, log *slog.Logger, cl *clos
 			Help: "Round trips to Redis that failed, by operation.",
 		}, []string{"op"}),
 	}
+	// go-redis has one logger for the process, read by its goroutines
+	// without a lock: set once, with the first node's logger.
+	setRedisLogger.Do(func() { redis.SetLogger(&redisLogger{log: log}) })
 	cn.client = spec.client()
 	cl.add("redis client", func(context.Context) error { return cn.client.Close() })
 	cn.relay, err = redisrelay.New(redisrelay.Options{
@@ -179,7 +183,88 @@ func startCluster(cfg serveConfig, store *storage.DB, log *slog.Logger, cl *clos
 	}
 	log.Info("coedit joins a cluster", "node", cn.relay.NodeID(), "redis", strings.Join(spec.addrs, ","),
 		"redis_cluster", spec.cluster, "prefix", cfg.RedisPrefix)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		cn.watchFirstAnswer(ctx, log, strings.Join(spec.addrs, ","))
+	}()
+	cl.add("redis watch", func(context.Context) error { cancel(); <-done; return nil })
 	return cn, nil
+}
+
+// watchFirstAnswer tells the operator, at start, whether Redis answers: a
+// mistyped --redis or a Redis that is down otherwise shows only as /ready
+// failing and requests refused. It warns when the first PING fails, then
+// tries every firstAnswerEvery until one succeeds, and says so.
+func (cn *clusterNode) watchFirstAnswer(ctx context.Context, log *slog.Logger, addrs string) {
+	warned := false
+	for {
+		pctx, cancel := context.WithTimeout(ctx, firstAnswerEvery)
+		err := cn.ready(pctx)
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err == nil:
+			if warned {
+				log.Info("redis answers: the node serves documents", "redis", addrs)
+			}
+			return
+		case !warned:
+			log.Warn("redis does not answer: until it does, /ready fails and requests are refused as retryable", "redis", addrs, "err", err)
+			warned = true
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(firstAnswerEvery):
+		}
+	}
+}
+
+// firstAnswerEvery is how often watchFirstAnswer tries Redis.
+const firstAnswerEvery = 2 * time.Second
+
+// redisLogger hands go-redis's own log lines (a pool that fails to dial,
+// a reconnecting pub/sub) to the node's logger, so that they come out in
+// its format (--log-format json) and level, not as plain text on stderr.
+// A line that repeats the last one within redisLogQuiet is counted, not
+// written: a pool that cannot dial says so a few times a second.
+type redisLogger struct {
+	log *slog.Logger
+
+	mu         sync.Mutex
+	last       string
+	lastAt     time.Time
+	suppressed int
+}
+
+// redisLogQuiet is how long a repeated go-redis line is held back.
+const redisLogQuiet = 10 * time.Second
+
+var setRedisLogger sync.Once
+
+func (l *redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	msg := "redis client: " + strings.TrimPrefix(fmt.Sprintf(format, v...), "redis: ")
+	now := time.Now()
+	l.mu.Lock()
+	if msg == l.last && now.Sub(l.lastAt) < redisLogQuiet {
+		l.suppressed++
+		l.mu.Unlock()
+		return
+	}
+	repeated := 0
+	if msg == l.last {
+		repeated = l.suppressed
+	}
+	l.last, l.lastAt, l.suppressed = msg, now, 0
+	l.mu.Unlock()
+	if repeated > 0 {
+		l.log.Warn(msg, "component", "go-redis", "repeated_since_last", repeated)
+		return
+	}
+	l.log.Warn(msg, "component", "go-redis")
 }
 
 // ready is /ready's check: Redis answers a PING (every master of a Redis

@@ -94,10 +94,17 @@ func TestServeClusterProcesses(t *testing.T) {
 		}
 	}
 	rs.Pause()
+	start := time.Now()
 	status, body := fetchURL(t, nodes[1].url+"/ready")
+	took := time.Since(start)
 	rs.Resume()
 	if status != http.StatusServiceUnavailable || !strings.Contains(body, "redis") {
 		t.Fatalf("/ready while Redis is stopped = %d %s, want 503 naming redis", status, body)
+	}
+	// A probe's timeout is a second by default (Kubernetes): the 503
+	// must come well before it would give up (it took 5 s).
+	if took > 3*time.Second {
+		t.Fatalf("/ready while Redis is stopped took %v, want its 503 within a probe's timeout", took)
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -109,6 +116,39 @@ func TestServeClusterProcesses(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// TestServeSaysRedisDoesNotAnswer: a node whose Redis does not answer (a
+// mistyped --redis, here a closed port) warns at start, and go-redis's
+// own lines (its pool failing to dial) come out through the node's
+// logger in its format, not as go-redis's plain "redis: " lines; once a
+// Redis answers there, the node says so.
+func TestServeSaysRedisDoesNotAnswer(t *testing.T) {
+	rs := redistest.StartServer(t, redistest.ServerOptions{})
+	rs.Kill() // its port is closed until Restart
+	n := startServe(t, t.TempDir(), "--sync", "none", "--redis", rs.Addr())
+	waitLog := func(want string) {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for !strings.Contains(n.logs.String(), want) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %q in the logs within 15 s:\n%s", want, n.logs)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitLog(`level=WARN msg="redis does not answer`)
+	if status, body := fetchURL(t, n.url+"/api/docs/notes/x"); status != http.StatusServiceUnavailable {
+		t.Fatalf("GET a document without Redis = %d %s, want 503", status, body)
+	}
+	waitLog(`msg="redis client: `)
+	for _, line := range strings.Split(n.logs.String(), "\n") {
+		if strings.HasPrefix(line, "redis: ") {
+			t.Fatalf("go-redis logged past the node's logger: %q", line)
+		}
+	}
+	rs.Restart()
+	waitLog(`msg="redis answers: the node serves documents"`)
 }
 
 // TestServeRoutesEditorsByDocument: two `coedit serve --redis
