@@ -541,3 +541,65 @@ func TestTornTailBeforeAnEmptySegment(t *testing.T) {
 		t.Fatalf("Ops after reopen = %d records, %v; want the 4 acknowledged", len(recs), err)
 	}
 }
+
+// TestLeftoverAppliedSegmentBeforeAGap: the applier deletes finished
+// segments and goes on when a removal fails (apply.go applied1), and a
+// power cut may lose a removal. If the removal of an older segment A
+// fails while the removal of the next one, B, succeeds, the directory
+// holds A (every frame applied) and then C, whose first frame does not
+// follow A's last. Open must take that store: bbolt holds everything A and
+// B held and C's frames are intact. It refused it as corrupt when replay
+// checked the order of frames it skips as applied.
+func TestLeftoverAppliedSegmentBeforeAGap(t *testing.T) {
+	path := tempPath(t)
+	db := openAt(t, path, Options{ApplyEvery: time.Hour})
+	segs, err := listSegments(path + walSuffix)
+	if err != nil || len(segs) != 1 {
+		t.Fatalf("segments at open: %v, %v", segs, err)
+	}
+	a := segs[0]
+	// Keep A's inode alive under a name listSegments ignores: what a
+	// failed (or lost) unlink of A leaves on disk.
+	keep := a.path + ".keep"
+	if err := os.Link(a.path, keep); err != nil {
+		t.Fatal(err)
+	}
+	key := collab.Key{Collection: "c", ID: "d"}
+	commitBigSnapshots(t, db, key, 40) // about 40 MiB: segments A, B, C
+	caughtUp(t, db)                    // bbolt holds every frame; A and B are deleted
+	left, _ := listSegments(path + walSuffix)
+	if len(left) != 1 || left[0].first == a.first {
+		t.Fatalf("segments after catching up: %+v, want only the current one", left)
+	}
+	crashed := crashCopy(t, db) // a kill -9 now: bbolt and the current segment C
+	// ... with A still there, as if its removal had failed.
+	dst, err := os.Create(filepath.Join(crashed+walSuffix, filepath.Base(a.path)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.Open(keep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(dst, src); err != nil {
+		t.Fatal(err)
+	}
+	src.Close()
+	dst.Close()
+	os.Remove(keep)
+
+	reopened, err := Open(crashed, Options{})
+	if err != nil {
+		t.Fatalf("Open with an applied segment left before a deleted one = %v, want nil (every frame in A is applied)", err)
+	}
+	defer reopened.Close()
+	if segs, _ := listSegments(crashed + walSuffix); segs[0].first == a.first {
+		t.Errorf("Open left the applied segment %s in place", filepath.Base(a.path))
+	}
+	if got := mustOps(t, reopened, key, 0, 100); len(got) != 41 {
+		t.Errorf("Ops after reopen = %d records, want 41", len(got))
+	}
+	if err := reopened.Check(context.Background()); err != nil {
+		t.Errorf("Check = %v", err)
+	}
+}
