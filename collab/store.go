@@ -28,7 +28,11 @@ type Store interface {
 	// their Src/Seq (and may drop old srcs from it), and, when snap is not
 	// nil, stores snap as the document's latest snapshot (snap.Version is
 	// at most the new head). It returns only once all of it is durable (with the store's sync
-	// mode) or returns an error and stores none of it. Concurrent Commits
+	// mode) or returns an error and stores none of it; except that an
+	// error wrapping ErrUnavailable may leave it stored (a disk sync that
+	// failed: what the disk holds is unknown until the store is opened
+	// again), so the client is told to send again, and its src and seq
+	// find the op if it was kept. Concurrent Commits
 	// from different documents may share one disk sync (group commit).
 	// A first record whose version is not the stored head gives
 	// ErrVersionConflict.

@@ -69,7 +69,8 @@ const (
 // collab.ErrVersionConflict) and be well formed (else ErrInvalidRecord);
 // snap.Version must be at most the new head (else ErrInvalidSnapshot). A
 // failed Commit stores nothing, and does not affect other Commits that
-// share its batch.
+// share its batch; except that after ErrLogFailed (a failed sync) the
+// records of its batch may turn out durable at the next Open.
 //
 // Commit returns when the batch it joined is written and, with
 // SyncAlways, synced; it may write that batch itself, on the caller's
@@ -346,8 +347,12 @@ func check(r *commitReq, st *docState) (bool, error) {
 
 // Stalled returns ErrApplyStalled, with the apply's error, while
 // applies to bbolt fail and stallBytes of the log wait for them (Commit
-// refuses meanwhile), and nil otherwise: for a readiness check.
+// refuses meanwhile), ErrLogFailed once the log failed, and nil
+// otherwise: for a readiness check.
 func (db *DB) Stalled() error {
+	if err := db.logFailed.Load(); err != nil {
+		return *err
+	}
 	db.pmu.Lock()
 	stalled, aerr, behind := db.applyErr != nil && db.unappliedBytes >= stallBytes, db.applyErr, db.unappliedBytes
 	db.pmu.Unlock()
@@ -385,7 +390,9 @@ func (db *DB) log(reqs []*commitReq) error {
 	fatal, err := db.wal.append(e.b)
 	if err != nil {
 		if fatal {
-			db.walErr = fmt.Errorf("storage: log of %s unusable after: %w", db.path, err)
+			db.walErr = fmt.Errorf("%w (%w): the log of %s is unusable until the store is reopened: %w", ErrLogFailed, collab.ErrUnavailable, db.path, err)
+			db.logFailed.Store(&db.walErr)
+			return db.walErr
 		}
 		return err
 	}

@@ -73,6 +73,15 @@ var (
 	// the op again later (web closes the WebSocket with 1012, answers
 	// HTTP with 503 and Retry-After).
 	ErrApplyStalled = errors.New("storage: the log is not being applied")
+	// ErrLogFailed is returned by Commit once a write to the log failed
+	// in a way that leaves what the disk holds unknown (its sync failed,
+	// or a failed write could not be zeroed again): that Commit and
+	// every later one, until the store is reopened. The records of the
+	// Commit that met the failure may or may not be durable; the next
+	// Open finds out. It wraps collab.ErrUnavailable: the client sends
+	// the op again, and its src and seq make the resend answer with the
+	// op if it was stored after all.
+	ErrLogFailed = errors.New("storage: the log failed")
 )
 
 // SyncMode says when a commit reaches the disk.
@@ -308,13 +317,15 @@ type DB struct {
 	// The op log (wal.go). writeMu is held by the leader while it checks
 	// and logs a batch (and by direct): one writer at a time. wal,
 	// nextLSN, walErr, states, accepted and frame belong to its holder.
-	writeMu  sync.Mutex
-	wal      *walFile
-	nextLSN  uint64
-	walErr   error
-	states   map[string]*docState
-	accepted []*commitReq
-	frame    []byte
+	writeMu sync.Mutex
+	wal     *walFile
+	nextLSN uint64
+	walErr  error
+	// logFailed is walErr once it is ErrLogFailed, for Stalled.
+	logFailed atomic.Pointer[error]
+	states    map[string]*docState
+	accepted  []*commitReq
+	frame     []byte
 
 	// pmu guards what the writer and the applier share: the pending
 	// requests by document, the frames not yet applied, the applied

@@ -365,6 +365,9 @@ type walFile struct {
 	// segs are the segments not yet deleted, the current one last. The
 	// applier deletes from the front; DB.pmu guards it.
 	segs []segment
+	// testSync, set by tests before any commit, runs in place of the
+	// sync: how a test meets a sync that fails.
+	testSync func(*os.File) error
 }
 
 // Steps in which a segment's zeroed tail grows.
@@ -423,7 +426,11 @@ func (w *walFile) append(frame []byte) (fatal bool, err error) {
 	}
 	w.size = end
 	if w.sync {
-		if err := datasync(w.f); err != nil {
+		sync := datasync
+		if w.testSync != nil {
+			sync = w.testSync
+		}
+		if err := sync(w.f); err != nil {
 			return true, fmt.Errorf("log sync: %w", err)
 		}
 	}

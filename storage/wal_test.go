@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"syscall"
 	"testing"
 	"time"
 
@@ -601,5 +602,56 @@ func TestLeftoverAppliedSegmentBeforeAGap(t *testing.T) {
 	}
 	if err := reopened.Check(context.Background()); err != nil {
 		t.Errorf("Check = %v", err)
+	}
+}
+
+// TestFailedSyncStopsTheLog: a log sync that fails leaves what the disk
+// holds unknown. The Commit that met it and every later one fail with
+// ErrLogFailed, which is retryable (collab.ErrUnavailable: the client
+// resends, and its src and seq make the resend find the op if it was
+// stored); Stalled reports it, so /ready fails. The failed Commit's record
+// is durable after a crash if the disk took it (here the page cache wrote
+// it), and gone after a clean Close, which applies every acknowledged
+// record to bbolt and deletes the log.
+func TestFailedSyncStopsTheLog(t *testing.T) {
+	path := tempPath(t)
+	db := openAt(t, path, Options{})
+	key := collab.Key{Collection: "c", ID: "d"}
+	mustCommit(t, db, key, []collab.Record{createRec(0, "a", 1, "x")}, nil)
+	db.wal.testSync = func(*os.File) error { return syscall.EIO }
+	ctx := context.Background()
+	err := db.Commit(ctx, key, []collab.Record{editRec(1, "a", 2, "y")}, nil)
+	if !errors.Is(err, ErrLogFailed) || !errors.Is(err, collab.ErrUnavailable) || !errors.Is(err, syscall.EIO) {
+		t.Fatalf("Commit over a failed sync = %v, want ErrLogFailed, collab.ErrUnavailable and EIO", err)
+	}
+	if err := db.Stalled(); !errors.Is(err, ErrLogFailed) {
+		t.Fatalf("Stalled after a failed sync = %v, want ErrLogFailed", err)
+	}
+	db.wal.testSync = nil // a later sync would succeed: the log stays refused
+	if err := db.Commit(ctx, key, []collab.Record{editRec(1, "a", 2, "z")}, nil); !errors.Is(err, ErrLogFailed) {
+		t.Fatalf("Commit after a failed sync = %v, want ErrLogFailed", err)
+	}
+	other := collab.Key{Collection: "c", ID: "other"}
+	if err := db.Commit(ctx, other, []collab.Record{createRec(0, "b", 1, "")}, nil); !errors.Is(err, ErrLogFailed) {
+		t.Fatalf("Commit to another document after a failed sync = %v, want ErrLogFailed", err)
+	}
+
+	for _, crash := range []bool{true, false} {
+		at, want := path, 1
+		if crash {
+			at, want = crashCopy(t, db), 2
+		} else {
+			db.Close()
+		}
+		reopened := openAt(t, at, Options{})
+		if err := reopened.Stalled(); err != nil {
+			t.Fatalf("crash %v: Stalled after reopening = %v, want nil", crash, err)
+		}
+		got := mustOps(t, reopened, key, 0, 10)
+		if len(got) != want || got[0].Src != "a" || got[0].Seq != 1 || want == 2 && got[1].Seq != 2 {
+			t.Fatalf("crash %v: records after reopening = %+v, want %d", crash, got, want)
+		}
+		mustCommit(t, reopened, key, []collab.Record{editRec(uint64(want), "a", 3, "w")}, nil)
+		reopened.Close()
 	}
 }
