@@ -69,6 +69,16 @@ func TestBrowserEditing(t *testing.T) {
 	// Bob at the start, and Bob pastes a few KB.
 	alice.do(chromedp.Click(chromedp.ID("text")), chromedp.SendKeys(chromedp.ID("text"), "First line.\nSecond line.\n"))
 	bob.waitJS("Alice's lines", `coedit.doc.text.s === 'First line.\nSecond line.\n'`, 10*time.Second)
+	// Alice's caret, after the newline that ends the text, is drawn on the
+	// empty third line, as her textarea shows it.
+	bob.waitJS("Alice's caret on the third line", `(() => {
+		const m = document.querySelector('.mirror');
+		const c = m.querySelector('.remote-caret[data-name="Alice"]');
+		if (!c) return false;
+		const lh = parseFloat(getComputedStyle(document.getElementById('text')).lineHeight);
+		const r = c.getBoundingClientRect();
+		return Math.floor(((r.top + r.bottom) / 2 - m.firstElementChild.getBoundingClientRect().top) / lh) === 2;
+	})()`, 10*time.Second)
 
 	aliceTyped := "Alice types here 👋🏽 and 𝄞 music, naïve café.\n"
 	bobTyped := "Bob starts 🎉🎉 at the top. "

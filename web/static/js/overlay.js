@@ -232,8 +232,13 @@ export class Overlay {
   render(block, decos) {
     const el = this.doc.createElement('div');
     const text = block.text;
+    // An empty block, and the empty line after a newline that ends one,
+    // get a zero-width space: the browser gives neither a line box of its
+    // own (a textarea does), so a caret there would be drawn on the line
+    // above.
+    const tail = text === '' || text.endsWith('\n') ? '\u200b' : '';
     if (decos.length === 0) {
-      el.textContent = text === '' ? '\u200b' : text;
+      el.textContent = text + tail;
       return el;
     }
     const cuts = new Set([0, text.length]);
@@ -264,7 +269,7 @@ export class Overlay {
         el.append(piece);
       }
     }
-    if (text === '') el.append('\u200b');
+    if (tail) el.append(tail);
     return el;
   }
 
