@@ -251,18 +251,27 @@ export class TextareaBinding extends Emitter {
     return edits;
   }
 
-  // record pushes the inverse of a local op on the undo stack, merging it
-  // into the last entry while the user keeps typing (or deleting).
+  // record pushes the inverse of a local op on the undo stack. Typing (or
+  // deleting) in one place joins the last entry, as editors group it: the
+  // next edit joins when it is of the same kind, comes within undoDelay
+  // of the last, and goes on where the last one ended (typing on after
+  // it, deleting back from it or forward at it); and typing starts a new
+  // entry at each new word once the entry has one, so that one undo takes
+  // back a word with the spaces or line break around it, not a paragraph
+  // typed without a pause.
   record(op) {
     const inv = ot.invert(op);
     const kind = op.every((c) => typeof c !== 'object') ? 'insert' : op.every((c) => typeof c !== 'string') ? 'delete' : 'replace';
+    const at = editAt(op);
     const t = this.now();
     const top = this.undoStack[this.undoStack.length - 1];
-    if (top && kind !== 'replace' && top.kind === kind && t - top.time < this.undoDelay) {
+    if (top && at && top.at && t - top.time < this.undoDelay && continues(top.at, at)) {
       top.op = ot.compose(inv, top.op);
       top.time = t;
+      at.word ||= top.at.word;
+      top.at = at;
     } else {
-      this.undoStack.push({ op: inv, kind, time: t });
+      this.undoStack.push({ op: inv, kind, time: t, at });
       if (this.undoStack.length > 500) this.undoStack.shift();
     }
     this.redoStack = [];
@@ -330,4 +339,30 @@ export class TextareaBinding extends Emitter {
       this.emit('selection', sel);
     });
   }
+}
+
+// editAt describes an op that inserts or deletes in one place, for undo's
+// grouping: {kind, start, end} in code points (end is where an insert's
+// text ends) and, for an insert, its text and whether it holds a word
+// (record keeps word for the whole entry); null for any other op.
+function editAt(op) {
+  let start = 0;
+  let i = 0;
+  if (typeof op[0] === 'number') {
+    start = op[0];
+    i = 1;
+  }
+  if (op.length !== i + 1) return null;
+  const c = op[i];
+  if (typeof c === 'string') return { kind: 'insert', start, end: start + ot.cpLength(c), text: c, word: /\S/u.test(c) };
+  if (typeof c === 'object') return { kind: 'delete', start, end: start + ot.deleteLength(c.d) };
+  return null;
+}
+
+// continues reports whether the edit next goes on from prev, the last
+// edit of an undo entry (see record).
+function continues(prev, next) {
+  if (prev.kind !== next.kind) return false;
+  if (next.kind === 'insert') return next.start === prev.end && !(prev.word && /\s$/u.test(prev.text) && /^\S/u.test(next.text));
+  return next.end === prev.start || next.start === prev.start; // backspace, or delete forward
 }

@@ -130,6 +130,69 @@ test('typing becomes ops; remote ops keep the caret; undo takes back only my tex
   assert.equal(doc.text.s, ta.value);
 });
 
+test('undo takes back a word (with the spaces around it) at a time while typing, and separate places separately', () => {
+  const { ta, doc, tick } = page('');
+  const typeSlowly = (text) => {
+    for (const ch of text) {
+      tick(150); // a steady typist: never a pause of undoDelay
+      ta.type(ch);
+    }
+  };
+  const undo = () => ta.fire('keydown', { key: 'z', ctrlKey: true });
+  typeSlowly(' One two.\nThree');
+  assert.equal(doc.text.s, ' One two.\nThree');
+  const steps = [];
+  for (let i = 0; i < 4; i++) {
+    undo();
+    steps.push(ta.value);
+  }
+  assert.deepEqual(steps, [' One two.\n', ' One ', '', '']);
+  assert.equal(doc.text.s, '');
+
+  // Two places within a second are two steps.
+  typeSlowly('abc');
+  tick(2000);
+  ta.setSelectionRange(0, 0);
+  typeSlowly('X');
+  ta.setSelectionRange(4, 4);
+  typeSlowly('Y');
+  assert.equal(ta.value, 'XabcY');
+  undo();
+  assert.equal(ta.value, 'Xabc');
+  undo();
+  assert.equal(ta.value, 'abc');
+
+  // Backspacing through the word is one step, and so is deleting forward.
+  tick(2000);
+  const backspace = () => {
+    tick(150);
+    const s = ta.selectionStart;
+    ta.value = ta.value.slice(0, s - 1) + ta.value.slice(s);
+    ta.setSelectionRange(s - 1, s - 1);
+    ta.fire('input');
+  };
+  const del = () => {
+    tick(150);
+    const s = ta.selectionStart;
+    ta.value = ta.value.slice(0, s) + ta.value.slice(s + 1);
+    ta.fire('input');
+  };
+  ta.setSelectionRange(3, 3);
+  backspace();
+  backspace();
+  assert.equal(ta.value, 'a');
+  undo();
+  assert.equal(ta.value, 'abc');
+  tick(2000);
+  ta.setSelectionRange(0, 0);
+  del();
+  del();
+  assert.equal(ta.value, 'c');
+  undo();
+  assert.equal(ta.value, 'abc');
+  assert.equal(doc.text.s, 'abc');
+});
+
 test('a composition holds remote ops and merges them when it ends', () => {
   const { ta, doc, ws } = page('abc');
   ta.setSelectionRange(3, 3);
