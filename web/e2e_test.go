@@ -139,6 +139,7 @@ func TestBrowserEditing(t *testing.T) {
 	bob.screenshot(arts, "e2e-bob-offline.png")
 	bob.setOffline(false)
 	text = converge("offline edits merged")
+	bob.waitJS("the back-online notice", `!document.getElementById('notice').hidden && document.getElementById('notice').textContent === 'Back online: all changes saved.'`, 10*time.Second)
 	for _, want := range []string{aliceOnline, bobOffline, aliceTyped} {
 		if !strings.Contains(text, want) {
 			t.Errorf("after Bob's return the text lacks %q", want)

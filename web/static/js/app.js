@@ -13,7 +13,7 @@ import { TextareaBinding } from './editor.js';
 import { Overlay } from './overlay.js';
 import { SavedEdits } from './saved.js';
 
-const PALETTE = ['#c0392b', '#2e7d4f', '#6c4bb4', '#b8610a', '#1f78b4', '#b0306e', '#3b7d85', '#7a6a12'];
+const PALETTE = ['#c0392b', '#2e7d4f', '#6c4bb4', '#a8580a', '#1f78b4', '#b0306e', '#3b7d85', '#7a6a12'];
 
 const $ = (id) => document.getElementById(id);
 const body = document.body;
@@ -121,7 +121,24 @@ doc.on('replaced', ({ kept, lost }) => {
   notice(text);
 });
 doc.on('lost', (err) => notice(`Edits an earlier page left unsent could not be restored (${err.code ?? err.message}).`));
-doc.on('error', (err) => notice(`The server refused an edit (${err.code ?? err.message}); it was undone.`));
+doc.on('error', (err) => notice(refusal(err), 20000));
+
+// refusal says in plain words why the server refused an edit, which the
+// page has undone.
+function refusal(err) {
+  switch (err.code) {
+    case 'ERR_DOC_TOO_LARGE':
+      return 'That edit would make the document larger than this server allows, so it was undone.';
+    case 'ERR_OP_TOO_LARGE':
+      return 'That edit is larger than this server takes at once, so it was undone. Paste it in smaller parts.';
+    case 'ERR_RATE_LIMITED':
+      return 'Edits came faster than this server takes them, so the last one was undone.';
+    case 'ERR_FORBIDDEN':
+      return 'You may read this document but not change it, so your edit was undone.';
+    default:
+      return `The server refused an edit (${err.code ?? err.message}), so it was undone.`;
+  }
+}
 conn.on('error', (err) => console.warn('coedit:', err));
 
 // Mirror and carets.
@@ -220,32 +237,47 @@ nameInput.addEventListener('change', () => {
 // Status: connection, unacknowledged edits, version.
 const statusEl = $('status');
 const statusText = $('status-text');
+const countdownEl = $('countdown');
 const retry = $('retry');
 const savedEl = $('saved');
 const versionEl = $('version');
 let countdown = 0;
 
+// The connection's state is read out by screen readers (#status-text is a
+// live region) when it changes; the reconnect countdown and the saved
+// state, which change with every second or keystroke, are not.
+let wasAway = false;
 function drawStatus() {
   const s = conn.state;
   statusEl.dataset.state = s;
   clearTimeout(countdown);
   retry.hidden = s !== State.RECONNECTING;
-  if (s === State.CONNECTED) statusText.textContent = 'Connected';
-  else if (s === State.CONNECTING) statusText.textContent = 'Connecting…';
-  else if (s === State.OFFLINE) statusText.textContent = 'Offline: keep typing, your edits merge when you are back';
-  else if (s === State.CLOSED) statusText.textContent = 'Closed';
-  else {
+  const n = doc.unacknowledged;
+  const kept = saved?.ok ? ' They are kept in this browser and sync by themselves.' : '';
+  let text = 'Closed';
+  let count = '';
+  if (s === State.CONNECTED) text = 'Connected';
+  else if (s === State.CONNECTING) text = 'Connecting…';
+  else if (s === State.OFFLINE) text = 'Offline: keep typing, your edits merge when you are back';
+  else if (s === State.RECONNECTING) {
+    text = n > 0 ? `Cannot reach the server: keep typing.${kept}` : 'Cannot reach the server: keep typing, your edits merge when it is back.';
     const secs = Math.max(0, Math.ceil((conn.retryAt - Date.now()) / 1000));
-    statusText.textContent = secs > 0 ? `Reconnecting in ${secs} s…` : 'Reconnecting…';
+    count = secs > 0 ? ` Trying again in ${secs} s…` : ' Trying again…';
     countdown = setTimeout(drawStatus, 500);
   }
-  const n = doc.unacknowledged;
+  if (statusText.textContent !== text) statusText.textContent = text;
+  countdownEl.textContent = count;
+  if (s !== State.CONNECTED && s !== State.CONNECTING && doc.version != null) wasAway = true;
   if (n > 0) {
-    savedEl.textContent = `${n} ${n === 1 ? 'edit' : 'edits'} not yet saved`;
+    savedEl.textContent = s === State.CONNECTED ? 'Saving…' : 'Changes not yet saved';
     savedEl.dataset.unsaved = '';
   } else {
     savedEl.textContent = doc.version == null ? '' : 'All changes saved';
     delete savedEl.dataset.unsaved;
+    if (wasAway && s === State.CONNECTED) {
+      wasAway = false;
+      notice('Back online: all changes saved.');
+    }
   }
   versionEl.textContent = doc.version == null ? '' : `v${doc.version}`;
 }
@@ -254,15 +286,25 @@ doc.on('version', drawStatus);
 retry.addEventListener('click', () => conn.reconnectNow());
 drawStatus();
 
+// notice shows a message in the status bar for ms, or until clicked.
 let noticeTimer = 0;
-function notice(text) {
+function notice(text, ms = 8000) {
   const el = $('notice');
   el.textContent = text;
+  el.title = 'Click to dismiss';
   el.hidden = false;
   clearTimeout(noticeTimer);
   noticeTimer = setTimeout(() => {
     el.hidden = true;
-  }, 8000);
+  }, ms);
+}
+$('notice').addEventListener('click', () => {
+  clearTimeout(noticeTimer);
+  $('notice').hidden = true;
+});
+if (restored && doc.unacknowledged > 0) {
+  const n = doc.unacknowledged;
+  notice(`${n === 1 ? 'A change' : `${n} changes`} this browser kept from an earlier visit ${n === 1 ? 'was' : 'were'} restored; ${n === 1 ? 'it syncs' : 'they sync'} by ${n === 1 ? 'itself' : 'themselves'}.`, 12000);
 }
 
 // The network: the browser knows before the socket does.
