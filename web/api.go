@@ -11,6 +11,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/coedit/coedit/collab"
 )
@@ -20,8 +21,13 @@ const (
 	defaultListLimit = 100
 	maxListLimit     = 1000
 	// opsPage is how many records GET .../ops reads from the hub at a
-	// time, bounding its memory whatever the range.
-	opsPage = 1000
+	// time, bounding its memory whatever the range; maxExports bounds the
+	// exports that stream at once, so that clients which stop reading
+	// cannot hold many pages (a later one waits, within its request's
+	// time, then gets ERR_SERVER_BUSY).
+	opsPage    = 256
+	maxExports = 8
+	exportWait = 5 * time.Second
 )
 
 // writeJSON writes v as the JSON response body.
@@ -187,6 +193,18 @@ func (s *Server) serveOps(w http.ResponseWriter, r *http.Request) {
 func (s *Server) streamOps(w http.ResponseWriter, r *http.Request, key collab.Key, from, to uint64) {
 	ctx, cancel := context.WithTimeout(r.Context(), s.opts.RequestTimeout)
 	defer cancel()
+	wait := time.NewTimer(min(s.opts.RequestTimeout/2, exportWait))
+	defer wait.Stop()
+	select {
+	case s.exports <- struct{}{}:
+		defer func() { <-s.exports }()
+	case <-r.Context().Done():
+		return // the client left
+	case <-wait.C:
+		w.Header().Set("Retry-After", "1")
+		s.writeError(w, r, newError(CodeServerBusy, fmt.Sprintf("%d op exports are streaming: try again", maxExports)))
+		return
+	}
 	bw := bufio.NewWriterSize(w, 32<<10)
 	started := false
 	for from < to {

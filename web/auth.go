@@ -102,6 +102,7 @@ func newAuthenticatorLeeway(secret []byte, now func() time.Time, leeway time.Dur
 			jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 			jwt.WithExpirationRequired(),
 			jwt.WithLeeway(leeway),
+			jwt.WithIssuedAt(), // an iat in the future is refused, as an nbf is
 			jwt.WithTimeFunc(now),
 		),
 	}

@@ -33,6 +33,16 @@ func TestTokenVerify(t *testing.T) {
 		return s
 	}
 	good := claims("alice", now.Add(time.Hour), TokenDoc{Pattern: "notes/*", Write: true})
+	at := func(iat, nbf time.Duration) TokenClaims {
+		c := good
+		if iat != 0 {
+			c.IssuedAt = jwt.NewNumericDate(now.Add(iat))
+		}
+		if nbf != 0 {
+			c.NotBefore = jwt.NewNumericDate(now.Add(nbf))
+		}
+		return c
+	}
 	noneAlg := sign(good, jwt.UnsafeAllowNoneSignatureType, jwt.SigningMethodNone)
 	tests := []struct {
 		name  string
@@ -47,6 +57,10 @@ func TestTokenVerify(t *testing.T) {
 		{"HS512", sign(good, secret, jwt.SigningMethodHS512), ErrBadToken},
 		{"alg none", noneAlg, ErrBadToken},
 		{"garbage", "not.a.token", ErrBadToken},
+		{"issued in the future", sign(at(time.Hour, 0), secret, jwt.SigningMethodHS256), ErrBadToken},
+		{"valid in the future", sign(at(0, time.Hour), secret, jwt.SigningMethodHS256), ErrBadToken},
+		{"issued within the leeway", sign(at(2*time.Second, 0), secret, jwt.SigningMethodHS256), nil},
+		{"issued in the past", sign(at(-time.Hour, -time.Hour), secret, jwt.SigningMethodHS256), nil},
 		{"bad pattern", sign(claims("alice", now.Add(time.Hour), TokenDoc{Pattern: "/x"}), secret, jwt.SigningMethodHS256), ErrBadToken},
 	}
 	for _, tt := range tests {

@@ -194,6 +194,20 @@ func (c *conn) serve() {
 	c.ws.SetPongHandler(func(string) error {
 		return c.ws.SetReadDeadline(time.Now().Add(o.PongTimeout))
 	})
+	// A ping takes from the message bucket like any frame: past it, it
+	// is answered with ERR_RATE_LIMITED instead of a pong, and counts
+	// against the bad-frame bucket (the reader runs this handler).
+	pong := c.ws.PingHandler()
+	c.ws.SetPingHandler(func(data string) error {
+		if c.isClosing() {
+			return nil
+		}
+		if !c.msgs.Allow() {
+			c.refuse(nil, "ping", true, nil)
+			return nil
+		}
+		return pong(data)
+	})
 	c.read()
 }
 

@@ -86,7 +86,8 @@ type Options struct {
 	// that does not take them in time is dropped. Default 10s.
 	WriteTimeout time.Duration
 	// RequestTimeout bounds the blocking engine calls of nf, nt and the
-	// HTTP API. Default 30s.
+	// HTTP API, and a plain HTTP request's time to send its body and take
+	// its answer (Handler). Default 30s.
 	RequestTimeout time.Duration
 	// Collectors are registered on the server's /metrics registry beside
 	// its own (the Go runtime, the process, the hub's counters, error
@@ -237,6 +238,8 @@ type Server struct {
 	// passed are the upgrades passed to other nodes (proxy.go), and
 	// passedAddr the client address of each connection that another node
 	// passed here, which it counts against instead of its TCP peer's.
+	// exports holds a slot for each op export streaming (maxExports).
+	exports    chan struct{}
 	passed     map[*passed]struct{}
 	passedAddr map[*conn]string
 	wg         sync.WaitGroup // connection handlers
@@ -331,6 +334,7 @@ func New(opts Options) (*Server, error) {
 		conns:   make(map[*conn]struct{}),
 		srcs:    make(map[string]*conn),
 		perAddr: make(map[string]int),
+		exports: make(chan struct{}, maxExports),
 	}
 	s.writers.turn = (*conn).writeOut
 	s.readers.turn = (*conn).readTurn
@@ -375,7 +379,26 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/auth", s.serveAuth)
 	mux.HandleFunc("GET /d/{collection}/{id}", s.servePage)
 	mux.HandleFunc("/", s.servePage)
-	return s.checkHost(mux)
+	return s.bound(s.checkHost(mux))
+}
+
+// bound gives a plain HTTP request (anything but a WebSocket upgrade)
+// Options.RequestTimeout to send its body and to take its answer, on the
+// connection's deadlines. http.Server's ReadHeaderTimeout covers only the
+// headers: a request that declared a body and sent none, or a client that
+// stopped reading an op export, held its connection, its goroutine and
+// the export's page of records for good. An upgrade is the WebSocket's
+// to bound (its handshake, write and ping timeouts).
+func (s *Server) bound(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !websocket.IsWebSocketUpgrade(r) {
+			rc := http.NewResponseController(w)
+			d := time.Now().Add(s.opts.RequestTimeout)
+			rc.SetReadDeadline(d)
+			rc.SetWriteDeadline(d)
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // Connections returns the number of open WebSocket connections.

@@ -1,0 +1,153 @@
+package web
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/coedit/coedit/collab"
+	"github.com/coedit/coedit/ot"
+)
+
+// rawHTTP opens a TCP connection to ts and writes req as it is.
+func rawHTTP(t *testing.T, ts *testServer, req string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", ts.http.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// closedWithin reads c until the server closes it, failing after limit.
+func closedWithin(t *testing.T, c net.Conn, limit time.Duration, what string) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(limit))
+	if _, err := io.Copy(io.Discard, c); err != nil {
+		t.Fatalf("%s: still open after %v (%v)", what, limit, err)
+	}
+}
+
+// TestRequestWithoutItsBodyIsDropped: a request that declares a body and
+// never sends it holds its connection for Options.RequestTimeout, not for
+// good (http.Server's ReadHeaderTimeout covers only the headers), on any
+// path: a handler that reads the body, and one that answers without it
+// while the server waits to discard it.
+func TestRequestWithoutItsBodyIsDropped(t *testing.T) {
+	checkNoLeaks(t)
+	ts := startServer(t, Options{Logger: quiet, RequestTimeout: 300 * time.Millisecond}, startHubOpts())
+	post := rawHTTP(t, ts, "POST /api/docs/notes/a/ops HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 10\r\n\r\n")
+	health := rawHTTP(t, ts, "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 10\r\n\r\n")
+	closedWithin(t, post, 5*time.Second, "POST without its body")
+	closedWithin(t, health, 5*time.Second, "GET /health with a body never sent")
+}
+
+// TestStalledExportsAreBounded: clients that stop reading an op export
+// hold it for Options.RequestTimeout at most, and at most maxExports
+// stream at once; a later one waits for a slot and, if none frees in
+// time, gets ERR_SERVER_BUSY. Once the stalled ones are cut, exports are
+// served again.
+func TestStalledExportsAreBounded(t *testing.T) {
+	checkNoLeaks(t)
+	const timeout = 1500 * time.Millisecond
+	ts := startServer(t, Options{Logger: quiet, RequestTimeout: timeout}, startHubOpts())
+	key := collab.Key{Collection: "notes", ID: "big"}
+	ctx := context.Background()
+	if _, err := ts.hub.SubmitWait(ctx, key, collab.Submission{Kind: collab.OpCreate, Type: ot.URI, Data: ""}); err != nil {
+		t.Fatal(err)
+	}
+	// About 16 MB of export, far past what the sockets' buffers hold.
+	chunk := strings.Repeat("x", 64<<10)
+	for v := uint64(1); v <= 250; v++ {
+		op := ot.Op{{Kind: ot.KindInsert, N: len(chunk), Text: chunk}}
+		if _, err := ts.hub.SubmitWait(ctx, key, collab.Submission{Kind: collab.OpEdit, Version: v, HasVersion: true, Op: op}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	get := "GET /api/docs/notes/big/ops HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+	var stalled []net.Conn
+	for range maxExports {
+		c := rawHTTP(t, ts, get)
+		c.(*net.TCPConn).SetReadBuffer(4 << 10)
+		stalled = append(stalled, c)
+	}
+	// Each stalled export has its slot once its first bytes arrive.
+	for i, c := range stalled {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Read(make([]byte, 1)); err != nil {
+			t.Fatalf("stalled export %d: no answer: %v", i, err)
+		}
+	}
+	start := time.Now()
+	status, body := ts.httpDo(t, "GET", "/api/docs/notes/big/ops", "", "", nil)
+	if status != http.StatusServiceUnavailable || !strings.Contains(body, CodeServerBusy) {
+		t.Fatalf("an export while %d stall = %d %.200s, want 503 %s", maxExports, status, body, CodeServerBusy)
+	}
+	if waited := time.Since(start); waited > timeout {
+		t.Errorf("the busy answer took %v, want it within the request's time (%v)", waited, timeout)
+	}
+	// The stalled exports end when their time is up (the kernel may
+	// still hold what they wrote): their slots are free again, and a
+	// reader that reads gets the log.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		status, body := ts.httpDo(t, "GET", "/api/docs/notes/big/ops?to=40", "", "", nil)
+		if status == http.StatusOK {
+			if n := strings.Count(body, "\n"); n != 40 {
+				t.Fatalf("an export after the stalled ones ended has %d lines, want 40", n)
+			}
+			break
+		}
+		if status != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			t.Fatalf("an export after the stalled ones' time = %d %.200s, want 200 within 10 s", status, body)
+		}
+	}
+	for _, c := range stalled {
+		c.Close()
+	}
+}
+
+// TestPingsTakeFromTheMessageBucket: a ping is a frame like any other:
+// past the message burst it gets ERR_RATE_LIMITED, not a pong, and a
+// flood of them ends in 1008.
+func TestPingsTakeFromTheMessageBucket(t *testing.T) {
+	checkNoLeaks(t)
+	const burst, maxBad = 10, 5
+	ts := startServer(t, Options{Logger: quiet, MessagesPerSecond: 0.001, MessagesBurst: burst, MaxBadFrames: maxBad}, startHubOpts())
+	c := ts.connect(t) // the handshake took one token
+	pongs := make(chan struct{}, 100)
+	c.ws.SetPongHandler(func(string) error { pongs <- struct{}{}; return nil })
+	for range burst + maxBad + 5 {
+		if err := c.ws.WriteControl(websocket.PingMessage, []byte("p"), time.Now().Add(time.Second)); err != nil {
+			break
+		}
+	}
+	limited := 0
+	var closeErr error
+	for {
+		m, err := c.tryRecv(10 * time.Second)
+		if err != nil {
+			closeErr = err
+			break
+		}
+		if e, _ := m["error"].(map[string]any); e["code"] == CodeRateLimited {
+			limited++
+		}
+	}
+	if !isCloseCode(closeErr, ClosePolicyViolation) {
+		t.Fatalf("a ping flood ended with %v, want close %d", closeErr, ClosePolicyViolation)
+	}
+	if len(pongs) != burst-1 || limited != maxBad {
+		t.Fatalf("a ping flood got %d pongs and %d ERR_RATE_LIMITED, want %d and %d", len(pongs), limited, burst-1, maxBad)
+	}
+}
