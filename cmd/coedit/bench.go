@@ -58,11 +58,8 @@ Flags:
 	out := fs.String("out", "", "write the result as JSON to this file (- for stdout)")
 	quiet := fs.Bool("quiet", false, "no progress line each second")
 	cpuProfile := fs.String("cpuprofile", "", "write the generator's own CPU profile to this file (to check it is not the bottleneck)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return &usageError{err.Error()}
+	if err := parseFlags(fs, args, "", stderr); err != nil {
+		return err
 	}
 	o.URLs = fs.Args()
 	for i, f := range strings.Split(*pids, ",") {

@@ -33,6 +33,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		cmd, rest = args[0], args[1:]
 	}
+	if len(args) == 1 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+		cmd = "help" // the commands, not only serve's flags
+	}
 	var err error
 	switch cmd {
 	case "serve":
@@ -74,6 +77,34 @@ Commands:
   bench   drive ShareDB-protocol servers with load and measure them
   help    print this help
 
-Run "coedit <command> -h" for a command's flags.
+Run "coedit <command> -h" for a command's flags ("coedit serve -h" for the
+server's).
 `)
+}
+
+// parseFlags parses args into fs. With -h it prints fs's usage to out and
+// returns flag.ErrHelp. A bad flag is a usageError naming the command
+// (what), with a pointer to -h, and no usage text: run prints it once,
+// where the flag package printed the error, forty lines of flags, then
+// run the error again.
+func parseFlags(fs *flag.FlagSet, args []string, what string, out io.Writer) error {
+	usage := fs.Usage
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	err := fs.Parse(args)
+	fs.SetOutput(out)
+	fs.Usage = usage
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, flag.ErrHelp):
+		if usage != nil {
+			usage()
+		} else {
+			fmt.Fprintf(out, "Usage of %s:\n", fs.Name())
+			fs.PrintDefaults()
+		}
+		return err
+	}
+	return &usageError{fmt.Sprintf("%s%v (%s -h lists the flags)", what, err, fs.Name())}
 }

@@ -65,11 +65,8 @@ Flags:
 	}
 	// Flags may come before or after the files.
 	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return cfg, err
-			}
-			return cfg, &usageError{err.Error()}
+		if err := parseFlags(fs, args, "", output); err != nil {
+			return cfg, err
 		}
 		args = fs.Args()
 		if len(args) == 0 {

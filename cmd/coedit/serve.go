@@ -136,11 +136,8 @@ func parseServeFlags(args []string, getenv func(string) string, output io.Writer
 	if err := setFromEnv(fs, getenv); err != nil {
 		return serveConfig{}, &usageError{"serve: " + err.Error()}
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return serveConfig{}, err
-		}
-		return serveConfig{}, &usageError{"serve: " + err.Error()}
+	if err := parseFlags(fs, args, "serve: ", output); err != nil {
+		return serveConfig{}, err
 	}
 	if fs.NArg() > 0 {
 		return serveConfig{}, &usageError{fmt.Sprintf("serve: unexpected argument %q", fs.Arg(0))}
@@ -478,7 +475,7 @@ func startNode(cfg serveConfig, log *slog.Logger) (_ *node, err error) {
 	}
 	// The mode, never the secret: the log says whether auth is on.
 	mode := securityMode(cfg)
-	attrs := []any{"url", "http://" + n.ln.Addr().String(), "data", path, "sync", cfg.Sync.String(), "mode", mode,
+	attrs := []any{"url", serveURL(n.ln.Addr()), "data", path, "sync", cfg.Sync.String(), "mode", mode,
 		"hosts", strings.Join(allowedHosts(cfg), ","), "origins", strings.Join(cfg.Origins, ","),
 		"max_conns", cfg.MaxConns, "max_conns_per_addr", cfg.MaxConnsPerAddr}
 	switch mode {
@@ -517,4 +514,14 @@ func isLoopback(addr string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// serveURL is the address a local browser opens for a listener: a
+// listener on every address (0.0.0.0, ::) is named localhost, where Go
+// would print [::], which no browser opens.
+func serveURL(a net.Addr) string {
+	if t, ok := a.(*net.TCPAddr); ok && t.IP.IsUnspecified() {
+		return "http://" + net.JoinHostPort("localhost", strconv.Itoa(t.Port))
+	}
+	return "http://" + a.String()
 }

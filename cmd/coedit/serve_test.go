@@ -142,6 +142,44 @@ func TestParseServeFlags(t *testing.T) {
 	}
 }
 
+// TestServeURL: the address logged for a browser to open.
+func TestServeURL(t *testing.T) {
+	for addr, want := range map[string]string{"0.0.0.0:8080": "http://localhost:8080", "[::]:80": "http://localhost:80", "127.0.0.1:9": "http://127.0.0.1:9", "[::1]:7": "http://[::1]:7"} {
+		a, err := net.ResolveTCPAddr("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := serveURL(a); got != want {
+			t.Errorf("serveURL(%s) = %s, want %s", addr, got, want)
+		}
+	}
+}
+
+// TestFlagErrorsAndHelp: a bad flag is said once, with a pointer to -h
+// and without the forty lines of flags; -h prints them; and coedit --help
+// lists the commands, not serve's flags alone.
+func TestFlagErrorsAndHelp(t *testing.T) {
+	var out bytes.Buffer
+	_, err := parseServeFlags([]string{"--sync", "bogus"}, func(string) string { return "" }, &out)
+	if err == nil || !strings.Contains(err.Error(), `invalid value "bogus" for flag -sync`) || !strings.Contains(err.Error(), "coedit serve -h lists the flags") || out.Len() != 0 {
+		t.Errorf("parseServeFlags(--sync bogus) = %v, printing %q; want the error alone, pointing at -h", err, out.String())
+	}
+	out.Reset()
+	if _, err := parseServeFlags([]string{"-h"}, func(string) string { return "" }, &out); !errors.Is(err, flag.ErrHelp) || !strings.Contains(out.String(), "-sync") {
+		t.Errorf("parseServeFlags(-h) = %v, printing %q; want serve's flags", err, out.String())
+	}
+	for _, args := range [][]string{{"--help"}, {"-h"}, {"help"}} {
+		var stdout, stderr bytes.Buffer
+		if code := run(args, &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), "Commands:") || !strings.Contains(stdout.String(), "replay") {
+			t.Errorf("coedit %s = %d, printing %q; want the commands", args[0], code, stdout.String())
+		}
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"token", "--bogus"}, &stdout, &stderr); code != 2 || strings.Count(stderr.String(), "-bogus") != 1 || strings.Contains(stderr.String(), "Usage") {
+		t.Errorf("coedit token --bogus = %d, printing %q; want exit 2 and the error once", code, stderr.String())
+	}
+}
+
 func TestMessageRate(t *testing.T) {
 	for _, tc := range []struct{ ops, want float64 }{{0.5, 1000}, {100, 1000}, {500, 1000}, {501, 1002}, {260000, 520000}} {
 		if got := messageRate(tc.ops); got != tc.want {

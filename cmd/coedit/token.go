@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -40,11 +39,8 @@ func runToken(args []string, getenv func(string) string, stdout, stderr io.Write
 	if err := setFromEnv(fs, getenv); err != nil {
 		return &usageError{"token: " + err.Error()}
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return &usageError{err.Error()}
+	if err := parseFlags(fs, args, "token: ", stderr); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		return &usageError{fmt.Sprintf("token: unexpected argument %q", fs.Arg(0))}
@@ -60,7 +56,7 @@ func runToken(args []string, getenv func(string) string, stdout, stderr io.Write
 		return err
 	}
 	if key == nil {
-		return &usageError{"token: no secret: pass --auth-secret, --auth-secret-file or set COEDIT_AUTH_SECRET"}
+		return &usageError{"token: no secret: pass --auth-secret or --auth-secret-file, or set COEDIT_AUTH_SECRET or COEDIT_AUTH_SECRET_FILE"}
 	}
 	if len(docs) == 0 {
 		docs = []string{"*/*"}
