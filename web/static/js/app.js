@@ -104,6 +104,7 @@ users.subscribe();
 users.submit(presenceId, { name: me.name, color: me.color });
 
 let created = false;
+let focusedOnce = false;
 doc.on('load', () => {
   if (doc.version != null && doc.type == null && !created && !restored) {
     // Opening a new document's address creates it.
@@ -111,6 +112,12 @@ doc.on('load', () => {
     doc.create('');
   }
   ta.placeholder = doc.type == null ? 'This document was deleted.' : 'Start typing…';
+  // The page is for typing: the first load puts the keyboard in the text,
+  // unless the user has already gone elsewhere on the page.
+  if (!focusedOnce && doc.type != null) {
+    focusedOnce = true;
+    if (document.activeElement === document.body || document.activeElement == null) ta.focus({ preventScroll: true });
+  }
 });
 doc.on('del', () => notice('This document was deleted.'));
 doc.on('replaced', ({ kept, lost }) => {
@@ -211,7 +218,9 @@ function drawPeople() {
   list.replaceChildren(
     ...items.map((p) => {
       const li = document.createElement('li');
-      li.textContent = p.name;
+      const name = document.createElement('span');
+      name.textContent = p.name;
+      li.append(name);
       li.title = p.name;
       li.dataset.id = p.id;
       li.style.setProperty('--c', p.color);
