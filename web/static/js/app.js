@@ -222,6 +222,7 @@ function drawPeople() {
       name.textContent = p.name;
       li.append(name);
       li.title = p.name;
+      li.setAttribute('aria-label', p.name);
       li.dataset.id = p.id;
       li.style.setProperty('--c', p.color);
       if (p.mine) li.className = 'me';
@@ -285,7 +286,7 @@ function drawStatus() {
     delete savedEl.dataset.unsaved;
     if (wasAway && s === State.CONNECTED) {
       wasAway = false;
-      notice('Back online: all changes saved.');
+      notice('Back online: all changes saved.', 8000, true);
     }
   }
   versionEl.textContent = doc.version == null ? '' : `v${doc.version}`;
@@ -295,11 +296,13 @@ doc.on('version', drawStatus);
 retry.addEventListener('click', () => conn.reconnectNow());
 drawStatus();
 
-// notice shows a message in the status bar for ms, or until clicked.
+// notice shows a message in the status bar for ms, or until clicked; good
+// news (good) in green, the rest as a warning.
 let noticeTimer = 0;
-function notice(text, ms = 8000) {
+function notice(text, ms = 8000, good = false) {
   const el = $('notice');
   el.textContent = text;
+  el.toggleAttribute('data-good', good);
   el.title = 'Click to dismiss';
   el.hidden = false;
   clearTimeout(noticeTimer);
@@ -313,7 +316,7 @@ $('notice').addEventListener('click', () => {
 });
 if (restored && doc.unacknowledged > 0) {
   const n = doc.unacknowledged;
-  notice(`${n === 1 ? 'A change' : `${n} changes`} this browser kept from an earlier visit ${n === 1 ? 'was' : 'were'} restored; ${n === 1 ? 'it syncs' : 'they sync'} by ${n === 1 ? 'itself' : 'themselves'}.`, 12000);
+  notice(`${n === 1 ? 'A change' : `${n} changes`} this browser kept from an earlier visit ${n === 1 ? 'was' : 'were'} restored; ${n === 1 ? 'it syncs' : 'they sync'} by ${n === 1 ? 'itself' : 'themselves'}.`, 12000, true);
 }
 
 // The network: the browser knows before the socket does.
