@@ -64,6 +64,16 @@ func TestBrowserEditing(t *testing.T) {
 	for _, p := range []*tab{alice, bob} {
 		p.waitJS("two colours", colors+`.length === 2 && new Set(`+colors+`).size === 2`, 10*time.Second)
 	}
+	// A second tab of Alice's (her browser keeps her name and colour) is
+	// one chip with hers, counted, for Bob and for her.
+	const chips = `[...document.querySelectorAll('#people li')].map((li) => li.textContent).join('|')`
+	alice2 := newTab(t, alice.ctx, "Alice's second tab")
+	alice2.do(chromedp.Navigate(base + "/d/docs/" + doc))
+	alice2.waitJS("the document", idle, 20*time.Second)
+	bob.waitJS("Alice's two tabs as one chip", chips+` === 'Bob (you)|Alice ×2'`, 10*time.Second)
+	alice.waitJS("her two tabs", chips+` === 'Alice (you, 2 tabs)|Bob'`, 10*time.Second)
+	alice2.cancel()
+	bob.waitJS("Alice's second tab gone", chips+` === 'Bob (you)|Alice'`, 10*time.Second)
 
 	// Alice writes two lines; then both type at once, Alice at the end and
 	// Bob at the start, and Bob pastes a few KB.

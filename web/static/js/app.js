@@ -193,10 +193,14 @@ users.on('update', () => {
 
 // Two people with one colour cannot tell their carets apart: when someone
 // here already has ours, the one with the larger presence id moves to a
-// colour nobody here uses.
+// colour nobody here uses. Someone of our name is taken to be us in another
+// tab (the browser keeps both), which keeps the colour: one person, one
+// colour, one chip in the list.
 function avoidSameColor() {
   const taken = new Map();
-  for (const [id, r] of users.remote) if (r.value) taken.set(safeColor(r.value.color), id);
+  for (const [id, r] of users.remote) {
+    if (r.value && String(r.value.name ?? '') !== me.name) taken.set(safeColor(r.value.color), id);
+  }
   const holder = taken.get(me.color);
   if (!holder || holder > presenceId) return;
   const free = PALETTE.find((c) => !taken.has(c));
@@ -210,10 +214,19 @@ users.on('reset', drawPeople);
 // Who is here.
 function drawPeople() {
   const list = $('people');
-  const items = [{ id: presenceId, name: `${me.name} (you)`, color: me.color, mine: true }];
+  // Entries of one name and colour are one person's tabs (the name and
+  // colour are kept per browser): one chip, with how many.
+  const items = [{ id: presenceId, name: me.name, color: me.color, mine: true, n: 1 }];
   for (const [id, r] of users.remote) {
     if (!r.value) continue;
-    items.push({ id, name: String(r.value.name ?? 'Someone').slice(0, 40), color: safeColor(r.value.color) ?? colorFor(id) });
+    const p = { id, name: String(r.value.name ?? 'Someone').slice(0, 40), color: safeColor(r.value.color) ?? colorFor(id), n: 1 };
+    const twin = items.find((q) => q.name === p.name && q.color === p.color);
+    if (twin) twin.n++;
+    else items.push(p);
+  }
+  for (const p of items) {
+    if (p.mine) p.name += p.n > 1 ? ` (you, ${p.n} tabs)` : ' (you)';
+    else if (p.n > 1) p.name += ` ×${p.n}`;
   }
   list.replaceChildren(
     ...items.map((p) => {
