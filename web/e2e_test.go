@@ -79,6 +79,7 @@ func TestBrowserEditing(t *testing.T) {
 	// Bob at the start, and Bob pastes a few KB.
 	alice.do(chromedp.Click(chromedp.ID("text")), chromedp.SendKeys(chromedp.ID("text"), "First line.\nSecond line.\n"))
 	bob.waitJS("Alice's lines", `coedit.doc.text.s === 'First line.\nSecond line.\n'`, 10*time.Second)
+	bob.waitJS("the tab named after the first line", `document.title === 'First line. · coedit'`, 5*time.Second)
 	// Alice's caret, after the newline that ends the text, is drawn on the
 	// empty third line, as her textarea shows it.
 	bob.waitJS("Alice's caret on the third line", `(() => {

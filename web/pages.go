@@ -14,6 +14,8 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 	"time"
 
 	"github.com/coedit/coedit/collab"
@@ -245,8 +247,14 @@ func (h *pageHandler) serveNew(w http.ResponseWriter, r *http.Request) {
 	if coll == "" {
 		coll = defaultCollection
 	}
+	id := newDocID()
+	if slug := slugOf(r.URL.Query().Get("name")); slug != "" {
+		// The name reads in the address, the list and the tab; the random
+		// part keeps the address as hard to guess as without one.
+		id = slug + "-" + id
+	}
 	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, editorURL(collab.Key{Collection: coll, ID: newDocID()}), http.StatusSeeOther)
+	http.Redirect(w, r, editorURL(collab.Key{Collection: coll, ID: id}), http.StatusSeeOther)
 }
 
 func (h *pageHandler) serveEditor(w http.ResponseWriter, r *http.Request) {
@@ -310,6 +318,32 @@ func listURL(collection string) string {
 func validName(s string) bool {
 	return checkName("name", s, maxNameBytes) == nil
 }
+
+// slugOf turns a document's name into the start of its id: lower-case
+// letters and digits of any script, runs of anything else as one "-", at
+// most slugMax bytes, cut at a character; "" when nothing is left.
+func slugOf(name string) string {
+	var b strings.Builder
+	dash := false
+	for _, r := range strings.ToLower(name) {
+		if unicode.IsLetter(r) || unicode.IsDigit(r) {
+			if dash && b.Len() > 0 {
+				b.WriteByte('-')
+			}
+			dash = false
+			if b.Len()+utf8.RuneLen(r) > slugMax {
+				break
+			}
+			b.WriteRune(r)
+		} else {
+			dash = true
+		}
+	}
+	return strings.TrimSuffix(b.String(), "-")
+}
+
+// slugMax bounds the name part of a new document's id.
+const slugMax = 60
 
 // docIDEncoding spells new document ids in lower-case letters and digits.
 var docIDEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)

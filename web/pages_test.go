@@ -262,6 +262,19 @@ func TestPagesNewRedirectsToAFreshDocument(t *testing.T) {
 	if loc := res.Header.Get("Location"); !strings.HasPrefix(loc, "/d/notes/") {
 		t.Errorf("GET /new?c=notes to %q, want /d/notes/...", loc)
 	}
+	// A name starts the id, as a slug, before the random part.
+	for name, want := range map[string]string{
+		"Budget plan, Q3!":        `budget-plan-q3-`,
+		"  Café — Übersicht ":     `caf%C3%A9-%C3%BCbersicht-`,
+		"!!!":                     ``,
+		strings.Repeat("ab ", 40): strings.Repeat("ab-", 20)[:59] + "-",
+	} {
+		res, _ := get(t, h, "GET", "/new?name="+url.QueryEscape(name), nil)
+		loc := res.Header.Get("Location")
+		if !regexp.MustCompile(`^/d/docs/` + regexp.QuoteMeta(want) + `[a-z2-7]{16}$`).MatchString(loc) {
+			t.Errorf("GET /new?name=%q to %q, want /d/docs/%s<16 letters>", name, loc, want)
+		}
+	}
 }
 
 func TestPagesEditorEscapesItsDocument(t *testing.T) {

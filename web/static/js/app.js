@@ -159,7 +159,17 @@ binding.on('edits', (edits, { remote }) => {
   // looking at where it is.
   if (m && m.after !== m.before && m.before < ta.scrollTop) ta.scrollTop += m.after - m.before;
   drawCarets();
+  drawTitle();
 });
+binding.on('reset', drawTitle);
+
+// The tab is named after the text's first line, as a person names it, and
+// after the document's id while that is empty.
+function drawTitle() {
+  const first = binding.shadow.s.slice(0, 200).split('\n', 1)[0].trim().slice(0, 80);
+  const title = `${first || docId} · coedit`;
+  if (document.title !== title) document.title = title;
+}
 binding.on('selection', (sel) => textPresence.submit(presenceId, sel));
 
 let caretFrame = 0;
