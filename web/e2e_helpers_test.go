@@ -80,7 +80,7 @@ func (l *lockedBuffer) String() string {
 
 // serveCoedit starts `coedit serve` on a free loopback port and returns
 // its base URL once /health answers. A cleanup stops it with SIGTERM.
-func serveCoedit(t *testing.T, bin string) string {
+func serveCoedit(t *testing.T, bin string, extra ...string) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -89,7 +89,7 @@ func serveCoedit(t *testing.T, bin string) string {
 	addr := ln.Addr().String()
 	ln.Close()
 	var logs lockedBuffer
-	cmd := exec.Command(bin, "serve", "--addr", addr, "--data", t.TempDir())
+	cmd := exec.Command(bin, append([]string{"serve", "--addr", addr, "--data", t.TempDir()}, extra...)...)
 	cmd.Stdout = &logs
 	cmd.Stderr = &logs
 	if err := cmd.Start(); err != nil {

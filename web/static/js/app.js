@@ -128,7 +128,13 @@ doc.on('replaced', ({ kept, lost }) => {
   notice(text);
 });
 doc.on('lost', (err) => notice(`Edits an earlier page left unsent could not be restored (${err.code ?? err.message}).`));
-doc.on('error', (err) => notice(refusal(err), 20000));
+doc.on('error', (err) => {
+  // Text the refusal undid (a paste too large, say) is offered back, to
+  // copy, rather than lost.
+  const lost = (err.op ?? []).filter((c) => typeof c === 'string').join('');
+  const copy = lost.length > 0 && navigator.clipboard ? { label: 'Copy the undone text', run: () => navigator.clipboard.writeText(lost) } : null;
+  notice(refusal(err), 20000, false, copy);
+});
 
 // refusal says in plain words why the server refused an edit, which the
 // page has undone.
@@ -322,9 +328,23 @@ drawStatus();
 // notice shows a message in the status bar for ms, or until clicked; good
 // news (good) in green, the rest as a warning.
 let noticeTimer = 0;
-function notice(text, ms = 8000, good = false) {
+function notice(text, ms = 8000, good = false, action = null) {
   const el = $('notice');
   el.textContent = text;
+  if (action) {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.className = 'link';
+    b.textContent = action.label;
+    b.addEventListener('click', (e) => {
+      e.stopPropagation();
+      Promise.resolve(action.run()).then(
+        () => (b.textContent = 'Copied'),
+        () => (b.textContent = 'Could not copy'),
+      );
+    });
+    el.append(' ', b);
+  }
   el.toggleAttribute('data-good', good);
   el.title = 'Click to dismiss';
   el.hidden = false;

@@ -438,6 +438,7 @@ export class Doc extends Emitter {
     // was committed already: the old history had it, it was offered again
     // and it is in the text we fetched. Drop our copy of it quietly.
     const had = failed.replayed && (err.code === 'ERR_SEQ_REUSED' || err.code === 'ERR_STALE_SEQ');
+    err.op = failed.op; // what was refused, and is about to be undone
     if (!had) this.emit('error', err);
     if (!ot.isInvertible(failed.op)) return this.hardReset();
     // Roll back: undo the refused op as if the server had sent its inverse.
