@@ -52,6 +52,8 @@ export function randomId(bytes = 8) {
  * Options (all optional): WebSocket (constructor; default the global one),
  * timers ({setTimeout, clearTimeout, now}), random (() => [0,1)),
  * minDelay / maxDelay (reconnect backoff bounds, ms; default 250 / 10000),
+ * handshakeTimeout (ms from opening a socket to the server's hs before it
+ * is given up and retried; default 10000),
  * pingInterval (ms between pings while idle; default 15000), pongTimeout
  * (ms without any message after a ping before the socket counts as dead;
  * default 10000), id and seq (a src and next seq to start from, when
@@ -72,10 +74,10 @@ export function randomId(bytes = 8) {
  * reused.
  *
  * Backoff: each failed attempt doubles the wait (with jitter) up to
- * maxDelay. A handshake starts it over, except after a close with 1013
- * (slow consumer): then only a connection that has stayed up for maxDelay
- * does, so a client the server keeps dropping backs off instead of
- * reconnecting at full speed.
+ * maxDelay. Only a connection that has stayed up for maxDelay starts it
+ * over (or the network coming back), not a handshake: a server that
+ * answers the handshake and then closes at once (1011, 1012, 1013) is met
+ * with a growing wait, not reconnected to at full speed.
  *
  * Events: 'state' (state, detail) on every state change (detail.code is
  * the close code when a socket closed), 'error' (error) for server errors
@@ -92,6 +94,9 @@ export class Connection extends Emitter {
     this.maxDelay = opts.maxDelay ?? 10000;
     this.pingInterval = opts.pingInterval ?? 15000;
     this.pongTimeout = opts.pongTimeout ?? 10000;
+    /** handshakeTimeout bounds the wait from opening a socket to the server's hs. */
+    this.handshakeTimeout = opts.handshakeTimeout ?? 10000;
+    this.hsTimer = null;
     this.fetch = opts.fetch ?? ((...args) => globalThis.fetch(...args));
     this.httpBase = opts.httpBase ?? httpOrigin(url);
     /** opsPage is how many ops one request of an HTTP catch-up asks for. */
@@ -226,6 +231,13 @@ export class Connection extends Emitter {
       return;
     }
     this.socket = ws;
+    // A socket that never opens, or whose hs is never answered (a
+    // half-open TCP connection, a proxy that hangs), is given up and
+    // retried: pings start only once connected.
+    this.hsTimer = this.timers.setTimeout(() => {
+      this.hsTimer = null;
+      if (this.socket === ws && this.state === State.CONNECTING) this.drop(State.RECONNECTING);
+    }, this.handshakeTimeout);
     ws.onopen = () => {
       if (this.socket !== ws) return;
       this.lastReceived = this.timers.now();
@@ -258,6 +270,7 @@ export class Connection extends Emitter {
     this.socket = null;
     this.stopPing();
     this.clearRetry();
+    this.clearHandshakeTimer();
     if (ws) {
       ws.onopen = ws.onmessage = ws.onclose = null;
       ws.onerror = () => {}; // closing a socket still connecting reports an error
@@ -295,6 +308,11 @@ export class Connection extends Emitter {
     this.emit('state', this.state, { retryAt: this.retryAt });
   }
 
+  clearHandshakeTimer() {
+    if (this.hsTimer != null) this.timers.clearTimeout(this.hsTimer);
+    this.hsTimer = null;
+  }
+
   clearRetry() {
     if (this.retryTimer != null) this.timers.clearTimeout(this.retryTimer);
     this.retryTimer = null;
@@ -321,7 +339,7 @@ export class Connection extends Emitter {
           return;
         }
         this.id = msg.id;
-        if (this.lastClose !== CloseCode.SLOW_CONSUMER) this.attempt = 0;
+        this.clearHandshakeTimer();
         this.connectedAt = this.timers.now();
         this.setState(State.CONNECTED);
         this.startPing();

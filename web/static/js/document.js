@@ -100,6 +100,19 @@ export class Doc extends Emitter {
     this.connection.send({ a: 's', c: this.collection, d: this.id, v });
   }
 
+  // retrySubscribe subscribes again after a refused subscribe, waiting 1 s
+  // and doubling up to 30 s while refusals go on; the wait starts over
+  // once a subscribe succeeds.
+  retrySubscribe() {
+    const t = this.connection.timers;
+    if (this.subRetryTimer != null) return;
+    this.subRetryWait = Math.min(30000, (this.subRetryWait ?? 500) * 2);
+    this.subRetryTimer = t.setTimeout(() => {
+      this.subRetryTimer = null;
+      if (this.connection.connected && this.wantSubscribed && !this.subscribed && this.version != null) this.sendSubscribe();
+    }, this.subRetryWait);
+  }
+
   /**
    * create creates the document with text data (locally at once; the
    * server is told when connected).
@@ -239,7 +252,11 @@ export class Doc extends Emitter {
     this.subscribed = false;
     this.confirming = false;
     this.fetchingGap = false;
-    if (slow) this.behind = true;
+    // A fresh snapshot asked for and lost with the socket is asked for
+    // again on the next one; refreshing held local ops until it came, and
+    // left set it held them for good.
+    if (slow || this.refreshing) this.behind = true;
+    this.refreshing = false;
   }
 
   receive(msg) {
@@ -264,11 +281,19 @@ export class Doc extends Emitter {
       if (msg.a === 's' && this.version != null && !this.hasPending) {
         this.version = null;
         this.sendSubscribe();
+      } else if (msg.a === 's' && this.wantSubscribed) {
+        // With edits pending, try again later, backing off, rather than
+        // stay unsubscribed (blind to everyone's edits) for as long as
+        // the socket lives.
+        this.retrySubscribe();
       }
       return;
     }
     if (msg.a === 's' || msg.a === 'f') {
-      if (msg.a === 's') this.subscribed = true;
+      if (msg.a === 's') {
+        this.subscribed = true;
+        this.subRetryWait = null;
+      }
       if (msg.data) this.loadSnapshot(msg.data);
       if (this.catchingUp) return;
       if (this.confirming && msg.a === (this.wantSubscribed ? 's' : 'f')) this.settleLostSrc();

@@ -19,6 +19,7 @@ const isLow = (u) => u >= 0xdc00 && u <= 0xdfff;
 export const show = (s) => (s.includes('\r') ? s.replaceAll('\r', '\u240d') : s);
 
 const showOp = (op) => op.map((c) => (typeof c === 'string' ? show(c) : c));
+const unshow = (s) => (s.includes('\u240d') ? s.replaceAll('\u240d', '\r') : s);
 
 /**
  * diff finds the one changed range between old and now, looking first
@@ -130,6 +131,9 @@ export class TextareaBinding extends Emitter {
     this.queued = [];
     this.undoStack = [];
     this.redoStack = [];
+    // A load forgets everyone's carets, ours too (DocPresence.onDocLoad):
+    // the selection is announced again even where it did not move.
+    this.lastSel = null;
     const ta = this.ta;
     const sel = [ta.selectionStart, ta.selectionEnd];
     this.shadow.set(show(this.doc.text.s));
@@ -158,7 +162,10 @@ export class TextareaBinding extends Emitter {
       ta.setRangeText(text, d.start, d.start + d.text.length, 'end');
     }
     const start = this.shadow.toCp(d.start);
-    const op = ot.normalize([start, { d: this.shadow.s.slice(d.start, d.end) }, text]);
+    // The deleted text as the document has it (the shadow shows "\r" as
+    // "␍", one UTF-16 unit for one, so the offsets agree): an undo or a
+    // rollback puts back what was there, not its picture.
+    const op = ot.normalize([start, { d: this.doc.text.s.slice(d.start, d.end) }, text]);
     if (op.length === 0) return;
     const edits = this.shadow.apply(op);
     this.submitting = true;
@@ -176,6 +183,11 @@ export class TextareaBinding extends Emitter {
     this.composing = false;
     const queued = this.queued;
     this.queued = [];
+    if (this.doc.version == null) {
+      // Reset under the composition: its fresh snapshot reloads the text.
+      this.ta.value = this.shadow.s;
+      return;
+    }
     if (queued.length === 0) {
       this.sync();
       return;
@@ -189,7 +201,11 @@ export class TextareaBinding extends Emitter {
     if (d) {
       const text = d.text.toWellFormed();
       if (text !== d.text) ta.setRangeText(text, d.start, d.start + d.text.length, 'end');
-      mine = ot.normalize([this.shadow.toCp(d.start), { d: this.shadow.s.slice(d.start, d.end) }, text]);
+      // The doc has moved on under the composition, so the deleted text
+      // comes from the shadow, its "␍" read back as "\r" (a "␍" typed as
+      // such, deleted in a composition that remote ops overtook, comes
+      // back as "\r": the one case where the picture is ambiguous).
+      mine = ot.normalize([this.shadow.toCp(d.start), { d: unshow(this.shadow.s.slice(d.start, d.end)) }, text]);
       const edits = this.shadow.apply(mine);
       this.record(mine);
       this.emit('edits', edits, { remote: false });
@@ -302,7 +318,9 @@ export class TextareaBinding extends Emitter {
   }
 
   step(from, to) {
-    if (this.composing || this.doc.type == null) return;
+    // Not while the document has no version (after a reset, before its
+    // fresh snapshot): the op could not be placed, as sync refuses typing.
+    if (this.composing || this.doc.type == null || this.doc.version == null) return;
     this.sync(); // anything typed but not yet seen
     while (from.length) {
       const { op, kind } = from.pop();

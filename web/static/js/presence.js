@@ -186,6 +186,13 @@ export class DocPresence extends PresenceChannel {
     }
   }
 
+  onDisconnected() {
+    // Values held for versions we did not have are as stale as the shown
+    // ones: everyone sends theirs again to the next connection.
+    this.future = [];
+    super.onDisconnected();
+  }
+
   onDocLoad() {
     for (const l of this.local.values()) l.value = null;
     if (this.remote.size) {
@@ -195,6 +202,10 @@ export class DocPresence extends PresenceChannel {
   }
 
   receiveValue(msg) {
+    // A later message for an id replaces any of its values still held for
+    // a version we do not have: a leave (p null) must not be followed by
+    // the caret it cleared.
+    if (this.future.length) this.future = this.future.filter((m) => m.id !== msg.id || m.pv > msg.pv);
     if (msg.p == null) return super.receiveValue(msg);
     if (this.doc.version == null || msg.v > this.doc.version) {
       this.future.push(msg);
