@@ -164,12 +164,14 @@ func (s *session) resume(t *readTask) {
 	}
 	// catchUpAndRejoin rejoins a subscriber that has not been sent the
 	// records committed while it was out: it had every record below
-	// cu.head (subs' invariant, see deliver), and no broadcast since.
-	catchUpAndRejoin := func() {
+	// cu.head (subs' invariant, see deliver), no broadcast since, and
+	// every record below sent by the readers or its reply. sent is where
+	// those ended; it is sent the rest, from there to the head.
+	catchUpAndRejoin := func(sent uint64) {
 		if c == nil || !cu.wasSub {
 			return
 		}
-		recs, err := s.records(cu.head, s.doc.head)
+		recs, err := s.records(max(sent, cu.head), s.doc.head)
 		if err != nil {
 			// It cannot be brought up to date: it subscribes again.
 			s.drop(c, err)
@@ -185,7 +187,7 @@ func (s *session) resume(t *readTask) {
 		// A failed subscribe leaves the connection out, as it always
 		// has; a closed one is about to leave anyway.
 		if !errors.Is(t.err, ErrConnClosed) && !(r.kind == jobFetch && r.join) {
-			catchUpAndRejoin()
+			catchUpAndRejoin(t.from) // the readers sent up to t.from
 		}
 		r.fail(t.err)
 	case r.kind == jobFetch:
@@ -205,19 +207,36 @@ func (s *session) resume(t *readTask) {
 		s.h.stats.duplicates.Add(1)
 		rec := t.dupRec
 		r.onSubmit(SubmitResult{Version: rec.Version, Op: rec.Op, Missed: t.collected, Duplicate: true, Record: rec}, nil)
-		catchUpAndRejoin()
+		// The readers sent up to the resend's record, and its ack stands
+		// for the record itself.
+		catchUpAndRejoin(rec.Version + 1)
 	default:
 		// A submit, rebased over the records the readers read: it is
 		// now made at t.to, inside the window, and planned as usual.
-		// The connection rejoins after its reply: it has not been sent
-		// the records from t.to on, and deliver sends a subscriber only
-		// the missed records of the group itself.
+		// The connection rejoins after its reply, sent what it still
+		// lacks: a commit's reply carries the records from t.to up to it;
+		// a duplicate's (its original committed meanwhile, from another
+		// connection) those up to the original; a refusal's none.
 		r.sub.Version = t.to
 		r.sub.Op = t.sub.Op
 		r.missed = t.collected
+		var got SubmitResult
+		var gotErr error
+		reply := r.onSubmit
+		r.onSubmit = func(res SubmitResult, err error) {
+			got, gotErr = res, err
+			reply(res, err)
+		}
 		s.submitGroup([]*job{r})
 		s.drain()
-		rejoin()
+		switch {
+		case gotErr != nil:
+			catchUpAndRejoin(t.to)
+		case got.Duplicate:
+			catchUpAndRejoin(max(t.to, got.Version+1))
+		default:
+			catchUpAndRejoin(got.Version + 1)
+		}
 	}
 	held := cu.held
 	cu.held = nil

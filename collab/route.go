@@ -40,6 +40,10 @@ func deliver(key Key, jobs []*job, out []outcome, recs []Record, subs map[Conn]s
 	if early != nil {
 		f.encs = early.encs // what sendEarly encoded, reused
 	}
+	// sent is how far each submitter was sent in this group: a resend in
+	// the same group as its original, from the same connection, carries
+	// the same missed records, which it must not get twice.
+	var sent connVersions
 	for i, j := range jobs {
 		o := out[i]
 		if o.err != nil {
@@ -48,7 +52,11 @@ func deliver(key Key, jobs []*job, out []outcome, recs []Record, subs map[Conn]s
 		}
 		if j.conn != nil {
 			_, sub := subs[j.conn]
+			done, _ := sent.get(j.conn)
 			for _, m := range o.res.Missed {
+				if m.Version < done {
+					continue
+				}
 				if m.Version < start {
 					if !sub {
 						j.conn.SendOp(key, m)
@@ -56,6 +64,9 @@ func deliver(key Key, jobs []*job, out []outcome, recs []Record, subs map[Conn]s
 					continue
 				}
 				f.send(j.conn, m)
+			}
+			if v := o.res.Version + 1; v > done {
+				sent.set(j.conn, v)
 			}
 		}
 		j.onSubmit(o.res, nil)
