@@ -126,6 +126,8 @@ func TestReadErrors(t *testing.T) {
 		{"header unknown field", `{"editlog":1,"intial":""}`, `unknown field "intial"`},
 		{"export error", `{"error":{"code":"ERR_UNKNOWN_ERROR","message":"disk"}}`, "ends with a server error"},
 		{"bad gzip", "\x1f\x8b garbage", "gzip"},
+		{"empty", "", "no header and no records"},
+		{"blank lines", "\n  \r\n\n", "no header and no records"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -140,6 +142,15 @@ func TestReadErrors(t *testing.T) {
 				t.Errorf("Read(%q) error = %v, want it to contain %q", tt.in, err, tt.want)
 			}
 		})
+	}
+}
+
+// TestReadSkipsAByteOrderMark: a log an editor saved with a UTF-8 byte
+// order mark in front reads as without it.
+func TestReadSkipsAByteOrderMark(t *testing.T) {
+	l, err := editlog.Read(strings.NewReader("\xef\xbb\xbf" + `{"editlog":1,"initial":"a"}` + "\r\n" + `{"src":"x","seq":1,"v":1,"op":[1,"b"]}` + "\r\n"))
+	if err != nil || !l.Header.HasInitial || len(l.Records) != 1 {
+		t.Fatalf("Read(with a BOM) = %+v, %v; want the header and one record", l, err)
 	}
 }
 

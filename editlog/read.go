@@ -42,6 +42,9 @@ func baseName(path string) string {
 	return name
 }
 
+// utf8BOM is the UTF-8 byte order mark.
+var utf8BOM = []byte{0xef, 0xbb, 0xbf}
+
 // gzipMagic starts every gzip stream (RFC 1952).
 var gzipMagic = []byte{0x1f, 0x8b}
 
@@ -66,6 +69,10 @@ func read(r io.Reader) (*Log, bool, error) {
 		}
 		defer zr.Close()
 		br = bufio.NewReaderSize(zr, 64<<10)
+	}
+	// A byte order mark that an editor put in front is not JSON: skip it.
+	if bom, _ := br.Peek(3); bytes.Equal(bom, utf8BOM) {
+		br.Discard(3)
 	}
 	if isTrace(br) {
 		data, err := io.ReadAll(br)
@@ -128,6 +135,12 @@ func readLines(br *bufio.Reader) (*Log, error) {
 			}
 		}
 		if errors.Is(err, io.EOF) {
+			if l.Header.Version == 0 && len(l.Records) == 0 {
+				// Nothing to replay, nothing to check: most likely the export
+				// of a document that does not exist (an empty 200), which
+				// must not pass for a replay that matched.
+				return nil, fmt.Errorf("%w: no header and no records", ErrFormat)
+			}
 			return l, nil
 		}
 		if err != nil {

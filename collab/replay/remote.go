@@ -51,7 +51,7 @@ func Remote(ctx context.Context, url string, l *editlog.Log, opts ...Option) (Re
 	if err := l.Validate(); err != nil {
 		return res, err
 	}
-	r := &remoteReplay{url: url, key: res.Key, clients: map[string]*wsClient{}}
+	r := &remoteReplay{url: url, key: res.Key, max: cfg.conns, clients: map[string]*wsClient{}, srcs: map[string]string{}}
 	defer r.close()
 	anon, err := r.client(ctx, "")
 	if err != nil {
@@ -116,23 +116,53 @@ func Remote(ctx context.Context, url string, l *editlog.Log, opts ...Option) (Re
 	return res, checkFinal(l, res.Key, res.Final)
 }
 
-// remoteReplay holds the connections of one Remote, one per src.
+// remoteReplay holds the connections of one Remote, one per src, at
+// most max of them open (WithConns).
 type remoteReplay struct {
 	url     string
 	key     collab.Key
+	max     int
 	clients map[string]*wsClient
+	// srcs maps a recorded src to the src the server gave its connection,
+	// which a later connection for it claims back.
+	srcs map[string]string
+	tick uint64
 }
 
-// client returns the connection for src, dialling it on first use.
+// client returns the connection for src, dialling it on first use, or
+// again (claiming its src back) after it was closed to make room. The
+// records go one at a time, so no connection closed has an op in flight.
 func (r *remoteReplay) client(ctx context.Context, src string) (*wsClient, error) {
+	r.tick++
 	if c := r.clients[src]; c != nil {
+		c.used = r.tick
 		return c, nil
 	}
-	c, err := dial(ctx, r.url, src)
+	if len(r.clients) >= r.max {
+		oldest := ""
+		for s, c := range r.clients {
+			if s != "" && (oldest == "" || c.used < r.clients[oldest].used) {
+				oldest = s
+			}
+		}
+		r.clients[oldest].close()
+		delete(r.clients, oldest)
+	}
+	claim := src
+	if s, ok := r.srcs[src]; ok {
+		claim = s
+	}
+	c, err := dial(ctx, r.url, claim)
 	if err != nil {
 		return nil, err
 	}
+	if old, ok := r.srcs[src]; ok && c.src != old {
+		c.close()
+		return nil, fmt.Errorf("replay: reconnecting src %q: the server gave src %q, not its own %q back", src, c.src, old)
+	}
+	c.used = r.tick
 	r.clients[src] = c
+	r.srcs[src] = c.src
 	return c, nil
 }
 
@@ -184,6 +214,7 @@ type wsClient struct {
 	conn   *websocket.Conn
 	src    string // the src the server gave this connection
 	seq    uint64 // the last seq used for records without a src
+	used   uint64 // when it last served a record (remoteReplay.tick)
 	in     chan wsMsg
 	done   chan struct{}
 	errMu  sync.Mutex

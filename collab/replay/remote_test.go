@@ -138,3 +138,35 @@ func TestReplayRemoteRateLimited(t *testing.T) {
 		t.Errorf("ReplayRemote = final %q after %d rate-limited submits; want 0123456789 after some", res.Final.Data, res.RateLimited)
 	}
 }
+
+// TestReplayRemoteMoreSrcsThanConnections replays a log of 30 srcs, each
+// twice, and a resend of one after its connection was closed, against a
+// server that allows 8 connections per address, holding at most 4 open:
+// the connection used longest ago is closed for the next src, and a src
+// that comes back claims its server src back, so its resend is still
+// recognised. An op log exported after HTTP submits without a src (one
+// src each) failed so, past 256 of them, against coedit's default limit.
+func TestReplayRemoteMoreSrcsThanConnections(t *testing.T) {
+	srv := webtest.Start(t, web.Options{MaxConnsPerAddr: 8, OpsPerSecond: 1e6, OpsBurst: 1e6, MessagesPerSecond: 1e6, MessagesBurst: 1e6})
+	const n = 30
+	var b strings.Builder
+	fmt.Fprintf(&b, `{"editlog":1,"initial":"","final":%q}`+"\n", strings.Repeat("y", n)+strings.Repeat("x", n))
+	for i := range n {
+		fmt.Fprintf(&b, `{"src":"s%d","seq":1,"v":%d,"op":["x"]}`+"\n", i, 1+i)
+	}
+	for i := range n {
+		fmt.Fprintf(&b, `{"src":"s%d","seq":2,"v":%d,"op":["y"]}`+"\n", i, 1+n+i)
+	}
+	fmt.Fprintf(&b, `{"src":"s0","seq":2,"v":%d,"op":["y"]}`+"\n", 1+n) // a resend, long after
+	l, err := editlog.Read(strings.NewReader(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := replay.Remote(t.Context(), srv.WSURL, l, replay.WithConns(4))
+	if err != nil {
+		t.Fatalf("ReplayRemote with more srcs than connections: %v", err)
+	}
+	if res.Committed != 2*n+1 || res.Duplicates != 1 || res.Final.Version != 2*n+1 {
+		t.Errorf("ReplayRemote = %d committed, %d duplicates, version %d; want %d, 1, %d", res.Committed, res.Duplicates, res.Final.Version, 2*n+1, 2*n+1)
+	}
+}

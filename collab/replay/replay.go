@@ -99,6 +99,7 @@ type Option func(*config)
 type config struct {
 	collection, id string
 	window         int
+	conns          int
 }
 
 // WithKey replays into collection/id instead of the names from the log's
@@ -124,8 +125,18 @@ func WithWindow(n int) Option {
 	return func(c *config) { c.window = max(1, n) }
 }
 
+// WithConns lets Remote hold up to n WebSockets open at once (default
+// 64), one per src; past it the one used longest ago is closed, and its
+// src reconnects (claiming its src back) when it has a record again. A
+// server bounds connections per address (coedit's --max-conns-per-addr,
+// 256 by default), and an op log exported from it may hold more srcs
+// than that: every HTTP submit without a src has one of its own.
+func WithConns(n int) Option {
+	return func(c *config) { c.conns = max(2, n) }
+}
+
 func newConfig(opts []Option) config {
-	c := config{window: 1}
+	c := config{window: 1, conns: 64}
 	for _, o := range opts {
 		o(&c)
 	}
