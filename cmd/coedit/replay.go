@@ -114,7 +114,8 @@ func replayCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 func replayFile(ctx context.Context, cfg replayConfig, file string, stdout io.Writer) error {
 	l, err := editlog.ReadFile(file)
 	if err != nil {
-		return err
+		// ReadFile names the file; the caller names it too.
+		return errors.Unwrap(err)
 	}
 	opts := []replay.Option{replay.WithKey(cfg.Collection, cfg.ID), replay.WithWindow(cfg.Window)}
 	var res replay.Result
