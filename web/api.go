@@ -25,9 +25,10 @@ const (
 	// exports that stream at once, so that clients which stop reading
 	// cannot hold many pages (a later one waits, within its request's
 	// time, then gets ERR_SERVER_BUSY).
-	opsPage    = 256
-	maxExports = 8
-	exportWait = 5 * time.Second
+	opsPage     = 256
+	maxExports  = 8
+	exportWait  = 5 * time.Second
+	exportGrace = 5 * time.Second
 )
 
 // writeJSON writes v as the JSON response body.
@@ -205,6 +206,10 @@ func (s *Server) streamOps(w http.ResponseWriter, r *http.Request, key collab.Ke
 		s.writeError(w, r, newError(CodeServerBusy, fmt.Sprintf("%d op exports are streaming: try again", maxExports)))
 		return
 	}
+	// The connection's deadline (Server.bound) comes a little after the
+	// reads' context ends, so an export cut short still ends with its
+	// error line, as the format promises.
+	http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.opts.RequestTimeout + exportGrace))
 	bw := bufio.NewWriterSize(w, 32<<10)
 	started := false
 	for from < to {

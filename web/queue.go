@@ -289,9 +289,9 @@ func (c *conn) close(code int, reason string, keep bool) {
 // frame with code (none when code is 0: the socket failed) and end the
 // connection.
 func (c *conn) startClosingLocked(code int, reason string) {
-	if c.closing {
-		return
-	}
+	// Past a close that keeps the queue (closeAfterQueued), a close that
+	// drops it still does: what is queued is no longer the client's. The
+	// first close's code stands.
 	c.startClosingKeepLocked(code, reason)
 	c.queue = nil
 	c.queuedBytes = 0
