@@ -175,6 +175,14 @@ func TestBrowserEditing(t *testing.T) {
 	if ci := eval[caretInfo](alice, mirrorCaret("Bob")); ci.Sel != "" {
 		t.Errorf("Alice's overlay shows a selection %q for Bob's bare caret", ci.Sel)
 	}
+	// A caret's name fades 3 s after the caret last moved, and stays faded
+	// when its block is drawn again, as any edit in the block draws it.
+	const bobsLabel = `getComputedStyle(document.querySelector('.mirror .remote-caret[data-name="Bob"] .remote-label')).opacity`
+	alice.waitJS("Bob's name faded", bobsLabel+` === '0'`, 10*time.Second)
+	alice.do(chromedp.Evaluate[chromedp.Void](`coedit.overlay.reset(coedit.binding.shadow.s)`))
+	if o := eval[string](alice, bobsLabel); o != "0" {
+		t.Errorf("Bob's name, drawn again without his caret moving, has opacity %s, want 0", o)
+	}
 	// A remote edit in front of Bob's caret moves it (in Alice's view) and
 	// leaves Alice's own selection on the same word.
 	alice.do(chromedp.Evaluate[chromedp.Void](`(() => {

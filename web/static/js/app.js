@@ -56,7 +56,14 @@ function identity() {
     color = PALETTE[Math.floor(Math.random() * PALETTE.length)];
     setItem('coedit:color', color);
   }
-  return { name, color };
+  // person tells this browser's tabs from other people's, who may share a
+  // name and a colour: the tabs of one person are one chip, in one colour.
+  let person = getItem('coedit:person');
+  if (!/^[0-9a-f]{12}$/.test(person ?? '')) {
+    person = randomId(6);
+    setItem('coedit:person', person);
+  }
+  return { name, color, person };
 }
 
 function colorFor(id) {
@@ -101,7 +108,7 @@ const users = conn.channel(`${collection}.${docId}#users`);
 doc.subscribe();
 textPresence.subscribe();
 users.subscribe();
-users.submit(presenceId, { name: me.name, color: me.color });
+users.submit(presenceId, { name: me.name, color: me.color, person: me.person });
 
 let created = false;
 let focusedOnce = false;
@@ -129,6 +136,14 @@ doc.on('replaced', ({ kept, lost }) => {
 });
 doc.on('lost', (err) => notice(`Edits an earlier page left unsent could not be restored (${err.code ?? err.message}).`));
 doc.on('error', (err) => {
+  if (!err.op) {
+    // Not an edit of ours: a refused subscribe or fetch (retried, or
+    // answered by a fresh snapshot), a stray reply. Only a document the
+    // token may not read is the user's to know.
+    if (err.action === 's' && err.code === 'ERR_FORBIDDEN') notice('Your access token does not allow reading this document.', 20000);
+    else console.warn('coedit:', err);
+    return;
+  }
   // Text the refusal undid (a paste too large, say) is offered back, to
   // copy, rather than lost.
   const lost = (err.op ?? []).filter((c) => typeof c === 'string').join('');
@@ -197,6 +212,9 @@ function drawCarets() {
   });
 }
 
+// personOf is the person id a presence value names, or its presence id.
+const personOf = (id, v) => (typeof v.person === 'string' && /^[0-9a-f]{12}$/.test(v.person) ? v.person : `~${id}`);
+
 const safeColor = (c) => (typeof c === 'string' && /^#[0-9a-fA-F]{6}$/.test(c) ? c : null);
 
 textPresence.on('update', drawCarets);
@@ -208,35 +226,36 @@ users.on('update', () => {
 });
 
 // Two people with one colour cannot tell their carets apart: when someone
-// here already has ours, the one with the larger presence id moves to a
-// colour nobody here uses. Someone of our name is taken to be us in another
-// tab (the browser keeps both), which keeps the colour: one person, one
-// colour, one chip in the list.
+// here already has ours, the one whose person id is larger moves to a
+// colour nobody here uses. Our own other tabs (the same person id) keep
+// theirs, and every tab of a person decides the same way, so a person has
+// one colour and one chip in the list. (A page of an older version sends
+// no person id: its presence id stands in.)
 function avoidSameColor() {
   const taken = new Map();
   for (const [id, r] of users.remote) {
-    if (r.value && String(r.value.name ?? '') !== me.name) taken.set(safeColor(r.value.color), id);
+    if (r.value && personOf(id, r.value) !== me.person) taken.set(safeColor(r.value.color), personOf(id, r.value));
   }
   const holder = taken.get(me.color);
-  if (!holder || holder > presenceId) return;
+  if (!holder || holder > me.person) return;
   const free = PALETTE.find((c) => !taken.has(c));
   if (!free) return;
   me.color = free;
   setItem('coedit:color', free);
-  users.submit(presenceId, { name: me.name, color: me.color });
+  users.submit(presenceId, { name: me.name, color: me.color, person: me.person });
 }
 users.on('reset', drawPeople);
 
 // Who is here.
 function drawPeople() {
   const list = $('people');
-  // Entries of one name and colour are one person's tabs (the name and
-  // colour are kept per browser): one chip, with how many.
-  const items = [{ id: presenceId, name: me.name, color: me.color, mine: true, n: 1 }];
+  // Entries of one person id are one person's tabs: one chip, with how
+  // many.
+  const items = [{ id: presenceId, person: me.person, name: me.name, color: me.color, mine: true, n: 1 }];
   for (const [id, r] of users.remote) {
     if (!r.value) continue;
-    const p = { id, name: String(r.value.name ?? 'Someone').slice(0, 40), color: safeColor(r.value.color) ?? colorFor(id), n: 1 };
-    const twin = items.find((q) => q.name === p.name && q.color === p.color);
+    const p = { id, person: personOf(id, r.value), name: String(r.value.name ?? 'Someone').slice(0, 40), color: safeColor(r.value.color) ?? colorFor(id), n: 1 };
+    const twin = items.find((q) => q.person === p.person);
     if (twin) twin.n++;
     else items.push(p);
   }
@@ -269,7 +288,7 @@ nameInput.addEventListener('change', () => {
   nameInput.value = name;
   me.name = name;
   setItem('coedit:name', name);
-  users.submit(presenceId, { name: me.name, color: me.color });
+  users.submit(presenceId, { name: me.name, color: me.color, person: me.person });
   drawPeople();
 });
 

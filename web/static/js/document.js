@@ -249,6 +249,8 @@ export class Doc extends Emitter {
   // onDisconnected: slow says the server closed the socket because we
   // did not read fast enough (1013).
   onDisconnected(slow = false) {
+    if (this.subRetryTimer != null) this.connection.timers.clearTimeout(this.subRetryTimer);
+    this.subRetryTimer = null; // the next connection subscribes anyway
     this.subscribed = false;
     this.confirming = false;
     this.fetchingGap = false;
@@ -277,7 +279,9 @@ export class Doc extends Emitter {
     if (msg.error) {
       // A subscribe or fetch at a version the server cannot serve (ops
       // pruned): take a fresh snapshot if nothing local would be lost.
-      this.emit('error', new ServerError(msg.error));
+      const err = new ServerError(msg.error);
+      err.action = msg.a; // what was refused: 's', 'f'
+      this.emit('error', err);
       if (msg.a === 's' && this.version != null && !this.hasPending) {
         this.version = null;
         this.sendSubscribe();

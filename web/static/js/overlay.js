@@ -11,6 +11,10 @@
 
 const TARGET = 2048; // block size to aim for, in UTF-16 units
 
+// LABEL_MS is how long a caret's name shows after it moved (the delay of
+// app.css's label-fade).
+const LABEL_MS = 3000;
+
 // COPIED are the textarea styles the mirror must share to wrap the same.
 const COPIED = [
   'fontFamily',
@@ -65,6 +69,9 @@ export class Overlay {
     layer.replaceChildren(this.inner);
     this.blocks = []; // {text, el, deco: string}
     this.carets = []; // {id, name, color, start, end}
+    // moved holds where each caret was when it last moved, and when: its
+    // name shows for LABEL_MS after, however often its block is drawn.
+    this.moved = new Map(); // id -> {start, end, at}
     this.onScroll = () => this.scroll();
     textarea.addEventListener('scroll', this.onScroll);
     this.resizer = typeof ResizeObserver === 'function' ? new ResizeObserver(() => this.fit()) : null;
@@ -177,6 +184,13 @@ export class Overlay {
    * with UTF-16 positions (start <= end) in the current text.
    */
   setCarets(carets) {
+    const now = Date.now();
+    const moved = new Map();
+    for (const c of carets) {
+      const m = this.moved.get(c.id);
+      moved.set(c.id, m && m.start === c.start && m.end === c.end ? m : { start: c.start, end: c.end, at: now });
+    }
+    this.moved = moved;
     this.carets = carets;
     this.decorate();
   }
@@ -282,6 +296,10 @@ export class Overlay {
     const label = this.doc.createElement('span');
     label.className = 'remote-label';
     label.textContent = c.name;
+    // The fade (app.css) counts from the caret's last move, not from this
+    // drawing: a block is drawn anew by any edit in it.
+    const m = this.moved.get(c.id);
+    if (m) label.style.animationDelay = `${LABEL_MS - (Date.now() - m.at)}ms`;
     span.append(label);
     return span;
   }
