@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { State } from '../js/connection.js';
 import ref from 'ot-text-unicode';
-import { FakeSocket, URI, handshake, loaded, setup } from './fakes.mjs';
+import { FakeSocket, URI, handshake, loaded, page, setup } from './fakes.mjs';
 
 // A. A 1013 close sets Doc.refreshing (subscribe for a fresh snapshot). If
 // that socket dropped too before the snapshot came, nothing cleared
@@ -70,66 +70,6 @@ test('P: a handshake that is never answered is given up and retried', () => {
 // "\r" is recorded as {d: "␍"}. Undo inserts "␍" (U+240D) into the
 // document instead of "\r", and a rollback of a refused op does the same
 // to the local copy only, which then silently differs from the server's.
-import { TextareaBinding } from '../js/editor.js';
-import { Connection } from '../js/connection.js';
-import { FakeClock } from './fakes.mjs';
-class FakeTextarea {
-  constructor() {
-    this.value = '';
-    this.selectionStart = 0;
-    this.selectionEnd = 0;
-    this.selectionDirection = 'none';
-    this.scrollTop = 0;
-    this.scrollLeft = 0;
-    this.readOnly = false;
-    this.handlers = {};
-  }
-
-  addEventListener(type, fn) {
-    (this.handlers[type] ??= []).push(fn);
-  }
-
-  removeEventListener() {}
-
-  fire(type, ev = {}) {
-    for (const fn of this.handlers[type] ?? []) fn({ preventDefault() {}, ...ev });
-  }
-
-  setSelectionRange(s, e, dir = 'none') {
-    this.selectionStart = s;
-    this.selectionEnd = e;
-    this.selectionDirection = dir;
-  }
-
-  setRangeText(text, s, e) {
-    this.value = this.value.slice(0, s) + text + this.value.slice(e);
-  }
-
-  // type inserts text at the caret as the browser does, then fires input.
-  type(text) {
-    const s = this.selectionStart;
-    this.value = this.value.slice(0, s) + text + this.value.slice(this.selectionEnd);
-    this.selectionStart = this.selectionEnd = s + text.length;
-    this.fire('input');
-  }
-}
-
-function page(text) {
-  const conn = new Connection('ws://test/ws', { WebSocket: FakeSocket, timers: new FakeClock() });
-  const ws = FakeSocket.last();
-  ws.open();
-  ws.take();
-  ws.deliver({ a: 'hs', protocol: 1, protocolMinor: 2, id: 'me' });
-  const doc = conn.get('docs', 'x');
-  doc.subscribe();
-  ws.deliver({ a: 's', c: 'docs', d: 'x', data: { v: 1, type: 'http://sharejs.org/types/text-unicode', data: text } });
-  const ta = new FakeTextarea();
-  let now = 0;
-  const binding = new TextareaBinding(ta, doc, { now: () => now });
-  return { ta, doc, ws, binding, tick: (ms) => (now += ms) };
-}
-
-
 test('C1: undoing the deletion of a carriage return puts back "\\r", not "␍"', () => {
   const { ta, doc, ws } = page('a\r\nb');
   assert.equal(ta.value, 'a\u240d\nb');

@@ -4,9 +4,8 @@
 // events); the browser test (web/e2e_test.go) drives the real one.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { diff, mapPosition, TextareaBinding } from '../js/editor.js';
-import { Connection } from '../js/connection.js';
-import { FakeClock, FakeSocket } from './fakes.mjs';
+import { diff, mapPosition } from '../js/editor.js';
+import { page } from './fakes.mjs';
 import { rng, randomText, int } from './gen.mjs';
 
 const isLow = (u) => u >= 0xdc00 && u <= 0xdfff;
@@ -44,63 +43,6 @@ test('mapPosition keeps positions before an insert and shifts those after', () =
   const e = { start: 2, end: 4, text: 'xyz' };
   assert.deepEqual([0, 2, 3, 4, 6].map((x) => mapPosition(x, e)), [0, 2, 2, 5, 7]);
 });
-
-// FakeTextarea is the part of HTMLTextAreaElement the binding uses.
-class FakeTextarea {
-  constructor() {
-    this.value = '';
-    this.selectionStart = 0;
-    this.selectionEnd = 0;
-    this.selectionDirection = 'none';
-    this.scrollTop = 0;
-    this.scrollLeft = 0;
-    this.readOnly = false;
-    this.handlers = {};
-  }
-
-  addEventListener(type, fn) {
-    (this.handlers[type] ??= []).push(fn);
-  }
-
-  removeEventListener() {}
-
-  fire(type, ev = {}) {
-    for (const fn of this.handlers[type] ?? []) fn({ preventDefault() {}, ...ev });
-  }
-
-  setSelectionRange(s, e, dir = 'none') {
-    this.selectionStart = s;
-    this.selectionEnd = e;
-    this.selectionDirection = dir;
-  }
-
-  setRangeText(text, s, e) {
-    this.value = this.value.slice(0, s) + text + this.value.slice(e);
-  }
-
-  // type inserts text at the caret as the browser does, then fires input.
-  type(text) {
-    const s = this.selectionStart;
-    this.value = this.value.slice(0, s) + text + this.value.slice(this.selectionEnd);
-    this.selectionStart = this.selectionEnd = s + text.length;
-    this.fire('input');
-  }
-}
-
-function page(text) {
-  const conn = new Connection('ws://test/ws', { WebSocket: FakeSocket, timers: new FakeClock() });
-  const ws = FakeSocket.last();
-  ws.open();
-  ws.take();
-  ws.deliver({ a: 'hs', protocol: 1, protocolMinor: 2, id: 'me' });
-  const doc = conn.get('docs', 'x');
-  doc.subscribe();
-  ws.deliver({ a: 's', c: 'docs', d: 'x', data: { v: 1, type: 'http://sharejs.org/types/text-unicode', data: text } });
-  const ta = new FakeTextarea();
-  let now = 0;
-  const binding = new TextareaBinding(ta, doc, { now: () => now });
-  return { ta, doc, ws, binding, tick: (ms) => (now += ms) };
-}
 
 test('typing becomes ops; remote ops keep the caret; undo takes back only my text', () => {
   const { ta, doc, ws, tick } = page('😀 hello');

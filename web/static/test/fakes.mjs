@@ -1,7 +1,9 @@
 // Test doubles for the client's transport seam: a WebSocket the test plays
 // the server through, and a manual clock for its timers; stand-ins for
-// localStorage and Web Locks; and helpers that set a client up over them.
+// localStorage, Web Locks and a <textarea>; and helpers that set a client up
+// over them.
 import { Connection } from '../js/connection.js';
+import { TextareaBinding } from '../js/editor.js';
 
 export const URI = 'http://sharejs.org/types/text-unicode';
 
@@ -225,4 +227,62 @@ export function loaded(text = 'hello', v = 3) {
   s.ws.take();
   s.ws.deliver({ a: 's', c: 'docs', d: 'x', data: { v, type: URI, data: text } });
   return s;
+}
+
+// FakeTextarea is the part of HTMLTextAreaElement the binding uses.
+export class FakeTextarea {
+  constructor() {
+    this.value = '';
+    this.selectionStart = 0;
+    this.selectionEnd = 0;
+    this.selectionDirection = 'none';
+    this.scrollTop = 0;
+    this.scrollLeft = 0;
+    this.readOnly = false;
+    this.handlers = {};
+  }
+
+  addEventListener(type, fn) {
+    (this.handlers[type] ??= []).push(fn);
+  }
+
+  removeEventListener() {}
+
+  fire(type, ev = {}) {
+    for (const fn of this.handlers[type] ?? []) fn({ preventDefault() {}, ...ev });
+  }
+
+  setSelectionRange(s, e, dir = 'none') {
+    this.selectionStart = s;
+    this.selectionEnd = e;
+    this.selectionDirection = dir;
+  }
+
+  setRangeText(text, s, e) {
+    this.value = this.value.slice(0, s) + text + this.value.slice(e);
+  }
+
+  // type inserts text at the caret as the browser does, then fires input.
+  type(text) {
+    const s = this.selectionStart;
+    this.value = this.value.slice(0, s) + text + this.value.slice(this.selectionEnd);
+    this.selectionStart = this.selectionEnd = s + text.length;
+    this.fire('input');
+  }
+}
+
+/** page is a textarea binding over a document at version 1 holding text. */
+export function page(text) {
+  const conn = new Connection('ws://test/ws', { WebSocket: FakeSocket, timers: new FakeClock() });
+  const ws = FakeSocket.last();
+  ws.open();
+  ws.take();
+  ws.deliver({ a: 'hs', protocol: 1, protocolMinor: 2, id: 'me' });
+  const doc = conn.get('docs', 'x');
+  doc.subscribe();
+  ws.deliver({ a: 's', c: 'docs', d: 'x', data: { v: 1, type: 'http://sharejs.org/types/text-unicode', data: text } });
+  const ta = new FakeTextarea();
+  let now = 0;
+  const binding = new TextareaBinding(ta, doc, { now: () => now });
+  return { ta, doc, ws, binding, tick: (ms) => (now += ms) };
 }
