@@ -18,15 +18,7 @@ import (
 // sent (it used to be sent 24 right after 21).
 func TestRefusedOldSubmitLeavesNoGap(t *testing.T) {
 	store := newGateStore(t)
-	h := startHub(t, collab.Options{Store: store, Window: 4, WindowBytes: 1 << 20})
-	mustSubmit(t, h, docX, createSub("", 0, "ab"))
-	mustSubmit(t, h, docX, editSub("A", 1, 1, ins(2, "!")))
-	for i := range 20 {
-		mustSubmit(t, h, docX, editSub("B", uint64(i+1), uint64(i+2), ins(0, "b")))
-	}
-	c := newConn("A")
-	c.subscribe(h, docX, nil)
-	c.waitN(t, "snapshot", 1) // at 22
+	h, c := subscribedAt22(t, store, 1)
 	release := store.hold(t)
 	c.submit(h, docX, editSub("A", 2, 2, ins(0, "a"))) // a new op made at 2, before the window
 	<-store.entered
@@ -50,15 +42,7 @@ func TestRefusedOldSubmitLeavesNoGap(t *testing.T) {
 // last one, made before the window).
 func TestStaleSeqOldSubmitLeavesNoGap(t *testing.T) {
 	store := newGateStore(t)
-	h := startHub(t, collab.Options{Store: store, Window: 4, WindowBytes: 1 << 20})
-	mustSubmit(t, h, docX, createSub("", 0, "ab"))
-	mustSubmit(t, h, docX, editSub("A", 5, 1, ins(2, "!")))
-	for i := range 20 {
-		mustSubmit(t, h, docX, editSub("B", uint64(i+1), uint64(i+2), ins(0, "b")))
-	}
-	c := newConn("A")
-	c.subscribe(h, docX, nil)
-	c.waitN(t, "snapshot", 1) // at 22
+	h, c := subscribedAt22(t, store, 5)
 	release := store.hold(t)
 	c.submit(h, docX, editSub("A", 3, 1, ins(0, "a"))) // seq 3 < 5, never committed
 	<-store.entered
@@ -107,15 +91,7 @@ func (s *blockFirstOps) Ops(ctx context.Context, key collab.Key, from, to uint64
 func TestResendFoundInWindowAfterCatchUpLeavesNoGap(t *testing.T) {
 	db, _ := openStore(t, storage.SyncNone)
 	store := &blockFirstOps{DB: db, from: 2, entered: make(chan struct{}, 1), release: make(chan struct{})}
-	h := startHub(t, collab.Options{Store: store, Window: 4, WindowBytes: 1 << 20})
-	mustSubmit(t, h, docX, createSub("", 0, "ab"))
-	mustSubmit(t, h, docX, editSub("A", 1, 1, ins(2, "!")))
-	for i := range 20 {
-		mustSubmit(t, h, docX, editSub("B", uint64(i+1), uint64(i+2), ins(0, "b")))
-	}
-	c2 := newConn("A")
-	c2.subscribe(h, docX, nil)
-	c2.waitN(t, "snapshot", 1) // at 22
+	h, c2 := subscribedAt22(t, store, 1)
 	op := editSub("A", 2, 2, ins(0, "a"))
 	c2.submit(h, docX, op) // the resend: its read waits
 	<-store.entered
@@ -146,15 +122,7 @@ func TestResendFoundInWindowAfterCatchUpLeavesNoGap(t *testing.T) {
 func TestResendFoundInSecondReadRoundSendsEachOnce(t *testing.T) {
 	db, _ := openStore(t, storage.SyncNone)
 	store := &blockFirstOps{DB: db, from: 2, entered: make(chan struct{}, 1), release: make(chan struct{})}
-	h := startHub(t, collab.Options{Store: store, Window: 4, WindowBytes: 1 << 20})
-	mustSubmit(t, h, docX, createSub("", 0, "ab"))
-	mustSubmit(t, h, docX, editSub("A", 1, 1, ins(2, "!")))
-	for i := range 20 {
-		mustSubmit(t, h, docX, editSub("B", uint64(i+1), uint64(i+2), ins(0, "b")))
-	}
-	c2 := newConn("A")
-	c2.subscribe(h, docX, nil)
-	c2.waitN(t, "snapshot", 1) // at 22
+	h, c2 := subscribedAt22(t, store, 1)
 	op := editSub("A", 2, 2, ins(0, "a"))
 	c2.submit(h, docX, op) // the resend: its first read waits
 	<-store.entered
@@ -187,4 +155,22 @@ func TestResendFoundInSecondReadRoundSendsEachOnce(t *testing.T) {
 	if got := c2.opVersions(); !slices.Equal(got, want) {
 		t.Fatalf("C2 was sent %v,\nwant %v (every version once, its own at 25 only as its ack)", got, want)
 	}
+}
+
+// subscribedAt22 starts a hub over store whose window holds 4 versions,
+// brings the document to version 22 (a create, A's op at 1 with seq
+// aSeq, then twenty of B's), and subscribes a connection of src A at the
+// head: its submits made at an old version go through the readers.
+func subscribedAt22(t *testing.T, store collab.Store, aSeq uint64) (*collab.Hub, *testConn) {
+	t.Helper()
+	h := startHub(t, collab.Options{Store: store, Window: 4, WindowBytes: 1 << 20})
+	mustSubmit(t, h, docX, createSub("", 0, "ab"))
+	mustSubmit(t, h, docX, editSub("A", aSeq, 1, ins(2, "!")))
+	for i := range 20 {
+		mustSubmit(t, h, docX, editSub("B", uint64(i+1), uint64(i+2), ins(0, "b")))
+	}
+	c := newConn("A")
+	c.subscribe(h, docX, nil)
+	c.waitN(t, "snapshot", 1) // at 22
+	return h, c
 }

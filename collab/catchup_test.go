@@ -378,15 +378,7 @@ func TestHeldRequestsBounded(t *testing.T) {
 // every version once and in order.
 func TestSubscribedResendFoundByReadersGetsWhatItMissed(t *testing.T) {
 	store := newGateStore(t)
-	h := startHub(t, collab.Options{Store: store, Window: 4, WindowBytes: 1 << 20})
-	mustSubmit(t, h, docX, createSub("", 0, "ab"))
-	mustSubmit(t, h, docX, editSub("A", 1, 1, ins(2, "!")))
-	for i := range 20 {
-		mustSubmit(t, h, docX, editSub("B", uint64(i+1), uint64(i+2), ins(0, "b")))
-	}
-	c := newConn("A")
-	c.subscribe(h, docX, nil)
-	c.waitN(t, "snapshot", 1) // at 22
+	h, c := subscribedAt22(t, store, 1)
 	release := store.hold(t)
 	c.submit(h, docX, editSub("A", 1, 1, ins(2, "!"))) // a resend of version 1
 	<-store.entered

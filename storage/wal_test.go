@@ -182,6 +182,24 @@ func TestReadAfterAckBeforeApply(t *testing.T) {
 	}
 }
 
+// copyFile copies the file at src to a new file at dst.
+func copyFile(t *testing.T, src, dst string) {
+	t.Helper()
+	in, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	if _, err := io.Copy(out, in); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // crashCopy copies db's bbolt file and op log, as a crash would leave
 // them, into a new directory, and returns the copy's path.
 func crashCopy(t *testing.T, db *DB) string {
@@ -199,19 +217,7 @@ func crashCopy(t *testing.T, db *DB) string {
 		t.Fatalf("listSegments = %v, %v; want a segment", segs, err)
 	}
 	for _, s := range segs {
-		src, err := os.Open(s.path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		dst, err := os.Create(filepath.Join(path+walSuffix, filepath.Base(s.path)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := io.Copy(dst, src); err != nil {
-			t.Fatal(err)
-		}
-		src.Close()
-		dst.Close()
+		copyFile(t, s.path, filepath.Join(path+walSuffix, filepath.Base(s.path)))
 	}
 	return path
 }
@@ -574,19 +580,7 @@ func TestLeftoverAppliedSegmentBeforeAGap(t *testing.T) {
 	}
 	crashed := crashCopy(t, db) // a kill -9 now: bbolt and the current segment C
 	// ... with A still there, as if its removal had failed.
-	dst, err := os.Create(filepath.Join(crashed+walSuffix, filepath.Base(a.path)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := os.Open(keep)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(dst, src); err != nil {
-		t.Fatal(err)
-	}
-	src.Close()
-	dst.Close()
+	copyFile(t, keep, filepath.Join(crashed+walSuffix, filepath.Base(a.path)))
 	os.Remove(keep)
 
 	reopened, err := Open(crashed, Options{})

@@ -62,14 +62,7 @@ func TestMalformedFloodClosedWith1008(t *testing.T) {
 		sent++
 	}
 	replies := 0
-	var closeErr error
-	for {
-		if _, err := flood.tryRecv(10 * time.Second); err != nil {
-			closeErr = err
-			break
-		}
-		replies++
-	}
+	closeErr := flood.readUntilClosed(func(map[string]any) { replies++ })
 	elapsed := time.Since(start)
 	if !isCloseCode(closeErr, ClosePolicyViolation) {
 		t.Fatalf("flood of %d frames ended with %v, want close %d", sent, closeErr, ClosePolicyViolation)
@@ -113,13 +106,7 @@ func TestFloodCloseWritesWhatWasQueued(t *testing.T) {
 		sent++
 	}
 	pongs, limited := 0, 0
-	var closeErr error
-	for {
-		m, err := c.tryRecv(10 * time.Second)
-		if err != nil {
-			closeErr = err
-			break
-		}
+	closeErr := c.readUntilClosed(func(m map[string]any) {
 		e, _ := m["error"].(map[string]any)
 		switch {
 		case e == nil && m["a"] == "pp" && limited == 0:
@@ -129,7 +116,7 @@ func TestFloodCloseWritesWhatWasQueued(t *testing.T) {
 		default:
 			t.Fatalf("after %d pongs and %d refusals: unexpected reply %s", pongs, limited, mustJSON(m))
 		}
-	}
+	})
 	if !isCloseCode(closeErr, ClosePolicyViolation) {
 		t.Fatalf("flood of %d frames ended with %v, want close %d", sent, closeErr, ClosePolicyViolation)
 	}

@@ -165,6 +165,19 @@ func (c *tclient) recv() map[string]any {
 	return m
 }
 
+// readUntilClosed passes every message to fn until the connection ends
+// (or is silent for 10 s) and returns why it ended: the close, for a
+// server that closed it.
+func (c *tclient) readUntilClosed(fn func(m map[string]any)) error {
+	for {
+		m, err := c.tryRecv(10 * time.Second)
+		if err != nil {
+			return err
+		}
+		fn(m)
+	}
+}
+
 func (c *tclient) tryRecv(timeout time.Duration) (map[string]any, error) {
 	c.ws.SetReadDeadline(time.Now().Add(timeout))
 	typ, data, err := c.ws.ReadMessage()

@@ -133,17 +133,11 @@ func TestPingsTakeFromTheMessageBucket(t *testing.T) {
 		}
 	}
 	limited := 0
-	var closeErr error
-	for {
-		m, err := c.tryRecv(10 * time.Second)
-		if err != nil {
-			closeErr = err
-			break
-		}
+	closeErr := c.readUntilClosed(func(m map[string]any) {
 		if e, _ := m["error"].(map[string]any); e["code"] == CodeRateLimited {
 			limited++
 		}
-	}
+	})
 	if !isCloseCode(closeErr, ClosePolicyViolation) {
 		t.Fatalf("a ping flood ended with %v, want close %d", closeErr, ClosePolicyViolation)
 	}
