@@ -11,6 +11,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/coedit/coedit/collab"
@@ -390,4 +391,25 @@ func (s *Server) serveSubmit(w http.ResponseWriter, r *http.Request) {
 		body = append(body[:len(body)-1], `,"duplicate":true}`...)
 	}
 	writeRaw(w, http.StatusOK, body)
+}
+
+// serveAPIElse answers what no route of the HTTP API serves with a coded
+// JSON error, as the API answers everything else: 405 with the methods
+// allowed for a path the API serves, 404 for any other path under /api/.
+// (The mux's own answers are plain text.)
+func (s *Server) serveAPIElse(w http.ResponseWriter, r *http.Request) {
+	var allow string
+	switch parts := strings.Split(strings.TrimPrefix(r.URL.EscapedPath(), "/api/"), "/"); {
+	case len(parts) == 1 && (parts[0] == "docs" || parts[0] == "auth"),
+		len(parts) == 3 && parts[0] == "docs" && parts[1] != "" && parts[2] != "":
+		allow = "GET, HEAD"
+	case len(parts) == 4 && parts[0] == "docs" && parts[1] != "" && parts[2] != "" && parts[3] == "ops":
+		allow = "GET, HEAD, POST"
+	}
+	if allow == "" {
+		s.writeError(w, r, newError(CodeNotFound, "the HTTP API has no "+r.URL.Path))
+		return
+	}
+	w.Header().Set("Allow", allow)
+	s.writeError(w, r, newError(CodeMethodNotAllowed, fmt.Sprintf("%s is not served for %s: use %s", r.Method, r.URL.Path, allow)))
 }

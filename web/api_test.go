@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -255,5 +256,40 @@ func TestHTTPSrcNamespace(t *testing.T) {
 	other.handshake("http:" + ws.src)
 	if other.src == "http:"+ws.src {
 		t.Fatalf("hs with id %q reclaimed it; want a fresh src", "http:"+ws.src)
+	}
+}
+
+// TestHTTPUnservedAPIPaths: what no route serves under /api/ is answered
+// with a coded JSON error, as the rest of the API is (the mux's answers
+// are plain text): 405 with the Allow header for a path served for other
+// methods, 404 for any other.
+func TestHTTPUnservedAPIPaths(t *testing.T) {
+	ts := startServer(t, Options{Logger: quiet}, collab.Options{})
+	for _, tc := range []struct {
+		method, path string
+		status       int
+		code, allow  string
+	}{
+		{"DELETE", "/api/docs/notes/a", 405, CodeMethodNotAllowed, "GET, HEAD"},
+		{"PUT", "/api/docs/notes/a%2Fb/ops", 405, CodeMethodNotAllowed, "GET, HEAD, POST"},
+		{"POST", "/api/docs", 405, CodeMethodNotAllowed, "GET, HEAD"},
+		{"POST", "/api/auth", 405, CodeMethodNotAllowed, "GET, HEAD"},
+		{"GET", "/api/docs/notes", 404, CodeNotFound, ""},
+		{"GET", "/api/nothing", 404, CodeNotFound, ""},
+		{"GET", "/api/docs/notes/a/ops/more", 404, CodeNotFound, ""},
+	} {
+		req, err := http.NewRequest(tc.method, ts.http.URL+tc.path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.status || !strings.Contains(string(body), `"code":"`+tc.code+`"`) || resp.Header.Get("Allow") != tc.allow {
+			t.Errorf("%s %s = %d %s (Allow %q), want %d %s (Allow %q)", tc.method, tc.path, resp.StatusCode, body, resp.Header.Get("Allow"), tc.status, tc.code, tc.allow)
+		}
 	}
 }

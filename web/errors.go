@@ -48,6 +48,8 @@ import (
 //	ERR_HOST_NOT_ALLOWED                        421   a request whose Host is neither an IP address, localhost, nor one of Options.AllowedHosts (DNS rebinding)
 //	ERR_TOO_MANY_CONNECTIONS                    429   a WebSocket upgrade from an address that already holds Options.MaxConnsPerAddr connections
 //	ERR_SERVER_FULL                             503   a WebSocket upgrade while the node holds Options.MaxConns connections
+//	ERR_NOT_FOUND                               404   an HTTP API path the server does not serve
+//	ERR_METHOD_NOT_ALLOWED                      405   an HTTP API path served for other methods (they are in the Allow header)
 //	ERR_HISTORY_REPLACED                        409   a subscribe, fetch or submit from a client whose copy of the document holds records the cluster's history replaced (Redis lost them; see the README's cluster section): drop the copy and fetch the document without a version
 //	ERR_UNAVAILABLE                             503   an HTTP API request while the cluster's commit point (Redis) is out of reach or the document is contended; sent with Retry-After (a WebSocket is closed with 1012 instead, so the client resends after reconnecting)
 const (
@@ -84,6 +86,8 @@ const (
 	CodeServerFull           = "ERR_SERVER_FULL"
 	CodeUnavailable          = "ERR_UNAVAILABLE"
 	CodeHistoryReplaced      = "ERR_HISTORY_REPLACED"
+	CodeNotFound             = "ERR_NOT_FOUND"
+	CodeMethodNotAllowed     = "ERR_METHOD_NOT_ALLOWED"
 )
 
 // httpStatus is the HTTP status of each code (see the table above).
@@ -121,6 +125,8 @@ var httpStatus = map[string]int{
 	CodeServerFull:           http.StatusServiceUnavailable,
 	CodeUnavailable:          http.StatusServiceUnavailable,
 	CodeHistoryReplaced:      http.StatusConflict,
+	CodeNotFound:             http.StatusNotFound,
+	CodeMethodNotAllowed:     http.StatusMethodNotAllowed,
 }
 
 // engineCodes maps the engine's sentinel errors to codes, first match

@@ -377,6 +377,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/docs/{collection}/{id}/ops", s.serveOps)
 	mux.HandleFunc("POST /api/docs/{collection}/{id}/ops", s.serveSubmit)
 	mux.HandleFunc("GET /api/auth", s.serveAuth)
+	mux.HandleFunc("/api/", s.serveAPIElse)
 	mux.HandleFunc("GET /d/{collection}/{id}", s.servePage)
 	mux.HandleFunc("/", s.servePage)
 	return s.bound(s.checkHost(mux))
