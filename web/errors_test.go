@@ -236,6 +236,12 @@ func TestErrorCodesOverWebSocket(t *testing.T) {
 	perAddr.connect(t)
 	perAddr.dialRefused(t, perAddr.wsURL, nil, http.StatusTooManyRequests, CodeTooManyConnections)
 	provoked[CodeTooManyConnections] = true
+	status, body = perAddr.httpDo(t, "DELETE", "/api/docs/docs/hello", "", "", nil)
+	checkHTTPError(t, status, body, http.StatusMethodNotAllowed, CodeMethodNotAllowed)
+	provoked[CodeMethodNotAllowed] = true
+	status, body = perAddr.httpDo(t, "GET", "/api/nothing", "", "", nil)
+	checkHTTPError(t, status, body, http.StatusNotFound, CodeNotFound)
+	provoked[CodeNotFound] = true
 
 	for code := range httpStatus {
 		if !provoked[code] && notProvokable[code] == "" {
