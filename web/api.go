@@ -193,8 +193,6 @@ func (s *Server) serveOps(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) streamOps(w http.ResponseWriter, r *http.Request, key collab.Key, from, to uint64) {
-	ctx, cancel := context.WithTimeout(r.Context(), s.opts.RequestTimeout)
-	defer cancel()
 	wait := time.NewTimer(min(s.opts.RequestTimeout/2, exportWait))
 	defer wait.Stop()
 	select {
@@ -207,10 +205,15 @@ func (s *Server) streamOps(w http.ResponseWriter, r *http.Request, key collab.Ke
 		s.writeError(w, r, newError(CodeServerBusy, fmt.Sprintf("%d op exports are streaming: try again", maxExports)))
 		return
 	}
-	// The connection's deadline (Server.bound) comes a little after the
-	// reads' context ends, so an export cut short still ends with its
-	// error line, as the format promises.
-	http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.opts.RequestTimeout + exportGrace))
+	// The export has RequestTimeout from here; the connection's deadlines
+	// (Server.bound: past the read one, the server cancels the request's
+	// context) come exportGrace later, so an export cut short still ends
+	// with its error line, as the format promises.
+	ctx, cancel := context.WithTimeout(r.Context(), s.opts.RequestTimeout)
+	defer cancel()
+	rc := http.NewResponseController(w)
+	rc.SetReadDeadline(time.Now().Add(s.opts.RequestTimeout + exportGrace))
+	rc.SetWriteDeadline(time.Now().Add(s.opts.RequestTimeout + exportGrace))
 	bw := bufio.NewWriterSize(w, 32<<10)
 	started := false
 	for from < to {
@@ -219,6 +222,14 @@ func (s *Server) streamOps(w http.ResponseWriter, r *http.Request, key collab.Ke
 			end = from + opsPage
 		}
 		recs, err := s.hub.Ops(ctx, key, from, end)
+		if err != nil && r.Context().Err() != nil {
+			return // the client left
+		}
+		if err != nil && ctx.Err() != nil {
+			// Out of time: the client asks for the rest.
+			err = fmt.Errorf("%w: the export took longer than %v: ask for the rest with ?from=%d", collab.ErrUnavailable, s.opts.RequestTimeout, from)
+			s.log.Info("op export out of time", "doc", key.String(), "from", from)
+		}
 		if err != nil {
 			if !started {
 				s.writeError(w, r, err)

@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/coedit/coedit/collab"
 	"github.com/coedit/coedit/ot"
+	"github.com/coedit/coedit/storage"
 )
 
 // rawHTTP opens a TCP connection to ts and writes req as it is.
@@ -53,7 +55,8 @@ func TestRequestWithoutItsBodyIsDropped(t *testing.T) {
 }
 
 // TestStalledExportsAreBounded: clients that stop reading an op export
-// hold it for Options.RequestTimeout at most, and at most maxExports
+// hold it for Options.RequestTimeout and exportGrace at most, counted
+// from its slot, and at most maxExports
 // stream at once; a later one waits for a slot and, if none frees in
 // time, gets ERR_SERVER_BUSY. Once the stalled ones are cut, exports are
 // served again.
@@ -143,5 +146,45 @@ func TestPingsTakeFromTheMessageBucket(t *testing.T) {
 	}
 	if len(pongs) != burst-1 || limited != maxBad {
 		t.Fatalf("a ping flood got %d pongs and %d ERR_RATE_LIMITED, want %d and %d", len(pongs), limited, burst-1, maxBad)
+	}
+}
+
+// slowOps is a real store whose op reads take d each.
+type slowOps struct {
+	*storage.DB
+	d time.Duration
+}
+
+func (s slowOps) Ops(ctx context.Context, key collab.Key, from, to uint64) ([]collab.Record, error) {
+	select {
+	case <-time.After(s.d):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return s.DB.Ops(ctx, key, from, to)
+}
+
+// TestExportOutOfTimeEndsWithItsErrorLine: an op export that runs out of
+// Options.RequestTimeout ends with its error line, a retryable one that
+// says where to go on from, rather than stopping mid-stream or calling it
+// an internal error.
+func TestExportOutOfTimeEndsWithItsErrorLine(t *testing.T) {
+	ts := startServerStore(t, Options{Logger: quiet, RequestTimeout: 700 * time.Millisecond}, startHubOpts(),
+		func(db *storage.DB) collab.Store { return slowOps{DB: db, d: 300 * time.Millisecond} })
+	key := collab.Key{Collection: "notes", ID: "long"}
+	ctx := context.Background()
+	if _, err := ts.hub.SubmitWait(ctx, key, collab.Submission{Kind: collab.OpCreate, Type: ot.URI, Data: ""}); err != nil {
+		t.Fatal(err)
+	}
+	for v := uint64(1); v < 3*opsPage; v++ {
+		if _, err := ts.hub.SubmitWait(ctx, key, collab.Submission{Kind: collab.OpEdit, Version: v, HasVersion: true, Op: ot.Op{{Kind: ot.KindInsert, N: 1, Text: "x"}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	status, body := ts.httpDo(t, "GET", "/api/docs/notes/long/ops", "", "", nil)
+	lines := strings.Split(strings.TrimSuffix(body, "\n"), "\n")
+	last := lines[len(lines)-1]
+	if status != http.StatusOK || len(lines) != 2*opsPage+1 || !strings.Contains(last, `"code":"`+CodeUnavailable+`"`) || !strings.Contains(last, fmt.Sprintf("?from=%d", 2*opsPage)) {
+		t.Fatalf("an export out of time = %d, %d lines, last %.300s; want 200, %d records and an %s line saying ?from=%d", status, len(lines), last, 2*opsPage, CodeUnavailable, 2*opsPage)
 	}
 }
