@@ -136,7 +136,7 @@ doc.on('replaced', ({ kept, lost }) => {
 });
 doc.on('lost', (err) => notice(`Edits an earlier page left unsent could not be restored (${err.code ?? err.message}).`));
 doc.on('error', (err) => {
-  if (!err.op) {
+  if (!err.refused) {
     // Not an edit of ours: a refused subscribe or fetch (retried, or
     // answered by a fresh snapshot), a stray reply. Only a document the
     // token may not read is the user's to know.
@@ -146,7 +146,7 @@ doc.on('error', (err) => {
   }
   // Text the refusal undid (a paste too large, say) is offered back, to
   // copy, rather than lost.
-  const lost = (err.op ?? []).filter((c) => typeof c === 'string').join('');
+  const lost = err.text ?? '';
   const copy = lost.length > 0 && navigator.clipboard ? { label: 'Copy the undone text', run: () => navigator.clipboard.writeText(lost) } : null;
   notice(refusal(err), 20000, false, copy);
 });
@@ -206,7 +206,7 @@ function drawCarets() {
       const who = users.remote.get(id)?.value ?? {};
       const start = binding.shadow.toU16(v.index);
       const end = binding.shadow.toU16(Math.min(len, v.index + v.length));
-      list.push({ id, name: String(who.name ?? 'Someone').slice(0, 40), color: safeColor(who.color) ?? colorFor(id), start, end });
+      list.push({ id, name: String(who.name ?? 'Someone').slice(0, 40), color: safeColor(who.color) ?? colorFor(id), start, end, at: caretMovedAt.get(id) });
     }
     overlay.setCarets(list);
   });
@@ -217,7 +217,13 @@ const personOf = (id, v) => (typeof v.person === 'string' && /^[0-9a-f]{12}$/.te
 
 const safeColor = (c) => (typeof c === 'string' && /^#[0-9a-fA-F]{6}$/.test(c) ? c : null);
 
-textPresence.on('update', drawCarets);
+// When each remote caret's owner last moved it (not an op moving it): its
+// name shows for a while after (overlay.js).
+const caretMovedAt = new Map();
+textPresence.on('update', (id, value, src, { moved } = {}) => {
+  if (!moved) caretMovedAt.set(id, Date.now());
+  drawCarets();
+});
 textPresence.on('reset', drawCarets);
 users.on('update', () => {
   avoidSameColor();
@@ -227,10 +233,11 @@ users.on('update', () => {
 
 // Two people with one colour cannot tell their carets apart: when someone
 // here already has ours, the one whose person id is larger moves to a
-// colour nobody here uses. Our own other tabs (the same person id) keep
-// theirs, and every tab of a person decides the same way, so a person has
-// one colour and one chip in the list. (A page of an older version sends
-// no person id: its presence id stands in.)
+// colour nobody here uses. Our own other tabs (the same person id) do not
+// count, and a tab that moves stores its colour, which the person's other
+// tabs take (the storage listener below): one person, one colour, one chip
+// in the list. (A page of an older version sends no person id: its
+// presence id stands in.)
 function avoidSameColor() {
   const taken = new Map();
   for (const [id, r] of users.remote) {
@@ -245,6 +252,16 @@ function avoidSameColor() {
   users.submit(presenceId, { name: me.name, color: me.color, person: me.person });
 }
 users.on('reset', drawPeople);
+
+// Another tab of ours took another colour (avoidSameColor): take it too,
+// so that one person keeps one colour whatever order each tab saw others
+// arrive in.
+addEventListener('storage', (e) => {
+  if (e.key !== 'coedit:color' || !PALETTE.includes(e.newValue) || e.newValue === me.color) return;
+  me.color = e.newValue;
+  users.submit(presenceId, { name: me.name, color: me.color, person: me.person });
+  drawPeople();
+});
 
 // Who is here.
 function drawPeople() {

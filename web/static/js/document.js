@@ -450,6 +450,11 @@ export class Doc extends Emitter {
     const failed = this.inflight;
     this.inflight = null;
     const err = new ServerError(msg.error);
+    // refused: an edit of ours was refused and is undone; text is what it
+    // (and, for a create, what was typed after it, which goes with it)
+    // inserted, for the user to keep.
+    err.refused = true;
+    const inserted = (op) => (op ?? []).filter((c) => typeof c === 'string').join('');
     if (failed.create) {
       if (err.code === 'ERR_DOC_ALREADY_CREATED') {
         if (!failed.superseded) {
@@ -460,6 +465,7 @@ export class Doc extends Emitter {
         this.flush();
         return;
       }
+      err.text = (failed.create.data ?? '') + this.pending.map((p) => inserted(p.op)).join('');
       this.emit('error', err);
       return this.hardReset();
     }
@@ -468,6 +474,7 @@ export class Doc extends Emitter {
     // and it is in the text we fetched. Drop our copy of it quietly.
     const had = failed.replayed && (err.code === 'ERR_SEQ_REUSED' || err.code === 'ERR_STALE_SEQ');
     err.op = failed.op; // what was refused, and is about to be undone
+    err.text = inserted(failed.op);
     if (!had) this.emit('error', err);
     if (!ot.isInvertible(failed.op)) return this.hardReset();
     // Roll back: undo the refused op as if the server had sent its inverse.

@@ -198,3 +198,40 @@ test('F: after a reconnect that reloads the text, a newcomer\'s request is answe
   const last = sent[sent.length - 1];
   assert.ok(last && last.p != null, `our last presence message on the new socket: ${JSON.stringify(last)}`);
 });
+
+// R. A refused edit is told as such, with the text it inserted: for a
+// refused create, with what was typed after it too, which the reset that
+// follows drops. (A refused create was told as nothing, and its text
+// lost without a word.)
+test('R: a refused create reports the text typed on it', () => {
+  const { ws, conn } = setup();
+  handshake(ws);
+  const doc = conn.get('docs', 'new');
+  doc.subscribe();
+  ws.take();
+  ws.deliver({ a: 's', c: 'docs', d: 'new', data: { v: 0, type: null } });
+  const errors = [];
+  doc.on('error', (e) => errors.push(e));
+  doc.create('');
+  doc.submitOp(['hello']);
+  doc.submitOp([5, ' 😀']);
+  const [create] = ws.take().filter((m) => m.a === 'op');
+  ws.deliver({ a: 'op', c: 'docs', d: 'new', src: create.src ?? 'src1', seq: create.seq, error: { code: 'ERR_FORBIDDEN', message: 'read only' } });
+  assert.equal(errors.length, 1);
+  assert.equal(errors[0].refused, true);
+  assert.equal(errors[0].text, 'hello 😀');
+});
+
+test('R: a refused edit reports its inserted text, a refused subscribe is not an edit', () => {
+  const { ws, doc } = loaded('abc', 3);
+  const errors = [];
+  doc.on('error', (e) => errors.push(e));
+  doc.submitOp([3, 'xyz']);
+  const [op] = ws.take().filter((m) => m.a === 'op');
+  ws.deliver({ ...op, error: { code: 'ERR_DOC_TOO_LARGE', message: 'too large' } });
+  ws.deliver({ a: 's', c: 'docs', d: 'x', error: { code: 'ERR_FORBIDDEN', message: 'no' } });
+  assert.deepEqual(errors.map((e) => [e.code, e.refused ?? false, e.text ?? null, e.action ?? null]), [
+    ['ERR_DOC_TOO_LARGE', true, 'xyz', null],
+    ['ERR_FORBIDDEN', false, null, 's'],
+  ]);
+});
