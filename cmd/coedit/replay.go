@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -38,6 +39,7 @@ type replayConfig struct {
 	Collection string
 	ID         string
 	Window     int
+	Conns      int
 }
 
 func parseReplayFlags(args []string, output io.Writer) (replayConfig, error) {
@@ -48,6 +50,7 @@ func parseReplayFlags(args []string, output io.Writer) (replayConfig, error) {
 	fs.StringVar(&cfg.Collection, "collection", "", "collection to replay into (default: the log's header, else "+replay.DefaultCollection+")")
 	fs.StringVar(&cfg.ID, "id", "", "document id to replay into (default: the log's header, else the file name); only with one FILE")
 	fs.IntVar(&cfg.Window, "window", 64, "in-process only: how many submits may wait in the session's inbox at once (1: each waits for the previous ack)")
+	fs.IntVar(&cfg.Conns, "conns", 64, "with --server: how many WebSockets (one per src) stay open at once; past it the one used longest ago closes and its src reconnects when needed (keep it below the server's --max-conns-per-addr)")
 	fs.Usage = func() {
 		fmt.Fprint(output, `Usage: coedit replay [flags] FILE...
 
@@ -114,10 +117,15 @@ func replayCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 func replayFile(ctx context.Context, cfg replayConfig, file string, stdout io.Writer) error {
 	l, err := editlog.ReadFile(file)
 	if err != nil {
-		// ReadFile names the file; the caller names it too.
+		// ReadFile names the file, and so does an open's error; the
+		// caller names it too.
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			return fmt.Errorf("%s: %w", pe.Op, pe.Err)
+		}
 		return errors.Unwrap(err)
 	}
-	opts := []replay.Option{replay.WithKey(cfg.Collection, cfg.ID), replay.WithWindow(cfg.Window)}
+	opts := []replay.Option{replay.WithKey(cfg.Collection, cfg.ID), replay.WithWindow(cfg.Window), replay.WithConns(cfg.Conns)}
 	var res replay.Result
 	where := "in-process"
 	if cfg.Server != "" {
