@@ -87,6 +87,9 @@ func parseTrace(data []byte) (*Log, error) {
 	if err := dec.Decode(&w); err != nil {
 		return nil, fmt.Errorf("%w: trace: %w", ErrFormat, err)
 	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("%w: trace: data after the trace's object", ErrFormat)
+	}
 	if w.StartContent == nil || w.EndContent == nil || w.Txns == nil {
 		return nil, fmt.Errorf("%w: trace: needs \"startContent\", \"endContent\" and \"txns\"", ErrFormat)
 	}

@@ -81,6 +81,8 @@ func TestReadTraceErrors(t *testing.T) {
 		{"bad time", `{"startContent":"","endContent":"","txns":[{"time":"yesterday","patches":[[0,0,"x"]]}]}`, "time"},
 		{"missing end", `{"startContent":"","txns":[]}`, "needs"},
 		{"lone surrogate", `{"startContent":"","endContent":"","txns":[{"time":"","patches":[[0,0,"\udc00"]]}]}`, "surrogate"},
+		{"trailing data", `{"startContent":"","endContent":"x","txns":[{"time":"","patches":[[0,0,"x"]]}]} garbage`, "data after"},
+		{"second object", `{"startContent":"","endContent":"x","txns":[]} {}`, "data after"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
