@@ -10,6 +10,7 @@ import (
 	"math"
 	"mime"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -409,8 +410,16 @@ func (s *Server) serveSubmit(w http.ResponseWriter, r *http.Request) {
 // allowed for a path the API serves, 404 for any other path under /api/.
 // (The mux's own answers are plain text.)
 func (s *Server) serveAPIElse(w http.ResponseWriter, r *http.Request) {
+	// Split where the mux splits, on the escaped path (a%2Fb is one id),
+	// and read each part as the mux reads it, unescaped.
+	parts := strings.Split(strings.TrimPrefix(r.URL.EscapedPath(), "/api/"), "/")
+	for i, p := range parts {
+		if u, err := url.PathUnescape(p); err == nil {
+			parts[i] = u
+		}
+	}
 	var allow string
-	switch parts := strings.Split(strings.TrimPrefix(r.URL.EscapedPath(), "/api/"), "/"); {
+	switch {
 	case len(parts) == 1 && (parts[0] == "docs" || parts[0] == "auth"),
 		len(parts) == 3 && parts[0] == "docs" && parts[1] != "" && parts[2] != "":
 		allow = "GET, HEAD"

@@ -272,6 +272,7 @@ func TestHTTPUnservedAPIPaths(t *testing.T) {
 	}{
 		{"DELETE", "/api/docs/notes/a", 405, CodeMethodNotAllowed, "GET, HEAD"},
 		{"PUT", "/api/docs/notes/a%2Fb/ops", 405, CodeMethodNotAllowed, "GET, HEAD, POST"},
+		{"PUT", "/api/%64ocs/notes/a", 405, CodeMethodNotAllowed, "GET, HEAD"},
 		{"POST", "/api/docs", 405, CodeMethodNotAllowed, "GET, HEAD"},
 		{"POST", "/api/auth", 405, CodeMethodNotAllowed, "GET, HEAD"},
 		{"GET", "/api/docs/notes", 404, CodeNotFound, ""},

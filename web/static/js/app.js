@@ -206,7 +206,7 @@ function drawCarets() {
       const who = users.remote.get(id)?.value ?? {};
       const start = binding.shadow.toU16(v.index);
       const end = binding.shadow.toU16(Math.min(len, v.index + v.length));
-      list.push({ id, name: String(who.name ?? 'Someone').slice(0, 40), color: safeColor(who.color) ?? colorFor(id), start, end, at: caretMovedAt.get(id) });
+      list.push({ id, name: String(who.name ?? 'Someone').slice(0, 40), color: safeColor(who.color) ?? colorFor(id), start, end });
     }
     overlay.setCarets(list);
   });
@@ -217,13 +217,7 @@ const personOf = (id, v) => (typeof v.person === 'string' && /^[0-9a-f]{12}$/.te
 
 const safeColor = (c) => (typeof c === 'string' && /^#[0-9a-fA-F]{6}$/.test(c) ? c : null);
 
-// When each remote caret's owner last moved it (not an op moving it): its
-// name shows for a while after (overlay.js).
-const caretMovedAt = new Map();
-textPresence.on('update', (id, value, src, { moved } = {}) => {
-  if (!moved) caretMovedAt.set(id, Date.now());
-  drawCarets();
-});
+textPresence.on('update', drawCarets);
 textPresence.on('reset', drawCarets);
 users.on('update', () => {
   avoidSameColor();
@@ -234,10 +228,12 @@ users.on('update', () => {
 // Two people with one colour cannot tell their carets apart: when someone
 // here already has ours, the one whose person id is larger moves to a
 // colour nobody here uses. Our own other tabs (the same person id) do not
-// count, and a tab that moves stores its colour, which the person's other
-// tabs take (the storage listener below): one person, one colour, one chip
-// in the list. (A page of an older version sends no person id: its
-// presence id stands in.)
+// count, and every tab of a person compares the same person ids, so a
+// person's tabs keep one colour and one chip in the list; only tabs that
+// saw others arrive in different orders may end in two colours (not
+// mended: a tab taking its other tabs' colour can clash where it is).
+// (A page of an older version sends no person id: its presence id stands
+// in.)
 function avoidSameColor() {
   const taken = new Map();
   for (const [id, r] of users.remote) {
@@ -252,16 +248,6 @@ function avoidSameColor() {
   users.submit(presenceId, { name: me.name, color: me.color, person: me.person });
 }
 users.on('reset', drawPeople);
-
-// Another tab of ours took another colour (avoidSameColor): take it too,
-// so that one person keeps one colour whatever order each tab saw others
-// arrive in.
-addEventListener('storage', (e) => {
-  if (e.key !== 'coedit:color' || !PALETTE.includes(e.newValue) || e.newValue === me.color) return;
-  me.color = e.newValue;
-  users.submit(presenceId, { name: me.name, color: me.color, person: me.person });
-  drawPeople();
-});
 
 // Who is here.
 function drawPeople() {

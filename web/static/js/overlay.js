@@ -180,19 +180,15 @@ export class Overlay {
   }
 
   /**
-   * setCarets sets the carets to draw: [{id, name, color, start, end, at}]
-   * with UTF-16 positions (start <= end) in the current text; at (optional,
-   * Date.now() ms) is when the caret's owner last moved it.
+   * setCarets sets the carets to draw: [{id, name, color, start, end}]
+   * with UTF-16 positions (start <= end) in the current text.
    */
   setCarets(carets) {
     const now = Date.now();
     const moved = new Map();
     for (const c of carets) {
-      // c.at, when given, is when its owner last moved it (an op shifting
-      // it is no move); else a change of place counts.
       const m = this.moved.get(c.id);
-      if (c.at != null) moved.set(c.id, { start: c.start, end: c.end, at: c.at });
-      else moved.set(c.id, m && m.start === c.start && m.end === c.end ? m : { start: c.start, end: c.end, at: now });
+      moved.set(c.id, m && m.start === c.start && m.end === c.end ? m : { start: c.start, end: c.end, at: now });
     }
     this.moved = moved;
     this.carets = carets;

@@ -16,8 +16,8 @@ export const REFRESH_MS = 4 * 60 * 1000;
  * PresenceChannel is an untyped presence channel: each client publishes
  * values under presence ids, and sees everyone else's.
  *
- * Events: 'update' (id, value, src, {moved}) when a remote value changes
- * (value null when it leaves; moved when an op moved it, not its owner), 'reset' () when every remote value was dropped.
+ * Events: 'update' (id, value, src) when a remote value changes (value null
+ * when it leaves), 'reset' () when every remote value was dropped.
  */
 export class PresenceChannel extends Emitter {
   constructor(connection, ch) {
@@ -42,10 +42,6 @@ export class PresenceChannel extends Emitter {
       l = { value: null, pv: 0, sent: false };
       this.local.set(id, l);
     }
-    // Sent already: the value it was sent as, or one an op moved it to
-    // (DocPresence moves ours over every op, as everyone moves it). Sent
-    // again it would read to the others as a move of ours.
-    if (l.sent && value !== null && JSON.stringify(value) === JSON.stringify(l.value)) return;
     l.value = value;
     l.pv++;
     l.sent = false;
@@ -185,7 +181,7 @@ export class DocPresence extends PresenceChannel {
       const moved = ot.transformPresence(r.value, op, !local && src != null && src === r.src);
       if (moved.index !== r.value.index || moved.length !== r.value.length) {
         r.value = moved;
-        this.emit('update', id, moved, r.src, { moved: true });
+        this.emit('update', id, moved, r.src);
       }
     }
   }
