@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"sort"
@@ -132,14 +133,20 @@ func (ro *Roster) refresh() {
 		// A few failures are Redis being away, which the rest of the
 		// node reports; more, and routing is off without another sign.
 		if ro.failures++; ro.failures == 3 {
-			ro.r.log.Warn("redisrelay: the roster cannot be read or renewed: editors are served where they land until it can (are the roster script's commands allowed: TIME, SET, GET, ZADD, ZREMRANGEBYSCORE, ZRANGE?)", "err", err)
+			var refused redis.Error
+			if errors.As(err, &refused) {
+				// Redis answered with an error: a setting, not an outage.
+				ro.r.log.Warn("redisrelay: Redis refuses the roster's script: editors are served where they land until it runs (are its commands allowed: TIME, SET, GET, ZADD, ZREMRANGEBYSCORE, ZRANGE?)", "err", err)
+			} else {
+				ro.r.log.Warn("redisrelay: Redis does not answer: editors are served where they land, and commits wait, then fail as retryable, until it does", "err", err)
+			}
 		} else {
 			ro.r.log.Debug("redisrelay: roster refresh", "err", err)
 		}
 		return
 	}
 	if ro.failures >= 3 {
-		ro.r.log.Info("redisrelay: the roster is read again")
+		ro.r.log.Info("redisrelay: Redis answers again: the roster is read again")
 	}
 	ro.failures = 0
 	if len(v) == 0 {

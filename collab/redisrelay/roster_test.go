@@ -2,6 +2,8 @@ package redisrelay_test
 
 import (
 	"fmt"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -100,4 +102,27 @@ func TestRosterRefusesAnAddressPeersCannotReach(t *testing.T) {
 			t.Errorf("NewRoster(%q) took it", a)
 		}
 	}
+}
+
+// TestRosterSaysRedisDoesNotAnswer: a roster whose Redis is gone says
+// that Redis does not answer, not that its commands may be refused (which
+// sent operators after their ACLs during an outage), and says so again
+// when Redis is back.
+func TestRosterSaysRedisDoesNotAnswer(t *testing.T) {
+	srv := redistest.StartServer(t, redistest.ServerOptions{})
+	logs := &syncBuffer{}
+	n := node(t, srv.Addr(), prefix(t), redisrelay.Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	r, err := n.NewRoster("10.0.0.1:8080", redisrelay.RosterOptions{MemberTTL: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	waitFor(t, "the roster read", func() bool { return r.PeerToken() != "" })
+	srv.Kill()
+	waitFor(t, "the outage logged", func() bool { return strings.Contains(logs.String(), "Redis does not answer") })
+	if strings.Contains(logs.String(), "commands allowed") {
+		t.Fatalf("an outage logged as refused commands:\n%s", logs)
+	}
+	srv.Restart()
+	waitFor(t, "the return logged", func() bool { return strings.Contains(logs.String(), "Redis answers again") })
 }
