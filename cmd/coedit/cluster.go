@@ -181,7 +181,7 @@ func startCluster(cfg serveConfig, store *storage.DB, log *slog.Logger, cl *clos
 	if err != nil {
 		return nil, fmt.Errorf("serve: %w", err)
 	}
-	log.Info("coedit joins a cluster", "node", cn.relay.NodeID(), "redis", strings.Join(spec.addrs, ","),
+	log.Info("coedit joins a cluster", "redis", strings.Join(spec.addrs, ","),
 		"redis_cluster", spec.cluster, "prefix", cfg.RedisPrefix)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -65,7 +65,7 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-var urlLog = regexp.MustCompile(`msg="coedit serving" url=(\S+)`)
+var urlLog = regexp.MustCompile(`msg="coedit serving" (?:node=\S+ )?url=(\S+)`)
 
 // runChild starts `coedit args...` and waits for it to exit or to log
 // the URL it serves; url is "" when it exited first.

@@ -290,8 +290,12 @@ func runServe(args []string) error {
 		return err
 	}
 	log := newLogger(cfg, os.Stderr)
-	if cfg.Redis != "" && cfg.NodeID == "" {
-		cfg.NodeID = newNodeID() // logged when the node joins the cluster
+	if cfg.Redis != "" {
+		if cfg.NodeID == "" {
+			cfg.NodeID = newNodeID()
+		}
+		// Every line of a cluster's node names it, go-redis's included.
+		log = log.With("node", cfg.NodeID)
 	}
 	slog.SetDefault(log)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

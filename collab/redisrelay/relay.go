@@ -54,7 +54,9 @@ type Options struct {
 	PubSub PubSubMode
 	// NodeID names this node in logs (default a random id, logged by New).
 	NodeID string
-	// Logger receives the relay's logs. Default slog.Default().
+	// Logger receives the relay's logs. Default slog.Default(). Where
+	// several nodes log to one place, give it the node's name
+	// (Logger.With("node", NodeID)), as coedit serve does for every line.
 	Logger *slog.Logger
 	// NodeTTL is how long this node's heartbeat key lives: the other
 	// nodes clear the presence of this node's clients when it has been
@@ -152,7 +154,7 @@ func New(opts Options) (*Relay, error) {
 		opts.NodeID = randomID()
 		opts.Logger.Info("redisrelay: generated a node id", "node", opts.NodeID)
 	}
-	r := &Relay{opts: opts, c: opts.Client, log: opts.Logger.With("node", opts.NodeID), writer: writerName(opts.NodeID)}
+	r := &Relay{opts: opts, c: opts.Client, log: opts.Logger, writer: writerName(opts.NodeID)}
 	r.ownTag = `{"w":"` + r.writer + `",`
 	if !contextTimeouts(opts.Client) {
 		r.log.Warn("redisrelay: the Redis client ignores context deadlines (set ContextTimeoutEnabled): a stalled Redis holds calls for its ReadTimeout")

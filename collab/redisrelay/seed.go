@@ -3,6 +3,7 @@ package redisrelay
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sort"
 	"strconv"
 	"strings"
@@ -83,7 +84,14 @@ func (r *Relay) init(ctx context.Context, key collab.Key, seed Seed) (epoch stri
 	}
 	switch reply(v, 0) {
 	case "init":
-		r.log.Info("redisrelay: seeded a document", "doc", key.String(), "epoch", epoch, "head", head, "prev", seed.Prev)
+		// A document new to the cluster is seeded at its first touch,
+		// which on a busy cluster is every new document: worth a line only
+		// when it had a history (a reseed after Redis lost it).
+		level := slog.LevelDebug
+		if head > 0 || seed.Prev != "" {
+			level = slog.LevelInfo
+		}
+		r.log.Log(ctx, level, "redisrelay: seeded a document", "doc", key.String(), "epoch", epoch, "head", head, "prev", seed.Prev)
 		return epoch, lineage, true, nil
 	case "exists":
 		return reply(v, 1), nil, false, nil
