@@ -155,6 +155,11 @@ func startCluster(cfg serveConfig, store *storage.DB, log *slog.Logger, cl *clos
 			Help: "Round trips to Redis that failed, by operation.",
 		}, []string{"op"}),
 	}
+	// The error counters exist from the start, at 0, so that an alert on
+	// their rate sees them before the first error.
+	for _, op := range []string{"commit", "head", "init", "load", "read", "renew", "roster", "snapshot", "mark_replaced"} {
+		cn.errors.WithLabelValues(op)
+	}
 	// go-redis has one logger for the process, read by its goroutines
 	// without a lock: set once, with the first node's logger.
 	setRedisLogger.Do(func() { redis.SetLogger(&redisLogger{log: log}) })

@@ -87,7 +87,7 @@ func TestServeClusterProcesses(t *testing.T) {
 	_, body := fetchURL(t, nodes[1].url+"/metrics")
 	// The latencies, and a counter from each of the relay, its presence,
 	// the cluster and the hub.
-	for _, want := range []string{`coedit_redis_call_seconds_bucket{op="commit"`, "\ncoedit_redis_commits_total ",
+	for _, want := range []string{`coedit_redis_call_seconds_bucket{op="commit"`, `coedit_redis_call_errors_total{op="commit"} 0`, "\ncoedit_redis_commits_total ",
 		"\ncoedit_presence_published_total ", "\ncoedit_cluster_seeds_total ", "\ncoedit_cluster_syncs_total "} {
 		if !strings.Contains(body, want) {
 			t.Fatalf("/metrics lacks %q:\n%s", want, body)
