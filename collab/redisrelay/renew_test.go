@@ -124,11 +124,7 @@ func TestRenewByANodeBehindForksHistory(t *testing.T) {
 func TestReadingARestartedEpochLeavesItsRenewalToTheTailHolder(t *testing.T) {
 	r, nodes := startNodes(t, redistest.ServerOptions{}, nodeConfig{}, "a", "b")
 	a, b := nodes[0], nodes[1]
-	key := createDoc(t, a, "")
-	editN(t, a, key, "x", 2, 6)
-	if s := fetch(t, b, key); s.Version != 7 {
-		t.Fatalf("b: %+v, want version 7", s)
-	}
+	key := readOnBoth(t, a, b, 6)
 	b.stop(t)
 	editN(t, a, key, "x", 8, 3)
 	redisrelaytest.LoseTail(t, newClient(t, r.srv.Addr()), r.prefix, key, 7, 10)
@@ -241,13 +237,21 @@ func TestNodeInstallingARestartedEpochLeavesItsRenewalToTheTailHolder(t *testing
 func TestReadingNodeNotesTheEpoch(t *testing.T) {
 	_, nodes := startNodes(t, redistest.ServerOptions{}, nodeConfig{}, "a", "b")
 	a, b := nodes[0], nodes[1]
-	key := createDoc(t, a, "")
-	editN(t, a, key, "x", 2, 3)
-	if s := fetch(t, b, key); s.Version != 4 {
-		t.Fatalf("b: %+v, want version 4", s)
-	}
+	key := readOnBoth(t, a, b, 3)
 	note, err := b.db.Epoch(ctx(t), key)
 	if epoch, _ := redisrelay.DecodeNote(note); err != nil || epoch != head(t, a, key).Epoch {
 		t.Fatalf("b's note = %q (%v), want Redis's epoch %s", note, err, head(t, a, key).Epoch)
 	}
+}
+
+// readOnBoth creates a document on a with n edits after its create, from
+// src "x", and has b read it: both follow it at version n+1.
+func readOnBoth(t *testing.T, a, b *hubNode, n int) collab.Key {
+	t.Helper()
+	key := createDoc(t, a, "")
+	editN(t, a, key, "x", 2, n)
+	if s := fetch(t, b, key); s.Version != uint64(n+1) {
+		t.Fatalf("b: %+v, want version %d", s, n+1)
+	}
+	return key
 }
