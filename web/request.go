@@ -358,21 +358,9 @@ func checkName(what, v string, maxName int) *protoError {
 	case !utf8.ValidString(v):
 		return badlyFormed(fmt.Sprintf("%s is not UTF-8", what))
 	case strings.ContainsFunc(v, unicode.IsControl):
-		return badlyFormed(fmt.Sprintf("%s %s holds a control character", what, strconv.QuoteToASCII(clipName(v))))
+		return badlyFormed(fmt.Sprintf("%s %s holds a control character", what, strconv.QuoteToASCII(clip([]byte(v)))))
 	}
 	return nil
-}
-
-// clipName shortens a name for an error message.
-func clipName(v string) string {
-	if len(v) <= 64 {
-		return v
-	}
-	i := 64
-	for i > 0 && !utf8.RuneStart(v[i]) {
-		i--
-	}
-	return v[:i] + "…"
 }
 
 // decodeUint parses a JSON number that is a non-negative integer no

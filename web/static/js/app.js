@@ -13,6 +13,8 @@ import { TextareaBinding } from './editor.js';
 import { Overlay } from './overlay.js';
 import { SavedEdits } from './saved.js';
 
+// PERSON is what a person id looks like (identity).
+const PERSON = /^[0-9a-f]{12}$/;
 const PALETTE = ['#c0392b', '#2e7d4f', '#6c4bb4', '#a8580a', '#1f78b4', '#b0306e', '#3b7d85', '#7a6a12'];
 
 const $ = (id) => document.getElementById(id);
@@ -59,7 +61,7 @@ function identity() {
   // person tells this browser's tabs from other people's, who may share a
   // name and a colour: the tabs of one person are one chip, in one colour.
   let person = getItem('coedit:person');
-  if (!/^[0-9a-f]{12}$/.test(person ?? '')) {
+  if (!PERSON.test(person ?? '')) {
     person = randomId(6);
     setItem('coedit:person', person);
   }
@@ -213,7 +215,7 @@ function drawCarets() {
 }
 
 // personOf is the person id a presence value names, or its presence id.
-const personOf = (id, v) => (typeof v.person === 'string' && /^[0-9a-f]{12}$/.test(v.person) ? v.person : `~${id}`);
+const personOf = (id, v) => (typeof v.person === 'string' && PERSON.test(v.person) ? v.person : `~${id}`);
 
 const safeColor = (c) => (typeof c === 'string' && /^#[0-9a-fA-F]{6}$/.test(c) ? c : null);
 
