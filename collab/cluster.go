@@ -165,6 +165,7 @@ func (s *session) join() (RelayLink, error) {
 		return nil, err
 	}
 	s.cluster = cl
+	s.noter, _ = cl.(StoredNoter)
 	if err := s.sync(); err != nil {
 		cl.Leave()
 		return nil, err

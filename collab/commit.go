@@ -157,8 +157,8 @@ func (s *session) adopt(recs []Record) error {
 		if err := s.commit(recs, false); err != nil {
 			return s.sentNotStored(err)
 		}
-		if n, ok := s.cluster.(StoredNoter); ok {
-			n.Stored()
+		if s.noter != nil {
+			s.noter.Stored()
 		}
 		s.settle(recs, false)
 		return nil

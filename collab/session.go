@@ -136,7 +136,10 @@ type session struct {
 	// In a cluster (cluster.go): the link as a ClusterLink (nil on a
 	// single node), the epoch the session follows, and when its last
 	// successful sync began.
-	cluster  ClusterLink
+	cluster ClusterLink
+	// noter is cluster as a StoredNoter, if it is one: told after each
+	// adopt's write (looked up once, not per adopted batch).
+	noter    StoredNoter
 	epoch    string
 	syncedAt time.Time
 	// group is the group commit under way (commitGroup), and early the

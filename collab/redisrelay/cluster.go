@@ -492,12 +492,18 @@ func decodeNote(note string) (epoch string, lineage []Fork) {
 	return epoch, lineage
 }
 
-// follow makes the session follow epoch, whose lineage is lineage, from
-// now on and notes both.
-func (l *link) follow(ctx context.Context, epoch string, lineage []Fork) {
+// setEpoch sets the epoch the session follows (read under mu by other
+// goroutines: current).
+func (l *link) setEpoch(epoch string) {
 	l.mu.Lock()
 	l.epoch = epoch
 	l.mu.Unlock()
+}
+
+// follow makes the session follow epoch, whose lineage is lineage, from
+// now on and notes both.
+func (l *link) follow(ctx context.Context, epoch string, lineage []Fork) {
+	l.setEpoch(epoch)
 	l.lineage = lineage
 	l.note(ctx)
 }

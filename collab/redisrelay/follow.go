@@ -56,9 +56,7 @@ func (l *link) Sync(ctx context.Context, head uint64, fork func(from uint64) err
 			// epoch the session followed (an empty seed) is gone with
 			// Redis's state: the session follows none, so that its
 			// first commit seeds anew.
-			l.mu.Lock()
-			l.epoch = ""
-			l.mu.Unlock()
+			l.setEpoch("")
 			return collab.Catchup{}, nil
 		case !ok:
 			err = l.seed(ctx, head)
@@ -114,9 +112,7 @@ func (l *link) readNote(ctx context.Context, head uint64) error {
 	}
 	epoch, lineage := decodeNote(note)
 	l.lineage = lineage
-	l.mu.Lock()
-	l.epoch = epoch
-	l.mu.Unlock()
+	l.setEpoch(epoch)
 	l.noted = epoch
 	return nil
 }
@@ -197,11 +193,10 @@ func (l *link) renewNow(h Head, head uint64) bool {
 	if l.renewDue {
 		return true
 	}
-	cur := l.current()
 	if head == 0 {
 		return false
 	}
-	shared, ok := h.Shared(cur)
+	shared, ok := h.Shared(l.current())
 	return ok && head > shared
 }
 
