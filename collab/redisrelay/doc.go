@@ -116,8 +116,9 @@
 //     every node reads when it syncs and refuses their copies with
 //     collab.ErrHistoryReplaced until they fetch anew (replaced.go),
 //     drops its log from shared on and those clients, and catches up
-//     with Redis's (Read, or Load past the tail). If Redis no longer keeps its records from shared on
-//     (it moved on past its tail since), there is nothing to transform
+//     with Redis's (Read, or Load past the tail). If Redis no longer
+//     keeps its records from shared on (it moved on past its tail
+//     since), there is nothing to transform
 //     them over: those the seq table does not show in the history are
 //     lost (logged, counted), and the node forks and installs Redis's
 //     snapshot. When !ok (the lineage lost the epoch, or the node's

@@ -131,15 +131,14 @@ func (l *link) putBack(ctx context.Context, h Head, head uint64) error {
 // replace installs Redis's snapshot in place of the node's log of a
 // document when none of its records could be compared with Redis's (all
 // lie below what Redis keeps or above its head, or it has none past its
-// base), and returns
-// the records after the snapshot. The node's records from base to head
-// most likely are the history's (a copy far behind), but nothing shows
-// it: they are counted lost and logged first, as edits made on this node
-// alone would be lost; then the node forks at its base, which notes
-// their authors and its clients as holding a replaced history (so none
-// of them is caught up from a copy that may hold them), and installs.
-// Without a snapshot past the node's head there is nothing to install
-// over it, and Sync fails.
+// base), and returns the records after the snapshot. The node's records
+// from base to head most likely are the history's (a copy far behind),
+// but nothing shows it: they are counted lost and logged first, as edits
+// made on this node alone would be lost; then the node forks at its base,
+// which notes their authors and its clients as holding a replaced history
+// (so none of them is caught up from a copy that may hold them), and
+// installs. Without a snapshot past the node's head there is nothing to
+// install over it, and Sync fails.
 func (l *link) replace(ctx context.Context, h Head, headp *uint64, base uint64, fork func(uint64) error) ([]collab.Record, error) {
 	c := l.c
 	head := *headp
