@@ -549,9 +549,10 @@ func (db *DB) openLog() error {
 		}
 	}
 	var applied, reached uint64
-	hasReached := false
+	hasReached, unsynced := false, false
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
+		unsynced = meta.Get(keyUnsynced) != nil
 		var err error
 		if applied, _, err = readUvarint(meta, keyApplied); err != nil {
 			return err
@@ -579,7 +580,7 @@ func (db *DB) openLog() error {
 		return fmt.Errorf("log: %w", err)
 	}
 	var batches []*logBatch
-	last, err := replayLog(segs, applied, func(lsn uint64, reqs []*commitReq) error {
+	last, err := replayLog(segs, applied, !unsynced, func(lsn uint64, reqs []*commitReq) error {
 		batches = append(batches, &logBatch{lsn: lsn, reqs: reqs})
 		if applyChunk(batches, nil) == len(batches) && len(batches) < applyFrames {
 			return nil
@@ -617,6 +618,9 @@ func (db *DB) openLog() error {
 			return fmt.Errorf("log: %w", err)
 		}
 	}
+	if err := db.noteUnsynced(unsynced); err != nil {
+		return fmt.Errorf("log: %w", err)
+	}
 	seg, err := db.wal.create(next)
 	if err != nil {
 		return fmt.Errorf("log: %w", err)
@@ -624,6 +628,33 @@ func (db *DB) openLog() error {
 	db.wal.segs = []segment{seg}
 	db.nextLSN = next
 	db.applied = next - 1
+	return nil
+}
+
+// noteUnsynced notes in bbolt, before the log's first frame of this
+// Open, whether its frames go unsynced (SyncNone), where was says the
+// last Open's. The next Open reads it: a crash may tear any unsynced
+// frame, not only the last, so a whole frame behind a torn one is
+// damage only if the frames were synced (replayLog). The note is synced
+// under SyncNone too, so that a machine crash in the run cannot leave
+// the last Open's "synced" in its place.
+func (db *DB) noteUnsynced(was bool) error {
+	now := db.opts.Sync == SyncNone
+	if now == was {
+		return nil
+	}
+	if err := db.bolt.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if now {
+			return meta.Put(keyUnsynced, []byte{1})
+		}
+		return meta.Delete(keyUnsynced)
+	}); err != nil {
+		return err
+	}
+	if now {
+		return db.bolt.Sync()
+	}
 	return nil
 }
 

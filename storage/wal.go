@@ -40,7 +40,9 @@ import (
 // to it, written in the same transaction as the frame's requests, so
 // Open replays exactly the frames past it. A frame that is short or
 // fails its checksum ends the log: it is the torn tail of a write that
-// was never synced, so never acknowledged. Zeros end a segment's frames:
+// was never synced, so never acknowledged; unless a whole frame
+// follows it where frames were synced one by one, which only damage
+// leaves (replayLog). Zeros end a segment's frames:
 // a segment is zeroed ahead of them (walFile) so that most syncs write
 // data alone. A segment is deleted once
 // bbolt durably holds every frame in it.
@@ -67,9 +69,13 @@ const (
 // keyApplied, in the meta bucket, is the file's applied point: every
 // frame up to it is applied (apply.go). keyReached is the highest frame
 // any apply took requests from: no document notes a later one.
+//
+// keyUnsynced is there while the log's frames are written without a
+// sync (SyncNone; noteUnsynced).
 var (
-	keyApplied = []byte("log-applied")
-	keyReached = []byte("log-reached")
+	keyApplied  = []byte("log-applied")
+	keyReached  = []byte("log-reached")
+	keyUnsynced = []byte("log-unsynced")
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
@@ -261,7 +267,14 @@ func (w sliceWriter) Write(p []byte) (int, error) {
 // calls fn with each, in order. It returns the LSN of the last frame
 // read (applied if none). A torn frame ends the log only in the last
 // segment; in an earlier one, or a gap in the LSNs, is ErrCorrupt.
-func replayLog(segs []segment, applied uint64, fn func(lsn uint64, reqs []*commitReq) error) (uint64, error) {
+//
+// synced says each frame was synced before the next was written
+// (SyncAlways), so that only the last frame written can be torn: then
+// a torn frame with a whole later one behind it in its segment is
+// damage, not a crash's unsynced tail, and ErrCorrupt too. Reading on
+// past it would drop the acknowledged frames behind it, and Open then
+// deletes the segments.
+func replayLog(segs []segment, applied uint64, synced bool, fn func(lsn uint64, reqs []*commitReq) error) (uint64, error) {
 	last := applied
 	for i, s := range segs {
 		f, err := os.Open(s.path)
@@ -279,6 +292,16 @@ func replayLog(segs []segment, applied uint64, fn func(lsn uint64, reqs []*commi
 				if rerr != nil {
 					f.Close()
 					return last, rerr
+				}
+				if !rest && synced {
+					lsn, off, found, werr := wholeFrameAfter(s.path, fr.off, last+1)
+					if werr == nil && found {
+						werr = fmt.Errorf("%w: log segment %s: the frame at offset %d (frame %d) is damaged, but frame %d at offset %d after it is whole; only the last frame written can be torn by a crash, so this is damage, and reading on would drop the frames after it", ErrCorrupt, s.path, fr.off, last+1, lsn, off)
+					}
+					if werr != nil {
+						f.Close()
+						return last, werr
+					}
 				}
 				if !rest {
 					// The unsynced tail of the last write. Segments after
@@ -325,6 +348,42 @@ func replayLog(segs []segment, applied uint64, fn func(lsn uint64, reqs []*commi
 		f.Close()
 	}
 	return last, nil
+}
+
+// wholeFrameAfter looks in the segment at path, from offset from on
+// (where a frame failed to read), for a whole frame numbered past lsn,
+// the frame expected there: one that had to be written after that frame
+// was synced. Frames do not start at known offsets past a damaged one,
+// so it tries every offset; most fail at once, on a zero length or an
+// LSN out of range, before the checksum.
+func wholeFrameAfter(path string, from int64, lsn uint64) (uint64, int64, bool, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, 0, false, err
+	}
+	if from >= int64(len(b)) {
+		return 0, 0, false, nil
+	}
+	b = b[from:]
+	// A frame takes more than frameHeader bytes, so no later frame is
+	// numbered past this.
+	most := lsn + uint64(len(b)/frameHeader)
+	for off := 0; off+frameHeader < len(b); off++ {
+		size := int(binary.LittleEndian.Uint32(b[off:]))
+		if size == 0 || size > len(b)-off-frameHeader {
+			continue
+		}
+		p := b[off+frameHeader : off+frameHeader+size]
+		got, n := binary.Uvarint(p)
+		if n <= 0 || got <= lsn || got > most {
+			continue
+		}
+		if crc32.Checksum(p, crcTable) != binary.LittleEndian.Uint32(b[off+4:]) {
+			continue
+		}
+		return got, from + int64(off), true, nil
+	}
+	return 0, 0, false, nil
 }
 
 // framesAfter reports whether any of segs holds a frame (or the start of

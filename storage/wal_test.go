@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -327,6 +328,88 @@ func TestTornTail(t *testing.T) {
 				t.Errorf("after reopen: Ops = %+v, want 4 records, the last by b", got)
 			}
 		})
+	}
+}
+
+// TestDamageBeforeWholeFrames damages a frame in the middle of a
+// crashed store's log. Under SyncAlways a frame is written only after
+// the one before it is synced, so a crash tears the last frame alone:
+// Open must refuse the store, naming where the damage is, not read the
+// log as if it ended there and delete the acknowledged frames after it.
+// Truncating the segment at that offset, as the README tells an
+// operator who accepts the loss, opens it with the frames before.
+// Under SyncNone a crash may tear any unsynced frame, so the log reads
+// to the damage as before.
+func TestDamageBeforeWholeFrames(t *testing.T) {
+	for _, sync := range []SyncMode{SyncAlways, SyncNone} {
+		t.Run(sync.String(), func(t *testing.T) {
+			db := openTest(t, Options{Sync: sync, ApplyEvery: time.Hour})
+			key := collab.Key{Collection: "c", ID: "d"}
+			mustCommit(t, db, key, []collab.Record{createRec(0, "a", 1, "hello")}, nil)
+			caughtUp(t, db) // bbolt holds frame 1; the log adds 2, 3 and 4
+			mustCommit(t, db, key, edits(1, 1, "a"), nil)
+			damaged := db.wal.size
+			mustCommit(t, db, key, edits(2, 1, "a"), nil)
+			mustCommit(t, db, key, edits(3, 1, "a"), nil)
+			path := crashCopy(t, db)
+			seg := lastSegment(t, path)
+			f, err := os.OpenFile(seg, os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.WriteAt([]byte{0xff}, damaged+frameHeader+2); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+
+			crashed, err := Open(path, Options{Sync: sync})
+			if sync == SyncAlways {
+				want := fmt.Sprintf("offset %d (frame 3) is damaged, but frame 4", damaged)
+				if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), want) {
+					t.Fatalf("Open with a damaged frame before a whole one = %v, want ErrCorrupt saying %q", err, want)
+				}
+				if _, err := os.Stat(seg); err != nil {
+					t.Fatalf("the damaged segment after the refused Open: %v", err)
+				}
+				if err := os.Truncate(seg, damaged); err != nil {
+					t.Fatal(err)
+				}
+				crashed = openAt(t, path, Options{})
+			} else if err != nil {
+				t.Fatalf("Open (SyncNone) with a damaged frame before a whole one = %v", err)
+			} else {
+				t.Cleanup(func() { crashed.Close() })
+			}
+			if got := mustOps(t, crashed, key, 0, 10); len(got) != 2 {
+				t.Errorf("Ops after the damage = %+v, want the 2 records before it", got)
+			}
+		})
+	}
+}
+
+// TestUnsyncedNoteFollowsTheMode: the note that the log's frames go
+// unsynced is there after an Open with SyncNone, whatever the Open
+// before used, and gone after one with SyncAlways.
+func TestUnsyncedNoteFollowsTheMode(t *testing.T) {
+	path := tempPath(t)
+	for _, sync := range []SyncMode{SyncNone, SyncNone, SyncAlways, SyncAlways, SyncNone} {
+		db, err := Open(path, Options{Sync: sync})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var noted bool
+		if err := db.bolt.View(func(tx *bolt.Tx) error {
+			noted = tx.Bucket(bucketMeta).Get(keyUnsynced) != nil
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if noted != (sync == SyncNone) {
+			t.Errorf("after Open with %v: unsynced noted = %v", sync, noted)
+		}
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
