@@ -112,14 +112,14 @@ func newAuthenticatorLeeway(secret []byte, now func() time.Time, leeway time.Dur
 // verify parses and checks a token and returns its claims.
 func (a *authenticator) verify(token string) (*TokenClaims, error) {
 	var claims TokenClaims
-	_, err := a.parser.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) { return a.secret, nil })
+	tok, err := a.parser.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) { return a.secret, nil })
 	switch {
 	case errors.Is(err, jwt.ErrTokenExpired):
 		return nil, ErrTokenExpired
 	case err != nil:
 		// The library's message may quote the token's parts; say only
 		// what kind of failure it was.
-		return nil, fmt.Errorf("%w: %s", ErrBadToken, tokenFailure(err))
+		return nil, fmt.Errorf("%w: %s", ErrBadToken, tokenFailure(tok, err))
 	case claims.Subject == "":
 		return nil, fmt.Errorf("%w: no subject", ErrBadToken)
 	}
@@ -132,14 +132,26 @@ func (a *authenticator) verify(token string) (*TokenClaims, error) {
 }
 
 // tokenFailure names a jwt error without its details.
-func tokenFailure(err error) string {
+func tokenFailure(tok *jwt.Token, err error) string {
+	// Another algorithm is named first: the library reports one outside
+	// WithValidMethods as a bad signature, and one it does not know as
+	// unverifiable, and either would send an integrator whose identity
+	// provider signs with RS256 looking for a wrong secret. The header
+	// is set once it has decoded, whatever failed after.
+	if tok != nil && tok.Header != nil {
+		alg, _ := tok.Header["alg"].(string)
+		switch {
+		case alg == "":
+			return "no algorithm: only HS256 is accepted"
+		case alg != jwt.SigningMethodHS256.Alg():
+			return fmt.Sprintf("algorithm %q: only HS256 is accepted", clip([]byte(alg)))
+		}
+	}
 	switch {
 	case errors.Is(err, jwt.ErrTokenMalformed):
 		return "malformed"
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrSignatureInvalid):
 		return "bad signature"
-	case errors.Is(err, jwt.ErrTokenUnverifiable):
-		return "unverifiable (only HS256 is accepted)"
 	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
 		return "no expiry"
 	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):

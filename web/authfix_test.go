@@ -1,0 +1,72 @@
+package web
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// TestTokenOtherAlgorithmNamed: a token signed with anything but HS256 is
+// refused with a message that names its algorithm and says only HS256 is
+// accepted, not as a bad signature, which would send an integrator whose
+// identity provider signs with RS256 looking for a wrong secret.
+func TestTokenOtherAlgorithmNamed(t *testing.T) {
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	a := newAuthenticator(testSecret, func() time.Time { return now })
+	claims := TokenClaims{Docs: []TokenDoc{rw("*/*")}}
+	claims.Subject = "alice"
+	claims.ExpiresAt = jwt.NewNumericDate(now.Add(time.Hour))
+	sign := func(m jwt.SigningMethod, key any, kid string) string {
+		tok := jwt.NewWithClaims(m, claims)
+		if kid != "" {
+			tok.Header["kid"] = kid
+		}
+		s, err := tok.SignedString(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// handMade is a token whose header is exactly header, which the
+	// library would not sign.
+	handMade := func(header string) string {
+		payload, _ := json.Marshal(claims)
+		enc := base64.RawURLEncoding.EncodeToString
+		return enc([]byte(header)) + "." + enc(payload) + "." + enc([]byte("signature"))
+	}
+	for _, tc := range []struct {
+		name, token, want string
+	}{
+		{"RS256 with kid", sign(jwt.SigningMethodRS256, rsaKey, "idp-key-1"), `algorithm "RS256": only HS256 is accepted`},
+		{"HS384", sign(jwt.SigningMethodHS384, testSecret, ""), `algorithm "HS384": only HS256 is accepted`},
+		{"HS512", sign(jwt.SigningMethodHS512, testSecret, ""), `algorithm "HS512": only HS256 is accepted`},
+		{"none", sign(jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, ""), `algorithm "none": only HS256 is accepted`},
+		{"unknown to the library", handMade(`{"alg":"hs256","typ":"JWT"}`), `algorithm "hs256": only HS256 is accepted`},
+		{"no alg", handMade(`{"typ":"JWT"}`), `no algorithm: only HS256 is accepted`},
+		{"HS256, wrong key", sign(jwt.SigningMethodHS256, []byte("another secret of the same length"), ""), "bad signature"},
+	} {
+		_, err := a.verify(tc.token)
+		if err == nil || !strings.HasPrefix(err.Error(), ErrBadToken.Error()) || !strings.HasSuffix(err.Error(), ": "+tc.want) {
+			t.Errorf("%s: verify = %v, want %v: %s", tc.name, err, ErrBadToken, tc.want)
+		}
+	}
+
+	// On the wire: 401 ERR_TOKEN_INVALID, the algorithm named.
+	ts := startAuthServer(t, Options{})
+	status, body := ts.httpDo(t, "GET", "/api/auth", "", "", map[string]string{"Authorization": "Bearer " + sign(jwt.SigningMethodRS256, rsaKey, "idp-key-1")})
+	checkHTTPError(t, status, body, http.StatusUnauthorized, CodeTokenInvalid)
+	if !strings.Contains(body, `RS256\": only HS256 is accepted`) {
+		t.Errorf("GET /api/auth with an RS256 token: body %s does not name the algorithm", body)
+	}
+}
