@@ -20,8 +20,8 @@ import (
 // binding that lets only the same subject reclaim a src.
 
 // TokenCookie is the cookie the server reads a token from when the request
-// has no Authorization header and no token query parameter. An embedding
-// app's login sets it for the page.
+// has no bearer token in an Authorization header and no token query
+// parameter. An embedding app's login sets it for the page.
 const TokenCookie = "coedit_token"
 
 // Token errors, answered with 401 before the WebSocket upgrade and on the
@@ -162,12 +162,16 @@ func tokenFailure(tok *jwt.Token, err error) string {
 
 // requestToken returns the token a request carries: the Authorization
 // bearer token, else the token query parameter, else the TokenCookie.
+// An Authorization header of another scheme is passed over, not taken
+// for the absence of a token: a proxy or a staging setup's basic auth
+// adds one to requests that carry their token elsewhere.
 func requestToken(r *http.Request) string {
-	if h := r.Header.Get("Authorization"); h != "" {
+	for _, h := range r.Header.Values("Authorization") {
 		if scheme, tok, ok := strings.Cut(h, " "); ok && strings.EqualFold(scheme, "Bearer") {
-			return strings.TrimSpace(tok)
+			if tok = strings.TrimSpace(tok); tok != "" {
+				return tok
+			}
 		}
-		return ""
 	}
 	if t := r.URL.Query().Get("token"); t != "" {
 		return t

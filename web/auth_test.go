@@ -101,8 +101,17 @@ func TestRequestTokenSources(t *testing.T) {
 		t.Errorf("header, query and cookie: requestToken = %q, want fromheader", got)
 	}
 	r.Header.Set("Authorization", "Basic abc")
+	if got := requestToken(r); got != "fromquery" {
+		t.Errorf("Basic auth, query and cookie: requestToken = %q, want fromquery", got)
+	}
+	r.Header.Add("Authorization", "Bearer fromsecondheader")
+	if got := requestToken(r); got != "fromsecondheader" {
+		t.Errorf("Basic and Bearer headers: requestToken = %q, want fromsecondheader", got)
+	}
+	r = httptest.NewRequest("GET", "/", nil)
+	r.Header.Set("Authorization", "Basic abc")
 	if got := requestToken(r); got != "" {
-		t.Errorf("Basic auth: requestToken = %q, want none", got)
+		t.Errorf("Basic auth only: requestToken = %q, want none", got)
 	}
 	r = httptest.NewRequest("GET", "/", nil)
 	r.AddCookie(&http.Cookie{Name: TokenCookie, Value: "fromcookie"})

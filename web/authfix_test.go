@@ -6,11 +6,13 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/gorilla/websocket"
 )
 
 // TestTokenOtherAlgorithmNamed: a token signed with anything but HS256 is
@@ -69,4 +71,38 @@ func TestTokenOtherAlgorithmNamed(t *testing.T) {
 	if !strings.Contains(body, `RS256\": only HS256 is accepted`) {
 		t.Errorf("GET /api/auth with an RS256 token: body %s does not name the algorithm", body)
 	}
+}
+
+// TestNonBearerAuthorizationPassedOver: an Authorization header of another
+// scheme (basic auth a proxy or a staging setup adds) does not hide the
+// token in the query or the cookie.
+func TestNonBearerAuthorizationPassedOver(t *testing.T) {
+	ts := startAuthServer(t, Options{})
+	tok := token(t, testSecret, "alice", time.Hour, rw("*/*"))
+	basic := "Basic YWxpY2U6cHc="
+	for _, tc := range []struct {
+		name, path string
+		hdr        map[string]string
+	}{
+		{"basic and query", "/api/auth?token=" + url.QueryEscape(tok), map[string]string{"Authorization": basic}},
+		{"basic and cookie", "/api/auth", map[string]string{"Authorization": basic, "Cookie": TokenCookie + "=" + tok}},
+		{"digest and cookie", "/api/auth", map[string]string{"Authorization": `Digest username="alice"`, "Cookie": TokenCookie + "=" + tok}},
+	} {
+		status, body := ts.httpDo(t, "GET", tc.path, "", "", tc.hdr)
+		if status != http.StatusOK || !strings.Contains(body, `"sub":"alice"`) {
+			t.Errorf("%s: GET /api/auth = %d %s, want 200 for alice", tc.name, status, body)
+		}
+	}
+
+	// The WebSocket upgrade reads the token the same way.
+	hdr := http.Header{"Authorization": {basic}}
+	ws, resp, err := websocket.DefaultDialer.Dial(ts.wsURL+"?token="+url.QueryEscape(tok), hdr)
+	if err != nil {
+		status := 0
+		if resp != nil {
+			status = resp.StatusCode
+		}
+		t.Fatalf("upgrade with basic auth and ?token= = %v (status %d), want it accepted", err, status)
+	}
+	ws.Close()
 }
