@@ -188,6 +188,10 @@ type identity struct {
 	// expires is when the token stops being accepted (its exp plus the
 	// leeway); zero without auth.
 	expires time.Time
+	// exp is the token's own exp claim, which GET /api/auth reports: an
+	// app that renews tokens before they expire goes by the claim it
+	// minted, not by this server's allowance for clock skew.
+	exp time.Time
 }
 
 // authenticate returns the identity of r: everyone when auth is off, the
@@ -209,7 +213,8 @@ func (a *authenticator) identity(tok string) (identity, error) {
 	if err != nil {
 		return identity{}, err
 	}
-	return identity{access: claims.Access(), expires: claims.ExpiresAt.Time.Add(a.leeway)}, nil
+	exp := claims.ExpiresAt.Time
+	return identity{access: claims.Access(), expires: exp.Add(a.leeway), exp: exp}, nil
 }
 
 // writeAuthError answers a request whose token is missing, invalid or

@@ -106,3 +106,29 @@ func TestNonBearerAuthorizationPassedOver(t *testing.T) {
 	}
 	ws.Close()
 }
+
+// TestAuthReportsTokenExp: GET /api/auth reports the token's own exp, not
+// exp plus the leeway the server allows for clock skew.
+func TestAuthReportsTokenExp(t *testing.T) {
+	ts := startAuthServer(t, Options{})
+	exp := time.Now().Add(time.Hour).Truncate(time.Second)
+	c := TokenClaims{Docs: []TokenDoc{ro("*/*")}}
+	c.Subject = "alice"
+	c.ExpiresAt = jwt.NewNumericDate(exp)
+	tok, err := SignToken(testSecret, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, body := ts.httpDo(t, "GET", "/api/auth", "", "", map[string]string{"Authorization": "Bearer " + tok})
+	var got struct {
+		Auth bool   `json:"auth"`
+		Sub  string `json:"sub"`
+		Exp  int64  `json:"exp"`
+	}
+	if status != http.StatusOK || json.Unmarshal([]byte(body), &got) != nil {
+		t.Fatalf("GET /api/auth = %d %s", status, body)
+	}
+	if !got.Auth || got.Sub != "alice" || got.Exp != exp.Unix() {
+		t.Errorf("GET /api/auth = %s, want auth true, sub alice, exp %d", body, exp.Unix())
+	}
+}

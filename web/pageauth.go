@@ -105,8 +105,8 @@ func (s *Server) renderAuthError(w http.ResponseWriter, err error) {
 
 // serveAuth answers GET /api/auth, which tells the page (and an embedding
 // app) whether the request's token is accepted: {"auth":false} without
-// auth, {"auth":true,"sub","exp"} (exp in Unix seconds, leeway included)
-// with a valid token, 401 with the token's error otherwise.
+// auth, {"auth":true,"sub","exp"} (the token's exp claim, in Unix
+// seconds) with a valid token, 401 with the token's error otherwise.
 func (s *Server) serveAuth(w http.ResponseWriter, r *http.Request) {
 	if s.auth == nil {
 		writeJSON(w, http.StatusOK, map[string]any{"auth": false})
@@ -117,5 +117,5 @@ func (s *Server) serveAuth(w http.ResponseWriter, r *http.Request) {
 		s.writeAuthError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"auth": true, "sub": id.access.Subject, "exp": id.expires.Unix()})
+	writeJSON(w, http.StatusOK, map[string]any{"auth": true, "sub": id.access.Subject, "exp": id.exp.Unix()})
 }
