@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -130,5 +131,25 @@ func TestAuthReportsTokenExp(t *testing.T) {
 	}
 	if !got.Auth || got.Sub != "alice" || got.Exp != exp.Unix() {
 		t.Errorf("GET /api/auth = %s, want auth true, sub alice, exp %d", body, exp.Unix())
+	}
+}
+
+// TestTooManyConnectionsRetryAfter: the 429 an upgrade gets past
+// MaxConnsPerAddr says when to try again, as the HTTP API's 503s do.
+func TestTooManyConnectionsRetryAfter(t *testing.T) {
+	ts := startServer(t, Options{Logger: quiet, MaxConnsPerAddr: 1}, startHubOpts())
+	ts.connect(t)
+	ws, resp, err := websocket.DefaultDialer.Dial(ts.wsURL, nil)
+	if err == nil {
+		ws.Close()
+		t.Fatal("a second upgrade from the address was accepted")
+	}
+	if resp == nil || resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("second upgrade: %v, %+v; want 429", err, resp)
+	}
+	resp.Body.Close()
+	ra := resp.Header.Get("Retry-After")
+	if n, err := strconv.Atoi(ra); err != nil || n < 1 || n > 60 {
+		t.Errorf("429 Retry-After = %q, want a few seconds", ra)
 	}
 }
