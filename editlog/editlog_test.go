@@ -76,6 +76,48 @@ func TestReadWriteRoundTrip(t *testing.T) {
 	}
 }
 
+// TestWriteHeaderWithoutVersion writes a header built in code without
+// its Version: the line must still be written, else the log read back
+// starts at version 0 without its initial text and loses its final-text
+// check.
+func TestWriteHeaderWithoutVersion(t *testing.T) {
+	op, err := ot.Decode([]byte(`[5," world"]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		header editlog.Header
+	}{
+		{"initial and final", editlog.Header{Initial: "hello", HasInitial: true, Final: "hello world", HasFinal: true}},
+		{"comment only", editlog.Header{Comment: "why", Initial: "hello", HasInitial: true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := &editlog.Log{Header: tt.header, Records: []editlog.Record{{Src: "a", Seq: 1, V: 1, Kind: editlog.Edit, Op: op}}}
+			if err := l.Validate(); err != nil {
+				t.Fatalf("Validate() = %v, want nil", err)
+			}
+			var buf bytes.Buffer
+			if err := editlog.Write(&buf, l); err != nil {
+				t.Fatalf("Write error: %v", err)
+			}
+			again, err := editlog.Read(&buf)
+			if err != nil {
+				t.Fatalf("Read(Write(l)) error: %v", err)
+			}
+			want := tt.header
+			want.Version = editlog.FormatVersion
+			if again.Header != want {
+				t.Errorf("Read(Write(l)).Header = %+v, want %+v", again.Header, want)
+			}
+			if err := again.Validate(); err != nil {
+				t.Errorf("Read(Write(l)).Validate() = %v, want nil", err)
+			}
+		})
+	}
+}
+
 // TestReadExport reads the op log a server exports: no header, v is the
 // commit version, m carries the timestamp (and maybe more).
 func TestReadExport(t *testing.T) {

@@ -43,11 +43,13 @@ func (k Kind) String() string {
 }
 
 // Header is the optional first line of an edit log. The zero Header
-// (Version 0) stands for a log without a header line: it starts from a
-// never-created document and has no expected final text.
+// stands for a log without a header line: it starts from a never-created
+// document and has no expected final text.
 type Header struct {
-	// Version is the format version ("editlog"), FormatVersion in a log
-	// with a header line, 0 without one.
+	// Version is the format version ("editlog"): FormatVersion in a log
+	// read with a header line, 0 in one read without. A header built in
+	// code may leave it 0: Write writes the line whenever another field
+	// is set, with FormatVersion.
 	Version int
 	// Collection and ID name the document the log replays into. Both are
 	// optional; a replayer picks a default (see collab/replay).

@@ -9,12 +9,13 @@ import (
 	"strconv"
 )
 
-// Write writes l as JSON Lines: the header line when l.Header.Version is
-// not 0, then one line per record, in the canonical form Read accepts
-// (field order src, seq, v, op|create|del, ts).
+// Write writes l as JSON Lines: the header line when any header field
+// that MarshalJSON writes is set (a Version of 0 is written as
+// FormatVersion), then one line per record, in the canonical form Read
+// accepts (field order src, seq, v, op|create|del, ts).
 func Write(w io.Writer, l *Log) error {
 	bw := bufio.NewWriter(w)
-	if l.Header.Version != 0 {
+	if l.Header.written() {
 		b, err := l.Header.MarshalJSON()
 		if err != nil {
 			return err
@@ -34,6 +35,16 @@ func Write(w io.Writer, l *Log) error {
 		return fmt.Errorf("editlog: write: %w", err)
 	}
 	return nil
+}
+
+// written reports whether h has anything to write: a header built in
+// code may leave Version 0, and dropping its line would drop the initial
+// text (so the records' versions no longer fit) or the final-text check.
+// Initial and Final without their Has flags are not written, so they do
+// not count.
+func (h *Header) written() bool {
+	return h.Version != 0 || h.Collection != "" || h.ID != "" || h.Type != "" ||
+		h.HasInitial || h.HasFinal || h.FinalVersion != 0 || h.Comment != ""
 }
 
 // MarshalJSON encodes the header line. A zero Version is written as
