@@ -1,9 +1,12 @@
 package web
 
 import (
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -151,5 +154,39 @@ func TestTooManyConnectionsRetryAfter(t *testing.T) {
 	ra := resp.Header.Get("Retry-After")
 	if n, err := strconv.Atoi(ra); err != nil || n < 1 || n > 60 {
 		t.Errorf("429 Retry-After = %q, want a few seconds", ra)
+	}
+}
+
+// TestTokenMintedByHand: what the README tells an integrator holds. A
+// token made without a JWT library, HMAC-SHA256 keyed with the secret's
+// own bytes (not hex-decoded), is accepted, and aud, iss and iat are not
+// checked; keyed with the hex-decoded secret it is refused.
+func TestTokenMintedByHand(t *testing.T) {
+	secret := []byte("9f2c4e1a7b3d5f6081a2c3e4f5061728394a5b6c7d8e9f001122334455667788")
+	now := time.Now()
+	a := newAuthenticator(secret, func() time.Time { return now })
+	payload, err := json.Marshal(map[string]any{
+		"sub": "alice", "exp": now.Add(time.Hour).Unix(), "docs": []TokenDoc{rw("notes/*")},
+		"aud": "some-other-service", "iss": "https://idp.example", "iat": now.Add(time.Hour).Unix(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mint := func(key []byte) string {
+		enc := base64.RawURLEncoding.EncodeToString
+		signed := enc([]byte(`{"alg":"HS256","typ":"JWT"}`)) + "." + enc(payload)
+		m := hmac.New(sha256.New, key)
+		m.Write([]byte(signed))
+		return signed + "." + enc(m.Sum(nil))
+	}
+	if c, err := a.verify(mint(secret)); err != nil || c.Subject != "alice" {
+		t.Errorf("verify(token keyed with the secret's bytes) = %+v, %v; want alice", c, err)
+	}
+	decoded, err := hex.DecodeString(string(secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.verify(mint(decoded)); err == nil {
+		t.Error("verify(token keyed with the hex-decoded secret) accepted it")
 	}
 }
