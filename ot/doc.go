@@ -19,9 +19,10 @@
 //   - Apply applies an op to a string. It refuses an op that runs past
 //     the end of the document (ErrOutOfBounds).
 //   - Transform rewrites an op to follow a concurrent one, with Side
-//     breaking ties between inserts at the same place; Compose joins two
-//     consecutive ops into one; Invert undoes an op whose deletes carry
-//     their text; Normalize puts an op in canonical form.
+//     breaking ties between inserts at the same place (see "Which
+//     side" below); Compose joins two consecutive ops into one; Invert
+//     undoes an op whose deletes carry their text; Normalize puts an op
+//     in canonical form.
 //   - TransformPosition and TransformPresence move cursors and selections
 //     through an op.
 //
@@ -29,6 +30,17 @@
 // input, and does work that grows with the size of the op and the
 // document, never with the numbers inside the op: skips and deletes of
 // 2^50 code points cost the same as skips of 5.
+//
+// Which side: a server compatible with ShareDB transforms the op that
+// arrives later over each op committed since its base version with Left
+// (ShareDB's transform(incoming, committed, "left")), so of two inserts
+// at the same place the later-committed one lands first; coedit's
+// session does the same. A ShareDB client with an op in flight applies
+// the server's op transformed over its own with Right, and its own
+// transformed over the server's with Left (transformX). The two sides
+// must be opposite for every copy to converge, so a server that used
+// Right for the later op would diverge from ShareDB clients whenever two
+// inserts tie. ExampleTransform shows both halves.
 //
 // A valid op (Validate) is canonical as the reference requires: no empty
 // components, no two skips in a row, no trailing skip. Functions that take

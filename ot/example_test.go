@@ -21,17 +21,20 @@ func ExampleTransform() {
 	alice, _ := ot.Decode([]byte(`[1,"X"]`))
 	bob, _ := ot.Decode([]byte(`[1,"Y"]`))
 
-	// The server applies alice's op first, then bob's, transformed by
-	// alice's. Alice's side keeps the tie (Left), bob's yields (Right).
-	bob2, _ := ot.Transform(bob, alice, ot.Right)
-	alice2, _ := ot.Transform(alice, bob, ot.Left)
+	// The server commits alice's op, then bob's, which arrived later:
+	// as ShareDB's server does, it transforms the later op over the one
+	// committed before it with Left, so bob's insert lands first.
+	bob2, _ := ot.Transform(bob, alice, ot.Left)
+	// Bob's client, with its op in flight, receives alice's and
+	// transforms it with the other side, Right (ShareDB's transformX).
+	alice2, _ := ot.Transform(alice, bob, ot.Right)
 
-	s1, _ := ot.Apply("abc", alice)
-	s1, _ = ot.Apply(s1, bob2)
-	s2, _ := ot.Apply("abc", bob)
-	s2, _ = ot.Apply(s2, alice2)
-	fmt.Println(bob2, s1, s2)
-	// Output: [2,"Y"] aXYbc aXYbc
+	server, _ := ot.Apply("abc", alice)
+	server, _ = ot.Apply(server, bob2)
+	client, _ := ot.Apply("abc", bob)
+	client, _ = ot.Apply(client, alice2)
+	fmt.Println(bob2, alice2, server, client)
+	// Output: [1,"Y"] [2,"X"] aYXbc aYXbc
 }
 
 func ExampleCompose() {
