@@ -12,24 +12,59 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// TestMalformedFramesTakeFromMessageRate: malformed frames (binary, not
-// UTF-8, not a JSON object) take a token from the message bucket before
-// they are answered, like any message: past the burst they are answered
-// with ERR_RATE_LIMITED.
-func TestMalformedFramesTakeFromMessageRate(t *testing.T) {
-	ts := startServer(t, Options{Logger: quiet, MessagesPerSecond: 0.001, MessagesBurst: 4, MaxBadFrames: 1000}, startHubOpts())
+// TestFramesOverTheRateWait: every frame, malformed ones included, takes
+// a token from the message bucket before it is answered; past the burst
+// a frame waits for its token instead of being refused, so a client over
+// the rate is slowed to it and every frame is answered as it would be.
+func TestFramesOverTheRateWait(t *testing.T) {
+	const rate, burst = 20, 4
+	ts := startServer(t, Options{Logger: quiet, MessagesPerSecond: rate, MessagesBurst: burst, MaxBadFrames: 1000}, startHubOpts())
+	start := time.Now()
 	c := ts.connect(t) // the handshake takes one token
-	for i := 0; i < 3; i++ {
+	for i := 0; i < burst-1; i++ {
 		c.ws.WriteMessage(websocket.BinaryMessage, []byte(`{"a":"pp"}`))
 		c.expectError("", CodeBadlyFormed)
 	}
-	for _, frame := range []string{"\xff\xfe", "[1,2]", `{"a":"pp"}`} {
-		c.sendRaw(frame)
-		m := c.recv()
-		if e, _ := m["error"].(map[string]any); e["code"] != CodeRateLimited {
-			t.Fatalf("frame %q past the burst: reply %s, want %s", frame, mustJSON(m), CodeRateLimited)
+	// The bucket is empty: each frame now waits an interval (50 ms).
+	const n = 10
+	for i := 0; i < n; i++ {
+		if i%2 == 0 {
+			c.sendRaw(`{"a":"pp"}`)
+		} else {
+			c.sendRaw("[1,2]")
 		}
 	}
+	for i := 0; i < n; i++ {
+		m := c.recv()
+		if i%2 == 0 {
+			if m["a"] != "pp" || m["error"] != nil {
+				t.Fatalf("ping %d past the burst: reply %s, want a pong", i, mustJSON(m))
+			}
+		} else if e, _ := m["error"].(map[string]any); e["code"] != CodeBadlyFormed {
+			t.Fatalf("frame %d past the burst: reply %s, want %s", i, mustJSON(m), CodeBadlyFormed)
+		}
+	}
+	// The bucket gave the handshake, burst-1 frames and n more: burst at
+	// once, the rest at the rate. A lower bound only: a slow machine
+	// answers later, never sooner.
+	if elapsed, least := time.Since(start), time.Duration(n)*time.Second/rate; elapsed < least {
+		t.Fatalf("%d frames past the burst answered in %v, want at least %v at %d a second", n, elapsed, least, rate)
+	}
+	_, body := ts.httpDo(t, "GET", "/metrics", "", "", nil)
+	if !strings.Contains(body, `coedit_rate_wait_seconds_total{limit="messages"} 0.`) {
+		t.Errorf("/metrics: the readers' waits are not counted:\n%s", grepLines(body, "coedit_rate_wait"))
+	}
+}
+
+// grepLines returns the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // TestMalformedFloodClosedWith1008: a client flooding malformed frames is
@@ -38,8 +73,8 @@ func TestMalformedFramesTakeFromMessageRate(t *testing.T) {
 // well-behaved client on the same node is unaffected.
 func TestMalformedFloodClosedWith1008(t *testing.T) {
 	checkNoLeaks(t)
-	const burst, maxBad = 10, 50
-	ts := startServer(t, Options{Logger: quiet, MessagesPerSecond: 10, MessagesBurst: burst, MaxBadFrames: maxBad}, startHubOpts())
+	const maxBad = 50
+	ts := startServer(t, Options{Logger: quiet, MessagesPerSecond: 1000, MessagesBurst: 10, MaxBadFrames: maxBad}, startHubOpts())
 	good := ts.connect(t)
 	good.create("docs", "calm", "steady", 1)
 
@@ -67,11 +102,11 @@ func TestMalformedFloodClosedWith1008(t *testing.T) {
 	if !isCloseCode(closeErr, ClosePolicyViolation) {
 		t.Fatalf("flood of %d frames ended with %v, want close %d", sent, closeErr, ClosePolicyViolation)
 	}
-	// The buckets refill while the flood runs (messages at 10/s, bad
-	// frames at maxBad a minute): allow for what refilled, nothing more.
-	refill := int(math.Ceil(elapsed.Seconds()*10)) + int(math.Ceil(elapsed.Seconds()*maxBad/60))
-	if replies > burst+maxBad+refill {
-		t.Fatalf("%d of %d malformed frames answered in %v, want at most %d", replies, sent, elapsed, burst+maxBad+refill)
+	// The bad-frame allowance refills at maxBad a minute while the flood
+	// runs: allow for what refilled, nothing more.
+	refill := int(math.Ceil(elapsed.Seconds() * maxBad / 60))
+	if replies > maxBad+refill {
+		t.Fatalf("%d of %d malformed frames answered in %v, want at most %d", replies, sent, elapsed, maxBad+refill)
 	}
 
 	// The bystander still works.
@@ -81,7 +116,7 @@ func TestMalformedFloodClosedWith1008(t *testing.T) {
 		t.Fatalf("bystander's document = %q", got)
 	}
 	_, body := ts.httpDo(t, "GET", "/metrics", "", "", nil)
-	for _, want := range []string{`coedit_abuse_closed_total 1`, `coedit_bad_frames_total{reason="binary"}`, `coedit_bad_frames_total{reason="rate"}`} {
+	for _, want := range []string{`coedit_abuse_closed_total 1`, `coedit_bad_frames_total{reason="binary"}`, `coedit_bad_frames_total{reason="json"}`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
@@ -89,39 +124,43 @@ func TestMalformedFloodClosedWith1008(t *testing.T) {
 }
 
 // TestFloodCloseWritesWhatWasQueued: a client closed with 1008 for
-// flooding gets every reply queued before the close, then the close: each
-// message within the burst answered, and each over the rate refused with
-// ERR_RATE_LIMITED, in order. Dropping the queue at the close told such a
-// client nothing of why, and left replies within its allowance unsent.
+// flooding gets every reply queued before the close, then the close: its
+// good frames answered, and each malformed one within the allowance
+// refused with its error, in order. Dropping the queue at the close told
+// such a client nothing of why, and left replies it was owed unsent.
 func TestFloodCloseWritesWhatWasQueued(t *testing.T) {
 	checkNoLeaks(t)
-	const burst, maxBad = 40, 20
-	ts := startServer(t, Options{Logger: quiet, MessagesPerSecond: 0.001, MessagesBurst: burst, MaxBadFrames: maxBad}, startHubOpts())
-	c := ts.connect(t) // the handshake took one token
+	const good, maxBad = 30, 20
+	ts := startServer(t, Options{Logger: quiet, MessagesPerSecond: 1e6, MaxBadFrames: maxBad}, startHubOpts())
+	c := ts.connect(t)
 	sent := 0
-	for i := 0; i < burst+maxBad+10; i++ {
-		if err := c.ws.WriteMessage(websocket.TextMessage, []byte(`{"a":"pp"}`)); err != nil {
+	for i := 0; i < good+maxBad+10; i++ {
+		frame := `{"a":"pp"}`
+		if i >= good {
+			frame = "not json"
+		}
+		if err := c.ws.WriteMessage(websocket.TextMessage, []byte(frame)); err != nil {
 			break // the server has closed the connection
 		}
 		sent++
 	}
-	pongs, limited := 0, 0
+	pongs, refused := 0, 0
 	closeErr := c.readUntilClosed(func(m map[string]any) {
 		e, _ := m["error"].(map[string]any)
 		switch {
-		case e == nil && m["a"] == "pp" && limited == 0:
+		case e == nil && m["a"] == "pp" && refused == 0:
 			pongs++
-		case e != nil && e["code"] == CodeRateLimited:
-			limited++
+		case e != nil && e["code"] == CodeBadlyFormed:
+			refused++
 		default:
-			t.Fatalf("after %d pongs and %d refusals: unexpected reply %s", pongs, limited, mustJSON(m))
+			t.Fatalf("after %d pongs and %d refusals: unexpected reply %s", pongs, refused, mustJSON(m))
 		}
 	})
 	if !isCloseCode(closeErr, ClosePolicyViolation) {
 		t.Fatalf("flood of %d frames ended with %v, want close %d", sent, closeErr, ClosePolicyViolation)
 	}
-	if pongs != burst-1 || limited != maxBad {
-		t.Fatalf("before the close: %d pongs and %d ERR_RATE_LIMITED, want %d and %d", pongs, limited, burst-1, maxBad)
+	if pongs != good || refused != maxBad {
+		t.Fatalf("before the close: %d pongs and %d refusals, want %d and %d", pongs, refused, good, maxBad)
 	}
 }
 

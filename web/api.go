@@ -336,6 +336,9 @@ func (s *Server) serveSubmit(w http.ResponseWriter, r *http.Request) {
 		writeRaw(w, http.StatusUnsupportedMediaType, []byte(`{"error":`+string(errorObject(pe))+`}`))
 		return
 	}
+	if !s.paceSubmit(w, r) {
+		return
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxFrameSize))
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -403,6 +406,37 @@ func (s *Server) serveSubmit(w http.ResponseWriter, r *http.Request) {
 		body = append(body[:len(body)-1], `,"duplicate":true}`...)
 	}
 	writeRaw(w, http.StatusOK, body)
+}
+
+// httpPaceMost is the longest an HTTP submit over its address's op rate
+// is held before it is served; one owed more is refused with 429 and
+// Retry-After. A submit held for a short while costs its client less
+// than a refusal and a retry, and one owed long would only hold the
+// connection.
+const httpPaceMost = time.Second
+
+// paceSubmit takes the submit's token from its address's bucket, waiting
+// for it as a WebSocket's reader would if it is owed within httpPaceMost,
+// and reports whether to go on; it answers the request when not.
+func (s *Server) paceSubmit(w http.ResponseWriter, r *http.Request) bool {
+	wait, ok := s.httpOps.take(remoteHost(r.RemoteAddr), httpPaceMost)
+	if !ok {
+		w.Header().Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
+		s.writeError(w, r, newError(CodeRateLimited, fmt.Sprintf("more than %g ops per second from this address", s.opts.OpsPerSecond)))
+		return false
+	}
+	if wait <= 0 {
+		return true
+	}
+	s.met.rateWaits.WithLabelValues("http_ops").Add(wait.Seconds())
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-r.Context().Done():
+		return false
+	}
 }
 
 // serveAPIElse answers what no route of the HTTP API serves with a coded

@@ -31,7 +31,7 @@ func newBucketRate(epoch time.Time, perSecond float64, burst int) *bucketRate {
 }
 
 // tokenBucket is one connection's token bucket, as golang.org/x/time/rate's
-// Limiter.Allow counts (it starts full), in 16 bytes instead of a pointer
+// Limiter counts (it starts full), in 16 bytes instead of a pointer
 // to an 80-byte Limiter: every connection has two, for as long as it lives
 // (scenario 5 of issue 11: memory per idle connection). It keeps the
 // theoretical arrival time of the next token (the generic cell rate
@@ -44,20 +44,43 @@ type tokenBucket struct {
 
 func newTokenBucket(r *bucketRate) tokenBucket { return tokenBucket{rate: r} }
 
-// Allow reports whether a token is there now, and takes it if so.
-func (b *tokenBucket) Allow() bool {
-	return b.allowAt(int64(time.Since(b.rate.epoch)))
+// Take takes a token whether or not one is there, and returns how long
+// the caller must wait for it: zero within the burst, else the time
+// until the bucket has earned it. A connection's reader waits that long
+// before it answers the frame, so a client over the rate is slowed to
+// it (and, once the socket's buffers fill, held back by TCP) rather than
+// refused: a refused op is one the client rolls back, an edit lost.
+func (b *tokenBucket) Take() time.Duration {
+	return time.Duration(b.takeAt(int64(time.Since(b.rate.epoch))))
 }
 
-func (b *tokenBucket) allowAt(now int64) bool {
+func (b *tokenBucket) takeAt(now int64) int64 {
 	for {
 		old := b.tat.Load()
 		t := max(old, now)
-		if t-now > b.rate.slack {
-			return false
-		}
 		if b.tat.CompareAndSwap(old, t+b.rate.interval) {
-			return true
+			return max(t-now-b.rate.slack, 0)
 		}
 	}
 }
+
+// takeWithin takes a token if the caller need wait at most most for
+// it, and returns the wait; else it takes nothing and returns the wait
+// a token would need now.
+func (b *tokenBucket) takeWithin(now, most int64) (int64, bool) {
+	for {
+		old := b.tat.Load()
+		t := max(old, now)
+		wait := max(t-now-b.rate.slack, 0)
+		if wait > most {
+			return wait, false
+		}
+		if b.tat.CompareAndSwap(old, t+b.rate.interval) {
+			return wait, true
+		}
+	}
+}
+
+// full reports whether the bucket holds its whole burst at now: one
+// made afresh would be the same.
+func (b *tokenBucket) full(now int64) bool { return b.tat.Load() <= now }

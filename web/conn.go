@@ -128,7 +128,7 @@ type conn struct {
 
 	ops  tokenBucket   // submits
 	msgs tokenBucket   // every frame, well-formed or not
-	bad  *rate.Limiter // malformed or rate-limited frames (Options.MaxBadFrames); made by the reader at the first
+	bad  *rate.Limiter // malformed frames (Options.MaxBadFrames); made by the reader at the first
 
 	work sync.WaitGroup // nf/nt goroutines
 	sem  chan struct{}  // bounds them; made by the reader at the first
@@ -194,16 +194,14 @@ func (c *conn) serve() {
 	c.ws.SetPongHandler(func(string) error {
 		return c.ws.SetReadDeadline(time.Now().Add(o.PongTimeout))
 	})
-	// A ping takes from the message bucket like any frame: past it, it
-	// is answered with ERR_RATE_LIMITED instead of a pong, and counts
-	// against the bad-frame bucket (the reader runs this handler).
+	// A ping takes from the message bucket like any frame: past it, its
+	// pong waits (the reader runs this handler).
 	pong := c.ws.PingHandler()
 	c.ws.SetPingHandler(func(data string) error {
 		if c.isClosing() {
 			return nil
 		}
-		if !c.msgs.Allow() {
-			c.refuse(nil, "ping", true, nil)
+		if c.pace("messages", c.msgs.Take()) {
 			return nil
 		}
 		return pong(data)
@@ -328,26 +326,50 @@ func (c *conn) readFrame() error {
 		c.tokenExpired()
 		return nil
 	}
-	limited := !c.msgs.Allow()
+	if c.pace("messages", c.msgs.Take()) {
+		return nil
+	}
 	switch {
 	case typ != websocket.TextMessage:
-		c.refuse(nil, "binary", limited, badlyFormed("binary frames are not supported: send each message as a JSON text frame"))
+		c.refuse(nil, "binary", badlyFormed("binary frames are not supported: send each message as a JSON text frame"))
 	case !utf8.Valid(frame):
-		c.refuse(nil, "utf8", limited, badlyFormed("frame is not valid UTF-8"))
+		c.refuse(nil, "utf8", badlyFormed("frame is not valid UTF-8"))
 	default:
-		c.handle(frame, limited)
+		c.handle(frame)
 	}
 	return nil
 }
 
-// refuse answers a frame that is malformed (reason names how) or over
-// the message rate (limited), counting it against the bad-frame bucket;
-// past that bucket the connection is closed with 1008 instead. r is the
-// request when the frame parsed as one, to echo.
-func (c *conn) refuse(r *request, reason string, limited bool, perr *protoError) {
-	if limited {
-		reason, perr = "rate", newError(CodeRateLimited, "too many messages per second")
+// pace waits d on the reader, which reads nothing meanwhile: the wait a
+// frame over one of the connection's rates owes its bucket (limit names
+// it; tokenBucket.Take). It reports whether the connection began closing
+// meanwhile, when nothing more is answered.
+func (c *conn) pace(limit string, d time.Duration) (closing bool) {
+	if d <= 0 {
+		return false
 	}
+	c.srv.met.rateWaits.WithLabelValues(limit).Add(d.Seconds())
+	for d > 0 {
+		step := min(d, paceStep)
+		time.Sleep(step)
+		d -= step
+		if c.isClosing() {
+			return true
+		}
+	}
+	return false
+}
+
+// paceStep is how often a paced reader looks whether its connection is
+// closing, so that a long wait (a low configured rate) does not hold a
+// shutdown.
+const paceStep = 50 * time.Millisecond
+
+// refuse answers a frame that is malformed (reason names how), counting
+// it against the bad-frame bucket; past that bucket the connection is
+// closed with 1008 instead. r is the request when the frame parsed as
+// one, to echo.
+func (c *conn) refuse(r *request, reason string, perr *protoError) {
 	c.srv.met.badFrames.WithLabelValues(reason).Inc()
 	if c.bad == nil {
 		o := &c.srv.opts
@@ -355,8 +377,8 @@ func (c *conn) refuse(r *request, reason string, limited bool, perr *protoError)
 	}
 	if !c.bad.Allow() {
 		c.srv.met.abuseClosed.Inc()
-		c.log().Info("closing websocket: too many malformed or rate-limited frames", "src", c.Src(), "last", reason)
-		c.closeAfterQueued(ClosePolicyViolation, "too many malformed or rate-limited frames")
+		c.log().Info("closing websocket: too many malformed frames", "src", c.Src(), "last", reason)
+		c.closeAfterQueued(ClosePolicyViolation, "too many malformed frames")
 		return
 	}
 	c.sendError(r, perr)

@@ -75,16 +75,10 @@ func (c *conn) run(r *request) (perr *protoError, fixesSrc, known bool) {
 // handle runs one request on the reader goroutine. Requests that need a
 // document go to the hub, whose reply functions queue the answer; errors
 // found here are answered at once.
-// limited says the frame found the message bucket empty: it is refused
-// (see conn.refuse), echoed when it parses.
-func (c *conn) handle(frame []byte, limited bool) {
+func (c *conn) handle(frame []byte) {
 	var r request
 	if perr := parseRequest(frame, &r); perr != nil {
-		c.refuse(nil, "json", limited, perr)
-		return
-	}
-	if limited {
-		c.refuse(&r, "json", limited, nil)
+		c.refuse(nil, "json", perr)
 		return
 	}
 	perr, fixesSrc, known := c.run(&r)

@@ -44,7 +44,7 @@ func BenchmarkSubmitPath(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for _, f := range frames {
-				submitter.handle(f, false)
+				submitter.handle(f)
 				// The ack comes after the missed op (one per op but the
 				// first), and every other subscriber gets one broadcast.
 				benchDrain(b, submitter, isAck)
@@ -96,7 +96,7 @@ func benchConn(b testing.TB, srv *Server, src string) *conn {
 // benchRoundTrip handles frame on c and waits for one frame back.
 func benchRoundTrip(b *testing.B, c *conn, frame string) {
 	b.Helper()
-	c.handle([]byte(frame), false)
+	c.handle([]byte(frame))
 	benchDrain(b, c, func([]byte) bool { return true })
 }
 

@@ -3,6 +3,8 @@ package web
 import (
 	"fmt"
 	"net"
+	"sync"
+	"time"
 )
 
 // This file bounds the WebSocket connections a node holds, in all
@@ -65,4 +67,46 @@ func remoteHost(addr string) string {
 		return addr
 	}
 	return host
+}
+
+// addrBuckets holds a token bucket per client address, for the HTTP
+// API's submits: a WebSocket connection's ops are held to its own
+// bucket, and an address's HTTP submits share one of the same shape
+// (Options.OpsPerSecond and OpsBurst), so a token cannot get around the
+// op rate by posting. A bucket that has filled up again is forgotten
+// once the map grows, as a new one would be the same.
+type addrBuckets struct {
+	rate *bucketRate
+	mu   sync.Mutex
+	m    map[string]*tokenBucket
+}
+
+// sweepAt is the size past which take forgets the full buckets.
+const sweepAt = 1024
+
+// take takes a token from addr's bucket if it is there within most, and
+// returns how long the caller must wait for it; else it takes nothing
+// and returns how long until one would be.
+func (a *addrBuckets) take(addr string, most time.Duration) (time.Duration, bool) {
+	now := int64(time.Since(a.rate.epoch))
+	a.mu.Lock()
+	b := a.m[addr]
+	if b == nil {
+		if a.m == nil {
+			a.m = make(map[string]*tokenBucket)
+		}
+		if len(a.m) >= sweepAt {
+			for k, v := range a.m {
+				if v.full(now) {
+					delete(a.m, k)
+				}
+			}
+		}
+		nb := newTokenBucket(a.rate)
+		b = &nb
+		a.m[addr] = b
+	}
+	a.mu.Unlock()
+	wait, ok := b.takeWithin(now, int64(most))
+	return time.Duration(wait), ok
 }

@@ -32,9 +32,12 @@ type metrics struct {
 	// overflowed.
 	slowConsumers prometheus.Counter
 	// badFrames counts frames refused before they were served, by
-	// reason: binary, utf8, json (not a JSON object with an action) and
-	// rate (over the connection's message rate).
+	// reason: binary, utf8, json (not a JSON object with an action).
 	badFrames *prometheus.CounterVec
+	// rateWaits adds up the time readers waited for their connection's
+	// buckets (conn.pace), by limit: messages or ops; and the HTTP API's
+	// submits for their address's (http_ops).
+	rateWaits *prometheus.CounterVec
 	// abuseClosed counts connections closed with 1008 for sending too
 	// many bad frames.
 	abuseClosed prometheus.Counter
@@ -71,11 +74,15 @@ func newMetrics(s *Server, extra []prometheus.Collector) (*metrics, error) {
 		}),
 		badFrames: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "coedit_bad_frames_total",
-			Help: "WebSocket frames refused before being served, by reason: binary, utf8, json (not a JSON object with an action), rate (over the message rate).",
+			Help: "WebSocket frames refused before being served, by reason: binary, utf8, json (not a JSON object with an action).",
 		}, []string{"reason"}),
+		rateWaits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "coedit_rate_wait_seconds_total",
+			Help: "Time requests over a rate limit were held back before being served, by limit: messages and ops (a WebSocket connection's), http_ops (HTTP submits from one address).",
+		}, []string{"limit"}),
 		abuseClosed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "coedit_abuse_closed_total",
-			Help: "WebSocket connections closed (1008) for sending too many malformed or rate-limited frames.",
+			Help: "WebSocket connections closed (1008) for sending too many malformed frames.",
 		}),
 		proxied: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "coedit_ws_passed_total",
@@ -86,8 +93,11 @@ func newMetrics(s *Server, extra []prometheus.Collector) (*metrics, error) {
 			Help: "WebSocket upgrades that could not be passed to their document's node (unreachable, no answer in time, full or closing) and were served here.",
 		}),
 	}
-	for _, reason := range []string{"binary", "utf8", "json", "rate"} {
+	for _, reason := range []string{"binary", "utf8", "json"} {
 		m.badFrames.WithLabelValues(reason)
+	}
+	for _, limit := range []string{"messages", "ops", "http_ops"} {
+		m.rateWaits.WithLabelValues(limit)
 	}
 	// Every code starts at zero, so a dashboard sees the series before
 	// the first error.
@@ -98,7 +108,7 @@ func newMetrics(s *Server, extra []prometheus.Collector) (*metrics, error) {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		newHubCollector(s.hub, s.Connections),
-		m.errors, m.submitAck, m.slowConsumers, m.badFrames, m.abuseClosed, m.proxied, m.proxyFailures,
+		m.errors, m.submitAck, m.slowConsumers, m.badFrames, m.rateWaits, m.abuseClosed, m.proxied, m.proxyFailures,
 	}
 	for _, c := range append(cs, extra...) {
 		if err := m.reg.Register(c); err != nil {

@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/coedit/coedit/collab"
 )
@@ -36,10 +37,13 @@ func TestOptionsBurstFollowsRate(t *testing.T) {
 
 // TestRateAloneSizesTheBucket runs a server configured with only
 // OpsPerSecond: 1 and sends three submits at once over a real socket: the
-// bucket holds two, so the third is refused.
+// bucket holds two, so the third waits a second for its token (and only
+// it: the readers' waits add up to that second), and all three are
+// acknowledged.
 func TestRateAloneSizesTheBucket(t *testing.T) {
 	ts := startServer(t, Options{Logger: quiet, OpsPerSecond: 1}, collab.Options{})
 	c := ts.connect(t)
+	start := time.Now()
 	c.sendRaw(`{"a":"op","c":"docs","d":"r","v":null,"seq":1,"create":{"type":"text-unicode","data":""}}`)
 	for seq := 2; seq <= 3; seq++ {
 		c.sendf(`{"a":"op","c":"docs","d":"r","v":null,"seq":%d,"op":["x"]}`, seq)
@@ -56,9 +60,18 @@ func TestRateAloneSizesTheBucket(t *testing.T) {
 		}
 		got = append(got, fmt.Sprint(m["seq"], ":", code))
 	}
+	elapsed := time.Since(start)
 	slices.Sort(got)
-	if want := []string{"1:ack", "2:ack", "3:" + CodeRateLimited}; !slices.Equal(got, want) {
+	if want := []string{"1:ack", "2:ack", "3:ack"}; !slices.Equal(got, want) {
 		t.Errorf("three submits with only OpsPerSecond 1 set = %q, want %q", got, want)
+	}
+	if elapsed < 900*time.Millisecond {
+		t.Errorf("three submits with only OpsPerSecond 1 set acknowledged in %v, want the third to wait about a second", elapsed)
+	}
+	_, body := ts.httpDo(t, "GET", "/metrics", "", "", nil)
+	var waited float64
+	if _, err := fmt.Sscanf(grepLines(body, `coedit_rate_wait_seconds_total{limit="ops"}`), `coedit_rate_wait_seconds_total{limit="ops"} %g`, &waited); err != nil || waited < 0.9 || waited > 1 {
+		t.Errorf("the ops waits add up to %g s (%v), want the third's second (burst 2)", waited, err)
 	}
 }
 

@@ -264,7 +264,7 @@ func (c *conn) closeWith(code int, reason string) {
 
 // closeAfterQueued closes the connection with a close code once what is
 // already queued is written: the replies, acks and errors the client is
-// owed (the ERR_RATE_LIMITED answers before a 1008, the acks of ops
+// owed (the errors of malformed frames before a 1008, the acks of ops
 // committed before a shutdown), so it resends less and learns why.
 // Nothing is queued after it, and the writes keep their WriteTimeout.
 func (c *conn) closeAfterQueued(code int, reason string) {

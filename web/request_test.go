@@ -256,7 +256,7 @@ func TestEveryListedActionIsDispatched(t *testing.T) {
 	srv, hub := benchServer(t)
 	for _, a := range append(slices.Clone(actions), "zz") {
 		c := benchConn(t, srv, "src-"+a)
-		c.handle([]byte(`{"a":"`+a+`"}`), false)
+		c.handle([]byte(`{"a":"` + a + `"}`))
 		c.mu.Lock()
 		replies := c.queue
 		c.queue, c.queuedBytes = nil, 0

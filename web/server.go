@@ -113,7 +113,7 @@ type Options struct {
 	// the proxy's address); past it an upgrade gets 429
 	// ERR_TOO_MANY_CONNECTIONS. Default DefaultMaxConnsPerAddr.
 	MaxConnsPerAddr int
-	// MaxBadFrames is how many malformed or rate-limited frames a
+	// MaxBadFrames is how many malformed frames a
 	// connection may send in a burst, refilled at MaxBadFrames a minute;
 	// past it the connection is closed with 1008. Default 100.
 	MaxBadFrames int
@@ -225,6 +225,8 @@ type Server struct {
 	// opsRate and msgsRate are the shapes of every connection's submit
 	// and message buckets (Options.OpsPerSecond, MessagesPerSecond).
 	opsRate, msgsRate *bucketRate
+	// httpOps are the HTTP API's submit buckets, one per address.
+	httpOps addrBuckets
 
 	mu      sync.Mutex
 	closing bool
@@ -343,6 +345,7 @@ func New(opts Options) (*Server, error) {
 	}
 	epoch := time.Now()
 	s.opsRate = newBucketRate(epoch, opts.OpsPerSecond, opts.OpsBurst)
+	s.httpOps.rate = s.opsRate
 	s.msgsRate = newBucketRate(epoch, opts.MessagesPerSecond, opts.MessagesBurst)
 	s.up = websocket.Upgrader{
 		HandshakeTimeout: opts.HandshakeTimeout,

@@ -43,8 +43,8 @@ func (c *conn) submit(r *request) *protoError {
 	if perr := c.mayWrite(key); perr != nil {
 		return perr
 	}
-	if !c.ops.Allow() {
-		return newError(CodeRateLimited, fmt.Sprintf("more than %g ops per second", o.OpsPerSecond))
+	if c.pace("ops", c.ops.Take()) {
+		return nil
 	}
 	s.Src = src
 	seq, start, frame := s.Seq, time.Now(), r.frame
