@@ -170,6 +170,8 @@ func TestReadErrors(t *testing.T) {
 		{"bad gzip", "\x1f\x8b garbage", "gzip"},
 		{"empty", "", "no header and no records"},
 		{"blank lines", "\n  \r\n\n", "no header and no records"},
+		{"header only", `{"editlog":1,"initial":"abc","final":"abc"}` + "\n\n", "a header but no records"},
+		{"header of a missing document", `{"editlog":1,"final":null,"finalVersion":0}`, "a header but no records"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -232,7 +234,7 @@ func TestValidate(t *testing.T) {
 		{"final after delete", `{"editlog":1,"final":""}` + "\n" + create + `{"src":"a","seq":2,"v":1,"del":true}`, "deleted"},
 		{"initial", `{"editlog":1,"initial":"abc","final":"abcx","finalVersion":2}` + "\n" + `{"src":"a","seq":1,"v":1,"op":[3,"x"]}`, ""},
 		{"initial then create", `{"editlog":1,"initial":"abc"}` + "\n" + create, "exists"},
-		{"header type", `{"editlog":1,"type":"json0","initial":""}`, "unknown type"},
+		{"header type", `{"editlog":1,"type":"json0","initial":""}` + "\n" + `{"src":"a","seq":1,"v":1,"op":["x"]}`, "unknown type"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -250,6 +252,19 @@ func TestValidate(t *testing.T) {
 				t.Errorf("Validate(%q) = %v, does not wrap ErrFormat", tt.in, err)
 			}
 		})
+	}
+}
+
+// TestValidateNoRecords: a log built in code with a header and no
+// records replays nothing, so it must not pass for a replay that matched.
+func TestValidateNoRecords(t *testing.T) {
+	for _, l := range []*editlog.Log{
+		{},
+		{Header: editlog.Header{Version: 1, Initial: "abc", HasInitial: true, Final: "abc", HasFinal: true}},
+	} {
+		if err := l.Validate(); !errors.Is(err, editlog.ErrFormat) || !strings.Contains(err.Error(), "no records") {
+			t.Errorf("Validate(%+v) = %v, want an ErrFormat error saying there are no records", l.Header, err)
+		}
 	}
 }
 

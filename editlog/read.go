@@ -135,11 +135,16 @@ func readLines(br *bufio.Reader) (*Log, error) {
 			}
 		}
 		if errors.Is(err, io.EOF) {
-			if l.Header.Version == 0 && len(l.Records) == 0 {
-				// Nothing to replay, nothing to check: most likely the export
-				// of a document that does not exist (an empty 200), which
-				// must not pass for a replay that matched.
-				return nil, fmt.Errorf("%w: no header and no records", ErrFormat)
+			if len(l.Records) == 0 {
+				// Nothing to replay: most likely the export of a document
+				// that does not exist (an empty 200), maybe behind a header
+				// made from its snapshot, which must not pass for a replay
+				// that matched.
+				what := "no header and no records"
+				if l.Header.Version != 0 {
+					what = "a header but no records"
+				}
+				return nil, fmt.Errorf("%w: %s: nothing to replay (the export of a document that does not exist is empty)", ErrFormat, what)
 			}
 			return l, nil
 		}

@@ -97,6 +97,9 @@ func parseTrace(data []byte) (*Log, error) {
 	for _, t := range w.Txns {
 		patches += len(t.Patches)
 	}
+	if patches == 0 {
+		return nil, fmt.Errorf("%w: trace: no patches: nothing to replay", ErrFormat)
+	}
 	l := &Log{
 		Header: Header{
 			Version:    FormatVersion,

@@ -80,6 +80,7 @@ func TestReadTraceErrors(t *testing.T) {
 		{"no patches", `{"startContent":"","endContent":"","txns":[{"time":""}]}`, "no patches"},
 		{"bad time", `{"startContent":"","endContent":"","txns":[{"time":"yesterday","patches":[[0,0,"x"]]}]}`, "time"},
 		{"missing end", `{"startContent":"","txns":[]}`, "needs"},
+		{"no txns", `{"startContent":"ab","endContent":"ab","txns":[]}`, "no patches"},
 		{"lone surrogate", `{"startContent":"","endContent":"","txns":[{"time":"","patches":[[0,0,"\udc00"]]}]}`, "surrogate"},
 		{"trailing data", `{"startContent":"","endContent":"x","txns":[{"time":"","patches":[[0,0,"x"]]}]} garbage`, "data after"},
 		{"second object", `{"startContent":"","endContent":"x","txns":[]} {}`, "data after"},

@@ -9,9 +9,9 @@ import (
 )
 
 // Validate checks what can be checked without running the OT: the header,
-// each record's shape (a valid op, a known type, src and seq together),
-// and that the versions could have happened on a ShareDB-like server
-// committing the records in order:
+// that there is a record, each record's shape (a valid op, a known type,
+// src and seq together), and that the versions could have happened on a
+// ShareDB-like server committing the records in order:
 //
 //   - a record's base version V is at most the head before it;
 //   - a resend (a Src with the same Seq as its latest committed record)
@@ -37,6 +37,11 @@ func (l *Log) Validate() error {
 	}
 	if !utf8.ValidString(h.Initial) || !utf8.ValidString(h.Final) {
 		return fmt.Errorf("%w: header: initial or final text is not valid UTF-8", ErrFormat)
+	}
+	if len(l.Records) == 0 {
+		// A replay of nothing would pass whatever the header says; Read
+		// refuses such a file for the same reason.
+		return fmt.Errorf("%w: no records: nothing to replay", ErrFormat)
 	}
 	type last struct{ seq, version uint64 }
 	var (

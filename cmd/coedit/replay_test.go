@@ -71,6 +71,10 @@ func TestReplayCommandUsage(t *testing.T) {
 	writeFile(t, good, `{"editlog":1,"initial":"","final":"x"}`+"\n"+`{"src":"a","seq":1,"v":1,"op":["x"]}`+"\n")
 	bad := filepath.Join(dir, "bad.jsonl")
 	writeFile(t, bad, `{"src":"a","seq":1,"v":0,"op":[1]}`+"\n")
+	// What following the docs gives for a document that does not exist:
+	// an empty export behind a header made from its snapshot.
+	headerOnly := filepath.Join(dir, "header-only.jsonl")
+	writeFile(t, headerOnly, `{"editlog":1,"finalVersion":0}`+"\n")
 	tests := []struct {
 		args []string
 		code int
@@ -83,6 +87,7 @@ func TestReplayCommandUsage(t *testing.T) {
 		{[]string{"replay", "--bogus", good}, 2, "flag provided but not defined"},
 		{[]string{"replay", filepath.Join(dir, "missing.jsonl")}, 1, "no such file"},
 		{[]string{"replay", good, bad}, 1, "trailing skip"},
+		{[]string{"replay", headerOnly}, 1, "no records"},
 		{[]string{"replay", "--server", "ws://127.0.0.1:1/ws", good}, 1, "dial"},
 		{[]string{"replay", good, "--id", "after-the-file"}, 0, ""},
 	}

@@ -126,6 +126,13 @@ func TestReplayErrors(t *testing.T) {
 		t.Errorf("after an invalid log the document is %+v, %v; want untouched", snap, err)
 	}
 
+	// A log with no records replays nothing, whatever its header says: it
+	// is refused rather than passed.
+	empty := &editlog.Log{Header: editlog.Header{Version: 1, Initial: "abc", HasInitial: true, Final: "abc", HasFinal: true}}
+	if _, err := replay.Run(t.Context(), srv.Hub, empty, replay.WithKey("c", "empty")); !errors.Is(err, editlog.ErrFormat) {
+		t.Errorf("Replay(a header and no records) = %v, want ErrFormat", err)
+	}
+
 	// A document that exists already is not replayed into.
 	l := read(create)
 	if _, err := replay.Run(t.Context(), srv.Hub, l, replay.WithKey("c", "twice")); err != nil {
