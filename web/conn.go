@@ -105,6 +105,11 @@ type conn struct {
 	// involves a document or presence channel was accepted; a later
 	// handshake cannot change the src.
 	srcFixed bool
+	// reclaimed is set (reader only, by handshake) when the connection
+	// took back the src of an earlier one: a client reconnecting. Its
+	// presence subscribes then ask it, too, for its presence
+	// (presenceSubscribe).
+	reclaimed bool
 	// pingSlot is the connection's group on the server's ping wheel
 	// (Server.pingTurn); fixed at open, under the server's mu.
 	pingSlot uint8

@@ -110,6 +110,7 @@ func (c *conn) handshake(r *request) *protoError {
 	if v := r.raw("id"); v != nil && !c.srcFixed {
 		if id, err := decodeString(v); err == nil && validSrc(id) && id != c.Src() && c.srv.mayReclaim(id, c.id) {
 			c.srv.claim(c, id)
+			c.reclaimed = true
 		}
 	}
 	c.send(newMsg("hs").int("protocol", protocolMajor).int("protocolMinor", protocolMinor).

@@ -113,7 +113,13 @@ func (c *conn) presenceUpdate(r *request) *protoError {
 	return nil
 }
 
-// presenceSubscribe answers "ps".
+// presenceSubscribe answers "ps". A client that reconnected (reclaimed
+// its src) is asked for its presence after the ack, as the channel's
+// other subscribers are: the sharedb client re-sends on reconnect only
+// the presence it had not sent yet, so without the request its caret,
+// cleared for the others when it dropped, stays hidden from them until
+// it moves. (ShareDB asks it because its request names the agent's new
+// clientId, which differs from the reclaimed src it filters on.)
 func (c *conn) presenceSubscribe(r *request) *protoError {
 	ch, perr := c.channel(r)
 	if perr != nil {
@@ -123,12 +129,16 @@ func (c *conn) presenceSubscribe(r *request) *protoError {
 		return perr
 	}
 	kept := r.keep() // the reply's, after handle returns
+	ask := c.reclaimed
 	c.srv.hub.SubscribePresence(ch, c, func(err error) {
 		if err != nil {
 			c.fail(kept, err)
 			return
 		}
 		c.send(presenceAck(kept, ch))
+		if ask {
+			c.SendPresenceRequest(ch)
+		}
 	})
 	return nil
 }

@@ -285,6 +285,41 @@ func TestSnapshotByVersionAndTime(t *testing.T) {
 	a.expectError(`{"a":"nf","id":9,"c":"docs","d":"h","v":4}`, CodeVersionNewer)
 }
 
+// TestPresenceAfterReconnect: a client that reconnects (reclaims its
+// src) is asked for its presence when it subscribes a channel again, so
+// that its caret, cleared for the others at the drop, comes back without
+// waiting for it to move; a client that did not reconnect is not asked.
+func TestPresenceAfterReconnect(t *testing.T) {
+	ts := startServer(t, Options{Logger: quiet}, collab.Options{})
+	a, b := ts.connect(t), ts.connect(t)
+	for _, c := range []*tclient{a, b} {
+		c.sendRaw(`{"a":"ps","ch":"room","seq":1}`)
+		c.expect(`{"a":"ps","ch":"room","seq":1}`)
+	}
+	a.expect(`{"a":"pr","ch":"room"}`)
+	a.sendRaw(`{"a":"p","ch":"room","id":"caret","p":{"at":3},"pv":1}`)
+	a.expectf(`{"a":"p","ch":"room","src":%q,"id":"caret","p":{"at":3},"pv":1}`, a.src)
+	b.expectf(`{"a":"p","ch":"room","src":%q,"id":"caret","p":{"at":3},"pv":1}`, a.src)
+
+	a.ws.Close()
+	b.expectf(`{"a":"p","ch":"room","src":%q,"id":"caret","p":null,"pv":1}`, a.src)
+	again := ts.dial(t, nil)
+	again.handshake(a.src)
+	again.sendRaw(`{"a":"ps","ch":"room","seq":2}`)
+	again.expect(`{"a":"ps","ch":"room","seq":2}`)
+	again.expect(`{"a":"pr","ch":"room"}`)
+	b.expect(`{"a":"pr","ch":"room"}`)
+
+	// A fresh connection's subscribe asks the others only.
+	c := ts.connect(t)
+	c.sendRaw(`{"a":"ps","ch":"room","seq":1}`)
+	c.expect(`{"a":"ps","ch":"room","seq":1}`)
+	again.expect(`{"a":"pr","ch":"room"}`)
+	b.expect(`{"a":"pr","ch":"room"}`)
+	c.sendRaw(`{"a":"pp"}`)
+	c.expect(`{"a":"pp"}`)
+}
+
 func TestPresence(t *testing.T) {
 	ts := startServer(t, Options{Logger: quiet}, collab.Options{})
 	a, b := ts.connect(t), ts.connect(t)
