@@ -71,7 +71,7 @@ func TestErrorCodesOverWebSocket(t *testing.T) {
 		{name: "id with a control character", req: `{"a":"s","c":"docs","d":"a\u0001b","v":null}`, code: CodeBadlyFormed},
 		{name: "collection with a newline", req: `{"a":"f","c":"do\ncs","d":"hello","v":null}`, code: CodeBadlyFormed},
 		{name: "create under a control character", req: `{"a":"op","c":"docs","d":"\u007f","v":0,"seq":1,"create":{"type":"text-unicode","data":""}}`, code: CodeBadlyFormed},
-		{name: "bulk id with a control character", req: `{"a":"bs","c":"docs","b":["hello","x\ty"]}`, code: CodeBadlyFormed},
+		{name: "bulk id with a control character", req: `{"a":"bs","c":"docs","b":{"hello":1,"x\ty":1}}`, code: CodeBadlyFormed},
 		{name: "presence on a control character", req: `{"a":"p","ch":"docs.\u0000","id":"x","p":null,"pv":1,"c":"docs","d":"\u0000","v":0}`, code: CodeBadlyFormed},
 		{name: "action not a string", req: `{"a":7}`, noEcho: true, code: CodeBadlyFormed},
 		{name: "c not a string", req: `{"a":"s","c":5,"d":"hello"}`, code: CodeBadlyFormed},

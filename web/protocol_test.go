@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"regexp"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -186,6 +187,36 @@ func TestResendIsAcknowledgedOnce(t *testing.T) {
 	}
 	a2.sendRaw(`{"a":"f","c":"docs","d":"r"}`)
 	a2.expectf(`{"a":"f","c":"docs","d":"r","data":{"v":3,"data":"Za-b","type":%q}}`, textURI)
+}
+
+// TestBulkBadIDAlone: in a bulk request with an array of ids, an id that
+// is not a name coedit serves gets an error of its own and the others are
+// served, as ShareDB's bulk replies carry errors per document: the
+// sharedb client's startBulk/endBulk puts every document it subscribes in
+// one request, and one bad id refused them all.
+func TestBulkBadIDAlone(t *testing.T) {
+	ts := startServer(t, Options{Logger: quiet}, collab.Options{})
+	a, b := ts.connect(t), ts.connect(t)
+	a.create("docs", "ok1", "one", 1)
+	long := strings.Repeat("x", 300)
+	b.sendf(`{"a":"bs","c":"docs","b":["ok1","ok2","%s","a\tb"]}`, long)
+	m := b.recv()
+	data, _ := m["data"].(map[string]any)
+	for _, id := range []string{long, "a\tb"} {
+		e, _ := data[id].(map[string]any)
+		if errObj, _ := e["error"].(map[string]any); errObj["code"] != CodeBadlyFormed {
+			t.Fatalf("bs reply %s: want an %s entry for %.20q", mustJSON(m), CodeBadlyFormed, id)
+		}
+		delete(data, id)
+	}
+	b.expectEqual(m, fmt.Sprintf(`{"a":"bs","c":"docs","data":{"ok1":{"v":1,"data":"one","type":%q},"ok2":{"v":0,"type":null}}}`, textURI))
+	// The good ones are joined.
+	a.sendRaw(`{"a":"op","c":"docs","d":"ok1","v":1,"seq":2,"op":["1"]}`)
+	a.expectf(`{"a":"op","c":"docs","d":"ok1","v":1,"src":%q,"seq":2}`, a.src)
+	b.expectf(`{"a":"op","c":"docs","d":"ok1","v":1,"src":%q,"seq":2,"op":["1"]}`, a.src)
+	// bu of the same array leaves them all.
+	b.sendf(`{"a":"bu","c":"docs","b":["ok1","ok2","%s","a\tb"]}`, long)
+	b.expectf(`{"a":"bu","c":"docs","b":["ok1","ok2","%s","a\tb"]}`, long)
 }
 
 func TestBulkFetchSubscribeUnsubscribe(t *testing.T) {

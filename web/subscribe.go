@@ -89,23 +89,25 @@ func tooManySubs(max int) *protoError {
 }
 
 // parseBulk reads "b" of a bulk request on collection coll: an array of
-// ids, or an object mapping ids to versions (versioned is true).
-func (c *conn) parseBulk(r *request, coll string) (docs []collab.BulkDoc, versioned bool, perr *protoError) {
+// ids, or an object mapping ids to versions (versioned is true). In an
+// array, an id that is not a name coedit serves (checkName) is an entry
+// of its own with its error in bad, by index, as ShareDB's bulk replies
+// carry an error per document: one such id refused the whole request,
+// and with it every good document a sharedb client's bulk named. In an
+// object, which is refused whole at any entry's error (bulk), it refuses
+// the request.
+func (c *conn) parseBulk(r *request, coll string) (docs []collab.BulkDoc, versioned bool, bad map[int]*protoError, perr *protoError) {
 	maxName := c.srv.opts.MaxNameLen
 	b := r.raw("b")
 	if b == nil {
-		return nil, false, badlyFormed(`"b" is required: an array of ids or an object of id to version`)
+		return nil, false, nil, badlyFormed(`"b" is required: an array of ids or an object of id to version`)
 	}
 	if err := ot.CheckSurrogates(b); err != nil {
-		return nil, false, badlyFormed(`"b": ` + err.Error())
+		return nil, false, nil, badlyFormed(`"b": ` + err.Error())
 	}
 	seen := make(map[string]bool)
 	addID := func(id string) *protoError {
-		if perr := checkName(`"b": an id`, id, maxName); perr != nil {
-			return perr
-		}
-		switch {
-		case seen[id]:
+		if seen[id] {
 			return badlyFormed(fmt.Sprintf(`"b": id %q appears twice`, id))
 		}
 		seen[id] = true
@@ -115,15 +117,21 @@ func (c *conn) parseBulk(r *request, coll string) (docs []collab.BulkDoc, versio
 	case '[':
 		var ids []json.RawMessage
 		if err := json.Unmarshal(b, &ids); err != nil {
-			return nil, false, badlyFormed(`"b": ` + err.Error())
+			return nil, false, nil, badlyFormed(`"b": ` + err.Error())
 		}
 		for _, raw := range ids {
 			id, err := decodeString(raw)
 			if err != nil {
-				return nil, false, badlyFormed(`"b": ` + err.Error())
+				return nil, false, nil, badlyFormed(`"b": ` + err.Error())
 			}
 			if perr := addID(id); perr != nil {
-				return nil, false, perr
+				return nil, false, nil, perr
+			}
+			if perr := checkName(`an id`, id, maxName); perr != nil {
+				if bad == nil {
+					bad = make(map[int]*protoError)
+				}
+				bad[len(docs)] = perr
 			}
 			docs = append(docs, collab.BulkDoc{Key: collab.Key{Collection: coll, ID: id}})
 		}
@@ -131,27 +139,27 @@ func (c *conn) parseBulk(r *request, coll string) (docs []collab.BulkDoc, versio
 		versioned = true
 		var vs map[string]json.RawMessage
 		if err := json.Unmarshal(b, &vs); err != nil {
-			return nil, false, badlyFormed(`"b": ` + err.Error())
+			return nil, false, nil, badlyFormed(`"b": ` + err.Error())
 		}
 		for id, raw := range vs {
-			if perr := addID(id); perr != nil {
-				return nil, false, perr
+			if perr := checkName(`"b": an id`, id, maxName); perr != nil {
+				return nil, false, nil, perr
 			}
 			v, err := decodeUint(raw)
 			if err != nil {
-				return nil, false, badlyFormed(fmt.Sprintf(`"b": version of %q: %v`, id, err))
+				return nil, false, nil, badlyFormed(fmt.Sprintf(`"b": version of %q: %v`, id, err))
 			}
 			docs = append(docs, collab.BulkDoc{Key: collab.Key{Collection: coll, ID: id}, From: &v})
 		}
 	default:
-		return nil, false, badlyFormed(`"b" must be an array of ids or an object of id to version`)
+		return nil, false, nil, badlyFormed(`"b" must be an array of ids or an object of id to version`)
 	}
 	// No bulk request may name more documents than a connection can
 	// join, so one request cannot fan out without bound.
 	if max := c.srv.hub.MaxSubscriptions(); len(docs) > max {
-		return nil, false, tooManySubs(max)
+		return nil, false, nil, tooManySubs(max)
 	}
-	return docs, versioned, nil
+	return docs, versioned, bad, nil
 }
 
 // bulk answers "bf" and "bs". With an array of ids the reply carries each
@@ -160,8 +168,9 @@ func (c *conn) parseBulk(r *request, coll string) (docs []collab.BulkDoc, versio
 // the whole request fails with the first error. A bulk subscribe joins
 // every document or, past the limit, none.
 //
-// Each entry is authorised: with an array, an entry the token may not
-// read gets its own ERR_FORBIDDEN (and is neither read nor joined) while
+// Each entry is checked: with an array, an entry whose id is not a name
+// coedit serves gets its own ERR_MESSAGE_BADLY_FORMED, and one the token
+// may not read its own ERR_FORBIDDEN (neither is read nor joined) while
 // the others are served; an id-to-version object with such an entry is
 // refused whole, before anything is read.
 func (c *conn) bulk(r *request, subscribe bool) *protoError {
@@ -169,7 +178,7 @@ func (c *conn) bulk(r *request, subscribe bool) *protoError {
 	if perr != nil {
 		return perr
 	}
-	docs, versioned, perr := c.parseBulk(r, coll)
+	docs, versioned, bad, perr := c.parseBulk(r, coll)
 	if perr != nil {
 		return perr
 	}
@@ -182,6 +191,10 @@ func (c *conn) bulk(r *request, subscribe bool) *protoError {
 	// allowed holds the indexes of the entries the token may read.
 	allowed := make([]int, 0, len(docs))
 	for i, d := range docs {
+		if perr := bad[i]; perr != nil {
+			agg.errs[i] = perr
+			continue
+		}
 		if perr := c.mayRead(d.Key); perr != nil {
 			if versioned {
 				return perr
@@ -291,15 +304,17 @@ func (c *conn) bulkUnsubscribe(r *request) *protoError {
 	if perr != nil {
 		return perr
 	}
-	docs, versioned, perr := c.parseBulk(r, coll)
+	docs, versioned, bad, perr := c.parseBulk(r, coll)
 	if perr != nil {
 		return perr
 	}
 	if versioned {
 		return badlyFormed(`"b" of "bu" must be an array of ids`)
 	}
-	for _, d := range docs {
-		c.srv.hub.Unsubscribe(d.Key, c, nil)
+	for i, d := range docs {
+		if bad[i] == nil { // a name never served was never joined
+			c.srv.hub.Unsubscribe(d.Key, c, nil)
+		}
 	}
 	c.send(newMsg("bu").str("c", coll).raw("b", r.raw("b")).bytes())
 	return nil
