@@ -5,7 +5,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -194,7 +197,10 @@ func (c *conn) serve() {
 	if !c.id.expires.IsZero() {
 		c.expiry = time.AfterFunc(time.Until(c.id.expires), c.tokenExpired)
 	}
-	c.ws.SetReadLimit(o.MaxFrameSize)
+	// Past Options.MaxFrameSize a frame is read on and dropped, and
+	// answered with an error (readMessage); past this gorilla closes the
+	// connection with 1009.
+	c.ws.SetReadLimit(discardLimit(o.MaxFrameSize))
 	c.ws.SetReadDeadline(time.Now().Add(o.PongTimeout))
 	c.ws.SetPongHandler(func(string) error {
 		return c.ws.SetReadDeadline(time.Now().Add(o.PongTimeout))
@@ -310,12 +316,20 @@ func (c *conn) tokenExpired() {
 // readFrame reads one frame and answers it; it returns an error when the
 // connection fails or closes. Every frame takes a token from the message
 // bucket before anything answers it, malformed frames included, so no
-// kind of frame is answered faster than the rate; frames that are
-// malformed or over the rate also take from the bad-frame bucket, and a
-// connection that empties it is closed with 1008. Once the connection is
-// closing nothing more is answered or done.
+// kind of frame is answered faster than the rate (one over it waits);
+// malformed frames also take from the bad-frame bucket, and a connection
+// that empties it is closed with 1008. Once the connection is closing
+// nothing more is answered or done.
 func (c *conn) readFrame() error {
-	typ, frame, err := readMessage(c.ws)
+	typ, frame, err := readMessage(c.ws, c.srv.opts.MaxFrameSize)
+	var big *frameTooLarge
+	if errors.As(err, &big) {
+		if c.isClosing() || c.pace("messages", c.msgs.Take()) {
+			return nil
+		}
+		c.refuseTooLarge(big.prefix)
+		return nil
+	}
 	if err != nil {
 		if errors.Is(err, websocket.ErrReadLimit) {
 			c.discardUpload()
@@ -417,7 +431,7 @@ const (
 func (c *conn) discardUpload() {
 	nc := c.ws.NetConn()
 	end := time.Now().Add(drainFor)
-	limit := max(drainBytes, 2*c.srv.opts.MaxFrameSize)
+	limit := discardLimit(c.srv.opts.MaxFrameSize)
 	buf := make([]byte, 32<<10)
 	for read := int64(0); read < limit; {
 		deadline := time.Now().Add(drainIdle)
@@ -537,7 +551,7 @@ func encodePresence(p collab.PresenceUpdate) []byte {
 // The frame is read into a pooled buffer instead and copied out: the
 // copy must be a frame's own, as requests keep slices of it past the
 // read (a submit's reply echoes it on failure; presence keeps raw JSON).
-func readMessage(ws *websocket.Conn) (int, []byte, error) {
+func readMessage(ws *websocket.Conn, limit int64) (int, []byte, error) {
 	typ, r, err := ws.NextReader()
 	if err != nil {
 		return typ, nil, err
@@ -545,13 +559,117 @@ func readMessage(ws *websocket.Conn) (int, []byte, error) {
 	buf := framePool.Get().(*bytes.Buffer)
 	buf.Reset()
 	var frame []byte
-	if _, err = buf.ReadFrom(r); err == nil {
-		frame = bytes.Clone(buf.Bytes())
+	if _, err = buf.ReadFrom(io.LimitReader(r, limit+1)); err == nil {
+		if int64(buf.Len()) > limit {
+			big := &frameTooLarge{prefix: bytes.Clone(buf.Bytes()[:min(buf.Len(), tooLargePrefix)])}
+			if _, err = io.Copy(io.Discard, r); err == nil {
+				err = big
+			}
+		} else {
+			frame = bytes.Clone(buf.Bytes())
+		}
 	}
 	if buf.Cap() <= maxPooledFrame {
 		framePool.Put(buf)
 	}
 	return typ, frame, err
+}
+
+// frameTooLarge is readMessage's error for a frame over the limit, read
+// to its end and dropped; prefix is its first bytes, which name what it
+// was (refuseTooLarge).
+type frameTooLarge struct{ prefix []byte }
+
+func (e *frameTooLarge) Error() string { return "web: frame over the size limit" }
+
+// tooLargePrefix is how much of a frame over the limit is kept to answer
+// it: the sharedb client writes an op's scalar fields (a, c, d, v, src,
+// seq) before the op.
+const tooLargePrefix = 4 << 10
+
+// discardLimit is the size past which a frame over the limit is no
+// longer read and dropped: the connection is closed with 1009 instead,
+// so that one frame costs the node a bounded read.
+func discardLimit(limit int64) int64 { return max(drainBytes, 2*limit) }
+
+// refuseTooLarge answers a frame over Options.MaxFrameSize, which was
+// read and dropped, with ERR_OP_TOO_LARGE echoing the scalar fields its
+// first bytes hold, and counts it as a bad frame. The sharedb client then
+// rolls back the op it was (its reply names a, c and d) and goes on:
+// closing with 1009, as the server did, left the op pending, so the
+// client sent it again at every reconnect and was closed again, for good.
+func (c *conn) refuseTooLarge(prefix []byte) {
+	perr := newError(CodeOpTooLarge, fmt.Sprintf("the frame is larger than the %d bytes allowed", c.srv.opts.MaxFrameSize))
+	var r request
+	if head := scalarPrefix(prefix); head != nil && parseRequest(head, &r) == nil {
+		c.refuse(&r, "size", perr)
+		return
+	}
+	c.refuse(nil, "size", perr)
+}
+
+// scalarPrefix returns, as a JSON object, the members at the start of a
+// JSON object cut short (b) whose values are strings, numbers, true,
+// false or null, up to the first member that is anything else or is cut
+// off; nil if b does not start an object.
+func scalarPrefix(b []byte) []byte {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return nil
+	}
+	out := []byte{'{'}
+	for i++; ; {
+		i = skipSpace(b, i)
+		kEnd := cutStringEnd(b, i)
+		if kEnd < 0 {
+			break
+		}
+		key := b[i:kEnd]
+		i = skipSpace(b, kEnd)
+		if i >= len(b) || b[i] != ':' {
+			break
+		}
+		i = skipSpace(b, i+1)
+		vEnd := cutStringEnd(b, i)
+		if vEnd < 0 && i < len(b) && strings.IndexByte("-0123456789tfn", b[i]) >= 0 {
+			vEnd = i
+			for vEnd < len(b) && strings.IndexByte(",} \t\r\n", b[vEnd]) < 0 {
+				vEnd++
+			}
+			if vEnd == len(b) {
+				vEnd = -1 // cut off
+			}
+		}
+		if vEnd < 0 {
+			break
+		}
+		if len(out) > 1 {
+			out = append(out, ',')
+		}
+		out = append(append(append(out, key...), ':'), b[i:vEnd]...)
+		if i = skipSpace(b, vEnd); i >= len(b) || b[i] != ',' {
+			break
+		}
+		i++
+	}
+	return append(out, '}')
+}
+
+// cutStringEnd returns the index just past the JSON string that starts
+// at b[i], or -1 if none starts there or it is cut off.
+func cutStringEnd(b []byte, i int) int {
+	if i >= len(b) || b[i] != '"' {
+		return -1
+	}
+	for j := i + 1; j < len(b); j++ {
+		switch b[j] {
+		case '\\':
+			j++
+		case '"':
+			return j + 1
+		}
+	}
+	return -1
 }
 
 // maxPooledFrame bounds the read buffers framePool keeps: one that grew

@@ -139,19 +139,59 @@ func TestSlowConsumerIsDisconnected(t *testing.T) {
 	t.Logf("slow client dropped after %d ops; the watcher saw all %d", n, s.n)
 }
 
-func TestFrameTooLargeClosesWith1009(t *testing.T) {
+// TestFrameTooLargeIsRefused: a frame over MaxFrameSize is read to its
+// end, dropped and answered with ERR_OP_TOO_LARGE echoing the fields its
+// start names, so the sharedb client rolls the op back and the
+// connection goes on; closing with 1009 left the op pending, and the
+// client sent it again at every reconnect, for good. A frame past the
+// discard limit still closes the connection with 1009.
+func TestFrameTooLargeIsRefused(t *testing.T) {
 	ts := startServer(t, Options{Logger: quiet, MaxFrameSize: 1024}, collab.Options{})
 	c := ts.connect(t)
-	c.sendf(`{"a":"op","c":"docs","d":"x","v":0,"seq":1,"op":[%q]}`, strings.Repeat("a", 2000))
-	if err := c.closeErr(5 * time.Second); !websocket.IsCloseError(err, websocket.CloseMessageTooBig) {
-		t.Fatalf("after a 2 KB frame: %v, want close %d", err, websocket.CloseMessageTooBig)
-	}
-	waitFor(t, func() bool { return ts.srv.Connections() == 0 })
-	// A frame at the limit is fine.
-	d := ts.connect(t)
+	c.create("docs", "x", "", 1)
+	c.sendf(`{"a":"op","c":"docs","d":"x","v":1,"src":%q,"seq":2,"op":[%q]}`, c.src, strings.Repeat("a", 2000))
+	c.expectError(fmt.Sprintf(`{"a":"op","c":"docs","d":"x","v":1,"src":%q,"seq":2}`, c.src), CodeOpTooLarge)
+	// A frame whose start is not an object is refused alone.
+	c.sendf(`[%q]`, strings.Repeat("b", 2000))
+	c.expectError("", CodeOpTooLarge)
+	// The connection goes on, and a frame at the limit is fine.
+	c.sendRaw(`{"a":"op","c":"docs","d":"x","v":1,"seq":3,"op":["ok"]}`)
+	c.expectf(`{"a":"op","c":"docs","d":"x","v":1,"src":%q,"seq":3}`, c.src)
 	pad := 1024 - len(`{"a":"pp","x":""}`)
-	d.sendf(`{"a":"pp","x":%q}`, strings.Repeat("b", pad))
-	d.expect(`{"a":"pp"}`)
+	c.sendf(`{"a":"pp","x":%q}`, strings.Repeat("b", pad))
+	c.expect(`{"a":"pp"}`)
+	if got := c.fetchData("docs", "x"); got != "ok" {
+		t.Fatalf("document after the refused frame = %q, want %q", got, "ok")
+	}
+	_, body := ts.httpDo(t, "GET", "/metrics", "", "", nil)
+	if !strings.Contains(body, `coedit_bad_frames_total{reason="size"} 2`) {
+		t.Errorf("/metrics: %s", grepLines(body, "coedit_bad_frames_total"))
+	}
+
+	d := ts.connect(t)
+	d.sendf(`{"a":"pp","x":%q}`, strings.Repeat("c", int(discardLimit(1024))))
+	if err := d.closeErr(5 * time.Second); !websocket.IsCloseError(err, websocket.CloseMessageTooBig) {
+		t.Fatalf("after a frame past the discard limit: %v, want close %d", err, websocket.CloseMessageTooBig)
+	}
+}
+
+// TestScalarPrefix: the fields a cut-off frame's start names are kept up
+// to the first that is not a scalar or is cut off.
+func TestScalarPrefix(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{`{"a":"op","c":"docs","d":"x","v":1,"src":"s","seq":2,"op":["aaa`, `{"a":"op","c":"docs","d":"x","v":1,"src":"s","seq":2}`},
+		{` { "a" : "op" , "d":"q\"x", "v":null,"x":true,"y":-1.5e3 ,"op":[`, `{"a":"op","d":"q\"x","v":null,"x":true,"y":-1.5e3}`},
+		{`{"a":"op","seq":12`, `{"a":"op"}`},
+		{`{"a":"op","d":"cut`, `{"a":"op"}`},
+		{`{"a":"p","ch":"c.d","p":{"index"`, `{"a":"p","ch":"c.d"}`},
+		{`{}`, `{}`},
+		{`["a"]`, ``},
+		{``, ``},
+	} {
+		if got := string(scalarPrefix([]byte(tc.in))); got != tc.want {
+			t.Errorf("scalarPrefix(%s) = %s, want %s", tc.in, got, tc.want)
+		}
+	}
 }
 
 func TestSilentClientIsClosedAfterPongTimeout(t *testing.T) {

@@ -34,7 +34,7 @@ import (
 //	ERR_STALE_SEQ                               409   a submit whose seq is below its src's last committed one and is not a resend
 //	ERR_SEQ_REUSED                              409   a submit whose seq is its src's last committed one, made at a version after that commit: a new op reusing a seq, not a resend
 //	ERR_RATE_LIMITED                            429   an HTTP submit owed more than a second's wait for its address's op bucket
-//	ERR_OP_TOO_LARGE                            413   an op, create data or presence value larger than Options.MaxOpSize
+//	ERR_OP_TOO_LARGE                            413   an op, create data or presence value larger than Options.MaxOpSize, or a frame larger than MaxFrameSize
 //	ERR_DOC_TOO_LARGE                           413   an op that would make the document longer than the hub allows
 //	ERR_PRESENCE_TOO_LARGE                      413   a presence value that would take the connection's presence past collab.Options.MaxPresenceBytes
 //	ERR_TOO_MANY_SUBSCRIPTIONS                  400   more documents or presence channels (subscribed, or holding the connection's presence) than collab.Options.MaxSubscriptions

@@ -12,8 +12,9 @@ import (
 	"github.com/coedit/coedit/collab"
 )
 
-// TestOversizedFrameAlwaysSeesClose1009 sends a 2 MiB frame, twice the
-// default frame limit, over a real socket, fifteen times. Each time the
+// TestOversizedFrameAlwaysSeesClose1009 sends a frame past the size a
+// frame over the limit is read and dropped to (discardLimit of the
+// default limit), over a real socket, fifteen times. Each time the
 // whole frame must go out without a connection reset and the client must
 // then read the 1009 close. Closing the socket with the rest of the upload
 // unread made the kernel reset the connection: the client's write failed
@@ -29,7 +30,7 @@ func TestOversizedFrameAlwaysSeesClose1009(t *testing.T) {
 		}
 		return c, err
 	}}
-	frame := []byte(`{"a":"pp","x":"` + strings.Repeat("a", 2<<20) + `"}`)
+	frame := []byte(`{"a":"pp","x":"` + strings.Repeat("a", int(discardLimit(1<<20))) + `"}`)
 	for i := range 15 {
 		ws, _, err := dialer.Dial(ts.wsURL, nil)
 		if err != nil {
@@ -38,7 +39,7 @@ func TestOversizedFrameAlwaysSeesClose1009(t *testing.T) {
 		ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
 		if err := ws.WriteMessage(websocket.TextMessage, frame); err != nil {
 			ws.Close()
-			t.Fatalf("try %d: writing a 2 MiB frame: %v, want it sent before the close", i+1, err)
+			t.Fatalf("try %d: writing a %d-byte frame: %v, want it sent before the close", i+1, len(frame), err)
 		}
 		ws.SetReadDeadline(time.Now().Add(10 * time.Second))
 		for err == nil {
@@ -46,7 +47,7 @@ func TestOversizedFrameAlwaysSeesClose1009(t *testing.T) {
 		}
 		ws.Close()
 		if !websocket.IsCloseError(err, websocket.CloseMessageTooBig) {
-			t.Fatalf("try %d: after a 2 MiB frame the client read %v, want close %d", i+1, err, websocket.CloseMessageTooBig)
+			t.Fatalf("try %d: after a %d-byte frame the client read %v, want close %d", i+1, len(frame), err, websocket.CloseMessageTooBig)
 		}
 	}
 	waitFor(t, func() bool { return ts.srv.Connections() == 0 })

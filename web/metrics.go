@@ -32,7 +32,8 @@ type metrics struct {
 	// overflowed.
 	slowConsumers prometheus.Counter
 	// badFrames counts frames refused before they were served, by
-	// reason: binary, utf8, json (not a JSON object with an action).
+	// reason: binary, utf8, json (not a JSON object with an action), size
+	// (over the frame size limit, read and dropped).
 	badFrames *prometheus.CounterVec
 	// rateWaits adds up the time readers waited for their connection's
 	// buckets (conn.pace), by limit: messages or ops; and the HTTP API's
@@ -74,7 +75,7 @@ func newMetrics(s *Server, extra []prometheus.Collector) (*metrics, error) {
 		}),
 		badFrames: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "coedit_bad_frames_total",
-			Help: "WebSocket frames refused before being served, by reason: binary, utf8, json (not a JSON object with an action).",
+			Help: "WebSocket frames refused before being served, by reason: binary, utf8, json (not a JSON object with an action), size (over the frame size limit).",
 		}, []string{"reason"}),
 		rateWaits: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "coedit_rate_wait_seconds_total",
@@ -93,7 +94,7 @@ func newMetrics(s *Server, extra []prometheus.Collector) (*metrics, error) {
 			Help: "WebSocket upgrades that could not be passed to their document's node (unreachable, no answer in time, full or closing) and were served here.",
 		}),
 	}
-	for _, reason := range []string{"binary", "utf8", "json"} {
+	for _, reason := range []string{"binary", "utf8", "json", "size"} {
 		m.badFrames.WithLabelValues(reason)
 	}
 	for _, limit := range []string{"messages", "ops", "http_ops"} {
