@@ -314,9 +314,15 @@ func encodeRecord(rec collab.Record, withMeta bool) ([]byte, error) {
 // a WebSocket submit is, and the reply is the committed op
 // {v, src, seq, op|create|del} with "duplicate":true for a resend.
 //
-// It requires Content-Type application/json, which a cross-site form
-// cannot send without a CORS preflight that this server never grants, and
-// checks Origin like the WebSocket does.
+// It requires Content-Type application/json, which a cross-site page
+// cannot send without a CORS preflight, and checks Origin like the
+// WebSocket does. The preflight (cors.go) is granted only to the origins
+// originAllowed accepts, so for every other origin the browser never
+// sends the POST, and a client that skips the preflight is refused here
+// by the same check. The token cookie rides along only where the
+// preflight also granted credentials, which it does only for origins
+// Options.AllowedOrigins names (not through "*", not by the loopback
+// default): any other page must hold a token of its own to write.
 func (s *Server) serveSubmit(w http.ResponseWriter, r *http.Request) {
 	if !s.originAllowed(r) {
 		s.writeError(w, r, newError(CodeOriginNotAllowed, "origin "+strconv.Quote(r.Header.Get("Origin"))+" is not allowed"))
@@ -444,6 +450,20 @@ func (s *Server) paceSubmit(w http.ResponseWriter, r *http.Request) bool {
 // allowed for a path the API serves, 404 for any other path under /api/.
 // (The mux's own answers are plain text.)
 func (s *Server) serveAPIElse(w http.ResponseWriter, r *http.Request) {
+	allow := apiAllow(r)
+	if allow == "" {
+		s.writeError(w, r, newError(CodeNotFound, "the HTTP API has no "+r.URL.Path))
+		return
+	}
+	w.Header().Set("Allow", allow)
+	s.writeError(w, r, newError(CodeMethodNotAllowed, fmt.Sprintf("%s is not served for %s: use %s", r.Method, r.URL.Path, allow)))
+}
+
+// apiAllow returns the methods the HTTP API serves for r's path, as an
+// Allow header lists them, or "" for a path it does not serve. It must
+// agree with Handler's routes: serveAPIElse answers 405 with it, and a
+// CORS preflight (cors.go) grants exactly these methods.
+func apiAllow(r *http.Request) string {
 	// Split where the mux splits, on the escaped path (a%2Fb is one id),
 	// and read each part as the mux reads it, unescaped.
 	parts := strings.Split(strings.TrimPrefix(r.URL.EscapedPath(), "/api/"), "/")
@@ -452,18 +472,12 @@ func (s *Server) serveAPIElse(w http.ResponseWriter, r *http.Request) {
 			parts[i] = u
 		}
 	}
-	var allow string
 	switch {
 	case len(parts) == 1 && (parts[0] == "docs" || parts[0] == "auth"),
 		len(parts) == 3 && parts[0] == "docs" && parts[1] != "" && parts[2] != "":
-		allow = "GET, HEAD"
+		return "GET, HEAD"
 	case len(parts) == 4 && parts[0] == "docs" && parts[1] != "" && parts[2] != "" && parts[3] == "ops":
-		allow = "GET, HEAD, POST"
+		return "GET, HEAD, POST"
 	}
-	if allow == "" {
-		s.writeError(w, r, newError(CodeNotFound, "the HTTP API has no "+r.URL.Path))
-		return
-	}
-	w.Header().Set("Allow", allow)
-	s.writeError(w, r, newError(CodeMethodNotAllowed, fmt.Sprintf("%s is not served for %s: use %s", r.Method, r.URL.Path, allow)))
+	return ""
 }

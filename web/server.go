@@ -383,7 +383,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/api/", s.serveAPIElse)
 	mux.HandleFunc("GET /d/{collection}/{id}", s.servePage)
 	mux.HandleFunc("/", s.servePage)
-	return s.bound(s.checkHost(mux))
+	// The Host check comes before CORS: a preflight for a name this
+	// server does not answer for is refused like any other request.
+	return s.bound(s.checkHost(s.cors(mux)))
 }
 
 // bound gives a plain HTTP request (anything but a WebSocket upgrade)
