@@ -138,7 +138,8 @@ func TestAuthReportsTokenExp(t *testing.T) {
 }
 
 // TestTooManyConnectionsRetryAfter: the 429 an upgrade gets past
-// MaxConnsPerAddr says when to try again, as the HTTP API's 503s do.
+// MaxConnsPerAddr, and the 503 past MaxConns, say when to try again, as
+// the HTTP API's 503s do.
 func TestTooManyConnectionsRetryAfter(t *testing.T) {
 	ts := startServer(t, Options{Logger: quiet, MaxConnsPerAddr: 1}, startHubOpts())
 	ts.connect(t)
@@ -154,6 +155,23 @@ func TestTooManyConnectionsRetryAfter(t *testing.T) {
 	ra := resp.Header.Get("Retry-After")
 	if n, err := strconv.Atoi(ra); err != nil || n < 1 || n > 60 {
 		t.Errorf("429 Retry-After = %q, want a few seconds", ra)
+	}
+
+	// The 503 of a node at MaxConns says so too.
+	full := startServer(t, Options{Logger: quiet, MaxConns: 1}, startHubOpts())
+	full.connect(t)
+	ws, resp, err = websocket.DefaultDialer.Dial(full.wsURL, nil)
+	if err == nil {
+		ws.Close()
+		t.Fatal("an upgrade past MaxConns was accepted")
+	}
+	if resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("upgrade past MaxConns: %v, %+v; want 503", err, resp)
+	}
+	resp.Body.Close()
+	ra = resp.Header.Get("Retry-After")
+	if n, err := strconv.Atoi(ra); err != nil || n < 1 || n > 60 {
+		t.Errorf("503 Retry-After = %q, want a few seconds", ra)
 	}
 }
 

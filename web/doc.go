@@ -50,14 +50,16 @@
 // keeps no copy.
 //
 // Before any of it, hosts.go checks the Host header on every path (DNS
-// rebinding). With Options.AuthSecret set, auth.go reads and verifies the
+// rebinding), then cors.go answers the HTTP API's CORS for the allowed
+// origins (preflights before any route). With Options.AuthSecret set, auth.go reads and verifies the
 // request's token (an HS256 JWT) into an identity: 401 before the upgrade
 // and on every API and page path without a valid one. Each connection
 // keeps its identity, and authorize.go is where every read and write is
 // checked against it; pageauth.go guards the pages and moves a page URL's
 // token into a cookie. limits.go bounds the connections per node and per
-// client address; conn.go closes a connection whose token expires (4001)
-// or that keeps sending bad frames (1008).
+// client address, and holds the HTTP submits' buckets per address;
+// conn.go paces a connection's frames to its buckets, and closes one
+// whose token expires (4001) or that keeps sending bad frames (1008).
 //
 // message.go decodes requests strictly (non-negative integer versions,
 // strings without lone surrogates) and encodes replies; api.go is the HTTP

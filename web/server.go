@@ -466,10 +466,11 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if perr := s.admit(addr); perr != nil {
-		if perr.Code == CodeTooManyConnections {
-			// A slot frees only when another of the address's
-			// connections closes, seldom within a second: a client that
-			// honours the header waits a few rather than hammering.
+		if perr.Code == CodeTooManyConnections || perr.Code == CodeServerFull {
+			// A slot frees only when another connection (of the
+			// address's, or any) closes, seldom within a second: a
+			// client that honours the header waits a few rather than
+			// hammering.
 			w.Header().Set("Retry-After", "5")
 		}
 		s.writeError(w, r, perr)
