@@ -153,7 +153,7 @@ func TestReadErrors(t *testing.T) {
 		{"del false", `{"v":0,"del":false}`, `"del" must be true`},
 		{"bad op", `{"v":0,"op":[3]}`, "trailing skip"},
 		{"op not array", `{"v":0,"op":"abc"}`, "op"},
-		{"create data number", `{"v":0,"create":{"type":"text-unicode","data":3}}`, "data must be a string"},
+		{"create data number", `{"v":0,"create":{"type":"text-unicode","data":3}}`, `"data" must be a string`},
 		{"create unknown field", `{"v":0,"create":{"type":"text-unicode","dat":""}}`, `unknown field "dat"`},
 		{"lone high surrogate", `{"v":0,"create":{"type":"text-unicode","data":"a\ud83d"}}`, "lone high surrogate"},
 		{"lone low surrogate", `{"v":0,"create":{"type":"text-unicode","data":"\ude00"}}`, "lone low surrogate"},
@@ -162,16 +162,36 @@ func TestReadErrors(t *testing.T) {
 		{"negative seq", `{"src":"a","seq":-1,"v":0,"del":true}`, "seq"},
 		{"ts and m.ts", `{"v":0,"del":true,"ts":1,"m":{"ts":2}}`, "differ"},
 		{"trailing data", `{"v":0,"del":true} {}`, "after the JSON object"},
-		{"not an object", `[1,2]`, "cannot unmarshal"},
+		{"not an object", `[1,2]`, "must be a JSON object, not an array"},
 		{"header later", "{\"v\":0,\"del\":true}\n{\"editlog\":1}", "header may only be the first line"},
 		{"header version", `{"editlog":2}`, "format version 2"},
 		{"header unknown field", `{"editlog":1,"intial":""}`, `unknown field "intial"`},
 		{"export error", `{"error":{"code":"ERR_UNKNOWN_ERROR","message":"disk"}}`, "ends with a server error"},
 		{"bad gzip", "\x1f\x8b garbage", "gzip"},
+		// encoding/json would take each of these keys for the field it
+		// spells in another case.
+		{"record key case", `{"SRC":"a","seq":1,"v":0,"del":true}`, `unknown field "SRC" (keys are case-sensitive: "src")`},
+		{"header key case", `{"editlog":1,"Final":"x"}`, `header: unknown field "Final" (keys are case-sensitive: "final")`},
+		{"header marker case", `{"Editlog":1,"final":"x"}`, `unknown field "Editlog" (keys are case-sensitive: "editlog")`},
+		{"create key case", `{"v":0,"create":{"Type":"text-unicode"}}`, `create: unknown field "Type"`},
+		{"m.ts case", `{"v":0,"del":true,"m":{"TS":5}}`, `m: unknown field "TS"`},
+		// encoding/json would keep the last of two equal keys.
+		{"repeated key", `{"src":"a","src":"b","seq":1,"v":5,"v":0,"del":true}`, `the key "src" twice`},
+		{"repeated escaped key", `{"v":5,"\u0076":0,"del":true}`, `the key "v" twice`},
+		{"repeated header key", `{"editlog":1,"final":"a","final":"b"}`, `the key "final" twice`},
+		{"repeated create key", `{"v":0,"create":{"type":"text-unicode","data":"a","data":"b"}}`, `the key "data" twice`},
+		{"repeated m key", `{"v":0,"del":true,"m":{"ts":1,"ts":2}}`, `the key "ts" twice`},
+		// Errors name the field, not a Go type.
+		{"negative v", `{"src":"a","seq":1,"v":-1,"del":true}`, `"v" must be an integer from 0 to 2^64-1, not -1`},
+		{"fractional seq", `{"src":"a","seq":1.5,"v":0,"del":true}`, `"seq" must be an integer`},
+		{"string ts", `{"v":0,"del":true,"ts":"now"}`, `"ts" must be an integer`},
+		{"src number", `{"src":1,"seq":1,"v":0,"del":true}`, `"src" must be a string, not 1`},
+		{"truncated line", `{"v":0,"del":tr`, "byte 15: the JSON ends early"},
 		{"empty", "", "no header and no records"},
 		{"blank lines", "\n  \r\n\n", "no header and no records"},
 		{"header only", `{"editlog":1,"initial":"abc","final":"abc"}` + "\n\n", "a header but no records"},
-		{"header of a missing document", `{"editlog":1,"final":null,"finalVersion":0}`, "a header but no records"},
+		{"header of a missing document", `{"editlog":1,"finalVersion":0}`, "a header but no records"},
+		{"header final null", `{"editlog":1,"final":null,"finalVersion":0}` + "\n" + `{"v":0,"del":true}`, `"final" is null`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -185,7 +205,77 @@ func TestReadErrors(t *testing.T) {
 			if !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("Read(%q) error = %v, want it to contain %q", tt.in, err, tt.want)
 			}
+			if strings.Contains(err.Error(), "Go ") || strings.Contains(err.Error(), "wire") {
+				t.Errorf("Read(%q) error = %v, names a Go type", tt.in, err)
+			}
 		})
+	}
+}
+
+// gzipped compresses s.
+func gzipped(s string) []byte {
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	zw.Write([]byte(s))
+	zw.Close()
+	return b.Bytes()
+}
+
+// errReader returns its data, then err.
+type errReader struct {
+	data []byte
+	err  error
+}
+
+func (r *errReader) Read(p []byte) (int, error) {
+	if len(r.data) == 0 {
+		return 0, r.err
+	}
+	n := copy(p, r.data)
+	r.data = r.data[n:]
+	return n, nil
+}
+
+// TestReadGzipFaults reads damaged gzip files: each is a malformed file
+// (ErrFormat) and says it is the gzip stream, where the line it stopped
+// in names it; an error reading the file is not a format error.
+func TestReadGzipFaults(t *testing.T) {
+	log := gzipped(sample)
+	trace := gzipped(smallTrace)
+	tests := []struct {
+		name string
+		in   []byte
+		want string
+	}{
+		{"log cut short", log[:len(log)/2], "gzip: the compressed data is cut short"},
+		{"log without its checksum", log[:len(log)-8], "gzip: the compressed data is cut short"},
+		{"log with junk after it", append(bytes.Clone(log), "junk"...), "line 7: editlog: invalid edit log: gzip: the bytes after the compressed data are not another gzip member"},
+		{"log with a bad checksum", append(bytes.Clone(log[:len(log)-8]), 0, 0, 0, 0, 0, 0, 0, 0), "gzip: invalid checksum"},
+		{"trace cut short", trace[:len(trace)-20], "trace: editlog: invalid edit log: gzip: the compressed data is cut short"},
+		{"trace with junk after it", append(bytes.Clone(trace), "0123456789abcdef"...), "gzip: the bytes after the compressed data are not another gzip member"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := editlog.Read(bytes.NewReader(tt.in))
+			if !errors.Is(err, editlog.ErrFormat) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Read = %v, want an ErrFormat error containing %q", err, tt.want)
+			}
+		})
+	}
+
+	// Members concatenated, as gzip -d reads them, are one file.
+	two := append(gzipped(sample), gzipped(`{"src":"c","seq":1,"v":4,"op":[1,"!"]}`+"\n")...)
+	if l, err := editlog.Read(bytes.NewReader(two)); err != nil || len(l.Records) != 6 {
+		t.Errorf("Read(two gzip members) = %v; want the 6 records of both", err)
+	}
+
+	// The file's reader failing is not the file's fault.
+	disk := errors.New("disk on fire")
+	for _, in := range [][]byte{log[:len(log)/2], []byte(sample[:len(sample)/2]), trace[:len(trace)/2]} {
+		_, err := editlog.Read(&errReader{data: in, err: disk})
+		if !errors.Is(err, disk) || errors.Is(err, editlog.ErrFormat) {
+			t.Errorf("Read(failing reader) = %v, want the reader's error, not ErrFormat", err)
+		}
 	}
 }
 
@@ -331,6 +421,9 @@ func FuzzRead(f *testing.F) {
 	f.Add([]byte(sample))
 	f.Add([]byte(`{"startContent":"","endContent":"a","txns":[{"time":"2021-05-12T04:01:04.000Z","patches":[[0,0,"a"]]}]}`))
 	f.Add([]byte(`{"v":0,"create":{"type":"text-unicode","data":"\ud83d\ude00"}}`))
+	// Keys with escapes, brackets and quotes inside strings, metadata to
+	// skip, CRLF: what members has to scan past.
+	f.Add([]byte(`{"\u0076":0 , "src" : "a]}\"","seq":1,"op":["{[\\\"]}"],"m":{"x":[{"y":"]"}],"ts":-5}}` + "\r\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		l, err := editlog.Read(bytes.NewReader(data))
 		if err != nil {

@@ -3,16 +3,14 @@ package editlog
 import (
 	"bufio"
 	"bytes"
+	"compress/flate"
 	"compress/gzip"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
-
-	"github.com/coedit/coedit/ot"
 )
 
 // ReadFile reads an edit log or an editing trace from path; see Read. The
@@ -42,6 +40,33 @@ func baseName(path string) string {
 	return name
 }
 
+// MaxLineSize is the longest line of an edit log Read accepts, in bytes
+// without its line end: 64 MiB. The longest line is a header's, holding
+// the initial and final texts: two documents of coedit's largest size
+// (16 Mi code points) fit when they are mostly ASCII; ops are far
+// smaller (a server takes 1 MiB in one message by default). A longer
+// line is an error wrapping ErrFormat that names it, found once that
+// much of it is read: a few megabytes of gzip can inflate to one line of
+// gigabytes, and reading it whole would end the process for want of
+// memory.
+const MaxLineSize = 64 << 20
+
+// MaxTraceSize is the largest editing trace Read accepts, in bytes after
+// decompression: 256 MiB, sixteen times the largest public trace
+// (automerge-paper, 16 MB). A trace is one JSON document, read whole
+// before it is parsed, and its records take several times its size; a
+// larger one is an error wrapping ErrFormat, found once that much is
+// read.
+const MaxTraceSize = 256 << 20
+
+// limits bounds what read holds in memory at once. Read uses MaxLineSize
+// and MaxTraceSize; tests use smaller ones.
+type limits struct {
+	line, trace int
+}
+
+var defaultLimits = limits{line: MaxLineSize, trace: MaxTraceSize}
+
 // utf8BOM is the UTF-8 byte order mark.
 var utf8BOM = []byte{0xef, 0xbb, 0xbf}
 
@@ -51,38 +76,48 @@ var gzipMagic = []byte{0x1f, 0x8b}
 // Read reads an edit log (JSON Lines, docs/editlog.md) or a sequential
 // editing trace ({"startContent", "endContent", "txns"}, see ReadTrace)
 // from r, gzip-compressed or not: it looks at the first bytes to tell.
-// Every line is decoded strictly: unknown fields, invalid UTF-8, lone
-// surrogates and malformed ops are errors wrapping ErrFormat. Read does
-// not check versions; call Validate for that.
+// Every line is decoded strictly: unknown fields, keys in another case
+// than the documented one, repeated keys, invalid UTF-8, lone surrogates
+// and malformed ops are errors wrapping ErrFormat, and so are a line
+// longer than MaxLineSize, a trace larger than MaxTraceSize and a
+// damaged gzip stream. An error reading r is returned as it is. Read
+// does not check versions; call Validate for that.
 func Read(r io.Reader) (*Log, error) {
-	l, _, err := read(r)
+	l, _, err := read(r, defaultLimits)
 	return l, err
 }
 
 // read is Read that also says whether r held an editing trace.
-func read(r io.Reader) (*Log, bool, error) {
+func read(r io.Reader, lim limits) (*Log, bool, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	if magic, _ := br.Peek(2); bytes.Equal(magic, gzipMagic) {
-		zr, err := gzip.NewReader(br)
+		zs, err := newGzipStream(br)
 		if err != nil {
-			return nil, false, fmt.Errorf("%w: gzip: %w", ErrFormat, err)
+			return nil, false, err
 		}
-		defer zr.Close()
-		br = bufio.NewReaderSize(zr, 64<<10)
+		defer zs.Close()
+		br = bufio.NewReaderSize(zs, 64<<10)
 	}
 	// A byte order mark that an editor put in front is not JSON: skip it.
 	if bom, _ := br.Peek(3); bytes.Equal(bom, utf8BOM) {
 		br.Discard(3)
 	}
 	if isTrace(br) {
-		data, err := io.ReadAll(br)
-		if err != nil {
+		// One byte more than the limit tells a trace of exactly the
+		// limit from a larger one.
+		data, err := io.ReadAll(io.LimitReader(br, int64(lim.trace)+1))
+		switch {
+		case errors.Is(err, ErrFormat):
+			return nil, true, fmt.Errorf("trace: %w", err)
+		case err != nil:
 			return nil, true, fmt.Errorf("editlog: reading trace: %w", err)
+		case len(data) > lim.trace:
+			return nil, true, fmt.Errorf("%w: trace: larger than %d bytes (editlog.MaxTraceSize), decompressed", ErrFormat, lim.trace)
 		}
 		l, err := parseTrace(data)
 		return l, true, err
 	}
-	l, err := readLines(br)
+	l, err := readLines(br, lim.line)
 	return l, false, err
 }
 
@@ -103,219 +138,176 @@ func isTrace(br *bufio.Reader) bool {
 	return false
 }
 
-// readLines reads an edit log, one JSON value per line.
-func readLines(br *bufio.Reader) (*Log, error) {
+// readLines reads an edit log, one JSON value per line, none longer than
+// maxLine bytes.
+func readLines(br *bufio.Reader, maxLine int) (*Log, error) {
 	l := &Log{}
-	lineNo := 0
-	seenRecord := false
-	for {
-		line, err := br.ReadBytes('\n')
-		if len(line) > 0 {
-			lineNo++
-			line = bytes.TrimSpace(line)
-			if len(line) > 0 {
-				if isHeaderLine(line) {
-					if seenRecord || l.Header.Version != 0 {
-						return nil, fmt.Errorf("%w: line %d: a header may only be the first line", ErrFormat, lineNo)
-					}
-					h, err := decodeHeader(line)
-					if err != nil {
-						return nil, fmt.Errorf("line %d: %w", lineNo, err)
-					}
-					l.Header = h
-				} else {
-					rec, err := decodeRecord(line)
-					if err != nil {
-						return nil, fmt.Errorf("line %d: %w", lineNo, err)
-					}
-					rec.Line = lineNo
-					l.Records = append(l.Records, rec)
-					seenRecord = true
-				}
+	var buf []byte
+	for lineNo := 1; ; lineNo++ {
+		line, grown, err := readLine(br, buf, maxLine)
+		buf = grown
+		switch {
+		case errors.Is(err, errLongLine):
+			return nil, fmt.Errorf("%w: line %d is longer than %d bytes (editlog.MaxLineSize)", ErrFormat, lineNo, maxLine)
+		case errors.Is(err, ErrFormat):
+			// A damaged gzip stream: the line may be cut anywhere, so it
+			// is not decoded.
+			return nil, fmt.Errorf("line %d: %w", lineNo, err)
+		case err != nil && err != io.EOF:
+			return nil, fmt.Errorf("editlog: reading line %d: %w", lineNo, err)
+		}
+		if line = bytes.TrimSpace(line); len(line) > 0 {
+			if err := l.add(line, lineNo); err != nil {
+				return nil, err
 			}
 		}
-		if errors.Is(err, io.EOF) {
-			if len(l.Records) == 0 {
-				// Nothing to replay: most likely the export of a document
-				// that does not exist (an empty 200), maybe behind a header
-				// made from its snapshot, which must not pass for a replay
-				// that matched.
-				what := "no header and no records"
-				if l.Header.Version != 0 {
-					what = "a header but no records"
-				}
-				return nil, fmt.Errorf("%w: %s: nothing to replay (the export of a document that does not exist is empty)", ErrFormat, what)
-			}
-			return l, nil
+		if err == io.EOF {
+			break
 		}
+	}
+	if len(l.Records) == 0 {
+		// Nothing to replay: most likely the export of a document that
+		// does not exist (an empty 200), maybe behind a header made from
+		// its snapshot, which must not pass for a replay that matched.
+		what := "no header and no records"
+		if l.Header.Version != 0 {
+			what = "a header but no records"
+		}
+		return nil, fmt.Errorf("%w: %s: nothing to replay (the export of a document that does not exist is empty)", ErrFormat, what)
+	}
+	return l, nil
+}
+
+// add decodes one non-blank line into l.
+func (l *Log) add(line []byte, lineNo int) error {
+	ms, err := decodeLine(line)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", lineNo, err)
+	}
+	if isHeader(ms) {
+		if len(l.Records) > 0 || l.Header.Version != 0 {
+			return fmt.Errorf("%w: line %d: a header may only be the first line", ErrFormat, lineNo)
+		}
+		h, err := decodeHeader(ms)
 		if err != nil {
-			return nil, fmt.Errorf("editlog: reading line %d: %w", lineNo+1, err)
+			return fmt.Errorf("line %d: %w", lineNo, err)
 		}
+		l.Header = h
+		return nil
 	}
-}
-
-// isHeaderLine reports whether line is an object with an "editlog" key.
-func isHeaderLine(line []byte) bool {
-	if !bytes.Contains(line, []byte(`"editlog"`)) {
-		return false
+	rec, err := decodeRecord(line, ms)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", lineNo, err)
 	}
-	var keys map[string]json.RawMessage
-	if json.Unmarshal(line, &keys) != nil {
-		return false // not an object; decodeRecord says what is wrong
-	}
-	_, ok := keys["editlog"]
-	return ok
-}
-
-type wireHeader struct {
-	Editlog      int     `json:"editlog"`
-	Collection   string  `json:"collection,omitempty"`
-	ID           string  `json:"id,omitempty"`
-	Type         string  `json:"type,omitempty"`
-	Initial      *string `json:"initial,omitempty"`
-	Final        *string `json:"final,omitempty"`
-	FinalVersion uint64  `json:"finalVersion,omitempty"`
-	Comment      string  `json:"comment,omitempty"`
-}
-
-func decodeHeader(line []byte) (Header, error) {
-	var w wireHeader
-	if err := decodeStrict(line, &w); err != nil {
-		return Header{}, fmt.Errorf("header: %w", err)
-	}
-	if w.Editlog != FormatVersion {
-		return Header{}, fmt.Errorf("%w: header: format version %d, this reader knows %d", ErrFormat, w.Editlog, FormatVersion)
-	}
-	h := Header{
-		Version:      w.Editlog,
-		Collection:   w.Collection,
-		ID:           w.ID,
-		Type:         w.Type,
-		FinalVersion: w.FinalVersion,
-		Comment:      w.Comment,
-	}
-	if w.Initial != nil {
-		h.Initial, h.HasInitial = *w.Initial, true
-	}
-	if w.Final != nil {
-		h.Final, h.HasFinal = *w.Final, true
-	}
-	return h, nil
-}
-
-// wireRecord is a record line. Fields are pointers or raw so that absent
-// and null can be told from zero values.
-type wireRecord struct {
-	Src    *string         `json:"src"`
-	Seq    *uint64         `json:"seq"`
-	V      *uint64         `json:"v"`
-	Op     json.RawMessage `json:"op"`
-	Create json.RawMessage `json:"create"`
-	Del    json.RawMessage `json:"del"`
-	TS     *int64          `json:"ts"`
-	M      json.RawMessage `json:"m"`
-	// c and d, when an exported op carries its document, are accepted
-	// and ignored: the header or the replayer names the document.
-	C *string `json:"c"`
-	D *string `json:"d"`
-}
-
-type wireCreate struct {
-	Type string          `json:"type"`
-	Data json.RawMessage `json:"data"`
-}
-
-// present reports whether a raw field was given a non-null value, as
-// ShareDB's checkOp tests op.create != null.
-func present(raw json.RawMessage) bool {
-	return len(raw) > 0 && !bytes.Equal(raw, []byte("null"))
-}
-
-func decodeRecord(line []byte) (Record, error) {
-	if bytes.HasPrefix(line, []byte(`{"error":`)) {
-		// GET .../ops ends a stream that failed midway with this line.
-		return Record{}, fmt.Errorf("%w: the exported op log ends with a server error: %s", ErrFormat, line)
-	}
-	var w wireRecord
-	if err := decodeStrict(line, &w); err != nil {
-		return Record{}, err
-	}
-	var rec Record
-	if w.Src != nil {
-		rec.Src = *w.Src
-	}
-	if w.Seq != nil {
-		rec.Seq = *w.Seq
-	}
-	if w.V == nil {
-		return Record{}, fmt.Errorf("%w: missing \"v\" (the base version)", ErrFormat)
-	}
-	rec.V = *w.V
-	kinds := 0
-	if present(w.Op) {
-		kinds++
-		op, err := ot.Decode(w.Op)
-		if err != nil {
-			return Record{}, fmt.Errorf("%w: op: %w", ErrFormat, err)
-		}
-		rec.Kind, rec.Op = Edit, op
-	}
-	if present(w.Create) {
-		kinds++
-		var c wireCreate
-		if err := decodeStrict(w.Create, &c); err != nil {
-			return Record{}, fmt.Errorf("create: %w", err)
-		}
-		rec.Kind, rec.Type = Create, c.Type
-		if present(c.Data) {
-			if err := json.Unmarshal(c.Data, &rec.Data); err != nil {
-				return Record{}, fmt.Errorf("%w: create: data must be a string: %w", ErrFormat, err)
-			}
-		}
-	}
-	if present(w.Del) {
-		kinds++
-		if !bytes.Equal(w.Del, []byte("true")) {
-			return Record{}, fmt.Errorf("%w: \"del\" must be true, not %s", ErrFormat, w.Del)
-		}
-		rec.Kind = Delete
-	}
-	if kinds != 1 {
-		return Record{}, fmt.Errorf("%w: a record needs exactly one of \"op\", \"create\", \"del\" (has %d)", ErrFormat, kinds)
-	}
-	if w.TS != nil {
-		rec.Time = *w.TS
-	}
-	if present(w.M) {
-		var m struct {
-			TS *int64 `json:"ts"`
-		}
-		if err := json.Unmarshal(w.M, &m); err != nil {
-			return Record{}, fmt.Errorf("%w: m: %w", ErrFormat, err)
-		}
-		if m.TS != nil {
-			if w.TS != nil && *w.TS != *m.TS {
-				return Record{}, fmt.Errorf("%w: \"ts\" %d and \"m.ts\" %d differ", ErrFormat, *w.TS, *m.TS)
-			}
-			rec.Time = *m.TS
-		}
-	}
-	return rec, nil
-}
-
-// decodeStrict decodes one JSON object from data into v, rejecting
-// unknown fields, trailing data, invalid UTF-8 and lone surrogates.
-func decodeStrict(data []byte, v any) error {
-	if err := checkJSONText(data); err != nil {
-		return err
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("%w: %w", ErrFormat, err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return fmt.Errorf("%w: unexpected data after the JSON object", ErrFormat)
-	}
+	rec.Line = lineNo
+	l.Records = append(l.Records, rec)
 	return nil
+}
+
+// errLongLine is readLine's error for a line longer than its limit.
+var errLongLine = errors.New("editlog: line too long")
+
+// readLine returns the next line of br without its "\n" or "\r\n", in
+// br's buffer (valid until the next read) or in buf, which it may grow
+// and returns for the next call. At the end of br it returns io.EOF,
+// with the last line if that did not end in "\n". A line longer than
+// max bytes is errLongLine, returned before more than one buffer past
+// max is read.
+func readLine(br *bufio.Reader, buf []byte, max int) (line, grown []byte, err error) {
+	line, err = br.ReadSlice('\n')
+	if err == bufio.ErrBufferFull {
+		buf = append(buf[:0], line...)
+		for err == bufio.ErrBufferFull {
+			if len(buf) > max {
+				return nil, buf, errLongLine
+			}
+			line, err = br.ReadSlice('\n')
+			buf = append(buf, line...)
+		}
+		line = buf
+	}
+	if err == nil {
+		line = bytes.TrimSuffix(line[:len(line)-1], []byte{'\r'})
+	}
+	if len(line) > max {
+		return nil, buf, errLongLine
+	}
+	return line, buf, err
+}
+
+// gzipStream decompresses a gzip file of one or more members, as gzip -d
+// reads concatenated files. It tells the file's faults (cut short,
+// corrupt, a bad checksum, bytes after a member that are not another),
+// which wrap ErrFormat, from errors reading the file, returned as they
+// are.
+type gzipStream struct {
+	src *bufio.Reader
+	zr  *gzip.Reader
+	// err is the first error Read returned, returned again by every
+	// later Read: a bufio.Reader's Peek drops an error it reports, and
+	// asked again the gzip reader would give another.
+	err error
+}
+
+func newGzipStream(src *bufio.Reader) (*gzipStream, error) {
+	zr, err := gzip.NewReader(src)
+	if err != nil {
+		return nil, gzipFault(err)
+	}
+	// One member at a time, so that bytes after one that are not another
+	// can be told from a member cut short.
+	zr.Multistream(false)
+	return &gzipStream{src: src, zr: zr}, nil
+}
+
+func (g *gzipStream) Read(p []byte) (int, error) {
+	if g.err != nil {
+		return 0, g.err
+	}
+	n, err := g.read(p)
+	g.err = err
+	return n, err
+}
+
+func (g *gzipStream) read(p []byte) (int, error) {
+	for {
+		n, err := g.zr.Read(p)
+		if err != io.EOF {
+			return n, gzipFault(err)
+		}
+		// The member ended with a good checksum; another may follow.
+		if _, err := g.src.Peek(1); err != nil {
+			return n, err // io.EOF at the end of the file
+		}
+		if err := g.zr.Reset(g.src); err != nil {
+			if err = gzipFault(err); errors.Is(err, ErrFormat) {
+				return n, fmt.Errorf("%w: gzip: the bytes after the compressed data are not another gzip member", ErrFormat)
+			}
+			return n, err
+		}
+		g.zr.Multistream(false)
+		if n > 0 {
+			return n, nil
+		}
+	}
+}
+
+// Close releases the decompressor; it does not close the file.
+func (g *gzipStream) Close() error { return g.zr.Close() }
+
+// gzipFault wraps ErrFormat around an error of the gzip reader that is
+// the file's fault; any other error comes from reading the file.
+func gzipFault(err error) error {
+	var corrupt flate.CorruptInputError
+	switch {
+	case err == nil || err == io.EOF:
+		return err
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		// The file ran out: the gzip and flate readers turn its io.EOF
+		// into this.
+		return fmt.Errorf("%w: gzip: the compressed data is cut short", ErrFormat)
+	case errors.Is(err, gzip.ErrChecksum), errors.Is(err, gzip.ErrHeader), errors.As(err, &corrupt):
+		return fmt.Errorf("%w: gzip: %w", ErrFormat, err)
+	}
+	return err
 }

@@ -47,6 +47,18 @@ func (h *Header) written() bool {
 		h.HasInitial || h.HasFinal || h.FinalVersion != 0 || h.Comment != ""
 }
 
+// wireHeader is the header line as Write writes it, in this field order.
+type wireHeader struct {
+	Editlog      int     `json:"editlog"`
+	Collection   string  `json:"collection,omitempty"`
+	ID           string  `json:"id,omitempty"`
+	Type         string  `json:"type,omitempty"`
+	Initial      *string `json:"initial,omitempty"`
+	Final        *string `json:"final,omitempty"`
+	FinalVersion uint64  `json:"finalVersion,omitempty"`
+	Comment      string  `json:"comment,omitempty"`
+}
+
 // MarshalJSON encodes the header line. A zero Version is written as
 // FormatVersion.
 func (h Header) MarshalJSON() ([]byte, error) {
@@ -72,7 +84,14 @@ func (h Header) MarshalJSON() ([]byte, error) {
 
 // UnmarshalJSON decodes a header line strictly (see Read).
 func (h *Header) UnmarshalJSON(data []byte) error {
-	v, err := decodeHeader(data)
+	ms, err := decodeLine(data)
+	if err != nil {
+		return err
+	}
+	if !isHeader(ms) {
+		return fmt.Errorf("%w: header: no \"editlog\" key", ErrFormat)
+	}
+	v, err := decodeHeader(ms)
 	if err != nil {
 		return err
 	}
@@ -125,7 +144,11 @@ func (r Record) MarshalJSON() ([]byte, error) {
 // UnmarshalJSON decodes one record line strictly (see Read). Line is left
 // as it was.
 func (r *Record) UnmarshalJSON(data []byte) error {
-	v, err := decodeRecord(data)
+	ms, err := decodeLine(data)
+	if err != nil {
+		return err
+	}
+	v, err := decodeRecord(data, ms)
 	if err != nil {
 		return err
 	}
