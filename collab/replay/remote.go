@@ -29,8 +29,10 @@ func (e *RemoteError) Error() string { return e.Code + ": " + e.Message }
 // replyTimeout bounds the wait for any one reply from the server.
 const replyTimeout = time.Minute
 
-// rateLimited is the error code a coedit server gives a submit over its
-// per-connection rate; the submit was not applied and may be sent again.
+// rateLimited is the error code of a submit refused for a rate limit: it
+// was not applied and may be sent again. A coedit server slows a
+// connection over its rate instead, but a ShareDB server's middleware, or
+// an older coedit, refuses.
 const rateLimited = "ERR_RATE_LIMITED"
 
 // Remote replays l against a running coedit (or ShareDB) server at

@@ -1,15 +1,22 @@
 package replay_test
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/gorilla/websocket"
+
+	"github.com/coedit/coedit/collab"
 	"github.com/coedit/coedit/collab/collabtest"
 	"github.com/coedit/coedit/collab/replay"
 	"github.com/coedit/coedit/editlog"
+	"github.com/coedit/coedit/ot"
 	"github.com/coedit/coedit/web"
 	"github.com/coedit/coedit/web/webtest"
 )
@@ -114,11 +121,12 @@ func TestReplayRemoteErrors(t *testing.T) {
 	}
 }
 
-// TestReplayRemoteRateLimited replays against a server that allows 40
-// submits per second with a burst of 2: the refused submits are sent
-// again and the replay ends right.
+// TestReplayRemoteRateLimited replays against a server that refuses
+// every other submit with ERR_RATE_LIMITED: the refused submits are sent
+// again and the replay ends right. A coedit server slows a connection
+// over its rate instead of refusing, so the server here is a fake.
 func TestReplayRemoteRateLimited(t *testing.T) {
-	srv := webtest.Start(t, web.Options{OpsPerSecond: 40, OpsBurst: 2})
+	srv := startRefusingServer(t)
 	var b strings.Builder
 	b.WriteString(`{"editlog":1,"initial":"","final":"0123456789"}` + "\n")
 	b.WriteString(`{"src":"a","seq":1,"v":1,"op":["0"]}` + "\n")
@@ -130,13 +138,92 @@ func TestReplayRemoteRateLimited(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Read: %v\n%s", err, in)
 	}
-	res, err := replay.Remote(t.Context(), srv.WSURL, l)
+	res, err := replay.Remote(t.Context(), srv, l)
 	if err != nil {
 		t.Fatalf("ReplayRemote under a rate limit: %v", err)
 	}
-	if res.Final.Data != "0123456789" || res.RateLimited == 0 {
-		t.Errorf("ReplayRemote = final %q after %d rate-limited submits; want 0123456789 after some", res.Final.Data, res.RateLimited)
+	if res.Final.Data != "0123456789" || res.RateLimited != 11 {
+		t.Errorf("ReplayRemote = final %q after %d rate-limited submits; want 0123456789 after 11 (one per submit)", res.Final.Data, res.RateLimited)
 	}
+}
+
+// startRefusingServer serves one document over a minimal ShareDB
+// protocol (hs, f, op against the head) and refuses the first attempt
+// of every submit with ERR_RATE_LIMITED. It returns its ws:// URL.
+func startRefusingServer(t *testing.T) string {
+	var (
+		mu     sync.Mutex
+		doc    collab.Snapshot
+		conns  int
+		denied = map[string]bool{} // src/seq refused once
+	)
+	up := websocket.Upgrader{}
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		var src string
+		for {
+			var m struct {
+				A      string          `json:"a"`
+				C      string          `json:"c"`
+				D      string          `json:"d"`
+				ID     *string         `json:"id"`
+				Seq    uint64          `json:"seq"`
+				Op     json.RawMessage `json:"op"`
+				Create *struct{ Type, Data string }
+			}
+			if err := conn.ReadJSON(&m); err != nil {
+				return
+			}
+			mu.Lock()
+			var reply map[string]any
+			switch m.A {
+			case "hs":
+				conns++
+				src = fmt.Sprintf("srv%d", conns)
+				if m.ID != nil {
+					src = *m.ID
+				}
+				reply = map[string]any{"a": "hs", "id": src, "protocol": 1, "protocolMinor": 2}
+			case "f":
+				var typ any
+				if doc.Type != "" {
+					typ = doc.Type
+				}
+				reply = map[string]any{"a": "f", "c": m.C, "d": m.D, "data": map[string]any{"v": doc.Version, "type": typ, "data": doc.Data}}
+			case "op":
+				reply = map[string]any{"a": "op", "c": m.C, "d": m.D, "src": src, "seq": m.Seq}
+				key := fmt.Sprint(src, "/", m.Seq)
+				switch {
+				case !denied[key]:
+					denied[key] = true
+					reply["error"] = map[string]string{"code": "ERR_RATE_LIMITED", "message": "slow down"}
+				case m.Create != nil:
+					doc = collab.Snapshot{Version: doc.Version + 1, Type: m.Create.Type, Data: m.Create.Data}
+					reply["v"] = doc.Version - 1
+				default:
+					op, err := ot.Decode(m.Op)
+					if err == nil {
+						doc.Data, err = ot.Apply(doc.Data, op)
+					}
+					if err != nil {
+						t.Errorf("fake server: op %s: %v", m.Op, err)
+					}
+					doc.Version++
+					reply["v"] = doc.Version - 1
+				}
+			}
+			mu.Unlock()
+			if err := conn.WriteJSON(reply); err != nil {
+				return
+			}
+		}
+	}))
+	t.Cleanup(hs.Close)
+	return "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws"
 }
 
 // TestReplayRemoteMoreSrcsThanConnections replays a log of 30 srcs, each
