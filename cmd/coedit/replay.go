@@ -29,7 +29,7 @@ import (
 func runReplay(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return replayCommand(ctx, args, stdout, stderr)
+	return replayCommand(ctx, args, os.Getenv, stdout, stderr)
 }
 
 // replayConfig is replay's command line.
@@ -40,9 +40,12 @@ type replayConfig struct {
 	ID         string
 	Window     int
 	Conns      int
+	// Token authenticates to the server (Authorization: Bearer); from
+	// --token or COEDIT_TOKEN.
+	Token string
 }
 
-func parseReplayFlags(args []string, output io.Writer) (replayConfig, error) {
+func parseReplayFlags(args []string, getenv func(string) string, output io.Writer) (replayConfig, error) {
 	var cfg replayConfig
 	fs := flag.NewFlagSet("coedit replay", flag.ContinueOnError)
 	fs.SetOutput(output)
@@ -51,6 +54,13 @@ func parseReplayFlags(args []string, output io.Writer) (replayConfig, error) {
 	fs.StringVar(&cfg.ID, "id", "", "document id to replay into (default: the log's header, else the file name); only with one FILE")
 	fs.IntVar(&cfg.Window, "window", 64, "in-process only: how many submits may wait in the session's inbox at once (1: each waits for the previous ack)")
 	fs.IntVar(&cfg.Conns, "conns", 64, "with --server: how many WebSockets (one per src) stay open at once; past it the one used longest ago closes and its src reconnects when needed (keep it below the server's --max-conns-per-addr)")
+	// The token is set from the environment before the command line is
+	// parsed, so that --token wins, and not as the flag's default, so
+	// that -h does not print it.
+	fs.StringVar(&cfg.Token, "token", "", "with --server: the token to send as Authorization: Bearer (env "+envName("token")+"); it is never printed, unlike a ?token= in --server's URL, which is redacted in messages but seen by proxies")
+	if v := getenv(envName("token")); v != "" {
+		cfg.Token = v
+	}
 	fs.Usage = func() {
 		fmt.Fprint(output, `Usage: coedit replay [flags] FILE...
 
@@ -86,14 +96,14 @@ Flags:
 	case cfg.Window < 1:
 		return cfg, &usageError{"replay: --window must be at least 1"}
 	case cfg.Server != "" && !strings.HasPrefix(cfg.Server, "ws://") && !strings.HasPrefix(cfg.Server, "wss://"):
-		return cfg, &usageError{fmt.Sprintf("replay: --server %q: want a WebSocket URL such as ws://127.0.0.1:8080/ws", cfg.Server)}
+		return cfg, &usageError{fmt.Sprintf("replay: --server %q: want a WebSocket URL such as ws://127.0.0.1:8080/ws", replay.RedactURL(cfg.Server))}
 	}
 	return cfg, nil
 }
 
 // replayCommand runs the replay command with ctx; see runReplay.
-func replayCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cfg, err := parseReplayFlags(args, stderr)
+func replayCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := parseReplayFlags(args, getenv, stderr)
 	if err != nil {
 		return err
 	}
@@ -125,11 +135,11 @@ func replayFile(ctx context.Context, cfg replayConfig, file string, stdout io.Wr
 		}
 		return errors.Unwrap(err)
 	}
-	opts := []replay.Option{replay.WithKey(cfg.Collection, cfg.ID), replay.WithWindow(cfg.Window), replay.WithConns(cfg.Conns)}
+	opts := []replay.Option{replay.WithKey(cfg.Collection, cfg.ID), replay.WithWindow(cfg.Window), replay.WithConns(cfg.Conns), replay.WithToken(cfg.Token)}
 	var res replay.Result
 	where := "in-process"
 	if cfg.Server != "" {
-		where = cfg.Server
+		where = replay.RedactURL(cfg.Server)
 		res, err = replay.Remote(ctx, cfg.Server, l, opts...)
 	} else {
 		res, err = replayOffline(ctx, l, opts)

@@ -17,6 +17,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/gorilla/websocket"
 
 	"github.com/coedit/coedit/collab"
@@ -97,6 +98,64 @@ func TestReplayCommandUsage(t *testing.T) {
 		if code != tt.code || !strings.Contains(errb.String(), tt.want) {
 			t.Errorf("coedit %v = exit %d, stderr %q; want exit %d, stderr containing %q", tt.args, code, errb.String(), tt.code, tt.want)
 		}
+	}
+}
+
+// TestReplayCommandToken replays against a server with authentication
+// on, with the token from --token, from COEDIT_TOKEN and in the URL: the
+// token is never printed, neither in the result line nor in errors.
+func TestReplayCommandToken(t *testing.T) {
+	secret := []byte(strings.Repeat("k", 32))
+	wsURL := webtest.Start(t, web.Options{AuthSecret: secret}).WSURL
+	claims := web.TokenClaims{Docs: []web.TokenDoc{{Pattern: "*/*", Write: true}}}
+	claims.Subject = "replayer"
+	claims.ExpiresAt = jwt.NewNumericDate(time.Now().Add(time.Hour))
+	token, err := web.SignToken(secret, claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "good.jsonl")
+	writeFile(t, file, `{"editlog":1,"initial":"","final":"x"}`+"\n"+`{"src":"a","seq":1,"v":1,"op":["x"]}`+"\n")
+	noEnv := func(string) string { return "" }
+	withEnv := func(name string) string {
+		if name == "COEDIT_TOKEN" {
+			return token
+		}
+		return ""
+	}
+	tests := []struct {
+		name   string
+		args   []string
+		getenv func(string) string
+		ok     bool
+		want   string // in the output
+	}{
+		{"--token", []string{"--server", wsURL, "--token", token, "--id", "flag", file}, noEnv, true, "final text matches"},
+		{"COEDIT_TOKEN", []string{"--server", wsURL, "--id", "env", file}, withEnv, true, "final text matches"},
+		{"?token=", []string{"--server", wsURL + "?token=" + token, "--id", "query", file}, noEnv, true, "?token=REDACTED"},
+		{"?token= again", []string{"--server", wsURL + "?token=" + token, "--id", "query", file}, noEnv, false, "?token=REDACTED"},
+		{"no token", []string{"--server", wsURL, "--id", "none", file}, noEnv, false, "401"},
+		{"dial error", []string{"--server", "ws://127.0.0.1:1/ws?token=" + token, file}, noEnv, false, "?token=REDACTED"},
+		{"not a ws URL", []string{"--server", "http://127.0.0.1:1/ws?token=" + token, file}, noEnv, false, "?token=REDACTED"},
+		{"help", []string{"-h"}, withEnv, false, "COEDIT_TOKEN"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			err := replayCommand(t.Context(), tt.args, tt.getenv, &out, &out)
+			if (err == nil) != tt.ok {
+				t.Errorf("coedit replay %v = %v, want ok %v\n%s", tt.args, err, tt.ok, out.String())
+			}
+			if err != nil {
+				fmt.Fprintln(&out, err)
+			}
+			if !strings.Contains(out.String(), tt.want) {
+				t.Errorf("coedit replay %v output = %q, want it to contain %q", tt.args, out.String(), tt.want)
+			}
+			if strings.Contains(out.String(), token) {
+				t.Errorf("coedit replay %v output = %q, shows the token", tt.args, out.String())
+			}
+		})
 	}
 }
 

@@ -14,6 +14,8 @@
 // WebSocket, speaking the ShareDB protocol with one connection per src.
 //
 // Options pick the document (WithKey, else the log's header, else
-// DefaultCollection and the log's name: KeyFor) and how many submits are
-// in flight at once (WithWindow, Run only).
+// DefaultCollection and the log's name: KeyFor), how many submits are in
+// flight at once (WithWindow, Run only), and for Remote how many
+// connections stay open (WithConns) and the token it authenticates with
+// (WithToken). Remote never shows a token in its errors (RedactURL).
 package replay

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -35,6 +38,48 @@ const replyTimeout = time.Minute
 // an older coedit, refuses.
 const rateLimited = "ERR_RATE_LIMITED"
 
+// redacted replaces a credential in a URL shown in messages.
+const redacted = "REDACTED"
+
+// RedactURL returns rawURL for messages and logs, with the value of its
+// token query parameter (where a coedit server reads a token) and any
+// password replaced by REDACTED. A URL that does not parse loses its
+// whole query. Remote shows its URL only so; a caller that prints the
+// URL it gave should do the same.
+func RedactURL(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		if i := strings.IndexAny(rawURL, "?#"); i >= 0 {
+			return rawURL[:i] + "?" + redacted
+		}
+		return rawURL
+	}
+	if u.RawQuery != "" {
+		params := strings.Split(u.RawQuery, "&")
+		for i, p := range params {
+			name, _, _ := strings.Cut(p, "=")
+			if key, err := url.QueryUnescape(name); err != nil || key == "token" {
+				params[i] = name + "=" + redacted
+			}
+		}
+		u.RawQuery = strings.Join(params, "&")
+	}
+	return u.Redacted()
+}
+
+// checkURL refuses a URL that does not parse before the dialer does: its
+// error would quote the URL whole, token and all.
+func checkURL(rawURL string) error {
+	if _, err := url.Parse(rawURL); err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			return ue.Err
+		}
+		return errors.New("does not parse")
+	}
+	return nil
+}
+
 // Remote replays l against a running coedit (or ShareDB) server at
 // url (ws://host:port/ws) over its WebSocket protocol, with one
 // connection per src. Each connection sends its src in the handshake to
@@ -47,13 +92,21 @@ const rateLimited = "ERR_RATE_LIMITED"
 // sent again after a pause. The checks are Run's: the document must be
 // fresh, every ack at the expected version, and the final document (as
 // fetched) as the header expects, else a *MismatchError.
+//
+// A token the server requires goes in WithToken, which sends it in an
+// Authorization header, or in the URL's token parameter; errors show the
+// URL with the token redacted (RedactURL).
 func Remote(ctx context.Context, url string, l *editlog.Log, opts ...Option) (Result, error) {
 	cfg := newConfig(opts)
 	res := Result{Key: cfg.key(l)}
 	if err := l.Validate(); err != nil {
 		return res, err
 	}
-	r := &remoteReplay{url: url, key: res.Key, max: cfg.conns, clients: map[string]*wsClient{}, srcs: map[string]string{}}
+	shown := RedactURL(url)
+	if err := checkURL(url); err != nil {
+		return res, fmt.Errorf("replay: server URL %s: %w", shown, err)
+	}
+	r := &remoteReplay{url: url, shown: shown, token: cfg.token, key: res.Key, max: cfg.conns, clients: map[string]*wsClient{}, srcs: map[string]string{}}
 	defer r.close()
 	anon, err := r.client(ctx, "")
 	if err != nil {
@@ -64,7 +117,7 @@ func Remote(ctx context.Context, url string, l *editlog.Log, opts ...Option) (Re
 		return res, err
 	}
 	if snap.Version != 0 {
-		return res, fmt.Errorf("%w: %s is at version %d on %s; replay into a new document", ErrNotFresh, res.Key, snap.Version, url)
+		return res, fmt.Errorf("%w: %s is at version %d on %s; replay into a new document", ErrNotFresh, res.Key, snap.Version, shown)
 	}
 	start := time.Now()
 	if l.Header.HasInitial {
@@ -122,6 +175,8 @@ func Remote(ctx context.Context, url string, l *editlog.Log, opts ...Option) (Re
 // most max of them open (WithConns).
 type remoteReplay struct {
 	url     string
+	shown   string // url for messages, RedactURL
+	token   string // WithToken's
 	key     collab.Key
 	max     int
 	clients map[string]*wsClient
@@ -154,7 +209,7 @@ func (r *remoteReplay) client(ctx context.Context, src string) (*wsClient, error
 	if s, ok := r.srcs[src]; ok {
 		claim = s
 	}
-	c, err := dial(ctx, r.url, claim)
+	c, err := dial(ctx, r.url, r.shown, r.token, claim)
 	if err != nil {
 		return nil, err
 	}
@@ -223,14 +278,20 @@ type wsClient struct {
 	errVal error // why the reader stopped
 }
 
-func dial(ctx context.Context, url, src string) (*wsClient, error) {
+// dial connects to url (shown in errors as shown), authenticating with
+// token when it is not empty, and claims src.
+func dial(ctx context.Context, url, shown, token, src string) (*wsClient, error) {
 	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, Proxy: http.ProxyFromEnvironment}
-	conn, resp, err := d.DialContext(ctx, url, nil)
+	var header http.Header
+	if token != "" {
+		header = http.Header{"Authorization": {"Bearer " + token}}
+	}
+	conn, resp, err := d.DialContext(ctx, url, header)
 	if err != nil {
 		if resp != nil {
-			return nil, fmt.Errorf("replay: dial %s: %w (HTTP %s)", url, err, resp.Status)
+			return nil, fmt.Errorf("replay: dial %s: %w (HTTP %s)", shown, err, resp.Status)
 		}
-		return nil, fmt.Errorf("replay: dial %s: %w", url, err)
+		return nil, fmt.Errorf("replay: dial %s: %w", shown, err)
 	}
 	c := &wsClient{conn: conn, in: make(chan wsMsg, 256), done: make(chan struct{})}
 	go c.read()
@@ -246,18 +307,18 @@ func dial(ctx context.Context, url, src string) (*wsClient, error) {
 		m, err := c.recv(ctx)
 		if err != nil {
 			c.close()
-			return nil, fmt.Errorf("replay: handshake with %s: %w", url, err)
+			return nil, fmt.Errorf("replay: handshake with %s: %w", shown, err)
 		}
 		if m.A != "hs" {
 			continue // e.g. a legacy "init" greeting
 		}
 		if m.Error != nil {
 			c.close()
-			return nil, fmt.Errorf("replay: handshake with %s: %w", url, m.Error)
+			return nil, fmt.Errorf("replay: handshake with %s: %w", shown, m.Error)
 		}
 		if err := json.Unmarshal(m.ID, &c.src); err != nil || c.src == "" {
 			c.close()
-			return nil, fmt.Errorf("replay: handshake with %s: no src in the reply", url)
+			return nil, fmt.Errorf("replay: handshake with %s: no src in the reply", shown)
 		}
 		return c, nil
 	}

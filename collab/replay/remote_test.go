@@ -9,7 +9,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/gorilla/websocket"
 
 	"github.com/coedit/coedit/collab"
@@ -118,6 +120,79 @@ func TestReplayRemoteErrors(t *testing.T) {
 
 	if _, err := replay.Remote(t.Context(), "ws://127.0.0.1:1/ws", l); err == nil || !strings.Contains(err.Error(), "dial") {
 		t.Errorf("ReplayRemote(no server) = %v, want a dial error", err)
+	}
+}
+
+// TestReplayRemoteToken replays against a server with authentication
+// on, with the token in a header (WithToken) and in the URL; no error
+// may show the token.
+func TestReplayRemoteToken(t *testing.T) {
+	secret := []byte(strings.Repeat("k", 32))
+	srv := webtest.Start(t, web.Options{AuthSecret: secret})
+	claims := web.TokenClaims{Docs: []web.TokenDoc{{Pattern: "*/*", Write: true}}}
+	claims.Subject = "replayer"
+	claims.ExpiresAt = jwt.NewNumericDate(time.Now().Add(time.Hour))
+	token, err := web.SignToken(secret, claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := editlog.Read(strings.NewReader(`{"editlog":1,"initial":"abc","final":"abcd"}
+{"src":"a","seq":1,"v":1,"op":[3,"d"]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	noLeak := func(what string, err error, secret string) {
+		t.Helper()
+		if err != nil && strings.Contains(err.Error(), secret) {
+			t.Errorf("%s: error %q shows the token", what, err)
+		}
+	}
+
+	if _, err := replay.Remote(t.Context(), srv.WSURL, l, replay.WithKey("c", "header"), replay.WithToken(token)); err != nil {
+		t.Errorf("Remote(WithToken) = %v, want nil", err)
+	}
+	inURL := srv.WSURL + "?token=" + token
+	if _, err := replay.Remote(t.Context(), inURL, l, replay.WithKey("c", "query")); err != nil {
+		t.Errorf("Remote(?token=) = %v, want nil", err)
+	}
+	_, err = replay.Remote(t.Context(), inURL, l, replay.WithKey("c", "query"))
+	if !errors.Is(err, replay.ErrNotFresh) || !strings.Contains(err.Error(), "token=REDACTED") {
+		t.Errorf("Remote(?token=) into an existing document = %v, want ErrNotFresh showing token=REDACTED", err)
+	}
+	noLeak("Remote(?token=) into an existing document", err, token)
+
+	_, err = replay.Remote(t.Context(), srv.WSURL, l, replay.WithKey("c", "none"))
+	if err == nil || !strings.Contains(err.Error(), "401") {
+		t.Errorf("Remote(no token) = %v, want a dial error with HTTP 401", err)
+	}
+	_, err = replay.Remote(t.Context(), srv.WSURL+"?token=not-a-valid-token-s3cr3t", l, replay.WithKey("c", "bad"))
+	if err == nil || !strings.Contains(err.Error(), "401") {
+		t.Errorf("Remote(?token=bad) = %v, want a dial error with HTTP 401", err)
+	}
+	noLeak("Remote(?token=bad)", err, "s3cr3t")
+	_, err = replay.Remote(t.Context(), "ws://127.0.0.1:1/ws?token=s3cr3t%zz", l)
+	if err == nil {
+		t.Errorf("Remote(a URL that does not parse) = nil, want an error")
+	}
+	noLeak("Remote(a URL that does not parse)", err, "s3cr3t")
+}
+
+func TestRedactURL(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"ws://127.0.0.1:8080/ws", "ws://127.0.0.1:8080/ws"},
+		{"ws://h/ws?token=abc.def.ghi", "ws://h/ws?token=REDACTED"},
+		{"wss://h/ws?a=1&token=abc&b=2", "wss://h/ws?a=1&token=REDACTED&b=2"},
+		{"ws://h/ws?%74oken=abc", "ws://h/ws?%74oken=REDACTED"},
+		{"ws://h/ws?token=a&token=b", "ws://h/ws?token=REDACTED&token=REDACTED"},
+		{"ws://user:pw@h/ws", "ws://user:xxxxx@h/ws"},
+		{"ws://h/ws?token=s3cr3t%zz", "ws://h/ws?token=REDACTED"},
+		{"ws://h:bad/ws?token=s3cr3t", "ws://h:bad/ws?REDACTED"},
+	}
+	for _, tt := range tests {
+		if got := replay.RedactURL(tt.in); got != tt.want {
+			t.Errorf("RedactURL(%q) = %q, want %q", tt.in, got, tt.want)
+		}
 	}
 }
 

@@ -100,6 +100,7 @@ type config struct {
 	collection, id string
 	window         int
 	conns          int
+	token          string
 }
 
 // WithKey replays into collection/id instead of the names from the log's
@@ -133,6 +134,14 @@ func WithWindow(n int) Option {
 // than that: every HTTP submit without a src has one of its own.
 func WithConns(n int) Option {
 	return func(c *config) { c.conns = max(2, n) }
+}
+
+// WithToken makes Remote send token in an Authorization: Bearer header
+// when it opens a WebSocket, as a coedit server with authentication on
+// accepts at the upgrade. Unlike a token in the URL's query, it stays
+// out of the URL that proxies log and that messages show.
+func WithToken(token string) Option {
+	return func(c *config) { c.token = token }
 }
 
 func newConfig(opts []Option) config {
