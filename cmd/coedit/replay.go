@@ -53,7 +53,7 @@ func parseReplayFlags(args []string, getenv func(string) string, output io.Write
 	fs.StringVar(&cfg.Collection, "collection", "", "collection to replay into (default: the log's header, else "+replay.DefaultCollection+")")
 	fs.StringVar(&cfg.ID, "id", "", "document id to replay into (default: the log's header, else the file name); only with one FILE")
 	fs.IntVar(&cfg.Window, "window", 64, "in-process only: how many submits may wait in the session's inbox at once (1: each waits for the previous ack)")
-	fs.IntVar(&cfg.Conns, "conns", 64, "with --server: how many WebSockets (one per src) stay open at once; past it the one used longest ago closes and its src reconnects when needed (keep it below the server's --max-conns-per-addr)")
+	fs.IntVar(&cfg.Conns, "conns", 64, "with --server: how many WebSockets (one per src, and one for records without a src) stay open at once, at least 2; past it the one used longest ago closes and its src reconnects when needed (keep it below the server's --max-conns-per-addr)")
 	// The token is set from the environment before the command line is
 	// parsed, so that --token wins, and not as the flag's default, so
 	// that -h does not print it.
@@ -95,6 +95,10 @@ Flags:
 		return cfg, &usageError{"replay: --id names one document, but there are several FILEs"}
 	case cfg.Window < 1:
 		return cfg, &usageError{"replay: --window must be at least 1"}
+	case cfg.Conns < 2:
+		// One connection serves the records without a src and the
+		// initial create, and at least one more the srcs.
+		return cfg, &usageError{"replay: --conns must be at least 2"}
 	case cfg.Server != "" && !strings.HasPrefix(cfg.Server, "ws://") && !strings.HasPrefix(cfg.Server, "wss://"):
 		return cfg, &usageError{fmt.Sprintf("replay: --server %q: want a WebSocket URL such as ws://127.0.0.1:8080/ws", replay.RedactURL(cfg.Server))}
 	}
@@ -157,9 +161,9 @@ func replayFile(ctx context.Context, cfg replayConfig, file string, stdout io.Wr
 	case !l.Header.HasFinal:
 		verdict = "the log has no expected final text"
 	}
-	fmt.Fprintf(stdout, "%s: %d edits into %s (%s) in %v: %.0f edits/s; final version %d, %d code points, %d resends acknowledged; %s\n",
-		file, res.Records, res.Key, where, roundDuration(res.Elapsed), res.OpsPerSec(),
-		res.Final.Version, utf8.RuneCountInString(res.Final.Data), res.Duplicates, verdict)
+	fmt.Fprintf(stdout, "%s: %s into %s (%s) in %v: %.0f edits/s; final version %d, %s, %s acknowledged; %s\n",
+		file, plural(res.Records, "edit"), res.Key, where, roundDuration(res.Elapsed), res.OpsPerSec(),
+		res.Final.Version, plural(utf8.RuneCountInString(res.Final.Data), "code point"), plural(res.Duplicates, "resend"), verdict)
 	if res.RateLimited > 0 {
 		fmt.Fprintf(stdout, "%s: the server rate-limited %d submits, which were sent again; its per-connection limit slows this replay\n", file, res.RateLimited)
 	}
@@ -192,6 +196,14 @@ func replayOffline(ctx context.Context, l *editlog.Log, opts []replay.Option) (r
 		}
 	}()
 	return replay.Run(ctx, hub, l, opts...)
+}
+
+// plural counts n of a noun that takes an s.
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 // roundDuration keeps three or four significant digits.

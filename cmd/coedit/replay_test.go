@@ -85,6 +85,8 @@ func TestReplayCommandUsage(t *testing.T) {
 		{[]string{"replay", "--id", "x", good, good}, 2, "--id names one document"},
 		{[]string{"replay", "--server", "http://127.0.0.1:1/ws", good}, 2, "want a WebSocket URL"},
 		{[]string{"replay", "--window", "0", good}, 2, "--window"},
+		{[]string{"replay", "--conns", "0", good}, 2, "--conns must be at least 2"},
+		{[]string{"replay", "--conns", "1", "--server", "ws://127.0.0.1:1/ws", good}, 2, "--conns must be at least 2"},
 		{[]string{"replay", "--bogus", good}, 2, "flag provided but not defined"},
 		{[]string{"replay", filepath.Join(dir, "missing.jsonl")}, 1, "no such file"},
 		{[]string{"replay", good, bad}, 1, "trailing skip"},
@@ -156,6 +158,25 @@ func TestReplayCommandToken(t *testing.T) {
 				t.Errorf("coedit replay %v output = %q, shows the token", tt.args, out.String())
 			}
 		})
+	}
+}
+
+// TestReplayCommandOneEdit checks the result line of a log of one
+// edit: counts of one, and a time that is not "0s".
+func TestReplayCommandOneEdit(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "one.jsonl")
+	writeFile(t, file, `{"editlog":1,"initial":"","final":"x"}`+"\n"+`{"src":"a","seq":1,"v":1,"op":["x"]}`+"\n")
+	var out, errb bytes.Buffer
+	if code := run([]string{"replay", file}, &out, &errb); code != 0 {
+		t.Fatalf("coedit replay = exit %d\n%s%s", code, out.String(), errb.String())
+	}
+	for _, want := range []string{": 1 edit into", "final version 2, 1 code point, 0 resends acknowledged"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("coedit replay output = %q, want it to contain %q", out.String(), want)
+		}
+	}
+	if strings.Contains(out.String(), " in 0s") {
+		t.Errorf("coedit replay output = %q, says it took no time", out.String())
 	}
 }
 

@@ -40,9 +40,12 @@ func WithStorage(o storage.Options) Option {
 	return func(c *startConfig) { c.store = o }
 }
 
-// WithHub sets the hub's options; their Store is replaced by the server's
-// store. The default is the zero collab.Options (every documented
-// default).
+// WithHub sets the hub's options, except two that Start sets as coedit
+// serve does on a single node: Store, the server's store (or
+// WithStoreWrapper's wrapper of it), and Pipeline, on unless
+// WithStoreWrapper is given (the store's CommitAsync would bypass the
+// wrapper). Without WithHub the options are the zero collab.Options
+// (every documented default) with those two set.
 func WithHub(o collab.Options) Option {
 	return func(c *startConfig) { c.hub = o }
 }
@@ -60,10 +63,11 @@ func WithCheck() Option {
 	return func(c *startConfig) { c.check = true }
 }
 
-// Start opens a bbolt store in tb.TempDir() and starts a Hub over it. It
-// fails the test if the store cannot be opened. tb.Cleanup closes the hub
-// (letting sessions finish their commits), checks the store if WithCheck
-// asked, and closes it.
+// Start opens a bbolt store in tb.TempDir() and starts a Hub over it,
+// with pipelined group commits as coedit serve runs a single node (see
+// WithHub). It fails the test if the store cannot be opened. tb.Cleanup
+// closes the hub (letting sessions finish their commits), checks the
+// store if WithCheck asked, and closes it.
 func Start(tb testing.TB, opts ...Option) *Server {
 	tb.Helper()
 	cfg := startConfig{store: storage.Options{Sync: storage.SyncNone}}

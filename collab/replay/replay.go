@@ -61,9 +61,29 @@ func (r Result) OpsPerSec() float64 {
 
 // String summarises the result on one line.
 func (r Result) String() string {
-	return fmt.Sprintf("%d ops into %s in %v (%.0f ops/s), %d committed, %d duplicates acknowledged, final version %d, %d code points",
-		r.Records, r.Key, r.Elapsed.Round(time.Millisecond), r.OpsPerSec(), r.Committed, r.Duplicates,
-		r.Final.Version, utf8.RuneCountInString(r.Final.Data))
+	return fmt.Sprintf("%s into %s in %v (%.0f ops/s), %d committed, %s acknowledged, final version %d, %s",
+		plural(r.Records, "op"), r.Key, roundDuration(r.Elapsed), r.OpsPerSec(), r.Committed, plural(r.Duplicates, "duplicate"),
+		r.Final.Version, plural(utf8.RuneCountInString(r.Final.Data), "code point"))
+}
+
+// plural counts n of a noun that takes an s.
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// roundDuration keeps three or four significant digits: rounded to the
+// millisecond, a replay of a short log took "0s".
+func roundDuration(d time.Duration) time.Duration {
+	switch {
+	case d >= time.Second:
+		return d.Round(time.Millisecond)
+	case d >= time.Millisecond:
+		return d.Round(10 * time.Microsecond)
+	}
+	return d.Round(time.Microsecond)
 }
 
 // MismatchError says how the final document differs from the log's
@@ -121,7 +141,7 @@ func WithKey(collection, id string) Option {
 // submits in the order they were made and may commit several in one
 // store transaction, so a window shows group commit's throughput while
 // every record still commits at the version the log says. Only the
-// in-process Run uses it.
+// in-process Run uses it. n below 1 counts as 1.
 func WithWindow(n int) Option {
 	return func(c *config) { c.window = max(1, n) }
 }
@@ -131,7 +151,9 @@ func WithWindow(n int) Option {
 // src reconnects (claiming its src back) when it has a record again. A
 // server bounds connections per address (coedit's --max-conns-per-addr,
 // 256 by default), and an op log exported from it may hold more srcs
-// than that: every HTTP submit without a src has one of its own.
+// than that: every HTTP submit without a src has one of its own. n below
+// 2 counts as 2: one connection serves the records without a src and the
+// initial create, and at least one more the srcs.
 func WithConns(n int) Option {
 	return func(c *config) { c.conns = max(2, n) }
 }

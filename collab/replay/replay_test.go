@@ -143,6 +143,28 @@ func TestReplayErrors(t *testing.T) {
 	}
 }
 
+// TestResultString checks the summary of a replay of one op that took
+// less than a millisecond: its time and its counts of one.
+func TestResultString(t *testing.T) {
+	r := replay.Result{
+		Key:        collab.Key{Collection: "c", ID: "x"},
+		Final:      collab.Snapshot{Version: 2, Type: "text-unicode", Data: "é"},
+		Records:    1,
+		Committed:  2,
+		Duplicates: 1,
+		Elapsed:    432100 * time.Nanosecond,
+	}
+	const want = "1 op into c/x in 432µs (2314 ops/s), 2 committed, 1 duplicate acknowledged, final version 2, 1 code point"
+	if got := r.String(); got != want {
+		t.Errorf("Result.String() = %q, want %q", got, want)
+	}
+	r.Records, r.Duplicates, r.Final.Data, r.Elapsed = 2, 0, "", 1234567*time.Microsecond
+	const want2 = "2 ops into c/x in 1.235s (2 ops/s), 2 committed, 0 duplicates acknowledged, final version 2, 0 code points"
+	if got := r.String(); got != want2 {
+		t.Errorf("Result.String() = %q, want %q", got, want2)
+	}
+}
+
 // traces caches each public trace: they are large, so each is read once
 // for the test and the benchmarks.
 var traces sync.Map // file name -> func() (*editlog.Log, error)
