@@ -42,10 +42,10 @@ const rateLimited = "ERR_RATE_LIMITED"
 const redacted = "REDACTED"
 
 // RedactURL returns rawURL for messages and logs, with the value of its
-// token query parameter (where a coedit server reads a token) and any
-// password replaced by REDACTED. A URL that does not parse loses its
-// whole query. Remote shows its URL only so; a caller that prints the
-// URL it gave should do the same.
+// token query parameter (where a coedit server reads a token) replaced
+// by REDACTED and any password by xxxxx (url.URL.Redacted). A URL that
+// does not parse loses its whole query. Remote shows its URL only so; a
+// caller that prints the URL it gave should do the same.
 func RedactURL(rawURL string) string {
 	u, err := url.Parse(rawURL)
 	if err != nil {
