@@ -350,25 +350,37 @@ func replayLog(segs []segment, applied uint64, synced bool, fn func(lsn uint64, 
 	return last, nil
 }
 
-// wholeFrameAfter looks in the segment at path, from offset from on
-// (where a frame failed to read), for a whole frame numbered past lsn,
-// the frame expected there: one that had to be written after that frame
-// was synced. Frames do not start at known offsets past a damaged one,
-// so it tries every offset; most fail at once, on a zero length or an
-// LSN out of range, before the checksum.
+// wholeFrameAfter looks in the segment at path for a whole frame
+// numbered past lsn after the frame at offset from, which failed to read
+// and would be frame lsn: one that was written after that frame was
+// synced, so that frame is damaged, not torn. It looks only past that
+// frame's end, which its length says: the frame's own bytes are the
+// clients' text, which may hold what reads as a frame. A crash leaves a
+// frame's length whole (it is written with the frame, in one sector),
+// except where the length crosses a sector's boundary, and may leave the
+// file shorter than the frame; where the length cannot be trusted so,
+// nothing is looked for, and the frame reads as a torn tail. Frames do
+// not start at known offsets past a damaged one, so it tries every
+// offset; most fail at once, on a zero length or an LSN out of range,
+// before the checksum.
 func wholeFrameAfter(path string, from int64, lsn uint64) (uint64, int64, bool, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return 0, 0, false, err
 	}
-	if from >= int64(len(b)) {
+	if from+frameHeader > int64(len(b)) || from%sectorSize > sectorSize-4 {
 		return 0, 0, false, nil
 	}
 	b = b[from:]
+	size := int64(binary.LittleEndian.Uint32(b))
+	if size == 0 || size > int64(len(b))-frameHeader {
+		return 0, 0, false, nil
+	}
+	start := frameHeader + int(size)
 	// A frame takes more than frameHeader bytes, so no later frame is
 	// numbered past this.
 	most := lsn + uint64(len(b)/frameHeader)
-	for off := 0; off+frameHeader < len(b); off++ {
+	for off := start; off+frameHeader < len(b); off++ {
 		size := int(binary.LittleEndian.Uint32(b[off:]))
 		if size == 0 || size > len(b)-off-frameHeader {
 			continue
@@ -385,6 +397,10 @@ func wholeFrameAfter(path string, from int64, lsn uint64) (uint64, int64, bool, 
 	}
 	return 0, 0, false, nil
 }
+
+// sectorSize is the unit a disk writes whole: a crash tears a write only
+// between sectors.
+const sectorSize = 512
 
 // framesAfter reports whether any of segs holds a frame (or the start of
 // one).

@@ -387,6 +387,44 @@ func TestDamageBeforeWholeFrames(t *testing.T) {
 	}
 }
 
+// TestTornFrameHoldingAFrame: the last frame, torn by a crash, holds in
+// its own bytes (a client's text) what reads as a whole later frame. Open
+// must read it as the torn tail it is, not as damage before a whole
+// frame: the search for later frames starts past the torn frame's end.
+func TestTornFrameHoldingAFrame(t *testing.T) {
+	db := openTest(t, Options{ApplyEvery: time.Hour})
+	key := collab.Key{Collection: "c", ID: "d"}
+	mustCommit(t, db, key, []collab.Record{createRec(0, "a", 1, "hello")}, nil)
+	caughtUp(t, db) // bbolt holds frame 1; the log adds 2 and 3
+	mustCommit(t, db, key, edits(1, 1, "a"), nil)
+	torn := db.wal.size
+	mustCommit(t, db, key, []collab.Record{editRec(2, "a", 3, strings.Repeat("x", 400))}, nil)
+	path := crashCopy(t, db)
+	// Frame 4, sealed, inside frame 3's text: the tear leaves frame 3's
+	// checksum failing and the forged frame whole.
+	var e enc
+	e.b = make([]byte, frameHeader)
+	e.uvarint(4)
+	e.uvarint(0)
+	sealFrame(e.b)
+	f, err := os.OpenFile(lastSegment(t, path), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(e.b, torn+frameHeader+100); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	crashed, err := Open(path, Options{})
+	if err != nil {
+		t.Fatalf("Open with a torn last frame holding a forged one = %v", err)
+	}
+	t.Cleanup(func() { crashed.Close() })
+	if got := mustOps(t, crashed, key, 0, 10); len(got) != 2 {
+		t.Errorf("Ops after the torn frame = %+v, want the 2 records before it", got)
+	}
+}
+
 // TestUnsyncedNoteFollowsTheMode: the note that the log's frames go
 // unsynced is there after an Open with SyncNone, whatever the Open
 // before used, and gone after one with SyncAlways.
