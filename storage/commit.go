@@ -345,14 +345,50 @@ func check(r *commitReq, st *docState) (bool, error) {
 	return true, nil
 }
 
-// Stalled returns ErrApplyStalled, with the apply's error, while
-// applies to bbolt fail and stallBytes of the log wait for them (Commit
-// refuses meanwhile), ErrLogFailed once the log failed, and nil
-// otherwise: for a readiness check.
+// Stalled returns ErrLogFailed once the log failed, ErrLogWrite while
+// writes to the log fail (a full disk), ErrApplyStalled, with the
+// apply's error, while applies to bbolt fail and stallBytes of the log
+// wait for them (Commit refuses meanwhile), and nil otherwise: for a
+// readiness check. While writes fail it tries the disk itself, at most
+// once a second (probeWrite), so that a node taken out of service for it
+// is ready again once space is freed, with no commit to find out.
 func (db *DB) Stalled() error {
 	if err := db.logFailed.Load(); err != nil {
 		return *err
 	}
+	if err := db.writeFailing.Load(); err != nil && !db.probeWrite() {
+		return *err
+	}
+	return db.applyStalled()
+}
+
+// probeWrite tries whether the log can be written again after a failed
+// write, and reports whether it can: it grows the current segment's
+// zeroed tail, as the next write would have to. It tries at most once a
+// second, and not while the writer is busy (the writer is what clears
+// writeFailing, on its next write).
+func (db *DB) probeWrite() bool {
+	now := nanotime()
+	last := db.probedAt.Load()
+	if (last != 0 && now-last < int64(time.Second)) || !db.probedAt.CompareAndSwap(last, now) {
+		return false
+	}
+	if !db.writeMu.TryLock() {
+		return false
+	}
+	defer db.writeMu.Unlock()
+	if db.walErr != nil || db.wal.f == nil {
+		return false
+	}
+	if err := db.wal.grow(db.wal.alloc + 1); err != nil {
+		return false
+	}
+	db.writeFailing.Store(nil)
+	return true
+}
+
+// applyStalled is Stalled's part for the applies.
+func (db *DB) applyStalled() error {
 	db.pmu.Lock()
 	stalled, aerr, behind := db.applyErr != nil && db.unappliedBytes >= stallBytes, db.applyErr, db.unappliedBytes
 	db.pmu.Unlock()
@@ -368,7 +404,7 @@ func (db *DB) log(reqs []*commitReq) error {
 	if db.walErr != nil {
 		return db.walErr
 	}
-	if err := db.Stalled(); err != nil {
+	if err := db.applyStalled(); err != nil {
 		// Nothing is acknowledged that memory and the log would have to
 		// hold without bound; commits go on once an apply succeeds.
 		return err
@@ -394,7 +430,15 @@ func (db *DB) log(reqs []*commitReq) error {
 			db.logFailed.Store(&db.walErr)
 			return db.walErr
 		}
+		// Undone (append zeroed what it wrote): nothing is stored, and
+		// the next commit tries again. Retryable, so that a client sends
+		// the op again rather than roll it back.
+		err = fmt.Errorf("%w (%w): %w", ErrLogWrite, collab.ErrUnavailable, err)
+		db.writeFailing.Store(&err)
 		return err
+	}
+	if db.writeFailing.Load() != nil {
+		db.writeFailing.Store(nil)
 	}
 	db.nextLSN++
 	var seg *segment

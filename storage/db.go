@@ -82,6 +82,12 @@ var (
 	// the op again, and its src and seq make the resend answer with the
 	// op if it was stored after all.
 	ErrLogFailed = errors.New("storage: the log failed")
+	// ErrLogWrite is returned by Commit when its write to the log failed
+	// and was undone (a full disk, a file system gone read-only): nothing
+	// of it is stored, and later commits try again. It wraps
+	// collab.ErrUnavailable: the client sends the op again later, as for
+	// ErrApplyStalled; Stalled reports it until a write succeeds.
+	ErrLogWrite = errors.New("storage: the log cannot be written")
 )
 
 // SyncMode says when a commit reaches the disk.
@@ -323,6 +329,11 @@ type DB struct {
 	walErr  error
 	// logFailed is walErr once it is ErrLogFailed, for Stalled.
 	logFailed atomic.Pointer[error]
+	// writeFailing is the last log write's ErrLogWrite, nil once a write
+	// succeeds; probedAt is when Stalled last tried the disk for it
+	// (probeWrite, nanotime).
+	writeFailing atomic.Pointer[error]
+	probedAt     atomic.Int64
 	states    map[string]*docState
 	accepted  []*commitReq
 	frame     []byte

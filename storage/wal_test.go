@@ -770,3 +770,47 @@ func TestFailedSyncStopsTheLog(t *testing.T) {
 		reopened.Close()
 	}
 }
+
+// TestFailedWriteIsRetryable: a write to the log that fails and is undone
+// (a full disk; here the segment is swapped for a read-only descriptor,
+// so the kernel refuses the writes) refuses that Commit with ErrLogWrite,
+// which is retryable (collab.ErrUnavailable), stores nothing, and leaves
+// later commits to try again. Stalled reports it, so /ready fails, until
+// the disk takes a write again, which it finds out itself: a node out of
+// service for a full disk gets no commit to find out with.
+func TestFailedWriteIsRetryable(t *testing.T) {
+	db := openTest(t, Options{})
+	key := collab.Key{Collection: "c", ID: "d"}
+	mustCommit(t, db, key, []collab.Record{createRec(0, "a", 1, "x")}, nil)
+	good := db.wal.f
+	ro, err := os.Open(good.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.writeMu.Lock()
+	db.wal.f = ro
+	db.writeMu.Unlock()
+	ctx := context.Background()
+	for range 2 {
+		err = db.Commit(ctx, key, []collab.Record{editRec(1, "a", 2, "y")}, nil)
+		if !errors.Is(err, ErrLogWrite) || !errors.Is(err, collab.ErrUnavailable) {
+			t.Fatalf("Commit over a failing write = %v, want ErrLogWrite and collab.ErrUnavailable", err)
+		}
+	}
+	db.probedAt.Store(0)
+	if err := db.Stalled(); !errors.Is(err, ErrLogWrite) {
+		t.Fatalf("Stalled while writes fail = %v, want ErrLogWrite", err)
+	}
+	db.writeMu.Lock()
+	db.wal.f = good
+	db.writeMu.Unlock()
+	ro.Close()
+	db.probedAt.Store(0)
+	if err := db.Stalled(); err != nil {
+		t.Fatalf("Stalled once the disk takes writes again = %v, want nil", err)
+	}
+	mustCommit(t, db, key, []collab.Record{editRec(1, "a", 2, "y")}, nil)
+	if got := mustOps(t, db, key, 0, 10); len(got) != 2 || got[1].Src != "a" || got[1].Seq != 2 {
+		t.Fatalf("Ops after the failed writes = %+v, want the create and the one edit", got)
+	}
+}
