@@ -334,9 +334,9 @@ type DB struct {
 	// (probeWrite, nanotime).
 	writeFailing atomic.Pointer[error]
 	probedAt     atomic.Int64
-	states    map[string]*docState
-	accepted  []*commitReq
-	frame     []byte
+	states       map[string]*docState
+	accepted     []*commitReq
+	frame        []byte
 
 	// pmu guards what the writer and the applier share: the pending
 	// requests by document, the frames not yet applied, the applied
