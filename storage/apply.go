@@ -536,18 +536,9 @@ func (db *DB) direct(ctx context.Context, fn func(*bolt.Tx) error) error {
 }
 
 // openLog applies the log's frames past bbolt's applied point at Open,
-// deletes the segments and starts a new one.
-func (db *DB) openLog() error {
-	if _, err := os.Stat(db.wal.dir); errors.Is(err, os.ErrNotExist) {
-		if err := os.Mkdir(db.wal.dir, 0o700); err != nil {
-			return fmt.Errorf("log: %w", err)
-		}
-		if db.wal.sync {
-			if err := syncDir(filepath.Dir(db.wal.dir)); err != nil {
-				return fmt.Errorf("log: %w", err)
-			}
-		}
-	}
+// deletes the segments and starts a new one. hadLog says the bbolt file
+// ran with a log before this Open.
+func (db *DB) openLog(hadLog bool) error {
 	var applied, reached uint64
 	hasReached, unsynced := false, false
 	err := db.bolt.View(func(tx *bolt.Tx) error {
@@ -574,6 +565,22 @@ func (db *DB) openLog() error {
 	})
 	if err != nil {
 		return err
+	}
+	if _, err := os.Stat(db.wal.dir); errors.Is(err, os.ErrNotExist) {
+		if hadLog {
+			// The directory went missing since the last Open: a copy of
+			// the bbolt file alone, say. After a crash it held acknowledged records
+			// bbolt lacks; making it anew would lose them without a word.
+			return fmt.Errorf("%w: the op log %s is missing, which holds the acknowledged edits %s lacks after a crash: restore it from the copy of the data directory it came from; to start without it (after a clean stop it held nothing; after a crash its edits are lost), create it empty", ErrCorrupt, db.wal.dir, filepath.Base(db.path))
+		}
+		if err := os.Mkdir(db.wal.dir, 0o700); err != nil {
+			return fmt.Errorf("log: %w", err)
+		}
+		if db.wal.sync {
+			if err := syncDir(filepath.Dir(db.wal.dir)); err != nil {
+				return fmt.Errorf("log: %w", err)
+			}
+		}
 	}
 	segs, err := listSegments(db.wal.dir)
 	if err != nil {

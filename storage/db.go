@@ -393,7 +393,13 @@ func Open(path string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("storage: open %s: %w", path, err)
 	}
+	// hadLog: the file had run with an op log before this Open (it noted
+	// log-reached), so the log's directory must be there (openLog).
+	hadLog := false
 	err = bdb.Update(func(tx *bolt.Tx) error {
+		if meta := tx.Bucket(bucketMeta); meta != nil {
+			hadLog = meta.Get(keyReached) != nil
+		}
 		if err := initLayout(tx, opts); err != nil {
 			return err
 		}
@@ -433,7 +439,7 @@ func Open(path string, opts Options) (*DB, error) {
 	}
 	db.idle.L = &db.cmu
 	db.indexEvery.Store(int64(indexFlushEvery))
-	if err := db.openLog(); err != nil {
+	if err := db.openLog(hadLog); err != nil {
 		db.closeLog(false)
 		bdb.Close()
 		return nil, fmt.Errorf("storage: open %s: %w", path, err)

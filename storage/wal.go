@@ -273,7 +273,8 @@ func (w sliceWriter) Write(p []byte) (int, error) {
 // a torn frame with a whole later one behind it in its segment is
 // damage, not a crash's unsynced tail, and ErrCorrupt too. Reading on
 // past it would drop the acknowledged frames behind it, and Open then
-// deletes the segments.
+// deletes the segments. Damage only to frames bbolt holds already is
+// passed over: reading goes on from the whole frame after it.
 func replayLog(segs []segment, applied uint64, synced bool, fn func(lsn uint64, reqs []*commitReq) error) (uint64, error) {
 	last := applied
 	for i, s := range segs {
@@ -282,6 +283,9 @@ func replayLog(segs []segment, applied uint64, synced bool, fn func(lsn uint64, 
 			return last, err
 		}
 		fr := &frameReader{r: bufio.NewReaderSize(f, 1<<20)}
+		// prev is the number of the frame read last in this segment,
+		// applied or not: the one that failed to read is prev+1.
+		prev := s.first - 1
 		for {
 			p, err := fr.next()
 			if err == io.EOF {
@@ -293,10 +297,19 @@ func replayLog(segs []segment, applied uint64, synced bool, fn func(lsn uint64, 
 					f.Close()
 					return last, rerr
 				}
-				if !rest && synced {
-					lsn, off, found, werr := wholeFrameAfter(s.path, fr.off, last+1)
+				if rest || synced {
+					lsn, off, found, werr := wholeFrameAfter(s.path, fr.off, prev+1)
+					if werr == nil && found && lsn <= applied+1 {
+						// Damage in frames bbolt holds (prev+1 to lsn-1):
+						// nothing in them is needed; read on from the
+						// whole frame after them.
+						if _, werr = f.Seek(off, io.SeekStart); werr == nil {
+							fr = &frameReader{r: bufio.NewReaderSize(f, 1<<20), off: off}
+							continue
+						}
+					}
 					if werr == nil && found {
-						werr = fmt.Errorf("%w: log segment %s: the frame at offset %d (frame %d) is damaged, but frame %d at offset %d after it is whole; only the last frame written can be torn by a crash, so this is damage, and reading on would drop the frames after it", ErrCorrupt, s.path, fr.off, last+1, lsn, off)
+						werr = fmt.Errorf("%w: log segment %s: the frame at offset %d (frame %d) is damaged, but frame %d at offset %d after it is whole; only the last frame written can be torn by a crash, so this is damage, and reading on would drop the frames after it", ErrCorrupt, s.path, fr.off, prev+1, lsn, off)
 					}
 					if werr != nil {
 						f.Close()
@@ -323,6 +336,7 @@ func replayLog(segs []segment, applied uint64, synced bool, fn func(lsn uint64, 
 				f.Close()
 				return last, fmt.Errorf("%w: log segment %s, offset %d: %w", ErrCorrupt, s.path, fr.off, err)
 			}
+			prev = lsn
 			if lsn <= applied {
 				// Applied, so bbolt holds it: nothing in it is needed,
 				// and its order is not checked. A segment the applier

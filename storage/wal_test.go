@@ -387,6 +387,35 @@ func TestDamageBeforeWholeFrames(t *testing.T) {
 	}
 }
 
+// TestDamageInAppliedFramesPassedOver: damage to a frame bbolt already
+// holds (the log keeps applied frames until their segment goes) loses
+// nothing: Open reads on from the whole frame after it, and the frames
+// bbolt lacks are all there. A refusal here would name the wrong frame
+// and send an operator to truncate acknowledged ones away.
+func TestDamageInAppliedFramesPassedOver(t *testing.T) {
+	db := openTest(t, Options{ApplyEvery: time.Hour})
+	key := collab.Key{Collection: "c", ID: "d"}
+	mustCommit(t, db, key, []collab.Record{createRec(0, "a", 1, "hello")}, nil)
+	damaged := db.wal.size
+	mustCommit(t, db, key, edits(1, 1, "a"), nil)
+	caughtUp(t, db) // bbolt holds frames 1 and 2; the log adds 3 and 4
+	mustCommit(t, db, key, edits(2, 1, "a"), nil)
+	mustCommit(t, db, key, edits(3, 1, "a"), nil)
+	path := crashCopy(t, db)
+	f, err := os.OpenFile(lastSegment(t, path), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte{0xff}, damaged+frameHeader+2); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	crashed := openAt(t, path, Options{})
+	if got := mustOps(t, crashed, key, 0, 10); len(got) != 4 {
+		t.Errorf("Ops after damage to an applied frame = %+v, want all 4 records", got)
+	}
+}
+
 // TestTornFrameHoldingAFrame: the last frame, torn by a crash, holds in
 // its own bytes (a client's text) what reads as a whole later frame. Open
 // must read it as the torn tail it is, not as damage before a whole
@@ -812,5 +841,31 @@ func TestFailedWriteIsRetryable(t *testing.T) {
 	mustCommit(t, db, key, []collab.Record{editRec(1, "a", 2, "y")}, nil)
 	if got := mustOps(t, db, key, 0, 10); len(got) != 2 || got[1].Src != "a" || got[1].Seq != 2 {
 		t.Fatalf("Ops after the failed writes = %+v, want the create and the one edit", got)
+	}
+}
+
+// TestMissingLogRefused: a store whose op log directory is gone (the bbolt
+// file copied alone, say) is refused, since after a crash the log held
+// acknowledged records bbolt lacks; made anew, they would be lost without
+// a word. Created empty by the operator, as the error says, it opens.
+func TestMissingLogRefused(t *testing.T) {
+	db := openTest(t, Options{ApplyEvery: time.Hour})
+	key := collab.Key{Collection: "c", ID: "d"}
+	mustCommit(t, db, key, []collab.Record{createRec(0, "a", 1, "hello")}, nil)
+	caughtUp(t, db)
+	mustCommit(t, db, key, edits(1, 2, "a"), nil) // in the log alone
+	path := crashCopy(t, db)
+	if err := os.RemoveAll(path + walSuffix); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(path, Options{}); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "is missing") {
+		t.Fatalf("Open without the op log = %v, want ErrCorrupt saying it is missing", err)
+	}
+	if err := os.Mkdir(path+walSuffix, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	crashed := openAt(t, path, Options{})
+	if got := mustOps(t, crashed, key, 0, 10); len(got) != 1 {
+		t.Errorf("Ops with the log created empty = %+v, want bbolt's one record", got)
 	}
 }
