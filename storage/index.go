@@ -104,6 +104,12 @@ func (db *DB) flushed() {
 // applier calls it when it stops, after applying the whole log. If it fails, the next Open rebuilds
 // the indexes.
 func (db *DB) closeIndex() {
+	// This last commit writes bbolt's free list too (Open sets
+	// NoFreelistSync: not on every commit), so that the next Open after
+	// a clean Close reads it instead of scanning the whole file for it,
+	// which took 3.8 s for a 380 MB file out of the page cache. Nothing
+	// commits after it.
+	db.bolt.NoFreelistSync = false
 	err := db.bolt.Update(func(tx *bolt.Tx) error {
 		if _, err := db.flushIndex(tx); err != nil {
 			return err
