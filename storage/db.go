@@ -382,9 +382,10 @@ func Open(path string, opts Options) (*DB, error) {
 		InitialMmapSize: opts.InitialMmapSize,
 		FreelistType:    bolt.FreelistMapType,
 		// The free list is not written on every commit (one page and
-		// its encoding fewer per group commit); after a crash bbolt
-		// rebuilds it on Open by scanning the file, which is derived
-		// data and costs time only at start.
+		// its encoding fewer per group commit), only by the last commit
+		// of a clean Close (closeIndex); after a crash bbolt rebuilds it
+		// on Open by scanning the file, which is derived data and costs
+		// time only at start.
 		NoFreelistSync: true,
 	})
 	if errors.Is(err, berrors.ErrTimeout) {
