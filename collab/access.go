@@ -2,6 +2,7 @@ package collab
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -64,6 +65,28 @@ func (a Access) CanWrite(key Key) bool {
 		}
 	}
 	return false
+}
+
+// Collections returns the collections a's grants name, each once, and
+// true when each grant names one collection without a wildcard: then
+// every document a may read is in one of them, and a listing of all may
+// list those alone. It returns false for an unrestricted Access and for
+// a grant such as "*/x" or "wiki-*/x".
+func (a Access) Collections() ([]string, bool) {
+	if a.Unrestricted {
+		return nil, false
+	}
+	var out []string
+	for _, g := range a.Grants {
+		c, _ := g.parts()
+		if strings.Contains(c, "*") {
+			return nil, false
+		}
+		if !slices.Contains(out, c) {
+			out = append(out, c)
+		}
+	}
+	return out, true
 }
 
 // CanReadCollection reports whether a may read some document of the

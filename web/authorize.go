@@ -1,7 +1,9 @@
 package web
 
 import (
+	"cmp"
 	"context"
+	"slices"
 	"strings"
 
 	"github.com/coedit/coedit/collab"
@@ -95,18 +97,42 @@ func channelReadable(a collab.Access, ch string) bool {
 // maxListScan bounds how many documents a listing reads from the store to
 // find the ones a restricted token may read: a token that may read few
 // documents among many sees those among the newest maxListScan changed.
-const maxListScan = 10000
+// A variable so that a test can make it small.
+var maxListScan = 10000
+
+// maxListCollections bounds the collections a listing of all lists one
+// by one for a token that names them (listReadable).
+const maxListCollections = 16
 
 // listReadable lists the documents of collection ("" for all) that a may
 // read, newest change first, at most limit (0 for all). The store has no
 // filter, so for a restricted token it reads ever larger windows (up to
-// maxListScan documents) until limit documents pass.
+// maxListScan documents) until limit documents pass. A listing of all
+// for a token whose grants name their collections (the usual "notes/*")
+// lists those collections alone and merges them: scanning all found
+// nothing for such a token once maxListScan documents of other
+// collections had changed since its own.
 func (s *Server) listReadable(ctx context.Context, a collab.Access, collection string, limit int) ([]collab.DocInfo, error) {
 	if a.Unrestricted {
 		return s.hub.List(ctx, collection, limit)
 	}
 	if !a.CanReadCollection(collection) {
 		return nil, nil
+	}
+	if colls, ok := a.Collections(); ok && collection == "" && len(colls) <= maxListCollections {
+		var all []collab.DocInfo
+		for _, c := range colls {
+			infos, err := s.listReadable(ctx, a, c, limit)
+			if err != nil {
+				return nil, err
+			}
+			all = append(all, infos...)
+		}
+		slices.SortStableFunc(all, func(x, y collab.DocInfo) int { return cmp.Compare(y.Modified, x.Modified) })
+		if limit > 0 && len(all) > limit {
+			all = all[:limit]
+		}
+		return all, nil
 	}
 	window := max(limit, 100)
 	if limit == 0 {

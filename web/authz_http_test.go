@@ -1,15 +1,22 @@
 package web
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/coedit/coedit/collab"
+	"github.com/coedit/coedit/ot"
 )
 
 // TestAuthMatrixHTTP: with auth on, every HTTP API path answers 401 with
@@ -286,4 +293,53 @@ func (l *lockedLog) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// TestListForACollectionToken: a token whose grants name their
+// collections ("notes/*") lists its documents from those collections, so
+// it finds them however many documents of other collections changed
+// since (a listing of all read the newest maxListScan of every
+// collection, and came back empty once they were others'). A token with
+// a wildcard collection still scans.
+func TestListForACollectionToken(t *testing.T) {
+	defer func(n int) { maxListScan = n }(maxListScan)
+	maxListScan = 20
+	ts := startServer(t, Options{Logger: quiet, AuthSecret: testSecret}, collab.Options{})
+	ctx := context.Background()
+	create := func(c, id string) {
+		t.Helper()
+		if _, err := ts.hub.SubmitWait(ctx, collab.Key{Collection: c, ID: id}, collab.Submission{Kind: collab.OpCreate, Type: ot.URI, Data: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	create("notes", "mine")
+	create("wiki", "ours")
+	for i := range 3 * maxListScan {
+		create("other", fmt.Sprint("d", i))
+	}
+	for _, tc := range []struct {
+		grants []TokenDoc
+		want   string
+	}{
+		{[]TokenDoc{rw("notes/*")}, "notes/mine"},
+		{[]TokenDoc{rw("notes/*"), rw("wiki/our*")}, "notes/mine wiki/ours"}, // created in one ms: compared sorted
+		{[]TokenDoc{rw("*/mine")}, ""}, // past the scan: a wildcard collection cannot be listed one by one
+	} {
+		hdr := map[string]string{"Authorization": "Bearer " + token(t, testSecret, "u", time.Hour, tc.grants...)}
+		status, body := ts.httpDo(t, "GET", "/api/docs", "", "", hdr)
+		var got struct {
+			Docs []struct{ Collection, ID string }
+		}
+		if err := json.Unmarshal([]byte(body), &got); status != http.StatusOK || err != nil {
+			t.Fatalf("GET /api/docs with %v = %d %s", tc.grants, status, body)
+		}
+		var names []string
+		for _, d := range got.Docs {
+			names = append(names, d.Collection+"/"+d.ID)
+		}
+		slices.Sort(names)
+		if s := strings.Join(names, " "); s != tc.want {
+			t.Errorf("GET /api/docs with %v lists %q, want %q", tc.grants, s, tc.want)
+		}
+	}
 }
