@@ -323,7 +323,7 @@ func TestListForACollectionToken(t *testing.T) {
 	}{
 		{[]TokenDoc{rw("notes/*")}, "notes/mine"},
 		{[]TokenDoc{rw("notes/*"), rw("wiki/our*")}, "notes/mine wiki/ours"}, // created in one ms: compared sorted
-		{[]TokenDoc{rw("*/mine")}, ""}, // past the scan: a wildcard collection cannot be listed one by one
+		{[]TokenDoc{rw("*/mine")}, ""},                                       // past the scan: a wildcard collection cannot be listed one by one
 	} {
 		hdr := map[string]string{"Authorization": "Bearer " + token(t, testSecret, "u", time.Hour, tc.grants...)}
 		status, body := ts.httpDo(t, "GET", "/api/docs", "", "", hdr)
