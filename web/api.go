@@ -175,7 +175,9 @@ func (s *Server) serveSnapshot(w http.ResponseWriter, r *http.Request) {
 // committed ops from <= v < to (default: all) as JSON Lines, one op per
 // line in ShareDB's shape: v, src, seq, one of op, create {type,data} and
 // del, and m {ts} (commit time, Unix ms). An error after the first line
-// ends the stream with a line {"error":{...}}.
+// ends the stream with a line {"error":{...}}. An export running out of
+// time, or still running when the server begins to close, ends with a
+// retryable ERR_UNAVAILABLE that names the ?from= to ask for the rest.
 func (s *Server) serveOps(w http.ResponseWriter, r *http.Request) {
 	key, perr := s.pathKey(r)
 	if perr == nil {
@@ -222,14 +224,25 @@ func (s *Server) streamOps(w http.ResponseWriter, r *http.Request, key collab.Ke
 		if to-from > opsPage {
 			end = from + opsPage
 		}
-		recs, err := s.hub.Ops(ctx, key, from, end)
-		if err != nil && r.Context().Err() != nil {
-			return // the client left
-		}
-		if err != nil && ctx.Err() != nil {
-			// Out of time: the client asks for the rest.
-			err = fmt.Errorf("%w: the export took longer than %v: ask for the rest with ?from=%d", collab.ErrUnavailable, s.opts.RequestTimeout, from)
-			s.log.Info("op export out of time", "doc", key.String(), "from", from)
+		var recs []collab.Record
+		var err error
+		if s.closingNow() {
+			// The export would hold up the node's shutdown for as long as
+			// its client takes to read it all (minutes, for a long history
+			// read slowly): it ends here, and the client asks this node,
+			// once back, or another for the rest.
+			err = fmt.Errorf("%w: the server is shutting down: ask for the rest with ?from=%d", collab.ErrUnavailable, from)
+			s.log.Info("op export cut short: the server is shutting down", "doc", key.String(), "from", from)
+		} else {
+			recs, err = s.hub.Ops(ctx, key, from, end)
+			if err != nil && r.Context().Err() != nil {
+				return // the client left
+			}
+			if err != nil && ctx.Err() != nil {
+				// Out of time: the client asks for the rest.
+				err = fmt.Errorf("%w: the export took longer than %v: ask for the rest with ?from=%d", collab.ErrUnavailable, s.opts.RequestTimeout, from)
+				s.log.Info("op export out of time", "doc", key.String(), "from", from)
+			}
 		}
 		if err != nil {
 			if !started {
@@ -270,6 +283,15 @@ func (s *Server) streamOps(w http.ResponseWriter, r *http.Request, key collab.Ke
 		w.WriteHeader(http.StatusOK)
 	}
 	bw.Flush()
+}
+
+// closingNow reports whether Close has begun. An op export checks it
+// before each page: http.Server.Shutdown would wait for the export, which
+// a client that reads slowly can stretch far past the shutdown's time.
+func (s *Server) closingNow() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
 }
 
 // httpSrcPrefix starts the src of every op submitted over the HTTP API.

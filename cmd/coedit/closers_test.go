@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestClosersCloseInReverse checks the shutdown list: newest first, every
@@ -37,6 +38,52 @@ func TestClosersCloseInReverse(t *testing.T) {
 	if err := c.close(context.Background()); err != nil || len(order) != 0 {
 		t.Errorf("second close() = %v after running %q, want nil after nothing", err, order)
 	}
+}
+
+// TestClosersShareTheDeadline: a closer that waits until its context
+// ends (an HTTP request that never finishes) takes only its share of the
+// deadline, and the closers after it still get theirs; without a
+// deadline, none is imposed.
+func TestClosersShareTheDeadline(t *testing.T) {
+	var c closers
+	left := make(map[string]time.Duration)
+	for _, name := range []string{"store", "hub"} {
+		c.add(name, func(ctx context.Context) error {
+			d, ok := ctx.Deadline()
+			if !ok || ctx.Err() != nil {
+				t.Errorf("%s: deadline %v, %v, err %v; want one ahead", name, d, ok, ctx.Err())
+			}
+			left[name] = time.Until(d)
+			return nil
+		})
+	}
+	c.add("http server", func(ctx context.Context) error {
+		<-ctx.Done()
+		return nil
+	})
+	const total = 600 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), total)
+	defer cancel()
+	start := time.Now()
+	c.close(ctx)
+	if d := time.Since(start); d < total/3-20*time.Millisecond || d > total/2 {
+		t.Errorf("close took %v, want about a third of %v: the waiting closer's share", d, total)
+	}
+	// The hub gets half of the two thirds left, the store all it leaves.
+	if h := left["hub"]; h < total/3-50*time.Millisecond || h > total/3+20*time.Millisecond {
+		t.Errorf("the hub had %v, want about %v", h, total/3)
+	}
+	if s := left["store"]; s < total*2/3-80*time.Millisecond {
+		t.Errorf("the store had %v, want about %v", s, total*2/3)
+	}
+
+	c.add("listener", func(ctx context.Context) error {
+		if d, ok := ctx.Deadline(); ok {
+			t.Errorf("without a deadline, the closer got one: %v", d)
+		}
+		return nil
+	})
+	c.close(context.Background())
 }
 
 // TestServeHelpNamesEnv checks that -h names each flag's environment

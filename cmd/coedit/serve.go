@@ -446,9 +446,6 @@ func startNode(cfg serveConfig, log *slog.Logger) (_ *node, err error) {
 		}
 		return nil, fmt.Errorf("serve: %w", err)
 	}
-	// web.Server.Close closes every WebSocket and waits for each to leave
-	// the hub; http.Server.Shutdown does not track WebSockets.
-	n.closers.add("websockets", ws.Close)
 	srv := &http.Server{
 		Handler:           ws.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -465,12 +462,33 @@ func startNode(cfg serveConfig, log *slog.Logger) (_ *node, err error) {
 		}
 	}()
 	// Shutdown stops accepting connections and lets HTTP requests in
-	// flight finish.
+	// flight finish within the closer's share of the shutdown. Those
+	// still running then are cut: an op export to a client that reads
+	// slowly, which the WebSockets' close (before this) told to stop at
+	// its next page, but which waits to write what it has; a request
+	// that waits on a stalled store. Their clients see the connection
+	// close, as when a node fails, and ask again; no acknowledged op
+	// depends on them, so the shutdown goes on and succeeds.
 	n.closers.add("http server", func(ctx context.Context) error {
 		err := srv.Shutdown(ctx)
+		if err != nil && ctx.Err() != nil {
+			log.Warn("http requests still running when their share of the shutdown ran out were cut", "err", err)
+			if err = srv.Close(); errors.Is(err, net.ErrClosed) {
+				err = nil // Shutdown had closed the listener
+			}
+		}
 		<-served
 		return err
 	})
+	// Closers run newest first: the WebSockets close before the HTTP
+	// server stops, so that their clients are told to go (1001, after
+	// what is queued for them) at once rather than once the HTTP requests
+	// have finished, and so that op exports, which stop at their next
+	// page once web.Server.Close has begun (web/api.go), end before the
+	// HTTP server waits for them. An upgrade that comes meanwhile is
+	// refused with 503. web.Server.Close waits for each WebSocket to
+	// leave the hub; http.Server.Shutdown does not track them.
+	n.closers.add("websockets", ws.Close)
 	if roster != nil {
 		// Closers run newest first: the node leaves the roster, so that
 		// the others stop passing editors to it, before it stops taking
@@ -497,11 +515,13 @@ func startNode(cfg serveConfig, log *slog.Logger) (_ *node, err error) {
 func (n *node) addr() string { return n.ln.Addr().String() }
 
 // close shuts the node down in the reverse of the order startNode opened
-// it: stop accepting connections and let HTTP requests in flight finish;
-// close every WebSocket and wait for each to leave the hub; close the
-// hub, which commits what its sessions hold and saves their snapshots;
-// close the store. An op is acknowledged only once it is durable, so none
-// is lost at any step.
+// it: close every WebSocket and wait for each to leave the hub; stop
+// accepting connections and let HTTP requests in flight finish, cutting
+// those that take longer than their share of ctx; close the hub, which
+// commits what its sessions hold and saves their snapshots; close the
+// store. Each step gets a share of the time ctx leaves (closers.close).
+// An op is acknowledged only once it is durable, so none is lost at any
+// step.
 func (n *node) close(ctx context.Context) error {
 	return n.closers.close(ctx)
 }
