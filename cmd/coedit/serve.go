@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -40,6 +41,10 @@ type serveConfig struct {
 	LogLevel        slog.Level
 	LogFormat       string // "text" or "json"
 	ShutdownTimeout time.Duration
+	// Drain is how long /ready answers 503 at shutdown, while the node
+	// goes on serving, before it closes anything; part of
+	// ShutdownTimeout.
+	Drain time.Duration
 	// OpsPerSecond is each WebSocket connection's submit rate; its
 	// token bucket holds twice as many (the burst). The bucket for all
 	// messages follows it (see messageRate).
@@ -113,7 +118,8 @@ func parseServeFlags(args []string, getenv func(string) string, output io.Writer
 		cfg.LogFormat = v
 		return nil
 	})
-	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long a graceful shutdown may take")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long a graceful shutdown may take, --drain included")
+	fs.DurationVar(&cfg.Drain, "drain", 0, "at shutdown, how long /ready answers 503 while the node goes on serving, before it closes its connections and its listener: long enough for a load balancer to see it and send new clients elsewhere; 0: stop at once")
 	fs.Float64Var(&cfg.OpsPerSecond, "ops-per-second", web.DefaultOpsPerSecond, "ops each WebSocket connection may submit per second, with bursts of twice as many; the limit on all messages is twice this, at least "+strconv.Itoa(web.DefaultMessagesPerSecond)+"; raise it to replay a long trace over --server")
 	fs.Func("origins", "comma-separated browser origins (scheme://host[:port], or *) allowed to open a WebSocket or change documents; default: the server's own host and loopback origins", func(v string) (err error) {
 		cfg.Origins, err = parseOrigins(v)
@@ -169,6 +175,8 @@ func (cfg serveConfig) check() error {
 		return errors.New("--data must not be empty")
 	case cfg.ShutdownTimeout <= 0:
 		return fmt.Errorf("--shutdown-timeout: want a positive duration such as 15s, got %v", cfg.ShutdownTimeout)
+	case cfg.Drain < 0 || cfg.Drain >= cfg.ShutdownTimeout:
+		return fmt.Errorf("--drain: want a duration from 0 to less than --shutdown-timeout (%v), which it is part of, got %v", cfg.ShutdownTimeout, cfg.Drain)
 	case !(cfg.OpsPerSecond > 0) || math.IsInf(cfg.OpsPerSecond, 0):
 		return fmt.Errorf("--ops-per-second: want a positive number, got %v", cfg.OpsPerSecond)
 	case 4*cfg.OpsPerSecond > math.MaxInt32:
@@ -321,6 +329,9 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
+	if serveErr == nil && cfg.Drain > 0 {
+		n.drain(cfg.Drain, log)
+	}
 	if err := n.close(sctx); err != nil {
 		return errors.Join(serveErr, err)
 	}
@@ -331,6 +342,8 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 // node is one running coedit server: store, hub, web server, listener.
 type node struct {
 	ln net.Listener
+	// draining is set once a shutdown has begun: /ready answers 503.
+	draining atomic.Bool
 	// closers closes everything startNode opened, in reverse order.
 	closers closers
 	// serveErr gets http.Server.Serve's error if it fails.
@@ -418,6 +431,9 @@ func startNode(cfg serveConfig, log *slog.Logger) (_ *node, err error) {
 	// to bbolt fail (a full disk, say), so that a load balancer sends
 	// clients elsewhere; and in a cluster while Redis does not answer.
 	wopts.Ready = func(ctx context.Context) error {
+		if n.draining.Load() {
+			return errDraining
+		}
 		if err := store.Stalled(); err != nil {
 			return err
 		}
@@ -513,6 +529,20 @@ func startNode(cfg serveConfig, log *slog.Logger) (_ *node, err error) {
 
 // addr returns the address the node listens on.
 func (n *node) addr() string { return n.ln.Addr().String() }
+
+// errDraining is /ready's answer once a shutdown has begun.
+var errDraining = errors.New("shutting down")
+
+// drain makes /ready answer 503 and waits for d while the node goes on
+// serving everything else, before close: a load balancer that checks
+// /ready sees the node leave and sends new clients elsewhere, while those
+// it still sends, before it has seen, are served rather than refused.
+// WebSockets stay open meanwhile; close then tells them to go.
+func (n *node) drain(d time.Duration, log *slog.Logger) {
+	n.draining.Store(true)
+	log.Info("draining: /ready answers 503 before the node stops", "for", d)
+	time.Sleep(d)
+}
 
 // close shuts the node down in the reverse of the order startNode opened
 // it: close every WebSocket and wait for each to leave the hub; stop

@@ -82,6 +82,9 @@ func TestParseServeFlags(t *testing.T) {
 			with(func(c *serveConfig) { c.OpsPerSecond, c.Origins = 260000, []string{"https://flag.example"} })},
 		{"bare --insecure", []string{"--insecure", "--data", "x"}, nil, with(func(c *serveConfig) { c.Insecure, c.DataDir = true, "x" })},
 		{"commit wait", []string{"--commit-wait", "1ms"}, nil, with(func(c *serveConfig) { c.CommitWait = time.Millisecond })},
+		{"drain", []string{"--drain", "2s"}, nil, with(func(c *serveConfig) { c.Drain = 2 * time.Second })},
+		{"drain from env", nil, map[string]string{"COEDIT_DRAIN": "5s", "COEDIT_SHUTDOWN_TIMEOUT": "30s"},
+			with(func(c *serveConfig) { c.Drain, c.ShutdownTimeout = 5*time.Second, 30*time.Second })},
 		{"no commit wait from env", nil, map[string]string{"COEDIT_COMMIT_WAIT": "0"}, with(func(c *serveConfig) { c.CommitWait = 0 })},
 		{"auth and limits", []string{"--auth-secret", testSecret, "--hosts", "coedit.example, docs.example", "--max-conns", "5", "--max-conns-per-addr", "2"}, nil,
 			with(func(c *serveConfig) {
@@ -110,6 +113,7 @@ func TestParseServeFlags(t *testing.T) {
 		{"--sync", "sometimes"}, {"--insecure=maybe"}, {"--log-level", "loud"}, {"--log-format", "xml"},
 		{"--data", ""}, {"--addr", "8080"}, {"extra"}, {"--no-such-flag"},
 		{"--shutdown-timeout", "soon"}, {"--shutdown-timeout", "0s"},
+		{"--drain", "-1s"}, {"--drain", "15s"}, {"--drain", "3s", "--shutdown-timeout", "2s"}, {"--drain", "soon"},
 		{"--ops-per-second", "0"}, {"--ops-per-second", "-1"}, {"--ops-per-second", "lots"}, {"--ops-per-second", "NaN"}, {"--ops-per-second", "+Inf"}, {"--ops-per-second", "1e12"},
 		{"--origins", "app.example"}, {"--origins", "https://a.example,/path"}, {"--origins", "https://a.example/app"}, {"--origins", "https://a.example?x=1"},
 		{"--max-doc", "0"}, {"--max-doc", "-5"}, {"--max-doc", "1.5"}, {"--max-doc", "big"},

@@ -168,3 +168,78 @@ func TestShutdownCutsSlowExports(t *testing.T) {
 		t.Errorf("logs lack the stopped line")
 	}
 }
+
+// TestShutdownDrainAnswersNotReady: with --drain, /ready answers 503 from
+// the moment SIGTERM arrives, while /health, the HTTP API and the open
+// WebSocket go on being served, until the drain is over; then the node
+// stops (the listener refuses connections) and exits 0. Before, the
+// listener closed first, so that a probe never saw the 503 the README
+// promised.
+func TestShutdownDrainAnswersNotReady(t *testing.T) {
+	const drain = 1500 * time.Millisecond
+	c := startServe(t, t.TempDir(), "--drain", drain.String(), "--shutdown-timeout", "5s")
+	if status, body := postJSON(t, c.url+"/api/docs/notes/n/ops", `{"create":{"type":"text-unicode","data":"x"}}`); status != http.StatusOK {
+		t.Fatalf("POST create = %d %s", status, body)
+	}
+	if status, body := fetchURL(t, c.url+"/ready"); status != http.StatusOK {
+		t.Fatalf("GET /ready before SIGTERM = %d %s", status, body)
+	}
+	ws, _, err := dialCrash(c.url, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+
+	start := time.Now()
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	// Probes as a load balancer sends them, each on a new connection.
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: time.Second}
+	get := func(path string) (int, string, error) {
+		resp, err := client.Get(c.url + path)
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b), err
+	}
+	var notReady time.Duration
+	for notReady == 0 {
+		status, body, err := get("/ready")
+		switch {
+		case err != nil:
+			t.Fatalf("GET /ready %v after SIGTERM: %v, want 503 during the drain", time.Since(start), err)
+		case status == http.StatusServiceUnavailable && strings.Contains(body, "shutting down"):
+			notReady = time.Since(start)
+		case status != http.StatusOK || time.Since(start) > drain/2:
+			t.Fatalf("GET /ready %v after SIGTERM = %d %s, want 503 shutting down", time.Since(start), status, body)
+		}
+	}
+	if status, body, err := get("/health"); err != nil || status != http.StatusOK {
+		t.Errorf("GET /health during the drain = %d %s %v, want 200", status, body, err)
+	}
+	if status, body, err := get("/api/docs/notes/n"); err != nil || status != http.StatusOK || !strings.Contains(body, `"data":"x"`) {
+		t.Errorf("GET snapshot during the drain = %d %s %v, want the document", status, body, err)
+	}
+	if err := ws.WriteMessage(websocket.TextMessage, []byte(`{"a":"f","c":"notes","d":"n"}`)); err != nil {
+		t.Fatal(err)
+	}
+	ws.SetReadDeadline(time.Now().Add(drain / 2))
+	if _, msg, err := ws.ReadMessage(); err != nil || !strings.Contains(string(msg), `"data":"x"`) {
+		t.Errorf("WebSocket fetch during the drain = %s, %v; want the document", msg, err)
+	}
+	ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, _, err = ws.ReadMessage()
+	var ce *websocket.CloseError
+	if closed := time.Since(start); !errors.As(err, &ce) || ce.Code != websocket.CloseGoingAway || closed < drain {
+		t.Errorf("WebSocket ended %v after SIGTERM with %v, want 1001 once the drain of %v is over", closed, err, drain)
+	}
+	if code := c.wait(t); code != 0 {
+		t.Errorf("exit code after SIGTERM = %d, want 0", code)
+	}
+	if _, _, err := get("/ready"); err == nil {
+		t.Errorf("GET /ready after the exit succeeded")
+	}
+}
