@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"mime"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -364,7 +365,7 @@ func (s *Server) serveSubmit(w http.ResponseWriter, r *http.Request) {
 		writeRaw(w, http.StatusUnsupportedMediaType, []byte(`{"error":`+string(errorObject(pe))+`}`))
 		return
 	}
-	if !s.paceSubmit(w, r) {
+	if !s.paceSubmit(w, r, id) {
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxFrameSize))
@@ -443,14 +444,16 @@ func (s *Server) serveSubmit(w http.ResponseWriter, r *http.Request) {
 // connection.
 const httpPaceMost = time.Second
 
-// paceSubmit takes the submit's token from its address's bucket, waiting
-// for it as a WebSocket's reader would if it is owed within httpPaceMost,
-// and reports whether to go on; it answers the request when not.
-func (s *Server) paceSubmit(w http.ResponseWriter, r *http.Request) bool {
-	wait, ok := s.httpOps.take(remoteHost(r.RemoteAddr), httpPaceMost)
+// paceSubmit takes the submit's token from its writer's bucket (httpKey),
+// waiting for it as a WebSocket's reader would if it is owed within
+// httpPaceMost, and reports whether to go on; it answers the request
+// when not.
+func (s *Server) paceSubmit(w http.ResponseWriter, r *http.Request, id identity) bool {
+	key, who := httpKey(r, id)
+	wait, ok := s.httpOps.take(key, httpPaceMost)
 	if !ok {
 		w.Header().Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
-		s.writeError(w, r, newError(CodeRateLimited, fmt.Sprintf("more than %g ops per second from this address", s.opts.OpsPerSecond)))
+		s.writeError(w, r, newError(CodeRateLimited, fmt.Sprintf("more than %g ops per second from %s", s.opts.OpsPerSecond, who)))
 		return false
 	}
 	if wait <= 0 {
@@ -465,6 +468,22 @@ func (s *Server) paceSubmit(w http.ResponseWriter, r *http.Request) bool {
 	case <-r.Context().Done():
 		return false
 	}
+}
+
+// httpKey is whose bucket an HTTP submit takes from, and how to name it
+// in an error: with auth, the token's subject, so that writers behind
+// one proxy address do not share one bucket (and one starve the others);
+// without, the client's address, an IPv6 one by its /64, which one host
+// is commonly given whole.
+func httpKey(r *http.Request, id identity) (key, who string) {
+	if sub := id.access.Subject; sub != "" {
+		return "sub:" + sub, "this token's subject"
+	}
+	host := remoteHost(r.RemoteAddr)
+	if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
+		host = ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
+	}
+	return "addr:" + host, "this address"
 }
 
 // serveAPIElse answers what no route of the HTTP API serves with a coded

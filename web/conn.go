@@ -376,6 +376,11 @@ func (c *conn) pace(limit string, d time.Duration) (closing bool) {
 			return true
 		}
 	}
+	// The client's pongs wait behind the frames it sent, unread while
+	// this reader slept, and the read deadline moves on only when a pong
+	// is read: a client kept over the rate would be dropped at the pong
+	// timeout, not slowed. It sent this frame, so it is there.
+	c.ws.SetReadDeadline(time.Now().Add(c.srv.opts.PongTimeout))
 	return false
 }
 
@@ -601,7 +606,9 @@ func discardLimit(limit int64) int64 { return max(drainBytes, 2*limit) }
 func (c *conn) refuseTooLarge(prefix []byte) {
 	perr := newError(CodeOpTooLarge, fmt.Sprintf("the frame is larger than the %d bytes allowed", c.srv.opts.MaxFrameSize))
 	var r request
-	if head := scalarPrefix(prefix); head != nil && parseRequest(head, &r) == nil {
+	// The echo is sent in a text frame: only valid UTF-8 without lone
+	// surrogates, as a frame that is answered must be.
+	if head := scalarPrefix(prefix); head != nil && utf8.Valid(head) && ot.CheckSurrogates(head) == nil && parseRequest(head, &r) == nil {
 		c.refuse(&r, "size", perr)
 		return
 	}

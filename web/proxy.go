@@ -233,17 +233,26 @@ func (p *passed) run(resp *http.Response, peerBuf, clientBuf *bufio.Reader) {
 		if copyBuffered(&cb, clientBuf) != nil {
 			return
 		}
-		p.peer.SetWriteDeadline(time.Now().Add(p.timeout))
+		p.peer.SetWriteDeadline(time.Now().Add(peerWriteTimeout))
 		if _, err := p.peer.Write(cb.Bytes()); err != nil {
 			return
 		}
-		p.pump(p.peer, p.client)
+		p.pump(p.peer, p.client, peerWriteTimeout)
 	}()
-	p.pump(p.client, p.peer)
+	p.pump(p.client, p.peer, p.timeout)
 }
 
+// peerWriteTimeout bounds each write of a client's frames to the
+// document's node. That node's reader holds a client over its rate back
+// (conn.pace) by reading nothing for a while, as TCP then holds the
+// client back; a write toward it may wait as long as the client sends
+// faster than its rate, and cutting it at WriteTimeout dropped a passed
+// client that one served directly only slowed. The peer is another node
+// of the cluster; this bounds only one that stopped reading for good.
+const peerWriteTimeout = 2 * time.Minute
+
 // pump copies src to dst until either fails, each write bounded by
-// p.timeout. The deadline is moved on only when less than half of it is
+// timeout. The deadline is moved on only when less than half of it is
 // left, so most writes do not touch it. (io.Copy between the two TCP
 // connections would splice(2), holding a pipe, two descriptors, for each
 // direction of each connection, and nothing would end a splice stuck on
@@ -251,14 +260,14 @@ func (p *passed) run(resp *http.Response, peerBuf, clientBuf *bufio.Reader) {
 // buffers measured no costlier than splice: docs/decisions.md; the 4 KiB
 // buffers used now were not measured apart.) The buffer is small: frames
 // are, and an idle passed connection holds two.
-func (p *passed) pump(dst, src net.Conn) {
+func (p *passed) pump(dst, src net.Conn, timeout time.Duration) {
 	buf := make([]byte, 4<<10)
 	var until time.Time
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
-			if now := time.Now(); until.Sub(now) < p.timeout/2 {
-				until = now.Add(p.timeout)
+			if now := time.Now(); until.Sub(now) < timeout/2 {
+				until = now.Add(timeout)
 				dst.SetWriteDeadline(until)
 			}
 			if _, werr := dst.Write(buf[:n]); werr != nil {

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"github.com/coedit/coedit/collab"
 )
 
@@ -87,5 +89,110 @@ func TestHTTPSubmitsShareTheAddressBucket(t *testing.T) {
 	status, body := ts.httpDo(t, "GET", "/api/docs/docs/rated", "", "", nil)
 	if want := strings.Repeat("x", n+ok); status != http.StatusOK || !strings.Contains(body, `"data":"`+want+`"`) {
 		t.Fatalf("the document after the served submits = %d %s, want %d x", status, body, n+ok)
+	}
+}
+
+// TestPacedClientKeepsItsConnection: a client that keeps sending faster
+// than its message rate, and answers every ping, is slowed and keeps its
+// connection. Its pongs wait behind the frames the paced reader has not
+// read yet, and the read deadline moved on only at a pong, so such a
+// client was dropped at the pong timeout instead (a 1006, no reason).
+func TestPacedClientKeepsItsConnection(t *testing.T) {
+	// Pings come every 9/10 of the pong timeout; at twice the rate the
+	// backlog before each pong grows by more than the rest of it.
+	ts := startServer(t, Options{Logger: quiet, MessagesPerSecond: 5, MessagesBurst: 2, PongTimeout: 600 * time.Millisecond}, collab.Options{})
+	ws, _, err := websocket.DefaultDialer.Dial(ts.wsURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	ended := make(chan error, 1)
+	go func() {
+		for {
+			if _, _, err := ws.ReadMessage(); err != nil {
+				ended <- err
+				return
+			}
+		}
+	}()
+	start := time.Now()
+	for time.Since(start) < 4*time.Second {
+		if err := ws.WriteMessage(websocket.TextMessage, []byte(`{"a":"pp"}`)); err != nil {
+			t.Fatalf("writing after %v: %v", time.Since(start).Round(time.Millisecond), err)
+		}
+		select {
+		case err := <-ended:
+			t.Fatalf("a client at twice its rate, answering pings, was dropped after %v: %v", time.Since(start).Round(time.Millisecond), err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// fixedRouter passes every upgrade that names a document to one node.
+type fixedRouter struct{ to string }
+
+func (r fixedRouter) Route(string) string { return r.to }
+func (fixedRouter) Down(string)           {}
+func (fixedRouter) PeerToken() string     { return "peer-token-for-tests" }
+
+// TestPacedPassedClientKeepsItsConnection: a client over its rate whose
+// upgrade another node passed to the document's node is slowed there, as
+// one served directly is, and keeps its connection. The passing node's
+// writes toward the paced node wait meanwhile; bounded by its
+// WriteTimeout, they cut such a client off.
+func TestPacedPassedClientKeepsItsConnection(t *testing.T) {
+	owner := startServer(t, Options{Logger: quiet, MessagesPerSecond: 1, MessagesBurst: 1, Router: fixedRouter{}}, collab.Options{})
+	front := startServer(t, Options{Logger: quiet, WriteTimeout: 300 * time.Millisecond, Router: fixedRouter{to: owner.http.Listener.Addr().String()}}, collab.Options{})
+	ws, _, err := websocket.DefaultDialer.Dial(front.wsURL+"?doc=docs/x", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	ended := make(chan error, 1)
+	go func() {
+		for {
+			if _, _, err := ws.ReadMessage(); err != nil {
+				ended <- err
+				return
+			}
+		}
+	}()
+	frame := []byte(`{"a":"pp","x":"` + strings.Repeat("x", 256<<10) + `"}`)
+	start := time.Now()
+	ws.SetWriteDeadline(start.Add(3 * time.Second))
+	for time.Since(start) < 3*time.Second {
+		if ws.WriteMessage(websocket.TextMessage, frame) != nil {
+			break // held back by TCP until the deadline
+		}
+	}
+	select {
+	case err := <-ended:
+		t.Fatalf("a passed client over its rate was dropped after %v: %v", time.Since(start).Round(time.Millisecond), err)
+	case <-time.After(300 * time.Millisecond):
+	}
+}
+
+// TestHTTPSubmitBucketsPerSubject: with auth, HTTP submits take from
+// their token subject's bucket, not their address's: behind one proxy
+// address, one writer over its rate does not starve another.
+func TestHTTPSubmitBucketsPerSubject(t *testing.T) {
+	ts := startServer(t, Options{Logger: quiet, AuthSecret: testSecret, OpsPerSecond: 0.001, OpsBurst: 2}, collab.Options{})
+	bearer := func(sub string) map[string]string {
+		return map[string]string{"Authorization": "Bearer " + token(t, testSecret, sub, time.Hour, rw("docs/*"))}
+	}
+	if status, body := ts.httpDo(t, "POST", "/api/docs/docs/a/ops", "application/json", `{"create":{"type":"text-unicode","data":""}}`, bearer("alice")); status != http.StatusOK {
+		t.Fatalf("create = %d %s", status, body)
+	}
+	for i := range 2 {
+		status, body := ts.httpDo(t, "POST", "/api/docs/docs/a/ops", "application/json", `{"op":["x"]}`, bearer("alice"))
+		if i == 0 && status != http.StatusOK {
+			t.Fatalf("alice's second submit = %d %s", status, body)
+		}
+		if i == 1 {
+			checkHTTPError(t, status, body, http.StatusTooManyRequests, CodeRateLimited)
+		}
+	}
+	if status, body := ts.httpDo(t, "POST", "/api/docs/docs/a/ops", "application/json", `{"op":["y"]}`, bearer("bob")); status != http.StatusOK {
+		t.Fatalf("bob's submit from the same address after alice's ran out = %d %s, want 200", status, body)
 	}
 }

@@ -287,6 +287,7 @@ func (a *bulkReply) finish() {
 			if internal {
 				c.log().Error("bulk request failed", "action", r.action, "doc", d.Key.String(), "err", err)
 			}
+			c.srv.met.countError(pe.Code)
 			m.b = append(m.b, `{"error":`...)
 			m.b = append(m.b, errorObject(pe)...)
 			m.b = append(m.b, '}')
