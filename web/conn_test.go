@@ -151,8 +151,11 @@ func TestFrameTooLargeIsRefused(t *testing.T) {
 	c.create("docs", "x", "", 1)
 	c.sendf(`{"a":"op","c":"docs","d":"x","v":1,"src":%q,"seq":2,"op":[%q]}`, c.src, strings.Repeat("a", 2000))
 	c.expectError(fmt.Sprintf(`{"a":"op","c":"docs","d":"x","v":1,"src":%q,"seq":2}`, c.src), CodeOpTooLarge)
-	// A frame whose start is not an object is refused alone.
+	// A frame whose start is not an object is refused alone, and so is
+	// one whose start is not valid UTF-8: the echo goes in a text frame.
 	c.sendf(`[%q]`, strings.Repeat("b", 2000))
+	c.expectError("", CodeOpTooLarge)
+	c.sendRaw("{\"a\":\"op\",\"c\":\"d\xffs\",\"d\":\"x\",\"op\":[\"" + strings.Repeat("b", 2000) + "\"]}")
 	c.expectError("", CodeOpTooLarge)
 	// The connection goes on, and a frame at the limit is fine.
 	c.sendRaw(`{"a":"op","c":"docs","d":"x","v":1,"seq":3,"op":["ok"]}`)
@@ -164,7 +167,7 @@ func TestFrameTooLargeIsRefused(t *testing.T) {
 		t.Fatalf("document after the refused frame = %q, want %q", got, "ok")
 	}
 	_, body := ts.httpDo(t, "GET", "/metrics", "", "", nil)
-	if !strings.Contains(body, `coedit_bad_frames_total{reason="size"} 2`) {
+	if !strings.Contains(body, `coedit_bad_frames_total{reason="size"} 3`) {
 		t.Errorf("/metrics: %s", grepLines(body, "coedit_bad_frames_total"))
 	}
 

@@ -217,6 +217,11 @@ func TestBulkBadIDAlone(t *testing.T) {
 	// bu of the same array leaves them all.
 	b.sendf(`{"a":"bu","c":"docs","b":["ok1","ok2","%s","a\tb"]}`, long)
 	b.expectf(`{"a":"bu","c":"docs","b":["ok1","ok2","%s","a\tb"]}`, long)
+	// Each entry's error counts, as a whole request's did.
+	_, body := ts.httpDo(t, "GET", "/metrics", "", "", nil)
+	if !strings.Contains(body, `coedit_errors_total{code="ERR_MESSAGE_BADLY_FORMED"} 2`) {
+		t.Errorf("/metrics: %s", grepLines(body, "ERR_MESSAGE_BADLY_FORMED"))
+	}
 }
 
 func TestBulkFetchSubscribeUnsubscribe(t *testing.T) {
