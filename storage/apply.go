@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -587,7 +588,7 @@ func (db *DB) openLog(hadLog bool) error {
 		return fmt.Errorf("log: %w", err)
 	}
 	var batches []*logBatch
-	last, err := replayLog(segs, applied, !unsynced, func(lsn uint64, reqs []*commitReq) error {
+	last, read, err := replayLog(segs, applied, !unsynced, func(lsn uint64, reqs []*commitReq) error {
 		batches = append(batches, &logBatch{lsn: lsn, reqs: reqs})
 		if applyChunk(batches, nil) == len(batches) && len(batches) < applyFrames {
 			return nil
@@ -602,8 +603,32 @@ func (db *DB) openLog(hadLog bool) error {
 	if err != nil {
 		return fmt.Errorf("replay the log: %w", err)
 	}
-	for _, s := range segs {
+	for i, s := range segs {
+		// A segment with bytes past what was read that are not zeros (a
+		// crash's torn frame, or damage replay could not tell from one)
+		// is kept beside the log, not deleted, for an operator to look
+		// at: Kept lists them.
+		keep, err := nonZeroFrom(s.path, read[i])
+		if err != nil {
+			return fmt.Errorf("log: %w", err)
+		}
+		if keep {
+			kept := s.path + keptSuffix
+			if err := os.Rename(s.path, kept); err != nil {
+				return fmt.Errorf("log: %w", err)
+			}
+			db.kept = append(db.kept, kept)
+			continue
+		}
 		if err := os.Remove(s.path); err != nil {
+			return fmt.Errorf("log: %w", err)
+		}
+	}
+	if len(segs) > 0 && db.wal.sync {
+		// The removals durable before the note of the sync mode changes
+		// (noteUnsynced): an unsynced log's segments must not outlive
+		// the note that said so.
+		if err := syncDir(db.wal.dir); err != nil {
 			return fmt.Errorf("log: %w", err)
 		}
 	}
@@ -637,6 +662,45 @@ func (db *DB) openLog(hadLog bool) error {
 	db.applied = next - 1
 	return nil
 }
+
+// keptSuffix names a segment Open kept rather than deleted: replay could
+// not read all of it, and what it could not read is not zeros.
+const keptSuffix = ".kept"
+
+// nonZeroFrom reports whether the file at path holds a byte other than
+// zero from offset from on.
+func nonZeroFrom(path string, from int64) (bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	if _, err := f.Seek(from, io.SeekStart); err != nil {
+		return false, err
+	}
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := f.Read(buf)
+		for _, b := range buf[:n] {
+			if b != 0 {
+				return true, nil
+			}
+		}
+		if err == io.EOF {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+	}
+}
+
+// Kept returns the log segments Open kept beside the log (named with
+// keptSuffix): replay could not read all of one, and the rest is not
+// zeros, as a crash's torn last write leaves, or damage. Nothing in them
+// was acknowledged unless the damage is bit rot; they are the operator's
+// to look at and delete.
+func (db *DB) Kept() []string { return db.kept }
 
 // noteUnsynced notes in bbolt, before the log's first frame of this
 // Open, whether its frames go unsynced (SyncNone), where was says the

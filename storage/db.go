@@ -329,6 +329,8 @@ type DB struct {
 	walErr  error
 	// logFailed is walErr once it is ErrLogFailed, for Stalled.
 	logFailed atomic.Pointer[error]
+	// kept are the segments Open kept (Kept).
+	kept []string
 	// writeFailing is the last log write's ErrLogWrite, nil once a write
 	// succeeds; probedAt is when Stalled last tried the disk for it
 	// (probeWrite, nanotime).

@@ -275,93 +275,112 @@ func (w sliceWriter) Write(p []byte) (int, error) {
 // past it would drop the acknowledged frames behind it, and Open then
 // deletes the segments. Damage only to frames bbolt holds already is
 // passed over: reading goes on from the whole frame after it.
-func replayLog(segs []segment, applied uint64, synced bool, fn func(lsn uint64, reqs []*commitReq) error) (uint64, error) {
-	last := applied
-	for i, s := range segs {
-		f, err := os.Open(s.path)
-		if err != nil {
-			return last, err
+//
+// read holds, for each segment, the offset up to which its frames were
+// read (0 for one not reached), for openLog to keep a segment with
+// anything but zeros after it: nothing that could not be read is
+// deleted. Without synced, a crash may tear any frame or lose a
+// segment's tail before the next segment's frames, so a torn frame in an
+// earlier segment, or a gap at a segment's start, ends the log there.
+func replayLog(segs []segment, applied uint64, synced bool, fn func(lsn uint64, reqs []*commitReq) error) (last uint64, read []int64, err error) {
+	last, read = applied, make([]int64, len(segs))
+	for i := range segs {
+		var ended bool
+		last, read[i], ended, err = replaySegment(segs, i, applied, last, synced, fn)
+		if err != nil || ended {
+			return last, read, err
 		}
-		fr := &frameReader{r: bufio.NewReaderSize(f, 1<<20)}
-		// prev is the number of the frame read last in this segment,
-		// applied or not: the one that failed to read is prev+1.
-		prev := s.first - 1
-		for {
-			p, err := fr.next()
-			if err == io.EOF {
-				break
-			}
-			if errors.Is(err, errTorn) {
-				rest, rerr := framesAfter(segs[i+1:])
-				if rerr != nil {
-					f.Close()
-					return last, rerr
-				}
-				if rest || synced {
-					lsn, off, found, werr := wholeFrameAfter(s.path, fr.off, prev+1)
-					if werr == nil && found && lsn <= applied+1 {
-						// Damage in frames bbolt holds (prev+1 to lsn-1):
-						// nothing in them is needed; read on from the
-						// whole frame after them.
-						if _, werr = f.Seek(off, io.SeekStart); werr == nil {
-							fr = &frameReader{r: bufio.NewReaderSize(f, 1<<20), off: off}
-							continue
-						}
-					}
-					if werr == nil && found {
-						werr = fmt.Errorf("%w: log segment %s: the frame at offset %d (frame %d) is damaged, but frame %d at offset %d after it is whole; only the last frame written can be torn by a crash, so this is damage, and reading on would drop the frames after it", ErrCorrupt, s.path, fr.off, prev+1, lsn, off)
-					}
-					if werr != nil {
-						f.Close()
-						return last, werr
-					}
-				}
-				if !rest {
-					// The unsynced tail of the last write. Segments after
-					// this one may exist without a frame: a new segment
-					// whose creation failed half way (create) before the
-					// writer went on in this one.
-					f.Close()
-					return last, nil
-				}
-				f.Close()
-				return last, fmt.Errorf("%w: log segment %s: %w", ErrCorrupt, s.path, err)
-			}
-			if err != nil {
-				f.Close()
-				return last, fmt.Errorf("log segment %s: %w", s.path, err)
-			}
-			lsn, reqs, err := decodeFrame(p)
-			if err != nil {
-				f.Close()
-				return last, fmt.Errorf("%w: log segment %s, offset %d: %w", ErrCorrupt, s.path, fr.off, err)
-			}
-			prev = lsn
-			if lsn <= applied {
-				// Applied, so bbolt holds it: nothing in it is needed,
-				// and its order is not checked. A segment the applier
-				// could not delete, or whose deletion a crash lost, may
-				// be left before a gap (the next one's deletion done);
-				// Open deletes it with the others.
-				if last > applied {
-					f.Close()
-					return last, fmt.Errorf("%w: log segment %s: frame %d follows frame %d", ErrCorrupt, s.path, lsn, last)
-				}
-				continue
-			}
-			if lsn != last+1 {
-				f.Close()
-				return last, fmt.Errorf("%w: log segment %s: frame %d, but bbolt has applied up to %d", ErrCorrupt, s.path, lsn, last)
-			}
-			if err := fn(lsn, reqs); err != nil {
-				f.Close()
-				return last, err
-			}
-			last = lsn
-		}
-		f.Close()
 	}
-	return last, nil
+	return last, read, nil
+}
+
+// replaySegment reads segment i of segs for replayLog, after frame last,
+// and returns the last frame read, the offset it read to, and whether
+// the log ends in this segment.
+func replaySegment(segs []segment, i int, applied, last uint64, synced bool, fn func(lsn uint64, reqs []*commitReq) error) (uint64, int64, bool, error) {
+	s := segs[i]
+	f, err := os.Open(s.path)
+	if err != nil {
+		return last, 0, false, err
+	}
+	defer f.Close()
+	fr := &frameReader{r: bufio.NewReaderSize(f, 1<<20)}
+	// prev is the number of the frame read last in this segment, applied
+	// or not: the one that failed to read is prev+1.
+	prev := s.first - 1
+	first := true // no frame past applied read in this segment yet
+	for {
+		p, err := fr.next()
+		if err == io.EOF {
+			return last, fr.off, false, nil
+		}
+		if errors.Is(err, errTorn) {
+			rest, rerr := framesAfter(segs[i+1:])
+			if rerr != nil {
+				return last, fr.off, false, rerr
+			}
+			if rest || synced {
+				lsn, off, found, werr := wholeFrameAfter(s.path, fr.off, prev+1)
+				if werr == nil && found && lsn <= applied+1 {
+					// Damage in frames bbolt holds (prev+1 to lsn-1):
+					// nothing in them is needed; read on from the whole
+					// frame after them.
+					if _, werr = f.Seek(off, io.SeekStart); werr == nil {
+						fr = &frameReader{r: bufio.NewReaderSize(f, 1<<20), off: off}
+						continue
+					}
+				}
+				if werr == nil && found && synced {
+					werr = fmt.Errorf("%w: log segment %s: the frame at offset %d (frame %d) is damaged, but frame %d at offset %d after it is whole; only the last frame written can be torn by a crash, so this is damage, and reading on would drop the frames after it", ErrCorrupt, s.path, fr.off, prev+1, lsn, off)
+				}
+				if werr != nil {
+					return last, fr.off, false, werr
+				}
+			}
+			if !rest || !synced {
+				// The unsynced tail of the last write (and without
+				// synced, of any write: the log ends here). Segments
+				// after this one may exist without a frame: a new
+				// segment whose creation failed half way (create)
+				// before the writer went on in this one.
+				return last, fr.off, true, nil
+			}
+			return last, fr.off, false, fmt.Errorf("%w: log segment %s: %w", ErrCorrupt, s.path, err)
+		}
+		if err != nil {
+			return last, fr.off, false, fmt.Errorf("log segment %s: %w", s.path, err)
+		}
+		at := fr.off - frameHeader - int64(len(p))
+		lsn, reqs, err := decodeFrame(p)
+		if err != nil {
+			return last, at, false, fmt.Errorf("%w: log segment %s, offset %d: %w", ErrCorrupt, s.path, at, err)
+		}
+		prev = lsn
+		if lsn <= applied {
+			// Applied, so bbolt holds it: nothing in it is needed, and
+			// its order is not checked. A segment the applier could not
+			// delete, or whose deletion a crash lost, may be left before
+			// a gap (the next one's deletion done); Open deletes it with
+			// the others.
+			if last > applied {
+				return last, at, false, fmt.Errorf("%w: log segment %s: frame %d follows frame %d", ErrCorrupt, s.path, lsn, last)
+			}
+			continue
+		}
+		if lsn != last+1 {
+			if !synced && first && i > 0 {
+				// Unsynced, the segment before lost its tail: the log
+				// ends there.
+				return last, at, true, nil
+			}
+			return last, at, false, fmt.Errorf("%w: log segment %s: frame %d, but bbolt has applied up to %d", ErrCorrupt, s.path, lsn, last)
+		}
+		first = false
+		if err := fn(lsn, reqs); err != nil {
+			return last, at, false, err
+		}
+		last = lsn
+	}
 }
 
 // wholeFrameAfter looks in the segment at path for a whole frame

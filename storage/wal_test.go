@@ -869,3 +869,108 @@ func TestMissingLogRefused(t *testing.T) {
 		t.Errorf("Ops with the log created empty = %+v, want bbolt's one record", got)
 	}
 }
+
+// TestUnreadBytesKept: damage replay cannot tell from a crash's torn last
+// write (a header read back as zeros, a flipped length) ends the log
+// where it is, but the segment is not deleted with the others: what
+// follows the point reading stopped is not zeros, so Open keeps the
+// segment beside the log and Kept names it. Deleting it deleted
+// acknowledged frames beyond any repair.
+func TestUnreadBytesKept(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		damage func(f *os.File, at int64)
+	}{
+		{"zero header", func(f *os.File, at int64) { f.WriteAt(make([]byte, frameHeader), at) }},
+		{"flipped length", func(f *os.File, at int64) {
+			var b [1]byte
+			f.ReadAt(b[:], at+1)
+			b[0] ^= 0x04
+			f.WriteAt(b[:], at+1)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			db := openTest(t, Options{ApplyEvery: time.Hour})
+			key := collab.Key{Collection: "c", ID: "d"}
+			mustCommit(t, db, key, []collab.Record{createRec(0, "a", 1, "hello")}, nil)
+			caughtUp(t, db)
+			mustCommit(t, db, key, edits(1, 1, "a"), nil)
+			damaged := db.wal.size
+			mustCommit(t, db, key, edits(2, 3, "a"), nil)
+			path := crashCopy(t, db)
+			seg := lastSegment(t, path)
+			f, err := os.OpenFile(seg, os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.damage(f, damaged)
+			f.Close()
+			crashed := openAt(t, path, Options{})
+			if got := mustOps(t, crashed, key, 0, 10); len(got) != 2 {
+				t.Errorf("Ops = %d records, want the 2 before the damage", len(got))
+			}
+			if kept := crashed.Kept(); len(kept) != 1 || kept[0] != seg+keptSuffix {
+				t.Fatalf("Kept() = %q, want [%s%s]", kept, seg, keptSuffix)
+			}
+			if _, err := os.Stat(seg + keptSuffix); err != nil {
+				t.Fatalf("the kept segment: %v", err)
+			}
+		})
+	}
+}
+
+// TestSyncNoneCrashAtARollover: without syncs a machine crash may lose
+// the tail of a segment while the next one's frames reach the disk. Open
+// ends the log at the loss instead of refusing the store, keeps the
+// segments it could not read to their end, and takes commits again.
+func TestSyncNoneCrashAtARollover(t *testing.T) {
+	db := openTest(t, Options{Sync: SyncNone, ApplyEvery: time.Hour})
+	key := collab.Key{Collection: "c", ID: "d"}
+	mustCommit(t, db, key, []collab.Record{createRec(0, "a", 1, "hello")}, nil)
+	big := strings.Repeat("x", 1<<20)
+	v := uint64(1)
+	var lastOff int64
+	for len(db.wal.segs) < 2 {
+		lastOff = db.wal.size
+		mustCommit(t, db, key, []collab.Record{editRec(v, "a", v+1, big)}, nil)
+		v++
+	}
+	mustCommit(t, db, key, edits(v, 1, "a"), nil)
+	path := crashCopy(t, db)
+	segs, err := listSegments(path + walSuffix)
+	if err != nil || len(segs) != 2 {
+		t.Fatalf("listSegments = %v, %v; want 2 segments", segs, err)
+	}
+	for _, mode := range []string{"lost", "torn"} {
+		t.Run(mode, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "c.db")
+			copyFile(t, path, p)
+			if err := os.Mkdir(p+walSuffix, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range segs {
+				copyFile(t, s.path, filepath.Join(p+walSuffix, filepath.Base(s.path)))
+			}
+			f, err := os.OpenFile(filepath.Join(p+walSuffix, filepath.Base(segs[0].path)), os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if mode == "lost" {
+				f.WriteAt(make([]byte, 1<<20+64), lastOff)
+			} else {
+				f.WriteAt(make([]byte, 4096), lastOff+frameHeader+8192)
+			}
+			f.Close()
+			crashed, err := Open(p, Options{Sync: SyncNone})
+			if err != nil {
+				t.Fatalf("Open of a SyncNone store after a crash at a rollover = %v", err)
+			}
+			defer crashed.Close()
+			if len(crashed.Kept()) == 0 {
+				t.Error("nothing kept of the segment after the loss")
+			}
+			got := mustOps(t, crashed, key, 0, v+2)
+			mustCommit(t, crashed, key, []collab.Record{editRec(uint64(len(got)), "b", 1, "!")}, nil)
+		})
+	}
+}
