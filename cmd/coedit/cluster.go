@@ -234,42 +234,25 @@ const firstAnswerEvery = 2 * time.Second
 // redisLogger hands go-redis's own log lines (a pool that fails to dial,
 // a reconnecting pub/sub) to the node's logger, so that they come out in
 // its format (--log-format json) and level, not as plain text on stderr.
-// A line that repeats the last one within redisLogQuiet is counted, not
-// written: a pool that cannot dial says so a few times a second.
+// A line that repeats within repeatQuiet is counted, not written
+// (repeats): a pool that cannot dial says so a few times a second.
 type redisLogger struct {
-	log *slog.Logger
-
-	mu         sync.Mutex
-	last       string
-	lastAt     time.Time
-	suppressed int
+	log     *slog.Logger
+	repeats repeats
 }
-
-// redisLogQuiet is how long a repeated go-redis line is held back.
-const redisLogQuiet = 10 * time.Second
 
 var setRedisLogger sync.Once
 
 func (l *redisLogger) Printf(ctx context.Context, format string, v ...any) {
 	msg := "redis client: " + strings.TrimPrefix(fmt.Sprintf(format, v...), "redis: ")
-	now := time.Now()
-	l.mu.Lock()
-	if msg == l.last && now.Sub(l.lastAt) < redisLogQuiet {
-		l.suppressed++
-		l.mu.Unlock()
-		return
+	write, held := l.repeats.pass(msg, time.Now())
+	switch {
+	case !write:
+	case held > 0:
+		l.log.Warn(msg, "component", "go-redis", "repeated_since_last", held)
+	default:
+		l.log.Warn(msg, "component", "go-redis")
 	}
-	repeated := 0
-	if msg == l.last {
-		repeated = l.suppressed
-	}
-	l.last, l.lastAt, l.suppressed = msg, now, 0
-	l.mu.Unlock()
-	if repeated > 0 {
-		l.log.Warn(msg, "component", "go-redis", "repeated_since_last", repeated)
-		return
-	}
-	l.log.Warn(msg, "component", "go-redis")
 }
 
 // ready is /ready's check: Redis answers a PING (every master of a Redis

@@ -386,6 +386,7 @@ func startNode(cfg serveConfig, log *slog.Logger) (_ *node, err error) {
 		return nil, fmt.Errorf("serve: %w", err)
 	}
 	n.closers.add("store", func(context.Context) error { return store.Close() })
+	startStoreWatch(store, log, &n.closers)
 	if cfg.PprofAddr != "" {
 		addr, err := startPprof(n, cfg, log)
 		if err != nil {
@@ -416,8 +417,10 @@ func startNode(cfg serveConfig, log *slog.Logger) (_ *node, err error) {
 	hub := collab.NewHub(hopts)
 	n.closers.add("hub", hub.Close)
 	wopts := web.Options{
-		Hub:               hub,
-		Logger:            log,
+		Hub: hub,
+		// web logs each request that fails, and each connection it
+		// closes for a failure: repeats are held back (repeatHandler).
+		Logger:            slog.New(newRepeatHandler(log.Handler())),
 		AllowedOrigins:    cfg.Origins,
 		OpsPerSecond:      cfg.OpsPerSecond,
 		MessagesPerSecond: messageRate(cfg.OpsPerSecond),
