@@ -256,27 +256,53 @@ func members(data []byte, what string) ([]member, error) {
 	if data[i] != '{' {
 		return nil, fmt.Errorf("%s must be a JSON object, not %s", what, describeValue(data[i:]))
 	}
-	var (
-		ms   []member
-		seen keySet
-	)
-	for i = skipSpace(data, i+1); data[i] != '}'; {
-		end := stringEnd(data, i)
-		key, err := unquote(data[i:end])
-		if err != nil {
-			return nil, err
-		}
-		if !seen.add(key) {
-			return nil, fmt.Errorf("%s has the key %q twice", what, key)
-		}
-		i = skipSpace(data, skipSpace(data, end)+1) // past the colon
-		end = valueEnd(data, i)
-		ms = append(ms, member{key, data[i:end:end]})
-		if i = skipSpace(data, end); data[i] == ',' {
-			i = skipSpace(data, i+1)
+	ms, err := appendMembers(nil, data[i:])
+	if err != nil {
+		return nil, err
+	}
+	var seen keySet
+	for _, m := range ms {
+		if !seen.add(m.key) {
+			return nil, fmt.Errorf("%s has the key %q twice", what, m.key)
 		}
 	}
 	return ms, nil
+}
+
+// appendMembers appends the members of obj to ms, in order, and returns
+// the extended slice. obj starts with the '{' of a valid JSON object (see
+// members); the values share its memory. Repeated keys are left to the
+// caller.
+func appendMembers(ms []member, obj []byte) ([]member, error) {
+	for i := skipSpace(obj, 1); obj[i] != '}'; {
+		end := stringEnd(obj, i)
+		key, err := unquote(obj[i:end])
+		if err != nil {
+			return nil, err
+		}
+		i = skipSpace(obj, skipSpace(obj, end)+1) // past the colon
+		end = valueEnd(obj, i)
+		ms = append(ms, member{key, obj[i:end:end]})
+		if i = skipSpace(obj, end); obj[i] == ',' {
+			i = skipSpace(obj, i+1)
+		}
+	}
+	return ms, nil
+}
+
+// appendElements appends the elements of arr to vs, in order, and
+// returns the extended slice. arr starts with the '[' of a valid JSON
+// array; each element is its JSON text without the space around it, in
+// arr's memory.
+func appendElements(vs [][]byte, arr []byte) [][]byte {
+	for i := skipSpace(arr, 1); arr[i] != ']'; {
+		end := valueEnd(arr, i)
+		vs = append(vs, arr[i:end:end])
+		if i = skipSpace(arr, end); arr[i] == ',' {
+			i = skipSpace(arr, i+1)
+		}
+	}
+	return vs
 }
 
 // jsonError says what is wrong with data, which is not one valid JSON
@@ -353,6 +379,12 @@ type keySet struct {
 	many map[string]struct{}
 }
 
+// reset empties s for the next object, keeping the memory of its few
+// keys.
+func (s *keySet) reset() {
+	s.few, s.many = s.few[:0], nil
+}
+
 // add adds key and reports whether it was new.
 func (s *keySet) add(key string) bool {
 	if s.many != nil {
@@ -378,13 +410,14 @@ func (s *keySet) add(key string) bool {
 }
 
 // syntaxError describes a decoder's error on malformed or cut-short
-// JSON, with the byte offset where it is known; size is the length of
-// the text decoded.
+// JSON, with the offset from 0 of the byte at fault where it is known;
+// size is the length of the text decoded.
 func syntaxError(err error, size int) error {
 	var se *json.SyntaxError
 	switch {
 	case errors.As(err, &se):
-		return fmt.Errorf("byte %d: %w", se.Offset, err)
+		// Offset counts the bytes read, the one at fault included.
+		return fmt.Errorf("byte %d: %w", se.Offset-1, err)
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return fmt.Errorf("byte %d: the JSON ends early", size)
 	}

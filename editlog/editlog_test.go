@@ -187,6 +187,7 @@ func TestReadErrors(t *testing.T) {
 		{"string ts", `{"v":0,"del":true,"ts":"now"}`, `"ts" must be an integer`},
 		{"src number", `{"src":1,"seq":1,"v":0,"del":true}`, `"src" must be a string, not 1`},
 		{"truncated line", `{"v":0,"del":tr`, "byte 15: the JSON ends early"},
+		{"syntax", `{"v":0,x}`, "byte 7: invalid character 'x'"},
 		{"empty", "", "no header and no records"},
 		{"blank lines", "\n  \r\n\n", "no header and no records"},
 		{"header only", `{"editlog":1,"initial":"abc","final":"abc"}` + "\n\n", "a header but no records"},
@@ -424,6 +425,9 @@ func FuzzRead(f *testing.F) {
 	// Keys with escapes, brackets and quotes inside strings, metadata to
 	// skip, CRLF: what members has to scan past.
 	f.Add([]byte(`{"\u0076":0 , "src" : "a]}\"","seq":1,"op":["{[\\\"]}"],"m":{"x":[{"y":"]"}],"ts":-5}}` + "\r\n"))
+	// The same for a trace: unknown keys holding brackets, escapes,
+	// space around every token, a null time.
+	f.Add([]byte(`{ "startContent" : "a]" , "x":[{"]":"[\""}], "endContent":"a]b\"" , "txns" : [ {"patches" : [ [ 2 , 0 , "b\u0022" ] ] , "time" : null , "y" : {"patches":1} } ] }`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		l, err := editlog.Read(bytes.NewReader(data))
 		if err != nil {

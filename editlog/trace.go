@@ -2,11 +2,9 @@ package editlog
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -46,18 +44,6 @@ func ReadTrace(r io.Reader) (*Log, error) {
 	return l, nil
 }
 
-// wireTxn is a trace's transaction as read.
-type wireTxn struct {
-	time    string
-	patches []wirePatch
-}
-
-// wirePatch is [pos, delCount, insText].
-type wirePatch struct {
-	pos, del int
-	ins      string
-}
-
 // traceKeys and txnKeys are the keys a trace uses. Others are ignored,
 // as the traces' format may grow, but one of these in another case is
 // an error: encoding/json would have taken it for the key.
@@ -73,22 +59,115 @@ func parseTrace(data []byte) (*Log, error) {
 	if err := checkJSONText(data); err != nil {
 		return nil, fmt.Errorf("trace: %w", err)
 	}
-	d := &traceDecoder{dec: json.NewDecoder(bytes.NewReader(data)), size: len(data)}
-	d.dec.UseNumber()
-	start, end, txns, err := d.trace()
+	l, err := decodeTrace(data)
 	if err != nil {
 		return nil, fmt.Errorf("%w: trace: %w", ErrFormat, err)
 	}
+	return l, nil
+}
+
+// decodeTrace converts a trace's JSON text to a Log. As decodeLine does
+// for a line, it checks the whole text with json.Valid once and then only
+// finds where each value ends, instead of walking a json.Decoder token by
+// token; the place of an error (txns[i].patches[j]) is formatted only
+// when there is one, as a trace has hundreds of thousands of patches. Its
+// errors do not wrap ErrFormat; parseTrace adds it.
+func decodeTrace(data []byte) (*Log, error) {
+	ms, err := members(data, "the trace")
+	if err != nil {
+		return nil, err
+	}
+	var start, end *string
+	var txns []byte
+	for _, m := range ms {
+		switch m.key {
+		case "startContent":
+			start, err = traceString(m.value)
+		case "endContent":
+			end, err = traceString(m.value)
+		case "txns":
+			if !isNull(m.value) {
+				if m.value[0] != '[' {
+					return nil, fmt.Errorf("txns: want an array, not %s", describeTraceValue(m.value))
+				}
+				txns = m.value
+			}
+		default:
+			if k, ok := caseVariant(m.key, traceKeys); ok {
+				return nil, fmt.Errorf("the trace: %w", caseError(m.key, k))
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", m.key, err)
+		}
+	}
 	if start == nil || end == nil || txns == nil {
-		return nil, fmt.Errorf("%w: trace: needs \"startContent\", \"endContent\" and \"txns\"", ErrFormat)
+		return nil, errors.New("needs \"startContent\", \"endContent\" and \"txns\"")
 	}
-	patches := 0
-	for _, t := range txns {
-		patches += len(t.patches)
+
+	// First the transactions and where their patches are, so that the
+	// records, a few hundred thousand, are allocated once.
+	type txn struct {
+		time    int64
+		patches int
 	}
-	if patches == 0 {
-		return nil, fmt.Errorf("%w: trace: no patches: nothing to replay", ErrFormat)
+	var (
+		txnList    []txn
+		patchVals  [][]byte
+		txnMembers []member // scratch, reused from one transaction to the next
+		seen       keySet
+		lastTime   []byte // the JSON text of the last time parsed
+		lastMillis int64  // and its value
+	)
+	for ti, t := range appendElements(nil, txns) {
+		if t[0] != '{' {
+			return nil, fmt.Errorf("txns[%d]: want an object, not %s", ti, describeTraceValue(t))
+		}
+		if txnMembers, err = appendMembers(txnMembers[:0], t); err != nil {
+			return nil, fmt.Errorf("txns[%d]: %w", ti, err)
+		}
+		seen.reset()
+		var tx txn
+		for _, m := range txnMembers {
+			if !seen.add(m.key) {
+				return nil, fmt.Errorf("txns[%d] has the key %q twice", ti, m.key)
+			}
+			switch m.key {
+			case "time":
+				// Transactions in a row mostly share a time (all but 143
+				// of automerge-paper's 259,778): parse each once.
+				if !bytes.Equal(m.value, lastTime) {
+					if lastMillis, err = traceTime(m.value); err != nil {
+						return nil, fmt.Errorf("txns[%d].time: %w", ti, err)
+					}
+					lastTime = m.value
+				}
+				tx.time = lastMillis
+			case "patches":
+				if isNull(m.value) {
+					break
+				}
+				if m.value[0] != '[' {
+					return nil, fmt.Errorf("txns[%d].patches: want an array, not %s", ti, describeTraceValue(m.value))
+				}
+				n := len(patchVals)
+				patchVals = appendElements(patchVals, m.value)
+				tx.patches = len(patchVals) - n
+			default:
+				if k, ok := caseVariant(m.key, txnKeys); ok {
+					return nil, fmt.Errorf("txns[%d]: %w", ti, caseError(m.key, k))
+				}
+			}
+		}
+		if tx.patches == 0 {
+			return nil, fmt.Errorf("txns[%d] has no patches", ti)
+		}
+		txnList = append(txnList, tx)
 	}
+	if len(patchVals) == 0 {
+		return nil, errors.New("no patches: nothing to replay")
+	}
+
 	l := &Log{
 		Header: Header{
 			Version:    FormatVersion,
@@ -97,33 +176,27 @@ func parseTrace(data []byte) (*Log, error) {
 			HasInitial: true,
 			Final:      *end,
 			HasFinal:   true,
-			Comment:    fmt.Sprintf("imported from an editing trace: %d transactions, %d patches", len(txns), patches),
+			Comment:    fmt.Sprintf("imported from an editing trace: %d transactions, %d patches", len(txnList), len(patchVals)),
 		},
-		Records: make([]Record, 0, patches),
+		Records: make([]Record, 0, len(patchVals)),
 	}
 	docLen := utf8.RuneCountInString(*start)
 	v := l.InitialVersion()
-	for ti, t := range txns {
-		var ts int64
-		if t.time != "" {
-			tm, err := time.Parse(time.RFC3339Nano, t.time)
-			if err != nil {
-				return nil, fmt.Errorf("%w: trace: txns[%d].time: %w", ErrFormat, ti, err)
+	var parts [][]byte // scratch, reused from one patch to the next
+	for ti, tx := range txnList {
+		for pi, pv := range patchVals[:tx.patches] {
+			var p patch
+			if p, parts, err = decodePatch(pv, parts); err != nil {
+				return nil, fmt.Errorf("txns[%d].patches[%d]: %w", ti, pi, err)
 			}
-			ts = tm.UnixMilli()
-		}
-		if len(t.patches) == 0 {
-			return nil, fmt.Errorf("%w: trace: txns[%d] has no patches", ErrFormat, ti)
-		}
-		for pi, p := range t.patches {
 			insLen := utf8.RuneCountInString(p.ins)
 			switch {
 			case p.pos < 0 || p.del < 0:
-				return nil, fmt.Errorf("%w: trace: txns[%d].patches[%d]: negative position or count %v", ErrFormat, ti, pi, [2]int{p.pos, p.del})
+				return nil, fmt.Errorf("txns[%d].patches[%d]: negative position or count %v", ti, pi, [2]int{p.pos, p.del})
 			case p.pos > docLen || p.del > docLen-p.pos:
-				return nil, fmt.Errorf("%w: trace: txns[%d].patches[%d]: [%d, %d] runs past the end of the document (%d code points)", ErrFormat, ti, pi, p.pos, p.del, docLen)
+				return nil, fmt.Errorf("txns[%d].patches[%d]: [%d, %d] runs past the end of the document (%d code points)", ti, pi, p.pos, p.del, docLen)
 			case p.del == 0 && insLen == 0:
-				return nil, fmt.Errorf("%w: trace: txns[%d].patches[%d] neither deletes nor inserts", ErrFormat, ti, pi)
+				return nil, fmt.Errorf("txns[%d].patches[%d] neither deletes nor inserts", ti, pi)
 			}
 			op := make(ot.Op, 0, 3)
 			if p.pos > 0 {
@@ -142,231 +215,110 @@ func parseTrace(data []byte) (*Log, error) {
 				V:    v,
 				Kind: Edit,
 				Op:   op,
-				Time: ts,
+				Time: tx.time,
 			})
 			v++
 		}
+		patchVals = patchVals[tx.patches:]
 	}
 	return l, nil
 }
 
-// traceDecoder walks a trace's JSON token by token, matching keys exactly
-// and refusing repeated ones, and names the place of an error in the
-// trace. Its errors do not wrap ErrFormat; parseTrace adds it.
-type traceDecoder struct {
-	dec  *json.Decoder
-	size int // of the trace's text
+// patch is a trace's [pos, delCount, insText].
+type patch struct {
+	pos, del int
+	ins      string
 }
 
-// trace reads the whole trace: its start and end content (nil when
-// absent or null) and its transactions (nil when absent or null).
-func (d *traceDecoder) trace() (start, end *string, txns []wireTxn, err error) {
-	err = d.object("the trace", traceKeys, func(key string) error {
-		var err error
-		switch key {
-		case "startContent":
-			start, err = d.optString(key)
-		case "endContent":
-			end, err = d.optString(key)
-		case "txns":
-			txns, err = d.txns()
-		}
-		return err
-	})
-	if err != nil {
-		return nil, nil, nil, err
+// decodePatch decodes the valid JSON value v as a patch. parts is
+// scratch space for v's elements, returned for the next call. Errors
+// do not name the patch; the caller does.
+func decodePatch(v []byte, parts [][]byte) (patch, [][]byte, error) {
+	const want = "want [pos, delCount, insText]"
+	var p patch
+	if v[0] != '[' {
+		return p, parts, fmt.Errorf("%s: the patch is %s", want, describeTraceValue(v))
 	}
-	if _, err := d.dec.Token(); err != io.EOF {
-		return nil, nil, nil, errors.New("data after the trace's object")
-	}
-	return start, end, txns, nil
-}
-
-func (d *traceDecoder) txns() ([]wireTxn, error) {
-	txns := []wireTxn{}
-	null, err := d.array("txns", func() error {
-		ti := len(txns)
-		var t wireTxn
-		where := fmt.Sprintf("txns[%d]", ti)
-		err := d.object(where, txnKeys, func(key string) error {
-			var err error
-			switch key {
-			case "time":
-				var s *string
-				if s, err = d.optString(where + ".time"); s != nil {
-					t.time = *s
-				}
-			case "patches":
-				t.patches = []wirePatch{}
-				_, err = d.array(where+".patches", func() error {
-					p, err := d.patch(fmt.Sprintf("%s.patches[%d]", where, len(t.patches)))
-					t.patches = append(t.patches, p)
-					return err
-				})
+	parts = appendElements(parts[:0], v)
+	for i, what := range [...]string{"the position", "the delete count", "the inserted text"} {
+		if i == len(parts) {
+			s := "s"
+			if i == 1 {
+				s = ""
 			}
-			return err
-		})
-		txns = append(txns, t)
-		return err
-	})
-	if null {
-		return nil, err
-	}
-	return txns, err
-}
-
-// patch reads [pos, delCount, insText].
-func (d *traceDecoder) patch(where string) (wirePatch, error) {
-	var p wirePatch
-	bad := func(what string, t json.Token) error {
-		return fmt.Errorf("%s: want [pos, delCount, insText]: %s is %s", where, what, describeToken(t))
-	}
-	t, err := d.token()
-	if err != nil {
-		return p, err
-	}
-	if t != json.Delim('[') {
-		return p, bad("the patch", t)
-	}
-	for i, what := range []string{"the position", "the delete count"} {
-		if t, err = d.token(); err != nil {
-			return p, err
+			return p, parts, fmt.Errorf("%s: the patch ends after %d element%s", want, i, s)
 		}
-		n, ok := t.(json.Number)
-		if !ok {
-			return p, bad(what, t)
+		e := parts[i]
+		if i == 2 {
+			if e[0] != '"' {
+				return p, parts, fmt.Errorf("%s: %s is %s", want, what, describeTraceValue(e))
+			}
+			s, err := unquote(e)
+			if err != nil {
+				return p, parts, fmt.Errorf("%s: %w", what, err)
+			}
+			p.ins = s
+			break
 		}
-		v, err := strconv.ParseInt(string(n), 10, 0)
+		if !isNumber(e) {
+			return p, parts, fmt.Errorf("%s: %s is %s", want, what, describeTraceValue(e))
+		}
+		n, err := strconv.ParseInt(string(e), 10, 0)
 		if err != nil {
-			return p, fmt.Errorf("%s: %s %s is not an integer that fits in %d bits", where, what, n, strconv.IntSize)
+			return p, parts, fmt.Errorf("%s %s is not an integer that fits in %d bits", what, clip(e), strconv.IntSize)
 		}
 		if i == 0 {
-			p.pos = int(v)
+			p.pos = int(n)
 		} else {
-			p.del = int(v)
+			p.del = int(n)
 		}
 	}
-	if t, err = d.token(); err != nil {
-		return p, err
+	if len(parts) > 3 {
+		return p, parts, fmt.Errorf("%s, not more", want)
 	}
-	ins, ok := t.(string)
-	if !ok {
-		return p, bad("the inserted text", t)
-	}
-	p.ins = ins
-	if t, err = d.token(); err != nil {
-		return p, err
-	}
-	if t != json.Delim(']') {
-		return p, fmt.Errorf("%s: want [pos, delCount, insText], not more", where)
-	}
-	return p, nil
+	return p, parts, nil
 }
 
-// object reads an object, calling fn with the decoder at the value of
-// each key in known and skipping the values of other keys.
-func (d *traceDecoder) object(where string, known []string, fn func(key string) error) error {
-	t, err := d.token()
-	if err != nil {
-		return err
+// traceString decodes a valid JSON value that must be a string or null
+// (nil).
+func traceString(v []byte) (*string, error) {
+	if isNull(v) {
+		return nil, nil
 	}
-	if t != json.Delim('{') {
-		return fmt.Errorf("%s: want an object, not %s", where, describeToken(t))
+	if v[0] != '"' {
+		return nil, fmt.Errorf("want a string, not %s", describeTraceValue(v))
 	}
-	var seen keySet
-	for d.dec.More() {
-		t, err := d.token()
-		if err != nil {
-			return err
-		}
-		key := t.(string) // the decoder allows only a string here
-		if !seen.add(key) {
-			return fmt.Errorf("%s has the key %q twice", where, key)
-		}
-		if slices.Contains(known, key) {
-			err = fn(key)
-		} else if k, ok := caseVariant(key, known); ok {
-			err = fmt.Errorf("%s: %w", where, caseError(key, k))
-		} else {
-			var skip json.RawMessage
-			err = d.decode(&skip)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	_, err = d.token() // the closing brace
-	return err
-}
-
-// array reads an array, calling fn with the decoder at each element. It
-// reports whether the value was null instead.
-func (d *traceDecoder) array(where string, fn func() error) (null bool, err error) {
-	t, err := d.token()
-	if err != nil {
-		return false, err
-	}
-	if t == nil {
-		return true, nil
-	}
-	if t != json.Delim('[') {
-		return false, fmt.Errorf("%s: want an array, not %s", where, describeToken(t))
-	}
-	for d.dec.More() {
-		if err := fn(); err != nil {
-			return false, err
-		}
-	}
-	_, err = d.token() // the closing bracket
-	return false, err
-}
-
-// optString reads a string, or null (nil).
-func (d *traceDecoder) optString(where string) (*string, error) {
-	t, err := d.token()
+	s, err := unquote(v)
 	if err != nil {
 		return nil, err
 	}
-	switch t := t.(type) {
-	case nil:
-		return nil, nil
-	case string:
-		return &t, nil
-	}
-	return nil, fmt.Errorf("%s: want a string, not %s", where, describeToken(t))
+	return &s, nil
 }
 
-func (d *traceDecoder) token() (json.Token, error) {
-	t, err := d.dec.Token()
+// traceTime decodes a transaction's time, an RFC 3339 string, as Unix
+// milliseconds; null or "" is 0.
+func traceTime(v []byte) (int64, error) {
+	s, err := traceString(v)
+	if err != nil || s == nil || *s == "" {
+		return 0, err
+	}
+	t, err := time.Parse(time.RFC3339Nano, *s)
 	if err != nil {
-		return nil, syntaxError(err, d.size)
+		return 0, err
 	}
-	return t, nil
+	return t.UnixMilli(), nil
 }
 
-func (d *traceDecoder) decode(v any) error {
-	if err := d.dec.Decode(v); err != nil {
-		return syntaxError(err, d.size)
-	}
-	return nil
+// isNumber reports whether the valid JSON value v is a number.
+func isNumber(v []byte) bool {
+	return v[0] == '-' || v[0] >= '0' && v[0] <= '9'
 }
 
-// describeToken names a token for messages, with a number's value.
-func describeToken(t json.Token) string {
-	switch t := t.(type) {
-	case json.Number:
-		return "the number " + string(t)
-	case json.Delim:
-		if t == '{' {
-			return "an object"
-		}
-		return "an array"
-	case string:
-		return "a string"
-	case bool:
-		return strconv.FormatBool(t)
-	case nil:
-		return "null"
+// describeTraceValue names the valid JSON value v for messages, with a
+// number's value.
+func describeTraceValue(v []byte) string {
+	if isNumber(v) {
+		return "the number " + clip(v)
 	}
-	return fmt.Sprint(t)
+	return describeValue(v)
 }

@@ -76,6 +76,14 @@ func TestReadTraceErrors(t *testing.T) {
 		{"negative", `{"startContent":"ab","endContent":"","txns":[{"time":"","patches":[[-1,0,"x"]]}]}`, "negative"},
 		{"empty patch", `{"startContent":"ab","endContent":"","txns":[{"time":"","patches":[[1,0,"x"],[1,0,""]]}]}`, "txns[0].patches[1] neither deletes nor inserts"},
 		{"short patch", `{"startContent":"","endContent":"","txns":[{"time":"","patches":[[0,"x"]]}]}`, "txns[0].patches[0]: want [pos, delCount, insText]: the delete count is a string"},
+		{"one-element patch", `{"startContent":"","endContent":"","txns":[{"patches":[[0]]}]}`, "txns[0].patches[0]: want [pos, delCount, insText]: the patch ends after 1 element"},
+		{"two-element patch", `{"startContent":"","endContent":"","txns":[{"patches":[[0,0,"x"]]},{"patches":[[0,0,"y"],[0,0]]}]}`, "txns[1].patches[1]: want [pos, delCount, insText]: the patch ends after 2 elements"},
+		{"empty patch array", `{"startContent":"","endContent":"","txns":[{"patches":[[]]}]}`, "txns[0].patches[0]: want [pos, delCount, insText]: the patch ends after 0 elements"},
+		{"text not a string", `{"startContent":"","endContent":"","txns":[{"patches":[[0,0,5]]}]}`, "txns[0].patches[0]: want [pos, delCount, insText]: the inserted text is the number 5"},
+		{"patches not an array", `{"startContent":"","endContent":"","txns":[{"patches":{}}]}`, "txns[0].patches: want an array, not an object"},
+		{"txn not an object", `{"startContent":"","endContent":"","txns":[[0,0,"x"]]}`, "txns[0]: want an object, not an array"},
+		{"txns not an array", `{"startContent":"","endContent":"","txns":{}}`, "txns: want an array, not an object"},
+		{"content not a string", `{"startContent":1,"endContent":"","txns":[]}`, "startContent: want a string, not the number 1"},
 		{"long patch", `{"startContent":"ab","endContent":"","txns":[{"patches":[[1,0,"X"]]},{"patches":[[1,0,"Y",4]]}]}`, "txns[1].patches[0]: want [pos, delCount, insText], not more"},
 		{"patch not an array", `{"startContent":"","endContent":"","txns":[{"patches":[{"pos":0}]}]}`, "txns[0].patches[0]: want [pos, delCount, insText]: the patch is an object"},
 		{"float pos", `{"startContent":"ab","endContent":"","txns":[{"patches":[[1,0,"X"]]},{"patches":[[1.5,0,"Y"]]}]}`, "txns[1].patches[0]: the position 1.5 is not an integer"},
@@ -150,4 +158,20 @@ func applyAll(t *testing.T, l *editlog.Log) string {
 		}
 	}
 	return r.String()
+}
+
+// BenchmarkReadTrace reads each public trace from its gzip file, as
+// coedit replay does before it submits a record.
+func BenchmarkReadTrace(b *testing.B) {
+	for _, file := range []string{"automerge-paper.json.gz", "seph-blog1.json.gz"} {
+		b.Run(strings.TrimSuffix(file, ".json.gz"), func(b *testing.B) {
+			path := filepath.Join("..", "testdata", "traces", file)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := editlog.ReadFile(path); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
