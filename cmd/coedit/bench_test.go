@@ -45,7 +45,7 @@ func BenchmarkServerCommit(b *testing.B) {
 func benchServerCommit(b *testing.B, mode storage.SyncMode, docs int) {
 	cfg := serveConfig{Addr: "127.0.0.1:0", DataDir: b.TempDir(), Sync: mode, ShutdownTimeout: time.Minute,
 		OpsPerSecond: 1e6, MaxDocLen: 1 << 30}
-	n, err := startNode(cfg, quiet)
+	n, err := startNode(context.Background(), cfg, quiet)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -17,7 +17,7 @@ func TestPprofServedOnSeparateListener(t *testing.T) {
 	var pprofAddr string
 	cfg := serveConfig{Addr: "127.0.0.1:0", PprofAddr: "127.0.0.1:0", DataDir: t.TempDir(), Sync: storage.SyncAlways,
 		ShutdownTimeout: 10 * time.Second, pprofStarted: func(a string) { pprofAddr = a }}
-	n, err := startNode(cfg, quiet)
+	n, err := startNode(context.Background(), cfg, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +41,7 @@ func TestPprofServedOnSeparateListener(t *testing.T) {
 // address needs --insecure, as --addr does.
 func TestPprofRefusesNonLoopback(t *testing.T) {
 	cfg := serveConfig{Addr: "127.0.0.1:0", PprofAddr: "0.0.0.0:0", DataDir: t.TempDir(), Sync: storage.SyncAlways}
-	if n, err := startNode(cfg, quiet); err == nil {
+	if n, err := startNode(context.Background(), cfg, quiet); err == nil {
 		n.close(context.Background())
 		t.Fatal("startNode with --pprof 0.0.0.0:0 and no --insecure succeeded, want a refusal")
 	} else if !strings.Contains(err.Error(), "--insecure") {

@@ -71,6 +71,13 @@ var urlLog = regexp.MustCompile(`msg="coedit serving" (?:node=\S+ )?url=(\S+)`)
 // the URL it serves; url is "" when it exited first.
 func runChild(t *testing.T, args ...string) *child {
 	t.Helper()
+	return runChildUntil(t, urlLog, args...)
+}
+
+// runChildUntil is runChild waiting for a line that re matches instead,
+// its first group being the URL.
+func runChildUntil(t *testing.T, re *regexp.Regexp, args ...string) *child {
+	t.Helper()
 	c := &child{cmd: exec.Command(coeditBin, args...), logs: &lockedBuffer{}, exited: make(chan struct{})}
 	stderr, err := c.cmd.StderrPipe()
 	if err != nil {
@@ -87,7 +94,7 @@ func runChild(t *testing.T, args ...string) *child {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			c.logs.add(sc.Text())
-			if m := urlLog.FindStringSubmatch(sc.Text()); m != nil {
+			if m := re.FindStringSubmatch(sc.Text()); m != nil {
 				urls <- m[1]
 			}
 		}

@@ -311,9 +311,14 @@ func runServe(args []string) error {
 	return serve(ctx, cfg, log)
 }
 
-// serve runs a node until ctx ends, then shuts it down gracefully.
+// serve runs a node until ctx ends, then shuts it down gracefully. If
+// ctx ends while the store opens, it returns at once (openStore).
 func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
-	n, err := startNode(cfg, log)
+	n, err := startNode(ctx, cfg, log)
+	if errors.Is(err, errOpenInterrupted) {
+		log.Warn("interrupted while opening the store: nothing is lost, and the next start opens it again, going on with any recovery from where this one stopped")
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -342,6 +347,9 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 // node is one running coedit server: store, hub, web server, listener.
 type node struct {
 	ln net.Listener
+	// handler serves the listener: the opening answers until the node
+	// serves (opening.go).
+	handler handoff
 	// draining is set once a shutdown has begun: /ready answers 503.
 	draining atomic.Bool
 	// closers closes everything startNode opened, in reverse order.
@@ -351,9 +359,11 @@ type node struct {
 }
 
 // startNode listens on cfg.Addr (first, so a bad or busy address fails
-// before anything is opened), opens the store, and serves. The caller
-// must call close. If it fails, whatever it had opened is closed again.
-func startNode(cfg serveConfig, log *slog.Logger) (_ *node, err error) {
+// before anything is opened) and answers there as a node that is opening
+// (opening.go), opens the store, and serves. The caller must call close.
+// If it fails, whatever it had opened is closed again; if ctx ends while
+// the store opens, it fails at once with errOpenInterrupted.
+func startNode(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *node, err error) {
 	if cfg.AuthSecret == nil && !cfg.Insecure && !isLoopback(cfg.Addr) {
 		return nil, &usageError{fmt.Sprintf("serve: refusing to listen on %s: it is not a loopback address and no authentication is configured; set --auth-secret-file (or --auth-secret, COEDIT_AUTH_SECRET), or pass --insecure to serve it to anyone", cfg.Addr)}
 	}
@@ -366,19 +376,37 @@ func startNode(cfg serveConfig, log *slog.Logger) (_ *node, err error) {
 	if n.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
 		return nil, fmt.Errorf("serve: %w", err)
 	}
-	// http.Server.Shutdown closes the listener once it serves; this
-	// closes it on an error path before that.
-	n.closers.add("listener", func(context.Context) error {
-		if err := n.ln.Close(); !errors.Is(err, net.ErrClosed) {
-			return err
+	srv := &http.Server{
+		Handler:           &n.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	served := make(chan struct{})
+	// This goroutine ends when the http server closer below shuts the
+	// server down, or the listener closer closes it on an error path,
+	// and both wait for it.
+	go func() {
+		defer close(served)
+		if err := srv.Serve(n.ln); !errors.Is(err, http.ErrServerClosed) {
+			n.serveErr <- err
 		}
-		return nil
+	}()
+	// On an error path before the node serves, the opening answers stop
+	// at once; in a shutdown, the http server closer below has shut the
+	// server down by the time this runs, and this does nothing.
+	n.closers.add("listener", func(context.Context) error {
+		err := srv.Close()
+		<-served
+		return err
 	})
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("serve: data directory: %w", err)
 	}
 	path := filepath.Join(cfg.DataDir, dataFile)
-	store, err := storage.Open(path, cfg.storeOptions())
+	log.Info("coedit opening the store", "url", serveURL(n.ln.Addr()), "data", path)
+	opening := time.Now()
+	store, err := openStore(ctx, path, cfg.storeOptions())
 	if errors.Is(err, storage.ErrLocked) {
 		return nil, fmt.Errorf("serve: the data file %s is locked by another process: is another coedit serving --data %s? (%w)", path, cfg.DataDir, err)
 	}
@@ -465,21 +493,7 @@ func startNode(cfg serveConfig, log *slog.Logger) (_ *node, err error) {
 		}
 		return nil, fmt.Errorf("serve: %w", err)
 	}
-	srv := &http.Server{
-		Handler:           ws.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	served := make(chan struct{})
-	// This goroutine ends when the http closer below shuts the server
-	// down, and that closer waits for it.
-	go func() {
-		defer close(served)
-		if err := srv.Serve(n.ln); !errors.Is(err, http.ErrServerClosed) {
-			n.serveErr <- err
-		}
-	}()
+	n.handler.serve(ws.Handler())
 	// Shutdown stops accepting connections and lets HTTP requests in
 	// flight finish within the closer's share of the shutdown. Those
 	// still running then are cut: an op export to a client that reads
@@ -516,7 +530,7 @@ func startNode(cfg serveConfig, log *slog.Logger) (_ *node, err error) {
 	}
 	// The mode, never the secret: the log says whether auth is on.
 	mode := securityMode(cfg)
-	attrs := []any{"url", serveURL(n.ln.Addr()), "data", path, "sync", cfg.Sync.String(), "mode", mode,
+	attrs := []any{"url", serveURL(n.ln.Addr()), "data", path, "store_opened_in", time.Since(opening).Round(time.Millisecond), "sync", cfg.Sync.String(), "mode", mode,
 		"hosts", strings.Join(allowedHosts(cfg), ","), "origins", strings.Join(cfg.Origins, ","),
 		"max_conns", cfg.MaxConns, "max_conns_per_addr", cfg.MaxConnsPerAddr}
 	switch mode {

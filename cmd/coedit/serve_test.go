@@ -205,7 +205,7 @@ func startFlaggedNode(t *testing.T, flags ...string) *node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := startNode(cfg, quiet)
+	n, err := startNode(context.Background(), cfg, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -360,7 +360,7 @@ func TestNodeInProcess(t *testing.T) {
 	second := cfg
 	second.Addr = free.Addr().String()
 	free.Close()
-	if _, err := startNode(second, quiet); !errors.Is(err, storage.ErrLocked) || !strings.Contains(err.Error(), "locked by another process") {
+	if _, err := startNode(context.Background(), second, quiet); !errors.Is(err, storage.ErrLocked) || !strings.Contains(err.Error(), "locked by another process") {
 		t.Fatalf("second startNode on the same data = %v, want the locked error", err)
 	}
 	if ln, err := net.Listen("tcp", second.Addr); err != nil {
@@ -373,7 +373,7 @@ func TestNodeInProcess(t *testing.T) {
 		t.Fatalf("serve = %v after its context ended, want nil", err)
 	}
 
-	n, err := startNode(cfg, quiet)
+	n, err := startNode(context.Background(), cfg, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -386,7 +386,7 @@ func TestNodeInProcess(t *testing.T) {
 	if status != http.StatusOK || !strings.Contains(body, `"data":"in process"`) {
 		t.Fatalf("after restart GET = %d %s", status, body)
 	}
-	if _, err := startNode(serveConfig{Addr: "0.0.0.0:0", DataDir: t.TempDir()}, quiet); err == nil || !strings.Contains(err.Error(), "--insecure") {
+	if _, err := startNode(context.Background(), serveConfig{Addr: "0.0.0.0:0", DataDir: t.TempDir()}, quiet); err == nil || !strings.Contains(err.Error(), "--insecure") {
 		t.Fatalf("startNode on 0.0.0.0 without --insecure = %v, want a refusal", err)
 	}
 }
@@ -477,7 +477,7 @@ func TestNodeAuthMode(t *testing.T) {
 			t.Fatal(err)
 		}
 		var logs bytes.Buffer
-		n, err := startNode(cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+		n, err := startNode(context.Background(), cfg, slog.New(slog.NewTextHandler(&logs, nil)))
 		if err != nil {
 			t.Fatal(err)
 		}
