@@ -40,16 +40,30 @@ func baseName(path string) string {
 	return name
 }
 
-// MaxLineSize is the longest line of an edit log Read accepts, in bytes
-// without its line end: 64 MiB. The longest line is a header's, holding
-// the initial and final texts: two documents of coedit's largest size
-// (16 Mi code points) fit when they are mostly ASCII; ops are far
-// smaller (a server takes 1 MiB in one message by default). A longer
-// line is an error wrapping ErrFormat that names it, found once that
-// much of it is read: a few megabytes of gzip can inflate to one line of
-// gigabytes, and reading it whole would end the process for want of
-// memory.
-const MaxLineSize = 64 << 20
+// MaxLineSize is the longest line of an edit log Read accepts and Write
+// writes, in bytes without its line end: 256 MiB. The longest line of a
+// legal log holds two documents of a coedit server's largest size (16 Mi
+// code points, collab.DefaultMaxDocLen): a header's initial and final
+// texts, or an op that deletes one with its text and inserts the other.
+// In JSON a code point takes at most 6 bytes (a control character is
+// written \u001f, U+2028 \u2028; UTF-8 takes at most 4), so the two take
+// at most 192 MiB, and the names, comment and numbers around them have
+// 64 MiB more. A longer line is an error wrapping ErrFormat that names
+// it, from Write as from Read, so that every log Write writes reads back.
+// Read finds it once that much of the line is read: a few megabytes of
+// gzip can inflate to one line of gigabytes, and reading it whole would
+// end the process for want of memory.
+const MaxLineSize = 2*maxDocLen*maxJSONRune + 64<<20
+
+const (
+	// maxDocLen is a coedit server's largest document by default, in code
+	// points: collab.DefaultMaxDocLen, which a test checks (editlog does
+	// not import collab).
+	maxDocLen = 16 << 20
+	// maxJSONRune is the most bytes a code point of a string takes in the
+	// JSON Write writes.
+	maxJSONRune = 6
+)
 
 // MaxTraceSize is the largest editing trace Read accepts, in bytes after
 // decompression: 256 MiB, sixteen times the largest public trace
@@ -59,8 +73,9 @@ const MaxLineSize = 64 << 20
 // read.
 const MaxTraceSize = 256 << 20
 
-// limits bounds what read holds in memory at once. Read uses MaxLineSize
-// and MaxTraceSize; tests use smaller ones.
+// limits bounds what read holds in memory at once, and the lines write
+// writes. Read and Write use MaxLineSize and MaxTraceSize; tests use
+// smaller ones.
 type limits struct {
 	line, trace int
 }

@@ -12,24 +12,45 @@ import (
 // Write writes l as JSON Lines: the header line when any header field
 // that MarshalJSON writes is set (a Version of 0 is written as
 // FormatVersion), then one line per record, in the canonical form Read
-// accepts (field order src, seq, v, op|create|del, ts).
+// accepts (field order src, seq, v, op|create|del, ts). A line longer
+// than MaxLineSize, which Read would refuse, is an error wrapping
+// ErrFormat: no line of a log within a coedit server's default limits is
+// (see MaxLineSize), but a header's comment may be any length, and a
+// server may be given a larger document limit. Write stops at the first
+// error, with part of the log perhaps written.
 func Write(w io.Writer, l *Log) error {
+	return write(w, l, defaultLimits)
+}
+
+// write is Write with lines of at most lim.line bytes.
+func write(w io.Writer, l *Log, lim limits) error {
 	bw := bufio.NewWriter(w)
+	line := func(b []byte, where string) error {
+		if len(b) > lim.line {
+			return fmt.Errorf("%w: %s is %d bytes as a line, more than the %d (editlog.MaxLineSize) Read accepts", ErrFormat, where, len(b), lim.line)
+		}
+		// An error writing to w sticks in bw; Flush returns it.
+		bw.Write(b)
+		bw.WriteByte('\n')
+		return nil
+	}
 	if l.Header.written() {
 		b, err := l.Header.MarshalJSON()
 		if err != nil {
 			return err
 		}
-		bw.Write(b)
-		bw.WriteByte('\n')
+		if err := line(b, "the header"); err != nil {
+			return err
+		}
 	}
 	for i := range l.Records {
 		b, err := l.Records[i].MarshalJSON()
 		if err != nil {
 			return fmt.Errorf("editlog: %s: %w", l.Where(i), err)
 		}
-		bw.Write(b)
-		bw.WriteByte('\n')
+		if err := line(b, l.Where(i)); err != nil {
+			return err
+		}
 	}
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("editlog: write: %w", err)
