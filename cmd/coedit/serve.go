@@ -414,6 +414,9 @@ func startNode(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *node,
 		return nil, fmt.Errorf("serve: %w", err)
 	}
 	n.closers.add("store", func(context.Context) error { return store.Close() })
+	for _, seg := range store.Kept() {
+		log.Warn("coedit kept a segment of the op log that it could not read to its end, and that holds more than zeros after that point (a crash's torn last write, or damage): look at it, then delete it", "segment", seg)
+	}
 	startStoreWatch(store, log, &n.closers)
 	if cfg.PprofAddr != "" {
 		addr, err := startPprof(n, cfg, log)
