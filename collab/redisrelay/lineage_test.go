@@ -186,3 +186,44 @@ func fiveOnBoth(t *testing.T) (r *testRedis, a, b *hubNode, key collab.Key) {
 	}
 	return r, a, b, key
 }
+
+// TestLineageOutlastsManyRestarts: a node down while Redis restarts many
+// times (each restart renews the document's epoch, even where Redis lost
+// nothing) and the document moves on past what Redis keeps of its
+// records still finds its epoch in the lineage when it comes back, and
+// takes Redis's history as its own continuation. With a lineage of 8
+// such a node found no known history past the 8th restart, replaced its
+// log as if its records were lost, and marked their authors as holding a
+// replaced history cluster-wide: their next ops were refused with
+// ERR_HISTORY_REPLACED on every node (the chaos test's finding).
+func TestLineageOutlastsManyRestarts(t *testing.T) {
+	const restarts = 12
+	r, nodes := startNodes(t, redistest.ServerOptions{AOF: true}, nodeConfig{retryFor: time.Second, tailLen: 4, snapEvery: 2}, "a", "b")
+	a, b := nodes[0], nodes[1]
+	key := createDoc(t, a, "")
+	for i := uint64(1); i < 5; i++ {
+		submit(t, a, key, editSub("x", i+1, i, insertAt(0, "y")))
+	}
+	if s := fetch(t, b, key); s.Version != 5 {
+		t.Fatalf("b: %+v, want version 5", s)
+	}
+	path := a.path
+	a.stop(t)
+	v := uint64(5)
+	for i := range restarts {
+		r.srv.Restart()
+		for j := range 6 {
+			submitRetrying(t, b, key, editSub("z", uint64(6*i+j+1), v, insertAt(0, "b")))
+			v++
+		}
+	}
+	a2 := r.startNode(t, "a2", nodeConfig{path: path, retryFor: time.Second, tailLen: 4, snapEvery: 2})
+	if s, err := a2.hub.FetchWait(ctx(t), key); err != nil || s.Version != v {
+		t.Fatalf("a, back, fetches %+v, %v; want version %d", s, err, v)
+	}
+	if st := a2.cluster.Stats(); st.Forks != 0 || st.Lost != 0 {
+		t.Fatalf("a, back after %d restarts, forked %d times and counted %d records lost; want none", restarts, st.Forks, st.Lost)
+	}
+	// x, a's author, still writes anywhere.
+	submitRetrying(t, b, key, editSub("x", 6, v, insertAt(0, "x")))
+}

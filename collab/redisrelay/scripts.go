@@ -269,7 +269,7 @@ local l = ARGV[1] .. ':' .. num(head)
 if m[5] and m[5] ~= '' then l = l .. ',' .. m[5] end
 local kept, count = {}, 0
 for f in string.gmatch(l, '[^,]+') do
-  if count == 8 then break end
+  if count == 64 then break end -- maxLineage
   count = count + 1
   kept[count] = f
 end

@@ -189,8 +189,15 @@ func (r *Relay) SaveSnapshot(ctx context.Context, key collab.Key, epoch string, 
 }
 
 // maxLineage is how many epochs a lineage names at most (the renew
-// script keeps as many).
-const maxLineage = 8
+// script keeps as many: change both). Every restart of Redis renews
+// the epoch of each document edited after it, even one that lost
+// nothing, so a node down across more restarts than this, while the
+// document moved on past the records Redis keeps, finds no known history
+// and replaces its log (nohistory.go), marking the authors of its records
+// as holding a replaced history. 8 let a cluster's routine restarts do
+// that to a node kept down a while (the chaos test); 64 names cost a
+// document's meta hash about 2.7 KB.
+const maxLineage = 64
 
 // seedLineage is the lineage of an epoch seeded at head from prev's
 // history: prev below head, then what prev continued, each bounded by
