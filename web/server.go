@@ -416,8 +416,11 @@ func (s *Server) Connections() int {
 
 // Close closes every WebSocket with 1001 (going away), refuses new ones,
 // and waits until each connection has left the hub or ctx ends. It does
-// not close the hub. Call it after http.Server.Shutdown, which does not
-// track WebSockets.
+// not close the hub. http.Server.Shutdown does not track WebSockets, so
+// a server shuts down with both; Close may come first (coedit serve's
+// order: clients learn at once), since an upgrade that arrives after it
+// is refused under the same lock, and it also ends op exports early
+// (closingNow).
 func (s *Server) Close(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing = true
