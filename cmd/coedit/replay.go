@@ -19,6 +19,7 @@ import (
 	"github.com/coedit/coedit/collab"
 	"github.com/coedit/coedit/collab/replay"
 	"github.com/coedit/coedit/editlog"
+	"github.com/coedit/coedit/internal/words"
 	"github.com/coedit/coedit/storage"
 )
 
@@ -162,8 +163,8 @@ func replayFile(ctx context.Context, cfg replayConfig, file string, stdout io.Wr
 		verdict = "the log has no expected final text"
 	}
 	fmt.Fprintf(stdout, "%s: %s into %s (%s) in %v: %.0f edits/s; final version %d, %s, %s acknowledged; %s\n",
-		file, plural(res.Records, "edit"), res.Key, where, roundDuration(res.Elapsed), res.OpsPerSec(),
-		res.Final.Version, plural(utf8.RuneCountInString(res.Final.Data), "code point"), plural(res.Duplicates, "resend"), verdict)
+		file, words.Count(res.Records, "edit"), res.Key, where, words.Round(res.Elapsed), res.OpsPerSec(),
+		res.Final.Version, words.Count(utf8.RuneCountInString(res.Final.Data), "code point"), words.Count(res.Duplicates, "resend"), verdict)
 	if res.RateLimited > 0 {
 		fmt.Fprintf(stdout, "%s: the server rate-limited %d submits, which were sent again; its per-connection limit slows this replay\n", file, res.RateLimited)
 	}
@@ -196,23 +197,4 @@ func replayOffline(ctx context.Context, l *editlog.Log, opts []replay.Option) (r
 		}
 	}()
 	return replay.Run(ctx, hub, l, opts...)
-}
-
-// plural counts n of a noun that takes an s.
-func plural(n int, noun string) string {
-	if n == 1 {
-		return "1 " + noun
-	}
-	return fmt.Sprintf("%d %ss", n, noun)
-}
-
-// roundDuration keeps three or four significant digits.
-func roundDuration(d time.Duration) time.Duration {
-	switch {
-	case d >= time.Second:
-		return d.Round(time.Millisecond)
-	case d >= time.Millisecond:
-		return d.Round(10 * time.Microsecond)
-	}
-	return d.Round(time.Microsecond)
 }

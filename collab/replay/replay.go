@@ -11,6 +11,7 @@ import (
 
 	"github.com/coedit/coedit/collab"
 	"github.com/coedit/coedit/editlog"
+	"github.com/coedit/coedit/internal/words"
 	"github.com/coedit/coedit/ot"
 )
 
@@ -62,28 +63,8 @@ func (r Result) OpsPerSec() float64 {
 // String summarises the result on one line.
 func (r Result) String() string {
 	return fmt.Sprintf("%s into %s in %v (%.0f ops/s), %d committed, %s acknowledged, final version %d, %s",
-		plural(r.Records, "op"), r.Key, roundDuration(r.Elapsed), r.OpsPerSec(), r.Committed, plural(r.Duplicates, "duplicate"),
-		r.Final.Version, plural(utf8.RuneCountInString(r.Final.Data), "code point"))
-}
-
-// plural counts n of a noun that takes an s.
-func plural(n int, noun string) string {
-	if n == 1 {
-		return "1 " + noun
-	}
-	return fmt.Sprintf("%d %ss", n, noun)
-}
-
-// roundDuration keeps three or four significant digits: rounded to the
-// millisecond, a replay of a short log took "0s".
-func roundDuration(d time.Duration) time.Duration {
-	switch {
-	case d >= time.Second:
-		return d.Round(time.Millisecond)
-	case d >= time.Millisecond:
-		return d.Round(10 * time.Microsecond)
-	}
-	return d.Round(time.Microsecond)
+		words.Count(r.Records, "op"), r.Key, words.Round(r.Elapsed), r.OpsPerSec(), r.Committed, words.Count(r.Duplicates, "duplicate"),
+		r.Final.Version, words.Count(utf8.RuneCountInString(r.Final.Data), "code point"))
 }
 
 // MismatchError says how the final document differs from the log's
