@@ -101,20 +101,7 @@ func TestPacedClientKeepsItsConnection(t *testing.T) {
 	// Pings come every 9/10 of the pong timeout; at twice the rate the
 	// backlog before each pong grows by more than the rest of it.
 	ts := startServer(t, Options{Logger: quiet, MessagesPerSecond: 5, MessagesBurst: 2, PongTimeout: 600 * time.Millisecond}, collab.Options{})
-	ws, _, err := websocket.DefaultDialer.Dial(ts.wsURL, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.Close()
-	ended := make(chan error, 1)
-	go func() {
-		for {
-			if _, _, err := ws.ReadMessage(); err != nil {
-				ended <- err
-				return
-			}
-		}
-	}()
+	ws, ended := dialReading(t, ts.wsURL)
 	start := time.Now()
 	for time.Since(start) < 4*time.Second {
 		if err := ws.WriteMessage(websocket.TextMessage, []byte(`{"a":"pp"}`)); err != nil {
@@ -143,20 +130,7 @@ func (fixedRouter) PeerToken() string     { return "peer-token-for-tests" }
 func TestPacedPassedClientKeepsItsConnection(t *testing.T) {
 	owner := startServer(t, Options{Logger: quiet, MessagesPerSecond: 1, MessagesBurst: 1, Router: fixedRouter{}}, collab.Options{})
 	front := startServer(t, Options{Logger: quiet, WriteTimeout: 300 * time.Millisecond, Router: fixedRouter{to: owner.http.Listener.Addr().String()}}, collab.Options{})
-	ws, _, err := websocket.DefaultDialer.Dial(front.wsURL+"?doc=docs/x", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.Close()
-	ended := make(chan error, 1)
-	go func() {
-		for {
-			if _, _, err := ws.ReadMessage(); err != nil {
-				ended <- err
-				return
-			}
-		}
-	}()
+	ws, ended := dialReading(t, front.wsURL+"?doc=docs/x")
 	frame := []byte(`{"a":"pp","x":"` + strings.Repeat("x", 256<<10) + `"}`)
 	start := time.Now()
 	ws.SetWriteDeadline(start.Add(3 * time.Second))
@@ -195,4 +169,25 @@ func TestHTTPSubmitBucketsPerSubject(t *testing.T) {
 	if status, body := ts.httpDo(t, "POST", "/api/docs/docs/a/ops", "application/json", `{"op":["y"]}`, bearer("bob")); status != http.StatusOK {
 		t.Fatalf("bob's submit from the same address after alice's ran out = %d %s, want 200", status, body)
 	}
+}
+
+// dialReading dials url and reads (and drops) what the server sends
+// until the connection ends, which the channel then reports.
+func dialReading(t *testing.T, url string) (*websocket.Conn, <-chan error) {
+	t.Helper()
+	ws, _, err := websocket.DefaultDialer.Dial(url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.Close() })
+	ended := make(chan error, 1)
+	go func() {
+		for {
+			if _, _, err := ws.ReadMessage(); err != nil {
+				ended <- err
+				return
+			}
+		}
+	}()
+	return ws, ended
 }
