@@ -128,25 +128,42 @@ func isCloseCode(err error, code int) bool {
 // startHubOpts are the hub options of the auth tests: the defaults.
 func startHubOpts() collab.Options { return collab.Options{} }
 
-// httpDoHeader is a GET-like request with headers that returns the
-// response headers too.
+// httpDoHeader is a request without a body that returns the response
+// headers too.
 func (ts *testServer) httpDoHeader(t *testing.T, method, path string, hdr map[string]string) (int, string, http.Header) {
 	t.Helper()
-	req, err := http.NewRequest(method, ts.http.URL+path, nil)
+	return ts.httpRequest(t, method, path, "", hdr)
+}
+
+// httpRequest sends method path to ts with body (as JSON when not empty) and
+// hdr, and returns the status, the body and the response headers.
+func (ts *testServer) httpRequest(t *testing.T, method, path, body string, hdr map[string]string) (int, string, http.Header) {
+	t.Helper()
+	req, err := http.NewRequest(method, ts.http.URL+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	for k, v := range hdr {
+		if k == "Host" {
+			req.Host = v
+			continue
+		}
 		req.Header.Set(k, v)
 	}
-	// Redirects are the tests' to see.
+	// A redirect's own headers are the tests' to see, not its target's.
 	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: reading body: %v", method, path, err)
+	}
 	client.CloseIdleConnections()
 	return resp.StatusCode, string(b), resp.Header
 }

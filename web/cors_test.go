@@ -1,7 +1,6 @@
 package web
 
 import (
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -13,39 +12,6 @@ import (
 // appOrigin is the browser app of the CORS tests: another origin than the
 // server's, as an app that embeds coedit has.
 const appOrigin = "http://app.example.test:18081"
-
-// corsDo sends method path to ts with body (as JSON when not empty) and
-// hdr, and returns the status, the body and the response headers.
-func corsDo(t *testing.T, ts *testServer, method, path, body string, hdr map[string]string) (int, string, http.Header) {
-	t.Helper()
-	req, err := http.NewRequest(method, ts.http.URL+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for k, v := range hdr {
-		if k == "Host" {
-			req.Host = v
-			continue
-		}
-		req.Header.Set(k, v)
-	}
-	// A redirect's own headers are the tests' to see, not its target's.
-	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("%s %s: reading body: %v", method, path, err)
-	}
-	client.CloseIdleConnections()
-	return resp.StatusCode, string(b), resp.Header
-}
 
 // preflight is the header set a browser sends before a non-simple request.
 func preflight(origin, method string) map[string]string {
@@ -125,7 +91,7 @@ func TestCORSPreflight(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ts := startServer(t, Options{Logger: quiet, AllowedOrigins: tc.allowed}, collab.Options{})
-			status, body, h := corsDo(t, ts, "OPTIONS", tc.path, "", preflight(tc.origin, tc.method))
+			status, body, h := ts.httpRequest(t, "OPTIONS", tc.path, "", preflight(tc.origin, tc.method))
 			if !varies(h, "Origin", "Access-Control-Request-Method", "Access-Control-Request-Headers") {
 				t.Errorf("preflight Vary = %q, want Origin and the request's Access-Control-Request-*", h.Values("Vary"))
 			}
@@ -159,7 +125,7 @@ func TestCORSPreflight(t *testing.T) {
 // grants is only leave to send the real request, which needs one).
 func TestCORSPreflightNeedsNoToken(t *testing.T) {
 	ts := startAuthServer(t, Options{AllowedOrigins: []string{appOrigin}})
-	status, body, h := corsDo(t, ts, "OPTIONS", "/api/docs/c/d/ops", "", preflight(appOrigin, "POST"))
+	status, body, h := ts.httpRequest(t, "OPTIONS", "/api/docs/c/d/ops", "", preflight(appOrigin, "POST"))
 	if status != http.StatusNoContent || h.Get("Access-Control-Allow-Origin") != appOrigin {
 		t.Fatalf("preflight with auth on = %d %s %v, want 204 granting %s", status, body, corsHeaders(h), appOrigin)
 	}
@@ -171,7 +137,7 @@ func TestCORSPreflightNeedsNoToken(t *testing.T) {
 func TestCORSOptionsWithoutRequestMethod(t *testing.T) {
 	ts := startServer(t, Options{Logger: quiet, AllowedOrigins: []string{appOrigin}}, collab.Options{})
 	for _, hdr := range []map[string]string{nil, {"Origin": appOrigin}} {
-		status, body, h := corsDo(t, ts, "OPTIONS", "/api/docs/c/d/ops", "", hdr)
+		status, body, h := ts.httpRequest(t, "OPTIONS", "/api/docs/c/d/ops", "", hdr)
 		if status != http.StatusMethodNotAllowed || !strings.Contains(body, CodeMethodNotAllowed) || h.Get("Allow") != "GET, HEAD, POST" {
 			t.Errorf("OPTIONS with %v = %d %s (Allow %q), want 405 %s (Allow GET, HEAD, POST)", hdr, status, body, h.Get("Allow"), CodeMethodNotAllowed)
 		}
@@ -220,7 +186,7 @@ func TestCORSActualResponses(t *testing.T) {
 				if tc.auth != "" {
 					hdr["Authorization"] = tc.auth
 				}
-				status, body, h := corsDo(t, ts, tc.method, tc.path, tc.body, hdr)
+				status, body, h := ts.httpRequest(t, tc.method, tc.path, tc.body, hdr)
 				if !varies(h, "Origin") {
 					t.Errorf("%s %s from %q: Vary = %q, want Origin", tc.method, tc.path, origin, h.Values("Vary"))
 				}
@@ -295,7 +261,7 @@ func TestCORSWildcardActual(t *testing.T) {
 		{nil, "http://127.0.0.1:5173"},
 	} {
 		ts := startServer(t, Options{Logger: quiet, AllowedOrigins: tc.allowed}, collab.Options{})
-		status, body, h := corsDo(t, ts, "POST", "/api/docs/c/d/ops", `{"v":null,"create":{"type":"text-unicode","data":""}}`, map[string]string{"Origin": tc.origin})
+		status, body, h := ts.httpRequest(t, "POST", "/api/docs/c/d/ops", `{"v":null,"create":{"type":"text-unicode","data":""}}`, map[string]string{"Origin": tc.origin})
 		if status != http.StatusOK || h.Get("Access-Control-Allow-Origin") != tc.origin || h.Get("Access-Control-Allow-Credentials") != "" {
 			t.Errorf("POST from %s with origins %q = %d %s %v, want 200 granting the origin without credentials", tc.origin, tc.allowed, status, body, corsHeaders(h))
 		}
@@ -312,7 +278,7 @@ func TestCORSOnlyAPI(t *testing.T) {
 			if method == "OPTIONS" {
 				hdr = preflight(appOrigin, "GET")
 			}
-			status, _, h := corsDo(t, ts, method, path, "", hdr)
+			status, _, h := ts.httpRequest(t, method, path, "", hdr)
 			if c := corsHeaders(h); len(c) != 0 {
 				t.Errorf("%s %s = %d carries %v, want no Access-Control-* header", method, path, status, c)
 			}
@@ -320,7 +286,7 @@ func TestCORSOnlyAPI(t *testing.T) {
 	}
 	hdr := preflight(appOrigin, "GET")
 	hdr["Host"] = "rebound.example"
-	status, body, h := corsDo(t, ts, "OPTIONS", "/api/docs", "", hdr)
+	status, body, h := ts.httpRequest(t, "OPTIONS", "/api/docs", "", hdr)
 	if status != http.StatusMisdirectedRequest || !strings.Contains(body, CodeHostNotAllowed) || len(corsHeaders(h)) != 0 {
 		t.Errorf("preflight for Host rebound.example = %d %s %v, want 421 %s and no Access-Control-* header", status, body, corsHeaders(h), CodeHostNotAllowed)
 	}
@@ -333,10 +299,10 @@ func TestCORSRateLimitedReadable(t *testing.T) {
 	ts := startServer(t, Options{Logger: quiet, AllowedOrigins: []string{appOrigin}, OpsPerSecond: 0.01, OpsBurst: 1}, collab.Options{})
 	hdr := map[string]string{"Origin": appOrigin}
 	submit := `{"v":null,"src":"app","seq":1,"create":{"type":"text-unicode","data":""}}`
-	if status, body, _ := corsDo(t, ts, "POST", "/api/docs/c/d/ops", submit, hdr); status != http.StatusOK {
+	if status, body, _ := ts.httpRequest(t, "POST", "/api/docs/c/d/ops", submit, hdr); status != http.StatusOK {
 		t.Fatalf("first POST = %d %s, want 200", status, body)
 	}
-	status, body, h := corsDo(t, ts, "POST", "/api/docs/c/d/ops", submit, hdr)
+	status, body, h := ts.httpRequest(t, "POST", "/api/docs/c/d/ops", submit, hdr)
 	if status != http.StatusTooManyRequests || !strings.Contains(body, CodeRateLimited) || h.Get("Retry-After") == "" {
 		t.Fatalf("second POST = %d %s (Retry-After %q), want 429 %s with Retry-After", status, body, h.Get("Retry-After"), CodeRateLimited)
 	}
