@@ -111,18 +111,10 @@ func (s *Server) grantOrigin(h http.Header, origin string) {
 }
 
 // originListed reports whether Options.AllowedOrigins names origin
-// itself, compared as originAllowed compares it; "*" names none.
+// itself; "*" names none.
 func (s *Server) originListed(origin string) bool {
 	u, err := url.Parse(origin)
-	if err != nil || u.Host == "" {
-		return false
-	}
-	for _, a := range s.opts.AllowedOrigins {
-		if a != "*" && strings.EqualFold(strings.TrimSuffix(a, "/"), u.Scheme+"://"+u.Host) {
-			return true
-		}
-	}
-	return false
+	return err == nil && u.Host != "" && s.listed(u, false)
 }
 
 // listsMethod reports whether allow, a list as apiAllow returns it, holds

@@ -571,12 +571,7 @@ func (s *Server) originAllowed(r *http.Request) bool {
 		return false
 	}
 	if len(s.opts.AllowedOrigins) > 0 {
-		for _, a := range s.opts.AllowedOrigins {
-			if a == "*" || strings.EqualFold(strings.TrimSuffix(a, "/"), u.Scheme+"://"+u.Host) {
-				return true
-			}
-		}
-		return false
+		return s.listed(u, true)
 	}
 	if strings.EqualFold(u.Host, r.Host) {
 		return true
@@ -587,6 +582,17 @@ func (s *Server) originAllowed(r *http.Request) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// listed reports whether Options.AllowedOrigins names the origin u, or,
+// with star, holds "*".
+func (s *Server) listed(u *url.URL, star bool) bool {
+	for _, a := range s.opts.AllowedOrigins {
+		if (star && a == "*") || (a != "*" && strings.EqualFold(strings.TrimSuffix(a, "/"), u.Scheme+"://"+u.Host)) {
+			return true
+		}
+	}
+	return false
 }
 
 // isClosed reports an error from a hub that is shutting down.
