@@ -627,7 +627,10 @@ func scalarPrefix(b []byte) []byte {
 	out := []byte{'{'}
 	for i++; ; {
 		i = skipSpace(b, i)
-		kEnd := cutStringEnd(b, i)
+		if i >= len(b) || b[i] != '"' {
+			break
+		}
+		kEnd := stringEnd(b, i)
 		if kEnd < 0 {
 			break
 		}
@@ -637,8 +640,10 @@ func scalarPrefix(b []byte) []byte {
 			break
 		}
 		i = skipSpace(b, i+1)
-		vEnd := cutStringEnd(b, i)
-		if vEnd < 0 && i < len(b) && strings.IndexByte("-0123456789tfn", b[i]) >= 0 {
+		vEnd := -1
+		if i < len(b) && b[i] == '"' {
+			vEnd = stringEnd(b, i)
+		} else if i < len(b) && strings.IndexByte("-0123456789tfn", b[i]) >= 0 {
 			vEnd = i
 			for vEnd < len(b) && strings.IndexByte(",} \t\r\n", b[vEnd]) < 0 {
 				vEnd++
@@ -660,23 +665,6 @@ func scalarPrefix(b []byte) []byte {
 		i++
 	}
 	return append(out, '}')
-}
-
-// cutStringEnd returns the index just past the JSON string that starts
-// at b[i], or -1 if none starts there or it is cut off.
-func cutStringEnd(b []byte, i int) int {
-	if i >= len(b) || b[i] != '"' {
-		return -1
-	}
-	for j := i + 1; j < len(b); j++ {
-		switch b[j] {
-		case '\\':
-			j++
-		case '"':
-			return j + 1
-		}
-	}
-	return -1
 }
 
 // maxPooledFrame bounds the read buffers framePool keeps: one that grew

@@ -212,9 +212,11 @@ func skipSpace(b []byte, i int) int {
 	return i
 }
 
-// stringEnd returns the index just past the valid JSON string at b[i].
+// stringEnd returns the index just past the JSON string whose quote is
+// at b[i], or -1 if b ends before it does (a frame cut short: conn's
+// scalarPrefix; a valid frame's strings always end).
 func stringEnd(b []byte, i int) int {
-	for j := i + 1; ; j++ {
+	for j := i + 1; j < len(b); j++ {
 		switch b[j] {
 		case '\\':
 			j++
@@ -222,6 +224,7 @@ func stringEnd(b []byte, i int) int {
 			return j + 1
 		}
 	}
+	return -1
 }
 
 // valueEnd returns the index just past the valid JSON value at b[i].
