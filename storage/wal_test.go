@@ -353,14 +353,7 @@ func TestDamageBeforeWholeFrames(t *testing.T) {
 			mustCommit(t, db, key, edits(3, 1, "a"), nil)
 			path := crashCopy(t, db)
 			seg := lastSegment(t, path)
-			f, err := os.OpenFile(seg, os.O_RDWR, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := f.WriteAt([]byte{0xff}, damaged+frameHeader+2); err != nil {
-				t.Fatal(err)
-			}
-			f.Close()
+			overwrite(t, seg, damaged+frameHeader+2, []byte{0xff})
 
 			crashed, err := Open(path, Options{Sync: sync})
 			if sync == SyncAlways {
@@ -402,14 +395,7 @@ func TestDamageInAppliedFramesPassedOver(t *testing.T) {
 	mustCommit(t, db, key, edits(2, 1, "a"), nil)
 	mustCommit(t, db, key, edits(3, 1, "a"), nil)
 	path := crashCopy(t, db)
-	f, err := os.OpenFile(lastSegment(t, path), os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.WriteAt([]byte{0xff}, damaged+frameHeader+2); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
+	overwrite(t, lastSegment(t, path), damaged+frameHeader+2, []byte{0xff})
 	crashed := openAt(t, path, Options{})
 	if got := mustOps(t, crashed, key, 0, 10); len(got) != 4 {
 		t.Errorf("Ops after damage to an applied frame = %+v, want all 4 records", got)
@@ -436,14 +422,7 @@ func TestTornFrameHoldingAFrame(t *testing.T) {
 	e.uvarint(4)
 	e.uvarint(0)
 	sealFrame(e.b)
-	f, err := os.OpenFile(lastSegment(t, path), os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.WriteAt(e.b, torn+frameHeader+100); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
+	overwrite(t, lastSegment(t, path), torn+frameHeader+100, e.b)
 	crashed, err := Open(path, Options{})
 	if err != nil {
 		t.Fatalf("Open with a torn last frame holding a forged one = %v", err)
@@ -972,5 +951,19 @@ func TestSyncNoneCrashAtARollover(t *testing.T) {
 			got := mustOps(t, crashed, key, 0, v+2)
 			mustCommit(t, crashed, key, []collab.Record{editRec(uint64(len(got)), "b", 1, "!")}, nil)
 		})
+	}
+}
+
+// overwrite writes b at offset off of the file at path: damage, or a
+// forged frame, in a crashed store's log.
+func overwrite(t *testing.T, path string, off int64, b []byte) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(b, off); err != nil {
+		t.Fatal(err)
 	}
 }
