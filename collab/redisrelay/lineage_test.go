@@ -175,7 +175,13 @@ func TestRenewByANodeOfAnotherHistoryOffersItsOps(t *testing.T) {
 // x, seqs 1 to 5), which b has fetched.
 func fiveOnBoth(t *testing.T) (r *testRedis, a, b *hubNode, key collab.Key) {
 	t.Helper()
-	r, nodes := startNodes(t, redistest.ServerOptions{AOF: true}, nodeConfig{retryFor: time.Second}, "a", "b")
+	return fiveOnBothWith(t, nodeConfig{retryFor: time.Second})
+}
+
+// fiveOnBothWith is fiveOnBoth with both nodes started with cfg.
+func fiveOnBothWith(t *testing.T, cfg nodeConfig) (r *testRedis, a, b *hubNode, key collab.Key) {
+	t.Helper()
+	r, nodes := startNodes(t, redistest.ServerOptions{AOF: true}, cfg, "a", "b")
 	a, b = nodes[0], nodes[1]
 	key = createDoc(t, a, "")
 	for i := uint64(1); i < 5; i++ {
@@ -198,15 +204,8 @@ func fiveOnBoth(t *testing.T) (r *testRedis, a, b *hubNode, key collab.Key) {
 // ERR_HISTORY_REPLACED on every node (the chaos test's finding).
 func TestLineageOutlastsManyRestarts(t *testing.T) {
 	const restarts = 12
-	r, nodes := startNodes(t, redistest.ServerOptions{AOF: true}, nodeConfig{retryFor: time.Second, tailLen: 4, snapEvery: 2}, "a", "b")
-	a, b := nodes[0], nodes[1]
-	key := createDoc(t, a, "")
-	for i := uint64(1); i < 5; i++ {
-		submit(t, a, key, editSub("x", i+1, i, insertAt(0, "y")))
-	}
-	if s := fetch(t, b, key); s.Version != 5 {
-		t.Fatalf("b: %+v, want version 5", s)
-	}
+	cfg := nodeConfig{retryFor: time.Second, tailLen: 4, snapEvery: 2}
+	r, a, b, key := fiveOnBothWith(t, cfg)
 	path := a.path
 	a.stop(t)
 	v := uint64(5)
@@ -217,7 +216,8 @@ func TestLineageOutlastsManyRestarts(t *testing.T) {
 			v++
 		}
 	}
-	a2 := r.startNode(t, "a2", nodeConfig{path: path, retryFor: time.Second, tailLen: 4, snapEvery: 2})
+	cfg.path = path
+	a2 := r.startNode(t, "a2", cfg)
 	if s, err := a2.hub.FetchWait(ctx(t), key); err != nil || s.Version != v {
 		t.Fatalf("a, back, fetches %+v, %v; want version %d", s, err, v)
 	}
