@@ -909,7 +909,12 @@ func TestSyncNoneCrashAtARollover(t *testing.T) {
 	big := strings.Repeat("x", 1<<20)
 	v := uint64(1)
 	var lastOff int64
-	for len(db.wal.segs) < 2 {
+	segments := func() int {
+		db.pmu.Lock() // the applier deletes from the front under it
+		defer db.pmu.Unlock()
+		return len(db.wal.segs)
+	}
+	for segments() < 2 {
 		lastOff = db.wal.size
 		mustCommit(t, db, key, []collab.Record{editRec(v, "a", v+1, big)}, nil)
 		v++
